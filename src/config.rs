@@ -1,0 +1,533 @@
+//! Configuration: command-line flags (each also an environment variable) over a TOML file over
+//! built-in defaults. Without `--config` the binary runs a demo site so `cargo run` just works.
+//!
+//! `clap` gives flags with env fallbacks and help for free; `toml` + serde with
+//! `deny_unknown_fields` reports a misspelled or mistyped field by name. Validation after parsing
+//! names the offending field too (`sites[0].agents[1].max_concurrent: …`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::model::{AgentId, DeptId, SiteId};
+
+/// Command-line interface. Every flag can also come from the environment.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about = "Self-hosted live-chat backend")]
+pub struct Cli {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// TOML configuration file; without it a demo site is configured
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Redis URL: switches state to Redis so several nodes can share it
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Directory for durable data in embedded mode [default: ./data]
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A secret that never shows in logs or debug output.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The whole configuration, validated.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel, so several deployments can share one Redis.
+    #[serde(default = "default_prefix")]
+    pub key_prefix: String,
+    /// Signs visitor tokens. All nodes sharing a Redis need the same one.
+    /// Env `SWITCHBOARD_SECRET` overrides it; without either a random one is made at start-up.
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub timing: Timing,
+    pub sites: Vec<SiteConfig>,
+}
+
+/// Limits on what one client may send and hold.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Frames above this get an `frame_too_large` error; the connection stays.
+    pub max_frame_bytes: usize,
+    /// Frames above this are refused by the transport (close 1009): nobody buffers them.
+    pub hard_frame_bytes: usize,
+    /// Longest message text, in characters.
+    pub max_message_chars: usize,
+    /// Sustained frames per second per connection.
+    pub messages_per_second: f64,
+    /// Frames a connection may send at once before the rate applies.
+    pub message_burst: f64,
+    /// Open WebSocket connections per client IP (0: no limit).
+    pub connections_per_ip: usize,
+    /// Outgoing messages buffered per connection; a client that falls this far behind is closed.
+    pub send_queue: usize,
+    /// Kernel-facing WebSocket read buffer per connection, in bytes.
+    pub ws_read_buffer: usize,
+    /// WebSocket write buffer per connection, in bytes.
+    pub ws_write_buffer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 16 * 1024,
+            hard_frame_bytes: 64 * 1024,
+            max_message_chars: 4000,
+            messages_per_second: 10.0,
+            message_burst: 20.0,
+            connections_per_ip: 256,
+            send_queue: 256,
+            ws_read_buffer: 4 * 1024,
+            ws_write_buffer: 4 * 1024,
+        }
+    }
+}
+
+/// Timers, in seconds (fractions allowed).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timing {
+    /// The server pings every connection this often; silence for 3 intervals closes it.
+    pub heartbeat_secs: f64,
+    /// A socket must say hello within this time.
+    pub hello_timeout_secs: f64,
+    /// An agent who lost every connection keeps their chats this long.
+    pub agent_grace_secs: f64,
+    /// The safety-net sweep (grace expiry, stuck queues).
+    pub sweep_secs: f64,
+    /// Used for the queue estimate until real handling times are known.
+    pub average_handle_secs: f64,
+    /// How long closed conversations stay in live state (Redis keys expire, memory is freed).
+    pub closed_retention_secs: f64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            heartbeat_secs: 20.0,
+            hello_timeout_secs: 10.0,
+            agent_grace_secs: 60.0,
+            sweep_secs: 1.0,
+            average_handle_secs: 300.0,
+            closed_retention_secs: 86_400.0,
+        }
+    }
+}
+
+impl Timing {
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs_f64(self.heartbeat_secs)
+    }
+    pub fn hello_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.hello_timeout_secs)
+    }
+    pub fn grace_ms(&self) -> i64 {
+        (self.agent_grace_secs * 1000.0) as i64
+    }
+    pub fn sweep(&self) -> Duration {
+        Duration::from_secs_f64(self.sweep_secs)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub id: SiteId,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Origins (scheme://host[:port]) allowed to open visitor sockets.
+    pub allowed_origins: Vec<String>,
+    pub departments: Vec<DepartmentConfig>,
+    /// Where a conversation goes when the visitor names no department.
+    #[serde(default)]
+    pub default_department: Option<DeptId>,
+    #[serde(default = "default_locale")]
+    pub default_locale: String,
+    #[serde(default)]
+    pub agents: Vec<AgentConfig>,
+    /// Per-locale overrides of the automatic replies: `[sites.templates.en] queued = "…"`.
+    #[serde(default)]
+    pub templates: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl SiteConfig {
+    pub fn default_department(&self) -> &DeptId {
+        self.default_department
+            .as_ref()
+            .unwrap_or(&self.departments[0].id)
+    }
+
+    pub fn department(&self, id: &DeptId) -> Option<&DepartmentConfig> {
+        self.departments.iter().find(|d| &d.id == id)
+    }
+
+    pub fn agent(&self, id: &AgentId) -> Option<&AgentConfig> {
+        self.agents.iter().find(|a| &a.id == id)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentConfig {
+    pub id: DeptId,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Per-locale overrides for this department, over the site's.
+    #[serde(default)]
+    pub templates: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub id: AgentId,
+    /// Full display name: every message of this agent carries it.
+    pub name: String,
+    pub departments: Vec<DeptId>,
+    /// The most chats at once; the agent may lower or raise their own limit up to this.
+    pub max_concurrent: u32,
+    /// Hex SHA-256 of the agent's bearer token; the token itself is never stored.
+    pub token_sha256: String,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_prefix() -> String {
+    "sb".into()
+}
+fn default_locale() -> String {
+    "en".into()
+}
+
+/// Hex SHA-256, the stored form of agent tokens.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A configuration error that names the field.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {field}: {problem}")]
+pub struct ConfigError {
+    pub field: String,
+    pub problem: String,
+}
+
+fn bad(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+/// What the demo prints at start-up so a person can sign in as an agent.
+pub struct DemoTokens(pub Vec<(AgentId, String)>);
+
+impl Config {
+    /// Flags and environment over the file (or the demo) over defaults. Returns the demo's agent
+    /// tokens when the demo configuration is in use.
+    pub fn load(cli: &Cli) -> anyhow::Result<(Config, Option<DemoTokens>)> {
+        let (mut config, demo) = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("cannot read configuration {}: {e}", path.display())
+                })?;
+                (Config::from_toml(&text)?, None)
+            }
+            None => {
+                let (config, tokens) = Config::demo();
+                (config, Some(tokens))
+            }
+        };
+        if let Some(listen) = cli.listen {
+            config.listen = listen;
+        }
+        if let Some(url) = &cli.redis_url {
+            config.redis_url = Some(url.clone());
+        }
+        if let Some(dir) = &cli.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Ok(secret) = std::env::var("SWITCHBOARD_SECRET") {
+            config.secret = Some(Secret::new(secret));
+        }
+        config.validate()?;
+        Ok((config, demo))
+    }
+
+    /// Parses and validates a TOML document.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            // toml's message names the key and line; keep it whole.
+            bad("config", e.to_string().trim().replace('\n', " "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The built-in demo: site `demo` on http://localhost:8080 with `support` and `sales` and two
+    /// agents whose random tokens are returned for printing.
+    pub fn demo() -> (Config, DemoTokens) {
+        let alice = random_token();
+        let boris = random_token();
+        let text = format!(
+            r#"
+            [[sites]]
+            id = "demo"
+            name = "Demo shop"
+            allowed_origins = ["http://localhost:8080", "http://127.0.0.1:8080"]
+            default_department = "support"
+            departments = [{{ id = "support", name = "Support" }}, {{ id = "sales", name = "Sales" }}]
+
+            [[sites.agents]]
+            id = "alice"
+            name = "Alice Moreau"
+            departments = ["support", "sales"]
+            max_concurrent = 3
+            token_sha256 = "{}"
+
+            [[sites.agents]]
+            id = "boris"
+            name = "Boris Ivanov"
+            departments = ["support"]
+            max_concurrent = 2
+            token_sha256 = "{}"
+            "#,
+            token_hash(&alice),
+            token_hash(&boris)
+        );
+        let config = Config::from_toml(&text).expect("the demo configuration is valid");
+        (
+            config,
+            DemoTokens(vec![("alice".into(), alice), ("boris".into(), boris)]),
+        )
+    }
+
+    pub fn site(&self, id: &SiteId) -> Option<&SiteConfig> {
+        self.sites.iter().find(|s| &s.id == id)
+    }
+
+    /// Checks what serde cannot: ranges, references and uniqueness.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        if l.max_frame_bytes < 256 || l.max_frame_bytes > l.hard_frame_bytes {
+            return Err(bad(
+                "limits.max_frame_bytes",
+                "must be at least 256 and at most limits.hard_frame_bytes",
+            ));
+        }
+        if l.max_message_chars == 0 {
+            return Err(bad("limits.max_message_chars", "must be positive"));
+        }
+        if l.messages_per_second <= 0.0 || l.message_burst < 1.0 {
+            return Err(bad(
+                "limits.messages_per_second",
+                "rate must be positive and limits.message_burst at least 1",
+            ));
+        }
+        if l.send_queue < 8 {
+            return Err(bad("limits.send_queue", "must be at least 8"));
+        }
+        if l.ws_read_buffer < 512 || l.ws_write_buffer < 512 {
+            return Err(bad(
+                "limits.ws_read_buffer",
+                "buffers must be at least 512 bytes",
+            ));
+        }
+        let t = &self.timing;
+        for (name, v) in [
+            ("timing.heartbeat_secs", t.heartbeat_secs),
+            ("timing.hello_timeout_secs", t.hello_timeout_secs),
+            ("timing.sweep_secs", t.sweep_secs),
+            ("timing.average_handle_secs", t.average_handle_secs),
+            ("timing.closed_retention_secs", t.closed_retention_secs),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(bad(name, "must be a positive number of seconds"));
+            }
+        }
+        if !(t.agent_grace_secs >= 0.0 && t.agent_grace_secs.is_finite()) {
+            return Err(bad(
+                "timing.agent_grace_secs",
+                "must be zero or more seconds",
+            ));
+        }
+        if self.key_prefix.is_empty() || self.key_prefix.contains(['{', '}', ' ']) {
+            return Err(bad(
+                "key_prefix",
+                "must be non-empty without braces or spaces",
+            ));
+        }
+        if let Some(s) = &self.secret
+            && s.0.len() < 16
+        {
+            return Err(bad("secret", "must be at least 16 characters"));
+        }
+        if self.sites.is_empty() {
+            return Err(bad("sites", "at least one site is required"));
+        }
+        let mut site_ids = HashSet::new();
+        for (i, site) in self.sites.iter().enumerate() {
+            let at = format!("sites[{i}]");
+            check_name(&format!("{at}.id"), &site.id.0)?;
+            if !site_ids.insert(&site.id) {
+                return Err(bad(format!("{at}.id"), "duplicate site id"));
+            }
+            for (j, o) in site.allowed_origins.iter().enumerate() {
+                if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
+                    return Err(bad(
+                        format!("{at}.allowed_origins[{j}]"),
+                        "must look like https://host[:port] without a trailing slash",
+                    ));
+                }
+            }
+            if site.departments.is_empty() {
+                return Err(bad(format!("{at}.departments"), "at least one department"));
+            }
+            let mut dept_ids = HashSet::new();
+            for (j, d) in site.departments.iter().enumerate() {
+                check_name(&format!("{at}.departments[{j}].id"), &d.id.0)?;
+                if !dept_ids.insert(&d.id) {
+                    return Err(bad(format!("{at}.departments[{j}].id"), "duplicate"));
+                }
+            }
+            if let Some(d) = &site.default_department
+                && !dept_ids.contains(d)
+            {
+                return Err(bad(
+                    format!("{at}.default_department"),
+                    format!("no department {d}"),
+                ));
+            }
+            let mut agent_ids = HashSet::new();
+            let mut hashes = HashSet::new();
+            for (j, a) in site.agents.iter().enumerate() {
+                let at = format!("{at}.agents[{j}]");
+                check_name(&format!("{at}.id"), &a.id.0)?;
+                if !agent_ids.insert(&a.id) {
+                    return Err(bad(format!("{at}.id"), "duplicate agent id"));
+                }
+                if a.name.trim().is_empty() {
+                    return Err(bad(format!("{at}.name"), "a full display name is required"));
+                }
+                if a.max_concurrent == 0 || a.max_concurrent > 100 {
+                    return Err(bad(format!("{at}.max_concurrent"), "must be 1 to 100"));
+                }
+                for (k, d) in a.departments.iter().enumerate() {
+                    if !dept_ids.contains(d) {
+                        return Err(bad(
+                            format!("{at}.departments[{k}]"),
+                            format!("no department {d} in this site"),
+                        ));
+                    }
+                }
+                if a.token_sha256.len() != 64 || hex::decode(&a.token_sha256).is_err() {
+                    return Err(bad(
+                        format!("{at}.token_sha256"),
+                        "must be 64 hex digits (sha256 of the token)",
+                    ));
+                }
+                if !hashes.insert(a.token_sha256.to_ascii_lowercase()) {
+                    return Err(bad(
+                        format!("{at}.token_sha256"),
+                        "two agents share a token",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ids end up in Redis keys and URLs: keep them to a safe alphabet.
+fn check_name(field: &str, value: &str) -> Result<(), ConfigError> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            field,
+            "use 1-64 characters from a-z, A-Z, 0-9, '-', '_', '.'",
+        ))
+    }
+}
+
+/// 32 random bytes as URL-safe text.
+pub fn random_token() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo configuration is valid and its printed tokens match the stored hashes.
+    #[test]
+    fn demo_is_valid() {
+        let (config, tokens) = Config::demo();
+        let site = &config.sites[0];
+        for (id, token) in tokens.0 {
+            assert_eq!(site.agent(&id).unwrap().token_sha256, token_hash(&token));
+        }
+    }
+
+    /// A bad value is reported with the path of its field.
+    #[test]
+    fn errors_name_the_field() {
+        let (config, _) = Config::demo();
+        let mut c = config.clone();
+        c.sites[0].agents[1].max_concurrent = 0;
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, "sites[0].agents[1].max_concurrent");
+        let e = Config::from_toml(
+            "[[sites]]\nid = 'x'\nallowed_origins = []\ndepartments = []\nbogus = 1\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+}

@@ -1,0 +1,1118 @@
+//! The engine: what happens when a visitor writes, an agent answers, a chat closes or moves, and
+//! capacity appears. It holds no state of its own beyond handles; every decision that must be
+//! atomic is one `Store` call, so the same code is correct on one node or many.
+//!
+//! Where a visitor's message goes: `ws::visitor` parses it → `Engine::visitor_message` stores it
+//! (`Store::append`, which publishes) → on the first message, `route_new` acknowledges at once
+//! and queues or assigns → `Hub::dispatch` on every node hands the event to the sockets that
+//! follow the conversation → `ws::agent` sends it to the owner's consoles.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::Keys;
+use crate::config::{Config, SiteConfig};
+use crate::hub::Hub;
+use crate::model::{
+    AgentId, AgentRef, AgentState, AgentStatus, AuthorKind, ConvId, ConvState, Conversation,
+    DeptId, EventBody, Millis, NoticeKind, SiteId, VisitorId, VisitorProfile, now_ms,
+};
+use crate::protocol::{ClientId, ErrorCode, MessageText, QueueStat, estimate_minutes, secs_since};
+use crate::shutdown::Shutdown;
+use crate::state::{Envelope, Reassign, Store, StoreError};
+use crate::templates::{self, Template, Vars};
+
+/// A node refreshes its agents' presence this often…
+const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
+/// …and vouches for them this long, so a dead node's agents fall into grace soon after.
+const PRESENCE_TTL_MS: Millis = 15_000;
+
+/// An error a client can act on: a stable code and a sentence.
+#[derive(Debug, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct EngineError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl EngineError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        // Logged once here; the client only learns that it may retry.
+        tracing::error!(cause = %e, "state backend failed");
+        EngineError::new(
+            ErrorCode::Unavailable,
+            "temporarily unavailable, retry with the same client_id",
+        )
+    }
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// A stored message's acknowledgement.
+#[derive(Clone, Debug)]
+pub struct Ack {
+    pub conv: ConvId,
+    pub seq: u64,
+}
+
+/// What a visitor's `hello` establishes.
+pub struct VisitorSession {
+    pub id: VisitorId,
+    pub token: String,
+    pub profile: VisitorProfile,
+    pub conversation: Option<Conversation>,
+}
+
+/// The fields of a visitor `hello` the engine uses.
+#[derive(Default)]
+pub struct VisitorHello {
+    pub token: Option<String>,
+    pub page_url: Option<String>,
+    pub page_title: Option<String>,
+    pub referrer: Option<String>,
+    pub locale: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The chat logic. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    hub: Hub,
+    keys: Keys,
+    /// This process's id in presence records.
+    node: String,
+}
+
+fn clip(s: Option<String>, max: usize) -> Option<String> {
+    s.map(|s| s.chars().take(max).collect::<String>())
+        .filter(|s| !s.trim().is_empty())
+}
+
+impl Engine {
+    pub fn new(config: Arc<Config>, store: Arc<dyn Store>, hub: Hub, keys: Keys) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                hub,
+                keys,
+                node: ulid::Ulid::new().to_string(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        &*self.inner.store
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    fn grace_ms(&self) -> Millis {
+        self.inner.config.timing.grace_ms()
+    }
+
+    fn retention_ms(&self) -> Millis {
+        (self.inner.config.timing.closed_retention_secs * 1000.0) as Millis
+    }
+
+    pub fn site(&self, site: &SiteId) -> Result<&SiteConfig> {
+        self.inner
+            .config
+            .site(site)
+            .ok_or_else(|| EngineError::new(ErrorCode::UnknownSite, format!("no site {site}")))
+    }
+
+    /// Registers every configured agent with the backend (start-up).
+    pub async fn register_agents(&self) -> std::result::Result<(), StoreError> {
+        for site in &self.inner.config.sites {
+            for agent in &site.agents {
+                self.inner.store.register_agent(&site.id, agent).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, site: &SiteId, envelope: Envelope) {
+        if let Err(e) = self.inner.store.publish(site, &envelope).await {
+            // Ephemeral: the periodic sweep repairs positions and queue statistics.
+            tracing::warn!(cause = %e, "publish failed");
+        }
+    }
+
+    fn agent_ref(&self, site: &SiteConfig, agent: &AgentId) -> AgentRef {
+        AgentRef {
+            id: agent.clone(),
+            name: site
+                .agent(agent)
+                .map(|a| a.name.clone())
+                .unwrap_or_else(|| agent.0.clone()),
+        }
+    }
+
+    // ----- visitors -----
+
+    /// Identifies (or mints) the visitor and records where they are.
+    pub async fn visitor_hello(
+        &self,
+        site_id: &SiteId,
+        hello: VisitorHello,
+    ) -> Result<VisitorSession> {
+        let site = self.site(site_id)?;
+        let now = now_ms();
+        let known = match &hello.token {
+            Some(t) => Some(self.inner.keys.verify_visitor(site_id, t).ok_or_else(|| {
+                EngineError::new(ErrorCode::Unauthorized, "invalid visitor token")
+            })?),
+            None => None,
+        };
+        let (id, existing) = match known {
+            Some(id) => {
+                let p = self.inner.store.visitor(site_id, &id).await?;
+                (id, p)
+            }
+            None => (VisitorId::generate(), None),
+        };
+        let mut profile = existing.unwrap_or_else(|| VisitorProfile {
+            id: Some(id.clone()),
+            first_seen: now,
+            ..VisitorProfile::default()
+        });
+        profile.visits += 1;
+        profile.last_seen = now;
+        profile.locale = clip(hello.locale, 35)
+            .or_else(|| Some(profile.locale.clone()).filter(|l| !l.is_empty()))
+            .unwrap_or_else(|| site.default_locale.clone());
+        if hello.page_url.is_some() {
+            profile.page_url = clip(hello.page_url, 2048);
+            profile.page_title = clip(hello.page_title, 512);
+        }
+        if let Some(r) = clip(hello.referrer, 2048) {
+            profile.referrer = Some(r);
+        }
+        if let Some(n) = clip(hello.name, 200) {
+            profile.name = Some(n);
+        }
+        if let Some(e) = clip(hello.email, 320) {
+            profile.email = Some(e);
+        }
+        if let Some(ua) = clip(hello.user_agent, 512) {
+            profile.user_agent = Some(ua);
+        }
+        self.inner.store.put_visitor(site_id, &profile).await?;
+        let conversation = self.inner.store.visitor_conversation(site_id, &id).await?;
+        let token = self.inner.keys.visitor_token(site_id, &id);
+        Ok(VisitorSession {
+            id,
+            token,
+            profile,
+            conversation,
+        })
+    }
+
+    /// A navigation inside the site.
+    pub async fn visitor_page(
+        &self,
+        site: &SiteId,
+        profile: &mut VisitorProfile,
+        url: Option<String>,
+        title: Option<String>,
+    ) -> Result<()> {
+        profile.page_url = clip(url, 2048);
+        profile.page_title = clip(title, 512);
+        profile.last_seen = now_ms();
+        self.inner.store.put_visitor(site, profile).await?;
+        Ok(())
+    }
+
+    /// Stores a visitor's message; the first one opens a conversation and is answered at once.
+    pub async fn visitor_message(
+        &self,
+        site_id: &SiteId,
+        profile: &VisitorProfile,
+        department: Option<&DeptId>,
+        client_id: ClientId,
+        text: MessageText,
+    ) -> Result<Ack> {
+        let site = self.site(site_id)?;
+        let visitor = profile
+            .id
+            .clone()
+            .ok_or_else(|| EngineError::new(ErrorCode::HelloRequired, "say hello first"))?;
+        let dept = match department {
+            Some(d) if site.department(d).is_some() => d.clone(),
+            Some(d) => {
+                return Err(EngineError::new(
+                    ErrorCode::UnknownDepartment,
+                    format!("no department {d}"),
+                ));
+            }
+            None => site.default_department().clone(),
+        };
+        let now = now_ms();
+        let current = self
+            .inner
+            .store
+            .visitor_conversation(site_id, &visitor)
+            .await?;
+        let (conv, created) = match current {
+            Some(c) if c.state != ConvState::Closed => (c, false),
+            _ => {
+                let new = Conversation {
+                    id: ConvId::generate(),
+                    visitor: visitor.clone(),
+                    department: dept,
+                    state: ConvState::Queued,
+                    agent: None,
+                    priority: 0,
+                    created_at: now,
+                    queued_at: None,
+                    first_assigned_at: None,
+                    closed_at: None,
+                    close_reason: None,
+                    locale: profile.locale.clone(),
+                    last_seq: 0,
+                };
+                self.inner.store.open_conversation(site_id, &new).await?
+            }
+        };
+        let body = EventBody::Message {
+            at: now,
+            author: AuthorKind::Visitor,
+            author_id: Some(visitor.0.clone()),
+            author_name: profile.name.clone(),
+            text: text.into_inner(),
+            client_id: Some(client_id.as_str().to_owned()),
+        };
+        let appended = self.inner.store.append(site_id, &conv.id, &body).await?;
+        if created {
+            self.route_new(site, &conv).await?;
+        }
+        Ok(Ack {
+            conv: conv.id,
+            seq: appended.seq,
+        })
+    }
+
+    /// Answers a new conversation at once: queued (and perhaps assigned right away) or offline.
+    async fn route_new(&self, site: &SiteConfig, conv: &Conversation) -> Result<()> {
+        let store = &self.inner.store;
+        let now = now_ms();
+        let dept = &conv.department;
+        let agents = store.agents(&site.id).await?;
+        let grace = self.grace_ms();
+        let staffed = agents.iter().any(|a| {
+            a.departments.contains(dept)
+                && a.status != AgentStatus::Offline
+                && a.present(now, grace)
+        });
+        if !staffed {
+            let text = templates::render(
+                site,
+                Some(dept),
+                &conv.locale,
+                Template::Offline,
+                &Vars::default(),
+            );
+            store
+                .append(
+                    &site.id,
+                    &conv.id,
+                    &EventBody::Notice {
+                        at: now,
+                        notice: NoticeKind::Offline,
+                        text,
+                        position: None,
+                        estimate_minutes: None,
+                    },
+                )
+                .await?;
+            self.close_conversation(site, &conv.id, AuthorKind::System, "no_agent")
+                .await?;
+            return Ok(());
+        }
+        store.enqueue(&site.id, &conv.id, dept, false, now).await?;
+        self.drain(&site.id, dept).await?;
+        // Still waiting? Then say where in line, with an estimate.
+        let queue = store.queue(&site.id, dept).await?;
+        if let Some(pos) = queue.iter().position(|(c, _)| c == &conv.id) {
+            let position = pos as u32 + 1;
+            let minutes = self.estimate(&agents, dept, position, now);
+            let text = templates::render(
+                site,
+                Some(dept),
+                &conv.locale,
+                Template::Queued,
+                &Vars {
+                    position: Some(position),
+                    minutes: Some(minutes),
+                    ..Vars::default()
+                },
+            );
+            self.inner.hub.note_position(&conv.id, position);
+            store
+                .append(
+                    &site.id,
+                    &conv.id,
+                    &EventBody::Notice {
+                        at: now_ms(),
+                        notice: NoticeKind::Queued,
+                        text,
+                        position: Some(position),
+                        estimate_minutes: Some(minutes),
+                    },
+                )
+                .await?;
+            self.publish(
+                &site.id,
+                Envelope::Queue {
+                    site: site.id.clone(),
+                    dept: dept.clone(),
+                },
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Minutes until a queued visitor at `position` is likely served.
+    fn estimate(&self, agents: &[AgentState], dept: &DeptId, position: u32, now: Millis) -> u32 {
+        let grace = self.grace_ms();
+        let capacity: u32 = agents
+            .iter()
+            .filter(|a| {
+                a.departments.contains(dept)
+                    && a.status == AgentStatus::Online
+                    && a.present(now, grace)
+            })
+            .map(|a| a.max_concurrent)
+            .sum();
+        estimate_minutes(
+            position,
+            self.inner.config.timing.average_handle_secs,
+            capacity,
+        )
+    }
+
+    /// The visitor ends their chat.
+    pub async fn visitor_close(&self, site_id: &SiteId, visitor: &VisitorId) -> Result<()> {
+        let site = self.site(site_id)?;
+        let conv = self
+            .inner
+            .store
+            .visitor_conversation(site_id, visitor)
+            .await?
+            .filter(|c| c.state != ConvState::Closed)
+            .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "no open conversation"))?;
+        self.close_conversation(site, &conv.id, AuthorKind::Visitor, "visitor_closed")
+            .await
+    }
+
+    pub async fn visitor_typing(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        conv: &ConvId,
+        on: bool,
+    ) {
+        self.publish(
+            site,
+            Envelope::Typing {
+                site: site.clone(),
+                conv: conv.clone(),
+                visitor: visitor.clone(),
+                agent: false,
+                on,
+                name: None,
+            },
+        )
+        .await;
+    }
+
+    // ----- agents -----
+
+    /// An agent console connected on this node.
+    pub async fn agent_connected(
+        &self,
+        site: &SiteId,
+        agent: &AgentId,
+        session: crate::hub::SessionId,
+        status: Option<AgentStatus>,
+    ) -> Result<AgentState> {
+        self.inner.hub.join_agent(site, agent, session);
+        let store = &self.inner.store;
+        store
+            .set_presence(site, agent, &self.inner.node, now_ms() + PRESENCE_TTL_MS)
+            .await?;
+        if let Some(status) = status {
+            store.set_status(site, agent, status).await?;
+        }
+        let state = self.agent_state(site, agent).await?;
+        self.publish(
+            site,
+            Envelope::Agent {
+                site: site.clone(),
+                agent: agent.clone(),
+            },
+        )
+        .await;
+        self.drain_for(site, &state.departments).await?;
+        Ok(state)
+    }
+
+    /// An agent console went away; with the last one on this node, grace starts.
+    pub async fn agent_disconnected(
+        &self,
+        site: &SiteId,
+        agent: &AgentId,
+        session: crate::hub::SessionId,
+    ) {
+        let left = self.inner.hub.leave_agent(site, agent, session);
+        if left == 0
+            && let Err(e) = self
+                .inner
+                .store
+                .set_presence(site, agent, &self.inner.node, now_ms())
+                .await
+        {
+            // Presence then lapses on its own after PRESENCE_TTL_MS.
+            tracing::warn!(cause = %e, agent = %agent, "could not record disconnect");
+        }
+    }
+
+    pub async fn agent_state(&self, site: &SiteId, agent: &AgentId) -> Result<AgentState> {
+        self.inner
+            .store
+            .agent(site, agent)
+            .await?
+            .ok_or_else(|| EngineError::new(ErrorCode::UnknownAgent, format!("no agent {agent}")))
+    }
+
+    pub async fn set_status(
+        &self,
+        site: &SiteId,
+        agent: &AgentId,
+        status: AgentStatus,
+    ) -> Result<()> {
+        self.inner.store.set_status(site, agent, status).await?;
+        self.agent_changed(site, agent).await
+    }
+
+    pub async fn set_limit(&self, site: &SiteId, agent: &AgentId, limit: u32) -> Result<()> {
+        let cap = self
+            .site(site)?
+            .agent(agent)
+            .map(|a| a.max_concurrent)
+            .unwrap_or(0);
+        if limit == 0 || limit > cap {
+            return Err(EngineError::new(
+                ErrorCode::LimitOutOfRange,
+                format!("max_concurrent must be 1 to {cap}"),
+            ));
+        }
+        self.inner.store.set_limit(site, agent, limit).await?;
+        self.agent_changed(site, agent).await
+    }
+
+    /// Tells the agent's consoles and drains the queues the agent can now serve.
+    async fn agent_changed(&self, site: &SiteId, agent: &AgentId) -> Result<()> {
+        self.publish(
+            site,
+            Envelope::Agent {
+                site: site.clone(),
+                agent: agent.clone(),
+            },
+        )
+        .await;
+        let state = self.agent_state(site, agent).await?;
+        self.drain_for(site, &state.departments).await
+    }
+
+    /// The open conversation, checked to be the agent's.
+    async fn owned(&self, site: &SiteId, agent: &AgentId, conv: &ConvId) -> Result<Conversation> {
+        let c = self
+            .inner
+            .store
+            .conversation(site, conv)
+            .await?
+            .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "no such conversation"))?;
+        if c.state == ConvState::Closed {
+            return Err(EngineError::new(
+                ErrorCode::ConversationClosed,
+                "the conversation is closed",
+            ));
+        }
+        if c.state != ConvState::Active || c.agent.as_ref() != Some(agent) {
+            return Err(EngineError::new(
+                ErrorCode::NotOwner,
+                "not your conversation",
+            ));
+        }
+        Ok(c)
+    }
+
+    pub async fn agent_message(
+        &self,
+        site_id: &SiteId,
+        agent: &AgentId,
+        conv: &ConvId,
+        client_id: ClientId,
+        text: MessageText,
+    ) -> Result<Ack> {
+        let site = self.site(site_id)?;
+        self.owned(site_id, agent, conv).await?;
+        let who = self.agent_ref(site, agent);
+        let body = EventBody::Message {
+            at: now_ms(),
+            author: AuthorKind::Agent,
+            author_id: Some(who.id.0),
+            author_name: Some(who.name),
+            text: text.into_inner(),
+            client_id: Some(client_id.as_str().to_owned()),
+        };
+        let appended = self.inner.store.append(site_id, conv, &body).await?;
+        Ok(Ack {
+            conv: conv.clone(),
+            seq: appended.seq,
+        })
+    }
+
+    pub async fn agent_typing(
+        &self,
+        site_id: &SiteId,
+        agent: &AgentId,
+        conv: &ConvId,
+        on: bool,
+    ) -> Result<()> {
+        let site = self.site(site_id)?;
+        let c = self.owned(site_id, agent, conv).await?;
+        self.publish(
+            site_id,
+            Envelope::Typing {
+                site: site_id.clone(),
+                conv: conv.clone(),
+                visitor: c.visitor,
+                agent: true,
+                on,
+                name: Some(self.agent_ref(site, agent).name),
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    pub async fn agent_close(
+        &self,
+        site_id: &SiteId,
+        agent: &AgentId,
+        conv: &ConvId,
+        reason: Option<String>,
+    ) -> Result<()> {
+        let site = self.site(site_id)?;
+        self.owned(site_id, agent, conv).await?;
+        let reason = clip(reason, 200).unwrap_or_else(|| "agent_closed".into());
+        self.close_conversation(site, conv, AuthorKind::Agent, &reason)
+            .await
+    }
+
+    /// Closes an open conversation and frees what it held. The close event carries the goodbye.
+    async fn close_conversation(
+        &self,
+        site: &SiteConfig,
+        conv: &ConvId,
+        by: AuthorKind,
+        reason: &str,
+    ) -> Result<()> {
+        let store = &self.inner.store;
+        let now = now_ms();
+        let Some(before) = store
+            .close(&site.id, conv, reason, now, self.retention_ms())
+            .await?
+        else {
+            return Err(EngineError::new(
+                ErrorCode::ConversationClosed,
+                "already closed",
+            ));
+        };
+        let template = match by {
+            AuthorKind::Visitor => Template::ClosedByVisitor,
+            _ => Template::ClosedByAgent,
+        };
+        let text = templates::render(
+            site,
+            Some(&before.department),
+            &before.locale,
+            template,
+            &Vars::default(),
+        );
+        store
+            .append(
+                &site.id,
+                conv,
+                &EventBody::Closed {
+                    at: now,
+                    by,
+                    reason: reason.to_owned(),
+                    text,
+                },
+            )
+            .await?;
+        match (before.state, &before.agent) {
+            (ConvState::Active, Some(agent)) => {
+                self.agent_changed(&site.id, agent).await?;
+            }
+            (ConvState::Queued, _) => {
+                self.publish(
+                    &site.id,
+                    Envelope::Queue {
+                        site: site.id.clone(),
+                        dept: before.department.clone(),
+                    },
+                )
+                .await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Moves a chat to another agent or department, keeping its whole transcript.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn transfer(
+        &self,
+        site_id: &SiteId,
+        from: &AgentId,
+        conv: &ConvId,
+        to_agent: Option<AgentId>,
+        to_department: Option<DeptId>,
+        reason: String,
+        note: Option<String>,
+    ) -> Result<()> {
+        let site = self.site(site_id)?;
+        let c = self.owned(site_id, from, conv).await?;
+        let reason = clip(Some(reason), 500).ok_or_else(|| {
+            EngineError::new(ErrorCode::InvalidMessage, "a transfer needs a reason")
+        })?;
+        let note = clip(note, 2000);
+        let store = &self.inner.store;
+        let now = now_ms();
+        let from_ref = self.agent_ref(site, from);
+        match (to_agent, to_department) {
+            (Some(to), None) => {
+                if site.agent(&to).is_none() {
+                    return Err(EngineError::new(
+                        ErrorCode::UnknownAgent,
+                        format!("no agent {to}"),
+                    ));
+                }
+                match store
+                    .reassign(site_id, conv, from, &to, now, self.grace_ms())
+                    .await?
+                {
+                    Reassign::Done => {}
+                    Reassign::NotOwner => {
+                        return Err(EngineError::new(
+                            ErrorCode::NotOwner,
+                            "not your conversation",
+                        ));
+                    }
+                    Reassign::TargetUnavailable => {
+                        return Err(EngineError::new(
+                            ErrorCode::TargetUnavailable,
+                            format!("{to} is not online with a free slot"),
+                        ));
+                    }
+                }
+                let to_ref = self.agent_ref(site, &to);
+                store
+                    .append(
+                        site_id,
+                        conv,
+                        &EventBody::Transferred {
+                            at: now,
+                            from: Some(from_ref),
+                            to_agent: Some(to_ref.clone()),
+                            to_department: None,
+                            reason,
+                            note,
+                        },
+                    )
+                    .await?;
+                self.announce_agent(site, conv, &to_ref, &c.locale).await?;
+                self.agent_changed(site_id, &to).await?;
+            }
+            (None, Some(dept)) => {
+                if site.department(&dept).is_none() {
+                    return Err(EngineError::new(
+                        ErrorCode::UnknownDepartment,
+                        format!("no department {dept}"),
+                    ));
+                }
+                if !store.unassign(site_id, conv, from, &dept, now).await? {
+                    return Err(EngineError::new(
+                        ErrorCode::NotOwner,
+                        "not your conversation",
+                    ));
+                }
+                store
+                    .append(
+                        site_id,
+                        conv,
+                        &EventBody::Transferred {
+                            at: now,
+                            from: Some(from_ref),
+                            to_agent: None,
+                            to_department: Some(dept.clone()),
+                            reason,
+                            note,
+                        },
+                    )
+                    .await?;
+                let text = templates::render(
+                    site,
+                    Some(&dept),
+                    &c.locale,
+                    Template::Transferring,
+                    &Vars::default(),
+                );
+                store
+                    .append(
+                        site_id,
+                        conv,
+                        &EventBody::Notice {
+                            at: now,
+                            notice: NoticeKind::Transferring,
+                            text,
+                            position: None,
+                            estimate_minutes: None,
+                        },
+                    )
+                    .await?;
+                self.publish(
+                    site_id,
+                    Envelope::Queue {
+                        site: site_id.clone(),
+                        dept: dept.clone(),
+                    },
+                )
+                .await;
+                self.drain(site_id, &dept).await?;
+            }
+            _ => {
+                return Err(EngineError::new(
+                    ErrorCode::InvalidMessage,
+                    "name exactly one of to_agent and to_department",
+                ));
+            }
+        }
+        self.agent_changed(site_id, from).await
+    }
+
+    // ----- routing -----
+
+    /// Stores the assignment event that introduces the agent to the visitor by full name.
+    async fn announce_agent(
+        &self,
+        site: &SiteConfig,
+        conv: &ConvId,
+        agent: &AgentRef,
+        locale: &str,
+    ) -> Result<()> {
+        let text = templates::render(
+            site,
+            None,
+            locale,
+            Template::Connected,
+            &Vars {
+                agent: Some(&agent.name),
+                ..Vars::default()
+            },
+        );
+        self.inner
+            .store
+            .append(
+                &site.id,
+                conv,
+                &EventBody::Assigned {
+                    at: now_ms(),
+                    agent: agent.clone(),
+                    text,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Assigns from a department queue while there are both waiting chats and free agents.
+    pub async fn drain(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
+        let site = self.site(site_id)?;
+        let mut assigned = Vec::new();
+        while let Some((conv, agent, locale)) = self
+            .inner
+            .store
+            .assign_next(site_id, dept, now_ms(), self.grace_ms())
+            .await?
+        {
+            let who = self.agent_ref(site, &agent);
+            self.announce_agent(site, &conv, &who, &locale).await?;
+            if !assigned.contains(&agent) {
+                assigned.push(agent);
+            }
+        }
+        if !assigned.is_empty() {
+            self.publish(
+                site_id,
+                Envelope::Queue {
+                    site: site_id.clone(),
+                    dept: dept.clone(),
+                },
+            )
+            .await;
+            for agent in assigned {
+                self.publish(
+                    site_id,
+                    Envelope::Agent {
+                        site: site_id.clone(),
+                        agent,
+                    },
+                )
+                .await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn drain_for(&self, site: &SiteId, depts: &[DeptId]) -> Result<()> {
+        for d in depts {
+            self.drain(site, d).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives back the chats of agents gone past their grace period: head of the queue, visitor told.
+    async fn expire_grace(&self, site: &SiteConfig, now: Millis) -> Result<()> {
+        let store = &self.inner.store;
+        for agent in store.agents(&site.id).await? {
+            if agent.present(now, self.grace_ms()) || agent.chats.is_empty() {
+                continue;
+            }
+            let who = AgentRef {
+                id: agent.id.clone(),
+                name: agent.name.clone(),
+            };
+            for conv_id in &agent.chats {
+                let Some(conv) = store.conversation(&site.id, conv_id).await? else {
+                    continue;
+                };
+                // Conditional on the owner: when several nodes sweep, one wins.
+                if !store
+                    .unassign(&site.id, conv_id, &agent.id, &conv.department, now)
+                    .await?
+                {
+                    continue;
+                }
+                tracing::info!(agent = %agent.id, conversation = %conv_id, "grace expired; chat requeued");
+                store
+                    .append(
+                        &site.id,
+                        conv_id,
+                        &EventBody::Requeued {
+                            at: now,
+                            agent: who.clone(),
+                            reason: "agent_disconnected".into(),
+                        },
+                    )
+                    .await?;
+                let text = templates::render(
+                    site,
+                    Some(&conv.department),
+                    &conv.locale,
+                    Template::Requeued,
+                    &Vars::default(),
+                );
+                store
+                    .append(
+                        &site.id,
+                        conv_id,
+                        &EventBody::Notice {
+                            at: now,
+                            notice: NoticeKind::Requeued,
+                            text,
+                            position: Some(1),
+                            estimate_minutes: None,
+                        },
+                    )
+                    .await?;
+                self.inner.hub.note_position(conv_id, 1);
+                self.publish(
+                    &site.id,
+                    Envelope::Queue {
+                        site: site.id.clone(),
+                        dept: conv.department.clone(),
+                    },
+                )
+                .await;
+                self.drain(&site.id, &conv.department).await?;
+            }
+            self.publish(
+                &site.id,
+                Envelope::Agent {
+                    site: site.id.clone(),
+                    agent: agent.id.clone(),
+                },
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Statistics of one department queue.
+    pub async fn queue_stat(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+    ) -> Result<(QueueStat, Vec<(ConvId, Millis)>)> {
+        let queue = self.inner.store.queue(site, dept).await?;
+        let now = now_ms();
+        let stat = QueueStat {
+            department: dept.clone(),
+            size: queue.len() as u32,
+            oldest_wait_secs: queue
+                .iter()
+                .map(|(_, t)| secs_since(*t, now))
+                .max()
+                .unwrap_or(0),
+        };
+        Ok((stat, queue))
+    }
+
+    /// A queued conversation's position and estimate, if it is queued.
+    pub async fn position(&self, site: &SiteId, conv: &Conversation) -> Result<Option<(u32, u32)>> {
+        let queue = self.inner.store.queue(site, &conv.department).await?;
+        let Some(i) = queue.iter().position(|(c, _)| c == &conv.id) else {
+            return Ok(None);
+        };
+        let agents = self.inner.store.agents(site).await?;
+        let position = i as u32 + 1;
+        Ok(Some((
+            position,
+            self.estimate(&agents, &conv.department, position, now_ms()),
+        )))
+    }
+
+    /// Sends fresh positions to local queued visitors and queue statistics to local agents.
+    async fn refresh_queue(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
+        let (stat, queue) = self.queue_stat(site_id, dept).await?;
+        let hub = &self.inner.hub;
+        if queue.iter().any(|(c, _)| hub.has_followers(c)) {
+            let agents = self.inner.store.agents(site_id).await?;
+            let now = now_ms();
+            for (i, (conv, _)) in queue.iter().enumerate() {
+                if hub.has_followers(conv) {
+                    let position = i as u32 + 1;
+                    hub.offer_position(conv, position, self.estimate(&agents, dept, position, now));
+                }
+            }
+        }
+        hub.broadcast_queue(site_id, stat);
+        Ok(())
+    }
+
+    /// Runs the node's background duties until shutdown: queue notifications, presence refresh
+    /// and the safety-net sweep (grace expiry, stuck queues, memory of closed chats).
+    pub async fn run_background(self, mut shutdown: Shutdown) {
+        let notifier = {
+            let engine = self.clone();
+            let mut shutdown = shutdown.clone();
+            async move {
+                loop {
+                    let changed = tokio::select! {
+                        c = engine.inner.hub.changed_queues() => c,
+                        _ = shutdown.recv() => return,
+                    };
+                    for (site, dept) in changed {
+                        if let Err(e) = engine.refresh_queue(&site, &dept).await {
+                            tracing::warn!(cause = %e, "queue refresh failed");
+                        }
+                    }
+                    // Coalesce bursts: at most ~20 refreshes a second per node.
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                        _ = shutdown.recv() => return,
+                    }
+                }
+            }
+        };
+        let sweeper = async {
+            let mut sweep = tokio::time::interval(self.inner.config.timing.sweep());
+            sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut presence = tokio::time::interval(PRESENCE_REFRESH);
+            presence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = presence.tick() => self.refresh_presence().await,
+                    _ = sweep.tick() => self.sweep().await,
+                    _ = shutdown.recv() => return,
+                }
+            }
+        };
+        tokio::join!(notifier, sweeper);
+    }
+
+    async fn refresh_presence(&self) {
+        let until = now_ms() + PRESENCE_TTL_MS;
+        for (site, agent) in self.inner.hub.local_agents() {
+            if let Err(e) = self
+                .inner
+                .store
+                .set_presence(&site, &agent, &self.inner.node, until)
+                .await
+            {
+                tracing::warn!(cause = %e, agent = %agent, "presence refresh failed");
+            }
+        }
+    }
+
+    async fn sweep(&self) {
+        let now = now_ms();
+        for site in &self.inner.config.sites {
+            if let Err(e) = self.expire_grace(site, now).await {
+                tracing::warn!(cause = %e.message, site = %site.id, "grace sweep failed");
+            }
+            for dept in &site.departments {
+                if let Err(e) = self.drain(&site.id, &dept.id).await {
+                    tracing::warn!(cause = %e.message, site = %site.id, "drain sweep failed");
+                }
+            }
+        }
+        if let Err(e) = self.inner.store.sweep_closed(now).await {
+            tracing::warn!(cause = %e, "closed-conversation sweep failed");
+        }
+    }
+}

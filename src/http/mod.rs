@@ -1,0 +1,60 @@
+//! HTTP surfaces: each module owns its `router()`, merged in `router()` here. One error type,
+//! `ApiError`, gives every failure a status, a stable code and a message; details are logged.
+
+pub mod health;
+
+use axum::Json;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::engine::Engine;
+use crate::shutdown::Shutdown;
+use crate::ws::{self, IpLimiter};
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    /// Per-IP connection counts for the socket limit.
+    pub ip_limiter: IpLimiter,
+    /// Sessions close when it fires.
+    pub shutdown: Shutdown,
+}
+
+/// An HTTP error: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The whole application's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/visitor", get(ws::visitor_upgrade))
+        .route("/v1/agent", get(ws::agent_upgrade))
+        .merge(health::router())
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .with_state(state)
+}

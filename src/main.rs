@@ -1,0 +1,39 @@
+//! The `switchboard` binary: configuration, telemetry, serve until ctrl-c or SIGTERM.
+
+use clap::Parser;
+use switchboard::config::{Cli, Config};
+use switchboard::server::{Application, shutdown_signal};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let (config, demo) = match Config::load(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("switchboard: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    let backend = if config.redis_url.is_some() {
+        "redis"
+    } else {
+        "embedded"
+    };
+    let app = Application::build(config).await?;
+    let addr = app.local_addr();
+    // The first stdout line is machine-readable: tests and scripts read the bound address.
+    println!("switchboard listening on {addr} ({backend} state)");
+    if let Some(demo) = demo {
+        println!("demo site `demo`: open http://{addr}/demo/ ; agent tokens:");
+        for (agent, token) in demo.0 {
+            println!("  {agent}: {token}");
+        }
+    }
+    app.run(shutdown_signal()).await
+}

@@ -1,0 +1,383 @@
+//! Domain types shared by every layer: identifiers, conversations, their stored events, agents.
+//!
+//! These are what the state backends store and what the engine reasons about. The wire format in
+//! `protocol` embeds `Event` as it is, so a stored event reaches clients unchanged.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch. Plain integers keep Redis scripts and JSON simple.
+pub type Millis = i64;
+
+/// The wall clock in milliseconds.
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A site: one embedding customer with its own origins, departments, agents and templates.
+    SiteId
+);
+id_type!(
+    /// A department of a site; each has its own queue.
+    DeptId
+);
+id_type!(
+    /// An agent, as named in the configuration.
+    AgentId
+);
+id_type!(
+    /// A visitor, minted by the server on first contact (ULID) and carried in the signed token.
+    VisitorId
+);
+id_type!(
+    /// A conversation (ULID: globally unique, so it also keys local fan-out without its site).
+    ConvId
+);
+
+impl ConvId {
+    pub fn generate() -> Self {
+        Self(ulid::Ulid::new().to_string())
+    }
+}
+
+impl VisitorId {
+    pub fn generate() -> Self {
+        Self(ulid::Ulid::new().to_string())
+    }
+}
+
+/// Where a conversation is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvState {
+    Queued,
+    Active,
+    Closed,
+}
+
+impl ConvState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConvState::Queued => "queued",
+            ConvState::Active => "active",
+            ConvState::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "queued" => Some(ConvState::Queued),
+            "active" => Some(ConvState::Active),
+            "closed" => Some(ConvState::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// A conversation's routing record. The transcript lives in its event log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: ConvId,
+    pub visitor: VisitorId,
+    pub department: DeptId,
+    pub state: ConvState,
+    /// The owner while active; the last owner once closed.
+    pub agent: Option<AgentId>,
+    /// Higher is served first; arrival breaks ties.
+    pub priority: u8,
+    pub created_at: Millis,
+    pub queued_at: Option<Millis>,
+    pub first_assigned_at: Option<Millis>,
+    pub closed_at: Option<Millis>,
+    pub close_reason: Option<String>,
+    /// The visitor's locale when the chat started: automatic replies use it.
+    pub locale: String,
+    /// The highest sequence number stored so far.
+    pub last_seq: u64,
+}
+
+/// An agent's availability as the agent sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Online,
+    Away,
+    Offline,
+}
+
+impl AgentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Online => "online",
+            AgentStatus::Away => "away",
+            AgentStatus::Offline => "offline",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "online" => Some(AgentStatus::Online),
+            "away" => Some(AgentStatus::Away),
+            "offline" => Some(AgentStatus::Offline),
+            _ => None,
+        }
+    }
+}
+
+/// An agent's live routing state, as a backend reports it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AgentState {
+    pub id: AgentId,
+    pub name: String,
+    pub departments: Vec<DeptId>,
+    pub status: AgentStatus,
+    /// The limit in force now (the agent may lower or raise it up to `cap`).
+    pub max_concurrent: u32,
+    /// The configured ceiling for `max_concurrent`.
+    pub cap: u32,
+    pub load: u32,
+    /// When the agent was last assigned a chat (0: never); ties in load go to the smallest.
+    pub idle_since: Millis,
+    /// The latest moment any node vouches for a live connection; in the past once all are gone.
+    pub present_until: Millis,
+    pub chats: Vec<ConvId>,
+}
+
+impl AgentState {
+    /// Connected, or disconnected for less than the grace period.
+    pub fn present(&self, now: Millis, grace_ms: Millis) -> bool {
+        self.present_until.saturating_add(grace_ms) > now
+    }
+
+    /// Would routing hand this agent a new chat now?
+    pub fn eligible(&self, dept: &DeptId, now: Millis, grace_ms: Millis) -> bool {
+        self.status == AgentStatus::Online
+            && self.load < self.max_concurrent
+            && self.present(now, grace_ms)
+            && self.departments.contains(dept)
+    }
+}
+
+/// Picks between two eligible agents: lower load ratio, then idle longest, then id for determinism.
+pub fn better_candidate(a: &AgentState, b: &AgentState) -> bool {
+    // Compare load/max exactly by cross-multiplying, as the Redis script does.
+    let la = u64::from(a.load) * u64::from(b.max_concurrent);
+    let lb = u64::from(b.load) * u64::from(a.max_concurrent);
+    (la, a.idle_since, &a.id) < (lb, b.idle_since, &b.id)
+}
+
+/// Who wrote a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorKind {
+    Visitor,
+    Agent,
+    System,
+}
+
+/// An agent as the transcript names them: always with the full display name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRef {
+    pub id: AgentId,
+    pub name: String,
+}
+
+/// Which automatic notice a `notice` event is, so clients can style it without parsing text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    /// First reply while queued: position and estimate.
+    Queued,
+    /// No agent can serve: asks for an email.
+    Offline,
+    /// The chat is being transferred.
+    Transferring,
+    /// The agent was lost; the chat went back to the queue.
+    Requeued,
+}
+
+/// A stored event of a conversation: what reconnecting clients replay by sequence number.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+/// What happened. `at` is in every variant so a body serializes to a complete object on its own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventBody {
+    Message {
+        at: Millis,
+        author: AuthorKind,
+        /// The author's id (visitor or agent); absent for system text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        author_id: Option<String>,
+        /// The author's full display name (agents always have one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        author_name: Option<String>,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    Notice {
+        at: Millis,
+        notice: NoticeKind,
+        text: String,
+        /// Queue position at the time of a `queued` notice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        estimate_minutes: Option<u32>,
+    },
+    /// An agent took the chat; `text` introduces them to the visitor by full name.
+    Assigned {
+        at: Millis,
+        agent: AgentRef,
+        text: String,
+    },
+    /// Internal: visitors see the `transferring` notice, never the reason or note.
+    Transferred {
+        at: Millis,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<AgentRef>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_agent: Option<AgentRef>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_department: Option<DeptId>,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// Internal: the owner was lost past the grace period and the chat went back to the queue.
+    Requeued {
+        at: Millis,
+        agent: AgentRef,
+        reason: String,
+    },
+    Closed {
+        at: Millis,
+        by: AuthorKind,
+        reason: String,
+        /// The visitor-facing goodbye, in the visitor's language.
+        text: String,
+    },
+}
+
+impl EventBody {
+    /// Internal events are stored and shown to agents, never sent to the visitor.
+    pub fn visible_to_visitor(&self) -> bool {
+        !matches!(
+            self,
+            EventBody::Transferred { .. } | EventBody::Requeued { .. }
+        )
+    }
+
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            EventBody::Message { client_id, .. } => client_id.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// A visitor as presence and routing know them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VisitorProfile {
+    pub id: Option<VisitorId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub locale: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    /// How many times the visitor has come back with their token (1 on first contact).
+    pub visits: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(id: &str, load: u32, max: u32, idle: Millis) -> AgentState {
+        AgentState {
+            id: id.into(),
+            name: id.into(),
+            departments: vec!["d".into()],
+            status: AgentStatus::Online,
+            max_concurrent: max,
+            cap: max,
+            load,
+            idle_since: idle,
+            present_until: Millis::MAX,
+            chats: vec![],
+        }
+    }
+
+    /// Lower load ratio wins over idle time; equal ratios fall back to idle time.
+    #[test]
+    fn candidate_order_is_load_then_idle() {
+        assert!(better_candidate(&agent("a", 1, 4, 9), &agent("b", 1, 2, 1)));
+        assert!(better_candidate(&agent("a", 1, 2, 1), &agent("b", 2, 4, 9)));
+        assert!(!better_candidate(
+            &agent("a", 1, 2, 9),
+            &agent("b", 2, 4, 1)
+        ));
+    }
+
+    /// A stored event round-trips through JSON with its kind tag and sequence number.
+    #[test]
+    fn event_json_round_trip() {
+        let e = Event {
+            seq: 7,
+            body: EventBody::Closed {
+                at: 5,
+                by: AuthorKind::Agent,
+                reason: "resolved".into(),
+                text: "Bye".into(),
+            },
+        };
+        let s = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            s,
+            r#"{"seq":7,"kind":"closed","at":5,"by":"agent","reason":"resolved","text":"Bye"}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&s).unwrap(), e);
+    }
+}

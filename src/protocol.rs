@@ -1,0 +1,402 @@
+//! Protocol v1: the JSON messages on `/v1/visitor` and `/v1/agent`, error codes and close codes.
+//!
+//! Every message is an object with a `type`. Input is parsed into these enums at the edge and
+//! validated into newtypes (`MessageText`, `ClientId`) before the engine sees it.
+//! `docs/protocol.md` documents all of it; keep the two in step.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    AgentId, AgentStatus, ConvId, ConvState, DeptId, Event, Millis, VisitorId, VisitorProfile,
+};
+
+/// Stable, client-facing error codes. Never rename one: clients switch on them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not valid JSON.
+    BadJson,
+    /// The JSON has no known `type`.
+    UnknownType,
+    /// A known type with missing or invalid fields.
+    InvalidMessage,
+    /// The frame is larger than `limits.max_frame_bytes`.
+    FrameTooLarge,
+    /// The text is longer than `limits.max_message_chars` or empty.
+    MessageTooLong,
+    EmptyMessage,
+    /// Over the per-connection rate; the frame was dropped.
+    RateLimited,
+    /// Binary frames are not part of the protocol.
+    BinaryNotSupported,
+    /// A message other than `hello` before `welcome`.
+    HelloRequired,
+    /// A second `hello` on an established connection.
+    AlreadyAuthenticated,
+    /// Wrong or expired token.
+    Unauthorized,
+    UnknownSite,
+    UnknownDepartment,
+    UnknownAgent,
+    /// No such conversation, or not yours.
+    NotFound,
+    /// The conversation is not assigned to you.
+    NotOwner,
+    ConversationClosed,
+    /// The requested concurrency limit is outside 1..=configured maximum.
+    LimitOutOfRange,
+    /// The transfer target cannot take the chat now.
+    TargetUnavailable,
+    /// The state backend failed; retry later. Nothing was stored.
+    Unavailable,
+}
+
+/// WebSocket close codes Switchboard uses besides the standard ones.
+pub mod close {
+    /// No `hello` within `timing.hello_timeout_secs`.
+    pub const HELLO_TIMEOUT: u16 = 4002;
+    /// Nothing heard for three heartbeat intervals.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4003;
+    /// The client fell `limits.send_queue` messages behind; reconnect and resume.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// Too many failed `hello` attempts.
+    pub const UNAUTHORIZED: u16 = 4001;
+    /// The server is shutting down; reconnect (to another node).
+    pub const GOING_AWAY: u16 = 1001;
+}
+
+/// A client-chosen id that makes a send idempotent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ClientId {
+    type Error = &'static str;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        if s.is_empty() || s.len() > 64 || s.chars().any(|c| c.is_control()) {
+            Err("client_id must be 1-64 printable characters")
+        } else {
+            Ok(Self(s))
+        }
+    }
+}
+
+impl From<ClientId> for String {
+    fn from(c: ClientId) -> String {
+        c.0
+    }
+}
+
+/// Message text, checked against the configured length. Rendered as text by every client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageText(String);
+
+impl MessageText {
+    pub fn parse(s: String, max_chars: usize) -> Result<Self, ErrorCode> {
+        let trimmed = s.trim();
+        if trimmed.is_empty() {
+            return Err(ErrorCode::EmptyMessage);
+        }
+        if trimmed.chars().count() > max_chars {
+            return Err(ErrorCode::MessageTooLong);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// Where the visitor is, reported on `hello` and on every navigation.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageInfo {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub referrer: Option<String>,
+}
+
+/// Where a reconnecting client left off.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeFrom {
+    pub conversation: ConvId,
+    pub last_seq: u64,
+}
+
+/// Visitor → server.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum VisitorIn {
+    Hello {
+        /// The signed token from an earlier `welcome`; absent on first contact.
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default)]
+        resume: Option<ResumeFrom>,
+        #[serde(default)]
+        page: Option<PageInfo>,
+        #[serde(default)]
+        locale: Option<String>,
+        #[serde(default)]
+        department: Option<DeptId>,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        email: Option<String>,
+    },
+    Page(PageInfo),
+    Message {
+        client_id: ClientId,
+        text: String,
+    },
+    Typing {
+        on: bool,
+    },
+    Close,
+    Ping,
+}
+
+/// Agent → server.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentIn {
+    Hello {
+        token: String,
+        #[serde(default)]
+        status: Option<AgentStatus>,
+        /// Last sequence number seen per conversation; chats not listed arrive whole.
+        #[serde(default)]
+        resume: HashMap<ConvId, u64>,
+    },
+    SetStatus {
+        status: AgentStatus,
+    },
+    SetLimit {
+        max_concurrent: u32,
+    },
+    Message {
+        conversation: ConvId,
+        client_id: ClientId,
+        text: String,
+    },
+    Typing {
+        conversation: ConvId,
+        on: bool,
+    },
+    Close {
+        conversation: ConvId,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Transfer {
+        conversation: ConvId,
+        #[serde(default)]
+        to_agent: Option<AgentId>,
+        #[serde(default)]
+        to_department: Option<DeptId>,
+        reason: String,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    Ping,
+}
+
+/// A conversation as a client sees it at a glance.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConvSummary {
+    pub id: ConvId,
+    pub state: ConvState,
+    pub department: DeptId,
+    pub last_seq: u64,
+}
+
+/// One department queue as agents see it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QueueStat {
+    pub department: DeptId,
+    pub size: u32,
+    /// Seconds the oldest queued conversation has waited.
+    pub oldest_wait_secs: u64,
+}
+
+/// The agent's own routing state, sent on `welcome` and whenever it changes.
+#[derive(Clone, Debug, Serialize)]
+pub struct AgentSelf {
+    pub id: AgentId,
+    pub name: String,
+    pub status: AgentStatus,
+    pub max_concurrent: u32,
+    pub max_allowed: u32,
+    pub load: u32,
+    pub departments: Vec<DeptId>,
+}
+
+/// Server → visitor.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum VisitorOut<'a> {
+    Welcome {
+        visitor_id: &'a VisitorId,
+        /// Keep it (e.g. in localStorage) and send it on the next `hello`.
+        token: &'a str,
+        conversation: Option<ConvSummary>,
+        heartbeat_secs: f64,
+    },
+    Event {
+        conversation: &'a ConvId,
+        event: &'a Event,
+    },
+    Ack {
+        client_id: &'a ClientId,
+        conversation: &'a ConvId,
+        seq: u64,
+    },
+    /// Ephemeral: the current queue position (not stored; the first one is the stored notice).
+    Queue {
+        conversation: &'a ConvId,
+        position: u32,
+        estimate_minutes: u32,
+    },
+    Typing {
+        on: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+    },
+    Error {
+        code: ErrorCode,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<&'a ClientId>,
+    },
+    Pong,
+}
+
+/// Server → agent.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentOut<'a> {
+    Welcome {
+        agent: &'a AgentSelf,
+        heartbeat_secs: f64,
+    },
+    /// The agent's status, limit or load changed (from this or another connection).
+    Agent {
+        agent: &'a AgentSelf,
+    },
+    /// A chat is yours: its whole transcript (or what you missed, when resuming) and the visitor.
+    Assigned {
+        conversation: &'a ConvSummary,
+        visitor: &'a VisitorProfile,
+        events: &'a [Event],
+    },
+    Event {
+        conversation: &'a ConvId,
+        event: &'a Event,
+    },
+    /// The chat is no longer yours (transferred away, requeued after grace, or closed).
+    Unassigned {
+        conversation: &'a ConvId,
+        reason: &'a str,
+    },
+    Ack {
+        client_id: &'a ClientId,
+        conversation: &'a ConvId,
+        seq: u64,
+    },
+    Queues {
+        queues: &'a [QueueStat],
+    },
+    Typing {
+        conversation: &'a ConvId,
+        on: bool,
+    },
+    Error {
+        code: ErrorCode,
+        message: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<&'a ClientId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conversation: Option<&'a ConvId>,
+    },
+    Pong,
+}
+
+/// Classifies a frame that did not parse into a message: not JSON at all, no known `type`, or
+/// a known type with bad fields.
+pub fn classify_parse_error(err: &serde_json::Error, raw: &str) -> (ErrorCode, String) {
+    let value = match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(v) => v,
+        Err(e) => return (ErrorCode::BadJson, format!("not JSON: {e}")),
+    };
+    let msg = err.to_string();
+    match value.get("type").and_then(|t| t.as_str()) {
+        None => (
+            ErrorCode::InvalidMessage,
+            "a JSON object with a string `type` is required".into(),
+        ),
+        Some(t) if msg.contains("unknown variant") => (
+            ErrorCode::UnknownType,
+            format!("unknown message type `{t}`"),
+        ),
+        Some(t) => (ErrorCode::InvalidMessage, format!("invalid `{t}`: {msg}")),
+    }
+}
+
+/// Minutes in a queue estimate are shown whole and at least one.
+pub fn estimate_minutes(position: u32, avg_handle_secs: f64, capacity: u32) -> u32 {
+    let secs = f64::from(position) * avg_handle_secs / f64::from(capacity.max(1));
+    ((secs / 60.0).ceil() as u32).max(1)
+}
+
+/// For time since something, in whole seconds.
+pub fn secs_since(at: Millis, now: Millis) -> u64 {
+    (now.saturating_sub(at).max(0) / 1000) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Malformed JSON, an unknown type and a bad field get three different codes.
+    #[test]
+    fn parse_errors_are_classified() {
+        for (raw, want) in [
+            ("{nope", ErrorCode::BadJson),
+            ("[1,2", ErrorCode::BadJson),
+            ("[1,2]", ErrorCode::InvalidMessage),
+            (r#"{"type":"dance"}"#, ErrorCode::UnknownType),
+            (r#"{"type":"message","text":1}"#, ErrorCode::InvalidMessage),
+            (r#"{"text":"hi"}"#, ErrorCode::InvalidMessage),
+        ] {
+            let err = serde_json::from_str::<VisitorIn>(raw).unwrap_err();
+            assert_eq!(classify_parse_error(&err, raw).0, want, "{raw}");
+        }
+    }
+
+    /// Text is trimmed, must be non-empty, and is bounded in characters (not bytes).
+    #[test]
+    fn message_text_limits() {
+        assert_eq!(
+            MessageText::parse("  ".into(), 5),
+            Err(ErrorCode::EmptyMessage)
+        );
+        assert!(MessageText::parse("привет".into(), 6).is_ok());
+        assert_eq!(
+            MessageText::parse("привет!".into(), 6),
+            Err(ErrorCode::MessageTooLong)
+        );
+    }
+}

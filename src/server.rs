@@ -1,0 +1,129 @@
+//! Assembly: bind, pick the state backend, start the background duties, serve until shutdown.
+//!
+//! `Application::build` binds first so tests can use port 0 and read the real address.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::auth::Keys;
+use crate::config::{Config, Secret, random_token};
+use crate::engine::Engine;
+use crate::http::{self, AppState};
+use crate::hub::Hub;
+use crate::shutdown::{self, Trigger};
+use crate::state::Store;
+use crate::state::memory::MemoryStore;
+use crate::state::redis::RedisStore;
+use crate::ws::IpLimiter;
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    trigger: Trigger,
+    /// Background tasks (engine duties, Redis subscriber); awaited on shutdown.
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let (trigger, shutdown) = shutdown::channel();
+        let hub = Hub::new(config.limits.send_queue);
+        let secret = config.secret.clone().unwrap_or_else(|| {
+            if config.redis_url.is_some() {
+                tracing::warn!(
+                    "no secret configured: visitor tokens will not work across nodes or restarts"
+                );
+            }
+            Secret::new(random_token())
+        });
+        let mut tasks = Vec::new();
+        let store: Arc<dyn Store> = match &config.redis_url {
+            Some(url) => {
+                let (store, subscriber) =
+                    RedisStore::connect(url, &config, hub.clone(), shutdown.clone()).await?;
+                tasks.push(subscriber);
+                Arc::new(store)
+            }
+            None => Arc::new(MemoryStore::new(hub.clone())),
+        };
+        let engine = Engine::new(Arc::new(config), store, hub, Keys::new(secret));
+        engine
+            .register_agents()
+            .await
+            .context("cannot register agents with the state backend")?;
+        tasks.push(tokio::spawn(
+            engine.clone().run_background(shutdown.clone()),
+        ));
+        Ok(Self {
+            listener,
+            state: AppState {
+                engine,
+                ip_limiter: IpLimiter::default(),
+                shutdown,
+            },
+            trigger,
+            tasks,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `signal` resolves, then closes every socket and stops the background tasks.
+    pub async fn run(
+        self,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            state,
+            trigger,
+            tasks,
+        } = self;
+        let mut stopping = trigger.subscribe();
+        let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let serve =
+            axum::serve(listener, app).with_graceful_shutdown(async move { stopping.recv().await });
+        let server = tokio::spawn(async move { serve.await });
+        signal.await;
+        tracing::info!("shutting down");
+        trigger.fire();
+        server.await.context("server task failed")??;
+        for t in tasks {
+            let _ = t.await;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,18 @@
+-- Store one event and publish it: the whole relay of a message in one round trip.
+-- KEYS[1] conversation hash, KEYS[2] its log stream, KEYS[3] its client-id hash
+-- ARGV[1] client id ('' for none), ARGV[2] event body JSON (an object without "seq"),
+-- ARGV[3] channel, ARGV[4] site, ARGV[5] conversation id
+if ARGV[1] ~= '' then
+  local seen = redis.call('HGET', KEYS[3], ARGV[1])
+  if seen then return {tonumber(seen), 1} end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local visitor = redis.call('HGET', KEYS[1], 'visitor') or ''
+local event = '{"seq":' .. seq .. ',' .. string.sub(ARGV[2], 2)
+redis.call('XADD', KEYS[2], '0-' .. seq, 'e', event)
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], seq) end
+redis.call('PUBLISH', ARGV[3],
+  '{"t":"event","site":' .. cjson.encode(ARGV[4]) .. ',"conv":' .. cjson.encode(ARGV[5]) ..
+  ',"visitor":' .. cjson.encode(visitor) .. ',"event":' .. event .. '}')
+return {seq, 0}

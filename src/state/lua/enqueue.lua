@@ -1,0 +1,15 @@
+-- Put an open conversation in a department queue: priority, then arrival; or at the head.
+-- KEYS[1] conversation hash, KEYS[2] queue sorted set
+-- ARGV[1] conversation id, ARGV[2] department, ARGV[3] now (ms), ARGV[4] '1' for the head
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st or st == 'closed' then return 0 end
+local prio = math.min(tonumber(redis.call('HGET', KEYS[1], 'priority') or '0'), 9)
+local score = tonumber(ARGV[3]) - prio * 1e13
+if ARGV[4] == '1' then
+  local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  if #head > 0 then score = math.min(score, tonumber(head[2])) - 1 end
+end
+redis.call('ZADD', KEYS[2], string.format('%.0f', score), ARGV[1])
+redis.call('HSET', KEYS[1], 'state', 'queued', 'department', ARGV[2], 'queued_since', ARGV[3])
+redis.call('HSETNX', KEYS[1], 'queued_at', ARGV[3])
+return 1

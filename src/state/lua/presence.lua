@@ -1,0 +1,10 @@
+-- A node vouches for an agent's connection until a time; stale fields of dead nodes are pruned.
+-- KEYS[1] agent hash; ARGV[1] node field, ARGV[2] until (ms), ARGV[3] prune before (ms)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  if string.sub(flat[i], 1, 5) == 'node:' and flat[i] ~= ARGV[1] and tonumber(flat[i + 1]) < tonumber(ARGV[3]) then
+    redis.call('HDEL', KEYS[1], flat[i])
+  end
+end
+return 1

@@ -1,0 +1,545 @@
+//! The embedded backend: all live state in this process, one short critical section per call.
+//!
+//! Each site has one `std::sync::Mutex` (not tokio's): no call awaits while holding it, and one
+//! lock per site makes every routing step atomic exactly as the Redis scripts are. Events are
+//! dispatched to the hub under the lock so sessions see them in sequence order.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+
+use super::{Appended, Envelope, Reassign, Result, Store, queue_score};
+use crate::config::AgentConfig;
+use crate::hub::Hub;
+use crate::model::{
+    AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Event, EventBody,
+    Millis, SiteId, VisitorId, VisitorProfile, better_candidate,
+};
+
+/// Visitors unseen this long (and without an open chat) are forgotten.
+const VISITOR_RETENTION_MS: Millis = 30 * 24 * 3600 * 1000;
+
+pub struct MemoryStore {
+    /// One lock per site; sites never share state.
+    sites: DashMap<SiteId, Arc<Mutex<SiteState>>>,
+    /// Local delivery of what would be published.
+    hub: Hub,
+}
+
+#[derive(Default)]
+struct SiteState {
+    agents: BTreeMap<AgentId, AgentSlot>,
+    /// Per department: (score, conversation) in serving order, and each member's score.
+    queues: HashMap<DeptId, Queue>,
+    convs: HashMap<ConvId, ConvSlot>,
+    visitors: HashMap<VisitorId, VisitorSlot>,
+}
+
+#[derive(Default)]
+struct Queue {
+    order: BTreeSet<(i64, ConvId)>,
+    scores: HashMap<ConvId, i64>,
+    /// When each member entered the queue.
+    since: HashMap<ConvId, Millis>,
+}
+
+impl Queue {
+    fn insert(&mut self, conv: &ConvId, score: i64, now: Millis) {
+        self.remove(conv);
+        self.order.insert((score, conv.clone()));
+        self.scores.insert(conv.clone(), score);
+        self.since.insert(conv.clone(), now);
+    }
+
+    fn remove(&mut self, conv: &ConvId) {
+        if let Some(score) = self.scores.remove(conv) {
+            self.order.remove(&(score, conv.clone()));
+            self.since.remove(conv);
+        }
+    }
+
+    fn head_score(&self) -> Option<i64> {
+        self.order.first().map(|(s, _)| *s)
+    }
+}
+
+struct AgentSlot {
+    state: AgentState,
+    /// Per node: until when it vouches for a live connection.
+    presence: HashMap<String, Millis>,
+}
+
+struct ConvSlot {
+    conv: Conversation,
+    events: Vec<Event>,
+    client_ids: HashMap<String, u64>,
+    /// When a closed conversation may be dropped from memory.
+    expires_at: Option<Millis>,
+}
+
+struct VisitorSlot {
+    profile: VisitorProfile,
+    conv: Option<ConvId>,
+}
+
+impl MemoryStore {
+    pub fn new(hub: Hub) -> Self {
+        Self {
+            sites: DashMap::new(),
+            hub,
+        }
+    }
+
+    fn site(&self, site: &SiteId) -> Arc<Mutex<SiteState>> {
+        self.sites.entry(site.clone()).or_default().clone()
+    }
+}
+
+/// Locks a site, recovering from poisoning: every mutation below leaves the state consistent
+/// before anything that could panic, so the data is still sound.
+fn lock(m: &Mutex<SiteState>) -> MutexGuard<'_, SiteState> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SiteState {
+    fn agent_view(slot: &AgentSlot) -> AgentState {
+        let mut s = slot.state.clone();
+        s.present_until = slot.presence.values().copied().max().unwrap_or(0);
+        s
+    }
+
+    fn release_agent(&mut self, agent: &AgentId, conv: &ConvId) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            let before = a.state.chats.len();
+            a.state.chats.retain(|c| c != conv);
+            if a.state.chats.len() < before {
+                a.state.load = a.state.load.saturating_sub(1);
+            }
+        }
+    }
+
+    fn take_agent(&mut self, agent: &AgentId, conv: &ConvId, now: Millis) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.state.load += 1;
+            a.state.idle_since = now;
+            a.state.chats.push(conv.clone());
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn register_agent(&self, site: &SiteId, agent: &AgentConfig) -> Result<()> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        let slot = s
+            .agents
+            .entry(agent.id.clone())
+            .or_insert_with(|| AgentSlot {
+                state: AgentState {
+                    id: agent.id.clone(),
+                    name: agent.name.clone(),
+                    departments: agent.departments.clone(),
+                    status: AgentStatus::Offline,
+                    max_concurrent: agent.max_concurrent,
+                    cap: agent.max_concurrent,
+                    load: 0,
+                    idle_since: 0,
+                    present_until: 0,
+                    chats: Vec::new(),
+                },
+                presence: HashMap::new(),
+            });
+        slot.state.name = agent.name.clone();
+        slot.state.departments = agent.departments.clone();
+        slot.state.cap = agent.max_concurrent;
+        slot.state.max_concurrent = slot.state.max_concurrent.min(agent.max_concurrent);
+        Ok(())
+    }
+
+    async fn put_visitor(&self, site: &SiteId, profile: &VisitorProfile) -> Result<()> {
+        let Some(id) = profile.id.clone() else {
+            return Ok(());
+        };
+        let site = self.site(site);
+        let mut s = lock(&site);
+        let slot = s.visitors.entry(id).or_insert_with(|| VisitorSlot {
+            profile: profile.clone(),
+            conv: None,
+        });
+        slot.profile = profile.clone();
+        Ok(())
+    }
+
+    async fn visitor(&self, site: &SiteId, id: &VisitorId) -> Result<Option<VisitorProfile>> {
+        let site = self.site(site);
+        let s = lock(&site);
+        Ok(s.visitors.get(id).map(|v| v.profile.clone()))
+    }
+
+    async fn visitor_conversation(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+    ) -> Result<Option<Conversation>> {
+        let site = self.site(site);
+        let s = lock(&site);
+        Ok(s.visitors
+            .get(visitor)
+            .and_then(|v| v.conv.as_ref())
+            .and_then(|c| s.convs.get(c))
+            .map(|c| c.conv.clone()))
+    }
+
+    async fn open_conversation(
+        &self,
+        site: &SiteId,
+        new: &Conversation,
+    ) -> Result<(Conversation, bool)> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        let current = s
+            .visitors
+            .get(&new.visitor)
+            .and_then(|v| v.conv.as_ref())
+            .and_then(|c| s.convs.get(c))
+            .filter(|c| c.conv.state != ConvState::Closed)
+            .map(|c| c.conv.clone());
+        if let Some(open) = current {
+            return Ok((open, false));
+        }
+        s.convs.insert(
+            new.id.clone(),
+            ConvSlot {
+                conv: new.clone(),
+                events: Vec::new(),
+                client_ids: HashMap::new(),
+                expires_at: None,
+            },
+        );
+        let v = s
+            .visitors
+            .entry(new.visitor.clone())
+            .or_insert_with(|| VisitorSlot {
+                profile: VisitorProfile {
+                    id: Some(new.visitor.clone()),
+                    ..VisitorProfile::default()
+                },
+                conv: None,
+            });
+        v.conv = Some(new.id.clone());
+        Ok((new.clone(), true))
+    }
+
+    async fn conversation(&self, site: &SiteId, id: &ConvId) -> Result<Option<Conversation>> {
+        let site = self.site(site);
+        let s = lock(&site);
+        Ok(s.convs.get(id).map(|c| c.conv.clone()))
+    }
+
+    async fn append(&self, site_id: &SiteId, conv: &ConvId, body: &EventBody) -> Result<Appended> {
+        let site = self.site(site_id);
+        let mut s = lock(&site);
+        let Some(slot) = s.convs.get_mut(conv) else {
+            return Err(super::StoreError::Corrupt(format!(
+                "no conversation {conv}"
+            )));
+        };
+        if let Some(cid) = body.client_id()
+            && let Some(&seq) = slot.client_ids.get(cid)
+        {
+            return Ok(Appended {
+                seq,
+                duplicate: true,
+            });
+        }
+        let seq = slot.conv.last_seq + 1;
+        slot.conv.last_seq = seq;
+        let event = Event {
+            seq,
+            body: body.clone(),
+        };
+        if let Some(cid) = body.client_id() {
+            slot.client_ids.insert(cid.to_owned(), seq);
+        }
+        slot.events.push(event.clone());
+        let visitor = slot.conv.visitor.clone();
+        // Under the lock, so every session sees this conversation's events in order.
+        self.hub.dispatch(Envelope::Event {
+            site: site_id.clone(),
+            conv: conv.clone(),
+            visitor,
+            event,
+        });
+        Ok(Appended {
+            seq,
+            duplicate: false,
+        })
+    }
+
+    async fn events_after(&self, site: &SiteId, conv: &ConvId, after: u64) -> Result<Vec<Event>> {
+        let site = self.site(site);
+        let s = lock(&site);
+        Ok(s.convs
+            .get(conv)
+            .map(|c| {
+                // seq n sits at index n-1.
+                let from = usize::try_from(after)
+                    .unwrap_or(usize::MAX)
+                    .min(c.events.len());
+                c.events[from..].to_vec()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn enqueue(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        dept: &DeptId,
+        at_head: bool,
+        now: Millis,
+    ) -> Result<bool> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        let Some(slot) = s.convs.get_mut(conv) else {
+            return Ok(false);
+        };
+        if slot.conv.state == ConvState::Closed {
+            return Ok(false);
+        }
+        let priority = slot.conv.priority;
+        slot.conv.state = ConvState::Queued;
+        slot.conv.department = dept.clone();
+        slot.conv.queued_at.get_or_insert(now);
+        let queue = s.queues.entry(dept.clone()).or_default();
+        let normal = queue_score(priority, now) as i64;
+        let score = match (at_head, queue.head_score()) {
+            (true, Some(head)) => head.min(normal) - 1,
+            _ => normal,
+        };
+        queue.insert(conv, score, now);
+        Ok(true)
+    }
+
+    async fn assign_next(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+        now: Millis,
+        grace_ms: Millis,
+    ) -> Result<Option<(ConvId, AgentId, String)>> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        let Some(head) = s
+            .queues
+            .get(dept)
+            .and_then(|q| q.order.first())
+            .map(|(_, c)| c.clone())
+        else {
+            return Ok(None);
+        };
+        let mut best: Option<AgentState> = None;
+        for slot in s.agents.values() {
+            let view = SiteState::agent_view(slot);
+            if view.eligible(dept, now, grace_ms)
+                && best.as_ref().is_none_or(|b| better_candidate(&view, b))
+            {
+                best = Some(view);
+            }
+        }
+        let Some(agent) = best.map(|b| b.id) else {
+            return Ok(None);
+        };
+        if let Some(q) = s.queues.get_mut(dept) {
+            q.remove(&head);
+        }
+        s.take_agent(&agent, &head, now);
+        let mut locale = String::from("en");
+        if let Some(c) = s.convs.get_mut(&head) {
+            c.conv.state = ConvState::Active;
+            c.conv.agent = Some(agent.clone());
+            c.conv.first_assigned_at.get_or_insert(now);
+            locale = c.conv.locale.clone();
+        }
+        Ok(Some((head, agent, locale)))
+    }
+
+    async fn queue(&self, site: &SiteId, dept: &DeptId) -> Result<Vec<(ConvId, Millis)>> {
+        let site = self.site(site);
+        let s = lock(&site);
+        Ok(s.queues
+            .get(dept)
+            .map(|q| {
+                q.order
+                    .iter()
+                    .map(|(_, c)| (c.clone(), q.since.get(c).copied().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn close(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        reason: &str,
+        now: Millis,
+        retention_ms: Millis,
+    ) -> Result<Option<Conversation>> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        let Some(slot) = s.convs.get_mut(conv) else {
+            return Ok(None);
+        };
+        if slot.conv.state == ConvState::Closed {
+            return Ok(None);
+        }
+        let before = slot.conv.clone();
+        slot.conv.state = ConvState::Closed;
+        slot.conv.closed_at = Some(now);
+        slot.conv.close_reason = Some(reason.to_owned());
+        slot.expires_at = Some(now + retention_ms);
+        if let Some(q) = s.queues.get_mut(&before.department) {
+            q.remove(conv);
+        }
+        if let Some(agent) = &before.agent
+            && before.state == ConvState::Active
+        {
+            s.release_agent(agent, conv);
+        }
+        Ok(Some(before))
+    }
+
+    async fn unassign(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        owner: &AgentId,
+        dept: &DeptId,
+        now: Millis,
+    ) -> Result<bool> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        let Some(slot) = s.convs.get_mut(conv) else {
+            return Ok(false);
+        };
+        if slot.conv.state != ConvState::Active || slot.conv.agent.as_ref() != Some(owner) {
+            return Ok(false);
+        }
+        slot.conv.state = ConvState::Queued;
+        slot.conv.agent = None;
+        slot.conv.department = dept.clone();
+        let priority = slot.conv.priority;
+        s.release_agent(owner, conv);
+        let queue = s.queues.entry(dept.clone()).or_default();
+        let normal = queue_score(priority, now) as i64;
+        let score = queue.head_score().map_or(normal, |h| h.min(normal) - 1);
+        queue.insert(conv, score, now);
+        Ok(true)
+    }
+
+    async fn reassign(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        from: &AgentId,
+        to: &AgentId,
+        now: Millis,
+        grace_ms: Millis,
+    ) -> Result<Reassign> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        let owned = s.convs.get(conv).is_some_and(|c| {
+            c.conv.state == ConvState::Active && c.conv.agent.as_ref() == Some(from)
+        });
+        if !owned {
+            return Ok(Reassign::NotOwner);
+        }
+        let available = s.agents.get(to).is_some_and(|slot| {
+            let v = SiteState::agent_view(slot);
+            v.status == AgentStatus::Online && v.load < v.max_concurrent && v.present(now, grace_ms)
+        });
+        if !available || from == to {
+            return Ok(Reassign::TargetUnavailable);
+        }
+        s.release_agent(from, conv);
+        s.take_agent(to, conv, now);
+        if let Some(c) = s.convs.get_mut(conv) {
+            c.conv.agent = Some(to.clone());
+        }
+        Ok(Reassign::Done)
+    }
+
+    async fn set_status(&self, site: &SiteId, agent: &AgentId, status: AgentStatus) -> Result<()> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        if let Some(a) = s.agents.get_mut(agent) {
+            a.state.status = status;
+        }
+        Ok(())
+    }
+
+    async fn set_limit(&self, site: &SiteId, agent: &AgentId, limit: u32) -> Result<()> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        if let Some(a) = s.agents.get_mut(agent) {
+            a.state.max_concurrent = limit.min(a.state.cap);
+        }
+        Ok(())
+    }
+
+    async fn set_presence(
+        &self,
+        site: &SiteId,
+        agent: &AgentId,
+        node: &str,
+        until: Millis,
+    ) -> Result<()> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        if let Some(a) = s.agents.get_mut(agent) {
+            a.presence.insert(node.to_owned(), until);
+        }
+        Ok(())
+    }
+
+    async fn agent(&self, site: &SiteId, id: &AgentId) -> Result<Option<AgentState>> {
+        let site = self.site(site);
+        let s = lock(&site);
+        Ok(s.agents.get(id).map(SiteState::agent_view))
+    }
+
+    async fn agents(&self, site: &SiteId) -> Result<Vec<AgentState>> {
+        let site = self.site(site);
+        let s = lock(&site);
+        Ok(s.agents.values().map(SiteState::agent_view).collect())
+    }
+
+    async fn publish(&self, _site: &SiteId, envelope: &Envelope) -> Result<()> {
+        self.hub.dispatch(envelope.clone());
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<bool> {
+        Ok(true)
+    }
+
+    async fn sweep_closed(&self, now: Millis) -> Result<()> {
+        let sites: Vec<_> = self.sites.iter().map(|e| e.value().clone()).collect();
+        for site in sites {
+            let mut s = lock(&site);
+            s.convs.retain(|_, c| c.expires_at.is_none_or(|t| t > now));
+            let SiteState {
+                visitors, convs, ..
+            } = &mut *s;
+            visitors.retain(|_, v| {
+                let open = v.conv.as_ref().is_some_and(|c| convs.contains_key(c));
+                open || v.profile.last_seen + VISITOR_RETENTION_MS > now
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,188 @@
+//! State backends behind one interface: `memory` (embedded, one process) and `redis` (any number
+//! of nodes). The engine only speaks `Store`; every routing step that must be atomic is one call
+//! here (one Lua script with Redis, one short critical section in memory).
+//!
+//! Both backends hand what they publish to the local `Hub`: memory directly, Redis through its
+//! pub/sub subscriber. Pub/sub is at-most-once, so sessions detect gaps by sequence number and
+//! backfill with `events_after`.
+
+pub mod memory;
+pub mod redis;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::config::AgentConfig;
+use crate::model::{
+    AgentId, AgentState, AgentStatus, ConvId, Conversation, DeptId, Event, EventBody, Millis,
+    SiteId, VisitorId, VisitorProfile,
+};
+
+/// A backend failure: the operation did not happen (or its outcome is unknown); callers report
+/// `unavailable` to the client, who may retry with the same client id.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    #[error("corrupt state: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The outcome of storing an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: u64,
+    /// The client id had been stored before: nothing new was written.
+    pub duplicate: bool,
+}
+
+/// The outcome of a transfer to a named agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reassign {
+    Done,
+    /// The conversation is not active with the expected owner.
+    NotOwner,
+    /// The target is offline, absent or at their limit.
+    TargetUnavailable,
+}
+
+/// What travels between nodes (and, in memory, straight to the hub).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Envelope {
+    /// A stored event; the Redis append script builds this JSON itself, keep the shape.
+    Event {
+        site: SiteId,
+        conv: ConvId,
+        /// The conversation's visitor: all their tabs get it, even before following the chat.
+        visitor: VisitorId,
+        event: Event,
+    },
+    /// Ephemeral typing indicator.
+    Typing {
+        site: SiteId,
+        conv: ConvId,
+        visitor: VisitorId,
+        /// True when the agent types (so the visitor's sessions show it), false for the visitor.
+        agent: bool,
+        on: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// A department queue changed: positions and queue stats need refreshing.
+    Queue { site: SiteId, dept: DeptId },
+    /// An agent's status, limit or load changed.
+    Agent { site: SiteId, agent: AgentId },
+}
+
+/// The shared state of every site. Implementations must make each method atomic on its own.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Registers a configured agent: name, departments and ceiling. Idempotent; live status,
+    /// limit and load survive a restart or another node registering the same agent.
+    async fn register_agent(&self, site: &SiteId, agent: &AgentConfig) -> Result<()>;
+
+    async fn put_visitor(&self, site: &SiteId, profile: &VisitorProfile) -> Result<()>;
+    async fn visitor(&self, site: &SiteId, id: &VisitorId) -> Result<Option<VisitorProfile>>;
+    /// The visitor's latest conversation, open or closed.
+    async fn visitor_conversation(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+    ) -> Result<Option<Conversation>>;
+
+    /// Makes `new` the visitor's conversation unless one is open (queued or active), in which case
+    /// that one is returned with `false`.
+    async fn open_conversation(
+        &self,
+        site: &SiteId,
+        new: &Conversation,
+    ) -> Result<(Conversation, bool)>;
+    async fn conversation(&self, site: &SiteId, id: &ConvId) -> Result<Option<Conversation>>;
+    /// Stores an event with the next sequence number and publishes it, in one step. A body with a
+    /// client id that was stored before is not stored again: its first number is returned.
+    async fn append(&self, site: &SiteId, conv: &ConvId, body: &EventBody) -> Result<Appended>;
+    /// Stored events with `seq > after`, in order.
+    async fn events_after(&self, site: &SiteId, conv: &ConvId, after: u64) -> Result<Vec<Event>>;
+
+    /// Puts an open conversation in a department queue (by priority, then arrival; or at the
+    /// head). Returns false when the conversation is closed or unknown.
+    async fn enqueue(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        dept: &DeptId,
+        at_head: bool,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Atomically takes the head of the queue and gives it to the best eligible agent (lowest
+    /// load ratio, then idle longest), raising that agent's load. None when either is missing.
+    /// Returns the conversation, the agent and the conversation's locale (for the greeting).
+    async fn assign_next(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+        now: Millis,
+        grace_ms: Millis,
+    ) -> Result<Option<(ConvId, AgentId, String)>>;
+    /// The queue in serving order, with when each entered it.
+    async fn queue(&self, site: &SiteId, dept: &DeptId) -> Result<Vec<(ConvId, Millis)>>;
+    /// Closes an open conversation, freeing its agent's slot or its queue place. Returns the
+    /// conversation as it was, or None when it was already closed or unknown.
+    async fn close(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        reason: &str,
+        now: Millis,
+        retention_ms: Millis,
+    ) -> Result<Option<Conversation>>;
+    /// Takes an active conversation from `owner` and puts it at the head of `dept`'s queue.
+    /// False when `owner` no longer has it (another node got there first).
+    async fn unassign(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        owner: &AgentId,
+        dept: &DeptId,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Moves an active conversation from `from` to `to`, within `to`'s limit.
+    async fn reassign(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        from: &AgentId,
+        to: &AgentId,
+        now: Millis,
+        grace_ms: Millis,
+    ) -> Result<Reassign>;
+
+    async fn set_status(&self, site: &SiteId, agent: &AgentId, status: AgentStatus) -> Result<()>;
+    async fn set_limit(&self, site: &SiteId, agent: &AgentId, limit: u32) -> Result<()>;
+    /// This node vouches for a live connection of the agent until `until` (now, on disconnect).
+    async fn set_presence(
+        &self,
+        site: &SiteId,
+        agent: &AgentId,
+        node: &str,
+        until: Millis,
+    ) -> Result<()>;
+    async fn agent(&self, site: &SiteId, id: &AgentId) -> Result<Option<AgentState>>;
+    async fn agents(&self, site: &SiteId) -> Result<Vec<AgentState>>;
+
+    /// Publishes an ephemeral envelope to every node (this one included).
+    async fn publish(&self, site: &SiteId, envelope: &Envelope) -> Result<()>;
+    /// Readiness: the backend answers and its subscription is alive.
+    async fn ready(&self) -> Result<bool>;
+    /// Frees closed conversations older than their retention (memory only; Redis expires keys).
+    async fn sweep_closed(&self, now: Millis) -> Result<()>;
+}
+
+/// Queue score: higher priority first, then arrival. Exact in an f64 (Redis scores) for
+/// priorities 0..=9 and any millisecond timestamp of this era.
+pub fn queue_score(priority: u8, queued_at: Millis) -> f64 {
+    (queued_at as f64) - f64::from(priority.min(9)) * 1e13
+}

@@ -1,0 +1,690 @@
+//! The Redis backend: any number of nodes share presence, queues, loads and conversation logs.
+//!
+//! Keys are `<prefix>:{<site>}:…`: the braces are a Redis Cluster hash tag, so everything of one
+//! site lives in one slot and each Lua script (in `lua/`) touches one slot. Layout:
+//! - `c:<conv>` hash (routing record and `seq` counter), `c:<conv>:log` stream (events, id `0-<seq>`),
+//!   `c:<conv>:cids` hash (client id → seq, for idempotent sends);
+//! - `v:<visitor>` hash (`profile` JSON, current `conv`);
+//! - `a:<agent>` hash (status, max, cap, load, idle_since, `node:<id>` presence), `a:<agent>:chats`
+//!   set, `agents` set, `d:<dept>:agents` set;
+//! - `q:<dept>` sorted set (score: priority band, then arrival);
+//! - channel `ev` carries every `Envelope` of the site to every node.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+
+use super::{Appended, Envelope, Reassign, Result, Store, StoreError};
+use crate::config::{AgentConfig, Config};
+use crate::hub::Hub;
+use crate::model::{
+    AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Event, EventBody,
+    Millis, SiteId, VisitorId, VisitorProfile,
+};
+use crate::shutdown::Shutdown;
+
+/// Visitor records expire this long after they were last written.
+const VISITOR_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+/// Presence fields of nodes silent this long are pruned.
+const PRESENCE_PRUNE_MS: i64 = 3600 * 1000;
+
+/// The scripts, loaded once per process and invoked by SHA (one round trip each).
+struct Scripts {
+    append: Script,
+    open: Script,
+    enqueue: Script,
+    assign: Script,
+    queue: Script,
+    close: Script,
+    unassign: Script,
+    reassign: Script,
+    register: Script,
+    presence: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            append: Script::new(include_str!("lua/append.lua")),
+            open: Script::new(include_str!("lua/open.lua")),
+            enqueue: Script::new(include_str!("lua/enqueue.lua")),
+            assign: Script::new(include_str!("lua/assign.lua")),
+            queue: Script::new(include_str!("lua/queue.lua")),
+            close: Script::new(include_str!("lua/close.lua")),
+            unassign: Script::new(include_str!("lua/unassign.lua")),
+            reassign: Script::new(include_str!("lua/reassign.lua")),
+            register: Script::new(include_str!("lua/register.lua")),
+            presence: Script::new(include_str!("lua/presence.lua")),
+        }
+    }
+}
+
+pub struct RedisStore {
+    /// Multiplexed, reconnecting connection for commands; cloning it is cheap.
+    conn: ConnectionManager,
+    prefix: String,
+    scripts: Arc<Scripts>,
+    /// Every department of every site, so registration can fix department membership.
+    departments: HashMap<SiteId, Vec<DeptId>>,
+    /// True while the pub/sub subscription is established (readiness).
+    subscribed: Arc<AtomicBool>,
+}
+
+impl RedisStore {
+    /// Connects, then starts the subscriber that feeds the hub until shutdown.
+    pub async fn connect(
+        url: &str,
+        config: &Config,
+        hub: Hub,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
+        use anyhow::Context;
+        let client = redis::Client::open(url).context("invalid Redis URL")?;
+        let manager_config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(3);
+        let conn = tokio::time::timeout(
+            Duration::from_secs(10),
+            client.get_connection_manager_with_config(manager_config),
+        )
+        .await
+        .context("timed out connecting to Redis")?
+        .context("cannot connect to Redis")?;
+        let prefix = config.key_prefix.clone();
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let channels: Vec<String> = config
+            .sites
+            .iter()
+            .map(|s| format!("{prefix}:{{{}}}:ev", s.id))
+            .collect();
+        let subscriber = tokio::spawn(subscribe_loop(
+            client,
+            channels,
+            hub,
+            subscribed.clone(),
+            shutdown,
+        ));
+        let departments = config
+            .sites
+            .iter()
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    s.departments.iter().map(|d| d.id.clone()).collect(),
+                )
+            })
+            .collect();
+        Ok((
+            Self {
+                conn,
+                prefix,
+                scripts: Arc::new(Scripts::new()),
+                departments,
+                subscribed,
+            },
+            subscriber,
+        ))
+    }
+
+    /// `<prefix>:{<site>}:` — every key of the site starts with it.
+    fn base(&self, site: &SiteId) -> String {
+        format!("{}:{{{}}}:", self.prefix, site)
+    }
+
+    fn channel(&self, site: &SiteId) -> String {
+        format!("{}ev", self.base(site))
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    async fn read_agent(&self, site: &SiteId, id: &AgentId) -> Result<Option<AgentState>> {
+        let base = self.base(site);
+        let (h, chats): (HashMap<String, String>, Vec<String>) = redis::pipe()
+            .hgetall(format!("{base}a:{id}"))
+            .smembers(format!("{base}a:{id}:chats"))
+            .query_async(&mut self.conn())
+            .await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(parse_agent(id, &h, chats)?))
+    }
+}
+
+/// Keeps one subscription to every site's channel, re-establishing it with backoff. After a
+/// reconnect every session backfills, since anything published meanwhile was lost.
+async fn subscribe_loop(
+    client: redis::Client,
+    channels: Vec<String>,
+    hub: Hub,
+    subscribed: Arc<AtomicBool>,
+    mut shutdown: Shutdown,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut first = true;
+    loop {
+        let attempt = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            for ch in &channels {
+                pubsub.subscribe(ch).await?;
+            }
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = tokio::select! {
+            r = attempt => r,
+            _ = shutdown.recv() => return,
+        };
+        match pubsub {
+            Ok(pubsub) => {
+                subscribed.store(true, Ordering::Release);
+                backoff = Duration::from_millis(100);
+                if !first {
+                    tracing::info!("redis subscription restored; sessions backfill");
+                    hub.resync_all();
+                }
+                first = false;
+                let mut stream = pubsub.into_on_message();
+                loop {
+                    tokio::select! {
+                        msg = stream.next() => match msg {
+                            Some(msg) => match serde_json::from_slice::<Envelope>(msg.get_payload_bytes()) {
+                                Ok(env) => hub.dispatch(env),
+                                Err(e) => tracing::warn!(cause = %e, channel = msg.get_channel_name(), "undecodable envelope"),
+                            },
+                            None => break,
+                        },
+                        _ = shutdown.recv() => return,
+                    }
+                }
+                subscribed.store(false, Ordering::Release);
+                tracing::warn!("redis subscription lost; reconnecting");
+            }
+            Err(e) => {
+                subscribed.store(false, Ordering::Release);
+                tracing::warn!(cause = %e, "redis subscribe failed; retrying");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.recv() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn corrupt(what: impl Into<String>) -> StoreError {
+    StoreError::Corrupt(what.into())
+}
+
+fn num<T: std::str::FromStr + Default>(h: &HashMap<String, String>, k: &str) -> T {
+    h.get(k).and_then(|v| v.parse().ok()).unwrap_or_default()
+}
+
+fn opt_num(h: &HashMap<String, String>, k: &str) -> Option<i64> {
+    h.get(k)
+        .filter(|v| !v.is_empty())
+        .and_then(|v| v.parse().ok())
+}
+
+fn parse_agent(
+    id: &AgentId,
+    h: &HashMap<String, String>,
+    chats: Vec<String>,
+) -> Result<AgentState> {
+    let departments: Vec<DeptId> = h
+        .get("depts")
+        .map(|d| serde_json::from_str(d))
+        .transpose()
+        .map_err(|e| corrupt(format!("agent {id} departments: {e}")))?
+        .unwrap_or_default();
+    let present_until = h
+        .iter()
+        .filter(|(k, _)| k.starts_with("node:"))
+        .filter_map(|(_, v)| v.parse::<i64>().ok())
+        .max()
+        .unwrap_or(0);
+    Ok(AgentState {
+        id: id.clone(),
+        name: h.get("name").cloned().unwrap_or_default(),
+        departments,
+        status: h
+            .get("status")
+            .and_then(|s| AgentStatus::parse(s))
+            .unwrap_or(AgentStatus::Offline),
+        max_concurrent: num(h, "max"),
+        cap: num(h, "cap"),
+        load: num::<i64>(h, "load").max(0) as u32,
+        idle_since: num(h, "idle_since"),
+        present_until,
+        chats: chats.into_iter().map(ConvId).collect(),
+    })
+}
+
+fn parse_conv(id: &ConvId, h: &HashMap<String, String>) -> Result<Conversation> {
+    let state = h
+        .get("state")
+        .and_then(|s| ConvState::parse(s))
+        .ok_or_else(|| corrupt(format!("conversation {id} has no state")))?;
+    Ok(Conversation {
+        id: id.clone(),
+        visitor: VisitorId(h.get("visitor").cloned().unwrap_or_default()),
+        department: DeptId(h.get("department").cloned().unwrap_or_default()),
+        state,
+        agent: h
+            .get("agent")
+            .filter(|a| !a.is_empty())
+            .cloned()
+            .map(AgentId),
+        priority: num(h, "priority"),
+        created_at: num(h, "created_at"),
+        queued_at: opt_num(h, "queued_at"),
+        first_assigned_at: opt_num(h, "first_assigned_at"),
+        closed_at: opt_num(h, "closed_at"),
+        close_reason: h.get("close_reason").cloned(),
+        locale: h.get("locale").cloned().unwrap_or_else(|| "en".into()),
+        last_seq: num(h, "seq"),
+    })
+}
+
+fn flat_to_map(flat: Vec<String>) -> HashMap<String, String> {
+    let mut it = flat.into_iter();
+    let mut h = HashMap::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        h.insert(k, v);
+    }
+    h
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn register_agent(&self, site: &SiteId, agent: &AgentConfig) -> Result<()> {
+        let base = self.base(site);
+        let depts =
+            serde_json::to_string(&agent.departments).map_err(|e| corrupt(e.to_string()))?;
+        let mut inv = self.scripts.register.prepare_invoke();
+        inv.key(format!("{base}a:{}", agent.id))
+            .key(format!("{base}agents"))
+            .arg(&base)
+            .arg(&agent.id.0)
+            .arg(&agent.name)
+            .arg(depts)
+            .arg(agent.max_concurrent);
+        for d in self.departments.get(site).into_iter().flatten() {
+            inv.arg(&d.0);
+        }
+        let _: i64 = inv.invoke_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    async fn put_visitor(&self, site: &SiteId, profile: &VisitorProfile) -> Result<()> {
+        let Some(id) = &profile.id else {
+            return Ok(());
+        };
+        let key = format!("{}v:{id}", self.base(site));
+        let json = serde_json::to_string(profile).map_err(|e| corrupt(e.to_string()))?;
+        let _: () = redis::pipe()
+            .hset(&key, "profile", json)
+            .ignore()
+            .pexpire(&key, VISITOR_TTL_MS)
+            .ignore()
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn visitor(&self, site: &SiteId, id: &VisitorId) -> Result<Option<VisitorProfile>> {
+        let json: Option<String> = self
+            .conn()
+            .hget(format!("{}v:{id}", self.base(site)), "profile")
+            .await?;
+        json.map(|j| serde_json::from_str(&j).map_err(|e| corrupt(format!("visitor {id}: {e}"))))
+            .transpose()
+    }
+
+    async fn visitor_conversation(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+    ) -> Result<Option<Conversation>> {
+        let conv: Option<String> = self
+            .conn()
+            .hget(format!("{}v:{visitor}", self.base(site)), "conv")
+            .await?;
+        match conv {
+            Some(c) => self.conversation(site, &ConvId(c)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn open_conversation(
+        &self,
+        site: &SiteId,
+        new: &Conversation,
+    ) -> Result<(Conversation, bool)> {
+        let base = self.base(site);
+        let mut inv = self.scripts.open.prepare_invoke();
+        inv.key(format!("{base}v:{}", new.visitor))
+            .key(format!("{base}c:{}", new.id))
+            .arg(&base)
+            .arg(&new.id.0)
+            .arg(VISITOR_TTL_MS)
+            .arg("visitor")
+            .arg(&new.visitor.0)
+            .arg("department")
+            .arg(&new.department.0)
+            .arg("state")
+            .arg(new.state.as_str())
+            .arg("priority")
+            .arg(new.priority)
+            .arg("created_at")
+            .arg(new.created_at)
+            .arg("locale")
+            .arg(&new.locale)
+            .arg("seq")
+            .arg(0);
+        let existing: Option<String> = inv.invoke_async(&mut self.conn()).await?;
+        match existing {
+            None => Ok((new.clone(), true)),
+            Some(id) => {
+                let id = ConvId(id);
+                let conv = self
+                    .conversation(site, &id)
+                    .await?
+                    .ok_or_else(|| corrupt(format!("conversation {id} vanished")))?;
+                Ok((conv, false))
+            }
+        }
+    }
+
+    async fn conversation(&self, site: &SiteId, id: &ConvId) -> Result<Option<Conversation>> {
+        let h: HashMap<String, String> = self
+            .conn()
+            .hgetall(format!("{}c:{id}", self.base(site)))
+            .await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        parse_conv(id, &h).map(Some)
+    }
+
+    async fn append(&self, site: &SiteId, conv: &ConvId, body: &EventBody) -> Result<Appended> {
+        let base = self.base(site);
+        let json = serde_json::to_string(body).map_err(|e| corrupt(e.to_string()))?;
+        let (seq, dup): (u64, i64) = self
+            .scripts
+            .append
+            .key(format!("{base}c:{conv}"))
+            .key(format!("{base}c:{conv}:log"))
+            .key(format!("{base}c:{conv}:cids"))
+            .arg(body.client_id().unwrap_or(""))
+            .arg(json)
+            .arg(self.channel(site))
+            .arg(&site.0)
+            .arg(&conv.0)
+            .invoke_async(&mut self.conn())
+            .await?;
+        if seq == 0 {
+            return Err(corrupt(format!("no conversation {conv}")));
+        }
+        Ok(Appended {
+            seq,
+            duplicate: dup == 1,
+        })
+    }
+
+    async fn events_after(&self, site: &SiteId, conv: &ConvId, after: u64) -> Result<Vec<Event>> {
+        let key = format!("{}c:{conv}:log", self.base(site));
+        // Exclusive start: everything after 0-<after>.
+        let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+            .arg(&key)
+            .arg(format!("(0-{after}"))
+            .arg("+")
+            .query_async(&mut self.conn())
+            .await?;
+        entries
+            .into_iter()
+            .map(|(_, fields)| {
+                let raw = fields
+                    .get("e")
+                    .ok_or_else(|| corrupt(format!("log entry of {conv} without event")))?;
+                serde_json::from_str(raw).map_err(|e| corrupt(format!("event of {conv}: {e}")))
+            })
+            .collect()
+    }
+
+    async fn enqueue(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        dept: &DeptId,
+        at_head: bool,
+        now: Millis,
+    ) -> Result<bool> {
+        let base = self.base(site);
+        let ok: i64 = self
+            .scripts
+            .enqueue
+            .key(format!("{base}c:{conv}"))
+            .key(format!("{base}q:{dept}"))
+            .arg(&conv.0)
+            .arg(&dept.0)
+            .arg(now)
+            .arg(if at_head { "1" } else { "0" })
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(ok == 1)
+    }
+
+    async fn assign_next(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+        now: Millis,
+        grace_ms: Millis,
+    ) -> Result<Option<(ConvId, AgentId, String)>> {
+        let base = self.base(site);
+        let r: Option<(String, String, String)> = self
+            .scripts
+            .assign
+            .key(format!("{base}q:{dept}"))
+            .key(format!("{base}d:{dept}:agents"))
+            .arg(&base)
+            .arg(now)
+            .arg(grace_ms)
+            .arg(&dept.0)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(r.map(|(c, a, l)| (ConvId(c), AgentId(a), l)))
+    }
+
+    async fn queue(&self, site: &SiteId, dept: &DeptId) -> Result<Vec<(ConvId, Millis)>> {
+        let base = self.base(site);
+        let flat: Vec<String> = self
+            .scripts
+            .queue
+            .key(format!("{base}q:{dept}"))
+            .arg(&base)
+            .invoke_async(&mut self.conn())
+            .await?;
+        let mut out = Vec::with_capacity(flat.len() / 2);
+        let mut it = flat.into_iter();
+        while let (Some(c), Some(t)) = (it.next(), it.next()) {
+            out.push((ConvId(c), t.parse().unwrap_or(0)));
+        }
+        Ok(out)
+    }
+
+    async fn close(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        reason: &str,
+        now: Millis,
+        retention_ms: Millis,
+    ) -> Result<Option<Conversation>> {
+        let base = self.base(site);
+        let flat: Option<Vec<String>> = self
+            .scripts
+            .close
+            .key(format!("{base}c:{conv}"))
+            .key(format!("{base}c:{conv}:log"))
+            .key(format!("{base}c:{conv}:cids"))
+            .arg(&base)
+            .arg(&conv.0)
+            .arg(reason)
+            .arg(now)
+            .arg(retention_ms.max(1))
+            .invoke_async(&mut self.conn())
+            .await?;
+        flat.map(|f| parse_conv(conv, &flat_to_map(f))).transpose()
+    }
+
+    async fn unassign(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        owner: &AgentId,
+        dept: &DeptId,
+        now: Millis,
+    ) -> Result<bool> {
+        let base = self.base(site);
+        let ok: i64 = self
+            .scripts
+            .unassign
+            .key(format!("{base}c:{conv}"))
+            .key(format!("{base}q:{dept}"))
+            .arg(&base)
+            .arg(&conv.0)
+            .arg(&owner.0)
+            .arg(&dept.0)
+            .arg(now)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(ok == 1)
+    }
+
+    async fn reassign(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        from: &AgentId,
+        to: &AgentId,
+        now: Millis,
+        grace_ms: Millis,
+    ) -> Result<Reassign> {
+        let base = self.base(site);
+        let r: i64 = self
+            .scripts
+            .reassign
+            .key(format!("{base}c:{conv}"))
+            .key(format!("{base}a:{from}"))
+            .key(format!("{base}a:{to}"))
+            .arg(&conv.0)
+            .arg(&from.0)
+            .arg(&to.0)
+            .arg(now)
+            .arg(grace_ms)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(match r {
+            1 => Reassign::Done,
+            0 => Reassign::NotOwner,
+            _ => Reassign::TargetUnavailable,
+        })
+    }
+
+    async fn set_status(&self, site: &SiteId, agent: &AgentId, status: AgentStatus) -> Result<()> {
+        let _: () = self
+            .conn()
+            .hset(
+                format!("{}a:{agent}", self.base(site)),
+                "status",
+                status.as_str(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn set_limit(&self, site: &SiteId, agent: &AgentId, limit: u32) -> Result<()> {
+        // The engine checked the limit against the configured cap.
+        let _: () = self
+            .conn()
+            .hset(format!("{}a:{agent}", self.base(site)), "max", limit)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_presence(
+        &self,
+        site: &SiteId,
+        agent: &AgentId,
+        node: &str,
+        until: Millis,
+    ) -> Result<()> {
+        let _: i64 = self
+            .scripts
+            .presence
+            .key(format!("{}a:{agent}", self.base(site)))
+            .arg(format!("node:{node}"))
+            .arg(until)
+            .arg(until - PRESENCE_PRUNE_MS)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn agent(&self, site: &SiteId, id: &AgentId) -> Result<Option<AgentState>> {
+        self.read_agent(site, id).await
+    }
+
+    async fn agents(&self, site: &SiteId) -> Result<Vec<AgentState>> {
+        let base = self.base(site);
+        let mut ids: Vec<String> = self.conn().smembers(format!("{base}agents")).await?;
+        ids.sort();
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(format!("{base}a:{id}"))
+                .smembers(format!("{base}a:{id}:chats"));
+        }
+        let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut it = replies.into_iter();
+        for id in ids {
+            let (Some(h), Some(c)) = (it.next(), it.next()) else {
+                break;
+            };
+            let h: HashMap<String, String> =
+                redis::from_redis_value(h).map_err(|e| corrupt(e.to_string()))?;
+            let c: Vec<String> = redis::from_redis_value(c).map_err(|e| corrupt(e.to_string()))?;
+            if !h.is_empty() {
+                out.push(parse_agent(&AgentId(id), &h, c)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn publish(&self, site: &SiteId, envelope: &Envelope) -> Result<()> {
+        let json = serde_json::to_string(envelope).map_err(|e| corrupt(e.to_string()))?;
+        let _: i64 = self.conn().publish(self.channel(site), json).await?;
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<bool> {
+        let pong: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        Ok(pong == "PONG" && self.subscribed.load(Ordering::Acquire))
+    }
+
+    async fn sweep_closed(&self, _now: Millis) -> Result<()> {
+        // Closed conversations' keys carry a TTL set by the close script.
+        Ok(())
+    }
+}

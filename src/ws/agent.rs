@@ -1,0 +1,518 @@
+//! An agent console's socket: authenticate with `hello`, receive assignments with the whole
+//! transcript, answer, transfer, close; see the department queues.
+//!
+//! The session follows each conversation the agent owns and tracks the last sequence number it
+//! delivered per conversation (gaps are backfilled from the log, duplicates dropped). It stops
+//! following a chat when its events say it left: closed, transferred away, or requeued.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{Connection, Incoming, Order, order};
+use crate::auth::agent_for_token;
+use crate::engine::EngineError;
+use crate::http::AppState;
+use crate::hub::{Push, Registration, Role};
+use crate::model::{AgentId, AgentState, ConvId, DeptId, Event, EventBody, SiteId, VisitorProfile};
+use crate::protocol::{
+    AgentIn, AgentOut, AgentSelf, ClientId, ConvSummary, ErrorCode, MessageText, QueueStat,
+    classify_parse_error, close,
+};
+
+const HELLO_ATTEMPTS: u32 = 3;
+
+struct Session {
+    state: AppState,
+    site: SiteId,
+    agent: AgentId,
+    departments: Vec<DeptId>,
+    reg: Registration,
+    /// Followed conversations and the last sequence number delivered from each.
+    chats: HashMap<ConvId, u64>,
+    /// Latest statistics of the agent's department queues.
+    queues: BTreeMap<DeptId, QueueStat>,
+    conn: Connection,
+}
+
+fn agent_self(a: &AgentState) -> AgentSelf {
+    AgentSelf {
+        id: a.id.clone(),
+        name: a.name.clone(),
+        status: a.status,
+        max_concurrent: a.max_concurrent,
+        max_allowed: a.cap,
+        load: a.load,
+        departments: a.departments.clone(),
+    }
+}
+
+async fn send_error(
+    conn: &mut Connection,
+    e: &EngineError,
+    client_id: Option<&ClientId>,
+    conversation: Option<&ConvId>,
+) -> bool {
+    conn.send(&AgentOut::Error {
+        code: e.code,
+        message: &e.message,
+        client_id,
+        conversation,
+    })
+    .await
+}
+
+pub async fn run(mut conn: Connection, state: AppState) {
+    let mut shutdown = state.shutdown.clone();
+    let deadline = tokio::time::sleep(state.engine.config().timing.hello_timeout());
+    tokio::pin!(deadline);
+    let mut attempts = 0;
+    let (site, agent, status, resume) = loop {
+        tokio::select! {
+            _ = &mut deadline => {
+                conn.close(close::HELLO_TIMEOUT, "hello timeout").await;
+                return;
+            }
+            _ = shutdown.recv() => {
+                conn.close(close::GOING_AWAY, "server shutting down").await;
+                return;
+            }
+            incoming = conn.next() => match incoming {
+                Incoming::Text(text) => match serde_json::from_str::<AgentIn>(&text) {
+                    Ok(AgentIn::Hello { token, status, resume }) => {
+                        match agent_for_token(state.engine.config(), &token) {
+                            Some((site, agent)) => break (site, agent, status, resume),
+                            None => {
+                                tracing::info!("agent hello with an unknown token");
+                                let e = EngineError::new(ErrorCode::Unauthorized, "unknown token");
+                                send_error(&mut conn, &e, None, None).await;
+                                attempts += 1;
+                                if attempts >= HELLO_ATTEMPTS {
+                                    conn.close(close::UNAUTHORIZED, "unauthorized").await;
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    Ok(AgentIn::Ping) => { conn.send(&AgentOut::Pong).await; }
+                    Ok(_) => {
+                        let e = EngineError::new(ErrorCode::HelloRequired, "send hello first");
+                        send_error(&mut conn, &e, None, None).await;
+                    }
+                    Err(e) => {
+                        let (code, msg) = classify_parse_error(&e, &text);
+                        send_error(&mut conn, &EngineError::new(code, msg), None, None).await;
+                    }
+                },
+                Incoming::Reject(code, msg) => {
+                    send_error(&mut conn, &EngineError::new(code, msg), None, None).await;
+                }
+                Incoming::Tick => if !conn.heartbeat().await { return },
+                Incoming::Gone => return,
+            }
+        }
+    };
+
+    let engine = state.engine.clone();
+    let (reg, rx) = engine.hub().register(Role::Agent);
+    let me = match engine.agent_connected(&site, &agent, reg.id, status).await {
+        Ok(me) => me,
+        Err(e) => {
+            send_error(&mut conn, &e, None, None).await;
+            engine.agent_disconnected(&site, &agent, reg.id).await;
+            return;
+        }
+    };
+    tracing::info!(site = %site, agent = %agent, "agent connected");
+    let welcome = AgentOut::Welcome {
+        agent: &agent_self(&me),
+        heartbeat_secs: engine.config().timing.heartbeat_secs,
+    };
+    let mut session = Session {
+        state: state.clone(),
+        site: site.clone(),
+        agent: agent.clone(),
+        departments: me.departments.clone(),
+        reg,
+        chats: HashMap::new(),
+        queues: BTreeMap::new(),
+        conn,
+    };
+    if session.conn.send(&welcome).await {
+        let mut alive = true;
+        for conv in &me.chats {
+            let after = resume.get(conv).copied().unwrap_or(0);
+            alive = alive && session.take(conv, after).await;
+        }
+        if alive && session.send_all_queues().await {
+            session.serve(rx, shutdown).await;
+        }
+    }
+    for conv in session.chats.keys() {
+        engine.hub().unfollow(conv, session.reg.id);
+    }
+    engine
+        .agent_disconnected(&site, &agent, session.reg.id)
+        .await;
+    tracing::info!(site = %site, agent = %agent, "agent disconnected");
+}
+
+impl Session {
+    async fn serve(
+        &mut self,
+        mut rx: mpsc::Receiver<Push>,
+        mut shutdown: crate::shutdown::Shutdown,
+    ) {
+        loop {
+            tokio::select! {
+                incoming = self.conn.next() => match incoming {
+                    Incoming::Text(text) => {
+                        if !self.handle(&text).await {
+                            return;
+                        }
+                    }
+                    Incoming::Reject(code, msg) => {
+                        send_error(&mut self.conn, &EngineError::new(code, msg), None, None).await;
+                    }
+                    Incoming::Tick => if !self.conn.heartbeat().await { return },
+                    Incoming::Gone => return,
+                },
+                push = rx.recv() => match push {
+                    Some(push) => {
+                        if !self.push(push).await {
+                            return;
+                        }
+                    }
+                    None => {
+                        self.conn.close(close::SLOW_CONSUMER, "too far behind; reconnect and resume").await;
+                        return;
+                    }
+                },
+                _ = shutdown.recv() => {
+                    self.conn.close(close::GOING_AWAY, "server shutting down").await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One client message. False when the socket is gone.
+    async fn handle(&mut self, text: &str) -> bool {
+        let msg = match serde_json::from_str::<AgentIn>(text) {
+            Ok(m) => m,
+            Err(e) => {
+                let (code, msg) = classify_parse_error(&e, text);
+                return send_error(&mut self.conn, &EngineError::new(code, msg), None, None).await;
+            }
+        };
+        let engine = self.state.engine.clone();
+        let (site, agent) = (&self.site, &self.agent);
+        let (result, client_id, conversation) = match msg {
+            AgentIn::Hello { .. } => (
+                Err(EngineError::new(
+                    ErrorCode::AlreadyAuthenticated,
+                    "already said hello",
+                )),
+                None,
+                None,
+            ),
+            AgentIn::Ping => return self.conn.send(&AgentOut::Pong).await,
+            AgentIn::SetStatus { status } => {
+                (engine.set_status(site, agent, status).await, None, None)
+            }
+            AgentIn::SetLimit { max_concurrent } => (
+                engine.set_limit(site, agent, max_concurrent).await,
+                None,
+                None,
+            ),
+            AgentIn::Message {
+                conversation,
+                client_id,
+                text,
+            } => {
+                let max = engine.config().limits.max_message_chars;
+                let result = match MessageText::parse(text, max) {
+                    Err(code) => Err(EngineError::new(code, "message text is empty or too long")),
+                    Ok(text) => {
+                        match engine
+                            .agent_message(site, agent, &conversation, client_id.clone(), text)
+                            .await
+                        {
+                            Ok(ack) => {
+                                return self
+                                    .conn
+                                    .send(&AgentOut::Ack {
+                                        client_id: &client_id,
+                                        conversation: &ack.conv,
+                                        seq: ack.seq,
+                                    })
+                                    .await;
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                };
+                (result, Some(client_id), Some(conversation))
+            }
+            AgentIn::Typing { conversation, on } => (
+                engine.agent_typing(site, agent, &conversation, on).await,
+                None,
+                Some(conversation),
+            ),
+            AgentIn::Close {
+                conversation,
+                reason,
+            } => (
+                engine.agent_close(site, agent, &conversation, reason).await,
+                None,
+                Some(conversation),
+            ),
+            AgentIn::Transfer {
+                conversation,
+                to_agent,
+                to_department,
+                reason,
+                note,
+            } => (
+                engine
+                    .transfer(
+                        site,
+                        agent,
+                        &conversation,
+                        to_agent,
+                        to_department,
+                        reason,
+                        note,
+                    )
+                    .await,
+                None,
+                Some(conversation),
+            ),
+        };
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                send_error(
+                    &mut self.conn,
+                    &e,
+                    client_id.as_ref(),
+                    conversation.as_ref(),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Something from the hub. False when the socket is gone.
+    async fn push(&mut self, push: Push) -> bool {
+        match push {
+            Push::Event(conv, event) => self.on_event(conv, event).await,
+            Push::Typing { conv, on, .. } => {
+                if self.chats.contains_key(&conv) {
+                    return self
+                        .conn
+                        .send(&AgentOut::Typing {
+                            conversation: &conv,
+                            on,
+                        })
+                        .await;
+                }
+                true
+            }
+            Push::Queue(stat) => {
+                if self.departments.contains(&stat.department) {
+                    self.queues.insert(stat.department.clone(), (*stat).clone());
+                    return self.send_queues().await;
+                }
+                true
+            }
+            Push::AgentChanged => {
+                match self.state.engine.agent_state(&self.site, &self.agent).await {
+                    Ok(me) => {
+                        self.conn
+                            .send(&AgentOut::Agent {
+                                agent: &agent_self(&me),
+                            })
+                            .await
+                    }
+                    Err(e) => send_error(&mut self.conn, &e, None, None).await,
+                }
+            }
+            Push::Resync => self.resync().await,
+            Push::Position { .. } => true,
+        }
+    }
+
+    async fn on_event(&mut self, conv: ConvId, event: Arc<Event>) -> bool {
+        let Some(&last) = self.chats.get(&conv) else {
+            // Not followed: only an assignment to this agent concerns us.
+            if matches!(&event.body, EventBody::Assigned { agent, .. } if agent.id == self.agent) {
+                return self.take(&conv, 0).await;
+            }
+            return true;
+        };
+        match order(last, event.seq) {
+            Order::Seen => true,
+            Order::Gap => self.backfill(&conv, last).await,
+            Order::Next => self.forward(&conv, &event).await,
+        }
+    }
+
+    /// Sends one event in order, then lets go of the chat if the event took it away.
+    async fn forward(&mut self, conv: &ConvId, event: &Event) -> bool {
+        self.chats.insert(conv.clone(), event.seq);
+        if !self
+            .conn
+            .send(&AgentOut::Event {
+                conversation: conv,
+                event,
+            })
+            .await
+        {
+            return false;
+        }
+        let gone = match &event.body {
+            EventBody::Closed { .. } => Some("closed"),
+            EventBody::Transferred { from: Some(f), .. } if f.id == self.agent => {
+                Some("transferred")
+            }
+            EventBody::Requeued { agent, .. } if agent.id == self.agent => Some("requeued"),
+            EventBody::Assigned { agent, .. } if agent.id != self.agent => Some("transferred"),
+            _ => None,
+        };
+        match gone {
+            Some(reason) => self.release(conv, reason).await,
+            None => true,
+        }
+    }
+
+    async fn release(&mut self, conv: &ConvId, reason: &str) -> bool {
+        self.chats.remove(conv);
+        self.state.engine.hub().unfollow(conv, self.reg.id);
+        self.conn
+            .send(&AgentOut::Unassigned {
+                conversation: conv,
+                reason,
+            })
+            .await
+    }
+
+    /// Follows a chat and sends it with the visitor's profile and its events after `after`.
+    async fn take(&mut self, conv: &ConvId, after: u64) -> bool {
+        let engine = self.state.engine.clone();
+        engine.hub().follow(conv, self.reg.id);
+        let loaded = async {
+            let store = engine.store();
+            let c = store.conversation(&self.site, conv).await?;
+            let events = store.events_after(&self.site, conv, after).await?;
+            let visitor = match &c {
+                Some(c) => store.visitor(&self.site, &c.visitor).await?,
+                None => None,
+            };
+            Ok::<_, crate::state::StoreError>((c, events, visitor))
+        }
+        .await;
+        let (c, events, visitor) = match loaded {
+            Ok((Some(c), events, visitor)) => (c, events, visitor),
+            Ok((None, ..)) => {
+                engine.hub().unfollow(conv, self.reg.id);
+                return true;
+            }
+            Err(e) => {
+                engine.hub().unfollow(conv, self.reg.id);
+                return send_error(&mut self.conn, &EngineError::from(e), None, Some(conv)).await;
+            }
+        };
+        if c.agent.as_ref() != Some(&self.agent) {
+            // Moved on before we got here; its later events do not concern us.
+            engine.hub().unfollow(conv, self.reg.id);
+            return true;
+        }
+        let last = events.last().map_or(after, |e| e.seq);
+        self.chats.insert(conv.clone(), last);
+        let visitor = visitor.unwrap_or_else(|| VisitorProfile {
+            id: Some(c.visitor.clone()),
+            ..VisitorProfile::default()
+        });
+        self.conn
+            .send(&AgentOut::Assigned {
+                conversation: &ConvSummary {
+                    id: c.id.clone(),
+                    state: c.state,
+                    department: c.department.clone(),
+                    last_seq: c.last_seq,
+                },
+                visitor: &visitor,
+                events: &events,
+            })
+            .await
+    }
+
+    async fn backfill(&mut self, conv: &ConvId, after: u64) -> bool {
+        let events = match self
+            .state
+            .engine
+            .store()
+            .events_after(&self.site, conv, after)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                return send_error(&mut self.conn, &EngineError::from(e), None, Some(conv)).await;
+            }
+        };
+        for event in events {
+            match self.chats.get(conv) {
+                Some(&last) if event.seq > last => {
+                    if !self.forward(conv, &event).await {
+                        return false;
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        true
+    }
+
+    /// After a lost subscription: catch up on every chat and on what was assigned meanwhile.
+    async fn resync(&mut self) -> bool {
+        let followed: Vec<(ConvId, u64)> =
+            self.chats.iter().map(|(c, l)| (c.clone(), *l)).collect();
+        for (conv, last) in followed {
+            if !self.backfill(&conv, last).await {
+                return false;
+            }
+        }
+        match self.state.engine.agent_state(&self.site, &self.agent).await {
+            Ok(me) => {
+                for conv in me.chats {
+                    if !self.chats.contains_key(&conv) && !self.take(&conv, 0).await {
+                        return false;
+                    }
+                }
+                true
+            }
+            Err(e) => send_error(&mut self.conn, &e, None, None).await,
+        }
+    }
+
+    async fn send_all_queues(&mut self) -> bool {
+        let engine = self.state.engine.clone();
+        for dept in self.departments.clone() {
+            match engine.queue_stat(&self.site, &dept).await {
+                Ok((stat, _)) => {
+                    self.queues.insert(dept, stat);
+                }
+                Err(e) => return send_error(&mut self.conn, &e, None, None).await,
+            }
+        }
+        self.send_queues().await
+    }
+
+    async fn send_queues(&mut self) -> bool {
+        let list: Vec<QueueStat> = self.queues.values().cloned().collect();
+        self.conn.send(&AgentOut::Queues { queues: &list }).await
+    }
+}

@@ -1,0 +1,308 @@
+//! WebSocket surfaces: `/v1/visitor` and `/v1/agent`.
+//!
+//! Upgrade handlers only check what must be checked before the upgrade (site, Origin, per-IP
+//! limit) and hand the socket to a session task (`visitor::run`, `agent::run`). `Connection`
+//! wraps the socket with what both sessions need: frame and rate limits, heartbeats, JSON out.
+//! It never awaits a send inside `next()`, so selecting on it is cancel-safe.
+
+pub mod agent;
+pub mod visitor;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use tokio::time::{Instant, Interval};
+
+use crate::config::Limits;
+use crate::http::{ApiError, AppState};
+use crate::model::SiteId;
+use crate::protocol::ErrorCode;
+
+/// Open connections per client IP; a guard gives its slot back on drop.
+#[derive(Clone, Default)]
+pub struct IpLimiter {
+    counts: Arc<DashMap<IpAddr, usize>>,
+}
+
+pub struct IpGuard {
+    counts: Arc<DashMap<IpAddr, usize>>,
+    ip: IpAddr,
+}
+
+impl IpLimiter {
+    pub fn acquire(&self, ip: IpAddr, limit: usize) -> Option<IpGuard> {
+        let mut n = self.counts.entry(ip).or_insert(0);
+        if limit > 0 && *n >= limit {
+            return None;
+        }
+        *n += 1;
+        drop(n);
+        Some(IpGuard {
+            counts: self.counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpGuard {
+    fn drop(&mut self) {
+        self.counts.remove_if_mut(&self.ip, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
+    }
+}
+
+/// Applies the configured buffer and frame limits to an upgrade: small buffers keep idle
+/// connections cheap (tungstenite's defaults would allocate 128 KiB each).
+fn configure(ws: WebSocketUpgrade, limits: &Limits) -> WebSocketUpgrade {
+    ws.read_buffer_size(limits.ws_read_buffer)
+        .write_buffer_size(limits.ws_write_buffer)
+        // Backpressure beyond this: the send awaits instead of buffering without bound.
+        .max_write_buffer_size(limits.ws_write_buffer.max(limits.hard_frame_bytes) * 2)
+        .max_message_size(limits.hard_frame_bytes)
+        .max_frame_size(limits.hard_frame_bytes)
+}
+
+fn acquire_ip(state: &AppState, addr: SocketAddr) -> Result<IpGuard, ApiError> {
+    state
+        .ip_limiter
+        .acquire(addr.ip(), state.engine.config().limits.connections_per_ip)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "too many connections from this address",
+            )
+        })
+}
+
+#[derive(Deserialize)]
+pub struct VisitorQuery {
+    site: Option<String>,
+}
+
+/// `GET /v1/visitor?site=<id>`: checks the site and the page's Origin, then upgrades.
+pub async fn visitor_upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Query(q): Query<VisitorQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let site_id = SiteId(q.site.unwrap_or_default());
+    let site = state
+        .engine
+        .config()
+        .site(&site_id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_site", "no such site"))?;
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .unwrap_or("");
+    if !site.allowed_origins.iter().any(|o| o == origin) {
+        tracing::info!(site = %site_id, origin, "visitor socket refused: origin not allowed");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "this origin may not open visitor sockets for the site",
+        ));
+    }
+    let guard = acquire_ip(&state, addr)?;
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let limits = state.engine.config().limits.clone();
+    Ok(configure(ws, &limits).on_upgrade(move |socket| async move {
+        let conn = Connection::new(socket, &state);
+        visitor::run(conn, state, site_id, user_agent).await;
+        drop(guard);
+    }))
+}
+
+/// `GET /v1/agent`: authentication happens in the first message (browsers cannot set headers
+/// on WebSockets, and query strings end up in logs).
+pub async fn agent_upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+) -> Result<Response, ApiError> {
+    let guard = acquire_ip(&state, addr)?;
+    let limits = state.engine.config().limits.clone();
+    Ok(configure(ws, &limits).on_upgrade(move |socket| async move {
+        let conn = Connection::new(socket, &state);
+        agent::run(conn, state).await;
+        drop(guard);
+    }))
+}
+
+/// What the next read produced.
+pub enum Incoming {
+    /// A text frame within the limits.
+    Text(String),
+    /// A frame we refuse; tell the client, keep the connection.
+    Reject(ErrorCode, &'static str),
+    /// Heartbeat time: call `Connection::heartbeat`.
+    Tick,
+    /// The peer closed or the socket failed.
+    Gone,
+}
+
+/// A token bucket: `burst` frames at once, refilled at `rate` per second.
+struct RateLimit {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A socket with the limits every session applies.
+pub struct Connection {
+    socket: WebSocket,
+    max_frame: usize,
+    rate: RateLimit,
+    heartbeat: Interval,
+    heartbeat_every: Duration,
+    last_heard: Instant,
+}
+
+impl Connection {
+    fn new(socket: WebSocket, state: &AppState) -> Self {
+        let config = state.engine.config();
+        let every = config.timing.heartbeat();
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            socket,
+            max_frame: config.limits.max_frame_bytes,
+            rate: RateLimit {
+                rate: config.limits.messages_per_second,
+                burst: config.limits.message_burst,
+                tokens: config.limits.message_burst,
+                at: Instant::now(),
+            },
+            heartbeat,
+            heartbeat_every: every,
+            last_heard: Instant::now(),
+        }
+    }
+
+    /// Waits for the next frame or heartbeat tick. Cancel-safe.
+    pub async fn next(&mut self) -> Incoming {
+        loop {
+            tokio::select! {
+                msg = self.socket.recv() => {
+                    let msg = match msg {
+                        Some(Ok(m)) => m,
+                        // A read error includes frames over the hard limit (tungstenite refuses
+                        // them before buffering): the socket is unusable, the client resumes.
+                        Some(Err(e)) => {
+                            tracing::debug!(cause = %e, "socket read failed");
+                            return Incoming::Gone;
+                        }
+                        None => return Incoming::Gone,
+                    };
+                    self.last_heard = Instant::now();
+                    match msg {
+                        Message::Text(t) => {
+                            if t.len() > self.max_frame {
+                                return Incoming::Reject(ErrorCode::FrameTooLarge, "frame larger than limits.max_frame_bytes");
+                            }
+                            if !self.rate.allow() {
+                                return Incoming::Reject(ErrorCode::RateLimited, "too many messages; slow down");
+                            }
+                            return Incoming::Text(t.as_str().to_owned());
+                        }
+                        Message::Binary(_) => {
+                            return Incoming::Reject(ErrorCode::BinaryNotSupported, "send JSON text frames");
+                        }
+                        Message::Ping(_) | Message::Pong(_) => continue,
+                        Message::Close(_) => return Incoming::Gone,
+                    }
+                }
+                _ = self.heartbeat.tick() => return Incoming::Tick,
+            }
+        }
+    }
+
+    /// Pings the peer, or closes when nothing was heard for three intervals. False when closed.
+    pub async fn heartbeat(&mut self) -> bool {
+        if self.last_heard.elapsed() > self.heartbeat_every * 3 {
+            self.close(
+                crate::protocol::close::HEARTBEAT_TIMEOUT,
+                "heartbeat timeout",
+            )
+            .await;
+            return false;
+        }
+        self.socket
+            .send(Message::Ping(Default::default()))
+            .await
+            .is_ok()
+    }
+
+    /// Sends one JSON message. False when the socket is gone.
+    pub async fn send<T: Serialize>(&mut self, msg: &T) -> bool {
+        match serde_json::to_string(msg) {
+            Ok(s) => self.socket.send(Message::Text(s.into())).await.is_ok(),
+            Err(e) => {
+                tracing::error!(cause = %e, "unserializable message");
+                true
+            }
+        }
+    }
+
+    pub async fn close(&mut self, code: u16, reason: &'static str) {
+        let _ = self
+            .socket
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await;
+    }
+}
+
+/// How an incoming event relates to what a session already delivered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Already delivered (a duplicate from pub/sub or a backfill overlap).
+    Seen,
+    /// The very next one.
+    Next,
+    /// Events in between are missing: backfill from the log first.
+    Gap,
+}
+
+pub fn order(last: u64, seq: u64) -> Order {
+    if seq <= last {
+        Order::Seen
+    } else if seq == last + 1 {
+        Order::Next
+    } else {
+        Order::Gap
+    }
+}

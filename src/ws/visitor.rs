@@ -1,0 +1,420 @@
+//! A visitor's socket: `hello` → `welcome` and the missed events, then messages both ways.
+//!
+//! The session follows the visitor's current conversation. Every event is checked against the
+//! last sequence number delivered: duplicates are dropped, gaps are filled from the log, so the
+//! widget sees each stored event exactly once and in order.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{Connection, Incoming, Order, order};
+use crate::engine::{EngineError, VisitorHello};
+use crate::http::AppState;
+use crate::hub::{Push, Registration, Role};
+use crate::model::{ConvId, ConvState, Event, SiteId, VisitorProfile};
+use crate::protocol::{
+    ConvSummary, ErrorCode, MessageText, ResumeFrom, VisitorIn, VisitorOut, classify_parse_error,
+    close,
+};
+
+/// Failed `hello`s before the socket is closed.
+const HELLO_ATTEMPTS: u32 = 3;
+
+struct Session {
+    state: AppState,
+    site: SiteId,
+    profile: VisitorProfile,
+    department: Option<crate::model::DeptId>,
+    reg: Registration,
+    /// The conversation followed and the last sequence number delivered from it.
+    current: Option<(ConvId, u64)>,
+    conn: Connection,
+}
+
+pub async fn run(mut conn: Connection, state: AppState, site: SiteId, user_agent: Option<String>) {
+    let mut shutdown = state.shutdown.clone();
+    let deadline = tokio::time::sleep(state.engine.config().timing.hello_timeout());
+    tokio::pin!(deadline);
+    let mut attempts = 0;
+    let (hello, resume, department) = loop {
+        tokio::select! {
+            _ = &mut deadline => {
+                conn.close(close::HELLO_TIMEOUT, "hello timeout").await;
+                return;
+            }
+            _ = shutdown.recv() => {
+                conn.close(close::GOING_AWAY, "server shutting down").await;
+                return;
+            }
+            incoming = conn.next() => match incoming {
+                Incoming::Text(text) => match serde_json::from_str::<VisitorIn>(&text) {
+                    Ok(VisitorIn::Hello { token, resume, page, locale, department, name, email }) => {
+                        let page = page.unwrap_or_default();
+                        let hello = VisitorHello {
+                            token,
+                            page_url: page.url,
+                            page_title: page.title,
+                            referrer: page.referrer,
+                            locale,
+                            name,
+                            email,
+                            user_agent: user_agent.clone(),
+                        };
+                        match state.engine.visitor_hello(&site, hello).await {
+                            Ok(s) => break (s, resume, department),
+                            Err(e) => {
+                                send_error(&mut conn, e.code, &e.message, None).await;
+                                attempts += 1;
+                                if attempts >= HELLO_ATTEMPTS {
+                                    conn.close(close::UNAUTHORIZED, "hello failed").await;
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    Ok(VisitorIn::Ping) => { conn.send(&VisitorOut::Pong).await; }
+                    Ok(_) => send_error(&mut conn, ErrorCode::HelloRequired, "send hello first", None).await,
+                    Err(e) => {
+                        let (code, msg) = classify_parse_error(&e, &text);
+                        send_error(&mut conn, code, &msg, None).await;
+                    }
+                },
+                Incoming::Reject(code, msg) => send_error(&mut conn, code, msg, None).await,
+                Incoming::Tick => if !conn.heartbeat().await { return },
+                Incoming::Gone => return,
+            }
+        }
+    };
+
+    let (reg, rx) = state.engine.hub().register(Role::Visitor);
+    let visitor = hello.id.clone();
+    state.engine.hub().join_visitor(&site, &visitor, reg.id);
+    let heartbeat_secs = state.engine.config().timing.heartbeat_secs;
+    let summary = hello.conversation.as_ref().map(|c| ConvSummary {
+        id: c.id.clone(),
+        state: c.state,
+        department: c.department.clone(),
+        last_seq: c.last_seq,
+    });
+    let welcome = VisitorOut::Welcome {
+        visitor_id: &visitor,
+        token: &hello.token,
+        conversation: summary,
+        heartbeat_secs,
+    };
+    if !conn.send(&welcome).await {
+        state.engine.hub().leave_visitor(&site, &visitor, reg.id);
+        return;
+    }
+    let mut session = Session {
+        state: state.clone(),
+        site: site.clone(),
+        profile: hello.profile,
+        department,
+        reg,
+        current: None,
+        conn,
+    };
+    if let Some(conv) = hello.conversation {
+        // Follow first, then read the log: nothing published in between is lost.
+        let after = match resume {
+            Some(ResumeFrom {
+                conversation,
+                last_seq,
+            }) if conversation == conv.id => last_seq,
+            _ => 0,
+        };
+        session.switch_to(conv.id.clone(), after).await;
+        if conv.state == ConvState::Queued {
+            session.send_position(&conv).await;
+        }
+    }
+    session.serve(rx, shutdown).await;
+    let hub = state.engine.hub();
+    if let Some((conv, _)) = &session.current {
+        hub.unfollow(conv, session.reg.id);
+    }
+    hub.leave_visitor(&site, &visitor, session.reg.id);
+}
+
+async fn send_error(
+    conn: &mut Connection,
+    code: ErrorCode,
+    message: &str,
+    client_id: Option<&crate::protocol::ClientId>,
+) {
+    conn.send(&VisitorOut::Error {
+        code,
+        message,
+        client_id,
+    })
+    .await;
+}
+
+impl Session {
+    async fn serve(
+        &mut self,
+        mut rx: mpsc::Receiver<Push>,
+        mut shutdown: crate::shutdown::Shutdown,
+    ) {
+        loop {
+            tokio::select! {
+                incoming = self.conn.next() => match incoming {
+                    Incoming::Text(text) => {
+                        if !self.handle(&text).await {
+                            return;
+                        }
+                    }
+                    Incoming::Reject(code, msg) => send_error(&mut self.conn, code, msg, None).await,
+                    Incoming::Tick => if !self.conn.heartbeat().await { return },
+                    Incoming::Gone => return,
+                },
+                push = rx.recv() => match push {
+                    Some(push) => {
+                        if !self.push(push).await {
+                            return;
+                        }
+                    }
+                    None => {
+                        self.conn.close(close::SLOW_CONSUMER, "too far behind; reconnect and resume").await;
+                        return;
+                    }
+                },
+                _ = shutdown.recv() => {
+                    self.conn.close(close::GOING_AWAY, "server shutting down").await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One client message. False when the socket is gone.
+    async fn handle(&mut self, text: &str) -> bool {
+        let msg = match serde_json::from_str::<VisitorIn>(text) {
+            Ok(m) => m,
+            Err(e) => {
+                let (code, msg) = classify_parse_error(&e, text);
+                send_error(&mut self.conn, code, &msg, None).await;
+                return true;
+            }
+        };
+        let engine = self.state.engine.clone();
+        match msg {
+            VisitorIn::Hello { .. } => {
+                send_error(
+                    &mut self.conn,
+                    ErrorCode::AlreadyAuthenticated,
+                    "already said hello",
+                    None,
+                )
+                .await;
+            }
+            VisitorIn::Ping => return self.conn.send(&VisitorOut::Pong).await,
+            VisitorIn::Page(page) => {
+                if let Err(e) = engine
+                    .visitor_page(&self.site, &mut self.profile, page.url, page.title)
+                    .await
+                {
+                    send_error(&mut self.conn, e.code, &e.message, None).await;
+                }
+            }
+            VisitorIn::Message { client_id, text } => {
+                let max = engine.config().limits.max_message_chars;
+                let text = match MessageText::parse(text, max) {
+                    Ok(t) => t,
+                    Err(code) => {
+                        send_error(
+                            &mut self.conn,
+                            code,
+                            "message text is empty or too long",
+                            Some(&client_id),
+                        )
+                        .await;
+                        return true;
+                    }
+                };
+                match engine
+                    .visitor_message(
+                        &self.site,
+                        &self.profile,
+                        self.department.as_ref(),
+                        client_id.clone(),
+                        text,
+                    )
+                    .await
+                {
+                    Ok(ack) => {
+                        if self.current.as_ref().is_none_or(|(c, _)| c != &ack.conv) {
+                            self.switch_to(ack.conv.clone(), 0).await;
+                        }
+                        return self
+                            .conn
+                            .send(&VisitorOut::Ack {
+                                client_id: &client_id,
+                                conversation: &ack.conv,
+                                seq: ack.seq,
+                            })
+                            .await;
+                    }
+                    Err(EngineError { code, message }) => {
+                        send_error(&mut self.conn, code, &message, Some(&client_id)).await;
+                    }
+                }
+            }
+            VisitorIn::Typing { on } => {
+                if let (Some((conv, _)), Some(v)) = (&self.current, &self.profile.id) {
+                    engine.visitor_typing(&self.site, v, conv, on).await;
+                }
+            }
+            VisitorIn::Close => {
+                let Some(v) = self.profile.id.clone() else {
+                    return true;
+                };
+                if let Err(e) = engine.visitor_close(&self.site, &v).await {
+                    send_error(&mut self.conn, e.code, &e.message, None).await;
+                }
+            }
+        }
+        true
+    }
+
+    /// Something from the hub. False when the socket is gone.
+    async fn push(&mut self, push: Push) -> bool {
+        match push {
+            Push::Event(conv, event) => {
+                let newer = self.current.as_ref().is_none_or(|(c, _)| conv > *c);
+                if newer {
+                    // A conversation started elsewhere (another tab): follow it from the start.
+                    self.switch_to(conv.clone(), 0).await;
+                }
+                self.deliver(&conv, event).await
+            }
+            Push::Typing { conv, on, name, .. } => {
+                if self.current.as_ref().is_some_and(|(c, _)| c == &conv) {
+                    return self
+                        .conn
+                        .send(&VisitorOut::Typing {
+                            on,
+                            name: name.as_deref(),
+                        })
+                        .await;
+                }
+                true
+            }
+            Push::Position {
+                conv,
+                position,
+                minutes,
+            } => {
+                if self.current.as_ref().is_some_and(|(c, _)| c == &conv) {
+                    return self
+                        .conn
+                        .send(&VisitorOut::Queue {
+                            conversation: &conv,
+                            position,
+                            estimate_minutes: minutes,
+                        })
+                        .await;
+                }
+                true
+            }
+            Push::Resync => {
+                if let Some((conv, last)) = self.current.clone() {
+                    return self.backfill(&conv, last).await;
+                }
+                true
+            }
+            Push::Queue(_) | Push::AgentChanged => true,
+        }
+    }
+
+    /// Follows a conversation and sends what is stored after `after`.
+    async fn switch_to(&mut self, conv: ConvId, after: u64) {
+        let hub = self.state.engine.hub();
+        if let Some((old, _)) = self.current.take() {
+            hub.unfollow(&old, self.reg.id);
+        }
+        hub.follow(&conv, self.reg.id);
+        self.current = Some((conv.clone(), after));
+        self.backfill(&conv, after).await;
+    }
+
+    async fn deliver(&mut self, conv: &ConvId, event: Arc<Event>) -> bool {
+        let Some((current, last)) = self.current.clone() else {
+            return true;
+        };
+        if &current != conv {
+            return true;
+        }
+        match order(last, event.seq) {
+            Order::Seen => true,
+            Order::Gap => self.backfill(conv, last).await,
+            Order::Next => {
+                self.current = Some((current, event.seq));
+                if event.body.visible_to_visitor() {
+                    return self
+                        .conn
+                        .send(&VisitorOut::Event {
+                            conversation: conv,
+                            event: &event,
+                        })
+                        .await;
+                }
+                true
+            }
+        }
+    }
+
+    /// Sends every stored event after `after` (visible ones) and moves the cursor.
+    async fn backfill(&mut self, conv: &ConvId, after: u64) -> bool {
+        let events = match self
+            .state
+            .engine
+            .store()
+            .events_after(&self.site, conv, after)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                let e = EngineError::from(e);
+                send_error(&mut self.conn, e.code, &e.message, None).await;
+                return true;
+            }
+        };
+        for event in events {
+            let last = self.current.as_ref().map_or(0, |(_, l)| *l);
+            if event.seq <= last {
+                continue;
+            }
+            self.current = Some((conv.clone(), event.seq));
+            if event.body.visible_to_visitor()
+                && !self
+                    .conn
+                    .send(&VisitorOut::Event {
+                        conversation: conv,
+                        event: &event,
+                    })
+                    .await
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// On (re)connect while queued: the current position, since the stored one may be stale.
+    async fn send_position(&mut self, conv: &crate::model::Conversation) {
+        let engine = self.state.engine.clone();
+        if let Ok(Some((position, minutes))) = engine.position(&self.site, conv).await {
+            engine.hub().note_position(&conv.id, position);
+            self.conn
+                .send(&VisitorOut::Queue {
+                    conversation: &conv.id,
+                    position,
+                    estimate_minutes: minutes,
+                })
+                .await;
+        }
+    }
+}

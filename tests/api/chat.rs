@@ -1,0 +1,139 @@
+//! The basic loop: queue, assignment, messages both ways, close; acknowledgements by locale.
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::*;
+
+both_backends!(
+    queued_assigned_messages_flow_and_close,
+    acknowledgements_by_locale,
+    offline_reply_when_nobody_is_on
+);
+
+/// A visitor is queued, an agent comes online, gets the chat, messages flow both ways, the agent closes.
+async fn queued_assigned_messages_flow_and_close(backend: Backend) {
+    let app = spawn_app(
+        backend,
+        config(&[agent("alice", "Alice Moreau", &["support"], 3)]),
+    )
+    .await;
+    let mut alice = agent_client(&app, "alice", "away").await;
+    let (mut v, welcome) = visitor(&app, json!({"locale": "en-US"})).await;
+    assert!(welcome["token"].as_str().unwrap().starts_with("v1.test."));
+    assert!(welcome["conversation"].is_null());
+
+    let ack = say(&mut v, "c1", "Hello, anyone there?").await;
+    assert_eq!(ack["seq"], 1);
+    let conv = ack["conversation"].as_str().unwrap().to_owned();
+    let queued = v.wait_event("notice").await;
+    assert_eq!(queued["event"]["notice"], "queued");
+    assert_eq!(queued["event"]["position"], 1);
+    assert!(queued["event"]["text"].as_str().unwrap().contains("#1"));
+
+    alice
+        .send(json!({"type": "set_status", "status": "online"}))
+        .await;
+    let (got, assigned) = wait_assigned(&mut alice).await;
+    assert_eq!(got, conv);
+    let transcript = assigned["events"].as_array().unwrap();
+    assert_eq!(transcript[0]["text"], "Hello, anyone there?");
+    assert_eq!(assigned["visitor"]["page_url"], "https://shop.test/");
+
+    let intro = v.wait_event("assigned").await;
+    assert_eq!(intro["event"]["agent"]["name"], "Alice Moreau");
+    assert!(
+        intro["event"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Alice Moreau")
+    );
+
+    agent_say(&mut alice, &conv, "a1", "Hi! How can I help?").await;
+    let m = v.wait_event("message").await;
+    assert_eq!(m["event"]["text"], "Hello, anyone there?");
+    let m = v.wait_event("message").await;
+    assert_eq!(m["event"]["text"], "Hi! How can I help?");
+    assert_eq!(m["event"]["author"], "agent");
+    assert_eq!(m["event"]["author_name"], "Alice Moreau");
+
+    say(&mut v, "c2", "My order is late").await;
+    let m = alice
+        .wait_for("visitor message", |m| {
+            m["type"] == "event" && m["event"]["text"] == "My order is late"
+        })
+        .await;
+    assert_eq!(m["event"]["author"], "visitor");
+
+    alice.sync().await;
+    alice.drain();
+    alice
+        .send(json!({"type": "close", "conversation": conv, "reason": "resolved"}))
+        .await;
+    let closed = v.wait_event("closed").await;
+    assert_eq!(closed["event"]["by"], "agent");
+    assert_eq!(closed["event"]["reason"], "resolved");
+    let gone = alice.wait_type("unassigned").await;
+    assert_eq!(gone["reason"], "closed");
+    let me = alice
+        .wait_for("load back to 0", |m| {
+            m["type"] == "agent" && m["agent"]["load"] == 0
+        })
+        .await;
+    assert_eq!(me["agent"]["status"], "online");
+    app.stop().await;
+}
+
+/// The first reply is immediate and in the visitor's language: English, Russian, fallback.
+async fn acknowledgements_by_locale(backend: Backend) {
+    let app = spawn_app(
+        backend,
+        config(&[agent("alice", "Alice Moreau", &["support"], 1)]),
+    )
+    .await;
+    let _alice = agent_client(&app, "alice", "online").await;
+
+    // Alice is free: the Russian visitor is connected to her at once, in Russian.
+    let (mut ru, _) = visitor(&app, json!({"locale": "ru-RU"})).await;
+    say(&mut ru, "r1", "Здравствуйте").await;
+    let intro = ru.wait_event("assigned").await;
+    let text = intro["event"]["text"].as_str().unwrap();
+    assert!(text.starts_with("Вас приветствует Alice Moreau"), "{text}");
+
+    // Alice is full now: the next visitors are queued, told so in their language.
+    let (mut ru2, _) = visitor(&app, json!({"locale": "ru"})).await;
+    say(&mut ru2, "r2", "Привет").await;
+    let n = ru2.wait_event("notice").await;
+    let text = n["event"]["text"].as_str().unwrap();
+    assert!(text.contains("1-й в очереди"), "{text}");
+    assert_eq!(n["event"]["estimate_minutes"], 5);
+
+    let (mut en, _) = visitor(&app, json!({"locale": "de-DE"})).await;
+    say(&mut en, "e1", "Hallo").await;
+    let n = en.wait_event("notice").await;
+    let text = n["event"]["text"].as_str().unwrap();
+    assert!(text.contains("You are #2 in line"), "{text}");
+    app.stop().await;
+}
+
+/// With no agent on duty the visitor gets the offline reply at once, and the chat ends.
+async fn offline_reply_when_nobody_is_on(backend: Backend) {
+    let app = spawn_app(
+        backend,
+        config(&[agent("alice", "Alice Moreau", &["support"], 1)]),
+    )
+    .await;
+    let (mut v, _) = visitor(&app, json!({"locale": "en"})).await;
+    say(&mut v, "c1", "Hello?").await;
+    let n = v.wait_event("notice").await;
+    assert_eq!(n["event"]["notice"], "offline");
+    assert!(n["event"]["text"].as_str().unwrap().contains("email"));
+    let c = v.wait_event("closed").await;
+    assert_eq!(c["event"]["reason"], "no_agent");
+
+    let (mut ru, _) = visitor(&app, json!({"locale": "ru-RU"})).await;
+    say(&mut ru, "c1", "Есть кто?").await;
+    let n = ru.wait_event("notice").await;
+    assert!(n["event"]["text"].as_str().unwrap().contains("e-mail"));
+    app.stop().await;
+}

@@ -1,0 +1,44 @@
+//! Liveness and readiness over plain HTTP.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::both_backends;
+use crate::helpers::*;
+
+both_backends!(health_and_readiness);
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+/// `/healthz` answers; `/readyz` answers 200 once the backend (and Redis pub/sub) is up.
+async fn health_and_readiness(backend: Backend) {
+    let app = spawn_app(backend, config(&[])).await;
+    assert!(get(app.addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+    // The Redis subscription comes up asynchronously: poll readiness as a client would.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let r = get(app.addr, "/readyz").await;
+        if r.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        assert!(std::time::Instant::now() < deadline, "never ready: {r}");
+        tokio::task::yield_now().await;
+    }
+    let r = get(app.addr, "/nope").await;
+    assert!(
+        r.starts_with("HTTP/1.1 404") && r.contains("not_found"),
+        "{r}"
+    );
+    app.stop().await;
+}

@@ -1,0 +1,432 @@
+//! Test harness: a real Switchboard on 127.0.0.1:0, on the embedded backend or on a real
+//! redis-server that this harness starts (or that `SWITCHBOARD_TEST_REDIS_URL` names), and
+//! WebSocket clients that wait for events with a timeout instead of sleeping.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use switchboard::config::{Config, token_hash};
+use switchboard::server::Application;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Message, http};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single expected event may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub const ORIGIN: &str = "http://shop.test";
+pub const SITE: &str = "test";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+/// Generates `#[tokio::test]`s named `memory` and `redis` in a module named after the scenario.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                super::$name($crate::helpers::Backend::Memory).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                super::$name($crate::helpers::Backend::Redis).await
+            }
+        }
+    )*};
+}
+
+/// The shared Redis for this test process.
+pub fn redis_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("SWITCHBOARD_TEST_REDIS_URL") {
+            return url;
+        }
+        start_redis()
+    })
+    .clone()
+}
+
+/// Starts redis-server on a free port. It is spawned from a thread that lives as long as the
+/// process, with PR_SET_PDEATHSIG, so the server dies with the test binary.
+fn start_redis() -> String {
+    let port = free_port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn();
+        let ok = child.is_ok();
+        tx.send(child.map(|_| ()).map_err(|e| e.to_string())).ok();
+        if ok {
+            // Keep this thread (the child's parent for PDEATHSIG) alive for the process's life.
+            loop {
+                std::thread::park();
+            }
+        }
+    });
+    match rx.recv().expect("redis starter thread") {
+        Ok(()) => {}
+        Err(e) => panic!(
+            "cannot start redis-server ({e}). Install it (Debian: apt-get install redis-server) \
+             or run ./scripts/test.sh, which installs it"
+        ),
+    }
+    let url = format!("redis://127.0.0.1:{port}/");
+    // Wait until it accepts connections.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return url;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start listening on port {port}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One agent of the test site.
+#[derive(Clone)]
+pub struct AgentSpec {
+    pub id: String,
+    pub name: String,
+    pub departments: Vec<String>,
+    pub max: u32,
+}
+
+pub fn agent(id: &str, name: &str, departments: &[&str], max: u32) -> AgentSpec {
+    AgentSpec {
+        id: id.into(),
+        name: name.into(),
+        departments: departments.iter().map(|d| d.to_string()).collect(),
+        max,
+    }
+}
+
+/// The token the test configuration gives an agent.
+pub fn token(agent: &str) -> String {
+    format!("token-for-{agent}-0123456789")
+}
+
+/// A test configuration: site `test` (origin http://shop.test) with `support` and `sales`.
+pub fn config(agents: &[AgentSpec]) -> Config {
+    Config::from_toml(&config_toml(agents)).expect("test configuration is valid")
+}
+
+/// The TOML text of `config`, for running the real binary.
+pub fn config_toml(agents: &[AgentSpec]) -> String {
+    let mut text = String::from(
+        r#"
+        listen = "127.0.0.1:0"
+        secret = "test-secret-0123456789abcdef"
+        [timing]
+        heartbeat_secs = 5.0
+        agent_grace_secs = 60.0
+        sweep_secs = 0.1
+        [limits]
+        messages_per_second = 200.0
+        message_burst = 200.0
+        connections_per_ip = 0
+        [[sites]]
+        id = "test"
+        allowed_origins = ["http://shop.test"]
+        default_department = "support"
+        departments = [{ id = "support" }, { id = "sales" }]
+        "#,
+    );
+    for a in agents {
+        text.push_str(&format!(
+            "[[sites.agents]]\nid = {:?}\nname = {:?}\ndepartments = {:?}\nmax_concurrent = {}\ntoken_sha256 = {:?}\n",
+            a.id,
+            a.name,
+            a.departments,
+            a.max,
+            token_hash(&token(&a.id))
+        ));
+    }
+    text
+}
+
+/// A running server; stops when dropped or with `stop()`.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Builds a server on either backend. Each Redis-backed app gets its own key prefix so tests
+/// running in parallel never see each other's state; pass `prefix` to share one (multi-node).
+pub async fn spawn_with(backend: Backend, mut config: Config, prefix: Option<&str>) -> TestApp {
+    // RUST_LOG=debug shows the server's log in a failing test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    if backend == Backend::Redis {
+        config.redis_url = Some(redis_url());
+        config.key_prefix = prefix.map(str::to_owned).unwrap_or_else(unique_prefix);
+    }
+    let app = Application::build(config)
+        .await
+        .expect("application builds");
+    let addr = app.local_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+pub async fn spawn_app(backend: Backend, config: Config) -> TestApp {
+    spawn_with(backend, config, None).await
+}
+
+pub fn unique_prefix() -> String {
+    format!("t{}", ulid::Ulid::new())
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket client that remembers what it received but has not been asked for yet.
+pub struct Client {
+    ws: Ws,
+    pending: VecDeque<Value>,
+}
+
+pub async fn connect(addr: SocketAddr, path: &str, origin: Option<&str>) -> Result<Client, String> {
+    let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+    if let Some(o) = origin {
+        req.headers_mut()
+            .insert(http::header::ORIGIN, o.parse().unwrap());
+    }
+    match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req)).await {
+        Err(_) => Err("connect timed out".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok((ws, _))) => Ok(Client {
+            ws,
+            pending: VecDeque::new(),
+        }),
+    }
+}
+
+impl Client {
+    pub async fn send(&mut self, v: Value) {
+        self.ws
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_message(&mut self, m: Message) {
+        self.ws.send(m).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    /// The next JSON message from the server before `deadline`, or None when the socket closed.
+    async fn read(&mut self, deadline: tokio::time::Instant, what: &str) -> Option<Value> {
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}; got {:?}", self.pending));
+            match msg {
+                Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).unwrap()),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Waits for the first message matching `pred`, keeping the others for later calls.
+    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.pending.iter().position(&pred) {
+            return self.pending.remove(i).unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match self.read(deadline, what).await {
+                Some(v) if pred(&v) => return v,
+                Some(v) => self.pending.push_back(v),
+                None => panic!(
+                    "socket closed while waiting for {what}; got {:?}",
+                    self.pending
+                ),
+            }
+        }
+    }
+
+    /// Waits for a message of a type.
+    pub async fn wait_type(&mut self, ty: &str) -> Value {
+        self.wait_for(ty, |v| v["type"] == ty).await
+    }
+
+    /// Waits for a stored event of a kind.
+    pub async fn wait_event(&mut self, kind: &str) -> Value {
+        self.wait_for(&format!("event {kind}"), |v| {
+            v["type"] == "event" && v["event"]["kind"] == kind
+        })
+        .await
+    }
+
+    /// Waits for an error with a code.
+    pub async fn wait_error(&mut self, code: &str) -> Value {
+        self.wait_for(&format!("error {code}"), |v| {
+            v["type"] == "error" && v["code"] == code
+        })
+        .await
+    }
+
+    /// Round-trips a ping: everything the server sent before the pong is then in `pending`.
+    pub async fn sync(&mut self) {
+        self.send(json!({"type": "ping"})).await;
+        self.wait_type("pong").await;
+    }
+
+    /// Everything received so far and not yet taken (after a `sync`).
+    pub fn drain(&mut self) -> Vec<Value> {
+        self.pending.drain(..).collect()
+    }
+
+    /// Waits until the server closes the socket; returns the close code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("timed out waiting for the server to close");
+            match msg {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Text(t))) => {
+                    self.pending.push_back(serde_json::from_str(&t).unwrap())
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// A visitor that said hello (first contact) and got its welcome.
+pub async fn visitor(app: &TestApp, hello: Value) -> (Client, Value) {
+    let mut c = connect(app.addr, &format!("/v1/visitor?site={SITE}"), Some(ORIGIN))
+        .await
+        .expect("visitor connects");
+    let mut h = json!({"type": "hello", "page": {"url": "https://shop.test/", "title": "Shop"}});
+    if let (Some(h), Some(extra)) = (h.as_object_mut(), hello.as_object()) {
+        for (k, v) in extra {
+            h.insert(k.clone(), v.clone());
+        }
+    }
+    c.send(h).await;
+    let welcome = c.wait_type("welcome").await;
+    (c, welcome)
+}
+
+/// An agent console that said hello with a status.
+pub async fn agent_client(app: &TestApp, id: &str, status: &str) -> Client {
+    agent_status_at(app.addr, id, status).await
+}
+
+/// An online agent console on a server address.
+pub async fn agent_client_at(addr: SocketAddr, id: &str) -> Client {
+    agent_status_at(addr, id, "online").await
+}
+
+async fn agent_status_at(addr: SocketAddr, id: &str, status: &str) -> Client {
+    let mut c = connect(addr, "/v1/agent", None)
+        .await
+        .expect("agent connects");
+    c.send(json!({"type": "hello", "token": token(id), "status": status}))
+        .await;
+    let w = c.wait_type("welcome").await;
+    assert_eq!(w["agent"]["id"], id);
+    c
+}
+
+/// Sends a visitor message and returns its ack.
+pub async fn say(c: &mut Client, client_id: &str, text: &str) -> Value {
+    c.send(json!({"type": "message", "client_id": client_id, "text": text}))
+        .await;
+    c.wait_for("ack", |v| v["type"] == "ack" && v["client_id"] == client_id)
+        .await
+}
+
+/// Sends an agent message and returns its ack.
+pub async fn agent_say(c: &mut Client, conv: &str, client_id: &str, text: &str) -> Value {
+    c.send(json!({"type": "message", "conversation": conv, "client_id": client_id, "text": text}))
+        .await;
+    c.wait_for("ack", |v| v["type"] == "ack" && v["client_id"] == client_id)
+        .await
+}
+
+/// Waits for an assignment on an agent console; returns the conversation id.
+pub async fn wait_assigned(c: &mut Client) -> (String, Value) {
+    let a = c.wait_type("assigned").await;
+    (a["conversation"]["id"].as_str().unwrap().to_owned(), a)
+}

@@ -1,0 +1,10 @@
+//! Integration tests: one binary, real sockets, both state backends (a real redis-server).
+
+mod helpers;
+
+mod chat;
+mod health;
+mod multinode;
+mod resume;
+mod routing;
+mod security;

@@ -1,0 +1,143 @@
+//! Redis only: two real `switchboard` processes share one Redis behind no load balancer at all —
+//! the visitor on one, the agent on the other.
+
+use std::net::SocketAddr;
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::*;
+
+/// A `switchboard` process; killed when dropped.
+struct Node {
+    addr: SocketAddr,
+    _child: Child,
+}
+
+async fn start_node(config_path: &std::path::Path) -> Node {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(config_path)
+        .env("SWITCHBOARD_REDIS_URL", redis_url())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the switchboard binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("node prints its address")
+        .unwrap()
+        .expect("a first line");
+    // "switchboard listening on 127.0.0.1:PORT (redis state)"
+    let addr = first
+        .split_whitespace()
+        .nth(3)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"));
+    assert!(first.contains("redis"), "{first}");
+    // Keep reading so the pipe never fills.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Node {
+        addr,
+        _child: child,
+    }
+}
+
+fn write_config(agents: &[AgentSpec]) -> std::path::PathBuf {
+    let text = format!(
+        "key_prefix = {:?}\n{}",
+        unique_prefix(),
+        config_toml(agents)
+    );
+    let path = std::env::temp_dir().join(format!("switchboard-test-{}.toml", unique_prefix()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn visitor_at(addr: SocketAddr) -> Client {
+    let mut c = connect(addr, &format!("/v1/visitor?site={SITE}"), Some(ORIGIN))
+        .await
+        .unwrap();
+    c.send(json!({"type": "hello"})).await;
+    c.wait_type("welcome").await;
+    c
+}
+
+/// Visitor on node A, agent on node B: messages flow both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_relay_both_ways() {
+    let path = write_config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    let a = start_node(&path).await;
+    let b = start_node(&path).await;
+    let mut alice = agent_client_at(b.addr, "alice").await;
+    let mut v = visitor_at(a.addr).await;
+    let conv = say(&mut v, "m1", "hello from node A").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (c, assigned) = wait_assigned(&mut alice).await;
+    assert_eq!(c, conv);
+    assert_eq!(assigned["events"][0]["text"], "hello from node A");
+    v.wait_event("assigned").await;
+    agent_say(&mut alice, &conv, "a1", "hello from node B").await;
+    v.wait_for("reply across nodes", |m| {
+        m["type"] == "event" && m["event"]["text"] == "hello from node B"
+    })
+    .await;
+    say(&mut v, "m2", "and back").await;
+    alice
+        .wait_for("message across nodes", |m| {
+            m["type"] == "event" && m["event"]["text"] == "and back"
+        })
+        .await;
+    let _ = std::fs::remove_file(path);
+}
+
+/// Visitors arriving at once on both nodes: the agent's limit holds across them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_limit_holds() {
+    let path = write_config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    let a = start_node(&path).await;
+    let b = start_node(&path).await;
+    let mut alice = agent_client_at(a.addr, "alice").await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let addr = if i % 2 == 0 { a.addr } else { b.addr };
+        tasks.push(tokio::spawn(async move {
+            let mut v = visitor_at(addr).await;
+            say(&mut v, "m", &format!("visitor {i}")).await;
+            let first = v
+                .wait_for("assigned or queued", |m| {
+                    m["type"] == "event"
+                        && (m["event"]["kind"] == "assigned" || m["event"]["notice"] == "queued")
+                })
+                .await;
+            (v, first["event"]["kind"] == "assigned")
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    assert_eq!(
+        results.iter().filter(|(_, a)| *a).count(),
+        2,
+        "only two chats at once"
+    );
+    let (c1, _) = wait_assigned(&mut alice).await;
+    wait_assigned(&mut alice).await;
+    alice.sync().await;
+    assert!(alice.drain().iter().all(|m| m["type"] != "assigned"));
+    // Closing one lets exactly one more in, whichever node its visitor is on.
+    alice
+        .send(json!({"type": "close", "conversation": c1}))
+        .await;
+    wait_assigned(&mut alice).await;
+    alice.sync().await;
+    assert!(alice.drain().iter().all(|m| m["type"] != "assigned"));
+    let _ = std::fs::remove_file(path);
+}

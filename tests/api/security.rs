@@ -1,0 +1,191 @@
+//! Bad input gets a clear error with a stable code; the connection and conversation stay intact.
+
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::both_backends;
+use crate::helpers::*;
+
+both_backends!(
+    bad_frames_get_errors_and_the_chat_survives,
+    flood_is_limited_and_nothing_is_lost,
+    wrong_tokens_are_refused,
+    foreign_origin_is_refused_at_the_upgrade
+);
+
+/// Malformed JSON, unknown types, bad fields, oversized frames and binary frames each get their
+/// code; the same socket then still chats.
+async fn bad_frames_get_errors_and_the_chat_survives(backend: Backend) {
+    let app = spawn_app(
+        backend,
+        config(&[agent("alice", "Alice Moreau", &["support"], 2)]),
+    )
+    .await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, _) = visitor(&app, json!({})).await;
+    let conv = say(&mut v, "m1", "hello").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    v.send_raw("{this is not json").await;
+    v.wait_error("bad_json").await;
+    v.send(json!({"type": "teleport"})).await;
+    let e = v.wait_error("unknown_type").await;
+    assert!(e["message"].as_str().unwrap().contains("teleport"));
+    v.send(json!({"type": "message", "text": "no client id"}))
+        .await;
+    v.wait_error("invalid_message").await;
+    v.send_raw(&format!(
+        r#"{{"type":"message","client_id":"big","text":"{}"}}"#,
+        "x".repeat(20_000)
+    ))
+    .await;
+    v.wait_error("frame_too_large").await;
+    v.send(json!({"type": "message", "client_id": "long", "text": "y".repeat(4001)}))
+        .await;
+    let e = v.wait_error("message_too_long").await;
+    assert_eq!(e["client_id"], "long");
+    v.send(json!({"type": "message", "client_id": "blank", "text": "   "}))
+        .await;
+    v.wait_error("empty_message").await;
+    v.send(json!({"type": "hello"})).await;
+    v.wait_error("already_authenticated").await;
+
+    // Agents get the same treatment, plus ownership checks.
+    alice.send_raw("[1,2").await;
+    alice.wait_error("bad_json").await;
+    alice
+        .send(
+            json!({"type": "message", "conversation": "01NOTMINE", "client_id": "x", "text": "hi"}),
+        )
+        .await;
+    let e = alice.wait_error("not_found").await;
+    assert_eq!(e["conversation"], "01NOTMINE");
+    alice
+        .send(json!({"type": "set_limit", "max_concurrent": 99}))
+        .await;
+    alice.wait_error("limit_out_of_range").await;
+
+    // Still the same sockets, still the same conversation.
+    let ack = say(&mut v, "m2", "still here").await;
+    assert_eq!(ack["conversation"], conv.as_str());
+    alice
+        .wait_for("message after errors", |m| {
+            m["type"] == "event" && m["event"]["text"] == "still here"
+        })
+        .await;
+    app.stop().await;
+}
+
+/// A flood over the rate limit is refused frame by frame; everything acknowledged is stored.
+async fn flood_is_limited_and_nothing_is_lost(backend: Backend) {
+    let mut cfg = config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    cfg.limits.messages_per_second = 5.0;
+    cfg.limits.message_burst = 10.0;
+    let app = spawn_app(backend, cfg).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, welcome) = visitor(&app, json!({})).await;
+    for i in 0..60 {
+        v.send(
+            json!({"type": "message", "client_id": format!("f{i}"), "text": format!("flood {i}")}),
+        )
+        .await;
+    }
+    // Each frame gets exactly one answer: an ack or rate_limited.
+    let mut acked = Vec::new();
+    let mut limited = 0;
+    while acked.len() + limited < 60 {
+        let m = v
+            .wait_for("ack or rate_limited", |m| {
+                m["type"] == "ack" || m["code"] == "rate_limited"
+            })
+            .await;
+        if m["type"] == "ack" {
+            acked.push(m["client_id"].as_str().unwrap().to_owned());
+        } else {
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "the flood was limited");
+    // The hello took one token of the burst of 10.
+    assert!(acked.len() >= 9, "the burst got through: {}", acked.len());
+    wait_assigned(&mut alice).await;
+    // The connection is intact and everything acknowledged is in the transcript.
+    let (mut reader, _) = visitor(&app, json!({"token": welcome["token"]})).await;
+    reader.sync().await;
+    let stored: Vec<String> = reader
+        .drain()
+        .into_iter()
+        .filter(|m| m["event"]["kind"] == "message")
+        .map(|m| m["event"]["client_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stored, acked);
+    app.stop().await;
+}
+
+/// Wrong agent tokens and forged visitor tokens are refused; the socket may try again.
+async fn wrong_tokens_are_refused(backend: Backend) {
+    let app = spawn_app(
+        backend,
+        config(&[agent("alice", "Alice Moreau", &["support"], 2)]),
+    )
+    .await;
+    let mut c = connect(app.addr, "/v1/agent", None).await.unwrap();
+    c.send(json!({"type": "set_status", "status": "online"}))
+        .await;
+    c.wait_error("hello_required").await;
+    c.send(json!({"type": "hello", "token": "wrong"})).await;
+    c.wait_error("unauthorized").await;
+    c.send(json!({"type": "hello", "token": token("alice")}))
+        .await;
+    c.wait_type("welcome").await;
+
+    let (_, welcome) = visitor(&app, json!({})).await;
+    let forged = welcome["token"]
+        .as_str()
+        .unwrap()
+        .replace("v1.test.", "v1.test.X");
+    let mut v = connect(app.addr, &format!("/v1/visitor?site={SITE}"), Some(ORIGIN))
+        .await
+        .unwrap();
+    v.send(json!({"type": "hello", "token": forged})).await;
+    v.wait_error("unauthorized").await;
+    // Three strikes close the socket.
+    v.send(json!({"type": "hello", "token": "nope"})).await;
+    v.send(json!({"type": "hello", "token": "nope"})).await;
+    assert_eq!(v.closed().await, Some(4001));
+
+    // Binary frames are refused with a code, not a disconnect.
+    let mut v = connect(app.addr, &format!("/v1/visitor?site={SITE}"), Some(ORIGIN))
+        .await
+        .unwrap();
+    v.send_message(Message::Binary(vec![1, 2, 3].into())).await;
+    v.wait_error("binary_not_supported").await;
+    app.stop().await;
+}
+
+/// A visitor socket from a page outside the site's allowlist is refused before the upgrade.
+async fn foreign_origin_is_refused_at_the_upgrade(backend: Backend) {
+    let app = spawn_app(backend, config(&[])).await;
+    let e = connect(
+        app.addr,
+        &format!("/v1/visitor?site={SITE}"),
+        Some("http://evil.test"),
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert!(e.contains("403"), "{e}");
+    let e = connect(app.addr, &format!("/v1/visitor?site={SITE}"), None)
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.contains("403"), "{e}");
+    let e = connect(app.addr, "/v1/visitor?site=unknown", Some(ORIGIN))
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.contains("404"), "{e}");
+    app.stop().await;
+}

@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     // The first stdout line is machine-readable: tests and scripts read the bound address.
     println!("switchboard listening on {addr} ({backend} state)");
     if let Some(demo) = demo {
-        println!("demo site `demo`: open http://{addr}/demo/ ; agent tokens:");
+        println!("demo site `demo`; agent tokens:");
         for (agent, token) in demo.0 {
             println!("  {agent}: {token}");
         }

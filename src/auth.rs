@@ -54,6 +54,17 @@ impl Keys {
     }
 }
 
+/// Checks the host site's `user_hash`: hex HMAC-SHA256 of the user id with the site's identity
+/// secret (computed by the host's backend, so visitors cannot claim someone else's identity).
+pub fn verify_user_hash(secret: &Secret, user_id: &str, user_hash: &str) -> bool {
+    let Ok(given) = hex::decode(user_hash.trim()) else {
+        return false;
+    };
+    let mut mac = HmacSha256::new_from_slice(secret.expose()).expect("HMAC takes keys of any size");
+    mac.update(user_id.as_bytes());
+    mac.verify_slice(&given).is_ok()
+}
+
 /// The agent a bearer token belongs to, searched across the configured sites.
 pub fn agent_for_token(config: &Config, token: &str) -> Option<(SiteId, AgentId)> {
     let hash = token_hash(token);

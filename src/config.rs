@@ -72,6 +72,9 @@ pub struct Config {
     /// Env `SWITCHBOARD_SECRET` overrides it; without either a random one is made at start-up.
     #[serde(default)]
     pub secret: Option<Secret>,
+    /// Hex SHA-256 of the admin bearer token for the REST API (tickets, webhooks).
+    #[serde(default)]
+    pub admin_token_sha256: Option<String>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -135,6 +138,13 @@ pub struct Timing {
     pub average_handle_secs: f64,
     /// How long closed conversations stay in live state (Redis keys expire, memory is freed).
     pub closed_retention_secs: f64,
+    /// First webhook retry delay; it doubles per attempt (with jitter) up to the maximum.
+    pub webhook_backoff_secs: f64,
+    pub webhook_max_backoff_secs: f64,
+    /// How long a node holds a delivery before another node may take it over.
+    pub delivery_lease_secs: f64,
+    /// Timeout of one webhook request.
+    pub webhook_timeout_secs: f64,
 }
 
 impl Default for Timing {
@@ -146,6 +156,10 @@ impl Default for Timing {
             sweep_secs: 1.0,
             average_handle_secs: 300.0,
             closed_retention_secs: 86_400.0,
+            webhook_backoff_secs: 1.0,
+            webhook_max_backoff_secs: 3600.0,
+            delivery_lease_secs: 30.0,
+            webhook_timeout_secs: 10.0,
         }
     }
 }
@@ -184,6 +198,55 @@ pub struct SiteConfig {
     /// Per-locale overrides of the automatic replies: `[sites.templates.en] queued = "…"`.
     #[serde(default)]
     pub templates: BTreeMap<String, BTreeMap<String, String>>,
+    /// An active chat whose visitor said nothing for this long is closed.
+    #[serde(default = "default_inactivity")]
+    pub inactivity_timeout_secs: f64,
+    /// How long after the close a visitor may still rate the chat.
+    #[serde(default = "default_rating_window")]
+    pub rating_window_secs: f64,
+    /// Verifies `user_hash = hex(HMAC-SHA256(identity_secret, user_id))` from the host page.
+    #[serde(default)]
+    pub identity_secret: Option<Secret>,
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// A webhook receiver of one site.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Signs every delivery (`Switchboard-Signature`).
+    pub secret: Secret,
+    /// Which events to send; see docs/tickets.md.
+    #[serde(default = "default_webhook_events")]
+    pub events: Vec<String>,
+    /// Retry a failing delivery this long, then keep it as dead.
+    #[serde(default = "default_retry_for")]
+    pub retry_for_secs: f64,
+}
+
+/// Every event a webhook may subscribe to.
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "ticket.created",
+    "ticket.updated",
+    "conversation.queued",
+    "conversation.assigned",
+    "conversation.transferred",
+    "conversation.closed",
+];
+
+fn default_webhook_events() -> Vec<String> {
+    vec!["ticket.created".into(), "ticket.updated".into()]
+}
+fn default_retry_for() -> f64 {
+    86_400.0
+}
+fn default_inactivity() -> f64 {
+    900.0
+}
+fn default_rating_window() -> f64 {
+    86_400.0
 }
 
 impl SiteConfig {
@@ -211,6 +274,9 @@ pub struct DepartmentConfig {
     /// Per-locale overrides for this department, over the site's.
     #[serde(default)]
     pub templates: BTreeMap<String, BTreeMap<String, String>>,
+    /// Opening hours; without them the department is always open.
+    #[serde(default)]
+    pub hours: Option<crate::hours::Hours>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -259,8 +325,11 @@ fn bad(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     }
 }
 
-/// What the demo prints at start-up so a person can sign in as an agent.
-pub struct DemoTokens(pub Vec<(AgentId, String)>);
+/// What the demo prints at start-up so a person can sign in as an agent or call the REST API.
+pub struct DemoTokens {
+    pub agents: Vec<(AgentId, String)>,
+    pub admin: String,
+}
 
 impl Config {
     /// Flags and environment over the file (or the demo) over defaults. Returns the demo's agent
@@ -309,8 +378,10 @@ impl Config {
     pub fn demo() -> (Config, DemoTokens) {
         let alice = random_token();
         let boris = random_token();
+        let admin = random_token();
         let text = format!(
             r#"
+            admin_token_sha256 = "{}"
             [[sites]]
             id = "demo"
             name = "Demo shop"
@@ -332,13 +403,17 @@ impl Config {
             max_concurrent = 2
             token_sha256 = "{}"
             "#,
+            token_hash(&admin),
             token_hash(&alice),
             token_hash(&boris)
         );
         let config = Config::from_toml(&text).expect("the demo configuration is valid");
         (
             config,
-            DemoTokens(vec![("alice".into(), alice), ("boris".into(), boris)]),
+            DemoTokens {
+                agents: vec![("alice".into(), alice), ("boris".into(), boris)],
+                admin,
+            },
         )
     }
 
@@ -384,6 +459,27 @@ impl Config {
             if !(v > 0.0 && v.is_finite()) {
                 return Err(bad(name, "must be a positive number of seconds"));
             }
+        }
+        for (name, v) in [
+            ("timing.webhook_backoff_secs", t.webhook_backoff_secs),
+            (
+                "timing.webhook_max_backoff_secs",
+                t.webhook_max_backoff_secs,
+            ),
+            ("timing.delivery_lease_secs", t.delivery_lease_secs),
+            ("timing.webhook_timeout_secs", t.webhook_timeout_secs),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(bad(name, "must be a positive number of seconds"));
+            }
+        }
+        if let Some(h) = &self.admin_token_sha256
+            && (h.len() != 64 || hex::decode(h).is_err())
+        {
+            return Err(bad(
+                "admin_token_sha256",
+                "must be 64 hex digits (sha256 of the token)",
+            ));
         }
         if !(t.agent_grace_secs >= 0.0 && t.agent_grace_secs.is_finite()) {
             return Err(bad(
@@ -437,6 +533,41 @@ impl Config {
                     format!("{at}.default_department"),
                     format!("no department {d}"),
                 ));
+            }
+            if !(site.inactivity_timeout_secs > 0.0 && site.rating_window_secs >= 0.0) {
+                return Err(bad(
+                    format!("{at}.inactivity_timeout_secs"),
+                    "timeouts must be positive numbers of seconds",
+                ));
+            }
+            for (j, w) in site.webhooks.iter().enumerate() {
+                let at = format!("{at}.webhooks[{j}]");
+                if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                    return Err(bad(format!("{at}.url"), "must be an http(s) URL"));
+                }
+                if w.secret.0.len() < 16 {
+                    return Err(bad(
+                        format!("{at}.secret"),
+                        "must be at least 16 characters",
+                    ));
+                }
+                for (k, e) in w.events.iter().enumerate() {
+                    if !WEBHOOK_EVENTS.contains(&e.as_str()) {
+                        return Err(bad(
+                            format!("{at}.events[{k}]"),
+                            format!("unknown event {e}; one of {}", WEBHOOK_EVENTS.join(", ")),
+                        ));
+                    }
+                }
+                if w.retry_for_secs.is_nan() || w.retry_for_secs <= 0.0 {
+                    return Err(bad(format!("{at}.retry_for_secs"), "must be positive"));
+                }
+            }
+            for (j, d) in site.departments.iter().enumerate() {
+                if let Some(h) = &d.hours {
+                    h.validate()
+                        .map_err(|(f, p)| bad(format!("{at}.departments[{j}].hours.{f}"), p))?;
+                }
             }
             let mut agent_ids = HashSet::new();
             let mut hashes = HashSet::new();
@@ -511,7 +642,7 @@ mod tests {
     fn demo_is_valid() {
         let (config, tokens) = Config::demo();
         let site = &config.sites[0];
-        for (id, token) in tokens.0 {
+        for (id, token) in tokens.agents {
             assert_eq!(site.agent(&id).unwrap().token_sha256, token_hash(&token));
         }
     }

@@ -14,13 +14,15 @@ use crate::auth::Keys;
 use crate::config::{Config, SiteConfig};
 use crate::hub::Hub;
 use crate::model::{
-    AgentId, AgentRef, AgentState, AgentStatus, AuthorKind, ConvId, ConvState, Conversation,
+    AgentId, AgentRef, AgentState, AgentStatus, AuthorKind, Clock, ConvId, ConvState, Conversation,
     DeptId, EventBody, Millis, NoticeKind, SiteId, VisitorId, VisitorProfile, now_ms,
 };
 use crate::protocol::{ClientId, ErrorCode, MessageText, QueueStat, estimate_minutes, secs_since};
 use crate::shutdown::Shutdown;
 use crate::state::{Envelope, Reassign, Store, StoreError};
 use crate::templates::{self, Template, Vars};
+use crate::tickets::webhooks::{Courier, deliveries_for};
+use crate::tickets::{OfflineMessage, Rating, Ticket, TicketStore};
 
 /// A node refreshes its agents' presence this often…
 const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
@@ -76,6 +78,8 @@ pub struct VisitorSession {
 #[derive(Default)]
 pub struct VisitorHello {
     pub token: Option<String>,
+    pub user_id: Option<String>,
+    pub user_hash: Option<String>,
     pub page_url: Option<String>,
     pub page_title: Option<String>,
     pub referrer: Option<String>,
@@ -96,9 +100,21 @@ struct Inner {
     store: Arc<dyn Store>,
     hub: Hub,
     keys: Keys,
+    /// Durable tickets and the webhook outbox.
+    tickets: Arc<dyn TicketStore>,
+    /// Sends the outbox; woken when this node queues a delivery.
+    courier: Courier,
+    /// The time for business hours (controllable in tests).
+    clock: Arc<dyn Clock>,
     /// This process's id in presence records.
     node: String,
 }
+
+/// Closed conversations left unticketed this long are ticketed by the sweep (a node died
+/// between the close and the ticket).
+const UNTICKETED_GRACE_MS: Millis = 10_000;
+/// An offline message joins the visitor's offline conversation if it closed this recently.
+const OFFLINE_ATTACH_MS: Millis = 3_600_000;
 
 fn clip(s: Option<String>, max: usize) -> Option<String> {
     s.map(|s| s.chars().take(max).collect::<String>())
@@ -106,15 +122,46 @@ fn clip(s: Option<String>, max: usize) -> Option<String> {
 }
 
 impl Engine {
-    pub fn new(config: Arc<Config>, store: Arc<dyn Store>, hub: Hub, keys: Keys) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        hub: Hub,
+        keys: Keys,
+        tickets: Arc<dyn TicketStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let courier = Courier::new(tickets.clone(), config.clone());
         Self {
             inner: Arc::new(Inner {
                 config,
                 store,
                 hub,
                 keys,
+                tickets,
+                courier,
+                clock,
                 node: ulid::Ulid::new().to_string(),
             }),
+        }
+    }
+
+    pub fn tickets(&self) -> &dyn TicketStore {
+        &*self.inner.tickets
+    }
+
+    pub fn courier(&self) -> &Courier {
+        &self.inner.courier
+    }
+
+    /// Queues an optional conversation event for the site's webhooks (if any subscribe).
+    async fn emit(&self, site: &SiteConfig, event: &str, data: serde_json::Value) {
+        let deliveries = deliveries_for(site, event, &data, now_ms());
+        if deliveries.is_empty() {
+            return;
+        }
+        match self.inner.tickets.enqueue(&deliveries).await {
+            Ok(()) => self.inner.courier.wake(),
+            Err(e) => tracing::error!(cause = %e, event, "could not queue webhook"),
         }
     }
 
@@ -206,12 +253,32 @@ impl Engine {
         });
         profile.visits += 1;
         profile.last_seen = now;
+        if let Some(user_id) = clip(hello.user_id, 200) {
+            let secret = site.identity_secret.as_ref().ok_or_else(|| {
+                EngineError::new(
+                    ErrorCode::IdentityMismatch,
+                    "this site does not verify identities",
+                )
+            })?;
+            let hash = hello.user_hash.unwrap_or_default();
+            if !crate::auth::verify_user_hash(secret, &user_id, &hash) {
+                return Err(EngineError::new(
+                    ErrorCode::IdentityMismatch,
+                    "user_hash does not match user_id",
+                ));
+            }
+            profile.user_id = Some(user_id);
+            profile.verified = true;
+        }
         profile.locale = clip(hello.locale, 35)
             .or_else(|| Some(profile.locale.clone()).filter(|l| !l.is_empty()))
             .unwrap_or_else(|| site.default_locale.clone());
         if hello.page_url.is_some() {
             profile.page_url = clip(hello.page_url, 2048);
             profile.page_title = clip(hello.page_title, 512);
+            if let Some(url) = profile.page_url.clone() {
+                profile.visit(&url, profile.page_title.clone(), now);
+            }
         }
         if let Some(r) = clip(hello.referrer, 2048) {
             profile.referrer = Some(r);
@@ -247,6 +314,9 @@ impl Engine {
         profile.page_url = clip(url, 2048);
         profile.page_title = clip(title, 512);
         profile.last_seen = now_ms();
+        if let Some(url) = profile.page_url.clone() {
+            profile.visit(&url, profile.page_title.clone(), profile.last_seen);
+        }
         self.inner.store.put_visitor(site, profile).await?;
         Ok(())
     }
@@ -332,7 +402,11 @@ impl Engine {
                 && a.status != AgentStatus::Offline
                 && a.present(now, grace)
         });
-        if !staffed {
+        let open = site
+            .department(dept)
+            .and_then(|d| d.hours.as_ref())
+            .is_none_or(|h| h.is_open(self.inner.clock.now_ms()));
+        if !open || !staffed {
             let text = templates::render(
                 site,
                 Some(dept),
@@ -353,11 +427,18 @@ impl Engine {
                     },
                 )
                 .await?;
-            self.close_conversation(site, &conv.id, AuthorKind::System, "no_agent")
+            let reason = if open { "no_agent" } else { "out_of_hours" };
+            self.close_conversation(site, &conv.id, AuthorKind::System, reason)
                 .await?;
             return Ok(());
         }
         store.enqueue(&site.id, &conv.id, dept, false, now).await?;
+        self.emit(
+            site,
+            "conversation.queued",
+            serde_json::json!({"conversation": conv.id, "department": dept, "visitor": conv.visitor}),
+        )
+        .await;
         self.drain(&site.id, dept).await?;
         // Still waiting? Then say where in line, with an estimate.
         let queue = store.queue(&site.id, dept).await?;
@@ -420,8 +501,12 @@ impl Engine {
         )
     }
 
-    /// The visitor ends their chat.
-    pub async fn visitor_close(&self, site_id: &SiteId, visitor: &VisitorId) -> Result<()> {
+    /// The visitor ends their chat. Returns the conversation and its (stored) ticket id.
+    pub async fn visitor_close(
+        &self,
+        site_id: &SiteId,
+        visitor: &VisitorId,
+    ) -> Result<(ConvId, String)> {
         let site = self.site(site_id)?;
         let conv = self
             .inner
@@ -430,8 +515,252 @@ impl Engine {
             .await?
             .filter(|c| c.state != ConvState::Closed)
             .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "no open conversation"))?;
-        self.close_conversation(site, &conv.id, AuthorKind::Visitor, "visitor_closed")
-            .await
+        let ticket = self
+            .close_conversation(site, &conv.id, AuthorKind::Visitor, "visitor_closed")
+            .await?;
+        Ok((conv.id, ticket))
+    }
+
+    /// Stores a rating (1–5, optional comment) on the ticket of the visitor's last closed chat.
+    pub async fn rate(
+        &self,
+        site_id: &SiteId,
+        visitor: &VisitorId,
+        score: u8,
+        comment: Option<String>,
+    ) -> Result<String> {
+        let site = self.site(site_id)?;
+        if !(1..=5).contains(&score) {
+            return Err(EngineError::new(
+                ErrorCode::InvalidRating,
+                "score must be 1 to 5",
+            ));
+        }
+        let now = now_ms();
+        let window = (site.rating_window_secs * 1000.0) as Millis;
+        let conv = self
+            .inner
+            .store
+            .visitor_conversation(site_id, visitor)
+            .await?
+            .filter(|c| {
+                c.state == ConvState::Closed && c.closed_at.is_some_and(|t| t + window >= now)
+            })
+            .ok_or_else(|| {
+                EngineError::new(ErrorCode::NothingToRate, "no recently closed chat to rate")
+            })?;
+        let mut ticket = match self.inner.tickets.get(site_id, &conv.id.0).await? {
+            Some(t) => t,
+            // Closed a moment ago on another node and not yet filed: file it now.
+            None => self.file_ticket(site, &conv.id, false).await?,
+        };
+        ticket.rating = Some(Rating {
+            score,
+            comment: clip(comment, 2000),
+            at: now,
+        });
+        ticket.updated_at = now;
+        self.save_ticket(site, &ticket, "ticket.updated").await?;
+        Ok(ticket.id)
+    }
+
+    /// An offline message (email and text): it joins the visitor's offline chat if that just
+    /// ended, or becomes a conversation and ticket of its own.
+    pub async fn offline_message(
+        &self,
+        site_id: &SiteId,
+        profile: &mut VisitorProfile,
+        department: Option<&DeptId>,
+        email: String,
+        name: Option<String>,
+        text: MessageText,
+    ) -> Result<String> {
+        let site = self.site(site_id)?;
+        let email = email.trim().to_owned();
+        let valid = email.len() <= 320
+            && email
+                .split_once('@')
+                .is_some_and(|(a, b)| !a.is_empty() && b.contains('.'))
+            && !email.contains(char::is_whitespace);
+        if !valid {
+            return Err(EngineError::new(
+                ErrorCode::InvalidEmail,
+                "a valid email address is required",
+            ));
+        }
+        let visitor = profile
+            .id
+            .clone()
+            .ok_or_else(|| EngineError::new(ErrorCode::HelloRequired, "say hello first"))?;
+        profile.email = Some(email.clone());
+        if let Some(n) = clip(name.clone(), 200) {
+            profile.name = Some(n);
+        }
+        self.inner.store.put_visitor(site_id, profile).await?;
+        let now = now_ms();
+        let text = text.into_inner();
+        let message = EventBody::Message {
+            at: now,
+            author: AuthorKind::Visitor,
+            author_id: Some(visitor.0.clone()),
+            author_name: profile.name.clone(),
+            text: text.clone(),
+            client_id: None,
+        };
+        let offline = OfflineMessage {
+            email,
+            name: clip(name, 200),
+            text,
+            at: now,
+        };
+        let recent = self
+            .inner
+            .store
+            .visitor_conversation(site_id, &visitor)
+            .await?
+            .filter(|c| {
+                c.state == ConvState::Closed
+                    && matches!(c.close_reason.as_deref(), Some("no_agent" | "out_of_hours"))
+                    && c.closed_at.is_some_and(|t| t + OFFLINE_ATTACH_MS >= now)
+            });
+        if let Some(conv) = recent
+            && let Some(mut ticket) = self.inner.tickets.get(site_id, &conv.id.0).await?
+            && ticket.offline_message.is_none()
+        {
+            let appended = self.inner.store.append(site_id, &conv.id, &message).await?;
+            ticket.transcript.push(crate::model::Event {
+                seq: appended.seq,
+                body: message,
+            });
+            ticket.metrics.visitor_messages += 1;
+            ticket.visitor.email = profile.email.clone();
+            ticket.visitor.name = profile.name.clone();
+            ticket.offline_message = Some(offline);
+            ticket.updated_at = now;
+            self.save_ticket(site, &ticket, "ticket.updated").await?;
+            return Ok(ticket.id);
+        }
+        // A conversation of its own, closed at once.
+        let dept = department
+            .filter(|d| site.department(d).is_some())
+            .unwrap_or_else(|| site.default_department())
+            .clone();
+        let new = Conversation {
+            id: ConvId::generate(),
+            visitor: visitor.clone(),
+            department: dept,
+            state: ConvState::Queued,
+            agent: None,
+            priority: 0,
+            created_at: now,
+            queued_at: None,
+            first_assigned_at: None,
+            closed_at: None,
+            close_reason: None,
+            locale: profile.locale.clone(),
+            last_seq: 0,
+        };
+        let (conv, created) = self.inner.store.open_conversation(site_id, &new).await?;
+        self.inner.store.append(site_id, &conv.id, &message).await?;
+        if !created {
+            // The visitor is in a live chat: the message simply joins it.
+            return Ok(conv.id.0);
+        }
+        let closed = self
+            .inner
+            .store
+            .close(
+                site_id,
+                &conv.id,
+                "offline_message",
+                now,
+                self.retention_ms(),
+            )
+            .await?
+            .is_some();
+        if closed {
+            let text = templates::render(
+                site,
+                None,
+                &conv.locale,
+                Template::ClosedByVisitor,
+                &Vars::default(),
+            );
+            self.inner
+                .store
+                .append(
+                    site_id,
+                    &conv.id,
+                    &EventBody::Closed {
+                        at: now,
+                        by: AuthorKind::Visitor,
+                        reason: "offline_message".into(),
+                        text,
+                    },
+                )
+                .await?;
+        }
+        let mut ticket = self.file_ticket(site, &conv.id, false).await?;
+        ticket.offline_message = Some(offline);
+        self.save_ticket(site, &ticket, "ticket.created").await?;
+        Ok(ticket.id)
+    }
+
+    /// Builds the ticket of a closed conversation from its log; keeps what a previous filing
+    /// added (rating, offline message, creation time). With `save`, stores it and announces it.
+    async fn file_ticket(&self, site: &SiteConfig, conv_id: &ConvId, save: bool) -> Result<Ticket> {
+        let store = &self.inner.store;
+        let conv = store
+            .conversation(&site.id, conv_id)
+            .await?
+            .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "conversation expired"))?;
+        let events = store.events_after(&site.id, conv_id, 0).await?;
+        let visitor = store
+            .visitor(&site.id, &conv.visitor)
+            .await?
+            .unwrap_or_default();
+        let now = now_ms();
+        let mut ticket = Ticket::build(&site.id, &conv, events, &visitor, now);
+        let previous = self.inner.tickets.get(&site.id, &ticket.id).await?;
+        if let Some(old) = &previous {
+            ticket.created_at = old.created_at;
+            ticket.rating = old.rating.clone();
+            ticket.offline_message = old.offline_message.clone();
+        }
+        if save {
+            let event = if previous.is_some() {
+                "ticket.updated"
+            } else {
+                "ticket.created"
+            };
+            self.save_ticket(site, &ticket, event).await?;
+            if previous.is_none() {
+                self.emit(
+                    site,
+                    "conversation.closed",
+                    serde_json::json!({"conversation": conv.id, "ticket": ticket.id, "reason": ticket.close_reason}),
+                )
+                .await;
+            }
+            store.mark_ticketed(&site.id, conv_id).await?;
+        }
+        Ok(ticket)
+    }
+
+    /// Stores a ticket durably with its webhook deliveries, then wakes the courier.
+    async fn save_ticket(&self, site: &SiteConfig, ticket: &Ticket, event: &str) -> Result<()> {
+        let data = serde_json::to_value(ticket)
+            .map_err(|e| EngineError::new(ErrorCode::Unavailable, e.to_string()))?;
+        let deliveries = deliveries_for(site, event, &data, now_ms());
+        self.inner.tickets.save(ticket, &deliveries).await?;
+        self.inner
+            .store
+            .mark_ticketed(&site.id, &ticket.conversation)
+            .await?;
+        if !deliveries.is_empty() {
+            self.inner.courier.wake();
+        }
+        Ok(())
     }
 
     pub async fn visitor_typing(
@@ -633,7 +962,7 @@ impl Engine {
         agent: &AgentId,
         conv: &ConvId,
         reason: Option<String>,
-    ) -> Result<()> {
+    ) -> Result<String> {
         let site = self.site(site_id)?;
         self.owned(site_id, agent, conv).await?;
         let reason = clip(reason, 200).unwrap_or_else(|| "agent_closed".into());
@@ -648,7 +977,7 @@ impl Engine {
         conv: &ConvId,
         by: AuthorKind,
         reason: &str,
-    ) -> Result<()> {
+    ) -> Result<String> {
         let store = &self.inner.store;
         let now = now_ms();
         let Some(before) = store
@@ -699,7 +1028,8 @@ impl Engine {
             }
             _ => {}
         }
-        Ok(())
+        let ticket = self.file_ticket(site, conv, true).await?;
+        Ok(ticket.id)
     }
 
     /// Moves a chat to another agent or department, keeping its whole transcript.
@@ -831,6 +1161,12 @@ impl Engine {
                 ));
             }
         }
+        self.emit(
+            site,
+            "conversation.transferred",
+            serde_json::json!({"conversation": conv, "from": from}),
+        )
+        .await;
         self.agent_changed(site_id, from).await
     }
 
@@ -866,6 +1202,12 @@ impl Engine {
                 },
             )
             .await?;
+        self.emit(
+            site,
+            "conversation.assigned",
+            serde_json::json!({"conversation": conv, "agent": agent}),
+        )
+        .await;
         Ok(())
     }
 
@@ -1069,6 +1411,7 @@ impl Engine {
                 }
             }
         };
+        let courier = self.inner.courier.clone().run(shutdown.clone());
         let sweeper = async {
             let mut sweep = tokio::time::interval(self.inner.config.timing.sweep());
             sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1082,7 +1425,7 @@ impl Engine {
                 }
             }
         };
-        tokio::join!(notifier, sweeper);
+        tokio::join!(notifier, sweeper, courier);
     }
 
     async fn refresh_presence(&self) {
@@ -1099,9 +1442,44 @@ impl Engine {
         }
     }
 
+    /// Closes chats whose visitor went silent, and files tickets a dead node left unfiled.
+    async fn sweep_tickets(&self, site: &SiteConfig, now: Millis) -> Result<()> {
+        let timeout = (site.inactivity_timeout_secs * 1000.0) as Millis;
+        for conv in self.inner.store.inactive(&site.id, now - timeout).await? {
+            tracing::info!(conversation = %conv, "closing: visitor inactive");
+            match self
+                .close_conversation(site, &conv, AuthorKind::System, "visitor_inactive")
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code == ErrorCode::ConversationClosed => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for conv in self.inner.store.unticketed(&site.id).await? {
+            let Some(c) = self.inner.store.conversation(&site.id, &conv).await? else {
+                self.inner.store.mark_ticketed(&site.id, &conv).await?;
+                continue;
+            };
+            if c.closed_at.is_none_or(|t| t + UNTICKETED_GRACE_MS >= now) {
+                continue;
+            }
+            if self.inner.tickets.get(&site.id, &conv.0).await?.is_none() {
+                tracing::warn!(conversation = %conv, "filing a ticket left behind");
+                self.file_ticket(site, &conv, true).await?;
+            } else {
+                self.inner.store.mark_ticketed(&site.id, &conv).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn sweep(&self) {
         let now = now_ms();
         for site in &self.inner.config.sites {
+            if let Err(e) = self.sweep_tickets(site, now).await {
+                tracing::warn!(cause = %e.message, site = %site.id, "ticket sweep failed");
+            }
             if let Err(e) = self.expire_grace(site, now).await {
                 tracing::warn!(cause = %e.message, site = %site.id, "grace sweep failed");
             }

@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod hours;
 pub mod http;
 pub mod hub;
 pub mod model;
@@ -27,4 +28,5 @@ pub mod server;
 pub mod shutdown;
 pub mod state;
 pub mod templates;
+pub mod tickets;
 pub mod ws;

@@ -31,9 +31,10 @@ async fn main() -> anyhow::Result<()> {
     println!("switchboard listening on {addr} ({backend} state)");
     if let Some(demo) = demo {
         println!("demo site `demo`; agent tokens:");
-        for (agent, token) in demo.0 {
+        for (agent, token) in demo.agents {
             println!("  {agent}: {token}");
         }
+        println!("admin token (REST API): {}", demo.admin);
     }
     app.run(shutdown_signal()).await
 }

@@ -10,6 +10,20 @@ use serde::{Deserialize, Serialize};
 /// Milliseconds since the Unix epoch. Plain integers keep Redis scripts and JSON simple.
 pub type Millis = i64;
 
+/// Where the engine reads the time for business hours; tests substitute a controllable one.
+pub trait Clock: Send + Sync + 'static {
+    fn now_ms(&self) -> Millis;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> Millis {
+        now_ms()
+    }
+}
+
 /// The wall clock in milliseconds.
 pub fn now_ms() -> Millis {
     std::time::SystemTime::now()
@@ -329,6 +343,88 @@ pub struct VisitorProfile {
     pub last_seen: Millis,
     /// How many times the visitor has come back with their token (1 on first contact).
     pub visits: u32,
+    /// Pages seen, oldest first (the last `MAX_PAGES`).
+    #[serde(default)]
+    pub pages: Vec<PageVisit>,
+    /// `utm_*` tags of the landing page.
+    #[serde(default)]
+    pub utm: std::collections::BTreeMap<String, String>,
+    /// The host site vouched for `user_id` with a valid `user_hash`.
+    #[serde(default)]
+    pub verified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+/// How many pages a profile remembers.
+pub const MAX_PAGES: usize = 50;
+
+/// A page the visitor saw.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PageVisit {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub at: Millis,
+}
+
+impl VisitorProfile {
+    /// Records a page view (consecutive repeats of one URL count once).
+    pub fn visit(&mut self, url: &str, title: Option<String>, at: Millis) {
+        if self.pages.last().is_some_and(|p| p.url == url) {
+            return;
+        }
+        if self.utm.is_empty() {
+            self.utm = utm_tags(url);
+        }
+        self.pages.push(PageVisit {
+            url: url.to_owned(),
+            title,
+            at,
+        });
+        if self.pages.len() > MAX_PAGES {
+            self.pages.remove(0);
+        }
+    }
+}
+
+/// The `utm_*` query parameters of a URL, percent-decoded.
+pub fn utm_tags(url: &str) -> std::collections::BTreeMap<String, String> {
+    let query = url
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or(""))
+        .unwrap_or("");
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| k.starts_with("utm_") && k.len() <= 32)
+        .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                // Byte-wise: slicing the str here could split a multibyte character.
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).chars().take(200).collect()
 }
 
 #[cfg(test)]
@@ -359,6 +455,19 @@ mod tests {
             &agent("a", 1, 2, 9),
             &agent("b", 2, 4, 1)
         ));
+    }
+
+    /// UTM tags are read from the landing page's query string.
+    #[test]
+    fn utm_from_url() {
+        let t =
+            utm_tags("https://x.test/p?a=1&utm_source=google&utm_campaign=black%20friday+sale#top");
+        assert_eq!(t.get("utm_source").unwrap(), "google");
+        assert_eq!(t.get("utm_campaign").unwrap(), "black friday sale");
+        assert_eq!(t.len(), 2);
+        assert!(utm_tags("https://x.test/").is_empty());
+        // Malformed escapes never panic.
+        assert_eq!(utm_tags("https://x.test/?utm_x=%é%2")["utm_x"], "%é%2");
     }
 
     /// A stored event round-trips through JSON with its kind tag and sequence number.

@@ -51,6 +51,13 @@ pub enum ErrorCode {
     TargetUnavailable,
     /// The state backend failed; retry later. Nothing was stored.
     Unavailable,
+    /// No recently closed conversation to rate, or the rating window has passed.
+    NothingToRate,
+    /// The rating is not 1 to 5.
+    InvalidRating,
+    InvalidEmail,
+    /// `user_hash` does not match `user_id` for this site.
+    IdentityMismatch,
 }
 
 /// WebSocket close codes Switchboard uses besides the standard ones.
@@ -156,6 +163,11 @@ pub enum VisitorIn {
         name: Option<String>,
         #[serde(default)]
         email: Option<String>,
+        /// The host site's user id, with `user_hash` = hex HMAC-SHA256(identity secret, user_id).
+        #[serde(default)]
+        user_id: Option<String>,
+        #[serde(default)]
+        user_hash: Option<String>,
     },
     Page(PageInfo),
     Message {
@@ -166,6 +178,19 @@ pub enum VisitorIn {
         on: bool,
     },
     Close,
+    /// Rates the last closed conversation, within the site's rating window.
+    Rate {
+        score: u8,
+        #[serde(default)]
+        comment: Option<String>,
+    },
+    /// Leaves a message for when no agent can serve; it becomes a ticket.
+    OfflineMessage {
+        email: String,
+        text: String,
+        #[serde(default)]
+        name: Option<String>,
+    },
     Ping,
 }
 
@@ -281,6 +306,19 @@ pub enum VisitorOut<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         client_id: Option<&'a ClientId>,
     },
+    /// Your `close` is done and the ticket is stored.
+    Closed {
+        conversation: &'a ConvId,
+        ticket: &'a str,
+    },
+    /// Your rating is stored on the ticket.
+    Rated {
+        ticket: &'a str,
+    },
+    /// Your offline message is stored as (part of) a ticket.
+    OfflineReceived {
+        ticket: &'a str,
+    },
     Pong,
 }
 
@@ -322,6 +360,11 @@ pub enum AgentOut<'a> {
     Typing {
         conversation: &'a ConvId,
         on: bool,
+    },
+    /// Your `close` is done and the ticket is stored.
+    Closed {
+        conversation: &'a ConvId,
+        ticket: &'a str,
     },
     Error {
         code: ErrorCode,

@@ -14,10 +14,14 @@ use crate::config::{Config, Secret, random_token};
 use crate::engine::Engine;
 use crate::http::{self, AppState};
 use crate::hub::Hub;
+use crate::model::{Clock, SystemClock};
 use crate::shutdown::{self, Trigger};
 use crate::state::Store;
 use crate::state::memory::MemoryStore;
 use crate::state::redis::RedisStore;
+use crate::tickets::TicketStore;
+use crate::tickets::file::FileTickets;
+use crate::tickets::redis::RedisTickets;
 use crate::ws::IpLimiter;
 
 pub struct Application {
@@ -30,6 +34,11 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As `build`, with the clock business hours are read from (tests control it).
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -44,16 +53,32 @@ impl Application {
             Secret::new(random_token())
         });
         let mut tasks = Vec::new();
-        let store: Arc<dyn Store> = match &config.redis_url {
+        let (store, tickets): (Arc<dyn Store>, Arc<dyn TicketStore>) = match &config.redis_url {
             Some(url) => {
                 let (store, subscriber) =
                     RedisStore::connect(url, &config, hub.clone(), shutdown.clone()).await?;
                 tasks.push(subscriber);
-                Arc::new(store)
+                let tickets = RedisTickets::new(store.connection(), &config.key_prefix);
+                (Arc::new(store), Arc::new(tickets))
             }
-            None => Arc::new(MemoryStore::new(hub.clone())),
+            None => {
+                let tickets = FileTickets::open(&config.data_dir).with_context(|| {
+                    format!(
+                        "cannot open the data directory {}",
+                        config.data_dir.display()
+                    )
+                })?;
+                (Arc::new(MemoryStore::new(hub.clone())), Arc::new(tickets))
+            }
         };
-        let engine = Engine::new(Arc::new(config), store, hub, Keys::new(secret));
+        let engine = Engine::new(
+            Arc::new(config),
+            store,
+            hub,
+            Keys::new(secret),
+            tickets,
+            clock,
+        );
         engine
             .register_agents()
             .await

@@ -2,6 +2,7 @@
 //! `ApiError`, gives every failure a status, a stable code and a message; details are logged.
 
 pub mod health;
+pub mod tickets;
 
 use axum::Json;
 use axum::Router;
@@ -49,12 +50,22 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The OpenAPI document of every REST endpoint.
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}
+
 /// The whole application's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/visitor", get(ws::visitor_upgrade))
         .route("/v1/agent", get(ws::agent_upgrade))
         .merge(health::router())
+        .merge(tickets::router())
+        .route("/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)
 }

@@ -35,6 +35,8 @@ struct SiteState {
     queues: HashMap<DeptId, Queue>,
     convs: HashMap<ConvId, ConvSlot>,
     visitors: HashMap<VisitorId, VisitorSlot>,
+    /// Closed conversations whose ticket is not saved yet.
+    unticketed: BTreeSet<ConvId>,
 }
 
 #[derive(Default)]
@@ -77,6 +79,8 @@ struct ConvSlot {
     client_ids: HashMap<String, u64>,
     /// When a closed conversation may be dropped from memory.
     expires_at: Option<Millis>,
+    /// While active: the last visitor message or the assignment, for the inactivity close.
+    activity: Option<Millis>,
 }
 
 struct VisitorSlot {
@@ -217,6 +221,7 @@ impl Store for MemoryStore {
                 events: Vec::new(),
                 client_ids: HashMap::new(),
                 expires_at: None,
+                activity: None,
             },
         );
         let v = s
@@ -263,6 +268,17 @@ impl Store for MemoryStore {
         };
         if let Some(cid) = body.client_id() {
             slot.client_ids.insert(cid.to_owned(), seq);
+        }
+        if let (
+            EventBody::Message {
+                at,
+                author: crate::model::AuthorKind::Visitor,
+                ..
+            },
+            Some(_),
+        ) = (body, slot.activity)
+        {
+            slot.activity = Some(*at);
         }
         slot.events.push(event.clone());
         let visitor = slot.conv.visitor.clone();
@@ -362,6 +378,7 @@ impl Store for MemoryStore {
             c.conv.state = ConvState::Active;
             c.conv.agent = Some(agent.clone());
             c.conv.first_assigned_at.get_or_insert(now);
+            c.activity = Some(now);
             locale = c.conv.locale.clone();
         }
         Ok(Some((head, agent, locale)))
@@ -402,6 +419,8 @@ impl Store for MemoryStore {
         slot.conv.closed_at = Some(now);
         slot.conv.close_reason = Some(reason.to_owned());
         slot.expires_at = Some(now + retention_ms);
+        slot.activity = None;
+        s.unticketed.insert(conv.clone());
         if let Some(q) = s.queues.get_mut(&before.department) {
             q.remove(conv);
         }
@@ -432,6 +451,7 @@ impl Store for MemoryStore {
         slot.conv.state = ConvState::Queued;
         slot.conv.agent = None;
         slot.conv.department = dept.clone();
+        slot.activity = None;
         let priority = slot.conv.priority;
         s.release_agent(owner, conv);
         let queue = s.queues.entry(dept.clone()).or_default();
@@ -516,6 +536,28 @@ impl Store for MemoryStore {
         let site = self.site(site);
         let s = lock(&site);
         Ok(s.agents.values().map(SiteState::agent_view).collect())
+    }
+
+    async fn inactive(&self, site: &SiteId, before: Millis) -> Result<Vec<ConvId>> {
+        let site = self.site(site);
+        let s = lock(&site);
+        Ok(s.convs
+            .values()
+            .filter(|c| c.activity.is_some_and(|t| t < before))
+            .map(|c| c.conv.id.clone())
+            .collect())
+    }
+
+    async fn unticketed(&self, site: &SiteId) -> Result<Vec<ConvId>> {
+        let site = self.site(site);
+        let s = lock(&site);
+        Ok(s.unticketed.iter().cloned().collect())
+    }
+
+    async fn mark_ticketed(&self, site: &SiteId, conv: &ConvId) -> Result<()> {
+        let site = self.site(site);
+        lock(&site).unticketed.remove(conv);
+        Ok(())
     }
 
     async fn publish(&self, _site: &SiteId, envelope: &Envelope) -> Result<()> {

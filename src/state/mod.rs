@@ -173,6 +173,13 @@ pub trait Store: Send + Sync + 'static {
     async fn agent(&self, site: &SiteId, id: &AgentId) -> Result<Option<AgentState>>;
     async fn agents(&self, site: &SiteId) -> Result<Vec<AgentState>>;
 
+    /// Active conversations whose visitor has been silent since before `before` (assignment
+    /// counts as activity).
+    async fn inactive(&self, site: &SiteId, before: Millis) -> Result<Vec<ConvId>>;
+    /// Closed conversations whose ticket is not yet known to be saved (crash safety net).
+    async fn unticketed(&self, site: &SiteId) -> Result<Vec<ConvId>>;
+    async fn mark_ticketed(&self, site: &SiteId, conv: &ConvId) -> Result<()>;
+
     /// Publishes an ephemeral envelope to every node (this one included).
     async fn publish(&self, site: &SiteId, envelope: &Envelope) -> Result<()>;
     /// Readiness: the backend answers and its subscription is alive.

@@ -146,6 +146,11 @@ impl RedisStore {
         self.conn.clone()
     }
 
+    /// A handle on the same multiplexed connection, for the ticket store.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     async fn read_agent(&self, site: &SiteId, id: &AgentId) -> Result<Option<AgentState>> {
         let base = self.base(site);
         let (h, chats): (HashMap<String, String>, Vec<String>) = redis::pipe()
@@ -419,17 +424,27 @@ impl Store for RedisStore {
     async fn append(&self, site: &SiteId, conv: &ConvId, body: &EventBody) -> Result<Appended> {
         let base = self.base(site);
         let json = serde_json::to_string(body).map_err(|e| corrupt(e.to_string()))?;
+        let visitor_at = match body {
+            EventBody::Message {
+                at,
+                author: crate::model::AuthorKind::Visitor,
+                ..
+            } => at.to_string(),
+            _ => String::new(),
+        };
         let (seq, dup): (u64, i64) = self
             .scripts
             .append
             .key(format!("{base}c:{conv}"))
             .key(format!("{base}c:{conv}:log"))
             .key(format!("{base}c:{conv}:cids"))
+            .key(format!("{base}activity"))
             .arg(body.client_id().unwrap_or(""))
             .arg(json)
             .arg(self.channel(site))
             .arg(&site.0)
             .arg(&conv.0)
+            .arg(visitor_at)
             .invoke_async(&mut self.conn())
             .await?;
         if seq == 0 {
@@ -670,6 +685,34 @@ impl Store for RedisStore {
             }
         }
         Ok(out)
+    }
+
+    async fn inactive(&self, site: &SiteId, before: Millis) -> Result<Vec<ConvId>> {
+        let ids: Vec<String> = self
+            .conn()
+            .zrangebyscore(
+                format!("{}activity", self.base(site)),
+                "-inf",
+                format!("({before}"),
+            )
+            .await?;
+        Ok(ids.into_iter().map(ConvId).collect())
+    }
+
+    async fn unticketed(&self, site: &SiteId) -> Result<Vec<ConvId>> {
+        let ids: Vec<String> = self
+            .conn()
+            .smembers(format!("{}unticketed", self.base(site)))
+            .await?;
+        Ok(ids.into_iter().map(ConvId).collect())
+    }
+
+    async fn mark_ticketed(&self, site: &SiteId, conv: &ConvId) -> Result<()> {
+        let _: i64 = self
+            .conn()
+            .srem(format!("{}unticketed", self.base(site)), &conv.0)
+            .await?;
+        Ok(())
     }
 
     async fn publish(&self, site: &SiteId, envelope: &Envelope) -> Result<()> {

@@ -263,11 +263,18 @@ impl Session {
             AgentIn::Close {
                 conversation,
                 reason,
-            } => (
-                engine.agent_close(site, agent, &conversation, reason).await,
-                None,
-                Some(conversation),
-            ),
+            } => match engine.agent_close(site, agent, &conversation, reason).await {
+                Ok(ticket) => {
+                    return self
+                        .conn
+                        .send(&AgentOut::Closed {
+                            conversation: &conversation,
+                            ticket: &ticket,
+                        })
+                        .await;
+                }
+                Err(e) => (Err(e), None, Some(conversation)),
+            },
             AgentIn::Transfer {
                 conversation,
                 to_agent,

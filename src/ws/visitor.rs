@@ -49,10 +49,12 @@ pub async fn run(mut conn: Connection, state: AppState, site: SiteId, user_agent
             }
             incoming = conn.next() => match incoming {
                 Incoming::Text(text) => match serde_json::from_str::<VisitorIn>(&text) {
-                    Ok(VisitorIn::Hello { token, resume, page, locale, department, name, email }) => {
+                    Ok(VisitorIn::Hello { token, resume, page, locale, department, name, email, user_id, user_hash }) => {
                         let page = page.unwrap_or_default();
-                        let hello = VisitorHello {
+                                                let hello = VisitorHello {
                             token,
+                            user_id,
+                            user_hash,
                             page_url: page.url,
                             page_title: page.title,
                             referrer: page.referrer,
@@ -271,8 +273,63 @@ impl Session {
                 let Some(v) = self.profile.id.clone() else {
                     return true;
                 };
-                if let Err(e) = engine.visitor_close(&self.site, &v).await {
-                    send_error(&mut self.conn, e.code, &e.message, None).await;
+                match engine.visitor_close(&self.site, &v).await {
+                    Ok((conv, ticket)) => {
+                        return self
+                            .conn
+                            .send(&VisitorOut::Closed {
+                                conversation: &conv,
+                                ticket: &ticket,
+                            })
+                            .await;
+                    }
+                    Err(e) => send_error(&mut self.conn, e.code, &e.message, None).await,
+                }
+            }
+            VisitorIn::Rate { score, comment } => {
+                let Some(v) = self.profile.id.clone() else {
+                    return true;
+                };
+                match engine.rate(&self.site, &v, score, comment).await {
+                    Ok(ticket) => {
+                        return self.conn.send(&VisitorOut::Rated { ticket: &ticket }).await;
+                    }
+                    Err(e) => send_error(&mut self.conn, e.code, &e.message, None).await,
+                }
+            }
+            VisitorIn::OfflineMessage { email, text, name } => {
+                let max = engine.config().limits.max_message_chars;
+                let text = match MessageText::parse(text, max) {
+                    Ok(t) => t,
+                    Err(code) => {
+                        send_error(
+                            &mut self.conn,
+                            code,
+                            "message text is empty or too long",
+                            None,
+                        )
+                        .await;
+                        return true;
+                    }
+                };
+                match engine
+                    .offline_message(
+                        &self.site,
+                        &mut self.profile,
+                        self.department.as_ref(),
+                        email,
+                        name,
+                        text,
+                    )
+                    .await
+                {
+                    Ok(ticket) => {
+                        return self
+                            .conn
+                            .send(&VisitorOut::OfflineReceived { ticket: &ticket })
+                            .await;
+                    }
+                    Err(e) => send_error(&mut self.conn, e.code, &e.message, None).await,
                 }
             }
         }

@@ -10,7 +10,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use switchboard::config::{Config, token_hash};
+use switchboard::model::{Clock, SystemClock};
 use switchboard::server::Application;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -118,6 +122,14 @@ fn start_redis() -> String {
     }
 }
 
+/// The admin bearer token of the test configuration.
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123";
+
+/// A fresh directory under the system temp dir (for embedded-mode data).
+pub fn temp_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("switchboard-test-{}", ulid::Ulid::new()))
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -158,8 +170,10 @@ pub fn config(agents: &[AgentSpec]) -> Config {
 pub fn config_toml(agents: &[AgentSpec]) -> String {
     let mut text = String::from(
         r#"
-        listen = "127.0.0.1:0"
+                listen = "127.0.0.1:0"
         secret = "test-secret-0123456789abcdef"
+        admin_token_sha256 = "ADMIN_HASH"
+        data_dir = "DATA_DIR"
         [timing]
         heartbeat_secs = 5.0
         agent_grace_secs = 60.0
@@ -175,6 +189,9 @@ pub fn config_toml(agents: &[AgentSpec]) -> String {
         departments = [{ id = "support" }, { id = "sales" }]
         "#,
     );
+    text = text
+        .replace("ADMIN_HASH", &token_hash(ADMIN_TOKEN))
+        .replace("DATA_DIR", &temp_dir().display().to_string());
     for a in agents {
         text.push_str(&format!(
             "[[sites.agents]]\nid = {:?}\nname = {:?}\ndepartments = {:?}\nmax_concurrent = {}\ntoken_sha256 = {:?}\n",
@@ -216,7 +233,38 @@ impl Drop for TestApp {
 
 /// Builds a server on either backend. Each Redis-backed app gets its own key prefix so tests
 /// running in parallel never see each other's state; pass `prefix` to share one (multi-node).
-pub async fn spawn_with(backend: Backend, mut config: Config, prefix: Option<&str>) -> TestApp {
+pub async fn spawn_with(backend: Backend, config: Config, prefix: Option<&str>) -> TestApp {
+    spawn_full(backend, config, prefix, Arc::new(SystemClock)).await
+}
+
+/// A clock tests move by hand.
+pub struct TestClock(pub AtomicI64);
+
+impl TestClock {
+    pub fn at(rfc3339: &str) -> Arc<Self> {
+        Arc::new(Self(AtomicI64::new(parse_time(rfc3339))))
+    }
+    pub fn set(&self, rfc3339: &str) {
+        self.0.store(parse_time(rfc3339), Ordering::SeqCst);
+    }
+}
+
+pub fn parse_time(rfc3339: &str) -> i64 {
+    rfc3339.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+}
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+pub async fn spawn_full(
+    backend: Backend,
+    mut config: Config,
+    prefix: Option<&str>,
+    clock: Arc<dyn Clock>,
+) -> TestApp {
     // RUST_LOG=debug shows the server's log in a failing test's output.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -226,7 +274,7 @@ pub async fn spawn_with(backend: Backend, mut config: Config, prefix: Option<&st
         config.redis_url = Some(redis_url());
         config.key_prefix = prefix.map(str::to_owned).unwrap_or_else(unique_prefix);
     }
-    let app = Application::build(config)
+    let app = Application::build_with_clock(config, clock)
         .await
         .expect("application builds");
     let addr = app.local_addr();
@@ -429,4 +477,162 @@ pub async fn agent_say(c: &mut Client, conv: &str, client_id: &str, text: &str) 
 pub async fn wait_assigned(c: &mut Client) -> (String, Value) {
     let a = c.wait_type("assigned").await;
     (a["conversation"]["id"].as_str().unwrap().to_owned(), a)
+}
+
+/// A REST call with the admin token; returns the status and the JSON body.
+pub async fn admin_get(app: &TestApp, path: &str) -> (u16, Value) {
+    http_get(app.addr, path, Some(ADMIN_TOKEN)).await
+}
+
+pub async fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().get(format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = tokio::time::timeout(WAIT, req.send())
+        .await
+        .expect("REST timed out")
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// What a webhook receiver does with the next request.
+#[derive(Clone, Copy, Debug)]
+pub enum Answer {
+    Fail,
+    /// Never answer (the sender is stuck until its timeout or death).
+    Hang,
+    Ok,
+}
+
+/// One request a receiver got.
+#[derive(Clone, Debug)]
+pub struct Hook {
+    pub delivery: String,
+    pub event: String,
+    pub signature: String,
+    pub body: String,
+}
+
+impl Hook {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+
+    /// Verifies `t=…,v1=…` as a receiver would: HMAC-SHA256(secret, "<t>.<body>").
+    pub fn signed_with(&self, secret: &str) -> bool {
+        use hmac::Mac;
+        let mut t = None;
+        let mut v1 = None;
+        for part in self.signature.split(',') {
+            match part.split_once('=') {
+                Some(("t", v)) => t = Some(v.to_owned()),
+                Some(("v1", v)) => v1 = Some(v.to_owned()),
+                _ => {}
+            }
+        }
+        let (Some(t), Some(v1)) = (t, v1) else {
+            return false;
+        };
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{t}.{}", self.body).as_bytes());
+        hex::decode(v1).is_ok_and(|sig| mac.verify_slice(&sig).is_ok())
+    }
+}
+
+/// A real HTTP webhook receiver on a free port, answering by a plan (then 200 for everything).
+pub struct Receiver {
+    pub url: String,
+    hooks: tokio::sync::mpsc::UnboundedReceiver<Hook>,
+}
+
+pub const HOOK_SECRET: &str = "webhook-secret-0123456789";
+
+impl Receiver {
+    pub async fn start(plan: &[Answer]) -> Receiver {
+        use axum::http::HeaderMap;
+        let (tx, hooks) = tokio::sync::mpsc::unbounded_channel();
+        let plan = Arc::new(std::sync::Mutex::new(
+            plan.iter().copied().collect::<VecDeque<_>>(),
+        ));
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let tx = tx.clone();
+                let plan = plan.clone();
+                async move {
+                    let h = |k: &str| {
+                        headers
+                            .get(k)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    let _ = tx.send(Hook {
+                        delivery: h("switchboard-delivery"),
+                        event: h("switchboard-event"),
+                        signature: h("switchboard-signature"),
+                        body,
+                    });
+                    let answer = plan.lock().unwrap().pop_front().unwrap_or(Answer::Ok);
+                    match answer {
+                        Answer::Ok => axum::http::StatusCode::OK,
+                        Answer::Fail => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        Answer::Hang => std::future::pending().await,
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver {
+            url: format!("http://{addr}/hook"),
+            hooks,
+        }
+    }
+
+    /// The next request, waiting at most `WAIT`.
+    pub async fn next(&mut self) -> Hook {
+        tokio::time::timeout(WAIT, self.hooks.recv())
+            .await
+            .expect("timed out waiting for a webhook")
+            .expect("receiver running")
+    }
+
+    /// The next request of an event type (others are skipped).
+    pub async fn next_event(&mut self, event: &str) -> Hook {
+        loop {
+            let h = self.next().await;
+            if h.event == event {
+                return h;
+            }
+        }
+    }
+
+    /// Collects one request of each listed event, in whatever order they come.
+    pub async fn each(&mut self, events: &[&str]) -> std::collections::HashMap<String, Hook> {
+        let mut got = std::collections::HashMap::new();
+        while got.len() < events.len() {
+            let h = self.next().await;
+            if events.contains(&h.event.as_str()) {
+                got.entry(h.event.clone()).or_insert(h);
+            }
+        }
+        got
+    }
+}
+
+/// Adds a webhook for `events` to the test site.
+pub fn with_webhook(config: &mut Config, url: &str, events: &[&str]) {
+    let toml = format!(
+        "url = {url:?}\nsecret = {HOOK_SECRET:?}\nevents = {:?}\n",
+        events
+    );
+    let hook: switchboard::config::WebhookConfig = toml::from_str(&toml).unwrap();
+    config.sites[0].webhooks.push(hook);
+    config.timing.webhook_backoff_secs = 0.05;
+    config.timing.webhook_max_backoff_secs = 0.2;
 }

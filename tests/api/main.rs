@@ -8,3 +8,4 @@ mod multinode;
 mod resume;
 mod routing;
 mod security;
+mod tickets;

@@ -141,3 +141,50 @@ async fn two_nodes_limit_holds() {
     assert!(alice.drain().iter().all(|m| m["type"] != "assigned"));
     let _ = std::fs::remove_file(path);
 }
+
+/// The node holding a webhook delivery is killed mid-request: the other node delivers it, with
+/// the same delivery id, once the lease runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_taken_over_from_a_dead_node() {
+    let mut hooks = Receiver::start(&[Answer::Hang]).await;
+    let text = format!(
+        "key_prefix = {:?}\n{}\n[[sites.webhooks]]\nurl = {:?}\nsecret = {HOOK_SECRET:?}\nevents = [\"ticket.created\"]\n",
+        unique_prefix(),
+        config_toml(&[agent("alice", "Alice Moreau", &["support"], 2)]).replace(
+            "[timing]\n",
+            "[timing]\ndelivery_lease_secs = 1.0\nwebhook_timeout_secs = 60.0\n"
+        ),
+        hooks.url
+    );
+    let path = std::env::temp_dir().join(format!("switchboard-test-{}.toml", unique_prefix()));
+    std::fs::write(&path, text).unwrap();
+
+    let a = start_node(&path).await;
+    let mut alice = agent_client_at(a.addr, "alice").await;
+    let mut v = visitor_at(a.addr).await;
+    let conv = say(&mut v, "m1", "hello").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_assigned(&mut alice).await;
+    alice
+        .send(json!({"type": "close", "conversation": conv}))
+        .await;
+    let ticket = alice.wait_type("closed").await["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Node A is now stuck sending it.
+    let stuck = hooks.next().await;
+    let b = start_node(&path).await;
+    drop((alice, v));
+    drop(a); // SIGKILL: no graceful anything.
+    let taken_over = hooks.next().await;
+    assert_eq!(taken_over.delivery, stuck.delivery);
+    assert!(taken_over.signed_with(HOOK_SECRET));
+    assert_eq!(taken_over.json()["data"]["id"], ticket.as_str());
+    let (status, t) = http_get(b.addr, &format!("/v1/tickets/{ticket}"), Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, 200);
+    assert_eq!(t["status"], "resolved");
+    let _ = std::fs::remove_file(path);
+}

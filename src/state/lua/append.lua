@@ -1,7 +1,8 @@
 -- Store one event and publish it: the whole relay of a message in one round trip.
--- KEYS[1] conversation hash, KEYS[2] its log stream, KEYS[3] its client-id hash
+-- KEYS[1] conversation hash, KEYS[2] its log stream, KEYS[3] its client-id hash,
+-- KEYS[4] the site's activity sorted set (active chats by last visitor activity)
 -- ARGV[1] client id ('' for none), ARGV[2] event body JSON (an object without "seq"),
--- ARGV[3] channel, ARGV[4] site, ARGV[5] conversation id
+-- ARGV[3] channel, ARGV[4] site, ARGV[5] conversation id, ARGV[6] time of a visitor message ('' otherwise)
 if ARGV[1] ~= '' then
   local seen = redis.call('HGET', KEYS[3], ARGV[1])
   if seen then return {tonumber(seen), 1} end
@@ -12,6 +13,7 @@ local visitor = redis.call('HGET', KEYS[1], 'visitor') or ''
 local event = '{"seq":' .. seq .. ',' .. string.sub(ARGV[2], 2)
 redis.call('XADD', KEYS[2], '0-' .. seq, 'e', event)
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], seq) end
+if ARGV[6] ~= '' then redis.call('ZADD', KEYS[4], 'XX', ARGV[6], ARGV[5]) end
 redis.call('PUBLISH', ARGV[3],
   '{"t":"event","site":' .. cjson.encode(ARGV[4]) .. ',"conv":' .. cjson.encode(ARGV[5]) ..
   ',"visitor":' .. cjson.encode(visitor) .. ',"event":' .. event .. '}')

@@ -41,6 +41,7 @@ while true do
     redis.call('SADD', akey .. ':chats', conv)
     redis.call('HSET', ckey, 'state', 'active', 'agent', best)
     redis.call('HSETNX', ckey, 'first_assigned_at', ARGV[2])
+    redis.call('ZADD', base .. 'activity', ARGV[2], conv)
     return {conv, best, redis.call('HGET', ckey, 'locale') or 'en'}
   end
 end

@@ -15,5 +15,7 @@ if h.state == 'active' and h.agent and h.agent ~= '' then
   end
 end
 redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', ARGV[4], 'close_reason', ARGV[3])
+redis.call('ZREM', base .. 'activity', conv)
+redis.call('SADD', base .. 'unticketed', conv)
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
 return flat

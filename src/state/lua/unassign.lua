@@ -11,5 +11,6 @@ local score = tonumber(ARGV[5]) - math.min(tonumber(st[3] or '0'), 9) * 1e13
 local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if #head > 0 then score = math.min(score, tonumber(head[2])) - 1 end
 redis.call('ZADD', KEYS[2], string.format('%.0f', score), conv)
+redis.call('ZREM', base .. 'activity', conv)
 redis.call('HSET', KEYS[1], 'state', 'queued', 'agent', '', 'department', ARGV[4], 'queued_since', ARGV[5])
 return 1

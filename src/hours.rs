@@ -1,0 +1,182 @@
+//! Business hours per department: a weekly schedule in the department's own time zone, plus
+//! holidays. Outside them a new chat gets the offline reply at once and is never queued.
+//!
+//! `jiff` resolves IANA zones from the system database (`/usr/share/zoneinfo`), with daylight
+//! saving handled, so "09:00 in Berlin" means the right instant all year.
+
+use jiff::civil::{Date, Time, Weekday};
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+
+use crate::model::Millis;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hours {
+    /// IANA zone, e.g. `Europe/Berlin`.
+    pub timezone: String,
+    #[serde(default)]
+    pub monday: Vec<String>,
+    #[serde(default)]
+    pub tuesday: Vec<String>,
+    #[serde(default)]
+    pub wednesday: Vec<String>,
+    #[serde(default)]
+    pub thursday: Vec<String>,
+    #[serde(default)]
+    pub friday: Vec<String>,
+    #[serde(default)]
+    pub saturday: Vec<String>,
+    #[serde(default)]
+    pub sunday: Vec<String>,
+    /// Whole days closed, `YYYY-MM-DD` in the department's zone.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+}
+
+type Span = (Time, Time);
+
+fn parse_span(s: &str) -> Result<Span, String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("`{s}`: expected HH:MM-HH:MM"))?;
+    let a: Time = a.trim().parse().map_err(|e| format!("`{s}`: {e}"))?;
+    let b: Time = if b.trim() == "24:00" {
+        Time::MAX
+    } else {
+        b.trim().parse().map_err(|e| format!("`{s}`: {e}"))?
+    };
+    if a >= b {
+        return Err(format!("`{s}`: the end must come after the start"));
+    }
+    Ok((a, b))
+}
+
+impl Hours {
+    fn day(&self, w: Weekday) -> (&'static str, &[String]) {
+        match w {
+            Weekday::Monday => ("monday", &self.monday),
+            Weekday::Tuesday => ("tuesday", &self.tuesday),
+            Weekday::Wednesday => ("wednesday", &self.wednesday),
+            Weekday::Thursday => ("thursday", &self.thursday),
+            Weekday::Friday => ("friday", &self.friday),
+            Weekday::Saturday => ("saturday", &self.saturday),
+            Weekday::Sunday => ("sunday", &self.sunday),
+        }
+    }
+
+    /// Checks every field; returns the field's name and the problem.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        TimeZone::get(&self.timezone)
+            .map_err(|e| ("timezone".to_owned(), format!("unknown time zone: {e}")))?;
+        for w in [
+            Weekday::Monday,
+            Weekday::Tuesday,
+            Weekday::Wednesday,
+            Weekday::Thursday,
+            Weekday::Friday,
+            Weekday::Saturday,
+            Weekday::Sunday,
+        ] {
+            let (name, spans) = self.day(w);
+            for (i, s) in spans.iter().enumerate() {
+                parse_span(s).map_err(|p| (format!("{name}[{i}]"), p))?;
+            }
+        }
+        for (i, h) in self.holidays.iter().enumerate() {
+            h.parse::<Date>().map_err(|e| {
+                (
+                    format!("holidays[{i}]"),
+                    format!("expected YYYY-MM-DD: {e}"),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether the department is open at an instant. An unparseable entry (impossible after
+    /// validation) counts as closed.
+    pub fn is_open(&self, at: Millis) -> bool {
+        let Ok(tz) = TimeZone::get(&self.timezone) else {
+            return false;
+        };
+        let Ok(ts) = jiff::Timestamp::from_millisecond(at) else {
+            return false;
+        };
+        let local = ts.to_zoned_datetime(tz);
+        let date = local.date();
+        if self
+            .holidays
+            .iter()
+            .any(|h| h.parse::<Date>().is_ok_and(|d| d == date))
+        {
+            return false;
+        }
+        let time = local.time();
+        self.day(local.weekday())
+            .1
+            .iter()
+            .filter_map(|s| parse_span(s).ok())
+            .any(|(from, to)| time >= from && time < to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn berlin() -> Hours {
+        Hours {
+            timezone: "Europe/Berlin".into(),
+            monday: vec!["09:00-17:00".into()],
+            tuesday: vec!["09:00-12:00".into(), "13:00-17:00".into()],
+            wednesday: vec![],
+            thursday: vec![],
+            friday: vec!["09:00-24:00".into()],
+            saturday: vec![],
+            sunday: vec![],
+            holidays: vec!["2026-12-21".into()],
+        }
+    }
+
+    fn at(s: &str) -> Millis {
+        s.parse::<jiff::Timestamp>().unwrap().as_millisecond()
+    }
+
+    /// The schedule applies in the department's zone, across DST, with lunch breaks.
+    #[test]
+    fn schedule_in_local_time() {
+        let h = berlin();
+        // Monday 2026-11-23: 08:30 UTC is 09:30 in Berlin (UTC+1 in winter).
+        assert!(h.is_open(at("2026-11-23T08:30:00Z")));
+        assert!(!h.is_open(at("2026-11-23T07:59:00Z")));
+        assert!(!h.is_open(at("2026-11-23T16:00:00Z")));
+        // Summer: 2026-06-22 is a Monday; 07:30 UTC is 09:30 in Berlin (UTC+2).
+        assert!(h.is_open(at("2026-06-22T07:30:00Z")));
+        // Tuesday lunch break.
+        assert!(!h.is_open(at("2026-11-24T11:30:00Z")));
+        assert!(h.is_open(at("2026-11-24T12:30:00Z")));
+        // Friday until midnight; Saturday closed.
+        assert!(h.is_open(at("2026-11-27T22:59:00Z")));
+        assert!(!h.is_open(at("2026-11-27T23:00:00Z")));
+    }
+
+    /// A holiday closes the whole local day, even inside the weekly schedule.
+    #[test]
+    fn holidays_close() {
+        let h = berlin();
+        assert!(!h.is_open(at("2026-12-21T10:00:00Z")));
+        assert!(h.is_open(at("2026-12-28T10:00:00Z")));
+    }
+
+    /// Bad entries are reported with their field.
+    #[test]
+    fn validation_names_the_field() {
+        let mut h = berlin();
+        h.tuesday[1] = "17:00-13:00".into();
+        assert_eq!(h.validate().unwrap_err().0, "tuesday[1]");
+        let mut h = berlin();
+        h.timezone = "Mars/Olympus".into();
+        assert_eq!(h.validate().unwrap_err().0, "timezone");
+    }
+}

@@ -1,0 +1,323 @@
+//! Tickets and their delivery: every closed conversation (and every offline message) becomes a
+//! durable ticket, and webhooks announce it through an outbox that survives restarts.
+//!
+//! - `Ticket::build` turns a conversation's stored events into a ticket (transcript, history,
+//!   metrics) — the same for both backends.
+//! - `TicketStore` keeps tickets and the outbox: `file` (the data directory, embedded mode) or
+//!   `redis`. Saving a ticket and queueing its deliveries is one durable step.
+//! - `webhooks` signs and sends deliveries, with retries, leases and dead letters.
+
+pub mod file;
+pub mod redis;
+pub mod webhooks;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    AgentRef, AuthorKind, ConvId, Conversation, DeptId, Event, EventBody, Millis, SiteId,
+    VisitorProfile,
+};
+use crate::state::StoreError;
+
+/// A finished conversation, as help desks and reports want it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// Time-ordered (the conversation's ULID): one ticket per conversation, never two.
+    pub id: String,
+    pub site: SiteId,
+    pub conversation: ConvId,
+    pub department: DeptId,
+    /// `resolved` (an agent served it), `missed` (ended before any agent took it),
+    /// `offline` (no agent could serve: out of hours, nobody on duty, offline message).
+    pub status: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub started_at: Millis,
+    pub closed_at: Millis,
+    pub close_reason: String,
+    pub closed_by: AuthorKind,
+    pub visitor: TicketVisitor,
+    /// Every agent who held the chat, in order.
+    pub agents: Vec<AgentRef>,
+    /// Assignments, transfers and requeues with their reasons.
+    pub history: Vec<HistoryEntry>,
+    /// Every stored event, internal ones included, with authors and times.
+    pub transcript: Vec<Event>,
+    pub metrics: Metrics,
+    #[serde(default)]
+    pub rating: Option<Rating>,
+    #[serde(default)]
+    pub offline_message: Option<OfflineMessage>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TicketVisitor {
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// True when the host site vouched for the identity (`user_hash`).
+    pub verified: bool,
+    pub user_id: Option<String>,
+    pub locale: String,
+    pub pages: Vec<crate::model::PageVisit>,
+    pub referrer: Option<String>,
+    pub utm: std::collections::BTreeMap<String, String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: Millis,
+    /// `assigned`, `transferred` or `requeued`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<AgentRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_department: Option<DeptId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// From entering the queue to the first assignment (or to the close if never assigned).
+    pub queue_wait_secs: Option<f64>,
+    /// From the visitor's first message to the first agent message.
+    pub first_response_secs: Option<f64>,
+    /// From the first assignment to the close.
+    pub handling_secs: Option<f64>,
+    pub visitor_messages: u32,
+    pub agent_messages: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rating {
+    /// 1 to 5.
+    pub score: u8,
+    pub comment: Option<String>,
+    pub at: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OfflineMessage {
+    pub email: String,
+    pub name: Option<String>,
+    pub text: String,
+    pub at: Millis,
+}
+
+fn secs(from: Option<Millis>, to: Option<Millis>) -> Option<f64> {
+    match (from, to) {
+        (Some(a), Some(b)) if b >= a => Some((b - a) as f64 / 1000.0),
+        _ => None,
+    }
+}
+
+impl Ticket {
+    /// Builds the ticket of a closed conversation from its whole log.
+    pub fn build(
+        site: &SiteId,
+        conv: &Conversation,
+        events: Vec<Event>,
+        visitor: &VisitorProfile,
+        now: Millis,
+    ) -> Ticket {
+        let mut agents: Vec<AgentRef> = Vec::new();
+        let mut history = Vec::new();
+        let mut metrics = Metrics::default();
+        let mut first_visitor_msg = None;
+        let mut first_agent_msg = None;
+        let mut closed = (conv.closed_at.unwrap_or(now), AuthorKind::System, None);
+        let mut assigned_ever = false;
+        for e in &events {
+            match &e.body {
+                EventBody::Message { at, author, .. } => match author {
+                    AuthorKind::Visitor => {
+                        metrics.visitor_messages += 1;
+                        first_visitor_msg.get_or_insert(*at);
+                    }
+                    AuthorKind::Agent => {
+                        metrics.agent_messages += 1;
+                        first_agent_msg.get_or_insert(*at);
+                    }
+                    AuthorKind::System => {}
+                },
+                EventBody::Assigned { at, agent, .. } => {
+                    assigned_ever = true;
+                    if !agents.iter().any(|a| a.id == agent.id) {
+                        agents.push(agent.clone());
+                    }
+                    history.push(HistoryEntry {
+                        at: *at,
+                        kind: "assigned".into(),
+                        agent: Some(agent.clone()),
+                        from: None,
+                        to_department: None,
+                        reason: None,
+                        note: None,
+                    });
+                }
+                EventBody::Transferred {
+                    at,
+                    from,
+                    to_agent,
+                    to_department,
+                    reason,
+                    note,
+                } => history.push(HistoryEntry {
+                    at: *at,
+                    kind: "transferred".into(),
+                    agent: to_agent.clone(),
+                    from: from.clone(),
+                    to_department: to_department.clone(),
+                    reason: Some(reason.clone()),
+                    note: note.clone(),
+                }),
+                EventBody::Requeued { at, agent, reason } => history.push(HistoryEntry {
+                    at: *at,
+                    kind: "requeued".into(),
+                    agent: None,
+                    from: Some(agent.clone()),
+                    to_department: None,
+                    reason: Some(reason.clone()),
+                    note: None,
+                }),
+                EventBody::Closed { at, by, reason, .. } => {
+                    closed = (*at, *by, Some(reason.clone()));
+                }
+                EventBody::Notice { .. } => {}
+            }
+        }
+        let close_reason = closed
+            .2
+            .or_else(|| conv.close_reason.clone())
+            .unwrap_or_else(|| "closed".into());
+        metrics.queue_wait_secs = secs(
+            conv.queued_at,
+            conv.first_assigned_at
+                .or(Some(closed.0))
+                .filter(|_| conv.queued_at.is_some()),
+        );
+        metrics.first_response_secs = secs(first_visitor_msg, first_agent_msg);
+        metrics.handling_secs = secs(conv.first_assigned_at, Some(closed.0));
+        let status = if assigned_ever {
+            "resolved"
+        } else if matches!(
+            close_reason.as_str(),
+            "no_agent" | "out_of_hours" | "offline_message"
+        ) {
+            "offline"
+        } else {
+            "missed"
+        };
+        Ticket {
+            id: conv.id.0.clone(),
+            site: site.clone(),
+            conversation: conv.id.clone(),
+            department: conv.department.clone(),
+            status: status.into(),
+            created_at: now,
+            updated_at: now,
+            started_at: conv.created_at,
+            closed_at: closed.0,
+            close_reason,
+            closed_by: closed.1,
+            visitor: TicketVisitor {
+                id: conv.visitor.0.clone(),
+                name: visitor.name.clone(),
+                email: visitor.email.clone(),
+                verified: visitor.verified,
+                user_id: visitor.user_id.clone(),
+                locale: if visitor.locale.is_empty() {
+                    conv.locale.clone()
+                } else {
+                    visitor.locale.clone()
+                },
+                pages: visitor.pages.clone(),
+                referrer: visitor.referrer.clone(),
+                utm: visitor.utm.clone(),
+                user_agent: visitor.user_agent.clone(),
+            },
+            agents,
+            history,
+            transcript: events,
+            metrics,
+            rating: None,
+            offline_message: None,
+        }
+    }
+}
+
+/// A webhook delivery waiting in (or dead in) the outbox.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Stays the same across retries: receivers deduplicate by it (`Switchboard-Delivery`).
+    pub id: String,
+    pub site: SiteId,
+    pub url: String,
+    pub event: String,
+    /// The exact JSON body sent (and signed).
+    pub body: String,
+    pub attempts: u32,
+    pub created_at: Millis,
+    pub next_at: Millis,
+    /// Give up (keep as dead) after this instant.
+    pub expires_at: Millis,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub dead: bool,
+}
+
+/// Which tickets to list, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct TicketFilter {
+    /// Tickets closed at or after this instant.
+    pub since: Option<Millis>,
+    pub department: Option<DeptId>,
+    pub agent: Option<String>,
+    pub status: Option<String>,
+    /// Continue after this ticket id (exclusive).
+    pub cursor: Option<String>,
+    pub limit: usize,
+}
+
+impl TicketFilter {
+    pub fn matches(&self, t: &Ticket) -> bool {
+        self.since.is_none_or(|s| t.closed_at >= s)
+            && self.department.as_ref().is_none_or(|d| &t.department == d)
+            && self.status.as_ref().is_none_or(|s| &t.status == s)
+            && self
+                .agent
+                .as_ref()
+                .is_none_or(|a| t.agents.iter().any(|x| &x.id.0 == a))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Durable tickets and the webhook outbox.
+#[async_trait]
+pub trait TicketStore: Send + Sync + 'static {
+    /// Inserts or replaces a ticket and queues deliveries, durably, before returning.
+    async fn save(&self, ticket: &Ticket, deliveries: &[Delivery]) -> Result<()>;
+    async fn get(&self, site: &SiteId, id: &str) -> Result<Option<Ticket>>;
+    /// Newest first, after the cursor, matching the filter, at most `limit`.
+    async fn list(&self, site: &SiteId, filter: &TicketFilter) -> Result<Vec<Ticket>>;
+
+    /// Queues deliveries that come with no ticket change (conversation events).
+    async fn enqueue(&self, deliveries: &[Delivery]) -> Result<()>;
+    /// Takes up to `max` due deliveries and hides them from other nodes until `lease_until`.
+    async fn claim(&self, now: Millis, lease_until: Millis, max: usize) -> Result<Vec<Delivery>>;
+    async fn delivered(&self, id: &str) -> Result<()>;
+    /// Stores a failed attempt: `next_at` and `attempts` updated, or `dead` set.
+    async fn reschedule(&self, delivery: &Delivery) -> Result<()>;
+    async fn dead(&self, site: &SiteId) -> Result<Vec<Delivery>>;
+    /// Makes a dead delivery due again now. False when there is no such dead delivery.
+    async fn revive(&self, id: &str, now: Millis, expires_at: Millis) -> Result<bool>;
+}

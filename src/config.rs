@@ -647,6 +647,21 @@ mod tests {
         }
     }
 
+    /// The example configuration in the README parses and validates, so the docs stay true.
+    #[test]
+    fn readme_example_is_valid() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("```toml\nlisten")
+            .expect("README has the configuration example");
+        let body = &readme[start + 8..];
+        let end = body.find("```").unwrap();
+        let config = Config::from_toml(&body[..end]).unwrap();
+        assert_eq!(config.sites[0].departments.len(), 2);
+        assert!(config.sites[0].departments[0].hours.is_some());
+        assert_eq!(config.sites[0].webhooks.len(), 1);
+    }
+
     /// A bad value is reported with the path of its field.
     #[test]
     fn errors_name_the_field() {

@@ -546,6 +546,8 @@ impl Hook {
 pub struct Receiver {
     pub url: String,
     hooks: tokio::sync::mpsc::UnboundedReceiver<Hook>,
+    /// The answer once the plan is used up (200 unless changed).
+    fallback: Arc<std::sync::Mutex<Answer>>,
 }
 
 pub const HOOK_SECRET: &str = "webhook-secret-0123456789";
@@ -557,11 +559,14 @@ impl Receiver {
         let plan = Arc::new(std::sync::Mutex::new(
             plan.iter().copied().collect::<VecDeque<_>>(),
         ));
+        let fallback = Arc::new(std::sync::Mutex::new(Answer::Ok));
+        let handler_fallback = fallback.clone();
         let app = axum::Router::new().route(
             "/hook",
             axum::routing::post(move |headers: HeaderMap, body: String| {
                 let tx = tx.clone();
                 let plan = plan.clone();
+                let fallback = handler_fallback.clone();
                 async move {
                     let h = |k: &str| {
                         headers
@@ -576,7 +581,8 @@ impl Receiver {
                         signature: h("switchboard-signature"),
                         body,
                     });
-                    let answer = plan.lock().unwrap().pop_front().unwrap_or(Answer::Ok);
+                    let next = plan.lock().unwrap().pop_front();
+                    let answer = next.unwrap_or_else(|| *fallback.lock().unwrap());
                     match answer {
                         Answer::Ok => axum::http::StatusCode::OK,
                         Answer::Fail => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -591,6 +597,7 @@ impl Receiver {
         Receiver {
             url: format!("http://{addr}/hook"),
             hooks,
+            fallback,
         }
     }
 
@@ -610,6 +617,11 @@ impl Receiver {
                 return h;
             }
         }
+    }
+
+    /// What to answer once the plan is used up.
+    pub fn answer_from_now(&self, a: Answer) {
+        *self.fallback.lock().unwrap() = a;
     }
 
     /// Collects one request of each listed event, in whatever order they come.

@@ -13,6 +13,7 @@ both_backends!(
     rating_updates_the_ticket_and_notifies,
     webhook_retries_keep_one_delivery_id,
     restart_between_close_and_delivery,
+    dead_deliveries_are_listed_and_retried,
     business_hours_decide_queue_or_offline,
     rest_filters_pagination_and_errors,
 );
@@ -341,6 +342,62 @@ async fn webhook_retries_keep_one_delivery_id(backend: Backend) {
     let (status, dead) = admin_get(&app, "/v1/webhooks/dead").await;
     assert_eq!(status, 200);
     assert_eq!(dead["deliveries"], json!([]));
+    app.stop().await;
+}
+
+/// A delivery that keeps failing past its retry window is kept as dead, listed and retried over REST.
+async fn dead_deliveries_are_listed_and_retried(backend: Backend) {
+    let mut hooks = Receiver::start(&[]).await;
+    hooks.answer_from_now(Answer::Fail);
+    let mut cfg = config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    with_webhook(&mut cfg, &hooks.url, &["ticket.created"]);
+    cfg.sites[0].webhooks[0].retry_for_secs = 0.3;
+    let app = spawn_app(backend, cfg).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, _) = visitor(&app, json!({})).await;
+    let conv = say(&mut v, "m1", "hi").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_assigned(&mut alice).await;
+    agent_closes(&mut alice, &conv, "resolved").await;
+    let first = hooks.next().await;
+    // Poll the dead-letter list as an operator would, until the retry window has passed.
+    let deadline = std::time::Instant::now() + WAIT;
+    let dead = loop {
+        let (status, body) = admin_get(&app, "/v1/webhooks/dead").await;
+        assert_eq!(status, 200);
+        if let Some(d) = body["deliveries"].as_array().and_then(|d| d.first()) {
+            break d.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delivery never died"
+        );
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(dead["id"], first.delivery.as_str());
+    assert!(dead["attempts"].as_u64().unwrap() >= 1);
+    assert_eq!(dead["last_error"], "HTTP 500");
+
+    hooks.answer_from_now(Answer::Ok);
+    let id = dead["id"].as_str().unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/v1/webhooks/dead/{id}/retry", app.addr))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let delivered = loop {
+        let h = hooks.next().await;
+        if h.delivery == id {
+            break h;
+        }
+    };
+    assert!(delivered.signed_with(HOOK_SECRET));
+    let (_, body) = admin_get(&app, "/v1/webhooks/dead").await;
+    assert_eq!(body["deliveries"], json!([]));
     app.stop().await;
 }
 

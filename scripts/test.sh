@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command: installs what the tests need, then format, lint and every test.
+# The project's test command: installs what the tests need (redis-server, chromium, the npm
+# packages of tests/browser), then format, lint and every test, Rust and browser.
 # Tests start their own throwaway servers (Switchboard on 127.0.0.1:0, redis-server on a free
 # port) unless SWITCHBOARD_TEST_REDIS_URL names a Redis to use.
 set -euo pipefail
@@ -7,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${missing[*]} from Debian's packages"
@@ -24,3 +27,14 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace --all-targets
+
+# The widget in a real browser: playwright-core (npm) driving Debian's chromium against the
+# switchboard binary that cargo test just built, on embedded state and on Redis.
+echo "== browser tests"
+(
+  cd tests/browser
+  if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/ws ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+  SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" node --test --test-concurrency=1 widget.test.mjs
+)

@@ -209,6 +209,53 @@ pub struct SiteConfig {
     pub identity_secret: Option<Secret>,
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// How the widget looks and what it asks before a chat.
+    #[serde(default)]
+    pub widget: WidgetConfig,
+}
+
+/// The widget's appearance and pre-chat form (served publicly at `/v1/widget/<site>`).
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WidgetConfig {
+    /// Accent colour, `#rrggbb`.
+    pub color: String,
+    /// Panel title; the widget's localized default when absent.
+    pub title: Option<String>,
+    /// First line shown in an empty chat; localized default when absent.
+    pub greeting: Option<String>,
+    pub prechat: Option<PrechatConfig>,
+}
+
+impl Default for WidgetConfig {
+    fn default() -> Self {
+        Self {
+            color: "#2563eb".into(),
+            title: None,
+            greeting: None,
+            prechat: None,
+        }
+    }
+}
+
+/// Fields asked before the first message.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrechatConfig {
+    pub name: bool,
+    pub email: bool,
+    /// Let the visitor pick a department.
+    pub department: bool,
+    pub fields: Vec<CustomField>,
+}
+
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomField {
+    pub id: String,
+    pub label: String,
+    #[serde(default)]
+    pub required: bool,
 }
 
 /// A webhook receiver of one site.
@@ -380,13 +427,14 @@ impl Config {
         let boris = random_token();
         let admin = random_token();
         let text = format!(
-            r#"
+            r##"
             admin_token_sha256 = "{}"
             [[sites]]
             id = "demo"
             name = "Demo shop"
             allowed_origins = ["http://localhost:8080", "http://127.0.0.1:8080"]
             default_department = "support"
+            widget = {{ color = "#0f766e", title = "Demo shop", prechat = {{ name = true, department = true }} }}
             departments = [{{ id = "support", name = "Support" }}, {{ id = "sales", name = "Sales" }}]
 
             [[sites.agents]]
@@ -402,7 +450,7 @@ impl Config {
             departments = ["support"]
             max_concurrent = 2
             token_sha256 = "{}"
-            "#,
+            "##,
             token_hash(&admin),
             token_hash(&alice),
             token_hash(&boris)
@@ -562,6 +610,19 @@ impl Config {
                 if w.retry_for_secs.is_nan() || w.retry_for_secs <= 0.0 {
                     return Err(bad(format!("{at}.retry_for_secs"), "must be positive"));
                 }
+            }
+            let c = &site.widget.color;
+            if c.len() != 7 || !c.starts_with('#') || hex::decode(&c[1..]).is_err() {
+                return Err(bad(format!("{at}.widget.color"), "must be #rrggbb"));
+            }
+            for (j, f) in site
+                .widget
+                .prechat
+                .iter()
+                .flat_map(|p| p.fields.iter())
+                .enumerate()
+            {
+                check_name(&format!("{at}.widget.prechat.fields[{j}].id"), &f.id)?;
             }
             for (j, d) in site.departments.iter().enumerate() {
                 if let Some(h) = &d.hours {

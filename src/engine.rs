@@ -80,6 +80,7 @@ pub struct VisitorHello {
     pub token: Option<String>,
     pub user_id: Option<String>,
     pub user_hash: Option<String>,
+    pub fields: std::collections::BTreeMap<String, String>,
     pub page_url: Option<String>,
     pub page_title: Option<String>,
     pub referrer: Option<String>,
@@ -288,6 +289,11 @@ impl Engine {
         }
         if let Some(e) = clip(hello.email, 320) {
             profile.email = Some(e);
+        }
+        for (k, v) in hello.fields.into_iter().take(20) {
+            if let (Some(k), Some(v)) = (clip(Some(k), 64), clip(Some(v), 500)) {
+                profile.fields.insert(k, v);
+            }
         }
         if let Some(ua) = clip(hello.user_agent, 512) {
             profile.user_agent = Some(ua);

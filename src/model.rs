@@ -354,6 +354,9 @@ pub struct VisitorProfile {
     pub verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// Answers to the site's custom pre-chat fields.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 /// How many pages a profile remembers.

@@ -143,32 +143,41 @@ pub struct ResumeFrom {
     pub last_seq: u64,
 }
 
+/// The fields of a visitor's `hello`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitorHello {
+    /// The signed token from an earlier `welcome`; absent on first contact.
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub resume: Option<ResumeFrom>,
+    #[serde(default)]
+    pub page: Option<PageInfo>,
+    #[serde(default)]
+    pub locale: Option<String>,
+    #[serde(default)]
+    pub department: Option<DeptId>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The host site's user id, with `user_hash` = hex HMAC-SHA256(identity secret, user_id).
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub user_hash: Option<String>,
+    /// Answers to the site's custom pre-chat fields (at most 20, 500 characters each).
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
 /// Visitor → server.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum VisitorIn {
-    Hello {
-        /// The signed token from an earlier `welcome`; absent on first contact.
-        #[serde(default)]
-        token: Option<String>,
-        #[serde(default)]
-        resume: Option<ResumeFrom>,
-        #[serde(default)]
-        page: Option<PageInfo>,
-        #[serde(default)]
-        locale: Option<String>,
-        #[serde(default)]
-        department: Option<DeptId>,
-        #[serde(default)]
-        name: Option<String>,
-        #[serde(default)]
-        email: Option<String>,
-        /// The host site's user id, with `user_hash` = hex HMAC-SHA256(identity secret, user_id).
-        #[serde(default)]
-        user_id: Option<String>,
-        #[serde(default)]
-        user_hash: Option<String>,
-    },
+    /// Boxed: it is much larger than the other messages.
+    Hello(Box<VisitorHello>),
     Page(PageInfo),
     Message {
         client_id: ClientId,

@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod tickets;
+pub mod widget;
 
 use axum::Json;
 use axum::Router;
@@ -65,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agent", get(ws::agent_upgrade))
         .merge(health::router())
         .merge(tickets::router())
+        .merge(widget::router())
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .with_state(state)

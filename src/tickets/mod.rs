@@ -64,6 +64,9 @@ pub struct TicketVisitor {
     pub referrer: Option<String>,
     pub utm: std::collections::BTreeMap<String, String>,
     pub user_agent: Option<String>,
+    /// Answers to the site's custom pre-chat fields.
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -242,6 +245,7 @@ impl Ticket {
                 referrer: visitor.referrer.clone(),
                 utm: visitor.utm.clone(),
                 user_agent: visitor.user_agent.clone(),
+                fields: visitor.fields.clone(),
             },
             agents,
             history,

@@ -49,12 +49,14 @@ pub async fn run(mut conn: Connection, state: AppState, site: SiteId, user_agent
             }
             incoming = conn.next() => match incoming {
                 Incoming::Text(text) => match serde_json::from_str::<VisitorIn>(&text) {
-                    Ok(VisitorIn::Hello { token, resume, page, locale, department, name, email, user_id, user_hash }) => {
+                    Ok(VisitorIn::Hello(h)) => {
+                        let crate::protocol::VisitorHello { token, resume, page, locale, department, name, email, user_id, user_hash, fields } = *h;
                         let page = page.unwrap_or_default();
                                                 let hello = VisitorHello {
                             token,
                             user_id,
                             user_hash,
+                            fields,
                             page_url: page.url,
                             page_title: page.title,
                             referrer: page.referrer,
@@ -203,7 +205,7 @@ impl Session {
         };
         let engine = self.state.engine.clone();
         match msg {
-            VisitorIn::Hello { .. } => {
+            VisitorIn::Hello(_) => {
                 send_error(
                     &mut self.conn,
                     ErrorCode::AlreadyAuthenticated,

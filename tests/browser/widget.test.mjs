@@ -1,0 +1,209 @@
+// The widget in a real browser (Debian's chromium via playwright-core) against a real
+// Switchboard, on the embedded backend and on Redis. An agent is driven over WebSocket.
+
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { gzipSync } from "node:zlib";
+
+import { Agent, ROOT, WAIT, admin, launchBrowser, startRedis, startServer, until } from "./harness.mjs";
+
+const ARTIFACTS = path.join(ROOT, "tests/browser/artifacts");
+mkdirSync(ARTIFACTS, { recursive: true });
+
+const W = (page) => page.locator("#switchboard-widget");
+const texts = (page) => W(page).locator(".msg .b").allTextContents();
+const waitText = (page, sel, text) => W(page).locator(sel, { hasText: text }).first().waitFor({ timeout: WAIT });
+
+test("the widget is under 25 KB gzipped", () => {
+  const size = gzipSync(readFileSync(path.join(ROOT, "widget/widget.js")), { level: 9 }).length;
+  assert.ok(size < 25 * 1024, `widget.js is ${size} bytes gzipped`);
+});
+
+for (const backend of ["embedded", "redis"]) {
+  describe(`widget on ${backend} state`, () => {
+    let redis, server, browser, context, page, agent, conv;
+
+    before(async () => {
+      if (backend === "redis") redis = await startRedis();
+      server = await startServer({ redisUrl: redis && redis.url });
+      browser = await launchBrowser();
+      context = await browser.newContext();
+      page = await context.newPage();
+    });
+    after(async () => {
+      if (agent) agent.close();
+      if (browser) await browser.close();
+      if (server) await server.stop();
+      if (redis) redis.stop();
+    });
+
+    test("a visitor writes, is queued, an agent takes the chat and replies by name", async () => {
+      agent = await Agent.connect(server, "alice", "away");
+      await page.goto(server.origin + "/demo/");
+      // Single-page navigation before chatting: presence follows it.
+      await page.click("#to-pricing");
+      await W(page).locator(".launch").click();
+      const box = W(page).locator("textarea");
+      await box.waitFor({ timeout: WAIT });
+      await box.fill("Hello from the browser");
+      await box.press("Enter");
+      await waitText(page, ".status", "#1 in line");
+      await waitText(page, ".sys", "You are #1 in line");
+
+      agent.send({ type: "set_status", status: "online" });
+      conv = await agent.assigned();
+      await waitText(page, ".sys", "You are now chatting with Alice Moreau");
+      agent.say(conv, "Hi, I am Alice. How can I help?");
+      await waitText(page, ".msg:not(.me) .b", "Hi, I am Alice");
+      const reply = W(page).locator(".msg:not(.me)").last();
+      assert.match(await reply.locator(".meta").textContent(), /^Alice Moreau · \d\d:\d\d$/);
+      assert.equal(await reply.locator(".av").textContent(), "AM");
+      // The visitor types; the agent sees it.
+      await box.type("typing…");
+      await agent.next("visitor typing", (m) => m.type === "typing" && m.on === true);
+      await box.fill("");
+    });
+
+    test("a reload keeps the history, and a second tab shows the same conversation", async () => {
+      const expected = ["Hello from the browser", "Hi, I am Alice. How can I help?"];
+      assert.deepEqual(await texts(page), expected);
+      await page.reload();
+      await waitText(page, ".msg:not(.me) .b", "Hi, I am Alice");
+      assert.deepEqual(await texts(page), expected, "each message once, in order");
+      const tab = await context.newPage();
+      await tab.goto(server.origin + "/demo/");
+      // The open state is shared through localStorage; open() is idempotent.
+      await tab.waitForFunction(() => window.Switchboard);
+      await tab.evaluate(() => Switchboard.open());
+      await waitText(tab, ".msg:not(.me) .b", "Hi, I am Alice");
+      assert.deepEqual(await texts(tab), expected);
+      // A message from the second tab shows in the first.
+      await W(tab).locator("textarea").fill("Sent from tab two");
+      await W(tab).locator("textarea").press("Enter");
+      await waitText(page, ".msg.me .b", "Sent from tab two");
+      await tab.close();
+    });
+
+    test("after a network cut the widget reconnects and resumes with no gap and no duplicate", async () => {
+      server.proxy.cut();
+      await waitText(page, ".status", "Reconnecting");
+      agent.say(conv, "First while you were away");
+      agent.say(conv, "Second while you were away");
+      await agent.next("ack 1", (m) => m.type === "ack");
+      await agent.next("ack 2", (m) => m.type === "ack");
+      server.proxy.restore();
+      await waitText(page, ".msg:not(.me) .b", "Second while you were away");
+      assert.deepEqual(await texts(page), [
+        "Hello from the browser",
+        "Hi, I am Alice. How can I help?",
+        "Sent from tab two",
+        "First while you were away",
+        "Second while you were away",
+      ]);
+      await until("status cleared", async () => !(await W(page).locator(".status").isVisible()));
+    });
+
+    test("HTML and script in a message render as text and run nothing", async () => {
+      const payload = `<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script><b>bold</b>`;
+      agent.say(conv, payload);
+      await waitText(page, ".msg:not(.me) .b", "<img src=x");
+      const last = W(page).locator(".msg:not(.me) .b").last();
+      assert.equal(await last.textContent(), payload);
+      assert.equal(await W(page).locator(".log img, .log script, .log b").count(), 0);
+      assert.equal(await page.evaluate(() => window.__pwned), undefined);
+    });
+
+    test("the JS API opens, closes and reports messages", async () => {
+      await page.evaluate(() => { window.__seen = []; Switchboard.on("message", (m) => window.__seen.push(m.text)); });
+      await page.evaluate(() => Switchboard.close());
+      assert.equal(await W(page).locator(".panel").isVisible(), false);
+      agent.say(conv, "Are you still there?");
+      await until("unread badge", async () => (await W(page).locator(".badge").textContent()) === "1");
+      await page.evaluate(() => Switchboard.open());
+      await W(page).locator(".panel").waitFor({ state: "visible", timeout: WAIT });
+      assert.equal(await W(page).locator(".badge").isVisible(), false);
+      assert.deepEqual(await page.evaluate(() => window.__seen), ["Are you still there?"]);
+    });
+
+    test("screenshots of the open widget, light and dark", async () => {
+      for (const scheme of ["light", "dark"]) {
+        await page.emulateMedia({ colorScheme: scheme });
+        await page.screenshot({ path: path.join(ARTIFACTS, `widget-${backend}-${scheme}.png`) });
+      }
+      const dark = await W(page).locator(".log").evaluate((e) => getComputedStyle(e).backgroundColor);
+      assert.equal(dark, "rgb(11, 18, 32)", "dark scheme applied");
+      await page.emulateMedia({ colorScheme: "light" });
+    });
+
+    test("the visitor ends the chat and the rating reaches the ticket", async () => {
+      await W(page).locator(".end").click();
+      const rating = W(page).locator(".rating");
+      await rating.waitFor({ timeout: WAIT });
+      await rating.locator("button[aria-label='4 of 5']").click();
+      await rating.locator("textarea").fill("Helpful");
+      await rating.locator("button[type=submit]").click();
+      await waitText(page, ".sys", "Thanks for your feedback");
+      const { status, body } = await admin(server, `/v1/tickets/${conv}`);
+      assert.equal(status, 200);
+      assert.equal(body.rating.score, 4);
+      assert.equal(body.rating.comment, "Helpful");
+      assert.equal(body.closed_by, "visitor");
+      assert.ok(body.visitor.pages.some((p) => p.url.endsWith("/demo/?section=pricing")), JSON.stringify(body.visitor.pages));
+      const agentTexts = body.transcript.filter((e) => e.author === "agent").map((e) => e.author_name);
+      assert.ok(agentTexts.length >= 4 && agentTexts.every((n) => n === "Alice Moreau"));
+    });
+
+    test("with no agent on duty the offline form makes an offline ticket", async () => {
+      agent.send({ type: "set_status", status: "offline" });
+      await agent.next("offline", (m) => m.type === "agent" && m.agent.status === "offline");
+      const fresh = await browser.newContext();
+      const p = await fresh.newPage();
+      await p.goto(server.origin + "/demo/");
+      await W(p).locator(".launch").click();
+      await W(p).locator("textarea").fill("Anyone here?");
+      await W(p).locator("textarea").press("Enter");
+      const form = W(p).locator(".offline");
+      await form.waitFor({ timeout: WAIT });
+      await form.locator("input[type=email]").fill("vera@example.com");
+      await form.locator("textarea").fill("Please email me the price list");
+      await form.locator("button[type=submit]").click();
+      await waitText(p, ".sys", "We will reply by email");
+      const { body } = await admin(server, "/v1/tickets?status=offline");
+      const t = body.tickets.find((t) => t.offline_message && t.offline_message.email === "vera@example.com");
+      assert.ok(t, JSON.stringify(body));
+      assert.equal(t.offline_message.text, "Please email me the price list");
+      await fresh.close();
+      agent.send({ type: "set_status", status: "online" });
+    });
+
+    test("aggressive host CSS changes nothing inside the widget, and the widget changes nothing outside", async () => {
+      const hostile = `<!doctype html><html><head><style>
+        * { all: unset; font-size: 40px !important; color: red !important; background: yellow !important;
+            border-radius: 0 !important; box-sizing: content-box !important; }
+        button, textarea, div { display: inline !important; width: 5px !important; }
+        #switchboard-widget { display: none !important; opacity: 0 !important; }
+      </style></head><body><p id="own">Host text</p>
+      <script src="/widget.js" data-site="demo" async></script></body></html>`;
+      const ctx = await browser.newContext();
+      const p = await ctx.newPage();
+      await p.route(server.origin + "/hostile/", (r) => r.fulfill({ contentType: "text/html", body: hostile }));
+      await p.goto(server.origin + "/hostile/");
+      const launch = W(p).locator(".launch");
+      await launch.waitFor({ state: "visible", timeout: WAIT });
+      const s = await launch.evaluate((e) => {
+        const c = getComputedStyle(e);
+        return { bg: c.backgroundColor, w: c.width, radius: c.borderRadius };
+      });
+      assert.deepEqual(s, { bg: "rgb(15, 118, 110)", w: "56px", radius: "50%" });
+      await launch.click();
+      const box = W(p).locator("textarea");
+      await box.waitFor({ state: "visible", timeout: WAIT });
+      assert.equal(await box.evaluate((e) => getComputedStyle(e).fontSize), "14px");
+      assert.equal(await p.locator("#own").evaluate((e) => getComputedStyle(e).fontSize), "40px");
+      await p.screenshot({ path: path.join(ARTIFACTS, `widget-${backend}-hostile-css.png`) });
+      await ctx.close();
+    });
+  });
+}

@@ -1,0 +1,490 @@
+/*! Switchboard chat widget. No dependencies.
+ * Embed: <script src="https://chat.example.com/widget.js" data-site="demo" async></script>
+ * API:   Switchboard.open() .close() .identify({id,name,email,user_hash}) .setLocale("ru")
+ *        .setDepartment("sales") .on("message"|"open"|"close", fn)
+ * Every text is rendered with textContent: nothing a visitor or agent writes becomes HTML. */
+(function () {
+  "use strict";
+  if (window.Switchboard && window.Switchboard.version) return;
+
+  var script = document.currentScript || document.querySelector("script[data-site][src*='widget.js']");
+  if (!script) return;
+  var SITE = script.getAttribute("data-site") || "demo";
+  var BASE = new URL(script.src, location.href);
+  var WS_URL = (BASE.protocol === "https:" ? "wss://" : "ws://") + BASE.host + "/v1/visitor?site=" + encodeURIComponent(SITE);
+  var KEY = "switchboard:" + SITE;
+
+  var STR = {
+    en: {
+      title: "Chat with us", greeting: "Hi! Ask us anything, we usually answer within minutes.",
+      open: "Open chat", close: "Minimize chat", end: "End chat", send: "Send",
+      placeholder: "Type a message…", input: "Message", reconnecting: "Reconnecting…",
+      typing: "{name} is typing…", agent: "Agent", you: "You",
+      queue: "You are #{n} in line · about {m} min",
+      offlineTitle: "Leave us a message", email: "Email", name: "Name", message: "Message",
+      offlineThanks: "Thanks! We will reply by email.", rateTitle: "How was the chat?",
+      comment: "Comment (optional)", rateSend: "Send rating", rateThanks: "Thanks for your feedback!",
+      star: "{n} of 5", start: "Start chat", department: "Department", unread: "{n} unread",
+      newChat: "New conversation", failed: "Not sent: {why}"
+    },
+    ru: {
+      title: "Чат с нами", greeting: "Здравствуйте! Спросите нас о чём угодно, обычно отвечаем за пару минут.",
+      open: "Открыть чат", close: "Свернуть чат", end: "Завершить чат", send: "Отправить",
+      placeholder: "Напишите сообщение…", input: "Сообщение", reconnecting: "Переподключение…",
+      typing: "{name} печатает…", agent: "Оператор", you: "Вы",
+      queue: "Вы {n}-й в очереди · около {m} мин.",
+      offlineTitle: "Оставьте сообщение", email: "E-mail", name: "Имя", message: "Сообщение",
+      offlineThanks: "Спасибо! Мы ответим на e-mail.", rateTitle: "Как прошёл чат?",
+      comment: "Комментарий (необязательно)", rateSend: "Оценить", rateThanks: "Спасибо за отзыв!",
+      star: "{n} из 5", start: "Начать чат", department: "Отдел", unread: "Непрочитанных: {n}",
+      newChat: "Новый разговор", failed: "Не отправлено: {why}"
+    }
+  };
+
+  // ---- state -------------------------------------------------------------------------------
+  function load() {
+    try { return JSON.parse(localStorage.getItem(KEY)) || {}; } catch (e) { return {}; }
+  }
+  function save() {
+    try { localStorage.setItem(KEY, JSON.stringify(st)); } catch (e) { /* private mode */ }
+  }
+  var st = load();               // token, conv, open, locale, dept, identity, prechat
+  var conv = st.conv || null;    // the conversation shown
+  var lastSeq = 0;               // last event shown (0: replay everything on first connect)
+  var convState = null;          // queued | active | closed
+  var ws = null, attempts = 0, timer = null, lastHeard = 0, pingTimer = null;
+  var pending = {};              // client_id -> {text, el}: shown, not yet acknowledged
+  var unread = 0, typingTimer = null, typingSent = false, remoteTypingTimer = null;
+  var listeners = { message: [], open: [], close: [] };
+  var cfg = { color: "#2563eb", departments: [] };
+  var locale = st.locale || navigator.language || "en";
+
+  function lang() { return /^ru\b/i.test(locale) ? "ru" : "en"; }
+  function t(k, vars) {
+    var s = STR[lang()][k] || STR.en[k] || k;
+    for (var v in vars || {}) s = s.split("{" + v + "}").join(String(vars[v]));
+    return s;
+  }
+  function emit(ev, arg) {
+    (listeners[ev] || []).forEach(function (fn) { try { fn(arg); } catch (e) { setTimeout(function () { throw e; }); } });
+  }
+  function rid() { return Date.now().toString(36) + Math.random().toString(36).slice(2, 10); }
+
+  // ---- DOM ---------------------------------------------------------------------------------
+  var host = document.createElement("div");
+  host.id = "switchboard-widget";
+  var root = host.attachShadow({ mode: "open" });
+  root.innerHTML =
+    "<style>" +
+    // Outer !important rules lose to :host !important ones (shadow cascade), so the page cannot
+    // hide or restyle the widget; all:initial stops inherited fonts and colours.
+    ":host{all:initial!important;display:block!important;position:fixed!important;z-index:2147483000!important;right:20px!important;bottom:20px!important;opacity:1!important;visibility:visible!important;font:14px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif!important;color:#111!important}" +
+    "*{box-sizing:border-box;font:inherit;margin:0}" +
+    "button{cursor:pointer;border:0;border-radius:8px;background:var(--a);color:#fff;padding:8px 12px}" +
+    "button:focus-visible,textarea:focus-visible,input:focus-visible,select:focus-visible{outline:3px solid var(--a);outline-offset:2px}" +
+    ".launch{width:56px;height:56px;border-radius:50%;padding:0;box-shadow:0 4px 16px rgba(0,0,0,.25);position:relative;display:flex;align-items:center;justify-content:center}" +
+    ".launch svg{width:28px;height:28px;fill:#fff}" +
+    ".badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;border-radius:10px;background:#dc2626;color:#fff;font-size:12px;line-height:20px;text-align:center;padding:0 5px}" +
+    ".panel{position:absolute;right:0;bottom:72px;width:360px;height:520px;max-height:calc(100vh - 110px);background:#fff;border-radius:14px;box-shadow:0 8px 32px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden}" +
+    ".panel[hidden],.badge[hidden],[hidden]{display:none!important}" +
+    "header{background:var(--a);color:#fff;padding:12px 14px;display:flex;align-items:center;gap:8px}" +
+    "header h2{font-size:16px;font-weight:600;flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}" +
+    "header .sub{font-size:12px;opacity:.85}" +
+    "header button{background:rgba(255,255,255,.18);padding:6px 10px;font-size:12px}" +
+    ".status{background:#fef3c7;color:#78350f;padding:6px 12px;font-size:12px}" +
+    ".log{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px;background:#f8fafc}" +
+    ".msg{max-width:80%;display:flex;gap:6px;align-items:flex-end}" +
+    ".msg .b{padding:8px 10px;border-radius:12px;background:#fff;border:1px solid #e2e8f0;white-space:pre-wrap;word-wrap:break-word;overflow-wrap:anywhere}" +
+    ".msg .meta{font-size:11px;color:#64748b;margin-top:2px}" +
+    ".msg.me{align-self:flex-end;flex-direction:row-reverse}.msg.me .b{background:var(--a);color:#fff;border-color:transparent}" +
+    ".msg.sending .b{opacity:.6}" +
+    ".av{width:28px;height:28px;border-radius:50%;background:#334155;color:#fff;font-size:11px;display:flex;align-items:center;justify-content:center;flex:none}" +
+    ".sys{align-self:center;text-align:center;font-size:12px;color:#475569;max-width:90%}" +
+    ".typing{font-size:12px;color:#64748b;padding:0 12px 4px;min-height:16px}" +
+    "form.compose{display:flex;gap:6px;padding:8px;border-top:1px solid #e2e8f0;background:#fff}" +
+    "textarea,input,select{flex:1;border:1px solid #cbd5e1;border-radius:8px;padding:8px;resize:none;background:#fff;color:inherit;width:100%}" +
+    ".card{background:#fff;border:1px solid #e2e8f0;border-radius:12px;padding:12px;display:flex;flex-direction:column;gap:8px}" +
+    ".card h3{font-size:14px;font-weight:600}.card label{font-size:12px;color:#475569;display:flex;flex-direction:column;gap:4px}" +
+    ".stars{display:flex;gap:4px}.stars button{background:#e2e8f0;color:#111;width:36px;padding:6px 0}.stars button[aria-pressed=true]{background:var(--a);color:#fff}" +
+    ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}" +
+    "@media (max-width:480px){:host{right:12px;bottom:12px}.panel{position:fixed;inset:0;width:auto;height:auto;max-height:none;border-radius:0}}" +
+    "@media (prefers-color-scheme:dark){:host{color:#e2e8f0}.panel{background:#0f172a}.log{background:#0b1220}.msg .b,.card{background:#1e293b;border-color:#334155;color:#e2e8f0}" +
+    "form.compose{background:#0f172a;border-color:#334155}textarea,input,select{background:#1e293b;border-color:#475569}.sys,.typing,.msg .meta,.card label{color:#94a3b8}.stars button{background:#334155;color:#e2e8f0}}" +
+    "</style>" +
+    "<div class='panel' role='dialog' aria-modal='false' hidden>" +
+    "<header><div style='flex:1;min-width:0'><h2 id='sb-title'></h2><div class='sub' aria-live='polite'></div></div>" +
+    "<button type='button' class='end' hidden></button><button type='button' class='min'></button></header>" +
+    "<div class='status' role='status' hidden></div>" +
+    "<div class='log' role='log' aria-live='polite' tabindex='0'></div>" +
+    "<div class='typing' aria-live='polite'></div>" +
+    "<form class='compose'><label class='sr' for='sb-text'></label>" +
+    "<textarea id='sb-text' rows='1' maxlength='4000'></textarea><button type='submit' class='send'></button></form>" +
+    "</div>" +
+    "<button type='button' class='launch' aria-expanded='false'>" +
+    "<svg viewBox='0 0 24 24' aria-hidden='true'><path d='M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z'/></svg>" +
+    "<span class='badge' hidden></span></button>";
+
+  function $(sel) { return root.querySelector(sel); }
+  var panel = $(".panel"), launch = $(".launch"), badge = $(".badge"), logEl = $(".log"),
+    statusEl = $(".status"), typingEl = $(".typing"), form = $("form.compose"), input = $("#sb-text"),
+    titleEl = $("#sb-title"), subEl = $("header .sub"), endBtn = $(".end"), minBtn = $(".min");
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  }
+  function labels() {
+    root.host.style.setProperty("--a", cfg.color || "#2563eb");
+    titleEl.textContent = cfg.title || t("title");
+    panel.setAttribute("aria-labelledby", "sb-title");
+    launch.setAttribute("aria-label", t("open"));
+    minBtn.textContent = "×";
+    minBtn.setAttribute("aria-label", t("close"));
+    endBtn.textContent = t("end");
+    $(".send").textContent = t("send");
+    $("label[for=sb-text]").textContent = t("input");
+    input.placeholder = t("placeholder");
+  }
+  function scroll() { logEl.scrollTop = logEl.scrollHeight; }
+  function sys(text) { logEl.appendChild(el("div", "sys", text)); scroll(); }
+  function hhmm(ms) {
+    var d = new Date(ms);
+    return ("0" + d.getHours()).slice(-2) + ":" + ("0" + d.getMinutes()).slice(-2);
+  }
+  function initials(name) {
+    return (name || "?").split(/\s+/).filter(Boolean).slice(0, 2).map(function (p) { return p[0]; }).join("").toUpperCase();
+  }
+  function bubble(mine, name, text, at) {
+    var row = el("div", "msg" + (mine ? " me" : ""));
+    if (!mine) {
+      var av = el("div", "av", initials(name));
+      av.setAttribute("aria-hidden", "true");
+      row.appendChild(av);
+    }
+    var col = el("div");
+    col.appendChild(el("div", "b", text));
+    col.appendChild(el("div", "meta", (mine ? t("you") : name) + " · " + hhmm(at || Date.now())));
+    row.appendChild(col);
+    logEl.appendChild(row);
+    scroll();
+    return row;
+  }
+  function setStatus(text) { statusEl.textContent = text || ""; statusEl.hidden = !text; }
+  function setBadge() {
+    badge.hidden = unread === 0;
+    badge.textContent = String(unread);
+    launch.setAttribute("aria-label", unread ? t("open") + " (" + t("unread", { n: unread }) + ")" : t("open"));
+  }
+  function setOpen(open) {
+    var was = !panel.hidden;
+    panel.hidden = !open;
+    launch.setAttribute("aria-expanded", String(open));
+    st.open = open; save();
+    if (open) { unread = 0; setBadge(); maybePrechat(); scroll(); setTimeout(function () { input.focus(); }, 0); }
+    if (open !== was) emit(open ? "open" : "close");
+  }
+  function clearCards() { root.querySelectorAll(".card").forEach(function (c) { c.remove(); }); }
+
+  // ---- forms: pre-chat, offline, rating ---------------------------------------------------
+  function field(card, label, inputEl) {
+    var l = el("label", null, label);
+    l.appendChild(inputEl);
+    card.appendChild(l);
+    return inputEl;
+  }
+  function maybePrechat() {
+    var p = cfg.prechat;
+    if (!p || st.prechat || conv || root.querySelector(".prechat")) return;
+    var card = el("form", "card prechat");
+    var inputs = {};
+    if (p.name) inputs.name = field(card, t("name"), el("input"));
+    if (p.email) { inputs.email = field(card, t("email"), el("input")); inputs.email.type = "email"; }
+    if (p.department && cfg.departments.length > 1) {
+      var sel = el("select");
+      cfg.departments.forEach(function (d) { var o = el("option", null, d.name || d.id); o.value = d.id; sel.appendChild(o); });
+      inputs.department = field(card, t("department"), sel);
+    }
+    (p.fields || []).forEach(function (f) {
+      var i = field(card, f.label, el("input"));
+      i.required = !!f.required;
+      inputs["f:" + f.id] = i;
+    });
+    var go = el("button", null, t("start"));
+    go.type = "submit";
+    card.appendChild(go);
+    card.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var pre = { fields: {} };
+      for (var k in inputs) {
+        var v = inputs[k].value.trim();
+        if (k.indexOf("f:") === 0) { if (v) pre.fields[k.slice(2)] = v; } else if (v) pre[k] = v;
+      }
+      if (pre.department) st.dept = pre.department;
+      st.prechat = pre; save();
+      card.remove();
+      form.hidden = false;
+      reconnect();
+      input.focus();
+    });
+    form.hidden = true;
+    logEl.appendChild(card);
+    var first = card.querySelector("input,select");
+    if (first) first.focus();
+  }
+  function offlineForm() {
+    if (root.querySelector(".offline")) return;
+    var card = el("form", "card offline");
+    card.appendChild(el("h3", null, t("offlineTitle")));
+    var email = field(card, t("email"), el("input"));
+    email.type = "email"; email.required = true;
+    email.value = (st.identity && st.identity.email) || (st.prechat && st.prechat.email) || "";
+    var text = field(card, t("message"), el("textarea"));
+    text.required = true; text.rows = 3;
+    var go = el("button", null, t("send"));
+    go.type = "submit";
+    card.appendChild(go);
+    card.addEventListener("submit", function (e) {
+      e.preventDefault();
+      send({ type: "offline_message", email: email.value.trim(), text: text.value, name: (st.prechat && st.prechat.name) || undefined });
+    });
+    logEl.appendChild(card);
+    scroll();
+  }
+  function ratingForm() {
+    if (root.querySelector(".rating")) return;
+    var card = el("form", "card rating");
+    card.appendChild(el("h3", null, t("rateTitle")));
+    var stars = el("div", "stars");
+    stars.setAttribute("role", "group");
+    stars.setAttribute("aria-label", t("rateTitle"));
+    var score = 0;
+    for (var i = 1; i <= 5; i++) (function (n) {
+      var b = el("button", null, "★");
+      b.type = "button";
+      b.setAttribute("aria-label", t("star", { n: n }));
+      b.setAttribute("aria-pressed", "false");
+      b.addEventListener("click", function () {
+        score = n;
+        stars.querySelectorAll("button").forEach(function (x, j) { x.setAttribute("aria-pressed", String(j < n)); });
+      });
+      stars.appendChild(b);
+    })(i);
+    card.appendChild(stars);
+    var comment = field(card, t("comment"), el("textarea"));
+    comment.rows = 2;
+    var go = el("button", null, t("rateSend"));
+    go.type = "submit";
+    card.appendChild(go);
+    card.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (score) send({ type: "rate", score: score, comment: comment.value.trim() || undefined });
+    });
+    logEl.appendChild(card);
+    scroll();
+  }
+
+  // ---- events from the server --------------------------------------------------------------
+  function show(c, ev) {
+    if (c !== conv) {
+      // A newer conversation (this tab or another started it): continue below a divider.
+      if (conv && c < conv) return;
+      if (conv) sys("— " + t("newChat") + " —");
+      conv = c; lastSeq = 0; st.conv = c; save();
+      clearCards();
+    }
+    if (ev.seq <= lastSeq) return; // already shown: resume overlap or another tab's echo
+    lastSeq = ev.seq;
+    var live = panel.hidden;
+    if (ev.kind === "message") {
+      var mine = ev.author === "visitor";
+      var p = ev.client_id && pending[ev.client_id];
+      if (mine && p) {
+        p.el.classList.remove("sending");
+        delete pending[ev.client_id];
+      } else {
+        bubble(mine, ev.author_name || t("agent"), ev.text, ev.at);
+      }
+      if (!mine && live) { unread++; setBadge(); }
+      emit("message", { conversation: c, seq: ev.seq, author: ev.author, name: ev.author_name, text: ev.text, at: ev.at });
+      if (ev.author === "agent") setTyping(false);
+    } else if (ev.kind === "assigned") {
+      convState = "active";
+      subEl.textContent = ev.agent.name;
+      setStatus("");
+      sys(ev.text);
+      if (live) { unread++; setBadge(); }
+    } else if (ev.kind === "notice") {
+      sys(ev.text);
+      if (ev.notice === "queued") { convState = "queued"; setStatus(t("queue", { n: ev.position, m: ev.estimate_minutes })); }
+      if (ev.notice === "requeued") { convState = "queued"; subEl.textContent = ""; }
+      if (ev.notice === "offline") offlineForm();
+    } else if (ev.kind === "closed") {
+      convState = "closed";
+      setStatus(""); subEl.textContent = ""; endBtn.hidden = true;
+      sys(ev.text);
+      if (!/^(no_agent|out_of_hours|offline_message)$/.test(ev.reason)) ratingForm();
+    }
+    endBtn.hidden = convState !== "queued" && convState !== "active";
+  }
+  function setTyping(on, name) {
+    clearTimeout(remoteTypingTimer);
+    typingEl.textContent = on ? t("typing", { name: name || t("agent") }) : "";
+    if (on) remoteTypingTimer = setTimeout(function () { setTyping(false); }, 6000);
+  }
+  function onMessage(m) {
+    switch (m.type) {
+      case "welcome":
+        attempts = 0;
+        st.token = m.token; save();
+        setStatus("");
+        if (m.conversation) {
+          if (m.conversation.id !== conv) { conv = m.conversation.id; lastSeq = 0; st.conv = conv; save(); }
+          convState = m.conversation.state;
+        } else if (conv) {
+          conv = null; lastSeq = 0; convState = null; delete st.conv; save(); // expired on the server
+        }
+        endBtn.hidden = convState !== "queued" && convState !== "active";
+        for (var cid in pending) send({ type: "message", client_id: cid, text: pending[cid].text });
+        break;
+      case "event": show(m.conversation, m.event); break;
+      case "queue": if (m.conversation === conv) setStatus(t("queue", { n: m.position, m: m.estimate_minutes })); break;
+      case "typing": setTyping(m.on, m.name); break;
+      case "ack": break;
+      case "offline_received": clearCards(); sys(t("offlineThanks")); break;
+      case "rated": clearCards(); sys(t("rateThanks")); break;
+      case "error":
+        if (m.code === "unauthorized") { delete st.token; save(); reconnect(); }
+        else if (m.code === "rate_limited") setTimeout(function () { for (var c in pending) send({ type: "message", client_id: c, text: pending[c].text }); }, 1500);
+        else if (m.client_id && pending[m.client_id]) {
+          pending[m.client_id].el.classList.remove("sending");
+          sys(t("failed", { why: m.message }));
+          delete pending[m.client_id];
+        }
+        break;
+    }
+  }
+
+  // ---- connection --------------------------------------------------------------------------
+  function page() { return { url: location.href, title: document.title, referrer: document.referrer || undefined }; }
+  function send(obj) {
+    if (ws && ws.readyState === 1) { ws.send(JSON.stringify(obj)); return true; }
+    return false;
+  }
+  function hello() {
+    var id = st.identity || {}, pre = st.prechat || {};
+    var h = { type: "hello", locale: locale, page: page(), department: st.dept || undefined,
+      name: id.name || pre.name || undefined, email: id.email || pre.email || undefined, fields: pre.fields || undefined };
+    if (st.token) h.token = st.token;
+    if (conv) h.resume = { conversation: conv, last_seq: lastSeq };
+    if (id.id && id.user_hash) { h.user_id = String(id.id); h.user_hash = id.user_hash; }
+    return h;
+  }
+  function connect() {
+    clearTimeout(timer);
+    var sock = new WebSocket(WS_URL);
+    ws = sock;
+    sock.onopen = function () { lastHeard = Date.now(); sock.send(JSON.stringify(hello())); };
+    sock.onmessage = function (e) {
+      if (sock !== ws) return;
+      lastHeard = Date.now();
+      var m; try { m = JSON.parse(e.data); } catch (x) { return; }
+      onMessage(m);
+    };
+    sock.onclose = function () {
+      if (sock !== ws) return;
+      ws = null;
+      setStatus(t("reconnecting"));
+      // Exponential backoff with jitter, so a restarted server is not stampeded.
+      var delay = Math.min(15000, 500 * Math.pow(2, attempts++)) * (0.5 + Math.random());
+      timer = setTimeout(connect, delay);
+    };
+  }
+  function reconnect() {
+    var old = ws;
+    ws = null;
+    if (old) { old.onclose = null; old.close(); }
+    attempts = 0;
+    connect();
+  }
+  pingTimer = setInterval(function () {
+    if (!ws) return;
+    if (Date.now() - lastHeard > 60000) { ws.close(); return; } // silent server: reconnect
+    send({ type: "ping" });
+  }, 20000);
+  window.addEventListener("online", function () { if (!ws) { attempts = 0; connect(); } });
+
+  // ---- composing ---------------------------------------------------------------------------
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    var cid = rid();
+    pending[cid] = { text: text, el: bubble(true, t("you"), text, Date.now()) };
+    pending[cid].el.classList.add("sending");
+    send({ type: "message", client_id: cid, text: text });
+    if (typingSent) { typingSent = false; send({ type: "typing", on: false }); }
+  });
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit")); }
+  });
+  input.addEventListener("input", function () {
+    if (!conv || convState === "closed") return;
+    if (!typingSent) { typingSent = true; send({ type: "typing", on: true }); }
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(function () { typingSent = false; send({ type: "typing", on: false }); }, 2500);
+  });
+  launch.addEventListener("click", function () { setOpen(panel.hidden); });
+  minBtn.addEventListener("click", function () { setOpen(false); launch.focus(); });
+  endBtn.addEventListener("click", function () { send({ type: "close" }); });
+  panel.addEventListener("keydown", function (e) { if (e.key === "Escape") { setOpen(false); launch.focus(); } });
+
+  // ---- page tracking (single-page apps too) -------------------------------------------------
+  var lastUrl = location.href;
+  function navigated() {
+    setTimeout(function () { // let the app update document.title first
+      if (location.href === lastUrl) return;
+      lastUrl = location.href;
+      send({ type: "page", url: location.href, title: document.title, referrer: document.referrer || undefined });
+    }, 0);
+  }
+  ["pushState", "replaceState"].forEach(function (k) {
+    var orig = history[k];
+    history[k] = function () { var r = orig.apply(this, arguments); navigated(); return r; };
+  });
+  window.addEventListener("popstate", navigated);
+  window.addEventListener("hashchange", navigated);
+
+  // ---- API ---------------------------------------------------------------------------------
+  window.Switchboard = {
+    version: "1",
+    open: function () { setOpen(true); },
+    close: function () { setOpen(false); },
+    identify: function (who) {
+      st.identity = { id: who && who.id, name: who && who.name, email: who && who.email, user_hash: who && who.user_hash };
+      save(); reconnect();
+    },
+    setLocale: function (l) { locale = String(l); st.locale = locale; save(); labels(); reconnect(); },
+    setDepartment: function (d) { st.dept = String(d); save(); reconnect(); },
+    on: function (ev, fn) { if (listeners[ev] && typeof fn === "function") listeners[ev].push(fn); }
+  };
+
+  function start() {
+    document.body.appendChild(host);
+    labels();
+    sys(cfg.greeting || t("greeting"));
+    connect();
+    if (st.open) setOpen(true);
+    window.dispatchEvent(new Event("switchboard:ready"));
+  }
+  fetch(BASE.origin + "/v1/widget/" + encodeURIComponent(SITE))
+    .then(function (r) { return r.ok ? r.json() : {}; })
+    .catch(function () { return {}; })
+    .then(function (c) {
+      for (var k in c) if (c[k] != null) cfg[k] = c[k];
+      if (!st.locale && c.default_locale && !navigator.language) locale = c.default_locale;
+      if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
+    });
+})();

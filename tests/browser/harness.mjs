@@ -106,7 +106,7 @@ heartbeat_secs = 5.0
 id = "demo"
 allowed_origins = ["${origin}"]
 default_department = "support"
-widget = { color = "#0f766e", title = "Demo shop" }
+widget = { color = "#0f766e", title = "Demo shop", prechat = { name = true, fields = [{ id = "order", label = "Order number" }] } }
 departments = [{ id = "support", name = "Support" }, { id = "sales", name = "Sales" }]
 [[sites.agents]]
 id = "alice"

@@ -16,6 +16,19 @@ const W = (page) => page.locator("#switchboard-widget");
 const texts = (page) => W(page).locator(".msg .b").allTextContents();
 const waitText = (page, sel, text) => W(page).locator(sel, { hasText: text }).first().waitFor({ timeout: WAIT });
 
+/** Opens the panel and answers the site's pre-chat form; returns the message box. */
+async function startChat(page, name = "Vera", order = "A-17") {
+  await W(page).locator(".launch").click();
+  const pre = W(page).locator(".prechat");
+  await pre.waitFor({ timeout: WAIT });
+  await pre.getByLabel("Name").fill(name);
+  await pre.getByLabel("Order number").fill(order);
+  await pre.locator("button[type=submit]").click();
+  const box = W(page).locator("textarea");
+  await box.waitFor({ state: "visible", timeout: WAIT });
+  return box;
+}
+
 test("the widget is under 25 KB gzipped", () => {
   const size = gzipSync(readFileSync(path.join(ROOT, "widget/widget.js")), { level: 9 }).length;
   assert.ok(size < 25 * 1024, `widget.js is ${size} bytes gzipped`);
@@ -41,29 +54,33 @@ for (const backend of ["embedded", "redis"]) {
 
     test("a visitor writes, is queued, an agent takes the chat and replies by name", async () => {
       agent = await Agent.connect(server, "alice", "away");
+      // The pre-chat answers reach the agent with the visitor's profile.
       await page.goto(server.origin + "/demo/");
       // Single-page navigation before chatting: presence follows it.
       await page.click("#to-pricing");
-      await W(page).locator(".launch").click();
-      const box = W(page).locator("textarea");
-      await box.waitFor({ timeout: WAIT });
+      const box = await startChat(page);
       await box.fill("Hello from the browser");
       await box.press("Enter");
       await waitText(page, ".status", "#1 in line");
       await waitText(page, ".sys", "You are #1 in line");
 
       agent.send({ type: "set_status", status: "online" });
-      conv = await agent.assigned();
+      const assigned = await agent.next("assigned", (m) => m.type === "assigned");
+      conv = assigned.conversation.id;
+      assert.equal(assigned.visitor.name, "Vera");
+      assert.deepEqual(assigned.visitor.fields, { order: "A-17" });
       await waitText(page, ".sys", "You are now chatting with Alice Moreau");
       agent.say(conv, "Hi, I am Alice. How can I help?");
       await waitText(page, ".msg:not(.me) .b", "Hi, I am Alice");
       const reply = W(page).locator(".msg:not(.me)").last();
       assert.match(await reply.locator(".meta").textContent(), /^Alice Moreau · \d\d:\d\d$/);
       assert.equal(await reply.locator(".av").textContent(), "AM");
-      // The visitor types; the agent sees it.
+      // Typing shows both ways.
       await box.type("typing…");
       await agent.next("visitor typing", (m) => m.type === "typing" && m.on === true);
       await box.fill("");
+      agent.send({ type: "typing", conversation: conv, on: true });
+      await waitText(page, ".typing", "Alice Moreau is typing");
     });
 
     test("a reload keeps the history, and a second tab shows the same conversation", async () => {
@@ -125,6 +142,11 @@ for (const backend of ["embedded", "redis"]) {
       await W(page).locator(".panel").waitFor({ state: "visible", timeout: WAIT });
       assert.equal(await W(page).locator(".badge").isVisible(), false);
       assert.deepEqual(await page.evaluate(() => window.__seen), ["Are you still there?"]);
+      // Russian on request, English back.
+      await page.evaluate(() => Switchboard.setLocale("ru"));
+      await waitText(page, ".send", "Отправить");
+      await page.evaluate(() => Switchboard.setLocale("en"));
+      await waitText(page, ".send", "Send");
     });
 
     test("screenshots of the open widget, light and dark", async () => {
@@ -150,6 +172,8 @@ for (const backend of ["embedded", "redis"]) {
       assert.equal(body.rating.score, 4);
       assert.equal(body.rating.comment, "Helpful");
       assert.equal(body.closed_by, "visitor");
+      assert.equal(body.visitor.name, "Vera");
+      assert.equal(body.visitor.fields.order, "A-17");
       assert.ok(body.visitor.pages.some((p) => p.url.endsWith("/demo/?section=pricing")), JSON.stringify(body.visitor.pages));
       const agentTexts = body.transcript.filter((e) => e.author === "agent").map((e) => e.author_name);
       assert.ok(agentTexts.length >= 4 && agentTexts.every((n) => n === "Alice Moreau"));
@@ -161,7 +185,7 @@ for (const backend of ["embedded", "redis"]) {
       const fresh = await browser.newContext();
       const p = await fresh.newPage();
       await p.goto(server.origin + "/demo/");
-      await W(p).locator(".launch").click();
+      await startChat(p, "Max", "B-2");
       await W(p).locator("textarea").fill("Anyone here?");
       await W(p).locator("textarea").press("Enter");
       const form = W(p).locator(".offline");
@@ -197,9 +221,7 @@ for (const backend of ["embedded", "redis"]) {
         return { bg: c.backgroundColor, w: c.width, radius: c.borderRadius };
       });
       assert.deepEqual(s, { bg: "rgb(15, 118, 110)", w: "56px", radius: "50%" });
-      await launch.click();
-      const box = W(p).locator("textarea");
-      await box.waitFor({ state: "visible", timeout: WAIT });
+      const box = await startChat(p);
       assert.equal(await box.evaluate((e) => getComputedStyle(e).fontSize), "14px");
       assert.equal(await p.locator("#own").evaluate((e) => getComputedStyle(e).fontSize), "40px");
       await p.screenshot({ path: path.join(ARTIFACTS, `widget-${backend}-hostile-css.png`) });

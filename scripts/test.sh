@@ -28,6 +28,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace --all-targets
 
+# A short run of every load scenario (idle, chat, burst, churn) against both backends, through
+# the public protocol; it fails on any lost or duplicated message or any error.
+echo "== load test smoke"
+target/debug/switchboard-loadtest smoke --server target/debug/switchboard
+
 # The widget in a real browser: playwright-core (npm) driving Debian's chromium against the
 # switchboard binary that cargo test just built, on embedded state and on Redis.
 echo "== browser tests"

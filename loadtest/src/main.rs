@@ -1,0 +1,380 @@
+//! `switchboard-loadtest`: drives a running Switchboard through its public WebSocket protocol only
+//! and measures it. Scenarios: `idle`, `chat`, `burst`, `churn`; `config` writes a server
+//! configuration with the agents the scenarios sign in as; `smoke` starts the server itself (on
+//! embedded state and on Redis) and runs every scenario small, failing on any loss, duplicate or
+//! error. Every run is bounded in time and talks to loopback addresses only.
+
+mod report;
+mod scenarios;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Message, http};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard-loadtest",
+    about = "Load test for Switchboard (loopback only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Print a server configuration for the load test site `lt` (agents lt0…ltN-1).
+    Config {
+        #[arg(long, default_value_t = 500)]
+        agents: usize,
+        #[arg(long, default_value_t = 10)]
+        slots: u32,
+    },
+    /// Hold N idle visitor connections and measure server memory per connection.
+    Idle {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 1000)]
+        visitors: usize,
+        /// Seconds to hold the connections after they are all open.
+        #[arg(long, default_value_t = 5.0)]
+        hold: f64,
+    },
+    /// Conversations started at a rate, messages both ways at a total rate.
+    Chat {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 200)]
+        visitors: usize,
+        #[arg(long, default_value_t = 20)]
+        agents: usize,
+        /// Conversations started per second.
+        #[arg(long, default_value_t = 200.0)]
+        start_rate: f64,
+        /// Messages per second in all, alternating visitor→agent and agent→visitor.
+        #[arg(long, default_value_t = 1000.0)]
+        msg_rate: f64,
+        /// Seconds of message traffic once every conversation has started.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+    },
+    /// Many visitors queue at once, then the agents come online: how fast the queue drains.
+    Burst {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 1000)]
+        visitors: usize,
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        #[arg(long, default_value_t = 10)]
+        slots: u32,
+    },
+    /// Connections opened and closed per second.
+    Churn {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+    },
+    /// Start the server on both backends and run every scenario small; exit 1 on any failure.
+    Smoke {
+        /// The switchboard binary.
+        #[arg(long)]
+        server: PathBuf,
+    },
+}
+
+/// What every scenario against a running server needs.
+#[derive(Args, Clone)]
+pub struct Common {
+    /// The server's address (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// The server's pid, to read its memory (VmRSS).
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Spread client sockets over 127.0.0.1 … 127.0.0.N (past one address's ephemeral ports).
+    #[arg(long, default_value_t = 4)]
+    sources: u8,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write an SVG plot of the latency distributions here.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Hard limit on the whole run, seconds.
+    #[arg(long, default_value_t = 300.0)]
+    timeout: f64,
+}
+
+/// Shared by the tasks of one run.
+pub struct Ctx {
+    pub addr: SocketAddr,
+    pub sources: u8,
+    pub origin: String,
+    pub epoch: Instant,
+    next_source: AtomicUsize,
+}
+
+pub const SITE: &str = "lt";
+pub const ORIGIN: &str = "http://loadtest.local";
+pub fn agent_token(i: usize) -> String {
+    format!("lt-token-{i:05}-0123456789")
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+impl Ctx {
+    pub fn new(addr: SocketAddr, sources: u8) -> anyhow::Result<Self> {
+        if !addr.ip().is_loopback() {
+            bail!("load tests target loopback addresses only (127.0.0.0/8), not {addr}");
+        }
+        Ok(Self {
+            addr,
+            sources: sources.max(1),
+            origin: ORIGIN.into(),
+            epoch: Instant::now(),
+            next_source: AtomicUsize::new(0),
+        })
+    }
+
+    /// Microseconds since the run started: the timestamp carried in messages.
+    pub fn micros(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// Opens a WebSocket from the next source address in 127.0.0.1…N.
+    pub async fn connect(&self, path: &str, origin: bool) -> anyhow::Result<Ws> {
+        let n = self.next_source.fetch_add(1, Ordering::Relaxed) % usize::from(self.sources);
+        let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + n as u8));
+        let sock = TcpSocket::new_v4()?;
+        sock.bind(SocketAddr::new(src, 0))?;
+        let stream = tokio::time::timeout(Duration::from_secs(10), sock.connect(self.addr))
+            .await
+            .context("connect timed out")??;
+        stream.set_nodelay(true)?;
+        let mut req = format!("ws://{}{path}", self.addr).into_client_request()?;
+        if origin {
+            req.headers_mut()
+                .insert(http::header::ORIGIN, self.origin.parse()?);
+        }
+        let (ws, _) = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .context("handshake timed out")??;
+        Ok(ws)
+    }
+
+    pub async fn visitor(&self) -> anyhow::Result<Ws> {
+        let mut ws = self
+            .connect(&format!("/v1/visitor?site={SITE}"), true)
+            .await?;
+        send(
+            &mut ws,
+            &serde_json::json!({"type": "hello", "locale": "en"}),
+        )
+        .await?;
+        expect(&mut ws, "welcome").await?;
+        Ok(ws)
+    }
+
+    pub async fn agent(&self, i: usize, status: &str) -> anyhow::Result<Ws> {
+        let mut ws = self.connect("/v1/agent", false).await?;
+        send(
+            &mut ws,
+            &serde_json::json!({"type": "hello", "token": agent_token(i), "status": status}),
+        )
+        .await?;
+        expect(&mut ws, "welcome").await?;
+        Ok(ws)
+    }
+}
+
+pub async fn send(ws: &mut Ws, v: &Value) -> anyhow::Result<()> {
+    ws.send(Message::Text(v.to_string().into())).await?;
+    Ok(())
+}
+
+/// The next JSON message, or None when the socket closed.
+pub async fn recv(ws: &mut Ws) -> anyhow::Result<Option<Value>> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return Ok(Some(serde_json::from_str(&t)?)),
+            Some(Ok(Message::Close(_))) | None => return Ok(None),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+        }
+    }
+}
+
+/// Reads until a message of `ty` arrives (10 s at most).
+pub async fn expect(ws: &mut Ws, ty: &str) -> anyhow::Result<Value> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match recv(ws).await? {
+                Some(v) if v["type"] == ty => return Ok(v),
+                Some(v) if v["type"] == "error" => {
+                    bail!("server error while waiting for {ty}: {v}")
+                }
+                Some(_) => continue,
+                None => bail!("socket closed while waiting for {ty}"),
+            }
+        }
+    })
+    .await
+    .with_context(|| format!("timed out waiting for {ty}"))?
+}
+
+/// Resident memory of a process in bytes (Linux).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Raises the open-file limit to the hard limit: each connection is a file.
+fn raise_nofile() {
+    // SAFETY: plain libc calls on a local struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// The server configuration the scenarios expect: site `lt`, department `support`, agents
+/// `lt0…` with `slots` chats each, limits generous enough for load.
+pub fn server_config(agents: usize, slots: u32) -> String {
+    use sha2::{Digest, Sha256};
+    let mut s = format!(
+        r#"# Generated by switchboard-loadtest config --agents {agents} --slots {slots}
+secret = "loadtest-secret-0123456789"
+[limits]
+messages_per_second = 1000.0
+message_burst = 1000.0
+connections_per_ip = 0
+send_queue = 1024
+[timing]
+heartbeat_secs = 30.0
+hello_timeout_secs = 30.0
+[[sites]]
+id = "{SITE}"
+allowed_origins = ["{ORIGIN}"]
+inactivity_timeout_secs = 86400.0
+departments = [{{ id = "support" }}]
+"#
+    );
+    for i in 0..agents {
+        let hash = hex::encode(Sha256::digest(agent_token(i).as_bytes()));
+        s.push_str(&format!(
+            "[[sites.agents]]\nid = \"lt{i}\"\nname = \"Load Agent {i}\"\ndepartments = [\"support\"]\nmax_concurrent = {slots}\ntoken_sha256 = \"{hash}\"\n"
+        ));
+    }
+    s
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    raise_nofile();
+    let cli = Cli::parse();
+    let (common, report) = match cli.cmd {
+        Cmd::Config { agents, slots } => {
+            print!("{}", server_config(agents, slots));
+            return Ok(());
+        }
+        Cmd::Smoke { server } => return scenarios::smoke(&server).await,
+        Cmd::Idle {
+            common,
+            visitors,
+            hold,
+        } => {
+            let ctx = std::sync::Arc::new(Ctx::new(common.addr, common.sources)?);
+            let r = bounded(&common, scenarios::idle(ctx, common.pid, visitors, hold)).await?;
+            (common, r)
+        }
+        Cmd::Chat {
+            common,
+            visitors,
+            agents,
+            start_rate,
+            msg_rate,
+            duration,
+        } => {
+            let ctx = std::sync::Arc::new(Ctx::new(common.addr, common.sources)?);
+            let r = bounded(
+                &common,
+                scenarios::chat(
+                    ctx, common.pid, visitors, agents, start_rate, msg_rate, duration,
+                ),
+            )
+            .await?;
+            (common, r)
+        }
+        Cmd::Burst {
+            common,
+            visitors,
+            agents,
+            slots,
+        } => {
+            let ctx = std::sync::Arc::new(Ctx::new(common.addr, common.sources)?);
+            let r = bounded(
+                &common,
+                scenarios::burst(ctx, common.pid, visitors, agents, slots),
+            )
+            .await?;
+            (common, r)
+        }
+        Cmd::Churn {
+            common,
+            rate,
+            duration,
+        } => {
+            let ctx = std::sync::Arc::new(Ctx::new(common.addr, common.sources)?);
+            let r = bounded(&common, scenarios::churn(ctx, rate, duration)).await?;
+            (common, r)
+        }
+    };
+    report.print();
+    if let Some(path) = &common.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report.json())?)?;
+    }
+    if let Some(path) = &common.svg {
+        std::fs::write(path, report.svg())?;
+    }
+    if !report.failures().is_empty() {
+        for f in report.failures() {
+            eprintln!("FAILED: {f}");
+        }
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn bounded<T>(
+    common: &Common,
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(Duration::from_secs_f64(common.timeout), f)
+        .await
+        .context("the run exceeded --timeout")?
+}

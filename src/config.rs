@@ -116,8 +116,9 @@ impl Default for Limits {
             message_burst: 20.0,
             connections_per_ip: 256,
             send_queue: 256,
-            ws_read_buffer: 4 * 1024,
-            ws_write_buffer: 4 * 1024,
+            // Chat frames are small; larger ones still arrive (the buffer grows for them).
+            ws_read_buffer: 512,
+            ws_write_buffer: 1024,
         }
     }
 }

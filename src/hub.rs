@@ -25,28 +25,43 @@ pub enum Role {
     Agent,
 }
 
-/// What the hub hands a session task.
+/// What the hub hands a session task. Every variant is at most one pointer: each session's
+/// channel preallocates a block of slots, so a small `Push` keeps idle connections cheap.
 #[derive(Clone, Debug)]
 pub enum Push {
-    Event(ConvId, Arc<Event>),
-    Typing {
-        conv: ConvId,
-        agent: bool,
-        on: bool,
-        name: Option<Arc<str>>,
-    },
+    Event(Arc<Delivered>),
+    Typing(Arc<TypingPush>),
     /// Current queue position of a conversation (visitors).
-    Position {
-        conv: ConvId,
-        position: u32,
-        minutes: u32,
-    },
+    Position(Arc<PositionPush>),
     /// Fresh statistics of one department queue (agents).
     Queue(Arc<QueueStat>),
     /// The agent's own state changed somewhere: re-read it.
     AgentChanged,
     /// Events may have been missed (pub/sub reconnected): backfill every conversation.
     Resync,
+}
+
+/// A stored event of a conversation, shared by every session it goes to.
+#[derive(Debug)]
+pub struct Delivered {
+    pub conv: ConvId,
+    pub event: Event,
+}
+
+#[derive(Debug)]
+pub struct TypingPush {
+    pub conv: ConvId,
+    /// True when an agent types.
+    pub agent: bool,
+    pub on: bool,
+    pub name: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct PositionPush {
+    pub conv: ConvId,
+    pub position: u32,
+    pub minutes: u32,
 }
 
 struct Entry {
@@ -232,7 +247,10 @@ impl Hub {
                     }
                     _ => None,
                 };
-                let push = Push::Event(conv.clone(), Arc::new(event));
+                let push = Push::Event(Arc::new(Delivered {
+                    conv: conv.clone(),
+                    event,
+                }));
                 let followers = self.conv_sessions(&conv);
                 let gone = self.send_to(&followers, &push, None);
                 self.prune(&conv, gone);
@@ -253,12 +271,12 @@ impl Hub {
                 on,
                 name,
             } => {
-                let push = Push::Typing {
+                let push = Push::Typing(Arc::new(TypingPush {
                     conv: conv.clone(),
                     agent,
                     on,
-                    name: name.map(Arc::from),
-                };
+                    name,
+                }));
                 // Typing goes to the other side only.
                 let ids = if agent {
                     index(&self.shared.visitors, &(site, visitor))
@@ -310,11 +328,11 @@ impl Hub {
         }
         let changed = self.shared.positions.insert(conv.clone(), position) != Some(position);
         if changed {
-            let push = Push::Position {
+            let push = Push::Position(Arc::new(PositionPush {
                 conv: conv.clone(),
                 position,
                 minutes,
-            };
+            }));
             let gone = self.send_to(&ids, &push, Some(Role::Visitor));
             self.prune(conv, gone);
         }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -39,9 +40,8 @@ impl Application {
 
     /// As `build`, with the clock business hours are read from (tests control it).
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener =
+            bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
         let (trigger, shutdown) = shutdown::channel();
         let hub = Hub::new(config.limits.send_queue);
         let secret = config.secret.clone().unwrap_or_else(|| {
@@ -117,6 +117,12 @@ impl Application {
         } = self;
         let mut stopping = trigger.subscribe();
         let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        // Chat frames are small and latency-bound: no Nagle (it stalls on delayed ACKs).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(cause = %e, "could not set TCP_NODELAY");
+            }
+        });
         let serve =
             axum::serve(listener, app).with_graceful_shutdown(async move { stopping.recv().await });
         let server = tokio::spawn(async move { serve.await });
@@ -129,6 +135,19 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Binds with a deep accept queue: std's default of 128 overflows when hundreds of widgets
+/// reconnect at once (after a deploy), and each overflow costs the client a 1 s SYN retry.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Resolves on ctrl-c or SIGTERM.

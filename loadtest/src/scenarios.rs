@@ -420,7 +420,11 @@ pub async fn chat(
         while budget >= 1.0 {
             budget -= 1.0;
             let (conv, v, a) = &active[(k / 2) % active.len()];
-            let tx = if k.is_multiple_of(2) { &v_cmd[*v] } else { &a_cmd[*a] };
+            let tx = if k.is_multiple_of(2) {
+                &v_cmd[*v]
+            } else {
+                &a_cmd[*a]
+            };
             if tx.try_send(Cmd::Say(conv.clone())).is_err() {
                 skipped += 1;
             }

@@ -6,7 +6,6 @@
 //! following a chat when its events say it left: closed, transferred away, or requeued.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
@@ -116,7 +115,7 @@ pub async fn run(mut conn: Connection, state: AppState) {
 
     let engine = state.engine.clone();
     let (reg, rx) = engine.hub().register(Role::Agent);
-    let me = match engine.agent_connected(&site, &agent, reg.id, status).await {
+    let me = match Box::pin(engine.agent_connected(&site, &agent, reg.id, status)).await {
         Ok(me) => me,
         Err(e) => {
             send_error(&mut conn, &e, None, None).await;
@@ -143,9 +142,9 @@ pub async fn run(mut conn: Connection, state: AppState) {
         let mut alive = true;
         for conv in &me.chats {
             let after = resume.get(conv).copied().unwrap_or(0);
-            alive = alive && session.take(conv, after).await;
+            alive = alive && Box::pin(session.take(conv, after)).await;
         }
-        if alive && session.send_all_queues().await {
+        if alive && Box::pin(session.send_all_queues()).await {
             session.serve(rx, shutdown).await;
         }
     }
@@ -168,7 +167,8 @@ impl Session {
             tokio::select! {
                 incoming = self.conn.next() => match incoming {
                     Incoming::Text(text) => {
-                        if !self.handle(&text).await {
+                        // Boxed: an idle session then holds no room for the largest handler's state.
+                        if !Box::pin(self.handle(&text)).await {
                             return;
                         }
                     }
@@ -180,7 +180,7 @@ impl Session {
                 },
                 push = rx.recv() => match push {
                     Some(push) => {
-                        if !self.push(push).await {
+                        if !Box::pin(self.push(push)).await {
                             return;
                         }
                     }
@@ -314,13 +314,14 @@ impl Session {
     /// Something from the hub. False when the socket is gone.
     async fn push(&mut self, push: Push) -> bool {
         match push {
-            Push::Event(conv, event) => self.on_event(conv, event).await,
-            Push::Typing { conv, on, .. } => {
-                if self.chats.contains_key(&conv) {
+            Push::Event(d) => self.on_event(&d.conv, &d.event).await,
+            Push::Typing(t) => {
+                let (conv, on) = (&t.conv, t.on);
+                if self.chats.contains_key(conv) {
                     return self
                         .conn
                         .send(&AgentOut::Typing {
-                            conversation: &conv,
+                            conversation: conv,
                             on,
                         })
                         .await;
@@ -347,22 +348,22 @@ impl Session {
                 }
             }
             Push::Resync => self.resync().await,
-            Push::Position { .. } => true,
+            Push::Position(_) => true,
         }
     }
 
-    async fn on_event(&mut self, conv: ConvId, event: Arc<Event>) -> bool {
-        let Some(&last) = self.chats.get(&conv) else {
+    async fn on_event(&mut self, conv: &ConvId, event: &Event) -> bool {
+        let Some(&last) = self.chats.get(conv) else {
             // Not followed: only an assignment to this agent concerns us.
             if matches!(&event.body, EventBody::Assigned { agent, .. } if agent.id == self.agent) {
-                return self.take(&conv, 0).await;
+                return self.take(conv, 0).await;
             }
             return true;
         };
         match order(last, event.seq) {
             Order::Seen => true,
-            Order::Gap => self.backfill(&conv, last).await,
-            Order::Next => self.forward(&conv, &event).await,
+            Order::Gap => self.backfill(conv, last).await,
+            Order::Next => self.forward(conv, event).await,
         }
     }
 

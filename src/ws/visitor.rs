@@ -4,8 +4,6 @@
 //! last sequence number delivered: duplicates are dropped, gaps are filled from the log, so the
 //! widget sees each stored event exactly once and in order.
 
-use std::sync::Arc;
-
 use tokio::sync::mpsc;
 
 use super::{Connection, Incoming, Order, order};
@@ -32,20 +30,33 @@ struct Session {
     conn: Connection,
 }
 
-pub async fn run(mut conn: Connection, state: AppState, site: SiteId, user_agent: Option<String>) {
+/// What a successful `hello` establishes.
+type Hello = (
+    crate::engine::VisitorSession,
+    Option<ResumeFrom>,
+    Option<crate::model::DeptId>,
+);
+
+/// Waits for a valid `hello` (None when the socket ended first).
+async fn hello_phase(
+    conn: &mut Connection,
+    state: &AppState,
+    site: &SiteId,
+    user_agent: Option<String>,
+) -> Option<Hello> {
     let mut shutdown = state.shutdown.clone();
     let deadline = tokio::time::sleep(state.engine.config().timing.hello_timeout());
     tokio::pin!(deadline);
     let mut attempts = 0;
-    let (hello, resume, department) = loop {
+    let hello = loop {
         tokio::select! {
             _ = &mut deadline => {
                 conn.close(close::HELLO_TIMEOUT, "hello timeout").await;
-                return;
+                return None;
             }
             _ = shutdown.recv() => {
                 conn.close(close::GOING_AWAY, "server shutting down").await;
-                return;
+                return None;
             }
             incoming = conn.next() => match incoming {
                 Incoming::Text(text) => match serde_json::from_str::<VisitorIn>(&text) {
@@ -65,32 +76,60 @@ pub async fn run(mut conn: Connection, state: AppState, site: SiteId, user_agent
                             email,
                             user_agent: user_agent.clone(),
                         };
-                        match state.engine.visitor_hello(&site, hello).await {
+                        match Box::pin(state.engine.visitor_hello(site, hello)).await {
                             Ok(s) => break (s, resume, department),
                             Err(e) => {
-                                send_error(&mut conn, e.code, &e.message, None).await;
+                                send_error(conn, e.code, &e.message, None).await;
                                 attempts += 1;
                                 if attempts >= HELLO_ATTEMPTS {
                                     conn.close(close::UNAUTHORIZED, "hello failed").await;
-                                    return;
+                                    return None;
                                 }
                             }
                         }
                     }
                     Ok(VisitorIn::Ping) => { conn.send(&VisitorOut::Pong).await; }
-                    Ok(_) => send_error(&mut conn, ErrorCode::HelloRequired, "send hello first", None).await,
+                    Ok(_) => send_error(conn, ErrorCode::HelloRequired, "send hello first", None).await,
                     Err(e) => {
                         let (code, msg) = classify_parse_error(&e, &text);
-                        send_error(&mut conn, code, &msg, None).await;
+                        send_error(conn, code, &msg, None).await;
                     }
                 },
-                Incoming::Reject(code, msg) => send_error(&mut conn, code, msg, None).await,
-                Incoming::Tick => if !conn.heartbeat().await { return },
-                Incoming::Gone => return,
+                Incoming::Reject(code, msg) => send_error(conn, code, msg, None).await,
+                Incoming::Tick => if !conn.heartbeat().await { return None },
+                Incoming::Gone => return None,
             }
         }
     };
+    Some(hello)
+}
 
+pub async fn run(conn: Connection, state: AppState, site: SiteId, user_agent: Option<String>) {
+    // An async fn's frame is sized for all its states at once, and an idle session sits in its
+    // loop for hours: so the setup and the loop are separate boxes, and this frame holds only
+    // pointers. The setup's memory is freed once the visitor is welcomed.
+    let Some((session, rx)) = Box::pin(setup(conn, state, site, user_agent)).await else {
+        return;
+    };
+    let session = Box::pin(session.serve(rx)).await;
+    let hub = session.state.engine.hub();
+    if let Some((conv, _)) = &session.current {
+        hub.unfollow(conv, session.reg.id);
+    }
+    if let Some(visitor) = &session.profile.id {
+        hub.leave_visitor(&session.site, visitor, session.reg.id);
+    }
+}
+
+/// `hello`, registration, `welcome` and the missed events: a session ready to serve.
+async fn setup(
+    mut conn: Connection,
+    state: AppState,
+    site: SiteId,
+    user_agent: Option<String>,
+) -> Option<(Session, mpsc::Receiver<Push>)> {
+    let (hello, resume, department) =
+        Box::pin(hello_phase(&mut conn, &state, &site, user_agent)).await?;
     let (reg, rx) = state.engine.hub().register(Role::Visitor);
     let visitor = hello.id.clone();
     state.engine.hub().join_visitor(&site, &visitor, reg.id);
@@ -109,11 +148,11 @@ pub async fn run(mut conn: Connection, state: AppState, site: SiteId, user_agent
     };
     if !conn.send(&welcome).await {
         state.engine.hub().leave_visitor(&site, &visitor, reg.id);
-        return;
+        return None;
     }
     let mut session = Session {
-        state: state.clone(),
-        site: site.clone(),
+        state,
+        site,
         profile: hello.profile,
         department,
         reg,
@@ -129,17 +168,12 @@ pub async fn run(mut conn: Connection, state: AppState, site: SiteId, user_agent
             }) if conversation == conv.id => last_seq,
             _ => 0,
         };
-        session.switch_to(conv.id.clone(), after).await;
+        Box::pin(session.switch_to(conv.id.clone(), after)).await;
         if conv.state == ConvState::Queued {
-            session.send_position(&conv).await;
+            Box::pin(session.send_position(&conv)).await;
         }
     }
-    session.serve(rx, shutdown).await;
-    let hub = state.engine.hub();
-    if let Some((conv, _)) = &session.current {
-        hub.unfollow(conv, session.reg.id);
-    }
-    hub.leave_visitor(&site, &visitor, session.reg.id);
+    Some((session, rx))
 }
 
 async fn send_error(
@@ -157,37 +191,36 @@ async fn send_error(
 }
 
 impl Session {
-    async fn serve(
-        &mut self,
-        mut rx: mpsc::Receiver<Push>,
-        mut shutdown: crate::shutdown::Shutdown,
-    ) {
+    /// Serves until the socket ends; returns the session for cleanup.
+    async fn serve(mut self, mut rx: mpsc::Receiver<Push>) -> Self {
+        let mut shutdown = self.state.shutdown.clone();
         loop {
             tokio::select! {
                 incoming = self.conn.next() => match incoming {
                     Incoming::Text(text) => {
-                        if !self.handle(&text).await {
-                            return;
+                        // Boxed: an idle session then holds no room for the largest handler's state.
+                        if !Box::pin(self.handle(&text)).await {
+                            return self;
                         }
                     }
                     Incoming::Reject(code, msg) => send_error(&mut self.conn, code, msg, None).await,
-                    Incoming::Tick => if !self.conn.heartbeat().await { return },
-                    Incoming::Gone => return,
+                    Incoming::Tick => if !self.conn.heartbeat().await { return self },
+                    Incoming::Gone => return self,
                 },
                 push = rx.recv() => match push {
                     Some(push) => {
-                        if !self.push(push).await {
-                            return;
+                        if !Box::pin(self.push(push)).await {
+                            return self;
                         }
                     }
                     None => {
                         self.conn.close(close::SLOW_CONSUMER, "too far behind; reconnect and resume").await;
-                        return;
+                        return self;
                     }
                 },
                 _ = shutdown.recv() => {
                     self.conn.close(close::GOING_AWAY, "server shutting down").await;
-                    return;
+                    return self;
                 }
             }
         }
@@ -341,38 +374,34 @@ impl Session {
     /// Something from the hub. False when the socket is gone.
     async fn push(&mut self, push: Push) -> bool {
         match push {
-            Push::Event(conv, event) => {
-                let newer = self.current.as_ref().is_none_or(|(c, _)| conv > *c);
+            Push::Event(d) => {
+                let newer = self.current.as_ref().is_none_or(|(c, _)| d.conv > *c);
                 if newer {
                     // A conversation started elsewhere (another tab): follow it from the start.
-                    self.switch_to(conv.clone(), 0).await;
+                    self.switch_to(d.conv.clone(), 0).await;
                 }
-                self.deliver(&conv, event).await
+                self.deliver(&d.conv, &d.event).await
             }
-            Push::Typing { conv, on, name, .. } => {
-                if self.current.as_ref().is_some_and(|(c, _)| c == &conv) {
+            Push::Typing(t) => {
+                if self.current.as_ref().is_some_and(|(c, _)| c == &t.conv) {
                     return self
                         .conn
                         .send(&VisitorOut::Typing {
-                            on,
-                            name: name.as_deref(),
+                            on: t.on,
+                            name: t.name.as_deref(),
                         })
                         .await;
                 }
                 true
             }
-            Push::Position {
-                conv,
-                position,
-                minutes,
-            } => {
-                if self.current.as_ref().is_some_and(|(c, _)| c == &conv) {
+            Push::Position(p) => {
+                if self.current.as_ref().is_some_and(|(c, _)| c == &p.conv) {
                     return self
                         .conn
                         .send(&VisitorOut::Queue {
-                            conversation: &conv,
-                            position,
-                            estimate_minutes: minutes,
+                            conversation: &p.conv,
+                            position: p.position,
+                            estimate_minutes: p.minutes,
                         })
                         .await;
                 }
@@ -399,7 +428,7 @@ impl Session {
         self.backfill(&conv, after).await;
     }
 
-    async fn deliver(&mut self, conv: &ConvId, event: Arc<Event>) -> bool {
+    async fn deliver(&mut self, conv: &ConvId, event: &Event) -> bool {
         let Some((current, last)) = self.current.clone() else {
             return true;
         };
@@ -416,7 +445,7 @@ impl Session {
                         .conn
                         .send(&VisitorOut::Event {
                             conversation: conv,
-                            event: &event,
+                            event,
                         })
                         .await;
                 }

@@ -19,7 +19,7 @@ use crate::model::{
 };
 use crate::protocol::{ClientId, ErrorCode, MessageText, QueueStat, estimate_minutes, secs_since};
 use crate::shutdown::Shutdown;
-use crate::state::{Envelope, Reassign, Store, StoreError};
+use crate::state::{Envelope, Guard, Reassign, Store, StoreError};
 use crate::templates::{self, Template, Vars};
 use crate::tickets::webhooks::{Courier, deliveries_for};
 use crate::tickets::{OfflineMessage, Rating, Ticket, TicketStore};
@@ -118,9 +118,16 @@ struct Inner {
     courier: Courier,
     /// The time for business hours (controllable in tests).
     clock: Arc<dyn Clock>,
+    /// Recently read agent states per site, for on-duty checks and estimates only (never for
+    /// routing decisions, which are atomic in the store). Saves reading every agent for each
+    /// new chat.
+    agents_cache: dashmap::DashMap<SiteId, (std::time::Instant, Arc<Vec<AgentState>>)>,
     /// This process's id in presence records.
     node: String,
 }
+
+/// How long an agents snapshot serves on-duty checks and estimates.
+const AGENTS_CACHE: Duration = Duration::from_millis(250);
 
 /// Closed conversations left unticketed this long are ticketed by the sweep (a node died
 /// between the close and the ticket).
@@ -152,6 +159,7 @@ impl Engine {
                 tickets,
                 courier,
                 clock,
+                agents_cache: dashmap::DashMap::new(),
                 node: ulid::Ulid::new().to_string(),
             }),
         }
@@ -163,6 +171,21 @@ impl Engine {
 
     pub fn courier(&self) -> &Courier {
         &self.inner.courier
+    }
+
+    /// Agent states read at most `AGENTS_CACHE` ago (or now, with `fresh`).
+    async fn agents_cached(&self, site: &SiteId, fresh: bool) -> Result<Arc<Vec<AgentState>>> {
+        if !fresh
+            && let Some(e) = self.inner.agents_cache.get(site)
+            && e.0.elapsed() < AGENTS_CACHE
+        {
+            return Ok(e.1.clone());
+        }
+        let agents = Arc::new(self.inner.store.agents(site).await?);
+        self.inner
+            .agents_cache
+            .insert(site.clone(), (std::time::Instant::now(), agents.clone()));
+        Ok(agents)
     }
 
     /// Queues an optional conversation event for the site's webhooks (if any subscribe).
@@ -339,11 +362,13 @@ impl Engine {
     }
 
     /// Stores a visitor's message; the first one opens a conversation and is answered at once.
+    /// With the conversation the session follows, a message in an open chat is one store call.
     pub async fn visitor_message(
         &self,
         site_id: &SiteId,
         profile: &VisitorProfile,
         department: Option<&DeptId>,
+        current: Option<&ConvId>,
         client_id: ClientId,
         text: MessageText,
     ) -> Result<Ack> {
@@ -352,6 +377,26 @@ impl Engine {
             .id
             .clone()
             .ok_or_else(|| EngineError::new(ErrorCode::HelloRequired, "say hello first"))?;
+        let body = EventBody::Message {
+            at: now_ms(),
+            author: AuthorKind::Visitor,
+            author_id: Some(visitor.0.clone()),
+            author_name: profile.name.clone(),
+            text: text.into_inner(),
+            client_id: Some(client_id.as_str().to_owned()),
+        };
+        if let Some(conv) = current
+            && let Some(appended) = self
+                .inner
+                .store
+                .append_guarded(site_id, conv, &body, &Guard::VisitorOpen(visitor.clone()))
+                .await?
+        {
+            return Ok(Ack {
+                conv: conv.clone(),
+                seq: appended.seq,
+            });
+        }
         let dept = match department {
             Some(d) if site.department(d).is_some() => d.clone(),
             Some(d) => {
@@ -389,14 +434,6 @@ impl Engine {
                 self.inner.store.open_conversation(site_id, &new).await?
             }
         };
-        let body = EventBody::Message {
-            at: now,
-            author: AuthorKind::Visitor,
-            author_id: Some(visitor.0.clone()),
-            author_name: profile.name.clone(),
-            text: text.into_inner(),
-            client_id: Some(client_id.as_str().to_owned()),
-        };
         let appended = self.inner.store.append(site_id, &conv.id, &body).await?;
         if created {
             self.route_new(site, &conv).await?;
@@ -412,13 +449,20 @@ impl Engine {
         let store = &self.inner.store;
         let now = now_ms();
         let dept = &conv.department;
-        let agents = store.agents(&site.id).await?;
         let grace = self.grace_ms();
-        let staffed = agents.iter().any(|a| {
-            a.departments.contains(dept)
-                && a.status != AgentStatus::Offline
-                && a.present(now, grace)
-        });
+        let on_duty = |agents: &[AgentState]| {
+            agents.iter().any(|a| {
+                a.departments.contains(dept)
+                    && a.status != AgentStatus::Offline
+                    && a.present(now, grace)
+            })
+        };
+        let mut agents = self.agents_cached(&site.id, false).await?;
+        if !on_duty(&agents) {
+            // Never send a visitor away on a stale snapshot.
+            agents = self.agents_cached(&site.id, true).await?;
+        }
+        let staffed = on_duty(&agents);
         let open = site
             .department(dept)
             .and_then(|d| d.hours.as_ref())
@@ -458,9 +502,7 @@ impl Engine {
         .await;
         self.drain(&site.id, dept).await?;
         // Still waiting? Then say where in line, with an estimate.
-        let queue = store.queue(&site.id, dept).await?;
-        if let Some(pos) = queue.iter().position(|(c, _)| c == &conv.id) {
-            let position = pos as u32 + 1;
+        if let Some(position) = store.queue_position(&site.id, dept, &conv.id).await? {
             let minutes = self.estimate(&agents, dept, position, now);
             let text = templates::render(
                 site,
@@ -932,7 +974,6 @@ impl Engine {
         text: MessageText,
     ) -> Result<Ack> {
         let site = self.site(site_id)?;
-        self.owned(site_id, agent, conv).await?;
         let who = self.agent_ref(site, agent);
         let body = EventBody::Message {
             at: now_ms(),
@@ -942,11 +983,26 @@ impl Engine {
             text: text.into_inner(),
             client_id: Some(client_id.as_str().to_owned()),
         };
-        let appended = self.inner.store.append(site_id, conv, &body).await?;
-        Ok(Ack {
-            conv: conv.clone(),
-            seq: appended.seq,
-        })
+        // Ownership is checked inside the append: one round trip per message.
+        match self
+            .inner
+            .store
+            .append_guarded(site_id, conv, &body, &Guard::AgentActive(agent.clone()))
+            .await?
+        {
+            Some(appended) => Ok(Ack {
+                conv: conv.clone(),
+                seq: appended.seq,
+            }),
+            None => {
+                // Not stored: find out why, for a precise error.
+                self.owned(site_id, agent, conv).await?;
+                Err(EngineError::new(
+                    ErrorCode::NotOwner,
+                    "not your conversation",
+                ))
+            }
+        }
     }
 
     pub async fn agent_typing(
@@ -1373,12 +1429,15 @@ impl Engine {
 
     /// A queued conversation's position and estimate, if it is queued.
     pub async fn position(&self, site: &SiteId, conv: &Conversation) -> Result<Option<(u32, u32)>> {
-        let queue = self.inner.store.queue(site, &conv.department).await?;
-        let Some(i) = queue.iter().position(|(c, _)| c == &conv.id) else {
+        let Some(position) = self
+            .inner
+            .store
+            .queue_position(site, &conv.department, &conv.id)
+            .await?
+        else {
             return Ok(None);
         };
-        let agents = self.inner.store.agents(site).await?;
-        let position = i as u32 + 1;
+        let agents = self.agents_cached(site, false).await?;
         Ok(Some((
             position,
             self.estimate(&agents, &conv.department, position, now_ms()),
@@ -1390,7 +1449,7 @@ impl Engine {
         let (stat, queue) = self.queue_stat(site_id, dept).await?;
         let hub = &self.inner.hub;
         if queue.iter().any(|(c, _)| hub.has_followers(c)) {
-            let agents = self.inner.store.agents(site_id).await?;
+            let agents = self.agents_cached(site_id, false).await?;
             let now = now_ms();
             for (i, (conv, _)) in queue.iter().enumerate() {
                 if hub.has_followers(conv) {

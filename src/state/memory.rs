@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use dashmap::DashMap;
 
-use super::{Appended, Envelope, Reassign, Result, Store, queue_score};
+use super::{Appended, Envelope, Guard, Reassign, Result, Store, queue_score};
 use crate::config::AgentConfig;
 use crate::hub::Hub;
 use crate::model::{
@@ -244,21 +244,42 @@ impl Store for MemoryStore {
         Ok(s.convs.get(id).map(|c| c.conv.clone()))
     }
 
-    async fn append(&self, site_id: &SiteId, conv: &ConvId, body: &EventBody) -> Result<Appended> {
+    async fn append_guarded(
+        &self,
+        site_id: &SiteId,
+        conv: &ConvId,
+        body: &EventBody,
+        guard: &Guard,
+    ) -> Result<Option<Appended>> {
         let site = self.site(site_id);
         let mut s = lock(&site);
         let Some(slot) = s.convs.get_mut(conv) else {
-            return Err(super::StoreError::Corrupt(format!(
-                "no conversation {conv}"
-            )));
+            return match guard {
+                Guard::None => Err(super::StoreError::Corrupt(format!(
+                    "no conversation {conv}"
+                ))),
+                _ => Ok(None),
+            };
         };
+        let holds = match guard {
+            Guard::None => true,
+            Guard::VisitorOpen(v) => {
+                slot.conv.state != ConvState::Closed && &slot.conv.visitor == v
+            }
+            Guard::AgentActive(a) => {
+                slot.conv.state == ConvState::Active && slot.conv.agent.as_ref() == Some(a)
+            }
+        };
+        if !holds {
+            return Ok(None);
+        }
         if let Some(cid) = body.client_id()
             && let Some(&seq) = slot.client_ids.get(cid)
         {
-            return Ok(Appended {
+            return Ok(Some(Appended {
                 seq,
                 duplicate: true,
-            });
+            }));
         }
         let seq = slot.conv.last_seq + 1;
         slot.conv.last_seq = seq;
@@ -289,10 +310,10 @@ impl Store for MemoryStore {
             visitor,
             event,
         });
-        Ok(Appended {
+        Ok(Some(Appended {
             seq,
             duplicate: false,
-        })
+        }))
     }
 
     async fn events_after(&self, site: &SiteId, conv: &ConvId, after: u64) -> Result<Vec<Event>> {
@@ -357,16 +378,20 @@ impl Store for MemoryStore {
         else {
             return Ok(None);
         };
-        let mut best: Option<AgentState> = None;
+        // By reference: cloning every agent's state per assignment shows up under load.
+        let mut best: Option<&AgentState> = None;
         for slot in s.agents.values() {
-            let view = SiteState::agent_view(slot);
-            if view.eligible(dept, now, grace_ms)
-                && best.as_ref().is_none_or(|b| better_candidate(&view, b))
-            {
-                best = Some(view);
+            let present_until = slot.presence.values().copied().max().unwrap_or(0);
+            let st = &slot.state;
+            let eligible = st.status == AgentStatus::Online
+                && st.load < st.max_concurrent
+                && present_until.saturating_add(grace_ms) > now
+                && st.departments.contains(dept);
+            if eligible && best.is_none_or(|b| better_candidate(st, b)) {
+                best = Some(st);
             }
         }
-        let Some(agent) = best.map(|b| b.id) else {
+        let Some(agent) = best.map(|b| b.id.clone()) else {
             return Ok(None);
         };
         if let Some(q) = s.queues.get_mut(dept) {
@@ -382,6 +407,20 @@ impl Store for MemoryStore {
             locale = c.conv.locale.clone();
         }
         Ok(Some((head, agent, locale)))
+    }
+
+    async fn queue_position(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+        conv: &ConvId,
+    ) -> Result<Option<u32>> {
+        let site = self.site(site);
+        let s = lock(&site);
+        Ok(s.queues.get(dept).and_then(|q| {
+            let score = *q.scores.get(conv)?;
+            Some(q.order.range(..(score, conv.clone())).count() as u32 + 1)
+        }))
     }
 
     async fn queue(&self, site: &SiteId, dept: &DeptId) -> Result<Vec<(ConvId, Millis)>> {

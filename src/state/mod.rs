@@ -38,6 +38,16 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// A condition on an append.
+#[derive(Clone, Debug)]
+pub enum Guard {
+    None,
+    /// The conversation is this visitor's and not closed.
+    VisitorOpen(VisitorId),
+    /// The conversation is active with this agent.
+    AgentActive(AgentId),
+}
+
 /// The outcome of a transfer to a named agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reassign {
@@ -103,7 +113,20 @@ pub trait Store: Send + Sync + 'static {
     async fn conversation(&self, site: &SiteId, id: &ConvId) -> Result<Option<Conversation>>;
     /// Stores an event with the next sequence number and publishes it, in one step. A body with a
     /// client id that was stored before is not stored again: its first number is returned.
-    async fn append(&self, site: &SiteId, conv: &ConvId, body: &EventBody) -> Result<Appended>;
+    async fn append(&self, site: &SiteId, conv: &ConvId, body: &EventBody) -> Result<Appended> {
+        self.append_guarded(site, conv, body, &Guard::None)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("no conversation {conv}")))
+    }
+    /// As `append`, only if the guard holds (checked in the same atomic step, so relaying a
+    /// message costs one round trip). None when the guard failed: nothing was stored.
+    async fn append_guarded(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        body: &EventBody,
+        guard: &Guard,
+    ) -> Result<Option<Appended>>;
     /// Stored events with `seq > after`, in order.
     async fn events_after(&self, site: &SiteId, conv: &ConvId, after: u64) -> Result<Vec<Event>>;
 
@@ -127,6 +150,13 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         grace_ms: Millis,
     ) -> Result<Option<(ConvId, AgentId, String)>>;
+    /// 1-based position of a conversation in a department queue, if it is queued there.
+    async fn queue_position(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+        conv: &ConvId,
+    ) -> Result<Option<u32>>;
     /// The queue in serving order, with when each entered it.
     async fn queue(&self, site: &SiteId, dept: &DeptId) -> Result<Vec<(ConvId, Millis)>>;
     /// Closes an open conversation, freeing its agent's slot or its queue place. Returns the

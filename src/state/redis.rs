@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{Appended, Envelope, Reassign, Result, Store, StoreError};
+use super::{Appended, Envelope, Guard, Reassign, Result, Store, StoreError};
 use crate::config::{AgentConfig, Config};
 use crate::hub::Hub;
 use crate::model::{
@@ -421,7 +421,13 @@ impl Store for RedisStore {
         parse_conv(id, &h).map(Some)
     }
 
-    async fn append(&self, site: &SiteId, conv: &ConvId, body: &EventBody) -> Result<Appended> {
+    async fn append_guarded(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        body: &EventBody,
+        guard: &Guard,
+    ) -> Result<Option<Appended>> {
         let base = self.base(site);
         let json = serde_json::to_string(body).map_err(|e| corrupt(e.to_string()))?;
         let visitor_at = match body {
@@ -432,7 +438,12 @@ impl Store for RedisStore {
             } => at.to_string(),
             _ => String::new(),
         };
-        let (seq, dup): (u64, i64) = self
+        let guard_arg = match guard {
+            Guard::None => String::new(),
+            Guard::VisitorOpen(v) => format!("v:{v}"),
+            Guard::AgentActive(a) => format!("a:{a}"),
+        };
+        let (seq, flag): (u64, i64) = self
             .scripts
             .append
             .key(format!("{base}c:{conv}"))
@@ -445,15 +456,19 @@ impl Store for RedisStore {
             .arg(&site.0)
             .arg(&conv.0)
             .arg(visitor_at)
+            .arg(guard_arg)
             .invoke_async(&mut self.conn())
             .await?;
         if seq == 0 {
-            return Err(corrupt(format!("no conversation {conv}")));
+            return match guard {
+                Guard::None => Err(corrupt(format!("no conversation {conv}"))),
+                _ => Ok(None),
+            };
         }
-        Ok(Appended {
+        Ok(Some(Appended {
             seq,
-            duplicate: dup == 1,
-        })
+            duplicate: flag == 1,
+        }))
     }
 
     async fn events_after(&self, site: &SiteId, conv: &ConvId, after: u64) -> Result<Vec<Event>> {
@@ -519,6 +534,19 @@ impl Store for RedisStore {
             .invoke_async(&mut self.conn())
             .await?;
         Ok(r.map(|(c, a, l)| (ConvId(c), AgentId(a), l)))
+    }
+
+    async fn queue_position(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+        conv: &ConvId,
+    ) -> Result<Option<u32>> {
+        let rank: Option<u64> = self
+            .conn()
+            .zrank(format!("{}q:{dept}", self.base(site)), &conv.0)
+            .await?;
+        Ok(rank.map(|r| r as u32 + 1))
     }
 
     async fn queue(&self, site: &SiteId, dept: &DeptId) -> Result<Vec<(ConvId, Millis)>> {

@@ -276,6 +276,7 @@ impl Session {
                         &self.site,
                         &self.profile,
                         self.department.as_ref(),
+                        self.current.as_ref().map(|(c, _)| c),
                         client_id.clone(),
                         text,
                     )

@@ -2,12 +2,21 @@
 -- KEYS[1] conversation hash, KEYS[2] its log stream, KEYS[3] its client-id hash,
 -- KEYS[4] the site's activity sorted set (active chats by last visitor activity)
 -- ARGV[1] client id ('' for none), ARGV[2] event body JSON (an object without "seq"),
--- ARGV[3] channel, ARGV[4] site, ARGV[5] conversation id, ARGV[6] time of a visitor message ('' otherwise)
+-- ARGV[3] channel, ARGV[4] site, ARGV[5] conversation id, ARGV[6] time of a visitor message ('' otherwise),
+-- ARGV[7] guard: '' none, 'v:<visitor>' the visitor's open chat, 'a:<agent>' the agent's active chat.
+-- Returns {seq, duplicate}; {0, 0} unknown conversation; {0, -1} the guard failed (nothing stored).
 if ARGV[1] ~= '' then
   local seen = redis.call('HGET', KEYS[3], ARGV[1])
   if seen then return {tonumber(seen), 1} end
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+local guard = ARGV[7] or ''
+if guard ~= '' then
+  local c = redis.call('HMGET', KEYS[1], 'state', 'visitor', 'agent')
+  local who, id = string.sub(guard, 1, 1), string.sub(guard, 3)
+  if who == 'v' and (c[1] == 'closed' or c[2] ~= id) then return {0, -1} end
+  if who == 'a' and (c[1] ~= 'active' or c[3] ~= id) then return {0, -1} end
+end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local visitor = redis.call('HGET', KEYS[1], 'visitor') or ''
 local event = '{"seq":' .. seq .. ',' .. string.sub(ARGV[2], 2)

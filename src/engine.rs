@@ -126,6 +126,9 @@ struct Inner {
     node: String,
 }
 
+/// The shortest interval between two queue-position refreshes on a node.
+const QUEUE_REFRESH: Duration = Duration::from_millis(250);
+
 /// How long an agents snapshot serves on-duty checks and estimates.
 const AGENTS_CACHE: Duration = Duration::from_millis(250);
 
@@ -1284,20 +1287,33 @@ impl Engine {
         Ok(())
     }
 
-    /// Assigns from a department queue while there are both waiting chats and free agents.
+    /// Assigns from a department queue while there are both waiting chats and free agents, in
+    /// batches (one read of the agents per batch); each batch's introductions go out together.
     pub async fn drain(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
+        const BATCH: usize = 64;
         let site = self.site(site_id)?;
-        let mut assigned = Vec::new();
-        while let Some((conv, agent, locale)) = self
-            .inner
-            .store
-            .assign_next(site_id, dept, now_ms(), self.grace_ms())
-            .await?
-        {
-            let who = self.agent_ref(site, &agent);
-            self.announce_agent(site, &conv, &who, &locale).await?;
-            if !assigned.contains(&agent) {
-                assigned.push(agent);
+        let mut assigned: Vec<AgentId> = Vec::new();
+        loop {
+            let batch = self
+                .inner
+                .store
+                .assign_batch(site_id, dept, now_ms(), self.grace_ms(), BATCH)
+                .await?;
+            let full = batch.len() == BATCH;
+            let intros = batch.iter().map(|(conv, agent, locale)| {
+                let who = self.agent_ref(site, agent);
+                async move { self.announce_agent(site, conv, &who, locale).await }
+            });
+            for r in futures_util::future::join_all(intros).await {
+                r?;
+            }
+            for (_, agent, _) in batch {
+                if !assigned.contains(&agent) {
+                    assigned.push(agent);
+                }
+            }
+            if !full {
+                break;
             }
         }
         if !assigned.is_empty() {
@@ -1479,9 +1495,11 @@ impl Engine {
                             tracing::warn!(cause = %e, "queue refresh failed");
                         }
                     }
-                    // Coalesce bursts: at most ~20 refreshes a second per node.
+                    // Coalesce bursts: at most 4 refreshes a second per node. While a long
+                    // queue drains every position changes on every assignment; refreshing
+                    // thousands of visitors 20 times a second cost more than the routing.
                     tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                        _ = tokio::time::sleep(QUEUE_REFRESH) => {}
                         _ = shutdown.recv() => return,
                     }
                 }

@@ -124,6 +124,43 @@ impl SiteState {
         }
     }
 
+    /// Gives the head of a department's queue to the best eligible agent.
+    fn assign_one(
+        &mut self,
+        dept: &DeptId,
+        now: Millis,
+        grace_ms: Millis,
+    ) -> Option<(ConvId, AgentId, String)> {
+        let head = self.queues.get(dept)?.order.first()?.1.clone();
+        // By reference: cloning every agent's state per assignment shows up under load.
+        let mut best: Option<&AgentState> = None;
+        for slot in self.agents.values() {
+            let present_until = slot.presence.values().copied().max().unwrap_or(0);
+            let st = &slot.state;
+            let eligible = st.status == AgentStatus::Online
+                && st.load < st.max_concurrent
+                && present_until.saturating_add(grace_ms) > now
+                && st.departments.contains(dept);
+            if eligible && best.is_none_or(|b| better_candidate(st, b)) {
+                best = Some(st);
+            }
+        }
+        let agent = best?.id.clone();
+        if let Some(q) = self.queues.get_mut(dept) {
+            q.remove(&head);
+        }
+        self.take_agent(&agent, &head, now);
+        let mut locale = String::from("en");
+        if let Some(c) = self.convs.get_mut(&head) {
+            c.conv.state = ConvState::Active;
+            c.conv.agent = Some(agent.clone());
+            c.conv.first_assigned_at.get_or_insert(now);
+            c.activity = Some(now);
+            locale = c.conv.locale.clone();
+        }
+        Some((head, agent, locale))
+    }
+
     fn take_agent(&mut self, agent: &AgentId, conv: &ConvId, now: Millis) {
         if let Some(a) = self.agents.get_mut(agent) {
             a.state.load += 1;
@@ -361,52 +398,24 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
-    async fn assign_next(
+    async fn assign_batch(
         &self,
         site: &SiteId,
         dept: &DeptId,
         now: Millis,
         grace_ms: Millis,
-    ) -> Result<Option<(ConvId, AgentId, String)>> {
+        batch: usize,
+    ) -> Result<Vec<(ConvId, AgentId, String)>> {
         let site = self.site(site);
         let mut s = lock(&site);
-        let Some(head) = s
-            .queues
-            .get(dept)
-            .and_then(|q| q.order.first())
-            .map(|(_, c)| c.clone())
-        else {
-            return Ok(None);
-        };
-        // By reference: cloning every agent's state per assignment shows up under load.
-        let mut best: Option<&AgentState> = None;
-        for slot in s.agents.values() {
-            let present_until = slot.presence.values().copied().max().unwrap_or(0);
-            let st = &slot.state;
-            let eligible = st.status == AgentStatus::Online
-                && st.load < st.max_concurrent
-                && present_until.saturating_add(grace_ms) > now
-                && st.departments.contains(dept);
-            if eligible && best.is_none_or(|b| better_candidate(st, b)) {
-                best = Some(st);
+        let mut out = Vec::new();
+        while out.len() < batch {
+            match s.assign_one(dept, now, grace_ms) {
+                Some(a) => out.push(a),
+                None => break,
             }
         }
-        let Some(agent) = best.map(|b| b.id.clone()) else {
-            return Ok(None);
-        };
-        if let Some(q) = s.queues.get_mut(dept) {
-            q.remove(&head);
-        }
-        s.take_agent(&agent, &head, now);
-        let mut locale = String::from("en");
-        if let Some(c) = s.convs.get_mut(&head) {
-            c.conv.state = ConvState::Active;
-            c.conv.agent = Some(agent.clone());
-            c.conv.first_assigned_at.get_or_insert(now);
-            c.activity = Some(now);
-            locale = c.conv.locale.clone();
-        }
-        Ok(Some((head, agent, locale)))
+        Ok(out)
     }
 
     async fn queue_position(

@@ -140,16 +140,18 @@ pub trait Store: Send + Sync + 'static {
         at_head: bool,
         now: Millis,
     ) -> Result<bool>;
-    /// Atomically takes the head of the queue and gives it to the best eligible agent (lowest
-    /// load ratio, then idle longest), raising that agent's load. None when either is missing.
-    /// Returns the conversation, the agent and the conversation's locale (for the greeting).
-    async fn assign_next(
+    /// Atomically takes heads of the queue, in order, and gives each to the best eligible agent
+    /// (lowest load ratio, then idle longest), raising that agent's load; at most `batch` of
+    /// them. Empty when the queue or the free capacity is. Each: the conversation, the agent and
+    /// the conversation's locale (for the greeting).
+    async fn assign_batch(
         &self,
         site: &SiteId,
         dept: &DeptId,
         now: Millis,
         grace_ms: Millis,
-    ) -> Result<Option<(ConvId, AgentId, String)>>;
+        batch: usize,
+    ) -> Result<Vec<(ConvId, AgentId, String)>>;
     /// 1-based position of a conversation in a department queue, if it is queued there.
     async fn queue_position(
         &self,

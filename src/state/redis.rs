@@ -514,26 +514,31 @@ impl Store for RedisStore {
         Ok(ok == 1)
     }
 
-    async fn assign_next(
+    async fn assign_batch(
         &self,
         site: &SiteId,
         dept: &DeptId,
         now: Millis,
         grace_ms: Millis,
-    ) -> Result<Option<(ConvId, AgentId, String)>> {
+        batch: usize,
+    ) -> Result<Vec<(ConvId, AgentId, String)>> {
         let base = self.base(site);
-        let r: Option<(String, String, String)> = self
+        let flat: Vec<String> = self
             .scripts
             .assign
             .key(format!("{base}q:{dept}"))
-            .key(format!("{base}d:{dept}:agents"))
+            .key(format!("{base}d:{dept}:online"))
             .arg(&base)
             .arg(now)
             .arg(grace_ms)
             .arg(&dept.0)
+            .arg(batch)
             .invoke_async(&mut self.conn())
             .await?;
-        Ok(r.map(|(c, a, l)| (ConvId(c), AgentId(a), l)))
+        Ok(flat
+            .chunks_exact(3)
+            .map(|c| (ConvId(c[0].clone()), AgentId(c[1].clone()), c[2].clone()))
+            .collect())
     }
 
     async fn queue_position(
@@ -646,14 +651,29 @@ impl Store for RedisStore {
     }
 
     async fn set_status(&self, site: &SiteId, agent: &AgentId, status: AgentStatus) -> Result<()> {
-        let _: () = self
+        let base = self.base(site);
+        let depts: Vec<DeptId> = self
             .conn()
-            .hset(
-                format!("{}a:{agent}", self.base(site)),
-                "status",
-                status.as_str(),
-            )
-            .await?;
+            .hget::<_, _, Option<String>>(format!("{base}a:{agent}"), "depts")
+            .await?
+            .map(|d| serde_json::from_str(&d))
+            .transpose()
+            .map_err(|e| corrupt(format!("agent {agent} departments: {e}")))?
+            .unwrap_or_default();
+        // Status and the per-department online sets that routing scans change together.
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset(format!("{base}a:{agent}"), "status", status.as_str())
+            .ignore();
+        for d in depts {
+            let set = format!("{base}d:{d}:online");
+            if status == AgentStatus::Online {
+                pipe.sadd(set, &agent.0).ignore();
+            } else {
+                pipe.srem(set, &agent.0).ignore();
+            }
+        }
+        let _: () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
     }
 

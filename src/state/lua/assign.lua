@@ -1,10 +1,13 @@
--- Give the head of a queue to the best eligible agent, atomically: nobody exceeds a limit even
--- with many nodes assigning at once. Best: lowest load/limit, then idle longest, then id.
--- KEYS[1] queue sorted set, KEYS[2] the department's agent set
--- ARGV[1] key base, ARGV[2] now (ms), ARGV[3] grace (ms), ARGV[4] department
-if redis.call('ZCARD', KEYS[1]) == 0 then return false end
-local base, now, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local best, bestLoad, bestMax, bestIdle
+-- Give queue heads to the best eligible agents, atomically: nobody exceeds a limit even with many
+-- nodes assigning at once. Best: lowest load/limit, then idle longest, then id. Up to ARGV[5]
+-- assignments per call, from one read of the department's online agents (a drain of thousands of
+-- queued chats reads each agent once per batch, not once per chat).
+-- KEYS[1] queue sorted set, KEYS[2] the department's set of agents whose status is online
+-- ARGV[1] key base, ARGV[2] now (ms), ARGV[3] grace (ms), ARGV[4] department, ARGV[5] batch size
+-- Returns {conv, agent, locale, conv, agent, locale, ...}.
+if redis.call('ZCARD', KEYS[1]) == 0 then return {} end
+local base, now, grace, batch = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
+local cands = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local flat = redis.call('HGETALL', base .. 'a:' .. id)
   local h, present = {}, 0
@@ -16,32 +19,44 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
       if t > present then present = t end
     end
   end
-  local max, load, idle = tonumber(h.max or '0'), tonumber(h.load or '0'), tonumber(h.idle_since or '0')
+  local max, load = tonumber(h.max or '0'), tonumber(h.load or '0')
   if h.status == 'online' and load < max and present + grace > now then
-    local better = best == nil
-    if not better then
-      local a, b = load * bestMax, bestLoad * max
-      better = a < b or (a == b and (idle < bestIdle or (idle == bestIdle and id < best)))
-    end
-    if better then best, bestLoad, bestMax, bestIdle = id, load, max, idle end
+    cands[#cands + 1] = {id = id, load = load, max = max, idle = tonumber(h.idle_since or '0')}
   end
 end
-if best == nil then return false end
--- Skip heads whose conversation ended or expired meanwhile.
-while true do
+local out = {}
+while #out < batch * 3 and #cands > 0 do
+  local bi, best = nil, nil
+  for i, c in ipairs(cands) do
+    if c.load < c.max then
+      local better = best == nil
+      if not better then
+        local a, b = c.load * best.max, best.load * c.max
+        better = a < b or (a == b and (c.idle < best.idle or (c.idle == best.idle and c.id < best.id)))
+      end
+      if better then bi, best = i, c end
+    end
+  end
+  if best == nil then break end
   local head = redis.call('ZRANGE', KEYS[1], 0, 0)
-  if #head == 0 then return false end
+  if #head == 0 then break end
   local conv = head[1]
   redis.call('ZREM', KEYS[1], conv)
   local ckey = base .. 'c:' .. conv
+  -- Skip heads whose conversation ended or expired meanwhile.
   if redis.call('HGET', ckey, 'state') == 'queued' then
-    local akey = base .. 'a:' .. best
+    local akey = base .. 'a:' .. best.id
     redis.call('HINCRBY', akey, 'load', 1)
     redis.call('HSET', akey, 'idle_since', ARGV[2])
     redis.call('SADD', akey .. ':chats', conv)
-    redis.call('HSET', ckey, 'state', 'active', 'agent', best)
+    redis.call('HSET', ckey, 'state', 'active', 'agent', best.id)
     redis.call('HSETNX', ckey, 'first_assigned_at', ARGV[2])
     redis.call('ZADD', base .. 'activity', ARGV[2], conv)
-    return {conv, best, redis.call('HGET', ckey, 'locale') or 'en'}
+    best.load = best.load + 1
+    best.idle = now
+    out[#out + 1] = conv
+    out[#out + 1] = best.id
+    out[#out + 1] = redis.call('HGET', ckey, 'locale') or 'en'
   end
 end
+return out

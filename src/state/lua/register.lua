@@ -12,8 +12,11 @@ if tonumber(redis.call('HGET', KEYS[1], 'max')) > cap then redis.call('HSET', KE
 redis.call('SADD', KEYS[2], ARGV[2])
 local mine = {}
 for _, d in ipairs(cjson.decode(ARGV[4])) do mine[d] = true end
+local online = redis.call('HGET', KEYS[1], 'status') == 'online'
 for i = 6, #ARGV do
   local set = ARGV[1] .. 'd:' .. ARGV[i] .. ':agents'
+  local on = ARGV[1] .. 'd:' .. ARGV[i] .. ':online'
   if mine[ARGV[i]] then redis.call('SADD', set, ARGV[2]) else redis.call('SREM', set, ARGV[2]) end
+  if mine[ARGV[i]] and online then redis.call('SADD', on, ARGV[2]) else redis.call('SREM', on, ARGV[2]) end
 end
 return 1

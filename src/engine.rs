@@ -261,6 +261,12 @@ impl Engine {
         }
     }
 
+    /// Validates message text against the configured length.
+    pub fn message_text(&self, text: String) -> Result<MessageText> {
+        MessageText::parse(text, self.inner.config.limits.max_message_chars)
+            .map_err(|code| EngineError::new(code, "message text is empty or too long"))
+    }
+
     // ----- visitors -----
 
     /// Identifies (or mints) the visitor and records where they are.
@@ -419,21 +425,7 @@ impl Engine {
         let (conv, created) = match current {
             Some(c) if c.state != ConvState::Closed => (c, false),
             _ => {
-                let new = Conversation {
-                    id: ConvId::generate(),
-                    visitor: visitor.clone(),
-                    department: dept,
-                    state: ConvState::Queued,
-                    agent: None,
-                    priority: 0,
-                    created_at: now,
-                    queued_at: None,
-                    first_assigned_at: None,
-                    closed_at: None,
-                    close_reason: None,
-                    locale: profile.locale.clone(),
-                    last_seq: 0,
-                };
+                let new = Conversation::new(visitor.clone(), dept, profile.locale.clone(), now);
                 self.inner.store.open_conversation(site_id, &new).await?
             }
         };
@@ -707,21 +699,7 @@ impl Engine {
             .filter(|d| site.department(d).is_some())
             .unwrap_or_else(|| site.default_department())
             .clone();
-        let new = Conversation {
-            id: ConvId::generate(),
-            visitor: visitor.clone(),
-            department: dept,
-            state: ConvState::Queued,
-            agent: None,
-            priority: 0,
-            created_at: now,
-            queued_at: None,
-            first_assigned_at: None,
-            closed_at: None,
-            close_reason: None,
-            locale: profile.locale.clone(),
-            last_seq: 0,
-        };
+        let new = Conversation::new(visitor.clone(), dept, profile.locale.clone(), now);
         let (conv, created) = self.inner.store.open_conversation(site_id, &new).await?;
         self.inner.store.append(site_id, &conv.id, &message).await?;
         if !created {

@@ -181,11 +181,6 @@ impl Hub {
         self.shared.agents.iter().map(|e| e.key().clone()).collect()
     }
 
-    /// Conversations some local session follows (for the safety-net resync).
-    pub fn followed(&self) -> usize {
-        self.shared.convs.len()
-    }
-
     /// Sends to a list of sessions, dropping any whose queue is full. Collects ids first so no
     /// map reference is held while touching another map.
     fn send_to(&self, ids: &[SessionId], push: &Push, only: Option<Role>) -> Vec<SessionId> {

@@ -136,6 +136,27 @@ pub struct Conversation {
     pub last_seq: u64,
 }
 
+impl Conversation {
+    /// A new conversation of a visitor, about to be queued (or closed at once when offline).
+    pub fn new(visitor: VisitorId, department: DeptId, locale: String, now: Millis) -> Self {
+        Self {
+            id: ConvId::generate(),
+            visitor,
+            department,
+            state: ConvState::Queued,
+            agent: None,
+            priority: 0,
+            created_at: now,
+            queued_at: None,
+            first_assigned_at: None,
+            closed_at: None,
+            close_reason: None,
+            locale,
+            last_seq: 0,
+        }
+    }
+}
+
 /// An agent's availability as the agent sets it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

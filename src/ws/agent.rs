@@ -16,7 +16,7 @@ use crate::http::AppState;
 use crate::hub::{Push, Registration, Role};
 use crate::model::{AgentId, AgentState, ConvId, DeptId, Event, EventBody, SiteId, VisitorProfile};
 use crate::protocol::{
-    AgentIn, AgentOut, AgentSelf, ClientId, ConvSummary, ErrorCode, MessageText, QueueStat,
+    AgentIn, AgentOut, AgentSelf, ClientId, ConvSummary, ErrorCode, QueueStat,
     classify_parse_error, close,
 };
 
@@ -231,9 +231,8 @@ impl Session {
                 client_id,
                 text,
             } => {
-                let max = engine.config().limits.max_message_chars;
-                let result = match MessageText::parse(text, max) {
-                    Err(code) => Err(EngineError::new(code, "message text is empty or too long")),
+                let result = match engine.message_text(text) {
+                    Err(e) => Err(e),
                     Ok(text) => {
                         match engine
                             .agent_message(site, agent, &conversation, client_id.clone(), text)

@@ -12,8 +12,7 @@ use crate::http::AppState;
 use crate::hub::{Push, Registration, Role};
 use crate::model::{ConvId, ConvState, Event, SiteId, VisitorProfile};
 use crate::protocol::{
-    ConvSummary, ErrorCode, MessageText, ResumeFrom, VisitorIn, VisitorOut, classify_parse_error,
-    close,
+    ConvSummary, ErrorCode, ResumeFrom, VisitorIn, VisitorOut, classify_parse_error, close,
 };
 
 /// Failed `hello`s before the socket is closed.
@@ -257,17 +256,10 @@ impl Session {
                 }
             }
             VisitorIn::Message { client_id, text } => {
-                let max = engine.config().limits.max_message_chars;
-                let text = match MessageText::parse(text, max) {
+                let text = match engine.message_text(text) {
                     Ok(t) => t,
-                    Err(code) => {
-                        send_error(
-                            &mut self.conn,
-                            code,
-                            "message text is empty or too long",
-                            Some(&client_id),
-                        )
-                        .await;
+                    Err(e) => {
+                        send_error(&mut self.conn, e.code, &e.message, Some(&client_id)).await;
                         return true;
                     }
                 };
@@ -334,17 +326,10 @@ impl Session {
                 }
             }
             VisitorIn::OfflineMessage { email, text, name } => {
-                let max = engine.config().limits.max_message_chars;
-                let text = match MessageText::parse(text, max) {
+                let text = match engine.message_text(text) {
                     Ok(t) => t,
-                    Err(code) => {
-                        send_error(
-                            &mut self.conn,
-                            code,
-                            "message text is empty or too long",
-                            None,
-                        )
-                        .await;
+                    Err(e) => {
+                        send_error(&mut self.conn, e.code, &e.message, None).await;
                         return true;
                     }
                 };

@@ -964,6 +964,36 @@ impl Engine {
             text: text.into_inner(),
             client_id: Some(client_id.as_str().to_owned()),
         };
+        self.agent_append(site_id, agent, conv, body).await
+    }
+
+    /// A private note: stored and shown to agents, never sent to the visitor.
+    pub async fn agent_note(
+        &self,
+        site_id: &SiteId,
+        agent: &AgentId,
+        conv: &ConvId,
+        client_id: ClientId,
+        text: MessageText,
+    ) -> Result<Ack> {
+        let site = self.site(site_id)?;
+        let body = EventBody::Note {
+            at: now_ms(),
+            agent: self.agent_ref(site, agent),
+            text: text.into_inner(),
+            client_id: Some(client_id.as_str().to_owned()),
+        };
+        self.agent_append(site_id, agent, conv, body).await
+    }
+
+    /// Stores an agent's event in their own active chat.
+    async fn agent_append(
+        &self,
+        site_id: &SiteId,
+        agent: &AgentId,
+        conv: &ConvId,
+        body: EventBody,
+    ) -> Result<Ack> {
         // Ownership is checked inside the append: one round trip per message.
         match self
             .inner

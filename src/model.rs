@@ -311,6 +311,14 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
+    /// Internal: a private note between agents; the visitor never sees it.
+    Note {
+        at: Millis,
+        agent: AgentRef,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
     /// Internal: the owner was lost past the grace period and the chat went back to the queue.
     Requeued {
         at: Millis,
@@ -331,13 +339,15 @@ impl EventBody {
     pub fn visible_to_visitor(&self) -> bool {
         !matches!(
             self,
-            EventBody::Transferred { .. } | EventBody::Requeued { .. }
+            EventBody::Transferred { .. } | EventBody::Requeued { .. } | EventBody::Note { .. }
         )
     }
 
     pub fn client_id(&self) -> Option<&str> {
         match self {
-            EventBody::Message { client_id, .. } => client_id.as_deref(),
+            EventBody::Message { client_id, .. } | EventBody::Note { client_id, .. } => {
+                client_id.as_deref()
+            }
             _ => None,
         }
     }

@@ -230,6 +230,12 @@ pub enum AgentIn {
         conversation: ConvId,
         on: bool,
     },
+    /// A private note in a chat: agents see it (and the ticket keeps it), the visitor never.
+    Note {
+        conversation: ConvId,
+        client_id: ClientId,
+        text: String,
+    },
     Close {
         conversation: ConvId,
         #[serde(default)]

@@ -2,6 +2,7 @@
 //! `ApiError`, gives every failure a status, a stable code and a message; details are logged.
 
 pub mod health;
+pub mod supervisor;
 pub mod tickets;
 pub mod widget;
 
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agent", get(ws::agent_upgrade))
         .merge(health::router())
         .merge(tickets::router())
+        .merge(supervisor::router())
         .merge(widget::router())
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })

@@ -59,7 +59,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 }
 
 /// `since`: RFC 3339 (`2026-11-25T09:00:00Z`) or Unix milliseconds.
-fn parse_since(v: &str) -> Result<Millis, ApiError> {
+pub fn parse_since(v: &str) -> Result<Millis, ApiError> {
     if let Ok(ms) = v.parse::<i64>() {
         return Ok(ms);
     }
@@ -70,7 +70,8 @@ fn parse_since(v: &str) -> Result<Millis, ApiError> {
         })
 }
 
-fn sites(state: &AppState, q: &HashMap<String, String>) -> Result<Vec<SiteId>, ApiError> {
+/// The sites a request names (`site`), or all of them.
+pub fn sites(state: &AppState, q: &HashMap<String, String>) -> Result<Vec<SiteId>, ApiError> {
     let config = state.engine.config();
     match q.get("site") {
         Some(s) => {

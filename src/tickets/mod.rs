@@ -193,7 +193,7 @@ impl Ticket {
                 EventBody::Closed { at, by, reason, .. } => {
                     closed = (*at, *by, Some(reason.clone()));
                 }
-                EventBody::Notice { .. } => {}
+                EventBody::Notice { .. } | EventBody::Note { .. } => {}
             }
         }
         let close_reason = closed

@@ -231,28 +231,44 @@ impl Session {
                 client_id,
                 text,
             } => {
-                let result = match engine.message_text(text) {
-                    Err(e) => Err(e),
-                    Ok(text) => {
-                        match engine
-                            .agent_message(site, agent, &conversation, client_id.clone(), text)
-                            .await
-                        {
-                            Ok(ack) => {
-                                return self
-                                    .conn
-                                    .send(&AgentOut::Ack {
-                                        client_id: &client_id,
-                                        conversation: &ack.conv,
-                                        seq: ack.seq,
-                                    })
-                                    .await;
-                            }
-                            Err(e) => Err(e),
-                        }
+                let text = match engine.message_text(text) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return send_error(
+                            &mut self.conn,
+                            &e,
+                            Some(&client_id),
+                            Some(&conversation),
+                        )
+                        .await;
                     }
                 };
-                (result, Some(client_id), Some(conversation))
+                let result = engine
+                    .agent_message(site, agent, &conversation, client_id.clone(), text)
+                    .await;
+                return self.acknowledge(result, &client_id, &conversation).await;
+            }
+            AgentIn::Note {
+                conversation,
+                client_id,
+                text,
+            } => {
+                let text = match engine.message_text(text) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return send_error(
+                            &mut self.conn,
+                            &e,
+                            Some(&client_id),
+                            Some(&conversation),
+                        )
+                        .await;
+                    }
+                };
+                let result = engine
+                    .agent_note(site, agent, &conversation, client_id.clone(), text)
+                    .await;
+                return self.acknowledge(result, &client_id, &conversation).await;
             }
             AgentIn::Typing { conversation, on } => (
                 engine.agent_typing(site, agent, &conversation, on).await,
@@ -307,6 +323,27 @@ impl Session {
                 )
                 .await
             }
+        }
+    }
+
+    /// Answers a stored message or note with `ack`, or with the error.
+    async fn acknowledge(
+        &mut self,
+        result: crate::engine::Result<crate::engine::Ack>,
+        client_id: &ClientId,
+        conversation: &ConvId,
+    ) -> bool {
+        match result {
+            Ok(ack) => {
+                self.conn
+                    .send(&AgentOut::Ack {
+                        client_id,
+                        conversation: &ack.conv,
+                        seq: ack.seq,
+                    })
+                    .await
+            }
+            Err(e) => send_error(&mut self.conn, &e, Some(client_id), Some(conversation)).await,
         }
     }
 

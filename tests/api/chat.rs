@@ -8,7 +8,8 @@ use crate::helpers::*;
 both_backends!(
     queued_assigned_messages_flow_and_close,
     acknowledgements_by_locale,
-    offline_reply_when_nobody_is_on
+    offline_reply_when_nobody_is_on,
+    private_note_never_reaches_the_visitor,
 );
 
 /// A visitor is queued, an agent comes online, gets the chat, messages flow both ways, the agent closes.
@@ -135,5 +136,63 @@ async fn offline_reply_when_nobody_is_on(backend: Backend) {
     say(&mut ru, "c1", "Есть кто?").await;
     let n = ru.wait_event("notice").await;
     assert!(n["event"]["text"].as_str().unwrap().contains("e-mail"));
+    app.stop().await;
+}
+
+/// A private note reaches the agents and the ticket, never the visitor (live or on resume).
+async fn private_note_never_reaches_the_visitor(backend: Backend) {
+    let app = spawn_app(
+        backend,
+        config(&[agent("alice", "Alice Moreau", &["support"], 2)]),
+    )
+    .await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, welcome) = visitor(&app, json!({})).await;
+    let conv = say(&mut v, "m1", "hello").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_assigned(&mut alice).await;
+    alice
+        .send(json!({"type": "note", "conversation": conv, "client_id": "n1", "text": "VIP: refund approved"}))
+        .await;
+    let ack = alice
+        .wait_for("note ack", |m| m["type"] == "ack" && m["client_id"] == "n1")
+        .await;
+    let note = alice.wait_event("note").await;
+    assert_eq!(note["event"]["text"], "VIP: refund approved");
+    assert_eq!(note["event"]["agent"]["name"], "Alice Moreau");
+    assert_eq!(note["event"]["seq"], ack["seq"]);
+    agent_say(&mut alice, &conv, "a1", "Good news!").await;
+    v.wait_for("the reply", |m| m["event"]["text"] == "Good news!")
+        .await;
+    v.sync().await;
+    let seen = v.drain();
+    assert!(
+        seen.iter()
+            .all(|m| m["event"]["kind"] != "note" && m["event"]["text"] != "VIP: refund approved"),
+        "{seen:?}"
+    );
+    // Nor on a reconnect that replays the whole history.
+    let (mut again, _) = visitor(&app, json!({"token": welcome["token"]})).await;
+    again.sync().await;
+    assert!(again.drain().iter().all(|m| m["event"]["kind"] != "note"));
+    alice
+        .send(json!({"type": "close", "conversation": conv}))
+        .await;
+    let ticket = alice.wait_type("closed").await["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, t) = admin_get(&app, &format!("/v1/tickets/{ticket}")).await;
+    let notes: Vec<&str> = t["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "note")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes, ["VIP: refund approved"]);
+    assert_eq!(t["metrics"]["agent_messages"], 1, "notes are not messages");
     app.stop().await;
 }

@@ -8,4 +8,5 @@ mod multinode;
 mod resume;
 mod routing;
 mod security;
+mod supervisor;
 mod tickets;

@@ -295,7 +295,12 @@ impl Engine {
             first_seen: now,
             ..VisitorProfile::default()
         });
-        profile.visits += 1;
+        // A new visit on first contact or after half an hour away; page loads within a visit
+        // do not count again.
+        if profile.visits == 0 || now - profile.last_seen > crate::model::VISIT_GAP_MS {
+            profile.visits += 1;
+            profile.visit_started = now;
+        }
         profile.last_seen = now;
         if let Some(user_id) = clip(hello.user_id, 200) {
             let secret = site.identity_secret.as_ref().ok_or_else(|| {
@@ -1533,8 +1538,54 @@ impl Engine {
         tokio::join!(notifier, sweeper, courier);
     }
 
+    /// A visitor's socket is open on this node.
+    pub async fn visitor_connected(&self, site: &SiteId, visitor: &VisitorId) {
+        let until = now_ms() + PRESENCE_TTL_MS;
+        if let Err(e) = self
+            .inner
+            .store
+            .set_visitor_presence(site, std::slice::from_ref(visitor), until)
+            .await
+        {
+            tracing::warn!(cause = %e, "could not record visitor presence");
+        }
+    }
+
+    /// A visitor's socket closed; with their last one on this node they leave the live list.
+    pub async fn visitor_disconnected(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        session: crate::hub::SessionId,
+    ) {
+        if self.inner.hub.leave_visitor(site, visitor, session) == 0
+            && let Err(e) = self
+                .inner
+                .store
+                .set_visitor_presence(site, std::slice::from_ref(visitor), now_ms())
+                .await
+        {
+            // Presence then lapses on its own after PRESENCE_TTL_MS.
+            tracing::warn!(cause = %e, "could not record a visitor leaving");
+        }
+    }
+
     async fn refresh_presence(&self) {
         let until = now_ms() + PRESENCE_TTL_MS;
+        let mut by_site: std::collections::HashMap<SiteId, Vec<VisitorId>> = Default::default();
+        for (site, visitor) in self.inner.hub.local_visitors() {
+            by_site.entry(site).or_default().push(visitor);
+        }
+        for (site, visitors) in by_site {
+            if let Err(e) = self
+                .inner
+                .store
+                .set_visitor_presence(&site, &visitors, until)
+                .await
+            {
+                tracing::warn!(cause = %e, "visitor presence refresh failed");
+            }
+        }
         for (site, agent) in self.inner.hub.local_agents() {
             if let Err(e) = self
                 .inner

@@ -168,12 +168,22 @@ impl Hub {
         );
     }
 
-    pub fn leave_visitor(&self, site: &SiteId, visitor: &VisitorId, session: SessionId) {
+    /// Returns how many sessions (tabs) of the visitor this node still has.
+    pub fn leave_visitor(&self, site: &SiteId, visitor: &VisitorId, session: SessionId) -> usize {
         leave(
             &self.shared.visitors,
             &(site.clone(), visitor.clone()),
             session,
-        );
+        )
+    }
+
+    /// The visitors with at least one socket on this node (for presence refresh).
+    pub fn local_visitors(&self) -> Vec<(SiteId, VisitorId)> {
+        self.shared
+            .visitors
+            .iter()
+            .map(|e| e.key().clone())
+            .collect()
     }
 
     /// The agents with at least one console on this node (for presence refresh).

@@ -372,8 +372,11 @@ pub struct VisitorProfile {
     pub user_agent: Option<String>,
     pub first_seen: Millis,
     pub last_seen: Millis,
-    /// How many times the visitor has come back with their token (1 on first contact).
+    /// Visits so far: a visit starts on first contact or after 30 minutes of absence.
     pub visits: u32,
+    /// When the current visit started (time on site is measured from it).
+    #[serde(default)]
+    pub visit_started: Millis,
     /// Pages seen, oldest first (the last `MAX_PAGES`).
     #[serde(default)]
     pub pages: Vec<PageVisit>,
@@ -389,6 +392,9 @@ pub struct VisitorProfile {
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub fields: std::collections::BTreeMap<String, String>,
 }
+
+/// Absence after which the next contact counts as a new visit.
+pub const VISIT_GAP_MS: Millis = 30 * 60 * 1000;
 
 /// How many pages a profile remembers.
 pub const MAX_PAGES: usize = 50;

@@ -37,6 +37,8 @@ struct SiteState {
     visitors: HashMap<VisitorId, VisitorSlot>,
     /// Closed conversations whose ticket is not saved yet.
     unticketed: BTreeSet<ConvId>,
+    /// Until when each visitor counts as on the site.
+    live: HashMap<VisitorId, Millis>,
 }
 
 #[derive(Default)]
@@ -584,6 +586,29 @@ impl Store for MemoryStore {
         let site = self.site(site);
         let s = lock(&site);
         Ok(s.agents.values().map(SiteState::agent_view).collect())
+    }
+
+    async fn set_visitor_presence(
+        &self,
+        site: &SiteId,
+        visitors: &[VisitorId],
+        until: Millis,
+    ) -> Result<()> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        for v in visitors {
+            s.live.insert(v.clone(), until);
+        }
+        Ok(())
+    }
+
+    async fn live_visitors(&self, site: &SiteId, now: Millis) -> Result<Vec<VisitorId>> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        s.live.retain(|_, until| *until > now);
+        let mut ids: Vec<VisitorId> = s.live.keys().cloned().collect();
+        ids.sort();
+        Ok(ids)
     }
 
     async fn inactive(&self, site: &SiteId, before: Millis) -> Result<Vec<ConvId>> {

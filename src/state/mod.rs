@@ -205,6 +205,15 @@ pub trait Store: Send + Sync + 'static {
     async fn agent(&self, site: &SiteId, id: &AgentId) -> Result<Option<AgentState>>;
     async fn agents(&self, site: &SiteId) -> Result<Vec<AgentState>>;
 
+    /// This node vouches for the visitors' live connections until `until` (now, on leaving).
+    async fn set_visitor_presence(
+        &self,
+        site: &SiteId,
+        visitors: &[VisitorId],
+        until: Millis,
+    ) -> Result<()>;
+    /// Visitors on the site right now (some node vouches for them beyond `now`).
+    async fn live_visitors(&self, site: &SiteId, now: Millis) -> Result<Vec<VisitorId>>;
     /// Active conversations whose visitor has been silent since before `before` (assignment
     /// counts as activity).
     async fn inactive(&self, site: &SiteId, before: Millis) -> Result<Vec<ConvId>>;

@@ -735,6 +735,38 @@ impl Store for RedisStore {
         Ok(out)
     }
 
+    async fn set_visitor_presence(
+        &self,
+        site: &SiteId,
+        visitors: &[VisitorId],
+        until: Millis,
+    ) -> Result<()> {
+        if visitors.is_empty() {
+            return Ok(());
+        }
+        let key = format!("{}live", self.base(site));
+        let mut pipe = redis::pipe();
+        for chunk in visitors.chunks(500) {
+            let items: Vec<(Millis, &str)> = chunk.iter().map(|v| (until, v.0.as_str())).collect();
+            pipe.zadd_multiple(&key, &items).ignore();
+        }
+        let _: () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    async fn live_visitors(&self, site: &SiteId, now: Millis) -> Result<Vec<VisitorId>> {
+        let key = format!("{}live", self.base(site));
+        // Forget visitors gone for an hour; list those some node vouches for beyond now.
+        let (_, ids): (i64, Vec<String>) = redis::pipe()
+            .zrembyscore(&key, "-inf", now - 3_600_000)
+            .zrangebyscore(&key, format!("({now}"), "+inf")
+            .query_async(&mut self.conn())
+            .await?;
+        let mut ids: Vec<VisitorId> = ids.into_iter().map(VisitorId).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     async fn inactive(&self, site: &SiteId, before: Millis) -> Result<Vec<ConvId>> {
         let ids: Vec<String> = self
             .conn()

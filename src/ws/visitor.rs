@@ -116,7 +116,11 @@ pub async fn run(conn: Connection, state: AppState, site: SiteId, user_agent: Op
         hub.unfollow(conv, session.reg.id);
     }
     if let Some(visitor) = &session.profile.id {
-        hub.leave_visitor(&session.site, visitor, session.reg.id);
+        session
+            .state
+            .engine
+            .visitor_disconnected(&session.site, visitor, session.reg.id)
+            .await;
     }
 }
 
@@ -132,6 +136,7 @@ async fn setup(
     let (reg, rx) = state.engine.hub().register(Role::Visitor);
     let visitor = hello.id.clone();
     state.engine.hub().join_visitor(&site, &visitor, reg.id);
+    state.engine.visitor_connected(&site, &visitor).await;
     let heartbeat_secs = state.engine.config().timing.heartbeat_secs;
     let summary = hello.conversation.as_ref().map(|c| ConvSummary {
         id: c.id.clone(),
@@ -146,7 +151,10 @@ async fn setup(
         heartbeat_secs,
     };
     if !conn.send(&welcome).await {
-        state.engine.hub().leave_visitor(&site, &visitor, reg.id);
+        state
+            .engine
+            .visitor_disconnected(&site, &visitor, reg.id)
+            .await;
         return None;
     }
     let mut session = Session {

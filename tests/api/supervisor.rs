@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::*;
 
-both_backends!(supervisor_figures);
+both_backends!(supervisor_figures, live_visitors_for_sales);
 
 fn agent_row<'a>(agents: &'a Value, id: &str) -> &'a Value {
     agents["agents"]
@@ -106,5 +106,84 @@ async fn supervisor_figures(backend: Backend) {
     assert_eq!(status, 401);
     let (status, _) = http_get(app.addr, "/v1/agents", Some("wrong")).await;
     assert_eq!(status, 401);
+    app.stop().await;
+}
+
+fn live(list: &Value) -> Vec<&Value> {
+    list["visitors"].as_array().unwrap().iter().collect()
+}
+
+/// The live list shows who is on the site with page, source and chat, and drops those who leave.
+async fn live_visitors_for_sales(backend: Backend) {
+    let app = spawn_app(
+        backend,
+        config(&[agent("alice", "Alice Moreau", &["support"], 2)]),
+    )
+    .await;
+    let _alice = agent_client(&app, "alice", "online").await;
+    let (a, wa) = visitor(
+        &app,
+        json!({"page": {"url": "https://shop.test/landing?utm_source=ads&utm_campaign=winter",
+                        "title": "Winter sale", "referrer": "https://news.test/"}}),
+    )
+    .await;
+    let (mut b, wb) = visitor(
+        &app,
+        json!({"page": {"url": "https://shop.test/", "title": "Home"}}),
+    )
+    .await;
+    b.send(json!({"type": "page", "url": "https://shop.test/pricing", "title": "Pricing"}))
+        .await;
+    let conv = say(&mut b, "m1", "Do you ship abroad?").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (status, list) = admin_get(&app, "/v1/visitors").await;
+    assert_eq!(status, 200, "{list}");
+    let rows = live(&list);
+    let row = |id: &Value| {
+        rows.iter()
+            .find(|r| r["id"] == *id)
+            .copied()
+            .unwrap_or_else(|| panic!("{id} listed: {list}"))
+    };
+    let ra = row(&wa["visitor_id"]);
+    assert_eq!(ra["utm"]["utm_source"], "ads");
+    assert_eq!(ra["referrer"], "https://news.test/");
+    assert_eq!(ra["page_title"], "Winter sale");
+    assert_eq!(ra["returning"], false);
+    assert!(ra["in_chat"].is_null());
+    let rb = row(&wb["visitor_id"]);
+    assert_eq!(rb["page_url"], "https://shop.test/pricing");
+    assert_eq!(rb["pages_this_visit"].as_array().unwrap().len(), 2);
+    assert_eq!(rb["in_chat"], conv.as_str());
+    assert!(rb["time_on_site_secs"].as_u64().is_some());
+
+    // A reload within the visit is not a new visit.
+    let (_a2, _) = visitor(&app, json!({"token": wa["token"]})).await;
+    let (_, list) = admin_get(&app, "/v1/visitors").await;
+    let again = live(&list)
+        .into_iter()
+        .find(|r| r["id"] == wa["visitor_id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(again["visits"], 1);
+
+    // B leaves: gone from the list once the server saw the socket close.
+    drop(b);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, list) = admin_get(&app, "/v1/visitors").await;
+        if live(&list).iter().all(|r| r["id"] != wb["visitor_id"]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never left the live list"
+        );
+        tokio::task::yield_now().await;
+    }
+    drop(a);
     app.stop().await;
 }

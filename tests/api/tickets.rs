@@ -617,6 +617,7 @@ async fn rest_filters_pagination_and_errors(backend: Backend) {
         "/v1/agents",
         "/v1/queues",
         "/v1/stats",
+        "/v1/visitors",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }

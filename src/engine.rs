@@ -1538,9 +1538,19 @@ impl Engine {
         tokio::join!(notifier, sweeper, courier);
     }
 
+    /// Whether presence must be refreshed: only when several nodes share state, so that a dead
+    /// node's connections lapse. A single process always knows when its own sockets close.
+    fn shared_state(&self) -> bool {
+        self.inner.config.redis_url.is_some()
+    }
+
     /// A visitor's socket is open on this node.
     pub async fn visitor_connected(&self, site: &SiteId, visitor: &VisitorId) {
-        let until = now_ms() + PRESENCE_TTL_MS;
+        let until = if self.shared_state() {
+            now_ms() + PRESENCE_TTL_MS
+        } else {
+            Millis::MAX
+        };
         if let Err(e) = self
             .inner
             .store
@@ -1572,6 +1582,10 @@ impl Engine {
 
     async fn refresh_presence(&self) {
         let until = now_ms() + PRESENCE_TTL_MS;
+        self.refresh_agent_presence(until).await;
+        if !self.shared_state() {
+            return;
+        }
         let mut by_site: std::collections::HashMap<SiteId, Vec<VisitorId>> = Default::default();
         for (site, visitor) in self.inner.hub.local_visitors() {
             by_site.entry(site).or_default().push(visitor);
@@ -1586,6 +1600,9 @@ impl Engine {
                 tracing::warn!(cause = %e, "visitor presence refresh failed");
             }
         }
+    }
+
+    async fn refresh_agent_presence(&self, until: Millis) {
         for (site, agent) in self.inner.hub.local_agents() {
             if let Err(e) = self
                 .inner

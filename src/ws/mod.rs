@@ -121,10 +121,14 @@ pub async fn visitor_upgrade(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let limits = state.engine.config().limits.clone();
-    Ok(configure(ws, &limits).on_upgrade(move |socket| async move {
+    Ok(configure(ws, &limits).on_upgrade(move |socket| {
+        // Built outside the async block so the socket and state are not kept twice in it.
         let conn = Connection::new(socket, &state);
-        visitor::run(conn, state, site_id, user_agent).await;
-        drop(guard);
+        let session = visitor::run(conn, state, site_id, user_agent);
+        async move {
+            session.await;
+            drop(guard);
+        }
     }))
 }
 

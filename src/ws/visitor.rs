@@ -103,24 +103,31 @@ async fn hello_phase(
     Some(hello)
 }
 
-pub async fn run(conn: Connection, state: AppState, site: SiteId, user_agent: Option<String>) {
-    // An async fn's frame is sized for all its states at once, and an idle session sits in its
-    // loop for hours: so the setup and the loop are separate boxes, and this frame holds only
-    // pointers. The setup's memory is freed once the visitor is welcomed.
-    let Some((session, rx)) = Box::pin(setup(conn, state, site, user_agent)).await else {
-        return;
-    };
-    let session = Box::pin(session.serve(rx)).await;
-    let hub = session.state.engine.hub();
-    if let Some((conv, _)) = &session.current {
-        hub.unfollow(conv, session.reg.id);
-    }
-    if let Some(visitor) = &session.profile.id {
-        session
-            .state
-            .engine
-            .visitor_disconnected(&session.site, visitor, session.reg.id)
-            .await;
+/// Runs a visitor socket to its end.
+///
+/// Not an `async fn` on purpose: an async fn's parameters stay in its frame for its whole life,
+/// and this frame lives as long as an idle socket. Here the long-lived future captures only the
+/// boxed setup; the setup's memory is freed once the visitor is welcomed, and the serving loop
+/// is a box holding just the `Session`.
+pub fn run(
+    conn: Connection,
+    state: AppState,
+    site: SiteId,
+    user_agent: Option<String>,
+) -> impl std::future::Future<Output = ()> + Send {
+    let setup = Box::pin(setup(conn, state, site, user_agent));
+    async move {
+        let Some((session, rx)) = setup.await else {
+            return;
+        };
+        // Only the ids needed after the socket ends come back out of the box: a `Session`
+        // held in this frame would be part of every idle connection's memory.
+        let left = Box::pin(session.serve(rx)).await;
+        if let Some(visitor) = left.visitor {
+            left.engine
+                .visitor_disconnected(&left.site, &visitor, left.session)
+                .await;
+        }
     }
 }
 
@@ -197,9 +204,31 @@ async fn send_error(
     .await;
 }
 
+/// What is left of a session once its socket ended.
+struct Left {
+    engine: crate::engine::Engine,
+    site: SiteId,
+    visitor: Option<crate::model::VisitorId>,
+    session: crate::hub::SessionId,
+}
+
 impl Session {
-    /// Serves until the socket ends; returns the session for cleanup.
-    async fn serve(mut self, mut rx: mpsc::Receiver<Push>) -> Self {
+    /// Serves until the socket ends; stops following the conversation and says who left.
+    async fn serve(mut self, rx: mpsc::Receiver<Push>) -> Left {
+        self.serve_loop(rx).await;
+        let engine = self.state.engine.clone();
+        if let Some((conv, _)) = &self.current {
+            engine.hub().unfollow(conv, self.reg.id);
+        }
+        Left {
+            engine,
+            site: self.site.clone(),
+            visitor: self.profile.id.clone(),
+            session: self.reg.id,
+        }
+    }
+
+    async fn serve_loop(&mut self, mut rx: mpsc::Receiver<Push>) {
         let mut shutdown = self.state.shutdown.clone();
         loop {
             tokio::select! {
@@ -207,27 +236,27 @@ impl Session {
                     Incoming::Text(text) => {
                         // Boxed: an idle session then holds no room for the largest handler's state.
                         if !Box::pin(self.handle(&text)).await {
-                            return self;
+                            return;
                         }
                     }
                     Incoming::Reject(code, msg) => send_error(&mut self.conn, code, msg, None).await,
-                    Incoming::Tick => if !self.conn.heartbeat().await { return self },
-                    Incoming::Gone => return self,
+                    Incoming::Tick => if !self.conn.heartbeat().await { return },
+                    Incoming::Gone => return,
                 },
                 push = rx.recv() => match push {
                     Some(push) => {
                         if !Box::pin(self.push(push)).await {
-                            return self;
+                            return;
                         }
                     }
                     None => {
                         self.conn.close(close::SLOW_CONSUMER, "too far behind; reconnect and resume").await;
-                        return self;
+                        return;
                     }
                 },
                 _ = shutdown.recv() => {
                     self.conn.close(close::GOING_AWAY, "server shutting down").await;
-                    return self;
+                    return;
                 }
             }
         }

@@ -31,6 +31,8 @@ cargo test --workspace --all-targets
 # A short run of every load scenario (idle, chat, burst, churn) against both backends, through
 # the public protocol; it fails on any lost or duplicated message or any error.
 echo "== load test smoke"
+# cargo test builds a binary only when an integration test names it: build both explicitly.
+cargo build --workspace --bins
 target/debug/switchboard-loadtest smoke --server target/debug/switchboard
 
 # The widget in a real browser: playwright-core (npm) driving Debian's chromium against the

@@ -972,6 +972,64 @@ impl Engine {
         self.agent_append(site_id, agent, conv, body).await
     }
 
+    /// An agent opens a conversation with a visitor who is browsing the site (proactive chat):
+    /// assigned to the agent at once, within their limit, and only if the visitor has no open
+    /// conversation. The visitor's widget gets the introduction and the message.
+    pub async fn agent_start_chat(
+        &self,
+        site_id: &SiteId,
+        agent: &AgentId,
+        visitor: &VisitorId,
+        client_id: ClientId,
+        text: MessageText,
+    ) -> Result<Ack> {
+        let site = self.site(site_id)?;
+        let store = &self.inner.store;
+        let profile = store
+            .visitor(site_id, visitor)
+            .await?
+            .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "no such visitor"))?;
+        let dept = site
+            .agent(agent)
+            .and_then(|a| a.departments.first().cloned())
+            .unwrap_or_else(|| site.default_department().clone());
+        let now = now_ms();
+        let conv = Conversation::new(visitor.clone(), dept, profile.locale.clone(), now);
+        match store
+            .start_conversation(site_id, &conv, agent, now, self.grace_ms())
+            .await?
+        {
+            crate::state::Start::Done => {}
+            crate::state::Start::VisitorBusy => {
+                return Err(EngineError::new(
+                    ErrorCode::VisitorBusy,
+                    "the visitor is already in a conversation",
+                ));
+            }
+            crate::state::Start::AgentFull => {
+                return Err(EngineError::new(
+                    ErrorCode::TargetUnavailable,
+                    "you are offline or at your limit",
+                ));
+            }
+        }
+        let who = self.agent_ref(site, agent);
+        self.announce_agent(site, &conv.id, &who, &conv.locale)
+            .await?;
+        let ack = self
+            .agent_message(site_id, agent, &conv.id, client_id, text)
+            .await?;
+        self.publish(
+            site_id,
+            Envelope::Agent {
+                site: site_id.clone(),
+                agent: agent.clone(),
+            },
+        )
+        .await;
+        Ok(ack)
+    }
+
     /// A private note: stored and shown to agents, never sent to the visitor.
     pub async fn agent_note(
         &self,

@@ -58,6 +58,8 @@ pub enum ErrorCode {
     InvalidEmail,
     /// `user_hash` does not match `user_id` for this site.
     IdentityMismatch,
+    /// The visitor already has an open conversation.
+    VisitorBusy,
 }
 
 /// WebSocket close codes Switchboard uses besides the standard ones.
@@ -229,6 +231,12 @@ pub enum AgentIn {
     Typing {
         conversation: ConvId,
         on: bool,
+    },
+    /// Opens a conversation with a browsing visitor; the widget opens with this message.
+    StartChat {
+        visitor: crate::model::VisitorId,
+        client_id: ClientId,
+        text: String,
     },
     /// A private note in a chat: agents see it (and the ticket keeps it), the visitor never.
     Note {

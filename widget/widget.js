@@ -293,6 +293,8 @@
       if (conv) sys("— " + t("newChat") + " —");
       conv = c; lastSeq = 0; st.conv = c; save();
       clearCards();
+      // An agent started this conversation (proactive chat): open with their message.
+      if (panel.hidden && ev.kind === "assigned") setOpen(true);
     }
     if (ev.seq <= lastSeq) return; // already shown: resume overlap or another tab's echo
     lastSeq = ev.seq;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use dashmap::DashMap;
 
-use super::{Appended, Envelope, Guard, Reassign, Result, Store, queue_score};
+use super::{Appended, Envelope, Guard, Reassign, Result, Start, Store, queue_score};
 use crate::config::AgentConfig;
 use crate::hub::Hub;
 use crate::model::{
@@ -275,6 +275,62 @@ impl Store for MemoryStore {
             });
         v.conv = Some(new.id.clone());
         Ok((new.clone(), true))
+    }
+
+    async fn start_conversation(
+        &self,
+        site: &SiteId,
+        new: &Conversation,
+        agent: &AgentId,
+        now: Millis,
+        grace_ms: Millis,
+    ) -> Result<Start> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        let busy = s
+            .visitors
+            .get(&new.visitor)
+            .and_then(|v| v.conv.as_ref())
+            .and_then(|c| s.convs.get(c))
+            .is_some_and(|c| c.conv.state != ConvState::Closed);
+        if busy {
+            return Ok(Start::VisitorBusy);
+        }
+        let able = s.agents.get(agent).is_some_and(|slot| {
+            let v = SiteState::agent_view(slot);
+            v.status != AgentStatus::Offline
+                && v.load < v.max_concurrent
+                && v.present(now, grace_ms)
+        });
+        if !able {
+            return Ok(Start::AgentFull);
+        }
+        let mut conv = new.clone();
+        conv.state = ConvState::Active;
+        conv.agent = Some(agent.clone());
+        conv.first_assigned_at = Some(now);
+        s.convs.insert(
+            conv.id.clone(),
+            ConvSlot {
+                conv,
+                events: Vec::new(),
+                client_ids: HashMap::new(),
+                expires_at: None,
+                activity: Some(now),
+            },
+        );
+        s.visitors
+            .entry(new.visitor.clone())
+            .or_insert_with(|| VisitorSlot {
+                profile: VisitorProfile {
+                    id: Some(new.visitor.clone()),
+                    ..VisitorProfile::default()
+                },
+                conv: None,
+            })
+            .conv = Some(new.id.clone());
+        s.take_agent(agent, &new.id, now);
+        Ok(Start::Done)
     }
 
     async fn conversation(&self, site: &SiteId, id: &ConvId) -> Result<Option<Conversation>> {

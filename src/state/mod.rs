@@ -48,6 +48,16 @@ pub enum Guard {
     AgentActive(AgentId),
 }
 
+/// The outcome of an agent starting a conversation with a visitor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    Done,
+    /// The visitor already has an open conversation.
+    VisitorBusy,
+    /// The agent is offline, absent or at their limit.
+    AgentFull,
+}
+
 /// The outcome of a transfer to a named agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reassign {
@@ -111,6 +121,16 @@ pub trait Store: Send + Sync + 'static {
         new: &Conversation,
     ) -> Result<(Conversation, bool)>;
     async fn conversation(&self, site: &SiteId, id: &ConvId) -> Result<Option<Conversation>>;
+    /// An agent opens `new` with its visitor, already assigned to `agent`, within the agent's
+    /// limit and only if the visitor has no open conversation: one atomic step.
+    async fn start_conversation(
+        &self,
+        site: &SiteId,
+        new: &Conversation,
+        agent: &AgentId,
+        now: Millis,
+        grace_ms: Millis,
+    ) -> Result<Start>;
     /// Stores an event with the next sequence number and publishes it, in one step. A body with a
     /// client id that was stored before is not stored again: its first number is returned.
     async fn append(&self, site: &SiteId, conv: &ConvId, body: &EventBody) -> Result<Appended> {

@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{Appended, Envelope, Guard, Reassign, Result, Store, StoreError};
+use super::{Appended, Envelope, Guard, Reassign, Result, Start, Store, StoreError};
 use crate::config::{AgentConfig, Config};
 use crate::hub::Hub;
 use crate::model::{
@@ -46,6 +46,7 @@ struct Scripts {
     reassign: Script,
     register: Script,
     presence: Script,
+    start: Script,
 }
 
 impl Scripts {
@@ -61,6 +62,7 @@ impl Scripts {
             reassign: Script::new(include_str!("lua/reassign.lua")),
             register: Script::new(include_str!("lua/register.lua")),
             presence: Script::new(include_str!("lua/presence.lua")),
+            start: Script::new(include_str!("lua/start.lua")),
         }
     }
 }
@@ -408,6 +410,48 @@ impl Store for RedisStore {
                 Ok((conv, false))
             }
         }
+    }
+
+    async fn start_conversation(
+        &self,
+        site: &SiteId,
+        new: &Conversation,
+        agent: &AgentId,
+        now: Millis,
+        grace_ms: Millis,
+    ) -> Result<Start> {
+        let base = self.base(site);
+        let r: i64 = self
+            .scripts
+            .start
+            .key(format!("{base}v:{}", new.visitor))
+            .key(format!("{base}c:{}", new.id))
+            .key(format!("{base}a:{agent}"))
+            .arg(&base)
+            .arg(&new.id.0)
+            .arg(&agent.0)
+            .arg(now)
+            .arg(grace_ms)
+            .arg(VISITOR_TTL_MS)
+            .arg("visitor")
+            .arg(&new.visitor.0)
+            .arg("department")
+            .arg(&new.department.0)
+            .arg("priority")
+            .arg(new.priority)
+            .arg("created_at")
+            .arg(new.created_at)
+            .arg("locale")
+            .arg(&new.locale)
+            .arg("seq")
+            .arg(0)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(match r {
+            1 => Start::Done,
+            0 => Start::VisitorBusy,
+            _ => Start::AgentFull,
+        })
     }
 
     async fn conversation(&self, site: &SiteId, id: &ConvId) -> Result<Option<Conversation>> {

@@ -248,6 +248,31 @@ impl Session {
                     .await;
                 return self.acknowledge(result, &client_id, &conversation).await;
             }
+            AgentIn::StartChat {
+                visitor,
+                client_id,
+                text,
+            } => {
+                let text = match engine.message_text(text) {
+                    Ok(t) => t,
+                    Err(e) => return send_error(&mut self.conn, &e, Some(&client_id), None).await,
+                };
+                return match engine
+                    .agent_start_chat(site, agent, &visitor, client_id.clone(), text)
+                    .await
+                {
+                    Ok(ack) => {
+                        self.conn
+                            .send(&AgentOut::Ack {
+                                client_id: &client_id,
+                                conversation: &ack.conv,
+                                seq: ack.seq,
+                            })
+                            .await
+                    }
+                    Err(e) => send_error(&mut self.conn, &e, Some(&client_id), None).await,
+                };
+            }
             AgentIn::Note {
                 conversation,
                 client_id,

@@ -10,6 +10,7 @@ both_backends!(
     acknowledgements_by_locale,
     offline_reply_when_nobody_is_on,
     private_note_never_reaches_the_visitor,
+    agent_starts_a_chat_with_a_browsing_visitor,
 );
 
 /// A visitor is queued, an agent comes online, gets the chat, messages flow both ways, the agent closes.
@@ -194,5 +195,57 @@ async fn private_note_never_reaches_the_visitor(backend: Backend) {
         .collect();
     assert_eq!(notes, ["VIP: refund approved"]);
     assert_eq!(t["metrics"]["agent_messages"], 1, "notes are not messages");
+    app.stop().await;
+}
+
+/// An agent opens a chat with a visitor who is browsing: within the agent's limit, never over an
+/// open chat, and the visitor gets the introduction and the message.
+async fn agent_starts_a_chat_with_a_browsing_visitor(backend: Backend) {
+    let app = spawn_app(
+        backend,
+        config(&[agent("alice", "Alice Moreau", &["sales"], 1)]),
+    )
+    .await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, welcome) =
+        visitor(&app, json!({"page": {"url": "https://shop.test/pricing"}})).await;
+    let vid = welcome["visitor_id"].clone();
+    alice
+        .send(json!({"type": "start_chat", "visitor": vid, "client_id": "p1", "text": "Hi! Questions about pricing?"}))
+        .await;
+    let ack = alice
+        .wait_for("ack", |m| m["type"] == "ack" && m["client_id"] == "p1")
+        .await;
+    let conv = ack["conversation"].as_str().unwrap().to_owned();
+    let (c, assigned) = wait_assigned(&mut alice).await;
+    assert_eq!(c, conv);
+    assert_eq!(assigned["conversation"]["department"], "sales");
+    let intro = v.wait_event("assigned").await;
+    assert_eq!(intro["conversation"], conv.as_str());
+    let m = v.wait_event("message").await;
+    assert_eq!(m["event"]["text"], "Hi! Questions about pricing?");
+    assert_eq!(m["event"]["author_name"], "Alice Moreau");
+    // The visitor answers in the same conversation.
+    let reply = say(&mut v, "v1", "Yes, is there a discount?").await;
+    assert_eq!(reply["conversation"], conv.as_str());
+    alice
+        .wait_for("answer", |m| {
+            m["type"] == "event" && m["event"]["text"] == "Yes, is there a discount?"
+        })
+        .await;
+    // Not over an open chat, and not past the agent's limit.
+    alice
+        .send(json!({"type": "start_chat", "visitor": vid, "client_id": "p2", "text": "again"}))
+        .await;
+    alice.wait_error("visitor_busy").await;
+    let (_w, other) = visitor(&app, json!({})).await;
+    alice
+        .send(json!({"type": "start_chat", "visitor": other["visitor_id"], "client_id": "p3", "text": "hello"}))
+        .await;
+    alice.wait_error("target_unavailable").await;
+    alice
+        .send(json!({"type": "start_chat", "visitor": "01NOSUCHVISITOR", "client_id": "p4", "text": "hello"}))
+        .await;
+    alice.wait_error("not_found").await;
     app.stop().await;
 }

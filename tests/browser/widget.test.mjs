@@ -227,5 +227,20 @@ for (const backend of ["embedded", "redis"]) {
       await p.screenshot({ path: path.join(ARTIFACTS, `widget-${backend}-hostile-css.png`) });
       await ctx.close();
     });
+
+    test("an agent starts a chat with a browsing visitor: the widget opens with the message", async () => {
+      const ctx = await browser.newContext();
+      const p = await ctx.newPage();
+      await p.goto(server.origin + "/demo/");
+      const token = await until("widget token", () =>
+        p.evaluate(() => (JSON.parse(localStorage.getItem("switchboard:demo") || "{}")).token));
+      assert.equal(await W(p).locator(".panel").isVisible(), false);
+      // The token is v1.<site>.<visitor id>.<signature>.
+      agent.send({ type: "start_chat", visitor: token.split(".")[2], client_id: "proactive-1",
+        text: "Hi! Can I help you choose a tea?" });
+      await waitText(p, ".msg:not(.me) .b", "Can I help you choose a tea?");
+      assert.equal(await W(p).locator(".panel").isVisible(), true);
+      await ctx.close();
+    });
   });
 }

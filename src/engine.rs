@@ -372,6 +372,9 @@ impl Engine {
             profile.visit(&url, profile.page_title.clone(), profile.last_seen);
         }
         self.inner.store.put_visitor(site, profile).await?;
+        if let Some(id) = &profile.id {
+            self.visitor_changed(site, id, true).await;
+        }
         Ok(())
     }
 
@@ -446,6 +449,7 @@ impl Engine {
 
     /// Answers a new conversation at once: queued (and perhaps assigned right away) or offline.
     async fn route_new(&self, site: &SiteConfig, conv: &Conversation) -> Result<()> {
+        self.visitor_changed(&site.id, &conv.visitor, true).await;
         let store = &self.inner.store;
         let now = now_ms();
         let dept = &conv.department;
@@ -1175,6 +1179,7 @@ impl Engine {
             }
             _ => {}
         }
+        self.visitor_changed(&site.id, &before.visitor, true).await;
         let ticket = self.file_ticket(site, conv, true).await?;
         Ok(ticket.id)
     }
@@ -1602,6 +1607,67 @@ impl Engine {
         self.inner.config.redis_url.is_some()
     }
 
+    /// One visitor as the live list shows them (None if unknown).
+    pub async fn live_visitor(
+        &self,
+        site: &SiteId,
+        id: &VisitorId,
+        now: Millis,
+    ) -> Result<Option<serde_json::Value>> {
+        let store = &self.inner.store;
+        let Some(p) = store.visitor(site, id).await? else {
+            return Ok(None);
+        };
+        let conv = store
+            .visitor_conversation(site, id)
+            .await?
+            .filter(|c| c.state != ConvState::Closed);
+        let this_visit: Vec<_> = p
+            .pages
+            .iter()
+            .filter(|pg| pg.at >= p.visit_started)
+            .collect();
+        Ok(Some(serde_json::json!({
+            "site": site,
+            "id": id,
+            "name": p.name,
+            "email": p.email,
+            "page_url": p.page_url,
+            "page_title": p.page_title,
+            "referrer": p.referrer,
+            "utm": p.utm,
+            "locale": p.locale,
+            "time_on_site_secs": secs_since(p.visit_started, now),
+            "pages_this_visit": this_visit,
+            "visits": p.visits,
+            "returning": p.visits > 1,
+            "in_chat": conv.as_ref().map(|c| &c.id),
+        })))
+    }
+
+    /// Everyone on the site right now.
+    pub async fn live_visitors(&self, site: &SiteId) -> Result<Vec<serde_json::Value>> {
+        let now = now_ms();
+        let mut out = Vec::new();
+        for id in self.inner.store.live_visitors(site, now).await? {
+            out.extend(self.live_visitor(site, &id, now).await?);
+        }
+        Ok(out)
+    }
+
+    /// Tells agents watching the live list that a visitor arrived, moved or left.
+    async fn visitor_changed(&self, site: &SiteId, visitor: &VisitorId, live: bool) {
+        self.publish(
+            site,
+            Envelope::Visitor {
+                site: site.clone(),
+                visitor: visitor.clone(),
+                live,
+            },
+        )
+        .await;
+    }
+
     /// A visitor's socket is open on this node.
     pub async fn visitor_connected(&self, site: &SiteId, visitor: &VisitorId) {
         let until = if self.shared_state() {
@@ -1617,6 +1683,7 @@ impl Engine {
         {
             tracing::warn!(cause = %e, "could not record visitor presence");
         }
+        self.visitor_changed(site, visitor, true).await;
     }
 
     /// A visitor's socket closed; with their last one on this node they leave the live list.
@@ -1626,12 +1693,15 @@ impl Engine {
         visitor: &VisitorId,
         session: crate::hub::SessionId,
     ) {
-        if self.inner.hub.leave_visitor(site, visitor, session) == 0
-            && let Err(e) = self
-                .inner
-                .store
-                .set_visitor_presence(site, std::slice::from_ref(visitor), now_ms())
-                .await
+        if self.inner.hub.leave_visitor(site, visitor, session) > 0 {
+            return;
+        }
+        self.visitor_changed(site, visitor, false).await;
+        if let Err(e) = self
+            .inner
+            .store
+            .set_visitor_presence(site, std::slice::from_ref(visitor), now_ms())
+            .await
         {
             // Presence then lapses on its own after PRESENCE_TTL_MS.
             tracing::warn!(cause = %e, "could not record a visitor leaving");

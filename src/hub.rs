@@ -35,6 +35,8 @@ pub enum Push {
     Position(Arc<PositionPush>),
     /// Fresh statistics of one department queue (agents).
     Queue(Arc<QueueStat>),
+    /// A visitor arrived, moved or (false) left: for agents watching the live list.
+    Visitor(Arc<(VisitorId, bool)>),
     /// The agent's own state changed somewhere: re-read it.
     AgentChanged,
     /// Events may have been missed (pub/sub reconnected): backfill every conversation.
@@ -86,6 +88,8 @@ struct Shared {
     /// Sessions (tabs) of each visitor: they get every event of the visitor's conversations,
     /// including the first one of a conversation another tab started.
     visitors: DashMap<(SiteId, VisitorId), Vec<SessionId>>,
+    /// Agent sessions watching each site's live visitor list.
+    watchers: DashMap<SiteId, Vec<SessionId>>,
     /// Queues whose positions must be recomputed; a std Mutex: held for an insert, never across
     /// an await.
     dirty_queues: Mutex<HashSet<(SiteId, DeptId)>>,
@@ -120,6 +124,7 @@ impl Hub {
                 convs: DashMap::new(),
                 agents: DashMap::new(),
                 visitors: DashMap::new(),
+                watchers: DashMap::new(),
                 dirty_queues: Mutex::new(HashSet::new()),
                 queue_wakeup: Notify::new(),
                 positions: DashMap::new(),
@@ -175,6 +180,15 @@ impl Hub {
             &(site.clone(), visitor.clone()),
             session,
         )
+    }
+
+    /// An agent session starts or stops watching the site's live visitors.
+    pub fn watch_visitors(&self, site: &SiteId, session: SessionId, on: bool) {
+        if on {
+            join(&self.shared.watchers, site.clone(), session);
+        } else {
+            leave(&self.shared.watchers, site, session);
+        }
     }
 
     /// The visitors with at least one socket on this node (for presence refresh).
@@ -300,6 +314,20 @@ impl Hub {
                     .unwrap_or(false);
                 if inserted {
                     self.shared.queue_wakeup.notify_one();
+                }
+            }
+            Envelope::Visitor {
+                site,
+                visitor,
+                live,
+            } => {
+                let ids = index(&self.shared.watchers, &site);
+                if !ids.is_empty() {
+                    let push = Push::Visitor(Arc::new((visitor, live)));
+                    let gone = self.send_to(&ids, &push, Some(Role::Agent));
+                    for id in gone {
+                        leave(&self.shared.watchers, &site, id);
+                    }
                 }
             }
             Envelope::Agent { site, agent } => {

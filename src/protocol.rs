@@ -232,6 +232,11 @@ pub enum AgentIn {
         conversation: ConvId,
         on: bool,
     },
+    /// Starts (or stops) receiving the site's live visitors: `visitors` now, then `visitor`
+    /// and `visitor_left` as they arrive, move and leave.
+    WatchVisitors {
+        on: bool,
+    },
     /// Opens a conversation with a browsing visitor; the widget opens with this message.
     StartChat {
         visitor: crate::model::VisitorId,
@@ -379,6 +384,18 @@ pub enum AgentOut<'a> {
     },
     Queues {
         queues: &'a [QueueStat],
+    },
+    /// Everyone on the site now (after `watch_visitors`).
+    Visitors {
+        visitors: &'a [serde_json::Value],
+    },
+    /// A visitor arrived or changed page, or their chat state changed.
+    Visitor {
+        visitor: &'a serde_json::Value,
+    },
+    /// A visitor left the site.
+    VisitorLeft {
+        id: &'a crate::model::VisitorId,
     },
     Typing {
         conversation: &'a ConvId,

@@ -104,41 +104,15 @@ async fn visitors(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&state, &headers)?;
-    let now = now_ms();
-    let store = state.engine.store();
     let mut out = Vec::new();
     for site in sites(&state, &q)? {
-        for id in store.live_visitors(&site, now).await.map_err(unavailable)? {
-            let Some(p) = store.visitor(&site, &id).await.map_err(unavailable)? else {
-                continue;
-            };
-            let conv = store
-                .visitor_conversation(&site, &id)
+        out.extend(
+            state
+                .engine
+                .live_visitors(&site)
                 .await
-                .map_err(unavailable)?
-                .filter(|c| c.state != crate::model::ConvState::Closed);
-            let this_visit: Vec<_> = p
-                .pages
-                .iter()
-                .filter(|pg| pg.at >= p.visit_started)
-                .collect();
-            out.push(json!({
-                "site": site,
-                "id": id,
-                "name": p.name,
-                "email": p.email,
-                "page_url": p.page_url,
-                "page_title": p.page_title,
-                "referrer": p.referrer,
-                "utm": p.utm,
-                "locale": p.locale,
-                "time_on_site_secs": crate::protocol::secs_since(p.visit_started, now),
-                "pages_this_visit": this_visit,
-                "visits": p.visits,
-                "returning": p.visits > 1,
-                "in_chat": conv.as_ref().map(|c| &c.id),
-            }));
-        }
+                .map_err(|e| unavailable(e.message))?,
+        );
     }
     Ok(Json(json!({ "visitors": out })))
 }

@@ -95,6 +95,12 @@ pub enum Envelope {
     Queue { site: SiteId, dept: DeptId },
     /// An agent's status, limit or load changed.
     Agent { site: SiteId, agent: AgentId },
+    /// A visitor arrived, moved to another page, or (`live: false`) left the site.
+    Visitor {
+        site: SiteId,
+        visitor: VisitorId,
+        live: bool,
+    },
 }
 
 /// The shared state of every site. Implementations must make each method atomic on its own.

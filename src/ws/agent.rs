@@ -151,6 +151,7 @@ pub async fn run(mut conn: Connection, state: AppState) {
     for conv in session.chats.keys() {
         engine.hub().unfollow(conv, session.reg.id);
     }
+    engine.hub().watch_visitors(&site, session.reg.id, false);
     engine
         .agent_disconnected(&site, &agent, session.reg.id)
         .await;
@@ -247,6 +248,20 @@ impl Session {
                     .agent_message(site, agent, &conversation, client_id.clone(), text)
                     .await;
                 return self.acknowledge(result, &client_id, &conversation).await;
+            }
+            AgentIn::WatchVisitors { on } => {
+                engine.hub().watch_visitors(site, self.reg.id, on);
+                if !on {
+                    return true;
+                }
+                return match engine.live_visitors(site).await {
+                    Ok(list) => {
+                        self.conn
+                            .send(&AgentOut::Visitors { visitors: &list })
+                            .await
+                    }
+                    Err(e) => send_error(&mut self.conn, &e, None, None).await,
+                };
             }
             AgentIn::StartChat {
                 visitor,
@@ -410,6 +425,22 @@ impl Session {
             }
             Push::Resync => self.resync().await,
             Push::Position(_) => true,
+            Push::Visitor(v) => {
+                let (id, live) = (&v.0, v.1);
+                if !live {
+                    return self.conn.send(&AgentOut::VisitorLeft { id }).await;
+                }
+                let row = self
+                    .state
+                    .engine
+                    .live_visitor(&self.site, id, crate::model::now_ms())
+                    .await;
+                match row {
+                    Ok(Some(row)) => self.conn.send(&AgentOut::Visitor { visitor: &row }).await,
+                    Ok(None) => true,
+                    Err(e) => send_error(&mut self.conn, &e, None, None).await,
+                }
+            }
         }
     }
 

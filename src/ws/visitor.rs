@@ -436,7 +436,7 @@ impl Session {
                 }
                 true
             }
-            Push::Queue(_) | Push::AgentChanged => true,
+            Push::Queue(_) | Push::AgentChanged | Push::Visitor(_) => true,
         }
     }
 

@@ -5,7 +5,11 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::*;
 
-both_backends!(supervisor_figures, live_visitors_for_sales);
+both_backends!(
+    supervisor_figures,
+    live_visitors_for_sales,
+    live_visitors_pushed_to_agents
+);
 
 fn agent_row<'a>(agents: &'a Value, id: &str) -> &'a Value {
     agents["agents"]
@@ -185,5 +189,65 @@ async fn live_visitors_for_sales(backend: Backend) {
         tokio::task::yield_now().await;
     }
     drop(a);
+    app.stop().await;
+}
+
+/// An agent watching the live list gets it at once, then arrivals, page changes, chats and leavings.
+async fn live_visitors_pushed_to_agents(backend: Backend) {
+    let app = spawn_app(
+        backend,
+        config(&[agent("alice", "Alice Moreau", &["support"], 2)]),
+    )
+    .await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (_a, wa) = visitor(&app, json!({"page": {"url": "https://shop.test/a"}})).await;
+    alice
+        .send(json!({"type": "watch_visitors", "on": true}))
+        .await;
+    let list = alice.wait_type("visitors").await;
+    assert!(
+        list["visitors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["id"] == wa["visitor_id"])
+    );
+
+    let (mut b, wb) = visitor(
+        &app,
+        json!({"page": {"url": "https://shop.test/landing?utm_source=ads"}}),
+    )
+    .await;
+    let id = wb["visitor_id"].clone();
+    let arrived = alice
+        .wait_for("b arrived", |m| {
+            m["type"] == "visitor" && m["visitor"]["id"] == id
+        })
+        .await;
+    assert_eq!(arrived["visitor"]["utm"]["utm_source"], "ads");
+    b.send(json!({"type": "page", "url": "https://shop.test/pricing", "title": "Pricing"}))
+        .await;
+    alice
+        .wait_for("b moved", |m| {
+            m["type"] == "visitor"
+                && m["visitor"]["id"] == id
+                && m["visitor"]["page_url"] == "https://shop.test/pricing"
+        })
+        .await;
+    let conv = say(&mut b, "m1", "hello").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    alice
+        .wait_for("b in chat", |m| {
+            m["type"] == "visitor"
+                && m["visitor"]["id"] == id
+                && m["visitor"]["in_chat"] == conv.as_str()
+        })
+        .await;
+    drop(b);
+    alice
+        .wait_for("b left", |m| m["type"] == "visitor_left" && m["id"] == id)
+        .await;
     app.stop().await;
 }

@@ -124,9 +124,12 @@ pub fn run(
         // held in this frame would be part of every idle connection's memory.
         let left = Box::pin(session.serve(rx)).await;
         if let Some(visitor) = left.visitor {
-            left.engine
-                .visitor_disconnected(&left.site, &visitor, left.session)
-                .await;
+            // Boxed too: inline, its state would sit in this long-lived frame.
+            Box::pin(
+                left.engine
+                    .visitor_disconnected(&left.site, &visitor, left.session),
+            )
+            .await;
         }
     }
 }

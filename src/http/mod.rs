@@ -45,6 +45,18 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A state or ticket backend failed: logged here once, only "retry" reaches the client.
+    pub fn unavailable(e: impl std::fmt::Display) -> Self {
+        tracing::error!(cause = %e, "storage backend failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "storage temporarily unavailable",
+        )
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -24,15 +24,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/visitors", get(visitors))
 }
 
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(cause = %e, "state backend failed");
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "state temporarily unavailable",
-    )
-}
-
 async fn agents(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -48,7 +39,7 @@ async fn agents(
             .store()
             .agents(&site)
             .await
-            .map_err(unavailable)?
+            .map_err(ApiError::unavailable)?
         {
             out.push(json!({
                 "site": site,
@@ -84,7 +75,7 @@ async fn queues(
                 .engine
                 .queue_stat(&site, &dept.id)
                 .await
-                .map_err(|e| unavailable(e.message))?;
+                .map_err(|e| ApiError::unavailable(e.message))?;
             out.push(json!({
                 "site": site,
                 "department": stat.department,
@@ -111,7 +102,7 @@ async fn visitors(
                 .engine
                 .live_visitors(&site)
                 .await
-                .map_err(|e| unavailable(e.message))?,
+                .map_err(|e| ApiError::unavailable(e.message))?,
         );
     }
     Ok(Json(json!({ "visitors": out })))
@@ -153,7 +144,7 @@ async fn stats(
                 .tickets()
                 .list(&site, &filter)
                 .await
-                .map_err(unavailable)?;
+                .map_err(ApiError::unavailable)?;
             for t in &page {
                 chats += 1;
                 *by_status.entry(t.status.clone()).or_default() += 1;

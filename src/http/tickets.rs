@@ -142,7 +142,7 @@ async fn list(
                 .tickets()
                 .list(&site, &filter)
                 .await
-                .map_err(internal)?,
+                .map_err(ApiError::unavailable)?,
         );
     }
     tickets.sort_by(|a, b| b.id.cmp(&a.id));
@@ -154,15 +154,6 @@ async fn list(
         None
     };
     Ok(Json(json!({ "tickets": tickets, "next_cursor": next })))
-}
-
-fn internal(e: crate::state::StoreError) -> ApiError {
-    tracing::error!(cause = %e, "ticket store failed");
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "storage temporarily unavailable",
-    )
 }
 
 async fn one(
@@ -177,7 +168,7 @@ async fn one(
             .tickets()
             .get(&site.id, &id)
             .await
-            .map_err(internal)?
+            .map_err(ApiError::unavailable)?
         {
             return Ok(Json(json!(t)));
         }
@@ -197,7 +188,14 @@ async fn dead(
     require_admin(&state, &headers)?;
     let mut out = Vec::new();
     for site in sites(&state, &q)? {
-        out.extend(state.engine.tickets().dead(&site).await.map_err(internal)?);
+        out.extend(
+            state
+                .engine
+                .tickets()
+                .dead(&site)
+                .await
+                .map_err(ApiError::unavailable)?,
+        );
     }
     Ok(Json(json!({ "deliveries": out })))
 }
@@ -215,7 +213,7 @@ async fn retry(
         .tickets()
         .revive(&id, now, now + 86_400_000)
         .await
-        .map_err(internal)?;
+        .map_err(ApiError::unavailable)?;
     if !revived {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -302,6 +302,24 @@ fn parse_conv(id: &ConvId, h: &HashMap<String, String>) -> Result<Conversation> 
     })
 }
 
+/// A new conversation's hash fields, as the open and start scripts take them (field, value, …).
+fn conv_fields(inv: &mut redis::ScriptInvocation<'_>, new: &Conversation) {
+    inv.arg("visitor")
+        .arg(&new.visitor.0)
+        .arg("department")
+        .arg(&new.department.0)
+        .arg("state")
+        .arg(new.state.as_str())
+        .arg("priority")
+        .arg(new.priority)
+        .arg("created_at")
+        .arg(new.created_at)
+        .arg("locale")
+        .arg(&new.locale)
+        .arg("seq")
+        .arg(0);
+}
+
 fn flat_to_map(flat: Vec<String>) -> HashMap<String, String> {
     let mut it = flat.into_iter();
     let mut h = HashMap::new();
@@ -383,21 +401,8 @@ impl Store for RedisStore {
             .key(format!("{base}c:{}", new.id))
             .arg(&base)
             .arg(&new.id.0)
-            .arg(VISITOR_TTL_MS)
-            .arg("visitor")
-            .arg(&new.visitor.0)
-            .arg("department")
-            .arg(&new.department.0)
-            .arg("state")
-            .arg(new.state.as_str())
-            .arg("priority")
-            .arg(new.priority)
-            .arg("created_at")
-            .arg(new.created_at)
-            .arg("locale")
-            .arg(&new.locale)
-            .arg("seq")
-            .arg(0);
+            .arg(VISITOR_TTL_MS);
+        conv_fields(&mut inv, new);
         let existing: Option<String> = inv.invoke_async(&mut self.conn()).await?;
         match existing {
             None => Ok((new.clone(), true)),
@@ -421,10 +426,8 @@ impl Store for RedisStore {
         grace_ms: Millis,
     ) -> Result<Start> {
         let base = self.base(site);
-        let r: i64 = self
-            .scripts
-            .start
-            .key(format!("{base}v:{}", new.visitor))
+        let mut inv = self.scripts.start.prepare_invoke();
+        inv.key(format!("{base}v:{}", new.visitor))
             .key(format!("{base}c:{}", new.id))
             .key(format!("{base}a:{agent}"))
             .arg(&base)
@@ -432,21 +435,10 @@ impl Store for RedisStore {
             .arg(&agent.0)
             .arg(now)
             .arg(grace_ms)
-            .arg(VISITOR_TTL_MS)
-            .arg("visitor")
-            .arg(&new.visitor.0)
-            .arg("department")
-            .arg(&new.department.0)
-            .arg("priority")
-            .arg(new.priority)
-            .arg("created_at")
-            .arg(new.created_at)
-            .arg("locale")
-            .arg(&new.locale)
-            .arg("seq")
-            .arg(0)
-            .invoke_async(&mut self.conn())
-            .await?;
+            .arg(VISITOR_TTL_MS);
+        // The script sets state and owner itself after these.
+        conv_fields(&mut inv, new);
+        let r: i64 = inv.invoke_async(&mut self.conn()).await?;
         Ok(match r {
             1 => Start::Done,
             0 => Start::VisitorBusy,

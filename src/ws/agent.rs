@@ -231,24 +231,7 @@ impl Session {
                 conversation,
                 client_id,
                 text,
-            } => {
-                let text = match engine.message_text(text) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        return send_error(
-                            &mut self.conn,
-                            &e,
-                            Some(&client_id),
-                            Some(&conversation),
-                        )
-                        .await;
-                    }
-                };
-                let result = engine
-                    .agent_message(site, agent, &conversation, client_id.clone(), text)
-                    .await;
-                return self.acknowledge(result, &client_id, &conversation).await;
-            }
+            } => return self.store_text(conversation, client_id, text, false).await,
             AgentIn::WatchVisitors { on } => {
                 engine.hub().watch_visitors(site, self.reg.id, on);
                 if !on {
@@ -292,24 +275,7 @@ impl Session {
                 conversation,
                 client_id,
                 text,
-            } => {
-                let text = match engine.message_text(text) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        return send_error(
-                            &mut self.conn,
-                            &e,
-                            Some(&client_id),
-                            Some(&conversation),
-                        )
-                        .await;
-                    }
-                };
-                let result = engine
-                    .agent_note(site, agent, &conversation, client_id.clone(), text)
-                    .await;
-                return self.acknowledge(result, &client_id, &conversation).await;
-            }
+            } => return self.store_text(conversation, client_id, text, true).await,
             AgentIn::Typing { conversation, on } => (
                 engine.agent_typing(site, agent, &conversation, on).await,
                 None,
@@ -364,6 +330,43 @@ impl Session {
                 .await
             }
         }
+    }
+
+    /// Validates and stores a message (or, with `note`, a private note), then answers.
+    async fn store_text(
+        &mut self,
+        conversation: ConvId,
+        client_id: ClientId,
+        text: String,
+        note: bool,
+    ) -> bool {
+        let engine = self.state.engine.clone();
+        let result = match engine.message_text(text) {
+            Err(e) => Err(e),
+            Ok(text) if note => {
+                engine
+                    .agent_note(
+                        &self.site,
+                        &self.agent,
+                        &conversation,
+                        client_id.clone(),
+                        text,
+                    )
+                    .await
+            }
+            Ok(text) => {
+                engine
+                    .agent_message(
+                        &self.site,
+                        &self.agent,
+                        &conversation,
+                        client_id.clone(),
+                        text,
+                    )
+                    .await
+            }
+        };
+        self.acknowledge(result, &client_id, &conversation).await
     }
 
     /// Answers a stored message or note with `ack`, or with the error.

@@ -35,7 +35,7 @@ echo "== load test smoke"
 cargo build --workspace --bins
 target/debug/switchboard-loadtest smoke --server target/debug/switchboard
 
-# The widget in a real browser: playwright-core (npm) driving Debian's chromium against the
+# The widget and the console in a real browser: playwright-core (npm) driving Debian's chromium against the
 # switchboard binary that cargo test just built, on embedded state and on Redis.
 echo "== browser tests"
 (
@@ -43,5 +43,5 @@ echo "== browser tests"
   if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/ws ]; then
     npm ci --no-audit --no-fund --loglevel=error
   fi
-  SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" node --test --test-concurrency=1 widget.test.mjs
+  SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" node --test --test-concurrency=1 widget.test.mjs console.test.mjs
 )

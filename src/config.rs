@@ -213,6 +213,64 @@ pub struct SiteConfig {
     /// How the widget looks and what it asks before a chat.
     #[serde(default)]
     pub widget: WidgetConfig,
+    /// Canned responses: typing `/shortcut` in the console expands to the text.
+    #[serde(default)]
+    pub canned: Vec<CannedResponse>,
+    /// Proactive-message rules for visitors browsing the site (docs/triggers.md).
+    #[serde(default)]
+    pub triggers: Vec<TriggerConfig>,
+}
+
+/// A canned response of a site. Placeholders `{visitor_name}`, `{visitor_email}`,
+/// `{agent_name}`, `{agent_first_name}` and `{site_name}` are filled in by the console.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CannedResponse {
+    pub shortcut: String,
+    pub text: String,
+}
+
+/// A trigger: when a visitor's page view meets every condition, the widget gets a proactive
+/// message. The conversation starts when the visitor answers it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerConfig {
+    /// Names the rule in "fired once" records; keep it stable.
+    pub id: String,
+    /// Glob over the whole page URL: `*` any run of characters, `?` one character.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Seconds on the page before the message (fractions allowed).
+    #[serde(default)]
+    pub time_on_page_secs: f64,
+    /// Only from this visit on (1 = first visit).
+    #[serde(default)]
+    pub min_visits: Option<u32>,
+    #[serde(default)]
+    pub max_visits: Option<u32>,
+    /// Glob over the referrer of the visit.
+    #[serde(default)]
+    pub referrer: Option<String>,
+    /// Globs over `utm_*` tags of the landing page, e.g. `{ utm_source = "google" }`.
+    #[serde(default)]
+    pub utm: BTreeMap<String, String>,
+    /// Only while the answering department is open.
+    #[serde(default)]
+    pub business_hours_only: bool,
+    /// The proactive message.
+    pub message: String,
+    /// Per-locale versions of the message: `{ ru = "…" }`.
+    #[serde(default)]
+    pub messages: BTreeMap<String, String>,
+    /// Sent under this agent's full name; without it, under the department's name.
+    #[serde(default)]
+    pub as_agent: Option<AgentId>,
+    /// The department that answers when the visitor replies (landing pages → sales).
+    #[serde(default)]
+    pub department: Option<DeptId>,
+    /// Fire again for the same visitor after this long; without it, once per visitor.
+    #[serde(default)]
+    pub repeat_after_secs: Option<f64>,
 }
 
 /// The widget's appearance and pre-chat form (served publicly at `/v1/widget/<site>`).
@@ -310,6 +368,17 @@ impl SiteConfig {
 
     pub fn agent(&self, id: &AgentId) -> Option<&AgentConfig> {
         self.agents.iter().find(|a| &a.id == id)
+    }
+
+    pub fn trigger(&self, id: &str) -> Option<&TriggerConfig> {
+        self.triggers.iter().find(|t| t.id == id)
+    }
+
+    /// A department's display name (its id when it has none).
+    pub fn department_name(&self, id: &DeptId) -> String {
+        self.department(id)
+            .and_then(|d| d.name.clone())
+            .unwrap_or_else(|| id.0.clone())
     }
 }
 
@@ -437,6 +506,21 @@ impl Config {
             default_department = "support"
             widget = {{ color = "#0f766e", title = "Demo shop", prechat = {{ name = true, department = true }} }}
             departments = [{{ id = "support", name = "Support" }}, {{ id = "sales", name = "Sales" }}]
+
+            canned = [
+              {{ shortcut = "hi", text = "Hello {{visitor_name}}! I'm {{agent_first_name}}, how can I help?" }},
+              {{ shortcut = "wait", text = "One moment please, I'm checking that for you." }},
+              {{ shortcut = "bye", text = "Thank you for contacting {{site_name}}. Have a nice day!" }},
+            ]
+
+            [[sites.triggers]]
+            id = "campaign-landing"
+            url = "*/demo/*utm_campaign=*"
+            time_on_page_secs = 5
+            message = "Hi! Questions about the offer? I'm here to help."
+            messages = {{ ru = "Здравствуйте! Есть вопросы о предложении? Я помогу." }}
+            as_agent = "alice"
+            department = "sales"
 
             [[sites.agents]]
             id = "alice"
@@ -629,6 +713,60 @@ impl Config {
                 if let Some(h) = &d.hours {
                     h.validate()
                         .map_err(|(f, p)| bad(format!("{at}.departments[{j}].hours.{f}"), p))?;
+                }
+            }
+            let mut shortcuts = HashSet::new();
+            for (j, c) in site.canned.iter().enumerate() {
+                check_name(&format!("{at}.canned[{j}].shortcut"), &c.shortcut)?;
+                if !shortcuts.insert(&c.shortcut) {
+                    return Err(bad(format!("{at}.canned[{j}].shortcut"), "duplicate"));
+                }
+                if c.text.trim().is_empty() {
+                    return Err(bad(format!("{at}.canned[{j}].text"), "must not be empty"));
+                }
+            }
+            let mut trigger_ids = HashSet::new();
+            for (j, t) in site.triggers.iter().enumerate() {
+                let at = format!("{at}.triggers[{j}]");
+                check_name(&format!("{at}.id"), &t.id)?;
+                if !trigger_ids.insert(&t.id) {
+                    return Err(bad(format!("{at}.id"), "duplicate trigger id"));
+                }
+                if !(0.0..=86_400.0).contains(&t.time_on_page_secs) {
+                    return Err(bad(
+                        format!("{at}.time_on_page_secs"),
+                        "must be 0 to 86400 seconds",
+                    ));
+                }
+                if t.message.trim().is_empty() || t.messages.values().any(|m| m.trim().is_empty()) {
+                    return Err(bad(format!("{at}.message"), "must not be empty"));
+                }
+                if let Some(a) = &t.as_agent
+                    && site.agent(a).is_none()
+                {
+                    return Err(bad(format!("{at}.as_agent"), format!("no agent {a}")));
+                }
+                if let Some(d) = &t.department
+                    && !dept_ids.contains(d)
+                {
+                    return Err(bad(
+                        format!("{at}.department"),
+                        format!("no department {d}"),
+                    ));
+                }
+                if let Some(r) = t.repeat_after_secs
+                    && !(r > 0.0 && r.is_finite())
+                {
+                    return Err(bad(
+                        format!("{at}.repeat_after_secs"),
+                        "must be a positive number of seconds",
+                    ));
+                }
+                if let Some(k) = t.utm.keys().find(|k| !k.starts_with("utm_")) {
+                    return Err(bad(
+                        format!("{at}.utm"),
+                        format!("{k}: keys are utm_* tags such as utm_source"),
+                    ));
                 }
             }
             let mut agent_ids = HashSet::new();

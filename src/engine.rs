@@ -101,6 +101,15 @@ pub struct VisitorHello {
     pub user_agent: Option<String>,
 }
 
+/// Where a visitor's first message goes.
+#[derive(Clone, Copy, Default)]
+pub struct Route<'a> {
+    /// Chosen by the visitor (pre-chat form); the site's default without it.
+    pub department: Option<&'a DeptId>,
+    /// The trigger whose proactive message the visitor answers: its department wins.
+    pub trigger: Option<&'a str>,
+}
+
 /// The chat logic. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -124,6 +133,8 @@ struct Inner {
     agents_cache: dashmap::DashMap<SiteId, (std::time::Instant, Arc<Vec<AgentState>>)>,
     /// This process's id in presence records.
     node: String,
+    /// Trigger rules waiting for their time on page, per visitor socket of this node.
+    triggers: crate::triggers::Schedule,
 }
 
 /// The shortest interval between two queue-position refreshes on a node.
@@ -164,6 +175,7 @@ impl Engine {
                 clock,
                 agents_cache: dashmap::DashMap::new(),
                 node: ulid::Ulid::new().to_string(),
+                triggers: crate::triggers::Schedule::default(),
             }),
         }
     }
@@ -384,7 +396,7 @@ impl Engine {
         &self,
         site_id: &SiteId,
         profile: &VisitorProfile,
-        department: Option<&DeptId>,
+        route: Route<'_>,
         current: Option<&ConvId>,
         client_id: ClientId,
         text: MessageText,
@@ -414,6 +426,11 @@ impl Engine {
                 seq: appended.seq,
             });
         }
+        // An answer to a trigger's message goes to the trigger's department.
+        let trigger = route.trigger.and_then(|t| site.trigger(t));
+        let department = trigger
+            .and_then(|t| t.department.as_ref())
+            .or(route.department);
         let dept = match department {
             Some(d) if site.department(d).is_some() => d.clone(),
             Some(d) => {
@@ -437,6 +454,22 @@ impl Engine {
                 self.inner.store.open_conversation(site_id, &new).await?
             }
         };
+        if created && let Some(rule) = trigger {
+            // The transcript starts with the message the visitor answered.
+            let (author, author_id, name) = self.trigger_author(site, rule);
+            let proactive = EventBody::Message {
+                at: now,
+                author,
+                author_id,
+                author_name: Some(name),
+                text: crate::triggers::message_for(rule, &conv.locale).to_owned(),
+                client_id: None,
+            };
+            self.inner
+                .store
+                .append(site_id, &conv.id, &proactive)
+                .await?;
+        }
         let appended = self.inner.store.append(site_id, &conv.id, &body).await?;
         if created {
             self.route_new(site, &conv).await?;
@@ -1017,6 +1050,7 @@ impl Engine {
                 ));
             }
         }
+        self.visitor_changed(site_id, visitor, true).await;
         let who = self.agent_ref(site, agent);
         self.announce_agent(site, &conv.id, &who, &conv.locale)
             .await?;
@@ -1582,6 +1616,7 @@ impl Engine {
             }
         };
         let courier = self.inner.courier.clone().run(shutdown.clone());
+        let triggers = self.run_triggers(shutdown.clone());
         let sweeper = async {
             let mut sweep = tokio::time::interval(self.inner.config.timing.sweep());
             sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1598,7 +1633,148 @@ impl Engine {
                 }
             }
         };
-        tokio::join!(notifier, sweeper, courier);
+        tokio::join!(notifier, sweeper, courier, triggers);
+    }
+
+    // ----- triggers -----
+
+    /// A visitor socket's page view started (hello or navigation): schedules the site's
+    /// triggers whose page conditions hold, replacing whatever the socket waited for before.
+    pub fn page_seen(
+        &self,
+        site: &SiteId,
+        session: crate::hub::SessionId,
+        profile: &VisitorProfile,
+    ) {
+        let (Some(id), Ok(config)) = (&profile.id, self.site(site)) else {
+            return;
+        };
+        let now = now_ms();
+        let rules: Vec<(Millis, usize)> = config
+            .triggers
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| crate::triggers::matches(rule, profile))
+            .map(|(i, rule)| (now + (rule.time_on_page_secs * 1000.0) as Millis, i))
+            .collect();
+        let pending = (!rules.is_empty()).then(|| {
+            crate::triggers::Pending::new(site.clone(), id.clone(), profile.locale.clone(), rules)
+        });
+        self.inner.triggers.set(session, pending);
+    }
+
+    /// How many visitor sockets of this node wait for a trigger.
+    pub fn waiting_triggers(&self) -> usize {
+        self.inner.triggers.len()
+    }
+
+    /// Fires due triggers until shutdown. One proactive message per page view at most: after
+    /// one fires, the page view's other rules are dropped.
+    async fn run_triggers(&self, mut shutdown: Shutdown) {
+        let schedule = &self.inner.triggers;
+        loop {
+            let wait = schedule
+                .next_due()
+                .map_or(Duration::from_secs(3600), |due| {
+                    Duration::from_millis(due.saturating_sub(now_ms()).max(0) as u64)
+                });
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = schedule.wakeup.notified() => continue,
+                _ = shutdown.recv() => return,
+            }
+            let now = now_ms();
+            for (session, mut pending) in schedule.take_due(now) {
+                while let Some(&(due, rule)) = pending.rules.first()
+                    && due <= now
+                {
+                    pending.rules.remove(0);
+                    match self.fire_trigger(session, &pending, rule, now).await {
+                        Ok(true) => pending.rules.clear(),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(cause = %e.message, "trigger check failed"),
+                    }
+                }
+                schedule.finish(session, pending);
+            }
+        }
+    }
+
+    /// Sends a due trigger's message if nothing stands in the way: an open conversation, closed
+    /// business hours, or an earlier firing for this visitor. True when it was sent.
+    async fn fire_trigger(
+        &self,
+        session: crate::hub::SessionId,
+        pending: &crate::triggers::Pending,
+        index: usize,
+        now: Millis,
+    ) -> Result<bool> {
+        let site = self.site(&pending.site)?;
+        let Some(rule) = site.triggers.get(index) else {
+            return Ok(false);
+        };
+        let dept = rule
+            .department
+            .as_ref()
+            .unwrap_or_else(|| site.default_department());
+        let open = site
+            .department(dept)
+            .and_then(|d| d.hours.as_ref())
+            .is_none_or(|h| h.is_open(self.inner.clock.now_ms()));
+        if rule.business_hours_only && !open {
+            return Ok(false);
+        }
+        let store = &self.inner.store;
+        let (site_id, visitor) = (&pending.site, &pending.visitor);
+        if store
+            .visitor_conversation(site_id, visitor)
+            .await?
+            .is_some_and(|c| c.state != ConvState::Closed)
+        {
+            return Ok(false);
+        }
+        let until = rule
+            .repeat_after_secs
+            .map_or(Millis::MAX, |r| now + (r * 1000.0) as Millis);
+        if !store
+            .claim_trigger(site_id, visitor, &rule.id, now, until)
+            .await?
+        {
+            return Ok(false);
+        }
+        let push = crate::hub::ProactivePush {
+            trigger: rule.id.clone(),
+            text: crate::triggers::message_for(rule, &pending.locale).to_owned(),
+            author_name: self.trigger_author(site, rule).2,
+            at: now,
+        };
+        let sent = self
+            .inner
+            .hub
+            .send_session(session, crate::hub::Push::Proactive(Arc::new(push)));
+        tracing::info!(site = %site_id, trigger = %rule.id, sent, "trigger fired");
+        Ok(sent)
+    }
+
+    /// Who a trigger's message is from: the named agent, or else the department.
+    fn trigger_author(
+        &self,
+        site: &SiteConfig,
+        rule: &crate::config::TriggerConfig,
+    ) -> (AuthorKind, Option<String>, String) {
+        match &rule.as_agent {
+            Some(agent) => {
+                let who = self.agent_ref(site, agent);
+                (AuthorKind::Agent, Some(who.id.0), who.name)
+            }
+            None => {
+                let dept = rule
+                    .department
+                    .as_ref()
+                    .unwrap_or_else(|| site.default_department());
+                (AuthorKind::System, None, site.department_name(dept))
+            }
+        }
     }
 
     /// Whether presence must be refreshed: only when several nodes share state, so that a dead
@@ -1693,6 +1869,7 @@ impl Engine {
         visitor: &VisitorId,
         session: crate::hub::SessionId,
     ) {
+        self.inner.triggers.set(session, None);
         if self.inner.hub.leave_visitor(site, visitor, session) > 0 {
             return;
         }

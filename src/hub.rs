@@ -39,6 +39,8 @@ pub enum Push {
     Visitor(Arc<(VisitorId, bool)>),
     /// The agent's own state changed somewhere: re-read it.
     AgentChanged,
+    /// A trigger's proactive message for this visitor socket.
+    Proactive(Arc<ProactivePush>),
     /// Events may have been missed (pub/sub reconnected): backfill every conversation.
     Resync,
 }
@@ -57,6 +59,14 @@ pub struct TypingPush {
     pub agent: bool,
     pub on: bool,
     pub name: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ProactivePush {
+    pub trigger: String,
+    pub text: String,
+    pub author_name: String,
+    pub at: crate::model::Millis,
 }
 
 #[derive(Debug)]
@@ -203,6 +213,11 @@ impl Hub {
     /// The agents with at least one console on this node (for presence refresh).
     pub fn local_agents(&self) -> Vec<(SiteId, AgentId)> {
         self.shared.agents.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// Sends to one session; false when it is gone.
+    pub fn send_session(&self, id: SessionId, push: Push) -> bool {
+        self.send_to(&[id], &push, None).is_empty()
     }
 
     /// Sends to a list of sessions, dropping any whose queue is full. Collects ids first so no

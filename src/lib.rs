@@ -13,6 +13,7 @@
 //! - `state` — the `Store` interface and its two backends, `state::memory` and `state::redis`.
 //! - `hub` — this node's sessions and their bounded queues; fan-out of stored events.
 //! - `model` — identifiers, conversations, stored events, agents.
+//! - `triggers` — proactive-message rules and this node's schedule of them.
 //! - `templates` — automatic replies in English and Russian, overridable per site/department.
 //! - `shutdown` — the graceful-shutdown signal every loop listens to.
 
@@ -29,4 +30,5 @@ pub mod shutdown;
 pub mod state;
 pub mod templates;
 pub mod tickets;
+pub mod triggers;
 pub mod ws;

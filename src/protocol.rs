@@ -184,6 +184,9 @@ pub enum VisitorIn {
     Message {
         client_id: ClientId,
         text: String,
+        /// The trigger whose proactive message this answers (first message only).
+        #[serde(default)]
+        trigger: Option<String>,
     },
     Typing {
         on: bool,
@@ -242,6 +245,10 @@ pub enum AgentIn {
         visitor: crate::model::VisitorId,
         client_id: ClientId,
         text: String,
+    },
+    /// The visitor's earlier tickets, newest first (at most 20), answered with `history`.
+    History {
+        visitor: crate::model::VisitorId,
     },
     /// A private note in a chat: agents see it (and the ticket keeps it), the visitor never.
     Note {
@@ -347,6 +354,13 @@ pub enum VisitorOut<'a> {
     OfflineReceived {
         ticket: &'a str,
     },
+    /// A trigger's proactive message; answering it (`message` with `trigger`) starts the chat.
+    Proactive {
+        trigger: &'a str,
+        text: &'a str,
+        author_name: &'a str,
+        at: Millis,
+    },
     Pong,
 }
 
@@ -357,6 +371,14 @@ pub enum AgentOut<'a> {
     Welcome {
         agent: &'a AgentSelf,
         heartbeat_secs: f64,
+        /// The site as a console needs it: name, departments and agents (transfer targets),
+        /// canned responses.
+        site: &'a serde_json::Value,
+    },
+    /// A visitor's earlier tickets, newest first.
+    History {
+        visitor: &'a crate::model::VisitorId,
+        tickets: &'a [crate::tickets::Ticket],
     },
     /// The agent's status, limit or load changed (from this or another connection).
     Agent {

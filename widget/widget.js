@@ -55,6 +55,8 @@
   var ws = null, attempts = 0, timer = null, lastHeard = 0, pingTimer = null;
   var pending = {};              // client_id -> {text, el}: shown, not yet acknowledged
   var unread = 0, typingTimer = null, typingSent = false, remoteTypingTimer = null;
+  var offerEl = null;            // a trigger's proactive message on screen (st.offer keeps it)
+  var OFFER_MS = 30 * 60 * 1000; // an unanswered proactive message is shown this long
   var listeners = { message: [], open: [], close: [] };
   var cfg = { color: "#2563eb", departments: [] };
   var locale = st.locale || navigator.language || "en";
@@ -196,7 +198,8 @@
   }
   function maybePrechat() {
     var p = cfg.prechat;
-    if (!p || st.prechat || conv || root.querySelector(".prechat")) return;
+    // A visitor answering a proactive message is not stopped by a form: fast first contact.
+    if (!p || st.prechat || conv || st.offer || root.querySelector(".prechat")) return;
     var card = el("form", "card prechat");
     var inputs = {};
     if (p.name) inputs.name = field(card, t("name"), el("input"));
@@ -291,7 +294,10 @@
       // A newer conversation (this tab or another started it): continue below a divider.
       if (conv && c < conv) return;
       if (conv) sys("— " + t("newChat") + " —");
-      conv = c; lastSeq = 0; st.conv = c; save();
+      conv = c; lastSeq = 0; st.conv = c;
+      // The transcript starts with the proactive message the visitor answered: show it once.
+      if (offerEl) { offerEl.remove(); offerEl = null; }
+      delete st.offer; save();
       clearCards();
       // An agent started this conversation (proactive chat): open with their message.
       if (panel.hidden && ev.kind === "assigned") setOpen(true);
@@ -330,6 +336,14 @@
     }
     endBtn.hidden = convState !== "queued" && convState !== "active";
   }
+  function showOffer() {
+    if (offerEl) offerEl.remove();
+    offerEl = bubble(false, st.offer.name || t("agent"), st.offer.text, st.offer.at);
+    offerEl.classList.add("offer");
+    clearCards();
+    form.hidden = false;
+    if (panel.hidden) { unread++; setBadge(); }
+  }
   function setTyping(on, name) {
     clearTimeout(remoteTypingTimer);
     typingEl.textContent = on ? t("typing", { name: name || t("agent") }) : "";
@@ -348,9 +362,17 @@
           conv = null; lastSeq = 0; convState = null; delete st.conv; save(); // expired on the server
         }
         endBtn.hidden = convState !== "queued" && convState !== "active";
-        for (var cid in pending) send({ type: "message", client_id: cid, text: pending[cid].text });
+        if (st.offer && (Date.now() - st.offer.at > OFFER_MS || convState === "queued" || convState === "active")) { delete st.offer; save(); }
+        if (st.offer && !offerEl) showOffer();
+        for (var cid in pending) send(pending[cid].msg);
         break;
       case "event": show(m.conversation, m.event); break;
+      case "proactive":
+        if (convState === "queued" || convState === "active") break;
+        st.offer = { trigger: m.trigger, text: m.text, name: m.author_name, at: m.at || Date.now() }; save();
+        showOffer();
+        setOpen(true);
+        break;
       case "queue": if (m.conversation === conv) setStatus(t("queue", { n: m.position, m: m.estimate_minutes })); break;
       case "typing": setTyping(m.on, m.name); break;
       case "ack": break;
@@ -358,7 +380,7 @@
       case "rated": clearCards(); sys(t("rateThanks")); break;
       case "error":
         if (m.code === "unauthorized") { delete st.token; save(); reconnect(); }
-        else if (m.code === "rate_limited") setTimeout(function () { for (var c in pending) send({ type: "message", client_id: c, text: pending[c].text }); }, 1500);
+        else if (m.code === "rate_limited") setTimeout(function () { for (var c in pending) send(pending[c].msg); }, 1500);
         else if (m.client_id && pending[m.client_id]) {
           pending[m.client_id].el.classList.remove("sending");
           sys(t("failed", { why: m.message }));
@@ -424,9 +446,12 @@
     if (!text) return;
     input.value = "";
     var cid = rid();
-    pending[cid] = { text: text, el: bubble(true, t("you"), text, Date.now()) };
+    var msg = { type: "message", client_id: cid, text: text };
+    // The first message after a proactive one answers it: the chat goes to its department.
+    if (st.offer && convState !== "queued" && convState !== "active") msg.trigger = st.offer.trigger;
+    pending[cid] = { msg: msg, el: bubble(true, t("you"), text, Date.now()) };
     pending[cid].el.classList.add("sending");
-    send({ type: "message", client_id: cid, text: text });
+    send(msg);
     if (typingSent) { typingSent = false; send({ type: "typing", on: false }); }
   });
   input.addEventListener("keydown", function (e) {

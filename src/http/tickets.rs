@@ -97,6 +97,7 @@ async fn list(
         "department",
         "agent",
         "status",
+        "visitor",
         "cursor",
         "limit",
     ];
@@ -131,6 +132,7 @@ async fn list(
         department: q.get("department").map(|d| DeptId(d.clone())),
         agent: q.get("agent").cloned(),
         status: q.get("status").cloned(),
+        visitor: q.get("visitor").cloned(),
         cursor: q.get("cursor").cloned(),
         limit: limit + 1,
     };

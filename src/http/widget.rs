@@ -1,5 +1,6 @@
-//! The widget's public surface: `/widget.js` (the embed), `/demo/` (a landing page with the
-//! widget embedded) and `GET /v1/widget/{site}` (appearance, pre-chat form and departments).
+//! The static surfaces: `/widget.js` (the embed), `/demo/` (a landing page with the widget
+//! embedded), `/console/` (the agent console and supervisor view) and `GET /v1/widget/{site}`
+//! (appearance, pre-chat form and departments).
 //!
 //! Assets are compiled into the binary, so one file is the whole deployment. The config endpoint
 //! answers CORS requests from the site's allowed origins only.
@@ -17,16 +18,24 @@ use crate::model::SiteId;
 
 const WIDGET_JS: &str = include_str!("../../widget/widget.js");
 const DEMO_HTML: &str = include_str!("../../widget/demo.html");
+const CONSOLE_HTML: &str = include_str!("../../widget/console.html");
+const CONSOLE_JS: &str = include_str!("../../widget/console.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/widget.js", get(widget_js))
         .route("/demo", get(|| async { Redirect::permanent("/demo/") }))
         .route("/demo/", get(demo))
+        .route(
+            "/console",
+            get(|| async { Redirect::permanent("/console/") }),
+        )
+        .route("/console/", get(|| async { html(CONSOLE_HTML) }))
+        .route("/console/console.js", get(|| async { script(CONSOLE_JS) }))
         .route("/v1/widget/{site}", get(widget_config))
 }
 
-async fn widget_js() -> Response {
+fn script(body: &'static str) -> Response {
     (
         [
             (
@@ -35,17 +44,29 @@ async fn widget_js() -> Response {
             ),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        WIDGET_JS,
+        body,
     )
         .into_response()
 }
 
-async fn demo() -> Response {
+fn html(body: &'static str) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        DEMO_HTML,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // The console is never framed by another site (clickjacking).
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        body,
     )
         .into_response()
+}
+
+async fn widget_js() -> Response {
+    script(WIDGET_JS)
+}
+
+async fn demo() -> Response {
+    html(DEMO_HTML)
 }
 
 /// Appearance, pre-chat form and departments of a site, for the widget.

@@ -88,6 +88,8 @@ struct ConvSlot {
 struct VisitorSlot {
     profile: VisitorProfile,
     conv: Option<ConvId>,
+    /// Triggers fired for this visitor, with when each may fire again.
+    fired: HashMap<String, Millis>,
 }
 
 impl MemoryStore {
@@ -211,6 +213,7 @@ impl Store for MemoryStore {
         let slot = s.visitors.entry(id).or_insert_with(|| VisitorSlot {
             profile: profile.clone(),
             conv: None,
+            fired: HashMap::new(),
         });
         slot.profile = profile.clone();
         Ok(())
@@ -272,6 +275,7 @@ impl Store for MemoryStore {
                     ..VisitorProfile::default()
                 },
                 conv: None,
+                fired: HashMap::new(),
             });
         v.conv = Some(new.id.clone());
         Ok((new.clone(), true))
@@ -327,6 +331,7 @@ impl Store for MemoryStore {
                     ..VisitorProfile::default()
                 },
                 conv: None,
+                fired: HashMap::new(),
             })
             .conv = Some(new.id.clone());
         s.take_agent(agent, &new.id, now);
@@ -642,6 +647,26 @@ impl Store for MemoryStore {
         let site = self.site(site);
         let s = lock(&site);
         Ok(s.agents.values().map(SiteState::agent_view).collect())
+    }
+
+    async fn claim_trigger(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        trigger: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        let Some(v) = s.visitors.get_mut(visitor) else {
+            return Ok(false);
+        };
+        if v.fired.get(trigger).is_some_and(|&t| t > now) {
+            return Ok(false);
+        }
+        v.fired.insert(trigger.to_owned(), until);
+        Ok(true)
     }
 
     async fn set_visitor_presence(

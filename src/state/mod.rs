@@ -238,6 +238,16 @@ pub trait Store: Send + Sync + 'static {
         visitors: &[VisitorId],
         until: Millis,
     ) -> Result<()>;
+    /// Records that a trigger fired for a visitor, unless an earlier record still holds (its
+    /// `until` is after `now`). True when this call made the record. False for an unknown visitor.
+    async fn claim_trigger(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        trigger: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool>;
     /// Visitors on the site right now (some node vouches for them beyond `now`).
     async fn live_visitors(&self, site: &SiteId, now: Millis) -> Result<Vec<VisitorId>>;
     /// Active conversations whose visitor has been silent since before `before` (assignment

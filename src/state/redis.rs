@@ -47,6 +47,7 @@ struct Scripts {
     register: Script,
     presence: Script,
     start: Script,
+    trigger: Script,
 }
 
 impl Scripts {
@@ -63,6 +64,7 @@ impl Scripts {
             register: Script::new(include_str!("lua/register.lua")),
             presence: Script::new(include_str!("lua/presence.lua")),
             start: Script::new(include_str!("lua/start.lua")),
+            trigger: Script::new(include_str!("lua/trigger.lua")),
         }
     }
 }
@@ -769,6 +771,26 @@ impl Store for RedisStore {
             }
         }
         Ok(out)
+    }
+
+    async fn claim_trigger(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        trigger: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool> {
+        let claimed: i64 = self
+            .scripts
+            .trigger
+            .key(format!("{}v:{visitor}", self.base(site)))
+            .arg(format!("trigger:{trigger}"))
+            .arg(now)
+            .arg(until)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(claimed == 1)
     }
 
     async fn set_visitor_presence(

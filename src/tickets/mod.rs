@@ -286,6 +286,8 @@ pub struct TicketFilter {
     pub department: Option<DeptId>,
     pub agent: Option<String>,
     pub status: Option<String>,
+    /// One visitor's tickets (their earlier chats, for the agent in a new one).
+    pub visitor: Option<String>,
     /// Continue after this ticket id (exclusive).
     pub cursor: Option<String>,
     pub limit: usize,
@@ -296,6 +298,7 @@ impl TicketFilter {
         self.since.is_none_or(|s| t.closed_at >= s)
             && self.department.as_ref().is_none_or(|d| &t.department == d)
             && self.status.as_ref().is_none_or(|s| &t.status == s)
+            && self.visitor.as_ref().is_none_or(|v| &t.visitor.id == v)
             && self
                 .agent
                 .as_ref()

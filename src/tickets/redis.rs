@@ -81,6 +81,12 @@ impl TicketStore for RedisTickets {
             .ignore()
             .zadd(self.site_key(&ticket.site, "tickets"), &ticket.id, 0)
             .ignore()
+            .zadd(
+                self.site_key(&ticket.site, &format!("vt:{}", ticket.visitor.id)),
+                &ticket.id,
+                0,
+            )
+            .ignore()
             .query_async(&mut self.conn())
             .await?;
         Ok(())
@@ -97,7 +103,11 @@ impl TicketStore for RedisTickets {
 
     async fn list(&self, site: &SiteId, filter: &TicketFilter) -> Result<Vec<Ticket>> {
         const BATCH: usize = 200;
-        let index = self.site_key(site, "tickets");
+        // A visitor's tickets have an index of their own: no scan over the whole site.
+        let index = match &filter.visitor {
+            Some(v) => self.site_key(site, &format!("vt:{v}")),
+            None => self.site_key(site, "tickets"),
+        };
         let mut out = Vec::new();
         let mut upper = filter
             .cursor

@@ -62,6 +62,27 @@ async fn send_error(
     .await
 }
 
+/// What a console needs to know of its site: names, transfer targets, canned responses.
+fn site_directory(site: &crate::config::SiteConfig) -> serde_json::Value {
+    serde_json::json!({
+        "id": site.id,
+        "name": site.name.as_deref().unwrap_or(&site.id.0),
+        "departments": site.departments.iter().map(|d| serde_json::json!({
+            "id": d.id,
+            "name": site.department_name(&d.id),
+        })).collect::<Vec<_>>(),
+        "agents": site.agents.iter().map(|a| serde_json::json!({
+            "id": a.id,
+            "name": a.name,
+            "departments": a.departments,
+        })).collect::<Vec<_>>(),
+        "canned": site.canned,
+    })
+}
+
+/// How many earlier tickets `history` returns.
+const HISTORY_LIMIT: usize = 20;
+
 pub async fn run(mut conn: Connection, state: AppState) {
     let mut shutdown = state.shutdown.clone();
     let deadline = tokio::time::sleep(state.engine.config().timing.hello_timeout());
@@ -124,9 +145,11 @@ pub async fn run(mut conn: Connection, state: AppState) {
         }
     };
     tracing::info!(site = %site, agent = %agent, "agent connected");
+    let directory = engine.site(&site).map(site_directory).unwrap_or_default();
     let welcome = AgentOut::Welcome {
         agent: &agent_self(&me),
         heartbeat_secs: engine.config().timing.heartbeat_secs,
+        site: &directory,
     };
     let mut session = Session {
         state: state.clone(),
@@ -276,6 +299,24 @@ impl Session {
                 client_id,
                 text,
             } => return self.store_text(conversation, client_id, text, true).await,
+            AgentIn::History { visitor } => {
+                let filter = crate::tickets::TicketFilter {
+                    visitor: Some(visitor.0.clone()),
+                    limit: HISTORY_LIMIT,
+                    ..Default::default()
+                };
+                return match engine.tickets().list(site, &filter).await {
+                    Ok(tickets) => {
+                        self.conn
+                            .send(&AgentOut::History {
+                                visitor: &visitor,
+                                tickets: &tickets,
+                            })
+                            .await
+                    }
+                    Err(e) => send_error(&mut self.conn, &e.into(), None, None).await,
+                };
+            }
             AgentIn::Typing { conversation, on } => (
                 engine.agent_typing(site, agent, &conversation, on).await,
                 None,
@@ -427,7 +468,7 @@ impl Session {
                 }
             }
             Push::Resync => self.resync().await,
-            Push::Position(_) => true,
+            Push::Position(_) | Push::Proactive(_) => true,
             Push::Visitor(v) => {
                 let (id, live) = (&v.0, v.1);
                 if !live {

@@ -160,6 +160,8 @@ async fn setup(
         conversation: summary,
         heartbeat_secs,
     };
+    // Before the welcome: a client that saw it knows its page view is being timed.
+    state.engine.page_seen(&site, reg.id, &hello.profile);
     if !conn.send(&welcome).await {
         state
             .engine
@@ -294,8 +296,13 @@ impl Session {
                 {
                     send_error(&mut self.conn, e.code, &e.message, None).await;
                 }
+                engine.page_seen(&self.site, self.reg.id, &self.profile);
             }
-            VisitorIn::Message { client_id, text } => {
+            VisitorIn::Message {
+                client_id,
+                text,
+                trigger,
+            } => {
                 let text = match engine.message_text(text) {
                     Ok(t) => t,
                     Err(e) => {
@@ -307,7 +314,10 @@ impl Session {
                     .visitor_message(
                         &self.site,
                         &self.profile,
-                        self.department.as_ref(),
+                        crate::engine::Route {
+                            department: self.department.as_ref(),
+                            trigger: trigger.as_deref(),
+                        },
                         self.current.as_ref().map(|(c, _)| c),
                         client_id.clone(),
                         text,
@@ -438,6 +448,16 @@ impl Session {
                     return self.backfill(&conv, last).await;
                 }
                 true
+            }
+            Push::Proactive(p) => {
+                self.conn
+                    .send(&VisitorOut::Proactive {
+                        trigger: &p.trigger,
+                        text: &p.text,
+                        author_name: &p.author_name,
+                        at: p.at,
+                    })
+                    .await
             }
             Push::Queue(_) | Push::AgentChanged | Push::Visitor(_) => true,
         }

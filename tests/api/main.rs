@@ -10,3 +10,4 @@ mod routing;
 mod security;
 mod supervisor;
 mod tickets;
+mod triggers;

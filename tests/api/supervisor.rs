@@ -249,5 +249,18 @@ async fn live_visitors_pushed_to_agents(backend: Backend) {
     alice
         .wait_for("b left", |m| m["type"] == "visitor_left" && m["id"] == id)
         .await;
+    // A proactive chat marks the visitor as in a chat too.
+    let ida = wa["visitor_id"].clone();
+    alice
+        .send(json!({"type": "start_chat", "visitor": ida, "client_id": "p1", "text": "Hi!"}))
+        .await;
+    let started = alice.wait_type("ack").await;
+    alice
+        .wait_for("a in chat", |m| {
+            m["type"] == "visitor"
+                && m["visitor"]["id"] == ida
+                && m["visitor"]["in_chat"] == started["conversation"]
+        })
+        .await;
     app.stop().await;
 }

@@ -19,6 +19,8 @@ export const ADMIN = "browser-admin-token-0123456789";
 export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const sha256 = (s) => createHash("sha256").update(s).digest("hex");
 export const agentToken = (id) => `browser-token-${id}-0123456789`;
+/** Seconds on a `?landing` page before the test site's trigger fires. */
+export const TRIGGER_SECS = 1;
 
 export async function freePort() {
   return new Promise((resolve, reject) => {
@@ -108,12 +110,30 @@ allowed_origins = ["${origin}"]
 default_department = "support"
 widget = { color = "#0f766e", title = "Demo shop", prechat = { name = true, fields = [{ id = "order", label = "Order number" }] } }
 departments = [{ id = "support", name = "Support" }, { id = "sales", name = "Sales" }]
+canned = [
+  { shortcut = "hi", text = "Hello {visitor_name}! I'm {agent_first_name}, how can I help?" },
+  { shortcut = "bye", text = "Thanks for chatting with {site_name}!" },
+]
+name = "Demo shop"
+[[sites.triggers]]
+id = "landing"
+url = "*/demo/?landing*"
+time_on_page_secs = ${TRIGGER_SECS}
+message = "Hi! Want a hand choosing a tea?"
+as_agent = "alice"
+department = "sales"
 [[sites.agents]]
 id = "alice"
 name = "Alice Moreau"
 departments = ["support", "sales"]
 max_concurrent = 5
 token_sha256 = "${sha256(agentToken("alice"))}"
+[[sites.agents]]
+id = "boris"
+name = "Boris Ivanov"
+departments = ["support"]
+max_concurrent = 2
+token_sha256 = "${sha256(agentToken("boris"))}"
 `;
   const file = path.join(dir, "switchboard.toml");
   writeFileSync(file, config);

@@ -1,0 +1,245 @@
+// The agent console and the sales tools in a real browser (Debian's chromium via playwright-core)
+// against a real Switchboard, on the embedded backend and on Redis: an agent in /console/, and
+// visitors in other browser contexts using the widget.
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+
+import { ADMIN, Agent, TRIGGER_SECS, WAIT, admin, agentToken, launchBrowser, startRedis, startServer, until } from "./harness.mjs";
+
+const W = (page) => page.locator("#switchboard-widget");
+const waitText = (locator, text) => locator.filter({ hasText: text }).first().waitFor({ timeout: WAIT });
+
+/** A visitor page in a fresh browser context, recording every frame its widget receives. */
+async function visitorPage(browser, url) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const frames = [];
+  page.on("websocket", (ws) => ws.on("framereceived", (f) => frames.push(String(f.payload))));
+  await page.goto(url);
+  await W(page).locator(".launch").waitFor({ timeout: WAIT });
+  return { context, page, frames };
+}
+
+/** Opens the widget and answers the pre-chat form; returns the message box. */
+async function startChat(page, name) {
+  await W(page).locator(".launch").click();
+  const pre = W(page).locator(".prechat");
+  await pre.waitFor({ timeout: WAIT });
+  await pre.getByLabel("Name").fill(name);
+  await pre.locator("button[type=submit]").click();
+  const box = W(page).locator("textarea");
+  await box.waitFor({ state: "visible", timeout: WAIT });
+  return box;
+}
+
+async function visitorSays(page, box, text) {
+  await box.fill(text);
+  await box.press("Enter");
+  await waitText(W(page).locator(".msg.me .b"), text);
+}
+
+/** The console signed in as an agent. */
+async function consolePage(browser, server, id) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("pageerror", (e) => { throw e; });
+  await page.goto(server.api + "/console/");
+  await page.fill("#token", agentToken(id));
+  await page.click("#signin-agent");
+  await page.locator("#me-name").filter({ hasText: /\w/ }).waitFor({ timeout: WAIT });
+  return { context, page };
+}
+
+for (const backend of ["embedded", "redis"]) {
+  describe(`console on ${backend} state`, () => {
+    let redis, server, browser, agentUi, boris;
+
+    before(async () => {
+      if (backend === "redis") redis = await startRedis();
+      server = await startServer({ redisUrl: redis && redis.url });
+      browser = await launchBrowser();
+    });
+    after(async () => {
+      if (boris) boris.close();
+      if (browser) await browser.close();
+      if (server) await server.stop();
+      if (redis) redis.stop();
+    });
+
+    test("a wrong token is refused at sign-in", async () => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(server.api + "/console/");
+      await page.fill("#token", "not-a-token");
+      await page.click("#signin-agent");
+      await waitText(page.locator("#signin-error"), "not valid");
+      assert.equal(await page.locator("#app").isHidden(), true);
+      await context.close();
+    });
+
+    test("an agent signs in, takes a chat, replies with a canned response, notes privately, transfers", async () => {
+      agentUi = await consolePage(browser, server, "alice");
+      const ui = agentUi.page;
+      assert.equal(await ui.locator("#me-name").textContent(), "Alice Moreau");
+      await ui.locator("#queues [data-department=support]").waitFor({ timeout: WAIT });
+
+      const v = await visitorPage(browser, server.origin + "/demo/");
+      const box = await startChat(v.page, "Vera");
+      await visitorSays(v.page, box, "My order has not arrived");
+
+      // The assignment: in the list, in view, with the visitor's profile and the transcript.
+      const item = ui.locator(".chat-item", { hasText: "Vera" });
+      await item.waitFor({ timeout: WAIT });
+      await waitText(ui.locator("#transcript .ev.visitor .text"), "My order has not arrived");
+      await waitText(ui.locator("#profile-fields dd"), "Vera");
+      await waitText(ui.locator("#profile-fields dd"), "new");
+      await waitText(ui.locator("#history"), "No earlier chats.");
+      await waitText(item.locator(".wait"), "waiting");
+
+      // Typing reaches the visitor under the agent's full name.
+      await ui.locator("#text").type("Let me");
+      await waitText(W(v.page).locator(".typing"), "Alice Moreau is typing");
+
+      // "/hi" expands with the visitor's and the agent's names.
+      await ui.locator("#text").fill("");
+      await ui.locator("#text").type("/h");
+      await waitText(ui.locator("#canned li"), "/hi");
+      await ui.locator("#text").press("Tab");
+      assert.equal(await ui.locator("#text").inputValue(), "Hello Vera! I'm Alice, how can I help?");
+      await ui.locator("#text").press("Enter");
+      await waitText(W(v.page).locator(".msg:not(.me) .b"), "Hello Vera! I'm Alice, how can I help?");
+      // A bare shortcut sent as is expands too.
+      await ui.locator("#text").fill("/bye");
+      await ui.click("#send");
+      await waitText(W(v.page).locator(".msg:not(.me) .b"), "Thanks for chatting with Demo shop!");
+
+      // A private note shows to agents only.
+      await ui.check("#note-mode");
+      await ui.locator("#text").fill("VIP customer, refund approved");
+      await ui.locator("#text").press("Enter");
+      await waitText(ui.locator("#transcript .ev.note .text"), "VIP customer");
+      await ui.uncheck("#note-mode");
+      await ui.locator("#text").fill("Checking with billing now.");
+      await ui.locator("#text").press("Enter");
+      // The message after the note arrived, so the note would have come first: it never did.
+      await waitText(W(v.page).locator(".msg:not(.me) .b"), "Checking with billing now.");
+      assert.ok(!v.frames.some((f) => f.includes("VIP customer")), "the note reached the visitor's socket");
+      assert.ok(!(await W(v.page).locator(".log").textContent()).includes("VIP customer"));
+
+      // Transfer to Boris with a note: he gets the whole transcript, the visitor meets him.
+      boris = await Agent.connect(server, "boris", "online");
+      await ui.click("#transfer-btn");
+      await ui.selectOption("#transfer-to", "agent:boris");
+      await ui.fill("#transfer-reason", "billing question");
+      await ui.fill("#transfer-note", "refund pending");
+      await ui.click("#transfer button[type=submit]");
+      const taken = await boris.next("assigned", (m) => m.type === "assigned");
+      const kinds = taken.events.map((e) => e.kind);
+      assert.ok(kinds.includes("note") && kinds.includes("transferred"), kinds.join(","));
+      const moved = taken.events.find((e) => e.kind === "transferred");
+      assert.equal(moved.reason, "billing question");
+      assert.equal(moved.note, "refund pending");
+      assert.equal(taken.events[0].text, "My order has not arrived");
+      await waitText(W(v.page).locator(".sys"), "Boris Ivanov");
+      await waitText(item.locator(".last"), "transferred");
+      assert.equal(await ui.locator("#compose").isHidden(), true);
+      await v.context.close();
+    });
+
+    test("a new chat notifies the agent, shows unread, and the agent closes it", async () => {
+      const ui = agentUi.page;
+      const before = Number((await ui.evaluate(() => document.body.dataset.notified)) || 0);
+      const v = await visitorPage(browser, server.origin + "/demo/");
+      const box = await startChat(v.page, "Oleg");
+      await visitorSays(v.page, box, "Do you ship to Riga?");
+      const item = ui.locator(".chat-item", { hasText: "Oleg" });
+      await item.waitFor({ timeout: WAIT });
+      await until("a notification", async () => Number(await ui.evaluate(() => document.body.dataset.notified)) > before);
+      // The chat in view is the earlier one, so this one counts as unread.
+      await visitorSays(v.page, box, "Anyone there?");
+      await waitText(item.locator(".unread"), "2");
+      await item.click();
+      assert.equal(await item.locator(".unread").isHidden(), true);
+      await waitText(ui.locator("#transcript .ev.visitor .text"), "Anyone there?");
+      await ui.click("#close-btn");
+      await W(v.page).locator(".rating").waitFor({ timeout: WAIT });
+      await waitText(item.locator(".last"), "closed");
+      // The ticket is stored, and the visitor's next chat shows it as an earlier one.
+      const tickets = await admin(server, "/v1/tickets");
+      assert.ok(tickets.body.tickets.some((t) => t.visitor.name === "Oleg"));
+      await v.context.close();
+    });
+
+    test("live visitors show a landing-page visitor; a proactive chat reaches their widget", async () => {
+      const ui = agentUi.page;
+      const v = await visitorPage(browser, server.origin + "/demo/?utm_source=news&utm_campaign=spring");
+      await ui.click("#tab-visitors");
+      const row = ui.locator("#visitors tr", { hasText: "utm_campaign=spring" });
+      await row.waitFor({ timeout: WAIT });
+      await waitText(row, "source=news");
+      await waitText(row, "new");
+      await row.locator("input").fill("Hi! The spring sale ends today. Questions?");
+      await row.locator("button").click();
+      // The widget opens by itself with Alice's introduction and message.
+      await waitText(W(v.page).locator(".msg:not(.me) .b"), "The spring sale ends today");
+      assert.equal(await W(v.page).locator(".panel").isVisible(), true);
+      await waitText(row, "in chat");
+      await waitText(ui.locator(".chat-item"), "The spring sale ends today");
+      await v.context.close();
+    });
+
+    test("a trigger fires after N seconds on a matching URL, not on another, and only once", async () => {
+      const other = await visitorPage(browser, server.origin + "/demo/?from=elsewhere");
+      const started = Date.now();
+      const v = await visitorPage(browser, server.origin + "/demo/?landing=tea");
+      await waitText(W(v.page).locator(".msg.offer .b"), "Want a hand choosing a tea?");
+      assert.ok(Date.now() - started >= TRIGGER_SECS * 1000, `fired after ${Date.now() - started} ms`);
+      assert.equal(await W(v.page).locator(".panel").isVisible(), true);
+      // The other page started timing first: had it matched, its message would have come first.
+      assert.ok(!other.frames.some((f) => f.includes('"proactive"')), "fired on another URL");
+      assert.equal(await W(other.page).locator(".msg.offer").count(), 0);
+
+      // Only once: the same visitor reloads; a later visitor's trigger fires, theirs does not.
+      v.frames.length = 0;
+      await v.page.reload();
+      await W(v.page).locator(".launch").waitFor({ timeout: WAIT });
+      await until("the reloaded widget to connect", () => v.frames.some((f) => f.includes('"welcome"')));
+      const witness = await visitorPage(browser, server.origin + "/demo/?landing=tea");
+      await waitText(W(witness.page).locator(".msg.offer .b"), "Want a hand choosing a tea?");
+      assert.ok(!v.frames.some((f) => f.includes('"proactive"')), "fired twice for one visitor");
+
+      // The answer opens a sales chat that starts with the proactive message.
+      const sales = await Agent.connect(server, "alice", "online");
+      const box = W(v.page).locator("textarea");
+      await box.fill("Which green tea is the mildest?");
+      await box.press("Enter");
+      const taken = await sales.next("assigned", (m) => m.type === "assigned" && m.events.some((e) => e.text === "Which green tea is the mildest?"));
+      assert.equal(taken.conversation.department, "sales");
+      assert.equal(taken.events[0].text, "Hi! Want a hand choosing a tea?");
+      assert.equal(taken.events[0].author_name, "Alice Moreau");
+      // The widget shows the proactive message once, now as part of the conversation.
+      await waitText(W(v.page).locator(".sys"), "Alice Moreau");
+      assert.equal(await W(v.page).locator(".msg .b", { hasText: "Want a hand choosing a tea?" }).count(), 1);
+      sales.close();
+      for (const p of [other, v, witness]) await p.context.close();
+    });
+
+    test("the supervisor view shows agents, queues and today's figures", async () => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(server.api + "/console/");
+      await page.fill("#token", ADMIN);
+      await page.click("#signin-supervisor");
+      const alice = page.locator("#sv-agents tr[data-agent=alice]");
+      await alice.waitFor({ timeout: WAIT });
+      await waitText(alice, "Alice Moreau");
+      await waitText(alice, "online");
+      await page.locator("#sv-queues tr[data-department=support]").waitFor({ timeout: WAIT });
+      const stats = await admin(server, "/v1/stats");
+      await waitText(page.locator("#figures .figure"), "Chats today");
+      await waitText(page.locator("#figures .figure"), String(stats.body.chats));
+      await context.close();
+    });
+  });
+}

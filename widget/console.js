@@ -1,0 +1,639 @@
+/*! Switchboard agent console. No dependencies.
+ * Speaks protocol v1 on /v1/agent (docs/protocol.md); the supervisor view reads the REST API
+ * with the admin token. Every text is rendered with textContent: nothing a visitor or agent
+ * writes becomes HTML. */
+(function () {
+  "use strict";
+
+  var $ = function (id) { return document.getElementById(id); };
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = String(text);
+    return e;
+  }
+  function rid() { return Date.now().toString(36) + Math.random().toString(36).slice(2, 10); }
+  function hhmm(ms) { var d = new Date(ms); return ("0" + d.getHours()).slice(-2) + ":" + ("0" + d.getMinutes()).slice(-2); }
+  function dur(secs) {
+    secs = Math.max(0, Math.floor(secs));
+    var h = Math.floor(secs / 3600), m = Math.floor(secs % 3600 / 60), s = secs % 60;
+    return (h ? h + ":" + ("0" + m).slice(-2) : m) + ":" + ("0" + s).slice(-2);
+  }
+  function shortId(id) { return "Visitor " + String(id || "").slice(-5); }
+  function toast(text) {
+    var t = $("toast");
+    t.textContent = text; t.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(function () { t.hidden = true; }, 4000);
+  }
+
+  // ---- state --------------------------------------------------------------------------------
+  var TOKEN_KEY = "switchboard:console-token", MODE_KEY = "switchboard:console-mode";
+  var token = sessionStorage.getItem(TOKEN_KEY);
+  var ws = null, attempts = 0, retry = null, signedIn = false;
+  var goOnline = false;  // signing in (not reloading or reconnecting) puts the agent online
+  var me = null, site = { departments: [], agents: [], canned: [] };
+  var chats = {};        // conversation id -> {id, department, state, visitor, events[], lastSeq, unread, history, ended}
+  var order = [];        // conversation ids, oldest assignment first
+  var current = null;    // the conversation in view
+  var queues = {};       // department -> {size, oldest_wait_secs, at}
+  var visitors = {};     // visitor id -> live record (+ `seen`, when it arrived here)
+  var pending = {};      // client_id -> text sent and not yet acknowledged
+  var typingSent = false, typingTimer = null, remoteTyping = {};
+  var notified = 0;      // desktop notifications shown (tests read document.body.dataset.notified)
+
+  // ---- sign in ------------------------------------------------------------------------------
+  $("signin").addEventListener("submit", function (e) {
+    e.preventDefault();
+    token = $("token").value.trim();
+    if (!token) return;
+    if (window.Notification && Notification.permission === "default") Notification.requestPermission();
+    sessionStorage.setItem(TOKEN_KEY, token);
+    sessionStorage.setItem(MODE_KEY, "agent");
+    goOnline = true;
+    connect();
+  });
+  $("signin-supervisor").addEventListener("click", function () {
+    token = $("token").value.trim();
+    if (!token) { $("signin-error").textContent = "Enter the admin token."; return; }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    sessionStorage.setItem(MODE_KEY, "supervisor");
+    supervisor();
+  });
+  $("signout").addEventListener("click", function () {
+    sessionStorage.removeItem(TOKEN_KEY);
+    location.reload();
+  });
+  function signInFailed(text) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    token = null; signedIn = false;
+    if (ws) { ws.onclose = null; ws.close(); ws = null; }
+    $("signin").hidden = false; $("bar").hidden = true; $("app").hidden = true; $("supervisor").hidden = true;
+    $("signin-error").textContent = text;
+  }
+
+  // ---- connection ---------------------------------------------------------------------------
+  function send(obj) {
+    if (ws && ws.readyState === 1) { ws.send(JSON.stringify(obj)); return true; }
+    toast("Not connected; try again in a moment.");
+    return false;
+  }
+  function connect() {
+    clearTimeout(retry);
+    var sock = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/v1/agent");
+    ws = sock;
+    sock.onopen = function () {
+      var resume = {};
+      order.forEach(function (id) { if (!chats[id].ended) resume[id] = chats[id].lastSeq; });
+      var hello = { type: "hello", token: token, resume: resume };
+      if (goOnline) hello.status = "online";
+      sock.send(JSON.stringify(hello));
+    };
+    sock.onmessage = function (e) {
+      if (sock !== ws) return;
+      var m; try { m = JSON.parse(e.data); } catch (x) { return; }
+      onMessage(m);
+    };
+    sock.onclose = function () {
+      if (sock !== ws) return;
+      ws = null;
+      $("conn").textContent = "reconnecting…"; $("conn").classList.add("down");
+      var delay = Math.min(15000, 500 * Math.pow(2, attempts++)) * (0.5 + Math.random());
+      retry = setTimeout(connect, delay);
+    };
+  }
+  setInterval(function () { if (ws && ws.readyState === 1) ws.send('{"type":"ping"}'); }, 20000);
+
+  function onMessage(m) {
+    switch (m.type) {
+      case "welcome":
+        attempts = 0; signedIn = true; goOnline = false;
+        me = m.agent; site = m.site || site;
+        $("signin").hidden = true; $("bar").hidden = false; $("app").hidden = false;
+        $("conn").textContent = "connected"; $("conn").classList.remove("down");
+        $("site-name").textContent = site.name || "";
+        renderMe();
+        send({ type: "watch_visitors", on: true });
+        break;
+      case "agent": me = m.agent; renderMe(); break;
+      case "assigned": assigned(m); break;
+      case "event": onEvent(m.conversation, m.event); break;
+      case "unassigned": ended(m.conversation, m.reason); break;
+      case "closed": ended(m.conversation, "closed"); break;
+      case "ack":
+        delete pending[m.client_id];
+        break;
+      case "queues":
+        m.queues.forEach(function (q) { queues[q.department] = { size: q.size, oldest: q.oldest_wait_secs, at: Date.now() }; });
+        renderQueues();
+        break;
+      case "visitors":
+        visitors = {};
+        m.visitors.forEach(function (v) { v.seen = Date.now(); visitors[v.id] = v; });
+        renderVisitors();
+        break;
+      case "visitor": m.visitor.seen = Date.now(); visitors[m.visitor.id] = m.visitor; renderVisitors(); break;
+      case "visitor_left": delete visitors[m.id]; renderVisitors(); break;
+      case "typing":
+        remoteTyping[m.conversation] = m.on;
+        if (m.conversation === current) renderTyping();
+        break;
+      case "history":
+        order.forEach(function (id) {
+          var c = chats[id];
+          if (c.visitor.id === m.visitor) { c.history = m.tickets.filter(function (t) { return t.conversation !== id; }); }
+        });
+        if (current && chats[current].visitor.id === m.visitor) renderProfile();
+        break;
+      case "error":
+        if (!signedIn && (m.code === "unauthorized" || m.code === "hello_required")) { signInFailed("That token is not valid."); return; }
+        // A refused message goes back into an empty compose box, so nothing typed is lost.
+        if (m.client_id && pending[m.client_id] != null) {
+          if (!text.value) text.value = pending[m.client_id];
+          delete pending[m.client_id];
+        }
+        toast(m.message + " (" + m.code + ")");
+        break;
+    }
+  }
+
+  // ---- the agent: status and limit ----------------------------------------------------------
+  function renderMe() {
+    $("me-name").textContent = me.name;
+    $("status").value = me.status;
+    $("limit").max = me.max_allowed;
+    if (document.activeElement !== $("limit")) $("limit").value = me.max_concurrent;
+    $("limit-wrap").hidden = me.max_allowed <= 1;
+    $("load").textContent = me.load + " / " + me.max_concurrent;
+  }
+  $("status").addEventListener("change", function () { send({ type: "set_status", status: this.value }); });
+  $("limit").addEventListener("change", function () {
+    var n = parseInt(this.value, 10);
+    if (n >= 1 && n <= me.max_allowed) send({ type: "set_limit", max_concurrent: n });
+    else { toast("Choose 1 to " + me.max_allowed); this.value = me.max_concurrent; }
+  });
+
+  // ---- chats --------------------------------------------------------------------------------
+  function assigned(m) {
+    var id = m.conversation.id, c = chats[id];
+    if (!c) {
+      c = chats[id] = { id: id, events: [], lastSeq: 0, unread: 0, history: null };
+      order.push(id);
+    }
+    c.department = m.conversation.department; c.state = m.conversation.state;
+    c.visitor = m.visitor; c.ended = false;
+    var fresh = c.lastSeq === 0;
+    m.events.forEach(function (ev) { addEvent(c, ev); });
+    if (fresh) {
+      // Messages that came before the chat was in view count as unread.
+      if (current && id !== current) {
+        c.unread = c.events.filter(function (e) { return e.kind === "message" && e.author === "visitor"; }).length;
+      }
+      send({ type: "history", visitor: m.visitor.id });
+      alertAgent("New chat", (visitorName(c)) + ": " + (lastText(c) || "assigned to you"), id);
+      if (!current) select(id);
+    }
+    renderChats();
+    if (id === current) renderChat();
+  }
+  function addEvent(c, ev) {
+    if (ev.seq <= c.lastSeq) return false;
+    c.lastSeq = ev.seq;
+    c.events.push(ev);
+    if (ev.kind === "closed") c.state = "closed";
+    return true;
+  }
+  function onEvent(id, ev) {
+    var c = chats[id];
+    if (!c || !addEvent(c, ev)) return;
+    if (ev.kind === "message" && ev.author === "visitor") {
+      remoteTyping[id] = false;
+      if (id !== current || document.hidden) c.unread++;
+      alertAgent(visitorName(c), ev.text, id);
+    }
+    renderChats();
+    if (id === current) { appendEvent($("transcript"), ev); scrollDown(); renderTyping(); }
+  }
+  function ended(id, reason) {
+    var c = chats[id];
+    if (!c) return;
+    c.ended = reason;
+    renderChats();
+    if (id === current) renderChat();
+  }
+  function visitorName(c) { return (c.visitor && (c.visitor.name || c.visitor.email)) || shortId(c.visitor && c.visitor.id); }
+  function lastText(c) {
+    for (var i = c.events.length - 1; i >= 0; i--) if (c.events[i].kind === "message") return c.events[i].text;
+    return "";
+  }
+  // Waiting: the visitor spoke last and nobody answered yet.
+  function waitingSince(c) {
+    for (var i = c.events.length - 1; i >= 0; i--) {
+      var ev = c.events[i];
+      if (ev.kind === "message") return ev.author === "visitor" ? ev.at : null;
+    }
+    return null;
+  }
+  function renderChats() {
+    var ul = $("chats");
+    ul.textContent = "";
+    order.forEach(function (id) {
+      var c = chats[id];
+      var li = el("li", "chat-item" + (c.ended ? " ended" : ""));
+      li.dataset.conversation = id;
+      li.setAttribute("aria-current", String(id === current));
+      li.appendChild(el("span", "who", visitorName(c)));
+      var u = el("span", "unread", c.unread);
+      u.hidden = !c.unread;
+      li.appendChild(u);
+      li.appendChild(el("span", "last", c.ended ? "ended (" + c.ended + ")" : lastText(c)));
+      var since = !c.ended && waitingSince(c);
+      var w = el("span", "wait", since ? "waiting " + dur((Date.now() - since) / 1000) : "");
+      w.dataset.since = since || "";
+      li.appendChild(w);
+      li.addEventListener("click", function () { select(id); });
+      ul.appendChild(li);
+    });
+    $("no-chats").hidden = order.length > 0;
+    var unread = order.reduce(function (n, id) { return n + chats[id].unread; }, 0);
+    document.title = (unread ? "(" + unread + ") " : "") + "Switchboard console";
+  }
+  function renderQueues() {
+    var ul = $("queues");
+    ul.textContent = "";
+    Object.keys(queues).sort().forEach(function (d) {
+      var q = queues[d], li = el("li", "queue-item");
+      li.dataset.department = d;
+      li.appendChild(el("span", null, deptName(d)));
+      var w = el("span", "muted", q.size + (q.size ? " · oldest " + dur(q.oldest + (Date.now() - q.at) / 1000) : ""));
+      li.appendChild(w);
+      ul.appendChild(li);
+    });
+  }
+  function deptName(id) {
+    var d = site.departments.filter(function (x) { return x.id === id; })[0];
+    return d ? d.name : id;
+  }
+  // Waiting times and queue ages tick without a server round trip.
+  setInterval(function () {
+    document.querySelectorAll(".chat-item .wait").forEach(function (w) {
+      if (w.dataset.since) w.textContent = "waiting " + dur((Date.now() - Number(w.dataset.since)) / 1000);
+    });
+    if (Object.keys(queues).length) renderQueues();
+    if (!$("visitors-view").hidden) renderVisitors();
+  }, 1000);
+
+  function select(id) {
+    current = id;
+    showTab("chats");
+    var c = chats[id];
+    c.unread = 0;
+    $("transfer").hidden = true;
+    renderChats();
+    renderChat();
+    $("text").focus();
+  }
+  function renderChat() {
+    var c = current && chats[current];
+    $("chat-view").hidden = !c; $("empty").hidden = !!c;
+    if (!c) { $("profile").hidden = true; return; }
+    $("chat-title").textContent = visitorName(c);
+    $("chat-dept").textContent = deptName(c.department);
+    var t = $("transcript");
+    t.textContent = "";
+    c.events.forEach(function (ev) { appendEvent(t, ev); });
+    if (c.ended) t.appendChild(el("div", "ev sys", "This chat is no longer yours (" + c.ended + ")."));
+    var open = !c.ended;
+    $("compose").hidden = !open;
+    $("transfer-btn").disabled = !open; $("close-btn").disabled = !open;
+    scrollDown();
+    renderTyping();
+    renderProfile();
+  }
+  function scrollDown() { var t = $("transcript"); t.scrollTop = t.scrollHeight; }
+  function renderTyping() { $("typing").textContent = current && remoteTyping[current] ? "Visitor is typing…" : ""; }
+
+  function appendEvent(box, ev) {
+    var d;
+    switch (ev.kind) {
+      case "message":
+        d = el("div", "ev " + (ev.author === "visitor" ? "visitor" : ev.author === "agent" ? "agent" : "system"));
+        d.appendChild(el("div", "meta", (ev.author === "visitor" ? (ev.author_name || "Visitor") : (ev.author_name || "System")) + " · " + hhmm(ev.at)));
+        d.appendChild(el("div", "text", ev.text));
+        break;
+      case "note":
+        d = el("div", "ev note");
+        d.appendChild(el("div", "meta", "Private note · " + ev.agent.name + " · " + hhmm(ev.at)));
+        d.appendChild(el("div", "text", ev.text));
+        break;
+      case "transferred":
+        d = el("div", "ev internal", "Transferred by " + ev.from.name + " to " + (ev.to_agent ? ev.to_agent.name : deptName(ev.to_department)) +
+          ": " + ev.reason + (ev.note ? " — " + ev.note : "") + " · " + hhmm(ev.at));
+        break;
+      case "requeued":
+        d = el("div", "ev internal", "Back to the queue: " + ev.agent.name + " " + ev.reason + " · " + hhmm(ev.at));
+        break;
+      case "assigned": d = el("div", "ev sys", "Assigned to " + ev.agent.name + " · " + hhmm(ev.at)); break;
+      case "notice": d = el("div", "ev sys", ev.text); break;
+      case "closed": d = el("div", "ev sys", "Closed by " + ev.by + " (" + ev.reason + ") · " + hhmm(ev.at)); break;
+      default: return null;
+    }
+    d.dataset.seq = ev.seq;
+    d.dataset.kind = ev.kind;
+    box.appendChild(d);
+    return d;
+  }
+
+  function renderProfile() {
+    var c = current && chats[current];
+    $("profile").hidden = !c;
+    if (!c) return;
+    var v = c.visitor || {}, dl = $("profile-fields");
+    dl.textContent = "";
+    function row(k, val) { if (val == null || val === "") return; dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, val)); }
+    row("Name", v.name); row("Email", v.email);
+    row("Visitor", v.visits > 1 ? "returning (" + v.visits + " visits)" : "new");
+    row("Locale", v.locale); row("Page", v.page_title || v.page_url); row("Referrer", v.referrer);
+    Object.keys(v.utm || {}).forEach(function (k) { row(k, v.utm[k]); });
+    Object.keys(v.fields || {}).forEach(function (k) { row(k, v.fields[k]); });
+    if (v.verified) row("Identity", "verified (" + v.user_id + ")");
+    var ol = $("profile-pages");
+    ol.textContent = "";
+    (v.pages || []).filter(function (p) { return p.at >= (v.visit_started || 0); }).forEach(function (p) {
+      ol.appendChild(el("li", null, (p.title ? p.title + " — " : "") + p.url + " · " + hhmm(p.at)));
+    });
+    var h = $("history");
+    h.textContent = "";
+    if (!c.history) { h.appendChild(el("p", "muted", "Loading…")); return; }
+    if (!c.history.length) { var none = el("p", "muted", "No earlier chats."); none.style.margin = "0 12px"; h.appendChild(none); return; }
+    c.history.forEach(function (t) {
+      var det = el("details", "ticket");
+      det.appendChild(el("summary", null, new Date(t.closed_at).toLocaleString() + " · " + t.status +
+        (t.agents.length ? " · " + t.agents.map(function (a) { return a.name; }).join(", ") : "")));
+      t.transcript.forEach(function (ev) { appendEvent(det, ev); });
+      h.appendChild(det);
+    });
+  }
+
+  // ---- composing: canned responses, notes, typing --------------------------------------------
+  var text = $("text"), cannedBox = $("canned"), choice = 0;
+  function fill(template, c) {
+    var v = (c && c.visitor) || {};
+    var vars = {
+      visitor_name: v.name || "", visitor_email: v.email || "",
+      agent_name: me.name, agent_first_name: me.name.split(/\s+/)[0], site_name: site.name || ""
+    };
+    return template.replace(/\{(\w+)\}/g, function (all, k) { return k in vars ? vars[k] : all; })
+      .replace(/ +([!?.,])/g, "$1").replace(/ {2,}/g, " ").trim();
+  }
+  function cannedMatches() {
+    var m = /^\/([\w.-]*)$/.exec(text.value);
+    if (!m) return [];
+    return site.canned.filter(function (x) { return x.shortcut.indexOf(m[1]) === 0; });
+  }
+  function renderCanned() {
+    var list = cannedMatches();
+    cannedBox.textContent = "";
+    cannedBox.hidden = !list.length;
+    choice = Math.min(choice, Math.max(0, list.length - 1));
+    list.forEach(function (x, i) {
+      var li = el("li");
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", String(i === choice));
+      li.appendChild(el("b", null, "/" + x.shortcut));
+      li.appendChild(el("span", "muted", fill(x.text, chats[current])));
+      li.addEventListener("mousedown", function (e) { e.preventDefault(); expand(x); });
+      cannedBox.appendChild(li);
+    });
+  }
+  function expand(x) {
+    text.value = fill(x.text, chats[current]);
+    cannedBox.hidden = true;
+    text.focus();
+  }
+  text.addEventListener("input", function () {
+    choice = 0;
+    renderCanned();
+    var c = current && chats[current];
+    if (!c || c.ended || $("note-mode").checked) return;
+    if (!typingSent) { typingSent = true; send({ type: "typing", conversation: current, on: true }); }
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(stopTyping, 2500);
+  });
+  function stopTyping() {
+    clearTimeout(typingTimer);
+    if (typingSent && current) send({ type: "typing", conversation: current, on: false });
+    typingSent = false;
+  }
+  text.addEventListener("keydown", function (e) {
+    var list = cannedBox.hidden ? [] : cannedMatches();
+    if (list.length && (e.key === "ArrowDown" || e.key === "ArrowUp")) {
+      e.preventDefault();
+      choice = (choice + (e.key === "ArrowDown" ? 1 : list.length - 1)) % list.length;
+      renderCanned();
+    } else if (list.length && (e.key === "Tab" || e.key === "Enter")) {
+      e.preventDefault();
+      expand(list[choice]);
+    } else if (e.key === "Escape") {
+      cannedBox.hidden = true;
+    } else if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      $("compose").requestSubmit();
+    }
+  });
+  $("note-mode").addEventListener("change", function () {
+    $("compose").classList.toggle("note-mode", this.checked);
+    $("send").textContent = this.checked ? "Add note" : "Send";
+    text.placeholder = this.checked ? "Private note: only agents see it" : "Reply… (/ for canned responses)";
+  });
+  $("compose").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var body = text.value.trim();
+    if (!body || !current) return;
+    // A bare "/shortcut" that names a canned response is sent expanded.
+    var exact = /^\/([\w.-]+)$/.exec(body);
+    var canned = exact && site.canned.filter(function (x) { return x.shortcut === exact[1]; })[0];
+    if (canned) body = fill(canned.text, chats[current]);
+    var note = $("note-mode").checked, cid = rid();
+    if (!send({ type: note ? "note" : "message", conversation: current, client_id: cid, text: body })) return;
+    // The stored event comes back over the socket and shows in the transcript.
+    pending[cid] = body;
+    text.value = ""; cannedBox.hidden = true;
+    if (!note) stopTyping();
+  });
+
+  // ---- transfer and close -------------------------------------------------------------------
+  $("transfer-btn").addEventListener("click", function () {
+    var sel = $("transfer-to"), c = chats[current];
+    sel.textContent = "";
+    site.agents.filter(function (a) { return a.id !== me.id; }).forEach(function (a) {
+      var o = el("option", null, a.name); o.value = "agent:" + a.id; sel.appendChild(o);
+    });
+    site.departments.forEach(function (d) {
+      var o = el("option", null, d.name + " (queue)"); o.value = "department:" + d.id; sel.appendChild(o);
+    });
+    if (c) sel.value = "department:" + c.department;
+    $("transfer").hidden = false;
+    $("transfer-reason").focus();
+  });
+  $("transfer-cancel").addEventListener("click", function () { $("transfer").hidden = true; });
+  $("transfer").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var to = $("transfer-to").value.split(":"), msg = { type: "transfer", conversation: current, reason: $("transfer-reason").value.trim() };
+    if (to[0] === "agent") msg.to_agent = to[1]; else msg.to_department = to[1];
+    var note = $("transfer-note").value.trim();
+    if (note) msg.note = note;
+    if (send(msg)) { $("transfer").hidden = true; $("transfer-reason").value = ""; $("transfer-note").value = ""; }
+  });
+  $("close-btn").addEventListener("click", function () {
+    if (current) send({ type: "close", conversation: current, reason: "resolved" });
+  });
+
+  // ---- notifications: desktop and sound ------------------------------------------------------
+  var audio = null;
+  function beep() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      var o = audio.createOscillator(), g = audio.createGain();
+      o.frequency.value = 880; g.gain.value = 0.08;
+      o.connect(g); g.connect(audio.destination);
+      o.start(); o.stop(audio.currentTime + 0.15);
+    } catch (e) { /* no audio device */ }
+  }
+  function alertAgent(title, body, id) {
+    if (id === current && !document.hidden) return;
+    notified++;
+    document.body.dataset.notified = String(notified);
+    beep();
+    if (window.Notification && Notification.permission === "granted") {
+      try {
+        var n = new Notification(title, { body: String(body).slice(0, 140), tag: id });
+        n.onclick = function () { window.focus(); select(id); n.close(); };
+      } catch (e) { /* some browsers allow notifications from service workers only */ }
+    }
+  }
+
+  // ---- live visitors ------------------------------------------------------------------------
+  function showTab(which) {
+    var visitorsTab = which === "visitors";
+    $("tab-chats").setAttribute("aria-selected", String(!visitorsTab));
+    $("tab-visitors").setAttribute("aria-selected", String(visitorsTab));
+    $("visitors-view").hidden = !visitorsTab;
+    $("app").classList.toggle("visitors-mode", visitorsTab);
+    $("right").hidden = visitorsTab;
+    if (visitorsTab) { $("chat-view").hidden = true; $("empty").hidden = true; renderVisitors(); } else renderChat();
+  }
+  $("tab-chats").addEventListener("click", function () { showTab("chats"); });
+  $("tab-visitors").addEventListener("click", function () { showTab("visitors"); });
+
+  function renderVisitors() {
+    var ids = Object.keys(visitors);
+    $("visitor-count").textContent = ids.length ? "(" + ids.length + ")" : "";
+    if ($("visitors-view").hidden) return;
+    var body = $("visitors"), focused = document.activeElement;
+    // Do not redraw under a half-typed proactive message.
+    if (focused && focused.tagName === "INPUT" && focused.value && focused.closest(".start-form")) return;
+    body.textContent = "";
+    ids.sort(function (a, b) { return visitors[b].time_on_site_secs - visitors[a].time_on_site_secs; }).forEach(function (id) {
+      var v = visitors[id], tr = el("tr");
+      tr.dataset.visitor = id;
+      var who = el("td");
+      who.appendChild(el("div", null, v.name || v.email || shortId(id)));
+      who.appendChild(el("div", "muted", (v.returning ? "returning · " + v.visits + " visits" : "new") + (v.locale ? " · " + v.locale : "")));
+      tr.appendChild(who);
+      var page = el("td");
+      page.appendChild(el("div", null, v.page_title || ""));
+      page.appendChild(el("div", "muted", v.page_url || ""));
+      tr.appendChild(page);
+      var src = el("td");
+      src.appendChild(el("div", null, v.referrer || "direct"));
+      var utm = Object.keys(v.utm || {}).map(function (k) { return k.replace("utm_", "") + "=" + v.utm[k]; }).join(" ");
+      if (utm) src.appendChild(el("div", "muted", utm));
+      tr.appendChild(src);
+      tr.appendChild(el("td", null, dur(v.time_on_site_secs + (Date.now() - v.seen) / 1000)));
+      tr.appendChild(el("td", null, (v.pages_this_visit || []).length));
+      var act = el("td");
+      if (v.in_chat) act.appendChild(el("span", "muted", "in chat"));
+      else {
+        var f = el("form", "start-form");
+        var inp = el("input");
+        inp.placeholder = "Hi! Can I help?"; inp.setAttribute("aria-label", "Message to start a chat"); inp.required = true;
+        var b = el("button", "primary", "Start chat"); b.type = "submit";
+        f.appendChild(inp); f.appendChild(b);
+        f.addEventListener("submit", function (e) {
+          e.preventDefault();
+          var t = inp.value.trim();
+          if (!t) return;
+          send({ type: "start_chat", visitor: id, client_id: rid(), text: t });
+          inp.value = ""; inp.blur();
+        });
+        act.appendChild(f);
+      }
+      tr.appendChild(act);
+      body.appendChild(tr);
+    });
+    $("no-visitors").hidden = ids.length > 0;
+  }
+
+  // ---- supervisor view (admin token, REST) ---------------------------------------------------
+  function api(path) {
+    return fetch(path, { headers: { Authorization: "Bearer " + token } }).then(function (r) {
+      if (r.status === 401) throw new Error("unauthorized");
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.json();
+    });
+  }
+  function supervisor() {
+    Promise.all([api("/v1/agents"), api("/v1/queues"), api("/v1/stats")]).then(function (r) {
+      $("signin").hidden = true; $("bar").hidden = false; $("supervisor").hidden = false;
+      ["status-wrap", "limit-wrap", "load", "conn"].forEach(function (id) { $(id).hidden = true; });
+      $("me-name").textContent = "Supervisor";
+      renderSupervisor(r[0].agents, r[1].queues, r[2]);
+      setTimeout(supervisor, 5000);
+    }).catch(function (e) {
+      if (e.message === "unauthorized") signInFailed("That is not the admin token.");
+      else { toast("Could not refresh: " + e.message); setTimeout(supervisor, 5000); }
+    });
+  }
+  function secs(v) { return v == null ? "–" : dur(v); }
+  function renderSupervisor(agents, qs, stats) {
+    var figs = $("figures");
+    figs.textContent = "";
+    [["Chats today", stats.chats], ["Median queue wait", secs(stats.queue_wait_secs.median)],
+     ["90% queue wait", secs(stats.queue_wait_secs.p90)], ["Median first response", secs(stats.first_response_secs.median)],
+     ["90% first response", secs(stats.first_response_secs.p90)],
+     ["Average rating", stats.rating.average == null ? "–" : stats.rating.average.toFixed(2) + " (" + stats.rating.count + ")"]
+    ].forEach(function (f) {
+      var d = el("div", "figure");
+      d.appendChild(el("div", "muted", f[0]));
+      d.appendChild(el("div", "v", f[1]));
+      figs.appendChild(d);
+    });
+    var tb = $("sv-agents");
+    tb.textContent = "";
+    agents.forEach(function (a) {
+      var tr = el("tr");
+      tr.dataset.agent = a.id;
+      tr.appendChild(el("td", null, a.name));
+      tr.appendChild(el("td", null, a.status + (a.connected ? "" : a.present ? " (reconnecting)" : " (not connected)")));
+      tr.appendChild(el("td", null, a.load + " / " + a.max_concurrent));
+      tr.appendChild(el("td", null, (a.chats || []).length ? a.chats.join(", ") : "–"));
+      tb.appendChild(tr);
+    });
+    var tq = $("sv-queues");
+    tq.textContent = "";
+    qs.forEach(function (q) {
+      var tr = el("tr");
+      tr.dataset.department = q.department;
+      tr.appendChild(el("td", null, q.department));
+      tr.appendChild(el("td", null, q.size));
+      tr.appendChild(el("td", null, q.size ? dur(q.oldest_wait_secs) : "–"));
+      tq.appendChild(tr);
+    });
+  }
+
+  // ---- start --------------------------------------------------------------------------------
+  if (token) {
+    if (sessionStorage.getItem(MODE_KEY) === "supervisor") supervisor(); else connect();
+  }
+})();

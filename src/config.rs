@@ -860,6 +860,8 @@ mod tests {
         assert_eq!(config.sites[0].departments.len(), 2);
         assert!(config.sites[0].departments[0].hours.is_some());
         assert_eq!(config.sites[0].webhooks.len(), 1);
+        assert_eq!(config.sites[0].canned.len(), 1);
+        assert_eq!(config.sites[0].triggers.len(), 1);
     }
 
     /// A bad value is reported with the path of its field.

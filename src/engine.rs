@@ -1649,6 +1649,10 @@ impl Engine {
         let (Some(id), Ok(config)) = (&profile.id, self.site(site)) else {
             return;
         };
+        // Most sites have no triggers: then no socket of theirs is ever scheduled.
+        if config.triggers.is_empty() {
+            return;
+        }
         let now = now_ms();
         let rules: Vec<(Millis, usize)> = config
             .triggers
@@ -1869,7 +1873,9 @@ impl Engine {
         visitor: &VisitorId,
         session: crate::hub::SessionId,
     ) {
-        self.inner.triggers.set(session, None);
+        if self.site(site).is_ok_and(|s| !s.triggers.is_empty()) {
+            self.inner.triggers.set(session, None);
+        }
         if self.inner.hub.leave_visitor(site, visitor, session) > 0 {
             return;
         }

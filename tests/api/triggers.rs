@@ -192,3 +192,31 @@ async fn history_of_earlier_tickets(backend: Backend) {
     assert_eq!(body["tickets"].as_array().unwrap().len(), 2);
     app.stop().await;
 }
+
+/// Redis only: one visitor with a tab on each of two nodes gets the message once, not twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_fires_once_across_nodes() {
+    let prefix = unique_prefix();
+    let a = spawn_with(Backend::Redis, trigger_config(), Some(&prefix)).await;
+    let b = spawn_with(Backend::Redis, trigger_config(), Some(&prefix)).await;
+    let pricing = json!({"page": {"url": "https://shop.test/pricing"}});
+    let (mut on_a, welcome) = visitor(&a, pricing.clone()).await;
+    let mut same = pricing.clone();
+    same["token"] = welcome["token"].clone();
+    let (mut on_b, again) = visitor(&b, same).await;
+    assert_eq!(again["visitor_id"], welcome["visitor_id"]);
+    // Both tabs started timing before the witness did.
+    let mut witness = on_page(&b, "https://shop.test/pricing", json!({})).await;
+    witness.wait_type("proactive").await;
+    on_a.sync().await;
+    on_b.sync().await;
+    let fired = on_a
+        .drain()
+        .into_iter()
+        .chain(on_b.drain())
+        .filter(|m| m["type"] == "proactive")
+        .count();
+    assert_eq!(fired, 1, "the rule fired {fired} times for one visitor");
+    a.stop().await;
+    b.stop().await;
+}

@@ -4,8 +4,13 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
 
-import { ADMIN, Agent, TRIGGER_SECS, WAIT, admin, agentToken, launchBrowser, startRedis, startServer, until } from "./harness.mjs";
+import { ADMIN, Agent, ROOT, TRIGGER_SECS, WAIT, admin, agentToken, launchBrowser, startRedis, startServer, until } from "./harness.mjs";
+
+const ARTIFACTS = path.join(ROOT, "tests/browser/artifacts");
+mkdirSync(ARTIFACTS, { recursive: true });
 
 const W = (page) => page.locator("#switchboard-widget");
 const waitText = (locator, text) => locator.filter({ hasText: text }).first().waitFor({ timeout: WAIT });
@@ -142,6 +147,7 @@ for (const backend of ["embedded", "redis"]) {
       assert.equal(moved.note, "refund pending");
       assert.equal(taken.events[0].text, "My order has not arrived");
       await waitText(W(v.page).locator(".sys"), "Boris Ivanov");
+      await ui.screenshot({ path: path.join(ARTIFACTS, `console-${backend}.png`) });
       await waitText(item.locator(".last"), "transferred");
       assert.equal(await ui.locator("#compose").isHidden(), true);
       await v.context.close();

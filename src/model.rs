@@ -409,6 +409,14 @@ pub struct PageVisit {
 }
 
 impl VisitorProfile {
+    /// A profile that knows only the visitor's id.
+    pub fn with_id(id: VisitorId) -> Self {
+        Self {
+            id: Some(id),
+            ..Self::default()
+        }
+    }
+
     /// Records a page view (consecutive repeats of one URL count once).
     pub fn visit(&mut self, url: &str, title: Option<String>, at: Millis) {
         if self.pages.last().is_some_and(|p| p.url == url) {

@@ -92,6 +92,16 @@ struct VisitorSlot {
     fired: HashMap<String, Millis>,
 }
 
+impl VisitorSlot {
+    fn new(profile: VisitorProfile) -> Self {
+        Self {
+            profile,
+            conv: None,
+            fired: HashMap::new(),
+        }
+    }
+}
+
 impl MemoryStore {
     pub fn new(hub: Hub) -> Self {
         Self {
@@ -210,11 +220,10 @@ impl Store for MemoryStore {
         };
         let site = self.site(site);
         let mut s = lock(&site);
-        let slot = s.visitors.entry(id).or_insert_with(|| VisitorSlot {
-            profile: profile.clone(),
-            conv: None,
-            fired: HashMap::new(),
-        });
+        let slot = s
+            .visitors
+            .entry(id)
+            .or_insert_with(|| VisitorSlot::new(profile.clone()));
         slot.profile = profile.clone();
         Ok(())
     }
@@ -269,14 +278,7 @@ impl Store for MemoryStore {
         let v = s
             .visitors
             .entry(new.visitor.clone())
-            .or_insert_with(|| VisitorSlot {
-                profile: VisitorProfile {
-                    id: Some(new.visitor.clone()),
-                    ..VisitorProfile::default()
-                },
-                conv: None,
-                fired: HashMap::new(),
-            });
+            .or_insert_with(|| VisitorSlot::new(VisitorProfile::with_id(new.visitor.clone())));
         v.conv = Some(new.id.clone());
         Ok((new.clone(), true))
     }
@@ -325,14 +327,7 @@ impl Store for MemoryStore {
         );
         s.visitors
             .entry(new.visitor.clone())
-            .or_insert_with(|| VisitorSlot {
-                profile: VisitorProfile {
-                    id: Some(new.visitor.clone()),
-                    ..VisitorProfile::default()
-                },
-                conv: None,
-                fired: HashMap::new(),
-            })
+            .or_insert_with(|| VisitorSlot::new(VisitorProfile::with_id(new.visitor.clone())))
             .conv = Some(new.id.clone());
         s.take_agent(agent, &new.id, now);
         Ok(Start::Done)

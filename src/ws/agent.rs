@@ -575,10 +575,7 @@ impl Session {
         }
         let last = events.last().map_or(after, |e| e.seq);
         self.chats.insert(conv.clone(), last);
-        let visitor = visitor.unwrap_or_else(|| VisitorProfile {
-            id: Some(c.visitor.clone()),
-            ..VisitorProfile::default()
-        });
+        let visitor = visitor.unwrap_or_else(|| VisitorProfile::with_id(c.visitor.clone()));
         self.conn
             .send(&AgentOut::Assigned {
                 conversation: &ConvSummary {

@@ -374,6 +374,13 @@ impl SiteConfig {
         self.triggers.iter().find(|t| t.id == id)
     }
 
+    /// The department that answers a trigger's message.
+    pub fn answering<'a>(&'a self, rule: &'a TriggerConfig) -> &'a DeptId {
+        rule.department
+            .as_ref()
+            .unwrap_or_else(|| self.default_department())
+    }
+
     /// A department's display name (its id when it has none).
     pub fn department_name(&self, id: &DeptId) -> String {
         self.department(id)

@@ -500,10 +500,7 @@ impl Engine {
             agents = self.agents_cached(&site.id, true).await?;
         }
         let staffed = on_duty(&agents);
-        let open = site
-            .department(dept)
-            .and_then(|d| d.hours.as_ref())
-            .is_none_or(|h| h.is_open(self.inner.clock.now_ms()));
+        let open = self.department_open(site, dept);
         if !open || !staffed {
             let text = templates::render(
                 site,
@@ -1667,11 +1664,6 @@ impl Engine {
         self.inner.triggers.set(session, pending);
     }
 
-    /// How many visitor sockets of this node wait for a trigger.
-    pub fn waiting_triggers(&self) -> usize {
-        self.inner.triggers.len()
-    }
-
     /// Fires due triggers until shutdown. One proactive message per page view at most: after
     /// one fires, the page view's other rules are dropped.
     async fn run_triggers(&self, mut shutdown: Shutdown) {
@@ -1717,15 +1709,7 @@ impl Engine {
         let Some(rule) = site.triggers.get(index) else {
             return Ok(false);
         };
-        let dept = rule
-            .department
-            .as_ref()
-            .unwrap_or_else(|| site.default_department());
-        let open = site
-            .department(dept)
-            .and_then(|d| d.hours.as_ref())
-            .is_none_or(|h| h.is_open(self.inner.clock.now_ms()));
-        if rule.business_hours_only && !open {
+        if rule.business_hours_only && !self.department_open(site, site.answering(rule)) {
             return Ok(false);
         }
         let store = &self.inner.store;
@@ -1771,14 +1755,34 @@ impl Engine {
                 let who = self.agent_ref(site, agent);
                 (AuthorKind::Agent, Some(who.id.0), who.name)
             }
-            None => {
-                let dept = rule
-                    .department
-                    .as_ref()
-                    .unwrap_or_else(|| site.default_department());
-                (AuthorKind::System, None, site.department_name(dept))
-            }
+            None => (
+                AuthorKind::System,
+                None,
+                site.department_name(site.answering(rule)),
+            ),
         }
+    }
+
+    /// Whether a department is inside its business hours now (always, without hours).
+    fn department_open(&self, site: &SiteConfig, dept: &DeptId) -> bool {
+        site.department(dept)
+            .and_then(|d| d.hours.as_ref())
+            .is_none_or(|h| h.is_open(self.inner.clock.now_ms()))
+    }
+
+    /// A visitor's tickets, newest first, at most `limit`: their earlier chats, for the agent.
+    pub async fn visitor_tickets(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        limit: usize,
+    ) -> Result<Vec<crate::tickets::Ticket>> {
+        let filter = crate::tickets::TicketFilter {
+            visitor: Some(visitor.0.clone()),
+            limit,
+            ..Default::default()
+        };
+        Ok(self.inner.tickets.list(site, &filter).await?)
     }
 
     /// Whether presence must be refreshed: only when several nodes share state, so that a dead

@@ -170,13 +170,12 @@ impl Schedule {
         }
     }
 
-    /// How many sockets wait for a trigger (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.state.lock().map(|s| s.pending.len()).unwrap_or(0)
-    }
-
+    /// Whether no socket waits for a trigger.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.state
+            .lock()
+            .map(|s| s.pending.is_empty())
+            .unwrap_or(true)
     }
 }
 

@@ -300,12 +300,7 @@ impl Session {
                 text,
             } => return self.store_text(conversation, client_id, text, true).await,
             AgentIn::History { visitor } => {
-                let filter = crate::tickets::TicketFilter {
-                    visitor: Some(visitor.0.clone()),
-                    limit: HISTORY_LIMIT,
-                    ..Default::default()
-                };
-                return match engine.tickets().list(site, &filter).await {
+                return match engine.visitor_tickets(site, &visitor, HISTORY_LIMIT).await {
                     Ok(tickets) => {
                         self.conn
                             .send(&AgentOut::History {
@@ -314,7 +309,7 @@ impl Session {
                             })
                             .await
                     }
-                    Err(e) => send_error(&mut self.conn, &e.into(), None, None).await,
+                    Err(e) => send_error(&mut self.conn, &e, None, None).await,
                 };
             }
             AgentIn::Typing { conversation, on } => (

@@ -256,6 +256,14 @@ pub enum AgentIn {
         client_id: ClientId,
         text: String,
     },
+    /// An earlier page of one of your chats: the latest events with `after < seq < before`,
+    /// answered with `transcript`.
+    Transcript {
+        conversation: ConvId,
+        before: u64,
+        #[serde(default)]
+        after: u64,
+    },
     Close {
         conversation: ConvId,
         #[serde(default)]
@@ -375,20 +383,30 @@ pub enum AgentOut<'a> {
         /// canned responses.
         site: &'a serde_json::Value,
     },
-    /// A visitor's earlier tickets, newest first.
+    /// A visitor's earlier tickets, newest first, each with the end of its transcript; `more`
+    /// when older tickets did not fit in the frame.
     History {
         visitor: &'a crate::model::VisitorId,
-        tickets: &'a [crate::tickets::Ticket],
+        tickets: &'a [TicketPreview],
+        more: bool,
     },
     /// The agent's status, limit or load changed (from this or another connection).
     Agent {
         agent: &'a AgentSelf,
     },
-    /// A chat is yours: its whole transcript (or what you missed, when resuming) and the visitor.
+    /// A chat is yours: the latest page of its transcript (of what you missed, when resuming)
+    /// and the visitor; `more` when earlier events are left for `transcript` requests.
     Assigned {
         conversation: &'a ConvSummary,
         visitor: &'a VisitorProfile,
         events: &'a [Event],
+        more: bool,
+    },
+    /// A page of a chat's transcript, answering `transcript`.
+    Transcript {
+        conversation: &'a ConvId,
+        events: &'a [Event],
+        more: bool,
     },
     Event {
         conversation: &'a ConvId,
@@ -439,9 +457,85 @@ pub enum AgentOut<'a> {
     Pong,
 }
 
+/// At most this many events travel in one page (`assigned`, `transcript`, backfills read from
+/// the log)...
+pub const PAGE_EVENTS: usize = 100;
+/// ...and at most about this many bytes of them, so no frame grows with a conversation. One
+/// event is at most about 25 KB (4,000 characters, every one escaped), so one always fits; the
+/// socket's write limit (`ws::configure`) leaves room for a page and more.
+pub const PAGE_BYTES: usize = 48 * 1024;
+
+/// Keeps the latest of `events` whose JSON fits in `budget` bytes, and always the newest one.
+/// True when older events were dropped.
+pub fn keep_latest(events: &mut Vec<Event>, budget: usize) -> bool {
+    let mut used = 0;
+    let mut keep = 0;
+    for e in events.iter().rev() {
+        let size = serde_json::to_vec(e).map_or(0, |v| v.len()) + 1;
+        if keep > 0 && used + size > budget {
+            break;
+        }
+        used += size;
+        keep += 1;
+    }
+    let dropped = events.len() - keep;
+    events.drain(..dropped);
+    dropped > 0
+}
+
+/// A page of a transcript read backward: trimmed to `PAGE_BYTES`; `more` when events between
+/// `after` and the page are left out.
+pub fn latest_page(mut events: Vec<Event>, after: u64) -> (Vec<Event>, bool) {
+    keep_latest(&mut events, PAGE_BYTES);
+    let more = events.first().is_some_and(|e| e.seq > after + 1);
+    (events, more)
+}
+
+/// An earlier ticket as `history` shows it: whole but for its transcript, of which only the
+/// end travels (`transcript_more` when earlier events were left out; REST has the rest).
+#[derive(Debug, Serialize)]
+pub struct TicketPreview {
+    #[serde(flatten)]
+    pub ticket: crate::tickets::Ticket,
+    pub transcript_more: bool,
+}
+
+/// Events of an earlier ticket shown in `history`, and their bytes.
+const PREVIEW_EVENTS: usize = 20;
+const PREVIEW_BYTES: usize = 6 * 1024;
+
+/// Fits earlier tickets, newest first, into one frame: each keeps the end of its transcript;
+/// tickets that no longer fit are left out. True when some were.
+pub fn ticket_previews(tickets: Vec<crate::tickets::Ticket>) -> (Vec<TicketPreview>, bool) {
+    let mut out = Vec::new();
+    let mut used = 0;
+    let total = tickets.len();
+    for mut ticket in tickets {
+        let start = ticket.transcript.len().saturating_sub(PREVIEW_EVENTS);
+        let mut more = start > 0;
+        ticket.transcript.drain(..start);
+        more |= keep_latest(&mut ticket.transcript, PREVIEW_BYTES);
+        let preview = TicketPreview {
+            ticket,
+            transcript_more: more,
+        };
+        let size = serde_json::to_vec(&preview).map_or(0, |v| v.len());
+        if !out.is_empty() && used + size > PAGE_BYTES {
+            break;
+        }
+        used += size;
+        out.push(preview);
+    }
+    let more = out.len() < total;
+    (out, more)
+}
+
 /// Classifies a frame that did not parse into a message: not JSON at all, no known `type`, or
 /// a known type with bad fields.
-pub fn classify_parse_error(err: &serde_json::Error, raw: &str) -> (ErrorCode, String) {
+pub fn classify_parse_error<T: serde::de::DeserializeOwned>(
+    err: &serde_json::Error,
+    raw: &str,
+) -> (ErrorCode, String) {
     let value = match serde_json::from_str::<serde_json::Value>(raw) {
         Ok(v) => v,
         Err(e) => return (ErrorCode::BadJson, format!("not JSON: {e}")),
@@ -452,11 +546,21 @@ pub fn classify_parse_error(err: &serde_json::Error, raw: &str) -> (ErrorCode, S
             ErrorCode::InvalidMessage,
             "a JSON object with a string `type` is required".into(),
         ),
-        Some(t) if msg.contains("unknown variant") => (
+        // Only the message type itself: an unknown value of a field (`set_status` with a status
+        // that does not exist) is an invalid message of a known type. A type is known when a
+        // message with nothing but it fails for some other reason (or parses).
+        Some(t) if !is_known_type::<T>(t) => (
             ErrorCode::UnknownType,
             format!("unknown message type `{t}`"),
         ),
         Some(t) => (ErrorCode::InvalidMessage, format!("invalid `{t}`: {msg}")),
+    }
+}
+
+fn is_known_type<T: serde::de::DeserializeOwned>(t: &str) -> bool {
+    match serde_json::from_value::<T>(serde_json::json!({ "type": t })) {
+        Ok(_) => true,
+        Err(e) => !e.to_string().starts_with("unknown variant"),
     }
 }
 
@@ -487,8 +591,53 @@ mod tests {
             (r#"{"text":"hi"}"#, ErrorCode::InvalidMessage),
         ] {
             let err = serde_json::from_str::<VisitorIn>(raw).unwrap_err();
-            assert_eq!(classify_parse_error(&err, raw).0, want, "{raw}");
+            assert_eq!(
+                classify_parse_error::<VisitorIn>(&err, raw).0,
+                want,
+                "{raw}"
+            );
         }
+        for (raw, want) in [
+            (
+                r#"{"type":"set_status","status":"busy"}"#,
+                ErrorCode::InvalidMessage,
+            ),
+            (
+                r#"{"type":"set_status","status":"set_status"}"#,
+                ErrorCode::InvalidMessage,
+            ),
+            (r#"{"type":"set_mood"}"#, ErrorCode::UnknownType),
+        ] {
+            let err = serde_json::from_str::<AgentIn>(raw).unwrap_err();
+            assert_eq!(classify_parse_error::<AgentIn>(&err, raw).0, want, "{raw}");
+        }
+    }
+
+    /// A page keeps the newest events that fit, always at least one, and says whether
+    /// earlier ones exist.
+    #[test]
+    fn pages_are_bounded() {
+        let event = |seq: u64, len: usize| Event {
+            seq,
+            body: crate::model::EventBody::Message {
+                at: 0,
+                author: crate::model::AuthorKind::Visitor,
+                author_id: Some("v".into()),
+                author_name: None,
+                text: "x".repeat(len),
+                client_id: None,
+            },
+        };
+        let events: Vec<Event> = (1..=30).map(|s| event(s, 4000)).collect();
+        let (page, more) = latest_page(events, 0);
+        assert!(more);
+        assert_eq!(page.last().unwrap().seq, 30);
+        assert!(serde_json::to_vec(&page).unwrap().len() <= PAGE_BYTES);
+        assert!(page.len() >= 10, "{}", page.len());
+        let (page, more) = latest_page(vec![event(7, 60_000)], 6);
+        assert_eq!((page.len(), more), (1, false));
+        let (page, more) = latest_page((3..=5).map(|s| event(s, 10)).collect(), 2);
+        assert_eq!((page.len(), more), (3, false));
     }
 
     /// Text is trimmed, must be non-empty, and is bounded in characters (not bytes).

@@ -117,6 +117,7 @@
         break;
       case "agent": me = m.agent; renderMe(); break;
       case "assigned": assigned(m); break;
+      case "transcript": earlier(m); break;
       case "event": onEvent(m.conversation, m.event); break;
       case "unassigned": ended(m.conversation, m.reason); break;
       case "closed": ended(m.conversation, "closed"); break;
@@ -183,6 +184,9 @@
     c.department = m.conversation.department; c.state = m.conversation.state;
     c.visitor = m.visitor; c.ended = false;
     var fresh = c.lastSeq === 0;
+    // A long absence: the page starts after a gap, so start over from it ("Load earlier" fills in).
+    if (m.more && !fresh) { c.events = []; c.lastSeq = 0; }
+    if (fresh || m.more) c.more = m.more;
     m.events.forEach(function (ev) { addEvent(c, ev); });
     if (fresh) {
       // Messages that came before the chat was in view count as unread.
@@ -195,6 +199,25 @@
     }
     renderChats();
     if (id === current) renderChat();
+  }
+  // An earlier page of a transcript (answer to "transcript"): goes before what is shown.
+  function earlier(m) {
+    var c = chats[m.conversation];
+    if (!c) return;
+    c.loading = false;
+    var first = c.events.length ? c.events[0].seq : Infinity;
+    c.events = m.events.filter(function (ev) { return ev.seq < first; }).concat(c.events);
+    c.more = m.more;
+    if (m.conversation === current) {
+      var t = $("transcript"), fromBottom = t.scrollHeight - t.scrollTop;
+      renderChat();
+      t.scrollTop = t.scrollHeight - fromBottom;
+    }
+  }
+  function loadEarlier(c) {
+    if (c.loading || !c.events.length) return;
+    c.loading = true;
+    send({ type: "transcript", conversation: c.id, before: c.events[0].seq });
   }
   function addEvent(c, ev) {
     if (ev.seq <= c.lastSeq) return false;
@@ -301,6 +324,12 @@
     $("chat-dept").textContent = deptName(c.department);
     var t = $("transcript");
     t.textContent = "";
+    if (c.more) {
+      var more = el("button", "earlier", c.loading ? "Loading…" : "Load earlier messages");
+      more.id = "earlier";
+      more.addEventListener("click", function () { loadEarlier(c); this.textContent = "Loading…"; });
+      t.appendChild(more);
+    }
     c.events.forEach(function (ev) { appendEvent(t, ev); });
     if (c.ended) t.appendChild(el("div", "ev sys", "This chat is no longer yours (" + c.ended + ")."));
     var open = !c.ended;
@@ -370,6 +399,7 @@
       var det = el("details", "ticket");
       det.appendChild(el("summary", null, new Date(t.closed_at).toLocaleString() + " · " + t.status +
         (t.agents.length ? " · " + t.agents.map(function (a) { return a.name; }).join(", ") : "")));
+      if (t.transcript_more) det.appendChild(el("div", "ev sys", "… earlier messages are in the ticket"));
       t.transcript.forEach(function (ev) { appendEvent(det, ev); });
       h.appendChild(det);
     });

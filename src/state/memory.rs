@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use dashmap::DashMap;
 
-use super::{Appended, Envelope, Guard, Reassign, Result, Start, Store, queue_score};
+use super::{Appended, Envelope, Guard, Reassign, Result, Span, Start, Store, queue_score};
 use crate::config::AgentConfig;
 use crate::hub::Hub;
 use crate::model::{
@@ -39,6 +39,8 @@ struct SiteState {
     unticketed: BTreeSet<ConvId>,
     /// Until when each visitor counts as on the site.
     live: HashMap<VisitorId, Millis>,
+    /// Queue arrivals so far: the tie-breaker that keeps queue order equal to arrival order.
+    arrivals: u64,
 }
 
 #[derive(Default)]
@@ -411,17 +413,23 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn events_after(&self, site: &SiteId, conv: &ConvId, after: u64) -> Result<Vec<Event>> {
+    async fn events(&self, site: &SiteId, conv: &ConvId, span: Span) -> Result<Vec<Event>> {
         let site = self.site(site);
         let s = lock(&site);
         Ok(s.convs
             .get(conv)
             .map(|c| {
-                // seq n sits at index n-1.
-                let from = usize::try_from(after)
-                    .unwrap_or(usize::MAX)
-                    .min(c.events.len());
-                c.events[from..].to_vec()
+                // seq n sits at index n-1: `after < seq < before` is `after..before-1`.
+                let index = |seq: u64| usize::try_from(seq).unwrap_or(usize::MAX);
+                let to = index(span.before.saturating_sub(1)).min(c.events.len());
+                let from = index(span.after).min(to);
+                let range = &c.events[from..to];
+                let n = range.len().min(span.limit);
+                if span.latest {
+                    range[range.len() - n..].to_vec()
+                } else {
+                    range[..n].to_vec()
+                }
             })
             .unwrap_or_default())
     }
@@ -446,8 +454,10 @@ impl Store for MemoryStore {
         slot.conv.state = ConvState::Queued;
         slot.conv.department = dept.clone();
         slot.conv.queued_at.get_or_insert(now);
+        s.arrivals += 1;
+        let arrival = s.arrivals;
         let queue = s.queues.entry(dept.clone()).or_default();
-        let normal = queue_score(priority, now) as i64;
+        let normal = queue_score(priority, arrival) as i64;
         let score = match (at_head, queue.head_score()) {
             (true, Some(head)) => head.min(normal) - 1,
             _ => normal,
@@ -560,8 +570,10 @@ impl Store for MemoryStore {
         slot.activity = None;
         let priority = slot.conv.priority;
         s.release_agent(owner, conv);
+        s.arrivals += 1;
+        let arrival = s.arrivals;
         let queue = s.queues.entry(dept.clone()).or_default();
-        let normal = queue_score(priority, now) as i64;
+        let normal = queue_score(priority, arrival) as i64;
         let score = queue.head_score().map_or(normal, |h| h.min(normal) - 1);
         queue.insert(conv, score, now);
         Ok(true)

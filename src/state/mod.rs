@@ -153,8 +153,15 @@ pub trait Store: Send + Sync + 'static {
         body: &EventBody,
         guard: &Guard,
     ) -> Result<Option<Appended>>;
-    /// Stored events with `seq > after`, in order.
-    async fn events_after(&self, site: &SiteId, conv: &ConvId, after: u64) -> Result<Vec<Event>>;
+    /// Stored events inside `span`, in order: at most `span.limit` of them, the earliest or the
+    /// latest. Readers page through long conversations with this; nothing reads a whole log
+    /// but ticket filing.
+    async fn events(&self, site: &SiteId, conv: &ConvId, span: Span) -> Result<Vec<Event>>;
+    /// Every stored event with `seq > after`, in order.
+    async fn events_after(&self, site: &SiteId, conv: &ConvId, after: u64) -> Result<Vec<Event>> {
+        self.events(site, conv, Span::after(after, usize::MAX))
+            .await
+    }
 
     /// Puts an open conversation in a department queue (by priority, then arrival; or at the
     /// head). Returns false when the conversation is closed or unknown.
@@ -265,8 +272,42 @@ pub trait Store: Send + Sync + 'static {
     async fn sweep_closed(&self, now: Millis) -> Result<()>;
 }
 
-/// Queue score: higher priority first, then arrival. Exact in an f64 (Redis scores) for
-/// priorities 0..=9 and any millisecond timestamp of this era.
-pub fn queue_score(priority: u8, queued_at: Millis) -> f64 {
-    (queued_at as f64) - f64::from(priority.min(9)) * 1e13
+/// Queue score: higher priority first, then arrival. `arrival` is a per-site counter taken in
+/// the same atomic step as the insert, so two visitors in the same millisecond still get
+/// distinct places in the order they arrived (time alone would tie, and ties went by id).
+/// Exact in an f64 (Redis scores) for priorities 0..=9 and counters below 10^13.
+pub fn queue_score(priority: u8, arrival: u64) -> f64 {
+    (arrival as f64) - f64::from(priority.min(9)) * 1e13
+}
+
+/// A range of a conversation's log: `after < seq < before`, at most `limit` events, taken from
+/// the start of the range or (`latest`) from its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub after: u64,
+    pub before: u64,
+    pub limit: usize,
+    pub latest: bool,
+}
+
+impl Span {
+    /// The first `limit` events after `after`: reading forward, page by page.
+    pub fn after(after: u64, limit: usize) -> Self {
+        Self {
+            after,
+            before: u64::MAX,
+            limit,
+            latest: false,
+        }
+    }
+
+    /// The last `limit` events strictly between `after` and `before`: reading backward.
+    pub fn latest(after: u64, before: u64, limit: usize) -> Self {
+        Self {
+            after,
+            before,
+            limit,
+            latest: true,
+        }
+    }
 }

@@ -7,7 +7,8 @@
 //! - `v:<visitor>` hash (`profile` JSON, current `conv`);
 //! - `a:<agent>` hash (status, max, cap, load, idle_since, `node:<id>` presence), `a:<agent>:chats`
 //!   set, `agents` set, `d:<dept>:agents` set;
-//! - `q:<dept>` sorted set (score: priority band, then arrival);
+//! - `q:<dept>` sorted set (score: priority band, then arrival), `arrivals` counter (the
+//!   arrival number, so two visitors in one millisecond keep their order);
 //! - channel `ev` carries every `Envelope` of the site to every node.
 
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{Appended, Envelope, Guard, Reassign, Result, Start, Store, StoreError};
+use super::{Appended, Envelope, Guard, Reassign, Result, Span, Start, Store, StoreError};
 use crate::config::{AgentConfig, Config};
 use crate::hub::Hub;
 use crate::model::{
@@ -509,16 +510,32 @@ impl Store for RedisStore {
         }))
     }
 
-    async fn events_after(&self, site: &SiteId, conv: &ConvId, after: u64) -> Result<Vec<Event>> {
+    async fn events(&self, site: &SiteId, conv: &ConvId, span: Span) -> Result<Vec<Event>> {
         let key = format!("{}c:{conv}:log", self.base(site));
-        // Exclusive start: everything after 0-<after>.
-        let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-            .arg(&key)
-            .arg(format!("(0-{after}"))
-            .arg("+")
-            .query_async(&mut self.conn())
-            .await?;
-        entries
+        // Entry ids are `0-<seq>`; both ends exclusive.
+        let start = format!("(0-{}", span.after);
+        let end = match span.before {
+            u64::MAX => "+".to_owned(),
+            b => format!("(0-{b}"),
+        };
+        if span.after.saturating_add(1) >= span.before || span.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut cmd = if span.latest {
+            let mut c = redis::cmd("XREVRANGE");
+            c.arg(&key).arg(end).arg(start);
+            c
+        } else {
+            let mut c = redis::cmd("XRANGE");
+            c.arg(&key).arg(start).arg(end);
+            c
+        };
+        if span.limit != usize::MAX {
+            cmd.arg("COUNT").arg(span.limit);
+        }
+        let entries: Vec<(String, HashMap<String, String>)> =
+            cmd.query_async(&mut self.conn()).await?;
+        let mut events = entries
             .into_iter()
             .map(|(_, fields)| {
                 let raw = fields
@@ -526,7 +543,11 @@ impl Store for RedisStore {
                     .ok_or_else(|| corrupt(format!("log entry of {conv} without event")))?;
                 serde_json::from_str(raw).map_err(|e| corrupt(format!("event of {conv}: {e}")))
             })
-            .collect()
+            .collect::<Result<Vec<Event>>>()?;
+        if span.latest {
+            events.reverse();
+        }
+        Ok(events)
     }
 
     async fn enqueue(
@@ -543,6 +564,7 @@ impl Store for RedisStore {
             .enqueue
             .key(format!("{base}c:{conv}"))
             .key(format!("{base}q:{dept}"))
+            .key(format!("{base}arrivals"))
             .arg(&conv.0)
             .arg(&dept.0)
             .arg(now)
@@ -648,6 +670,7 @@ impl Store for RedisStore {
             .unassign
             .key(format!("{base}c:{conv}"))
             .key(format!("{base}q:{dept}"))
+            .key(format!("{base}arrivals"))
             .arg(&base)
             .arg(&conv.0)
             .arg(&owner.0)

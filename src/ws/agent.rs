@@ -16,9 +16,10 @@ use crate::http::AppState;
 use crate::hub::{Push, Registration, Role};
 use crate::model::{AgentId, AgentState, ConvId, DeptId, Event, EventBody, SiteId, VisitorProfile};
 use crate::protocol::{
-    AgentIn, AgentOut, AgentSelf, ClientId, ConvSummary, ErrorCode, QueueStat,
-    classify_parse_error, close,
+    AgentIn, AgentOut, AgentSelf, ClientId, ConvSummary, ErrorCode, PAGE_EVENTS, QueueStat,
+    classify_parse_error, close, latest_page,
 };
+use crate::state::Span;
 
 const HELLO_ATTEMPTS: u32 = 3;
 
@@ -98,38 +99,44 @@ pub async fn run(mut conn: Connection, state: AppState) {
                 conn.close(close::GOING_AWAY, "server shutting down").await;
                 return;
             }
-            incoming = conn.next() => match incoming {
-                Incoming::Text(text) => match serde_json::from_str::<AgentIn>(&text) {
-                    Ok(AgentIn::Hello { token, status, resume }) => {
-                        match agent_for_token(state.engine.config(), &token) {
-                            Some((site, agent)) => break (site, agent, status, resume),
-                            None => {
-                                tracing::info!("agent hello with an unknown token");
-                                let e = EngineError::new(ErrorCode::Unauthorized, "unknown token");
-                                send_error(&mut conn, &e, None, None).await;
-                                attempts += 1;
-                                if attempts >= HELLO_ATTEMPTS {
-                                    conn.close(close::UNAUTHORIZED, "unauthorized").await;
-                                    return;
+            incoming = conn.next() => {
+                // Every frame but a ping or a good `hello` is a failed hello (three close).
+                let failure = match incoming {
+                    Incoming::Text(text) => match serde_json::from_str::<AgentIn>(&text) {
+                        Ok(AgentIn::Hello { token, status, resume }) => {
+                            match agent_for_token(state.engine.config(), &token) {
+                                Some((site, agent)) => break (site, agent, status, resume),
+                                None => {
+                                    tracing::info!("agent hello with an unknown token");
+                                    EngineError::new(ErrorCode::Unauthorized, "unknown token")
                                 }
                             }
                         }
+                        Ok(AgentIn::Ping) => {
+                            conn.send(&AgentOut::Pong).await;
+                            continue;
+                        }
+                        Ok(_) => EngineError::new(ErrorCode::HelloRequired, "send hello first"),
+                        Err(e) => {
+                            let (code, msg) = classify_parse_error::<AgentIn>(&e, &text);
+                            EngineError::new(code, msg)
+                        }
+                    },
+                    Incoming::Reject(code, msg, _) => EngineError::new(code, msg),
+                    Incoming::Tick => {
+                        if !conn.heartbeat().await {
+                            return;
+                        }
+                        continue;
                     }
-                    Ok(AgentIn::Ping) => { conn.send(&AgentOut::Pong).await; }
-                    Ok(_) => {
-                        let e = EngineError::new(ErrorCode::HelloRequired, "send hello first");
-                        send_error(&mut conn, &e, None, None).await;
-                    }
-                    Err(e) => {
-                        let (code, msg) = classify_parse_error(&e, &text);
-                        send_error(&mut conn, &EngineError::new(code, msg), None, None).await;
-                    }
-                },
-                Incoming::Reject(code, msg) => {
-                    send_error(&mut conn, &EngineError::new(code, msg), None, None).await;
+                    Incoming::Gone => return,
+                };
+                send_error(&mut conn, &failure, None, None).await;
+                attempts += 1;
+                if attempts >= HELLO_ATTEMPTS {
+                    conn.close(close::UNAUTHORIZED, "too many failed hellos").await;
+                    return;
                 }
-                Incoming::Tick => if !conn.heartbeat().await { return },
-                Incoming::Gone => return,
             }
         }
     };
@@ -196,8 +203,9 @@ impl Session {
                             return;
                         }
                     }
-                    Incoming::Reject(code, msg) => {
-                        send_error(&mut self.conn, &EngineError::new(code, msg), None, None).await;
+                    Incoming::Reject(code, msg, client_id) => {
+                        let e = EngineError::new(code, msg);
+                        send_error(&mut self.conn, &e, client_id.as_ref(), None).await;
                     }
                     Incoming::Tick => if !self.conn.heartbeat().await { return },
                     Incoming::Gone => return,
@@ -226,7 +234,7 @@ impl Session {
         let msg = match serde_json::from_str::<AgentIn>(text) {
             Ok(m) => m,
             Err(e) => {
-                let (code, msg) = classify_parse_error(&e, text);
+                let (code, msg) = classify_parse_error::<AgentIn>(&e, text);
                 return send_error(&mut self.conn, &EngineError::new(code, msg), None, None).await;
             }
         };
@@ -302,16 +310,23 @@ impl Session {
             AgentIn::History { visitor } => {
                 return match engine.visitor_tickets(site, &visitor, HISTORY_LIMIT).await {
                     Ok(tickets) => {
+                        let (tickets, more) = crate::protocol::ticket_previews(tickets);
                         self.conn
                             .send(&AgentOut::History {
                                 visitor: &visitor,
                                 tickets: &tickets,
+                                more,
                             })
                             .await
                     }
                     Err(e) => send_error(&mut self.conn, &e, None, None).await,
                 };
             }
+            AgentIn::Transcript {
+                conversation,
+                before,
+                after,
+            } => return self.transcript(&conversation, after, before).await,
             AgentIn::Typing { conversation, on } => (
                 engine.agent_typing(site, agent, &conversation, on).await,
                 None,
@@ -544,7 +559,9 @@ impl Session {
         let loaded = async {
             let store = engine.store();
             let c = store.conversation(&self.site, conv).await?;
-            let events = store.events_after(&self.site, conv, after).await?;
+            // Only the latest page: the console asks for earlier ones (`transcript`).
+            let span = Span::latest(after, u64::MAX, PAGE_EVENTS);
+            let events = store.events(&self.site, conv, span).await?;
             let visitor = match &c {
                 Some(c) => store.visitor(&self.site, &c.visitor).await?,
                 None => None,
@@ -568,6 +585,7 @@ impl Session {
             engine.hub().unfollow(conv, self.reg.id);
             return true;
         }
+        let (events, more) = latest_page(events, after);
         let last = events.last().map_or(after, |e| e.seq);
         self.chats.insert(conv.clone(), last);
         let visitor = visitor.unwrap_or_else(|| VisitorProfile::with_id(c.visitor.clone()));
@@ -581,35 +599,73 @@ impl Session {
                 },
                 visitor: &visitor,
                 events: &events,
+                more,
             })
             .await
     }
 
-    async fn backfill(&mut self, conv: &ConvId, after: u64) -> bool {
+    /// An earlier page of a chat this session follows.
+    async fn transcript(&mut self, conv: &ConvId, after: u64, before: u64) -> bool {
+        if !self.chats.contains_key(conv) {
+            let e = EngineError::new(ErrorCode::NotFound, "not one of your chats");
+            return send_error(&mut self.conn, &e, None, Some(conv)).await;
+        }
+        let span = Span::latest(after, before, PAGE_EVENTS);
         let events = match self
             .state
             .engine
             .store()
-            .events_after(&self.site, conv, after)
+            .events(&self.site, conv, span)
             .await
         {
-            Ok(e) => e,
+            Ok(events) => events,
             Err(e) => {
                 return send_error(&mut self.conn, &EngineError::from(e), None, Some(conv)).await;
             }
         };
-        for event in events {
-            match self.chats.get(conv) {
-                Some(&last) if event.seq > last => {
-                    if !self.forward(conv, &event).await {
-                        return false;
-                    }
+        let (events, more) = latest_page(events, after);
+        self.conn
+            .send(&AgentOut::Transcript {
+                conversation: conv,
+                events: &events,
+                more,
+            })
+            .await
+    }
+
+    /// Sends what this session missed of a chat, reading the log a page at a time.
+    async fn backfill(&mut self, conv: &ConvId, mut after: u64) -> bool {
+        loop {
+            let events = match self
+                .state
+                .engine
+                .store()
+                .events(&self.site, conv, Span::after(after, PAGE_EVENTS))
+                .await
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    return send_error(&mut self.conn, &EngineError::from(e), None, Some(conv))
+                        .await;
                 }
-                Some(_) => {}
-                None => break,
+            };
+            let full = events.len() == PAGE_EVENTS;
+            for event in events {
+                after = event.seq;
+                match self.chats.get(conv) {
+                    Some(&last) if event.seq > last => {
+                        if !self.forward(conv, &event).await {
+                            return false;
+                        }
+                    }
+                    Some(_) => {}
+                    None => return true,
+                }
+            }
+            if !full {
+                return true;
             }
         }
-        true
     }
 
     /// After a lost subscription: catch up on every chat and on what was assigned meanwhile.

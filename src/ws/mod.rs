@@ -23,7 +23,7 @@ use tokio::time::{Instant, Interval};
 use crate::config::Limits;
 use crate::http::{ApiError, AppState};
 use crate::model::SiteId;
-use crate::protocol::ErrorCode;
+use crate::protocol::{ClientId, ErrorCode};
 
 /// Open connections per client IP; a guard gives its slot back on drop.
 #[derive(Clone, Default)]
@@ -65,8 +65,12 @@ impl Drop for IpGuard {
 fn configure(ws: WebSocketUpgrade, limits: &Limits) -> WebSocketUpgrade {
     ws.read_buffer_size(limits.ws_read_buffer)
         .write_buffer_size(limits.ws_write_buffer)
-        // Backpressure beyond this: the send awaits instead of buffering without bound.
-        .max_write_buffer_size(limits.ws_write_buffer.max(limits.hard_frame_bytes) * 2)
+        // A bound, not an allocation: room for the largest frame the server sends (a transcript
+        // page, with what the buffer may already hold); a bigger one would fail the socket.
+        .max_write_buffer_size(
+            limits.ws_write_buffer.max(limits.hard_frame_bytes) * 2
+                + 2 * crate::protocol::PAGE_BYTES,
+        )
         .max_message_size(limits.hard_frame_bytes)
         .max_frame_size(limits.hard_frame_bytes)
 }
@@ -148,12 +152,29 @@ pub async fn agent_upgrade(
     }))
 }
 
+/// Close codes of RFC 6455 for frames the transport refuses.
+const CLOSE_PROTOCOL: u16 = 1002;
+const CLOSE_INVALID_DATA: u16 = 1007;
+const CLOSE_TOO_BIG: u16 = 1009;
+/// How long a closing socket waits for the peer's side of the handshake.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// The `client_id` of a frame, if it has a readable one.
+fn client_id_of(text: &str) -> Option<ClientId> {
+    #[derive(Deserialize)]
+    struct Ids {
+        client_id: Option<ClientId>,
+    }
+    serde_json::from_str::<Ids>(text).ok()?.client_id
+}
+
 /// What the next read produced.
 pub enum Incoming {
     /// A text frame within the limits.
     Text(String),
-    /// A frame we refuse; tell the client, keep the connection.
-    Reject(ErrorCode, &'static str),
+    /// A frame we refuse; tell the client (naming the frame's `client_id` when it matters),
+    /// keep the connection.
+    Reject(ErrorCode, &'static str, Option<ClientId>),
     /// Heartbeat time: call `Connection::heartbeat`.
     Tick,
     /// The peer closed or the socket failed.
@@ -215,16 +236,19 @@ impl Connection {
     }
 
     /// Waits for the next frame or heartbeat tick. Cancel-safe.
+    ///
+    /// A frame that ends the socket gets its close frame before `Gone`: the answer to the
+    /// client's Close, 1009 for a frame over `limits.hard_frame_bytes`, 1007 for invalid UTF-8,
+    /// 1002 for a protocol violation. Those steps are boxed: this future lives in every idle
+    /// session, and their state would otherwise sit in it.
     pub async fn next(&mut self) -> Incoming {
         loop {
             tokio::select! {
                 msg = self.socket.recv() => {
                     let msg = match msg {
                         Some(Ok(m)) => m,
-                        // A read error includes frames over the hard limit (tungstenite refuses
-                        // them before buffering): the socket is unusable, the client resumes.
                         Some(Err(e)) => {
-                            tracing::debug!(cause = %e, "socket read failed");
+                            Box::pin(self.failed(e)).await;
                             return Incoming::Gone;
                         }
                         None => return Incoming::Gone,
@@ -233,23 +257,71 @@ impl Connection {
                     match msg {
                         Message::Text(t) => {
                             if t.len() > self.max_frame {
-                                return Incoming::Reject(ErrorCode::FrameTooLarge, "frame larger than limits.max_frame_bytes");
+                                return Incoming::Reject(ErrorCode::FrameTooLarge, "frame larger than limits.max_frame_bytes", None);
                             }
                             if !self.rate.allow() {
-                                return Incoming::Reject(ErrorCode::RateLimited, "too many messages; slow down");
+                                // Named, so the client knows which message to send again.
+                                let client_id = client_id_of(t.as_str());
+                                return Incoming::Reject(ErrorCode::RateLimited, "too many messages; slow down", client_id);
                             }
                             return Incoming::Text(t.as_str().to_owned());
                         }
                         Message::Binary(_) => {
-                            return Incoming::Reject(ErrorCode::BinaryNotSupported, "send JSON text frames");
+                            return Incoming::Reject(ErrorCode::BinaryNotSupported, "send JSON text frames", None);
                         }
                         Message::Ping(_) | Message::Pong(_) => continue,
-                        Message::Close(_) => return Incoming::Gone,
+                        Message::Close(_) => {
+                            Box::pin(self.finish()).await;
+                            return Incoming::Gone;
+                        }
                     }
                 }
                 _ = self.heartbeat.tick() => return Incoming::Tick,
             }
         }
+    }
+
+    /// A read failed: say why in a close frame when the peer can still hear it.
+    async fn failed(&mut self, err: axum::Error) {
+        use tungstenite::Error as WsError;
+        let code = match err.into_inner().downcast::<WsError>().map(|e| *e) {
+            // tungstenite refuses an oversized frame by its header, before buffering it.
+            Ok(WsError::Capacity(_)) => {
+                Some((CLOSE_TOO_BIG, "frame larger than limits.hard_frame_bytes"))
+            }
+            Ok(WsError::Utf8(_)) => Some((CLOSE_INVALID_DATA, "text frame is not valid UTF-8")),
+            Ok(WsError::Protocol(e)) => {
+                tracing::debug!(cause = %e, "websocket protocol violation");
+                Some((CLOSE_PROTOCOL, "websocket protocol violation"))
+            }
+            Ok(e) => {
+                tracing::debug!(cause = %e, "socket read failed");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(cause = %e, "socket read failed");
+                None
+            }
+        };
+        if let Some((code, reason)) = code {
+            let frame = Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            }));
+            if self.socket.send(frame).await.is_ok() {
+                // The stream reads nothing more after an error, and closing the TCP socket
+                // with the peer's unread bytes would reset it before it reads our frame: give
+                // the peer a moment to read the close frame and hang up first.
+                tokio::time::sleep(CLOSE_LINGER).await;
+            }
+        }
+    }
+
+    /// After a Close from either side: reads until the peer's closing handshake is done, which
+    /// also sends tungstenite's answer to a client's Close (RFC 6455 §5.5.1). Bounded in time.
+    async fn finish(&mut self) {
+        let drain = async { while let Some(Ok(_)) = self.socket.recv().await {} };
+        let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
     }
 
     /// Pings the peer, or closes when nothing was heard for three intervals. False when closed.
@@ -279,14 +351,19 @@ impl Connection {
         }
     }
 
+    /// Sends a close frame and waits (briefly) for the client's answer. Boxed inside, so the
+    /// sessions that call it keep a small frame.
     pub async fn close(&mut self, code: u16, reason: &'static str) {
-        let _ = self
-            .socket
-            .send(Message::Close(Some(CloseFrame {
+        Box::pin(async move {
+            let frame = Message::Close(Some(CloseFrame {
                 code,
                 reason: reason.into(),
-            })))
-            .await;
+            }));
+            if self.socket.send(frame).await.is_ok() {
+                self.finish().await;
+            }
+        })
+        .await
     }
 }
 

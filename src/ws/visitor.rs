@@ -57,50 +57,91 @@ async fn hello_phase(
                 conn.close(close::GOING_AWAY, "server shutting down").await;
                 return None;
             }
-            incoming = conn.next() => match incoming {
-                Incoming::Text(text) => match serde_json::from_str::<VisitorIn>(&text) {
-                    Ok(VisitorIn::Hello(h)) => {
-                        let crate::protocol::VisitorHello { token, resume, page, locale, department, name, email, user_id, user_hash, fields } = *h;
-                        let page = page.unwrap_or_default();
-                                                let hello = VisitorHello {
-                            token,
-                            user_id,
-                            user_hash,
-                            fields,
-                            page_url: page.url,
-                            page_title: page.title,
-                            referrer: page.referrer,
-                            locale,
-                            name,
-                            email,
-                            user_agent: user_agent.clone(),
-                        };
-                        match Box::pin(state.engine.visitor_hello(site, hello)).await {
-                            Ok(s) => break (s, resume, department),
-                            Err(e) => {
-                                send_error(conn, e.code, &e.message, None).await;
-                                attempts += 1;
-                                if attempts >= HELLO_ATTEMPTS {
-                                    conn.close(close::UNAUTHORIZED, "hello failed").await;
-                                    return None;
-                                }
+            incoming = conn.next() => {
+                // Every frame but a ping or a good `hello` is a failed hello (three close).
+                let (code, message) = match incoming {
+                    Incoming::Text(text) => match serde_json::from_str::<VisitorIn>(&text) {
+                        Ok(VisitorIn::Hello(h)) => {
+                            match Box::pin(hello(state, site, *h, &user_agent)).await {
+                                Ok(done) => break done,
+                                Err(e) => (e.code, e.message),
                             }
                         }
+                        Ok(VisitorIn::Ping) => {
+                            conn.send(&VisitorOut::Pong).await;
+                            continue;
+                        }
+                        Ok(_) => (ErrorCode::HelloRequired, "send hello first".to_owned()),
+                        Err(e) => classify_parse_error::<VisitorIn>(&e, &text),
+                    },
+                    Incoming::Reject(code, msg, _) => (code, msg.to_owned()),
+                    Incoming::Tick => {
+                        if !conn.heartbeat().await {
+                            return None;
+                        }
+                        continue;
                     }
-                    Ok(VisitorIn::Ping) => { conn.send(&VisitorOut::Pong).await; }
-                    Ok(_) => send_error(conn, ErrorCode::HelloRequired, "send hello first", None).await,
-                    Err(e) => {
-                        let (code, msg) = classify_parse_error(&e, &text);
-                        send_error(conn, code, &msg, None).await;
-                    }
-                },
-                Incoming::Reject(code, msg) => send_error(conn, code, msg, None).await,
-                Incoming::Tick => if !conn.heartbeat().await { return None },
-                Incoming::Gone => return None,
+                    Incoming::Gone => return None,
+                };
+                send_error(conn, code, &message, None).await;
+                attempts += 1;
+                if attempts >= HELLO_ATTEMPTS {
+                    conn.close(close::UNAUTHORIZED, "too many failed hellos").await;
+                    return None;
+                }
             }
         }
     };
     Some(hello)
+}
+
+/// Checks one `hello` and establishes the visitor.
+async fn hello(
+    state: &AppState,
+    site: &SiteId,
+    h: crate::protocol::VisitorHello,
+    user_agent: &Option<String>,
+) -> Result<Hello, EngineError> {
+    let crate::protocol::VisitorHello {
+        token,
+        resume,
+        page,
+        locale,
+        department,
+        name,
+        email,
+        user_id,
+        user_hash,
+        fields,
+    } = h;
+    // Refused here, not at the first message: the widget learns of a typo at once.
+    if let Some(d) = &department
+        && state
+            .engine
+            .site(site)
+            .is_ok_and(|s| s.department(d).is_none())
+    {
+        return Err(EngineError::new(
+            ErrorCode::UnknownDepartment,
+            format!("no department {d}"),
+        ));
+    }
+    let page = page.unwrap_or_default();
+    let hello = VisitorHello {
+        token,
+        user_id,
+        user_hash,
+        fields,
+        page_url: page.url,
+        page_title: page.title,
+        referrer: page.referrer,
+        locale,
+        name,
+        email,
+        user_agent: user_agent.clone(),
+    };
+    let session = state.engine.visitor_hello(site, hello).await?;
+    Ok((session, resume, department))
 }
 
 /// Runs a visitor socket to its end.
@@ -244,7 +285,7 @@ impl Session {
                             return;
                         }
                     }
-                    Incoming::Reject(code, msg) => send_error(&mut self.conn, code, msg, None).await,
+                    Incoming::Reject(code, msg, client_id) => send_error(&mut self.conn, code, msg, client_id.as_ref()).await,
                     Incoming::Tick => if !self.conn.heartbeat().await { return },
                     Incoming::Gone => return,
                 },
@@ -272,7 +313,7 @@ impl Session {
         let msg = match serde_json::from_str::<VisitorIn>(text) {
             Ok(m) => m,
             Err(e) => {
-                let (code, msg) = classify_parse_error(&e, text);
+                let (code, msg) = classify_parse_error::<VisitorIn>(&e, text);
                 send_error(&mut self.conn, code, &msg, None).await;
                 return true;
             }
@@ -500,41 +541,49 @@ impl Session {
         }
     }
 
-    /// Sends every stored event after `after` (visible ones) and moves the cursor.
-    async fn backfill(&mut self, conv: &ConvId, after: u64) -> bool {
-        let events = match self
-            .state
-            .engine
-            .store()
-            .events_after(&self.site, conv, after)
-            .await
-        {
-            Ok(e) => e,
-            Err(e) => {
-                let e = EngineError::from(e);
-                send_error(&mut self.conn, e.code, &e.message, None).await;
+    /// Sends every stored event after `after` (visible ones) and moves the cursor, reading the
+    /// log a page at a time so a long conversation never sits in memory whole.
+    async fn backfill(&mut self, conv: &ConvId, mut after: u64) -> bool {
+        loop {
+            let span = crate::state::Span::after(after, crate::protocol::PAGE_EVENTS);
+            let events = match self
+                .state
+                .engine
+                .store()
+                .events(&self.site, conv, span)
+                .await
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    let e = EngineError::from(e);
+                    send_error(&mut self.conn, e.code, &e.message, None).await;
+                    return true;
+                }
+            };
+            let full = events.len() == crate::protocol::PAGE_EVENTS;
+            for event in events {
+                after = event.seq;
+                let last = self.current.as_ref().map_or(0, |(_, l)| *l);
+                if event.seq <= last {
+                    continue;
+                }
+                self.current = Some((conv.clone(), event.seq));
+                if event.body.visible_to_visitor()
+                    && !self
+                        .conn
+                        .send(&VisitorOut::Event {
+                            conversation: conv,
+                            event: &event,
+                        })
+                        .await
+                {
+                    return false;
+                }
+            }
+            if !full {
                 return true;
             }
-        };
-        for event in events {
-            let last = self.current.as_ref().map_or(0, |(_, l)| *l);
-            if event.seq <= last {
-                continue;
-            }
-            self.current = Some((conv.clone(), event.seq));
-            if event.body.visible_to_visitor()
-                && !self
-                    .conn
-                    .send(&VisitorOut::Event {
-                        conversation: conv,
-                        event: &event,
-                    })
-                    .await
-            {
-                return false;
-            }
         }
-        true
     }
 
     /// On (re)connect while queued: the current position, since the stored one may be stale.

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod chat;
+mod edges;
 mod health;
 mod multinode;
 mod resume;

@@ -7,6 +7,8 @@ import { after, before, describe, test } from "node:test";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 
+import WebSocket from "ws";
+
 import { ADMIN, Agent, ROOT, TRIGGER_SECS, WAIT, admin, agentToken, launchBrowser, startRedis, startServer, until } from "./harness.mjs";
 
 const ARTIFACTS = path.join(ROOT, "tests/browser/artifacts");
@@ -229,6 +231,35 @@ for (const backend of ["embedded", "redis"]) {
       assert.equal(await W(v.page).locator(".msg .b", { hasText: "Want a hand choosing a tea?" }).count(), 1);
       sales.close();
       for (const p of [other, v, witness]) await p.context.close();
+    });
+
+    test("a long chat opens with its latest page; earlier messages load on request", async () => {
+      // A visitor (a raw socket) writes 15 messages of 4,000 characters: more than one page.
+      const v = new WebSocket(server.ws + "/v1/visitor?site=demo", { origin: server.origin });
+      const got = [];
+      v.on("message", (d) => got.push(JSON.parse(d.toString())));
+      await new Promise((resolve, reject) => { v.once("open", resolve); v.once("error", reject); });
+      v.send(JSON.stringify({ type: "hello", name: "Long Story", department: "sales" }));
+      await until("welcome", () => got.some((m) => m.type === "welcome"));
+      for (let i = 0; i < 15; i++) {
+        v.send(JSON.stringify({ type: "message", client_id: "l" + i, text: `line ${i} ` + "z".repeat(3990) }));
+      }
+      await until("the last ack", () => got.some((m) => m.type === "ack" && m.client_id === "l14"));
+
+      const { context, page } = await consolePage(browser, server, "alice");
+      const item = page.locator(".chat-item", { hasText: "Long Story" });
+      await item.waitFor({ timeout: WAIT });
+      await item.click();
+      await waitText(page.locator("#transcript .ev.visitor .text"), "line 14 ");
+      const earlier = page.locator("#earlier");
+      await earlier.waitFor({ timeout: WAIT });
+      assert.equal(await page.locator("#transcript .ev.visitor .text", { hasText: "line 0 " }).count(), 0);
+      await earlier.click();
+      await waitText(page.locator("#transcript .ev.visitor .text"), "line 0 ");
+      assert.equal(await page.locator("#earlier").count(), 0);
+      assert.equal(await page.locator("#transcript .ev.visitor").count(), 15);
+      v.close();
+      await context.close();
     });
 
     test("the supervisor view shows agents, queues and today's figures", async () => {

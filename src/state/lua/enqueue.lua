@@ -1,10 +1,10 @@
 -- Put an open conversation in a department queue: priority, then arrival; or at the head.
--- KEYS[1] conversation hash, KEYS[2] queue sorted set
+-- KEYS[1] conversation hash, KEYS[2] queue sorted set, KEYS[3] the site's arrival counter
 -- ARGV[1] conversation id, ARGV[2] department, ARGV[3] now (ms), ARGV[4] '1' for the head
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st or st == 'closed' then return 0 end
 local prio = math.min(tonumber(redis.call('HGET', KEYS[1], 'priority') or '0'), 9)
-local score = tonumber(ARGV[3]) - prio * 1e13
+local score = redis.call('INCR', KEYS[3]) - prio * 1e13
 if ARGV[4] == '1' then
   local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   if #head > 0 then score = math.min(score, tonumber(head[2])) - 1 end

@@ -1,5 +1,5 @@
 -- Take an active conversation from its owner and put it at the head of a queue.
--- KEYS[1] conversation hash, KEYS[2] target queue
+-- KEYS[1] conversation hash, KEYS[2] target queue, KEYS[3] the site's arrival counter
 -- ARGV[1] key base, ARGV[2] conversation id, ARGV[3] expected owner, ARGV[4] department, ARGV[5] now
 local st = redis.call('HMGET', KEYS[1], 'state', 'agent', 'priority')
 if st[1] ~= 'active' or st[2] ~= ARGV[3] then return 0 end
@@ -7,7 +7,7 @@ local base, conv = ARGV[1], ARGV[2]
 if redis.call('SREM', base .. 'a:' .. ARGV[3] .. ':chats', conv) == 1 then
   redis.call('HINCRBY', base .. 'a:' .. ARGV[3], 'load', -1)
 end
-local score = tonumber(ARGV[5]) - math.min(tonumber(st[3] or '0'), 9) * 1e13
+local score = redis.call('INCR', KEYS[3]) - math.min(tonumber(st[3] or '0'), 9) * 1e13
 local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if #head > 0 then score = math.min(score, tonumber(head[2])) - 1 end
 redis.call('ZADD', KEYS[2], string.format('%.0f', score), conv)

@@ -1255,10 +1255,10 @@ impl Engine {
                             "not your conversation",
                         ));
                     }
-                    Reassign::TargetUnavailable => {
+                    Reassign::TargetUnavailable(why) => {
                         return Err(EngineError::new(
                             ErrorCode::TargetUnavailable,
-                            format!("{to} is not online with a free slot"),
+                            format!("{to} {}", why.describe()),
                         ));
                     }
                 }

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use dashmap::DashMap;
 
-use super::{Appended, Envelope, Guard, Reassign, Result, Span, Start, Store, queue_score};
+use super::{
+    Appended, Envelope, Guard, Reassign, Result, Span, Start, Store, Unavailable, queue_score,
+};
 use crate::config::AgentConfig;
 use crate::hub::Hub;
 use crate::model::{
@@ -596,12 +598,16 @@ impl Store for MemoryStore {
         if !owned {
             return Ok(Reassign::NotOwner);
         }
-        let available = s.agents.get(to).is_some_and(|slot| {
-            let v = SiteState::agent_view(slot);
-            v.status == AgentStatus::Online && v.load < v.max_concurrent && v.present(now, grace_ms)
-        });
-        if !available || from == to {
-            return Ok(Reassign::TargetUnavailable);
+        let why = match s.agents.get(to).map(SiteState::agent_view) {
+            _ if from == to => Some(Unavailable::Yourself),
+            None => Some(Unavailable::Disconnected),
+            Some(v) if v.status != AgentStatus::Online => Some(Unavailable::NotOnline),
+            Some(v) if v.load >= v.max_concurrent => Some(Unavailable::Full),
+            Some(v) if !v.present(now, grace_ms) => Some(Unavailable::Disconnected),
+            Some(_) => None,
+        };
+        if let Some(why) = why {
+            return Ok(Reassign::TargetUnavailable(why));
         }
         s.release_agent(from, conv);
         s.take_agent(to, conv, now);

@@ -64,8 +64,33 @@ pub enum Reassign {
     Done,
     /// The conversation is not active with the expected owner.
     NotOwner,
-    /// The target is offline, absent or at their limit.
-    TargetUnavailable,
+    /// The target cannot take it now, and why (the client is told).
+    TargetUnavailable(Unavailable),
+}
+
+/// Why a named agent cannot take a transferred chat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The conversation's own owner.
+    Yourself,
+    /// Away or offline: only online agents take new chats.
+    NotOnline,
+    /// At their own limit (routing may have just filled the last slot from the queue).
+    Full,
+    /// No console connected, and the reconnect grace is over.
+    Disconnected,
+}
+
+impl Unavailable {
+    /// For the client's error message.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Yourself => "is you",
+            Self::NotOnline => "is not online",
+            Self::Full => "has no free slot",
+            Self::Disconnected => "is not connected",
+        }
+    }
 }
 
 /// What travels between nodes (and, in memory, straight to the hub).

@@ -21,7 +21,9 @@ use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{Appended, Envelope, Guard, Reassign, Result, Span, Start, Store, StoreError};
+use super::{
+    Appended, Envelope, Guard, Reassign, Result, Span, Start, Store, StoreError, Unavailable,
+};
 use crate::config::{AgentConfig, Config};
 use crate::hub::Hub;
 use crate::model::{
@@ -707,7 +709,10 @@ impl Store for RedisStore {
         Ok(match r {
             1 => Reassign::Done,
             0 => Reassign::NotOwner,
-            _ => Reassign::TargetUnavailable,
+            -1 => Reassign::TargetUnavailable(Unavailable::Yourself),
+            -2 => Reassign::TargetUnavailable(Unavailable::NotOnline),
+            -3 => Reassign::TargetUnavailable(Unavailable::Full),
+            _ => Reassign::TargetUnavailable(Unavailable::Disconnected),
         })
     }
 

@@ -410,3 +410,44 @@ async fn transfer_to_a_just_connected_agent(backend: Backend) {
         drop(boris);
     }
 }
+
+both_backends!(transfer_refusals_say_why);
+
+/// A refused transfer says why: away, or full because the queue just took the agent's last
+/// slot when they came online (what looks like "online with load 0" a moment earlier).
+async fn transfer_refusals_say_why(backend: Backend) {
+    let app = spawn_app(
+        backend,
+        config(&[
+            agent("alice", "Alice Moreau", &["support"], 1),
+            agent("boris", "Boris Ivanov", &["support"], 1),
+        ]),
+    )
+    .await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v1, _) = visitor(&app, json!({})).await;
+    let conv = say(&mut v1, "m", "first").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_assigned(&mut alice).await;
+    let transfer =
+        json!({"type": "transfer", "conversation": conv, "to_agent": "boris", "reason": "x"});
+
+    let mut boris = agent_client(&app, "boris", "away").await;
+    alice.send(transfer.clone()).await;
+    let e = alice.wait_error("target_unavailable").await;
+    assert_eq!(e["message"], "boris is not online", "{e}");
+
+    // A second visitor waits; Boris going online takes them at once, so he is full.
+    let (mut v2, _) = visitor(&app, json!({})).await;
+    say(&mut v2, "m", "second").await;
+    boris
+        .send(json!({"type": "set_status", "status": "online"}))
+        .await;
+    wait_assigned(&mut boris).await;
+    alice.send(transfer.clone()).await;
+    let e = alice.wait_error("target_unavailable").await;
+    assert_eq!(e["message"], "boris has no free slot", "{e}");
+    app.stop().await;
+}

@@ -205,7 +205,7 @@ impl Session {
                     }
                     Incoming::Reject(code, msg, client_id) => {
                         let e = EngineError::new(code, msg);
-                        send_error(&mut self.conn, &e, client_id.as_ref(), None).await;
+                        send_error(&mut self.conn, &e, client_id.as_deref(), None).await;
                     }
                     Incoming::Tick => if !self.conn.heartbeat().await { return },
                     Incoming::Gone => return,

@@ -160,12 +160,15 @@ const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// The `client_id` of a frame, if it has a readable one.
-fn client_id_of(text: &str) -> Option<ClientId> {
+fn client_id_of(text: &str) -> Option<Box<ClientId>> {
     #[derive(Deserialize)]
     struct Ids {
         client_id: Option<ClientId>,
     }
-    serde_json::from_str::<Ids>(text).ok()?.client_id
+    serde_json::from_str::<Ids>(text)
+        .ok()?
+        .client_id
+        .map(Box::new)
 }
 
 /// What the next read produced.
@@ -173,12 +176,19 @@ pub enum Incoming {
     /// A text frame within the limits.
     Text(String),
     /// A frame we refuse; tell the client (naming the frame's `client_id` when it matters),
-    /// keep the connection.
-    Reject(ErrorCode, &'static str, Option<ClientId>),
+    /// keep the connection. Boxed: this value sits in every idle session's frame.
+    Reject(ErrorCode, &'static str, Option<Box<ClientId>>),
     /// Heartbeat time: call `Connection::heartbeat`.
     Tick,
     /// The peer closed or the socket failed.
     Gone,
+}
+
+/// What one read produced: something for the session, or the end of the socket (a read error,
+/// or the client's Close with `None`), which `next` answers before saying `Gone`.
+enum Read {
+    Frame(Incoming),
+    End(Option<axum::Error>),
 }
 
 /// A token bucket: `burst` frames at once, refilled at `rate` per second.
@@ -239,44 +249,50 @@ impl Connection {
     ///
     /// A frame that ends the socket gets its close frame before `Gone`: the answer to the
     /// client's Close, 1009 for a frame over `limits.hard_frame_bytes`, 1007 for invalid UTF-8,
-    /// 1002 for a protocol violation. Those steps are boxed: this future lives in every idle
-    /// session, and their state would otherwise sit in it.
+    /// 1002 for a protocol violation. That ending runs boxed, after the read: this future lives
+    /// in every idle session, and the ending's state would otherwise sit in it.
     pub async fn next(&mut self) -> Incoming {
+        let end = match self.read().await {
+            Read::Frame(incoming) => return incoming,
+            Read::End(end) => end,
+        };
+        match end {
+            Some(err) => Box::pin(self.failed(err)).await,
+            None => Box::pin(self.finish()).await,
+        }
+        Incoming::Gone
+    }
+
+    async fn read(&mut self) -> Read {
         loop {
             tokio::select! {
                 msg = self.socket.recv() => {
                     let msg = match msg {
                         Some(Ok(m)) => m,
-                        Some(Err(e)) => {
-                            Box::pin(self.failed(e)).await;
-                            return Incoming::Gone;
-                        }
-                        None => return Incoming::Gone,
+                        Some(Err(e)) => return Read::End(Some(e)),
+                        None => return Read::Frame(Incoming::Gone),
                     };
                     self.last_heard = Instant::now();
-                    match msg {
+                    let incoming = match msg {
                         Message::Text(t) => {
                             if t.len() > self.max_frame {
-                                return Incoming::Reject(ErrorCode::FrameTooLarge, "frame larger than limits.max_frame_bytes", None);
-                            }
-                            if !self.rate.allow() {
+                                Incoming::Reject(ErrorCode::FrameTooLarge, "frame larger than limits.max_frame_bytes", None)
+                            } else if !self.rate.allow() {
                                 // Named, so the client knows which message to send again.
-                                let client_id = client_id_of(t.as_str());
-                                return Incoming::Reject(ErrorCode::RateLimited, "too many messages; slow down", client_id);
+                                Incoming::Reject(ErrorCode::RateLimited, "too many messages; slow down", client_id_of(t.as_str()))
+                            } else {
+                                Incoming::Text(t.as_str().to_owned())
                             }
-                            return Incoming::Text(t.as_str().to_owned());
                         }
                         Message::Binary(_) => {
-                            return Incoming::Reject(ErrorCode::BinaryNotSupported, "send JSON text frames", None);
+                            Incoming::Reject(ErrorCode::BinaryNotSupported, "send JSON text frames", None)
                         }
                         Message::Ping(_) | Message::Pong(_) => continue,
-                        Message::Close(_) => {
-                            Box::pin(self.finish()).await;
-                            return Incoming::Gone;
-                        }
-                    }
+                        Message::Close(_) => return Read::End(None),
+                    };
+                    return Read::Frame(incoming);
                 }
-                _ = self.heartbeat.tick() => return Incoming::Tick,
+                _ = self.heartbeat.tick() => return Read::Frame(Incoming::Tick),
             }
         }
     }

@@ -285,7 +285,7 @@ impl Session {
                             return;
                         }
                     }
-                    Incoming::Reject(code, msg, client_id) => send_error(&mut self.conn, code, msg, client_id.as_ref()).await,
+                    Incoming::Reject(code, msg, client_id) => send_error(&mut self.conn, code, msg, client_id.as_deref()).await,
                     Incoming::Tick => if !self.conn.heartbeat().await { return },
                     Incoming::Gone => return,
                 },

@@ -10,9 +10,20 @@ use serde::{Deserialize, Serialize};
 /// Milliseconds since the Unix epoch. Plain integers keep Redis scripts and JSON simple.
 pub type Millis = i64;
 
-/// Where the engine reads the time for business hours; tests substitute a controllable one.
+/// Where the engine reads all of its time (timestamps, grace, inactivity, triggers, business
+/// hours); tests substitute one they can move.
 pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> Millis;
+
+    /// Waits until the clock reads `at` or later. A clock that can jump (a test clock) wakes
+    /// its sleepers when it does; this default simply sleeps.
+    fn sleep_until(
+        &self,
+        at: Millis,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        let wait = at.saturating_sub(self.now_ms()).max(0) as u64;
+        Box::pin(tokio::time::sleep(std::time::Duration::from_millis(wait)))
+    }
 }
 
 /// The system clock.

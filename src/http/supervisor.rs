@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 
 use super::tickets::{parse_since, require_admin, sites};
 use super::{ApiError, AppState};
-use crate::model::now_ms;
 use crate::tickets::TicketFilter;
 
 pub fn router() -> Router<AppState> {
@@ -30,7 +29,7 @@ async fn agents(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&state, &headers)?;
-    let now = now_ms();
+    let now = state.engine.now();
     let grace = state.engine.config().timing.grace_ms();
     let mut out = Vec::new();
     for site in sites(&state, &q)? {
@@ -127,7 +126,10 @@ async fn stats(
     // Default: since midnight UTC today.
     let since = match q.get("since") {
         Some(s) => parse_since(s)?,
-        None => now_ms() - now_ms().rem_euclid(86_400_000),
+        None => {
+            let now = state.engine.now();
+            now - now.rem_euclid(86_400_000)
+        }
     };
     let mut by_status: HashMap<String, u64> = HashMap::new();
     let (mut waits, mut responses, mut ratings) = (Vec::new(), Vec::new(), Vec::new());

@@ -487,7 +487,7 @@ impl Session {
                 let row = self
                     .state
                     .engine
-                    .live_visitor(&self.site, id, crate::model::now_ms())
+                    .live_visitor(&self.site, id, self.state.engine.now())
                     .await;
                 match row {
                     Ok(Some(row)) => self.conn.send(&AgentOut::Visitor { visitor: &row }).await,

@@ -237,15 +237,43 @@ pub async fn spawn_with(backend: Backend, config: Config, prefix: Option<&str>) 
     spawn_full(backend, config, prefix, Arc::new(SystemClock)).await
 }
 
-/// A clock tests move by hand.
-pub struct TestClock(pub AtomicI64);
+/// A clock tests move by hand. It runs like the wall clock from wherever it was set, so
+/// everything that waits for time keeps working; `set` and `advance` jump it and wake whatever
+/// sleeps on it (the trigger schedule), and the next sweep sees the new time.
+pub struct TestClock {
+    /// Clock time minus wall time.
+    offset: AtomicI64,
+    jumped: tokio::sync::Notify,
+}
 
 impl TestClock {
     pub fn at(rfc3339: &str) -> Arc<Self> {
-        Arc::new(Self(AtomicI64::new(parse_time(rfc3339))))
+        let clock = Arc::new(Self {
+            offset: AtomicI64::new(0),
+            jumped: tokio::sync::Notify::new(),
+        });
+        clock.set(rfc3339);
+        clock
     }
+
+    /// A clock at the wall time, to be moved forward.
+    pub fn now() -> Arc<Self> {
+        Arc::new(Self {
+            offset: AtomicI64::new(0),
+            jumped: tokio::sync::Notify::new(),
+        })
+    }
+
     pub fn set(&self, rfc3339: &str) {
-        self.0.store(parse_time(rfc3339), Ordering::SeqCst);
+        let offset = parse_time(rfc3339) - switchboard::model::now_ms();
+        self.offset.store(offset, Ordering::SeqCst);
+        self.jumped.notify_waiters();
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.offset
+            .fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+        self.jumped.notify_waiters();
     }
 }
 
@@ -255,7 +283,27 @@ pub fn parse_time(rfc3339: &str) -> i64 {
 
 impl Clock for TestClock {
     fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+        switchboard::model::now_ms() + self.offset.load(Ordering::SeqCst)
+    }
+
+    fn sleep_until(
+        &self,
+        at: i64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            loop {
+                let jumped = self.jumped.notified();
+                let now = self.now_ms();
+                if now >= at {
+                    return;
+                }
+                let wait = Duration::from_millis((at - now) as u64);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = jumped => {}
+                }
+            }
+        })
     }
 }
 
@@ -286,6 +334,35 @@ pub async fn spawn_full(
         addr,
         stop: Some(tx),
         task: Some(task),
+    }
+}
+
+/// A server on a test clock that starts at the wall time: tests move it past a grace period or
+/// an inactivity timeout instead of waiting for one.
+pub async fn spawn_with_clock(backend: Backend, config: Config) -> (TestApp, Arc<TestClock>) {
+    let clock = TestClock::now();
+    let app = spawn_full(backend, config, None, clock.clone()).await;
+    (app, clock)
+}
+
+/// Whether the server counts one of the agent's consoles as connected.
+pub async fn agent_connected(app: &TestApp, id: &str) -> bool {
+    let (_, body) = admin_get(app, "/v1/agents").await;
+    body["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["id"] == id))
+        .is_some_and(|a| a["connected"] == true)
+}
+
+/// Waits until the server has seen an agent's last console go (their grace starts then).
+pub async fn agent_gone(app: &TestApp, id: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while agent_connected(app, id).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} still connected"
+        );
+        tokio::task::yield_now().await;
     }
 }
 

@@ -1,5 +1,7 @@
 //! Routing: limits, queue positions and drains, fairness, grace, transfers.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::both_backends;
@@ -216,12 +218,11 @@ async fn fairness_least_load_then_longest_idle(backend: Backend) {
 /// Inside the grace period an agent's chats survive a reconnect; after it they go back to the
 /// head of the queue and the visitor is told.
 async fn grace_keeps_chats_then_requeues_at_head(backend: Backend) {
-    let mut cfg = config(&[
+    let cfg = config(&[
         agent("alice", "Alice Moreau", &["support"], 1),
         agent("boris", "Boris Ivanov", &["support"], 1),
     ]);
-    cfg.timing.agent_grace_secs = 1.0;
-    let app = spawn_app(backend, cfg).await;
+    let (app, clock) = spawn_with_clock(backend, cfg).await;
     let alice = agent_client(&app, "alice", "online").await;
     let (mut v1, _) = visitor(&app, json!({})).await;
     let conv1 = say(&mut v1, "m", "first").await["conversation"]
@@ -240,8 +241,11 @@ async fn grace_keeps_chats_then_requeues_at_head(backend: Backend) {
     let (c, _) = wait_assigned(&mut alice).await;
     assert_eq!(c, conv1);
 
-    // Drop for good: after the grace period v1 is requeued at the head, ahead of v2.
+    // Drop for good: after the grace period (60 s, on the test clock) v1 is requeued at the
+    // head, ahead of v2.
     drop(alice);
+    agent_gone(&app, "alice").await;
+    clock.advance(Duration::from_secs(61));
     let n = v1
         .wait_for("requeued notice", |m| {
             m["type"] == "event" && m["event"]["notice"] == "requeued"
@@ -276,8 +280,7 @@ async fn grace_keeps_chats_then_requeues_at_head(backend: Backend) {
 async fn dead_connection_is_detected(backend: Backend) {
     let mut cfg = config(&[agent("alice", "Alice Moreau", &["support"], 1)]);
     cfg.timing.heartbeat_secs = 0.2;
-    cfg.timing.agent_grace_secs = 0.3;
-    let app = spawn_app(backend, cfg).await;
+    let (app, clock) = spawn_with_clock(backend, cfg).await;
     // A raw socket that says hello and then never reads again: pings go unanswered.
     let mut raw = connect(app.addr, "/v1/agent", None).await.unwrap();
     raw.send(json!({"type": "hello", "token": token("alice"), "status": "online"}))
@@ -287,9 +290,16 @@ async fn dead_connection_is_detected(backend: Backend) {
     say(&mut v, "m", "hello").await;
     v.wait_event("assigned").await;
     // The visitor's client answers pings while it reads; the silent agent is dropped after
-    // three heartbeats, and after the grace period the chat comes back to the queue.
-    v.wait_for("requeued notice", |m| m["event"]["notice"] == "requeued")
-        .await;
+    // three heartbeats (real time: that is the socket), and after the grace period (the test
+    // clock) the chat comes back to the queue. The visitor reads (and so answers pings) all
+    // along, in its own task.
+    let requeued = tokio::spawn(async move {
+        v.wait_for("requeued notice", |m| m["event"]["notice"] == "requeued")
+            .await;
+    });
+    agent_gone(&app, "alice").await;
+    clock.advance(Duration::from_secs(61));
+    requeued.await.unwrap();
     drop(raw);
     app.stop().await;
 }

@@ -1,6 +1,8 @@
 //! Tickets: every way a chat ends, ratings, offline messages, business hours, REST, and
 //! webhooks (signed, retried with one delivery id, surviving restarts).
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::both_backends;
@@ -166,8 +168,8 @@ async fn agent_close_ticket_has_transcript_history_and_metrics(backend: Backend)
 /// The visitor closes; another visitor goes silent past the inactivity timeout: both are tickets.
 async fn visitor_close_and_inactivity_make_tickets(backend: Backend) {
     let mut cfg = config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
-    cfg.sites[0].inactivity_timeout_secs = 0.5;
-    let app = spawn_app(backend, cfg).await;
+    cfg.sites[0].inactivity_timeout_secs = 600.0;
+    let (app, clock) = spawn_with_clock(backend, cfg).await;
     let mut alice = agent_client(&app, "alice", "online").await;
 
     let (mut v, _) = visitor(&app, json!({})).await;
@@ -190,6 +192,9 @@ async fn visitor_close_and_inactivity_make_tickets(backend: Backend) {
         .unwrap()
         .to_owned();
     quiet.wait_event("assigned").await;
+    // Ten minutes of silence, on the test clock; Alice stays (her presence is refreshed).
+    clock.advance(Duration::from_secs(601));
+    agent_client(&app, "alice", "online").await;
     let closed = quiet.wait_event("closed").await;
     assert_eq!(closed["event"]["reason"], "visitor_inactive");
     alice
@@ -454,7 +459,8 @@ async fn business_hours_decide_queue_or_offline(backend: Backend) {
     // Monday 2026-11-23, 07:30 UTC = 08:30 in Berlin: closed (though 09:00 is past in… Tokyo).
     let clock = TestClock::at("2026-11-23T07:30:00Z");
     let app = spawn_full(backend, cfg, None, clock.clone()).await;
-    let mut alice = agent_client(&app, "alice", "online").await;
+    // On duty, but the department is closed.
+    let _early = agent_client(&app, "alice", "online").await;
 
     let (mut v, _) = visitor(&app, json!({})).await;
     say(&mut v, "m1", "too early").await;
@@ -463,8 +469,10 @@ async fn business_hours_decide_queue_or_offline(backend: Backend) {
     let c = v.wait_event("closed").await;
     assert_eq!(c["event"]["reason"], "out_of_hours");
 
-    // 08:30 UTC = 09:30 in Berlin: open; Alice gets the chat.
+    // 08:30 UTC = 09:30 in Berlin: open; Alice (back at her console: an hour passed, and a
+    // console that said nothing for an hour is past its grace) gets the chat.
     clock.set("2026-11-23T08:30:00Z");
+    let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, _) = visitor(&app, json!({})).await;
     say(&mut v, "m1", "now?").await;
     v.wait_event("assigned").await;

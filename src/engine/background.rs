@@ -1,0 +1,126 @@
+//! The node's background duties: queue notifications, presence refresh, the safety-net sweep.
+
+use super::*;
+
+/// A node refreshes its agents' presence this often (for how long, `presence::PRESENCE_TTL_MS`).
+const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
+
+/// The shortest interval between two queue-position refreshes on a node.
+const QUEUE_REFRESH: Duration = Duration::from_millis(250);
+
+/// Closed conversations left unticketed this long are ticketed by the sweep (a node died
+/// between the close and the ticket).
+const UNTICKETED_GRACE_MS: Millis = 10_000;
+
+/// Gives freed heap pages back to the kernel. Every connection's handshake allocates buffers
+/// that are freed right after the upgrade, between long-lived allocations; glibc keeps those
+/// holes resident until trimmed, which would count against memory per idle connection.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it is thread-safe in glibc.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+impl Engine {
+    /// Runs the node's background duties until shutdown: queue notifications, presence refresh
+    /// and the safety-net sweep (grace expiry, stuck queues, memory of closed chats).
+    pub async fn run_background(self, mut shutdown: Shutdown) {
+        let notifier = {
+            let engine = self.clone();
+            let mut shutdown = shutdown.clone();
+            async move {
+                loop {
+                    let changed = tokio::select! {
+                        c = engine.inner.hub.changed_queues() => c,
+                        _ = shutdown.recv() => return,
+                    };
+                    for (site, dept) in changed {
+                        if let Err(e) = engine.refresh_queue(&site, &dept).await {
+                            tracing::warn!(cause = %e, "queue refresh failed");
+                        }
+                    }
+                    // Coalesce bursts: at most 4 refreshes a second per node. While a long
+                    // queue drains every position changes on every assignment; refreshing
+                    // thousands of visitors 20 times a second cost more than the routing.
+                    tokio::select! {
+                        _ = tokio::time::sleep(QUEUE_REFRESH) => {}
+                        _ = shutdown.recv() => return,
+                    }
+                }
+            }
+        };
+        let courier = self.inner.courier.clone().run(shutdown.clone());
+        let triggers = self.run_triggers(shutdown.clone());
+        let sweeper = async {
+            let mut sweep = tokio::time::interval(self.inner.config.timing.sweep());
+            sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut presence = tokio::time::interval(PRESENCE_REFRESH);
+            presence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = presence.tick() => {
+                        self.refresh_presence().await;
+                        release_free_memory();
+                    }
+                    _ = sweep.tick() => self.sweep().await,
+                    _ = shutdown.recv() => return,
+                }
+            }
+        };
+        tokio::join!(notifier, sweeper, courier, triggers);
+    }
+
+    /// Closes chats whose visitor went silent, and files tickets a dead node left unfiled.
+    pub(super) async fn sweep_tickets(&self, site: &SiteConfig, now: Millis) -> Result<()> {
+        let timeout = (site.inactivity_timeout_secs * 1000.0) as Millis;
+        for conv in self.inner.store.inactive(&site.id, now - timeout).await? {
+            tracing::info!(conversation = %conv, "closing: visitor inactive");
+            match self
+                .close_conversation(site, &conv, AuthorKind::System, "visitor_inactive")
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code == ErrorCode::ConversationClosed => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for conv in self.inner.store.unticketed(&site.id).await? {
+            let Some(c) = self.inner.store.conversation(&site.id, &conv).await? else {
+                self.inner.store.mark_ticketed(&site.id, &conv).await?;
+                continue;
+            };
+            if c.closed_at.is_none_or(|t| t + UNTICKETED_GRACE_MS >= now) {
+                continue;
+            }
+            if self.inner.tickets.get(&site.id, &conv.0).await?.is_none() {
+                tracing::warn!(conversation = %conv, "filing a ticket left behind");
+                self.file_ticket(site, &conv, true).await?;
+            } else {
+                self.inner.store.mark_ticketed(&site.id, &conv).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn sweep(&self) {
+        let now = self.now();
+        for site in &self.inner.config.sites {
+            if let Err(e) = self.sweep_tickets(site, now).await {
+                tracing::warn!(cause = %e.message, site = %site.id, "ticket sweep failed");
+            }
+            if let Err(e) = self.expire_grace(site, now).await {
+                tracing::warn!(cause = %e.message, site = %site.id, "grace sweep failed");
+            }
+            for dept in &site.departments {
+                if let Err(e) = self.drain(&site.id, &dept.id).await {
+                    tracing::warn!(cause = %e.message, site = %site.id, "drain sweep failed");
+                }
+            }
+        }
+        if let Err(e) = self.inner.store.sweep_closed(now).await {
+            tracing::warn!(cause = %e, "closed-conversation sweep failed");
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! A visitor arrives and writes: `hello`, page views, the first message that opens a
+//! conversation and is answered at once (queued, assigned or offline), offline messages.
+
+use super::*;
+
+/// An offline message joins the visitor's offline conversation if it closed this recently.
+const OFFLINE_ATTACH_MS: Millis = 3_600_000;
+
+/// What a visitor's `hello` establishes.
+pub struct VisitorSession {
+    pub id: VisitorId,
+    pub token: String,
+    pub profile: VisitorProfile,
+    pub conversation: Option<Conversation>,
+}
+
+/// The fields of a visitor `hello` the engine uses.
+#[derive(Default)]
+pub struct VisitorHello {
+    pub token: Option<String>,
+    pub user_id: Option<String>,
+    pub user_hash: Option<String>,
+    pub fields: std::collections::BTreeMap<String, String>,
+    pub page_url: Option<String>,
+    pub page_title: Option<String>,
+    pub referrer: Option<String>,
+    pub locale: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Where a visitor's first message goes.
+#[derive(Clone, Copy, Default)]
+pub struct Route<'a> {
+    /// Chosen by the visitor (pre-chat form); the site's default without it.
+    pub department: Option<&'a DeptId>,
+    /// The trigger whose proactive message the visitor answers: its department wins.
+    pub trigger: Option<&'a str>,
+}
+
+impl Engine {
+    /// Identifies (or mints) the visitor and records where they are.
+    pub async fn visitor_hello(
+        &self,
+        site_id: &SiteId,
+        hello: VisitorHello,
+    ) -> Result<VisitorSession> {
+        let site = self.site(site_id)?;
+        let now = self.now();
+        let known = match &hello.token {
+            Some(t) => Some(self.inner.keys.verify_visitor(site_id, t).ok_or_else(|| {
+                EngineError::new(ErrorCode::Unauthorized, "invalid visitor token")
+            })?),
+            None => None,
+        };
+        let (id, existing) = match known {
+            Some(id) => {
+                let p = self.inner.store.visitor(site_id, &id).await?;
+                (id, p)
+            }
+            None => (VisitorId::generate(), None),
+        };
+        let mut profile = existing.unwrap_or_else(|| VisitorProfile {
+            id: Some(id.clone()),
+            first_seen: now,
+            ..VisitorProfile::default()
+        });
+        // A new visit on first contact or after half an hour away; page loads within a visit
+        // do not count again.
+        if profile.visits == 0 || now - profile.last_seen > crate::model::VISIT_GAP_MS {
+            profile.visits += 1;
+            profile.visit_started = now;
+        }
+        profile.last_seen = now;
+        if let Some(user_id) = clip(hello.user_id, 200) {
+            let secret = site.identity_secret.as_ref().ok_or_else(|| {
+                EngineError::new(
+                    ErrorCode::IdentityMismatch,
+                    "this site does not verify identities",
+                )
+            })?;
+            let hash = hello.user_hash.unwrap_or_default();
+            if !crate::auth::verify_user_hash(secret, &user_id, &hash) {
+                return Err(EngineError::new(
+                    ErrorCode::IdentityMismatch,
+                    "user_hash does not match user_id",
+                ));
+            }
+            profile.user_id = Some(user_id);
+            profile.verified = true;
+        }
+        profile.locale = clip(hello.locale, 35)
+            .or_else(|| Some(profile.locale.clone()).filter(|l| !l.is_empty()))
+            .unwrap_or_else(|| site.default_locale.clone());
+        if hello.page_url.is_some() {
+            profile.page_url = clip(hello.page_url, 2048);
+            profile.page_title = clip(hello.page_title, 512);
+            if let Some(url) = profile.page_url.clone() {
+                profile.visit(&url, profile.page_title.clone(), now);
+            }
+        }
+        if let Some(r) = clip(hello.referrer, 2048) {
+            profile.referrer = Some(r);
+        }
+        if let Some(n) = clip(hello.name, 200) {
+            profile.name = Some(n);
+        }
+        if let Some(e) = clip(hello.email, 320) {
+            profile.email = Some(e);
+        }
+        for (k, v) in hello.fields.into_iter().take(20) {
+            if let (Some(k), Some(v)) = (clip(Some(k), 64), clip(Some(v), 500)) {
+                profile.fields.insert(k, v);
+            }
+        }
+        if let Some(ua) = clip(hello.user_agent, 512) {
+            profile.user_agent = Some(ua);
+        }
+        self.inner.store.put_visitor(site_id, &profile).await?;
+        let conversation = self.inner.store.visitor_conversation(site_id, &id).await?;
+        let token = self.inner.keys.visitor_token(site_id, &id);
+        Ok(VisitorSession {
+            id,
+            token,
+            profile,
+            conversation,
+        })
+    }
+
+    /// A navigation inside the site.
+    pub async fn visitor_page(
+        &self,
+        site: &SiteId,
+        profile: &mut VisitorProfile,
+        url: Option<String>,
+        title: Option<String>,
+    ) -> Result<()> {
+        profile.page_url = clip(url, 2048);
+        profile.page_title = clip(title, 512);
+        profile.last_seen = self.now();
+        if let Some(url) = profile.page_url.clone() {
+            profile.visit(&url, profile.page_title.clone(), profile.last_seen);
+        }
+        self.inner.store.put_visitor(site, profile).await?;
+        if let Some(id) = &profile.id {
+            self.visitor_changed(site, id, true).await;
+        }
+        Ok(())
+    }
+
+    /// Stores a visitor's message; the first one opens a conversation and is answered at once.
+    /// With the conversation the session follows, a message in an open chat is one store call.
+    pub async fn visitor_message(
+        &self,
+        site_id: &SiteId,
+        profile: &VisitorProfile,
+        route: Route<'_>,
+        current: Option<&ConvId>,
+        client_id: ClientId,
+        text: MessageText,
+    ) -> Result<Ack> {
+        let site = self.site(site_id)?;
+        let visitor = profile
+            .id
+            .clone()
+            .ok_or_else(|| EngineError::new(ErrorCode::HelloRequired, "say hello first"))?;
+        let body = EventBody::Message {
+            at: self.now(),
+            author: AuthorKind::Visitor,
+            author_id: Some(visitor.0.clone()),
+            author_name: profile.name.clone(),
+            text: text.into_inner(),
+            client_id: Some(client_id.as_str().to_owned()),
+        };
+        if let Some(conv) = current
+            && let Some(appended) = self
+                .inner
+                .store
+                .append_guarded(site_id, conv, &body, &Guard::VisitorOpen(visitor.clone()))
+                .await?
+        {
+            return Ok(Ack {
+                conv: conv.clone(),
+                seq: appended.seq,
+            });
+        }
+        // An answer to a trigger's message goes to the trigger's department.
+        let trigger = route.trigger.and_then(|t| site.trigger(t));
+        let department = trigger
+            .and_then(|t| t.department.as_ref())
+            .or(route.department);
+        let dept = match department {
+            Some(d) if site.department(d).is_some() => d.clone(),
+            Some(d) => {
+                return Err(EngineError::new(
+                    ErrorCode::UnknownDepartment,
+                    format!("no department {d}"),
+                ));
+            }
+            None => site.default_department().clone(),
+        };
+        let now = self.now();
+        let current = self
+            .inner
+            .store
+            .visitor_conversation(site_id, &visitor)
+            .await?;
+        let (conv, created) = match current {
+            Some(c) if c.state != ConvState::Closed => (c, false),
+            _ => {
+                let new = Conversation::new(visitor.clone(), dept, profile.locale.clone(), now);
+                self.inner.store.open_conversation(site_id, &new).await?
+            }
+        };
+        if created && let Some(rule) = trigger {
+            // The transcript starts with the message the visitor answered.
+            let (author, author_id, name) = self.trigger_author(site, rule);
+            let proactive = EventBody::Message {
+                at: now,
+                author,
+                author_id,
+                author_name: Some(name),
+                text: crate::triggers::message_for(rule, &conv.locale).to_owned(),
+                client_id: None,
+            };
+            self.inner
+                .store
+                .append(site_id, &conv.id, &proactive)
+                .await?;
+        }
+        let appended = self.inner.store.append(site_id, &conv.id, &body).await?;
+        if created {
+            self.route_new(site, &conv).await?;
+        }
+        Ok(Ack {
+            conv: conv.id,
+            seq: appended.seq,
+        })
+    }
+
+    /// Answers a new conversation at once: queued (and perhaps assigned right away) or offline.
+    pub(super) async fn route_new(&self, site: &SiteConfig, conv: &Conversation) -> Result<()> {
+        self.visitor_changed(&site.id, &conv.visitor, true).await;
+        let store = &self.inner.store;
+        let now = self.now();
+        let dept = &conv.department;
+        let grace = self.grace_ms();
+        let on_duty = |agents: &[AgentState]| {
+            agents.iter().any(|a| {
+                a.departments.contains(dept)
+                    && a.status != AgentStatus::Offline
+                    && a.present(now, grace)
+            })
+        };
+        let mut agents = self.agents_cached(&site.id, false).await?;
+        if !on_duty(&agents) {
+            // Never send a visitor away on a stale snapshot.
+            agents = self.agents_cached(&site.id, true).await?;
+        }
+        let staffed = on_duty(&agents);
+        let open = self.department_open(site, dept);
+        if !open || !staffed {
+            self.notice(
+                site,
+                dept,
+                &conv.id,
+                &conv.locale,
+                Notice::plain(NoticeKind::Offline, Template::Offline, None),
+            )
+            .await?;
+            let reason = if open { "no_agent" } else { "out_of_hours" };
+            self.close_conversation(site, &conv.id, AuthorKind::System, reason)
+                .await?;
+            return Ok(());
+        }
+        store.enqueue(&site.id, &conv.id, dept, false, now).await?;
+        self.emit(
+            site,
+            "conversation.queued",
+            serde_json::json!({"conversation": conv.id, "department": dept, "visitor": conv.visitor}),
+        )
+        .await;
+        self.drain(&site.id, dept).await?;
+        // Still waiting? Then say where in line, with an estimate.
+        if let Some(position) = store.queue_position(&site.id, dept, &conv.id).await? {
+            let minutes = self.estimate(&agents, dept, position, now);
+            self.inner.hub.note_position(&conv.id, position);
+            self.notice(
+                site,
+                dept,
+                &conv.id,
+                &conv.locale,
+                Notice::queued(position, minutes),
+            )
+            .await?;
+            self.queue_changed(&site.id, dept).await;
+        }
+        Ok(())
+    }
+
+    /// An offline message (email and text): it joins the visitor's offline chat if that just
+    /// ended, or becomes a conversation and ticket of its own.
+    pub async fn offline_message(
+        &self,
+        site_id: &SiteId,
+        profile: &mut VisitorProfile,
+        department: Option<&DeptId>,
+        email: String,
+        name: Option<String>,
+        text: MessageText,
+    ) -> Result<String> {
+        let site = self.site(site_id)?;
+        let email = email.trim().to_owned();
+        let valid = email.len() <= 320
+            && email
+                .split_once('@')
+                .is_some_and(|(a, b)| !a.is_empty() && b.contains('.'))
+            && !email.contains(char::is_whitespace);
+        if !valid {
+            return Err(EngineError::new(
+                ErrorCode::InvalidEmail,
+                "a valid email address is required",
+            ));
+        }
+        let visitor = profile
+            .id
+            .clone()
+            .ok_or_else(|| EngineError::new(ErrorCode::HelloRequired, "say hello first"))?;
+        profile.email = Some(email.clone());
+        if let Some(n) = clip(name.clone(), 200) {
+            profile.name = Some(n);
+        }
+        self.inner.store.put_visitor(site_id, profile).await?;
+        let now = self.now();
+        let text = text.into_inner();
+        let message = EventBody::Message {
+            at: now,
+            author: AuthorKind::Visitor,
+            author_id: Some(visitor.0.clone()),
+            author_name: profile.name.clone(),
+            text: text.clone(),
+            client_id: None,
+        };
+        let offline = OfflineMessage {
+            email,
+            name: clip(name, 200),
+            text,
+            at: now,
+        };
+        let recent = self
+            .inner
+            .store
+            .visitor_conversation(site_id, &visitor)
+            .await?
+            .filter(|c| {
+                c.state == ConvState::Closed
+                    && matches!(c.close_reason.as_deref(), Some("no_agent" | "out_of_hours"))
+                    && c.closed_at.is_some_and(|t| t + OFFLINE_ATTACH_MS >= now)
+            });
+        if let Some(conv) = recent
+            && let Some(mut ticket) = self.inner.tickets.get(site_id, &conv.id.0).await?
+            && ticket.offline_message.is_none()
+        {
+            let appended = self.inner.store.append(site_id, &conv.id, &message).await?;
+            ticket.transcript.push(crate::model::Event {
+                seq: appended.seq,
+                body: message,
+            });
+            ticket.metrics.visitor_messages += 1;
+            ticket.visitor.email = profile.email.clone();
+            ticket.visitor.name = profile.name.clone();
+            ticket.offline_message = Some(offline);
+            ticket.updated_at = now;
+            self.save_ticket(site, &ticket, "ticket.updated").await?;
+            return Ok(ticket.id);
+        }
+        // A conversation of its own, closed at once.
+        let dept = department
+            .filter(|d| site.department(d).is_some())
+            .unwrap_or_else(|| site.default_department())
+            .clone();
+        let new = Conversation::new(visitor.clone(), dept, profile.locale.clone(), now);
+        let (conv, created) = self.inner.store.open_conversation(site_id, &new).await?;
+        self.inner.store.append(site_id, &conv.id, &message).await?;
+        if !created {
+            // The visitor is in a live chat: the message simply joins it.
+            return Ok(conv.id.0);
+        }
+        let closed = self
+            .inner
+            .store
+            .close(
+                site_id,
+                &conv.id,
+                "offline_message",
+                now,
+                self.retention_ms(),
+            )
+            .await?
+            .is_some();
+        if closed {
+            let text = templates::render(
+                site,
+                None,
+                &conv.locale,
+                Template::ClosedByVisitor,
+                &Vars::default(),
+            );
+            self.inner
+                .store
+                .append(
+                    site_id,
+                    &conv.id,
+                    &EventBody::Closed {
+                        at: now,
+                        by: AuthorKind::Visitor,
+                        reason: "offline_message".into(),
+                        text,
+                    },
+                )
+                .await?;
+        }
+        let mut ticket = self.file_ticket(site, &conv.id, false).await?;
+        ticket.offline_message = Some(offline);
+        self.save_ticket(site, &ticket, "ticket.created").await?;
+        Ok(ticket.id)
+    }
+
+    pub async fn visitor_typing(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        conv: &ConvId,
+        on: bool,
+    ) {
+        self.publish(
+            site,
+            Envelope::Typing {
+                site: site.clone(),
+                conv: conv.clone(),
+                visitor: visitor.clone(),
+                agent: false,
+                on,
+                name: None,
+            },
+        )
+        .await;
+    }
+}

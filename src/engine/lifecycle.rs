@@ -1,0 +1,333 @@
+//! The end of a chat and what follows: closing, transfer, the ticket, the rating.
+
+use super::*;
+
+impl Engine {
+    /// The visitor ends their chat. Returns the conversation and its (stored) ticket id.
+    pub async fn visitor_close(
+        &self,
+        site_id: &SiteId,
+        visitor: &VisitorId,
+    ) -> Result<(ConvId, String)> {
+        let site = self.site(site_id)?;
+        let conv = self
+            .inner
+            .store
+            .visitor_conversation(site_id, visitor)
+            .await?
+            .filter(|c| c.state != ConvState::Closed)
+            .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "no open conversation"))?;
+        let ticket = self
+            .close_conversation(site, &conv.id, AuthorKind::Visitor, "visitor_closed")
+            .await?;
+        Ok((conv.id, ticket))
+    }
+
+    /// Stores a rating (1–5, optional comment) on the ticket of the visitor's last closed chat.
+    pub async fn rate(
+        &self,
+        site_id: &SiteId,
+        visitor: &VisitorId,
+        score: u8,
+        comment: Option<String>,
+    ) -> Result<String> {
+        let site = self.site(site_id)?;
+        if !(1..=5).contains(&score) {
+            return Err(EngineError::new(
+                ErrorCode::InvalidRating,
+                "score must be 1 to 5",
+            ));
+        }
+        let now = self.now();
+        let window = (site.rating_window_secs * 1000.0) as Millis;
+        let conv = self
+            .inner
+            .store
+            .visitor_conversation(site_id, visitor)
+            .await?
+            .filter(|c| {
+                c.state == ConvState::Closed && c.closed_at.is_some_and(|t| t + window >= now)
+            })
+            .ok_or_else(|| {
+                EngineError::new(ErrorCode::NothingToRate, "no recently closed chat to rate")
+            })?;
+        let mut ticket = match self.inner.tickets.get(site_id, &conv.id.0).await? {
+            Some(t) => t,
+            // Closed a moment ago on another node and not yet filed: file it now.
+            None => self.file_ticket(site, &conv.id, false).await?,
+        };
+        ticket.rating = Some(Rating {
+            score,
+            comment: clip(comment, 2000),
+            at: now,
+        });
+        ticket.updated_at = now;
+        self.save_ticket(site, &ticket, "ticket.updated").await?;
+        Ok(ticket.id)
+    }
+
+    /// Builds the ticket of a closed conversation from its log; keeps what a previous filing
+    /// added (rating, offline message, creation time). With `save`, stores it and announces it.
+    pub(super) async fn file_ticket(
+        &self,
+        site: &SiteConfig,
+        conv_id: &ConvId,
+        save: bool,
+    ) -> Result<Ticket> {
+        let store = &self.inner.store;
+        let conv = store
+            .conversation(&site.id, conv_id)
+            .await?
+            .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "conversation expired"))?;
+        let events = store.events_after(&site.id, conv_id, 0).await?;
+        let visitor = store
+            .visitor(&site.id, &conv.visitor)
+            .await?
+            .unwrap_or_default();
+        let now = self.now();
+        let mut ticket = Ticket::build(&site.id, &conv, events, &visitor, now);
+        let previous = self.inner.tickets.get(&site.id, &ticket.id).await?;
+        if let Some(old) = &previous {
+            ticket.created_at = old.created_at;
+            ticket.rating = old.rating.clone();
+            ticket.offline_message = old.offline_message.clone();
+        }
+        if save {
+            let event = if previous.is_some() {
+                "ticket.updated"
+            } else {
+                "ticket.created"
+            };
+            self.save_ticket(site, &ticket, event).await?;
+            if previous.is_none() {
+                self.emit(
+                    site,
+                    "conversation.closed",
+                    serde_json::json!({"conversation": conv.id, "ticket": ticket.id, "reason": ticket.close_reason}),
+                )
+                .await;
+            }
+            store.mark_ticketed(&site.id, conv_id).await?;
+        }
+        Ok(ticket)
+    }
+
+    /// Stores a ticket durably with its webhook deliveries, then wakes the courier.
+    pub(super) async fn save_ticket(
+        &self,
+        site: &SiteConfig,
+        ticket: &Ticket,
+        event: &str,
+    ) -> Result<()> {
+        let data = serde_json::to_value(ticket)
+            .map_err(|e| EngineError::new(ErrorCode::Unavailable, e.to_string()))?;
+        let deliveries = deliveries_for(site, event, &data, self.now());
+        self.inner.tickets.save(ticket, &deliveries).await?;
+        self.inner
+            .store
+            .mark_ticketed(&site.id, &ticket.conversation)
+            .await?;
+        if !deliveries.is_empty() {
+            self.inner.courier.wake();
+        }
+        Ok(())
+    }
+
+    pub async fn agent_close(
+        &self,
+        site_id: &SiteId,
+        agent: &AgentId,
+        conv: &ConvId,
+        reason: Option<String>,
+    ) -> Result<String> {
+        let site = self.site(site_id)?;
+        self.owned(site_id, agent, conv).await?;
+        let reason = clip(reason, 200).unwrap_or_else(|| "agent_closed".into());
+        self.close_conversation(site, conv, AuthorKind::Agent, &reason)
+            .await
+    }
+
+    /// Closes an open conversation and frees what it held. The close event carries the goodbye.
+    pub(super) async fn close_conversation(
+        &self,
+        site: &SiteConfig,
+        conv: &ConvId,
+        by: AuthorKind,
+        reason: &str,
+    ) -> Result<String> {
+        let store = &self.inner.store;
+        let now = self.now();
+        let Some(before) = store
+            .close(&site.id, conv, reason, now, self.retention_ms())
+            .await?
+        else {
+            return Err(EngineError::new(
+                ErrorCode::ConversationClosed,
+                "already closed",
+            ));
+        };
+        let template = match by {
+            AuthorKind::Visitor => Template::ClosedByVisitor,
+            _ => Template::ClosedByAgent,
+        };
+        let text = templates::render(
+            site,
+            Some(&before.department),
+            &before.locale,
+            template,
+            &Vars::default(),
+        );
+        store
+            .append(
+                &site.id,
+                conv,
+                &EventBody::Closed {
+                    at: now,
+                    by,
+                    reason: reason.to_owned(),
+                    text,
+                },
+            )
+            .await?;
+        match (before.state, &before.agent) {
+            (ConvState::Active, Some(agent)) => {
+                self.agent_changed(&site.id, agent).await?;
+            }
+            (ConvState::Queued, _) => {
+                self.queue_changed(&site.id, &before.department).await;
+            }
+            _ => {}
+        }
+        self.visitor_changed(&site.id, &before.visitor, true).await;
+        let ticket = self.file_ticket(site, conv, true).await?;
+        Ok(ticket.id)
+    }
+
+    /// Moves a chat to another agent or department, keeping its whole transcript.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn transfer(
+        &self,
+        site_id: &SiteId,
+        from: &AgentId,
+        conv: &ConvId,
+        to_agent: Option<AgentId>,
+        to_department: Option<DeptId>,
+        reason: String,
+        note: Option<String>,
+    ) -> Result<()> {
+        let site = self.site(site_id)?;
+        let c = self.owned(site_id, from, conv).await?;
+        let reason = clip(Some(reason), 500).ok_or_else(|| {
+            EngineError::new(ErrorCode::InvalidMessage, "a transfer needs a reason")
+        })?;
+        let note = clip(note, 2000);
+        let store = &self.inner.store;
+        let now = self.now();
+        let from_ref = self.agent_ref(site, from);
+        match (to_agent, to_department) {
+            (Some(to), None) => {
+                if site.agent(&to).is_none() {
+                    return Err(EngineError::new(
+                        ErrorCode::UnknownAgent,
+                        format!("no agent {to}"),
+                    ));
+                }
+                match store
+                    .reassign(site_id, conv, from, &to, now, self.grace_ms())
+                    .await?
+                {
+                    Reassign::Done => {}
+                    Reassign::NotOwner => {
+                        return Err(EngineError::not_owner());
+                    }
+                    Reassign::TargetUnavailable(why) => {
+                        return Err(EngineError::new(
+                            ErrorCode::TargetUnavailable,
+                            format!("{to} {}", why.describe()),
+                        ));
+                    }
+                }
+                let to_ref = self.agent_ref(site, &to);
+                store
+                    .append(
+                        site_id,
+                        conv,
+                        &EventBody::Transferred {
+                            at: now,
+                            from: Some(from_ref),
+                            to_agent: Some(to_ref.clone()),
+                            to_department: None,
+                            reason,
+                            note,
+                        },
+                    )
+                    .await?;
+                self.announce_agent(site, conv, &to_ref, &c.locale).await?;
+                self.agent_changed(site_id, &to).await?;
+            }
+            (None, Some(dept)) => {
+                if site.department(&dept).is_none() {
+                    return Err(EngineError::new(
+                        ErrorCode::UnknownDepartment,
+                        format!("no department {dept}"),
+                    ));
+                }
+                if !store.unassign(site_id, conv, from, &dept, now).await? {
+                    return Err(EngineError::not_owner());
+                }
+                store
+                    .append(
+                        site_id,
+                        conv,
+                        &EventBody::Transferred {
+                            at: now,
+                            from: Some(from_ref),
+                            to_agent: None,
+                            to_department: Some(dept.clone()),
+                            reason,
+                            note,
+                        },
+                    )
+                    .await?;
+                self.notice(
+                    site,
+                    &dept,
+                    conv,
+                    &c.locale,
+                    Notice::plain(NoticeKind::Transferring, Template::Transferring, None),
+                )
+                .await?;
+                self.queue_changed(site_id, &dept).await;
+                self.drain(site_id, &dept).await?;
+            }
+            _ => {
+                return Err(EngineError::new(
+                    ErrorCode::InvalidMessage,
+                    "name exactly one of to_agent and to_department",
+                ));
+            }
+        }
+        self.emit(
+            site,
+            "conversation.transferred",
+            serde_json::json!({"conversation": conv, "from": from}),
+        )
+        .await;
+        self.agent_changed(site_id, from).await
+    }
+
+    /// A visitor's tickets, newest first, at most `limit`: their earlier chats, for the agent.
+    pub async fn visitor_tickets(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        limit: usize,
+    ) -> Result<Vec<crate::tickets::Ticket>> {
+        let filter = crate::tickets::TicketFilter {
+            visitor: Some(visitor.0.clone()),
+            limit,
+            ..Default::default()
+        };
+        Ok(self.inner.tickets.list(site, &filter).await?)
+    }
+}

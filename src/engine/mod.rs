@@ -1,0 +1,330 @@
+//! The engine: what happens when a visitor writes, an agent answers, a chat closes or moves, and
+//! capacity appears. Every decision that must be atomic is one `Store` call, so the same code is
+//! correct on one node or many. Its own state is node-local and disposable: a short cache of
+//! agent states (for on-duty checks and estimates, never for routing) and the schedule of this
+//! node's pending triggers.
+//!
+//! This file holds the handle and the effects every concern shares (a notice to the visitor,
+//! queue and agent pushes, webhook emits, the clock); the concerns live beside it:
+//! - `intake` — a visitor's hello, page views, first message (answered at once), offline messages;
+//! - `routing` — queues, drains, assignment, positions and estimates, grace expiry;
+//! - `agents` — consoles connecting and leaving, status, limit, agent messages and notes;
+//! - `lifecycle` — close, transfer, ticket filing, rating;
+//! - `presence` — visitor presence and the live list;
+//! - `triggers` — proactive messages;
+//! - `background` — the node's loops: queue notifications, presence refresh, the sweep.
+//!
+//! Where a visitor's message goes: `ws::visitor` parses it → `Engine::visitor_message` stores it
+//! (`Store::append`, which publishes) → on the first message, `route_new` acknowledges at once
+//! and queues or assigns → `Hub::dispatch` on every node hands the event to the sockets that
+//! follow the conversation → `ws::agent` sends it to the owner's consoles.
+
+mod agents;
+mod background;
+mod intake;
+mod lifecycle;
+mod presence;
+mod routing;
+mod triggers;
+
+pub use intake::{Route, VisitorHello, VisitorSession};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::Keys;
+use crate::config::{Config, SiteConfig};
+use crate::hub::Hub;
+use crate::model::{
+    AgentId, AgentRef, AgentState, AgentStatus, AuthorKind, Clock, ConvId, ConvState, Conversation,
+    DeptId, EventBody, Millis, NoticeKind, SiteId, VisitorId, VisitorProfile,
+};
+use crate::protocol::{ClientId, ErrorCode, MessageText, QueueStat, estimate_minutes, secs_since};
+use crate::shutdown::Shutdown;
+use crate::state::{Envelope, Guard, Reassign, Store, StoreError};
+use crate::templates::{self, Template, Vars};
+use crate::tickets::webhooks::{Courier, deliveries_for};
+use crate::tickets::{OfflineMessage, Rating, Ticket, TicketStore};
+
+/// An error a client can act on: a stable code and a sentence.
+#[derive(Debug, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct EngineError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl EngineError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The conversation is not assigned to the agent asking.
+    pub fn not_owner() -> Self {
+        Self::new(ErrorCode::NotOwner, "not your conversation")
+    }
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        // Logged once here; the client only learns that it may retry.
+        tracing::error!(cause = %e, "state backend failed");
+        EngineError::new(
+            ErrorCode::Unavailable,
+            "temporarily unavailable, retry with the same client_id",
+        )
+    }
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// A stored message's acknowledgement.
+#[derive(Clone, Debug)]
+pub struct Ack {
+    pub conv: ConvId,
+    pub seq: u64,
+}
+
+/// A notice for `Engine::notice`: which one, and the queue place it states.
+struct Notice {
+    kind: NoticeKind,
+    template: Template,
+    position: Option<u32>,
+    /// Position and minutes, for the `queued` notice's text.
+    queued: Option<(u32, u32)>,
+}
+
+impl Notice {
+    fn plain(kind: NoticeKind, template: Template, position: Option<u32>) -> Self {
+        Self {
+            kind,
+            template,
+            position,
+            queued: None,
+        }
+    }
+
+    fn queued(position: u32, minutes: u32) -> Self {
+        Self {
+            kind: NoticeKind::Queued,
+            template: Template::Queued,
+            position: Some(position),
+            queued: Some((position, minutes)),
+        }
+    }
+}
+
+/// The chat logic. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    hub: Hub,
+    keys: Keys,
+    /// Durable tickets and the webhook outbox.
+    tickets: Arc<dyn TicketStore>,
+    /// Sends the outbox; woken when this node queues a delivery.
+    courier: Courier,
+    /// The time for business hours (controllable in tests).
+    clock: Arc<dyn Clock>,
+    /// Recently read agent states per site, for on-duty checks and estimates only (never for
+    /// routing decisions, which are atomic in the store). Saves reading every agent for each
+    /// new chat.
+    agents_cache: dashmap::DashMap<SiteId, (std::time::Instant, Arc<Vec<AgentState>>)>,
+    /// This process's id in presence records.
+    node: String,
+    /// Trigger rules waiting for their time on page, per visitor socket of this node.
+    triggers: crate::triggers::Schedule,
+}
+
+/// How long an agents snapshot serves on-duty checks and estimates.
+const AGENTS_CACHE: Duration = Duration::from_millis(250);
+
+fn clip(s: Option<String>, max: usize) -> Option<String> {
+    s.map(|s| s.chars().take(max).collect::<String>())
+        .filter(|s| !s.trim().is_empty())
+}
+
+impl Engine {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        hub: Hub,
+        keys: Keys,
+        tickets: Arc<dyn TicketStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let courier = Courier::new(tickets.clone(), config.clone());
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                hub,
+                keys,
+                tickets,
+                courier,
+                clock,
+                agents_cache: dashmap::DashMap::new(),
+                node: ulid::Ulid::new().to_string(),
+                triggers: crate::triggers::Schedule::default(),
+            }),
+        }
+    }
+
+    pub fn tickets(&self) -> &dyn TicketStore {
+        &*self.inner.tickets
+    }
+
+    pub fn courier(&self) -> &Courier {
+        &self.inner.courier
+    }
+
+    /// Agent states read at most `AGENTS_CACHE` ago (or now, with `fresh`).
+    async fn agents_cached(&self, site: &SiteId, fresh: bool) -> Result<Arc<Vec<AgentState>>> {
+        if !fresh
+            && let Some(e) = self.inner.agents_cache.get(site)
+            && e.0.elapsed() < AGENTS_CACHE
+        {
+            return Ok(e.1.clone());
+        }
+        let agents = Arc::new(self.inner.store.agents(site).await?);
+        self.inner
+            .agents_cache
+            .insert(site.clone(), (std::time::Instant::now(), agents.clone()));
+        Ok(agents)
+    }
+
+    /// Queues an optional conversation event for the site's webhooks (if any subscribe).
+    async fn emit(&self, site: &SiteConfig, event: &str, data: serde_json::Value) {
+        let deliveries = deliveries_for(site, event, &data, self.now());
+        if deliveries.is_empty() {
+            return;
+        }
+        match self.inner.tickets.enqueue(&deliveries).await {
+            Ok(()) => self.inner.courier.wake(),
+            Err(e) => tracing::error!(cause = %e, event, "could not queue webhook"),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        &*self.inner.store
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    /// Now, by the engine's clock: every time the engine reads or stores comes from here, so
+    /// tests move time by hand (grace, inactivity, triggers, business hours).
+    pub fn now(&self) -> Millis {
+        self.inner.clock.now_ms()
+    }
+
+    fn grace_ms(&self) -> Millis {
+        self.inner.config.timing.grace_ms()
+    }
+
+    fn retention_ms(&self) -> Millis {
+        (self.inner.config.timing.closed_retention_secs * 1000.0) as Millis
+    }
+
+    pub fn site(&self, site: &SiteId) -> Result<&SiteConfig> {
+        self.inner
+            .config
+            .site(site)
+            .ok_or_else(|| EngineError::new(ErrorCode::UnknownSite, format!("no site {site}")))
+    }
+
+    /// Registers every configured agent with the backend (start-up).
+    pub async fn register_agents(&self) -> std::result::Result<(), StoreError> {
+        for site in &self.inner.config.sites {
+            for agent in &site.agents {
+                self.inner.store.register_agent(&site.id, agent).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a notice to the visitor, rendered in their language (site and department
+    /// templates first).
+    async fn notice(
+        &self,
+        site: &SiteConfig,
+        dept: &DeptId,
+        conv: &ConvId,
+        locale: &str,
+        notice: Notice,
+    ) -> Result<()> {
+        let vars = Vars {
+            position: notice.queued.map(|(p, _)| p),
+            minutes: notice.queued.map(|(_, m)| m),
+            ..Vars::default()
+        };
+        let text = templates::render(site, Some(dept), locale, notice.template, &vars);
+        let body = EventBody::Notice {
+            at: self.now(),
+            notice: notice.kind,
+            text,
+            position: notice.position,
+            estimate_minutes: notice.queued.map(|(_, m)| m),
+        };
+        self.inner.store.append(&site.id, conv, &body).await?;
+        Ok(())
+    }
+
+    /// A department queue changed: every node refreshes positions and queue statistics.
+    async fn queue_changed(&self, site: &SiteId, dept: &DeptId) {
+        let envelope = Envelope::Queue {
+            site: site.clone(),
+            dept: dept.clone(),
+        };
+        self.publish(site, envelope).await;
+    }
+
+    /// An agent's status, limit or load changed: their consoles on every node hear of it.
+    async fn agent_pushed(&self, site: &SiteId, agent: &AgentId) {
+        let envelope = Envelope::Agent {
+            site: site.clone(),
+            agent: agent.clone(),
+        };
+        self.publish(site, envelope).await;
+    }
+
+    async fn publish(&self, site: &SiteId, envelope: Envelope) {
+        if let Err(e) = self.inner.store.publish(site, &envelope).await {
+            // Ephemeral: the periodic sweep repairs positions and queue statistics.
+            tracing::warn!(cause = %e, "publish failed");
+        }
+    }
+
+    fn agent_ref(&self, site: &SiteConfig, agent: &AgentId) -> AgentRef {
+        AgentRef {
+            id: agent.clone(),
+            name: site
+                .agent(agent)
+                .map(|a| a.name.clone())
+                .unwrap_or_else(|| agent.0.clone()),
+        }
+    }
+
+    /// Validates message text against the configured length.
+    pub fn message_text(&self, text: String) -> Result<MessageText> {
+        MessageText::parse(text, self.inner.config.limits.max_message_chars)
+            .map_err(|code| EngineError::new(code, "message text is empty or too long"))
+    }
+}

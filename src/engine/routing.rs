@@ -1,0 +1,221 @@
+//! Queues and assignment: drains on every capacity change, positions and estimates, the
+//! introduction of an assigned agent, and chats given back after an agent's grace period.
+
+use super::*;
+
+impl Engine {
+    /// Minutes until a queued visitor at `position` is likely served.
+    pub(super) fn estimate(
+        &self,
+        agents: &[AgentState],
+        dept: &DeptId,
+        position: u32,
+        now: Millis,
+    ) -> u32 {
+        let grace = self.grace_ms();
+        let capacity: u32 = agents
+            .iter()
+            .filter(|a| {
+                a.departments.contains(dept)
+                    && a.status == AgentStatus::Online
+                    && a.present(now, grace)
+            })
+            .map(|a| a.max_concurrent)
+            .sum();
+        estimate_minutes(
+            position,
+            self.inner.config.timing.average_handle_secs,
+            capacity,
+        )
+    }
+
+    /// Stores the assignment event that introduces the agent to the visitor by full name.
+    pub(super) async fn announce_agent(
+        &self,
+        site: &SiteConfig,
+        conv: &ConvId,
+        agent: &AgentRef,
+        locale: &str,
+    ) -> Result<()> {
+        let text = templates::render(
+            site,
+            None,
+            locale,
+            Template::Connected,
+            &Vars {
+                agent: Some(&agent.name),
+                ..Vars::default()
+            },
+        );
+        self.inner
+            .store
+            .append(
+                &site.id,
+                conv,
+                &EventBody::Assigned {
+                    at: self.now(),
+                    agent: agent.clone(),
+                    text,
+                },
+            )
+            .await?;
+        self.emit(
+            site,
+            "conversation.assigned",
+            serde_json::json!({"conversation": conv, "agent": agent}),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Assigns from a department queue while there are both waiting chats and free agents, in
+    /// batches (one read of the agents per batch); each batch's introductions go out together.
+    pub async fn drain(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
+        const BATCH: usize = 64;
+        let site = self.site(site_id)?;
+        let mut assigned: Vec<AgentId> = Vec::new();
+        loop {
+            let batch = self
+                .inner
+                .store
+                .assign_batch(site_id, dept, self.now(), self.grace_ms(), BATCH)
+                .await?;
+            let full = batch.len() == BATCH;
+            let intros = batch.iter().map(|(conv, agent, locale)| {
+                let who = self.agent_ref(site, agent);
+                async move { self.announce_agent(site, conv, &who, locale).await }
+            });
+            for r in futures_util::future::join_all(intros).await {
+                r?;
+            }
+            for (_, agent, _) in batch {
+                if !assigned.contains(&agent) {
+                    assigned.push(agent);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        if !assigned.is_empty() {
+            self.queue_changed(site_id, dept).await;
+            for agent in &assigned {
+                self.agent_pushed(site_id, agent).await;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn drain_for(&self, site: &SiteId, depts: &[DeptId]) -> Result<()> {
+        for d in depts {
+            self.drain(site, d).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives back the chats of agents gone past their grace period: head of the queue, visitor told.
+    pub(super) async fn expire_grace(&self, site: &SiteConfig, now: Millis) -> Result<()> {
+        let store = &self.inner.store;
+        for agent in store.agents(&site.id).await? {
+            if agent.present(now, self.grace_ms()) || agent.chats.is_empty() {
+                continue;
+            }
+            let who = AgentRef {
+                id: agent.id.clone(),
+                name: agent.name.clone(),
+            };
+            for conv_id in &agent.chats {
+                let Some(conv) = store.conversation(&site.id, conv_id).await? else {
+                    continue;
+                };
+                // Conditional on the owner: when several nodes sweep, one wins.
+                if !store
+                    .unassign(&site.id, conv_id, &agent.id, &conv.department, now)
+                    .await?
+                {
+                    continue;
+                }
+                tracing::info!(agent = %agent.id, conversation = %conv_id, "grace expired; chat requeued");
+                store
+                    .append(
+                        &site.id,
+                        conv_id,
+                        &EventBody::Requeued {
+                            at: now,
+                            agent: who.clone(),
+                            reason: "agent_disconnected".into(),
+                        },
+                    )
+                    .await?;
+                self.notice(
+                    site,
+                    &conv.department,
+                    conv_id,
+                    &conv.locale,
+                    Notice::plain(NoticeKind::Requeued, Template::Requeued, Some(1)),
+                )
+                .await?;
+                self.inner.hub.note_position(conv_id, 1);
+                self.queue_changed(&site.id, &conv.department).await;
+                self.drain(&site.id, &conv.department).await?;
+            }
+            self.agent_pushed(&site.id, &agent.id).await;
+        }
+        Ok(())
+    }
+
+    /// Statistics of one department queue.
+    pub async fn queue_stat(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+    ) -> Result<(QueueStat, Vec<(ConvId, Millis)>)> {
+        let queue = self.inner.store.queue(site, dept).await?;
+        let now = self.now();
+        let stat = QueueStat {
+            department: dept.clone(),
+            size: queue.len() as u32,
+            oldest_wait_secs: queue
+                .iter()
+                .map(|(_, t)| secs_since(*t, now))
+                .max()
+                .unwrap_or(0),
+        };
+        Ok((stat, queue))
+    }
+
+    /// A queued conversation's position and estimate, if it is queued.
+    pub async fn position(&self, site: &SiteId, conv: &Conversation) -> Result<Option<(u32, u32)>> {
+        let Some(position) = self
+            .inner
+            .store
+            .queue_position(site, &conv.department, &conv.id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let agents = self.agents_cached(site, false).await?;
+        Ok(Some((
+            position,
+            self.estimate(&agents, &conv.department, position, self.now()),
+        )))
+    }
+
+    /// Sends fresh positions to local queued visitors and queue statistics to local agents.
+    pub(super) async fn refresh_queue(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
+        let (stat, queue) = self.queue_stat(site_id, dept).await?;
+        let hub = &self.inner.hub;
+        if queue.iter().any(|(c, _)| hub.has_followers(c)) {
+            let agents = self.agents_cached(site_id, false).await?;
+            let now = self.now();
+            for (i, (conv, _)) in queue.iter().enumerate() {
+                if hub.has_followers(conv) {
+                    let position = i as u32 + 1;
+                    hub.offer_position(conv, position, self.estimate(&agents, dept, position, now));
+                }
+            }
+        }
+        hub.broadcast_queue(site_id, stat);
+        Ok(())
+    }
+}

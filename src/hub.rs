@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use dashmap::DashMap;
 use tokio::sync::{Notify, mpsc};
 
+use crate::envelope::{Envelope, Sink};
 use crate::model::{AgentId, ConvId, DeptId, Event, EventBody, SiteId, VisitorId};
 use crate::protocol::QueueStat;
-use crate::state::Envelope;
 
 pub type SessionId = u64;
 
@@ -443,4 +443,14 @@ fn leave<K: std::hash::Hash + Eq>(map: &Index<K>, key: &K, session: SessionId) -
         subs.is_empty()
     });
     left
+}
+
+impl Sink for Hub {
+    fn deliver(&self, envelope: Envelope) {
+        self.dispatch(envelope);
+    }
+
+    fn resync(&self) {
+        self.resync_all();
+    }
 }

@@ -17,9 +17,11 @@
 //! - `templates` — automatic replies in English and Russian, overridable per site/department.
 //! - `shutdown` — the graceful-shutdown signal every loop listens to.
 
+pub mod app;
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod envelope;
 pub mod hours;
 pub mod http;
 pub mod hub;

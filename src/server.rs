@@ -10,10 +10,10 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::app::{AppState, IpLimiter};
 use crate::auth::Keys;
 use crate::config::{Config, Secret, random_token};
 use crate::engine::Engine;
-use crate::http::{self, AppState};
 use crate::hub::Hub;
 use crate::model::{Clock, SystemClock};
 use crate::shutdown::{self, Trigger};
@@ -23,7 +23,7 @@ use crate::state::redis::RedisStore;
 use crate::tickets::TicketStore;
 use crate::tickets::file::FileTickets;
 use crate::tickets::redis::RedisTickets;
-use crate::ws::IpLimiter;
+use crate::{http, ws};
 
 pub struct Application {
     listener: TcpListener,
@@ -53,10 +53,12 @@ impl Application {
             Secret::new(random_token())
         });
         let mut tasks = Vec::new();
+        // The backends deliver to the hub through the sink interface alone.
+        let sink: Arc<dyn crate::envelope::Sink> = Arc::new(hub.clone());
         let (store, tickets): (Arc<dyn Store>, Arc<dyn TicketStore>) = match &config.redis_url {
             Some(url) => {
                 let (store, subscriber) =
-                    RedisStore::connect(url, &config, hub.clone(), shutdown.clone()).await?;
+                    RedisStore::connect(url, &config, sink, shutdown.clone()).await?;
                 tasks.push(subscriber);
                 let tickets = RedisTickets::new(store.connection(), &config.key_prefix);
                 (Arc::new(store), Arc::new(tickets))
@@ -68,7 +70,7 @@ impl Application {
                         config.data_dir.display()
                     )
                 })?;
-                (Arc::new(MemoryStore::new(hub.clone())), Arc::new(tickets))
+                (Arc::new(MemoryStore::new(sink)), Arc::new(tickets))
             }
         };
         let engine = Engine::new(
@@ -116,7 +118,10 @@ impl Application {
             tasks,
         } = self;
         let mut stopping = trigger.subscribe();
-        let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let app = http::router()
+            .merge(ws::router())
+            .with_state(state)
+            .into_make_service_with_connect_info::<SocketAddr>();
         // Chat frames are small and latency-bound: no Nagle (it stalls on delayed ACKs).
         let listener = listener.tap_io(|tcp| {
             if let Err(e) = tcp.set_nodelay(true) {

@@ -12,7 +12,8 @@
 //! - `lifecycle` — close, transfer, ticket filing, rating;
 //! - `presence` — visitor presence and the live list;
 //! - `triggers` — proactive messages;
-//! - `background` — the node's loops: queue notifications, presence refresh, the sweep.
+//! - `background` — the node's loops: queue notifications, presence refresh, the sweep;
+//! - `sessions` — what socket sessions ask of the node (the hub and the log reach them only here).
 //!
 //! Where a visitor's message goes: `ws::visitor` parses it → `Engine::visitor_message` stores it
 //! (`Store::append`, which publishes) → on the first message, `route_new` acknowledges at once
@@ -25,15 +26,18 @@ mod intake;
 mod lifecycle;
 mod presence;
 mod routing;
+mod sessions;
 mod triggers;
 
 pub use intake::{Route, VisitorHello, VisitorSession};
+pub use sessions::AgentChat;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Keys;
 use crate::config::{Config, SiteConfig};
+use crate::envelope::Envelope;
 use crate::hub::Hub;
 use crate::model::{
     AgentId, AgentRef, AgentState, AgentStatus, AuthorKind, Clock, ConvId, ConvState, Conversation,
@@ -41,7 +45,7 @@ use crate::model::{
 };
 use crate::protocol::{ClientId, ErrorCode, MessageText, QueueStat, estimate_minutes, secs_since};
 use crate::shutdown::Shutdown;
-use crate::state::{Envelope, Guard, Reassign, Store, StoreError};
+use crate::state::{Guard, Reassign, Store, StoreError};
 use crate::templates::{self, Template, Vars};
 use crate::tickets::webhooks::{Courier, deliveries_for};
 use crate::tickets::{OfflineMessage, Rating, Ticket, TicketStore};
@@ -215,14 +219,6 @@ impl Engine {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
-    }
-
-    pub fn store(&self) -> &dyn Store {
-        &*self.inner.store
-    }
-
-    pub fn hub(&self) -> &Hub {
-        &self.inner.hub
     }
 
     pub fn keys(&self) -> &Keys {

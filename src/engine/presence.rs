@@ -74,7 +74,13 @@ impl Engine {
     }
 
     /// A visitor's socket is open on this node.
-    pub async fn visitor_connected(&self, site: &SiteId, visitor: &VisitorId) {
+    pub async fn visitor_connected(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        session: crate::hub::SessionId,
+    ) {
+        self.inner.hub.join_visitor(site, visitor, session);
         let until = if self.shared_state() {
             self.now() + PRESENCE_TTL_MS
         } else {

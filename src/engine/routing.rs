@@ -194,6 +194,8 @@ impl Engine {
         else {
             return Ok(None);
         };
+        // The session is about to say it: later refreshes only send changes.
+        self.inner.hub.note_position(&conv.id, position);
         let agents = self.agents_cached(site, false).await?;
         Ok(Some((
             position,

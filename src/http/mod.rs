@@ -13,19 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use crate::engine::Engine;
-use crate::shutdown::Shutdown;
-use crate::ws::{self, IpLimiter};
-
-/// What every handler can reach. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub engine: Engine,
-    /// Per-IP connection counts for the socket limit.
-    pub ip_limiter: IpLimiter,
-    /// Sessions close when it fires.
-    pub shutdown: Shutdown,
-}
+pub use crate::app::AppState;
 
 /// An HTTP error: `{"error": {"code": "...", "message": "..."}}`.
 #[derive(Debug)]
@@ -72,11 +60,9 @@ async fn openapi() -> impl IntoResponse {
     )
 }
 
-/// The whole application's routes.
-pub fn router(state: AppState) -> Router {
+/// The REST and static routes; `server` merges them with the WebSocket ones.
+pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/visitor", get(ws::visitor_upgrade))
-        .route("/v1/agent", get(ws::agent_upgrade))
         .merge(health::router())
         .merge(tickets::router())
         .merge(supervisor::router())
@@ -91,5 +77,4 @@ pub fn router(state: AppState) -> Router {
                 "this route does not take that method",
             )
         })
-        .with_state(state)
 }

@@ -35,7 +35,6 @@ async fn agents(
     for site in sites(&state, &q)? {
         for a in state
             .engine
-            .store()
             .agents(&site)
             .await
             .map_err(ApiError::unavailable)?

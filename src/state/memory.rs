@@ -2,7 +2,7 @@
 //!
 //! Each site has one `std::sync::Mutex` (not tokio's): no call awaits while holding it, and one
 //! lock per site makes every routing step atomic exactly as the Redis scripts are. Events are
-//! dispatched to the hub under the lock so sessions see them in sequence order.
+//! handed to the delivery sink under the lock so sessions see them in sequence order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,11 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use dashmap::DashMap;
 
-use super::{
-    Appended, Envelope, Guard, Reassign, Result, Span, Start, Store, Unavailable, queue_score,
-};
+use super::{Appended, Guard, Reassign, Result, Span, Start, Store, Unavailable, queue_score};
 use crate::config::AgentConfig;
-use crate::hub::Hub;
+use crate::envelope::{Envelope, Sink};
 use crate::model::{
     AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Event, EventBody,
     Millis, SiteId, VisitorId, VisitorProfile, better_candidate,
@@ -27,7 +25,8 @@ pub struct MemoryStore {
     /// One lock per site; sites never share state.
     sites: DashMap<SiteId, Arc<Mutex<SiteState>>>,
     /// Local delivery of what would be published.
-    hub: Hub,
+    /// Where stored events and published envelopes go on this (the only) node.
+    sink: Arc<dyn Sink>,
 }
 
 #[derive(Default)]
@@ -107,10 +106,10 @@ impl VisitorSlot {
 }
 
 impl MemoryStore {
-    pub fn new(hub: Hub) -> Self {
+    pub fn new(sink: Arc<dyn Sink>) -> Self {
         Self {
             sites: DashMap::new(),
-            hub,
+            sink,
         }
     }
 
@@ -403,7 +402,7 @@ impl Store for MemoryStore {
         slot.events.push(event.clone());
         let visitor = slot.conv.visitor.clone();
         // Under the lock, so every session sees this conversation's events in order.
-        self.hub.dispatch(Envelope::Event {
+        self.sink.deliver(Envelope::Event {
             site: site_id.clone(),
             conv: conv.clone(),
             visitor,
@@ -728,7 +727,7 @@ impl Store for MemoryStore {
     }
 
     async fn publish(&self, _site: &SiteId, envelope: &Envelope) -> Result<()> {
-        self.hub.dispatch(envelope.clone());
+        self.sink.deliver(envelope.clone());
         Ok(())
     }
 

@@ -2,15 +2,16 @@
 //! of nodes). The engine only speaks `Store`; every routing step that must be atomic is one call
 //! here (one Lua script with Redis, one short critical section in memory).
 //!
-//! Both backends hand what they publish to the local `Hub`: memory directly, Redis through its
-//! pub/sub subscriber. Pub/sub is at-most-once, so sessions detect gaps by sequence number and
-//! backfill with `events_after`.
+//! Both backends hand what they store and publish to a delivery `Sink` (`envelope`): memory
+//! directly, Redis through its pub/sub subscriber. They know nothing of sessions. Pub/sub is
+//! at-most-once, so sessions detect gaps by sequence number and backfill with `events`.
 
 pub mod memory;
 pub mod redis;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+
+use crate::envelope::Envelope;
 
 use crate::config::AgentConfig;
 use crate::model::{
@@ -91,41 +92,6 @@ impl Unavailable {
             Self::Disconnected => "is not connected",
         }
     }
-}
-
-/// What travels between nodes (and, in memory, straight to the hub).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
-pub enum Envelope {
-    /// A stored event; the Redis append script builds this JSON itself, keep the shape.
-    Event {
-        site: SiteId,
-        conv: ConvId,
-        /// The conversation's visitor: all their tabs get it, even before following the chat.
-        visitor: VisitorId,
-        event: Event,
-    },
-    /// Ephemeral typing indicator.
-    Typing {
-        site: SiteId,
-        conv: ConvId,
-        visitor: VisitorId,
-        /// True when the agent types (so the visitor's sessions show it), false for the visitor.
-        agent: bool,
-        on: bool,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        name: Option<String>,
-    },
-    /// A department queue changed: positions and queue stats need refreshing.
-    Queue { site: SiteId, dept: DeptId },
-    /// An agent's status, limit or load changed.
-    Agent { site: SiteId, agent: AgentId },
-    /// A visitor arrived, moved to another page, or (`live: false`) left the site.
-    Visitor {
-        site: SiteId,
-        visitor: VisitorId,
-        live: bool,
-    },
 }
 
 /// The shared state of every site. Implementations must make each method atomic on its own.

@@ -21,11 +21,9 @@ use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{
-    Appended, Envelope, Guard, Reassign, Result, Span, Start, Store, StoreError, Unavailable,
-};
+use super::{Appended, Guard, Reassign, Result, Span, Start, Store, StoreError, Unavailable};
 use crate::config::{AgentConfig, Config};
-use crate::hub::Hub;
+use crate::envelope::{Envelope, Sink};
 use crate::model::{
     AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Event, EventBody,
     Millis, SiteId, VisitorId, VisitorProfile,
@@ -84,11 +82,11 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Connects, then starts the subscriber that feeds the hub until shutdown.
+    /// Connects, then starts the subscriber that feeds the delivery sink until shutdown.
     pub async fn connect(
         url: &str,
         config: &Config,
-        hub: Hub,
+        sink: Arc<dyn Sink>,
         shutdown: Shutdown,
     ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
         use anyhow::Context;
@@ -114,7 +112,7 @@ impl RedisStore {
         let subscriber = tokio::spawn(subscribe_loop(
             client,
             channels,
-            hub,
+            sink,
             subscribed.clone(),
             shutdown,
         ));
@@ -177,7 +175,7 @@ impl RedisStore {
 async fn subscribe_loop(
     client: redis::Client,
     channels: Vec<String>,
-    hub: Hub,
+    sink: Arc<dyn Sink>,
     subscribed: Arc<AtomicBool>,
     mut shutdown: Shutdown,
 ) {
@@ -201,7 +199,7 @@ async fn subscribe_loop(
                 backoff = Duration::from_millis(100);
                 if !first {
                     tracing::info!("redis subscription restored; sessions backfill");
-                    hub.resync_all();
+                    sink.resync();
                 }
                 first = false;
                 let mut stream = pubsub.into_on_message();
@@ -209,7 +207,7 @@ async fn subscribe_loop(
                     tokio::select! {
                         msg = stream.next() => match msg {
                             Some(msg) => match serde_json::from_slice::<Envelope>(msg.get_payload_bytes()) {
-                                Ok(env) => hub.dispatch(env),
+                                Ok(env) => sink.deliver(env),
                                 Err(e) => tracing::warn!(cause = %e, channel = msg.get_channel_name(), "undecodable envelope"),
                             },
                             None => break,

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use tokio::sync::mpsc;
 
 use super::{Connection, Incoming, Order, order};
+use crate::app::AppState;
 use crate::auth::agent_for_token;
-use crate::engine::EngineError;
-use crate::http::AppState;
+use crate::engine::{AgentChat, EngineError};
 use crate::hub::{Push, Registration, Role};
-use crate::model::{AgentId, AgentState, ConvId, DeptId, Event, EventBody, SiteId, VisitorProfile};
+use crate::model::{AgentId, AgentState, ConvId, DeptId, Event, EventBody, SiteId};
 use crate::protocol::{
     AgentIn, AgentOut, AgentSelf, ClientId, ConvSummary, ErrorCode, PAGE_EVENTS, QueueStat,
     classify_parse_error, close, latest_page,
@@ -142,7 +142,7 @@ pub async fn run(mut conn: Connection, state: AppState) {
     };
 
     let engine = state.engine.clone();
-    let (reg, rx) = engine.hub().register(Role::Agent);
+    let (reg, rx) = engine.register(Role::Agent);
     let me = match Box::pin(engine.agent_connected(&site, &agent, reg.id, status)).await {
         Ok(me) => me,
         Err(e) => {
@@ -179,9 +179,9 @@ pub async fn run(mut conn: Connection, state: AppState) {
         }
     }
     for conv in session.chats.keys() {
-        engine.hub().unfollow(conv, session.reg.id);
+        engine.unfollow(conv, session.reg.id);
     }
-    engine.hub().watch_visitors(&site, session.reg.id, false);
+    engine.watch_visitors(&site, session.reg.id, false);
     engine
         .agent_disconnected(&site, &agent, session.reg.id)
         .await;
@@ -264,7 +264,7 @@ impl Session {
                 text,
             } => return self.store_text(conversation, client_id, text, false).await,
             AgentIn::WatchVisitors { on } => {
-                engine.hub().watch_visitors(site, self.reg.id, on);
+                engine.watch_visitors(site, self.reg.id, on);
                 if !on {
                     return true;
                 }
@@ -543,7 +543,7 @@ impl Session {
 
     async fn release(&mut self, conv: &ConvId, reason: &str) -> bool {
         self.chats.remove(conv);
-        self.state.engine.hub().unfollow(conv, self.reg.id);
+        self.state.engine.unfollow(conv, self.reg.id);
         self.conn
             .send(&AgentOut::Unassigned {
                 conversation: conv,
@@ -555,40 +555,30 @@ impl Session {
     /// Follows a chat and sends it with the visitor's profile and its events after `after`.
     async fn take(&mut self, conv: &ConvId, after: u64) -> bool {
         let engine = self.state.engine.clone();
-        engine.hub().follow(conv, self.reg.id);
-        let loaded = async {
-            let store = engine.store();
-            let c = store.conversation(&self.site, conv).await?;
-            // Only the latest page: the console asks for earlier ones (`transcript`).
-            let span = Span::latest(after, u64::MAX, PAGE_EVENTS);
-            let events = store.events(&self.site, conv, span).await?;
-            let visitor = match &c {
-                Some(c) => store.visitor(&self.site, &c.visitor).await?,
-                None => None,
-            };
-            Ok::<_, crate::state::StoreError>((c, events, visitor))
-        }
-        .await;
-        let (c, events, visitor) = match loaded {
-            Ok((Some(c), events, visitor)) => (c, events, visitor),
-            Ok((None, ..)) => {
-                engine.hub().unfollow(conv, self.reg.id);
+        engine.follow(conv, self.reg.id);
+        let chat = match engine
+            .agent_chat(&self.site, &self.agent, conv, after, PAGE_EVENTS)
+            .await
+        {
+            Ok(Some(chat)) => chat,
+            // Moved on before we got here; its later events do not concern us.
+            Ok(None) => {
+                engine.unfollow(conv, self.reg.id);
                 return true;
             }
             Err(e) => {
-                engine.hub().unfollow(conv, self.reg.id);
-                return send_error(&mut self.conn, &EngineError::from(e), None, Some(conv)).await;
+                engine.unfollow(conv, self.reg.id);
+                return send_error(&mut self.conn, &e, None, Some(conv)).await;
             }
         };
-        if c.agent.as_ref() != Some(&self.agent) {
-            // Moved on before we got here; its later events do not concern us.
-            engine.hub().unfollow(conv, self.reg.id);
-            return true;
-        }
+        let AgentChat {
+            conversation: c,
+            events,
+            visitor,
+        } = chat;
         let (events, more) = latest_page(events, after);
         let last = events.last().map_or(after, |e| e.seq);
         self.chats.insert(conv.clone(), last);
-        let visitor = visitor.unwrap_or_else(|| VisitorProfile::with_id(c.visitor.clone()));
         self.conn
             .send(&AgentOut::Assigned {
                 conversation: &ConvSummary {
@@ -611,17 +601,9 @@ impl Session {
             return send_error(&mut self.conn, &e, None, Some(conv)).await;
         }
         let span = Span::latest(after, before, PAGE_EVENTS);
-        let events = match self
-            .state
-            .engine
-            .store()
-            .events(&self.site, conv, span)
-            .await
-        {
+        let events = match self.state.engine.transcript(&self.site, conv, span).await {
             Ok(events) => events,
-            Err(e) => {
-                return send_error(&mut self.conn, &EngineError::from(e), None, Some(conv)).await;
-            }
+            Err(e) => return send_error(&mut self.conn, &e, None, Some(conv)).await,
         };
         let (events, more) = latest_page(events, after);
         self.conn
@@ -636,18 +618,10 @@ impl Session {
     /// Sends what this session missed of a chat, reading the log a page at a time.
     async fn backfill(&mut self, conv: &ConvId, mut after: u64) -> bool {
         loop {
-            let events = match self
-                .state
-                .engine
-                .store()
-                .events(&self.site, conv, Span::after(after, PAGE_EVENTS))
-                .await
-            {
+            let span = Span::after(after, PAGE_EVENTS);
+            let events = match self.state.engine.transcript(&self.site, conv, span).await {
                 Ok(e) => e,
-                Err(e) => {
-                    return send_error(&mut self.conn, &EngineError::from(e), None, Some(conv))
-                        .await;
-                }
+                Err(e) => return send_error(&mut self.conn, &e, None, Some(conv)).await,
             };
             let full = events.len() == PAGE_EVENTS;
             for event in events {

@@ -8,57 +8,22 @@
 pub mod agent;
 pub mod visitor;
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
-use dashmap::DashMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, Interval};
 
+use crate::app::{AppState, IpGuard};
 use crate::config::Limits;
-use crate::http::{ApiError, AppState};
 use crate::model::SiteId;
 use crate::protocol::{ClientId, ErrorCode};
-
-/// Open connections per client IP; a guard gives its slot back on drop.
-#[derive(Clone, Default)]
-pub struct IpLimiter {
-    counts: Arc<DashMap<IpAddr, usize>>,
-}
-
-pub struct IpGuard {
-    counts: Arc<DashMap<IpAddr, usize>>,
-    ip: IpAddr,
-}
-
-impl IpLimiter {
-    pub fn acquire(&self, ip: IpAddr, limit: usize) -> Option<IpGuard> {
-        let mut n = self.counts.entry(ip).or_insert(0);
-        if limit > 0 && *n >= limit {
-            return None;
-        }
-        *n += 1;
-        drop(n);
-        Some(IpGuard {
-            counts: self.counts.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for IpGuard {
-    fn drop(&mut self) {
-        self.counts.remove_if_mut(&self.ip, |_, n| {
-            *n -= 1;
-            *n == 0
-        });
-    }
-}
 
 /// Applies the configured buffer and frame limits to an upgrade: small buffers keep idle
 /// connections cheap (tungstenite's defaults would allocate 128 KiB each).
@@ -75,17 +40,47 @@ fn configure(ws: WebSocketUpgrade, limits: &Limits) -> WebSocketUpgrade {
         .max_frame_size(limits.hard_frame_bytes)
 }
 
-fn acquire_ip(state: &AppState, addr: SocketAddr) -> Result<IpGuard, ApiError> {
-    state
-        .ip_limiter
-        .acquire(addr.ip(), state.engine.config().limits.connections_per_ip)
-        .ok_or_else(|| {
-            ApiError::new(
+/// Why an upgrade was refused: an HTTP answer with the body every REST error has,
+/// `{"error": {"code", "message"}}` (docs/protocol.md lists these).
+#[derive(Debug)]
+pub enum Refusal {
+    UnknownSite,
+    ForbiddenOrigin,
+    TooManyConnections,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            Self::UnknownSite => (StatusCode::NOT_FOUND, "unknown_site", "no such site"),
+            Self::ForbiddenOrigin => (
+                StatusCode::FORBIDDEN,
+                "forbidden_origin",
+                "this origin may not open visitor sockets for the site",
+            ),
+            Self::TooManyConnections => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_connections",
                 "too many connections from this address",
-            )
-        })
+            ),
+        };
+        let body = serde_json::json!({ "error": { "code": code, "message": message } });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// The WebSocket surfaces' routes; `server` merges them with the REST ones.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/visitor", get(visitor_upgrade))
+        .route("/v1/agent", get(agent_upgrade))
+}
+
+fn acquire_ip(state: &AppState, addr: SocketAddr) -> Result<IpGuard, Refusal> {
+    state
+        .ip_limiter
+        .acquire(addr.ip(), state.engine.config().limits.connections_per_ip)
+        .ok_or(Refusal::TooManyConnections)
 }
 
 #[derive(Deserialize)]
@@ -100,24 +95,20 @@ pub async fn visitor_upgrade(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(q): Query<VisitorQuery>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let site_id = SiteId(q.site.unwrap_or_default());
     let site = state
         .engine
         .config()
         .site(&site_id)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_site", "no such site"))?;
+        .ok_or(Refusal::UnknownSite)?;
     let origin = headers
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .unwrap_or("");
     if !site.allowed_origins.iter().any(|o| o == origin) {
         tracing::info!(site = %site_id, origin, "visitor socket refused: origin not allowed");
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden_origin",
-            "this origin may not open visitor sockets for the site",
-        ));
+        return Err(Refusal::ForbiddenOrigin);
     }
     let guard = acquire_ip(&state, addr)?;
     let user_agent = headers
@@ -142,7 +133,7 @@ pub async fn agent_upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Refusal> {
     let guard = acquire_ip(&state, addr)?;
     let limits = state.engine.config().limits.clone();
     Ok(configure(ws, &limits).on_upgrade(move |socket| async move {

@@ -7,8 +7,8 @@
 use tokio::sync::mpsc;
 
 use super::{Connection, Incoming, Order, order};
+use crate::app::AppState;
 use crate::engine::{EngineError, VisitorHello};
-use crate::http::AppState;
 use crate::hub::{Push, Registration, Role};
 use crate::model::{ConvId, ConvState, Event, SiteId, VisitorProfile};
 use crate::protocol::{
@@ -184,10 +184,12 @@ async fn setup(
 ) -> Option<(Session, mpsc::Receiver<Push>)> {
     let (hello, resume, department) =
         Box::pin(hello_phase(&mut conn, &state, &site, user_agent)).await?;
-    let (reg, rx) = state.engine.hub().register(Role::Visitor);
+    let (reg, rx) = state.engine.register(Role::Visitor);
     let visitor = hello.id.clone();
-    state.engine.hub().join_visitor(&site, &visitor, reg.id);
-    state.engine.visitor_connected(&site, &visitor).await;
+    state
+        .engine
+        .visitor_connected(&site, &visitor, reg.id)
+        .await;
     let heartbeat_secs = state.engine.config().timing.heartbeat_secs;
     let summary = hello.conversation.as_ref().map(|c| ConvSummary {
         id: c.id.clone(),
@@ -264,7 +266,7 @@ impl Session {
         self.serve_loop(rx).await;
         let engine = self.state.engine.clone();
         if let Some((conv, _)) = &self.current {
-            engine.hub().unfollow(conv, self.reg.id);
+            engine.unfollow(conv, self.reg.id);
         }
         Left {
             engine,
@@ -506,11 +508,11 @@ impl Session {
 
     /// Follows a conversation and sends what is stored after `after`.
     async fn switch_to(&mut self, conv: ConvId, after: u64) {
-        let hub = self.state.engine.hub();
+        let engine = &self.state.engine;
         if let Some((old, _)) = self.current.take() {
-            hub.unfollow(&old, self.reg.id);
+            engine.unfollow(&old, self.reg.id);
         }
-        hub.follow(&conv, self.reg.id);
+        engine.follow(&conv, self.reg.id);
         self.current = Some((conv.clone(), after));
         self.backfill(&conv, after).await;
     }
@@ -546,16 +548,9 @@ impl Session {
     async fn backfill(&mut self, conv: &ConvId, mut after: u64) -> bool {
         loop {
             let span = crate::state::Span::after(after, crate::protocol::PAGE_EVENTS);
-            let events = match self
-                .state
-                .engine
-                .store()
-                .events(&self.site, conv, span)
-                .await
-            {
+            let events = match self.state.engine.transcript(&self.site, conv, span).await {
                 Ok(e) => e,
                 Err(e) => {
-                    let e = EngineError::from(e);
                     send_error(&mut self.conn, e.code, &e.message, None).await;
                     return true;
                 }
@@ -590,7 +585,6 @@ impl Session {
     async fn send_position(&mut self, conv: &crate::model::Conversation) {
         let engine = self.state.engine.clone();
         if let Ok(Some((position, minutes))) = engine.position(&self.site, conv).await {
-            engine.hub().note_position(&conv.id, position);
             self.conn
                 .send(&VisitorOut::Queue {
                     conversation: &conv.id,

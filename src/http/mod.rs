@@ -1,56 +1,21 @@
 //! HTTP surfaces: each module owns its `router()`, merged in `router()` here. One error type,
-//! `ApiError`, gives every failure a status, a stable code and a message; details are logged.
+//! `ApiError` (`error`), gives every failure a status, a stable code and a message, logged once;
+//! the `Admin` extractor (`extract`) guards every admin route.
 
+mod error;
+mod extract;
 pub mod health;
 pub mod supervisor;
 pub mod tickets;
 pub mod widget;
 
-use axum::Json;
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::get;
-use serde_json::json;
 
 pub use crate::app::AppState;
-
-/// An HTTP error: `{"error": {"code": "...", "message": "..."}}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl ApiError {
-    /// A state or ticket backend failed: logged here once, only "retry" reaches the client.
-    pub fn unavailable(e: impl std::fmt::Display) -> Self {
-        tracing::error!(cause = %e, "storage backend failed");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "storage temporarily unavailable",
-        )
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
-    }
-}
+pub use error::ApiError;
+pub use extract::Admin;
 
 /// The OpenAPI document of every REST endpoint.
 async fn openapi() -> impl IntoResponse {
@@ -68,13 +33,7 @@ pub fn router() -> Router<AppState> {
         .merge(supervisor::router())
         .merge(widget::router())
         .route("/v1/openapi.json", get(openapi))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|| async { ApiError::NotFound("no such route") })
         // The documented error body for a route that exists but not with this method.
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not take that method",
-            )
-        })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }

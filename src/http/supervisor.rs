@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::tickets::{parse_since, require_admin, sites};
-use super::{ApiError, AppState};
+use super::extract::{parse_since, sites};
+use super::{Admin, ApiError, AppState};
 use crate::tickets::TicketFilter;
 
 pub fn router() -> Router<AppState> {
@@ -25,20 +25,14 @@ pub fn router() -> Router<AppState> {
 
 async fn agents(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers)?;
     let now = state.engine.now();
     let grace = state.engine.config().timing.grace_ms();
     let mut out = Vec::new();
     for site in sites(&state, &q)? {
-        for a in state
-            .engine
-            .agents(&site)
-            .await
-            .map_err(ApiError::unavailable)?
-        {
+        for a in state.engine.agents(&site).await? {
             out.push(json!({
                 "site": site,
                 "id": a.id,
@@ -59,21 +53,16 @@ async fn agents(
 
 async fn queues(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers)?;
     let mut out = Vec::new();
     for site in sites(&state, &q)? {
         let Some(cfg) = state.engine.config().site(&site) else {
             continue;
         };
         for dept in &cfg.departments {
-            let (stat, _) = state
-                .engine
-                .queue_stat(&site, &dept.id)
-                .await
-                .map_err(|e| ApiError::unavailable(e.message))?;
+            let (stat, _) = state.engine.queue_stat(&site, &dept.id).await?;
             out.push(json!({
                 "site": site,
                 "department": stat.department,
@@ -89,19 +78,12 @@ async fn queues(
 /// they have been here, new or returning, and whether they are in a chat.
 async fn visitors(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers)?;
     let mut out = Vec::new();
     for site in sites(&state, &q)? {
-        out.extend(
-            state
-                .engine
-                .live_visitors(&site)
-                .await
-                .map_err(|e| ApiError::unavailable(e.message))?,
-        );
+        out.extend(state.engine.live_visitors(&site).await?);
     }
     Ok(Json(json!({ "visitors": out })))
 }
@@ -118,10 +100,9 @@ fn spread(mut v: Vec<f64>) -> Value {
 
 async fn stats(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Admin,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers)?;
     // Default: since midnight UTC today.
     let since = match q.get("since") {
         Some(s) => parse_since(s)?,
@@ -140,12 +121,7 @@ async fn stats(
             ..TicketFilter::default()
         };
         loop {
-            let page = state
-                .engine
-                .tickets()
-                .list(&site, &filter)
-                .await
-                .map_err(ApiError::unavailable)?;
+            let page = state.engine.tickets().list(&site, &filter).await?;
             for t in &page {
                 chats += 1;
                 *by_status.entry(t.status.clone()).or_default() += 1;

@@ -8,7 +8,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -79,7 +79,7 @@ async fn widget_config(
         .engine
         .config()
         .site(&SiteId(site))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_site", "no such site"))?;
+        .ok_or(ApiError::UnknownSite)?;
     let body = json!({
         "site": site.id,
         "name": site.name,

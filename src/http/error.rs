@@ -1,0 +1,135 @@
+//! The one HTTP error type: every failure has a status, a stable client-facing code and a
+//! sentence, with the body `{"error": {"code", "message"}}`. It is logged once, here at the
+//! edge: server faults with their cause as errors, client mistakes at debug.
+
+use axum::Json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::engine::EngineError;
+use crate::protocol::ErrorCode;
+use crate::state::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A query parameter is invalid or unknown; the message names it.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or wrong admin token.
+    #[error("a valid admin bearer token is required")]
+    Unauthorized,
+    /// No such ticket, delivery or route; the message says which.
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("no such site")]
+    UnknownSite,
+    #[error("this route does not take that method")]
+    MethodNotAllowed,
+    /// A backend failed; only "retry" reaches the client.
+    #[error("storage temporarily unavailable")]
+    Unavailable(String),
+    /// What the engine refused, with its own code.
+    #[error("{}", .0.message)]
+    Engine(EngineError),
+}
+
+impl ApiError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) | Self::UnknownSite => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Engine(e) => match e.code {
+                ErrorCode::NotFound | ErrorCode::UnknownSite => StatusCode::NOT_FOUND,
+                ErrorCode::UnknownDepartment | ErrorCode::UnknownAgent => StatusCode::NOT_FOUND,
+                ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+                ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::NotOwner
+                | ErrorCode::ConversationClosed
+                | ErrorCode::TargetUnavailable
+                | ErrorCode::VisitorBusy => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_REQUEST,
+            },
+        }
+    }
+
+    /// Stable: clients switch on it (docs/api.md lists them).
+    pub fn code(&self) -> String {
+        let code = match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound(_) => "not_found",
+            Self::UnknownSite => "unknown_site",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unavailable(_) => "unavailable",
+            Self::Engine(e) => {
+                return serde_json::to_value(e.code)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "internal".to_owned());
+            }
+        };
+        code.to_owned()
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e.code {
+            // The engine logged the cause; keep the client's answer the same as for a store.
+            ErrorCode::Unavailable => Self::Unavailable(e.message),
+            _ => Self::Engine(e),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let code = self.code();
+        match &self {
+            Self::Unavailable(cause) => {
+                tracing::error!(cause = %cause, code = %code, "request failed: backend");
+            }
+            _ => tracing::debug!(code = %code, message = %self, "request refused"),
+        }
+        let body = Json(json!({ "error": { "code": code, "message": self.to_string() } }));
+        if status == StatusCode::UNAUTHORIZED {
+            return (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+        }
+        (status, body).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An engine refusal keeps its code and gets the status that code means; a backend
+    /// failure is a 503 whose body says only "retry".
+    #[test]
+    fn engine_errors_map_to_their_status() {
+        for (code, status, wire) in [
+            (ErrorCode::NotFound, 404, "not_found"),
+            (ErrorCode::UnknownDepartment, 404, "unknown_department"),
+            (ErrorCode::NotOwner, 409, "not_owner"),
+            (ErrorCode::InvalidMessage, 400, "invalid_message"),
+        ] {
+            let e = ApiError::from(EngineError::new(code, "x"));
+            assert_eq!(e.status_code().as_u16(), status, "{code:?}");
+            assert_eq!(e.code(), wire);
+        }
+        let e = ApiError::from(EngineError::new(ErrorCode::Unavailable, "redis is down"));
+        assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.to_string(), "storage temporarily unavailable");
+    }
+}

@@ -282,6 +282,24 @@ pub enum AgentIn {
     Ping,
 }
 
+/// Where a transfer sends a chat. On the wire `transfer` names exactly one of `to_agent` and
+/// `to_department`; the socket turns the pair into this before the engine sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferTarget {
+    Agent(AgentId),
+    Department(DeptId),
+}
+
+impl TransferTarget {
+    pub fn parse(to_agent: Option<AgentId>, to_department: Option<DeptId>) -> Option<Self> {
+        match (to_agent, to_department) {
+            (Some(a), None) => Some(Self::Agent(a)),
+            (None, Some(d)) => Some(Self::Department(d)),
+            _ => None,
+        }
+    }
+}
+
 /// A conversation as a client sees it at a glance.
 #[derive(Clone, Debug, Serialize)]
 pub struct ConvSummary {

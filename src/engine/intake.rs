@@ -2,6 +2,7 @@
 //! conversation and is answered at once (queued, assigned or offline), offline messages.
 
 use super::*;
+use crate::protocol::VisitorHello;
 
 /// An offline message joins the visitor's offline conversation if it closed this recently.
 const OFFLINE_ATTACH_MS: Millis = 3_600_000;
@@ -12,22 +13,6 @@ pub struct VisitorSession {
     pub token: String,
     pub profile: VisitorProfile,
     pub conversation: Option<Conversation>,
-}
-
-/// The fields of a visitor `hello` the engine uses.
-#[derive(Default)]
-pub struct VisitorHello {
-    pub token: Option<String>,
-    pub user_id: Option<String>,
-    pub user_hash: Option<String>,
-    pub fields: std::collections::BTreeMap<String, String>,
-    pub page_url: Option<String>,
-    pub page_title: Option<String>,
-    pub referrer: Option<String>,
-    pub locale: Option<String>,
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub user_agent: Option<String>,
 }
 
 /// Where a visitor's first message goes.
@@ -45,6 +30,7 @@ impl Engine {
         &self,
         site_id: &SiteId,
         hello: VisitorHello,
+        user_agent: Option<String>,
     ) -> Result<VisitorSession> {
         let site = self.site(site_id)?;
         let now = self.now();
@@ -93,14 +79,15 @@ impl Engine {
         profile.locale = clip(hello.locale, 35)
             .or_else(|| Some(profile.locale.clone()).filter(|l| !l.is_empty()))
             .unwrap_or_else(|| site.default_locale.clone());
-        if hello.page_url.is_some() {
-            profile.page_url = clip(hello.page_url, 2048);
-            profile.page_title = clip(hello.page_title, 512);
+        let page = hello.page.unwrap_or_default();
+        if page.url.is_some() {
+            profile.page_url = clip(page.url, 2048);
+            profile.page_title = clip(page.title, 512);
             if let Some(url) = profile.page_url.clone() {
                 profile.visit(&url, profile.page_title.clone(), now);
             }
         }
-        if let Some(r) = clip(hello.referrer, 2048) {
+        if let Some(r) = clip(page.referrer, 2048) {
             profile.referrer = Some(r);
         }
         if let Some(n) = clip(hello.name, 200) {
@@ -114,7 +101,7 @@ impl Engine {
                 profile.fields.insert(k, v);
             }
         }
-        if let Some(ua) = clip(hello.user_agent, 512) {
+        if let Some(ua) = clip(user_agent, 512) {
             profile.user_agent = Some(ua);
         }
         self.inner.store.put_visitor(site_id, &profile).await?;

@@ -1,6 +1,7 @@
 //! The end of a chat and what follows: closing, transfer, the ticket, the rating.
 
 use super::*;
+use crate::protocol::TransferTarget;
 
 impl Engine {
     /// The visitor ends their chat. Returns the conversation and its (stored) ticket id.
@@ -204,14 +205,12 @@ impl Engine {
     }
 
     /// Moves a chat to another agent or department, keeping its whole transcript.
-    #[allow(clippy::too_many_arguments)]
     pub async fn transfer(
         &self,
         site_id: &SiteId,
         from: &AgentId,
         conv: &ConvId,
-        to_agent: Option<AgentId>,
-        to_department: Option<DeptId>,
+        target: TransferTarget,
         reason: String,
         note: Option<String>,
     ) -> Result<()> {
@@ -224,8 +223,8 @@ impl Engine {
         let store = &self.inner.store;
         let now = self.now();
         let from_ref = self.agent_ref(site, from);
-        match (to_agent, to_department) {
-            (Some(to), None) => {
+        match target {
+            TransferTarget::Agent(to) => {
                 if site.agent(&to).is_none() {
                     return Err(EngineError::new(
                         ErrorCode::UnknownAgent,
@@ -265,7 +264,7 @@ impl Engine {
                 self.announce_agent(site, conv, &to_ref, &c.locale).await?;
                 self.agent_changed(site_id, &to).await?;
             }
-            (None, Some(dept)) => {
+            TransferTarget::Department(dept) => {
                 if site.department(&dept).is_none() {
                     return Err(EngineError::new(
                         ErrorCode::UnknownDepartment,
@@ -299,12 +298,6 @@ impl Engine {
                 .await?;
                 self.queue_changed(site_id, &dept).await;
                 self.drain(site_id, &dept).await?;
-            }
-            _ => {
-                return Err(EngineError::new(
-                    ErrorCode::InvalidMessage,
-                    "name exactly one of to_agent and to_department",
-                ));
             }
         }
         self.emit(

@@ -29,7 +29,7 @@ mod routing;
 mod sessions;
 mod triggers;
 
-pub use intake::{Route, VisitorHello, VisitorSession};
+pub use intake::{Route, VisitorSession};
 pub use sessions::AgentChat;
 
 use std::sync::Arc;

@@ -7,9 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use tokio::sync::mpsc;
-
-use super::{Connection, Incoming, Order, order};
+use super::session::{self, Attempt, hello_phase, page_after, send_error};
+use super::{Connection, Order, order};
 use crate::app::AppState;
 use crate::auth::agent_for_token;
 use crate::engine::{AgentChat, EngineError};
@@ -17,11 +16,9 @@ use crate::hub::{Push, Registration, Role};
 use crate::model::{AgentId, AgentState, ConvId, DeptId, Event, EventBody, SiteId};
 use crate::protocol::{
     AgentIn, AgentOut, AgentSelf, ClientId, ConvSummary, ErrorCode, PAGE_EVENTS, QueueStat,
-    classify_parse_error, close, latest_page,
+    TransferTarget, classify_parse_error, latest_page,
 };
 use crate::state::Span;
-
-const HELLO_ATTEMPTS: u32 = 3;
 
 struct Session {
     state: AppState,
@@ -48,21 +45,6 @@ fn agent_self(a: &AgentState) -> AgentSelf {
     }
 }
 
-async fn send_error(
-    conn: &mut Connection,
-    e: &EngineError,
-    client_id: Option<&ClientId>,
-    conversation: Option<&ConvId>,
-) -> bool {
-    conn.send(&AgentOut::Error {
-        code: e.code,
-        message: &e.message,
-        client_id,
-        conversation,
-    })
-    .await
-}
-
 /// What a console needs to know of its site: names, transfer targets, canned responses.
 fn site_directory(site: &crate::config::SiteConfig) -> serde_json::Value {
     serde_json::json!({
@@ -85,61 +67,37 @@ fn site_directory(site: &crate::config::SiteConfig) -> serde_json::Value {
 const HISTORY_LIMIT: usize = 20;
 
 pub async fn run(mut conn: Connection, state: AppState) {
-    let mut shutdown = state.shutdown.clone();
-    let deadline = tokio::time::sleep(state.engine.config().timing.hello_timeout());
-    tokio::pin!(deadline);
-    let mut attempts = 0;
-    let (site, agent, status, resume) = loop {
-        tokio::select! {
-            _ = &mut deadline => {
-                conn.close(close::HELLO_TIMEOUT, "hello timeout").await;
-                return;
-            }
-            _ = shutdown.recv() => {
-                conn.close(close::GOING_AWAY, "server shutting down").await;
-                return;
-            }
-            incoming = conn.next() => {
-                // Every frame but a ping or a good `hello` is a failed hello (three close).
-                let failure = match incoming {
-                    Incoming::Text(text) => match serde_json::from_str::<AgentIn>(&text) {
-                        Ok(AgentIn::Hello { token, status, resume }) => {
-                            match agent_for_token(state.engine.config(), &token) {
-                                Some((site, agent)) => break (site, agent, status, resume),
-                                None => {
-                                    tracing::info!("agent hello with an unknown token");
-                                    EngineError::new(ErrorCode::Unauthorized, "unknown token")
-                                }
-                            }
-                        }
-                        Ok(AgentIn::Ping) => {
-                            conn.send(&AgentOut::Pong).await;
-                            continue;
-                        }
-                        Ok(_) => EngineError::new(ErrorCode::HelloRequired, "send hello first"),
-                        Err(e) => {
-                            let (code, msg) = classify_parse_error::<AgentIn>(&e, &text);
-                            EngineError::new(code, msg)
-                        }
-                    },
-                    Incoming::Reject(code, msg, _) => EngineError::new(code, msg),
-                    Incoming::Tick => {
-                        if !conn.heartbeat().await {
-                            return;
-                        }
-                        continue;
+    let checked = hello_phase(&mut conn, &state, |text| {
+        let config = state.engine.config();
+        async move {
+            match serde_json::from_str::<AgentIn>(&text) {
+                Ok(AgentIn::Hello {
+                    token,
+                    status,
+                    resume,
+                }) => match agent_for_token(config, &token) {
+                    Some((site, agent)) => Attempt::Welcome((site, agent, status, resume)),
+                    None => {
+                        tracing::info!("agent hello with an unknown token");
+                        Attempt::Failed(EngineError::new(ErrorCode::Unauthorized, "unknown token"))
                     }
-                    Incoming::Gone => return,
-                };
-                send_error(&mut conn, &failure, None, None).await;
-                attempts += 1;
-                if attempts >= HELLO_ATTEMPTS {
-                    conn.close(close::UNAUTHORIZED, "too many failed hellos").await;
-                    return;
+                },
+                Ok(AgentIn::Ping) => Attempt::Ping,
+                Ok(_) => Attempt::Failed(EngineError::new(
+                    ErrorCode::HelloRequired,
+                    "send hello first",
+                )),
+                Err(e) => {
+                    let (code, msg) = classify_parse_error::<AgentIn>(&e, &text);
+                    Attempt::Failed(EngineError::new(code, msg))
                 }
             }
         }
+    });
+    let Some((site, agent, status, resume)) = checked.await else {
+        return;
     };
+    let shutdown = state.shutdown.clone();
 
     let engine = state.engine.clone();
     let (reg, rx) = engine.register(Role::Agent);
@@ -175,7 +133,7 @@ pub async fn run(mut conn: Connection, state: AppState) {
             alive = alive && Box::pin(session.take(conv, after)).await;
         }
         if alive && Box::pin(session.send_all_queues()).await {
-            session.serve(rx, shutdown).await;
+            session::serve(&mut session, rx, shutdown).await;
         }
     }
     for conv in session.chats.keys() {
@@ -188,49 +146,23 @@ pub async fn run(mut conn: Connection, state: AppState) {
     tracing::info!(site = %site, agent = %agent, "agent disconnected");
 }
 
-impl Session {
-    async fn serve(
-        &mut self,
-        mut rx: mpsc::Receiver<Push>,
-        mut shutdown: crate::shutdown::Shutdown,
-    ) {
-        loop {
-            tokio::select! {
-                incoming = self.conn.next() => match incoming {
-                    Incoming::Text(text) => {
-                        // Boxed: an idle session then holds no room for the largest handler's state.
-                        if !Box::pin(self.handle(&text)).await {
-                            return;
-                        }
-                    }
-                    Incoming::Reject(code, msg, client_id) => {
-                        let e = EngineError::new(code, msg);
-                        send_error(&mut self.conn, &e, client_id.as_deref(), None).await;
-                    }
-                    Incoming::Tick => if !self.conn.heartbeat().await { return },
-                    Incoming::Gone => return,
-                },
-                push = rx.recv() => match push {
-                    Some(push) => {
-                        if !Box::pin(self.push(push)).await {
-                            return;
-                        }
-                    }
-                    None => {
-                        self.conn.close(close::SLOW_CONSUMER, "too far behind; reconnect and resume").await;
-                        return;
-                    }
-                },
-                _ = shutdown.recv() => {
-                    self.conn.close(close::GOING_AWAY, "server shutting down").await;
-                    return;
-                }
-            }
-        }
+impl session::Session for Session {
+    fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
+    async fn handle(&mut self, text: String) -> bool {
+        self.on_frame(&text).await
+    }
+
+    async fn push(&mut self, push: Push) -> bool {
+        self.on_push(push).await
+    }
+}
+
+impl Session {
     /// One client message. False when the socket is gone.
-    async fn handle(&mut self, text: &str) -> bool {
+    async fn on_frame(&mut self, text: &str) -> bool {
         let msg = match serde_json::from_str::<AgentIn>(text) {
             Ok(m) => m,
             Err(e) => {
@@ -353,21 +285,20 @@ impl Session {
                 to_department,
                 reason,
                 note,
-            } => (
-                engine
-                    .transfer(
-                        site,
-                        agent,
-                        &conversation,
-                        to_agent,
-                        to_department,
-                        reason,
-                        note,
-                    )
-                    .await,
-                None,
-                Some(conversation),
-            ),
+            } => {
+                let result = match TransferTarget::parse(to_agent, to_department) {
+                    Some(target) => {
+                        engine
+                            .transfer(site, agent, &conversation, target, reason, note)
+                            .await
+                    }
+                    None => Err(EngineError::new(
+                        ErrorCode::InvalidMessage,
+                        "name exactly one of to_agent and to_department",
+                    )),
+                };
+                (result, None, Some(conversation))
+            }
         };
         match result {
             Ok(()) => true,
@@ -442,7 +373,7 @@ impl Session {
     }
 
     /// Something from the hub. False when the socket is gone.
-    async fn push(&mut self, push: Push) -> bool {
+    async fn on_push(&mut self, push: Push) -> bool {
         match push {
             Push::Event(d) => self.on_event(&d.conv, &d.event).await,
             Push::Typing(t) => {
@@ -618,12 +549,11 @@ impl Session {
     /// Sends what this session missed of a chat, reading the log a page at a time.
     async fn backfill(&mut self, conv: &ConvId, mut after: u64) -> bool {
         loop {
-            let span = Span::after(after, PAGE_EVENTS);
-            let events = match self.state.engine.transcript(&self.site, conv, span).await {
-                Ok(e) => e,
+            let engine = &self.state.engine;
+            let (events, more) = match page_after(engine, &self.site, conv, after).await {
+                Ok(page) => page,
                 Err(e) => return send_error(&mut self.conn, &e, None, Some(conv)).await,
             };
-            let full = events.len() == PAGE_EVENTS;
             for event in events {
                 after = event.seq;
                 match self.chats.get(conv) {
@@ -636,7 +566,7 @@ impl Session {
                     None => return true,
                 }
             }
-            if !full {
+            if !more {
                 return true;
             }
         }

@@ -6,6 +6,7 @@
 //! It never awaits a send inside `next()`, so selecting on it is cancel-safe.
 
 pub mod agent;
+mod session;
 pub mod visitor;
 
 use std::net::SocketAddr;

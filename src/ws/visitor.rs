@@ -6,17 +6,15 @@
 
 use tokio::sync::mpsc;
 
-use super::{Connection, Incoming, Order, order};
+use super::session::{self, Attempt, page_after, send_error};
+use super::{Connection, Order, order};
 use crate::app::AppState;
-use crate::engine::{EngineError, VisitorHello};
+use crate::engine::EngineError;
 use crate::hub::{Push, Registration, Role};
 use crate::model::{ConvId, ConvState, Event, SiteId, VisitorProfile};
 use crate::protocol::{
-    ConvSummary, ErrorCode, ResumeFrom, VisitorIn, VisitorOut, classify_parse_error, close,
+    ConvSummary, ErrorCode, ResumeFrom, VisitorIn, VisitorOut, classify_parse_error,
 };
-
-/// Failed `hello`s before the socket is closed.
-const HELLO_ATTEMPTS: u32 = 3;
 
 struct Session {
     state: AppState,
@@ -43,77 +41,36 @@ async fn hello_phase(
     site: &SiteId,
     user_agent: Option<String>,
 ) -> Option<Hello> {
-    let mut shutdown = state.shutdown.clone();
-    let deadline = tokio::time::sleep(state.engine.config().timing.hello_timeout());
-    tokio::pin!(deadline);
-    let mut attempts = 0;
-    let hello = loop {
-        tokio::select! {
-            _ = &mut deadline => {
-                conn.close(close::HELLO_TIMEOUT, "hello timeout").await;
-                return None;
-            }
-            _ = shutdown.recv() => {
-                conn.close(close::GOING_AWAY, "server shutting down").await;
-                return None;
-            }
-            incoming = conn.next() => {
-                // Every frame but a ping or a good `hello` is a failed hello (three close).
-                let (code, message) = match incoming {
-                    Incoming::Text(text) => match serde_json::from_str::<VisitorIn>(&text) {
-                        Ok(VisitorIn::Hello(h)) => {
-                            match Box::pin(hello(state, site, *h, &user_agent)).await {
-                                Ok(done) => break done,
-                                Err(e) => (e.code, e.message),
-                            }
-                        }
-                        Ok(VisitorIn::Ping) => {
-                            conn.send(&VisitorOut::Pong).await;
-                            continue;
-                        }
-                        Ok(_) => (ErrorCode::HelloRequired, "send hello first".to_owned()),
-                        Err(e) => classify_parse_error::<VisitorIn>(&e, &text),
-                    },
-                    Incoming::Reject(code, msg, _) => (code, msg.to_owned()),
-                    Incoming::Tick => {
-                        if !conn.heartbeat().await {
-                            return None;
-                        }
-                        continue;
-                    }
-                    Incoming::Gone => return None,
-                };
-                send_error(conn, code, &message, None).await;
-                attempts += 1;
-                if attempts >= HELLO_ATTEMPTS {
-                    conn.close(close::UNAUTHORIZED, "too many failed hellos").await;
-                    return None;
-                }
+    let user_agent = &user_agent;
+    session::hello_phase(conn, state, |text| async move {
+        match serde_json::from_str::<VisitorIn>(&text) {
+            Ok(VisitorIn::Hello(h)) => match hello(state, site, *h, user_agent).await {
+                Ok(done) => Attempt::Welcome(done),
+                Err(e) => Attempt::Failed(e),
+            },
+            Ok(VisitorIn::Ping) => Attempt::Ping,
+            Ok(_) => Attempt::Failed(EngineError::new(
+                ErrorCode::HelloRequired,
+                "send hello first",
+            )),
+            Err(e) => {
+                let (code, msg) = classify_parse_error::<VisitorIn>(&e, &text);
+                Attempt::Failed(EngineError::new(code, msg))
             }
         }
-    };
-    Some(hello)
+    })
+    .await
 }
 
 /// Checks one `hello` and establishes the visitor.
 async fn hello(
     state: &AppState,
     site: &SiteId,
-    h: crate::protocol::VisitorHello,
+    mut h: crate::protocol::VisitorHello,
     user_agent: &Option<String>,
 ) -> Result<Hello, EngineError> {
-    let crate::protocol::VisitorHello {
-        token,
-        resume,
-        page,
-        locale,
-        department,
-        name,
-        email,
-        user_id,
-        user_hash,
-        fields,
-    } = h;
+    let resume = h.resume.take();
+    let department = h.department.clone();
     // Refused here, not at the first message: the widget learns of a typo at once.
     if let Some(d) = &department
         && state
@@ -126,21 +83,10 @@ async fn hello(
             format!("no department {d}"),
         ));
     }
-    let page = page.unwrap_or_default();
-    let hello = VisitorHello {
-        token,
-        user_id,
-        user_hash,
-        fields,
-        page_url: page.url,
-        page_title: page.title,
-        referrer: page.referrer,
-        locale,
-        name,
-        email,
-        user_agent: user_agent.clone(),
-    };
-    let session = state.engine.visitor_hello(site, hello).await?;
+    let session = state
+        .engine
+        .visitor_hello(site, h, user_agent.clone())
+        .await?;
     Ok((session, resume, department))
 }
 
@@ -238,18 +184,18 @@ async fn setup(
     Some((session, rx))
 }
 
-async fn send_error(
-    conn: &mut Connection,
-    code: ErrorCode,
-    message: &str,
-    client_id: Option<&crate::protocol::ClientId>,
-) {
-    conn.send(&VisitorOut::Error {
-        code,
-        message,
-        client_id,
-    })
-    .await;
+impl session::Session for Session {
+    fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    async fn handle(&mut self, text: String) -> bool {
+        self.on_frame(&text).await
+    }
+
+    async fn push(&mut self, push: Push) -> bool {
+        self.on_push(push).await
+    }
 }
 
 /// What is left of a session once its socket ended.
@@ -263,7 +209,8 @@ struct Left {
 impl Session {
     /// Serves until the socket ends; stops following the conversation and says who left.
     async fn serve(mut self, rx: mpsc::Receiver<Push>) -> Left {
-        self.serve_loop(rx).await;
+        let shutdown = self.state.shutdown.clone();
+        session::serve(&mut self, rx, shutdown).await;
         let engine = self.state.engine.clone();
         if let Some((conv, _)) = &self.current {
             engine.unfollow(conv, self.reg.id);
@@ -276,60 +223,22 @@ impl Session {
         }
     }
 
-    async fn serve_loop(&mut self, mut rx: mpsc::Receiver<Push>) {
-        let mut shutdown = self.state.shutdown.clone();
-        loop {
-            tokio::select! {
-                incoming = self.conn.next() => match incoming {
-                    Incoming::Text(text) => {
-                        // Boxed: an idle session then holds no room for the largest handler's state.
-                        if !Box::pin(self.handle(&text)).await {
-                            return;
-                        }
-                    }
-                    Incoming::Reject(code, msg, client_id) => send_error(&mut self.conn, code, msg, client_id.as_deref()).await,
-                    Incoming::Tick => if !self.conn.heartbeat().await { return },
-                    Incoming::Gone => return,
-                },
-                push = rx.recv() => match push {
-                    Some(push) => {
-                        if !Box::pin(self.push(push)).await {
-                            return;
-                        }
-                    }
-                    None => {
-                        self.conn.close(close::SLOW_CONSUMER, "too far behind; reconnect and resume").await;
-                        return;
-                    }
-                },
-                _ = shutdown.recv() => {
-                    self.conn.close(close::GOING_AWAY, "server shutting down").await;
-                    return;
-                }
-            }
-        }
-    }
-
     /// One client message. False when the socket is gone.
-    async fn handle(&mut self, text: &str) -> bool {
+    async fn on_frame(&mut self, text: &str) -> bool {
         let msg = match serde_json::from_str::<VisitorIn>(text) {
             Ok(m) => m,
             Err(e) => {
                 let (code, msg) = classify_parse_error::<VisitorIn>(&e, text);
-                send_error(&mut self.conn, code, &msg, None).await;
+                let e = EngineError::new(code, msg);
+                send_error(&mut self.conn, &e, None, None).await;
                 return true;
             }
         };
         let engine = self.state.engine.clone();
         match msg {
             VisitorIn::Hello(_) => {
-                send_error(
-                    &mut self.conn,
-                    ErrorCode::AlreadyAuthenticated,
-                    "already said hello",
-                    None,
-                )
-                .await;
+                let e = EngineError::new(ErrorCode::AlreadyAuthenticated, "already said hello");
+                send_error(&mut self.conn, &e, None, None).await;
             }
             VisitorIn::Ping => return self.conn.send(&VisitorOut::Pong).await,
             VisitorIn::Page(page) => {
@@ -337,7 +246,7 @@ impl Session {
                     .visitor_page(&self.site, &mut self.profile, page.url, page.title)
                     .await
                 {
-                    send_error(&mut self.conn, e.code, &e.message, None).await;
+                    send_error(&mut self.conn, &e, None, None).await;
                 }
                 engine.page_seen(&self.site, self.reg.id, &self.profile);
             }
@@ -349,7 +258,7 @@ impl Session {
                 let text = match engine.message_text(text) {
                     Ok(t) => t,
                     Err(e) => {
-                        send_error(&mut self.conn, e.code, &e.message, Some(&client_id)).await;
+                        send_error(&mut self.conn, &e, Some(&client_id), None).await;
                         return true;
                     }
                 };
@@ -380,8 +289,8 @@ impl Session {
                             })
                             .await;
                     }
-                    Err(EngineError { code, message }) => {
-                        send_error(&mut self.conn, code, &message, Some(&client_id)).await;
+                    Err(e) => {
+                        send_error(&mut self.conn, &e, Some(&client_id), None).await;
                     }
                 }
             }
@@ -404,7 +313,7 @@ impl Session {
                             })
                             .await;
                     }
-                    Err(e) => send_error(&mut self.conn, e.code, &e.message, None).await,
+                    Err(e) => return send_error(&mut self.conn, &e, None, None).await,
                 }
             }
             VisitorIn::Rate { score, comment } => {
@@ -415,14 +324,14 @@ impl Session {
                     Ok(ticket) => {
                         return self.conn.send(&VisitorOut::Rated { ticket: &ticket }).await;
                     }
-                    Err(e) => send_error(&mut self.conn, e.code, &e.message, None).await,
+                    Err(e) => return send_error(&mut self.conn, &e, None, None).await,
                 }
             }
             VisitorIn::OfflineMessage { email, text, name } => {
                 let text = match engine.message_text(text) {
                     Ok(t) => t,
                     Err(e) => {
-                        send_error(&mut self.conn, e.code, &e.message, None).await;
+                        send_error(&mut self.conn, &e, None, None).await;
                         return true;
                     }
                 };
@@ -443,7 +352,7 @@ impl Session {
                             .send(&VisitorOut::OfflineReceived { ticket: &ticket })
                             .await;
                     }
-                    Err(e) => send_error(&mut self.conn, e.code, &e.message, None).await,
+                    Err(e) => return send_error(&mut self.conn, &e, None, None).await,
                 }
             }
         }
@@ -451,7 +360,7 @@ impl Session {
     }
 
     /// Something from the hub. False when the socket is gone.
-    async fn push(&mut self, push: Push) -> bool {
+    async fn on_push(&mut self, push: Push) -> bool {
         match push {
             Push::Event(d) => {
                 let newer = self.current.as_ref().is_none_or(|(c, _)| d.conv > *c);
@@ -544,18 +453,17 @@ impl Session {
     }
 
     /// Sends every stored event after `after` (visible ones) and moves the cursor, reading the
-    /// log a page at a time so a long conversation never sits in memory whole.
+    /// log a page at a time.
     async fn backfill(&mut self, conv: &ConvId, mut after: u64) -> bool {
         loop {
-            let span = crate::state::Span::after(after, crate::protocol::PAGE_EVENTS);
-            let events = match self.state.engine.transcript(&self.site, conv, span).await {
-                Ok(e) => e,
+            let engine = &self.state.engine;
+            let (events, more) = match page_after(engine, &self.site, conv, after).await {
+                Ok(page) => page,
                 Err(e) => {
-                    send_error(&mut self.conn, e.code, &e.message, None).await;
+                    send_error(&mut self.conn, &e, None, None).await;
                     return true;
                 }
             };
-            let full = events.len() == crate::protocol::PAGE_EVENTS;
             for event in events {
                 after = event.seq;
                 let last = self.current.as_ref().map_or(0, |(_, l)| *l);
@@ -575,7 +483,7 @@ impl Session {
                     return false;
                 }
             }
-            if !full {
+            if !more {
                 return true;
             }
         }

@@ -1,21 +1,38 @@
 //! Switchboard: a self-hosted live-chat backend.
 //!
-//! A map of the architecture, in the order a visitor's message travels:
+//! The modules, in the order a visitor's message travels through them:
+//! - `server` — binds the listener, picks the state backend, starts the background duties,
+//!   serves `http::router()` merged with `ws::router()`; `shutdown` is the signal every loop
+//!   also waits for.
 //! - `config` — flags, environment and TOML, validated with field names; the demo site.
-//! - `server` — binds, picks the state backend, starts background duties, serves.
-//! - `http` — routes and the HTTP error type; `http::health` for `/healthz` and `/readyz`.
+//! - `app` — the state every handler reaches (`AppState`) and the per-IP connection limit.
 //! - `ws` — the WebSocket surfaces: upgrade checks (site, Origin, per-IP limit), `Connection`
-//!   (frame and rate limits, heartbeats), `ws::visitor` and `ws::agent` sessions.
-//! - `protocol` — protocol v1 wire types, error and close codes, input newtypes.
-//! - `auth` — signed visitor tokens, hashed agent tokens.
-//! - `engine` — what happens on each message, close, transfer and capacity change: routing,
-//!   acknowledgements, queue drains, grace expiry. Shared by both backends.
-//! - `state` — the `Store` interface and its two backends, `state::memory` and `state::redis`.
-//! - `hub` — this node's sessions and their bounded queues; fan-out of stored events.
-//! - `model` — identifiers, conversations, stored events, agents.
-//! - `triggers` — proactive-message rules and this node's schedule of them.
+//!   (frame and rate limits, heartbeats, close frames), `ws::session` (hello phase, serving
+//!   loop, error frames, log pages), and the `ws::visitor` and `ws::agent` sessions.
+//! - `protocol` — protocol v1 wire types, error and close codes, input newtypes, page bounds.
+//! - `auth` — signed visitor tokens, identity hashes, agent tokens.
+//! - `engine` — what each message, close, transfer and capacity change does: intake, routing,
+//!   agents, lifecycle, presence, triggers, background loops. Shared by both backends.
 //! - `templates` — automatic replies in English and Russian, overridable per site/department.
-//! - `shutdown` — the graceful-shutdown signal every loop listens to.
+//! - `hours` — business hours per department, in its own time zone, with holidays.
+//! - `state` — the `Store` interface and its two backends, `state::memory` and `state::redis`.
+//! - `envelope` — what the backends hand over for delivery, and the `Sink` that takes it.
+//! - `hub` — this node's sessions and their bounded queues: the `Sink` that fans envelopes out.
+//! - `triggers` — proactive-message rules and this node's schedule of them.
+//! - `tickets` — finished chats as tickets, and the webhook outbox and courier.
+//! - `http` — REST (tickets, webhooks, supervisor figures, live visitors), the widget's
+//!   configuration, health, the OpenAPI document; one `ApiError`.
+//! - `model` — identifiers, conversations, stored events, agents, the clock.
+//!
+//! A visitor's message, file by file: `ws/mod.rs` (`visitor_upgrade`: site and Origin) →
+//! `ws/session.rs` (the hello phase, then the serving loop reads the frame) → `ws/visitor.rs`
+//! (`on_frame`: parsed into `protocol::VisitorIn`, the text into `MessageText`) →
+//! `engine/intake.rs` (`visitor_message`: stored with `Store::append`; the first message is
+//! answered at once by `route_new`: `engine/routing.rs` queues or assigns) →
+//! `state/memory.rs` or `state/redis.rs` (append and publish in one step) → `envelope.rs`
+//! (`Sink::deliver`, on every node) → `hub.rs` (to the bounded queue of each session that
+//! follows the conversation) → `ws/agent.rs` (`on_push`: in order by sequence number, gaps
+//! backfilled from the log) → the agent's console.
 
 pub mod app;
 pub mod auth;

@@ -17,8 +17,8 @@
 //!
 //! Where a visitor's message goes: `ws::visitor` parses it → `Engine::visitor_message` stores it
 //! (`Store::append`, which publishes) → on the first message, `route_new` acknowledges at once
-//! and queues or assigns → `Hub::dispatch` on every node hands the event to the sockets that
-//! follow the conversation → `ws::agent` sends it to the owner's consoles.
+//! and queues or assigns → the store's delivery sink (the `Hub`) on every node hands the event
+//! to the sockets that follow the conversation → `ws::agent` sends it to the owner's consoles.
 
 mod agents;
 mod background;

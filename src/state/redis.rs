@@ -2,14 +2,22 @@
 //!
 //! Keys are `<prefix>:{<site>}:…`: the braces are a Redis Cluster hash tag, so everything of one
 //! site lives in one slot and each Lua script (in `lua/`) touches one slot. Layout:
-//! - `c:<conv>` hash (routing record and `seq` counter), `c:<conv>:log` stream (events, id `0-<seq>`),
-//!   `c:<conv>:cids` hash (client id → seq, for idempotent sends);
-//! - `v:<visitor>` hash (`profile` JSON, current `conv`);
-//! - `a:<agent>` hash (status, max, cap, load, idle_since, `node:<id>` presence), `a:<agent>:chats`
-//!   set, `agents` set, `d:<dept>:agents` set;
-//! - `q:<dept>` sorted set (score: priority band, then arrival), `arrivals` counter (the
-//!   arrival number, so two visitors in one millisecond keep their order);
+//! - `c:<conv>` hash (routing record and `seq` counter), `c:<conv>:log` stream (events, id
+//!   `0-<seq>`), `c:<conv>:cids` hash (client id → seq, for idempotent sends);
+//! - `v:<visitor>` hash (`profile` JSON, current `conv`, and one field per trigger that fired:
+//!   until when it may not fire again);
+//! - `a:<agent>` hash (status, max, cap, load, idle_since, depts, `node:<id>` presence per node),
+//!   `a:<agent>:chats` set, `agents` set;
+//! - `d:<dept>:agents` set (the department's agents), `d:<dept>:online` set (those online: the
+//!   only ones routing reads);
+//! - `q:<dept>` sorted set (score: priority band, then arrival number), `arrivals` counter (that
+//!   number, so two visitors in one millisecond keep their order);
+//! - `activity` sorted set (active conversation → the visitor's last message, for the
+//!   inactivity close), `unticketed` set (closed conversations whose ticket is not yet known to
+//!   be saved), `live` sorted set (visitor → until when some node vouches for their socket);
 //! - channel `ev` carries every `Envelope` of the site to every node.
+//!
+//! Tickets and the webhook outbox have their own keys (`tickets::redis`).
 
 use std::collections::HashMap;
 use std::sync::Arc;

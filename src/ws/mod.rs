@@ -1,9 +1,10 @@
 //! WebSocket surfaces: `/v1/visitor` and `/v1/agent`.
 //!
 //! Upgrade handlers only check what must be checked before the upgrade (site, Origin, per-IP
-//! limit) and hand the socket to a session task (`visitor::run`, `agent::run`). `Connection`
-//! wraps the socket with what both sessions need: frame and rate limits, heartbeats, JSON out.
-//! It never awaits a send inside `next()`, so selecting on it is cancel-safe.
+//! limit) and hand the socket to a session task (`visitor::run`, `agent::run`), which share the
+//! hello phase and serving loop of `session`. `Connection` wraps the socket with what both need:
+//! frame and rate limits, heartbeats, close frames, JSON out. Its `next()` sends nothing until
+//! the socket ends, so selecting on it is cancel-safe.
 
 pub mod agent;
 mod session;

@@ -15,11 +15,7 @@ both_backends!(
 
 /// A visitor is queued, an agent comes online, gets the chat, messages flow both ways, the agent closes.
 async fn queued_assigned_messages_flow_and_close(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[agent("alice", "Alice Moreau", &["support"], 3)]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(3)])).await;
     let mut alice = agent_client(&app, "alice", "away").await;
     let (mut v, welcome) = visitor(&app, json!({"locale": "en-US"})).await;
     assert!(welcome["token"].as_str().unwrap().starts_with("v1.test."));
@@ -88,11 +84,7 @@ async fn queued_assigned_messages_flow_and_close(backend: Backend) {
 
 /// The first reply is immediate and in the visitor's language: English, Russian, fallback.
 async fn acknowledgements_by_locale(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[agent("alice", "Alice Moreau", &["support"], 1)]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(1)])).await;
     let _alice = agent_client(&app, "alice", "online").await;
 
     // Alice is free: the Russian visitor is connected to her at once, in Russian.
@@ -120,11 +112,7 @@ async fn acknowledgements_by_locale(backend: Backend) {
 
 /// With no agent on duty the visitor gets the offline reply at once, and the chat ends.
 async fn offline_reply_when_nobody_is_on(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[agent("alice", "Alice Moreau", &["support"], 1)]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(1)])).await;
     let (mut v, _) = visitor(&app, json!({"locale": "en"})).await;
     say(&mut v, "c1", "Hello?").await;
     let n = v.wait_event("notice").await;
@@ -142,11 +130,7 @@ async fn offline_reply_when_nobody_is_on(backend: Backend) {
 
 /// A private note reaches the agents and the ticket, never the visitor (live or on resume).
 async fn private_note_never_reaches_the_visitor(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[agent("alice", "Alice Moreau", &["support"], 2)]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(2)])).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, welcome) = visitor(&app, json!({})).await;
     let conv = say(&mut v, "m1", "hello").await["conversation"]

@@ -58,10 +58,7 @@ async fn walk_back(c: &mut Client, conv: &str, mut before: u64, after: u64) -> V
 /// fresh console loads it, and a transfer hands it over, each through bounded pages that add
 /// up to exactly the whole transcript.
 async fn long_conversation_travels_in_pages(backend: Backend) {
-    let mut cfg = config(&[
-        agent("alice", "Alice Moreau", &["support"], 2),
-        agent("boris", "Boris Ivanov", &["support"], 2),
-    ]);
+    let mut cfg = config(&[alice(2), boris(2)]);
     cfg.limits.messages_per_second = 1e6;
     cfg.limits.message_burst = 1e6;
     let app = spawn_app(backend, cfg).await;
@@ -188,11 +185,7 @@ async fn close_frames_follow_the_rfc(backend: Backend) {
 /// Visitors who write one after another are told #1, #2, … and keep those places; visitors who
 /// write at once get distinct places that match the queue's order.
 async fn queue_positions_are_unique_and_in_arrival_order(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[agent("alice", "Alice Moreau", &["support"], 1)]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(1)])).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     // Alice's one slot is taken, so everyone after waits.
     let (mut busy, _) = visitor(&app, json!({})).await;
@@ -244,7 +237,7 @@ async fn queue_positions_are_unique_and_in_arrival_order(backend: Backend) {
 
 /// Error codes as docs/protocol.md and docs/api.md give them.
 async fn error_codes_match_the_docs(backend: Backend) {
-    let mut cfg = config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    let mut cfg = config(&[alice(2)]);
     cfg.limits.messages_per_second = 1.0;
     cfg.limits.message_burst = 3.0;
     let app = spawn_app(backend, cfg).await;
@@ -316,19 +309,11 @@ async fn error_codes_match_the_docs(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfer_to_a_just_connected_agent_on_two_nodes() {
     let prefix = unique_prefix();
-    let cfg = config(&[
-        agent("alice", "Alice Moreau", &["support"], 5),
-        agent("boris", "Boris Ivanov", &["support"], 5),
-    ]);
+    let cfg = config(&[alice(5), boris(5)]);
     let n1 = spawn_with(Backend::Redis, cfg.clone(), Some(&prefix)).await;
     let n2 = spawn_with(Backend::Redis, cfg, Some(&prefix)).await;
     let mut alice = agent_client(&n1, "alice", "online").await;
-    let (mut v, _) = visitor(&n1, json!({})).await;
-    let conv = say(&mut v, "m0", "hello").await["conversation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    wait_assigned(&mut alice).await;
+    let (_v, conv) = chat_with(&n1, &mut alice, "m0", "hello").await;
     for i in 0..60 {
         let node = if i % 2 == 0 { &n1 } else { &n2 };
         let mut boris =
@@ -372,21 +357,9 @@ both_backends!(transfer_to_a_just_connected_agent);
 /// An agent whose console just connected takes a transfer at once, while the previous console
 /// of theirs is still closing.
 async fn transfer_to_a_just_connected_agent(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[
-            agent("alice", "Alice Moreau", &["support"], 5),
-            agent("boris", "Boris Ivanov", &["support"], 5),
-        ]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(5), boris(5)])).await;
     let mut alice = agent_client(&app, "alice", "online").await;
-    let (mut v, _) = visitor(&app, json!({})).await;
-    let conv = say(&mut v, "m0", "hello").await["conversation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    wait_assigned(&mut alice).await;
+    let (_v, conv) = chat_with(&app, &mut alice, "m0", "hello").await;
     for i in 0..50 {
         let mut boris = agent_client(&app, "boris", "online").await;
         alice
@@ -418,21 +391,9 @@ both_backends!(transfer_refusals_say_why);
 /// A refused transfer says why: away, or full because the queue just took the agent's last
 /// slot when they came online (what looks like "online with load 0" a moment earlier).
 async fn transfer_refusals_say_why(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[
-            agent("alice", "Alice Moreau", &["support"], 1),
-            agent("boris", "Boris Ivanov", &["support"], 1),
-        ]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(1), boris(1)])).await;
     let mut alice = agent_client(&app, "alice", "online").await;
-    let (mut v1, _) = visitor(&app, json!({})).await;
-    let conv = say(&mut v1, "m", "first").await["conversation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    wait_assigned(&mut alice).await;
+    let (_v1, conv) = chat_with(&app, &mut alice, "m", "first").await;
     let transfer =
         json!({"type": "transfer", "conversation": conv, "to_agent": "boris", "reason": "x"});
 

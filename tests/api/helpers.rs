@@ -156,6 +156,15 @@ pub fn agent(id: &str, name: &str, departments: &[&str], max: u32) -> AgentSpec 
     }
 }
 
+/// The test site's usual agents, in `support`, with a limit.
+pub fn alice(max: u32) -> AgentSpec {
+    agent("alice", "Alice Moreau", &["support"], max)
+}
+
+pub fn boris(max: u32) -> AgentSpec {
+    agent("boris", "Boris Ivanov", &["support"], max)
+}
+
 /// The token the test configuration gives an agent.
 pub fn token(agent: &str) -> String {
     format!("token-for-{agent}-0123456789")
@@ -548,6 +557,24 @@ pub async fn agent_say(c: &mut Client, conv: &str, client_id: &str, text: &str) 
         .await;
     c.wait_for("ack", |v| v["type"] == "ack" && v["client_id"] == client_id)
         .await
+}
+
+/// A new visitor whose first message (`client_id`, `text`) opens a chat that `agent` takes:
+/// the visitor's socket and the conversation id.
+pub async fn chat_with(
+    app: &TestApp,
+    agent: &mut Client,
+    client_id: &str,
+    text: &str,
+) -> (Client, String) {
+    let (mut v, _) = visitor(app, json!({})).await;
+    let conv = say(&mut v, client_id, text).await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (assigned, _) = wait_assigned(agent).await;
+    assert_eq!(assigned, conv, "the agent took this visitor's chat");
+    (v, conv)
 }
 
 /// Waits for an assignment on an agent console; returns the conversation id.

@@ -70,7 +70,7 @@ async fn visitor_at(addr: SocketAddr) -> Client {
 /// Visitor on node A, agent on node B: messages flow both ways.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_relay_both_ways() {
-    let path = write_config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    let path = write_config(&[alice(2)]);
     let a = start_node(&path).await;
     let b = start_node(&path).await;
     let mut alice = agent_client_at(b.addr, "alice").await;
@@ -100,7 +100,7 @@ async fn two_nodes_relay_both_ways() {
 /// Visitors arriving at once on both nodes: the agent's limit holds across them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_limit_holds() {
-    let path = write_config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    let path = write_config(&[alice(2)]);
     let a = start_node(&path).await;
     let b = start_node(&path).await;
     let mut alice = agent_client_at(a.addr, "alice").await;
@@ -150,7 +150,7 @@ async fn delivery_taken_over_from_a_dead_node() {
     let text = format!(
         "key_prefix = {:?}\n{}\n[[sites.webhooks]]\nurl = {:?}\nsecret = {HOOK_SECRET:?}\nevents = [\"ticket.created\"]\n",
         unique_prefix(),
-        config_toml(&[agent("alice", "Alice Moreau", &["support"], 2)]).replace(
+        config_toml(&[alice(2)]).replace(
             "[timing]\n",
             "[timing]\ndelivery_lease_secs = 1.0\nwebhook_timeout_secs = 60.0\n"
         ),

@@ -20,11 +20,7 @@ fn seqs(msgs: &[Value]) -> Vec<u64> {
 
 /// A visitor reconnecting with its last sequence number receives exactly what it missed.
 async fn visitor_resume_gets_exactly_the_missed_events(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[agent("alice", "Alice Moreau", &["support"], 2)]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(2)])).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, welcome) = visitor(&app, json!({})).await;
     let token = welcome["token"].as_str().unwrap().to_owned();
@@ -74,11 +70,7 @@ async fn visitor_resume_gets_exactly_the_missed_events(backend: Backend) {
 
 /// An agent reconnecting with its last sequence number per chat receives exactly what it missed.
 async fn agent_resume_gets_exactly_the_missed_events(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[agent("alice", "Alice Moreau", &["support"], 2)]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(2)])).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, _) = visitor(&app, json!({})).await;
     let conv = say(&mut v, "m1", "hello").await["conversation"]
@@ -113,11 +105,7 @@ async fn agent_resume_gets_exactly_the_missed_events(backend: Backend) {
 
 /// A message re-sent with the same client id is stored once and acknowledged with its number.
 async fn repeated_client_id_is_stored_once(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[agent("alice", "Alice Moreau", &["support"], 2)]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(2)])).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, welcome) = visitor(&app, json!({})).await;
     let first = say(&mut v, "same", "only once please").await;

@@ -18,11 +18,7 @@ both_backends!(
 
 /// An agent with limit 2 and five visitors: two chats at once, three queued 1..3, the queue drains.
 async fn limit_two_with_five_visitors(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[agent("alice", "Alice Moreau", &["support"], 2)]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(2)])).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let mut visitors = Vec::new();
     for i in 0..5 {
@@ -218,10 +214,7 @@ async fn fairness_least_load_then_longest_idle(backend: Backend) {
 /// Inside the grace period an agent's chats survive a reconnect; after it they go back to the
 /// head of the queue and the visitor is told.
 async fn grace_keeps_chats_then_requeues_at_head(backend: Backend) {
-    let cfg = config(&[
-        agent("alice", "Alice Moreau", &["support"], 1),
-        agent("boris", "Boris Ivanov", &["support"], 1),
-    ]);
+    let cfg = config(&[alice(1), boris(1)]);
     let (app, clock) = spawn_with_clock(backend, cfg).await;
     let alice = agent_client(&app, "alice", "online").await;
     let (mut v1, _) = visitor(&app, json!({})).await;
@@ -278,7 +271,7 @@ async fn grace_keeps_chats_then_requeues_at_head(backend: Backend) {
 
 /// A console that stops answering heartbeats is closed, and its chats follow the grace rules.
 async fn dead_connection_is_detected(backend: Backend) {
-    let mut cfg = config(&[agent("alice", "Alice Moreau", &["support"], 1)]);
+    let mut cfg = config(&[alice(1)]);
     cfg.timing.heartbeat_secs = 0.2;
     let (app, clock) = spawn_with_clock(backend, cfg).await;
     // A raw socket that says hello and then never reads again: pings go unanswered.
@@ -309,8 +302,8 @@ async fn transfer_to_agent_and_department(backend: Backend) {
     let app = spawn_app(
         backend,
         config(&[
-            agent("alice", "Alice Moreau", &["support"], 2),
-            agent("boris", "Boris Ivanov", &["support"], 2),
+            alice(2),
+            boris(2),
             agent("carla", "Carla Sales", &["sales"], 2),
         ]),
     )

@@ -16,11 +16,7 @@ both_backends!(
 /// Malformed JSON, unknown types, bad fields, oversized frames and binary frames each get their
 /// code; the same socket then still chats.
 async fn bad_frames_get_errors_and_the_chat_survives(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[agent("alice", "Alice Moreau", &["support"], 2)]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(2)])).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, _) = visitor(&app, json!({})).await;
     let conv = say(&mut v, "m1", "hello").await["conversation"]
@@ -80,7 +76,7 @@ async fn bad_frames_get_errors_and_the_chat_survives(backend: Backend) {
 
 /// A flood over the rate limit is refused frame by frame; everything acknowledged is stored.
 async fn flood_is_limited_and_nothing_is_lost(backend: Backend) {
-    let mut cfg = config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    let mut cfg = config(&[alice(2)]);
     cfg.limits.messages_per_second = 5.0;
     cfg.limits.message_burst = 10.0;
     let app = spawn_app(backend, cfg).await;
@@ -126,11 +122,7 @@ async fn flood_is_limited_and_nothing_is_lost(backend: Backend) {
 
 /// Wrong agent tokens and forged visitor tokens are refused; the socket may try again.
 async fn wrong_tokens_are_refused(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[agent("alice", "Alice Moreau", &["support"], 2)]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(2)])).await;
     let mut c = connect(app.addr, "/v1/agent", None).await.unwrap();
     c.send(json!({"type": "set_status", "status": "online"}))
         .await;

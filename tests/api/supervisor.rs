@@ -22,14 +22,7 @@ fn agent_row<'a>(agents: &'a Value, id: &str) -> &'a Value {
 
 /// Agents with load and status, queue sizes, and chats, waits, responses and ratings of today.
 async fn supervisor_figures(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[
-            agent("alice", "Alice Moreau", &["support"], 2),
-            agent("boris", "Boris Ivanov", &["support"], 2),
-        ]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(2), boris(2)])).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let _boris = agent_client(&app, "boris", "away").await;
     let mut visitors = Vec::new();
@@ -119,11 +112,7 @@ fn live(list: &Value) -> Vec<&Value> {
 
 /// The live list shows who is on the site with page, source and chat, and drops those who leave.
 async fn live_visitors_for_sales(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[agent("alice", "Alice Moreau", &["support"], 2)]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(2)])).await;
     let _alice = agent_client(&app, "alice", "online").await;
     let (a, wa) = visitor(
         &app,
@@ -194,11 +183,7 @@ async fn live_visitors_for_sales(backend: Backend) {
 
 /// An agent watching the live list gets it at once, then arrivals, page changes, chats and leavings.
 async fn live_visitors_pushed_to_agents(backend: Backend) {
-    let app = spawn_app(
-        backend,
-        config(&[agent("alice", "Alice Moreau", &["support"], 2)]),
-    )
-    .await;
+    let app = spawn_app(backend, config(&[alice(2)])).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (_a, wa) = visitor(&app, json!({"page": {"url": "https://shop.test/a"}})).await;
     alice

@@ -42,10 +42,7 @@ async fn agent_closes(agent: &mut Client, conv: &str, reason: &str) -> String {
 /// The agent closes: the ticket carries visitor, pages, UTM, agents, history, transcript and metrics.
 async fn agent_close_ticket_has_transcript_history_and_metrics(backend: Backend) {
     let mut hooks = Receiver::start(&[]).await;
-    let mut cfg = config(&[
-        agent("alice", "Alice Moreau", &["support"], 2),
-        agent("boris", "Boris Ivanov", &["support"], 2),
-    ]);
+    let mut cfg = config(&[alice(2), boris(2)]);
     with_webhook(
         &mut cfg,
         &hooks.url,
@@ -167,7 +164,7 @@ async fn agent_close_ticket_has_transcript_history_and_metrics(backend: Backend)
 
 /// The visitor closes; another visitor goes silent past the inactivity timeout: both are tickets.
 async fn visitor_close_and_inactivity_make_tickets(backend: Backend) {
-    let mut cfg = config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    let mut cfg = config(&[alice(2)]);
     cfg.sites[0].inactivity_timeout_secs = 600.0;
     let (app, clock) = spawn_with_clock(backend, cfg).await;
     let mut alice = agent_client(&app, "alice", "online").await;
@@ -223,7 +220,7 @@ async fn visitor_close_and_inactivity_make_tickets(backend: Backend) {
 /// No agent on duty: the offline reply, then the visitor's email and message make an offline ticket.
 async fn offline_message_becomes_a_ticket(backend: Backend) {
     let mut hooks = Receiver::start(&[]).await;
-    let mut cfg = config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    let mut cfg = config(&[alice(2)]);
     with_webhook(&mut cfg, &hooks.url, &["ticket.created", "ticket.updated"]);
     let app = spawn_app(backend, cfg).await;
     let (mut v, _) = visitor(&app, json!({})).await;
@@ -284,7 +281,7 @@ async fn offline_message_becomes_a_ticket(backend: Backend) {
 /// A rating after the close lands on the ticket and sends `ticket.updated`.
 async fn rating_updates_the_ticket_and_notifies(backend: Backend) {
     let mut hooks = Receiver::start(&[]).await;
-    let mut cfg = config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    let mut cfg = config(&[alice(2)]);
     with_webhook(&mut cfg, &hooks.url, &["ticket.created", "ticket.updated"]);
     let app = spawn_app(backend, cfg).await;
     let mut alice = agent_client(&app, "alice", "online").await;
@@ -318,16 +315,11 @@ async fn rating_updates_the_ticket_and_notifies(backend: Backend) {
 /// A receiver that fails three times, then succeeds, gets the event four times with one id.
 async fn webhook_retries_keep_one_delivery_id(backend: Backend) {
     let mut hooks = Receiver::start(&[Answer::Fail, Answer::Fail, Answer::Fail]).await;
-    let mut cfg = config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    let mut cfg = config(&[alice(2)]);
     with_webhook(&mut cfg, &hooks.url, &["ticket.created"]);
     let app = spawn_app(backend, cfg).await;
     let mut alice = agent_client(&app, "alice", "online").await;
-    let (mut v, _) = visitor(&app, json!({})).await;
-    let conv = say(&mut v, "m1", "hi").await["conversation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    wait_assigned(&mut alice).await;
+    let (_v, conv) = chat_with(&app, &mut alice, "m1", "hi").await;
     let id = agent_closes(&mut alice, &conv, "resolved").await;
     let attempts: Vec<Hook> = vec![
         hooks.next().await,
@@ -354,17 +346,12 @@ async fn webhook_retries_keep_one_delivery_id(backend: Backend) {
 async fn dead_deliveries_are_listed_and_retried(backend: Backend) {
     let mut hooks = Receiver::start(&[]).await;
     hooks.answer_from_now(Answer::Fail);
-    let mut cfg = config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    let mut cfg = config(&[alice(2)]);
     with_webhook(&mut cfg, &hooks.url, &["ticket.created"]);
     cfg.sites[0].webhooks[0].retry_for_secs = 0.3;
     let app = spawn_app(backend, cfg).await;
     let mut alice = agent_client(&app, "alice", "online").await;
-    let (mut v, _) = visitor(&app, json!({})).await;
-    let conv = say(&mut v, "m1", "hi").await["conversation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    wait_assigned(&mut alice).await;
+    let (_v, conv) = chat_with(&app, &mut alice, "m1", "hi").await;
     agent_closes(&mut alice, &conv, "resolved").await;
     let first = hooks.next().await;
     // Poll the dead-letter list as an operator would, until the retry window has passed.
@@ -411,19 +398,14 @@ async fn dead_deliveries_are_listed_and_retried(backend: Backend) {
 async fn restart_between_close_and_delivery(backend: Backend) {
     // The first attempt hangs: the delivery is in flight when the server stops.
     let mut hooks = Receiver::start(&[Answer::Hang]).await;
-    let mut cfg = config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    let mut cfg = config(&[alice(2)]);
     with_webhook(&mut cfg, &hooks.url, &["ticket.created"]);
     cfg.timing.webhook_timeout_secs = 60.0;
     cfg.timing.delivery_lease_secs = 0.5;
     let prefix = unique_prefix();
     let app = spawn_with(backend, cfg.clone(), Some(&prefix)).await;
     let mut alice = agent_client(&app, "alice", "online").await;
-    let (mut v, _) = visitor(&app, json!({})).await;
-    let conv = say(&mut v, "m1", "hi").await["conversation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    wait_assigned(&mut alice).await;
+    let (v, conv) = chat_with(&app, &mut alice, "m1", "hi").await;
     let id = agent_closes(&mut alice, &conv, "resolved").await;
     let in_flight = hooks.next().await;
     assert_eq!(in_flight.event, "ticket.created");
@@ -447,7 +429,7 @@ async fn restart_between_close_and_delivery(backend: Backend) {
 /// Inside business hours a chat is queued or served; outside, and on holidays, the visitor gets
 /// the offline reply at once and nothing is queued. Hours are in the department's zone.
 async fn business_hours_decide_queue_or_offline(backend: Backend) {
-    let mut cfg = config(&[agent("alice", "Alice Moreau", &["support"], 2)]);
+    let mut cfg = config(&[alice(2)]);
     cfg.sites[0].departments[0].hours = Some(
         toml::from_str(
             r#"timezone = "Europe/Berlin"
@@ -498,10 +480,7 @@ async fn business_hours_decide_queue_or_offline(backend: Backend) {
 async fn rest_filters_pagination_and_errors(backend: Backend) {
     let app = spawn_app(
         backend,
-        config(&[
-            agent("alice", "Alice Moreau", &["support"], 5),
-            agent("boris", "Boris Ivanov", &["sales"], 5),
-        ]),
+        config(&[alice(5), agent("boris", "Boris Ivanov", &["sales"], 5)]),
     )
     .await;
     let mut alice = agent_client(&app, "alice", "online").await;

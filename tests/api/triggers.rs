@@ -1,10 +1,12 @@
 //! Triggers: proactive messages after time on a matching page, once per visitor, never during
 //! a chat, within business hours; the answer opens a chat in the trigger's department.
 //!
-//! "Did not fire" is asserted by order, not by waiting: a visitor who would have fired started
-//! timing before another visitor whose trigger we saw fire, so its message would have come first.
+//! Time on page passes on a test clock: a rule waits 30 s, and the test moves the clock instead of
+//! waiting. "Did not fire" is asserted by order: a visitor who would have fired started timing
+//! before another visitor whose trigger we saw fire, so its message would have come first.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -18,7 +20,17 @@ both_backends!(
     history_of_earlier_tickets
 );
 
-const DELAY_SECS: f64 = 0.4;
+/// The time on page of the rules (on the test clock).
+const DELAY_SECS: u64 = 30;
+
+/// Moves the test clock past every page view's time on page so far.
+fn time_passes(clock: &TestClock) {
+    clock.advance(Duration::from_secs(DELAY_SECS));
+}
+
+async fn spawn_triggers(backend: Backend) -> (TestApp, Arc<TestClock>) {
+    spawn_with_clock(backend, trigger_config()).await
+}
 
 fn trigger_config() -> switchboard::config::Config {
     let mut text = config_toml(&[agent("alice", "Alice Moreau", &["support", "sales"], 3)]);
@@ -36,7 +48,7 @@ fn trigger_config() -> switchboard::config::Config {
         [[sites.triggers]]
         id = "night"
         url = "https://shop.test/night*"
-        time_on_page_secs = 0.1
+        time_on_page_secs = {DELAY_SECS}
         message = "We are open!"
         department = "support"
         business_hours_only = true
@@ -62,17 +74,13 @@ async fn no_proactive(c: &mut Client) -> bool {
 /// After N seconds on a matching URL the widget gets the message; not on another URL; and
 /// never twice for one visitor. The answer opens a sales chat that starts with that message.
 async fn trigger_fires_on_matching_page_once(backend: Backend) {
-    let app = spawn_app(backend, trigger_config()).await;
+    let (app, clock) = spawn_triggers(backend).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let mut other = on_page(&app, "https://shop.test/about", json!({})).await;
-    let started = Instant::now();
     let mut v = on_page(&app, "https://shop.test/pricing?plan=pro", json!({})).await;
+    assert!(no_proactive(&mut v).await, "fired before its time on page");
+    time_passes(&clock);
     let p = v.wait_type("proactive").await;
-    assert!(
-        started.elapsed().as_secs_f64() >= DELAY_SECS,
-        "fired before its time on page: {:?}",
-        started.elapsed()
-    );
     assert_eq!(p["trigger"], "pricing");
     assert_eq!(p["text"], "Questions about our plans?");
     assert_eq!(p["author_name"], "Alice Moreau");
@@ -83,6 +91,7 @@ async fn trigger_fires_on_matching_page_once(backend: Backend) {
         .await;
     v.sync().await;
     let mut later = on_page(&app, "https://shop.test/pricing", json!({})).await;
+    time_passes(&clock);
     later.wait_type("proactive").await;
     assert!(no_proactive(&mut v).await, "fired twice for one visitor");
 
@@ -104,6 +113,7 @@ async fn trigger_fires_on_matching_page_once(backend: Backend) {
         json!({"locale": "ru-RU"}),
     )
     .await;
+    time_passes(&clock);
     assert_eq!(
         ru.wait_type("proactive").await["text"],
         "Вопросы о тарифах?"
@@ -113,7 +123,7 @@ async fn trigger_fires_on_matching_page_once(backend: Backend) {
 
 /// A visitor already in a conversation gets no proactive message.
 async fn trigger_never_during_a_chat(backend: Backend) {
-    let app = spawn_app(backend, trigger_config()).await;
+    let (app, clock) = spawn_triggers(backend).await;
     let _alice = agent_client(&app, "alice", "online").await;
     let mut busy = on_page(&app, "https://shop.test/about", json!({})).await;
     say(&mut busy, "m1", "Hello").await;
@@ -122,6 +132,7 @@ async fn trigger_never_during_a_chat(backend: Backend) {
         .await;
     busy.sync().await;
     let mut fresh = on_page(&app, "https://shop.test/pricing", json!({})).await;
+    time_passes(&clock);
     fresh.wait_type("proactive").await;
     assert!(no_proactive(&mut busy).await, "fired during an open chat");
     app.stop().await;
@@ -142,11 +153,13 @@ async fn trigger_only_in_business_hours(backend: Backend) {
     let app = spawn_full(backend, cfg, None, clock.clone()).await;
     let mut closed = on_page(&app, "https://shop.test/night", json!({})).await;
     let mut witness = on_page(&app, "https://shop.test/pricing", json!({})).await;
+    time_passes(&clock);
     witness.wait_type("proactive").await;
     assert!(no_proactive(&mut closed).await, "fired out of hours");
     // 10:00 in Berlin: open.
     clock.set("2026-11-23T09:00:00Z");
     let mut open = on_page(&app, "https://shop.test/night", json!({})).await;
+    time_passes(&clock);
     let p = open.wait_type("proactive").await;
     assert_eq!(
         p["author_name"], "support",
@@ -157,7 +170,7 @@ async fn trigger_only_in_business_hours(backend: Backend) {
 
 /// An agent asks for a visitor's earlier tickets and gets them, newest first, with transcripts.
 async fn history_of_earlier_tickets(backend: Backend) {
-    let app = spawn_app(backend, trigger_config()).await;
+    let (app, _clock) = spawn_triggers(backend).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, welcome) = visitor(&app, json!({})).await;
     let visitor_id = welcome["visitor_id"].as_str().unwrap().to_owned();
@@ -197,8 +210,21 @@ async fn history_of_earlier_tickets(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trigger_fires_once_across_nodes() {
     let prefix = unique_prefix();
-    let a = spawn_with(Backend::Redis, trigger_config(), Some(&prefix)).await;
-    let b = spawn_with(Backend::Redis, trigger_config(), Some(&prefix)).await;
+    let clock = TestClock::now();
+    let a = spawn_full(
+        Backend::Redis,
+        trigger_config(),
+        Some(&prefix),
+        clock.clone(),
+    )
+    .await;
+    let b = spawn_full(
+        Backend::Redis,
+        trigger_config(),
+        Some(&prefix),
+        clock.clone(),
+    )
+    .await;
     let pricing = json!({"page": {"url": "https://shop.test/pricing"}});
     let (mut on_a, welcome) = visitor(&a, pricing.clone()).await;
     let mut same = pricing.clone();
@@ -207,6 +233,7 @@ async fn trigger_fires_once_across_nodes() {
     assert_eq!(again["visitor_id"], welcome["visitor_id"]);
     // Both tabs started timing before the witness did.
     let mut witness = on_page(&b, "https://shop.test/pricing", json!({})).await;
+    time_passes(&clock);
     witness.wait_type("proactive").await;
     on_a.sync().await;
     on_b.sync().await;

@@ -61,6 +61,9 @@ async fn long_conversation_travels_in_pages(backend: Backend) {
     let mut cfg = config(&[alice(2), boris(2)]);
     cfg.limits.messages_per_second = 1e6;
     cfg.limits.message_burst = 1e6;
+    // Alice's silence must end in the slow-consumer close, not in a heartbeat timeout.
+    cfg.timing.heartbeat_secs = 60.0;
+    cfg.limits.send_queue = 16;
     let app = spawn_app(backend, cfg).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, _) = visitor(&app, json!({})).await;

@@ -361,12 +361,7 @@ pub enum VisitorOut<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         name: Option<&'a str>,
     },
-    Error {
-        code: ErrorCode,
-        message: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        client_id: Option<&'a ClientId>,
-    },
+    // `error` frames come from `ws::session`: the same shape on both sockets.
     /// Your `close` is done and the ticket is stored.
     Closed {
         conversation: &'a ConvId,
@@ -464,14 +459,7 @@ pub enum AgentOut<'a> {
         conversation: &'a ConvId,
         ticket: &'a str,
     },
-    Error {
-        code: ErrorCode,
-        message: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        client_id: Option<&'a ClientId>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        conversation: Option<&'a ConvId>,
-    },
+    // `error` frames come from `ws::session`: the same shape on both sockets.
     Pong,
 }
 

@@ -331,28 +331,27 @@ async fn transfer_to_a_just_connected_agent_on_two_nodes() {
                 })
                 .await;
         }
-        alice
-            .send(json!({"type": "transfer", "conversation": conv, "to_agent": "boris", "reason": "x"}))
-            .await;
-        let m = alice
-            .wait_for("unassigned or error", |m| {
-                m["type"] == "unassigned" || m["type"] == "error"
-            })
-            .await;
-        assert_eq!(m["type"], "unassigned", "round {i}: {m}");
-        wait_assigned(&mut boris).await;
-        boris
-            .send(json!({"type": "transfer", "conversation": conv, "to_agent": "alice", "reason": "x"}))
-            .await;
-        let m = boris
-            .wait_for("unassigned or error", |m| {
-                m["type"] == "unassigned" || m["type"] == "error"
-            })
-            .await;
-        assert_eq!(m["type"], "unassigned", "round {i} back: {m}");
-        wait_assigned(&mut alice).await;
+        there_and_back(&mut alice, &mut boris, &conv, i).await;
         drop(boris);
     }
+}
+
+/// Alice transfers the chat to Boris, who takes it and hands it back: both accepted.
+async fn there_and_back(alice: &mut Client, boris: &mut Client, conv: &str, round: usize) {
+    hand_over(alice, boris, "boris", conv, round).await;
+    hand_over(boris, alice, "alice", conv, round).await;
+}
+
+async fn hand_over(from: &mut Client, to: &mut Client, to_id: &str, conv: &str, round: usize) {
+    from.send(json!({"type": "transfer", "conversation": conv, "to_agent": to_id, "reason": "x"}))
+        .await;
+    let m = from
+        .wait_for("unassigned or error", |m| {
+            m["type"] == "unassigned" || m["type"] == "error"
+        })
+        .await;
+    assert_eq!(m["type"], "unassigned", "round {round}, to {to_id}: {m}");
+    wait_assigned(to).await;
 }
 
 both_backends!(transfer_to_a_just_connected_agent);
@@ -365,26 +364,7 @@ async fn transfer_to_a_just_connected_agent(backend: Backend) {
     let (_v, conv) = chat_with(&app, &mut alice, "m0", "hello").await;
     for i in 0..50 {
         let mut boris = agent_client(&app, "boris", "online").await;
-        alice
-            .send(json!({"type": "transfer", "conversation": conv, "to_agent": "boris", "reason": "x"}))
-            .await;
-        let m = alice
-            .wait_for("unassigned or error", |m| {
-                m["type"] == "unassigned" || m["type"] == "error"
-            })
-            .await;
-        assert_eq!(m["type"], "unassigned", "round {i}: {m}");
-        wait_assigned(&mut boris).await;
-        boris
-            .send(json!({"type": "transfer", "conversation": conv, "to_agent": "alice", "reason": "x"}))
-            .await;
-        let m = boris
-            .wait_for("unassigned or error", |m| {
-                m["type"] == "unassigned" || m["type"] == "error"
-            })
-            .await;
-        assert_eq!(m["type"], "unassigned", "round {i} back: {m}");
-        wait_assigned(&mut alice).await;
+        there_and_back(&mut alice, &mut boris, &conv, i).await;
         drop(boris);
     }
 }

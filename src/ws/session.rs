@@ -147,8 +147,9 @@ pub async fn serve<S: Session>(
                     }
                 }
                 Incoming::Reject(code, msg, client_id) => {
+                    // Boxed like the handlers: its state would otherwise sit in every idle frame.
                     let e = EngineError::new(code, msg);
-                    send_error(session.conn(), &e, client_id.as_deref(), None).await;
+                    Box::pin(send_error(session.conn(), &e, client_id.as_deref(), None)).await;
                 }
                 Incoming::Tick => if !session.conn().heartbeat().await { return },
                 Incoming::Gone => return,

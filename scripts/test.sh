@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The project's test command: installs what the tests need (redis-server, chromium, the npm
-# packages of tests/browser), then format, lint and every test, Rust and browser.
-# Tests start their own throwaway servers (Switchboard on 127.0.0.1:0, redis-server on a free
-# port) unless SWITCHBOARD_TEST_REDIS_URL names a Redis to use.
+# The project's test command: installs what the tests need (redis-server, postgresql, chromium,
+# the npm packages of tests/browser), then format, lint and every test, Rust and browser.
+# Tests start their own throwaway servers (Switchboard on 127.0.0.1:0, redis-server and
+# PostgreSQL on free ports; PostgreSQL runs as the `postgres` account when this runs as root)
+# unless SWITCHBOARD_TEST_REDIS_URL / SWITCHBOARD_TEST_POSTGRES_URL name servers to use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 if ((${#missing[@]})); then

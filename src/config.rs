@@ -33,6 +33,19 @@ pub struct Cli {
     /// Directory for durable data in embedded mode [default: ./data]
     #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Record database (tickets, webhook outbox): sqlite://FILE or postgres://…
+    /// [default: sqlite://<data-dir>/switchboard.db]
+    #[arg(long, env = "SWITCHBOARD_DATABASE_URL")]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Apply the record database's migrations, then exit (serving applies them too)
+    Migrate,
 }
 
 /// A secret that never shows in logs or debug output.
@@ -65,6 +78,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     #[serde(default)]
     pub redis_url: Option<String>,
+    /// The record database. Without it: `sqlite://<data_dir>/switchboard.db` in embedded mode;
+    /// with Redis, tickets stay in Redis unless this names a database (PostgreSQL for several
+    /// nodes).
+    #[serde(default)]
+    pub database_url: Option<String>,
     /// Prefix of every Redis key and channel, so several deployments can share one Redis.
     #[serde(default = "default_prefix")]
     pub key_prefix: String,
@@ -480,6 +498,9 @@ impl Config {
         if let Some(dir) = &cli.data_dir {
             config.data_dir = dir.clone();
         }
+        if let Some(url) = &cli.database_url {
+            config.database_url = Some(url.clone());
+        }
         if let Ok(secret) = std::env::var("SWITCHBOARD_SECRET") {
             config.secret = Some(Secret::new(secret));
         }
@@ -563,6 +584,14 @@ impl Config {
 
     /// Checks what serde cannot: ranges, references and uniqueness.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database_url
+            && crate::db::Kind::of(url).is_err()
+        {
+            return Err(bad(
+                "database_url",
+                "expected sqlite://FILE or postgres://…",
+            ));
+        }
         let l = &self.limits;
         if l.max_frame_bytes < 256 || l.max_frame_bytes > l.hard_frame_bytes {
             return Err(bad(

@@ -20,6 +20,15 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    if let Some(switchboard::config::Command::Migrate) = cli.command {
+        let url = config
+            .database_url
+            .clone()
+            .unwrap_or_else(|| switchboard::db::default_url(&config.data_dir));
+        switchboard::db::Database::open(&url).await?;
+        println!("database migrated: {}", switchboard::db::redacted(&url));
+        return Ok(());
+    }
     let backend = if config.redis_url.is_some() {
         "redis"
     } else {

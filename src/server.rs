@@ -21,8 +21,8 @@ use crate::state::Store;
 use crate::state::memory::MemoryStore;
 use crate::state::redis::RedisStore;
 use crate::tickets::TicketStore;
-use crate::tickets::file::FileTickets;
 use crate::tickets::redis::RedisTickets;
+use crate::tickets::sql::SqlTickets;
 use crate::{http, ws};
 
 pub struct Application {
@@ -60,16 +60,28 @@ impl Application {
                 let (store, subscriber) =
                     RedisStore::connect(url, &config, sink, shutdown.clone()).await?;
                 tasks.push(subscriber);
-                let tickets = RedisTickets::new(store.connection(), &config.key_prefix);
-                (Arc::new(store), Arc::new(tickets))
+                let tickets: Arc<dyn TicketStore> = match &config.database_url {
+                    Some(db_url) => {
+                        if crate::db::Kind::of(db_url)? == crate::db::Kind::Sqlite {
+                            tracing::warn!(
+                                "tickets in SQLite serve one node: several nodes need PostgreSQL"
+                            );
+                        }
+                        Arc::new(SqlTickets::new(crate::db::Database::open(db_url).await?))
+                    }
+                    // Until the move to the database is complete, Redis nodes without a
+                    // database keep tickets in Redis as before.
+                    None => Arc::new(RedisTickets::new(store.connection(), &config.key_prefix)),
+                };
+                (Arc::new(store), tickets)
             }
             None => {
-                let tickets = FileTickets::open(&config.data_dir).with_context(|| {
-                    format!(
-                        "cannot open the data directory {}",
-                        config.data_dir.display()
-                    )
-                })?;
+                let url = config
+                    .database_url
+                    .clone()
+                    .unwrap_or_else(|| crate::db::default_url(&config.data_dir));
+                let tickets = SqlTickets::new(crate::db::Database::open(&url).await?);
+                tickets.import_files(&config.data_dir).await?;
                 (Arc::new(MemoryStore::new(sink)), Arc::new(tickets))
             }
         };

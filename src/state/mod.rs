@@ -25,6 +25,8 @@ use crate::model::{
 pub enum StoreError {
     #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
     #[error("corrupt state: {0}")]
     Corrupt(String),
 }

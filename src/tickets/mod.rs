@@ -7,8 +7,8 @@
 //!   `redis`. Saving a ticket and queueing its deliveries is one durable step.
 //! - `webhooks` signs and sends deliveries, with retries, leases and dead letters.
 
-pub mod file;
 pub mod redis;
+pub mod sql;
 pub mod webhooks;
 
 use async_trait::async_trait;

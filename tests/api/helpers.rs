@@ -28,10 +28,14 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub const ORIGIN: &str = "http://shop.test";
 pub const SITE: &str = "test";
 
+/// Where a test server keeps its state. `Memory` and `Redis` are the two live-state backends
+/// (records in SQLite: a file in the data directory); `Postgres` is the embedded backend with
+/// its records in a real PostgreSQL that the harness starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Memory,
     Redis,
+    Postgres,
 }
 
 /// Generates `#[tokio::test]`s named `memory` and `redis` in a module named after the scenario.
@@ -46,6 +50,28 @@ macro_rules! both_backends {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
                 super::$name($crate::helpers::Backend::Redis).await
+            }
+        }
+    )*};
+}
+
+/// Generates `memory`, `redis` and `postgres` tests: for scenarios about records (tickets, the
+/// outbox), which must hold on both live-state backends and on both databases.
+#[macro_export]
+macro_rules! all_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                super::$name($crate::helpers::Backend::Memory).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                super::$name($crate::helpers::Backend::Redis).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
             }
         }
     )*};
@@ -120,6 +146,182 @@ fn start_redis() -> String {
         );
         std::thread::yield_now();
     }
+}
+
+/// The PostgreSQL server of this test process (`SWITCHBOARD_TEST_POSTGRES_URL` names one to use
+/// instead): its base URL, without a database name.
+pub fn postgres_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL") {
+            return url.trim_end_matches('/').to_owned();
+        }
+        start_postgres()
+    })
+    .clone()
+}
+
+/// Debian's PostgreSQL binaries, newest version first.
+fn postgres_bin(name: &str) -> std::path::PathBuf {
+    let mut versions: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .into_iter()
+        .rev()
+        .map(|v| v.join("bin").join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "cannot find PostgreSQL's {name}. Install it (Debian: apt-get install postgresql) \
+                 or run ./scripts/test.sh, which installs it"
+            )
+        })
+}
+
+/// The `postgres` account's uid and gid: PostgreSQL refuses to run as root.
+fn postgres_account() -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.first() != Some(&"postgres") || f.len() < 4 {
+                return None;
+            }
+            Some((f[2].parse().ok()?, f[3].parse().ok()?))
+        })
+        .expect(
+            "running as root, PostgreSQL needs the `postgres` account (apt-get install postgresql)",
+        )
+}
+
+/// Starts a throwaway PostgreSQL: `initdb` into a temporary directory, `postgres` on a free
+/// port of 127.0.0.1, as the `postgres` account when the tests run as root. It dies with the
+/// test process (PR_SET_PDEATHSIG, set after the account switch so it survives it).
+fn start_postgres() -> String {
+    use std::os::unix::process::CommandExt;
+    let dir = temp_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let account = (unsafe { libc::geteuid() } == 0).then(postgres_account);
+    if let Some((uid, gid)) = account {
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+    }
+    let as_account = move |cmd: &mut Command| {
+        if let Some((uid, gid)) = account {
+            cmd.uid(uid).gid(gid);
+        }
+    };
+    let data = dir.join("pg");
+    let mut initdb = Command::new(postgres_bin("initdb"));
+    initdb
+        .args([
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "switchboard",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    as_account(&mut initdb);
+    let out = initdb.output().expect("initdb runs");
+    assert!(
+        out.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let postgres = postgres_bin("postgres");
+    std::thread::spawn(move || {
+        let mut cmd = Command::new(postgres);
+        cmd.args([
+            "-D",
+            data.to_str().unwrap(),
+            "-p",
+            &port.to_string(),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            &format!("unix_socket_directories={}", dir.display()),
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=300",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        as_account(&mut cmd);
+        // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn();
+        let ok = child.is_ok();
+        tx.send(child.map(|_| ()).map_err(|e| e.to_string())).ok();
+        if ok {
+            loop {
+                std::thread::park();
+            }
+        }
+    });
+    if let Err(e) = rx.recv().expect("postgres starter thread") {
+        panic!("cannot start postgres ({e}); install it: apt-get install postgresql");
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "postgres did not start listening on port {port}"
+        );
+        std::thread::yield_now();
+    }
+    format!("postgres://switchboard@127.0.0.1:{port}")
+}
+
+/// A database of its own on the test PostgreSQL for one configuration (named after its data
+/// directory, so every server built from that configuration shares it, as nodes would).
+pub async fn postgres_database(config: &Config) -> String {
+    use sqlx::Connection;
+    let name = format!(
+        "t{}",
+        hex::encode(sha2::Digest::finalize(sha2::Digest::chain_update(
+            <sha2::Sha256 as sha2::Digest>::new(),
+            config.data_dir.display().to_string()
+        )))[..24]
+            .to_owned()
+    );
+    let base = postgres_url();
+    // Accepting connections on TCP comes a moment before accepting logins.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut admin = loop {
+        match sqlx::PgConnection::connect(&format!("{base}/postgres")).await {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "postgres login: {e}"
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    match sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.to_string().contains("already exists") => {}
+        Err(e) => panic!("cannot create database {name}: {e}"),
+    }
+    format!("{base}/{name}")
 }
 
 /// The admin bearer token of the test configuration.
@@ -327,9 +529,17 @@ pub async fn spawn_full(
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    if backend == Backend::Redis {
-        config.redis_url = Some(redis_url());
-        config.key_prefix = prefix.map(str::to_owned).unwrap_or_else(unique_prefix);
+    match backend {
+        Backend::Memory => {}
+        Backend::Redis => {
+            config.redis_url = Some(redis_url());
+            config.key_prefix = prefix.map(str::to_owned).unwrap_or_else(unique_prefix);
+        }
+        Backend::Postgres => {
+            if config.database_url.is_none() {
+                config.database_url = Some(postgres_database(&config).await);
+            }
+        }
     }
     let app = Application::build_with_clock(config, clock)
         .await

@@ -2,10 +2,10 @@
 
 use serde_json::{Value, json};
 
-use crate::both_backends;
+use crate::all_stores;
 use crate::helpers::*;
 
-both_backends!(
+all_stores!(
     supervisor_figures,
     live_visitors_for_sales,
     live_visitors_pushed_to_agents

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::both_backends;
+use crate::all_stores;
 use crate::helpers::*;
 
-both_backends!(
+all_stores!(
     agent_close_ticket_has_transcript_history_and_metrics,
     visitor_close_and_inactivity_make_tickets,
     offline_message_becomes_a_ticket,
@@ -609,4 +609,81 @@ async fn rest_filters_pagination_and_errors(backend: Backend) {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
     app.stop().await;
+}
+
+/// An upgrade from the JSON-file ticket store: its tickets and outbox entries, the complete
+/// ones a crash left as `.tmp` files included, are imported into the database once, and the
+/// directories are kept, renamed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_store_is_imported_once() {
+    let cfg = config(&[alice(2)]);
+    let app = spawn_app(Backend::Memory, cfg).await;
+    let mut console = agent_client(&app, "alice", "online").await;
+    let (_v, conv) = chat_with(&app, &mut console, "m1", "an old question").await;
+    let id = agent_closes(&mut console, &conv, "resolved").await;
+    let old = ticket(&app, &id).await;
+    app.stop().await;
+
+    // The layout the file store left: tickets/<id>.json, a torn-rename .tmp, an outbox entry.
+    let cfg = config(&[alice(2)]);
+    let dir = cfg.data_dir.clone();
+    std::fs::create_dir_all(dir.join("tickets")).unwrap();
+    std::fs::create_dir_all(dir.join("outbox")).unwrap();
+    std::fs::write(dir.join(format!("tickets/{id}.json")), old.to_string()).unwrap();
+    let mut crashed = old.clone();
+    let crashed_id = format!("{}Z", &id[..id.len() - 1]);
+    crashed["id"] = json!(crashed_id);
+    std::fs::write(
+        dir.join(format!("tickets/.{crashed_id}.json.tmp")),
+        crashed.to_string(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("tickets/.torn.json.tmp"), "{\"id\": \"01").unwrap();
+    let dead = json!({"id": "d1", "site": SITE, "url": "http://127.0.0.1:9/hook",
+        "event": "ticket.created", "body": "{}", "attempts": 9, "created_at": 1,
+        "next_at": 1, "expires_at": 2, "last_error": "refused", "dead": true});
+    std::fs::write(dir.join("outbox/d1.json"), dead.to_string()).unwrap();
+
+    let app = spawn_app(Backend::Memory, cfg.clone()).await;
+    assert_eq!(ticket(&app, &id).await, old);
+    assert_eq!(ticket(&app, &crashed_id).await["id"], crashed_id.as_str());
+    let (_, list) = admin_get(&app, "/v1/webhooks/dead").await;
+    assert_eq!(list["deliveries"][0]["id"], "d1", "{list}");
+    assert!(dir.join("tickets.imported").is_dir() && !dir.join("tickets").exists());
+    assert!(dir.join("outbox.imported").is_dir());
+    app.stop().await;
+    // Once: a restart finds nothing more to import and keeps what it has.
+    let app = spawn_app(Backend::Memory, cfg).await;
+    let (_, list) = admin_get(&app, "/v1/tickets").await;
+    assert_eq!(list["tickets"].as_array().unwrap().len(), 2);
+    app.stop().await;
+}
+
+/// `switchboard migrate` brings an empty SQLite file and an empty PostgreSQL database to the
+/// current schema, and running it again changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_command_on_both_databases() {
+    let cfg = config(&[]);
+    let sqlite = format!("sqlite://{}", cfg.data_dir.join("records.db").display());
+    let postgres = postgres_database(&cfg).await;
+    for url in [sqlite, postgres] {
+        for _ in 0..2 {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+                .args(["--database-url", &url, "migrate"])
+                .output()
+                .await
+                .expect("switchboard runs");
+            assert!(
+                out.status.success(),
+                "{url}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let db = switchboard::db::Database::open(&url).await.unwrap();
+        let version: i64 = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(version, 1, "{url}");
+    }
 }

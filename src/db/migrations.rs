@@ -1,0 +1,52 @@
+//! Versioned schema migrations, embedded in the binary: one list per kind of database, applied
+//! in order and recorded by sqlx in `_sqlx_migrations`. Never edit a released migration; add
+//! the next one.
+
+use std::borrow::Cow;
+
+use futures_util::future::BoxFuture;
+use sqlx::AnyPool;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+
+use super::Kind;
+
+/// (version, description, SQLite, PostgreSQL). A migration written in the SQL both accept
+/// names the same file twice.
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "tickets and the webhook outbox",
+    include_str!("sql/0001_tickets.sql"),
+    include_str!("sql/0001_tickets.sql"),
+)];
+
+/// The embedded migrations of one kind, as sqlx wants a source.
+#[derive(Debug)]
+struct Embedded(Kind);
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(self) -> BoxFuture<'s, Result<Vec<Migration>, BoxDynError>> {
+        Box::pin(async move {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|&(version, description, sqlite, postgres)| {
+                    let sql = match self.0 {
+                        Kind::Sqlite => sqlite,
+                        Kind::Postgres => postgres,
+                    };
+                    Migration::new(
+                        version,
+                        Cow::Borrowed(description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+pub async fn run(pool: &AnyPool, kind: Kind) -> Result<(), sqlx::migrate::MigrateError> {
+    Migrator::new(Embedded(kind)).await?.run(pool).await
+}

@@ -1,0 +1,178 @@
+//! The record database: tickets and the webhook outbox (and, as the issues that build on it
+//! land, the directory and the audit log). SQLite by default, a file in the data directory that
+//! needs no setup; PostgreSQL when several nodes share their records.
+//!
+//! One `Database` handle over a pool of either kind (sqlx's `Any` driver: one set of queries,
+//! written in the SQL both understand, and a per-kind statement where they differ). Versioned
+//! migrations (`migrations.rs`) are applied at start and by `switchboard migrate`.
+
+mod migrations;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions};
+
+/// Which database a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+impl Kind {
+    pub fn of(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            anyhow::bail!("database_url: expected sqlite://… or postgres://…")
+        }
+    }
+}
+
+/// The record database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: AnyPool,
+    kind: Kind,
+}
+
+/// The default database of a data directory: `sqlite://<data-dir>/switchboard.db`.
+pub fn default_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("switchboard.db").display())
+}
+
+impl Database {
+    /// Connects (creating a SQLite file and its directory if missing) and applies migrations.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let kind = Kind::of(url)?;
+        if kind == Kind::Sqlite {
+            prepare_sqlite_file(url)?;
+        }
+        let options = AnyConnectOptions::from_str(&connect_url(url, kind))
+            .context("database_url is not a valid URL")?
+            // Statements are logged at debug only: they carry visitors' data.
+            .log_statements(tracing::log::LevelFilter::Debug);
+        let pool = AnyPoolOptions::new()
+            // SQLite serializes writers; more connections only wait on its lock.
+            .max_connections(if kind == Kind::Sqlite { 4 } else { 8 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if kind == Kind::Sqlite {
+                        // WAL: readers never wait for the writer. NORMAL: a commit survives a
+                        // crash of the process (not a power loss); busy_timeout: another
+                        // connection's write waits instead of failing.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA busy_timeout = 5000",
+                            "PRAGMA foreign_keys = ON",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the database ({})", redacted(url)))?;
+        let db = Self { pool, kind };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Applies the migrations this binary knows that the database has not seen.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        migrations::run(&self.pool, self.kind)
+            .await
+            .context("cannot migrate the database")
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+}
+
+/// The URL as sqlx wants it: SQLite files are created when missing (`mode=rwc`).
+fn connect_url(url: &str, kind: Kind) -> String {
+    if kind == Kind::Sqlite && !url.contains("mode=") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_owned()
+    }
+}
+
+/// Creates the SQLite file's directory, so a fresh data directory works.
+fn prepare_sqlite_file(url: &str) -> anyhow::Result<()> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    // Visitors' conversations live in it: readable by this user only (SQLite gives its -wal
+    // and -shm files the same permissions).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot create {path}"))?;
+    }
+    Ok(())
+}
+
+/// A URL fit for logs: no password.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Passwords never reach a log line; the kind comes from the scheme.
+    #[test]
+    fn urls() {
+        assert_eq!(
+            redacted("postgres://sb:secret@db.local:5432/sb"),
+            "postgres://…@db.local:5432/sb"
+        );
+        assert_eq!(
+            redacted("sqlite:///var/lib/sb.db"),
+            "sqlite:///var/lib/sb.db"
+        );
+        assert_eq!(Kind::of("postgresql://x/y").unwrap(), Kind::Postgres);
+        assert!(Kind::of("mysql://x").is_err());
+        assert_eq!(
+            connect_url("sqlite:///tmp/a.db", Kind::Sqlite),
+            "sqlite:///tmp/a.db?mode=rwc"
+        );
+    }
+}

@@ -1,0 +1,267 @@
+//! Tickets and the webhook outbox in the record database (`db`), SQLite or PostgreSQL.
+//!
+//! A ticket is stored whole as JSON, with the columns listing filters on beside it. Saving a
+//! ticket and queueing its deliveries is one transaction (the outbox pattern): a ticket is
+//! never without its webhooks, nor a webhook without its ticket. Nodes share the outbox by
+//! leasing rows: a claim marks due rows leased until a time, in one statement (PostgreSQL skips
+//! rows another node is claiming at that moment), and a node that dies leaves its leases to
+//! lapse.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::{Delivery, Result, Ticket, TicketFilter, TicketStore};
+use crate::db::{Database, Kind};
+use crate::model::{Millis, SiteId};
+use crate::state::StoreError;
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("stored record: {e}"))
+}
+
+/// Every record in a directory of the old file store: `*.json`, and the `.*.json.tmp` files a
+/// crash left between writing and renaming (complete ones are recovered; torn ones are logged
+/// and skipped, as they were never acknowledged).
+fn load_dir<T: serde::de::DeserializeOwned>(dir: &std::path::Path) -> anyhow::Result<Vec<T>> {
+    use anyhow::Context;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !(name.ends_with(".json") || name.ends_with(".json.tmp")) {
+            continue;
+        }
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        match serde_json::from_slice(&bytes) {
+            Ok(v) => out.push(v),
+            Err(e) => tracing::warn!(cause = %e, path = %path.display(), "skipping a torn record"),
+        }
+    }
+    Ok(out)
+}
+
+/// `TicketStore` on the record database.
+pub struct SqlTickets {
+    db: Database,
+}
+
+impl SqlTickets {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// Imports the tickets and outbox entries of the JSON-file store an earlier version kept in
+    /// the data directory, once: the directories are then renamed `*.imported` and left in place.
+    pub async fn import_files(&self, data_dir: &std::path::Path) -> anyhow::Result<()> {
+        use anyhow::Context;
+        for (dir, what) in [("tickets", "tickets"), ("outbox", "deliveries")] {
+            let path = data_dir.join(dir);
+            if !path.is_dir() {
+                continue;
+            }
+            let count = if what == "tickets" {
+                let tickets: Vec<Ticket> = load_dir(&path)?;
+                for t in &tickets {
+                    self.save(t, &[]).await?;
+                }
+                tickets.len()
+            } else {
+                let deliveries: Vec<Delivery> = load_dir(&path)?;
+                self.enqueue(&deliveries).await?;
+                deliveries.len()
+            };
+            let done = data_dir.join(format!("{dir}.imported"));
+            std::fs::rename(&path, &done)
+                .with_context(|| format!("cannot rename {} after importing it", path.display()))?;
+            tracing::info!(count, what, from = %path.display(), "imported the file store");
+        }
+        Ok(())
+    }
+}
+
+/// The agents column: every id with a space on each side, so one `LIKE '% id %'` finds one.
+fn agents_column(t: &Ticket) -> String {
+    let mut s = String::from(" ");
+    for a in &t.agents {
+        s.push_str(&a.id.0);
+        s.push(' ');
+    }
+    s
+}
+
+const UPSERT_DELIVERY: &str = "INSERT INTO deliveries (id, site, next_at, lease_until, dead, created_at, body) \
+     VALUES ($1, $2, $3, 0, $4, $5, $6) \
+     ON CONFLICT (id) DO UPDATE SET next_at = excluded.next_at, lease_until = 0, \
+     dead = excluded.dead, body = excluded.body";
+
+async fn write_deliveries(conn: &mut sqlx::AnyConnection, deliveries: &[Delivery]) -> Result<()> {
+    for d in deliveries {
+        let body = serde_json::to_string(d).map_err(corrupt)?;
+        sqlx::query(UPSERT_DELIVERY)
+            .bind(&d.id)
+            .bind(&d.site.0)
+            .bind(d.next_at)
+            .bind(i64::from(d.dead))
+            .bind(d.created_at)
+            .bind(body)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<T>> {
+    rows.iter()
+        .map(|r| {
+            let body: String = r.try_get("body")?;
+            serde_json::from_str(&body).map_err(corrupt)
+        })
+        .collect()
+}
+
+#[async_trait]
+impl TicketStore for SqlTickets {
+    async fn save(&self, ticket: &Ticket, deliveries: &[Delivery]) -> Result<()> {
+        let body = serde_json::to_string(ticket).map_err(corrupt)?;
+        let mut tx = self.db.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO tickets (id, site, visitor, department, status, closed_at, agents, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (id) DO UPDATE SET department = excluded.department, \
+             status = excluded.status, closed_at = excluded.closed_at, \
+             agents = excluded.agents, body = excluded.body",
+        )
+        .bind(&ticket.id)
+        .bind(&ticket.site.0)
+        .bind(&ticket.visitor.id)
+        .bind(&ticket.department.0)
+        .bind(&ticket.status)
+        .bind(ticket.closed_at)
+        .bind(agents_column(ticket))
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+        write_deliveries(&mut tx, deliveries).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get(&self, site: &SiteId, id: &str) -> Result<Option<Ticket>> {
+        let rows = sqlx::query("SELECT body FROM tickets WHERE site = $1 AND id = $2")
+            .bind(&site.0)
+            .bind(id)
+            .fetch_all(self.db.pool())
+            .await?;
+        Ok(parse(rows)?.pop())
+    }
+
+    async fn list(&self, site: &SiteId, filter: &TicketFilter) -> Result<Vec<Ticket>> {
+        // Conditions in a fixed order, numbered as they are added: both databases bind by it.
+        let mut sql = String::from("SELECT body FROM tickets WHERE site = $1");
+        let mut args: Vec<String> = vec![site.0.clone()];
+        let mut since = None;
+        let mut add = |sql: &mut String, cond: &str, value: String| {
+            args.push(value);
+            sql.push_str(&cond.replace('?', &format!("${}", args.len())));
+        };
+        if let Some(d) = &filter.department {
+            add(&mut sql, " AND department = ?", d.0.clone());
+        }
+        if let Some(s) = &filter.status {
+            add(&mut sql, " AND status = ?", s.clone());
+        }
+        if let Some(v) = &filter.visitor {
+            add(&mut sql, " AND visitor = ?", v.clone());
+        }
+        if let Some(a) = &filter.agent {
+            add(&mut sql, " AND agents LIKE ?", format!("% {a} %"));
+        }
+        if let Some(c) = &filter.cursor {
+            add(&mut sql, " AND id < ?", c.clone());
+        }
+        if let Some(s) = filter.since {
+            since = Some(s);
+            sql.push_str(&format!(" AND closed_at >= ${}", args.len() + 1));
+        }
+        let limit_at = args.len() + 1 + usize::from(since.is_some());
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${limit_at}"));
+        let mut query = sqlx::query(&sql);
+        for a in &args {
+            query = query.bind(a);
+        }
+        if let Some(s) = since {
+            query = query.bind(s);
+        }
+        let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
+        let rows = query.bind(limit).fetch_all(self.db.pool()).await?;
+        parse(rows)
+    }
+
+    async fn enqueue(&self, deliveries: &[Delivery]) -> Result<()> {
+        let mut conn = self.db.pool().acquire().await?;
+        write_deliveries(&mut conn, deliveries).await
+    }
+
+    async fn claim(&self, now: Millis, lease_until: Millis, max: usize) -> Result<Vec<Delivery>> {
+        let sql = match self.db.kind() {
+            // SQLite has one writer at a time: the statement is atomic as it is.
+            Kind::Sqlite => {
+                "UPDATE deliveries SET lease_until = $1 WHERE id IN (SELECT id FROM deliveries \
+                 WHERE dead = 0 AND next_at <= $2 AND lease_until <= $3 \
+                 ORDER BY next_at LIMIT $4) RETURNING body"
+            }
+            // Nodes claiming at once skip each other's rows instead of waiting or doubling.
+            Kind::Postgres => {
+                "UPDATE deliveries SET lease_until = $1 WHERE id IN (SELECT id FROM deliveries \
+                 WHERE dead = 0 AND next_at <= $2 AND lease_until <= $3 \
+                 ORDER BY next_at LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING body"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(lease_until)
+            .bind(now)
+            .bind(now)
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .fetch_all(self.db.pool())
+            .await?;
+        parse(rows)
+    }
+
+    async fn delivered(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM deliveries WHERE id = $1")
+            .bind(id)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn reschedule(&self, delivery: &Delivery) -> Result<()> {
+        self.enqueue(std::slice::from_ref(delivery)).await
+    }
+
+    async fn dead(&self, site: &SiteId) -> Result<Vec<Delivery>> {
+        let rows = sqlx::query(
+            "SELECT body FROM deliveries WHERE site = $1 AND dead = 1 ORDER BY created_at, id",
+        )
+        .bind(&site.0)
+        .fetch_all(self.db.pool())
+        .await?;
+        parse(rows)
+    }
+
+    async fn revive(&self, id: &str, now: Millis, expires_at: Millis) -> Result<bool> {
+        let rows = sqlx::query("SELECT body FROM deliveries WHERE id = $1 AND dead = 1")
+            .bind(id)
+            .fetch_all(self.db.pool())
+            .await?;
+        let Some(mut d) = parse::<Delivery>(rows)?.pop() else {
+            return Ok(false);
+        };
+        d.dead = false;
+        d.next_at = now;
+        d.expires_at = expires_at;
+        self.reschedule(&d).await?;
+        Ok(true)
+    }
+}

@@ -38,42 +38,35 @@ pub enum Backend {
     Postgres,
 }
 
+/// One test per listed backend, in a module named after the scenario.
+#[macro_export]
+macro_rules! backend_tests {
+    ([$($test:ident = $backend:ident),*] $name:ident) => {
+        mod $name {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$name($crate::helpers::Backend::$backend).await
+                }
+            )*
+        }
+    };
+}
+
 /// Generates `#[tokio::test]`s named `memory` and `redis` in a module named after the scenario.
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                super::$name($crate::helpers::Backend::Memory).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                super::$name($crate::helpers::Backend::Redis).await
-            }
-        }
+        $crate::backend_tests!([memory = Memory, redis = Redis] $name);
     )*};
 }
 
-/// Generates `memory`, `redis` and `postgres` tests: for scenarios about records (tickets, the
-/// outbox), which must hold on both live-state backends and on both databases.
+/// Adds a `postgres` test to those: for scenarios about records (tickets, the outbox), which
+/// must hold on both live-state backends and on both databases.
 #[macro_export]
 macro_rules! all_stores {
     ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                super::$name($crate::helpers::Backend::Memory).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                super::$name($crate::helpers::Backend::Redis).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::helpers::Backend::Postgres).await
-            }
-        }
+        $crate::backend_tests!([memory = Memory, redis = Redis, postgres = Postgres] $name);
     )*};
 }
 

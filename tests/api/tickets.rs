@@ -631,7 +631,9 @@ async fn file_store_is_imported_once() {
     std::fs::create_dir_all(dir.join("outbox")).unwrap();
     std::fs::write(dir.join(format!("tickets/{id}.json")), old.to_string()).unwrap();
     let mut crashed = old.clone();
-    let crashed_id = format!("{}Z", &id[..id.len() - 1]);
+    // Another valid id: the same with a different last character.
+    let last = if id.ends_with('0') { '1' } else { '0' };
+    let crashed_id = format!("{}{last}", &id[..id.len() - 1]);
     crashed["id"] = json!(crashed_id);
     std::fs::write(
         dir.join(format!("tickets/.{crashed_id}.json.tmp")),

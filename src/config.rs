@@ -78,9 +78,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     #[serde(default)]
     pub redis_url: Option<String>,
-    /// The record database. Without it: `sqlite://<data_dir>/switchboard.db` in embedded mode;
-    /// with Redis, tickets stay in Redis unless this names a database (PostgreSQL for several
-    /// nodes).
+    /// The record database; `sqlite://<data_dir>/switchboard.db` without it. Several nodes
+    /// share one PostgreSQL.
     #[serde(default)]
     pub database_url: Option<String>,
     /// Prefix of every Redis key and channel, so several deployments can share one Redis.

@@ -21,7 +21,6 @@ use crate::state::Store;
 use crate::state::memory::MemoryStore;
 use crate::state::redis::RedisStore;
 use crate::tickets::TicketStore;
-use crate::tickets::redis::RedisTickets;
 use crate::tickets::sql::SqlTickets;
 use crate::{http, ws};
 
@@ -60,27 +59,27 @@ impl Application {
                 let (store, subscriber) =
                     RedisStore::connect(url, &config, sink, shutdown.clone()).await?;
                 tasks.push(subscriber);
-                let tickets: Arc<dyn TicketStore> = match &config.database_url {
-                    Some(db_url) => {
-                        if crate::db::Kind::of(db_url)? == crate::db::Kind::Sqlite {
-                            tracing::warn!(
-                                "tickets in SQLite serve one node: several nodes need PostgreSQL"
-                            );
-                        }
-                        Arc::new(SqlTickets::new(crate::db::Database::open(db_url).await?))
-                    }
-                    // Until the move to the database is complete, Redis nodes without a
-                    // database keep tickets in Redis as before.
-                    None => Arc::new(RedisTickets::new(store.connection(), &config.key_prefix)),
-                };
-                (Arc::new(store), tickets)
+                let db = open_database(&config).await?;
+                if db.kind() == crate::db::Kind::Sqlite {
+                    tracing::warn!(
+                        "records in SQLite serve one node: several nodes need PostgreSQL \
+                         (--database-url postgres://…)"
+                    );
+                }
+                let tickets = SqlTickets::new(db);
+                let sites: Vec<_> = config.sites.iter().map(|s| s.id.clone()).collect();
+                crate::tickets::redis::import(
+                    store.connection(),
+                    &config.key_prefix,
+                    &sites,
+                    &tickets,
+                )
+                .await
+                .context("cannot import tickets kept in Redis by an earlier version")?;
+                (Arc::new(store), Arc::new(tickets))
             }
             None => {
-                let url = config
-                    .database_url
-                    .clone()
-                    .unwrap_or_else(|| crate::db::default_url(&config.data_dir));
-                let tickets = SqlTickets::new(crate::db::Database::open(&url).await?);
+                let tickets = SqlTickets::new(open_database(&config).await?);
                 tickets.import_files(&config.data_dir).await?;
                 (Arc::new(MemoryStore::new(sink)), Arc::new(tickets))
             }
@@ -152,6 +151,15 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// The record database the configuration names, or SQLite in the data directory.
+async fn open_database(config: &Config) -> anyhow::Result<crate::db::Database> {
+    let url = config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| crate::db::default_url(&config.data_dir));
+    crate::db::Database::open(&url).await
 }
 
 /// Binds with a deep accept queue: std's default of 128 overflows when hundreds of widgets

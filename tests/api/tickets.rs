@@ -689,3 +689,49 @@ async fn migrate_command_on_both_databases() {
         assert_eq!(version, 1, "{url}");
     }
 }
+
+/// Redis only: an upgrade from the version that kept tickets and the outbox in Redis. A node
+/// copies them into the database once and renames the indexes; the next start imports nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_tickets_are_imported_once() {
+    use redis::AsyncCommands;
+    // A real ticket, as an earlier version would have written it.
+    let app = spawn_app(Backend::Memory, config(&[alice(2)])).await;
+    let mut console = agent_client(&app, "alice", "online").await;
+    let (_v, conv) = chat_with(&app, &mut console, "m1", "kept in Redis").await;
+    let id = agent_closes(&mut console, &conv, "resolved").await;
+    let old = ticket(&app, &id).await;
+    app.stop().await;
+
+    let prefix = unique_prefix();
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut r = client.get_multiplexed_async_connection().await.unwrap();
+    let site = |rest: &str| format!("{prefix}:{{{SITE}}}:{rest}");
+    let outbox = |rest: &str| format!("{prefix}:{{outbox}}:{rest}");
+    let dead = json!({"id": "d1", "site": SITE, "url": "http://127.0.0.1:9/hook",
+        "event": "ticket.created", "body": "{}", "attempts": 9, "created_at": 1,
+        "next_at": 1, "expires_at": 2, "last_error": "refused", "dead": true});
+    let _: () = redis::pipe()
+        .set(site(&format!("t:{id}")), old.to_string())
+        .zadd(site("tickets"), &id, 0)
+        .set(outbox("d:d1"), dead.to_string())
+        .zadd(outbox("dead"), "d1", 1)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+
+    let cfg = config(&[alice(2)]);
+    let app = spawn_with(Backend::Redis, cfg.clone(), Some(&prefix)).await;
+    assert_eq!(ticket(&app, &id).await, old);
+    let (_, list) = admin_get(&app, "/v1/webhooks/dead").await;
+    assert_eq!(list["deliveries"][0]["id"], "d1", "{list}");
+    let renamed: bool = r.exists(site("tickets:imported")).await.unwrap();
+    let index: bool = r.exists(site("tickets")).await.unwrap();
+    assert!(renamed && !index);
+    app.stop().await;
+    // The next start finds nothing to import, and the database still has the ticket.
+    let app = spawn_with(Backend::Redis, cfg, Some(&prefix)).await;
+    let (_, list) = admin_get(&app, "/v1/tickets").await;
+    assert_eq!(list["tickets"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}

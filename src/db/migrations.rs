@@ -13,12 +13,20 @@ use super::Kind;
 
 /// (version, description, SQLite, PostgreSQL). A migration written in the SQL both accept
 /// names the same file twice.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "tickets and the webhook outbox",
-    include_str!("sql/0001_tickets.sql"),
-    include_str!("sql/0001_tickets.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "tickets and the webhook outbox",
+        include_str!("sql/0001_tickets.sql"),
+        include_str!("sql/0001_tickets.sql"),
+    ),
+    (
+        2,
+        "ticket figures as columns",
+        include_str!("sql/0002_ticket_figures.sqlite.sql"),
+        include_str!("sql/0002_ticket_figures.postgres.sql"),
+    ),
+];
 
 /// The embedded migrations of one kind, as sqlx wants a source.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::extract::{parse_since, sites};
 use super::{Admin, ApiError, AppState};
-use crate::tickets::TicketFilter;
+use crate::tickets::{StatsGroup, StatsQuery};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -88,22 +88,19 @@ async fn visitors(
     Ok(Json(json!({ "visitors": out })))
 }
 
-/// Median and 90th percentile (nearest rank) of a set of figures.
-fn spread(mut v: Vec<f64>) -> Value {
-    if v.is_empty() {
-        return json!({ "count": 0, "median": null, "p90": null });
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-    json!({ "count": v.len(), "median": rank(0.5), "p90": rank(0.9) })
-}
-
 async fn stats(
     State(state): State<AppState>,
     _: Admin,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    // Default: since midnight UTC today.
+    const KNOWN: &[&str] = &["site", "since", "until", "group"];
+    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ApiError::BadRequest(format!(
+            "unknown parameter {k}; known: {}",
+            KNOWN.join(", ")
+        )));
+    }
+    // Default: since midnight UTC today, until now.
     let since = match q.get("since") {
         Some(s) => parse_since(s)?,
         None => {
@@ -111,37 +108,48 @@ async fn stats(
             now - now.rem_euclid(86_400_000)
         }
     };
-    let mut by_status: HashMap<String, u64> = HashMap::new();
-    let (mut waits, mut responses, mut ratings) = (Vec::new(), Vec::new(), Vec::new());
-    let mut chats = 0u64;
-    for site in sites(&state, &q)? {
-        let mut filter = TicketFilter {
-            since: Some(since),
-            limit: 500,
-            ..TicketFilter::default()
-        };
-        loop {
-            let page = state.engine.tickets().list(&site, &filter).await?;
-            for t in &page {
-                chats += 1;
-                *by_status.entry(t.status.clone()).or_default() += 1;
-                waits.extend(t.metrics.queue_wait_secs);
-                responses.extend(t.metrics.first_response_secs);
-                ratings.extend(t.rating.as_ref().map(|r| f64::from(r.score)));
-            }
-            match page.last() {
-                Some(last) if page.len() == filter.limit => filter.cursor = Some(last.id.clone()),
-                _ => break,
-            }
-        }
-    }
-    let average = (!ratings.is_empty()).then(|| ratings.iter().sum::<f64>() / ratings.len() as f64);
-    Ok(Json(json!({
+    let until = match q.get("until") {
+        Some(s) => parse_since(s).map_err(|_| {
+            ApiError::BadRequest(
+                "until: expected RFC 3339 (2026-11-25T09:00:00Z) or Unix milliseconds".into(),
+            )
+        })?,
+        None => i64::MAX,
+    };
+    let group = match q.get("group").map(String::as_str) {
+        None => None,
+        Some("department") => Some(StatsGroup::Department),
+        Some("day") => Some(StatsGroup::Day),
+        Some(_) => return Err(ApiError::BadRequest("group: department or day".into())),
+    };
+    let site = match q.get("site") {
+        Some(_) => sites(&state, &q)?.pop(),
+        None => None,
+    };
+    let query = |group| StatsQuery {
+        site: site.clone(),
+        since,
+        until,
+        group,
+    };
+    let tickets = state.engine.tickets();
+    let total = tickets
+        .stats(&query(StatsGroup::All))
+        .await?
+        .pop()
+        .unwrap_or_default();
+    let mut body = json!({
         "since": since,
-        "chats": chats,
-        "by_status": by_status,
-        "queue_wait_secs": spread(waits),
-        "first_response_secs": spread(responses),
-        "rating": { "count": ratings.len(), "average": average },
-    })))
+        "until": (until != i64::MAX).then_some(until),
+        "chats": total.chats,
+        "by_status": total.by_status,
+        "queue_wait_secs": total.queue_wait_secs,
+        "first_response_secs": total.first_response_secs,
+        "handling_secs": total.handling_secs,
+        "rating": total.rating,
+    });
+    if let Some(group) = group {
+        body["groups"] = json!(tickets.stats(&query(group)).await?);
+    }
+    Ok(Json(body))
 }

@@ -327,4 +327,52 @@ pub trait TicketStore: Send + Sync + 'static {
     async fn dead(&self, site: &SiteId) -> Result<Vec<Delivery>>;
     /// Makes a dead delivery due again now. False when there is no such dead delivery.
     async fn revive(&self, id: &str, now: Millis, expires_at: Millis) -> Result<bool>;
+
+    /// Figures of the tickets closed in a range, per group, computed by the database.
+    async fn stats(&self, query: &StatsQuery) -> Result<Vec<Figures>>;
+}
+
+/// How `/v1/stats` groups its figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsGroup {
+    /// One group, `all`.
+    All,
+    Department,
+    /// By UTC day of the close; the key is the day's first millisecond.
+    Day,
+}
+
+/// Which tickets the figures cover: closed in `since..until`, of one site or of all.
+#[derive(Clone, Debug)]
+pub struct StatsQuery {
+    pub site: Option<SiteId>,
+    pub since: Millis,
+    pub until: Millis,
+    pub group: StatsGroup,
+}
+
+/// Median and 90th percentile (nearest rank) of one measure, over the tickets that have it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Spread {
+    pub count: u64,
+    pub median: Option<f64>,
+    pub p90: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RatingFigures {
+    pub count: u64,
+    pub average: Option<f64>,
+}
+
+/// The figures of one group.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Figures {
+    pub key: String,
+    pub chats: u64,
+    pub by_status: std::collections::BTreeMap<String, u64>,
+    pub queue_wait_secs: Spread,
+    pub first_response_secs: Spread,
+    pub handling_secs: Spread,
+    pub rating: RatingFigures,
 }

@@ -10,7 +10,9 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::{Delivery, Result, Ticket, TicketFilter, TicketStore};
+use super::{
+    Delivery, Figures, Result, Spread, StatsGroup, StatsQuery, Ticket, TicketFilter, TicketStore,
+};
 use crate::db::{Database, Kind};
 use crate::model::{Millis, SiteId};
 use crate::state::StoreError;
@@ -126,11 +128,14 @@ impl TicketStore for SqlTickets {
         let body = serde_json::to_string(ticket).map_err(corrupt)?;
         let mut tx = self.db.pool().begin().await?;
         sqlx::query(
-            "INSERT INTO tickets (id, site, visitor, department, status, closed_at, agents, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+            "INSERT INTO tickets (id, site, visitor, department, status, closed_at, agents, body, \
+             queue_wait, first_response, handling, rating) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (id) DO UPDATE SET department = excluded.department, \
              status = excluded.status, closed_at = excluded.closed_at, \
-             agents = excluded.agents, body = excluded.body",
+             agents = excluded.agents, body = excluded.body, \
+             queue_wait = excluded.queue_wait, first_response = excluded.first_response, \
+             handling = excluded.handling, rating = excluded.rating",
         )
         .bind(&ticket.id)
         .bind(&ticket.site.0)
@@ -140,6 +145,10 @@ impl TicketStore for SqlTickets {
         .bind(ticket.closed_at)
         .bind(agents_column(ticket))
         .bind(body)
+        .bind(ticket.metrics.queue_wait_secs)
+        .bind(ticket.metrics.first_response_secs)
+        .bind(ticket.metrics.handling_secs)
+        .bind(ticket.rating.as_ref().map(|r| i64::from(r.score)))
         .execute(&mut *tx)
         .await?;
         write_deliveries(&mut tx, deliveries).await?;
@@ -248,6 +257,93 @@ impl TicketStore for SqlTickets {
         .fetch_all(self.db.pool())
         .await?;
         parse(rows)
+    }
+
+    async fn stats(&self, q: &StatsQuery) -> Result<Vec<Figures>> {
+        // The group key as text, and the range (and site) as numbered arguments.
+        let key = match q.group {
+            StatsGroup::All => "CAST('all' AS TEXT)",
+            StatsGroup::Department => "department",
+            StatsGroup::Day => "CAST((closed_at / 86400000) * 86400000 AS TEXT)",
+        };
+        // PostgreSQL refuses a constant in GROUP BY and PARTITION BY: one group needs neither.
+        let (group_by, partition) = match q.group {
+            StatsGroup::All => (String::new(), String::new()),
+            _ => (format!("{key}, "), format!("PARTITION BY {key} ")),
+        };
+        let mut filter = String::from("closed_at >= $1 AND closed_at < $2");
+        if q.site.is_some() {
+            filter.push_str(" AND site = $3");
+        }
+        fn bind<'q>(
+            sql: &'q str,
+            q: &StatsQuery,
+        ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+            let query = sqlx::query(sql).bind(q.since).bind(q.until);
+            match &q.site {
+                Some(site) => query.bind(site.0.clone()),
+                None => query,
+            }
+        }
+        let pool = self.db.pool();
+        let mut groups: std::collections::BTreeMap<String, Figures> = Default::default();
+        let counts = format!(
+            "SELECT {key} AS k, status, COUNT(*) AS n, COUNT(rating) AS rated, \
+             AVG(CAST(rating AS DOUBLE PRECISION)) AS average \
+             FROM tickets WHERE {filter} GROUP BY {group_by}status"
+        );
+        for row in bind(&counts, q).fetch_all(pool).await? {
+            let k: String = row.try_get("k")?;
+            let g = groups.entry(k.clone()).or_insert_with(|| Figures {
+                key: k,
+                ..Figures::default()
+            });
+            let n = row.try_get::<i64, _>("n")? as u64;
+            let rated = row.try_get::<i64, _>("rated")? as u64;
+            g.chats += n;
+            *g.by_status.entry(row.try_get("status")?).or_default() += n;
+            if let Some(avg) = row.try_get::<Option<f64>, _>("average")? {
+                // Weighted into the group's average across statuses.
+                let total = g.rating.average.unwrap_or(0.0) * g.rating.count as f64;
+                g.rating.count += rated;
+                g.rating.average = Some((total + avg * rated as f64) / g.rating.count as f64);
+            }
+        }
+        // Nearest-rank median and 90th percentile per group, by window functions: the rows at
+        // ranks ceil(n/2) and ceil(9n/10) of each group's sorted values.
+        for (column, pick) in [
+            (
+                "queue_wait",
+                (|f: &mut Figures| &mut f.queue_wait_secs) as fn(&mut Figures) -> &mut Spread,
+            ),
+            ("first_response", |f| &mut f.first_response_secs),
+            ("handling", |f| &mut f.handling_secs),
+        ] {
+            let sql = format!(
+                "SELECT k, v, rn, n FROM (SELECT {key} AS k, {column} AS v, \
+                 ROW_NUMBER() OVER ({partition}ORDER BY {column}) AS rn, \
+                 COUNT(*) OVER ({partition}) AS n \
+                 FROM tickets WHERE {filter} AND {column} IS NOT NULL) ranked \
+                 WHERE rn = (n + 1) / 2 OR rn = (9 * n + 9) / 10"
+            );
+            for row in bind(&sql, q).fetch_all(pool).await? {
+                let k: String = row.try_get("k")?;
+                let (v, rn, n): (f64, i64, i64) =
+                    (row.try_get("v")?, row.try_get("rn")?, row.try_get("n")?);
+                let Some(g) = groups.get_mut(&k) else {
+                    continue;
+                };
+                let spread = pick(g);
+                spread.count = n as u64;
+                if rn == (n + 1) / 2 {
+                    spread.median = Some(v);
+                }
+                if rn == (9 * n + 9) / 10 {
+                    spread.p90 = Some(v);
+                }
+            }
+        }
+        Ok(groups.into_values().collect())
     }
 
     async fn revive(&self, id: &str, now: Millis, expires_at: Millis) -> Result<bool> {

@@ -97,8 +97,28 @@ async fn supervisor_figures(backend: Backend) {
     assert_eq!(s["first_response_secs"]["count"], 3);
     assert_eq!(s["rating"]["count"], 2);
     assert_eq!(s["rating"]["average"], 4.0);
+    assert_eq!(s["handling_secs"]["count"], 3);
     let (_, later) = admin_get(&app, "/v1/stats?since=2100-01-01T00:00:00Z").await;
     assert_eq!(later["chats"], 0);
+    // A range that ends before the chats closed has none of them.
+    let (_, before) = admin_get(&app, &format!("/v1/stats?since=0&until={}", s["since"])).await;
+    assert_eq!(before["chats"], 0, "{before}");
+    // Grouped by department and by day (the database computes each group's figures).
+    let (_, by_dept) = admin_get(&app, "/v1/stats?group=department").await;
+    let groups = by_dept["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{by_dept}");
+    assert_eq!(groups[0]["key"], "support");
+    assert_eq!(groups[0]["chats"], 3);
+    assert_eq!(groups[0]["rating"]["average"], 4.0);
+    assert_eq!(groups[0]["queue_wait_secs"], s["queue_wait_secs"]);
+    let (_, by_day) = admin_get(&app, "/v1/stats?group=day").await;
+    assert_eq!(
+        by_day["groups"][0]["key"],
+        s["since"].to_string(),
+        "{by_day}"
+    );
+    let (status, e) = admin_get(&app, "/v1/stats?group=week").await;
+    assert_eq!((status, &e["error"]["code"]), (400, &json!("bad_request")));
     let (status, _) = http_get(app.addr, "/v1/stats", None).await;
     assert_eq!(status, 401);
     let (status, _) = http_get(app.addr, "/v1/agents", Some("wrong")).await;

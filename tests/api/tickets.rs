@@ -686,7 +686,7 @@ async fn migrate_command_on_both_databases() {
             .fetch_one(db.pool())
             .await
             .unwrap();
-        assert_eq!(version, 1, "{url}");
+        assert_eq!(version, 2, "{url}");
     }
 }
 

@@ -92,6 +92,9 @@ pub struct Config {
     /// Hex SHA-256 of the admin bearer token for the REST API (tickets, webhooks).
     #[serde(default)]
     pub admin_token_sha256: Option<String>,
+    /// Tickets closed more than this many days ago are deleted (checked hourly). None: kept.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -583,6 +586,12 @@ impl Config {
 
     /// Checks what serde cannot: ranges, references and uniqueness.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.retention_days == Some(0) {
+            return Err(bad(
+                "retention_days",
+                "must be at least 1 (leave it out to keep tickets)",
+            ));
+        }
         if let Some(url) = &self.database_url
             && crate::db::Kind::of(url).is_err()
         {

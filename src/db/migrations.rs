@@ -26,6 +26,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0002_ticket_figures.sqlite.sql"),
         include_str!("sql/0002_ticket_figures.postgres.sql"),
     ),
+    (
+        3,
+        "audit log",
+        include_str!("sql/0003_audit.sql"),
+        include_str!("sql/0003_audit.sql"),
+    ),
 ];
 
 /// The embedded migrations of one kind, as sqlx wants a source.

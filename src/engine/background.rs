@@ -106,6 +106,7 @@ impl Engine {
 
     pub(super) async fn sweep(&self) {
         let now = self.now();
+        self.apply_retention(now).await;
         for site in &self.inner.config.sites {
             if let Err(e) = self.sweep_tickets(site, now).await {
                 tracing::warn!(cause = %e.message, site = %site.id, "ticket sweep failed");

@@ -13,6 +13,7 @@
 //! - `presence` — visitor presence and the live list;
 //! - `triggers` — proactive messages;
 //! - `background` — the node's loops: queue notifications, presence refresh, the sweep;
+//! - `privacy` — a visitor's data exported or erased everywhere; ticket retention;
 //! - `sessions` — what socket sessions ask of the node (the hub and the log reach them only here).
 //!
 //! Where a visitor's message goes: `ws::visitor` parses it → `Engine::visitor_message` stores it
@@ -25,6 +26,7 @@ mod background;
 mod intake;
 mod lifecycle;
 mod presence;
+mod privacy;
 mod routing;
 mod sessions;
 mod triggers;
@@ -146,6 +148,8 @@ struct Inner {
     node: String,
     /// Trigger rules waiting for their time on page, per visitor socket of this node.
     triggers: crate::triggers::Schedule,
+    /// When this node last applied the retention setting (engine clock; 0: never).
+    retention_at: std::sync::atomic::AtomicI64,
 }
 
 /// How long an agents snapshot serves on-duty checks and estimates.
@@ -178,6 +182,7 @@ impl Engine {
                 agents_cache: dashmap::DashMap::new(),
                 node: ulid::Ulid::new().to_string(),
                 triggers: crate::triggers::Schedule::default(),
+                retention_at: std::sync::atomic::AtomicI64::new(0),
             }),
         }
     }

@@ -5,6 +5,7 @@
 mod error;
 mod extract;
 pub mod health;
+pub mod privacy;
 pub mod supervisor;
 pub mod tickets;
 pub mod widget;
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(tickets::router())
         .merge(supervisor::router())
+        .merge(privacy::router())
         .merge(widget::router())
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound("no such route") })

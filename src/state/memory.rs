@@ -735,6 +735,28 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    async fn forget_visitor(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        convs: &[ConvId],
+    ) -> Result<()> {
+        let site = self.site(site);
+        let mut s = lock(&site);
+        let current = s.visitors.remove(visitor).and_then(|v| v.conv);
+        s.live.remove(visitor);
+        for conv in convs.iter().chain(current.as_ref()) {
+            if s.convs
+                .get(conv)
+                .is_some_and(|c| c.conv.visitor == *visitor)
+            {
+                s.convs.remove(conv);
+                s.unticketed.remove(conv);
+            }
+        }
+        Ok(())
+    }
+
     async fn sweep_closed(&self, now: Millis) -> Result<()> {
         let sites: Vec<_> = self.sites.iter().map(|e| e.value().clone()).collect();
         for site in sites {

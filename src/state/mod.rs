@@ -263,6 +263,14 @@ pub trait Store: Send + Sync + 'static {
     async fn ready(&self) -> Result<bool>;
     /// Frees closed conversations older than their retention (memory only; Redis expires keys).
     async fn sweep_closed(&self, now: Millis) -> Result<()>;
+    /// Erases a visitor: their profile, presence, and the given (closed) conversations with
+    /// their logs. A privacy request; the caller made sure no conversation of theirs is open.
+    async fn forget_visitor(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        convs: &[ConvId],
+    ) -> Result<()>;
 }
 
 /// Queue score: higher priority first, then arrival. `arrival` is a per-site counter taken in

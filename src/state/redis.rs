@@ -898,6 +898,37 @@ impl Store for RedisStore {
         Ok(pong == "PONG" && self.subscribed.load(Ordering::Acquire))
     }
 
+    async fn forget_visitor(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        convs: &[ConvId],
+    ) -> Result<()> {
+        let base = self.base(site);
+        let current: Option<String> = self
+            .conn()
+            .hget(format!("{base}v:{visitor}"), "conv")
+            .await?;
+        let mut pipe = redis::pipe();
+        pipe.del(format!("{base}v:{visitor}"))
+            .ignore()
+            .zrem(format!("{base}live"), &visitor.0)
+            .ignore();
+        let current = current.filter(|c| !c.is_empty()).map(ConvId);
+        for conv in convs.iter().chain(current.as_ref()) {
+            pipe.del(&[
+                format!("{base}c:{conv}"),
+                format!("{base}c:{conv}:log"),
+                format!("{base}c:{conv}:cids"),
+            ])
+            .ignore()
+            .srem(format!("{base}unticketed"), &conv.0)
+            .ignore();
+        }
+        let _: () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
     async fn sweep_closed(&self, _now: Millis) -> Result<()> {
         // Closed conversations' keys carry a TTL set by the close script.
         Ok(())

@@ -330,6 +330,29 @@ pub trait TicketStore: Send + Sync + 'static {
 
     /// Figures of the tickets closed in a range, per group, computed by the database.
     async fn stats(&self, query: &StatsQuery) -> Result<Vec<Figures>>;
+
+    /// Deletes a visitor's tickets and every pending or dead delivery that names them, in one
+    /// transaction. The number of tickets deleted.
+    async fn erase_visitor(&self, site: &SiteId, visitor: &str) -> Result<u64>;
+    /// Deletes tickets closed before `before` (the retention setting). The number deleted.
+    async fn expire(&self, before: Millis) -> Result<u64>;
+    /// Records an entry in the audit log.
+    async fn audit(&self, entry: &AuditEntry) -> Result<()>;
+}
+
+/// One line of the audit log.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub at: Millis,
+    /// Who: `admin` for the REST admin token.
+    pub actor: String,
+    /// What: `visitor.export`, `visitor.erase`.
+    pub action: String,
+    pub site: SiteId,
+    /// Whose data: a visitor id.
+    pub subject: String,
+    /// Anything else worth keeping, as JSON.
+    pub detail: serde_json::Value,
 }
 
 /// How `/v1/stats` groups its figures.

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::{
-    Delivery, Figures, Result, Spread, StatsGroup, StatsQuery, Ticket, TicketFilter, TicketStore,
+    AuditEntry, Delivery, Figures, Result, Spread, StatsGroup, StatsQuery, Ticket, TicketFilter,
+    TicketStore,
 };
 use crate::db::{Database, Kind};
 use crate::model::{Millis, SiteId};
@@ -344,6 +345,49 @@ impl TicketStore for SqlTickets {
             }
         }
         Ok(groups.into_values().collect())
+    }
+
+    async fn erase_visitor(&self, site: &SiteId, visitor: &str) -> Result<u64> {
+        let mut tx = self.db.pool().begin().await?;
+        let deleted = sqlx::query("DELETE FROM tickets WHERE site = $1 AND visitor = $2")
+            .bind(&site.0)
+            .bind(visitor)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        // Webhook payloads carry the visitor's id (and with it their data): none may go out.
+        sqlx::query("DELETE FROM deliveries WHERE site = $1 AND body LIKE $2")
+            .bind(&site.0)
+            .bind(format!("%{visitor}%"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn expire(&self, before: Millis) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM tickets WHERE closed_at < $1")
+            .bind(before)
+            .execute(self.db.pool())
+            .await?
+            .rows_affected())
+    }
+
+    async fn audit(&self, entry: &AuditEntry) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit (id, at, actor, action, site, subject, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(ulid::Ulid::new().to_string())
+        .bind(entry.at)
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.site.0)
+        .bind(&entry.subject)
+        .bind(entry.detail.to_string())
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
     }
 
     async fn revive(&self, id: &str, now: Millis, expires_at: Millis) -> Result<bool> {

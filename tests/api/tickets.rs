@@ -18,6 +18,7 @@ all_stores!(
     dead_deliveries_are_listed_and_retried,
     business_hours_decide_queue_or_offline,
     rest_filters_pagination_and_errors,
+    privacy_requests_and_retention,
 );
 
 async fn ticket(app: &TestApp, id: &str) -> Value {
@@ -686,7 +687,7 @@ async fn migrate_command_on_both_databases() {
             .fetch_one(db.pool())
             .await
             .unwrap();
-        assert_eq!(version, 2, "{url}");
+        assert_eq!(version, 3, "{url}");
     }
 }
 
@@ -733,5 +734,89 @@ async fn redis_tickets_are_imported_once() {
     let app = spawn_with(Backend::Redis, cfg, Some(&prefix)).await;
     let (_, list) = admin_get(&app, "/v1/tickets").await;
     assert_eq!(list["tickets"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+/// The record database a test server on `backend` uses.
+async fn records(backend: Backend, cfg: &switchboard::config::Config) -> switchboard::db::Database {
+    let url = match backend {
+        Backend::Postgres => postgres_database(cfg).await,
+        _ => switchboard::db::default_url(&cfg.data_dir),
+    };
+    switchboard::db::Database::open(&url).await.unwrap()
+}
+
+/// A visitor's data is exported whole and erased everywhere (tickets, live profile and
+/// conversation), never while they chat, each request audited; tickets past the retention
+/// setting go on their own.
+async fn privacy_requests_and_retention(backend: Backend) {
+    let mut cfg = config(&[alice(3)]);
+    cfg.retention_days = Some(30);
+    let (app, clock) = spawn_with_clock(backend, cfg.clone()).await;
+    let mut console = agent_client(&app, "alice", "online").await;
+    let (mut v, welcome) =
+        visitor(&app, json!({"name": "Vera", "email": "vera@example.com"})).await;
+    let vid = welcome["visitor_id"].as_str().unwrap().to_owned();
+    let conv = say(&mut v, "m1", "my address is 1 Main St").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_assigned(&mut console).await;
+    let id = agent_closes(&mut console, &conv, "resolved").await;
+
+    let (status, data) = admin_get(&app, &format!("/v1/visitors/{vid}/export")).await;
+    assert_eq!(status, 200, "{data}");
+    assert_eq!(data["visitor"]["email"], "vera@example.com");
+    assert_eq!(data["tickets"][0]["id"], id.as_str());
+    assert!(data.to_string().contains("1 Main St"));
+
+    // Not while a chat is open.
+    let (mut w, wwelcome) = visitor(&app, json!({})).await;
+    let wconv = say(&mut w, "m1", "still here").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_assigned(&mut console).await;
+    let busy_visitor = wwelcome["visitor_id"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let erase = |who: String| {
+        client
+            .delete(format!("http://{}/v1/visitors/{who}", app.addr))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+    let resp = erase(busy_visitor).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "visitor_busy");
+
+    let resp = erase(vid.clone()).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let (status, _) = admin_get(&app, &format!("/v1/tickets/{id}")).await;
+    assert_eq!(status, 404);
+    let (status, _) = admin_get(&app, &format!("/v1/visitors/{vid}/export")).await;
+    assert_eq!(status, 404);
+    assert_eq!(erase(vid.clone()).await.unwrap().status().as_u16(), 404);
+    let db = records(backend, &cfg).await;
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit WHERE subject = $1 ORDER BY action")
+            .bind(&vid)
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(actions, ["visitor.erase", "visitor.export"]);
+
+    // Retention: 31 days later the other chat's ticket is gone too.
+    let other = agent_closes(&mut console, &wconv, "resolved").await;
+    ticket(&app, &other).await;
+    clock.advance(std::time::Duration::from_secs(31 * 86_400));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while admin_get(&app, &format!("/v1/tickets/{other}")).await.0 != 404 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ticket past retention kept"
+        );
+        tokio::task::yield_now().await;
+    }
     app.stop().await;
 }

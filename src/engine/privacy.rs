@@ -1,0 +1,152 @@
+//! Privacy requests and retention: everything stored about a visitor, exported or erased
+//! everywhere (the record database, the live state, pending webhooks), each request recorded
+//! in the audit log; and tickets older than the retention setting deleted.
+
+use super::*;
+use crate::tickets::AuditEntry;
+
+/// How often the sweep applies the retention setting.
+const RETENTION_EVERY_MS: Millis = 3_600_000;
+
+impl Engine {
+    /// All of a visitor's tickets (paged through, newest first).
+    async fn all_tickets(&self, site: &SiteId, visitor: &VisitorId) -> Result<Vec<Ticket>> {
+        let mut filter = crate::tickets::TicketFilter {
+            visitor: Some(visitor.0.clone()),
+            limit: 500,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        loop {
+            let page = self.inner.tickets.list(site, &filter).await?;
+            let full = page.len() == filter.limit;
+            filter.cursor = page.last().map(|t| t.id.clone());
+            out.extend(page);
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        actor: &str,
+        action: &str,
+        site: &SiteId,
+        visitor: &VisitorId,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        let entry = AuditEntry {
+            at: self.now(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            site: site.clone(),
+            subject: visitor.0.clone(),
+            detail,
+        };
+        Ok(self.inner.tickets.audit(&entry).await?)
+    }
+
+    /// Everything stored about a visitor: profile, tickets, and the events of their current
+    /// conversation. None when nothing is.
+    pub async fn export_visitor(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        actor: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        let store = &self.inner.store;
+        let profile = store.visitor(site, visitor).await?;
+        let tickets = self.all_tickets(site, visitor).await?;
+        let current = store.visitor_conversation(site, visitor).await?;
+        if profile.is_none() && tickets.is_empty() && current.is_none() {
+            return Ok(None);
+        }
+        let conversation = match current {
+            Some(c) => {
+                let events = store.events_after(site, &c.id, 0).await?;
+                Some(serde_json::json!({"id": c.id, "state": c.state, "events": events}))
+            }
+            None => None,
+        };
+        self.record(
+            actor,
+            "visitor.export",
+            site,
+            visitor,
+            serde_json::json!({"tickets": tickets.len()}),
+        )
+        .await?;
+        Ok(Some(serde_json::json!({
+            "visitor": profile,
+            "tickets": tickets,
+            "conversation": conversation,
+        })))
+    }
+
+    /// Erases a visitor everywhere. Refused while they are in an open conversation (close it
+    /// first). False when nothing was stored about them.
+    pub async fn erase_visitor(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        actor: &str,
+    ) -> Result<bool> {
+        let store = &self.inner.store;
+        let current = store.visitor_conversation(site, visitor).await?;
+        if current
+            .as_ref()
+            .is_some_and(|c| c.state != ConvState::Closed)
+        {
+            return Err(EngineError::new(
+                ErrorCode::VisitorBusy,
+                "the visitor is in an open conversation: close it first",
+            ));
+        }
+        let profile = store.visitor(site, visitor).await?;
+        let convs: Vec<ConvId> = self
+            .all_tickets(site, visitor)
+            .await?
+            .into_iter()
+            .map(|t| t.conversation)
+            .collect();
+        let tickets = self.inner.tickets.erase_visitor(site, &visitor.0).await?;
+        store.forget_visitor(site, visitor, &convs).await?;
+        if profile.is_none() && tickets == 0 && current.is_none() {
+            return Ok(false);
+        }
+        self.record(
+            actor,
+            "visitor.erase",
+            site,
+            visitor,
+            serde_json::json!({"tickets": tickets}),
+        )
+        .await?;
+        tracing::info!(site = %site, visitor = %visitor, tickets, "visitor erased");
+        Ok(true)
+    }
+
+    /// Deletes tickets past the retention setting, at most once an hour.
+    pub(super) async fn apply_retention(&self, now: Millis) {
+        let Some(days) = self.inner.config.retention_days else {
+            return;
+        };
+        let last = self
+            .inner
+            .retention_at
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if last != 0 && now - last < RETENTION_EVERY_MS {
+            return;
+        }
+        self.inner
+            .retention_at
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+        let before = now - Millis::from(days) * 86_400_000;
+        match self.inner.tickets.expire(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tickets = n, days, "tickets past retention deleted"),
+            Err(e) => tracing::warn!(cause = %e, "retention sweep failed"),
+        }
+    }
+}

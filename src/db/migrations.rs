@@ -32,6 +32,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0003_audit.sql"),
         include_str!("sql/0003_audit.sql"),
     ),
+    (
+        4,
+        "full-text search over tickets",
+        include_str!("sql/0004_search.sqlite.sql"),
+        include_str!("sql/0004_search.postgres.sql"),
+    ),
 ];
 
 /// The embedded migrations of one kind, as sqlx wants a source.

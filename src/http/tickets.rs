@@ -43,6 +43,7 @@ async fn list(
         "visitor",
         "cursor",
         "limit",
+        "q",
     ];
     if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(bad_request(format!(
@@ -77,6 +78,7 @@ async fn list(
         status: q.get("status").cloned(),
         visitor: q.get("visitor").cloned(),
         cursor: q.get("cursor").cloned(),
+        query: q.get("q").cloned(),
         limit: limit + 1,
     };
     let mut tickets = Vec::new();

@@ -278,6 +278,25 @@ pub struct Delivery {
     pub dead: bool,
 }
 
+impl Ticket {
+    /// What full-text search finds a ticket by: the visitor's name and email, the offline
+    /// message, and every message and private note.
+    pub fn search_text(&self) -> String {
+        let mut parts: Vec<&str> = Vec::new();
+        parts.extend(self.visitor.name.as_deref());
+        parts.extend(self.visitor.email.as_deref());
+        parts.extend(self.offline_message.as_ref().map(|m| m.text.as_str()));
+        for e in &self.transcript {
+            match &e.body {
+                crate::model::EventBody::Message { text, .. }
+                | crate::model::EventBody::Note { text, .. } => parts.push(text),
+                _ => {}
+            }
+        }
+        parts.join(" ")
+    }
+}
+
 /// Which tickets to list, newest first.
 #[derive(Clone, Debug, Default)]
 pub struct TicketFilter {
@@ -290,6 +309,8 @@ pub struct TicketFilter {
     pub visitor: Option<String>,
     /// Continue after this ticket id (exclusive).
     pub cursor: Option<String>,
+    /// Words that must all appear in the ticket (full-text search).
+    pub query: Option<String>,
     pub limit: usize,
 }
 

@@ -44,6 +44,15 @@ fn load_dir<T: serde::de::DeserializeOwned>(dir: &std::path::Path) -> anyhow::Re
     Ok(out)
 }
 
+/// The words of a search, lowercased, without punctuation (both databases tokenize alike).
+fn search_words(q: &str) -> Vec<String> {
+    q.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(20)
+        .map(str::to_lowercase)
+        .collect()
+}
+
 /// `TicketStore` on the record database.
 pub struct SqlTickets {
     db: Database,
@@ -130,13 +139,14 @@ impl TicketStore for SqlTickets {
         let mut tx = self.db.pool().begin().await?;
         sqlx::query(
             "INSERT INTO tickets (id, site, visitor, department, status, closed_at, agents, body, \
-             queue_wait, first_response, handling, rating) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             queue_wait, first_response, handling, rating, search_text) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (id) DO UPDATE SET department = excluded.department, \
              status = excluded.status, closed_at = excluded.closed_at, \
              agents = excluded.agents, body = excluded.body, \
              queue_wait = excluded.queue_wait, first_response = excluded.first_response, \
-             handling = excluded.handling, rating = excluded.rating",
+             handling = excluded.handling, rating = excluded.rating, \
+             search_text = excluded.search_text",
         )
         .bind(&ticket.id)
         .bind(&ticket.site.0)
@@ -150,6 +160,7 @@ impl TicketStore for SqlTickets {
         .bind(ticket.metrics.first_response_secs)
         .bind(ticket.metrics.handling_secs)
         .bind(ticket.rating.as_ref().map(|r| i64::from(r.score)))
+        .bind(ticket.search_text())
         .execute(&mut *tx)
         .await?;
         write_deliveries(&mut tx, deliveries).await?;
@@ -189,6 +200,33 @@ impl TicketStore for SqlTickets {
         }
         if let Some(c) = &filter.cursor {
             add(&mut sql, " AND id < ?", c.clone());
+        }
+        if let Some(words) = filter
+            .query
+            .as_deref()
+            .map(search_words)
+            .filter(|w| !w.is_empty())
+        {
+            match self.db.kind() {
+                Kind::Sqlite => {
+                    // Each word quoted: FTS5 operators in a visitor's words stay words.
+                    let phrase = words
+                        .iter()
+                        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    add(
+                        &mut sql,
+                        " AND rowid IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH ?)",
+                        phrase,
+                    );
+                }
+                Kind::Postgres => add(
+                    &mut sql,
+                    " AND to_tsvector('simple', search_text) @@ plainto_tsquery('simple', ?)",
+                    words.join(" "),
+                ),
+            }
         }
         if let Some(s) = filter.since {
             since = Some(s);

@@ -19,6 +19,7 @@ all_stores!(
     business_hours_decide_queue_or_offline,
     rest_filters_pagination_and_errors,
     privacy_requests_and_retention,
+    search_finds_tickets_by_their_words,
 );
 
 async fn ticket(app: &TestApp, id: &str) -> Value {
@@ -687,7 +688,7 @@ async fn migrate_command_on_both_databases() {
             .fetch_one(db.pool())
             .await
             .unwrap();
-        assert_eq!(version, 3, "{url}");
+        assert_eq!(version, 4, "{url}");
     }
 }
 
@@ -819,4 +820,72 @@ async fn privacy_requests_and_retention(backend: Backend) {
         tokio::task::yield_now().await;
     }
     app.stop().await;
+}
+
+/// `q` finds tickets by the words of their messages, notes and visitor, all words required,
+/// whatever the case, combined with the other filters; search syntax in the words is just text.
+async fn search_finds_tickets_by_their_words(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(3)])).await;
+    let mut console = agent_client(&app, "alice", "online").await;
+    let mut ids = Vec::new();
+    for (name, text) in [
+        ("Olga", "My parcel to Oslo is late"),
+        ("Pavel", "Refund for order 7431, please"),
+    ] {
+        let (mut v, _) = visitor(&app, json!({"name": name})).await;
+        let conv = say(&mut v, "m1", text).await["conversation"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        wait_assigned(&mut console).await;
+        if name == "Pavel" {
+            console
+                .send(json!({"type": "note", "conversation": conv, "client_id": "n1", "text": "VIP customer"}))
+                .await;
+            console.wait_for("note ack", |m| m["type"] == "ack").await;
+        }
+        ids.push(agent_closes(&mut console, &conv, "resolved").await);
+    }
+    assert_eq!(found(&app, "oslo").await, [ids[0].clone()]);
+    assert_eq!(found(&app, "PARCEL late").await, [ids[0].clone()]);
+    assert_eq!(found(&app, "refund 7431").await, [ids[1].clone()]);
+    assert_eq!(
+        found(&app, "vip").await,
+        [ids[1].clone()],
+        "private notes are searched"
+    );
+    assert_eq!(
+        found(&app, "pavel").await,
+        [ids[1].clone()],
+        "the visitor's name is searched"
+    );
+    assert!(
+        found(&app, "parcel refund").await.is_empty(),
+        "every word is required"
+    );
+    assert!(found(&app, "\"NEAR(oslo* OR").await.len() <= 1);
+    let (_, none) = admin_get(&app, "/v1/tickets?q=oslo&status=offline").await;
+    assert_eq!(none["tickets"], json!([]));
+    app.stop().await;
+}
+
+/// The ids of the tickets `GET /v1/tickets?q=` finds.
+async fn found(app: &TestApp, q: &str) -> Vec<String> {
+    let (status, body) = admin_get(app, &format!("/v1/tickets?q={}", urlencode(q))).await;
+    assert_eq!(status, 200, "{q}: {body}");
+    body["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -38,6 +38,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0004_search.sqlite.sql"),
         include_str!("sql/0004_search.postgres.sql"),
     ),
+    (
+        5,
+        "follow-up status and tags",
+        include_str!("sql/0005_follow_up.sqlite.sql"),
+        include_str!("sql/0005_follow_up.postgres.sql"),
+    ),
 ];
 
 /// The embedded migrations of one kind, as sqlx wants a source.

@@ -92,6 +92,8 @@ impl Engine {
             ticket.created_at = old.created_at;
             ticket.rating = old.rating.clone();
             ticket.offline_message = old.offline_message.clone();
+            ticket.follow_up = old.follow_up;
+            ticket.tags = old.tags.clone();
         }
         if save {
             let event = if previous.is_some() {
@@ -322,5 +324,52 @@ impl Engine {
             ..Default::default()
         };
         Ok(self.inner.tickets.list(site, &filter).await?)
+    }
+}
+
+/// A change to a ticket's follow-up, over REST.
+pub enum TicketChange {
+    FollowUp(crate::tickets::FollowUp),
+    Tags(Vec<String>),
+}
+
+impl Engine {
+    /// Changes a ticket's follow-up status or tags, records it in the ticket's history and
+    /// announces `ticket.updated`. None when there is no such ticket.
+    pub async fn update_ticket(
+        &self,
+        site_id: &SiteId,
+        id: &str,
+        change: TicketChange,
+        actor: &str,
+    ) -> Result<Option<Ticket>> {
+        let site = self.site(site_id)?;
+        let Some(mut ticket) = self.inner.tickets.get(site_id, id).await? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let (kind, value) = match change {
+            TicketChange::FollowUp(f) => {
+                ticket.follow_up = f;
+                ("follow_up", f.as_str().to_owned())
+            }
+            TicketChange::Tags(tags) => {
+                let value = tags.join(", ");
+                ticket.tags = tags;
+                ("tags", value)
+            }
+        };
+        ticket.history.push(crate::tickets::HistoryEntry {
+            at: now,
+            kind: kind.to_owned(),
+            agent: None,
+            from: None,
+            to_department: None,
+            reason: Some(value),
+            note: Some(format!("by {actor}")),
+        });
+        ticket.updated_at = now;
+        self.save_ticket(site, &ticket, "ticket.updated").await?;
+        Ok(Some(ticket))
     }
 }

@@ -32,6 +32,7 @@ mod sessions;
 mod triggers;
 
 pub use intake::{Route, VisitorSession};
+pub use lifecycle::TicketChange;
 pub use sessions::AgentChat;
 
 use std::sync::Arc;

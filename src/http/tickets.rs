@@ -6,14 +6,15 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::extract::{parse_since, sites};
 use super::{Admin, ApiError, AppState};
+use crate::engine::TicketChange;
 use crate::model::DeptId;
-use crate::tickets::TicketFilter;
+use crate::tickets::{FollowUp, TicketFilter};
 
 const MAX_LIMIT: usize = 200;
 
@@ -21,6 +22,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tickets", get(list))
         .route("/v1/tickets/{id}", get(one))
+        .route("/v1/tickets/{id}/tags", put(set_tags))
+        .route("/v1/tickets/{id}/follow-up", put(set_follow_up))
         .route("/v1/webhooks/dead", get(dead))
         .route("/v1/webhooks/dead/{id}/retry", post(retry))
 }
@@ -44,6 +47,8 @@ async fn list(
         "cursor",
         "limit",
         "q",
+        "follow_up",
+        "tag",
     ];
     if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(bad_request(format!(
@@ -79,6 +84,14 @@ async fn list(
         visitor: q.get("visitor").cloned(),
         cursor: q.get("cursor").cloned(),
         query: q.get("q").cloned(),
+        follow_up: q
+            .get("follow_up")
+            .map(|f| {
+                FollowUp::parse(f)
+                    .ok_or_else(|| bad_request("follow_up: one of open, pending, solved"))
+            })
+            .transpose()?,
+        tag: q.get("tag").map(|t| t.to_lowercase()),
         limit: limit + 1,
     };
     let mut tickets = Vec::new();
@@ -138,4 +151,72 @@ async fn retry(
     }
     state.engine.courier().wake();
     Ok(Json(json!({ "id": id, "status": "queued" })))
+}
+
+/// Applies a change to the ticket with this id, whichever site it is on.
+async fn change(state: &AppState, id: &str, change: TicketChange) -> Result<Json<Value>, ApiError> {
+    for site in &state.engine.config().sites {
+        if state.engine.tickets().get(&site.id, id).await?.is_some() {
+            let t = state
+                .engine
+                .update_ticket(&site.id, id, change, "admin")
+                .await?
+                .ok_or(ApiError::NotFound("no such ticket"))?;
+            return Ok(Json(json!(t)));
+        }
+    }
+    Err(ApiError::NotFound("no such ticket"))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagsBody {
+    tags: Vec<String>,
+}
+
+/// `PUT /v1/tickets/{id}/tags` `{"tags": [...]}`: replaces the tags (at most 20, each 1 to 40
+/// letters, digits, `-` or `_`; stored lowercase, without duplicates).
+async fn set_tags(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    body: Result<Json<TagsBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| bad_request(format!("body: {}", e.body_text())))?;
+    let mut tags: Vec<String> = Vec::new();
+    for t in body.tags {
+        let t = t.trim().to_lowercase();
+        let valid = (1..=40).contains(&t.chars().count())
+            && t.chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(bad_request("tags: each 1 to 40 letters, digits, - or _"));
+        }
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    if tags.len() > 20 {
+        return Err(bad_request("tags: at most 20"));
+    }
+    change(&state, &id, TicketChange::Tags(tags)).await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FollowUpBody {
+    status: String,
+}
+
+/// `PUT /v1/tickets/{id}/follow-up` `{"status": "open" | "pending" | "solved"}`.
+async fn set_follow_up(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    body: Result<Json<FollowUpBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| bad_request(format!("body: {}", e.body_text())))?;
+    let status = FollowUp::parse(&body.status)
+        .ok_or_else(|| bad_request("status: one of open, pending, solved"))?;
+    change(&state, &id, TicketChange::FollowUp(status)).await
 }

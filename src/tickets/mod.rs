@@ -49,6 +49,43 @@ pub struct Ticket {
     pub rating: Option<Rating>,
     #[serde(default)]
     pub offline_message: Option<OfflineMessage>,
+    /// Where follow-up stands: offline messages start `open`, finished chats `solved`.
+    #[serde(default)]
+    pub follow_up: FollowUp,
+    /// Free labels for the inbox, lowercase.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Follow-up on a ticket, set over REST.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FollowUp {
+    /// Someone has to act (offline messages start here).
+    Open,
+    /// Waiting on the visitor or a third party.
+    Pending,
+    #[default]
+    Solved,
+}
+
+impl FollowUp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Pending => "pending",
+            Self::Solved => "solved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(Self::Open),
+            "pending" => Some(Self::Pending),
+            "solved" => Some(Self::Solved),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -223,6 +260,12 @@ impl Ticket {
             site: site.clone(),
             conversation: conv.id.clone(),
             department: conv.department.clone(),
+            follow_up: if status == "offline" {
+                FollowUp::Open
+            } else {
+                FollowUp::Solved
+            },
+            tags: Vec::new(),
             status: status.into(),
             created_at: now,
             updated_at: now,
@@ -311,6 +354,9 @@ pub struct TicketFilter {
     pub cursor: Option<String>,
     /// Words that must all appear in the ticket (full-text search).
     pub query: Option<String>,
+    pub follow_up: Option<FollowUp>,
+    /// Tickets carrying this tag.
+    pub tag: Option<String>,
     pub limit: usize,
 }
 

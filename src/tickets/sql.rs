@@ -92,14 +92,19 @@ impl SqlTickets {
     }
 }
 
-/// The agents column: every id with a space on each side, so one `LIKE '% id %'` finds one.
-fn agents_column(t: &Ticket) -> String {
+/// A list column: every item with a space on each side, so one `LIKE '% item %'` finds one.
+fn padded<S: AsRef<str>>(items: &[S]) -> String {
     let mut s = String::from(" ");
-    for a in &t.agents {
-        s.push_str(&a.id.0);
+    for item in items {
+        s.push_str(item.as_ref());
         s.push(' ');
     }
     s
+}
+
+fn agents_column(t: &Ticket) -> String {
+    let ids: Vec<&str> = t.agents.iter().map(|a| a.id.0.as_str()).collect();
+    padded(&ids)
 }
 
 const UPSERT_DELIVERY: &str = "INSERT INTO deliveries (id, site, next_at, lease_until, dead, created_at, body) \
@@ -139,14 +144,15 @@ impl TicketStore for SqlTickets {
         let mut tx = self.db.pool().begin().await?;
         sqlx::query(
             "INSERT INTO tickets (id, site, visitor, department, status, closed_at, agents, body, \
-             queue_wait, first_response, handling, rating, search_text) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             queue_wait, first_response, handling, rating, search_text, follow_up, tags) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (id) DO UPDATE SET department = excluded.department, \
              status = excluded.status, closed_at = excluded.closed_at, \
              agents = excluded.agents, body = excluded.body, \
              queue_wait = excluded.queue_wait, first_response = excluded.first_response, \
              handling = excluded.handling, rating = excluded.rating, \
-             search_text = excluded.search_text",
+             search_text = excluded.search_text, follow_up = excluded.follow_up, \
+             tags = excluded.tags",
         )
         .bind(&ticket.id)
         .bind(&ticket.site.0)
@@ -161,6 +167,13 @@ impl TicketStore for SqlTickets {
         .bind(ticket.metrics.handling_secs)
         .bind(ticket.rating.as_ref().map(|r| i64::from(r.score)))
         .bind(ticket.search_text())
+        .bind(ticket.follow_up.as_str())
+        .bind(padded(&ticket.tags))
+        // Not a cached prepared statement: sqlx 0.8's Any driver declares a NULL f64 as a
+        // float4 parameter (sqlx-core any/arguments.rs swaps Real and Double), and PostgreSQL
+        // then refuses the 8-byte value of a later execution. Prepared anew, each execution
+        // declares its own types.
+        .persistent(false)
         .execute(&mut *tx)
         .await?;
         write_deliveries(&mut tx, deliveries).await?;
@@ -200,6 +213,12 @@ impl TicketStore for SqlTickets {
         }
         if let Some(c) = &filter.cursor {
             add(&mut sql, " AND id < ?", c.clone());
+        }
+        if let Some(f) = filter.follow_up {
+            add(&mut sql, " AND follow_up = ?", f.as_str().to_owned());
+        }
+        if let Some(t) = &filter.tag {
+            add(&mut sql, " AND tags LIKE ?", format!("% {t} %"));
         }
         if let Some(words) = filter
             .query

@@ -20,6 +20,7 @@ all_stores!(
     rest_filters_pagination_and_errors,
     privacy_requests_and_retention,
     search_finds_tickets_by_their_words,
+    follow_up_status_and_tags,
 );
 
 async fn ticket(app: &TestApp, id: &str) -> Value {
@@ -688,7 +689,7 @@ async fn migrate_command_on_both_databases() {
             .fetch_one(db.pool())
             .await
             .unwrap();
-        assert_eq!(version, 4, "{url}");
+        assert_eq!(version, 5, "{url}");
     }
 }
 
@@ -888,4 +889,114 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A PUT with the admin token; the status and the JSON body.
+async fn admin_put(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .put(format!("http://{}{path}", app.addr))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Offline messages start `open`, finished chats `solved`; follow-up and tags change over REST,
+/// are recorded in the ticket's history, and filter the list.
+async fn follow_up_status_and_tags(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    // Nobody on duty: the chat ends offline.
+    let (mut v, _) = visitor(&app, json!({})).await;
+    say(&mut v, "m1", "anyone?").await;
+    let offline = v.wait_event("closed").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut console = agent_client(&app, "alice", "online").await;
+    let (_w, conv) = chat_with(&app, &mut console, "m1", "hello").await;
+    let served = agent_closes(&mut console, &conv, "resolved").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while admin_get(&app, &format!("/v1/tickets/{offline}")).await.0 != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "offline ticket filed"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(ticket(&app, &offline).await["follow_up"], "open");
+    assert_eq!(ticket(&app, &served).await["follow_up"], "solved");
+    let ids = |body: Value| -> Vec<String> {
+        body["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(admin_get(&app, "/v1/tickets?follow_up=open").await.1),
+        [offline.as_str()]
+    );
+
+    let (status, t) = admin_put(
+        &app,
+        &format!("/v1/tickets/{offline}/tags"),
+        json!({"tags": ["Billing", "vip", "vip"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["tags"], json!(["billing", "vip"]));
+    let (status, t) = admin_put(
+        &app,
+        &format!("/v1/tickets/{offline}/follow-up"),
+        json!({"status": "pending"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{t}");
+    let t = ticket(&app, &offline).await;
+    assert_eq!(t["follow_up"], "pending");
+    let kinds: Vec<&str> = t["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.ends_with(&["tags", "follow_up"]), "{kinds:?}");
+    assert_eq!(
+        ids(admin_get(&app, "/v1/tickets?tag=vip").await.1),
+        [offline.as_str()]
+    );
+    assert_eq!(
+        ids(admin_get(&app, "/v1/tickets?follow_up=pending").await.1),
+        [offline.as_str()]
+    );
+    assert!(ids(admin_get(&app, "/v1/tickets?follow_up=open").await.1).is_empty());
+
+    for (path, body) in [
+        (
+            format!("/v1/tickets/{offline}/tags"),
+            json!({"tags": ["has space"]}),
+        ),
+        (
+            format!("/v1/tickets/{offline}/follow-up"),
+            json!({"status": "done"}),
+        ),
+        (
+            format!("/v1/tickets/{offline}/follow-up"),
+            json!({"state": "open"}),
+        ),
+    ] {
+        let (status, e) = admin_put(&app, &path, body).await;
+        assert_eq!(
+            (status, &e["error"]["code"]),
+            (400, &json!("bad_request")),
+            "{path}"
+        );
+    }
+    let (status, _) = admin_put(&app, "/v1/tickets/01NOPE/tags", json!({"tags": []})).await;
+    assert_eq!(status, 404);
+    app.stop().await;
 }

@@ -791,6 +791,19 @@ pub async fn admin_get(app: &TestApp, path: &str) -> (u16, Value) {
     http_get(app.addr, path, Some(ADMIN_TOKEN)).await
 }
 
+/// Waits until an admin GET of `path` answers `status` (for what the server does on its own
+/// time: a sweep, a filing).
+pub async fn until_status(app: &TestApp, path: &str, status: u16) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while admin_get(app, path).await.0 != status {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "GET {path} never answered {status}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
 pub async fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
     let mut req = reqwest::Client::new().get(format!("http://{addr}{path}"));
     if let Some(t) = token {

@@ -812,14 +812,7 @@ async fn privacy_requests_and_retention(backend: Backend) {
     let other = agent_closes(&mut console, &wconv, "resolved").await;
     ticket(&app, &other).await;
     clock.advance(std::time::Duration::from_secs(31 * 86_400));
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while admin_get(&app, &format!("/v1/tickets/{other}")).await.0 != 404 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "ticket past retention kept"
-        );
-        tokio::task::yield_now().await;
-    }
+    until_status(&app, &format!("/v1/tickets/{other}"), 404).await;
     app.stop().await;
 }
 
@@ -872,8 +865,13 @@ async fn search_finds_tickets_by_their_words(backend: Backend) {
 
 /// The ids of the tickets `GET /v1/tickets?q=` finds.
 async fn found(app: &TestApp, q: &str) -> Vec<String> {
-    let (status, body) = admin_get(app, &format!("/v1/tickets?q={}", urlencode(q))).await;
-    assert_eq!(status, 200, "{q}: {body}");
+    listed(app, &format!("q={}", urlencode(q))).await
+}
+
+/// The ids of the tickets `GET /v1/tickets?<query>` lists.
+async fn listed(app: &TestApp, query: &str) -> Vec<String> {
+    let (status, body) = admin_get(app, &format!("/v1/tickets?{query}")).await;
+    assert_eq!(status, 200, "{query}: {body}");
     body["tickets"]
         .as_array()
         .unwrap()
@@ -918,28 +916,10 @@ async fn follow_up_status_and_tags(backend: Backend) {
     let mut console = agent_client(&app, "alice", "online").await;
     let (_w, conv) = chat_with(&app, &mut console, "m1", "hello").await;
     let served = agent_closes(&mut console, &conv, "resolved").await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while admin_get(&app, &format!("/v1/tickets/{offline}")).await.0 != 200 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "offline ticket filed"
-        );
-        tokio::task::yield_now().await;
-    }
+    until_status(&app, &format!("/v1/tickets/{offline}"), 200).await;
     assert_eq!(ticket(&app, &offline).await["follow_up"], "open");
     assert_eq!(ticket(&app, &served).await["follow_up"], "solved");
-    let ids = |body: Value| -> Vec<String> {
-        body["tickets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    assert_eq!(
-        ids(admin_get(&app, "/v1/tickets?follow_up=open").await.1),
-        [offline.as_str()]
-    );
+    assert_eq!(listed(&app, "follow_up=open").await, [offline.as_str()]);
 
     let (status, t) = admin_put(
         &app,
@@ -965,15 +945,9 @@ async fn follow_up_status_and_tags(backend: Backend) {
         .map(|h| h["kind"].as_str().unwrap())
         .collect();
     assert!(kinds.ends_with(&["tags", "follow_up"]), "{kinds:?}");
-    assert_eq!(
-        ids(admin_get(&app, "/v1/tickets?tag=vip").await.1),
-        [offline.as_str()]
-    );
-    assert_eq!(
-        ids(admin_get(&app, "/v1/tickets?follow_up=pending").await.1),
-        [offline.as_str()]
-    );
-    assert!(ids(admin_get(&app, "/v1/tickets?follow_up=open").await.1).is_empty());
+    assert_eq!(listed(&app, "tag=vip").await, [offline.as_str()]);
+    assert_eq!(listed(&app, "follow_up=pending").await, [offline.as_str()]);
+    assert!(listed(&app, "follow_up=open").await.is_empty());
 
     for (path, body) in [
         (

@@ -86,22 +86,35 @@ pub fn redis_url() -> String {
 /// process, with PR_SET_PDEATHSIG, so the server dies with the test binary.
 fn start_redis() -> String {
     let port = free_port();
+    let mut cmd = Command::new("redis-server");
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]);
+    if let Err(e) = spawn_for_life(cmd) {
+        panic!(
+            "cannot start redis-server ({e}). Install it (Debian: apt-get install redis-server) \
+             or run ./scripts/test.sh, which installs it"
+        );
+    }
+    wait_listening(port, "redis-server");
+    format!("redis://127.0.0.1:{port}/")
+}
+
+/// Starts a server that lives as long as the test process: it is spawned from a thread that
+/// never ends, with PR_SET_PDEATHSIG (set last, after any change of account, so it holds), so
+/// the server dies with the test binary.
+fn spawn_for_life(mut cmd: Command) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
         // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
         unsafe {
             cmd.pre_exec(|| {
@@ -119,23 +132,16 @@ fn start_redis() -> String {
             }
         }
     });
-    match rx.recv().expect("redis starter thread") {
-        Ok(()) => {}
-        Err(e) => panic!(
-            "cannot start redis-server ({e}). Install it (Debian: apt-get install redis-server) \
-             or run ./scripts/test.sh, which installs it"
-        ),
-    }
-    let url = format!("redis://127.0.0.1:{port}/");
-    // Wait until it accepts connections.
+    rx.recv().map_err(|e| e.to_string())?
+}
+
+/// Waits until something accepts TCP connections on a loopback port.
+fn wait_listening(port: u16, what: &str) {
     let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return url;
-        }
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             std::time::Instant::now() < deadline,
-            "redis-server did not start listening on port {port}"
+            "{what} did not start listening on port {port}"
         );
         std::thread::yield_now();
     }
@@ -197,6 +203,7 @@ fn start_postgres() -> String {
     use std::os::unix::process::CommandExt;
     let dir = temp_dir();
     std::fs::create_dir_all(&dir).unwrap();
+    // SAFETY: geteuid has no preconditions and cannot fail.
     let account = (unsafe { libc::geteuid() } == 0).then(postgres_account);
     if let Some((uid, gid)) = account {
         std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
@@ -228,54 +235,26 @@ fn start_postgres() -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     let port = free_port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let postgres = postgres_bin("postgres");
-    std::thread::spawn(move || {
-        let mut cmd = Command::new(postgres);
-        cmd.args([
-            "-D",
-            data.to_str().unwrap(),
-            "-p",
-            &port.to_string(),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            &format!("unix_socket_directories={}", dir.display()),
-            "-c",
-            "fsync=off",
-            "-c",
-            "max_connections=300",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        as_account(&mut cmd);
-        // SAFETY: prctl is async-signal-safe; it only sets a flag on the child.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn();
-        let ok = child.is_ok();
-        tx.send(child.map(|_| ()).map_err(|e| e.to_string())).ok();
-        if ok {
-            loop {
-                std::thread::park();
-            }
-        }
-    });
-    if let Err(e) = rx.recv().expect("postgres starter thread") {
+    let mut cmd = Command::new(postgres_bin("postgres"));
+    cmd.args([
+        "-D",
+        data.to_str().unwrap(),
+        "-p",
+        &port.to_string(),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        &format!("unix_socket_directories={}", dir.display()),
+        "-c",
+        "fsync=off",
+        "-c",
+        "max_connections=300",
+    ]);
+    as_account(&mut cmd);
+    if let Err(e) = spawn_for_life(cmd) {
         panic!("cannot start postgres ({e}); install it: apt-get install postgresql");
     }
-    let deadline = std::time::Instant::now() + WAIT;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "postgres did not start listening on port {port}"
-        );
-        std::thread::yield_now();
-    }
+    wait_listening(port, "postgres");
     format!("postgres://switchboard@127.0.0.1:{port}")
 }
 

@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions};
+use sqlx::{AnyPool, ConnectOptions, Connection};
 
 /// Which database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,19 +58,30 @@ impl Database {
             .context("database_url is not a valid URL")?
             // Statements are logged at debug only: they carry visitors' data.
             .log_statements(tracing::log::LevelFilter::Debug);
+        if kind == Kind::Sqlite {
+            // WAL (readers never wait for the writer) is a property of the file: set it once,
+            // on a connection of its own. Switching it needs a lock that a pool growing under
+            // load would not get, so connections the pool opens later never touch it.
+            let mut conn = sqlx::AnyConnection::connect_with(&options)
+                .await
+                .with_context(|| format!("cannot open the database ({})", redacted(url)))?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&mut conn)
+                .await?;
+            conn.close().await?;
+        }
         let pool = AnyPoolOptions::new()
             // SQLite serializes writers; more connections only wait on its lock.
             .max_connections(if kind == Kind::Sqlite { 4 } else { 8 })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if kind == Kind::Sqlite {
-                        // WAL: readers never wait for the writer. NORMAL: a commit survives a
-                        // crash of the process (not a power loss); busy_timeout: another
-                        // connection's write waits instead of failing.
+                        // busy_timeout first: a write waits for another connection's instead
+                        // of failing. NORMAL: in WAL a commit survives a crash of the process
+                        // (not a power loss).
                         for pragma in [
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = NORMAL",
                             "PRAGMA busy_timeout = 5000",
+                            "PRAGMA synchronous = NORMAL",
                             "PRAGMA foreign_keys = ON",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;

@@ -56,11 +56,27 @@ fn search_words(q: &str) -> Vec<String> {
 /// `TicketStore` on the record database.
 pub struct SqlTickets {
     db: Database,
+    /// SQLite has one writer at a time. Writers of this process take turns here rather than
+    /// in SQLite, whose lock, under concurrent transactions on pooled connections, can answer
+    /// "database is locked" at once instead of waiting. Reads stay concurrent; other processes
+    /// on the same file still wait through busy_timeout.
+    writer: tokio::sync::Mutex<()>,
 }
 
 impl SqlTickets {
     pub fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            writer: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The turn to write (SQLite), or nothing to wait for (PostgreSQL).
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.db.kind() {
+            Kind::Sqlite => Some(self.writer.lock().await),
+            Kind::Postgres => None,
+        }
     }
 
     /// Imports the tickets and outbox entries of the JSON-file store an earlier version kept in
@@ -140,6 +156,7 @@ fn parse<T: serde::de::DeserializeOwned>(rows: Vec<sqlx::any::AnyRow>) -> Result
 #[async_trait]
 impl TicketStore for SqlTickets {
     async fn save(&self, ticket: &Ticket, deliveries: &[Delivery]) -> Result<()> {
+        let _turn = self.write_turn().await;
         let body = serde_json::to_string(ticket).map_err(corrupt)?;
         let mut tx = self.db.pool().begin().await?;
         sqlx::query(
@@ -266,11 +283,13 @@ impl TicketStore for SqlTickets {
     }
 
     async fn enqueue(&self, deliveries: &[Delivery]) -> Result<()> {
+        let _turn = self.write_turn().await;
         let mut conn = self.db.pool().acquire().await?;
         write_deliveries(&mut conn, deliveries).await
     }
 
     async fn claim(&self, now: Millis, lease_until: Millis, max: usize) -> Result<Vec<Delivery>> {
+        let _turn = self.write_turn().await;
         let sql = match self.db.kind() {
             // SQLite has one writer at a time: the statement is atomic as it is.
             Kind::Sqlite => {
@@ -296,6 +315,7 @@ impl TicketStore for SqlTickets {
     }
 
     async fn delivered(&self, id: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM deliveries WHERE id = $1")
             .bind(id)
             .execute(self.db.pool())
@@ -405,6 +425,7 @@ impl TicketStore for SqlTickets {
     }
 
     async fn erase_visitor(&self, site: &SiteId, visitor: &str) -> Result<u64> {
+        let _turn = self.write_turn().await;
         let mut tx = self.db.pool().begin().await?;
         let deleted = sqlx::query("DELETE FROM tickets WHERE site = $1 AND visitor = $2")
             .bind(&site.0)
@@ -423,6 +444,7 @@ impl TicketStore for SqlTickets {
     }
 
     async fn expire(&self, before: Millis) -> Result<u64> {
+        let _turn = self.write_turn().await;
         Ok(sqlx::query("DELETE FROM tickets WHERE closed_at < $1")
             .bind(before)
             .execute(self.db.pool())
@@ -431,6 +453,7 @@ impl TicketStore for SqlTickets {
     }
 
     async fn audit(&self, entry: &AuditEntry) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO audit (id, at, actor, action, site, subject, detail) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod chat;
+mod crash;
 mod edges;
 mod health;
 mod multinode;

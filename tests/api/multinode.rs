@@ -10,21 +10,35 @@ use tokio::process::{Child, Command};
 use crate::helpers::*;
 
 /// A `switchboard` process; killed when dropped.
-struct Node {
-    addr: SocketAddr,
-    _child: Child,
+pub struct Node {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Node {
+    /// kill -9: no shutdown of any kind.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("the node is killed");
+    }
 }
 
 async fn start_node(config_path: &std::path::Path) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .arg("--config")
+    start_process(config_path, true).await
+}
+
+/// Starts the real binary on a configuration file, on Redis or on embedded state.
+pub async fn start_process(config_path: &std::path::Path, on_redis: bool) -> Node {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.arg("--config")
         .arg(config_path)
-        .env("SWITCHBOARD_REDIS_URL", redis_url())
         .env("RUST_LOG", "warn")
+        .env_remove("SWITCHBOARD_REDIS_URL")
         .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the switchboard binary starts");
+        .kill_on_drop(true);
+    if on_redis {
+        cmd.env("SWITCHBOARD_REDIS_URL", redis_url());
+    }
+    let mut child = cmd.spawn().expect("the switchboard binary starts");
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let first = tokio::time::timeout(WAIT, lines.next_line())
@@ -38,13 +52,10 @@ async fn start_node(config_path: &std::path::Path) -> Node {
         .nth(3)
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line: {first}"));
-    assert!(first.contains("redis"), "{first}");
+    assert_eq!(first.contains("(redis state)"), on_redis, "{first}");
     // Keep reading so the pipe never fills.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Node {
-        addr,
-        _child: child,
-    }
+    Node { addr, child }
 }
 
 fn write_config(agents: &[AgentSpec]) -> std::path::PathBuf {

@@ -92,6 +92,10 @@ pub struct Config {
     /// Hex SHA-256 of the admin bearer token for the REST API (tickets, webhooks).
     #[serde(default)]
     pub admin_token_sha256: Option<String>,
+    /// What a committed record survives on SQLite: `process` (a crash of the process; the
+    /// default) or `power` (a power loss too, at an fsync per commit).
+    #[serde(default)]
+    pub durability: crate::db::Durability,
     /// Tickets closed more than this many days ago are deleted (checked hourly). None: kept.
     #[serde(default)]
     pub retention_days: Option<u32>,

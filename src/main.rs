@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
             .database_url
             .clone()
             .unwrap_or_else(|| switchboard::db::default_url(&config.data_dir));
-        switchboard::db::Database::open(&url).await?;
+        switchboard::db::Database::open_with(&url, config.durability).await?;
         println!("database migrated: {}", switchboard::db::redacted(&url));
         return Ok(());
     }

@@ -159,7 +159,7 @@ async fn open_database(config: &Config) -> anyhow::Result<crate::db::Database> {
         .database_url
         .clone()
         .unwrap_or_else(|| crate::db::default_url(&config.data_dir));
-    crate::db::Database::open(&url).await
+    crate::db::Database::open_with(&url, config.durability).await
 }
 
 /// Binds with a deep accept queue: std's default of 128 overflows when hundreds of widgets

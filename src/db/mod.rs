@@ -34,6 +34,18 @@ impl Kind {
     }
 }
 
+/// What a committed write survives on SQLite (PostgreSQL follows its own configuration).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous = NORMAL` in WAL: a crash of the process loses nothing committed; a power
+    /// loss may lose the last commits. The fast default.
+    #[default]
+    Process,
+    /// `synchronous = FULL`: every commit is on disk before it is acknowledged (an fsync each).
+    Power,
+}
+
 /// The record database. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Database {
@@ -49,6 +61,11 @@ pub fn default_url(data_dir: &Path) -> String {
 impl Database {
     /// Connects (creating a SQLite file and its directory if missing) and applies migrations.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
+        Self::open_with(url, Durability::default()).await
+    }
+
+    /// As `open`, with the durability SQLite commits get.
+    pub async fn open_with(url: &str, durability: Durability) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let kind = Kind::of(url)?;
         if kind == Kind::Sqlite {
@@ -77,11 +94,14 @@ impl Database {
                 Box::pin(async move {
                     if kind == Kind::Sqlite {
                         // busy_timeout first: a write waits for another connection's instead
-                        // of failing. NORMAL: in WAL a commit survives a crash of the process
-                        // (not a power loss).
+                        // of failing (another process on the same file).
+                        let synchronous = match durability {
+                            Durability::Process => "PRAGMA synchronous = NORMAL",
+                            Durability::Power => "PRAGMA synchronous = FULL",
+                        };
                         for pragma in [
                             "PRAGMA busy_timeout = 5000",
-                            "PRAGMA synchronous = NORMAL",
+                            synchronous,
                             "PRAGMA foreign_keys = ON",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;

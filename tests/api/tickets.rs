@@ -974,3 +974,26 @@ async fn follow_up_status_and_tags(backend: Backend) {
     assert_eq!(status, 404);
     app.stop().await;
 }
+
+/// The durability setting reaches SQLite: `process` is synchronous=NORMAL, `power` FULL; and
+/// the configuration file takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durability_setting_reaches_sqlite() {
+    use switchboard::db::{Database, Durability};
+    let cfg = config(&[]);
+    for (durability, level) in [(Durability::Process, 1), (Durability::Power, 2)] {
+        let url = format!(
+            "sqlite://{}",
+            cfg.data_dir.join(format!("{level}.db")).display()
+        );
+        let db = Database::open_with(&url, durability).await.unwrap();
+        let got: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(got, level, "{durability:?}");
+    }
+    let text = format!("durability = \"power\"\n{}", config_toml(&[]));
+    let parsed = switchboard::config::Config::from_toml(&text).unwrap();
+    assert_eq!(parsed.durability, Durability::Power);
+}

@@ -154,12 +154,27 @@ async fn two_nodes_limit_holds() {
 }
 
 /// The node holding a webhook delivery is killed mid-request: the other node delivers it, with
-/// the same delivery id, once the lease runs out.
+/// the same delivery id, once the lease runs out. Both nodes share one SQLite file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_taken_over_from_a_dead_node() {
+    delivery_taken_over(None).await;
+}
+
+/// The same with the nodes' records in PostgreSQL, where claims lease rows with
+/// `FOR UPDATE SKIP LOCKED`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_taken_over_from_a_dead_node_on_postgres() {
+    let db = postgres_database(&config(&[])).await;
+    delivery_taken_over(Some(db)).await;
+}
+
+async fn delivery_taken_over(database_url: Option<String>) {
     let mut hooks = Receiver::start(&[Answer::Hang]).await;
+    let database = database_url
+        .map(|url| format!("database_url = {url:?}\n"))
+        .unwrap_or_default();
     let text = format!(
-        "key_prefix = {:?}\n{}\n[[sites.webhooks]]\nurl = {:?}\nsecret = {HOOK_SECRET:?}\nevents = [\"ticket.created\"]\n",
+        "{database}key_prefix = {:?}\n{}\n[[sites.webhooks]]\nurl = {:?}\nsecret = {HOOK_SECRET:?}\nevents = [\"ticket.created\"]\n",
         unique_prefix(),
         config_toml(&[alice(2)]).replace(
             "[timing]\n",

@@ -201,11 +201,7 @@ impl Session {
                     return true;
                 }
                 return match engine.live_visitors(site).await {
-                    Ok(list) => {
-                        self.conn
-                            .send(&AgentOut::Visitors { visitors: &list })
-                            .await
-                    }
+                    Ok(list) => self.send_visitors(list).await,
                     Err(e) => send_error(&mut self.conn, &e, None, None).await,
                 };
             }
@@ -370,6 +366,34 @@ impl Session {
             }
             Err(e) => send_error(&mut self.conn, &e, Some(client_id), Some(conversation)).await,
         }
+    }
+
+    /// Everyone on the site, in frames that stay within a page: as many as fit in `visitors`
+    /// (which replaces the console's list), the rest one `visitor` frame each.
+    async fn send_visitors(&mut self, list: Vec<serde_json::Value>) -> bool {
+        let mut used = 0;
+        let fit = list
+            .iter()
+            .take_while(|v| {
+                used += v.to_string().len() + 1;
+                used <= crate::protocol::PAGE_BYTES
+            })
+            .count();
+        if !self
+            .conn
+            .send(&AgentOut::Visitors {
+                visitors: &list[..fit],
+            })
+            .await
+        {
+            return false;
+        }
+        for visitor in &list[fit..] {
+            if !self.conn.send(&AgentOut::Visitor { visitor }).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Something from the hub. False when the socket is gone.

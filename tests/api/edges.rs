@@ -397,3 +397,41 @@ async fn transfer_refusals_say_why(backend: Backend) {
     assert_eq!(e["message"], "boris has no free slot", "{e}");
     app.stop().await;
 }
+
+both_backends!(a_busy_site_lists_its_visitors_in_bounded_frames);
+
+/// 120 visitors with long page addresses (well over what one frame may carry): an agent who
+/// starts watching gets them all, in frames that each stay within a page.
+async fn a_busy_site_lists_its_visitors_in_bounded_frames(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let mut ids = std::collections::HashSet::new();
+    let mut sockets = Vec::new();
+    for i in 0..120 {
+        let url = format!("https://shop.test/{i}/{}", "p".repeat(2000));
+        let (v, welcome) = visitor(&app, json!({"page": {"url": url, "title": "Page"}})).await;
+        ids.insert(welcome["visitor_id"].as_str().unwrap().to_owned());
+        sockets.push(v);
+    }
+    let mut console = agent_client(&app, "alice", "online").await;
+    console
+        .send(json!({"type": "watch_visitors", "on": true}))
+        .await;
+    let list = console.wait_type("visitors").await;
+    assert!(list.to_string().len() < MAX_FRAME);
+    let mut seen: std::collections::HashSet<String> = list["visitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        seen.len() < ids.len(),
+        "the first frame cannot hold them all"
+    );
+    while !ids.is_subset(&seen) {
+        let v = console.wait_type("visitor").await;
+        assert!(v.to_string().len() < MAX_FRAME);
+        seen.insert(v["visitor"]["id"].as_str().unwrap().to_owned());
+    }
+    app.stop().await;
+}

@@ -225,22 +225,27 @@ impl Engine {
         let store = &self.inner.store;
         let now = self.now();
         let from_ref = self.agent_ref(site, from);
-        match target {
+        // Take the chat from its owner first (one atomic store step), then record the transfer,
+        // then tell whoever is next.
+        /// Whom the transfer introduces next.
+        enum Next {
+            Agent(AgentId, AgentRef),
+            Department(DeptId),
+        }
+        let next = match &target {
             TransferTarget::Agent(to) => {
-                if site.agent(&to).is_none() {
+                if site.agent(to).is_none() {
                     return Err(EngineError::new(
                         ErrorCode::UnknownAgent,
                         format!("no agent {to}"),
                     ));
                 }
                 match store
-                    .reassign(site_id, conv, from, &to, now, self.grace_ms())
+                    .reassign(site_id, conv, from, to, now, self.grace_ms())
                     .await?
                 {
                     Reassign::Done => {}
-                    Reassign::NotOwner => {
-                        return Err(EngineError::not_owner());
-                    }
+                    Reassign::NotOwner => return Err(EngineError::not_owner()),
                     Reassign::TargetUnavailable(why) => {
                         return Err(EngineError::new(
                             ErrorCode::TargetUnavailable,
@@ -248,48 +253,40 @@ impl Engine {
                         ));
                     }
                 }
-                let to_ref = self.agent_ref(site, &to);
-                store
-                    .append(
-                        site_id,
-                        conv,
-                        &EventBody::Transferred {
-                            at: now,
-                            from: Some(from_ref),
-                            to_agent: Some(to_ref.clone()),
-                            to_department: None,
-                            reason,
-                            note,
-                        },
-                    )
-                    .await?;
-                self.announce_agent(site, conv, &to_ref, &c.locale).await?;
-                self.agent_changed(site_id, &to).await?;
+                Next::Agent(to.clone(), self.agent_ref(site, to))
             }
             TransferTarget::Department(dept) => {
-                if site.department(&dept).is_none() {
+                if site.department(dept).is_none() {
                     return Err(EngineError::new(
                         ErrorCode::UnknownDepartment,
                         format!("no department {dept}"),
                     ));
                 }
-                if !store.unassign(site_id, conv, from, &dept, now).await? {
+                if !store.unassign(site_id, conv, from, dept, now).await? {
                     return Err(EngineError::not_owner());
                 }
-                store
-                    .append(
-                        site_id,
-                        conv,
-                        &EventBody::Transferred {
-                            at: now,
-                            from: Some(from_ref),
-                            to_agent: None,
-                            to_department: Some(dept.clone()),
-                            reason,
-                            note,
-                        },
-                    )
-                    .await?;
+                Next::Department(dept.clone())
+            }
+        };
+        let (to_agent, to_department) = match &next {
+            Next::Agent(_, to_ref) => (Some(to_ref.clone()), None),
+            Next::Department(dept) => (None, Some(dept.clone())),
+        };
+        let body = EventBody::Transferred {
+            at: now,
+            from: Some(from_ref),
+            to_agent,
+            to_department,
+            reason,
+            note,
+        };
+        store.append(site_id, conv, &body).await?;
+        match next {
+            Next::Agent(to, to_ref) => {
+                self.announce_agent(site, conv, &to_ref, &c.locale).await?;
+                self.agent_changed(site_id, &to).await?;
+            }
+            Next::Department(dept) => {
                 self.notice(
                     site,
                     &dept,

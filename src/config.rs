@@ -99,6 +99,10 @@ pub struct Config {
     /// Tickets closed more than this many days ago are deleted (checked hourly). None: kept.
     #[serde(default)]
     pub retention_days: Option<u32>,
+    /// Visitor records (profile, triggers fired) unseen for this many days are deleted
+    /// (checked hourly). Their tickets follow `retention_days`.
+    #[serde(default = "default_visitor_retention_days")]
+    pub visitor_retention_days: u32,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -446,6 +450,10 @@ fn default_listen() -> SocketAddr {
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./data")
 }
+fn default_visitor_retention_days() -> u32 {
+    30
+}
+
 fn default_prefix() -> String {
     "sb".into()
 }
@@ -590,6 +598,9 @@ impl Config {
 
     /// Checks what serde cannot: ranges, references and uniqueness.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.visitor_retention_days == 0 {
+            return Err(bad("visitor_retention_days", "must be at least 1"));
+        }
         if self.retention_days == Some(0) {
             return Err(bad(
                 "retention_days",

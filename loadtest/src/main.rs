@@ -79,7 +79,8 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         slots: u32,
     },
-    /// Connections opened and closed per second.
+    /// Anonymous visitors connect, say hello and leave, `rate` per second: handshake latency,
+    /// and (with --pid, --redis-url) whether memory and Redis keys come back afterwards.
     Churn {
         #[command(flatten)]
         common: Common,
@@ -87,6 +88,12 @@ enum Cmd {
         rate: f64,
         #[arg(long, default_value_t = 5.0)]
         duration: f64,
+        /// The server's Redis, to count its keys before and after.
+        #[arg(long)]
+        redis_url: Option<String>,
+        /// Seconds to wait after the last visitor left before measuring again.
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
     },
     /// Start the server on both backends and run every scenario small; exit 1 on any failure.
     Smoke {
@@ -348,9 +355,12 @@ async fn main() -> anyhow::Result<()> {
             common,
             rate,
             duration,
+            redis_url,
+            settle,
         } => {
             let ctx = std::sync::Arc::new(Ctx::new(common.addr, common.sources)?);
-            let r = bounded(&common, scenarios::churn(ctx, rate, duration)).await?;
+            let run = scenarios::churn(ctx, rate, duration, common.pid, redis_url, settle);
+            let r = bounded(&common, run).await?;
             (common, r)
         }
     };

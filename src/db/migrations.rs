@@ -44,7 +44,18 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0005_follow_up.sqlite.sql"),
         include_str!("sql/0005_follow_up.postgres.sql"),
     ),
+    (
+        6,
+        "visitor records",
+        include_str!("sql/0006_visitors.sql"),
+        include_str!("sql/0006_visitors.sql"),
+    ),
 ];
+
+/// The version a fully migrated database is at.
+pub fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
 
 /// The embedded migrations of one kind, as sqlx wants a source.
 #[derive(Debug)]

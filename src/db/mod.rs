@@ -125,6 +125,11 @@ impl Database {
             .context("cannot migrate the database")
     }
 
+    /// The schema version this binary migrates to.
+    pub fn schema_version() -> i64 {
+        migrations::latest()
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

@@ -146,7 +146,7 @@ impl Engine {
     ) -> Result<Ack> {
         let site = self.site(site_id)?;
         let store = &self.inner.store;
-        let profile = store
+        let profile = (self.inner.tickets)
             .visitor(site_id, visitor)
             .await?
             .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "no such visitor"))?;

@@ -42,7 +42,7 @@ impl Engine {
         };
         let (id, existing) = match known {
             Some(id) => {
-                let p = self.inner.store.visitor(site_id, &id).await?;
+                let p = self.inner.tickets.visitor(site_id, &id).await?;
                 (id, p)
             }
             None => (VisitorId::generate(), None),
@@ -104,7 +104,7 @@ impl Engine {
         if let Some(ua) = clip(user_agent, 512) {
             profile.user_agent = Some(ua);
         }
-        self.inner.store.put_visitor(site_id, &profile).await?;
+        self.inner.tickets.put_visitor(site_id, &profile).await?;
         let conversation = self.inner.store.visitor_conversation(site_id, &id).await?;
         let token = self.inner.keys.visitor_token(site_id, &id);
         Ok(VisitorSession {
@@ -129,7 +129,7 @@ impl Engine {
         if let Some(url) = profile.page_url.clone() {
             profile.visit(&url, profile.page_title.clone(), profile.last_seen);
         }
-        self.inner.store.put_visitor(site, profile).await?;
+        self.inner.tickets.put_visitor(site, profile).await?;
         if let Some(id) = &profile.id {
             self.visitor_changed(site, id, true).await;
         }
@@ -318,7 +318,7 @@ impl Engine {
         if let Some(n) = clip(name.clone(), 200) {
             profile.name = Some(n);
         }
-        self.inner.store.put_visitor(site_id, profile).await?;
+        self.inner.tickets.put_visitor(site_id, profile).await?;
         let now = self.now();
         let text = text.into_inner();
         let message = EventBody::Message {

@@ -81,7 +81,7 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "conversation expired"))?;
         let events = store.events_after(&site.id, conv_id, 0).await?;
-        let visitor = store
+        let visitor = (self.inner.tickets)
             .visitor(&site.id, &conv.visitor)
             .await?
             .unwrap_or_default();

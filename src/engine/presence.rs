@@ -20,7 +20,7 @@ impl Engine {
         now: Millis,
     ) -> Result<Option<serde_json::Value>> {
         let store = &self.inner.store;
-        let Some(p) = store.visitor(site, id).await? else {
+        let Some(p) = self.inner.tickets.visitor(site, id).await? else {
             return Ok(None);
         };
         let conv = store
@@ -110,16 +110,11 @@ impl Engine {
         if self.inner.hub.leave_visitor(site, visitor, session) > 0 {
             return;
         }
-        self.visitor_changed(site, visitor, false).await;
-        if let Err(e) = self
-            .inner
-            .store
-            .set_visitor_presence(site, std::slice::from_ref(visitor), self.now())
-            .await
-        {
+        if let Err(e) = self.inner.store.visitor_left(site, visitor).await {
             // Presence then lapses on its own after PRESENCE_TTL_MS.
             tracing::warn!(cause = %e, "could not record a visitor leaving");
         }
+        self.visitor_changed(site, visitor, false).await;
     }
 
     pub(super) async fn refresh_presence(&self) {

@@ -56,7 +56,7 @@ impl Engine {
         actor: &str,
     ) -> Result<Option<serde_json::Value>> {
         let store = &self.inner.store;
-        let profile = store.visitor(site, visitor).await?;
+        let profile = self.inner.tickets.visitor(site, visitor).await?;
         let tickets = self.all_tickets(site, visitor).await?;
         let current = store.visitor_conversation(site, visitor).await?;
         if profile.is_none() && tickets.is_empty() && current.is_none() {
@@ -103,7 +103,7 @@ impl Engine {
                 "the visitor is in an open conversation: close it first",
             ));
         }
-        let profile = store.visitor(site, visitor).await?;
+        let profile = self.inner.tickets.visitor(site, visitor).await?;
         let convs: Vec<ConvId> = self
             .all_tickets(site, visitor)
             .await?
@@ -127,11 +127,8 @@ impl Engine {
         Ok(true)
     }
 
-    /// Deletes tickets past the retention setting, at most once an hour.
+    /// Deletes tickets and visitor records past their retention settings, at most once an hour.
     pub(super) async fn apply_retention(&self, now: Millis) {
-        let Some(days) = self.inner.config.retention_days else {
-            return;
-        };
         let last = self
             .inner
             .retention_at
@@ -142,11 +139,23 @@ impl Engine {
         self.inner
             .retention_at
             .store(now, std::sync::atomic::Ordering::Relaxed);
-        let before = now - Millis::from(days) * 86_400_000;
-        match self.inner.tickets.expire(before).await {
+        const DAY_MS: Millis = 86_400_000;
+        let tickets = &self.inner.tickets;
+        if let Some(days) = self.inner.config.retention_days {
+            match tickets.expire(now - Millis::from(days) * DAY_MS).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(tickets = n, days, "tickets past retention deleted"),
+                Err(e) => tracing::warn!(cause = %e, "retention sweep failed"),
+            }
+        }
+        let days = self.inner.config.visitor_retention_days;
+        match tickets
+            .expire_visitors(now - Millis::from(days) * DAY_MS)
+            .await
+        {
             Ok(0) => {}
-            Ok(n) => tracing::info!(tickets = n, days, "tickets past retention deleted"),
-            Err(e) => tracing::warn!(cause = %e, "retention sweep failed"),
+            Ok(n) => tracing::info!(visitors = n, days, "visitor records past retention deleted"),
+            Err(e) => tracing::warn!(cause = %e, "visitor retention sweep failed"),
         }
     }
 }

@@ -62,7 +62,7 @@ impl Engine {
         let events = store
             .events(site, conv, Span::latest(after, u64::MAX, limit))
             .await?;
-        let visitor = store
+        let visitor = (self.inner.tickets)
             .visitor(site, &conversation.visitor)
             .await?
             .unwrap_or_else(|| VisitorProfile::with_id(conversation.visitor.clone()));

@@ -89,7 +89,7 @@ impl Engine {
         let until = rule
             .repeat_after_secs
             .map_or(Millis::MAX, |r| now + (r * 1000.0) as Millis);
-        if !store
+        if !(self.inner.tickets)
             .claim_trigger(site_id, visitor, &rule.id, now, until)
             .await?
         {

@@ -15,11 +15,8 @@ use crate::config::AgentConfig;
 use crate::envelope::{Envelope, Sink};
 use crate::model::{
     AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Event, EventBody,
-    Millis, SiteId, VisitorId, VisitorProfile, better_candidate,
+    Millis, SiteId, VisitorId, better_candidate,
 };
-
-/// Visitors unseen this long (and without an open chat) are forgotten.
-const VISITOR_RETENTION_MS: Millis = 30 * 24 * 3600 * 1000;
 
 pub struct MemoryStore {
     /// One lock per site; sites never share state.
@@ -35,7 +32,9 @@ struct SiteState {
     /// Per department: (score, conversation) in serving order, and each member's score.
     queues: HashMap<DeptId, Queue>,
     convs: HashMap<ConvId, ConvSlot>,
-    visitors: HashMap<VisitorId, VisitorSlot>,
+    /// Each visitor's latest conversation, while that conversation is kept. Profiles are
+    /// records in the database: a visitor who leaves without writing costs no memory here.
+    visitors: HashMap<VisitorId, ConvId>,
     /// Closed conversations whose ticket is not saved yet.
     unticketed: BTreeSet<ConvId>,
     /// Until when each visitor counts as on the site.
@@ -86,23 +85,6 @@ struct ConvSlot {
     expires_at: Option<Millis>,
     /// While active: the last visitor message or the assignment, for the inactivity close.
     activity: Option<Millis>,
-}
-
-struct VisitorSlot {
-    profile: VisitorProfile,
-    conv: Option<ConvId>,
-    /// Triggers fired for this visitor, with when each may fire again.
-    fired: HashMap<String, Millis>,
-}
-
-impl VisitorSlot {
-    fn new(profile: VisitorProfile) -> Self {
-        Self {
-            profile,
-            conv: None,
-            fired: HashMap::new(),
-        }
-    }
 }
 
 impl MemoryStore {
@@ -217,26 +199,6 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn put_visitor(&self, site: &SiteId, profile: &VisitorProfile) -> Result<()> {
-        let Some(id) = profile.id.clone() else {
-            return Ok(());
-        };
-        let site = self.site(site);
-        let mut s = lock(&site);
-        let slot = s
-            .visitors
-            .entry(id)
-            .or_insert_with(|| VisitorSlot::new(profile.clone()));
-        slot.profile = profile.clone();
-        Ok(())
-    }
-
-    async fn visitor(&self, site: &SiteId, id: &VisitorId) -> Result<Option<VisitorProfile>> {
-        let site = self.site(site);
-        let s = lock(&site);
-        Ok(s.visitors.get(id).map(|v| v.profile.clone()))
-    }
-
     async fn visitor_conversation(
         &self,
         site: &SiteId,
@@ -246,7 +208,6 @@ impl Store for MemoryStore {
         let s = lock(&site);
         Ok(s.visitors
             .get(visitor)
-            .and_then(|v| v.conv.as_ref())
             .and_then(|c| s.convs.get(c))
             .map(|c| c.conv.clone()))
     }
@@ -261,7 +222,6 @@ impl Store for MemoryStore {
         let current = s
             .visitors
             .get(&new.visitor)
-            .and_then(|v| v.conv.as_ref())
             .and_then(|c| s.convs.get(c))
             .filter(|c| c.conv.state != ConvState::Closed)
             .map(|c| c.conv.clone());
@@ -278,11 +238,7 @@ impl Store for MemoryStore {
                 activity: None,
             },
         );
-        let v = s
-            .visitors
-            .entry(new.visitor.clone())
-            .or_insert_with(|| VisitorSlot::new(VisitorProfile::with_id(new.visitor.clone())));
-        v.conv = Some(new.id.clone());
+        s.visitors.insert(new.visitor.clone(), new.id.clone());
         Ok((new.clone(), true))
     }
 
@@ -299,7 +255,6 @@ impl Store for MemoryStore {
         let busy = s
             .visitors
             .get(&new.visitor)
-            .and_then(|v| v.conv.as_ref())
             .and_then(|c| s.convs.get(c))
             .is_some_and(|c| c.conv.state != ConvState::Closed);
         if busy {
@@ -328,10 +283,7 @@ impl Store for MemoryStore {
                 activity: Some(now),
             },
         );
-        s.visitors
-            .entry(new.visitor.clone())
-            .or_insert_with(|| VisitorSlot::new(VisitorProfile::with_id(new.visitor.clone())))
-            .conv = Some(new.id.clone());
+        s.visitors.insert(new.visitor.clone(), new.id.clone());
         s.take_agent(agent, &new.id, now);
         Ok(Start::Done)
     }
@@ -661,24 +613,10 @@ impl Store for MemoryStore {
         Ok(s.agents.values().map(SiteState::agent_view).collect())
     }
 
-    async fn claim_trigger(
-        &self,
-        site: &SiteId,
-        visitor: &VisitorId,
-        trigger: &str,
-        now: Millis,
-        until: Millis,
-    ) -> Result<bool> {
+    async fn visitor_left(&self, site: &SiteId, visitor: &VisitorId) -> Result<()> {
         let site = self.site(site);
-        let mut s = lock(&site);
-        let Some(v) = s.visitors.get_mut(visitor) else {
-            return Ok(false);
-        };
-        if v.fired.get(trigger).is_some_and(|&t| t > now) {
-            return Ok(false);
-        }
-        v.fired.insert(trigger.to_owned(), until);
-        Ok(true)
+        lock(&site).live.remove(visitor);
+        Ok(())
     }
 
     async fn set_visitor_presence(
@@ -743,7 +681,7 @@ impl Store for MemoryStore {
     ) -> Result<()> {
         let site = self.site(site);
         let mut s = lock(&site);
-        let current = s.visitors.remove(visitor).and_then(|v| v.conv);
+        let current = s.visitors.remove(visitor);
         s.live.remove(visitor);
         for conv in convs.iter().chain(current.as_ref()) {
             if s.convs
@@ -763,12 +701,13 @@ impl Store for MemoryStore {
             let mut s = lock(&site);
             s.convs.retain(|_, c| c.expires_at.is_none_or(|t| t > now));
             let SiteState {
-                visitors, convs, ..
+                visitors,
+                convs,
+                live,
+                ..
             } = &mut *s;
-            visitors.retain(|_, v| {
-                let open = v.conv.as_ref().is_some_and(|c| convs.contains_key(c));
-                open || v.profile.last_seen + VISITOR_RETENTION_MS > now
-            });
+            visitors.retain(|_, c| convs.contains_key(c));
+            live.retain(|_, until| *until > now);
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ use crate::envelope::Envelope;
 use crate::config::AgentConfig;
 use crate::model::{
     AgentId, AgentState, AgentStatus, ConvId, Conversation, DeptId, Event, EventBody, Millis,
-    SiteId, VisitorId, VisitorProfile,
+    SiteId, VisitorId,
 };
 
 /// A backend failure: the operation did not happen (or its outcome is unknown); callers report
@@ -103,9 +103,8 @@ pub trait Store: Send + Sync + 'static {
     /// limit and load survive a restart or another node registering the same agent.
     async fn register_agent(&self, site: &SiteId, agent: &AgentConfig) -> Result<()>;
 
-    async fn put_visitor(&self, site: &SiteId, profile: &VisitorProfile) -> Result<()>;
-    async fn visitor(&self, site: &SiteId, id: &VisitorId) -> Result<Option<VisitorProfile>>;
-    /// The visitor's latest conversation, open or closed.
+    /// The visitor's latest conversation, open or closed (while its state is kept). Visitor
+    /// profiles are records, in the database (`tickets::TicketStore::visitor`).
     async fn visitor_conversation(
         &self,
         site: &SiteId,
@@ -238,16 +237,8 @@ pub trait Store: Send + Sync + 'static {
         visitors: &[VisitorId],
         until: Millis,
     ) -> Result<()>;
-    /// Records that a trigger fired for a visitor, unless an earlier record still holds (its
-    /// `until` is after `now`). True when this call made the record. False for an unknown visitor.
-    async fn claim_trigger(
-        &self,
-        site: &SiteId,
-        visitor: &VisitorId,
-        trigger: &str,
-        now: Millis,
-        until: Millis,
-    ) -> Result<bool>;
+    /// The visitor's last socket on this node closed: they leave the live list at once.
+    async fn visitor_left(&self, site: &SiteId, visitor: &VisitorId) -> Result<()>;
     /// Visitors on the site right now (some node vouches for them beyond `now`).
     async fn live_visitors(&self, site: &SiteId, now: Millis) -> Result<Vec<VisitorId>>;
     /// Active conversations whose visitor has been silent since before `before` (assignment
@@ -261,7 +252,8 @@ pub trait Store: Send + Sync + 'static {
     async fn publish(&self, site: &SiteId, envelope: &Envelope) -> Result<()>;
     /// Readiness: the backend answers and its subscription is alive.
     async fn ready(&self) -> Result<bool>;
-    /// Frees closed conversations older than their retention (memory only; Redis expires keys).
+    /// Frees closed conversations older than their retention and forgets presence no node
+    /// vouches for any more (Redis expires conversation keys on its own).
     async fn sweep_closed(&self, now: Millis) -> Result<()>;
     /// Erases a visitor: their profile, presence, and the given (closed) conversations with
     /// their logs. A privacy request; the caller made sure no conversation of theirs is open.

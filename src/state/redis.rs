@@ -4,8 +4,8 @@
 //! site lives in one slot and each Lua script (in `lua/`) touches one slot. Layout:
 //! - `c:<conv>` hash (routing record and `seq` counter), `c:<conv>:log` stream (events, id
 //!   `0-<seq>`), `c:<conv>:cids` hash (client id → seq, for idempotent sends);
-//! - `v:<visitor>` hash (`profile` JSON, current `conv`, and one field per trigger that fired:
-//!   until when it may not fire again);
+//! - `v:<visitor>` hash (the visitor's current `conv`), written when a conversation opens;
+//!   visitor profiles are records in the database, so a visitor who never writes leaves no key;
 //! - `a:<agent>` hash (status, max, cap, load, idle_since, depts, `node:<id>` presence per node),
 //!   `a:<agent>:chats` set, `agents` set;
 //! - `d:<dept>:agents` set (the department's agents), `d:<dept>:online` set (those online: the
@@ -34,7 +34,7 @@ use crate::config::{AgentConfig, Config};
 use crate::envelope::{Envelope, Sink};
 use crate::model::{
     AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Event, EventBody,
-    Millis, SiteId, VisitorId, VisitorProfile,
+    Millis, SiteId, VisitorId,
 };
 use crate::shutdown::Shutdown;
 
@@ -56,7 +56,6 @@ struct Scripts {
     register: Script,
     presence: Script,
     start: Script,
-    trigger: Script,
 }
 
 impl Scripts {
@@ -73,7 +72,6 @@ impl Scripts {
             register: Script::new(include_str!("lua/register.lua")),
             presence: Script::new(include_str!("lua/presence.lua")),
             start: Script::new(include_str!("lua/start.lua")),
-            trigger: Script::new(include_str!("lua/trigger.lua")),
         }
     }
 }
@@ -359,31 +357,6 @@ impl Store for RedisStore {
         }
         let _: i64 = inv.invoke_async(&mut self.conn()).await?;
         Ok(())
-    }
-
-    async fn put_visitor(&self, site: &SiteId, profile: &VisitorProfile) -> Result<()> {
-        let Some(id) = &profile.id else {
-            return Ok(());
-        };
-        let key = format!("{}v:{id}", self.base(site));
-        let json = serde_json::to_string(profile).map_err(|e| corrupt(e.to_string()))?;
-        let _: () = redis::pipe()
-            .hset(&key, "profile", json)
-            .ignore()
-            .pexpire(&key, VISITOR_TTL_MS)
-            .ignore()
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(())
-    }
-
-    async fn visitor(&self, site: &SiteId, id: &VisitorId) -> Result<Option<VisitorProfile>> {
-        let json: Option<String> = self
-            .conn()
-            .hget(format!("{}v:{id}", self.base(site)), "profile")
-            .await?;
-        json.map(|j| serde_json::from_str(&j).map_err(|e| corrupt(format!("visitor {id}: {e}"))))
-            .transpose()
     }
 
     async fn visitor_conversation(
@@ -807,24 +780,12 @@ impl Store for RedisStore {
         Ok(out)
     }
 
-    async fn claim_trigger(
-        &self,
-        site: &SiteId,
-        visitor: &VisitorId,
-        trigger: &str,
-        now: Millis,
-        until: Millis,
-    ) -> Result<bool> {
-        let claimed: i64 = self
-            .scripts
-            .trigger
-            .key(format!("{}v:{visitor}", self.base(site)))
-            .arg(format!("trigger:{trigger}"))
-            .arg(now)
-            .arg(until)
-            .invoke_async(&mut self.conn())
+    async fn visitor_left(&self, site: &SiteId, visitor: &VisitorId) -> Result<()> {
+        let _: i64 = self
+            .conn()
+            .zrem(format!("{}live", self.base(site)), &visitor.0)
             .await?;
-        Ok(claimed == 1)
+        Ok(())
     }
 
     async fn set_visitor_presence(
@@ -847,12 +808,14 @@ impl Store for RedisStore {
     }
 
     async fn live_visitors(&self, site: &SiteId, now: Millis) -> Result<Vec<VisitorId>> {
-        let key = format!("{}live", self.base(site));
-        // Forget visitors gone for an hour; list those some node vouches for beyond now.
-        let (_, ids): (i64, Vec<String>) = redis::pipe()
-            .zrembyscore(&key, "-inf", now - 3_600_000)
-            .zrangebyscore(&key, format!("({now}"), "+inf")
-            .query_async(&mut self.conn())
+        // Those some node vouches for beyond now (the sweep forgets the others).
+        let ids: Vec<String> = self
+            .conn()
+            .zrangebyscore(
+                format!("{}live", self.base(site)),
+                format!("({now}"),
+                "+inf",
+            )
             .await?;
         let mut ids: Vec<VisitorId> = ids.into_iter().map(VisitorId).collect();
         ids.sort();
@@ -929,8 +892,15 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn sweep_closed(&self, _now: Millis) -> Result<()> {
-        // Closed conversations' keys carry a TTL set by the close script.
+    async fn sweep_closed(&self, now: Millis) -> Result<()> {
+        // Closed conversations' keys carry a TTL set by the close script. Visitors whose node
+        // died without saying they left lapse here.
+        let mut pipe = redis::pipe();
+        for site in self.departments.keys() {
+            pipe.zrembyscore(format!("{}live", self.base(site)), "-inf", now)
+                .ignore();
+        }
+        let _: () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     AgentRef, AuthorKind, ConvId, Conversation, DeptId, Event, EventBody, Millis, SiteId,
-    VisitorProfile,
+    VisitorId, VisitorProfile,
 };
 use crate::state::StoreError;
 
@@ -398,13 +398,30 @@ pub trait TicketStore: Send + Sync + 'static {
     /// Figures of the tickets closed in a range, per group, computed by the database.
     async fn stats(&self, query: &StatsQuery) -> Result<Vec<Figures>>;
 
-    /// Deletes a visitor's tickets and every pending or dead delivery that names them, in one
-    /// transaction. The number of tickets deleted.
+    /// Deletes a visitor's tickets, their visitor record and every pending or dead delivery
+    /// that names them, in one transaction. The number of tickets deleted.
     async fn erase_visitor(&self, site: &SiteId, visitor: &str) -> Result<u64>;
     /// Deletes tickets closed before `before` (the retention setting). The number deleted.
     async fn expire(&self, before: Millis) -> Result<u64>;
     /// Records an entry in the audit log.
     async fn audit(&self, entry: &AuditEntry) -> Result<()>;
+
+    /// Stores a visitor's profile (the record a returning visitor is recognised by).
+    async fn put_visitor(&self, site: &SiteId, profile: &VisitorProfile) -> Result<()>;
+    async fn visitor(&self, site: &SiteId, id: &VisitorId) -> Result<Option<VisitorProfile>>;
+    /// Records that a trigger fired for a visitor, unless an earlier record still holds (its
+    /// `until` is after `now`). True when this call made the record: one atomic statement, so
+    /// two nodes never both fire the same rule for one visitor.
+    async fn claim_trigger(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        trigger: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool>;
+    /// Deletes visitor records last seen before `before`. The number deleted.
+    async fn expire_visitors(&self, before: Millis) -> Result<u64>;
 }
 
 /// One line of the audit log.

@@ -15,7 +15,7 @@ use super::{
     TicketStore,
 };
 use crate::db::{Database, Kind};
-use crate::model::{Millis, SiteId};
+use crate::model::{Millis, SiteId, VisitorId, VisitorProfile};
 use crate::state::StoreError;
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -445,6 +445,16 @@ impl TicketStore for SqlTickets {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        for statement in [
+            "DELETE FROM visitors WHERE site = $1 AND id = $2",
+            "DELETE FROM visitor_triggers WHERE site = $1 AND visitor = $2",
+        ] {
+            sqlx::query(statement)
+                .bind(&site.0)
+                .bind(visitor)
+                .execute(&mut *tx)
+                .await?;
+        }
         // Webhook payloads carry the visitor's id (and with it their data): none may go out.
         sqlx::query("DELETE FROM deliveries WHERE site = $1 AND body LIKE $2")
             .bind(&site.0)
@@ -480,6 +490,83 @@ impl TicketStore for SqlTickets {
         .execute(self.db.pool())
         .await?;
         Ok(())
+    }
+
+    async fn put_visitor(&self, site: &SiteId, profile: &VisitorProfile) -> Result<()> {
+        let Some(id) = &profile.id else {
+            return Ok(());
+        };
+        let body = serde_json::to_string(profile).map_err(corrupt)?;
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "INSERT INTO visitors (site, id, last_seen, profile) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (site, id) DO UPDATE SET last_seen = excluded.last_seen, \
+             profile = excluded.profile",
+        )
+        .bind(&site.0)
+        .bind(&id.0)
+        .bind(profile.last_seen)
+        .bind(body)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn visitor(&self, site: &SiteId, id: &VisitorId) -> Result<Option<VisitorProfile>> {
+        let row = sqlx::query("SELECT profile FROM visitors WHERE site = $1 AND id = $2")
+            .bind(&site.0)
+            .bind(&id.0)
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.map(|r| serde_json::from_str(&r.get::<String, _>(0)).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn claim_trigger(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        trigger: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool> {
+        let _turn = self.write_turn().await;
+        // The update happens only where the earlier record has lapsed; a row inserted or
+        // updated is a claim made, on both databases.
+        let rows = sqlx::query(
+            "INSERT INTO visitor_triggers (site, visitor, trigger_id, until) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (site, visitor, trigger_id) \
+             DO UPDATE SET until = excluded.until WHERE visitor_triggers.until <= $5",
+        )
+        .bind(&site.0)
+        .bind(&visitor.0)
+        .bind(trigger)
+        .bind(until)
+        .bind(now)
+        .execute(self.db.pool())
+        .await?
+        .rows_affected();
+        Ok(rows == 1)
+    }
+
+    async fn expire_visitors(&self, before: Millis) -> Result<u64> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.db.pool().begin().await?;
+        sqlx::query(
+            "DELETE FROM visitor_triggers WHERE EXISTS (SELECT 1 FROM visitors v \
+             WHERE v.site = visitor_triggers.site AND v.id = visitor_triggers.visitor \
+             AND v.last_seen < $1)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        let deleted = sqlx::query("DELETE FROM visitors WHERE last_seen < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn revive(&self, id: &str, now: Millis, expires_at: Millis) -> Result<bool> {

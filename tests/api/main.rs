@@ -13,3 +13,4 @@ mod security;
 mod supervisor;
 mod tickets;
 mod triggers;
+mod visitors;

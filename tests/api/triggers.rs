@@ -206,25 +206,16 @@ async fn history_of_earlier_tickets(backend: Backend) {
     app.stop().await;
 }
 
-/// Redis only: one visitor with a tab on each of two nodes gets the message once, not twice.
+/// Redis only: one visitor with a tab on each of two nodes (sharing Redis and PostgreSQL, as
+/// several nodes do) gets the message once, not twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trigger_fires_once_across_nodes() {
     let prefix = unique_prefix();
     let clock = TestClock::now();
-    let a = spawn_full(
-        Backend::Redis,
-        trigger_config(),
-        Some(&prefix),
-        clock.clone(),
-    )
-    .await;
-    let b = spawn_full(
-        Backend::Redis,
-        trigger_config(),
-        Some(&prefix),
-        clock.clone(),
-    )
-    .await;
+    let mut config = trigger_config();
+    config.database_url = Some(postgres_database(&config).await);
+    let a = spawn_full(Backend::Redis, config.clone(), Some(&prefix), clock.clone()).await;
+    let b = spawn_full(Backend::Redis, config, Some(&prefix), clock.clone()).await;
     let pricing = json!({"page": {"url": "https://shop.test/pricing"}});
     let (mut on_a, welcome) = visitor(&a, pricing.clone()).await;
     let mut same = pricing.clone();

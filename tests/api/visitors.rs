@@ -1,0 +1,63 @@
+//! Visitors are bounded: one who comes and goes costs no live state once gone, only a record in
+//! the database that expires (`visitor_retention_days`).
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::*;
+
+both_backends!(visitors_who_leave_leave_no_live_state);
+
+/// How many Redis keys a deployment's prefix has.
+async fn redis_keys(prefix: &str) -> usize {
+    use redis::AsyncCommands;
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut r = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = r.keys(format!("{prefix}*")).await.unwrap();
+    keys.len()
+}
+
+/// 150 anonymous visitors connect, say hello and leave without writing: each leaves the live
+/// list when they go, nothing of theirs stays in live state (on Redis the key count is back
+/// where it was), and their records are in the database.
+async fn visitors_who_leave_leave_no_live_state(backend: Backend) {
+    const VISITORS: usize = 150;
+    let prefix = unique_prefix();
+    let cfg = config(&[alice(2)]);
+    let app = spawn_with(backend, cfg.clone(), Some(&prefix)).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    alice
+        .send(json!({"type": "watch_visitors", "on": true}))
+        .await;
+    alice.wait_type("visitors").await;
+    let before = redis_keys(&prefix).await;
+    for _ in 0..VISITORS {
+        let (v, welcome) = visitor(&app, json!({})).await;
+        let id = welcome["visitor_id"].clone();
+        drop(v);
+        alice
+            .wait_for("the visitor left", |m| {
+                m["type"] == "visitor_left" && m["id"] == id
+            })
+            .await;
+    }
+    let (status, live) = admin_get(&app, "/v1/visitors").await;
+    assert_eq!(status, 200, "{live}");
+    assert_eq!(live["visitors"], json!([]), "nobody is on the site");
+    if backend == Backend::Redis {
+        assert_eq!(
+            redis_keys(&prefix).await,
+            before,
+            "no key outlives a visitor"
+        );
+    }
+    let db = switchboard::db::Database::open(&switchboard::db::default_url(&cfg.data_dir))
+        .await
+        .unwrap();
+    let records: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM visitors")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(records as usize, VISITORS, "each visitor has a record");
+    app.stop().await;
+}

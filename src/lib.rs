@@ -15,7 +15,8 @@
 //!   agents, lifecycle, presence, triggers, background loops. Shared by both backends.
 //! - `templates` — automatic replies in English and Russian, overridable per site/department.
 //! - `hours` — business hours per department, in its own time zone, with holidays.
-//! - `state` — the `Store` interface and its two backends, `state::memory` and `state::redis`.
+//! - `state` — the `Store` interface and its two backends, `state::memory` (on disk through
+//!   `state::journal`, so a restart resumes) and `state::redis`.
 //! - `envelope` — what the backends hand over for delivery, and the `Sink` that takes it.
 //! - `hub` — this node's sessions and their bounded queues: the `Sink` that fans envelopes out.
 //! - `triggers` — proactive-message rules and this node's schedule of them.

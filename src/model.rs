@@ -197,7 +197,7 @@ impl AgentStatus {
 }
 
 /// An agent's live routing state, as a backend reports it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgentState {
     pub id: AgentId,
     pub name: String,

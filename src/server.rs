@@ -30,6 +30,9 @@ pub struct Application {
     trigger: Trigger,
     /// Background tasks (engine duties, Redis subscriber); awaited on shutdown.
     tasks: Vec<JoinHandle<()>>,
+    /// Closed last, once sessions and tasks are done: the embedded state commits and releases
+    /// its file.
+    store: Arc<dyn Store>,
 }
 
 impl Application {
@@ -81,12 +84,15 @@ impl Application {
             None => {
                 let tickets = SqlTickets::new(open_database(&config).await?);
                 tickets.import_files(&config.data_dir).await?;
-                (Arc::new(MemoryStore::new(sink)), Arc::new(tickets))
+                let store =
+                    MemoryStore::open(&config.data_dir, config.durability, sink, clock.now_ms())
+                        .await?;
+                (Arc::new(store), Arc::new(tickets))
             }
         };
         let engine = Engine::new(
             Arc::new(config),
-            store,
+            store.clone(),
             hub,
             Keys::new(secret),
             tickets,
@@ -108,6 +114,7 @@ impl Application {
             },
             trigger,
             tasks,
+            store,
         })
     }
 
@@ -127,6 +134,7 @@ impl Application {
             state,
             trigger,
             tasks,
+            store,
         } = self;
         let mut stopping = trigger.subscribe();
         let app = http::router()
@@ -149,6 +157,7 @@ impl Application {
         for t in tasks {
             let _ = t.await;
         }
+        store.shutdown().await;
         Ok(())
     }
 }

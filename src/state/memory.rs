@@ -1,8 +1,11 @@
-//! The embedded backend: all live state in this process, one short critical section per call.
+//! The embedded backend: all live state in this process, one short critical section per call,
+//! and on disk through the journal (`journal`), so a restart resumes every conversation.
 //!
 //! Each site has one `std::sync::Mutex` (not tokio's): no call awaits while holding it, and one
-//! lock per site makes every routing step atomic exactly as the Redis scripts are. Events are
-//! handed to the delivery sink under the lock so sessions see them in sequence order.
+//! lock per site makes every routing step atomic exactly as the Redis scripts are. Each step
+//! hands the journal the rows it changed under the lock (so the journal's order is the steps'
+//! order), then waits outside the lock for their commit before returning: callers acknowledge
+//! only what is on disk. Stored events reach the delivery sink after their commit, in order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use dashmap::DashMap;
 
+use super::journal::{ConvRow, Journal, Snapshot, Write};
 use super::{Appended, Guard, Reassign, Result, Span, Start, Store, Unavailable, queue_score};
 use crate::config::AgentConfig;
 use crate::envelope::{Envelope, Sink};
@@ -21,9 +25,11 @@ use crate::model::{
 pub struct MemoryStore {
     /// One lock per site; sites never share state.
     sites: DashMap<SiteId, Arc<Mutex<SiteState>>>,
-    /// Local delivery of what would be published.
-    /// Where stored events and published envelopes go on this (the only) node.
+    /// Where ephemeral envelopes go on this (the only) node; stored events go through the
+    /// journal, which delivers them here after their commit.
     sink: Arc<dyn Sink>,
+    /// The disk.
+    journal: Journal,
 }
 
 #[derive(Default)]
@@ -87,11 +93,109 @@ struct ConvSlot {
     activity: Option<Millis>,
 }
 
-impl MemoryStore {
-    pub fn new(sink: Arc<dyn Sink>) -> Self {
+impl ConvSlot {
+    fn new(conv: Conversation, activity: Option<Millis>) -> Self {
         Self {
+            conv,
+            events: Vec::new(),
+            client_ids: HashMap::new(),
+            expires_at: None,
+            activity,
+        }
+    }
+}
+
+impl MemoryStore {
+    /// Opens the embedded state of a data directory and resumes what it holds. Agents count as
+    /// having disconnected at `now`: those who reconnect within the grace period keep their
+    /// chats.
+    pub async fn open(
+        data_dir: &std::path::Path,
+        durability: crate::db::Durability,
+        sink: Arc<dyn Sink>,
+        now: Millis,
+    ) -> anyhow::Result<Self> {
+        let (journal, snapshot) = Journal::open(data_dir, durability, sink.clone()).await?;
+        let store = Self {
             sites: DashMap::new(),
             sink,
+            journal,
+        };
+        let resumed = snapshot.convs.len();
+        store.resume(snapshot, now);
+        if resumed > 0 {
+            tracing::info!(conversations = resumed, "embedded state resumed");
+        }
+        Ok(store)
+    }
+
+    /// Rebuilds the sites from the journal's rows.
+    fn resume(&self, snap: Snapshot, now: Millis) {
+        for (site, n) in snap.arrivals {
+            lock(&self.site(&site)).arrivals = n;
+        }
+        for (site, mut state) in snap.agents {
+            state.present_until = 0;
+            let presence = HashMap::from([(String::from("restart"), now)]);
+            lock(&self.site(&site))
+                .agents
+                .insert(state.id.clone(), AgentSlot { state, presence });
+        }
+        for (site, row) in snap.convs {
+            let site = self.site(&site);
+            let mut s = lock(&site);
+            let id = row.conv.id.clone();
+            if let Some((dept, score, since)) = &row.queue {
+                s.queues
+                    .entry(dept.clone())
+                    .or_default()
+                    .insert(&id, *score, *since);
+            }
+            if row.unticketed {
+                s.unticketed.insert(id.clone());
+            }
+            // The visitor's latest conversation is the one they resume.
+            let later = s
+                .visitors
+                .get(&row.conv.visitor)
+                .and_then(|c| s.convs.get(c))
+                .is_none_or(|c| c.conv.created_at <= row.conv.created_at);
+            if later {
+                s.visitors.insert(row.conv.visitor.clone(), id.clone());
+            }
+            s.convs.insert(
+                id,
+                ConvSlot {
+                    conv: row.conv,
+                    events: Vec::new(),
+                    client_ids: HashMap::new(),
+                    expires_at: row.expires_at,
+                    activity: row.activity,
+                },
+            );
+        }
+        for (site, conv, event) in snap.events {
+            let site = self.site(&site);
+            let mut s = lock(&site);
+            let Some(slot) = s.convs.get_mut(&conv) else {
+                continue;
+            };
+            if let Some(cid) = event.body.client_id() {
+                slot.client_ids.insert(cid.to_owned(), event.seq);
+            }
+            if let (
+                EventBody::Message {
+                    at,
+                    author: crate::model::AuthorKind::Visitor,
+                    ..
+                },
+                Some(t),
+            ) = (&event.body, slot.activity)
+            {
+                slot.activity = Some(t.max(*at));
+            }
+            slot.conv.last_seq = slot.conv.last_seq.max(event.seq);
+            slot.events.push(event);
         }
     }
 
@@ -107,6 +211,44 @@ fn lock(m: &Mutex<SiteState>) -> MutexGuard<'_, SiteState> {
 }
 
 impl SiteState {
+    /// The journal row of a conversation as it is now.
+    fn conv_write(&self, site: &SiteId, conv: &ConvId) -> Option<Write> {
+        let slot = self.convs.get(conv)?;
+        let dept = &slot.conv.department;
+        let queue = self.queues.get(dept).and_then(|q| {
+            Some((
+                dept.clone(),
+                *q.scores.get(conv)?,
+                q.since.get(conv).copied().unwrap_or(0),
+            ))
+        });
+        Some(Write::Conv {
+            site: site.clone(),
+            row: ConvRow {
+                conv: slot.conv.clone(),
+                activity: slot.activity,
+                expires_at: slot.expires_at,
+                queue,
+                unticketed: self.unticketed.contains(conv),
+            },
+        })
+    }
+
+    /// The journal row of an agent as it is now.
+    fn agent_write(&self, site: &SiteId, agent: &AgentId) -> Option<Write> {
+        self.agents.get(agent).map(|a| Write::Agent {
+            site: site.clone(),
+            state: a.state.clone(),
+        })
+    }
+
+    fn arrivals_write(&self, site: &SiteId) -> Write {
+        Write::Arrivals {
+            site: site.clone(),
+            n: self.arrivals,
+        }
+    }
+
     fn agent_view(slot: &AgentSlot) -> AgentState {
         let mut s = slot.state.clone();
         s.present_until = slot.presence.values().copied().max().unwrap_or(0);
@@ -171,32 +313,36 @@ impl SiteState {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn register_agent(&self, site: &SiteId, agent: &AgentConfig) -> Result<()> {
-        let site = self.site(site);
-        let mut s = lock(&site);
-        let slot = s
-            .agents
-            .entry(agent.id.clone())
-            .or_insert_with(|| AgentSlot {
-                state: AgentState {
-                    id: agent.id.clone(),
-                    name: agent.name.clone(),
-                    departments: agent.departments.clone(),
-                    status: AgentStatus::Offline,
-                    max_concurrent: agent.max_concurrent,
-                    cap: agent.max_concurrent,
-                    load: 0,
-                    idle_since: 0,
-                    present_until: 0,
-                    chats: Vec::new(),
-                },
-                presence: HashMap::new(),
-            });
-        slot.state.name = agent.name.clone();
-        slot.state.departments = agent.departments.clone();
-        slot.state.cap = agent.max_concurrent;
-        slot.state.max_concurrent = slot.state.max_concurrent.min(agent.max_concurrent);
-        Ok(())
+    async fn register_agent(&self, site_id: &SiteId, agent: &AgentConfig) -> Result<()> {
+        let n = {
+            let site = self.site(site_id);
+            let mut s = lock(&site);
+            let slot = s
+                .agents
+                .entry(agent.id.clone())
+                .or_insert_with(|| AgentSlot {
+                    state: AgentState {
+                        id: agent.id.clone(),
+                        name: agent.name.clone(),
+                        departments: agent.departments.clone(),
+                        status: AgentStatus::Offline,
+                        max_concurrent: agent.max_concurrent,
+                        cap: agent.max_concurrent,
+                        load: 0,
+                        idle_since: 0,
+                        present_until: 0,
+                        chats: Vec::new(),
+                    },
+                    presence: HashMap::new(),
+                });
+            slot.state.name = agent.name.clone();
+            slot.state.departments = agent.departments.clone();
+            slot.state.cap = agent.max_concurrent;
+            slot.state.max_concurrent = slot.state.max_concurrent.min(agent.max_concurrent);
+            let writes = s.agent_write(site_id, &agent.id).into_iter().collect();
+            self.journal.submit(writes, None)
+        };
+        self.journal.committed(n).await
     }
 
     async fn visitor_conversation(
@@ -214,77 +360,75 @@ impl Store for MemoryStore {
 
     async fn open_conversation(
         &self,
-        site: &SiteId,
+        site_id: &SiteId,
         new: &Conversation,
     ) -> Result<(Conversation, bool)> {
-        let site = self.site(site);
-        let mut s = lock(&site);
-        let current = s
-            .visitors
-            .get(&new.visitor)
-            .and_then(|c| s.convs.get(c))
-            .filter(|c| c.conv.state != ConvState::Closed)
-            .map(|c| c.conv.clone());
-        if let Some(open) = current {
-            return Ok((open, false));
-        }
-        s.convs.insert(
-            new.id.clone(),
-            ConvSlot {
-                conv: new.clone(),
-                events: Vec::new(),
-                client_ids: HashMap::new(),
-                expires_at: None,
-                activity: None,
-            },
-        );
-        s.visitors.insert(new.visitor.clone(), new.id.clone());
+        let n = {
+            let site = self.site(site_id);
+            let mut s = lock(&site);
+            let current = s
+                .visitors
+                .get(&new.visitor)
+                .and_then(|c| s.convs.get(c))
+                .filter(|c| c.conv.state != ConvState::Closed)
+                .map(|c| c.conv.clone());
+            if let Some(open) = current {
+                return Ok((open, false));
+            }
+            s.convs
+                .insert(new.id.clone(), ConvSlot::new(new.clone(), None));
+            s.visitors.insert(new.visitor.clone(), new.id.clone());
+            let writes = s.conv_write(site_id, &new.id).into_iter().collect();
+            self.journal.submit(writes, None)
+        };
+        self.journal.committed(n).await?;
         Ok((new.clone(), true))
     }
 
     async fn start_conversation(
         &self,
-        site: &SiteId,
+        site_id: &SiteId,
         new: &Conversation,
         agent: &AgentId,
         now: Millis,
         grace_ms: Millis,
     ) -> Result<Start> {
-        let site = self.site(site);
-        let mut s = lock(&site);
-        let busy = s
-            .visitors
-            .get(&new.visitor)
-            .and_then(|c| s.convs.get(c))
-            .is_some_and(|c| c.conv.state != ConvState::Closed);
-        if busy {
-            return Ok(Start::VisitorBusy);
-        }
-        let able = s.agents.get(agent).is_some_and(|slot| {
-            let v = SiteState::agent_view(slot);
-            v.status != AgentStatus::Offline
-                && v.load < v.max_concurrent
-                && v.present(now, grace_ms)
-        });
-        if !able {
-            return Ok(Start::AgentFull);
-        }
-        let mut conv = new.clone();
-        conv.state = ConvState::Active;
-        conv.agent = Some(agent.clone());
-        conv.first_assigned_at = Some(now);
-        s.convs.insert(
-            conv.id.clone(),
-            ConvSlot {
-                conv,
-                events: Vec::new(),
-                client_ids: HashMap::new(),
-                expires_at: None,
-                activity: Some(now),
-            },
-        );
-        s.visitors.insert(new.visitor.clone(), new.id.clone());
-        s.take_agent(agent, &new.id, now);
+        let n = {
+            let site = self.site(site_id);
+            let mut s = lock(&site);
+            let busy = s
+                .visitors
+                .get(&new.visitor)
+                .and_then(|c| s.convs.get(c))
+                .is_some_and(|c| c.conv.state != ConvState::Closed);
+            if busy {
+                return Ok(Start::VisitorBusy);
+            }
+            let able = s.agents.get(agent).is_some_and(|slot| {
+                let v = SiteState::agent_view(slot);
+                v.status != AgentStatus::Offline
+                    && v.load < v.max_concurrent
+                    && v.present(now, grace_ms)
+            });
+            if !able {
+                return Ok(Start::AgentFull);
+            }
+            let mut conv = new.clone();
+            conv.state = ConvState::Active;
+            conv.agent = Some(agent.clone());
+            conv.first_assigned_at = Some(now);
+            s.convs
+                .insert(conv.id.clone(), ConvSlot::new(conv, Some(now)));
+            s.visitors.insert(new.visitor.clone(), new.id.clone());
+            s.take_agent(agent, &new.id, now);
+            let writes = [
+                s.conv_write(site_id, &new.id),
+                s.agent_write(site_id, agent),
+            ];
+            self.journal
+                .submit(writes.into_iter().flatten().collect(), None)
+        };
+        self.journal.committed(n).await?;
         Ok(Start::Done)
     }
 
@@ -301,141 +445,182 @@ impl Store for MemoryStore {
         body: &EventBody,
         guard: &Guard,
     ) -> Result<Option<Appended>> {
-        let site = self.site(site_id);
-        let mut s = lock(&site);
-        let Some(slot) = s.convs.get_mut(conv) else {
-            return match guard {
-                Guard::None => Err(super::StoreError::Corrupt(format!(
-                    "no conversation {conv}"
-                ))),
-                _ => Ok(None),
+        let (n, appended) = {
+            let site = self.site(site_id);
+            let mut s = lock(&site);
+            let Some(slot) = s.convs.get_mut(conv) else {
+                return match guard {
+                    Guard::None => Err(super::StoreError::Corrupt(format!(
+                        "no conversation {conv}"
+                    ))),
+                    _ => Ok(None),
+                };
             };
-        };
-        let holds = match guard {
-            Guard::None => true,
-            Guard::VisitorOpen(v) => {
-                slot.conv.state != ConvState::Closed && &slot.conv.visitor == v
+            let holds = match guard {
+                Guard::None => true,
+                Guard::VisitorOpen(v) => {
+                    slot.conv.state != ConvState::Closed && &slot.conv.visitor == v
+                }
+                Guard::AgentActive(a) => {
+                    slot.conv.state == ConvState::Active && slot.conv.agent.as_ref() == Some(a)
+                }
+            };
+            if !holds {
+                return Ok(None);
             }
-            Guard::AgentActive(a) => {
-                slot.conv.state == ConvState::Active && slot.conv.agent.as_ref() == Some(a)
+            if let Some(cid) = body.client_id()
+                && let Some(&seq) = slot.client_ids.get(cid)
+            {
+                // The first send may still be on its way to disk: answer once it is there.
+                let appended = Appended {
+                    seq,
+                    duplicate: true,
+                };
+                (self.journal.submitted(), appended)
+            } else {
+                let seq = slot.conv.last_seq + 1;
+                slot.conv.last_seq = seq;
+                let event = Event {
+                    seq,
+                    body: body.clone(),
+                };
+                if let Some(cid) = body.client_id() {
+                    slot.client_ids.insert(cid.to_owned(), seq);
+                }
+                if let (
+                    EventBody::Message {
+                        at,
+                        author: crate::model::AuthorKind::Visitor,
+                        ..
+                    },
+                    Some(_),
+                ) = (body, slot.activity)
+                {
+                    slot.activity = Some(*at);
+                }
+                slot.events.push(event.clone());
+                let delivery = Envelope::Event {
+                    site: site_id.clone(),
+                    conv: conv.clone(),
+                    visitor: slot.conv.visitor.clone(),
+                    event: event.clone(),
+                };
+                let write = Write::Event {
+                    site: site_id.clone(),
+                    conv: conv.clone(),
+                    event,
+                };
+                // Under the lock, so the journal delivers this conversation's events in order.
+                let n = self.journal.submit(vec![write], Some(delivery));
+                let appended = Appended {
+                    seq,
+                    duplicate: false,
+                };
+                (n, appended)
             }
         };
-        if !holds {
-            return Ok(None);
-        }
-        if let Some(cid) = body.client_id()
-            && let Some(&seq) = slot.client_ids.get(cid)
-        {
-            return Ok(Some(Appended {
-                seq,
-                duplicate: true,
-            }));
-        }
-        let seq = slot.conv.last_seq + 1;
-        slot.conv.last_seq = seq;
-        let event = Event {
-            seq,
-            body: body.clone(),
-        };
-        if let Some(cid) = body.client_id() {
-            slot.client_ids.insert(cid.to_owned(), seq);
-        }
-        if let (
-            EventBody::Message {
-                at,
-                author: crate::model::AuthorKind::Visitor,
-                ..
-            },
-            Some(_),
-        ) = (body, slot.activity)
-        {
-            slot.activity = Some(*at);
-        }
-        slot.events.push(event.clone());
-        let visitor = slot.conv.visitor.clone();
-        // Under the lock, so every session sees this conversation's events in order.
-        self.sink.deliver(Envelope::Event {
-            site: site_id.clone(),
-            conv: conv.clone(),
-            visitor,
-            event,
-        });
-        Ok(Some(Appended {
-            seq,
-            duplicate: false,
-        }))
+        self.journal.committed(n).await?;
+        Ok(Some(appended))
     }
 
     async fn events(&self, site: &SiteId, conv: &ConvId, span: Span) -> Result<Vec<Event>> {
-        let site = self.site(site);
-        let s = lock(&site);
-        Ok(s.convs
-            .get(conv)
-            .map(|c| {
-                // seq n sits at index n-1: `after < seq < before` is `after..before-1`.
-                let index = |seq: u64| usize::try_from(seq).unwrap_or(usize::MAX);
-                let to = index(span.before.saturating_sub(1)).min(c.events.len());
-                let from = index(span.after).min(to);
-                let range = &c.events[from..to];
-                let n = range.len().min(span.limit);
-                if span.latest {
-                    range[range.len() - n..].to_vec()
-                } else {
-                    range[..n].to_vec()
-                }
-            })
-            .unwrap_or_default())
+        let (n, events) = {
+            let site = self.site(site);
+            let s = lock(&site);
+            let events = s
+                .convs
+                .get(conv)
+                .map(|c| {
+                    // seq n sits at index n-1: `after < seq < before` is `after..before-1`.
+                    let index = |seq: u64| usize::try_from(seq).unwrap_or(usize::MAX);
+                    let to = index(span.before.saturating_sub(1)).min(c.events.len());
+                    let from = index(span.after).min(to);
+                    let range = &c.events[from..to];
+                    let n = range.len().min(span.limit);
+                    if span.latest {
+                        range[range.len() - n..].to_vec()
+                    } else {
+                        range[..n].to_vec()
+                    }
+                })
+                .unwrap_or_default();
+            (self.journal.submitted(), events)
+        };
+        // What a client reads must be on disk first: a crash must not take it back.
+        self.journal.committed(n).await?;
+        Ok(events)
     }
 
     async fn enqueue(
         &self,
-        site: &SiteId,
+        site_id: &SiteId,
         conv: &ConvId,
         dept: &DeptId,
         at_head: bool,
         now: Millis,
     ) -> Result<bool> {
-        let site = self.site(site);
-        let mut s = lock(&site);
-        let Some(slot) = s.convs.get_mut(conv) else {
-            return Ok(false);
+        let n = {
+            let site = self.site(site_id);
+            let mut s = lock(&site);
+            let Some(slot) = s.convs.get_mut(conv) else {
+                return Ok(false);
+            };
+            if slot.conv.state == ConvState::Closed {
+                return Ok(false);
+            }
+            let priority = slot.conv.priority;
+            let old_dept = std::mem::replace(&mut slot.conv.department, dept.clone());
+            slot.conv.state = ConvState::Queued;
+            slot.conv.queued_at.get_or_insert(now);
+            if let Some(q) = s.queues.get_mut(&old_dept) {
+                q.remove(conv);
+            }
+            s.arrivals += 1;
+            let arrival = s.arrivals;
+            let queue = s.queues.entry(dept.clone()).or_default();
+            let normal = queue_score(priority, arrival) as i64;
+            let score = match (at_head, queue.head_score()) {
+                (true, Some(head)) => head.min(normal) - 1,
+                _ => normal,
+            };
+            queue.insert(conv, score, now);
+            let writes = [s.conv_write(site_id, conv), Some(s.arrivals_write(site_id))];
+            self.journal
+                .submit(writes.into_iter().flatten().collect(), None)
         };
-        if slot.conv.state == ConvState::Closed {
-            return Ok(false);
-        }
-        let priority = slot.conv.priority;
-        slot.conv.state = ConvState::Queued;
-        slot.conv.department = dept.clone();
-        slot.conv.queued_at.get_or_insert(now);
-        s.arrivals += 1;
-        let arrival = s.arrivals;
-        let queue = s.queues.entry(dept.clone()).or_default();
-        let normal = queue_score(priority, arrival) as i64;
-        let score = match (at_head, queue.head_score()) {
-            (true, Some(head)) => head.min(normal) - 1,
-            _ => normal,
-        };
-        queue.insert(conv, score, now);
+        self.journal.committed(n).await?;
         Ok(true)
     }
 
     async fn assign_batch(
         &self,
-        site: &SiteId,
+        site_id: &SiteId,
         dept: &DeptId,
         now: Millis,
         grace_ms: Millis,
         batch: usize,
     ) -> Result<Vec<(ConvId, AgentId, String)>> {
-        let site = self.site(site);
-        let mut s = lock(&site);
-        let mut out = Vec::new();
-        while out.len() < batch {
-            match s.assign_one(dept, now, grace_ms) {
-                Some(a) => out.push(a),
-                None => break,
+        let (n, out) = {
+            let site = self.site(site_id);
+            let mut s = lock(&site);
+            let mut out = Vec::new();
+            let mut writes = Vec::new();
+            while out.len() < batch {
+                match s.assign_one(dept, now, grace_ms) {
+                    Some(a) => {
+                        writes.extend(s.conv_write(site_id, &a.0));
+                        writes.extend(s.agent_write(site_id, &a.1));
+                        out.push(a);
+                    }
+                    None => break,
+                }
             }
-        }
+            if out.is_empty() {
+                return Ok(out);
+            }
+            (self.journal.submit(writes, None), out)
+        };
+        self.journal.committed(n).await?;
         Ok(out)
     }
 
@@ -469,121 +654,145 @@ impl Store for MemoryStore {
 
     async fn close(
         &self,
-        site: &SiteId,
+        site_id: &SiteId,
         conv: &ConvId,
         reason: &str,
         now: Millis,
         retention_ms: Millis,
     ) -> Result<Option<Conversation>> {
-        let site = self.site(site);
-        let mut s = lock(&site);
-        let Some(slot) = s.convs.get_mut(conv) else {
-            return Ok(None);
+        let (n, before) = {
+            let site = self.site(site_id);
+            let mut s = lock(&site);
+            let Some(slot) = s.convs.get_mut(conv) else {
+                return Ok(None);
+            };
+            if slot.conv.state == ConvState::Closed {
+                return Ok(None);
+            }
+            let before = slot.conv.clone();
+            slot.conv.state = ConvState::Closed;
+            slot.conv.closed_at = Some(now);
+            slot.conv.close_reason = Some(reason.to_owned());
+            slot.expires_at = Some(now + retention_ms);
+            slot.activity = None;
+            s.unticketed.insert(conv.clone());
+            if let Some(q) = s.queues.get_mut(&before.department) {
+                q.remove(conv);
+            }
+            let mut writes = Vec::new();
+            if let Some(agent) = &before.agent
+                && before.state == ConvState::Active
+            {
+                s.release_agent(agent, conv);
+                writes.extend(s.agent_write(site_id, agent));
+            }
+            writes.extend(s.conv_write(site_id, conv));
+            (self.journal.submit(writes, None), before)
         };
-        if slot.conv.state == ConvState::Closed {
-            return Ok(None);
-        }
-        let before = slot.conv.clone();
-        slot.conv.state = ConvState::Closed;
-        slot.conv.closed_at = Some(now);
-        slot.conv.close_reason = Some(reason.to_owned());
-        slot.expires_at = Some(now + retention_ms);
-        slot.activity = None;
-        s.unticketed.insert(conv.clone());
-        if let Some(q) = s.queues.get_mut(&before.department) {
-            q.remove(conv);
-        }
-        if let Some(agent) = &before.agent
-            && before.state == ConvState::Active
-        {
-            s.release_agent(agent, conv);
-        }
+        self.journal.committed(n).await?;
         Ok(Some(before))
     }
 
     async fn unassign(
         &self,
-        site: &SiteId,
+        site_id: &SiteId,
         conv: &ConvId,
         owner: &AgentId,
         dept: &DeptId,
         now: Millis,
     ) -> Result<bool> {
-        let site = self.site(site);
-        let mut s = lock(&site);
-        let Some(slot) = s.convs.get_mut(conv) else {
-            return Ok(false);
+        let n = {
+            let site = self.site(site_id);
+            let mut s = lock(&site);
+            let Some(slot) = s.convs.get_mut(conv) else {
+                return Ok(false);
+            };
+            if slot.conv.state != ConvState::Active || slot.conv.agent.as_ref() != Some(owner) {
+                return Ok(false);
+            }
+            slot.conv.state = ConvState::Queued;
+            slot.conv.agent = None;
+            slot.conv.department = dept.clone();
+            slot.activity = None;
+            let priority = slot.conv.priority;
+            s.release_agent(owner, conv);
+            s.arrivals += 1;
+            let arrival = s.arrivals;
+            let queue = s.queues.entry(dept.clone()).or_default();
+            let normal = queue_score(priority, arrival) as i64;
+            let score = queue.head_score().map_or(normal, |h| h.min(normal) - 1);
+            queue.insert(conv, score, now);
+            let writes = [
+                s.conv_write(site_id, conv),
+                s.agent_write(site_id, owner),
+                Some(s.arrivals_write(site_id)),
+            ];
+            self.journal
+                .submit(writes.into_iter().flatten().collect(), None)
         };
-        if slot.conv.state != ConvState::Active || slot.conv.agent.as_ref() != Some(owner) {
-            return Ok(false);
-        }
-        slot.conv.state = ConvState::Queued;
-        slot.conv.agent = None;
-        slot.conv.department = dept.clone();
-        slot.activity = None;
-        let priority = slot.conv.priority;
-        s.release_agent(owner, conv);
-        s.arrivals += 1;
-        let arrival = s.arrivals;
-        let queue = s.queues.entry(dept.clone()).or_default();
-        let normal = queue_score(priority, arrival) as i64;
-        let score = queue.head_score().map_or(normal, |h| h.min(normal) - 1);
-        queue.insert(conv, score, now);
+        self.journal.committed(n).await?;
         Ok(true)
     }
 
     async fn reassign(
         &self,
-        site: &SiteId,
+        site_id: &SiteId,
         conv: &ConvId,
         from: &AgentId,
         to: &AgentId,
         now: Millis,
         grace_ms: Millis,
     ) -> Result<Reassign> {
-        let site = self.site(site);
-        let mut s = lock(&site);
-        let owned = s.convs.get(conv).is_some_and(|c| {
-            c.conv.state == ConvState::Active && c.conv.agent.as_ref() == Some(from)
-        });
-        if !owned {
-            return Ok(Reassign::NotOwner);
-        }
-        let why = match s.agents.get(to).map(SiteState::agent_view) {
-            _ if from == to => Some(Unavailable::Yourself),
-            None => Some(Unavailable::Disconnected),
-            Some(v) if v.status != AgentStatus::Online => Some(Unavailable::NotOnline),
-            Some(v) if v.load >= v.max_concurrent => Some(Unavailable::Full),
-            Some(v) if !v.present(now, grace_ms) => Some(Unavailable::Disconnected),
-            Some(_) => None,
+        let n = {
+            let site = self.site(site_id);
+            let mut s = lock(&site);
+            let owned = s.convs.get(conv).is_some_and(|c| {
+                c.conv.state == ConvState::Active && c.conv.agent.as_ref() == Some(from)
+            });
+            if !owned {
+                return Ok(Reassign::NotOwner);
+            }
+            let why = match s.agents.get(to).map(SiteState::agent_view) {
+                _ if from == to => Some(Unavailable::Yourself),
+                None => Some(Unavailable::Disconnected),
+                Some(v) if v.status != AgentStatus::Online => Some(Unavailable::NotOnline),
+                Some(v) if v.load >= v.max_concurrent => Some(Unavailable::Full),
+                Some(v) if !v.present(now, grace_ms) => Some(Unavailable::Disconnected),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                return Ok(Reassign::TargetUnavailable(why));
+            }
+            s.release_agent(from, conv);
+            s.take_agent(to, conv, now);
+            if let Some(c) = s.convs.get_mut(conv) {
+                c.conv.agent = Some(to.clone());
+            }
+            let writes = [
+                s.conv_write(site_id, conv),
+                s.agent_write(site_id, from),
+                s.agent_write(site_id, to),
+            ];
+            self.journal
+                .submit(writes.into_iter().flatten().collect(), None)
         };
-        if let Some(why) = why {
-            return Ok(Reassign::TargetUnavailable(why));
-        }
-        s.release_agent(from, conv);
-        s.take_agent(to, conv, now);
-        if let Some(c) = s.convs.get_mut(conv) {
-            c.conv.agent = Some(to.clone());
-        }
+        self.journal.committed(n).await?;
         Ok(Reassign::Done)
     }
 
-    async fn set_status(&self, site: &SiteId, agent: &AgentId, status: AgentStatus) -> Result<()> {
-        let site = self.site(site);
-        let mut s = lock(&site);
-        if let Some(a) = s.agents.get_mut(agent) {
-            a.state.status = status;
-        }
-        Ok(())
+    async fn set_status(
+        &self,
+        site_id: &SiteId,
+        agent: &AgentId,
+        status: AgentStatus,
+    ) -> Result<()> {
+        self.update_agent(site_id, agent, |a| a.status = status)
+            .await
     }
 
-    async fn set_limit(&self, site: &SiteId, agent: &AgentId, limit: u32) -> Result<()> {
-        let site = self.site(site);
-        let mut s = lock(&site);
-        if let Some(a) = s.agents.get_mut(agent) {
-            a.state.max_concurrent = limit.min(a.state.cap);
-        }
-        Ok(())
+    async fn set_limit(&self, site_id: &SiteId, agent: &AgentId, limit: u32) -> Result<()> {
+        self.update_agent(site_id, agent, |a| a.max_concurrent = limit.min(a.cap))
+            .await
     }
 
     async fn set_presence(
@@ -593,6 +802,7 @@ impl Store for MemoryStore {
         node: &str,
         until: Millis,
     ) -> Result<()> {
+        // Not journaled: after a restart every agent counts as just disconnected.
         let site = self.site(site);
         let mut s = lock(&site);
         if let Some(a) = s.agents.get_mut(agent) {
@@ -658,10 +868,17 @@ impl Store for MemoryStore {
         Ok(s.unticketed.iter().cloned().collect())
     }
 
-    async fn mark_ticketed(&self, site: &SiteId, conv: &ConvId) -> Result<()> {
-        let site = self.site(site);
-        lock(&site).unticketed.remove(conv);
-        Ok(())
+    async fn mark_ticketed(&self, site_id: &SiteId, conv: &ConvId) -> Result<()> {
+        let n = {
+            let site = self.site(site_id);
+            let mut s = lock(&site);
+            if !s.unticketed.remove(conv) {
+                return Ok(());
+            }
+            let writes = s.conv_write(site_id, conv).into_iter().collect();
+            self.journal.submit(writes, None)
+        };
+        self.journal.committed(n).await
     }
 
     async fn publish(&self, _site: &SiteId, envelope: &Envelope) -> Result<()> {
@@ -675,40 +892,95 @@ impl Store for MemoryStore {
 
     async fn forget_visitor(
         &self,
-        site: &SiteId,
+        site_id: &SiteId,
         visitor: &VisitorId,
         convs: &[ConvId],
     ) -> Result<()> {
-        let site = self.site(site);
-        let mut s = lock(&site);
-        let current = s.visitors.remove(visitor);
-        s.live.remove(visitor);
-        for conv in convs.iter().chain(current.as_ref()) {
-            if s.convs
-                .get(conv)
-                .is_some_and(|c| c.conv.visitor == *visitor)
-            {
-                s.convs.remove(conv);
-                s.unticketed.remove(conv);
+        let n = {
+            let site = self.site(site_id);
+            let mut s = lock(&site);
+            let current = s.visitors.remove(visitor);
+            s.live.remove(visitor);
+            let mut writes = Vec::new();
+            for conv in convs.iter().chain(current.as_ref()) {
+                if s.convs
+                    .get(conv)
+                    .is_some_and(|c| c.conv.visitor == *visitor)
+                {
+                    s.convs.remove(conv);
+                    s.unticketed.remove(conv);
+                    writes.push(Write::ForgetConv {
+                        site: site_id.clone(),
+                        conv: conv.clone(),
+                    });
+                }
             }
-        }
-        Ok(())
+            self.journal.submit(writes, None)
+        };
+        self.journal.committed(n).await
     }
 
     async fn sweep_closed(&self, now: Millis) -> Result<()> {
-        let sites: Vec<_> = self.sites.iter().map(|e| e.value().clone()).collect();
-        for site in sites {
+        let sites: Vec<_> = self
+            .sites
+            .iter()
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect();
+        let mut last = None;
+        for (site_id, site) in sites {
             let mut s = lock(&site);
-            s.convs.retain(|_, c| c.expires_at.is_none_or(|t| t > now));
             let SiteState {
                 visitors,
                 convs,
                 live,
                 ..
             } = &mut *s;
+            let mut writes = Vec::new();
+            convs.retain(|id, c| {
+                let keep = c.expires_at.is_none_or(|t| t > now);
+                if !keep {
+                    writes.push(Write::ForgetConv {
+                        site: site_id.clone(),
+                        conv: id.clone(),
+                    });
+                }
+                keep
+            });
             visitors.retain(|_, c| convs.contains_key(c));
             live.retain(|_, until| *until > now);
+            if !writes.is_empty() {
+                last = Some(self.journal.submit(writes, None));
+            }
         }
-        Ok(())
+        match last {
+            Some(n) => self.journal.committed(n).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn shutdown(&self) {
+        self.journal.close().await;
+    }
+}
+
+impl MemoryStore {
+    /// Changes an agent's record and journals it.
+    async fn update_agent(
+        &self,
+        site_id: &SiteId,
+        agent: &AgentId,
+        change: impl FnOnce(&mut AgentState),
+    ) -> Result<()> {
+        let n = {
+            let site = self.site(site_id);
+            let mut s = lock(&site);
+            let Some(a) = s.agents.get_mut(agent) else {
+                return Ok(());
+            };
+            change(&mut a.state);
+            let writes = s.agent_write(site_id, agent).into_iter().collect();
+            self.journal.submit(writes, None)
+        };
+        self.journal.committed(n).await
     }
 }

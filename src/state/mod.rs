@@ -6,6 +6,7 @@
 //! directly, Redis through its pub/sub subscriber. They know nothing of sessions. Pub/sub is
 //! at-most-once, so sessions detect gaps by sequence number and backfill with `events`.
 
+mod journal;
 pub mod memory;
 pub mod redis;
 
@@ -255,6 +256,9 @@ pub trait Store: Send + Sync + 'static {
     /// Frees closed conversations older than their retention and forgets presence no node
     /// vouches for any more (Redis expires conversation keys on its own).
     async fn sweep_closed(&self, now: Millis) -> Result<()>;
+    /// At shutdown, after the last session: makes what was stored durable and releases the
+    /// backend's resources (the embedded state's file). Calls after this fail.
+    async fn shutdown(&self) {}
     /// Erases a visitor: their profile, presence, and the given (closed) conversations with
     /// their logs. A privacy request; the caller made sure no conversation of theirs is open.
     async fn forget_visitor(

@@ -225,16 +225,7 @@ async fn queue_positions_are_unique_and_in_arrival_order(backend: Backend) {
     let mut positions: Vec<u64> = concurrent.iter().map(|(_, p)| *p).collect();
     positions.sort();
     assert_eq!(positions, (26..=65).collect::<Vec<_>>(), "distinct places");
-    let (status, queues) = admin_get(&app, "/v1/queues").await;
-    assert_eq!(status, 200);
-    let support = queues["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["department"] == "support")
-        .unwrap()
-        .clone();
-    assert_eq!(support["size"], 65);
+    assert_eq!(queue_size(app.addr, "support").await, 65);
     app.stop().await;
 }
 

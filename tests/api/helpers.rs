@@ -765,6 +765,19 @@ pub async fn wait_assigned(c: &mut Client) -> (String, Value) {
     (a["conversation"]["id"].as_str().unwrap().to_owned(), a)
 }
 
+/// The size of a department's queue, from `GET /v1/queues`.
+pub async fn queue_size(addr: SocketAddr, department: &str) -> u64 {
+    let (status, queues) = http_get(addr, "/v1/queues", Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, 200, "{queues}");
+    queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["department"] == department)
+        .and_then(|q| q["size"].as_u64())
+        .unwrap_or_else(|| panic!("no queue {department}: {queues}"))
+}
+
 /// A REST call with the admin token; returns the status and the JSON body.
 pub async fn admin_get(app: &TestApp, path: &str) -> (u16, Value) {
     http_get(app.addr, path, Some(ADMIN_TOKEN)).await

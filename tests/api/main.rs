@@ -7,6 +7,7 @@ mod crash;
 mod edges;
 mod health;
 mod multinode;
+mod restart;
 mod resume;
 mod routing;
 mod security;

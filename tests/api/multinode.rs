@@ -20,6 +20,20 @@ impl Node {
     pub async fn kill(mut self) {
         self.child.kill().await.expect("the node is killed");
     }
+
+    /// SIGTERM, then waits for the process to exit on its own.
+    pub async fn terminate(mut self) {
+        let pid = self.child.id().expect("the node runs") as libc::pid_t;
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("the node exits after SIGTERM")
+            .unwrap();
+        assert!(status.success(), "exit after SIGTERM: {status}");
+    }
 }
 
 async fn start_node(config_path: &std::path::Path) -> Node {

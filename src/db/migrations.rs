@@ -50,6 +50,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0006_visitors.sql"),
         include_str!("sql/0006_visitors.sql"),
     ),
+    (
+        7,
+        "the last agent of a ticket",
+        include_str!("sql/0007_ticket_agent.sqlite.sql"),
+        include_str!("sql/0007_ticket_agent.postgres.sql"),
+    ),
 ];
 
 /// The version a fully migrated database is at.

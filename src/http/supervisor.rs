@@ -119,8 +119,13 @@ async fn stats(
     let group = match q.get("group").map(String::as_str) {
         None => None,
         Some("department") => Some(StatsGroup::Department),
+        Some("agent") => Some(StatsGroup::Agent),
         Some("day") => Some(StatsGroup::Day),
-        Some(_) => return Err(ApiError::BadRequest("group: department or day".into())),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "group: department, agent or day".into(),
+            ));
+        }
     };
     let site = match q.get("site") {
         Some(_) => sites(&state, &q)?.pop(),

@@ -445,6 +445,8 @@ pub enum StatsGroup {
     /// One group, `all`.
     All,
     Department,
+    /// By the agent who held the chat last; "" for chats no agent took.
+    Agent,
     /// By UTC day of the close; the key is the day's first millisecond.
     Day,
 }

@@ -161,15 +161,15 @@ impl TicketStore for SqlTickets {
         let mut tx = self.db.pool().begin().await?;
         sqlx::query(
             "INSERT INTO tickets (id, site, visitor, department, status, closed_at, agents, body, \
-             queue_wait, first_response, handling, rating, search_text, follow_up, tags) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             queue_wait, first_response, handling, rating, search_text, follow_up, tags, agent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              ON CONFLICT (id) DO UPDATE SET department = excluded.department, \
              status = excluded.status, closed_at = excluded.closed_at, \
              agents = excluded.agents, body = excluded.body, \
              queue_wait = excluded.queue_wait, first_response = excluded.first_response, \
              handling = excluded.handling, rating = excluded.rating, \
              search_text = excluded.search_text, follow_up = excluded.follow_up, \
-             tags = excluded.tags",
+             tags = excluded.tags, agent = excluded.agent",
         )
         .bind(&ticket.id)
         .bind(&ticket.site.0)
@@ -186,6 +186,7 @@ impl TicketStore for SqlTickets {
         .bind(ticket.search_text())
         .bind(ticket.follow_up.as_str())
         .bind(padded(&ticket.tags))
+        .bind(ticket.agents.last().map(|a| a.id.0.clone()))
         // Not a cached prepared statement: sqlx 0.8's Any driver declares a NULL f64 as a
         // float4 parameter (sqlx-core any/arguments.rs swaps Real and Double), and PostgreSQL
         // then refuses the 8-byte value of a later execution. Prepared anew, each execution
@@ -354,6 +355,8 @@ impl TicketStore for SqlTickets {
         let key = match q.group {
             StatsGroup::All => "CAST('all' AS TEXT)",
             StatsGroup::Department => "department",
+            // Offline messages and chats nobody took have no agent: the group "".
+            StatsGroup::Agent => "COALESCE(agent, '')",
             StatsGroup::Day => "CAST((closed_at / 86400000) * 86400000 AS TEXT)",
         };
         // PostgreSQL refuses a constant in GROUP BY and PARTITION BY: one group needs neither.

@@ -111,6 +111,12 @@ async fn supervisor_figures(backend: Backend) {
     assert_eq!(groups[0]["chats"], 3);
     assert_eq!(groups[0]["rating"]["average"], 4.0);
     assert_eq!(groups[0]["queue_wait_secs"], s["queue_wait_secs"]);
+    let (_, by_agent) = admin_get(&app, "/v1/stats?group=agent").await;
+    let groups = by_agent["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{by_agent}");
+    assert_eq!(groups[0]["key"], "alice");
+    assert_eq!(groups[0]["chats"], 3);
+    assert_eq!(groups[0]["handling_secs"], s["handling_secs"]);
     let (_, by_day) = admin_get(&app, "/v1/stats?group=day").await;
     assert_eq!(
         by_day["groups"][0]["key"],

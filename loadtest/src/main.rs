@@ -4,6 +4,7 @@
 //! embedded state and on Redis) and runs every scenario small, failing on any loss, duplicate or
 //! error. Every run is bounded in time and talks to loopback addresses only.
 
+mod records;
 mod report;
 mod scenarios;
 
@@ -94,6 +95,32 @@ enum Cmd {
         /// Seconds to wait after the last visitor left before measuring again.
         #[arg(long, default_value_t = 2.0)]
         settle: f64,
+    },
+    /// Fill a record database with generated tickets, closed evenly over the last `days` days.
+    Tickets {
+        /// sqlite://FILE or postgres://…
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        #[arg(long, default_value = "lt")]
+        site: String,
+    },
+    /// Start the server on a record database: start-up time, memory, search and /v1/stats latency.
+    Records {
+        /// The switchboard binary.
+        #[arg(long)]
+        server: PathBuf,
+        #[arg(long)]
+        database_url: String,
+        /// Searches to run (two each: plain and with a department filter).
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        /// Write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Start the server on both backends and run every scenario small; exit 1 on any failure.
     Smoke {
@@ -310,6 +337,28 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Cmd::Smoke { server } => return scenarios::smoke(&server).await,
+        Cmd::Tickets {
+            database_url,
+            count,
+            days,
+            site,
+        } => return records::generate(&database_url, &site, count, days).await,
+        Cmd::Records {
+            server,
+            database_url,
+            queries,
+            json,
+        } => {
+            let report = records::measure(&server, &database_url, queries).await?;
+            report.print();
+            if let Some(path) = json {
+                std::fs::write(path, serde_json::to_string_pretty(&report.json())?)?;
+            }
+            if !report.failures().is_empty() {
+                std::process::exit(1);
+            }
+            return Ok(());
+        }
         Cmd::Idle {
             common,
             visitors,

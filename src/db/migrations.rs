@@ -56,6 +56,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0007_ticket_agent.sqlite.sql"),
         include_str!("sql/0007_ticket_agent.postgres.sql"),
     ),
+    (
+        8,
+        "a covering index for figures",
+        include_str!("sql/0008_figures_index.sql"),
+        include_str!("sql/0008_figures_index.sql"),
+    ),
 ];
 
 /// The version a fully migrated database is at.

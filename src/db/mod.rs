@@ -90,6 +90,9 @@ impl Database {
         let pool = AnyPoolOptions::new()
             // SQLite serializes writers; more connections only wait on its lock.
             .max_connections(if kind == Kind::Sqlite { 4 } else { 8 })
+            // A database that is gone fails a call in seconds instead of holding it (and the
+            // client waiting on it) for sqlx's default 30 s.
+            .acquire_timeout(std::time::Duration::from_secs(2))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if kind == Kind::Sqlite {

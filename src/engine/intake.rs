@@ -25,6 +25,14 @@ pub struct Route<'a> {
 }
 
 impl Engine {
+    /// Stores a visitor's record. A failure is logged, not returned: the record database briefly
+    /// gone must not stop a chat, and the next page view or hello writes the record again.
+    async fn save_visitor(&self, site: &SiteId, profile: &VisitorProfile) {
+        if let Err(e) = self.inner.tickets.put_visitor(site, profile).await {
+            tracing::warn!(cause = %e, "visitor record not saved");
+        }
+    }
+
     /// Identifies (or mints) the visitor and records where they are.
     pub async fn visitor_hello(
         &self,
@@ -42,7 +50,15 @@ impl Engine {
         };
         let (id, existing) = match known {
             Some(id) => {
-                let p = self.inner.tickets.visitor(site_id, &id).await?;
+                // The record database briefly gone must not keep visitors out of the chat:
+                // without their record they are greeted as on a first visit.
+                let p = match self.inner.tickets.visitor(site_id, &id).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(cause = %e, visitor = %id, "visitor record unavailable");
+                        None
+                    }
+                };
                 (id, p)
             }
             None => (VisitorId::generate(), None),
@@ -104,7 +120,7 @@ impl Engine {
         if let Some(ua) = clip(user_agent, 512) {
             profile.user_agent = Some(ua);
         }
-        self.inner.tickets.put_visitor(site_id, &profile).await?;
+        self.save_visitor(site_id, &profile).await;
         let conversation = self.inner.store.visitor_conversation(site_id, &id).await?;
         let token = self.inner.keys.visitor_token(site_id, &id);
         Ok(VisitorSession {
@@ -129,7 +145,7 @@ impl Engine {
         if let Some(url) = profile.page_url.clone() {
             profile.visit(&url, profile.page_title.clone(), profile.last_seen);
         }
-        self.inner.tickets.put_visitor(site, profile).await?;
+        self.save_visitor(site, profile).await;
         if let Some(id) = &profile.id {
             self.visitor_changed(site, id, true).await;
         }

@@ -79,6 +79,17 @@ impl SqlTickets {
         }
     }
 
+    /// Stores many tickets in one transaction: imports and the benchmark's generator.
+    pub async fn save_batch(&self, tickets: &[Ticket]) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.db.pool().begin().await?;
+        for t in tickets {
+            write_ticket(&mut tx, t).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Imports the tickets and outbox entries of the JSON-file store an earlier version kept in
     /// the data directory, once: the directories are then renamed `*.imported` and left in place.
     pub async fn import_files(&self, data_dir: &std::path::Path) -> anyhow::Result<()> {
@@ -90,8 +101,8 @@ impl SqlTickets {
             }
             let count = if what == "tickets" {
                 let tickets: Vec<Ticket> = load_dir(&path)?;
-                for t in &tickets {
-                    self.save(t, &[]).await?;
+                for batch in tickets.chunks(500) {
+                    self.save_batch(batch).await?;
                 }
                 tickets.len()
             } else {
@@ -121,6 +132,47 @@ fn padded<S: AsRef<str>>(items: &[S]) -> String {
 fn agents_column(t: &Ticket) -> String {
     let ids: Vec<&str> = t.agents.iter().map(|a| a.id.0.as_str()).collect();
     padded(&ids)
+}
+
+/// Inserts or replaces one ticket, its JSON and the columns filters and figures read.
+async fn write_ticket(conn: &mut sqlx::AnyConnection, ticket: &Ticket) -> Result<()> {
+    let body = serde_json::to_string(ticket).map_err(corrupt)?;
+    sqlx::query(
+        "INSERT INTO tickets (id, site, visitor, department, status, closed_at, agents, body, \
+         queue_wait, first_response, handling, rating, search_text, follow_up, tags, agent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         ON CONFLICT (id) DO UPDATE SET department = excluded.department, \
+         status = excluded.status, closed_at = excluded.closed_at, \
+         agents = excluded.agents, body = excluded.body, \
+         queue_wait = excluded.queue_wait, first_response = excluded.first_response, \
+         handling = excluded.handling, rating = excluded.rating, \
+         search_text = excluded.search_text, follow_up = excluded.follow_up, \
+         tags = excluded.tags, agent = excluded.agent",
+    )
+    .bind(&ticket.id)
+    .bind(&ticket.site.0)
+    .bind(&ticket.visitor.id)
+    .bind(&ticket.department.0)
+    .bind(&ticket.status)
+    .bind(ticket.closed_at)
+    .bind(agents_column(ticket))
+    .bind(body)
+    .bind(ticket.metrics.queue_wait_secs)
+    .bind(ticket.metrics.first_response_secs)
+    .bind(ticket.metrics.handling_secs)
+    .bind(ticket.rating.as_ref().map(|r| i64::from(r.score)))
+    .bind(ticket.search_text())
+    .bind(ticket.follow_up.as_str())
+    .bind(padded(&ticket.tags))
+    .bind(ticket.agents.last().map(|a| a.id.0.clone()))
+    // Not a cached prepared statement: sqlx 0.8's Any driver declares a NULL f64 as a
+    // float4 parameter (sqlx-core any/arguments.rs swaps Real and Double), and PostgreSQL
+    // then refuses the 8-byte value of a later execution. Prepared anew, each execution
+    // declares its own types.
+    .persistent(false)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 const UPSERT_DELIVERY: &str = "INSERT INTO deliveries (id, site, next_at, lease_until, dead, created_at, body) \
@@ -157,43 +209,8 @@ fn parse<T: serde::de::DeserializeOwned>(rows: Vec<sqlx::any::AnyRow>) -> Result
 impl TicketStore for SqlTickets {
     async fn save(&self, ticket: &Ticket, deliveries: &[Delivery]) -> Result<()> {
         let _turn = self.write_turn().await;
-        let body = serde_json::to_string(ticket).map_err(corrupt)?;
         let mut tx = self.db.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO tickets (id, site, visitor, department, status, closed_at, agents, body, \
-             queue_wait, first_response, handling, rating, search_text, follow_up, tags, agent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-             ON CONFLICT (id) DO UPDATE SET department = excluded.department, \
-             status = excluded.status, closed_at = excluded.closed_at, \
-             agents = excluded.agents, body = excluded.body, \
-             queue_wait = excluded.queue_wait, first_response = excluded.first_response, \
-             handling = excluded.handling, rating = excluded.rating, \
-             search_text = excluded.search_text, follow_up = excluded.follow_up, \
-             tags = excluded.tags, agent = excluded.agent",
-        )
-        .bind(&ticket.id)
-        .bind(&ticket.site.0)
-        .bind(&ticket.visitor.id)
-        .bind(&ticket.department.0)
-        .bind(&ticket.status)
-        .bind(ticket.closed_at)
-        .bind(agents_column(ticket))
-        .bind(body)
-        .bind(ticket.metrics.queue_wait_secs)
-        .bind(ticket.metrics.first_response_secs)
-        .bind(ticket.metrics.handling_secs)
-        .bind(ticket.rating.as_ref().map(|r| i64::from(r.score)))
-        .bind(ticket.search_text())
-        .bind(ticket.follow_up.as_str())
-        .bind(padded(&ticket.tags))
-        .bind(ticket.agents.last().map(|a| a.id.0.clone()))
-        // Not a cached prepared statement: sqlx 0.8's Any driver declares a NULL f64 as a
-        // float4 parameter (sqlx-core any/arguments.rs swaps Real and Double), and PostgreSQL
-        // then refuses the 8-byte value of a later execution. Prepared anew, each execution
-        // declares its own types.
-        .persistent(false)
-        .execute(&mut *tx)
-        .await?;
+        write_ticket(&mut tx, ticket).await?;
         write_deliveries(&mut tx, deliveries).await?;
         tx.commit().await?;
         Ok(())

@@ -67,3 +67,50 @@ async fn sqlite_tickets_survive_kill() {
 async fn postgres_tickets_survive_kill() {
     acknowledged_tickets_survive_kill(true).await;
 }
+
+/// The record database (PostgreSQL) goes away mid-chat and comes back. The chat goes on and a
+/// new visitor still gets in; a close that cannot be filed is answered `unavailable`, never
+/// acknowledged; once the database is back the sweep files the ticket, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_database_briefly_gone() {
+    let mut pg = PrivatePostgres::start();
+    let mut cfg = config(&[alice(2)]);
+    cfg.database_url = Some(pg.url());
+    let (app, clock) = spawn_with_clock(Backend::Memory, cfg).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, conv) = chat_with(&app, &mut alice, "m1", "my parcel is late").await;
+
+    pg.stop();
+    say(&mut v, "m2", "are you there?").await;
+    agent_say(&mut alice, &conv, "a1", "Yes, looking into it").await;
+    let (mut w, _) = visitor(&app, json!({})).await;
+    say(&mut w, "w1", "hello from a new visitor").await;
+    alice
+        .send(json!({"type": "close", "conversation": conv}))
+        .await;
+    alice.wait_error("unavailable").await;
+    assert!(
+        alice.drain().iter().all(|m| m["type"] != "closed"),
+        "a close is acknowledged only once its ticket is stored"
+    );
+
+    pg.start_again();
+    // Past the grace the sweep gives a close before filing a ticket left behind.
+    clock.advance(std::time::Duration::from_secs(11));
+    until_status(&app, &format!("/v1/tickets/{conv}"), 200).await;
+    let (_, ticket) = admin_get(&app, &format!("/v1/tickets/{conv}")).await;
+    let texts: Vec<&str> = ticket["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    for text in [
+        "my parcel is late",
+        "are you there?",
+        "Yes, looking into it",
+    ] {
+        assert!(texts.contains(&text), "{text} in {texts:?}");
+    }
+    app.stop().await;
+}

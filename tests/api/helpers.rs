@@ -196,66 +196,149 @@ fn postgres_account() -> (u32, u32) {
         )
 }
 
-/// Starts a throwaway PostgreSQL: `initdb` into a temporary directory, `postgres` on a free
-/// port of 127.0.0.1, as the `postgres` account when the tests run as root. It dies with the
-/// test process (PR_SET_PDEATHSIG, set after the account switch so it survives it).
-fn start_postgres() -> String {
-    use std::os::unix::process::CommandExt;
-    let dir = temp_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let account = (unsafe { libc::geteuid() } == 0).then(postgres_account);
-    if let Some((uid, gid)) = account {
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
-    }
-    let as_account = move |cmd: &mut Command| {
+/// A throwaway PostgreSQL cluster: `initdb` into a temporary directory, run as the `postgres`
+/// account when the tests run as root (PostgreSQL refuses root).
+struct PgCluster {
+    dir: std::path::PathBuf,
+    account: Option<(u32, u32)>,
+    port: u16,
+}
+
+impl PgCluster {
+    fn init() -> Self {
+        let dir = temp_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let account = (unsafe { libc::geteuid() } == 0).then(postgres_account);
         if let Some((uid, gid)) = account {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        }
+        let cluster = Self {
+            dir,
+            account,
+            port: free_port(),
+        };
+        let mut initdb = Command::new(postgres_bin("initdb"));
+        initdb
+            .args([
+                "-D",
+                cluster.data().to_str().unwrap(),
+                "-U",
+                "switchboard",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cluster.as_account(&mut initdb);
+        let out = initdb.output().expect("initdb runs");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.join("pg")
+    }
+
+    fn as_account(&self, cmd: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        if let Some((uid, gid)) = self.account {
             cmd.uid(uid).gid(gid);
         }
-    };
-    let data = dir.join("pg");
-    let mut initdb = Command::new(postgres_bin("initdb"));
-    initdb
-        .args([
+    }
+
+    /// The `postgres` command on a free port of 127.0.0.1.
+    fn server(&self) -> Command {
+        let mut cmd = Command::new(postgres_bin("postgres"));
+        cmd.args([
             "-D",
-            data.to_str().unwrap(),
-            "-U",
-            "switchboard",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    as_account(&mut initdb);
-    let out = initdb.output().expect("initdb runs");
-    assert!(
-        out.status.success(),
-        "initdb failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let port = free_port();
-    let mut cmd = Command::new(postgres_bin("postgres"));
-    cmd.args([
-        "-D",
-        data.to_str().unwrap(),
-        "-p",
-        &port.to_string(),
-        "-c",
-        "listen_addresses=127.0.0.1",
-        "-c",
-        &format!("unix_socket_directories={}", dir.display()),
-        "-c",
-        "fsync=off",
-        "-c",
-        "max_connections=300",
-    ]);
-    as_account(&mut cmd);
-    if let Err(e) = spawn_for_life(cmd) {
+            self.data().to_str().unwrap(),
+            "-p",
+            &self.port.to_string(),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            &format!("unix_socket_directories={}", self.dir.display()),
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=300",
+        ]);
+        self.as_account(&mut cmd);
+        cmd
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://switchboard@127.0.0.1:{}", self.port)
+    }
+}
+
+/// Starts the test process's PostgreSQL. It dies with the test process (PR_SET_PDEATHSIG, set
+/// after the account switch so it survives it).
+fn start_postgres() -> String {
+    let cluster = PgCluster::init();
+    if let Err(e) = spawn_for_life(cluster.server()) {
         panic!("cannot start postgres ({e}); install it: apt-get install postgresql");
     }
-    wait_listening(port, "postgres");
-    format!("postgres://switchboard@127.0.0.1:{port}")
+    wait_listening(cluster.port, "postgres");
+    cluster.url()
+}
+
+/// A PostgreSQL of one test's own, which the test stops and starts again: the record database
+/// briefly gone. Killed when dropped.
+pub struct PrivatePostgres {
+    cluster: PgCluster,
+    server: Option<std::process::Child>,
+}
+
+impl PrivatePostgres {
+    pub fn start() -> Self {
+        let mut pg = Self {
+            cluster: PgCluster::init(),
+            server: None,
+        };
+        pg.start_again();
+        pg
+    }
+
+    /// The URL of its `postgres` database.
+    pub fn url(&self) -> String {
+        format!("{}/postgres", self.cluster.url())
+    }
+
+    /// Stops it the fast way (SIGINT: sessions are cut, no checkpoint waited for).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            // SAFETY: a signal to our own child process.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+            }
+            let _ = child.wait();
+        }
+    }
+
+    pub fn start_again(&mut self) {
+        let child = self
+            .cluster
+            .server()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postgres starts (apt-get install postgresql)");
+        self.server = Some(child);
+        wait_listening(self.cluster.port, "postgres");
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// A database of its own on the test PostgreSQL for one configuration (named after its data

@@ -62,6 +62,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0008_figures_index.sql"),
         include_str!("sql/0008_figures_index.sql"),
     ),
+    (
+        9,
+        "figures kept as tickets are written",
+        include_str!("sql/0009_figures.sqlite.sql"),
+        include_str!("sql/0009_figures.postgres.sql"),
+    ),
 ];
 
 /// The version a fully migrated database is at.

@@ -7,6 +7,7 @@
 //!   `redis`. Saving a ticket and queueing its deliveries is one durable step.
 //! - `webhooks` signs and sends deliveries, with retries, leases and dead letters.
 
+pub mod figures;
 pub mod redis;
 pub mod sql;
 pub mod webhooks;

@@ -10,8 +10,9 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
+use super::figures::{self, DAY_MS, MEASURES, Row as FigureRow, Tally};
 use super::{
-    AuditEntry, Delivery, Figures, Result, Spread, StatsGroup, StatsQuery, Ticket, TicketFilter,
+    AuditEntry, Delivery, Figures, Result, StatsGroup, StatsQuery, Ticket, TicketFilter,
     TicketStore,
 };
 use crate::db::{Database, Kind};
@@ -134,8 +135,90 @@ fn agents_column(t: &Ticket) -> String {
     padded(&ids)
 }
 
-/// Inserts or replaces one ticket, its JSON and the columns filters and figures read.
+/// The figure columns of the tickets matching `filter` (binds: `args`).
+async fn figure_rows(
+    conn: &mut sqlx::AnyConnection,
+    filter: &str,
+    args: &[&str],
+    millis: Option<(Millis, Millis)>,
+) -> Result<Vec<FigureRow>> {
+    let sql = format!(
+        "SELECT site, closed_at, department, agent, status, queue_wait, first_response, \
+         handling, rating FROM tickets WHERE {filter}"
+    );
+    let mut query = sqlx::query(&sql);
+    for a in args {
+        query = query.bind(*a);
+    }
+    if let Some((from, to)) = millis {
+        query = query.bind(from).bind(to);
+    }
+    let mut out = Vec::new();
+    for r in query.fetch_all(&mut *conn).await? {
+        out.push(FigureRow {
+            site: r.try_get("site")?,
+            closed_at: r.try_get("closed_at")?,
+            department: r.try_get("department")?,
+            agent: r.try_get("agent")?,
+            status: r.try_get("status")?,
+            durations: [
+                r.try_get("queue_wait")?,
+                r.try_get("first_response")?,
+                r.try_get("handling")?,
+            ],
+            rating: r.try_get("rating")?,
+        });
+    }
+    Ok(out)
+}
+
+/// Applies a change to the kept figures.
+async fn apply_figures(
+    conn: &mut sqlx::AnyConnection,
+    delta: std::collections::BTreeMap<figures::Key, i64>,
+) -> Result<()> {
+    for ((site, day, dim, key, measure, bucket), n) in delta {
+        sqlx::query(
+            "INSERT INTO figures (site, day, dim, key, measure, bucket, n) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (dim, day, site, key, measure, bucket) DO UPDATE SET n = figures.n + excluded.n",
+        )
+        .bind(site)
+        .bind(day)
+        .bind(dim)
+        .bind(key)
+        .bind(measure)
+        .bind(bucket)
+        .bind(n)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The figure columns a ticket is stored with.
+fn figure_row(t: &Ticket) -> FigureRow {
+    FigureRow {
+        site: t.site.0.clone(),
+        closed_at: t.closed_at,
+        department: t.department.0.clone(),
+        agent: t.agents.last().map(|a| a.id.0.clone()),
+        status: t.status.clone(),
+        durations: [
+            t.metrics.queue_wait_secs,
+            t.metrics.first_response_secs,
+            t.metrics.handling_secs,
+        ],
+        rating: t.rating.as_ref().map(|r| i64::from(r.score)),
+    }
+}
+
+/// Inserts or replaces one ticket, its JSON and the columns filters and figures read, and
+/// moves the kept figures from what it was to what it is, in the caller's transaction.
 async fn write_ticket(conn: &mut sqlx::AnyConnection, ticket: &Ticket) -> Result<()> {
+    let before = figure_rows(conn, "id = $1", &[&ticket.id], None).await?;
+    let after = figure_row(ticket);
+    apply_figures(conn, figures::delta(&before, [&after])).await?;
     let body = serde_json::to_string(ticket).map_err(corrupt)?;
     sqlx::query(
         "INSERT INTO tickets (id, site, visitor, department, status, closed_at, agents, body, \
@@ -368,97 +451,107 @@ impl TicketStore for SqlTickets {
     }
 
     async fn stats(&self, q: &StatsQuery) -> Result<Vec<Figures>> {
-        // The group key as text, and the range (and site) as numbered arguments.
-        let key = match q.group {
-            StatsGroup::All => "CAST('all' AS TEXT)",
-            StatsGroup::Department => "department",
-            // Offline messages and chats nobody took have no agent: the group "".
-            StatsGroup::Agent => "COALESCE(agent, '')",
-            StatsGroup::Day => "CAST((closed_at / 86400000) * 86400000 AS TEXT)",
+        // Whole UTC days from the kept figures; the parts of days at either end from tickets.
+        let first_day = q.since.div_euclid(DAY_MS) * DAY_MS
+            + if q.since.rem_euclid(DAY_MS) == 0 {
+                0
+            } else {
+                DAY_MS
+            };
+        let end_day = if q.until == Millis::MAX {
+            Millis::MAX
+        } else {
+            q.until.div_euclid(DAY_MS) * DAY_MS
         };
-        // PostgreSQL refuses a constant in GROUP BY and PARTITION BY: one group needs neither.
-        let (group_by, partition) = match q.group {
-            StatsGroup::All => (String::new(), String::new()),
-            _ => (format!("{key}, "), format!("PARTITION BY {key} ")),
-        };
-        let mut filter = String::from("closed_at >= $1 AND closed_at < $2");
-        if q.site.is_some() {
-            filter.push_str(" AND site = $3");
-        }
-        fn bind<'q>(
-            sql: &'q str,
-            q: &StatsQuery,
-        ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-            let query = sqlx::query(sql).bind(q.since).bind(q.until);
-            match &q.site {
-                Some(site) => query.bind(site.0.clone()),
-                None => query,
-            }
-        }
-        let pool = self.db.pool();
-        let mut groups: std::collections::BTreeMap<String, Figures> = Default::default();
-        let counts = format!(
-            "SELECT {key} AS k, status, COUNT(*) AS n, COUNT(rating) AS rated, \
-             AVG(CAST(rating AS DOUBLE PRECISION)) AS average \
-             FROM tickets WHERE {filter} GROUP BY {group_by}status"
-        );
-        for row in bind(&counts, q).fetch_all(pool).await? {
-            let k: String = row.try_get("k")?;
-            let g = groups.entry(k.clone()).or_insert_with(|| Figures {
-                key: k,
-                ..Figures::default()
-            });
-            let n = row.try_get::<i64, _>("n")? as u64;
-            let rated = row.try_get::<i64, _>("rated")? as u64;
-            g.chats += n;
-            *g.by_status.entry(row.try_get("status")?).or_default() += n;
-            if let Some(avg) = row.try_get::<Option<f64>, _>("average")? {
-                // Weighted into the group's average across statuses.
-                let total = g.rating.average.unwrap_or(0.0) * g.rating.count as f64;
-                g.rating.count += rated;
-                g.rating.average = Some((total + avg * rated as f64) / g.rating.count as f64);
-            }
-        }
-        // Nearest-rank median and 90th percentile per group, by window functions: the rows at
-        // ranks ceil(n/2) and ceil(9n/10) of each group's sorted values.
-        for (column, pick) in [
-            (
-                "queue_wait",
-                (|f: &mut Figures| &mut f.queue_wait_secs) as fn(&mut Figures) -> &mut Spread,
+        let (dim, kept_key, ticket_key) = match q.group {
+            StatsGroup::All => ("all", "CAST('all' AS TEXT)", "CAST('all' AS TEXT)"),
+            StatsGroup::Department => ("department", "key", "department"),
+            StatsGroup::Agent => ("agent", "key", "COALESCE(agent, '')"),
+            StatsGroup::Day => (
+                "all",
+                "CAST(day AS TEXT)",
+                "CAST((closed_at / 86400000) * 86400000 AS TEXT)",
             ),
-            ("first_response", |f| &mut f.first_response_secs),
-            ("handling", |f| &mut f.handling_secs),
-        ] {
-            let sql = format!(
-                "SELECT k, v, rn, n FROM (SELECT {key} AS k, {column} AS v, \
-                 ROW_NUMBER() OVER ({partition}ORDER BY {column}) AS rn, \
-                 COUNT(*) OVER ({partition}) AS n \
-                 FROM tickets WHERE {filter} AND {column} IS NOT NULL) ranked \
-                 WHERE rn = (n + 1) / 2 OR rn = (9 * n + 9) / 10"
-            );
-            for row in bind(&sql, q).fetch_all(pool).await? {
-                let k: String = row.try_get("k")?;
-                let (v, rn, n): (f64, i64, i64) =
-                    (row.try_get("v")?, row.try_get("rn")?, row.try_get("n")?);
-                let Some(g) = groups.get_mut(&k) else {
-                    continue;
-                };
-                let spread = pick(g);
-                spread.count = n as u64;
-                if rn == (n + 1) / 2 {
-                    spread.median = Some(v);
-                }
-                if rn == (9 * n + 9) / 10 {
-                    spread.p90 = Some(v);
-                }
+        };
+        let site = if q.site.is_some() {
+            " AND site = $3"
+        } else {
+            ""
+        };
+        let pool = self.db.pool();
+        let mut tally = Tally::default();
+        let mut add = |rows: Vec<sqlx::any::AnyRow>| -> Result<()> {
+            for r in rows {
+                tally.add(
+                    r.try_get("k")?,
+                    r.try_get("measure")?,
+                    r.try_get("bucket")?,
+                    r.try_get("n")?,
+                );
             }
+            Ok(())
+        };
+        let mut raw = Vec::new();
+        if first_day < end_day {
+            let sql = format!(
+                "SELECT {kept_key} AS k, measure, bucket, CAST(SUM(n) AS BIGINT) AS n \
+                 FROM figures WHERE dim = '{dim}' AND day >= $1 AND day < $2{site} \
+                 GROUP BY {kept_key}, measure, bucket"
+            );
+            let mut query = sqlx::query(&sql).bind(first_day).bind(end_day);
+            if let Some(s) = &q.site {
+                query = query.bind(s.0.clone());
+            }
+            add(query.fetch_all(pool).await?)?;
+            raw.push((q.since, first_day));
+            if end_day != Millis::MAX {
+                raw.push((end_day, q.until));
+            }
+        } else {
+            raw.push((q.since, q.until));
         }
-        Ok(groups.into_values().collect())
+        let kind = self.db.kind();
+        let range = format!("closed_at >= $1 AND closed_at < $2{site}");
+        let mut parts = vec![
+            format!(
+                "SELECT {ticket_key} AS k, 'status:' || status AS measure, 0 AS bucket FROM tickets WHERE {range}"
+            ),
+            format!(
+                "SELECT {ticket_key} AS k, 'rating' AS measure, rating AS bucket FROM tickets WHERE {range} AND rating IS NOT NULL"
+            ),
+        ];
+        for m in MEASURES {
+            parts.push(format!(
+                "SELECT {ticket_key} AS k, '{m}' AS measure, {} AS bucket FROM tickets \
+                 WHERE {range} AND {m} IS NOT NULL",
+                figures::bucket_sql(kind, m)
+            ));
+        }
+        let sql = format!(
+            "SELECT k, measure, bucket, COUNT(*) AS n FROM ({}) c GROUP BY k, measure, bucket",
+            parts.join(" UNION ALL ")
+        );
+        for (from, to) in raw.into_iter().filter(|(a, b)| a < b) {
+            let mut query = sqlx::query(&sql).bind(from).bind(to);
+            if let Some(s) = &q.site {
+                query = query.bind(s.0.clone());
+            }
+            add(query.fetch_all(pool).await?)?;
+        }
+        Ok(tally.figures())
     }
 
     async fn erase_visitor(&self, site: &SiteId, visitor: &str) -> Result<u64> {
         let _turn = self.write_turn().await;
         let mut tx = self.db.pool().begin().await?;
+        let leaving = figure_rows(
+            &mut tx,
+            "site = $1 AND visitor = $2",
+            &[&site.0, visitor],
+            None,
+        )
+        .await?;
+        apply_figures(&mut tx, figures::delta(&leaving, [])).await?;
         let deleted = sqlx::query("DELETE FROM tickets WHERE site = $1 AND visitor = $2")
             .bind(&site.0)
             .bind(visitor)
@@ -487,11 +580,29 @@ impl TicketStore for SqlTickets {
 
     async fn expire(&self, before: Millis) -> Result<u64> {
         let _turn = self.write_turn().await;
-        Ok(sqlx::query("DELETE FROM tickets WHERE closed_at < $1")
+        let mut tx = self.db.pool().begin().await?;
+        // Whole days go from the figures at once; the tickets of the day `before` falls in,
+        // one by one.
+        let day = before.div_euclid(DAY_MS) * DAY_MS;
+        let leaving = figure_rows(
+            &mut tx,
+            "closed_at >= $1 AND closed_at < $2",
+            &[],
+            Some((day, before)),
+        )
+        .await?;
+        apply_figures(&mut tx, figures::delta(&leaving, [])).await?;
+        sqlx::query("DELETE FROM figures WHERE day < $1 OR n = 0")
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM tickets WHERE closed_at < $1")
             .bind(before)
-            .execute(self.db.pool())
+            .execute(&mut *tx)
             .await?
-            .rows_affected())
+            .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
     }
 
     async fn audit(&self, entry: &AuditEntry) -> Result<()> {

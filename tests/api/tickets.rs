@@ -817,6 +817,9 @@ async fn privacy_requests_and_retention(backend: Backend) {
     ticket(&app, &other).await;
     clock.advance(std::time::Duration::from_secs(31 * 86_400));
     until_status(&app, &format!("/v1/tickets/{other}"), 404).await;
+    // The figures kept for /v1/stats lost both tickets too (one erased, one expired).
+    let (_, figures) = admin_get(&app, "/v1/stats?since=0").await;
+    assert_eq!(figures["chats"], 0, "{figures}");
     // And the visitor's record, unseen for 31 days (visitor_retention_days: 30 by default).
     let gone = wwelcome["visitor_id"].as_str().unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;

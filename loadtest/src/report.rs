@@ -81,16 +81,17 @@ impl Report {
         }
         if !self.latencies.is_empty() {
             println!(
-                "{:<28} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
-                "latency (ms)", "count", "p50", "p90", "p99", "p99.9", "max"
+                "{:<28} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "latency (ms)", "count", "p50", "p90", "p95", "p99", "p99.9", "max"
             );
             for (name, h) in &self.latencies {
                 println!(
-                    "{:<28} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                    "{:<28} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
                     name,
                     h.len(),
                     Self::ms(h.value_at_quantile(0.5)),
                     Self::ms(h.value_at_quantile(0.9)),
+                    Self::ms(h.value_at_quantile(0.95)),
                     Self::ms(h.value_at_quantile(0.99)),
                     Self::ms(h.value_at_quantile(0.999)),
                     Self::ms(h.max())
@@ -119,6 +120,7 @@ impl Report {
                         "count": h.len(),
                         "p50_ms": Self::ms(h.value_at_quantile(0.5)),
                         "p90_ms": Self::ms(h.value_at_quantile(0.9)),
+                        "p95_ms": Self::ms(h.value_at_quantile(0.95)),
                         "p99_ms": Self::ms(h.value_at_quantile(0.99)),
                         "p99_9_ms": Self::ms(h.value_at_quantile(0.999)),
                         "max_ms": Self::ms(h.max()),

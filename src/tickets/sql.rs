@@ -54,6 +54,9 @@ fn search_words(q: &str) -> Vec<String> {
         .collect()
 }
 
+/// From this many matching tickets on, a SQLite search walks the tickets newest first.
+const DENSE_SEARCH: i64 = 2_000;
+
 /// `TicketStore` on the record database.
 pub struct SqlTickets {
     db: Database,
@@ -309,8 +312,45 @@ impl TicketStore for SqlTickets {
     }
 
     async fn list(&self, site: &SiteId, filter: &TicketFilter) -> Result<Vec<Ticket>> {
+        let words = filter
+            .query
+            .as_deref()
+            .map(search_words)
+            .filter(|w| !w.is_empty());
+        // SQLite: each word quoted, so FTS5 operators in a visitor's words stay words.
+        let phrase = words.as_ref().map(|words| {
+            words
+                .iter()
+                .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        // SQLite picks no good plan for both kinds of search on its own. A search that matches
+        // many tickets is answered by walking the tickets newest first and asking the index
+        // about each (it stops after `limit`); one that matches few, by fetching those few and
+        // sorting them. Counting up to the threshold costs under a millisecond.
+        let dense = match (&phrase, self.db.kind()) {
+            (Some(phrase), Kind::Sqlite) => {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT rowid FROM tickets_fts \
+                     WHERE tickets_fts MATCH $1 LIMIT $2)",
+                )
+                .bind(phrase)
+                .bind(DENSE_SEARCH)
+                .fetch_one(self.db.pool())
+                .await?;
+                n >= DENSE_SEARCH
+            }
+            _ => false,
+        };
         // Conditions in a fixed order, numbered as they are added: both databases bind by it.
-        let mut sql = String::from("SELECT body FROM tickets WHERE site = $1");
+        // A sparse SQLite search must not walk the site's index (`+site`).
+        let sparse = phrase.is_some() && !dense && self.db.kind() == Kind::Sqlite;
+        let mut sql = String::from(if sparse {
+            "SELECT body FROM tickets WHERE +site = $1"
+        } else {
+            "SELECT body FROM tickets WHERE site = $1"
+        });
         let mut args: Vec<String> = vec![site.0.clone()];
         let mut since = None;
         let mut add = |sql: &mut String, cond: &str, value: String| {
@@ -338,26 +378,19 @@ impl TicketStore for SqlTickets {
         if let Some(t) = &filter.tag {
             add(&mut sql, " AND tags LIKE ?", format!("% {t} %"));
         }
-        if let Some(words) = filter
-            .query
-            .as_deref()
-            .map(search_words)
-            .filter(|w| !w.is_empty())
-        {
+        if let (Some(words), Some(phrase)) = (words, phrase) {
             match self.db.kind() {
-                Kind::Sqlite => {
-                    // Each word quoted: FTS5 operators in a visitor's words stay words.
-                    let phrase = words
-                        .iter()
-                        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    add(
-                        &mut sql,
-                        " AND rowid IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH ?)",
-                        phrase,
-                    );
-                }
+                Kind::Sqlite if dense => add(
+                    &mut sql,
+                    " AND EXISTS (SELECT 1 FROM tickets_fts f \
+                     WHERE f.tickets_fts MATCH ? AND f.rowid = tickets.rowid)",
+                    phrase,
+                ),
+                Kind::Sqlite => add(
+                    &mut sql,
+                    " AND rowid IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH ?)",
+                    phrase,
+                ),
                 Kind::Postgres => add(
                     &mut sql,
                     " AND to_tsvector('simple', search_text) @@ plainto_tsquery('simple', ?)",

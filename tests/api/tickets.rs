@@ -20,6 +20,7 @@ all_stores!(
     rest_filters_pagination_and_errors,
     privacy_requests_and_retention,
     search_finds_tickets_by_their_words,
+    search_over_thousands_of_matches,
     follow_up_status_and_tags,
 );
 
@@ -1021,4 +1022,68 @@ async fn durability_setting_reaches_sqlite() {
     let text = format!("durability = \"power\"\n{}", config_toml(&[]));
     let parsed = switchboard::config::Config::from_toml(&text).unwrap();
     assert_eq!(parsed.durability, Durability::Power);
+}
+
+/// A search that matches thousands of tickets (which SQLite answers by walking the tickets
+/// newest first, where a rare word is answered by fetching its few matches) returns the newest
+/// matches in order and pages on by cursor; a rare word among them is found too.
+async fn search_over_thousands_of_matches(backend: Backend) {
+    const MANY: usize = 2_100;
+    let cfg = config(&[alice(3)]);
+    let app = spawn_app(backend, cfg.clone()).await;
+    let mut console = agent_client(&app, "alice", "online").await;
+    let (_v, conv) = chat_with(&app, &mut console, "m1", "a template chat").await;
+    let id = agent_closes(&mut console, &conv, "resolved").await;
+    let template: switchboard::tickets::Ticket =
+        serde_json::from_value(ticket(&app, &id).await).unwrap();
+    let store = switchboard::tickets::sql::SqlTickets::new(records(backend, &cfg).await);
+    let start = template.closed_at - MANY as i64 * 1000;
+    let tickets: Vec<_> = (0..MANY)
+        .map(|i| {
+            let mut t = template.clone();
+            let at = start + i as i64 * 1000;
+            t.id = ulid::Ulid::from_parts(at as u64, i as u128).to_string();
+            t.closed_at = at;
+            // Every one is a zebra; one in a thousand a narwhal too.
+            let rare = if i % 1000 == 7 { " narwhal" } else { "" };
+            t.visitor.name = Some(format!("Zebra {i}{rare}"));
+            t
+        })
+        .collect();
+    store.save_batch(&tickets).await.unwrap();
+    let mut newest: Vec<String> = tickets.iter().rev().map(|t| t.id.clone()).collect();
+    newest.truncate(100);
+    let (status, page) = admin_get(&app, "/v1/tickets?q=zebra&limit=50").await;
+    assert_eq!(status, 200, "{page}");
+    let ids = |page: &Value| -> Vec<String> {
+        page["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = ids(&page);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, next) = admin_get(
+        &app,
+        &format!("/v1/tickets?q=zebra&limit=50&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!([first, ids(&next)].concat(), newest);
+    let (_, rare) = admin_get(&app, "/v1/tickets?q=narwhal%20zebra").await;
+    let mut expected: Vec<String> = tickets
+        .iter()
+        .rev()
+        .filter(|t| {
+            t.visitor
+                .name
+                .as_deref()
+                .is_some_and(|n| n.contains("narwhal"))
+        })
+        .map(|t| t.id.clone())
+        .collect();
+    expected.truncate(50);
+    assert_eq!(ids(&rare), expected);
+    app.stop().await;
 }

@@ -40,6 +40,8 @@ async fn list(
     const KNOWN: &[&str] = &[
         "site",
         "since",
+        "until",
+        "rating",
         "department",
         "agent",
         "status",
@@ -78,6 +80,25 @@ async fn list(
     }
     let filter = TicketFilter {
         since: q.get("since").map(|s| parse_since(s)).transpose()?,
+        until: q
+            .get("until")
+            .map(|s| {
+                parse_since(s).map_err(|_| {
+                    bad_request(
+                        "until: expected RFC 3339 (2026-11-25T09:00:00Z) or Unix milliseconds",
+                    )
+                })
+            })
+            .transpose()?,
+        rating: q
+            .get("rating")
+            .map(|r| {
+                r.parse::<u8>()
+                    .ok()
+                    .filter(|r| (1..=5).contains(r))
+                    .ok_or_else(|| bad_request("rating: a score from 1 to 5"))
+            })
+            .transpose()?,
         department: q.get("department").map(|d| DeptId(d.clone())),
         agent: q.get("agent").cloned(),
         status: q.get("status").cloned(),

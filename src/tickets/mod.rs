@@ -346,6 +346,10 @@ impl Ticket {
 pub struct TicketFilter {
     /// Tickets closed at or after this instant.
     pub since: Option<Millis>,
+    /// Tickets closed before this instant.
+    pub until: Option<Millis>,
+    /// Tickets the visitor rated with this score.
+    pub rating: Option<u8>,
     pub department: Option<DeptId>,
     pub agent: Option<String>,
     pub status: Option<String>,
@@ -364,6 +368,10 @@ pub struct TicketFilter {
 impl TicketFilter {
     pub fn matches(&self, t: &Ticket) -> bool {
         self.since.is_none_or(|s| t.closed_at >= s)
+            && self.until.is_none_or(|u| t.closed_at < u)
+            && self
+                .rating
+                .is_none_or(|r| t.rating.as_ref().is_some_and(|x| x.score == r))
             && self.department.as_ref().is_none_or(|d| &t.department == d)
             && self.status.as_ref().is_none_or(|s| &t.status == s)
             && self.visitor.as_ref().is_none_or(|v| &t.visitor.id == v)

@@ -352,7 +352,6 @@ impl TicketStore for SqlTickets {
             "SELECT body FROM tickets WHERE site = $1"
         });
         let mut args: Vec<String> = vec![site.0.clone()];
-        let mut since = None;
         let mut add = |sql: &mut String, cond: &str, value: String| {
             args.push(value);
             sql.push_str(&cond.replace('?', &format!("${}", args.len())));
@@ -398,18 +397,26 @@ impl TicketStore for SqlTickets {
                 ),
             }
         }
-        if let Some(s) = filter.since {
-            since = Some(s);
-            sql.push_str(&format!(" AND closed_at >= ${}", args.len() + 1));
+        // Numbers after the text arguments, numbered on from them.
+        let mut numbers: Vec<i64> = Vec::new();
+        for (cond, value) in [
+            (" AND closed_at >= ", filter.since),
+            (" AND closed_at < ", filter.until),
+            (" AND rating = ", filter.rating.map(i64::from)),
+        ] {
+            if let Some(v) = value {
+                numbers.push(v);
+                sql.push_str(&format!("{cond}${}", args.len() + numbers.len()));
+            }
         }
-        let limit_at = args.len() + 1 + usize::from(since.is_some());
+        let limit_at = args.len() + numbers.len() + 1;
         sql.push_str(&format!(" ORDER BY id DESC LIMIT ${limit_at}"));
         let mut query = sqlx::query(&sql);
         for a in &args {
             query = query.bind(a);
         }
-        if let Some(s) = since {
-            query = query.bind(s);
+        for n in numbers {
+            query = query.bind(n);
         }
         let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
         let rows = query.bind(limit).fetch_all(self.db.pool()).await?;

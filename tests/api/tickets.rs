@@ -313,6 +313,11 @@ async fn rating_updates_the_ticket_and_notifies(backend: Backend) {
     assert!(hook.signed_with(HOOK_SECRET));
     assert!(!hook.signed_with("some-other-secret-123"));
     assert_eq!(hook.json()["data"]["rating"]["score"], 4);
+    // The inbox filters by score.
+    let (_, rated) = admin_get(&app, "/v1/tickets?rating=4").await;
+    assert_eq!(rated["tickets"][0]["id"], id.as_str(), "{rated}");
+    let (_, other) = admin_get(&app, "/v1/tickets?rating=3").await;
+    assert_eq!(other["tickets"], json!([]));
     app.stop().await;
 }
 
@@ -574,6 +579,29 @@ async fn rest_filters_pagination_and_errors(backend: Backend) {
         0
     );
 
+    // A date range: nothing closed before 2020, everything before 2100.
+    assert_eq!(
+        count(
+            &admin_get(&app, "/v1/tickets?until=2020-01-01T00:00:00Z")
+                .await
+                .1
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &admin_get(
+                &app,
+                "/v1/tickets?since=2020-01-01T00:00:00Z&until=2100-01-01T00:00:00Z"
+            )
+            .await
+            .1
+        ),
+        5
+    );
+    // Nobody rated these chats.
+    assert_eq!(count(&admin_get(&app, "/v1/tickets?rating=5").await.1), 0);
+
     let (status, body) = http_get(app.addr, "/v1/tickets", Some("wrong-token")).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
@@ -587,6 +615,8 @@ async fn rest_filters_pagination_and_errors(backend: Backend) {
         ("/v1/tickets?status=lost", "status"),
         ("/v1/tickets?colour=red", "colour"),
         ("/v1/tickets?cursor=../../etc", "cursor"),
+        ("/v1/tickets?rating=6", "rating"),
+        ("/v1/tickets?until=soon", "until"),
     ] {
         let (status, body) = admin_get(&app, path).await;
         assert_eq!(status, 400, "{path}");

@@ -21,8 +21,8 @@
 //! - `hub` — this node's sessions and their bounded queues: the `Sink` that fans envelopes out.
 //! - `triggers` — proactive-message rules and this node's schedule of them.
 //! - `tickets` — finished chats as tickets, and the webhook outbox and courier.
-//! - `http` — REST (tickets, webhooks, supervisor figures, live visitors), the widget's
-//!   configuration, health, the OpenAPI document; one `ApiError`.
+//! - `http` — REST (tickets, webhooks, supervisor figures, live visitors, privacy requests, the
+//!   audit log), the widget's configuration, health, the OpenAPI document; one `ApiError`.
 //! - `model` — identifiers, conversations, stored events, agents, the clock.
 //!
 //! A visitor's message, file by file: `ws/mod.rs` (`visitor_upgrade`: site and Origin) →

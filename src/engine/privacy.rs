@@ -28,12 +28,13 @@ impl Engine {
         }
     }
 
+    /// Records an entry in the audit log: who did what to whose data.
     async fn record(
         &self,
         actor: &str,
         action: &str,
         site: &SiteId,
-        visitor: &VisitorId,
+        subject: &str,
         detail: serde_json::Value,
     ) -> Result<()> {
         let entry = AuditEntry {
@@ -41,10 +42,16 @@ impl Engine {
             actor: actor.to_owned(),
             action: action.to_owned(),
             site: site.clone(),
-            subject: visitor.0.clone(),
+            subject: subject.to_owned(),
             detail,
         };
         Ok(self.inner.tickets.audit(&entry).await?)
+    }
+
+    /// A ticket read whole (its transcript) over REST, recorded in the audit log.
+    pub async fn transcript_read(&self, site: &SiteId, ticket: &str, actor: &str) -> Result<()> {
+        self.record(actor, "ticket.read", site, ticket, serde_json::json!({}))
+            .await
     }
 
     /// Everything stored about a visitor: profile, tickets, and the events of their current
@@ -73,7 +80,7 @@ impl Engine {
             actor,
             "visitor.export",
             site,
-            visitor,
+            &visitor.0,
             serde_json::json!({"tickets": tickets.len()}),
         )
         .await?;
@@ -119,7 +126,7 @@ impl Engine {
             actor,
             "visitor.erase",
             site,
-            visitor,
+            &visitor.0,
             serde_json::json!({"tickets": tickets}),
         )
         .await?;

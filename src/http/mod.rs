@@ -2,6 +2,7 @@
 //! `ApiError` (`error`), gives every failure a status, a stable code and a message, logged once;
 //! the `Admin` extractor (`extract`) guards every admin route.
 
+mod audit;
 mod error;
 mod extract;
 pub mod health;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(tickets::router())
         .merge(supervisor::router())
         .merge(privacy::router())
+        .merge(audit::router())
         .merge(widget::router())
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound("no such route") })

@@ -137,6 +137,7 @@ async fn one(
 ) -> Result<Json<Value>, ApiError> {
     for site in &state.engine.config().sites {
         if let Some(t) = state.engine.tickets().get(&site.id, &id).await? {
+            state.engine.transcript_read(&site.id, &id, "admin").await?;
             return Ok(Json(json!(t)));
         }
     }

@@ -414,6 +414,8 @@ pub trait TicketStore: Send + Sync + 'static {
     async fn expire(&self, before: Millis) -> Result<u64>;
     /// Records an entry in the audit log.
     async fn audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// Audit entries matching the filter, newest first, each with its id (the cursor).
+    async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<(String, AuditEntry)>>;
 
     /// Stores a visitor's profile (the record a returning visitor is recognised by).
     async fn put_visitor(&self, site: &SiteId, profile: &VisitorProfile) -> Result<()>;
@@ -439,13 +441,28 @@ pub struct AuditEntry {
     pub at: Millis,
     /// Who: `admin` for the REST admin token.
     pub actor: String,
-    /// What: `visitor.export`, `visitor.erase`.
+    /// What: `visitor.export`, `visitor.erase`, `ticket.read`.
     pub action: String,
     pub site: SiteId,
-    /// Whose data: a visitor id.
+    /// Whose data: a visitor id, or a ticket id.
     pub subject: String,
     /// Anything else worth keeping, as JSON.
     pub detail: serde_json::Value,
+}
+
+/// Which audit entries to list, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub site: Option<SiteId>,
+    /// `visitor.export`, `visitor.erase`, `ticket.read`.
+    pub action: Option<String>,
+    /// A visitor or ticket id.
+    pub subject: Option<String>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    /// Continue after this entry id (exclusive).
+    pub cursor: Option<String>,
+    pub limit: usize,
 }
 
 /// How `/v1/stats` groups its figures.

@@ -12,8 +12,8 @@ use sqlx::Row;
 
 use super::figures::{self, DAY_MS, MEASURES, Row as FigureRow, Tally};
 use super::{
-    AuditEntry, Delivery, Figures, Result, StatsGroup, StatsQuery, Ticket, TicketFilter,
-    TicketStore,
+    AuditEntry, AuditFilter, Delivery, Figures, Result, StatsGroup, StatsQuery, Ticket,
+    TicketFilter, TicketStore,
 };
 use crate::db::{Database, Kind};
 use crate::model::{Millis, SiteId, VisitorId, VisitorProfile};
@@ -738,6 +738,59 @@ impl TicketStore for SqlTickets {
             .rows_affected();
         tx.commit().await?;
         Ok(deleted)
+    }
+
+    async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<(String, AuditEntry)>> {
+        let mut sql = String::from(
+            "SELECT id, at, actor, action, site, subject, detail FROM audit WHERE 1 = 1",
+        );
+        let mut texts: Vec<&str> = Vec::new();
+        for (cond, value) in [
+            (" AND site = ", filter.site.as_ref().map(|s| s.0.as_str())),
+            (" AND action = ", filter.action.as_deref()),
+            (" AND subject = ", filter.subject.as_deref()),
+            (" AND id < ", filter.cursor.as_deref()),
+        ] {
+            if let Some(v) = value {
+                texts.push(v);
+                sql.push_str(&format!("{cond}${}", texts.len()));
+            }
+        }
+        let mut numbers: Vec<i64> = Vec::new();
+        for (cond, value) in [(" AND at >= ", filter.since), (" AND at < ", filter.until)] {
+            if let Some(v) = value {
+                numbers.push(v);
+                sql.push_str(&format!("{cond}${}", texts.len() + numbers.len()));
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY id DESC LIMIT ${}",
+            texts.len() + numbers.len() + 1
+        ));
+        let mut query = sqlx::query(&sql);
+        for t in texts {
+            query = query.bind(t);
+        }
+        for n in numbers {
+            query = query.bind(n);
+        }
+        let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
+        let mut out = Vec::new();
+        for r in query.bind(limit).fetch_all(self.db.pool()).await? {
+            let detail: String = r.try_get("detail")?;
+            out.push((
+                r.try_get("id")?,
+                AuditEntry {
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    site: SiteId(r.try_get("site")?),
+                    subject: r.try_get("subject")?,
+                    detail: serde_json::from_str(&detail).map_err(corrupt)?,
+                },
+            ));
+        }
+        Ok(out)
     }
 
     async fn revive(&self, id: &str, now: Millis, expires_at: Millis) -> Result<bool> {

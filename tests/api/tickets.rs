@@ -842,10 +842,31 @@ async fn privacy_requests_and_retention(backend: Backend) {
             .await
             .unwrap();
     assert_eq!(actions, ["visitor.erase", "visitor.export"]);
+    // The same over REST, newest first, a page at a time; reading a transcript is there too.
+    let (status, log) = admin_get(&app, &format!("/v1/audit?subject={vid}&limit=1")).await;
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(log["entries"][0]["action"], "visitor.erase");
+    assert_eq!(log["entries"][0]["actor"], "admin");
+    let cursor = log["next_cursor"].as_str().unwrap();
+    let (_, rest) = admin_get(
+        &app,
+        &format!("/v1/audit?subject={vid}&limit=1&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(rest["entries"][0]["action"], "visitor.export");
+    assert_eq!(rest["next_cursor"], Value::Null);
+    let (status, _) = admin_get(&app, "/v1/audit?who=me").await;
+    assert_eq!(status, 400);
 
     // Retention: 31 days later the other chat's ticket is gone too.
     let other = agent_closes(&mut console, &wconv, "resolved").await;
     ticket(&app, &other).await;
+    let (_, reads) = admin_get(
+        &app,
+        &format!("/v1/audit?action=ticket.read&subject={other}"),
+    )
+    .await;
+    assert_eq!(reads["entries"].as_array().unwrap().len(), 1, "{reads}");
     clock.advance(std::time::Duration::from_secs(31 * 86_400));
     until_status(&app, &format!("/v1/tickets/{other}"), 404).await;
     // The figures kept for /v1/stats lost both tickets too (one erased, one expired).

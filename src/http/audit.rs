@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::extract::{parse_since, sites};
+use super::extract::{known_params, limit_param, sites, time_param};
 use super::{Admin, ApiError, AppState};
 use crate::tickets::AuditFilter;
 
@@ -27,31 +27,8 @@ async fn list(
     const KNOWN: &[&str] = &[
         "site", "action", "subject", "since", "until", "cursor", "limit",
     ];
-    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(ApiError::BadRequest(format!(
-            "unknown parameter {k}; known: {}",
-            KNOWN.join(", ")
-        )));
-    }
-    let limit = match q.get("limit") {
-        None => 100,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| ApiError::BadRequest(format!("limit: expected 1 to {MAX_LIMIT}")))?,
-    };
-    let time = |name: &str| {
-        q.get(name)
-            .map(|v| {
-                parse_since(v).map_err(|_| {
-                    ApiError::BadRequest(format!(
-                        "{name}: expected RFC 3339 (2026-11-25T09:00:00Z) or Unix milliseconds"
-                    ))
-                })
-            })
-            .transpose()
-    };
+    known_params(&q, KNOWN)?;
+    let limit = limit_param(&q, 100, MAX_LIMIT)?;
     let filter = AuditFilter {
         site: match q.get("site") {
             Some(_) => sites(&state, &q)?.pop(),
@@ -59,8 +36,8 @@ async fn list(
         },
         action: q.get("action").cloned(),
         subject: q.get("subject").cloned(),
-        since: time("since")?,
-        until: time("until")?,
+        since: time_param(&q, "since")?,
+        until: time_param(&q, "until")?,
         cursor: q.get("cursor").cloned(),
         limit: limit + 1,
     };

@@ -41,6 +41,46 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// Refuses a query parameter the route does not know, naming those it does.
+pub fn known_params(q: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match q.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::BadRequest(format!(
+            "unknown parameter {k}; known: {}",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `limit`: 1 to `max`, `default` without it.
+pub fn limit_param(
+    q: &HashMap<String, String>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=max).contains(l))
+            .ok_or_else(|| ApiError::BadRequest(format!("limit: expected 1 to {max}"))),
+    }
+}
+
+/// A time parameter (`since`, `until`): RFC 3339 or Unix milliseconds, if given.
+pub fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<Millis>, ApiError> {
+    q.get(name)
+        .map(|v| {
+            parse_since(v).map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "{name}: expected RFC 3339 (2026-11-25T09:00:00Z) or Unix milliseconds"
+                ))
+            })
+        })
+        .transpose()
+}
+
 /// `since`: RFC 3339 (`2026-11-25T09:00:00Z`) or Unix milliseconds.
 pub fn parse_since(v: &str) -> Result<Millis, ApiError> {
     if let Ok(ms) = v.parse::<i64>() {

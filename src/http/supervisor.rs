@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::extract::{parse_since, sites};
+use super::extract::{known_params, sites, time_param};
 use super::{Admin, ApiError, AppState};
 use crate::tickets::{StatsGroup, StatsQuery};
 
@@ -93,29 +93,13 @@ async fn stats(
     _: Admin,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    const KNOWN: &[&str] = &["site", "since", "until", "group"];
-    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(ApiError::BadRequest(format!(
-            "unknown parameter {k}; known: {}",
-            KNOWN.join(", ")
-        )));
-    }
-    // Default: since midnight UTC today, until now.
-    let since = match q.get("since") {
-        Some(s) => parse_since(s)?,
-        None => {
-            let now = state.engine.now();
-            now - now.rem_euclid(86_400_000)
-        }
-    };
-    let until = match q.get("until") {
-        Some(s) => parse_since(s).map_err(|_| {
-            ApiError::BadRequest(
-                "until: expected RFC 3339 (2026-11-25T09:00:00Z) or Unix milliseconds".into(),
-            )
-        })?,
-        None => i64::MAX,
-    };
+    known_params(&q, &["site", "since", "until", "group"])?;
+    // Default: since midnight UTC today, no end.
+    let since = time_param(&q, "since")?.unwrap_or_else(|| {
+        let now = state.engine.now();
+        now - now.rem_euclid(86_400_000)
+    });
+    let until = time_param(&q, "until")?.unwrap_or(i64::MAX);
     let group = match q.get("group").map(String::as_str) {
         None => None,
         Some("department") => Some(StatsGroup::Department),

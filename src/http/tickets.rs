@@ -10,7 +10,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::extract::{parse_since, sites};
+use super::extract::{known_params, limit_param, sites, time_param};
 use super::{Admin, ApiError, AppState};
 use crate::engine::TicketChange;
 use crate::model::DeptId;
@@ -52,20 +52,8 @@ async fn list(
         "follow_up",
         "tag",
     ];
-    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(bad_request(format!(
-            "unknown parameter {k}; known: {}",
-            KNOWN.join(", ")
-        )));
-    }
-    let limit = match q.get("limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=MAX_LIMIT).contains(l))
-            .ok_or_else(|| bad_request(format!("limit: expected 1 to {MAX_LIMIT}")))?,
-    };
+    known_params(&q, KNOWN)?;
+    let limit = limit_param(&q, 50, MAX_LIMIT)?;
     if let Some(s) = q.get("status")
         && !["resolved", "missed", "offline"].contains(&s.as_str())
     {
@@ -79,17 +67,8 @@ async fn list(
         ));
     }
     let filter = TicketFilter {
-        since: q.get("since").map(|s| parse_since(s)).transpose()?,
-        until: q
-            .get("until")
-            .map(|s| {
-                parse_since(s).map_err(|_| {
-                    bad_request(
-                        "until: expected RFC 3339 (2026-11-25T09:00:00Z) or Unix milliseconds",
-                    )
-                })
-            })
-            .transpose()?,
+        since: time_param(&q, "since")?,
+        until: time_param(&q, "until")?,
         rating: q
             .get("rating")
             .map(|r| {

@@ -19,7 +19,14 @@ use crate::model::{AgentId, DeptId, SiteId};
 
 /// Command-line interface. Every flag can also come from the environment.
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about = "Self-hosted live-chat backend")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Self-hosted live-chat backend",
+    after_help = "Environment: SWITCHBOARD_SECRET signs visitor tokens (all nodes need the same one; \
+without it a random one is made at start-up). RUST_LOG sets the log level (default info; \
+e.g. RUST_LOG=switchboard=debug). Logs go to stderr."
+)]
 pub struct Cli {
     /// Address to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "SWITCHBOARD_LISTEN")]

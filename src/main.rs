@@ -11,6 +11,8 @@ async fn main() -> anyhow::Result<()> {
     // Logs on stderr: stdout's first line is the bound address, which scripts read.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour for a terminal, plain text for files and journald.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )

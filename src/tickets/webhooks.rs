@@ -134,7 +134,7 @@ impl Courier {
             .map(|w| w.secret.clone());
         let Some(secret) = secret else {
             // The webhook was removed from the configuration: nothing to send it to.
-            tracing::warn!(delivery = %d.id, url = %d.url, "webhook no longer configured; dropping delivery");
+            tracing::warn!(delivery = %d.id, url = %loggable(&d.url), "webhook no longer configured; dropping delivery");
             let _ = self.tickets.delivered(&d.id).await;
             return;
         };
@@ -155,7 +155,8 @@ impl Courier {
         let error = match result {
             Ok(r) if r.status().is_success() => None,
             Ok(r) => Some(format!("HTTP {}", r.status().as_u16())),
-            Err(e) => Some(format!("request failed: {e}")),
+            // Without the URL: its query string may carry the receiver's key.
+            Err(e) => Some(format!("request failed: {}", e.without_url())),
         };
         let outcome = match error {
             None => {
@@ -169,9 +170,9 @@ impl Courier {
                 d.last_error = Some(err.clone());
                 if d.next_at > d.expires_at {
                     d.dead = true;
-                    tracing::warn!(delivery = %d.id, url = %d.url, cause = %err, attempts = d.attempts, "webhook delivery gave up; kept as dead");
+                    tracing::warn!(delivery = %d.id, url = %loggable(&d.url), cause = %err, attempts = d.attempts, "webhook delivery gave up; kept as dead");
                 } else {
-                    tracing::info!(delivery = %d.id, url = %d.url, cause = %err, attempts = d.attempts, "webhook delivery failed; will retry");
+                    tracing::info!(delivery = %d.id, url = %loggable(&d.url), cause = %err, attempts = d.attempts, "webhook delivery failed; will retry");
                 }
                 self.tickets.reschedule(&d).await
             }
@@ -192,6 +193,21 @@ impl Courier {
     }
 }
 
+/// A webhook URL fit for logs: scheme, host, port and path; never credentials or the query
+/// string, where receivers' keys often travel.
+pub fn loggable(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => String::from("(unparsable URL)"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +220,15 @@ mod tests {
             signature(b"secret", 1_700_000_000, "{}"),
             "t=1700000000,v1=b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163"
         );
+    }
+
+    /// Keys in a receiver's URL never reach a log line.
+    #[test]
+    fn urls_in_logs() {
+        assert_eq!(
+            loggable("https://user:pw@hooks.example:8443/in/x?api_key=secret#f"),
+            "https://hooks.example:8443/in/x"
+        );
+        assert_eq!(loggable("not a url"), "(unparsable URL)");
     }
 }

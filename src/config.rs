@@ -464,6 +464,16 @@ fn default_visitor_retention_days() -> u32 {
 fn default_prefix() -> String {
     "sb".into()
 }
+/// A BCP 47 language tag's shape: a 2-3 letter language, then subtags of 1-8 letters or
+/// digits (`en`, `pt-BR`, `zh-Hant-TW`).
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let lang = parts.next().unwrap_or_default();
+    (2..=3).contains(&lang.len())
+        && lang.chars().all(|c| c.is_ascii_alphabetic())
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
 fn default_locale() -> String {
     "en".into()
 }
@@ -707,6 +717,18 @@ impl Config {
             if !site_ids.insert(&site.id) {
                 return Err(bad(format!("{at}.id"), "duplicate site id"));
             }
+            if site.allowed_origins.is_empty() {
+                return Err(bad(
+                    format!("{at}.allowed_origins"),
+                    "at least one origin: browsers on any other page are refused",
+                ));
+            }
+            if !is_language_tag(&site.default_locale) {
+                return Err(bad(
+                    format!("{at}.default_locale"),
+                    "a language tag such as en, ru or pt-BR",
+                ));
+            }
             for (j, o) in site.allowed_origins.iter().enumerate() {
                 if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
                     return Err(bad(
@@ -943,5 +965,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+        let mut c = config.clone();
+        c.sites[0].default_locale = "xx_YY_bad".into();
+        assert_eq!(c.validate().unwrap_err().field, "sites[0].default_locale");
+        c.sites[0].default_locale = "pt-BR".into();
+        c.validate().unwrap();
+        c.sites[0].allowed_origins.clear();
+        assert_eq!(c.validate().unwrap_err().field, "sites[0].allowed_origins");
     }
 }

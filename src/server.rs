@@ -54,6 +54,12 @@ impl Application {
             }
             Secret::new(random_token())
         });
+        if config.admin_token_sha256.is_none() {
+            tracing::warn!(
+                "no admin_token_sha256 configured: the REST API (tickets, figures, privacy \
+                 requests) answers 401 to every request"
+            );
+        }
         let mut tasks = Vec::new();
         // The backends deliver to the hub through the sink interface alone.
         let sink: Arc<dyn crate::envelope::Sink> = Arc::new(hub.clone());

@@ -14,13 +14,24 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(ready))
 }
 
+/// A backend that has not answered by then counts as down: health checks commonly give up
+/// after a second, and a check that times out tells the load balancer less than a 503.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
+
 async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.engine.ready().await {
-        Ok(true) => (StatusCode::OK, "ready"),
-        Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, "subscription down"),
-        Err(e) => {
+    match tokio::time::timeout(READY_WITHIN, state.engine.ready()).await {
+        Ok(Ok(true)) => (StatusCode::OK, "ready"),
+        Ok(Ok(false)) => (StatusCode::SERVICE_UNAVAILABLE, "subscription down"),
+        Ok(Err(e)) => {
             tracing::warn!(cause = %e, "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "backend unreachable")
+        }
+        Err(_) => {
+            tracing::warn!("readiness check timed out");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backend did not answer in time",
+            )
         }
     }
 }

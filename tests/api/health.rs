@@ -42,3 +42,35 @@ async fn health_and_readiness(backend: Backend) {
     );
     app.stop().await;
 }
+
+/// Redis gone: `/readyz` says so with a 503 well inside the second a health check waits, instead
+/// of timing out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_fast_when_redis_is_gone() {
+    let mut redis = PrivateRedis::start();
+    let mut cfg = config(&[]);
+    cfg.redis_url = Some(redis.url.clone());
+    // Memory here only means: leave this configuration's Redis as it is.
+    let app = spawn_with(Backend::Memory, cfg, Some(&unique_prefix())).await;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let url = format!("http://{}/readyz", app.addr);
+    let deadline = std::time::Instant::now() + WAIT;
+    while client.get(&url).send().await.unwrap().status() != 200 {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        tokio::task::yield_now().await;
+    }
+    redis.kill();
+    for _ in 0..3 {
+        let status = client
+            .get(&url)
+            .send()
+            .await
+            .expect("an answer within the health check's second")
+            .status();
+        assert_eq!(status, 503);
+    }
+    app.stop().await;
+}

@@ -84,8 +84,8 @@ pub fn redis_url() -> String {
 
 /// Starts redis-server on a free port. It is spawned from a thread that lives as long as the
 /// process, with PR_SET_PDEATHSIG, so the server dies with the test binary.
-fn start_redis() -> String {
-    let port = free_port();
+/// `redis-server` on a port of 127.0.0.1, without persistence.
+fn redis_command(port: u16) -> Command {
     let mut cmd = Command::new("redis-server");
     cmd.args([
         "--port",
@@ -97,6 +97,46 @@ fn start_redis() -> String {
         "--appendonly",
         "no",
     ]);
+    cmd
+}
+
+/// A redis-server of one test's own, which the test can kill. Killed when dropped.
+pub struct PrivateRedis {
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = redis_command(port)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts (apt-get install redis-server)");
+        wait_listening(port, "redis-server");
+        Self {
+            url: format!("redis://127.0.0.1:{port}/"),
+            child,
+        }
+    }
+
+    /// kill -9: Redis is gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn start_redis() -> String {
+    let port = free_port();
+    let cmd = redis_command(port);
     if let Err(e) = spawn_for_life(cmd) {
         panic!(
             "cannot start redis-server ({e}). Install it (Debian: apt-get install redis-server) \

@@ -550,6 +550,7 @@ impl Store for RedisStore {
             .arg(&dept.0)
             .arg(now)
             .arg(if at_head { "1" } else { "0" })
+            .arg(&base)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(ok == 1)

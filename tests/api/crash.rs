@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::multinode::start_process;
+use crate::multinode::{start_process, visitor_at};
 
 /// kill -9 right after a burst of acknowledged closes, then a restart on the same database.
 async fn acknowledged_tickets_survive_kill(postgres: bool) {
@@ -20,11 +20,7 @@ async fn acknowledged_tickets_survive_kill(postgres: bool) {
     let mut console = agent_client_at(node.addr, "alice").await;
     let mut visitors = Vec::new();
     for i in 0..5 {
-        let mut v = connect(node.addr, &format!("/v1/visitor?site={SITE}"), Some(ORIGIN))
-            .await
-            .unwrap();
-        v.send(json!({"type": "hello"})).await;
-        v.wait_type("welcome").await;
+        let mut v = visitor_at(node.addr).await;
         say(&mut v, "m", &format!("question {i}")).await;
         wait_assigned(&mut console).await;
         visitors.push(v);

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, Command};
 
 use crate::helpers::*;
 
@@ -42,18 +42,31 @@ async fn start_node(config_path: &std::path::Path) -> Node {
 
 /// Starts the real binary on a configuration file, on Redis or on embedded state.
 pub async fn start_process(config_path: &std::path::Path, on_redis: bool) -> Node {
+    let (node, mut log) = start_with_log(config_path, on_redis).await;
+    // Keep reading so the pipe never fills.
+    tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
+    node
+}
+
+/// As `start_process` (at `RUST_LOG=info`), with the process's log (stderr) line by line.
+pub async fn start_with_log(
+    config_path: &std::path::Path,
+    on_redis: bool,
+) -> (Node, Lines<BufReader<ChildStderr>>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
     cmd.arg("--config")
         .arg(config_path)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .env_remove("SWITCHBOARD_REDIS_URL")
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
     if on_redis {
         cmd.env("SWITCHBOARD_REDIS_URL", redis_url());
     }
     let mut child = cmd.spawn().expect("the switchboard binary starts");
     let stdout = child.stdout.take().unwrap();
+    let log = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut lines = BufReader::new(stdout).lines();
     let first = tokio::time::timeout(WAIT, lines.next_line())
         .await
@@ -69,7 +82,7 @@ pub async fn start_process(config_path: &std::path::Path, on_redis: bool) -> Nod
     assert_eq!(first.contains("(redis state)"), on_redis, "{first}");
     // Keep reading so the pipe never fills.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Node { addr, child }
+    (Node { addr, child }, log)
 }
 
 fn write_config(agents: &[AgentSpec]) -> std::path::PathBuf {
@@ -83,7 +96,8 @@ fn write_config(agents: &[AgentSpec]) -> std::path::PathBuf {
     path
 }
 
-async fn visitor_at(addr: SocketAddr) -> Client {
+/// A visitor on a node, after its welcome.
+pub async fn visitor_at(addr: SocketAddr) -> Client {
     let mut c = connect(addr, &format!("/v1/visitor?site={SITE}"), Some(ORIGIN))
         .await
         .unwrap();

@@ -186,7 +186,6 @@ async fn foreign_origin_is_refused_at_the_upgrade(backend: Backend) {
 /// logged by host and path only, and a pipe gets no colour codes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_keep_webhook_keys_out() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     const KEY: &str = "topsecret-key-0123";
     let hooks = Receiver::start(&[Answer::Fail, Answer::Fail, Answer::Fail]).await;
     let text = format!(
@@ -196,28 +195,9 @@ async fn logs_keep_webhook_keys_out() {
     );
     let path = temp_dir().with_extension("toml");
     std::fs::write(&path, text).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .arg("--config")
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .env_remove("SWITCHBOARD_REDIS_URL")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = out.next_line().await.unwrap().unwrap();
-    let addr: std::net::SocketAddr = first.split_whitespace().nth(3).unwrap().parse().unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
-    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
-
-    let mut alice = agent_client_at(addr, "alice").await;
-    let mut v = connect(addr, &format!("/v1/visitor?site={SITE}"), Some(ORIGIN))
-        .await
-        .unwrap();
-    v.send(json!({"type": "hello"})).await;
-    v.wait_type("welcome").await;
+    let (node, mut log) = crate::multinode::start_with_log(&path, false).await;
+    let mut alice = agent_client_at(node.addr, "alice").await;
+    let mut v = crate::multinode::visitor_at(node.addr).await;
     let conv = say(&mut v, "m1", "hello").await["conversation"]
         .as_str()
         .unwrap()
@@ -244,5 +224,5 @@ async fn logs_keep_webhook_keys_out() {
     assert!(!all.contains('\u{1b}'), "colour codes in a pipe: {all}");
     let hook_path = hooks.url.trim_start_matches("http://");
     assert!(all.contains(hook_path), "the log names the receiver: {all}");
-    let _ = child.kill().await;
+    node.kill().await;
 }

@@ -1,8 +1,13 @@
 -- Put an open conversation in a department queue: priority, then arrival; or at the head.
 -- KEYS[1] conversation hash, KEYS[2] queue sorted set, KEYS[3] the site's arrival counter
--- ARGV[1] conversation id, ARGV[2] department, ARGV[3] now (ms), ARGV[4] '1' for the head
+-- ARGV[1] conversation id, ARGV[2] department, ARGV[3] now (ms), ARGV[4] '1' for the head,
+-- ARGV[5] key base (to leave another department's queue; same slot: the site's hash tag)
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st or st == 'closed' then return 0 end
+local old = redis.call('HGET', KEYS[1], 'department')
+if st == 'queued' and old and old ~= ARGV[2] then
+  redis.call('ZREM', ARGV[5] .. 'q:' .. old, ARGV[1])
+end
 local prio = math.min(tonumber(redis.call('HGET', KEYS[1], 'priority') or '0'), 9)
 local score = redis.call('INCR', KEYS[3]) - prio * 1e13
 if ARGV[4] == '1' then

@@ -2,19 +2,20 @@
 //!
 //! A visitor token is `v1.<site>.<visitor id>.<sig>` where `sig` is base64url HMAC-SHA256 over the
 //! rest, keyed with the server secret: a visitor can only ever name their own conversation.
-//! Agent tokens are compared by their SHA-256, the only form the configuration holds.
+//! Agent API tokens are looked up by their SHA-256 (the database's `agents`); single sign-on
+//! tokens are HS256 JWTs signed with the site's `sso_secret`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::{Config, Secret, token_hash};
-use crate::model::{AgentId, SiteId, VisitorId};
+use crate::config::Secret;
+use crate::model::{SiteId, VisitorId};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Signs and checks visitor tokens; resolves agent tokens. Cheap to clone.
+/// Signs and checks visitor tokens. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Keys {
     /// The HMAC key for visitor tokens; shared by all nodes of one deployment.
@@ -65,15 +66,49 @@ pub fn verify_user_hash(secret: &Secret, user_id: &str, user_hash: &str) -> bool
     mac.verify_slice(&given).is_ok()
 }
 
-/// The agent a bearer token belongs to, searched across the configured sites.
-pub fn agent_for_token(config: &Config, token: &str) -> Option<(SiteId, AgentId)> {
-    let hash = token_hash(token);
-    config.sites.iter().find_map(|site| {
-        site.agents
-            .iter()
-            .find(|a| a.token_sha256.eq_ignore_ascii_case(&hash))
-            .map(|a| (site.id.clone(), a.id.clone()))
-    })
+/// What a single-sign-on token says: which agent of which site, until when.
+#[derive(Debug, serde::Deserialize)]
+pub struct SsoClaims {
+    /// The agent's id in the directory.
+    pub sub: String,
+    pub site: String,
+    /// Expiry, Unix seconds. Required: a token that never expires is a password.
+    pub exp: i64,
+}
+
+/// Verifies an HS256 JWT the host application issued with the site's `sso_secret`: the header
+/// must say HS256 (no `none`, no algorithm switching), the signature must hold (constant-time
+/// compare), and `exp` must lie ahead. Returns its claims.
+///
+/// Written on the `hmac` crate this binary already uses: a JWT library would bring a second
+/// crypto stack (ring) for forty lines of checks.
+pub fn verify_sso(secret: &Secret, token: &str, now_secs: i64) -> Option<SsoClaims> {
+    let mut parts = token.split('.');
+    let (h, p, sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Header {
+        alg: String,
+    }
+    let header: Header = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
+    if header.alg != "HS256" {
+        return None;
+    }
+    let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+    let mut mac = HmacSha256::new_from_slice(secret.expose()).expect("HMAC takes keys of any size");
+    mac.update(h.as_bytes());
+    mac.update(b".");
+    mac.update(p.as_bytes());
+    mac.verify_slice(&sig).ok()?;
+    let claims: SsoClaims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()?;
+    (claims.exp > now_secs).then_some(claims)
+}
+
+/// Whether a token has a JWT's shape (three base64url parts, a JSON header).
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.starts_with("eyJ") && token.matches('.').count() == 2
 }
 
 #[cfg(test)]
@@ -93,5 +128,28 @@ mod tests {
         assert_eq!(keys.verify_visitor(&site, &forged), None);
         let other = Keys::new(Secret::new("another-secret-of-length"));
         assert_eq!(other.verify_visitor(&site, &t), None);
+    }
+
+    /// A JWT verifies with its secret while unexpired; `alg: none` and a wrong key do not.
+    #[test]
+    fn sso_tokens() {
+        let secret = Secret::new("sso-secret-0123456789");
+        let sign = |header: &str, claims: &str, key: &Secret| {
+            let h = URL_SAFE_NO_PAD.encode(header);
+            let p = URL_SAFE_NO_PAD.encode(claims);
+            let mut mac = HmacSha256::new_from_slice(key.expose()).unwrap();
+            mac.update(format!("{h}.{p}").as_bytes());
+            let s = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+            format!("{h}.{p}.{s}")
+        };
+        let claims = r#"{"sub":"alice","site":"demo","exp":2000}"#;
+        let t = sign(r#"{"alg":"HS256","typ":"JWT"}"#, claims, &secret);
+        assert!(looks_like_jwt(&t));
+        assert_eq!(verify_sso(&secret, &t, 1000).unwrap().sub, "alice");
+        assert!(verify_sso(&secret, &t, 2000).is_none(), "expired");
+        let none = sign(r#"{"alg":"none"}"#, claims, &secret);
+        assert!(verify_sso(&secret, &none, 1000).is_none());
+        let other = sign(r#"{"alg":"HS256"}"#, claims, &Secret::new("x".repeat(20)));
+        assert!(verify_sso(&secret, &other, 1000).is_none());
     }
 }

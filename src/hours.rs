@@ -6,11 +6,11 @@
 
 use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::Millis;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hours {
     /// IANA zone, e.g. `Europe/Berlin`.

@@ -43,6 +43,8 @@ pub enum Push {
     Proactive(Arc<ProactivePush>),
     /// Events may have been missed (pub/sub reconnected): backfill every conversation.
     Resync,
+    /// The agent was removed, disabled or their credentials changed: close the console.
+    SignedOut,
 }
 
 /// A stored event of a conversation, shared by every session it goes to.
@@ -213,6 +215,16 @@ impl Hub {
     /// The agents with at least one console on this node (for presence refresh).
     pub fn local_agents(&self) -> Vec<(SiteId, AgentId)> {
         self.shared.agents.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// Closes every console of the agent on this node (removed, disabled, credentials changed).
+    pub fn sign_out(&self, site: &SiteId, agent: &AgentId) {
+        let ids = index(&self.shared.agents, &(site.clone(), agent.clone()));
+        if !ids.is_empty() {
+            tracing::info!(site = %site, agent = %agent, sockets = ids.len(), "signing the agent out");
+        }
+        // A session whose queue is full is dropped by send_to: it closes all the same.
+        self.send_to(&ids, &Push::SignedOut, Some(Role::Agent));
     }
 
     /// Sends to one session; false when it is gone.

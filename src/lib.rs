@@ -39,6 +39,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod directory;
 pub mod engine;
 pub mod envelope;
 pub mod hours;

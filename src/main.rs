@@ -1,20 +1,31 @@
-//! The `switchboard` binary: configuration, telemetry, serve until ctrl-c or SIGTERM.
+//! The `switchboard` binary: configuration, telemetry, serve until ctrl-c or SIGTERM; SIGHUP
+//! reloads the settings file. `migrate` and `import` work on the database and exit.
 
 use clap::Parser;
-use switchboard::config::{Cli, Config};
+use switchboard::config::{Cli, Command, Config};
 use switchboard::server::{Application, shutdown_signal};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Swaps the log filter in force (SIGHUP).
+type FilterHandle = tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // Logs on stderr: stdout's first line is the bound address, which scripts read.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // Colour for a terminal, plain text for files and journald.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    // RUST_LOG wins over the file's `log`, now and on reload.
+    let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    );
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                // Logs on stderr: stdout's first line is the bound address, which scripts read.
+                .with_writer(std::io::stderr)
+                // Colour for a terminal, plain text for files and journald.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
         .init();
     let (config, demo) = match Config::load(&cli) {
@@ -24,14 +35,20 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    if let Some(switchboard::config::Command::Migrate) = cli.command {
-        let url = config
-            .database_url
-            .clone()
-            .unwrap_or_else(|| switchboard::db::default_url(&config.data_dir));
-        switchboard::db::Database::open_with(&url, config.durability).await?;
-        println!("database migrated: {}", switchboard::db::redacted(&url));
-        return Ok(());
+    apply_log_filter(&filter_handle, &config.log);
+    match &cli.command {
+        Some(Command::Migrate) => {
+            let url = database_url(&config);
+            switchboard::db::Database::open_with(&url, config.durability).await?;
+            println!("database migrated: {}", switchboard::db::redacted(&url));
+            return Ok(());
+        }
+        Some(Command::Import { file }) => {
+            let n = import(&config, file).await?;
+            println!("directory imported: {n} rows written");
+            return Ok(());
+        }
+        None => {}
     }
     let backend = if config.redis_url.is_some() {
         "redis"
@@ -43,11 +60,97 @@ async fn main() -> anyhow::Result<()> {
     // The first stdout line is machine-readable: tests and scripts read the bound address.
     println!("switchboard listening on {addr} ({backend} state)");
     if let Some(demo) = demo {
-        println!("demo site `demo`; agent tokens:");
+        println!(
+            "demo site `demo`: console http://localhost:{}/console/",
+            addr.port()
+        );
+        println!(
+            "  sign in as alice@demo.test (admin), password {}",
+            demo.password
+        );
+        println!("agent API tokens:");
         for (agent, token) in demo.agents {
             println!("  {agent}: {token}");
         }
         println!("admin token (REST API): {}", demo.admin);
     }
+    let engine = app.engine();
+    tokio::spawn(reload_on_hangup(engine, cli, filter_handle));
     app.run(shutdown_signal()).await
+}
+
+fn database_url(config: &Config) -> String {
+    config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| switchboard::db::default_url(&config.data_dir))
+}
+
+/// `switchboard import FILE`: the file's sites replace the stored sites of the same ids.
+async fn import(config: &Config, file: &std::path::Path) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let incoming = Config::from_toml(&text)?;
+    let db = switchboard::db::Database::open_with(&database_url(config), config.durability).await?;
+    let store = switchboard::directory::DirectoryStore::new(db);
+    let (_, stored) = store.load().await?;
+    let next = switchboard::directory::merged(&stored, &incoming.sites);
+    let writes = switchboard::directory::diff(&stored, &next).len();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    switchboard::directory::change(&store, config, now, |sites| {
+        *sites = switchboard::directory::merged(sites, &incoming.sites);
+        Ok(())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(writes)
+}
+
+fn apply_log_filter(handle: &FilterHandle, log: &str) {
+    if std::env::var_os("RUST_LOG").is_some() {
+        return;
+    }
+    // Validated with the configuration.
+    if let Ok(filter) = EnvFilter::try_new(log) {
+        let _ = handle.reload(filter);
+    }
+}
+
+/// On SIGHUP, reads the settings file again and puts it in force without closing a socket.
+async fn reload_on_hangup(engine: switchboard::engine::Engine, cli: Cli, filter: FilterHandle) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let Some(path) = &cli.config else {
+            tracing::info!(
+                "SIGHUP: no --config file to reload (the demo runs on built-in settings)"
+            );
+            continue;
+        };
+        // The same layering as at start: flags and environment over the file.
+        let file = match Config::load(&cli) {
+            Ok((c, _)) => c,
+            Err(e) => {
+                tracing::error!(cause = %e, path = %path.display(), "SIGHUP: settings not reloaded; the old ones stay");
+                continue;
+            }
+        };
+        apply_log_filter(&filter, &file.log);
+        let fixed = engine.reload_settings(file).await;
+        if fixed.is_empty() {
+            tracing::info!(path = %path.display(), "SIGHUP: settings reloaded");
+        } else {
+            tracing::warn!(
+                path = %path.display(),
+                unchanged = %fixed.join(", "),
+                "SIGHUP: settings reloaded; these need a restart and keep their old values"
+            );
+        }
+    }
 }

@@ -72,6 +72,8 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4008;
     /// Too many failed `hello` attempts.
     pub const UNAUTHORIZED: u16 = 4001;
+    /// The agent was removed or disabled, or their credentials changed: sign in again.
+    pub const SIGNED_OUT: u16 = 4004;
     /// The server is shutting down; reconnect (to another node).
     pub const GOING_AWAY: u16 = 1001;
 }
@@ -213,6 +215,9 @@ pub enum VisitorIn {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentIn {
     Hello {
+        /// An API token, or an HS256 JWT from the host application (single sign-on); empty
+        /// when the console's session cookie came with the upgrade.
+        #[serde(default)]
         token: String,
         #[serde(default)]
         status: Option<AgentStatus>,

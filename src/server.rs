@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::app::{AppState, IpLimiter};
 use crate::auth::Keys;
 use crate::config::{Config, Secret, random_token};
+use crate::directory::DirectoryStore;
 use crate::engine::Engine;
 use crate::hub::Hub;
 use crate::model::{Clock, SystemClock};
@@ -63,12 +64,13 @@ impl Application {
         let mut tasks = Vec::new();
         // The backends deliver to the hub through the sink interface alone.
         let sink: Arc<dyn crate::envelope::Sink> = Arc::new(hub.clone());
+        let db = open_database(&config).await?;
+        let directory = DirectoryStore::new(db.clone());
         let (store, tickets): (Arc<dyn Store>, Arc<dyn TicketStore>) = match &config.redis_url {
             Some(url) => {
                 let (store, subscriber) =
                     RedisStore::connect(url, &config, sink, shutdown.clone()).await?;
                 tasks.push(subscriber);
-                let db = open_database(&config).await?;
                 if db.kind() == crate::db::Kind::Sqlite {
                     tracing::warn!(
                         "records in SQLite serve one node: several nodes need PostgreSQL \
@@ -88,7 +90,7 @@ impl Application {
                 (Arc::new(store), Arc::new(tickets))
             }
             None => {
-                let tickets = SqlTickets::new(open_database(&config).await?);
+                let tickets = SqlTickets::new(db);
                 tickets.import_files(&config.data_dir).await?;
                 let store =
                     MemoryStore::open(&config.data_dir, config.durability, sink, clock.now_ms())
@@ -97,17 +99,15 @@ impl Application {
             }
         };
         let engine = Engine::new(
-            Arc::new(config),
+            config,
             store.clone(),
             hub,
             Keys::new(secret),
             tickets,
+            directory,
             clock,
         );
-        engine
-            .register_agents()
-            .await
-            .context("cannot register agents with the state backend")?;
+        engine.start_directory().await?;
         tasks.push(tokio::spawn(
             engine.clone().run_background(shutdown.clone()),
         ));
@@ -122,6 +122,11 @@ impl Application {
             tasks,
             store,
         })
+    }
+
+    /// The engine, for what runs beside the server (the SIGHUP reload).
+    pub fn engine(&self) -> Engine {
+        self.state.engine.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -68,6 +68,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0009_figures.sqlite.sql"),
         include_str!("sql/0009_figures.postgres.sql"),
     ),
+    (
+        10,
+        "the directory and agent accounts",
+        include_str!("sql/0010_directory.sql"),
+        include_str!("sql/0010_directory.sql"),
+    ),
 ];
 
 /// The version a fully migrated database is at.

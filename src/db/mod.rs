@@ -51,6 +51,11 @@ pub enum Durability {
 pub struct Database {
     pool: AnyPool,
     kind: Kind,
+    /// SQLite has one writer at a time. Writers of this process take turns here rather than
+    /// in SQLite, whose lock, under concurrent transactions on pooled connections, can answer
+    /// "database is locked" at once instead of waiting. Reads stay concurrent; other processes
+    /// on the same file still wait through busy_timeout.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The default database of a data directory: `sqlite://<data-dir>/switchboard.db`.
@@ -116,7 +121,11 @@ impl Database {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the database ({})", redacted(url)))?;
-        let db = Self { pool, kind };
+        let db = Self {
+            pool,
+            kind,
+            writer: Default::default(),
+        };
         db.migrate().await?;
         Ok(db)
     }
@@ -139,6 +148,14 @@ impl Database {
 
     pub fn kind(&self) -> Kind {
         self.kind
+    }
+
+    /// This process's turn to write (SQLite); PostgreSQL writers need none.
+    pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.kind {
+            Kind::Sqlite => Some(self.writer.lock().await),
+            Kind::Postgres => None,
+        }
     }
 }
 

@@ -121,6 +121,7 @@ impl Engine {
         text: MessageText,
     ) -> Result<Ack> {
         let site = self.site(site_id)?;
+        let site = &*site;
         let who = self.agent_ref(site, agent);
         let body = EventBody::Message {
             at: self.now(),
@@ -145,6 +146,7 @@ impl Engine {
         text: MessageText,
     ) -> Result<Ack> {
         let site = self.site(site_id)?;
+        let site = &*site;
         let store = &self.inner.store;
         let profile = (self.inner.tickets)
             .visitor(site_id, visitor)
@@ -195,6 +197,7 @@ impl Engine {
         text: MessageText,
     ) -> Result<Ack> {
         let site = self.site(site_id)?;
+        let site = &*site;
         let body = EventBody::Note {
             at: self.now(),
             agent: self.agent_ref(site, agent),
@@ -239,6 +242,7 @@ impl Engine {
         on: bool,
     ) -> Result<()> {
         let site = self.site(site_id)?;
+        let site = &*site;
         let c = self.owned(site_id, agent, conv).await?;
         self.publish(
             site_id,

@@ -1,9 +1,14 @@
-//! The node's background duties: queue notifications, presence refresh, the safety-net sweep.
+//! The node's background duties: queue notifications, presence refresh, the safety-net sweep,
+//! the directory watch.
 
 use super::*;
 
 /// A node refreshes its agents' presence this often (for how long, `presence::PRESENCE_TTL_MS`).
 const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
+
+/// How often a node asks the database whether the directory changed: a change made on another
+/// node is in force here within this (plus one read of the directory).
+const DIRECTORY_POLL: Duration = Duration::from_millis(250);
 
 /// The shortest interval between two queue-position refreshes on a node.
 const QUEUE_REFRESH: Duration = Duration::from_millis(250);
@@ -52,10 +57,9 @@ impl Engine {
             }
         };
         let courier = self.inner.courier.clone().run(shutdown.clone());
+        let mut watch_shutdown = shutdown.clone();
         let triggers = self.run_triggers(shutdown.clone());
         let sweeper = async {
-            let mut sweep = tokio::time::interval(self.inner.config.timing.sweep());
-            sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut presence = tokio::time::interval(PRESENCE_REFRESH);
             presence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -64,12 +68,23 @@ impl Engine {
                         self.refresh_presence().await;
                         release_free_memory();
                     }
-                    _ = sweep.tick() => self.sweep().await,
+                    // Read each time: SIGHUP may change it.
+                    _ = tokio::time::sleep(self.config().timing.sweep()) => self.sweep().await,
                     _ = shutdown.recv() => return,
                 }
             }
         };
-        tokio::join!(notifier, sweeper, courier, triggers);
+        let directory = async {
+            let mut poll = tokio::time::interval(DIRECTORY_POLL);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = poll.tick() => self.sync_directory().await,
+                    _ = watch_shutdown.recv() => return,
+                }
+            }
+        };
+        tokio::join!(notifier, sweeper, courier, triggers, directory);
     }
 
     /// Closes chats whose visitor went silent, and files tickets a dead node left unfiled.
@@ -107,7 +122,8 @@ impl Engine {
     pub(super) async fn sweep(&self) {
         let now = self.now();
         self.apply_retention(now).await;
-        for site in &self.inner.config.sites {
+        let config = self.config();
+        for site in &config.sites {
             if let Err(e) = self.sweep_tickets(site, now).await {
                 tracing::warn!(cause = %e.message, site = %site.id, "ticket sweep failed");
             }
@@ -120,7 +136,8 @@ impl Engine {
                 }
             }
         }
-        if let Err(e) = self.inner.store.sweep_closed(now).await {
+        let sites: Vec<SiteId> = config.sites.iter().map(|s| s.id.clone()).collect();
+        if let Err(e) = self.inner.store.sweep_closed(&sites, now).await {
             tracing::warn!(cause = %e, "closed-conversation sweep failed");
         }
     }

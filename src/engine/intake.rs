@@ -41,6 +41,7 @@ impl Engine {
         user_agent: Option<String>,
     ) -> Result<VisitorSession> {
         let site = self.site(site_id)?;
+        let site = &*site;
         let now = self.now();
         let known = match &hello.token {
             Some(t) => Some(self.inner.keys.verify_visitor(site_id, t).ok_or_else(|| {
@@ -164,6 +165,7 @@ impl Engine {
         text: MessageText,
     ) -> Result<Ack> {
         let site = self.site(site_id)?;
+        let site = &*site;
         let visitor = profile
             .id
             .clone()
@@ -314,6 +316,7 @@ impl Engine {
         text: MessageText,
     ) -> Result<String> {
         let site = self.site(site_id)?;
+        let site = &*site;
         let email = email.trim().to_owned();
         let valid = email.len() <= 320
             && email

@@ -11,6 +11,7 @@ impl Engine {
         visitor: &VisitorId,
     ) -> Result<(ConvId, String)> {
         let site = self.site(site_id)?;
+        let site = &*site;
         let conv = self
             .inner
             .store
@@ -33,6 +34,7 @@ impl Engine {
         comment: Option<String>,
     ) -> Result<String> {
         let site = self.site(site_id)?;
+        let site = &*site;
         if !(1..=5).contains(&score) {
             return Err(EngineError::new(
                 ErrorCode::InvalidRating,
@@ -144,6 +146,7 @@ impl Engine {
         reason: Option<String>,
     ) -> Result<String> {
         let site = self.site(site_id)?;
+        let site = &*site;
         self.owned(site_id, agent, conv).await?;
         let reason = clip(reason, 200).unwrap_or_else(|| "agent_closed".into());
         self.close_conversation(site, conv, AuthorKind::Agent, &reason)
@@ -217,6 +220,7 @@ impl Engine {
         note: Option<String>,
     ) -> Result<()> {
         let site = self.site(site_id)?;
+        let site = &*site;
         let c = self.owned(site_id, from, conv).await?;
         let reason = clip(Some(reason), 500).ok_or_else(|| {
             EngineError::new(ErrorCode::InvalidMessage, "a transfer needs a reason")
@@ -341,6 +345,7 @@ impl Engine {
         actor: &str,
     ) -> Result<Option<Ticket>> {
         let site = self.site(site_id)?;
+        let site = &*site;
         let Some(mut ticket) = self.inner.tickets.get(site_id, id).await? else {
             return Ok(None);
         };

@@ -23,6 +23,7 @@
 
 mod agents;
 mod background;
+mod directory;
 mod intake;
 mod lifecycle;
 mod presence;
@@ -31,6 +32,7 @@ mod routing;
 mod sessions;
 mod triggers;
 
+pub use directory::DirectoryError;
 pub use intake::{Route, VisitorSession};
 pub use lifecycle::TicketChange;
 pub use sessions::AgentChat;
@@ -39,7 +41,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Keys;
-use crate::config::{Config, SiteConfig};
+use crate::config::{Config, Live, Site, SiteConfig};
+use crate::directory::DirectoryStore;
+use crate::directory::accounts::SignInLimiter;
 use crate::envelope::Envelope;
 use crate::hub::Hub;
 use crate::model::{
@@ -131,7 +135,16 @@ pub struct Engine {
 }
 
 struct Inner {
-    config: Arc<Config>,
+    /// Settings and directory in force; swapped whole on a directory change or SIGHUP.
+    config: Live,
+    /// Where the directory and agent accounts are kept.
+    directory: DirectoryStore,
+    /// The directory version installed on this node (-1: none yet).
+    directory_version: std::sync::atomic::AtomicI64,
+    /// Serializes installs, so two reloads never apply their effects interleaved.
+    installing: tokio::sync::Mutex<()>,
+    /// Sign-in attempts per address and IP on this node.
+    sign_ins: SignInLimiter,
     store: Arc<dyn Store>,
     hub: Hub,
     keys: Keys,
@@ -163,17 +176,23 @@ fn clip(s: Option<String>, max: usize) -> Option<String> {
 
 impl Engine {
     pub fn new(
-        config: Arc<Config>,
+        config: Config,
         store: Arc<dyn Store>,
         hub: Hub,
         keys: Keys,
         tickets: Arc<dyn TicketStore>,
+        directory: DirectoryStore,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let config = Live::new(config);
         let courier = Courier::new(tickets.clone(), config.clone());
         Self {
             inner: Arc::new(Inner {
                 config,
+                directory,
+                directory_version: std::sync::atomic::AtomicI64::new(-1),
+                installing: tokio::sync::Mutex::new(()),
+                sign_ins: SignInLimiter::default(),
                 store,
                 hub,
                 keys,
@@ -223,8 +242,17 @@ impl Engine {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.inner.config
+    /// The configuration in force now: one consistent snapshot.
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.config.get()
+    }
+
+    pub fn directory(&self) -> &DirectoryStore {
+        &self.inner.directory
+    }
+
+    pub fn sign_ins(&self) -> &SignInLimiter {
+        &self.inner.sign_ins
     }
 
     pub fn keys(&self) -> &Keys {
@@ -238,28 +266,17 @@ impl Engine {
     }
 
     fn grace_ms(&self) -> Millis {
-        self.inner.config.timing.grace_ms()
+        self.config().timing.grace_ms()
     }
 
     fn retention_ms(&self) -> Millis {
-        (self.inner.config.timing.closed_retention_secs * 1000.0) as Millis
+        (self.config().timing.closed_retention_secs * 1000.0) as Millis
     }
 
-    pub fn site(&self, site: &SiteId) -> Result<&SiteConfig> {
-        self.inner
-            .config
-            .site(site)
+    /// A site of the directory in force.
+    pub fn site(&self, site: &SiteId) -> Result<Site> {
+        Site::of(self.config(), site)
             .ok_or_else(|| EngineError::new(ErrorCode::UnknownSite, format!("no site {site}")))
-    }
-
-    /// Registers every configured agent with the backend (start-up).
-    pub async fn register_agents(&self) -> std::result::Result<(), StoreError> {
-        for site in &self.inner.config.sites {
-            for agent in &site.agents {
-                self.inner.store.register_agent(&site.id, agent).await?;
-            }
-        }
-        Ok(())
     }
 
     /// Stores a notice to the visitor, rendered in their language (site and department
@@ -326,7 +343,7 @@ impl Engine {
 
     /// Validates message text against the configured length.
     pub fn message_text(&self, text: String) -> Result<MessageText> {
-        MessageText::parse(text, self.inner.config.limits.max_message_chars)
+        MessageText::parse(text, self.config().limits.max_message_chars)
             .map_err(|code| EngineError::new(code, "message text is empty or too long"))
     }
 }

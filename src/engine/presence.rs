@@ -9,7 +9,7 @@ impl Engine {
     /// Whether presence must be refreshed: only when several nodes share state, so that a dead
     /// node's connections lapse. A single process always knows when its own sockets close.
     pub(super) fn shared_state(&self) -> bool {
-        self.inner.config.redis_url.is_some()
+        self.config().redis_url.is_some()
     }
 
     /// One visitor as the live list shows them (None if unknown).

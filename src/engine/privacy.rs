@@ -28,8 +28,8 @@ impl Engine {
         }
     }
 
-    /// Records an entry in the audit log: who did what to whose data.
-    async fn record(
+    /// Records an entry in the audit log: who did what to whose data, or to the directory.
+    pub async fn record(
         &self,
         actor: &str,
         action: &str,
@@ -148,14 +148,14 @@ impl Engine {
             .store(now, std::sync::atomic::Ordering::Relaxed);
         const DAY_MS: Millis = 86_400_000;
         let tickets = &self.inner.tickets;
-        if let Some(days) = self.inner.config.retention_days {
+        if let Some(days) = self.config().retention_days {
             match tickets.expire(now - Millis::from(days) * DAY_MS).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(tickets = n, days, "tickets past retention deleted"),
                 Err(e) => tracing::warn!(cause = %e, "retention sweep failed"),
             }
         }
-        let days = self.inner.config.visitor_retention_days;
+        let days = self.config().visitor_retention_days;
         match tickets
             .expire_visitors(now - Millis::from(days) * DAY_MS)
             .await
@@ -163,6 +163,9 @@ impl Engine {
             Ok(0) => {}
             Ok(n) => tracing::info!(visitors = n, days, "visitor records past retention deleted"),
             Err(e) => tracing::warn!(cause = %e, "visitor retention sweep failed"),
+        }
+        if let Err(e) = self.inner.directory.expire(now).await {
+            tracing::warn!(cause = %e, "expiring console sessions and invites failed");
         }
     }
 }

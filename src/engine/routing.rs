@@ -22,11 +22,7 @@ impl Engine {
             })
             .map(|a| a.max_concurrent)
             .sum();
-        estimate_minutes(
-            position,
-            self.inner.config.timing.average_handle_secs,
-            capacity,
-        )
+        estimate_minutes(position, self.config().timing.average_handle_secs, capacity)
     }
 
     /// Stores the assignment event that introduces the agent to the visitor by full name.
@@ -73,6 +69,7 @@ impl Engine {
     pub async fn drain(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
         const BATCH: usize = 64;
         let site = self.site(site_id)?;
+        let site = &*site;
         let mut assigned: Vec<AgentId> = Vec::new();
         loop {
             let batch = self
@@ -115,52 +112,65 @@ impl Engine {
 
     /// Gives back the chats of agents gone past their grace period: head of the queue, visitor told.
     pub(super) async fn expire_grace(&self, site: &SiteConfig, now: Millis) -> Result<()> {
-        let store = &self.inner.store;
-        for agent in store.agents(&site.id).await? {
+        for agent in self.inner.store.agents(&site.id).await? {
             if agent.present(now, self.grace_ms()) || agent.chats.is_empty() {
                 continue;
             }
-            let who = AgentRef {
-                id: agent.id.clone(),
-                name: agent.name.clone(),
+            self.requeue_chats(site, &agent, "agent_disconnected", now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Puts every chat of the agent back at the head of its queue, tells the visitors, and
+    /// drains. Conditional on the owner: when several nodes do it, each chat moves once.
+    pub(super) async fn requeue_chats(
+        &self,
+        site: &SiteConfig,
+        agent: &AgentState,
+        reason: &str,
+        now: Millis,
+    ) -> Result<()> {
+        let store = &self.inner.store;
+        let who = AgentRef {
+            id: agent.id.clone(),
+            name: agent.name.clone(),
+        };
+        for conv_id in &agent.chats {
+            let Some(conv) = store.conversation(&site.id, conv_id).await? else {
+                continue;
             };
-            for conv_id in &agent.chats {
-                let Some(conv) = store.conversation(&site.id, conv_id).await? else {
-                    continue;
-                };
-                // Conditional on the owner: when several nodes sweep, one wins.
-                if !store
-                    .unassign(&site.id, conv_id, &agent.id, &conv.department, now)
-                    .await?
-                {
-                    continue;
-                }
-                tracing::info!(agent = %agent.id, conversation = %conv_id, "grace expired; chat requeued");
-                store
-                    .append(
-                        &site.id,
-                        conv_id,
-                        &EventBody::Requeued {
-                            at: now,
-                            agent: who.clone(),
-                            reason: "agent_disconnected".into(),
-                        },
-                    )
-                    .await?;
-                self.notice(
-                    site,
-                    &conv.department,
+            if !store
+                .unassign(&site.id, conv_id, &agent.id, &conv.department, now)
+                .await?
+            {
+                continue;
+            }
+            tracing::info!(agent = %agent.id, conversation = %conv_id, reason, "chat requeued");
+            store
+                .append(
+                    &site.id,
                     conv_id,
-                    &conv.locale,
-                    Notice::plain(NoticeKind::Requeued, Template::Requeued, Some(1)),
+                    &EventBody::Requeued {
+                        at: now,
+                        agent: who.clone(),
+                        reason: reason.into(),
+                    },
                 )
                 .await?;
-                self.inner.hub.note_position(conv_id, 1);
-                self.queue_changed(&site.id, &conv.department).await;
-                self.drain(&site.id, &conv.department).await?;
-            }
-            self.agent_pushed(&site.id, &agent.id).await;
+            self.notice(
+                site,
+                &conv.department,
+                conv_id,
+                &conv.locale,
+                Notice::plain(NoticeKind::Requeued, Template::Requeued, Some(1)),
+            )
+            .await?;
+            self.inner.hub.note_position(conv_id, 1);
+            self.queue_changed(&site.id, &conv.department).await;
+            self.drain(&site.id, &conv.department).await?;
         }
+        self.agent_pushed(&site.id, &agent.id).await;
         Ok(())
     }
 

@@ -74,8 +74,14 @@ impl Engine {
     }
 
     /// Every agent of a site with status, load and presence.
+    /// The live state of the site's agents that the directory still lists (the backend keeps
+    /// a removed agent's record, out of every department, so a stale node cannot revive it).
     pub async fn agents(&self, site: &SiteId) -> Result<Vec<AgentState>> {
-        Ok(self.inner.store.agents(site).await?)
+        let config = self.config();
+        let listed = config.site(site);
+        let mut agents = self.inner.store.agents(site).await?;
+        agents.retain(|a| listed.is_some_and(|s| s.agent(&a.id).is_some()));
+        Ok(agents)
     }
 
     /// Readiness: the state backend answers and its subscription is alive.

@@ -71,6 +71,7 @@ impl Engine {
         now: Millis,
     ) -> Result<bool> {
         let site = self.site(&pending.site)?;
+        let site = &*site;
         let Some(rule) = site.triggers.get(index) else {
             return Ok(false);
         };

@@ -21,20 +21,22 @@ const MAX_LIMIT: usize = 500;
 
 async fn list(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     const KNOWN: &[&str] = &[
-        "site", "action", "subject", "since", "until", "cursor", "limit",
+        "site", "action", "actor", "subject", "since", "until", "cursor", "limit",
     ];
     known_params(&q, KNOWN)?;
     let limit = limit_param(&q, 100, MAX_LIMIT)?;
     let filter = AuditFilter {
-        site: match q.get("site") {
-            Some(_) => sites(&state, &q)?.pop(),
-            None => None,
+        // A site's admin sees their own site's entries only.
+        site: match (q.get("site"), &caller.site) {
+            (Some(_), _) => sites(&state, &q, &caller)?.pop(),
+            (None, own) => own.clone(),
         },
         action: q.get("action").cloned(),
+        actor: q.get("actor").cloned(),
         subject: q.get("subject").cloned(),
         since: time_param(&q, "since")?,
         until: time_param(&q, "until")?,

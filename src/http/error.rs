@@ -16,9 +16,27 @@ pub enum ApiError {
     /// A query parameter is invalid or unknown; the message names it.
     #[error("{0}")]
     BadRequest(String),
-    /// Missing or wrong admin token.
-    #[error("a valid admin bearer token is required")]
+    /// Missing or wrong credentials (bearer token or session cookie).
+    #[error("sign in, or send a valid bearer token")]
     Unauthorized,
+    /// Signed in, but the role does not allow it (or the site is another's).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A cookie-authenticated request that changes something without its CSRF token.
+    #[error("missing or wrong X-CSRF-Token header")]
+    Csrf,
+    /// A body field is invalid; `field` names it (as the configuration file would).
+    #[error("{field}: {problem}")]
+    Invalid { field: String, problem: String },
+    /// The request contradicts what is stored (an id or address already taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many attempts (sign-in); retry later.
+    #[error("too many attempts; wait a minute")]
+    RateLimited,
+    /// A directory entry that does not exist; the message says which.
+    #[error("{0}")]
+    Missing(String),
     /// No such ticket, delivery or route; the message says which.
     #[error("{0}")]
     NotFound(&'static str),
@@ -39,7 +57,11 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::NotFound(_) | Self::UnknownSite => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) | Self::Csrf => StatusCode::FORBIDDEN,
+            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotFound(_) | Self::UnknownSite | Self::Missing(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Engine(e) => match e.code {
@@ -61,7 +83,12 @@ impl ApiError {
         let code = match self {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized => "unauthorized",
-            Self::NotFound(_) => "not_found",
+            Self::Forbidden(_) => "forbidden",
+            Self::Csrf => "csrf",
+            Self::Invalid { .. } => "invalid",
+            Self::Conflict(_) => "conflict",
+            Self::RateLimited => "rate_limited",
+            Self::NotFound(_) | Self::Missing(_) => "not_found",
             Self::UnknownSite => "unknown_site",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "unavailable",
@@ -86,6 +113,21 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<crate::directory::DirectoryError> for ApiError {
+    fn from(e: crate::directory::DirectoryError) -> Self {
+        use crate::directory::DirectoryError as D;
+        match e {
+            D::Invalid(c) => Self::Invalid {
+                field: c.field,
+                problem: c.problem,
+            },
+            D::NotFound(m) => Self::Missing(m),
+            D::Conflict(m) => Self::Conflict(m),
+            D::Unavailable(s) => Self::Unavailable(s.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         Self::Unavailable(e.to_string())
@@ -102,7 +144,11 @@ impl IntoResponse for ApiError {
             }
             _ => tracing::debug!(code = %code, message = %self, "request refused"),
         }
-        let body = Json(json!({ "error": { "code": code, "message": self.to_string() } }));
+        let mut error = json!({ "code": code, "message": self.to_string() });
+        if let Self::Invalid { field, .. } = &self {
+            error["field"] = json!(field);
+        }
+        let body = Json(json!({ "error": error }));
         if status == StatusCode::UNAUTHORIZED {
             return (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
         }

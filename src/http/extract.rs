@@ -1,43 +1,176 @@
-//! What REST handlers take from a request besides their own parameters: the admin token
-//! (an extractor, so no handler can forget it) and the shared query parameters.
+//! What REST handlers take from a request besides their own parameters: who is calling (the
+//! `Caller`, and the `Admin` and `Supervisor` extractors that demand a role, so no handler can
+//! forget it) and the shared query parameters.
 
 use std::collections::HashMap;
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 
 use super::{ApiError, AppState};
-use crate::config::token_hash;
-use crate::model::{Millis, SiteId};
+use crate::config::{AgentRole, token_hash};
+use crate::model::{AgentId, Millis, SiteId};
 
-/// Proof that the request carries `Authorization: Bearer <admin token>`. Put it in a handler's
-/// parameters and the handler runs only for the admin.
-pub struct Admin;
+/// The session cookie of the console.
+pub const SESSION_COOKIE: &str = "sb_session";
+
+/// Who is calling: the deployment's admin token, or an agent (by API token or console
+/// session) with their role on their own site.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// For the audit log: `admin` or `agent:<site>/<id>`.
+    pub actor: String,
+    pub role: AgentRole,
+    /// The agent's site; None for the admin token, which reaches every site.
+    pub site: Option<SiteId>,
+    pub agent: Option<AgentId>,
+    /// The console session's CSRF token (cookie sign-ins only), for the console to send back.
+    pub csrf: Option<String>,
+    /// The console session cookie's hash (cookie sign-ins only), so signing out can end it.
+    pub session: Option<String>,
+}
+
+impl Caller {
+    /// Refuses a site outside the caller's reach.
+    pub fn reaches(&self, site: &SiteId) -> Result<(), ApiError> {
+        match &self.site {
+            Some(own) if own != site => Err(ApiError::Forbidden(format!(
+                "signed in to site {own}, not {site}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn at_least(self, role: AgentRole) -> Result<Self, ApiError> {
+        if self.role >= role {
+            Ok(self)
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this needs the {} role",
+                role.as_str()
+            )))
+        }
+    }
+}
+
+/// The value of one cookie of the request.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The enabled agent of the directory in force, or a refusal.
+fn enabled(state: &AppState, site: &SiteId, agent: &AgentId) -> Result<AgentRole, ApiError> {
+    let config = state.engine.config();
+    match config.site(site).and_then(|s| s.agent(agent)) {
+        Some(a) if !a.disabled => Ok(a.role),
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if let Some(token) = bearer {
+            // Comparing hashes: the token itself never meets a timing side channel.
+            let hash = token_hash(token);
+            if let Some(expected) = state.engine.config().admin_token_sha256.as_deref()
+                && hash.eq_ignore_ascii_case(expected)
+            {
+                return Ok(Caller {
+                    actor: "admin".into(),
+                    role: AgentRole::Admin,
+                    site: None,
+                    agent: None,
+                    csrf: None,
+                    session: None,
+                });
+            }
+            let Some((site, agent, _)) = state.engine.directory().agent_by_token(&hash).await?
+            else {
+                tracing::info!("REST request with an unknown bearer token");
+                return Err(ApiError::Unauthorized);
+            };
+            let role = enabled(state, &site, &agent)?;
+            return Ok(Caller {
+                actor: format!("agent:{site}/{agent}"),
+                role,
+                site: Some(site),
+                agent: Some(agent),
+                csrf: None,
+                session: None,
+            });
+        }
+        let Some(cookie) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(ApiError::Unauthorized);
+        };
+        let session_hash = token_hash(cookie);
+        let session = state
+            .engine
+            .directory()
+            .session(&session_hash, state.engine.now())
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        // A cookie rides along on any request the browser makes, also from other pages:
+        // anything that changes something must also show the token only our page can read.
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            let given = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if token_hash(given) != token_hash(&session.csrf) {
+                return Err(ApiError::Csrf);
+            }
+        }
+        let role = enabled(state, &session.site, &session.agent)?;
+        Ok(Caller {
+            actor: format!("agent:{}/{}", session.site, session.agent),
+            role,
+            site: Some(session.site),
+            agent: Some(session.agent),
+            csrf: Some(session.csrf),
+            session: Some(session_hash),
+        })
+    }
+}
+
+/// A caller with the admin role (the admin token, or an agent whose role is admin). Put it in
+/// a handler's parameters and the handler runs only for them.
+pub struct Admin(pub Caller);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let expected = state
-            .engine
-            .config()
-            .admin_token_sha256
-            .as_deref()
-            .ok_or(ApiError::Unauthorized)?;
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized)?;
-        // Comparing hashes: equal length, and the token itself never meets a timing side channel.
-        if token_hash(token.trim()).eq_ignore_ascii_case(expected) {
-            Ok(Admin)
-        } else {
-            tracing::info!("REST request with a wrong admin token");
-            Err(ApiError::Unauthorized)
-        }
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(Admin(caller.at_least(AgentRole::Admin)?))
+    }
+}
+
+/// A caller with the supervisor role or above.
+pub struct Supervisor(pub Caller);
+
+impl FromRequestParts<AppState> for Supervisor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(Supervisor(caller.at_least(AgentRole::Supervisor)?))
     }
 }
 
@@ -95,8 +228,12 @@ pub fn parse_since(v: &str) -> Result<Millis, ApiError> {
         })
 }
 
-/// The sites a request names (`site`), or all of them.
-pub fn sites(state: &AppState, q: &HashMap<String, String>) -> Result<Vec<SiteId>, ApiError> {
+/// The sites a request names (`site`), or all of them the caller reaches.
+pub fn sites(
+    state: &AppState,
+    q: &HashMap<String, String>,
+    caller: &Caller,
+) -> Result<Vec<SiteId>, ApiError> {
     let config = state.engine.config();
     match q.get("site") {
         Some(s) => {
@@ -104,8 +241,14 @@ pub fn sites(state: &AppState, q: &HashMap<String, String>) -> Result<Vec<SiteId
             config
                 .site(&id)
                 .ok_or_else(|| ApiError::BadRequest(format!("site: no site {s}")))?;
+            caller.reaches(&id)?;
             Ok(vec![id])
         }
-        None => Ok(config.sites.iter().map(|s| s.id.clone()).collect()),
+        None => Ok(config
+            .sites
+            .iter()
+            .map(|s| s.id.clone())
+            .filter(|s| caller.site.as_ref().is_none_or(|own| own == s))
+            .collect()),
     }
 }

@@ -2,7 +2,9 @@
 //! `ApiError` (`error`), gives every failure a status, a stable code and a message, logged once;
 //! the `Admin` extractor (`extract`) guards every admin route.
 
+mod accounts;
 mod audit;
+mod directory;
 mod error;
 mod extract;
 pub mod health;
@@ -17,7 +19,7 @@ use axum::routing::get;
 
 pub use crate::app::AppState;
 pub use error::ApiError;
-pub use extract::Admin;
+pub use extract::{Admin, Caller, SESSION_COOKIE, Supervisor, cookie};
 
 /// The OpenAPI document of every REST endpoint.
 async fn openapi() -> impl IntoResponse {
@@ -35,6 +37,8 @@ pub fn router() -> Router<AppState> {
         .merge(supervisor::router())
         .merge(privacy::router())
         .merge(audit::router())
+        .merge(directory::router())
+        .merge(accounts::router())
         .merge(widget::router())
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound("no such route") })

@@ -22,15 +22,15 @@ pub fn router() -> Router<AppState> {
 
 async fn export(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let visitor = VisitorId(id);
-    for site in sites(&state, &q)? {
+    for site in sites(&state, &q, &caller)? {
         if let Some(data) = state
             .engine
-            .export_visitor(&site, &visitor, "admin")
+            .export_visitor(&site, &visitor, &caller.actor)
             .await?
         {
             return Ok(Json(data));
@@ -41,14 +41,17 @@ async fn export(
 
 async fn erase(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
     let visitor = VisitorId(id);
     let mut found = false;
-    for site in sites(&state, &q)? {
-        found |= state.engine.erase_visitor(&site, &visitor, "admin").await?;
+    for site in sites(&state, &q, &caller)? {
+        found |= state
+            .engine
+            .erase_visitor(&site, &visitor, &caller.actor)
+            .await?;
     }
     if found {
         Ok(StatusCode::NO_CONTENT)

@@ -11,8 +11,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::extract::Supervisor;
 use super::extract::{known_params, sites, time_param};
-use super::{Admin, ApiError, AppState};
+use super::{ApiError, AppState};
 use crate::tickets::{StatsGroup, StatsQuery};
 
 pub fn router() -> Router<AppState> {
@@ -25,13 +26,13 @@ pub fn router() -> Router<AppState> {
 
 async fn agents(
     State(state): State<AppState>,
-    _: Admin,
+    Supervisor(caller): Supervisor,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.engine.now();
     let grace = state.engine.config().timing.grace_ms();
     let mut out = Vec::new();
-    for site in sites(&state, &q)? {
+    for site in sites(&state, &q, &caller)? {
         for a in state.engine.agents(&site).await? {
             out.push(json!({
                 "site": site,
@@ -53,12 +54,13 @@ async fn agents(
 
 async fn queues(
     State(state): State<AppState>,
-    _: Admin,
+    Supervisor(caller): Supervisor,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
-    for site in sites(&state, &q)? {
-        let Some(cfg) = state.engine.config().site(&site) else {
+    for site in sites(&state, &q, &caller)? {
+        let config = state.engine.config();
+        let Some(cfg) = config.site(&site) else {
             continue;
         };
         for dept in &cfg.departments {
@@ -78,11 +80,11 @@ async fn queues(
 /// they have been here, new or returning, and whether they are in a chat.
 async fn visitors(
     State(state): State<AppState>,
-    _: Admin,
+    Supervisor(caller): Supervisor,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
-    for site in sites(&state, &q)? {
+    for site in sites(&state, &q, &caller)? {
         out.extend(state.engine.live_visitors(&site).await?);
     }
     Ok(Json(json!({ "visitors": out })))
@@ -90,7 +92,7 @@ async fn visitors(
 
 async fn stats(
     State(state): State<AppState>,
-    _: Admin,
+    Supervisor(caller): Supervisor,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     known_params(&q, &["site", "since", "until", "group"])?;
@@ -112,7 +114,7 @@ async fn stats(
         }
     };
     let site = match q.get("site") {
-        Some(_) => sites(&state, &q)?.pop(),
+        Some(_) => sites(&state, &q, &caller)?.pop(),
         None => None,
     };
     let query = |group| StatsQuery {

@@ -10,6 +10,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::extract::{Caller, Supervisor};
 use super::extract::{known_params, limit_param, sites, time_param};
 use super::{Admin, ApiError, AppState};
 use crate::engine::TicketChange;
@@ -34,7 +35,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 
 async fn list(
     State(state): State<AppState>,
-    _: Admin,
+    Supervisor(caller): Supervisor,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     const KNOWN: &[&str] = &[
@@ -95,7 +96,7 @@ async fn list(
         limit: limit + 1,
     };
     let mut tickets = Vec::new();
-    for site in sites(&state, &q)? {
+    for site in sites(&state, &q, &caller)? {
         tickets.extend(state.engine.tickets().list(&site, &filter).await?);
     }
     tickets.sort_by(|a, b| b.id.cmp(&a.id));
@@ -111,12 +112,15 @@ async fn list(
 
 async fn one(
     State(state): State<AppState>,
-    _: Admin,
+    Supervisor(caller): Supervisor,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    for site in &state.engine.config().sites {
-        if let Some(t) = state.engine.tickets().get(&site.id, &id).await? {
-            state.engine.transcript_read(&site.id, &id, "admin").await?;
+    for site in sites(&state, &HashMap::new(), &caller)? {
+        if let Some(t) = state.engine.tickets().get(&site, &id).await? {
+            state
+                .engine
+                .transcript_read(&site, &id, &caller.actor)
+                .await?;
             return Ok(Json(json!(t)));
         }
     }
@@ -125,11 +129,11 @@ async fn one(
 
 async fn dead(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
-    for site in sites(&state, &q)? {
+    for site in sites(&state, &q, &caller)? {
         out.extend(state.engine.tickets().dead(&site).await?);
     }
     Ok(Json(json!({ "deliveries": out })))
@@ -137,9 +141,16 @@ async fn dead(
 
 async fn retry(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    if let Some(site) = &caller.site {
+        // A site's admin revives their own site's deliveries only.
+        let own = state.engine.tickets().dead(site).await?;
+        if !own.iter().any(|d| d.id == id) {
+            return Err(ApiError::NotFound("no such dead delivery"));
+        }
+    }
     let now = state.engine.now();
     // A revived delivery gets a fresh retry window of a day.
     let revived = state
@@ -155,12 +166,17 @@ async fn retry(
 }
 
 /// Applies a change to the ticket with this id, whichever site it is on.
-async fn change(state: &AppState, id: &str, change: TicketChange) -> Result<Json<Value>, ApiError> {
-    for site in &state.engine.config().sites {
-        if state.engine.tickets().get(&site.id, id).await?.is_some() {
+async fn change(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    change: TicketChange,
+) -> Result<Json<Value>, ApiError> {
+    for site in sites(state, &HashMap::new(), caller)? {
+        if state.engine.tickets().get(&site, id).await?.is_some() {
             let t = state
                 .engine
-                .update_ticket(&site.id, id, change, "admin")
+                .update_ticket(&site, id, change, &caller.actor)
                 .await?
                 .ok_or(ApiError::NotFound("no such ticket"))?;
             return Ok(Json(json!(t)));
@@ -179,7 +195,7 @@ struct TagsBody {
 /// letters, digits, `-` or `_`; stored lowercase, without duplicates).
 async fn set_tags(
     State(state): State<AppState>,
-    _: Admin,
+    Supervisor(caller): Supervisor,
     Path(id): Path<String>,
     body: Result<Json<TagsBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -200,7 +216,7 @@ async fn set_tags(
     if tags.len() > 20 {
         return Err(bad_request("tags: at most 20"));
     }
-    change(&state, &id, TicketChange::Tags(tags)).await
+    change(&state, &caller, &id, TicketChange::Tags(tags)).await
 }
 
 #[derive(serde::Deserialize)]
@@ -212,12 +228,12 @@ struct FollowUpBody {
 /// `PUT /v1/tickets/{id}/follow-up` `{"status": "open" | "pending" | "solved"}`.
 async fn set_follow_up(
     State(state): State<AppState>,
-    _: Admin,
+    Supervisor(caller): Supervisor,
     Path(id): Path<String>,
     body: Result<Json<FollowUpBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body.map_err(|e| bad_request(format!("body: {}", e.body_text())))?;
     let status = FollowUp::parse(&body.status)
         .ok_or_else(|| bad_request("status: one of open, pending, solved"))?;
-    change(&state, &id, TicketChange::FollowUp(status)).await
+    change(&state, &caller, &id, TicketChange::FollowUp(status)).await
 }

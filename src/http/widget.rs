@@ -77,9 +77,8 @@ async fn widget_config(
 ) -> Result<Response, ApiError> {
     let site = state
         .engine
-        .config()
         .site(&SiteId(site))
-        .ok_or(ApiError::UnknownSite)?;
+        .map_err(|_| ApiError::UnknownSite)?;
     let body = json!({
         "site": site.id,
         "name": site.name,

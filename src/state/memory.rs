@@ -313,7 +313,12 @@ impl SiteState {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn register_agent(&self, site_id: &SiteId, agent: &AgentConfig) -> Result<()> {
+    async fn register_agent(
+        &self,
+        site_id: &SiteId,
+        agent: &AgentConfig,
+        _all: &[DeptId],
+    ) -> Result<()> {
         let n = {
             let site = self.site(site_id);
             let mut s = lock(&site);
@@ -920,7 +925,7 @@ impl Store for MemoryStore {
         self.journal.committed(n).await
     }
 
-    async fn sweep_closed(&self, now: Millis) -> Result<()> {
+    async fn sweep_closed(&self, _sites: &[SiteId], now: Millis) -> Result<()> {
         let sites: Vec<_> = self
             .sites
             .iter()

@@ -100,9 +100,15 @@ impl Unavailable {
 /// The shared state of every site. Implementations must make each method atomic on its own.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Registers a configured agent: name, departments and ceiling. Idempotent; live status,
-    /// limit and load survive a restart or another node registering the same agent.
-    async fn register_agent(&self, site: &SiteId, agent: &AgentConfig) -> Result<()>;
+    /// Registers an agent of the directory: name, departments and ceiling (`all` is every
+    /// department of the site, so membership of the others is withdrawn). Idempotent; live
+    /// status, limit and load survive a restart or another node registering the same agent.
+    async fn register_agent(
+        &self,
+        site: &SiteId,
+        agent: &AgentConfig,
+        all: &[DeptId],
+    ) -> Result<()>;
 
     /// The visitor's latest conversation, open or closed (while its state is kept). Visitor
     /// profiles are records, in the database (`tickets::TicketStore::visitor`).
@@ -255,7 +261,7 @@ pub trait Store: Send + Sync + 'static {
     async fn ready(&self) -> Result<bool>;
     /// Frees closed conversations older than their retention and forgets presence no node
     /// vouches for any more (Redis expires conversation keys on its own).
-    async fn sweep_closed(&self, now: Millis) -> Result<()>;
+    async fn sweep_closed(&self, sites: &[SiteId], now: Millis) -> Result<()>;
     /// At shutdown, after the last session: makes what was stored durable and releases the
     /// backend's resources (the embedded state's file). Calls after this fail.
     async fn shutdown(&self) {}

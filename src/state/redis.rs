@@ -81,8 +81,6 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     scripts: Arc<Scripts>,
-    /// Every department of every site, so registration can fix department membership.
-    departments: HashMap<SiteId, Vec<DeptId>>,
     /// True while the pub/sub subscription is established (readiness).
     subscribed: Arc<AtomicBool>,
 }
@@ -110,34 +108,20 @@ impl RedisStore {
         .context("cannot connect to Redis")?;
         let prefix = config.key_prefix.clone();
         let subscribed = Arc::new(AtomicBool::new(false));
-        let channels: Vec<String> = config
-            .sites
-            .iter()
-            .map(|s| format!("{prefix}:{{{}}}:ev", s.id))
-            .collect();
+        // One pattern for every site's channel, so sites added at run time are heard at once.
+        let pattern = format!("{}:{{*}}:ev", glob_escape(&prefix));
         let subscriber = tokio::spawn(subscribe_loop(
             client,
-            channels,
+            pattern,
             sink,
             subscribed.clone(),
             shutdown,
         ));
-        let departments = config
-            .sites
-            .iter()
-            .map(|s| {
-                (
-                    s.id.clone(),
-                    s.departments.iter().map(|d| d.id.clone()).collect(),
-                )
-            })
-            .collect();
         Ok((
             Self {
                 conn,
                 prefix,
                 scripts: Arc::new(Scripts::new()),
-                departments,
                 subscribed,
             },
             subscriber,
@@ -178,9 +162,21 @@ impl RedisStore {
 
 /// Keeps one subscription to every site's channel, re-establishing it with backoff. After a
 /// reconnect every session backfills, since anything published meanwhile was lost.
+/// A key prefix as a literal in a Redis glob pattern.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 async fn subscribe_loop(
     client: redis::Client,
-    channels: Vec<String>,
+    pattern: String,
     sink: Arc<dyn Sink>,
     subscribed: Arc<AtomicBool>,
     mut shutdown: Shutdown,
@@ -190,9 +186,7 @@ async fn subscribe_loop(
     loop {
         let attempt = async {
             let mut pubsub = client.get_async_pubsub().await?;
-            for ch in &channels {
-                pubsub.subscribe(ch).await?;
-            }
+            pubsub.psubscribe(&pattern).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
         let pubsub = tokio::select! {
@@ -340,7 +334,12 @@ fn flat_to_map(flat: Vec<String>) -> HashMap<String, String> {
 
 #[async_trait]
 impl Store for RedisStore {
-    async fn register_agent(&self, site: &SiteId, agent: &AgentConfig) -> Result<()> {
+    async fn register_agent(
+        &self,
+        site: &SiteId,
+        agent: &AgentConfig,
+        all: &[DeptId],
+    ) -> Result<()> {
         let base = self.base(site);
         let depts =
             serde_json::to_string(&agent.departments).map_err(|e| corrupt(e.to_string()))?;
@@ -352,7 +351,7 @@ impl Store for RedisStore {
             .arg(&agent.name)
             .arg(depts)
             .arg(agent.max_concurrent);
-        for d in self.departments.get(site).into_iter().flatten() {
+        for d in all {
             inv.arg(&d.0);
         }
         let _: i64 = inv.invoke_async(&mut self.conn()).await?;
@@ -893,11 +892,11 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn sweep_closed(&self, now: Millis) -> Result<()> {
+    async fn sweep_closed(&self, sites: &[SiteId], now: Millis) -> Result<()> {
         // Closed conversations' keys carry a TTL set by the close script. Visitors whose node
         // died without saying they left lapse here.
         let mut pipe = redis::pipe();
-        for site in self.departments.keys() {
+        for site in sites {
             pipe.zrembyscore(format!("{}live", self.base(site)), "-inf", now)
                 .ignore();
         }

@@ -456,6 +456,8 @@ pub struct AuditFilter {
     pub site: Option<SiteId>,
     /// `visitor.export`, `visitor.erase`, `ticket.read`.
     pub action: Option<String>,
+    /// Who did it: `admin` or `agent:<site>/<id>`.
+    pub actor: Option<String>,
     /// A visitor or ticket id.
     pub subject: Option<String>,
     pub since: Option<Millis>,

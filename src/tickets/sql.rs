@@ -60,27 +60,16 @@ const DENSE_SEARCH: i64 = 2_000;
 /// `TicketStore` on the record database.
 pub struct SqlTickets {
     db: Database,
-    /// SQLite has one writer at a time. Writers of this process take turns here rather than
-    /// in SQLite, whose lock, under concurrent transactions on pooled connections, can answer
-    /// "database is locked" at once instead of waiting. Reads stay concurrent; other processes
-    /// on the same file still wait through busy_timeout.
-    writer: tokio::sync::Mutex<()>,
 }
 
 impl SqlTickets {
     pub fn new(db: Database) -> Self {
-        Self {
-            db,
-            writer: tokio::sync::Mutex::new(()),
-        }
+        Self { db }
     }
 
     /// The turn to write (SQLite), or nothing to wait for (PostgreSQL).
     async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.db.kind() {
-            Kind::Sqlite => Some(self.writer.lock().await),
-            Kind::Postgres => None,
-        }
+        self.db.write_turn().await
     }
 
     /// Stores many tickets in one transaction: imports and the benchmark's generator.
@@ -748,6 +737,7 @@ impl TicketStore for SqlTickets {
         for (cond, value) in [
             (" AND site = ", filter.site.as_ref().map(|s| s.0.as_str())),
             (" AND action = ", filter.action.as_deref()),
+            (" AND actor = ", filter.actor.as_deref()),
             (" AND subject = ", filter.subject.as_deref()),
             (" AND id < ", filter.cursor.as_deref()),
         ] {

@@ -14,7 +14,7 @@ use sha2::Sha256;
 use tokio::sync::Notify;
 
 use super::{Delivery, TicketStore};
-use crate::config::{Config, SiteConfig};
+use crate::config::{Live, SiteConfig};
 use crate::model::{Millis, now_ms};
 use crate::shutdown::Shutdown;
 
@@ -71,16 +71,18 @@ pub fn deliveries_for(
 #[derive(Clone)]
 pub struct Courier {
     tickets: Arc<dyn TicketStore>,
-    config: Arc<Config>,
+    /// Read per delivery: receivers and their secrets change at run time.
+    config: Live,
     client: reqwest::Client,
     /// Wakes the courier when this node queued something, so delivery starts at once.
     wake: Arc<Notify>,
 }
 
 impl Courier {
-    pub fn new(tickets: Arc<dyn TicketStore>, config: Arc<Config>) -> Self {
+    pub fn new(tickets: Arc<dyn TicketStore>, config: Live) -> Self {
+        let timeout = config.get().timing.webhook_timeout_secs;
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs_f64(config.timing.webhook_timeout_secs))
+            .timeout(Duration::from_secs_f64(timeout))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -100,8 +102,8 @@ impl Courier {
     /// Runs until shutdown. A delivery in flight at shutdown keeps its lease and is retried
     /// after it (here or on another node).
     pub async fn run(self, mut shutdown: Shutdown) {
-        let lease = (self.config.timing.delivery_lease_secs * 1000.0) as Millis;
         loop {
+            let lease = (self.config.get().timing.delivery_lease_secs * 1000.0) as Millis;
             let now = now_ms();
             match self.tickets.claim(now, now + lease, CLAIM_BATCH).await {
                 Ok(batch) if !batch.is_empty() => {
@@ -129,6 +131,7 @@ impl Courier {
     async fn attempt(&self, mut d: Delivery) {
         let secret = self
             .config
+            .get()
             .site(&d.site)
             .and_then(|s| s.webhooks.iter().find(|w| w.url == d.url))
             .map(|w| w.secret.clone());
@@ -185,7 +188,8 @@ impl Courier {
 
     /// Exponential backoff with ±20 % jitter, capped.
     fn backoff(&self, attempts: u32) -> Millis {
-        let t = &self.config.timing;
+        let config = self.config.get();
+        let t = &config.timing;
         let base = t.webhook_backoff_secs * 2f64.powi(attempts.saturating_sub(1).min(30) as i32);
         let capped = base.min(t.webhook_max_backoff_secs);
         let jitter = 0.8 + rand::random::<f64>() * 0.4;

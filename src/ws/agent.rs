@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap};
 use super::session::{self, Attempt, hello_phase, page_after, send_error};
 use super::{Connection, Order, order};
 use crate::app::AppState;
-use crate::auth::agent_for_token;
 use crate::engine::{AgentChat, EngineError};
 use crate::hub::{Push, Registration, Role};
 use crate::model::{AgentId, AgentState, ConvId, DeptId, Event, EventBody, SiteId};
@@ -66,20 +65,22 @@ fn site_directory(site: &crate::config::SiteConfig) -> serde_json::Value {
 /// How many earlier tickets `history` returns.
 const HISTORY_LIMIT: usize = 20;
 
-pub async fn run(mut conn: Connection, state: AppState) {
+/// `signed_in`: the console session the upgrade's cookie named, for a `hello` without token.
+pub async fn run(mut conn: Connection, state: AppState, signed_in: Option<(SiteId, AgentId)>) {
     let checked = hello_phase(&mut conn, &state, |text| {
-        let config = state.engine.config();
+        let engine = state.engine.clone();
+        let signed_in = signed_in.clone();
         async move {
             match serde_json::from_str::<AgentIn>(&text) {
                 Ok(AgentIn::Hello {
                     token,
                     status,
                     resume,
-                }) => match agent_for_token(config, &token) {
-                    Some((site, agent)) => Attempt::Welcome((site, agent, status, resume)),
-                    None => {
-                        tracing::info!("agent hello with an unknown token");
-                        Attempt::Failed(EngineError::new(ErrorCode::Unauthorized, "unknown token"))
+                }) => match engine.authenticate_agent(&token, signed_in).await {
+                    Ok((site, agent)) => Attempt::Welcome((site, agent, status, resume)),
+                    Err(e) => {
+                        tracing::info!("agent hello refused: {}", e.message);
+                        Attempt::Failed(e)
                     }
                 },
                 Ok(AgentIn::Ping) => Attempt::Ping,
@@ -110,7 +111,10 @@ pub async fn run(mut conn: Connection, state: AppState) {
         }
     };
     tracing::info!(site = %site, agent = %agent, "agent connected");
-    let directory = engine.site(&site).map(site_directory).unwrap_or_default();
+    let directory = engine
+        .site(&site)
+        .map(|s| site_directory(&s))
+        .unwrap_or_default();
     let welcome = AgentOut::Welcome {
         agent: &agent_self(&me),
         heartbeat_secs: engine.config().timing.heartbeat_secs,
@@ -420,9 +424,17 @@ impl Session {
                 }
                 true
             }
+            Push::SignedOut => {
+                self.conn
+                    .close(crate::protocol::close::SIGNED_OUT, "signed out")
+                    .await;
+                false
+            }
             Push::AgentChanged => {
                 match self.state.engine.agent_state(&self.site, &self.agent).await {
                     Ok(me) => {
+                        // The directory may have moved the agent between departments.
+                        self.departments = me.departments.clone();
                         self.conn
                             .send(&AgentOut::Agent {
                                 agent: &agent_self(&me),

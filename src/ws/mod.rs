@@ -24,7 +24,7 @@ use tokio::time::{Instant, Interval};
 
 use crate::app::{AppState, IpGuard};
 use crate::config::Limits;
-use crate::model::SiteId;
+use crate::model::{AgentId, SiteId};
 use crate::protocol::{ClientId, ErrorCode};
 
 /// Applies the configured buffer and frame limits to an upgrade: small buffers keep idle
@@ -101,9 +101,8 @@ pub async fn visitor_upgrade(
     let site_id = SiteId(q.site.unwrap_or_default());
     let site = state
         .engine
-        .config()
         .site(&site_id)
-        .ok_or(Refusal::UnknownSite)?;
+        .map_err(|_| Refusal::UnknownSite)?;
     let origin = headers
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
@@ -135,14 +134,46 @@ pub async fn agent_upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Result<Response, Refusal> {
     let guard = acquire_ip(&state, addr)?;
+    let signed_in = cookie_session(&state, &headers).await;
     let limits = state.engine.config().limits.clone();
     Ok(configure(ws, &limits).on_upgrade(move |socket| async move {
         let conn = Connection::new(socket, &state);
-        agent::run(conn, state).await;
+        agent::run(conn, state, signed_in).await;
         drop(guard);
     }))
+}
+
+/// The console session the upgrade's cookie names, if any. Only from a page of this server:
+/// a cookie would ride along on a socket another site's page opens, so the Origin must be
+/// this host.
+async fn cookie_session(state: &AppState, headers: &HeaderMap) -> Option<(SiteId, AgentId)> {
+    let cookie = crate::http::cookie(headers, crate::http::SESSION_COOKIE)?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok())?;
+    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())?;
+    let origin_host = origin.split_once("://").map(|(_, h)| h)?;
+    if origin_host != host {
+        tracing::info!(
+            origin,
+            "agent socket: session cookie from a foreign origin ignored"
+        );
+        return None;
+    }
+    let hash = crate::config::token_hash(cookie);
+    match state
+        .engine
+        .directory()
+        .session(&hash, state.engine.now())
+        .await
+    {
+        Ok(s) => s.map(|s| (s.site, s.agent)),
+        Err(e) => {
+            tracing::warn!(cause = %e, "cannot read console sessions");
+            None
+        }
+    }
 }
 
 /// Close codes of RFC 6455 for frames the transport refuses.

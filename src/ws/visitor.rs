@@ -411,7 +411,7 @@ impl Session {
                     })
                     .await
             }
-            Push::Queue(_) | Push::AgentChanged | Push::Visitor(_) => true,
+            Push::Queue(_) | Push::AgentChanged | Push::Visitor(_) | Push::SignedOut => true,
         }
     }
 

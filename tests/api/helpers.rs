@@ -1083,3 +1083,176 @@ pub fn with_webhook(config: &mut Config, url: &str, events: &[&str]) {
     config.timing.webhook_backoff_secs = 0.05;
     config.timing.webhook_max_backoff_secs = 0.2;
 }
+
+/// A REST call with any method, an optional bearer token and JSON body; the status and body.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    http_with(addr, method, path, token, body, &[]).await.0
+}
+
+/// As `http`, with extra request headers; also returns the response's `Set-Cookie`.
+pub async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> ((u16, Value), Option<String>) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = reqwest::Client::new().request(method, format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = tokio::time::timeout(WAIT, req.send())
+        .await
+        .expect("REST timed out")
+        .unwrap();
+    let status = resp.status().as_u16();
+    let cookie = resp
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+    ((status, body), cookie)
+}
+
+/// A REST call with the admin token.
+pub async fn admin(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    http(addr, method, path, Some(ADMIN_TOKEN), body).await
+}
+
+/// A console signed in with an address and password: its session cookie and CSRF token.
+pub struct Console {
+    pub addr: SocketAddr,
+    /// `sb_session=…`, as a Cookie header carries it.
+    pub cookie: String,
+    pub csrf: String,
+    /// What sign-in answered: site, agent, name, role.
+    pub me: Value,
+}
+
+impl Console {
+    /// Signs in; the refusal's status and body when it fails.
+    pub async fn sign_in(
+        addr: SocketAddr,
+        email: &str,
+        password: &str,
+    ) -> Result<Console, (u16, Value)> {
+        let body = json!({"email": email, "password": password});
+        let ((status, me), cookie) =
+            http_with(addr, "POST", "/v1/auth/sign-in", None, Some(body), &[]).await;
+        Self::from_answer(addr, status, me, cookie)
+    }
+
+    /// Sets a password from an invite link's token, which signs in.
+    pub async fn accept_invite(
+        addr: SocketAddr,
+        token: &str,
+        password: &str,
+    ) -> Result<Console, (u16, Value)> {
+        let body = json!({"token": token, "password": password});
+        let ((status, me), cookie) =
+            http_with(addr, "POST", "/v1/auth/invite", None, Some(body), &[]).await;
+        Self::from_answer(addr, status, me, cookie)
+    }
+
+    fn from_answer(
+        addr: SocketAddr,
+        status: u16,
+        me: Value,
+        cookie: Option<String>,
+    ) -> Result<Console, (u16, Value)> {
+        if status != 200 {
+            return Err((status, me));
+        }
+        let cookie = cookie.expect("a session cookie");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        Ok(Console {
+            addr,
+            cookie: cookie.split(';').next().unwrap().to_owned(),
+            csrf: me["csrf"].as_str().unwrap().to_owned(),
+            me,
+        })
+    }
+
+    /// A REST call with the session cookie, and the CSRF token when `csrf`.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        csrf: bool,
+    ) -> (u16, Value) {
+        let mut headers = vec![("cookie", self.cookie.as_str())];
+        if csrf {
+            headers.push(("x-csrf-token", self.csrf.as_str()));
+        }
+        http_with(self.addr, method, path, None, body, &headers)
+            .await
+            .0
+    }
+
+    /// The agent socket, authenticated by the cookie (a page of this server opens it).
+    pub async fn socket(&self) -> Result<Client, String> {
+        self.socket_from(&format!("http://{}", self.addr)).await
+    }
+
+    /// The agent socket with the cookie, opened by a page of `origin`.
+    pub async fn socket_from(&self, origin: &str) -> Result<Client, String> {
+        let mut req = format!("ws://{}/v1/agent", self.addr)
+            .into_client_request()
+            .unwrap();
+        let h = req.headers_mut();
+        h.insert(http::header::COOKIE, self.cookie.parse().unwrap());
+        h.insert(http::header::ORIGIN, origin.parse().unwrap());
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+            .await
+            .map_err(|_| "connect timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let mut c = Client {
+            ws,
+            pending: VecDeque::new(),
+        };
+        c.send(json!({"type": "hello", "status": "online"})).await;
+        let first = c
+            .wait_for("welcome or error", |v| {
+                v["type"] == "welcome" || v["type"] == "error"
+            })
+            .await;
+        if first["type"] == "welcome" {
+            Ok(c)
+        } else {
+            Err(first.to_string())
+        }
+    }
+}
+
+/// The token of an invite link's URL (`/console/#invite=TOKEN`).
+pub fn invite_token(answer: &Value) -> String {
+    answer["invite"]["url"]
+        .as_str()
+        .and_then(|u| u.split("#invite=").nth(1))
+        .unwrap_or_else(|| panic!("an invite link: {answer}"))
+        .to_owned()
+}

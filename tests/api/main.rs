@@ -4,6 +4,7 @@ mod helpers;
 
 mod chat;
 mod crash;
+mod directory;
 mod edges;
 mod health;
 mod multinode;

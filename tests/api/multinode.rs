@@ -21,6 +21,15 @@ impl Node {
         self.child.kill().await.expect("the node is killed");
     }
 
+    /// Sends a signal (SIGHUP: reload).
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = self.child.id().expect("the node runs") as libc::pid_t;
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+
     /// SIGTERM, then waits for the process to exit on its own.
     pub async fn terminate(mut self) {
         let pid = self.child.id().expect("the node runs") as libc::pid_t;

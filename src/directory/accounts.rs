@@ -1,0 +1,133 @@
+//! Agent credentials: argon2id password hashes, random session, invite and API tokens (kept
+//! as SHA-256 only), and the sign-in limiter.
+//!
+//! `argon2` (RustCrypto) with its default parameters (19 MiB, 2 passes): the OWASP-recommended
+//! argon2id setting, in PHC strings that carry their own parameters, so they can be raised
+//! later without invalidating stored hashes.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use dashmap::DashMap;
+
+/// The shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// The longest: argon2 takes any length, but nobody needs a megabyte of password.
+pub const MAX_PASSWORD_CHARS: usize = 256;
+/// How long a console sign-in lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(7 * 86_400);
+/// How long an invite (or reset) link works.
+pub const INVITE_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+/// An argon2id PHC string of the password.
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashes any password with default parameters")
+        .to_string()
+}
+
+/// Whether the password matches the stored hash (constant time inside argon2).
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Checks a new password's length, naming the field.
+pub fn check_password(password: &str) -> Result<(), String> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        Err(format!("at least {MIN_PASSWORD_CHARS} characters"))
+    } else if n > MAX_PASSWORD_CHARS {
+        Err(format!("at most {MAX_PASSWORD_CHARS} characters"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Sign-in attempts allowed per window, per address and per client IP.
+const PER_EMAIL: u32 = 5;
+const PER_IP: u32 = 20;
+const WINDOW: Duration = Duration::from_secs(60);
+/// Bound on the counters kept; past it, expired ones are dropped first and then the attempt is
+/// refused rather than the map grown (a flood of distinct addresses cannot exhaust memory).
+const MAX_ENTRIES: usize = 100_000;
+
+/// Counts sign-in attempts in fixed windows, per address and per client IP, on this node.
+#[derive(Default)]
+pub struct SignInLimiter {
+    counts: DashMap<String, (Instant, u32)>,
+}
+
+impl SignInLimiter {
+    /// Counts one attempt; false when the address or the IP is over its limit.
+    pub fn allow(&self, email: &str, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        if !self.room(now) {
+            return false;
+        }
+        let email_ok = self.hit(format!("e:{}", email.to_lowercase()), now, PER_EMAIL);
+        let ip_ok = self.hit(format!("i:{ip}"), now, PER_IP);
+        email_ok && ip_ok
+    }
+
+    /// Counts one attempt that names no address (an invite); false when the IP is over.
+    pub fn allow_ip(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        self.room(now) && self.hit(format!("i:{ip}"), now, PER_IP)
+    }
+
+    /// Whether another counter fits, after dropping expired ones if the map is full.
+    fn room(&self, now: Instant) -> bool {
+        if self.counts.len() >= MAX_ENTRIES {
+            self.counts.retain(|_, (start, _)| now - *start < WINDOW);
+        }
+        self.counts.len() < MAX_ENTRIES
+    }
+
+    fn hit(&self, key: String, now: Instant, limit: u32) -> bool {
+        let mut entry = self.counts.entry(key).or_insert((now, 0));
+        if now - entry.0 >= WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hash verifies its own password only, and is argon2id.
+    #[test]
+    fn passwords() {
+        let h = hash_password("correct horse battery");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password(&h, "correct horse battery"));
+        assert!(!verify_password(&h, "correct horse battery!"));
+        assert!(!verify_password("not a hash", "x"));
+        assert!(check_password("short").is_err());
+    }
+
+    /// The sixth attempt for one address within a minute is refused; another address is not.
+    #[test]
+    fn limiter() {
+        let l = SignInLimiter::default();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..5 {
+            assert!(l.allow("a@x.test", ip));
+        }
+        assert!(!l.allow("A@x.test", ip));
+        assert!(l.allow("b@x.test", ip));
+    }
+}

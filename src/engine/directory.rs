@@ -1,0 +1,292 @@
+//! The directory at run time: seeding it from the file, changes made on this node (stored, then
+//! installed at once), changes made on others (seen by the version poll), and what installing a
+//! directory does to live state:
+//! - agents new or changed are registered with their departments and limit, and the queues of
+//!   their departments drain (a raised limit is capacity);
+//! - agents removed or disabled are signed out on this node, leave their departments, go
+//!   offline, and their chats return to the head of their queues;
+//! - agents whose credentials changed (token rotated, password reset) are signed out.
+
+use super::*;
+use crate::config::AgentConfig;
+use crate::directory::{self, Credentials};
+
+pub use crate::directory::DirectoryError;
+
+impl Engine {
+    /// Start-up: an empty directory is seeded from the configuration file; then what the
+    /// database holds is installed and registered with the state backend.
+    pub async fn start_directory(&self) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let store = &self.inner.directory;
+        let config = self.config();
+        if store.is_empty().await? {
+            let mut seed = (*config).clone();
+            seed.fill_defaults();
+            seed.validate()
+                .context("the configuration's directory is invalid")?;
+            let writes = directory::diff(&[], &seed.sites);
+            let version = store.version().await?;
+            if store.commit(version, &writes, self.now()).await?.is_some() {
+                tracing::info!(
+                    sites = config.sites.len(),
+                    "directory seeded from the configuration"
+                );
+            }
+        }
+        let (version, sites) = store.load().await?;
+        let mut next = (*config).clone();
+        next.sites = sites;
+        next.validate()
+            .context("the directory in the database is invalid")?;
+        self.inner.config.set(next);
+        self.inner
+            .directory_version
+            .store(version, std::sync::atomic::Ordering::Release);
+        let config = self.config();
+        for site in &config.sites {
+            let depts = dept_ids(site);
+            for agent in &site.agents {
+                self.inner
+                    .store
+                    .register_agent(&site.id, &enlisted(agent), &depts)
+                    .await
+                    .context("cannot register agents with the state backend")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes the directory (validated as the file is), and installs the result here at once.
+    pub async fn change_directory(
+        &self,
+        edit: impl FnMut(&mut Vec<SiteConfig>) -> std::result::Result<(), DirectoryError>,
+    ) -> std::result::Result<bool, DirectoryError> {
+        let config = self.config();
+        let changed = directory::change(&self.inner.directory, &config, self.now(), edit).await?;
+        if changed.is_some() {
+            self.sync_directory().await;
+        }
+        Ok(changed.is_some())
+    }
+
+    /// Changes an agent's credentials; the agent is signed out on every node.
+    pub async fn set_credentials(
+        &self,
+        site: &SiteId,
+        agent: &AgentId,
+        change: Credentials,
+    ) -> std::result::Result<(), DirectoryError> {
+        directory::set_credentials(&self.inner.directory, site, agent, change, self.now()).await?;
+        self.sync_directory().await;
+        Ok(())
+    }
+
+    /// Who an agent socket's `hello` is: an API token (looked up in the database, so a rotated
+    /// one is refused at once on every node), a single-sign-on JWT of a site's `sso_secret`, or
+    /// (empty token) the console session the upgrade's cookie named. The agent must be listed
+    /// and enabled in the directory in force.
+    pub async fn authenticate_agent(
+        &self,
+        token: &str,
+        signed_in: Option<(SiteId, AgentId)>,
+    ) -> Result<(SiteId, AgentId)> {
+        let refused = |m: &str| EngineError::new(ErrorCode::Unauthorized, m);
+        let (site, agent) = if token.is_empty() {
+            signed_in.ok_or_else(|| refused("sign in first, or send a token"))?
+        } else if crate::auth::looks_like_jwt(token) {
+            self.sso_agent(token)
+                .ok_or_else(|| refused("single sign-on token invalid or expired"))?
+        } else {
+            let hash = crate::config::token_hash(token);
+            match self.inner.directory.agent_by_token(&hash).await? {
+                Some((site, agent, _)) => (site, agent),
+                None => return Err(refused("unknown token")),
+            }
+        };
+        let config = self.config();
+        match config.site(&site).and_then(|s| s.agent(&agent)) {
+            Some(a) if !a.disabled => Ok((site, agent)),
+            _ => Err(refused("this agent is disabled or no longer listed")),
+        }
+    }
+
+    fn sso_agent(&self, token: &str) -> Option<(SiteId, AgentId)> {
+        let config = self.config();
+        let now_secs = self.now() / 1000;
+        config.sites.iter().find_map(|site| {
+            let secret = site.sso_secret.as_ref()?;
+            let claims = crate::auth::verify_sso(secret, token, now_secs)?;
+            (claims.site == site.id.0).then(|| (site.id.clone(), AgentId(claims.sub)))
+        })
+    }
+
+    /// SIGHUP: puts the file's settings in force (limits, timing, retention, logging), keeping
+    /// the directory, which lives in the database. Returns the settings that cannot change
+    /// without a restart but differ in the file; they keep their old values.
+    pub async fn reload_settings(&self, file: Config) -> Vec<&'static str> {
+        // Not interleaved with a directory install: each would overwrite the other's half.
+        let _turn = self.inner.installing.lock().await;
+        let old = self.config();
+        let mut fixed = Vec::new();
+        let mut next = file;
+        macro_rules! keep {
+            ($($field:ident).+, $name:literal) => {
+                if format!("{:?}", next.$($field).+) != format!("{:?}", old.$($field).+) {
+                    fixed.push($name);
+                }
+                next.$($field).+ = old.$($field).+.clone();
+            };
+        }
+        keep!(listen, "listen");
+        keep!(redis_url, "redis_url");
+        keep!(database_url, "database_url");
+        keep!(data_dir, "data_dir");
+        keep!(key_prefix, "key_prefix");
+        keep!(secret, "secret");
+        keep!(durability, "durability");
+        keep!(limits.send_queue, "limits.send_queue");
+        next.sites = old.sites.clone();
+        self.inner.config.set(next);
+        fixed
+    }
+
+    /// Installs the stored directory if it moved past the one in force here.
+    pub(super) async fn sync_directory(&self) {
+        let store = &self.inner.directory;
+        let current = self
+            .inner
+            .directory_version
+            .load(std::sync::atomic::Ordering::Acquire);
+        match store.version().await {
+            Ok(v) if v == current => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(cause = %e, "cannot read the directory version");
+                return;
+            }
+        }
+        let _turn = self.inner.installing.lock().await;
+        let (version, sites) = match store.load().await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::warn!(cause = %e, "cannot read the directory");
+                return;
+            }
+        };
+        let current = self
+            .inner
+            .directory_version
+            .load(std::sync::atomic::Ordering::Acquire);
+        if version <= current {
+            return;
+        }
+        let old = self.config();
+        let mut next = (*old).clone();
+        next.sites = sites;
+        if let Err(e) = next.validate() {
+            // Only a bug or a hand edit of the database gets here: keep what is in force.
+            tracing::error!(cause = %e, version, "stored directory is invalid; not installed");
+            return;
+        }
+        self.inner.config.set(next);
+        self.inner
+            .directory_version
+            .store(version, std::sync::atomic::Ordering::Release);
+        tracing::info!(version, "directory installed");
+        let new = self.config();
+        if let Err(e) = self.apply_directory(&old, &new).await {
+            tracing::warn!(cause = %e.message, "applying the directory to live state failed; the sweep retries");
+        }
+    }
+
+    /// What a new directory changes in live state (see the module comment).
+    async fn apply_directory(&self, old: &Config, new: &Config) -> Result<()> {
+        let store = &self.inner.store;
+        for site in &new.sites {
+            let depts = dept_ids(site);
+            let before = old.site(&site.id);
+            let depts_changed = before.is_none_or(|b| dept_ids(b) != depts);
+            let mut drain = std::collections::BTreeSet::new();
+            for agent in &site.agents {
+                let prior = before.and_then(|b| b.agent(&agent.id));
+                if prior.is_some_and(|p| p.credentials != agent.credentials) {
+                    self.inner.hub.sign_out(&site.id, &agent.id);
+                }
+                if agent.disabled {
+                    if prior.is_none_or(|p| !p.disabled) {
+                        self.retire(site, agent, &depts, "agent_disabled").await?;
+                    }
+                    continue;
+                }
+                let changed = prior.is_none_or(|p| {
+                    p.disabled
+                        || p.name != agent.name
+                        || p.departments != agent.departments
+                        || p.max_concurrent != agent.max_concurrent
+                });
+                if changed || depts_changed {
+                    store.register_agent(&site.id, agent, &depts).await?;
+                    drain.extend(agent.departments.iter().cloned());
+                    self.agent_pushed(&site.id, &agent.id).await;
+                }
+            }
+            for prior in before.iter().flat_map(|b| b.agents.iter()) {
+                if site.agent(&prior.id).is_none() && !prior.disabled {
+                    self.retire(site, prior, &depts, "agent_removed").await?;
+                }
+            }
+            for dept in drain {
+                self.drain(&site.id, &dept).await?;
+            }
+        }
+        for site in &old.sites {
+            if new.site(&site.id).is_none() {
+                let depts = dept_ids(site);
+                for agent in site.agents.iter().filter(|a| !a.disabled) {
+                    self.retire(site, agent, &depts, "site_removed").await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An agent leaves: signed out here, out of every department, offline, and their chats
+    /// back at the head of their queues. Every node does it; the requeue is conditional on
+    /// the owner, so each chat moves once.
+    async fn retire(
+        &self,
+        site: &SiteConfig,
+        agent: &AgentConfig,
+        depts: &[DeptId],
+        reason: &str,
+    ) -> Result<()> {
+        tracing::info!(site = %site.id, agent = %agent.id, reason, "agent leaves: signed out, chats requeued");
+        self.inner.hub.sign_out(&site.id, &agent.id);
+        let store = &self.inner.store;
+        let mut gone = agent.clone();
+        gone.departments.clear();
+        store.register_agent(&site.id, &gone, depts).await?;
+        store
+            .set_status(&site.id, &agent.id, AgentStatus::Offline)
+            .await?;
+        if let Some(state) = store.agent(&site.id, &agent.id).await? {
+            self.requeue_chats(site, &state, reason, self.now()).await?;
+        }
+        self.agent_pushed(&site.id, &agent.id).await;
+        Ok(())
+    }
+}
+
+fn dept_ids(site: &SiteConfig) -> Vec<DeptId> {
+    site.departments.iter().map(|d| d.id.clone()).collect()
+}
+
+/// The agent as the state backend should route to them: a disabled one in no department.
+fn enlisted(agent: &AgentConfig) -> AgentConfig {
+    let mut a = agent.clone();
+    if a.disabled {
+        a.departments.clear();
+    }
+    a
+}

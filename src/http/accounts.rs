@@ -1,0 +1,234 @@
+//! Console sign-in: email and password (argon2id), a session cookie (HttpOnly, SameSite=Strict,
+//! Secure behind TLS) with a CSRF token, invite links that set a password, sign-out. Attempts
+//! are rate limited per address and per client IP.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{Caller, SESSION_COOKIE};
+use super::{ApiError, AppState};
+use crate::config::{random_token, token_hash};
+use crate::directory::Credentials;
+use crate::directory::accounts::{SESSION_TTL, check_password, hash_password, verify_password};
+use crate::model::{AgentId, SiteId};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/sign-in", post(sign_in))
+        .route("/v1/auth/sign-out", post(sign_out))
+        .route("/v1/auth/session", get(session))
+        .route("/v1/auth/invite", post(accept_invite))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Invite {
+    token: String,
+    password: String,
+}
+
+fn parse<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))
+}
+
+/// Behind a TLS-terminating proxy (it says so in `X-Forwarded-Proto`) the cookie is Secure.
+fn behind_tls(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+/// What the console learns of the agent signed in.
+fn who(state: &AppState, site: &SiteId, agent: &AgentId, csrf: &str) -> serde_json::Value {
+    let config = state.engine.config();
+    let a = config.site(site).and_then(|s| s.agent(agent));
+    json!({
+        "site": site,
+        "agent": agent,
+        "name": a.map(|a| a.name.clone()),
+        "role": a.map(|a| a.role),
+        "csrf": csrf,
+    })
+}
+
+/// Starts a session: the cookie carries a random token (only its hash is stored).
+async fn start_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    site: &SiteId,
+    agent: &AgentId,
+) -> Result<Response, ApiError> {
+    let token = random_token();
+    let csrf = random_token();
+    let now = state.engine.now();
+    state
+        .engine
+        .directory()
+        .create_session(
+            site,
+            agent,
+            &token_hash(&token),
+            &csrf,
+            now,
+            now + SESSION_TTL.as_millis() as i64,
+        )
+        .await?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_TTL.as_secs(),
+        if behind_tls(headers) { "; Secure" } else { "" }
+    );
+    let mut response = Json(who(state, site, agent, &csrf)).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("the cookie is ASCII"),
+    );
+    Ok(response)
+}
+
+/// `POST /v1/auth/sign-in` `{"email", "password"}`.
+async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<SignIn>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let body = parse(body)?;
+    if !state.engine.sign_ins().allow(&body.email, addr.ip()) {
+        tracing::info!(ip = %addr.ip(), "sign-in refused: too many attempts");
+        return Err(ApiError::RateLimited);
+    }
+    let login = state.engine.directory().login(&body.email).await?;
+    let hash = login.as_ref().and_then(|l| l.password_hash.clone());
+    let password = body.password;
+    // argon2 takes tens of milliseconds of CPU: off the async workers. An unknown address
+    // costs the same as a wrong password, so timing does not tell which addresses exist.
+    let ok = tokio::task::spawn_blocking(move || match hash {
+        Some(h) => verify_password(&h, &password),
+        None => {
+            let _ = verify_password(&DUMMY_HASH, &password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false);
+    let Some(login) = login.filter(|_| ok) else {
+        tracing::info!("sign-in refused: wrong address or password");
+        return Err(ApiError::Unauthorized);
+    };
+    let config = state.engine.config();
+    let enabled = config
+        .site(&login.site)
+        .and_then(|s| s.agent(&login.agent))
+        .is_some_and(|a| !a.disabled);
+    if !enabled {
+        return Err(ApiError::Forbidden("this agent is disabled".into()));
+    }
+    let response = start_session(&state, &headers, &login.site, &login.agent).await?;
+    let actor = format!("agent:{}/{}", login.site, login.agent);
+    state
+        .engine
+        .record(
+            &actor,
+            "agent.sign_in",
+            &login.site,
+            &login.agent.0,
+            json!({ "ip": addr.ip().to_string() }),
+        )
+        .await?;
+    Ok(response)
+}
+
+/// A hash of a random password, verified against when the address is unknown.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password(&random_token()));
+
+/// `POST /v1/auth/sign-out`: ends the session (CSRF token required, as for every change).
+async fn sign_out(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    if let Some(hash) = &caller.session {
+        state.engine.directory().end_session(hash).await?;
+    }
+    let mut response = Json(json!({ "signed_out": true })).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("sb_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+/// `GET /v1/auth/session`: who is signed in, with the CSRF token the console sends back.
+async fn session(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    match (&caller.site, &caller.agent) {
+        (Some(site), Some(agent)) => Ok(Json(who(
+            &state,
+            site,
+            agent,
+            caller.csrf.as_deref().unwrap_or(""),
+        ))),
+        _ => Ok(Json(json!({ "admin": true, "role": "admin" }))),
+    }
+}
+
+/// `POST /v1/auth/invite` `{"token", "password"}`: sets the password an invite link allows,
+/// and signs in.
+async fn accept_invite(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<Invite>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let body = parse(body)?;
+    // Invite tokens are 256 random bits; the limit keeps floods of guesses cheap all the same.
+    if !state.engine.sign_ins().allow_ip(addr.ip()) {
+        return Err(ApiError::RateLimited);
+    }
+    check_password(&body.password).map_err(|problem| ApiError::Invalid {
+        field: "password".into(),
+        problem,
+    })?;
+    let Some((site, agent)) = state
+        .engine
+        .directory()
+        .invited(&token_hash(&body.token), state.engine.now())
+        .await?
+    else {
+        return Err(ApiError::Missing(
+            "this invite link is unknown, used or expired; ask an admin for a new one".into(),
+        ));
+    };
+    let password = body.password;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    state
+        .engine
+        .set_credentials(&site, &agent, Credentials::Password(hash))
+        .await?;
+    let actor = format!("agent:{site}/{agent}");
+    state
+        .engine
+        .record(&actor, "agent.password_set", &site, &agent.0, json!({}))
+        .await?;
+    start_session(&state, &headers, &site, &agent).await
+}

@@ -30,6 +30,9 @@
   // ---- state --------------------------------------------------------------------------------
   var TOKEN_KEY = "switchboard:console-token", MODE_KEY = "switchboard:console-mode";
   var token = sessionStorage.getItem(TOKEN_KEY);
+  // Signed in with a password: the session cookie authenticates (HttpOnly, never read here);
+  // `account` holds who it is and the CSRF token every change sends back.
+  var account = null;
   var ws = null, attempts = 0, retry = null, signedIn = false;
   var goOnline = false;  // signing in (not reloading or reconnecting) puts the agent online
   var me = null, site = { departments: [], agents: [], canned: [] };
@@ -60,15 +63,64 @@
     sessionStorage.setItem(MODE_KEY, "supervisor");
     supervisor();
   });
+  $("login").addEventListener("submit", function (e) {
+    e.preventDefault();
+    $("signin-error").textContent = "";
+    fetch("/v1/auth/sign-in", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email: $("email").value.trim(), password: $("password").value }) })
+      .then(function (r) {
+        if (r.status === 429) throw new Error("Too many attempts; wait a minute.");
+        if (!r.ok) throw new Error(r.status === 403 ? "This account is disabled." : "Wrong email or password.");
+        return r.json();
+      })
+      .then(function (who) { $("password").value = ""; signedInAs(who, true); })
+      .catch(function (err) { $("signin-error").textContent = err.message; });
+  });
+  $("invite-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var invite = location.hash.slice("#invite=".length);
+    fetch("/v1/auth/invite", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ token: invite, password: $("new-password").value }) })
+      .then(function (r) {
+        return r.json().then(function (b) {
+          if (!r.ok) throw new Error((b.error && b.error.message) || "HTTP " + r.status);
+          return b;
+        });
+      })
+      .then(function (who) { history.replaceState(null, "", "/console/"); signedInAs(who, true); })
+      .catch(function (err) { $("signin-error").textContent = err.message; });
+  });
+  /** Signed in by cookie: the agent's console, with the supervisor and admin views their role allows. */
+  function signedInAs(who, fresh) {
+    account = who;
+    token = "";  // the socket's hello carries no token: the cookie came with the upgrade
+    var rank = { agent: 0, supervisor: 1, admin: 2 }[who.role] || 0;
+    $("go-supervisor").hidden = rank < 1;
+    $("go-admin").hidden = rank < 2;
+    goOnline = fresh;
+    connect();
+  }
+  $("go-supervisor").addEventListener("click", function () { show("supervisor"); supervisor(); });
+  $("go-admin").addEventListener("click", function () { show("admin"); adminView(); });
+  $("go-chats").addEventListener("click", function () { show("app"); });
+  /** Shows one of the main views. */
+  function show(view) {
+    ["app", "supervisor", "admin"].forEach(function (v) { $(v).hidden = v !== view; });
+    $("go-chats").hidden = view === "app" || !signedIn;
+  }
   $("signout").addEventListener("click", function () {
     sessionStorage.removeItem(TOKEN_KEY);
-    location.reload();
+    if (account) {
+      api("/v1/auth/sign-out", { method: "POST" }).then(function () { location.reload(); }, function () { location.reload(); });
+    } else {
+      location.reload();
+    }
   });
   function signInFailed(text) {
     sessionStorage.removeItem(TOKEN_KEY);
-    token = null; signedIn = false;
+    token = null; signedIn = false; account = null;
     if (ws) { ws.onclose = null; ws.close(); ws = null; }
-    $("signin").hidden = false; $("bar").hidden = true; $("app").hidden = true; $("supervisor").hidden = true;
+    $("auth").hidden = false; $("bar").hidden = true; $("app").hidden = true; $("supervisor").hidden = true; $("admin").hidden = true;
     $("signin-error").textContent = text;
   }
 
@@ -109,7 +161,7 @@
       case "welcome":
         attempts = 0; signedIn = true; goOnline = false;
         me = m.agent; site = m.site || site;
-        $("signin").hidden = true; $("bar").hidden = false; $("app").hidden = false;
+        $("auth").hidden = true; $("bar").hidden = false; $("app").hidden = false;
         $("conn").textContent = "connected"; $("conn").classList.remove("down");
         $("site-name").textContent = site.name || "";
         renderMe();
@@ -147,7 +199,7 @@
         if (current && chats[current].visitor.id === m.visitor) renderProfile();
         break;
       case "error":
-        if (!signedIn && (m.code === "unauthorized" || m.code === "hello_required")) { signInFailed("That token is not valid."); return; }
+        if (!signedIn && (m.code === "unauthorized" || m.code === "hello_required")) { signInFailed(account ? "Your session ended; sign in again." : "That token is not valid."); return; }
         // A refused message goes back into an empty compose box, so nothing typed is lost.
         if (m.client_id && pending[m.client_id] != null) {
           if (!text.value) text.value = pending[m.client_id];
@@ -605,21 +657,38 @@
     $("no-visitors").hidden = ids.length > 0;
   }
 
-  // ---- supervisor view (admin token, REST) ---------------------------------------------------
-  function api(path) {
-    return fetch(path, { headers: { Authorization: "Bearer " + token } }).then(function (r) {
+  // ---- REST: the admin token, or the session cookie with its CSRF token ---------------------
+  /** A REST call; rejects with the error's message (and `field`, for invalid input). */
+  function api(path, opts) {
+    opts = opts || {};
+    var headers = { "Content-Type": "application/json" };
+    if (account) headers["X-CSRF-Token"] = account.csrf; else headers.Authorization = "Bearer " + token;
+    return fetch(path, { method: opts.method || "GET", headers: headers,
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body) }).then(function (r) {
       if (r.status === 401) throw new Error("unauthorized");
-      if (!r.ok) throw new Error("HTTP " + r.status);
-      return r.json();
+      if (r.status === 204) return null;
+      return r.json().catch(function () { return {}; }).then(function (b) {
+        if (r.ok) return b;
+        var err = new Error((b.error && b.error.message) || "HTTP " + r.status);
+        err.field = b.error && b.error.field;
+        throw err;
+      });
     });
   }
+
+  // ---- supervisor view (REST) -------------------------------------------------------------------
   function supervisor() {
     Promise.all([api("/v1/agents"), api("/v1/queues"), api("/v1/stats")]).then(function (r) {
-      $("signin").hidden = true; $("bar").hidden = false; $("supervisor").hidden = false;
-      ["status-wrap", "limit-wrap", "load", "conn"].forEach(function (id) { $(id).hidden = true; });
-      $("me-name").textContent = "Supervisor";
+      $("auth").hidden = true; $("bar").hidden = false;
+      if (!account) {
+        // The admin token: no agent behind it, so no chats; the admin pages are there.
+        ["status-wrap", "limit-wrap", "load", "conn"].forEach(function (id) { $(id).hidden = true; });
+        $("me-name").textContent = "Supervisor";
+        $("go-admin").hidden = false;
+      }
+      if ($("admin").hidden) show("supervisor");
       renderSupervisor(r[0].agents, r[1].queues, r[2]);
-      setTimeout(supervisor, 5000);
+      if (!$("supervisor").hidden) setTimeout(supervisor, 5000);
     }).catch(function (e) {
       if (e.message === "unauthorized") signInFailed("That is not the admin token.");
       else { toast("Could not refresh: " + e.message); setTimeout(supervisor, 5000); }
@@ -662,8 +731,209 @@
     });
   }
 
+  // ---- admin pages (the directory over REST) ------------------------------------------------
+  var adminSite = null;   // the site being administered: its id and directory
+  $("admin-tabs").addEventListener("click", function (e) {
+    var pane = e.target.dataset && e.target.dataset.pane;
+    if (!pane) return;
+    document.querySelectorAll("#admin-tabs button").forEach(function (b) { b.setAttribute("aria-selected", String(b === e.target)); });
+    document.querySelectorAll("#admin section.pane").forEach(function (s) { s.hidden = s.dataset.pane !== pane; });
+  });
+  function adminFailed(err) {
+    $("admin-error").textContent = (err.field ? err.field + ": " : "") + err.message;
+    if (err.message === "unauthorized") signInFailed("Your session ended; sign in again.");
+  }
+  /** Reloads the site's directory and redraws every pane. */
+  function adminView() {
+    $("auth").hidden = true; $("bar").hidden = false;
+    api("/v1/sites").then(function (r) {
+      var own = account ? r.sites.filter(function (s) { return s.id === account.site; })[0] : r.sites[0];
+      adminSite = own;
+      renderAdmin();
+    }).catch(adminFailed);
+  }
+  /** Saves through `call`, then reloads the directory; shows the field of a refusal. */
+  function save(call) {
+    $("admin-error").textContent = "";
+    return call.then(function (r) { adminView(); toast("Saved"); return r; }).catch(function (err) { adminFailed(err); throw err; });
+  }
+  function sitePath(rest) { return "/v1/sites/" + encodeURIComponent(adminSite.id) + (rest || ""); }
+  function list(text) { return text.split(",").map(function (x) { return x.trim(); }).filter(Boolean); }
+  function button(text, onClick) { var b = el("button", null, text); b.type = "button"; b.addEventListener("click", onClick); return b; }
+  function rowOf(tbody, cells, actions) {
+    var tr = el("tr");
+    cells.forEach(function (c) { tr.appendChild(el("td", null, c)); });
+    var td = el("td");
+    (actions || []).forEach(function (a) { td.appendChild(a); td.appendChild(document.createTextNode(" ")); });
+    tr.appendChild(td);
+    tbody.appendChild(tr);
+    return tr;
+  }
+  function remove(kind, id) {
+    if (!confirm("Delete " + id + "?")) return;
+    save(api(sitePath("/" + kind + "/" + encodeURIComponent(id)), { method: "DELETE" })).catch(function () {});
+  }
+  var DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+  function renderAdmin() {
+    var s = adminSite;
+    var tb = $("ad-agents"); tb.textContent = "";
+    s.agents.forEach(function (a) {
+      var tr = rowOf(tb, [a.name + " (" + a.id + ")", a.email || "–", a.role, a.departments.join(", "), a.max_concurrent, a.disabled ? "disabled" : "active"], [
+        button("Edit", function () { editAgent(a); }),
+        button(a.disabled ? "Enable" : "Disable", function () {
+          var body = Object.assign({}, a, { disabled: !a.disabled });
+          save(api(sitePath("/agents/" + encodeURIComponent(a.id)), { method: "PUT", body: body })).catch(function () {});
+        }),
+        button("Reset password", function () {
+          save(api(sitePath("/agents/" + encodeURIComponent(a.id) + "/invite"), { method: "POST" })).then(showInvite, function () {});
+        }),
+      ]);
+      tr.dataset.agent = a.id;
+    });
+    var td = $("ad-depts"); td.textContent = "";
+    s.departments.forEach(function (d) {
+      var hours = d.hours ? d.hours.timezone + ": " + DAYS.filter(function (k) { return (d.hours[k] || []).length; })
+        .map(function (k) { return k.slice(0, 3) + " " + d.hours[k].join(","); }).join("; ") : "always open";
+      rowOf(td, [d.id, d.name || "", hours], [button("Edit", function () { editDept(d); }), button("Delete", function () { remove("departments", d.id); })])
+        .dataset.department = d.id;
+    });
+    var tc = $("ad-canned"); tc.textContent = "";
+    s.canned.forEach(function (c) {
+      rowOf(tc, ["/" + c.shortcut, c.text], [button("Edit", function () { $("cn-shortcut").value = c.shortcut; $("cn-text").value = c.text; }),
+        button("Delete", function () { remove("canned", c.shortcut); })]);
+    });
+    var tt = $("ad-triggers"); tt.textContent = "";
+    s.triggers.forEach(function (t) {
+      rowOf(tt, [t.id, t.url || "any page", t.time_on_page_secs + " s", t.message], [
+        button("Edit", function () { $("tr-id").value = t.id; $("tr-url").value = t.url || ""; $("tr-secs").value = t.time_on_page_secs;
+          $("tr-message").value = t.message; $("tr-dept").value = t.department || ""; }),
+        button("Delete", function () { remove("triggers", t.id); })]);
+    });
+    $("st-name").value = s.name || "";
+    $("st-origins").value = s.allowed_origins.join("\n");
+    $("st-color").value = s.widget.color;
+    $("st-title").value = s.widget.title || "";
+    $("st-greeting").value = s.widget.greeting || "";
+    preview();
+    var th = $("ad-hooks"); th.textContent = "";
+    s.webhooks.forEach(function (w) {
+      rowOf(th, [w.id, w.url, w.events.join(", ")], [
+        button("Edit", function () { $("wh-id").value = w.id; $("wh-url").value = w.url; $("wh-secret").value = ""; $("wh-events").value = w.events.join(", "); }),
+        button("Delete", function () { remove("webhooks", w.id); })]);
+    });
+    api("/v1/webhooks/dead?site=" + encodeURIComponent(s.id)).then(function (r) {
+      var tdd = $("ad-dead"); tdd.textContent = "";
+      r.deliveries.forEach(function (d) {
+        rowOf(tdd, [d.id, d.event, d.url, d.attempts + (d.last_error ? " (" + d.last_error + ")" : "")], [
+          button("Retry", function () { save(api("/v1/webhooks/dead/" + encodeURIComponent(d.id) + "/retry", { method: "POST" })).catch(function () {}); })]);
+      });
+    }).catch(adminFailed);
+  }
+  function showInvite(r) {
+    if (!r || !r.invite) return;
+    $("invite-box").hidden = false;
+    $("invite-link").value = location.origin + r.invite.url;
+  }
+  function editAgent(a) {
+    $("agent-form-title").textContent = "Edit " + a.name;
+    $("ag-id").value = a.id; $("ag-id").readOnly = true;
+    $("ag-name").value = a.name; $("ag-email").value = a.email || ""; $("ag-role").value = a.role;
+    $("ag-depts").value = a.departments.join(", "); $("ag-max").value = a.max_concurrent; $("ag-disabled").checked = !!a.disabled;
+    $("ag-save").textContent = "Save agent";
+  }
+  $("ag-new").addEventListener("click", function () {
+    $("agent-form").reset(); $("ag-id").readOnly = false;
+    $("agent-form-title").textContent = "Invite an agent"; $("ag-save").textContent = "Invite";
+  });
+  $("agent-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var body = { id: $("ag-id").value.trim(), name: $("ag-name").value.trim(), role: $("ag-role").value,
+      departments: list($("ag-depts").value), max_concurrent: Number($("ag-max").value), disabled: $("ag-disabled").checked };
+    if ($("ag-email").value.trim()) body.email = $("ag-email").value.trim();
+    var editing = $("ag-id").readOnly;
+    var call = editing ? api(sitePath("/agents/" + encodeURIComponent(body.id)), { method: "PUT", body: body })
+      : api(sitePath("/agents"), { method: "POST", body: body });
+    save(call).then(function (r) { showInvite(r); if (!editing) $("ag-new").click(); }, function () {});
+  });
+  function editDept(d) {
+    $("dp-id").value = d.id; $("dp-name").value = d.name || "";
+    $("dp-tz").value = d.hours ? d.hours.timezone : "";
+    DAYS.forEach(function (k) { $("dp-" + k).value = d.hours ? (d.hours[k] || []).join(", ") : ""; });
+    $("dp-holidays").value = d.hours ? (d.hours.holidays || []).join(", ") : "";
+  }
+  $("dept-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var id = $("dp-id").value.trim();
+    var old = adminSite.departments.filter(function (d) { return d.id === id; })[0];
+    var body = Object.assign({}, old || {}, { id: id });
+    if ($("dp-name").value.trim()) body.name = $("dp-name").value.trim(); else delete body.name;
+    if ($("dp-tz").value.trim()) {
+      body.hours = { timezone: $("dp-tz").value.trim(), holidays: list($("dp-holidays").value) };
+      DAYS.forEach(function (k) { body.hours[k] = list($("dp-" + k).value); });
+    } else {
+      delete body.hours;
+    }
+    save(old ? api(sitePath("/departments/" + encodeURIComponent(id)), { method: "PUT", body: body })
+      : api(sitePath("/departments"), { method: "POST", body: body })).catch(function () {});
+  });
+  /** Creates or replaces an entry by its id. */
+  function upsert(kind, id, body) {
+    var exists = (adminSite[kind] || []).some(function (x) { return (x.id || x.shortcut) === id; });
+    return save(exists ? api(sitePath("/" + kind + "/" + encodeURIComponent(id)), { method: "PUT", body: body })
+      : api(sitePath("/" + kind), { method: "POST", body: body }));
+  }
+  $("canned-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var id = $("cn-shortcut").value.trim();
+    upsert("canned", id, { shortcut: id, text: $("cn-text").value }).then(function () { $("canned-form").reset(); }, function () {});
+  });
+  $("trigger-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var id = $("tr-id").value.trim();
+    var old = adminSite.triggers.filter(function (t) { return t.id === id; })[0] || {};
+    var body = Object.assign({}, old, { id: id, time_on_page_secs: Number($("tr-secs").value), message: $("tr-message").value });
+    if ($("tr-url").value.trim()) body.url = $("tr-url").value.trim(); else delete body.url;
+    if ($("tr-dept").value.trim()) body.department = $("tr-dept").value.trim(); else delete body.department;
+    upsert("triggers", id, body).then(function () { $("trigger-form").reset(); }, function () {});
+  });
+  $("hook-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var id = $("wh-id").value.trim();
+    var body = { id: id, url: $("wh-url").value.trim(), events: list($("wh-events").value) };
+    if ($("wh-secret").value) body.secret = $("wh-secret").value;
+    upsert("webhooks", id, body).then(function () { $("hook-form").reset(); }, function () {});
+  });
+  /** The widget as visitors will see it, as the fields change. */
+  function preview() {
+    $("pv-head").style.background = $("st-color").value;
+    $("pv-launch").style.background = $("st-color").value;
+    $("pv-head").textContent = $("st-title").value || "Chat with us";
+    $("pv-greet").textContent = $("st-greeting").value || "Hi! How can we help?";
+  }
+  ["st-color", "st-title", "st-greeting"].forEach(function (id) { $(id).addEventListener("input", preview); });
+  $("site-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var s = adminSite, body = {};
+    // The site's own settings, as stored (entries have routes of their own; secrets stay).
+    ["name", "default_department", "default_locale", "templates", "inactivity_timeout_secs", "rating_window_secs", "widget"]
+      .forEach(function (k) { if (s[k] !== undefined && s[k] !== null) body[k] = s[k]; });
+    body.allowed_origins = $("st-origins").value.split("\n").map(function (x) { return x.trim(); }).filter(Boolean);
+    body.widget = Object.assign({}, s.widget, { color: $("st-color").value });
+    if ($("st-title").value.trim()) body.widget.title = $("st-title").value.trim(); else delete body.widget.title;
+    if ($("st-greeting").value.trim()) body.widget.greeting = $("st-greeting").value.trim(); else delete body.widget.greeting;
+    if ($("st-name").value.trim()) body.name = $("st-name").value.trim(); else delete body.name;
+    save(api(sitePath(), { method: "PUT", body: body })).catch(function () {});
+  });
+
   // ---- start --------------------------------------------------------------------------------
-  if (token) {
+  if (location.hash.indexOf("#invite=") === 0) {
+    $("login").hidden = true; $("token-signin").hidden = true; $("invite-form").hidden = false;
+  } else if (token) {
     if (sessionStorage.getItem(MODE_KEY) === "supervisor") supervisor(); else connect();
+  } else {
+    // A session cookie from an earlier sign-in (HttpOnly: only the server can tell).
+    fetch("/v1/auth/session").then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (who) { if (who && who.agent) signedInAs(who, false); })
+      .catch(function () {});
   }
 })();

@@ -278,5 +278,67 @@ for (const backend of ["embedded", "redis"]) {
       await waitText(page.locator("#figures .figure"), String(stats.body.chats));
       await context.close();
     });
+
+    test("an admin signs in with a password, invites an agent, edits hours and recolours the widget", async () => {
+      // An admin account, invited over REST with the admin token; the link sets the password.
+      const email = `ada-${backend}@shop.test`;
+      const made = await admin(server, "/v1/sites/demo/agents", "POST",
+        { id: "ada", name: "Ada Lovelace", email, role: "admin", departments: ["support"], max_concurrent: 2 });
+      assert.equal(made.status, 201, JSON.stringify(made.body));
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      page.on("pageerror", (e) => { throw e; });
+      await page.goto(server.api + made.body.invite.url);
+      await page.fill("#new-password", "correct horse battery staple");
+      await page.click("#set-password");
+      await waitText(page.locator("#me-name"), "Ada Lovelace");
+      await page.click("#signout");
+      await page.locator("#login").waitFor({ timeout: WAIT });
+      await page.fill("#email", email);
+      await page.fill("#password", "not the password");
+      await page.click("#signin-password");
+      await waitText(page.locator("#signin-error"), "Wrong email or password");
+      await page.fill("#password", "correct horse battery staple");
+      await page.click("#signin-password");
+      await waitText(page.locator("#me-name"), "Ada Lovelace");
+
+      // Invite an agent: the link is shown once.
+      await page.click("#go-admin");
+      await page.locator("#ad-agents tr[data-agent=alice]").waitFor({ timeout: WAIT });
+      await page.fill("#ag-id", "zoe");
+      await page.fill("#ag-name", "Zoe Park");
+      await page.fill("#ag-email", `zoe-${backend}@shop.test`);
+      await page.fill("#ag-depts", "support");
+      await page.click("#ag-save");
+      await page.locator("#ad-agents tr[data-agent=zoe]").waitFor({ timeout: WAIT });
+      assert.match(await page.inputValue("#invite-link"), /\/console\/#invite=\S{20,}/);
+
+      // Opening hours of a department.
+      await page.click("#admin-tabs button[data-pane=departments]");
+      await page.locator("#ad-depts tr[data-department=support] button", { hasText: "Edit" }).click();
+      await page.fill("#dp-tz", "Europe/Berlin");
+      await page.fill("#dp-monday", "09:00-12:00, 13:00-17:00");
+      await page.click("#dp-save");
+      await waitText(page.locator("#ad-depts tr[data-department=support]"), "Europe/Berlin");
+      const dept = await admin(server, "/v1/sites/demo/departments/support");
+      assert.deepEqual(dept.body.hours.monday, ["09:00-12:00", "13:00-17:00"]);
+      await admin(server, "/v1/sites/demo/departments/support", "PUT", { name: "Support" });
+
+      // The widget colour, previewed live, then on the demo page.
+      await page.click("#admin-tabs button[data-pane=site]");
+      await page.locator("#st-color").fill("#e11d48");
+      assert.equal(await page.locator("#pv-head").evaluate((e) => getComputedStyle(e).backgroundColor), "rgb(225, 29, 72)");
+      await page.click("#st-save");
+      await until("the colour saved", async () => (await admin(server, "/v1/widget/demo")).body.color === "#e11d48");
+      const v = await visitorPage(browser, server.origin + "/demo/");
+      const colour = await W(v.page).locator(".launch").evaluate((e) => getComputedStyle(e).backgroundColor);
+      assert.equal(colour, "rgb(225, 29, 72)");
+      await admin(server, "/v1/sites/demo", "PUT", { allowed_origins: [server.origin], default_department: "support",
+        name: "Demo shop", widget: { color: "#0f766e", title: "Demo shop", prechat: { name: true, fields: [{ id: "order", label: "Order number" }] } } });
+      await admin(server, "/v1/sites/demo/agents/zoe", "DELETE");
+      await admin(server, "/v1/sites/demo/agents/ada", "DELETE");
+      await v.context.close();
+      await context.close();
+    });
   });
 }

@@ -164,9 +164,11 @@ token_sha256 = "${sha256(agentToken("boris"))}"
 }
 
 /** REST with the admin token. */
-export async function admin(server, p) {
-  const r = await fetch(server.api + p, { headers: { authorization: `Bearer ${ADMIN}` } });
-  return { status: r.status, body: await r.json() };
+export async function admin(server, p, method = "GET", body) {
+  const headers = { authorization: `Bearer ${ADMIN}` };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const r = await fetch(server.api + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: r.status, body: r.status === 204 ? null : await r.json() };
 }
 
 /** An agent console over WebSocket, keeping every message it got. */

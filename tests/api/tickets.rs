@@ -639,6 +639,14 @@ async fn rest_filters_pagination_and_errors(backend: Backend) {
         "/v1/queues",
         "/v1/stats",
         "/v1/visitors",
+        "/v1/audit",
+        "/v1/sites",
+        "/v1/sites/{site}",
+        "/v1/sites/{site}/departments/{id}",
+        "/v1/sites/{site}/agents/{id}/token",
+        "/v1/sites/{site}/webhooks/{id}",
+        "/v1/auth/sign-in",
+        "/v1/auth/invite",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }

@@ -716,7 +716,19 @@
       tr.appendChild(el("td", null, a.name));
       tr.appendChild(el("td", null, a.status + (a.connected ? "" : a.present ? " (reconnecting)" : " (not connected)")));
       tr.appendChild(el("td", null, a.load + " / " + a.max_concurrent));
-      tr.appendChild(el("td", null, (a.chats || []).length ? a.chats.join(", ") : "–"));
+      var td = el("td", null, (a.chats || []).length ? "" : "–");
+      (a.chats || []).forEach(function (id) {
+        var chip = el("div", "sv-chat", id.slice(-6) + " ");
+        // A signed-in supervisor takes a chat over: it moves to them with its whole history.
+        if (account && a.id !== account.agent) {
+          chip.appendChild(button("Take over", function () {
+            api("/v1/conversations/" + encodeURIComponent(id) + "/take-over", { method: "POST", body: { reason: "taken over by " + (me ? me.name : "a supervisor") } })
+              .then(function () { show("app"); toast("The chat is yours now."); }, function (err) { toast("Could not take it over: " + err.message); });
+          }));
+        }
+        td.appendChild(chip);
+      });
+      tr.appendChild(td);
       tb.appendChild(tr);
     });
     var tq = $("sv-queues");

@@ -312,6 +312,45 @@ impl Engine {
         self.agent_changed(site_id, from).await
     }
 
+    /// A supervisor takes over an active chat: a transfer from its owner to the supervisor,
+    /// recorded with the reason, within the supervisor's limit.
+    pub async fn take_over(
+        &self,
+        site_id: &SiteId,
+        supervisor: &AgentId,
+        conv: &ConvId,
+        reason: Option<String>,
+    ) -> Result<()> {
+        let c = self
+            .inner
+            .store
+            .conversation(site_id, conv)
+            .await?
+            .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "no such conversation"))?;
+        let owner = match (&c.state, &c.agent) {
+            (ConvState::Active, Some(owner)) => owner.clone(),
+            _ => {
+                return Err(EngineError::new(
+                    ErrorCode::ConversationClosed,
+                    "only an active chat can be taken over",
+                ));
+            }
+        };
+        if &owner == supervisor {
+            return Ok(());
+        }
+        let reason = reason.unwrap_or_else(|| "taken over by a supervisor".into());
+        self.transfer(
+            site_id,
+            &owner,
+            conv,
+            TransferTarget::Agent(supervisor.clone()),
+            reason,
+            None,
+        )
+        .await
+    }
+
     /// A visitor's tickets, newest first, at most `limit`: their earlier chats, for the agent.
     pub async fn visitor_tickets(
         &self,

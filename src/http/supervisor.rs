@@ -22,6 +22,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/queues", get(queues))
         .route("/v1/stats", get(stats))
         .route("/v1/visitors", get(visitors))
+        .route(
+            "/v1/conversations/{id}/take-over",
+            axum::routing::post(take_over),
+        )
 }
 
 async fn agents(
@@ -143,4 +147,30 @@ async fn stats(
         body["groups"] = json!(tickets.stats(&query(group)).await?);
     }
     Ok(Json(body))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TakeOver {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /v1/conversations/{id}/take-over` `{"reason"?}`: the signed-in supervisor takes an
+/// active chat from its agent (a transfer, recorded with the reason; the visitor is told).
+async fn take_over(
+    State(state): State<AppState>,
+    Supervisor(caller): Supervisor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: Option<Json<TakeOver>>,
+) -> Result<Json<Value>, ApiError> {
+    let (Some(site), Some(agent)) = (&caller.site, &caller.agent) else {
+        return Err(ApiError::Forbidden(
+            "a chat is taken over by a signed-in supervisor, not the admin token".into(),
+        ));
+    };
+    let reason = body.and_then(|Json(b)| b.reason);
+    let conv = crate::model::ConvId(id);
+    state.engine.take_over(site, agent, &conv, reason).await?;
+    Ok(Json(json!({ "conversation": conv, "agent": agent })))
 }

@@ -13,6 +13,151 @@ crate::all_stores!(admin_api_crud_with_field_named_errors);
 crate::all_stores!(accounts_sessions_csrf_and_roles);
 crate::both_backends!(disabling_an_agent_signs_out_and_requeues);
 crate::both_backends!(new_hours_apply_to_the_next_message);
+crate::both_backends!(single_sign_on_with_the_sites_secret);
+crate::both_backends!(a_supervisor_takes_over_a_chat);
+
+/// A supervisor takes an active chat from its agent: the chat moves to them with its history,
+/// the transfer is recorded with the reason, and the visitor is introduced to them. An agent
+/// may not, nor may the admin token (no agent behind it).
+async fn a_supervisor_takes_over_a_chat(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let a = app.addr;
+    let (s, _) = admin(
+        a,
+        "POST",
+        "/v1/sites/test/agents",
+        Some(json!({"id": "sam", "name": "Sam Lee", "departments": ["support"], "max_concurrent": 2, "role": "supervisor"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let sam_token = admin(a, "POST", "/v1/sites/test/agents/sam/token", None)
+        .await
+        .1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let alice_token = admin(a, "POST", "/v1/sites/test/agents/alice/token", None)
+        .await
+        .1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut alice = connect(a, "/v1/agent", None).await.unwrap();
+    alice
+        .send(json!({"type": "hello", "token": alice_token, "status": "online"}))
+        .await;
+    alice.wait_type("welcome").await;
+    let (mut v, conv) = chat_with(&app, &mut alice, "m1", "I need help").await;
+    let mut sam = connect(a, "/v1/agent", None).await.unwrap();
+    sam.send(json!({"type": "hello", "token": sam_token, "status": "online"}))
+        .await;
+    sam.wait_type("welcome").await;
+
+    let path = format!("/v1/conversations/{conv}/take-over");
+    let body = json!({"reason": "escalation"});
+    let (s, b) = http(a, "POST", &path, Some(&alice_token), Some(body.clone())).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{b}"
+    );
+    let (s, b) = admin(a, "POST", &path, Some(body.clone())).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{b}"
+    );
+    let (s, b) = http(a, "POST", &path, Some(&sam_token), Some(body)).await;
+    assert_eq!(s, 200, "{b}");
+    let (taken, assigned) = wait_assigned(&mut sam).await;
+    assert_eq!(taken, conv);
+    assert!(
+        assigned["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["text"] == "I need help"),
+        "the whole history comes along: {assigned}"
+    );
+    assert!(
+        assigned["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "transferred"
+                && e["reason"] == "escalation"
+                && e["from"]["id"] == "alice"),
+        "the take-over is recorded with its reason: {assigned}"
+    );
+    v.wait_for("sam introduced", |m| {
+        m["type"] == "event"
+            && m["event"]["kind"] == "assigned"
+            && m["event"]["agent"]["id"] == "sam"
+    })
+    .await;
+    app.stop().await;
+}
+
+/// An HS256 JWT, as a host application would sign it.
+fn jwt(secret: &str, claims: serde_json::Value) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let head = b64.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    let body = b64.encode(claims.to_string());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{head}.{body}").as_bytes());
+    format!("{head}.{body}.{}", b64.encode(mac.finalize().into_bytes()))
+}
+
+/// A host application's JWT signs an agent in once the site has an `sso_secret`; an expired
+/// one, one for another agent's site or one signed with another key does not.
+async fn single_sign_on_with_the_sites_secret(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let secret = "host-app-sso-secret-0123";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let hello = |token: String| json!({"type": "hello", "token": token, "status": "online"});
+    let good = jwt(
+        secret,
+        json!({"sub": "alice", "site": SITE, "exp": now + 300}),
+    );
+    let mut before = connect(app.addr, "/v1/agent", None).await.unwrap();
+    before.send(hello(good.clone())).await;
+    before.wait_error("unauthorized").await;
+    let (s, b) = admin(
+        app.addr,
+        "PUT",
+        "/v1/sites/test",
+        Some(json!({"allowed_origins": [ORIGIN], "default_department": "support", "sso_secret": secret})),
+    )
+    .await;
+    assert_eq!((s, b["sso_secret_set"].as_bool()), (200, Some(true)), "{b}");
+    let mut c = connect(app.addr, "/v1/agent", None).await.unwrap();
+    c.send(hello(good)).await;
+    assert_eq!(c.wait_type("welcome").await["agent"]["id"], "alice");
+    for bad in [
+        jwt(
+            secret,
+            json!({"sub": "alice", "site": SITE, "exp": now - 1}),
+        ),
+        jwt(
+            secret,
+            json!({"sub": "nobody", "site": SITE, "exp": now + 300}),
+        ),
+        jwt(
+            "another-secret-0123456789",
+            json!({"sub": "alice", "site": SITE, "exp": now + 300}),
+        ),
+    ] {
+        let mut c = connect(app.addr, "/v1/agent", None).await.unwrap();
+        c.send(hello(bad)).await;
+        c.wait_error("unauthorized").await;
+    }
+    app.stop().await;
+}
 
 /// Sends a change the admin API must refuse as invalid; the field it names.
 async fn refused(

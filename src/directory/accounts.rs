@@ -86,6 +86,12 @@ impl SignInLimiter {
         self.room(now) && self.hit(format!("i:{ip}"), now, PER_IP)
     }
 
+    /// Drops the counters of windows that have ended (hourly, and whenever the map is full).
+    pub fn prune(&self) {
+        let now = Instant::now();
+        self.counts.retain(|_, (start, _)| now - *start < WINDOW);
+    }
+
     /// Whether another counter fits, after dropping expired ones if the map is full.
     fn room(&self, now: Instant) -> bool {
         if self.counts.len() >= MAX_ENTRIES {

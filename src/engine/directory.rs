@@ -158,11 +158,21 @@ impl Engine {
             .inner
             .directory_version
             .load(std::sync::atomic::Ordering::Acquire);
+        let failing = &self.inner.directory_failing;
         match store.version().await {
-            Ok(v) if v == current => return,
-            Ok(_) => {}
+            Ok(v) => {
+                if failing.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::info!("directory version readable again");
+                }
+                if v == current {
+                    return;
+                }
+            }
             Err(e) => {
-                tracing::warn!(cause = %e, "cannot read the directory version");
+                // Once per outage, not four times a second: the directory in force stays.
+                if !failing.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::warn!(cause = %e, "cannot read the directory version; keeping the one in force");
+                }
                 return;
             }
         }

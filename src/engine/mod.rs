@@ -141,6 +141,8 @@ struct Inner {
     directory: DirectoryStore,
     /// The directory version installed on this node (-1: none yet).
     directory_version: std::sync::atomic::AtomicI64,
+    /// Whether the last directory poll failed (its warning is logged once per outage).
+    directory_failing: std::sync::atomic::AtomicBool,
     /// Serializes installs, so two reloads never apply their effects interleaved.
     installing: tokio::sync::Mutex<()>,
     /// Sign-in attempts per address and IP on this node.
@@ -191,6 +193,7 @@ impl Engine {
                 config,
                 directory,
                 directory_version: std::sync::atomic::AtomicI64::new(-1),
+                directory_failing: std::sync::atomic::AtomicBool::new(false),
                 installing: tokio::sync::Mutex::new(()),
                 sign_ins: SignInLimiter::default(),
                 store,

@@ -164,6 +164,7 @@ impl Engine {
             Ok(n) => tracing::info!(visitors = n, days, "visitor records past retention deleted"),
             Err(e) => tracing::warn!(cause = %e, "visitor retention sweep failed"),
         }
+        self.inner.sign_ins.prune();
         if let Err(e) = self.inner.directory.expire(now).await {
             tracing::warn!(cause = %e, "expiring console sessions and invites failed");
         }

@@ -111,15 +111,6 @@ pub async fn run(mut conn: Connection, state: AppState, signed_in: Option<(SiteI
         }
     };
     tracing::info!(site = %site, agent = %agent, "agent connected");
-    let directory = engine
-        .site(&site)
-        .map(|s| site_directory(&s))
-        .unwrap_or_default();
-    let welcome = AgentOut::Welcome {
-        agent: &agent_self(&me),
-        heartbeat_secs: engine.config().timing.heartbeat_secs,
-        site: &directory,
-    };
     let mut session = Session {
         state: state.clone(),
         site: site.clone(),
@@ -130,7 +121,21 @@ pub async fn run(mut conn: Connection, state: AppState, signed_in: Option<(SiteI
         queues: BTreeMap::new(),
         conn,
     };
-    if session.conn.send(&welcome).await {
+    let welcomed = {
+        // Built, sent and dropped here: with a large team the directory is hundreds of
+        // kilobytes as a JSON value, which no session may hold for its lifetime.
+        let directory = engine
+            .site(&site)
+            .map(|s| site_directory(&s))
+            .unwrap_or_default();
+        let welcome = AgentOut::Welcome {
+            agent: &agent_self(&me),
+            heartbeat_secs: engine.config().timing.heartbeat_secs,
+            site: &directory,
+        };
+        Box::pin(session.conn.send(&welcome)).await
+    };
+    if welcomed {
         let mut alive = true;
         for conv in &me.chats {
             let after = resume.get(conv).copied().unwrap_or(0);

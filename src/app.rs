@@ -20,14 +20,19 @@ pub struct AppState {
     pub shutdown: Shutdown,
 }
 
-/// Open connections per client IP; a guard gives its slot back on drop.
+/// Open connections per client IP; a guard gives its slot back on drop. Every WebSocket session
+/// holds one for its whole life, so the map is empty exactly when no session runs: shutdown
+/// waits for that (`wait_idle`) before it closes the state backend.
 #[derive(Clone, Default)]
 pub struct IpLimiter {
     counts: Arc<DashMap<IpAddr, usize>>,
+    /// Woken when the last connection of the node ends.
+    idle: Arc<tokio::sync::Notify>,
 }
 
 pub struct IpGuard {
     counts: Arc<DashMap<IpAddr, usize>>,
+    idle: Arc<tokio::sync::Notify>,
     ip: IpAddr,
 }
 
@@ -41,8 +46,31 @@ impl IpLimiter {
         drop(n);
         Some(IpGuard {
             counts: self.counts.clone(),
+            idle: self.idle.clone(),
             ip,
         })
+    }
+
+    /// Waits until no connection is open, or `limit` passes; true when none is.
+    pub async fn wait_idle(&self, limit: std::time::Duration) -> bool {
+        let waiting = async {
+            loop {
+                let idle = self.idle.notified();
+                tokio::pin!(idle);
+                // Registered before the check, so a release in between is not missed.
+                idle.as_mut().enable();
+                if self.counts.is_empty() {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        tokio::time::timeout(limit, waiting).await.is_ok()
+    }
+
+    /// Open connections now.
+    pub fn open(&self) -> usize {
+        self.counts.iter().map(|e| *e.value()).sum()
     }
 }
 
@@ -52,5 +80,8 @@ impl Drop for IpGuard {
             *n -= 1;
             *n == 0
         });
+        if self.counts.is_empty() {
+            self.idle.notify_waiters();
+        }
     }
 }

@@ -198,6 +198,9 @@ pub struct Timing {
     pub delivery_lease_secs: f64,
     /// Timeout of one webhook request.
     pub webhook_timeout_secs: f64,
+    /// On SIGTERM: how long the node waits for sockets to finish the frame in hand and close
+    /// (1001) and for webhook attempts in flight, before it exits regardless.
+    pub drain_secs: f64,
 }
 
 impl Default for Timing {
@@ -213,6 +216,7 @@ impl Default for Timing {
             webhook_max_backoff_secs: 3600.0,
             delivery_lease_secs: 30.0,
             webhook_timeout_secs: 10.0,
+            drain_secs: 10.0,
         }
     }
 }
@@ -229,6 +233,9 @@ impl Timing {
     }
     pub fn sweep(&self) -> Duration {
         Duration::from_secs_f64(self.sweep_secs)
+    }
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs_f64(self.drain_secs)
     }
 }
 
@@ -824,6 +831,7 @@ impl Config {
             ),
             ("timing.delivery_lease_secs", t.delivery_lease_secs),
             ("timing.webhook_timeout_secs", t.webhook_timeout_secs),
+            ("timing.drain_secs", t.drain_secs),
         ] {
             if !(v > 0.0 && v.is_finite()) {
                 return Err(bad(name, "must be a positive number of seconds"));

@@ -150,7 +150,7 @@ impl Application {
         let mut stopping = trigger.subscribe();
         let app = http::router()
             .merge(ws::router())
-            .with_state(state)
+            .with_state(state.clone())
             .into_make_service_with_connect_info::<SocketAddr>();
         // Chat frames are small and latency-bound: no Nagle (it stalls on delayed ACKs).
         let listener = listener.tap_io(|tcp| {
@@ -162,13 +162,31 @@ impl Application {
             axum::serve(listener, app).with_graceful_shutdown(async move { stopping.recv().await });
         let server = tokio::spawn(async move { serve.await });
         signal.await;
-        tracing::info!("shutting down");
+        let drain = state.engine.config().timing.drain();
+        tracing::info!(
+            sockets = state.ip_limiter.open(),
+            drain_secs = drain.as_secs_f64(),
+            "shutting down: no new connections; finishing work in flight"
+        );
+        // One signal: the listener stops accepting, HTTP requests in flight finish, every
+        // session finishes the frame in hand (a close is stored and its ticket filed before
+        // the answer) and closes its socket with 1001, background loops stop (the courier
+        // first finishes the webhook attempts in flight).
         trigger.fire();
         server.await.context("server task failed")??;
+        // Upgraded sockets are not the HTTP server's: wait for their sessions to end, so none
+        // is cut off mid-write (1006) and nothing acknowledged misses the state backend.
+        if !state.ip_limiter.wait_idle(drain).await {
+            tracing::warn!(
+                sockets = state.ip_limiter.open(),
+                "drain time over; exiting with sockets still open"
+            );
+        }
         for t in tasks {
-            let _ = t.await;
+            let _ = tokio::time::timeout(drain, t).await;
         }
         store.shutdown().await;
+        tracing::info!("stopped");
         Ok(())
     }
 }

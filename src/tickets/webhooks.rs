@@ -99,8 +99,9 @@ impl Courier {
         self.wake.notify_one();
     }
 
-    /// Runs until shutdown. A delivery in flight at shutdown keeps its lease and is retried
-    /// after it (here or on another node).
+    /// Runs until shutdown. Attempts in flight at shutdown finish and record their outcome;
+    /// one cut off anyway (the process killed) keeps its lease and is retried after it, here or
+    /// on another node.
     pub async fn run(self, mut shutdown: Shutdown) {
         loop {
             let lease = (self.config.get().timing.delivery_lease_secs * 1000.0) as Millis;
@@ -108,10 +109,17 @@ impl Courier {
             match self.tickets.claim(now, now + lease, CLAIM_BATCH).await {
                 Ok(batch) if !batch.is_empty() => {
                     let full = batch.len() == CLAIM_BATCH;
-                    let sends = batch.into_iter().map(|d| self.attempt(d));
+                    let sends =
+                        futures_util::future::join_all(batch.into_iter().map(|d| self.attempt(d)));
+                    tokio::pin!(sends);
                     tokio::select! {
-                        _ = futures_util::future::join_all(sends) => {}
-                        _ = shutdown.recv() => return,
+                        _ = &mut sends => {}
+                        _ = shutdown.recv() => {
+                            // Attempts in flight finish (each within its request timeout), so
+                            // their outcome is recorded; nothing new starts.
+                            sends.await;
+                            return;
+                        }
                     }
                     if full {
                         continue;

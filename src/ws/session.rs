@@ -139,6 +139,10 @@ pub async fn serve<S: Session>(
 ) {
     loop {
         tokio::select! {
+            // In this order: frames the client already sent are handled before shutdown is
+            // noticed, so a burst in flight at SIGTERM is answered, not dropped (the drain
+            // time bounds it, and the rate limit bounds what a client can have in flight).
+            biased;
             incoming = session.conn().next() => match incoming {
                 Incoming::Text(text) => {
                     // Boxed: an idle session then holds no room for the largest handler's state.

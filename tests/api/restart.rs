@@ -292,3 +292,95 @@ async fn one_process_per_data_directory() {
     );
     node.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_a_burst_of_closes_embedded() {
+    sigterm_drains_a_burst_of_closes(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_a_burst_of_closes_on_redis() {
+    sigterm_drains_a_burst_of_closes(true).await;
+}
+
+/// SIGTERM while an agent's burst of closes is on the wire: the node finishes the frame in hand,
+/// answers, and closes every socket with 1001 (none cut off); a close it did not answer is
+/// retried after the restart; every chat then has exactly one ticket.
+async fn sigterm_drains_a_burst_of_closes(on_redis: bool) {
+    const CHATS: usize = 30;
+    let text = format!(
+        "key_prefix = {:?}\n{}",
+        unique_prefix(),
+        config_toml(&[alice(CHATS as u32)])
+    );
+    let path = temp_dir().with_extension("toml");
+    std::fs::write(&path, text).unwrap();
+    let node = start_process(&path, on_redis).await;
+    let mut alice = agent_client_at(node.addr, "alice").await;
+    let mut visitors = Vec::new();
+    let mut convs = Vec::new();
+    for i in 0..CHATS {
+        let (mut v, _) = visitor_hello(&node, json!({})).await;
+        let conv = say(&mut v, &format!("m{i}"), "please close me").await["conversation"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (assigned, _) = wait_assigned(&mut alice).await;
+        assert_eq!(assigned, conv);
+        visitors.push(v);
+        convs.push(conv);
+    }
+    for conv in &convs {
+        alice
+            .send(json!({"type": "close", "conversation": conv, "reason": "resolved"}))
+            .await;
+    }
+    node.terminate().await;
+    assert_eq!(alice.closed().await, Some(1001), "the agent's socket");
+    let answered: std::collections::HashSet<String> = alice
+        .drain()
+        .into_iter()
+        .filter(|m| m["type"] == "closed")
+        .map(|m| m["conversation"].as_str().unwrap().to_owned())
+        .collect();
+    for v in &mut visitors {
+        assert_eq!(v.closed().await, Some(1001), "a visitor's socket");
+    }
+
+    let node = start_process(&path, on_redis).await;
+    let mut alice = agent_client_at(node.addr, "alice").await;
+    for conv in convs.iter().filter(|c| !answered.contains(*c)) {
+        alice
+            .send(json!({"type": "close", "conversation": conv, "reason": "resolved"}))
+            .await;
+        let answer = alice
+            .wait_for("the retried close answered", |m| {
+                m["conversation"] == conv.as_str()
+                    && (m["type"] == "closed" || m["type"] == "error")
+            })
+            .await;
+        if answer["type"] == "error" {
+            assert_eq!(answer["code"], "conversation_closed", "{answer}");
+        }
+    }
+    let (status, list) = http_get(node.addr, "/v1/tickets?limit=200", Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, 200, "{list}");
+    let mut per_conv: HashMap<String, usize> = HashMap::new();
+    for t in list["tickets"].as_array().unwrap() {
+        *per_conv
+            .entry(t["conversation"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    for conv in &convs {
+        assert_eq!(
+            per_conv.get(conv),
+            Some(&1),
+            "one ticket for {conv}: {per_conv:?}"
+        );
+    }
+    eprintln!(
+        "{} of {CHATS} closes answered before SIGTERM's 1001, the rest retried",
+        answered.len()
+    );
+    node.kill().await;
+}

@@ -8,8 +8,9 @@
 //!   visitor profiles are records in the database, so a visitor who never writes leaves no key;
 //! - `a:<agent>` hash (status, max, cap, load, idle_since, depts, `node:<id>` presence per node),
 //!   `a:<agent>:chats` set, `agents` set;
-//! - `d:<dept>:agents` set (the department's agents), `d:<dept>:online` set (those online: the
-//!   only ones routing reads);
+//! - `d:<dept>:agents` set (the department's agents), `d:<dept>:online` set (those online),
+//!   `d:<dept>:avail` sorted set (those online below their limit, best first: routing reads its
+//!   head, `lua/index.lua`);
 //! - `q:<dept>` sorted set (score: priority band, then arrival number), `arrivals` counter (that
 //!   number, so two visitors in one millisecond keep their order);
 //! - `activity` sorted set (active conversation → the visitor's last message, for the
@@ -56,6 +57,12 @@ struct Scripts {
     register: Script,
     presence: Script,
     start: Script,
+    set: Script,
+}
+
+/// A script that changes what routing depends on, with the index maintenance it calls.
+fn indexing(body: &str) -> Script {
+    Script::new(&format!("{}\n{body}", include_str!("lua/index.lua")))
 }
 
 impl Scripts {
@@ -64,14 +71,15 @@ impl Scripts {
             append: Script::new(include_str!("lua/append.lua")),
             open: Script::new(include_str!("lua/open.lua")),
             enqueue: Script::new(include_str!("lua/enqueue.lua")),
-            assign: Script::new(include_str!("lua/assign.lua")),
+            assign: indexing(include_str!("lua/assign.lua")),
             queue: Script::new(include_str!("lua/queue.lua")),
-            close: Script::new(include_str!("lua/close.lua")),
-            unassign: Script::new(include_str!("lua/unassign.lua")),
-            reassign: Script::new(include_str!("lua/reassign.lua")),
-            register: Script::new(include_str!("lua/register.lua")),
-            presence: Script::new(include_str!("lua/presence.lua")),
-            start: Script::new(include_str!("lua/start.lua")),
+            close: indexing(include_str!("lua/close.lua")),
+            unassign: indexing(include_str!("lua/unassign.lua")),
+            reassign: indexing(include_str!("lua/reassign.lua")),
+            register: indexing(include_str!("lua/register.lua")),
+            presence: indexing(include_str!("lua/presence.lua")),
+            start: indexing(include_str!("lua/start.lua")),
+            set: indexing(include_str!("lua/set.lua")),
         }
     }
 }
@@ -129,6 +137,28 @@ impl RedisStore {
     }
 
     /// `<prefix>:{<site>}:` — every key of the site starts with it.
+    /// Sets an agent's `status` or `max` with the department sets and routing index (`set.lua`).
+    async fn set_field(
+        &self,
+        site: &SiteId,
+        agent: &AgentId,
+        field: &str,
+        value: &str,
+    ) -> Result<()> {
+        let base = self.base(site);
+        let _: i64 = self
+            .scripts
+            .set
+            .key(format!("{base}a:{agent}"))
+            .arg(&base)
+            .arg(&agent.0)
+            .arg(field)
+            .arg(value)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
     fn base(&self, site: &SiteId) -> String {
         format!("{}:{{{}}}:", self.prefix, site)
     }
@@ -568,7 +598,7 @@ impl Store for RedisStore {
             .scripts
             .assign
             .key(format!("{base}q:{dept}"))
-            .key(format!("{base}d:{dept}:online"))
+            .key(format!("{base}d:{dept}:avail"))
             .arg(&base)
             .arg(now)
             .arg(grace_ms)
@@ -683,6 +713,7 @@ impl Store for RedisStore {
             .arg(&to.0)
             .arg(now)
             .arg(grace_ms)
+            .arg(&base)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match r {
@@ -696,39 +727,13 @@ impl Store for RedisStore {
     }
 
     async fn set_status(&self, site: &SiteId, agent: &AgentId, status: AgentStatus) -> Result<()> {
-        let base = self.base(site);
-        let depts: Vec<DeptId> = self
-            .conn()
-            .hget::<_, _, Option<String>>(format!("{base}a:{agent}"), "depts")
-            .await?
-            .map(|d| serde_json::from_str(&d))
-            .transpose()
-            .map_err(|e| corrupt(format!("agent {agent} departments: {e}")))?
-            .unwrap_or_default();
-        // Status and the per-department online sets that routing scans change together.
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset(format!("{base}a:{agent}"), "status", status.as_str())
-            .ignore();
-        for d in depts {
-            let set = format!("{base}d:{d}:online");
-            if status == AgentStatus::Online {
-                pipe.sadd(set, &agent.0).ignore();
-            } else {
-                pipe.srem(set, &agent.0).ignore();
-            }
-        }
-        let _: () = pipe.query_async(&mut self.conn()).await?;
-        Ok(())
+        // Status, the per-department online sets and the routing index change together.
+        self.set_field(site, agent, "status", status.as_str()).await
     }
 
     async fn set_limit(&self, site: &SiteId, agent: &AgentId, limit: u32) -> Result<()> {
         // The engine checked the limit against the configured cap.
-        let _: () = self
-            .conn()
-            .hset(format!("{}a:{agent}", self.base(site)), "max", limit)
-            .await?;
-        Ok(())
+        self.set_field(site, agent, "max", &limit.to_string()).await
     }
 
     async fn set_presence(
@@ -745,6 +750,8 @@ impl Store for RedisStore {
             .arg(format!("node:{node}"))
             .arg(until)
             .arg(until - PRESENCE_PRUNE_MS)
+            .arg(self.base(site))
+            .arg(&agent.0)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(())

@@ -12,6 +12,7 @@ if h.department then redis.call('ZREM', base .. 'q:' .. h.department, conv) end
 if h.state == 'active' and h.agent and h.agent ~= '' then
   if redis.call('SREM', base .. 'a:' .. h.agent .. ':chats', conv) == 1 then
     redis.call('HINCRBY', base .. 'a:' .. h.agent, 'load', -1)
+    sb_index(base, h.agent)
   end
 end
 redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', ARGV[4], 'close_reason', ARGV[3])

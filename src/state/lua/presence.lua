@@ -1,5 +1,6 @@
 -- A node vouches for an agent's connection until a time; stale fields of dead nodes are pruned.
--- KEYS[1] agent hash; ARGV[1] node field, ARGV[2] until (ms), ARGV[3] prune before (ms)
+-- KEYS[1] agent hash; ARGV[1] node field, ARGV[2] until (ms), ARGV[3] prune before (ms),
+-- ARGV[4] key base, ARGV[5] agent id (a returning agent goes back into the routing index)
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local flat = redis.call('HGETALL', KEYS[1])
 for i = 1, #flat, 2 do
@@ -7,4 +8,5 @@ for i = 1, #flat, 2 do
     redis.call('HDEL', KEYS[1], flat[i])
   end
 end
+sb_index(ARGV[4], ARGV[5])
 return 1

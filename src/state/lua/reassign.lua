@@ -2,7 +2,8 @@
 -- Returns 1 done, 0 not the owner; the target is unavailable: -1 the owner itself, -2 not
 -- online, -3 at their limit, -4 not connected (past the grace).
 -- KEYS[1] conversation hash, KEYS[2] source agent hash, KEYS[3] target agent hash
--- ARGV[1] conversation id, ARGV[2] source id, ARGV[3] target id, ARGV[4] now, ARGV[5] grace (ms)
+-- ARGV[1] conversation id, ARGV[2] source id, ARGV[3] target id, ARGV[4] now, ARGV[5] grace (ms),
+-- ARGV[6] key base
 local st = redis.call('HMGET', KEYS[1], 'state', 'agent')
 if st[1] ~= 'active' or st[2] ~= ARGV[2] then return 0 end
 if ARGV[2] == ARGV[3] then return -1 end
@@ -20,4 +21,6 @@ redis.call('HINCRBY', KEYS[3], 'load', 1)
 redis.call('HSET', KEYS[3], 'idle_since', ARGV[4])
 redis.call('SADD', KEYS[3] .. ':chats', ARGV[1])
 redis.call('HSET', KEYS[1], 'agent', ARGV[3])
+sb_index(ARGV[6], ARGV[2])
+sb_index(ARGV[6], ARGV[3])
 return 1

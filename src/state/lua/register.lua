@@ -18,5 +18,7 @@ for i = 6, #ARGV do
   local on = ARGV[1] .. 'd:' .. ARGV[i] .. ':online'
   if mine[ARGV[i]] then redis.call('SADD', set, ARGV[2]) else redis.call('SREM', set, ARGV[2]) end
   if mine[ARGV[i]] and online then redis.call('SADD', on, ARGV[2]) else redis.call('SREM', on, ARGV[2]) end
+  if not mine[ARGV[i]] then redis.call('ZREM', ARGV[1] .. 'd:' .. ARGV[i] .. ':avail', ARGV[2]) end
 end
+sb_index(ARGV[1], ARGV[2])
 return 1

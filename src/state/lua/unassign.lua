@@ -6,6 +6,7 @@ if st[1] ~= 'active' or st[2] ~= ARGV[3] then return 0 end
 local base, conv = ARGV[1], ARGV[2]
 if redis.call('SREM', base .. 'a:' .. ARGV[3] .. ':chats', conv) == 1 then
   redis.call('HINCRBY', base .. 'a:' .. ARGV[3], 'load', -1)
+  sb_index(base, ARGV[3])
 end
 local score = redis.call('INCR', KEYS[3]) - math.min(tonumber(st[3] or '0'), 9) * 1e13
 local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')

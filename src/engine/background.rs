@@ -10,6 +10,10 @@ const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
 /// node is in force here within this (plus one read of the directory).
 const DIRECTORY_POLL: Duration = Duration::from_millis(250);
 
+/// How often a node probes its backends for `/readyz`: with the probe's own timeout, a backend
+/// gone is reported within a second.
+const READINESS_PROBE: Duration = Duration::from_millis(250);
+
 /// The shortest interval between two queue-position refreshes on a node.
 const QUEUE_REFRESH: Duration = Duration::from_millis(250);
 
@@ -58,6 +62,7 @@ impl Engine {
         };
         let courier = self.inner.courier.clone().run(shutdown.clone());
         let mut watch_shutdown = shutdown.clone();
+        let mut probe_shutdown = shutdown.clone();
         let triggers = self.run_triggers(shutdown.clone());
         let sweeper = async {
             let mut presence = tokio::time::interval(PRESENCE_REFRESH);
@@ -84,7 +89,17 @@ impl Engine {
                 }
             }
         };
-        tokio::join!(notifier, sweeper, courier, triggers, directory);
+        let probe = async {
+            let mut every = tokio::time::interval(READINESS_PROBE);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => self.probe_readiness().await,
+                    _ = probe_shutdown.recv() => return,
+                }
+            }
+        };
+        tokio::join!(notifier, sweeper, courier, triggers, directory, probe);
     }
 
     /// Closes chats whose visitor went silent, and files tickets a dead node left unfiled.

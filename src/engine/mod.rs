@@ -35,7 +35,7 @@ mod triggers;
 pub use directory::DirectoryError;
 pub use intake::{Route, VisitorSession};
 pub use lifecycle::TicketChange;
-pub use sessions::AgentChat;
+pub use sessions::{AgentChat, Readiness};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,6 +141,8 @@ struct Inner {
     directory: DirectoryStore,
     /// The directory version installed on this node (-1: none yet).
     directory_version: std::sync::atomic::AtomicI64,
+    /// The last readiness verdict (`sessions::Readiness` as its code), for `/readyz`.
+    readiness: std::sync::atomic::AtomicU8,
     /// Whether the last directory poll failed (its warning is logged once per outage).
     directory_failing: std::sync::atomic::AtomicBool,
     /// Serializes installs, so two reloads never apply their effects interleaved.
@@ -194,6 +196,7 @@ impl Engine {
                 directory,
                 directory_version: std::sync::atomic::AtomicI64::new(-1),
                 directory_failing: std::sync::atomic::AtomicBool::new(false),
+                readiness: std::sync::atomic::AtomicU8::new(0),
                 installing: tokio::sync::Mutex::new(()),
                 sign_ins: SignInLimiter::default(),
                 store,

@@ -84,8 +84,78 @@ impl Engine {
         Ok(agents)
     }
 
-    /// Readiness: the state backend answers and its subscription is alive.
-    pub async fn ready(&self) -> std::result::Result<bool, StoreError> {
-        self.inner.store.ready().await
+    /// Readiness as last probed (`probe_readiness`): answered at once, whatever the backends do.
+    pub fn readiness(&self) -> Readiness {
+        Readiness::from_code(
+            self.inner
+                .readiness
+                .load(std::sync::atomic::Ordering::Acquire),
+        )
+    }
+
+    /// Probes the state backend (it answers within `PROBE_WITHIN`, as a primary, with its
+    /// subscription alive) and the record database, and keeps the verdict for `/readyz`.
+    pub(super) async fn probe_readiness(&self) {
+        let store = tokio::time::timeout(PROBE_WITHIN, self.inner.store.ready()).await;
+        let verdict = match store {
+            Ok(Ok(true)) => {
+                match tokio::time::timeout(PROBE_WITHIN, self.inner.directory.version()).await {
+                    Ok(Ok(_)) => Readiness::Ready,
+                    _ => Readiness::DatabaseUnreachable,
+                }
+            }
+            Ok(Ok(false)) => Readiness::NotPrimaryOrUnsubscribed,
+            Ok(Err(_)) | Err(_) => Readiness::BackendUnreachable,
+        };
+        let before = self
+            .inner
+            .readiness
+            .swap(verdict as u8, std::sync::atomic::Ordering::AcqRel);
+        if before != verdict as u8 {
+            if verdict == Readiness::Ready {
+                tracing::info!("ready");
+            } else {
+                tracing::warn!(reason = verdict.describe(), "not ready");
+            }
+        }
+    }
+}
+
+/// How long a readiness probe waits for a backend before counting it as down.
+const PROBE_WITHIN: Duration = Duration::from_millis(500);
+
+/// What `/readyz` says, as last probed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Readiness {
+    /// No probe has finished yet.
+    Starting = 0,
+    Ready = 1,
+    /// The state backend did not answer in time, or failed.
+    BackendUnreachable = 2,
+    /// Redis answers, but as a replica (read-only), or this node's subscription is down.
+    NotPrimaryOrUnsubscribed = 3,
+    DatabaseUnreachable = 4,
+}
+
+impl Readiness {
+    fn from_code(code: u8) -> Self {
+        match code {
+            1 => Self::Ready,
+            2 => Self::BackendUnreachable,
+            3 => Self::NotPrimaryOrUnsubscribed,
+            4 => Self::DatabaseUnreachable,
+            _ => Self::Starting,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Ready => "ready",
+            Self::BackendUnreachable => "state backend unreachable",
+            Self::NotPrimaryOrUnsubscribed => "redis is a replica or the subscription is down",
+            Self::DatabaseUnreachable => "database unreachable",
+        }
     }
 }

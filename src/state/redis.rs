@@ -864,8 +864,17 @@ impl Store for RedisStore {
     }
 
     async fn ready(&self) -> Result<bool> {
-        let pong: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
-        Ok(pong == "PONG" && self.subscribed.load(Ordering::Acquire))
+        // ROLE answers like PING and also tells a primary from a replica (read-only, so every
+        // write would fail: not ready).
+        let role: redis::Value = redis::cmd("ROLE").query_async(&mut self.conn()).await?;
+        let primary = match &role {
+            redis::Value::Array(parts) => matches!(
+                parts.first(),
+                Some(redis::Value::BulkString(r)) if r.as_slice() == b"master"
+            ),
+            _ => false,
+        };
+        Ok(primary && self.subscribed.load(Ordering::Acquire))
     }
 
     async fn forget_visitor(

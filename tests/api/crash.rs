@@ -90,7 +90,9 @@ async fn record_database_briefly_gone() {
         "a close is acknowledged only once its ticket is stored"
     );
 
+    crate::health::until_ready_is(app.addr, 503).await;
     pg.start_again();
+    crate::health::until_ready_is(app.addr, 200).await;
     // Past the grace the sweep gives a close before filing a ticket left behind.
     clock.advance(std::time::Duration::from_secs(11));
     until_status(&app, &format!("/v1/tickets/{conv}"), 200).await;

@@ -63,6 +63,8 @@ async fn readiness_fails_fast_when_redis_is_gone() {
         tokio::task::yield_now().await;
     }
     redis.kill();
+    // The probe notices within a second; every answer meanwhile comes within the check's second.
+    until_ready_is(app.addr, 503).await;
     for _ in 0..3 {
         let status = client
             .get(&url)
@@ -72,5 +74,59 @@ async fn readiness_fails_fast_when_redis_is_gone() {
             .status();
         assert_eq!(status, 503);
     }
+    app.stop().await;
+}
+
+/// Waits until `/readyz` answers `status`, each answer within a health check's second.
+pub async fn until_ready_is(addr: std::net::SocketAddr, status: u16) -> String {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let r = client
+            .get(format!("http://{addr}/readyz"))
+            .send()
+            .await
+            .expect("an answer within the health check's second");
+        if r.status().as_u16() == status {
+            return r.text().await.unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz never answered {status}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Redis demoted to a read-only replica (as after a failover): `/readyz` says 503 until it is
+/// a primary again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_refuses_a_replica() {
+    let redis = PrivateRedis::start();
+    let mut cfg = config(&[]);
+    cfg.redis_url = Some(redis.url.clone());
+    let app = spawn_with(Backend::Memory, cfg, Some(&unique_prefix())).await;
+    until_ready_is(app.addr, 200).await;
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // A primary that does not exist: the server turns read-only at once.
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let why = until_ready_is(app.addr, 503).await;
+    assert!(why.contains("replica"), "{why}");
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    until_ready_is(app.addr, 200).await;
     app.stop().await;
 }

@@ -45,6 +45,9 @@ pub enum Push {
     Resync,
     /// The agent was removed, disabled or their credentials changed: close the console.
     SignedOut,
+    /// The state backend lost this node's state: put back presence and status, and drop the
+    /// conversations that are gone.
+    Rebuild,
 }
 
 /// A stored event of a conversation, shared by every session it goes to.
@@ -419,6 +422,12 @@ impl Hub {
             .flat_map(|e| e.value().clone())
             .collect();
         self.send_to(&ids, &push, None);
+    }
+
+    /// Tells every session to put back its state (after Redis lost it).
+    pub fn rebuild_all(&self) {
+        let ids: Vec<SessionId> = self.shared.sessions.iter().map(|e| *e.key()).collect();
+        self.send_to(&ids, &Push::Rebuild, None);
     }
 
     /// Tells every session to backfill (after the pub/sub link was lost and restored).

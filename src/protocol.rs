@@ -60,6 +60,9 @@ pub enum ErrorCode {
     IdentityMismatch,
     /// The visitor already has an open conversation.
     VisitorBusy,
+    /// The server lost this conversation (Redis restarted without its data); the next message
+    /// starts a new one.
+    ConversationLost,
 }
 
 /// WebSocket close codes Switchboard uses besides the standard ones.

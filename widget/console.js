@@ -293,6 +293,7 @@
     var c = chats[id];
     if (!c) return;
     c.ended = reason;
+    if (reason === "lost") toast("A chat was lost by the server (its state store restarted empty).");
     renderChats();
     if (id === current) renderChat();
   }

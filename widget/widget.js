@@ -380,6 +380,10 @@
       case "rated": clearCards(); sys(t("rateThanks")); break;
       case "error":
         if (m.code === "unauthorized") { delete st.token; save(); reconnect(); }
+        else if (m.code === "conversation_lost") {
+          // The server lost this chat (its state store restarted empty): the next message starts anew.
+          sys(m.message); conv = null; lastSeq = 0; convState = null; delete st.conv; save();
+        }
         else if (m.code === "rate_limited") setTimeout(function () { for (var c in pending) send(pending[c].msg); }, 1500);
         else if (m.client_id && pending[m.client_id]) {
           pending[m.client_id].el.classList.remove("sending");

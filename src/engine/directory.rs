@@ -57,6 +57,36 @@ impl Engine {
         Ok(())
     }
 
+    /// Redis lost this node's state (restarted empty, or a failover to a primary without it):
+    /// every agent of the directory is registered again, and every session of this node is
+    /// told to put back what it holds: consoles their presence and status, and each side learns
+    /// which of its conversations are gone. Visitor presence returns with the next refresh.
+    pub(super) async fn rebuild(&self) {
+        tracing::warn!("redis lost this node's state (restarted empty or failed over); rebuilding");
+        let config = self.config();
+        for site in &config.sites {
+            let depts = dept_ids(site);
+            for agent in &site.agents {
+                if let Err(e) = self
+                    .inner
+                    .store
+                    .register_agent(&site.id, &enlisted(agent), &depts)
+                    .await
+                {
+                    tracing::warn!(cause = %e, "rebuild: registering agents failed; the next probe retries");
+                    return;
+                }
+            }
+        }
+        self.inner.hub.rebuild_all();
+        tracing::info!("rebuild: agents registered; sessions are putting back their state");
+    }
+
+    /// Whether a conversation still exists in live state (after a rebuild, it may not).
+    pub async fn conversation_exists(&self, site: &SiteId, conv: &ConvId) -> Result<bool> {
+        Ok(self.inner.store.conversation(site, conv).await?.is_some())
+    }
+
     /// Changes the directory (validated as the file is), and installs the result here at once.
     pub async fn change_directory(
         &self,

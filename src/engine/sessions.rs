@@ -100,13 +100,25 @@ impl Engine {
         let verdict = match store {
             Ok(Ok(true)) => {
                 match tokio::time::timeout(PROBE_WITHIN, self.inner.directory.version()).await {
-                    Ok(Ok(_)) => Readiness::Ready,
+                    Ok(Ok(_)) => {
+                        if let Ok(Ok(true)) =
+                            tokio::time::timeout(PROBE_WITHIN, self.inner.store.state_lost()).await
+                        {
+                            self.set_readiness(Readiness::Rebuilding);
+                            self.rebuild().await;
+                        }
+                        Readiness::Ready
+                    }
                     _ => Readiness::DatabaseUnreachable,
                 }
             }
             Ok(Ok(false)) => Readiness::NotPrimaryOrUnsubscribed,
             Ok(Err(_)) | Err(_) => Readiness::BackendUnreachable,
         };
+        self.set_readiness(verdict);
+    }
+
+    fn set_readiness(&self, verdict: Readiness) {
         let before = self
             .inner
             .readiness
@@ -136,6 +148,8 @@ pub enum Readiness {
     /// Redis answers, but as a replica (read-only), or this node's subscription is down.
     NotPrimaryOrUnsubscribed = 3,
     DatabaseUnreachable = 4,
+    /// Redis lost the node's state; the node is putting back what it can.
+    Rebuilding = 5,
 }
 
 impl Readiness {
@@ -145,6 +159,7 @@ impl Readiness {
             2 => Self::BackendUnreachable,
             3 => Self::NotPrimaryOrUnsubscribed,
             4 => Self::DatabaseUnreachable,
+            5 => Self::Rebuilding,
             _ => Self::Starting,
         }
     }
@@ -156,6 +171,7 @@ impl Readiness {
             Self::BackendUnreachable => "state backend unreachable",
             Self::NotPrimaryOrUnsubscribed => "redis is a replica or the subscription is down",
             Self::DatabaseUnreachable => "database unreachable",
+            Self::Rebuilding => "rebuilding state that redis lost",
         }
     }
 }

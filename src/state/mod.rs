@@ -262,6 +262,12 @@ pub trait Store: Send + Sync + 'static {
     /// Frees closed conversations older than their retention and forgets presence no node
     /// vouches for any more (Redis expires conversation keys on its own).
     async fn sweep_closed(&self, sites: &[SiteId], now: Millis) -> Result<()>;
+    /// Whether the backend lost this node's state since the last call: Redis restarted empty, or
+    /// a failover moved the node to a primary with another data set (an epoch key that every
+    /// node shares tells). The embedded state never does.
+    async fn state_lost(&self) -> Result<bool> {
+        Ok(false)
+    }
     /// At shutdown, after the last session: makes what was stored durable and releases the
     /// backend's resources (the embedded state's file). Calls after this fail.
     async fn shutdown(&self) {}

@@ -91,6 +91,9 @@ pub struct RedisStore {
     scripts: Arc<Scripts>,
     /// True while the pub/sub subscription is established (readiness).
     subscribed: Arc<AtomicBool>,
+    /// The epoch this node last saw in `<prefix>:epoch`: a random id the first node writes into
+    /// an empty Redis. Missing or different later means the data this node relied on is gone.
+    epoch: std::sync::Mutex<Option<String>>,
 }
 
 impl RedisStore {
@@ -131,6 +134,7 @@ impl RedisStore {
                 prefix,
                 scripts: Arc::new(Scripts::new()),
                 subscribed,
+                epoch: std::sync::Mutex::new(None),
             },
             subscriber,
         ))
@@ -875,6 +879,27 @@ impl Store for RedisStore {
             _ => false,
         };
         Ok(primary && self.subscribed.load(Ordering::Acquire))
+    }
+
+    async fn state_lost(&self) -> Result<bool> {
+        let key = format!("{}:epoch", self.prefix);
+        let mut conn = self.conn();
+        let mut current: Option<String> = conn.get(&key).await?;
+        if current.is_none() {
+            // An empty Redis (first start, or restarted without its data): the first node to
+            // get here names the new epoch; the others read it.
+            let _: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(ulid::Ulid::new().to_string())
+                .arg("NX")
+                .query_async(&mut conn)
+                .await?;
+            current = conn.get(&key).await?;
+        }
+        let mut seen = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+        let lost = seen.is_some() && *seen != current;
+        *seen = current;
+        Ok(lost)
     }
 
     async fn forget_visitor(

@@ -29,6 +29,8 @@ struct Session {
     chats: HashMap<ConvId, u64>,
     /// Latest statistics of the agent's department queues.
     queues: BTreeMap<DeptId, QueueStat>,
+    /// The status this console last set, to put back if the state backend loses it.
+    status: crate::model::AgentStatus,
     conn: Connection,
 }
 
@@ -119,6 +121,7 @@ pub async fn run(mut conn: Connection, state: AppState, signed_in: Option<(SiteI
         reg,
         chats: HashMap::new(),
         queues: BTreeMap::new(),
+        status: me.status,
         conn,
     };
     let welcomed = {
@@ -192,7 +195,11 @@ impl Session {
             ),
             AgentIn::Ping => return self.conn.send(&AgentOut::Pong).await,
             AgentIn::SetStatus { status } => {
-                (engine.set_status(site, agent, status).await, None, None)
+                let result = engine.set_status(site, agent, status).await;
+                if result.is_ok() {
+                    self.status = status;
+                }
+                (result, None, None)
             }
             AgentIn::SetLimit { max_concurrent } => (
                 engine.set_limit(site, agent, max_concurrent).await,
@@ -429,6 +436,7 @@ impl Session {
                 }
                 true
             }
+            Push::Rebuild => self.rebuild().await,
             Push::SignedOut => {
                 self.conn
                     .close(crate::protocol::close::SIGNED_OUT, "signed out")
@@ -633,6 +641,31 @@ impl Session {
             }
             Err(e) => send_error(&mut self.conn, &e, None, None).await,
         }
+    }
+
+    /// The state backend lost its state: this console's presence and status go back, and each
+    /// chat it follows that no longer exists is released as `lost`.
+    async fn rebuild(&mut self) -> bool {
+        let engine = self.state.engine.clone();
+        if let Err(e) = engine
+            .agent_connected(&self.site, &self.agent, self.reg.id, Some(self.status))
+            .await
+        {
+            return send_error(&mut self.conn, &e, None, None).await;
+        }
+        let followed: Vec<ConvId> = self.chats.keys().cloned().collect();
+        for conv in followed {
+            match engine.conversation_exists(&self.site, &conv).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    if !self.release(&conv, "lost").await {
+                        return false;
+                    }
+                }
+                Err(e) => return send_error(&mut self.conn, &e, None, None).await,
+            }
+        }
+        self.send_all_queues().await
     }
 
     async fn send_all_queues(&mut self) -> bool {

@@ -395,6 +395,29 @@ impl Session {
                 }
                 true
             }
+            Push::Rebuild => {
+                let Some((conv, _)) = self.current.clone() else {
+                    return true;
+                };
+                match self
+                    .state
+                    .engine
+                    .conversation_exists(&self.site, &conv)
+                    .await
+                {
+                    Ok(true) => true,
+                    Ok(false) => {
+                        self.current = None;
+                        self.state.engine.unfollow(&conv, self.reg.id);
+                        let e = EngineError::new(
+                            ErrorCode::ConversationLost,
+                            "the server lost this conversation; your next message starts a new one",
+                        );
+                        send_error(&mut self.conn, &e, None, Some(&conv)).await
+                    }
+                    Err(e) => send_error(&mut self.conn, &e, None, None).await,
+                }
+            }
             Push::Resync => {
                 if let Some((conv, last)) = self.current.clone() {
                     return self.backfill(&conv, last).await;

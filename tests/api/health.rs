@@ -130,3 +130,54 @@ async fn readiness_refuses_a_replica() {
     until_ready_is(app.addr, 200).await;
     app.stop().await;
 }
+
+/// Redis restarted without its data: the node notices on its own (the epoch key is gone),
+/// registers its agents again, puts its consoles' presence and status back, tells the agent and
+/// the visitor that their chat is gone, and routes new chats within seconds, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_empty_heals_without_a_restart() {
+    let mut redis = PrivateRedis::start();
+    let mut cfg = config(&[alice(3)]);
+    cfg.redis_url = Some(redis.url.clone());
+    let app = spawn_with(Backend::Memory, cfg, Some(&unique_prefix())).await;
+    until_ready_is(app.addr, 200).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, conv) = chat_with(&app, &mut alice, "m1", "hello before the crash").await;
+
+    redis.restart_empty();
+    let released = alice
+        .wait_for("the lost chat released", |m| {
+            m["type"] == "unassigned" && m["conversation"] == conv.as_str()
+        })
+        .await;
+    assert_eq!(released["reason"], "lost");
+    let e = v.wait_error("conversation_lost").await;
+    assert_eq!(e["conversation"], conv.as_str());
+    until_ready_is(app.addr, 200).await;
+
+    // A new chat is routed to the console that was connected all along.
+    let healed = std::time::Instant::now();
+    let (mut w, _) = visitor(&app, serde_json::json!({})).await;
+    let new = say(&mut w, "w1", "anyone after the crash?").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (taken, _) = wait_assigned(&mut alice).await;
+    assert_eq!(taken, new);
+    assert!(
+        healed.elapsed() < std::time::Duration::from_secs(5),
+        "routed within 5 s"
+    );
+    // The old visitor's next message starts a new conversation, which is routed too.
+    let again = say(&mut v, "m2", "are you still there?").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(again, conv);
+    let (taken, _) = wait_assigned(&mut alice).await;
+    assert_eq!(taken, again);
+    let (_, agents) = admin_get(&app, "/v1/agents").await;
+    assert_eq!(agents["agents"][0]["name"], "Alice Moreau", "{agents}");
+    assert_eq!(agents["agents"][0]["status"], "online", "{agents}");
+    app.stop().await;
+}

@@ -126,6 +126,24 @@ impl PrivateRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// kill -9, then a fresh redis-server on the same port: Redis is back, without its data.
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        let port: u16 = self
+            .url
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the URL has a port");
+        self.child = redis_command(port)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts again");
+        wait_listening(port, "redis-server");
+    }
 }
 
 impl Drop for PrivateRedis {

@@ -68,9 +68,9 @@ impl Application {
         let directory = DirectoryStore::new(db.clone());
         let (store, tickets): (Arc<dyn Store>, Arc<dyn TicketStore>) = match &config.redis_url {
             Some(url) => {
-                let (store, subscriber) =
+                let (store, redis_tasks) =
                     RedisStore::connect(url, &config, sink, shutdown.clone()).await?;
-                tasks.push(subscriber);
+                tasks.extend(redis_tasks);
                 if db.kind() == crate::db::Kind::Sqlite {
                     tracing::warn!(
                         "records in SQLite serve one node: several nodes need PostgreSQL \

@@ -85,8 +85,9 @@ impl Scripts {
 }
 
 pub struct RedisStore {
-    /// Multiplexed, reconnecting connection for commands; cloning it is cheap.
-    conn: ConnectionManager,
+    /// Multiplexed, reconnecting connection for commands; cloning it is cheap. Replaced whole
+    /// when Sentinel names a new primary.
+    conn: Arc<std::sync::RwLock<ConnectionManager>>,
     prefix: String,
     scripts: Arc<Scripts>,
     /// True while the pub/sub subscription is established (readiness).
@@ -103,31 +104,41 @@ impl RedisStore {
         config: &Config,
         sink: Arc<dyn Sink>,
         shutdown: Shutdown,
-    ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
+    ) -> anyhow::Result<(Self, Vec<tokio::task::JoinHandle<()>>)> {
         use anyhow::Context;
-        let client = redis::Client::open(url).context("invalid Redis URL")?;
-        let manager_config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(3);
-        let conn = tokio::time::timeout(
-            Duration::from_secs(10),
-            client.get_connection_manager_with_config(manager_config),
-        )
-        .await
-        .context("timed out connecting to Redis")?
-        .context("cannot connect to Redis")?;
+        let mut sentinel = match SentinelUrl::parse(url)? {
+            Some(s) => Some(s.connect()?),
+            None => None,
+        };
+        let client = match &mut sentinel {
+            Some(s) => s
+                .primary()
+                .await
+                .context("Sentinel names no reachable primary")?,
+            None => redis::Client::open(url).context("invalid Redis URL")?,
+        };
+        let conn = manager(&client).await?;
         let prefix = config.key_prefix.clone();
         let subscribed = Arc::new(AtomicBool::new(false));
         // One pattern for every site's channel, so sites added at run time are heard at once.
         let pattern = format!("{}:{{*}}:ev", glob_escape(&prefix));
-        let subscriber = tokio::spawn(subscribe_loop(
-            client,
+        let (client_tx, client_rx) = tokio::sync::watch::channel(client);
+        let mut tasks = vec![tokio::spawn(subscribe_loop(
+            client_rx,
             pattern,
             sink,
             subscribed.clone(),
-            shutdown,
-        ));
+            shutdown.clone(),
+        ))];
+        let conn = Arc::new(std::sync::RwLock::new(conn));
+        if let Some(sentinel) = sentinel {
+            tasks.push(tokio::spawn(follow_primary(
+                sentinel,
+                conn.clone(),
+                client_tx,
+                shutdown,
+            )));
+        }
         Ok((
             Self {
                 conn,
@@ -136,7 +147,7 @@ impl RedisStore {
                 subscribed,
                 epoch: std::sync::Mutex::new(None),
             },
-            subscriber,
+            tasks,
         ))
     }
 
@@ -172,12 +183,12 @@ impl RedisStore {
     }
 
     fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+        self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// A handle on the same multiplexed connection, for the ticket store.
     pub fn connection(&self) -> ConnectionManager {
-        self.conn.clone()
+        self.conn()
     }
 
     async fn read_agent(&self, site: &SiteId, id: &AgentId) -> Result<Option<AgentState>> {
@@ -208,8 +219,152 @@ fn glob_escape(s: &str) -> String {
     out
 }
 
+/// A connection manager to a client's server, with bounded connect and response times.
+async fn manager(client: &redis::Client) -> anyhow::Result<ConnectionManager> {
+    use anyhow::Context;
+    let manager_config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(3);
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        client.get_connection_manager_with_config(manager_config),
+    )
+    .await
+    .context("timed out connecting to Redis")?
+    .context("cannot connect to Redis")
+}
+
+/// `redis+sentinel://[:password@]host:port[,host:port…]/<primary name>[/<db>]`: the Sentinels
+/// to ask, and the name of the primary they watch.
+#[derive(Debug, PartialEq)]
+struct SentinelUrl {
+    sentinels: Vec<String>,
+    service: String,
+    password: Option<String>,
+    db: i64,
+}
+
+impl SentinelUrl {
+    fn parse(url: &str) -> anyhow::Result<Option<Self>> {
+        let Some(rest) = url.strip_prefix("redis+sentinel://") else {
+            return Ok(None);
+        };
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((auth, rest)) => (Some(auth), rest),
+            None => (None, rest),
+        };
+        let password = auth
+            .map(|a| a.rsplit_once(':').map_or(a, |(_, p)| p).to_owned())
+            .filter(|p| !p.is_empty());
+        let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut path = path.split('/').filter(|p| !p.is_empty());
+        let service = path.next().map(str::to_owned).ok_or_else(|| {
+            anyhow::anyhow!("redis+sentinel URL: name the primary, e.g. redis+sentinel://h1:26379,h2:26379/mymaster")
+        })?;
+        let db = match path.next() {
+            Some(d) => d.parse().map_err(|_| {
+                anyhow::anyhow!("redis+sentinel URL: the database must be a number")
+            })?,
+            None => 0,
+        };
+        let sentinels: Vec<String> = hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("redis://{h}/"))
+            .collect();
+        if sentinels.is_empty() {
+            anyhow::bail!("redis+sentinel URL: at least one Sentinel host:port");
+        }
+        Ok(Some(Self {
+            sentinels,
+            service,
+            password,
+            db,
+        }))
+    }
+
+    fn connect(self) -> anyhow::Result<Discovery> {
+        let sentinel = redis::sentinel::Sentinel::build(self.sentinels.clone())
+            .map_err(|e| anyhow::anyhow!("redis+sentinel URL: {e}"))?;
+        let mut info = redis::RedisConnectionInfo::default().set_db(self.db);
+        if let Some(p) = &self.password {
+            info = info.set_password(p);
+        }
+        Ok(Discovery {
+            sentinel,
+            service: self.service,
+            node: redis::sentinel::SentinelNodeConnectionInfo::default()
+                .set_redis_connection_info(info),
+        })
+    }
+}
+
+/// Asks the Sentinels which server is the primary now.
+struct Discovery {
+    sentinel: redis::sentinel::Sentinel,
+    service: String,
+    node: redis::sentinel::SentinelNodeConnectionInfo,
+}
+
+impl Discovery {
+    /// A client for the current primary (the Sentinel's answer, checked with the server).
+    async fn primary(&mut self) -> redis::RedisResult<redis::Client> {
+        self.sentinel
+            .async_master_for(&self.service, Some(&self.node))
+            .await
+    }
+}
+
+/// How often a node asks the Sentinels for the primary.
+const SENTINEL_POLL: Duration = Duration::from_millis(500);
+
+/// Follows failovers: when the Sentinels name another primary, commands and the subscription
+/// move to it. The data there is the replica's; if it lost some, the epoch check rebuilds.
+async fn follow_primary(
+    mut discovery: Discovery,
+    conn: Arc<std::sync::RwLock<ConnectionManager>>,
+    client_tx: tokio::sync::watch::Sender<redis::Client>,
+    mut shutdown: Shutdown,
+) {
+    let addr = |c: &redis::Client| c.get_connection_info().addr().to_string();
+    let mut current = addr(&client_tx.borrow());
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SENTINEL_POLL) => {}
+            _ = shutdown.recv() => return,
+        }
+        let found = tokio::select! {
+            f = discovery.primary() => f,
+            _ = shutdown.recv() => return,
+        };
+        let client = match found {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(cause = %e, "sentinel: no primary yet");
+                continue;
+            }
+        };
+        let next = addr(&client);
+        if next == current {
+            continue;
+        }
+        match manager(&client).await {
+            Ok(m) => {
+                tracing::warn!(primary = %next, was = %current, "sentinel: following the new primary");
+                *conn.write().unwrap_or_else(|e| e.into_inner()) = m;
+                current = next;
+                let _ = client_tx.send(client);
+            }
+            Err(e) => {
+                tracing::warn!(cause = %e, primary = %next, "sentinel: cannot reach the new primary yet")
+            }
+        }
+    }
+}
+
 async fn subscribe_loop(
-    client: redis::Client,
+    mut client_rx: tokio::sync::watch::Receiver<redis::Client>,
     pattern: String,
     sink: Arc<dyn Sink>,
     subscribed: Arc<AtomicBool>,
@@ -218,6 +373,7 @@ async fn subscribe_loop(
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
     loop {
+        let client = client_rx.borrow_and_update().clone();
         let attempt = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.psubscribe(&pattern).await?;
@@ -246,6 +402,8 @@ async fn subscribe_loop(
                             },
                             None => break,
                         },
+                        // Sentinel named another primary: subscribe there.
+                        _ = client_rx.changed() => break,
                         _ = shutdown.recv() => return,
                     }
                 }
@@ -943,5 +1101,28 @@ impl Store for RedisStore {
         }
         let _: () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sentinel URLs name the Sentinels, the primary's name, and optionally a password and db;
+    /// other URLs are not theirs; a missing name is refused with an example.
+    #[test]
+    fn sentinel_urls() {
+        assert_eq!(SentinelUrl::parse("redis://127.0.0.1:6379/").unwrap(), None);
+        let s = SentinelUrl::parse("redis+sentinel://:pw@h1:26379,h2:26380/main/2")
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.sentinels, ["redis://h1:26379/", "redis://h2:26380/"]);
+        assert_eq!(
+            (s.service.as_str(), s.password.as_deref(), s.db),
+            ("main", Some("pw"), 2)
+        );
+        let e = SentinelUrl::parse("redis+sentinel://h1:26379").unwrap_err();
+        assert!(e.to_string().contains("name the primary"), "{e}");
+        assert_eq!(glob_escape("a*b[c]"), "a\\*b\\[c\\]");
     }
 }

@@ -181,3 +181,111 @@ async fn redis_restarted_empty_heals_without_a_restart() {
     assert_eq!(agents["agents"][0]["status"], "online", "{agents}");
     app.stop().await;
 }
+
+/// Sends a message until it is acknowledged: an `unavailable` answer (the backend failing
+/// over) is retried with the same client id, as clients do; the ack.
+async fn send_until_acked(c: &mut Client, frame: serde_json::Value) -> serde_json::Value {
+    let id = frame["client_id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        c.send(frame.clone()).await;
+        let answer = c
+            .wait_for("an ack or a refusal", |m| {
+                m["client_id"] == id.as_str() && (m["type"] == "ack" || m["type"] == "error")
+            })
+            .await;
+        if answer["type"] == "ack" {
+            return answer;
+        }
+        assert_eq!(answer["code"], "unavailable", "{answer}");
+        assert!(std::time::Instant::now() < deadline, "never acknowledged");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Redis behind Sentinel: the primary is killed (kill -9) during a chat; Sentinel promotes the
+/// replica, the node follows it, and the chat goes on: messages sent meanwhile are retried until
+/// acknowledged, everything acknowledged before is still in the log, nothing arrives twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_keeps_the_chat_going() {
+    let mut set = SentinelSet::start();
+    let mut cfg = config(&[alice(2)]);
+    cfg.redis_url = Some(set.url());
+    cfg.key_prefix = unique_prefix();
+    let app = spawn_with(Backend::Memory, cfg, Some(&unique_prefix())).await;
+    until_ready_is(app.addr, 200).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, conv) = chat_with(&app, &mut alice, "m1", "before the failover").await;
+    agent_say(&mut alice, &conv, "a1", "a reply before it").await;
+    // Replication is asynchronous: what the replica has not received dies with the primary.
+    // Wait for it, as a primary under steady load would have shipped it within milliseconds.
+    let primary = redis::Client::open(set.primary.url.as_str()).unwrap();
+    let mut p = primary.get_multiplexed_async_connection().await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        // Short waits: the client gives up on an answer after a while of its own.
+        let replicas: i64 = redis::cmd("WAIT")
+            .arg(1)
+            .arg(200)
+            .query_async(&mut p)
+            .await
+            .unwrap();
+        if replicas == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never caught up"
+        );
+    }
+    drop(p);
+
+    set.primary.kill();
+    let ack = send_until_acked(
+        &mut v,
+        serde_json::json!({"type": "message", "client_id": "m2", "text": "during the failover"}),
+    )
+    .await;
+    assert_eq!(ack["conversation"], conv.as_str(), "the same chat goes on");
+    alice
+        .wait_for("the visitor's message after the failover", |m| {
+            m["type"] == "event" && m["event"]["text"] == "during the failover"
+        })
+        .await;
+    send_until_acked(
+        &mut alice,
+        serde_json::json!({"type": "message", "conversation": conv, "client_id": "a2", "text": "still here"}),
+    )
+    .await;
+    v.wait_for("the agent's reply after the failover", |m| {
+        m["type"] == "event" && m["event"]["text"] == "still here"
+    })
+    .await;
+    until_ready_is(app.addr, 200).await;
+    let (_, agents) = admin_get(&app, "/v1/agents").await;
+    assert_eq!(agents["agents"][0]["status"], "online", "{agents}");
+    // The whole chat, as its ticket keeps it: everything acknowledged, each once, in order.
+    alice
+        .send(serde_json::json!({"type": "close", "conversation": conv}))
+        .await;
+    alice.wait_type("closed").await;
+    let (_, ticket) = admin_get(&app, &format!("/v1/tickets/{conv}")).await;
+    let texts: Vec<&str> = ticket["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message")
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "before the failover",
+            "a reply before it",
+            "during the failover",
+            "still here"
+        ],
+        "{ticket}"
+    );
+    app.stop().await;
+}

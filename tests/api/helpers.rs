@@ -130,13 +130,7 @@ impl PrivateRedis {
     /// kill -9, then a fresh redis-server on the same port: Redis is back, without its data.
     pub fn restart_empty(&mut self) {
         self.kill();
-        let port: u16 = self
-            .url
-            .trim_end_matches('/')
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("the URL has a port");
+        let port = port_of(&self.url);
         self.child = redis_command(port)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -194,6 +188,83 @@ fn spawn_for_life(mut cmd: Command) -> Result<(), String> {
 }
 
 /// Waits until something accepts TCP connections on a loopback port.
+/// A primary, its replica and one Sentinel watching them (quorum 1, down after 1 s), each a
+/// redis-server of this test's own; killed when dropped.
+pub struct SentinelSet {
+    pub primary: PrivateRedis,
+    replica: std::process::Child,
+    sentinel: std::process::Child,
+    pub sentinel_port: u16,
+    _dir: std::path::PathBuf,
+}
+
+impl SentinelSet {
+    pub fn start() -> Self {
+        let primary = PrivateRedis::start();
+        let primary_port = port_of(&primary.url);
+        let replica_port = free_port();
+        let replica = redis_command(replica_port)
+            .args(["--replicaof", "127.0.0.1", &primary_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts (apt-get install redis-server)");
+        wait_listening(replica_port, "redis replica");
+        let dir = temp_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let sentinel_port = free_port();
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {sentinel_port}\nbind 127.0.0.1\ndir {}\n\
+                 sentinel monitor sb 127.0.0.1 {primary_port} 1\n\
+                 sentinel down-after-milliseconds sb 1000\n\
+                 sentinel failover-timeout sb 5000\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let sentinel = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts in Sentinel mode");
+        wait_listening(sentinel_port, "redis sentinel");
+        Self {
+            primary,
+            replica,
+            sentinel,
+            sentinel_port,
+            _dir: dir,
+        }
+    }
+
+    /// What a node is given: the Sentinel and the primary's name.
+    pub fn url(&self) -> String {
+        format!("redis+sentinel://127.0.0.1:{}/sb", self.sentinel_port)
+    }
+}
+
+impl Drop for SentinelSet {
+    fn drop(&mut self) {
+        for c in [&mut self.replica, &mut self.sentinel] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn port_of(url: &str) -> u16 {
+    url.trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the URL has a port")
+}
+
 fn wait_listening(port: u16, what: &str) {
     let deadline = std::time::Instant::now() + WAIT;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

@@ -402,8 +402,9 @@ async fn subscribe_loop(
                             },
                             None => break,
                         },
-                        // Sentinel named another primary: subscribe there.
-                        _ = client_rx.changed() => break,
+                        // Sentinel named another primary: subscribe there. (Without Sentinel
+                        // nobody sends: the channel is closed, and that must not count.)
+                        Ok(()) = client_rx.changed() => break,
                         _ = shutdown.recv() => return,
                     }
                 }

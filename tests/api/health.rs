@@ -50,8 +50,9 @@ async fn readiness_fails_fast_when_redis_is_gone() {
     let mut redis = PrivateRedis::start();
     let mut cfg = config(&[]);
     cfg.redis_url = Some(redis.url.clone());
+    cfg.key_prefix = unique_prefix();
     // Memory here only means: leave this configuration's Redis as it is.
-    let app = spawn_with(Backend::Memory, cfg, Some(&unique_prefix())).await;
+    let app = spawn_with(Backend::Memory, cfg, None).await;
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(1))
         .build()
@@ -108,7 +109,8 @@ async fn readiness_refuses_a_replica() {
     let redis = PrivateRedis::start();
     let mut cfg = config(&[]);
     cfg.redis_url = Some(redis.url.clone());
-    let app = spawn_with(Backend::Memory, cfg, Some(&unique_prefix())).await;
+    cfg.key_prefix = unique_prefix();
+    let app = spawn_with(Backend::Memory, cfg, None).await;
     until_ready_is(app.addr, 200).await;
     let client = redis::Client::open(redis.url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -139,7 +141,8 @@ async fn redis_restarted_empty_heals_without_a_restart() {
     let mut redis = PrivateRedis::start();
     let mut cfg = config(&[alice(3)]);
     cfg.redis_url = Some(redis.url.clone());
-    let app = spawn_with(Backend::Memory, cfg, Some(&unique_prefix())).await;
+    cfg.key_prefix = unique_prefix();
+    let app = spawn_with(Backend::Memory, cfg, None).await;
     until_ready_is(app.addr, 200).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, conv) = chat_with(&app, &mut alice, "m1", "hello before the crash").await;
@@ -212,7 +215,7 @@ async fn sentinel_failover_keeps_the_chat_going() {
     let mut cfg = config(&[alice(2)]);
     cfg.redis_url = Some(set.url());
     cfg.key_prefix = unique_prefix();
-    let app = spawn_with(Backend::Memory, cfg, Some(&unique_prefix())).await;
+    let app = spawn_with(Backend::Memory, cfg, None).await;
     until_ready_is(app.addr, 200).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, conv) = chat_with(&app, &mut alice, "m1", "before the failover").await;
@@ -286,6 +289,66 @@ async fn sentinel_failover_keeps_the_chat_going() {
             "still here"
         ],
         "{ticket}"
+    );
+    app.stop().await;
+}
+
+/// Redis with an append-only file killed (kill -9) and started again mid-chat: nothing
+/// acknowledged is lost, the chat goes on in the same conversation, and no rebuild is needed
+/// (the epoch survived with the data).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_with_persistence_loses_nothing() {
+    let mut redis = PrivateRedis::start_persistent();
+    let mut cfg = config(&[alice(2)]);
+    cfg.redis_url = Some(redis.url.clone());
+    cfg.key_prefix = unique_prefix();
+    let app = spawn_with(Backend::Memory, cfg, None).await;
+    until_ready_is(app.addr, 200).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, conv) = chat_with(&app, &mut alice, "m1", "before the restart").await;
+    agent_say(&mut alice, &conv, "a1", "a reply before it").await;
+
+    redis.restart();
+    let ack = send_until_acked(
+        &mut v,
+        serde_json::json!({"type": "message", "client_id": "m2", "text": "after the restart"}),
+    )
+    .await;
+    assert_eq!(ack["conversation"], conv.as_str(), "the same chat goes on");
+    send_until_acked(
+        &mut alice,
+        serde_json::json!({"type": "message", "conversation": conv, "client_id": "a2", "text": "still here"}),
+    )
+    .await;
+    v.wait_for("the agent's reply", |m| {
+        m["type"] == "event" && m["event"]["text"] == "still here"
+    })
+    .await;
+    alice
+        .send(serde_json::json!({"type": "close", "conversation": conv}))
+        .await;
+    alice.wait_type("closed").await;
+    let (_, ticket) = admin_get(&app, &format!("/v1/tickets/{conv}")).await;
+    let texts: Vec<&str> = ticket["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message")
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "before the restart",
+            "a reply before it",
+            "after the restart",
+            "still here"
+        ],
+        "{ticket}"
+    );
+    assert!(
+        alice.drain().iter().all(|m| m["reason"] != "lost"),
+        "no chat was lost, so none was released"
     );
     app.stop().await;
 }

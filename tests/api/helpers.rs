@@ -104,21 +104,49 @@ fn redis_command(port: u16) -> Command {
 pub struct PrivateRedis {
     pub url: String,
     child: std::process::Child,
+    /// With persistence: the directory of its append-only file (fsync on every write).
+    aof: Option<std::path::PathBuf>,
 }
 
 impl PrivateRedis {
     pub fn start() -> Self {
-        let port = free_port();
-        let child = redis_command(port)
+        Self::spawn(free_port(), None)
+    }
+
+    /// With an append-only file, fsynced on every write: a restart keeps everything.
+    pub fn start_persistent() -> Self {
+        let dir = temp_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        Self::spawn(free_port(), Some(dir))
+    }
+
+    fn spawn(port: u16, aof: Option<std::path::PathBuf>) -> Self {
+        Self {
+            url: format!("redis://127.0.0.1:{port}/"),
+            child: Self::server(port, aof.as_deref()),
+            aof,
+        }
+    }
+
+    fn server(port: u16, aof: Option<&std::path::Path>) -> std::process::Child {
+        let mut cmd = redis_command(port);
+        if let Some(dir) = aof {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                .arg(dir);
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts (apt-get install redis-server)");
         wait_listening(port, "redis-server");
-        Self {
-            url: format!("redis://127.0.0.1:{port}/"),
-            child,
-        }
+        child
+    }
+
+    /// kill -9, then the same server again on the same port (with its data when persistent).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::server(port_of(&self.url), self.aof.as_deref());
     }
 
     /// kill -9: Redis is gone.
@@ -129,14 +157,8 @@ impl PrivateRedis {
 
     /// kill -9, then a fresh redis-server on the same port: Redis is back, without its data.
     pub fn restart_empty(&mut self) {
-        self.kill();
-        let port = port_of(&self.url);
-        self.child = redis_command(port)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts again");
-        wait_listening(port, "redis-server");
+        self.aof = None;
+        self.restart();
     }
 }
 
@@ -516,12 +538,22 @@ pub fn temp_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("switchboard-test-{}", ulid::Ulid::new()))
 }
 
+/// A port no server of this test process has had: tests restart servers on their own port, and
+/// the system would otherwise hand a port just freed by one test to another's new server.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// One agent of the test site.

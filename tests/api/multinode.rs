@@ -251,3 +251,135 @@ async fn delivery_taken_over(database_url: Option<String>) {
     assert_eq!(t["status"], "resolved");
     let _ = std::fs::remove_file(path);
 }
+
+/// Three nodes on one Redis. kill -9 of the visitor's node mid-burst, then of the agent's node:
+/// each side reconnects to a node still up, resumes from the last number it saw, and resends
+/// what was not acknowledged with the same client ids. Every message is stored once, the log
+/// is numbered without a gap, and each side ends up with every message of the other, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_either_node_mid_chat_loses_nothing() {
+    use crate::restart::{BURST, acks, assert_whole_log, events_by_conv, last_seen, visitor_hello};
+    use std::collections::HashMap;
+    let path = write_config(&[alice(2)]);
+    let a = start_node(&path).await;
+    let b = start_node(&path).await;
+    let c = start_node(&path).await;
+    let mut alice = agent_client_at(b.addr, "alice").await;
+    let (mut v, welcome) = visitor_hello(&a, json!({})).await;
+    let token = welcome["token"].as_str().unwrap().to_owned();
+    let conv = say(&mut v, "open", "hello").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, assigned) = wait_assigned(&mut alice).await;
+    let mut alice_saw = HashMap::new();
+    let mut v_saw = HashMap::new();
+    events_by_conv(&[assigned], &mut alice_saw);
+    let mut acked: Vec<(String, u64, String)> = Vec::new();
+
+    // Both sides write without waiting; the visitor's node dies while this is in flight.
+    let send_burst = |round: &str| {
+        let v_msgs: Vec<_> = (0..BURST)
+            .map(|k| json!({"type": "message", "client_id": format!("v{round}{k}"), "text": format!("visitor {round} {k}")}))
+            .collect();
+        let a_msgs: Vec<_> = (0..BURST)
+            .map(|k| json!({"type": "message", "conversation": conv, "client_id": format!("a{round}{k}"), "text": format!("alice {round} {k}")}))
+            .collect();
+        (v_msgs, a_msgs)
+    };
+    let (v_msgs, a_msgs) = send_burst("1");
+    for (vm, am) in v_msgs.iter().zip(&a_msgs) {
+        v.send(vm.clone()).await;
+        alice.send(am.clone()).await;
+    }
+    v.wait_for("an ack", |m| m["type"] == "ack" && m["client_id"] == "v15")
+        .await;
+    a.kill().await;
+    v.closed().await;
+    let got = v.drain();
+    acked.extend(acks(&got));
+    events_by_conv(&got, &mut v_saw);
+    let last = last_seen(&v_saw, &conv);
+    let (mut v, _) = visitor_hello(
+        &c,
+        json!({"token": token, "resume": {"conversation": conv, "last_seq": last}}),
+    )
+    .await;
+    // Resend what was not acknowledged: stored once whatever happened to the first try.
+    for m in &v_msgs {
+        let id = m["client_id"].as_str().unwrap();
+        if !acked.iter().any(|(_, _, c)| c == id) {
+            v.send(m.clone()).await;
+        }
+    }
+
+    // Now the agent's node.
+    alice
+        .wait_for("an ack", |m| m["type"] == "ack" && m["client_id"] == "a110")
+        .await;
+    b.kill().await;
+    alice.closed().await;
+    let got = alice.drain();
+    acked.extend(acks(&got));
+    events_by_conv(&got, &mut alice_saw);
+    let mut alice = connect(c.addr, "/v1/agent", None).await.unwrap();
+    alice
+        .send(
+            json!({"type": "hello", "token": crate::helpers::token("alice"), "status": "online",
+            "resume": {conv.clone(): last_seen(&alice_saw, &conv)}}),
+        )
+        .await;
+    alice.wait_type("welcome").await;
+    for m in &a_msgs {
+        let id = m["client_id"].as_str().unwrap();
+        if !acked.iter().any(|(_, _, c)| c == id) {
+            alice.send(m.clone()).await;
+        }
+    }
+
+    // Each side ends up with every message of the other, each once.
+    for (client, saw, prefix) in [
+        (&mut v, &mut v_saw, "a1"),
+        (&mut alice, &mut alice_saw, "v1"),
+    ] {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let texts: Vec<String> = saw
+                .get(&conv)
+                .map(|m| {
+                    m.values()
+                        .filter_map(|e| e["client_id"].as_str())
+                        .filter(|id| id.starts_with(prefix))
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if texts.len() == BURST {
+                let mut unique = texts.clone();
+                unique.sort();
+                unique.dedup();
+                assert_eq!(unique.len(), BURST, "each message once: {texts:?}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "missing messages: {} of {BURST} {prefix}*",
+                texts.len()
+            );
+            let m = client
+                .wait_for("an event", |m| {
+                    m["type"] == "event" || m["type"] == "assigned"
+                })
+                .await;
+            events_by_conv(&[m], saw);
+        }
+    }
+    // The log itself: numbered 1..=n without a gap, every client id once.
+    let (mut full, _) = visitor_hello(&c, json!({"token": token})).await;
+    full.sync().await;
+    let mut log = HashMap::new();
+    events_by_conv(&full.drain(), &mut log);
+    let stored = assert_whole_log(&log[&conv], &conv, &acked);
+    assert_eq!(stored, 1 + 2 * BURST, "every message stored");
+    drop(c);
+}

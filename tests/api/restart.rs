@@ -10,10 +10,10 @@ use crate::helpers::*;
 use crate::multinode::{Node, start_process};
 
 /// Messages each side sends into each chat just before the node goes down.
-const BURST: usize = 25;
+pub const BURST: usize = 25;
 
 /// A visitor socket that said hello (optionally resuming) and got its welcome.
-async fn visitor_hello(node: &Node, hello: Value) -> (Client, Value) {
+pub async fn visitor_hello(node: &Node, hello: Value) -> (Client, Value) {
     let mut c = connect(node.addr, &format!("/v1/visitor?site={SITE}"), Some(ORIGIN))
         .await
         .expect("visitor connects");
@@ -27,7 +27,7 @@ async fn visitor_hello(node: &Node, hello: Value) -> (Client, Value) {
 }
 
 /// Every event a client received, by conversation: seq → the event.
-fn events_by_conv(msgs: &[Value], into: &mut HashMap<String, BTreeMap<u64, Value>>) {
+pub fn events_by_conv(msgs: &[Value], into: &mut HashMap<String, BTreeMap<u64, Value>>) {
     for m in msgs {
         let (conv, events) = match m["type"].as_str() {
             Some("event") => (&m["conversation"], vec![m["event"].clone()]),
@@ -46,14 +46,45 @@ fn events_by_conv(msgs: &[Value], into: &mut HashMap<String, BTreeMap<u64, Value
 }
 
 /// The highest number a client saw in a conversation (0: none).
-fn last_seen(saw: &HashMap<String, BTreeMap<u64, Value>>, conv: &str) -> u64 {
+pub fn last_seen(saw: &HashMap<String, BTreeMap<u64, Value>>, conv: &str) -> u64 {
     saw.get(conv)
         .and_then(|m| m.keys().last().copied())
         .unwrap_or(0)
 }
 
+/// A conversation's log as a client read it whole: numbered 1..=n without a gap, each
+/// acknowledged message at its number, no message stored twice. Returns how many messages
+/// with a client id it holds.
+pub fn assert_whole_log(
+    log: &BTreeMap<u64, Value>,
+    conv: &str,
+    acked: &[(String, u64, String)],
+) -> usize {
+    let n = log.len() as u64;
+    assert_eq!(
+        log.keys().copied().collect::<Vec<_>>(),
+        (1..=n).collect::<Vec<_>>()
+    );
+    for (c, seq, client_id) in acked.iter().filter(|(c, ..)| c == conv) {
+        assert_eq!(
+            log[seq]["client_id"],
+            client_id.as_str(),
+            "ack {c}#{seq} ({client_id}) is in the log at its number"
+        );
+    }
+    let mut ids: Vec<&str> = log
+        .values()
+        .filter_map(|e| e["client_id"].as_str())
+        .collect();
+    let stored = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), stored, "no message stored twice");
+    stored
+}
+
 /// (conversation, seq, client id) of every ack among the messages.
-fn acks(msgs: &[Value]) -> Vec<(String, u64, String)> {
+pub fn acks(msgs: &[Value]) -> Vec<(String, u64, String)> {
     msgs.iter()
         .filter(|m| m["type"] == "ack")
         .map(|m| {
@@ -179,25 +210,7 @@ async fn live_chats_resume_after(kill: bool) {
         events_by_conv(&full.drain(), &mut transcript);
         let transcript = &transcript[conv];
         let n = transcript.len() as u64;
-        assert_eq!(
-            transcript.keys().copied().collect::<Vec<_>>(),
-            (1..=n).collect::<Vec<_>>()
-        );
-        for (c, seq, client_id) in acked.iter().filter(|(c, ..)| c == conv) {
-            assert_eq!(
-                transcript[seq]["client_id"],
-                client_id.as_str(),
-                "ack {c}#{seq} ({client_id}) after the restart"
-            );
-        }
-        let mut ids: Vec<&str> = transcript
-            .values()
-            .filter_map(|e| e["client_id"].as_str())
-            .collect();
-        let stored = ids.len();
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), stored, "no message stored twice");
+        assert_whole_log(transcript, conv, &acked);
         // The agent got exactly what she had not seen.
         let last = last_seen(&alice_saw, conv);
         assert_eq!(

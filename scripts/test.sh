@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need (redis-server, postgresql, chromium,
+# openssl for the certificates of the Redis-over-TLS test,
 # the npm packages of tests/browser), then format, lint and every test, Rust and browser.
 # Tests start their own throwaway servers (Switchboard on 127.0.0.1:0, redis-server and
 # PostgreSQL on free ports; PostgreSQL runs as the `postgres` account when this runs as root)
@@ -12,6 +13,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${missing[*]} from Debian's packages"

@@ -93,6 +93,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     #[serde(default)]
     pub redis_url: Option<String>,
+    /// For `rediss://`: the PEM certificate of the authority that signed the Redis server's
+    /// certificate. Without it the system's trusted roots are used.
+    #[serde(default)]
+    pub redis_ca_file: Option<PathBuf>,
     /// The record database; `sqlite://<data_dir>/switchboard.db` without it. Several nodes
     /// share one PostgreSQL.
     #[serde(default)]

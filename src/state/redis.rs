@@ -115,7 +115,21 @@ impl RedisStore {
                 .primary()
                 .await
                 .context("Sentinel names no reachable primary")?,
-            None => redis::Client::open(url).context("invalid Redis URL")?,
+            None => match &config.redis_ca_file {
+                Some(ca) if url.starts_with("rediss://") => {
+                    let root = std::fs::read(ca)
+                        .with_context(|| format!("redis_ca_file: cannot read {}", ca.display()))?;
+                    redis::Client::build_with_tls(
+                        url,
+                        redis::TlsCertificates {
+                            client_tls: None,
+                            root_cert: Some(root),
+                        },
+                    )
+                    .context("invalid Redis URL or redis_ca_file")?
+                }
+                _ => redis::Client::open(url).context("invalid Redis URL")?,
+            },
         };
         let conn = manager(&client).await?;
         let prefix = config.key_prefix.clone();

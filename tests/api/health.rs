@@ -352,3 +352,27 @@ async fn redis_restarted_with_persistence_loses_nothing() {
     );
     app.stop().await;
 }
+
+/// Redis over TLS (`rediss://`), its certificate signed by the authority in `redis_ca_file`:
+/// the node is ready and a chat works end to end. Without that authority the node refuses to
+/// start rather than talk to a server it cannot verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_tls() {
+    let redis = TlsRedis::start();
+    let mut cfg = config(&[alice(2)]);
+    cfg.redis_url = Some(redis.url.clone());
+    cfg.key_prefix = unique_prefix();
+    let untrusted = switchboard::server::Application::build(cfg.clone()).await;
+    assert!(untrusted.is_err(), "an unverified server is refused");
+    cfg.redis_ca_file = Some(redis.ca.clone());
+    let app = spawn_with(Backend::Memory, cfg, None).await;
+    until_ready_is(app.addr, 200).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, conv) = chat_with(&app, &mut alice, "m1", "hello over TLS").await;
+    agent_say(&mut alice, &conv, "a1", "answered over TLS").await;
+    v.wait_for("the reply", |m| {
+        m["type"] == "event" && m["event"]["text"] == "answered over TLS"
+    })
+    .await;
+    app.stop().await;
+}

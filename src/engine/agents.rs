@@ -14,6 +14,16 @@ impl Engine {
     ) -> Result<AgentState> {
         self.inner.hub.join_agent(site, agent, session);
         let store = &self.inner.store;
+        // The directory may list an agent the backend does not know yet: installed a moment
+        // ago on this node (registration follows the install), or lost with Redis's data
+        // before the node noticed. Register from the directory rather than refuse.
+        if store.agent(site, agent).await?.is_none() {
+            let s = self.site(site)?;
+            if let Some(a) = s.agent(agent) {
+                let all: Vec<DeptId> = s.departments.iter().map(|d| d.id.clone()).collect();
+                store.register_agent(site, a, &all).await?;
+            }
+        }
         store
             .set_presence(site, agent, &self.inner.node, self.now() + PRESENCE_TTL_MS)
             .await?;

@@ -162,6 +162,10 @@ struct Inner {
     /// routing decisions, which are atomic in the store). Saves reading every agent for each
     /// new chat.
     agents_cache: dashmap::DashMap<SiteId, (std::time::Instant, Arc<Vec<AgentState>>)>,
+    /// One refresh of a site's agents at a time: callers that find the snapshot stale while a
+    /// refresh runs wait for it instead of each reading every agent (with 1,000 agents and
+    /// hundreds of first messages in flight, that was most of Redis's work).
+    agents_refresh: dashmap::DashMap<SiteId, Arc<tokio::sync::Mutex<()>>>,
     /// This process's id in presence records.
     node: String,
     /// Trigger rules waiting for their time on page, per visitor socket of this node.
@@ -206,6 +210,7 @@ impl Engine {
                 courier,
                 clock,
                 agents_cache: dashmap::DashMap::new(),
+                agents_refresh: dashmap::DashMap::new(),
                 node: ulid::Ulid::new().to_string(),
                 triggers: crate::triggers::Schedule::default(),
                 retention_at: std::sync::atomic::AtomicI64::new(0),
@@ -229,10 +234,25 @@ impl Engine {
         {
             return Ok(e.1.clone());
         }
+        let asked = std::time::Instant::now();
+        let lock = self
+            .inner
+            .agents_refresh
+            .entry(site.clone())
+            .or_default()
+            .clone();
+        let _turn = lock.lock().await;
+        // A snapshot read after this call began is as fresh as one it would read itself.
+        if let Some(e) = self.inner.agents_cache.get(site)
+            && e.0 >= asked
+        {
+            return Ok(e.1.clone());
+        }
+        let reading = std::time::Instant::now();
         let agents = Arc::new(self.inner.store.agents(site).await?);
         self.inner
             .agents_cache
-            .insert(site.clone(), (std::time::Instant::now(), agents.clone()));
+            .insert(site.clone(), (reading, agents.clone()));
         Ok(agents)
     }
 

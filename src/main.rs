@@ -56,6 +56,10 @@ async fn main() -> anyhow::Result<()> {
         "embedded"
     };
     let app = Application::build(config).await?;
+    if let Some(demo) = &demo {
+        // The demo's directory was seeded by its first start; this start printed new secrets.
+        demo_credentials(&app.engine(), demo).await?;
+    }
     let addr = app.local_addr();
     // The first stdout line is machine-readable: tests and scripts read the bound address.
     println!("switchboard listening on {addr} ({backend} state)");
@@ -77,6 +81,28 @@ async fn main() -> anyhow::Result<()> {
     let engine = app.engine();
     tokio::spawn(reload_on_hangup(engine, cli, filter_handle));
     app.run(shutdown_signal()).await
+}
+
+/// Puts the credentials this start of the demo prints in force: the directory in the database
+/// keeps the first start's otherwise.
+async fn demo_credentials(
+    engine: &switchboard::engine::Engine,
+    demo: &switchboard::config::DemoTokens,
+) -> anyhow::Result<()> {
+    use switchboard::directory::Credentials;
+    use switchboard::model::SiteId;
+    let site = SiteId::from("demo");
+    for (agent, token) in &demo.agents {
+        let hash = switchboard::config::token_hash(token);
+        engine
+            .set_credentials(&site, agent, Credentials::Token(Some(hash)))
+            .await?;
+    }
+    let hash = switchboard::directory::accounts::hash_password(&demo.password);
+    engine
+        .set_credentials(&site, &"alice".into(), Credentials::Password(hash))
+        .await?;
+    Ok(())
 }
 
 fn database_url(config: &Config) -> String {

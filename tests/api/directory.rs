@@ -818,3 +818,55 @@ async fn import_reaches_a_running_node() {
     }
     agent_client_at(node.addr, "boris").await;
 }
+
+/// The demo (no `--config`) started twice on one data directory: the password and tokens the
+/// second start prints are the ones that work, though the directory was seeded by the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_prints_credentials_that_work_on_every_start() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = temp_dir();
+    for _ in 0..2 {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .env_remove("SWITCHBOARD_REDIS_URL")
+            .env_remove("SWITCHBOARD_CONFIG")
+            .env_remove("SWITCHBOARD_DATABASE_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
+        while printed.len() < 6 {
+            let line = tokio::time::timeout(WAIT, lines.next_line())
+                .await
+                .expect("the demo prints its credentials")
+                .unwrap()
+                .expect("a line");
+            printed.push(line);
+        }
+        let addr: std::net::SocketAddr = printed[0]
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let password = printed[2].rsplit(' ').next().unwrap();
+        let alice_token = printed[4].rsplit(' ').next().unwrap();
+        let me = Console::sign_in(addr, "alice@demo.test", password)
+            .await
+            .expect("the printed password signs Alice in");
+        assert_eq!(me.me["role"], "admin");
+        assert_eq!(
+            http(addr, "GET", "/v1/queues", Some(alice_token), None)
+                .await
+                .0,
+            200
+        );
+        child.kill().await.unwrap();
+    }
+}

@@ -61,7 +61,8 @@ impl Engine {
     /// every agent of the directory is registered again, and every session of this node is
     /// told to put back what it holds: consoles their presence and status, and each side learns
     /// which of its conversations are gone. Visitor presence returns with the next refresh.
-    pub(super) async fn rebuild(&self) {
+    /// False when it could not finish (the backend failed again): the next probe retries.
+    pub(super) async fn rebuild(&self) -> bool {
         tracing::warn!("redis lost this node's state (restarted empty or failed over); rebuilding");
         let config = self.config();
         for site in &config.sites {
@@ -74,12 +75,13 @@ impl Engine {
                     .await
                 {
                     tracing::warn!(cause = %e, "rebuild: registering agents failed; the next probe retries");
-                    return;
+                    return false;
                 }
             }
         }
         self.inner.hub.rebuild_all();
         tracing::info!("rebuild: agents registered; sessions are putting back their state");
+        true
     }
 
     /// Whether a conversation still exists in live state (after a rebuild, it may not).

@@ -143,6 +143,8 @@ struct Inner {
     directory_version: std::sync::atomic::AtomicI64,
     /// The last readiness verdict (`sessions::Readiness` as its code), for `/readyz`.
     readiness: std::sync::atomic::AtomicU8,
+    /// A rebuild after Redis lost its data did not finish; the next probe tries again.
+    rebuild_pending: std::sync::atomic::AtomicBool,
     /// Whether the last directory poll failed (its warning is logged once per outage).
     directory_failing: std::sync::atomic::AtomicBool,
     /// Serializes installs, so two reloads never apply their effects interleaved.
@@ -200,6 +202,7 @@ impl Engine {
                 directory,
                 directory_version: std::sync::atomic::AtomicI64::new(-1),
                 directory_failing: std::sync::atomic::AtomicBool::new(false),
+                rebuild_pending: std::sync::atomic::AtomicBool::new(false),
                 readiness: std::sync::atomic::AtomicU8::new(0),
                 installing: tokio::sync::Mutex::new(()),
                 sign_ins: SignInLimiter::default(),

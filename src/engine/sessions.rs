@@ -101,13 +101,21 @@ impl Engine {
             Ok(Ok(true)) => {
                 match tokio::time::timeout(PROBE_WITHIN, self.inner.directory.version()).await {
                     Ok(Ok(_)) => {
-                        if let Ok(Ok(true)) =
-                            tokio::time::timeout(PROBE_WITHIN, self.inner.store.state_lost()).await
-                        {
+                        let lost = matches!(
+                            tokio::time::timeout(PROBE_WITHIN, self.inner.store.state_lost()).await,
+                            Ok(Ok(true))
+                        );
+                        let pending = &self.inner.rebuild_pending;
+                        if lost || pending.load(std::sync::atomic::Ordering::Acquire) {
                             self.set_readiness(Readiness::Rebuilding);
-                            self.rebuild().await;
+                            let done = self.rebuild().await;
+                            pending.store(!done, std::sync::atomic::Ordering::Release);
                         }
-                        Readiness::Ready
+                        if pending.load(std::sync::atomic::Ordering::Acquire) {
+                            Readiness::Rebuilding
+                        } else {
+                            Readiness::Ready
+                        }
                     }
                     _ => Readiness::DatabaseUnreachable,
                 }

@@ -148,7 +148,10 @@ impl Application {
             store,
         } = self;
         let mut stopping = trigger.subscribe();
+        // Responses over a kilobyte are compressed (gzip or brotli, as the client accepts):
+        // REST pages and the scripts. Not the WebSocket routes: their frames are another matter.
         let app = http::router()
+            .layer(tower_http::compression::CompressionLayer::new().compress_when(compressible()))
             .merge(ws::router())
             .with_state(state.clone())
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -189,6 +192,15 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// What is worth compressing: bodies over a kilobyte, except images and event streams.
+fn compressible() -> impl tower_http::compression::Predicate {
+    use tower_http::compression::Predicate;
+    use tower_http::compression::predicate::{NotForContentType, SizeAbove};
+    SizeAbove::new(1024)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::SSE)
 }
 
 /// The record database the configuration names, or SQLite in the data directory.

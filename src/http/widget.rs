@@ -8,7 +8,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -24,49 +24,110 @@ const CONSOLE_JS: &str = include_str!("../../widget/console.js");
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/widget.js", get(widget_js))
+        .route("/widget/{file}", get(widget_versioned))
         .route("/demo", get(|| async { Redirect::permanent("/demo/") }))
-        .route("/demo/", get(demo))
+        .route(
+            "/demo/",
+            get(|headers: HeaderMap| async move { serve(&DEMO, &headers) }),
+        )
         .route(
             "/console",
             get(|| async { Redirect::permanent("/console/") }),
         )
-        .route("/console/", get(|| async { html(CONSOLE_HTML) }))
-        .route("/console/console.js", get(|| async { script(CONSOLE_JS) }))
+        .route(
+            "/console/",
+            get(|headers: HeaderMap| async move { serve(&CONSOLE, &headers) }),
+        )
+        .route(
+            "/console/console.js",
+            get(|headers: HeaderMap| async move { serve(&CONSOLE_SCRIPT, &headers) }),
+        )
         .route("/v1/widget/{site}", get(widget_config))
 }
 
-fn script(body: &'static str) -> Response {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                "application/javascript; charset=utf-8",
-            ),
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        body,
-    )
-        .into_response()
+/// A file compiled into the binary, with the entity tag of its content.
+struct Asset {
+    body: &'static str,
+    content_type: &'static str,
+    /// `"<16 hex digits of its SHA-256>"`: changes exactly when the file does.
+    etag: std::sync::LazyLock<String>,
 }
 
-fn html(body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            // The console is never framed by another site (clickjacking).
-            (header::X_FRAME_OPTIONS, "DENY"),
-        ],
-        body,
-    )
-        .into_response()
+macro_rules! asset {
+    ($body:expr, $type:expr) => {
+        Asset {
+            body: $body,
+            content_type: $type,
+            etag: std::sync::LazyLock::new(|| {
+                format!("\"{}\"", &crate::config::token_hash($body)[..16])
+            }),
+        }
+    };
 }
 
-async fn widget_js() -> Response {
-    script(WIDGET_JS)
+const JS: &str = "application/javascript; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+static WIDGET: Asset = asset!(WIDGET_JS, JS);
+static DEMO: Asset = asset!(DEMO_HTML, HTML);
+static CONSOLE: Asset = asset!(CONSOLE_HTML, HTML);
+static CONSOLE_SCRIPT: Asset = asset!(CONSOLE_JS, JS);
+
+/// Serves an asset with its ETag, revalidated for five minutes; `If-None-Match` with the
+/// current tag gets `304 Not Modified` and no body. Compression is the router's layer.
+fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
+    serve_for(asset, headers, "public, max-age=300")
 }
 
-async fn demo() -> Response {
-    html(DEMO_HTML)
+fn serve_for(asset: &Asset, headers: &HeaderMap, cache: &'static str) -> Response {
+    let etag = asset.etag.as_str();
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == etag || t.trim() == "*");
+    let mut resp = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, asset.content_type)], asset.body).into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    if asset.content_type == HTML {
+        // The console is never framed by another site (clickjacking).
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    resp
+}
+
+/// `/widget.js`: the embed, revalidated every five minutes. Its `Link` header names the
+/// versioned URL of this very file, which may be cached for a year.
+async fn widget_js(headers: HeaderMap) -> Response {
+    let mut resp = serve(&WIDGET, &headers);
+    let link = format!("</widget/{}.js>; rel=\"canonical\"", widget_version());
+    if let Ok(v) = HeaderValue::from_str(&link) {
+        resp.headers_mut().insert(header::LINK, v);
+    }
+    resp
+}
+
+/// The widget's version: its entity tag without quotes.
+pub fn widget_version() -> &'static str {
+    WIDGET.etag.trim_matches('"')
+}
+
+/// `/widget/<version>.js`: the same file under a name that changes with it, cached for a year
+/// (immutable). An old version is gone: `404`, and the page should use the new name.
+async fn widget_versioned(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    if file.strip_suffix(".js") == Some(widget_version()) {
+        serve_for(&WIDGET, &headers, "public, max-age=31536000, immutable")
+    } else {
+        ApiError::NotFound("no such widget version; use /widget.js or its Link header")
+            .into_response()
+    }
 }
 
 /// Appearance, pre-chat form and departments of a site, for the widget.

@@ -7,6 +7,7 @@ mod crash;
 mod directory;
 mod edges;
 mod health;
+mod http;
 mod multinode;
 mod restart;
 mod resume;

@@ -93,6 +93,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     #[serde(default)]
     pub redis_url: Option<String>,
+    /// Serve `/metrics` on this address only (a port the load balancer does not expose);
+    /// without it, `/metrics` is on the main address.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// For `rediss://`: the PEM certificate of the authority that signed the Redis server's
     /// certificate. Without it the system's trusted roots are used.
     #[serde(default)]

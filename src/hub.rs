@@ -288,6 +288,7 @@ impl Hub {
                 visitor,
                 event,
             } => {
+                metrics::counter!(crate::observe::EVENTS).increment(1);
                 let assigned_to = match &event.body {
                     EventBody::Assigned { agent, .. } => Some(agent.id.clone()),
                     EventBody::Closed { .. } => {

@@ -24,6 +24,7 @@
 //! - `http` — REST (tickets, webhooks, supervisor figures, live visitors, privacy requests, the
 //!   audit log), the widget's configuration, health, the OpenAPI document; one `ApiError`.
 //! - `model` — identifiers, conversations, stored events, agents, the clock.
+//! - `observe` — Prometheus metrics: what is counted where, and `/metrics`.
 //!
 //! A visitor's message, file by file: `ws/mod.rs` (`visitor_upgrade`: site and Origin) →
 //! `ws/session.rs` (the hello phase, then the serving loop reads the frame) → `ws/visitor.rs`
@@ -46,6 +47,7 @@ pub mod hours;
 pub mod http;
 pub mod hub;
 pub mod model;
+pub mod observe;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;

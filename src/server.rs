@@ -27,6 +27,8 @@ use crate::{http, ws};
 
 pub struct Application {
     listener: TcpListener,
+    /// `metrics_listen`: `/metrics` alone, on an address of its own.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     trigger: Trigger,
     /// Background tasks (engine duties, Redis subscriber); awaited on shutdown.
@@ -45,6 +47,14 @@ impl Application {
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let listener =
             bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => {
+                Some(bind(addr).with_context(|| format!("cannot listen on {addr} (metrics)"))?)
+            }
+            None => None,
+        };
+        // Counting starts now, whether or not anything scrapes.
+        crate::observe::handle();
         let (trigger, shutdown) = shutdown::channel();
         let hub = Hub::new(config.limits.send_queue);
         let secret = config.secret.clone().unwrap_or_else(|| {
@@ -113,6 +123,7 @@ impl Application {
         ));
         Ok(Self {
             listener,
+            metrics_listener,
             state: AppState {
                 engine,
                 ip_limiter: IpLimiter::default(),
@@ -129,6 +140,13 @@ impl Application {
         self.state.engine.clone()
     }
 
+    /// The address `/metrics` is served on, when `metrics_listen` names one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
@@ -142,6 +160,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Application {
             listener,
+            metrics_listener,
             state,
             trigger,
             tasks,
@@ -164,6 +183,18 @@ impl Application {
         let serve =
             axum::serve(listener, app).with_graceful_shutdown(async move { stopping.recv().await });
         let server = tokio::spawn(async move { serve.await });
+        let metrics_server = metrics_listener.map(|l| {
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(|| async { http::metrics_text() }),
+            );
+            let mut stopping = trigger.subscribe();
+            tokio::spawn(async move {
+                let _ = axum::serve(l, app)
+                    .with_graceful_shutdown(async move { stopping.recv().await })
+                    .await;
+            })
+        });
         signal.await;
         let drain = state.engine.config().timing.drain();
         tracing::info!(
@@ -177,6 +208,9 @@ impl Application {
         // first finishes the webhook attempts in flight).
         trigger.fire();
         server.await.context("server task failed")??;
+        if let Some(m) = metrics_server {
+            let _ = m.await;
+        }
         // Upgraded sockets are not the HTTP server's: wait for their sessions to end, so none
         // is cut off mid-write (1006) and nothing acknowledged misses the state backend.
         if !state.ip_limiter.wait_idle(drain).await {

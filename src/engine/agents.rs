@@ -232,10 +232,13 @@ impl Engine {
             .append_guarded(site_id, conv, &body, &Guard::AgentActive(agent.clone()))
             .await?
         {
-            Some(appended) => Ok(Ack {
-                conv: conv.clone(),
-                seq: appended.seq,
-            }),
+            Some(appended) => {
+                metrics::counter!(crate::observe::MESSAGES, "author" => "agent").increment(1);
+                Ok(Ack {
+                    conv: conv.clone(),
+                    seq: appended.seq,
+                })
+            }
             None => {
                 // Not stored: find out why, for a precise error.
                 self.owned(site_id, agent, conv).await?;

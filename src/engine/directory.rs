@@ -173,6 +173,7 @@ impl Engine {
         keep!(listen, "listen");
         keep!(redis_url, "redis_url");
         keep!(redis_ca_file, "redis_ca_file");
+        keep!(metrics_listen, "metrics_listen");
         keep!(database_url, "database_url");
         keep!(data_dir, "data_dir");
         keep!(key_prefix, "key_prefix");

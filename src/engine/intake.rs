@@ -185,6 +185,7 @@ impl Engine {
                 .append_guarded(site_id, conv, &body, &Guard::VisitorOpen(visitor.clone()))
                 .await?
         {
+            metrics::counter!(crate::observe::MESSAGES, "author" => "visitor").increment(1);
             return Ok(Ack {
                 conv: conv.clone(),
                 seq: appended.seq,
@@ -235,6 +236,7 @@ impl Engine {
                 .await?;
         }
         let appended = self.inner.store.append(site_id, &conv.id, &body).await?;
+        metrics::counter!(crate::observe::MESSAGES, "author" => "visitor").increment(1);
         if created {
             self.route_new(site, &conv).await?;
         }

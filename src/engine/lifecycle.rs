@@ -105,6 +105,7 @@ impl Engine {
             };
             self.save_ticket(site, &ticket, event).await?;
             if previous.is_none() {
+                observe_ticket(&ticket);
                 self.emit(
                     site,
                     "conversation.closed",
@@ -412,5 +413,23 @@ impl Engine {
         ticket.updated_at = now;
         self.save_ticket(site, &ticket, "ticket.updated").await?;
         Ok(Some(ticket))
+    }
+}
+
+/// A ticket filed for the first time, in the metrics: its status and its times.
+fn observe_ticket(ticket: &Ticket) {
+    use crate::observe::{FIRST_RESPONSE, HANDLING, QUEUE_WAIT, TICKETS};
+    let site = ticket.site.0.clone();
+    metrics::counter!(TICKETS, "site" => site.clone(), "status" => ticket.status.clone())
+        .increment(1);
+    let m = &ticket.metrics;
+    for (name, value) in [
+        (QUEUE_WAIT, m.queue_wait_secs),
+        (FIRST_RESPONSE, m.first_response_secs),
+        (HANDLING, m.handling_secs),
+    ] {
+        if let Some(v) = value {
+            metrics::histogram!(name, "site" => site.clone()).record(v);
+        }
     }
 }

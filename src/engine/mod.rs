@@ -253,6 +253,14 @@ impl Engine {
         }
         let reading = std::time::Instant::now();
         let agents = Arc::new(self.inner.store.agents(site).await?);
+        for status in [AgentStatus::Online, AgentStatus::Away, AgentStatus::Offline] {
+            let n = agents.iter().filter(|a| a.status == status).count();
+            let labels = [
+                ("site", site.0.clone()),
+                ("status", status.as_str().to_owned()),
+            ];
+            metrics::gauge!(crate::observe::AGENTS, &labels).set(n as f64);
+        }
         self.inner
             .agents_cache
             .insert(site.clone(), (reading, agents.clone()));

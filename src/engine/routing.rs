@@ -78,6 +78,7 @@ impl Engine {
                 .assign_batch(site_id, dept, self.now(), self.grace_ms(), BATCH)
                 .await?;
             let full = batch.len() == BATCH;
+            metrics::counter!(crate::observe::ASSIGNMENTS).increment(batch.len() as u64);
             let intros = batch.iter().map(|(conv, agent, locale)| {
                 let who = self.agent_ref(site, agent);
                 async move { self.announce_agent(site, conv, &who, locale).await }
@@ -216,6 +217,9 @@ impl Engine {
     /// Sends fresh positions to local queued visitors and queue statistics to local agents.
     pub(super) async fn refresh_queue(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
         let (stat, queue) = self.queue_stat(site_id, dept).await?;
+        let labels = [("site", site_id.0.clone()), ("department", dept.0.clone())];
+        metrics::gauge!(crate::observe::QUEUE_SIZE, &labels).set(stat.size);
+        metrics::gauge!(crate::observe::QUEUE_OLDEST, &labels).set(stat.oldest_wait_secs as f64);
         let hub = &self.inner.hub;
         if queue.iter().any(|(c, _)| hub.has_followers(c)) {
             let agents = self.agents_cached(site_id, false).await?;

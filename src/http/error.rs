@@ -138,6 +138,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
         let code = self.code();
+        metrics::counter!(crate::observe::ERRORS, "code" => code.clone()).increment(1);
         match &self {
             Self::Unavailable(cause) => {
                 tracing::error!(cause = %cause, code = %code, "request failed: backend");

@@ -29,6 +29,28 @@ async fn openapi() -> impl IntoResponse {
     )
 }
 
+/// `GET /metrics`: Prometheus's text format (`observe`). Served on the main address unless
+/// `metrics_listen` names one of its own.
+pub async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    if state.engine.config().metrics_listen.is_some() {
+        return ApiError::NotFound("metrics are served on metrics_listen").into_response();
+    }
+    metrics_text().into_response()
+}
+
+/// The metrics as an HTTP answer.
+pub fn metrics_text() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::observe::render(),
+    )
+}
+
 /// The REST and static routes; `server` merges them with the WebSocket ones.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,6 +63,7 @@ pub fn router() -> Router<AppState> {
         .merge(accounts::router())
         .merge(widget::router())
         .route("/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such route") })
         // The documented error body for a route that exists but not with this method.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

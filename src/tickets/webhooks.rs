@@ -171,6 +171,7 @@ impl Courier {
         };
         let outcome = match error {
             None => {
+                metrics::counter!(crate::observe::WEBHOOKS, "outcome" => "delivered").increment(1);
                 tracing::debug!(delivery = %d.id, event = %d.event, "webhook delivered");
                 self.tickets.delivered(&d.id).await
             }
@@ -179,6 +180,12 @@ impl Courier {
                 let now = now_ms();
                 d.next_at = now + self.backoff(d.attempts);
                 d.last_error = Some(err.clone());
+                let outcome = if d.next_at > d.expires_at {
+                    "dead"
+                } else {
+                    "failed"
+                };
+                metrics::counter!(crate::observe::WEBHOOKS, "outcome" => outcome).increment(1);
                 if d.next_at > d.expires_at {
                     d.dead = true;
                     tracing::warn!(delivery = %d.id, url = %loggable(&d.url), cause = %err, attempts = d.attempts, "webhook delivery gave up; kept as dead");

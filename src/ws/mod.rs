@@ -122,7 +122,9 @@ pub async fn visitor_upgrade(
         let conn = Connection::new(socket, &state);
         let session = visitor::run(conn, state, site_id, user_agent);
         async move {
+            metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "visitor").increment(1.0);
             session.await;
+            metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "visitor").decrement(1.0);
             drop(guard);
         }
     }))
@@ -141,7 +143,9 @@ pub async fn agent_upgrade(
     let limits = state.engine.config().limits.clone();
     Ok(configure(ws, &limits).on_upgrade(move |socket| async move {
         let conn = Connection::new(socket, &state);
+        metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "agent").increment(1.0);
         agent::run(conn, state, signed_in).await;
+        metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "agent").decrement(1.0);
         drop(guard);
     }))
 }

@@ -79,3 +79,74 @@ async fn static_files_are_compressed_tagged_and_versioned() {
     assert!(small.headers().get("content-encoding").is_none());
     app.stop().await;
 }
+
+/// The value of a metric line (`name{labels} value`) in Prometheus text, if present.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A chat from first message to ticket shows in `/metrics`: connections, messages, the
+/// assignment, the queue of the department, the ticket's times, and errors by code.
+async fn metrics_follow_a_chat(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, conv) = chat_with(&app, &mut alice, "m1", "counted?").await;
+    agent_say(&mut alice, &conv, "a1", "counted.").await;
+    v.send(serde_json::json!({"type": "dance"})).await;
+    v.wait_error("unknown_type").await;
+    alice
+        .send(serde_json::json!({"type": "close", "conversation": conv}))
+        .await;
+    alice.wait_type("closed").await;
+    let text = get(format!("http://{}/metrics", app.addr), &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "switchboard_messages_total{author=\"visitor\"}",
+        "switchboard_messages_total{author=\"agent\"}",
+        "switchboard_assignments_total",
+        "switchboard_events_delivered_total",
+        "switchboard_errors_total{code=\"unknown_type\"}",
+        "switchboard_tickets_total{site=\"test\",status=\"resolved\"}",
+        "switchboard_first_response_seconds_count{site=\"test\"}",
+        "switchboard_connections{kind=\"agent\"}",
+    ] {
+        let value = metric(&text, series).unwrap_or_else(|| panic!("{series} in:\n{text}"));
+        assert!(value >= 1.0, "{series} = {value}");
+    }
+    assert!(text.contains("switchboard_queue_size{"), "{text}");
+    assert!(
+        text.contains("# HELP switchboard_handling_seconds"),
+        "{text}"
+    );
+    app.stop().await;
+}
+
+crate::both_backends!(metrics_follow_a_chat);
+
+/// With `metrics_listen`, `/metrics` is on that address only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_their_own_address() {
+    let mut cfg = config(&[]);
+    cfg.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let app = switchboard::server::Application::build(cfg).await.unwrap();
+    let (main, own) = (app.local_addr(), app.metrics_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(async {
+        let _ = rx.await;
+    }));
+    assert_eq!(
+        get(format!("http://{main}/metrics"), &[]).await.status(),
+        404
+    );
+    let r = get(format!("http://{own}/metrics"), &[]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("# TYPE"));
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}

@@ -1,0 +1,93 @@
+//! Prometheus metrics: the recorder (`metrics` with its Prometheus exporter, the well-kept pair
+//! whose macros cost an atomic add on the hot path), the names, and `GET /metrics`.
+//!
+//! What is counted where: connections by kind (`ws`), messages relayed (`engine::intake`,
+//! `engine::agents`), events delivered to this node's sockets (`hub`), assignments
+//! (`engine::routing`), queue size and oldest wait per department (the queue refresh, four
+//! times a second per department at most), agents by status (the agents snapshot), queue wait,
+//! first response and handling time of every ticket filed (`engine::lifecycle`), webhook
+//! deliveries by outcome (`tickets::webhooks`), errors by code (`ws::session`, `http::error`).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const CONNECTIONS: &str = "switchboard_connections";
+pub const MESSAGES: &str = "switchboard_messages_total";
+pub const EVENTS: &str = "switchboard_events_delivered_total";
+pub const ASSIGNMENTS: &str = "switchboard_assignments_total";
+pub const QUEUE_SIZE: &str = "switchboard_queue_size";
+pub const QUEUE_OLDEST: &str = "switchboard_queue_oldest_wait_seconds";
+pub const AGENTS: &str = "switchboard_agents";
+pub const QUEUE_WAIT: &str = "switchboard_queue_wait_seconds";
+pub const FIRST_RESPONSE: &str = "switchboard_first_response_seconds";
+pub const HANDLING: &str = "switchboard_handling_seconds";
+pub const TICKETS: &str = "switchboard_tickets_total";
+pub const WEBHOOKS: &str = "switchboard_webhook_deliveries_total";
+pub const ERRORS: &str = "switchboard_errors_total";
+
+/// Buckets of the time histograms, in seconds: from a quick answer to an hour's chat.
+const TIME_BUCKETS: &[f64] = &[
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder, installed on first use (every `Application` of a process shares it,
+/// as the `metrics` macros do).
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), TIME_BUCKETS)
+            .expect("the buckets are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics stays empty");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        CONNECTIONS,
+        "Open WebSocket connections on this node, by kind"
+    );
+    describe_counter!(
+        MESSAGES,
+        "Chat messages stored through this node, by author"
+    );
+    describe_counter!(EVENTS, "Stored events this node delivered to its sockets");
+    describe_counter!(ASSIGNMENTS, "Conversations this node assigned to an agent");
+    describe_gauge!(QUEUE_SIZE, "Conversations waiting, per department");
+    describe_gauge!(
+        QUEUE_OLDEST,
+        "Wait of the oldest queued visitor, per department"
+    );
+    describe_gauge!(AGENTS, "Agents of the directory by status, as last read");
+    describe_histogram!(
+        QUEUE_WAIT,
+        "Queue wait of each conversation filed as a ticket"
+    );
+    describe_histogram!(FIRST_RESPONSE, "First response time of each ticket filed");
+    describe_histogram!(HANDLING, "Handling time of each ticket filed");
+    describe_counter!(
+        TICKETS,
+        "Tickets filed, by status (resolved, missed, offline)"
+    );
+    describe_counter!(
+        WEBHOOKS,
+        "Webhook delivery attempts by outcome (delivered, failed, dead)"
+    );
+    describe_counter!(ERRORS, "Errors answered to clients, by stable code");
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub fn render() -> String {
+    let handle = handle();
+    handle.run_upkeep();
+    handle.render()
+}

@@ -91,7 +91,10 @@ fn metric(text: &str, series: &str) -> Option<f64> {
 /// A chat from first message to ticket shows in `/metrics`: connections, messages, the
 /// assignment, the queue of the department, the ticket's times, and errors by code.
 async fn metrics_follow_a_chat(backend: Backend) {
-    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let mut receiver = Receiver::start(&[]).await;
+    let mut cfg = config(&[alice(2)]);
+    with_webhook(&mut cfg, &receiver.url, &["ticket.created"]);
+    let app = spawn_app(backend, cfg).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, conv) = chat_with(&app, &mut alice, "m1", "counted?").await;
     agent_say(&mut alice, &conv, "a1", "counted.").await;
@@ -101,6 +104,25 @@ async fn metrics_follow_a_chat(backend: Backend) {
         .send(serde_json::json!({"type": "close", "conversation": conv}))
         .await;
     alice.wait_type("closed").await;
+    receiver.next_event("ticket.created").await;
+    // The courier records the outcome just after the receiver answered.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(
+        &get(format!("http://{}/metrics", app.addr), &[])
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "switchboard_webhook_deliveries_total{outcome=\"delivered\"}",
+    )
+    .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "delivery never counted"
+        );
+        tokio::task::yield_now().await;
+    }
     let text = get(format!("http://{}/metrics", app.addr), &[])
         .await
         .text()
@@ -124,6 +146,21 @@ async fn metrics_follow_a_chat(backend: Backend) {
         text.contains("# HELP switchboard_handling_seconds"),
         "{text}"
     );
+    // The shipped dashboard and alert rules name only metrics that exist.
+    for doc in [
+        include_str!("../../docs/monitoring/grafana-dashboard.json"),
+        include_str!("../../docs/monitoring/alerts.yml"),
+    ] {
+        for name in doc
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("switchboard_"))
+        {
+            assert!(
+                text.contains(&format!("\n{name}{{")) || text.contains(&format!("\n{name} ")),
+                "{name} (docs/monitoring) is not in /metrics:\n{text}"
+            );
+        }
+    }
     app.stop().await;
 }
 

@@ -78,6 +78,32 @@ async fn readiness_fails_fast_when_redis_is_gone() {
     app.stop().await;
 }
 
+/// A node on a Redis of the test's own (its own key prefix too), once `/readyz` says ready.
+async fn node_on(redis_url: &str, agents: &[AgentSpec]) -> TestApp {
+    let mut cfg = config(agents);
+    cfg.redis_url = Some(redis_url.to_owned());
+    cfg.key_prefix = unique_prefix();
+    let app = spawn_with(Backend::Memory, cfg, None).await;
+    until_ready_is(app.addr, 200).await;
+    app
+}
+
+/// The agent closes the chat; the texts of its messages, as its ticket keeps them.
+async fn closed_transcript(app: &TestApp, agent: &mut Client, conv: &str) -> Vec<String> {
+    agent
+        .send(serde_json::json!({"type": "close", "conversation": conv}))
+        .await;
+    agent.wait_type("closed").await;
+    let (_, ticket) = admin_get(app, &format!("/v1/tickets/{conv}")).await;
+    ticket["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message")
+        .filter_map(|e| e["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// Waits until `/readyz` answers `status`, each answer within a health check's second.
 pub async fn until_ready_is(addr: std::net::SocketAddr, status: u16) -> String {
     let client = reqwest::Client::builder()
@@ -107,11 +133,7 @@ pub async fn until_ready_is(addr: std::net::SocketAddr, status: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_refuses_a_replica() {
     let redis = PrivateRedis::start();
-    let mut cfg = config(&[]);
-    cfg.redis_url = Some(redis.url.clone());
-    cfg.key_prefix = unique_prefix();
-    let app = spawn_with(Backend::Memory, cfg, None).await;
-    until_ready_is(app.addr, 200).await;
+    let app = node_on(&redis.url, &[]).await;
     let client = redis::Client::open(redis.url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     // A primary that does not exist: the server turns read-only at once.
@@ -139,11 +161,7 @@ async fn readiness_refuses_a_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_empty_heals_without_a_restart() {
     let mut redis = PrivateRedis::start();
-    let mut cfg = config(&[alice(3)]);
-    cfg.redis_url = Some(redis.url.clone());
-    cfg.key_prefix = unique_prefix();
-    let app = spawn_with(Backend::Memory, cfg, None).await;
-    until_ready_is(app.addr, 200).await;
+    let app = node_on(&redis.url, &[alice(3)]).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, conv) = chat_with(&app, &mut alice, "m1", "hello before the crash").await;
 
@@ -212,11 +230,7 @@ async fn send_until_acked(c: &mut Client, frame: serde_json::Value) -> serde_jso
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_failover_keeps_the_chat_going() {
     let mut set = SentinelSet::start();
-    let mut cfg = config(&[alice(2)]);
-    cfg.redis_url = Some(set.url());
-    cfg.key_prefix = unique_prefix();
-    let app = spawn_with(Backend::Memory, cfg, None).await;
-    until_ready_is(app.addr, 200).await;
+    let app = node_on(&set.url(), &[alice(2)]).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, conv) = chat_with(&app, &mut alice, "m1", "before the failover").await;
     agent_say(&mut alice, &conv, "a1", "a reply before it").await;
@@ -268,18 +282,7 @@ async fn sentinel_failover_keeps_the_chat_going() {
     let (_, agents) = admin_get(&app, "/v1/agents").await;
     assert_eq!(agents["agents"][0]["status"], "online", "{agents}");
     // The whole chat, as its ticket keeps it: everything acknowledged, each once, in order.
-    alice
-        .send(serde_json::json!({"type": "close", "conversation": conv}))
-        .await;
-    alice.wait_type("closed").await;
-    let (_, ticket) = admin_get(&app, &format!("/v1/tickets/{conv}")).await;
-    let texts: Vec<&str> = ticket["transcript"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "message")
-        .filter_map(|e| e["text"].as_str())
-        .collect();
+    let texts = closed_transcript(&app, &mut alice, &conv).await;
     assert_eq!(
         texts,
         [
@@ -288,7 +291,7 @@ async fn sentinel_failover_keeps_the_chat_going() {
             "during the failover",
             "still here"
         ],
-        "{ticket}"
+        "the ticket"
     );
     app.stop().await;
 }
@@ -299,11 +302,7 @@ async fn sentinel_failover_keeps_the_chat_going() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_with_persistence_loses_nothing() {
     let mut redis = PrivateRedis::start_persistent();
-    let mut cfg = config(&[alice(2)]);
-    cfg.redis_url = Some(redis.url.clone());
-    cfg.key_prefix = unique_prefix();
-    let app = spawn_with(Backend::Memory, cfg, None).await;
-    until_ready_is(app.addr, 200).await;
+    let app = node_on(&redis.url, &[alice(2)]).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, conv) = chat_with(&app, &mut alice, "m1", "before the restart").await;
     agent_say(&mut alice, &conv, "a1", "a reply before it").await;
@@ -324,18 +323,7 @@ async fn redis_restarted_with_persistence_loses_nothing() {
         m["type"] == "event" && m["event"]["text"] == "still here"
     })
     .await;
-    alice
-        .send(serde_json::json!({"type": "close", "conversation": conv}))
-        .await;
-    alice.wait_type("closed").await;
-    let (_, ticket) = admin_get(&app, &format!("/v1/tickets/{conv}")).await;
-    let texts: Vec<&str> = ticket["transcript"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "message")
-        .filter_map(|e| e["text"].as_str())
-        .collect();
+    let texts = closed_transcript(&app, &mut alice, &conv).await;
     assert_eq!(
         texts,
         [
@@ -344,7 +332,7 @@ async fn redis_restarted_with_persistence_loses_nothing() {
             "after the restart",
             "still here"
         ],
-        "{ticket}"
+        "the ticket"
     );
     assert!(
         alice.drain().iter().all(|m| m["reason"] != "lost"),

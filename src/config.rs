@@ -40,12 +40,22 @@ pub struct Cli {
     /// Directory for durable data in embedded mode [default: ./data]
     #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Log lines as `text` (for people) or `json` (one object a line, for collectors)
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Record database (tickets, webhook outbox): sqlite://FILE or postgres://…
     /// [default: sqlite://<data-dir>/switchboard.db]
     #[arg(long, env = "SWITCHBOARD_DATABASE_URL")]
     pub database_url: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// What to do instead of serving.

@@ -18,16 +18,18 @@ async fn main() -> anyhow::Result<()> {
     let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     );
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                // Logs on stderr: stdout's first line is the bound address, which scripts read.
-                .with_writer(std::io::stderr)
-                // Colour for a terminal, plain text for files and journald.
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
-        )
-        .init();
+    // Logs on stderr: stdout's first line is the bound address, which scripts read.
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
+    match cli.log_format {
+        switchboard::config::LogFormat::Json => registry
+            .with(fmt.json().flatten_event(true).with_current_span(false))
+            .init(),
+        // Colour for a terminal, plain text for files and journald.
+        switchboard::config::LogFormat::Text => registry
+            .with(fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
+            .init(),
+    }
     let (config, demo) = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {

@@ -277,11 +277,13 @@ impl Engine {
             )
             .await?;
             let reason = if open { "no_agent" } else { "out_of_hours" };
+            tracing::info!(site = %site.id, conversation = %conv.id, visitor = %conv.visitor, department = %dept, reason, "conversation opened: nobody to answer, offline reply");
             self.close_conversation(site, &conv.id, AuthorKind::System, reason)
                 .await?;
             return Ok(());
         }
         store.enqueue(&site.id, &conv.id, dept, false, now).await?;
+        tracing::info!(site = %site.id, conversation = %conv.id, visitor = %conv.visitor, department = %dept, "conversation opened and queued");
         self.emit(
             site,
             "conversation.queued",

@@ -104,6 +104,7 @@ impl Engine {
                 "ticket.created"
             };
             self.save_ticket(site, &ticket, event).await?;
+            tracing::info!(site = %site.id, conversation = %conv_id, ticket = %ticket.id, status = %ticket.status, "ticket stored");
             if previous.is_none() {
                 observe_ticket(&ticket);
                 self.emit(
@@ -173,6 +174,7 @@ impl Engine {
                 "already closed",
             ));
         };
+        tracing::info!(site = %site.id, conversation = %conv, visitor = %before.visitor, agent = before.agent.as_ref().map(|a| a.0.as_str()).unwrap_or(""), reason, "conversation closed");
         let template = match by {
             AuthorKind::Visitor => Template::ClosedByVisitor,
             _ => Template::ClosedByAgent,
@@ -285,6 +287,7 @@ impl Engine {
             reason,
             note,
         };
+        tracing::info!(site = %site_id, conversation = %conv, from = %from, "conversation transferred");
         store.append(site_id, conv, &body).await?;
         match next {
             Next::Agent(to, to_ref) => {

@@ -86,7 +86,8 @@ impl Engine {
             for r in futures_util::future::join_all(intros).await {
                 r?;
             }
-            for (_, agent, _) in batch {
+            for (conv, agent, _) in batch {
+                tracing::info!(site = %site_id, conversation = %conv, agent = %agent, department = %dept, "conversation assigned");
                 if !assigned.contains(&agent) {
                     assigned.push(agent);
                 }

@@ -51,6 +51,27 @@ pub fn metrics_text() -> impl IntoResponse {
     )
 }
 
+/// Logs each HTTP request once it is answered: method, path, status and time taken. Never the
+/// query string (it may carry search words, visitor ids or keys). Health checks and metric
+/// scrapes log at debug: they come every few seconds.
+async fn log_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
+        tracing::debug!(method = %method, path, status, ms, "http request");
+    } else {
+        tracing::info!(method = %method, path, status, ms, "http request");
+    }
+    resp
+}
+
 /// The REST and static routes; `server` merges them with the WebSocket ones.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -65,6 +86,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such route") })
+        .layer(axum::middleware::from_fn(log_request))
         // The documented error body for a route that exists but not with this method.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }

@@ -187,3 +187,87 @@ async fn metrics_on_their_own_address() {
     let _ = tx.send(());
     task.await.unwrap().unwrap();
 }
+
+/// `--log-format json`: every log line is one JSON object. A chat's steps are logged with the
+/// conversation's id (opened, assigned, closed, ticket stored), REST requests with status and
+/// time, and never a query string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_explain_a_chat() {
+    use tokio::io::AsyncBufReadExt;
+    let path = std::env::temp_dir().join(format!("switchboard-test-{}.toml", unique_prefix()));
+    std::fs::write(&path, config_toml(&[alice(2)])).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(&path)
+        .arg("--log-format")
+        .arg("json")
+        .env("RUST_LOG", "info")
+        .env_remove("SWITCHBOARD_REDIS_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(WAIT, out.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let addr: std::net::SocketAddr = first.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let mut log = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+
+    let mut alice = agent_client_at(addr, "alice").await;
+    let mut v = crate::multinode::visitor_at(addr).await;
+    let conv = say(&mut v, "m1", "hello").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_assigned(&mut alice).await;
+    alice
+        .send(serde_json::json!({"type": "close", "conversation": conv}))
+        .await;
+    alice.wait_type("closed").await;
+    let (status, _) = http(
+        addr,
+        "GET",
+        "/v1/tickets?q=secretword",
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let mut wanted = vec![
+        "conversation opened and queued",
+        "conversation assigned",
+        "conversation closed",
+        "ticket stored",
+    ];
+    let mut request_logged = false;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !wanted.is_empty() || !request_logged {
+        let line = tokio::time::timeout_at(deadline, log.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("not logged: {wanted:?}, request {request_logged}"))
+            .unwrap()
+            .expect("the node runs");
+        assert!(
+            !line.contains("secretword"),
+            "a query string in the log: {line}"
+        );
+        let entry: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let message = entry["message"].as_str().unwrap_or_default();
+        if let Some(i) = wanted.iter().position(|w| *w == message) {
+            assert_eq!(entry["conversation"], conv.as_str(), "{line}");
+            wanted.remove(i);
+        }
+        if message == "http request" && entry["path"] == "/v1/tickets" {
+            assert_eq!(entry["status"], 200, "{line}");
+            assert!(entry["ms"].as_f64().is_some(), "{line}");
+            request_logged = true;
+        }
+    }
+    child.kill().await.unwrap();
+}

@@ -206,13 +206,13 @@ impl DirectoryStore {
         Ok(Some(expected + 1))
     }
 
-    /// The enabled agent an API token belongs to, and their credentials counter.
-    pub async fn agent_by_token(&self, hash: &str) -> Result<Option<(SiteId, AgentId, i64)>> {
-        let row = sqlx::query("SELECT site, id, credentials FROM agents WHERE token_sha256 = $1")
+    /// The agent an API token belongs to (whether they are enabled is the directory's word).
+    pub async fn agent_by_token(&self, hash: &str) -> Result<Option<(SiteId, AgentId)>> {
+        let row = sqlx::query("SELECT site, id FROM agents WHERE token_sha256 = $1")
             .bind(hash.to_ascii_lowercase())
             .fetch_optional(self.db.pool())
             .await?;
-        row.map(|r| Ok((SiteId(r.try_get(0)?), AgentId(r.try_get(1)?), r.try_get(2)?)))
+        row.map(|r| Ok((SiteId(r.try_get(0)?), AgentId(r.try_get(1)?))))
             .transpose()
     }
 

@@ -20,8 +20,7 @@ impl Engine {
         if store.agent(site, agent).await?.is_none() {
             let s = self.site(site)?;
             if let Some(a) = s.agent(agent) {
-                let all: Vec<DeptId> = s.departments.iter().map(|d| d.id.clone()).collect();
-                store.register_agent(site, a, &all).await?;
+                self.register_listed(&s, a).await?;
             }
         }
         store

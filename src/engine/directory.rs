@@ -43,18 +43,35 @@ impl Engine {
         self.inner
             .directory_version
             .store(version, std::sync::atomic::Ordering::Release);
+        self.register_directory()
+            .await
+            .context("cannot register agents with the state backend")?;
+        Ok(())
+    }
+
+    /// Registers every agent of the directory in force with the state backend (start-up, and
+    /// after Redis lost its data).
+    async fn register_directory(&self) -> std::result::Result<(), StoreError> {
         let config = self.config();
         for site in &config.sites {
-            let depts = dept_ids(site);
             for agent in &site.agents {
-                self.inner
-                    .store
-                    .register_agent(&site.id, &enlisted(agent), &depts)
-                    .await
-                    .context("cannot register agents with the state backend")?;
+                self.register_listed(site, agent).await?;
             }
         }
         Ok(())
+    }
+
+    /// Registers one agent as the directory lists them: their departments (none while
+    /// disabled) among all of the site's.
+    pub(super) async fn register_listed(
+        &self,
+        site: &SiteConfig,
+        agent: &AgentConfig,
+    ) -> std::result::Result<(), StoreError> {
+        self.inner
+            .store
+            .register_agent(&site.id, &enlisted(agent), &dept_ids(site))
+            .await
     }
 
     /// Redis lost this node's state (restarted empty, or a failover to a primary without it):
@@ -64,20 +81,9 @@ impl Engine {
     /// False when it could not finish (the backend failed again): the next probe retries.
     pub(super) async fn rebuild(&self) -> bool {
         tracing::warn!("redis lost this node's state (restarted empty or failed over); rebuilding");
-        let config = self.config();
-        for site in &config.sites {
-            let depts = dept_ids(site);
-            for agent in &site.agents {
-                if let Err(e) = self
-                    .inner
-                    .store
-                    .register_agent(&site.id, &enlisted(agent), &depts)
-                    .await
-                {
-                    tracing::warn!(cause = %e, "rebuild: registering agents failed; the next probe retries");
-                    return false;
-                }
-            }
+        if let Err(e) = self.register_directory().await {
+            tracing::warn!(cause = %e, "rebuild: registering agents failed; the next probe retries");
+            return false;
         }
         self.inner.hub.rebuild_all();
         tracing::info!("rebuild: agents registered; sessions are putting back their state");
@@ -132,7 +138,7 @@ impl Engine {
         } else {
             let hash = crate::config::token_hash(token);
             match self.inner.directory.agent_by_token(&hash).await? {
-                Some((site, agent, _)) => (site, agent),
+                Some(found) => found,
                 None => return Err(refused("unknown token")),
             }
         };
@@ -246,7 +252,6 @@ impl Engine {
 
     /// What a new directory changes in live state (see the module comment).
     async fn apply_directory(&self, old: &Config, new: &Config) -> Result<()> {
-        let store = &self.inner.store;
         for site in &new.sites {
             let depts = dept_ids(site);
             let before = old.site(&site.id);
@@ -270,7 +275,7 @@ impl Engine {
                         || p.max_concurrent != agent.max_concurrent
                 });
                 if changed || depts_changed {
-                    store.register_agent(&site.id, agent, &depts).await?;
+                    self.register_listed(site, agent).await?;
                     drain.extend(agent.departments.iter().cloned());
                     self.agent_pushed(&site.id, &agent.id).await;
                 }
@@ -314,10 +319,11 @@ impl Engine {
         store
             .set_status(&site.id, &agent.id, AgentStatus::Offline)
             .await?;
-        if let Some(state) = store.agent(&site.id, &agent.id).await? {
-            self.requeue_chats(site, &state, reason, self.now()).await?;
+        match store.agent(&site.id, &agent.id).await? {
+            // Requeueing tells the agent's consoles, as every requeue does.
+            Some(state) => self.requeue_chats(site, &state, reason, self.now()).await?,
+            None => self.agent_pushed(&site.id, &agent.id).await,
         }
-        self.agent_pushed(&site.id, &agent.id).await;
         Ok(())
     }
 }

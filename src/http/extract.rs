@@ -100,8 +100,7 @@ impl FromRequestParts<AppState> for Caller {
                     session: None,
                 });
             }
-            let Some((site, agent, _)) = state.engine.directory().agent_by_token(&hash).await?
-            else {
+            let Some((site, agent)) = state.engine.directory().agent_by_token(&hash).await? else {
                 tracing::info!("REST request with an unknown bearer token");
                 return Err(ApiError::Unauthorized);
             };

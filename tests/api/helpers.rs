@@ -1394,9 +1394,7 @@ impl Console {
         password: &str,
     ) -> Result<Console, (u16, Value)> {
         let body = json!({"email": email, "password": password});
-        let ((status, me), cookie) =
-            http_with(addr, "POST", "/v1/auth/sign-in", None, Some(body), &[]).await;
-        Self::from_answer(addr, status, me, cookie)
+        Self::post(addr, "/v1/auth/sign-in", body).await
     }
 
     /// Sets a password from an invite link's token, which signs in.
@@ -1406,17 +1404,12 @@ impl Console {
         password: &str,
     ) -> Result<Console, (u16, Value)> {
         let body = json!({"token": token, "password": password});
-        let ((status, me), cookie) =
-            http_with(addr, "POST", "/v1/auth/invite", None, Some(body), &[]).await;
-        Self::from_answer(addr, status, me, cookie)
+        Self::post(addr, "/v1/auth/invite", body).await
     }
 
-    fn from_answer(
-        addr: SocketAddr,
-        status: u16,
-        me: Value,
-        cookie: Option<String>,
-    ) -> Result<Console, (u16, Value)> {
+    /// A request that signs in when it succeeds: the console with its cookie and CSRF token.
+    async fn post(addr: SocketAddr, path: &str, body: Value) -> Result<Console, (u16, Value)> {
+        let ((status, me), cookie) = http_with(addr, "POST", path, None, Some(body), &[]).await;
         if status != 200 {
             return Err((status, me));
         }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need (redis-server, postgresql, chromium,
-# openssl for the certificates of the Redis-over-TLS test,
+# openssl for the certificates of the Redis-over-TLS test, python3 for schemathesis (PyPI),
 # the npm packages of tests/browser), then format, lint and every test, Rust and browser.
 # Tests start their own throwaway servers (Switchboard on 127.0.0.1:0, redis-server and
 # PostgreSQL on free ports; PostgreSQL runs as the `postgres` account when this runs as root)
@@ -14,6 +14,7 @@ compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgres
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${missing[*]} from Debian's packages"
@@ -38,6 +39,11 @@ echo "== load test smoke"
 # cargo test builds a binary only when an integration test names it: build both explicitly.
 cargo build --workspace --bins
 target/debug/switchboard-loadtest smoke --server target/debug/switchboard
+
+# The API contract: schemathesis (PyPI) against /v1/openapi.json on both state backends; any
+# finding fails the run.
+echo "== API contract (schemathesis)"
+tests/contract/run.sh target/debug/switchboard
 
 # The widget and the console in a real browser: playwright-core (npm) driving Debian's chromium against the
 # switchboard binary that cargo test just built, on embedded state and on Redis.

@@ -261,13 +261,13 @@ impl Timing {
 #[serde(deny_unknown_fields)]
 pub struct SiteConfig {
     pub id: SiteId,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Origins (scheme://host[:port]) allowed to open visitor sockets.
     pub allowed_origins: Vec<String>,
     pub departments: Vec<DepartmentConfig>,
     /// Where a conversation goes when the visitor names no department.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_department: Option<DeptId>,
     #[serde(default = "default_locale")]
     pub default_locale: String,
@@ -319,18 +319,18 @@ pub struct TriggerConfig {
     /// Names the rule in "fired once" records; keep it stable.
     pub id: String,
     /// Glob over the whole page URL: `*` any run of characters, `?` one character.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Seconds on the page before the message (fractions allowed).
     #[serde(default)]
     pub time_on_page_secs: f64,
     /// Only from this visit on (1 = first visit).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_visits: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_visits: Option<u32>,
     /// Glob over the referrer of the visit.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referrer: Option<String>,
     /// Globs over `utm_*` tags of the landing page, e.g. `{ utm_source = "google" }`.
     #[serde(default)]
@@ -344,13 +344,13 @@ pub struct TriggerConfig {
     #[serde(default)]
     pub messages: BTreeMap<String, String>,
     /// Sent under this agent's full name; without it, under the department's name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_agent: Option<AgentId>,
     /// The department that answers when the visitor replies (landing pages → sales).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub department: Option<DeptId>,
     /// Fire again for the same visitor after this long; without it, once per visitor.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_after_secs: Option<f64>,
 }
 
@@ -361,9 +361,12 @@ pub struct WidgetConfig {
     /// Accent colour, `#rrggbb`.
     pub color: String,
     /// Panel title; the widget's localized default when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// First line shown in an empty chat; localized default when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub greeting: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prechat: Option<PrechatConfig>,
 }
 
@@ -477,13 +480,13 @@ impl SiteConfig {
 #[serde(deny_unknown_fields)]
 pub struct DepartmentConfig {
     pub id: DeptId,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Per-locale overrides for this department, over the site's.
     #[serde(default)]
     pub templates: BTreeMap<String, BTreeMap<String, String>>,
     /// Opening hours; without them the department is always open.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<crate::hours::Hours>,
 }
 
@@ -917,7 +920,7 @@ impl Config {
                 ("identity_secret", &site.identity_secret),
                 ("sso_secret", &site.sso_secret),
             ] {
-                if secret.as_ref().is_some_and(|s| s.0.len() < 16) {
+                if secret.as_ref().is_some_and(|s| s.0.chars().count() < 16) {
                     return Err(bad(
                         format!("{at}.{name}"),
                         "must be at least 16 characters",
@@ -958,7 +961,7 @@ impl Config {
                 if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
                     return Err(bad(format!("{at}.url"), "must be an http(s) URL"));
                 }
-                if w.secret.0.len() < 16 {
+                if w.secret.0.chars().count() < 16 {
                     return Err(bad(
                         format!("{at}.secret"),
                         "must be at least 16 characters",

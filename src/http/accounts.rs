@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +13,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{Caller, SESSION_COOKIE};
+use super::extract::{Caller, JsonBody, SESSION_COOKIE};
 use super::{ApiError, AppState};
 use crate::config::{random_token, token_hash};
 use crate::directory::Credentials;
@@ -41,11 +40,6 @@ struct SignIn {
 struct Invite {
     token: String,
     password: String,
-}
-
-fn parse<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))
 }
 
 /// Behind a TLS-terminating proxy (it says so in `X-Forwarded-Proto`) the cookie is Secure.
@@ -109,9 +103,8 @@ async fn sign_in(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Json<SignIn>, JsonRejection>,
+    JsonBody(body): JsonBody<SignIn>,
 ) -> Result<Response, ApiError> {
-    let body = parse(body)?;
     if !state.engine.sign_ins().allow(&body.email, addr.ip()) {
         tracing::info!(ip = %addr.ip(), "sign-in refused: too many attempts");
         return Err(ApiError::RateLimited);
@@ -163,9 +156,11 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 
 /// `POST /v1/auth/sign-out`: ends the session (CSRF token required, as for every change).
 async fn sign_out(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    if let Some(hash) = &caller.session {
-        state.engine.directory().end_session(hash).await?;
-    }
+    // Only a console session signs out; a bearer token has nothing to end.
+    let Some(hash) = &caller.session else {
+        return Err(ApiError::Unauthorized);
+    };
+    state.engine.directory().end_session(hash).await?;
     let mut response = Json(json!({ "signed_out": true })).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
@@ -196,9 +191,8 @@ async fn accept_invite(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Json<Invite>, JsonRejection>,
+    JsonBody(body): JsonBody<Invite>,
 ) -> Result<Response, ApiError> {
-    let body = parse(body)?;
     // Invite tokens are 256 random bits; the limit keeps floods of guesses cheap all the same.
     if !state.engine.sign_ins().allow_ip(addr.ip()) {
         return Err(ApiError::RateLimited);

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::extract::{known_params, limit_param, sites, time_param};
+use super::extract::{cursor_param, known_params, limit_param, sites, time_param};
 use super::{Admin, ApiError, AppState};
 use crate::tickets::AuditFilter;
 
@@ -40,7 +40,7 @@ async fn list(
         subject: q.get("subject").cloned(),
         since: time_param(&q, "since")?,
         until: time_param(&q, "until")?,
-        cursor: q.get("cursor").cloned(),
+        cursor: cursor_param(&q)?,
         limit: limit + 1,
     };
     let mut entries = state.engine.tickets().audit_log(&filter).await?;

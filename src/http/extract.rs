@@ -200,6 +200,16 @@ pub fn limit_param(
     }
 }
 
+/// `cursor`: the `next_cursor` of the previous page (a ULID), if given.
+pub fn cursor_param(q: &HashMap<String, String>) -> Result<Option<String>, ApiError> {
+    match q.get("cursor") {
+        Some(c) if c.len() != 26 || !c.chars().all(|c| c.is_ascii_alphanumeric()) => Err(
+            ApiError::BadRequest("cursor: use next_cursor from the previous page".into()),
+        ),
+        c => Ok(c.cloned()),
+    }
+}
+
 /// A time parameter (`since`, `until`): RFC 3339 or Unix milliseconds, if given.
 pub fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<Millis>, ApiError> {
     q.get(name)
@@ -237,9 +247,7 @@ pub fn sites(
     match q.get("site") {
         Some(s) => {
             let id = SiteId(s.clone());
-            config
-                .site(&id)
-                .ok_or_else(|| ApiError::BadRequest(format!("site: no site {s}")))?;
+            config.site(&id).ok_or(ApiError::UnknownSite)?;
             caller.reaches(&id)?;
             Ok(vec![id])
         }
@@ -250,4 +258,33 @@ pub fn sites(
             .filter(|s| caller.site.as_ref().is_none_or(|own| own == s))
             .collect()),
     }
+}
+
+/// A JSON body whose every failure (no JSON content type, bad syntax, a wrong or unknown
+/// field) is a `400 bad_request` naming what is wrong, in the API's error shape.
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|axum::Json(body)| Self(body))
+            .map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))
+    }
+}
+
+/// An optional JSON body: nothing at all gives the default.
+pub fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
 }

@@ -162,14 +162,15 @@ async fn take_over(
     State(state): State<AppState>,
     Supervisor(caller): Supervisor,
     axum::extract::Path(id): axum::extract::Path<String>,
-    body: Option<Json<TakeOver>>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    let body: TakeOver = super::extract::optional_body(&body)?;
     let (Some(site), Some(agent)) = (&caller.site, &caller.agent) else {
         return Err(ApiError::Forbidden(
             "a chat is taken over by a signed-in supervisor, not the admin token".into(),
         ));
     };
-    let reason = body.and_then(|Json(b)| b.reason);
+    let reason = body.reason;
     let conv = crate::model::ConvId(id);
     state.engine.take_over(site, agent, &conv, reason).await?;
     Ok(Json(json!({ "conversation": conv, "agent": agent })))

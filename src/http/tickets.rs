@@ -10,8 +10,8 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::extract::{Caller, Supervisor};
-use super::extract::{known_params, limit_param, sites, time_param};
+use super::extract::{Caller, JsonBody, Supervisor};
+use super::extract::{cursor_param, known_params, limit_param, sites, time_param};
 use super::{Admin, ApiError, AppState};
 use crate::engine::TicketChange;
 use crate::model::DeptId;
@@ -60,13 +60,6 @@ async fn list(
     {
         return Err(bad_request("status: one of resolved, missed, offline"));
     }
-    if let Some(c) = q.get("cursor")
-        && (c.len() != 26 || !c.chars().all(|c| c.is_ascii_alphanumeric()))
-    {
-        return Err(bad_request(
-            "cursor: use next_cursor from the previous page",
-        ));
-    }
     let filter = TicketFilter {
         since: time_param(&q, "since")?,
         until: time_param(&q, "until")?,
@@ -83,7 +76,7 @@ async fn list(
         agent: q.get("agent").cloned(),
         status: q.get("status").cloned(),
         visitor: q.get("visitor").cloned(),
-        cursor: q.get("cursor").cloned(),
+        cursor: cursor_param(&q)?,
         query: q.get("q").cloned(),
         follow_up: q
             .get("follow_up")
@@ -197,24 +190,27 @@ async fn set_tags(
     State(state): State<AppState>,
     Supervisor(caller): Supervisor,
     Path(id): Path<String>,
-    body: Result<Json<TagsBody>, axum::extract::rejection::JsonRejection>,
+    JsonBody(body): JsonBody<TagsBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|e| bad_request(format!("body: {}", e.body_text())))?;
+    if body.tags.len() > 20 {
+        return Err(bad_request("tags: at most 20"));
+    }
     let mut tags: Vec<String> = Vec::new();
-    for t in body.tags {
-        let t = t.trim().to_lowercase();
+    for (i, t) in body.tags.iter().enumerate() {
+        // Letters of any script, so the schema states only the length.
         let valid = (1..=40).contains(&t.chars().count())
             && t.chars()
                 .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
         if !valid {
-            return Err(bad_request("tags: each 1 to 40 letters, digits, - or _"));
+            return Err(ApiError::Invalid {
+                field: format!("tags[{i}]"),
+                problem: "1 to 40 letters, digits, - or _".into(),
+            });
         }
+        let t = t.to_lowercase();
         if !tags.contains(&t) {
             tags.push(t);
         }
-    }
-    if tags.len() > 20 {
-        return Err(bad_request("tags: at most 20"));
     }
     change(&state, &caller, &id, TicketChange::Tags(tags)).await
 }
@@ -230,9 +226,8 @@ async fn set_follow_up(
     State(state): State<AppState>,
     Supervisor(caller): Supervisor,
     Path(id): Path<String>,
-    body: Result<Json<FollowUpBody>, axum::extract::rejection::JsonRejection>,
+    JsonBody(body): JsonBody<FollowUpBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|e| bad_request(format!("body: {}", e.body_text())))?;
     let status = FollowUp::parse(&body.status)
         .ok_or_else(|| bad_request("status: one of open, pending, solved"))?;
     change(&state, &caller, &id, TicketChange::FollowUp(status)).await

@@ -626,6 +626,19 @@ async fn rest_filters_pagination_and_errors(backend: Backend) {
             "{body}"
         );
     }
+    // A site that does not exist is not found, on every route that takes `site`.
+    for path in [
+        "/v1/tickets?site=nope",
+        "/v1/agents?site=nope",
+        "/v1/webhooks/dead?site=nope",
+    ] {
+        let (status, body) = admin_get(&app, path).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (404, &json!("unknown_site")),
+            "{path}"
+        );
+    }
     let (status, _) = admin_get(&app, "/v1/tickets/01NOSUCHTICKET0000000000000").await;
     assert_eq!(status, 404);
     let (status, doc) = http_get(app.addr, "/v1/openapi.json", None).await;
@@ -647,6 +660,7 @@ async fn rest_filters_pagination_and_errors(backend: Backend) {
         "/v1/sites/{site}/webhooks/{id}",
         "/v1/auth/sign-in",
         "/v1/auth/invite",
+        "/v1/widget/{site}",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
@@ -1034,11 +1048,15 @@ async fn follow_up_status_and_tags(backend: Backend) {
     assert_eq!(listed(&app, "follow_up=pending").await, [offline.as_str()]);
     assert!(listed(&app, "follow_up=open").await.is_empty());
 
+    // A tag the document's schema allows (length) but the server does not (a space).
+    let (status, e) = admin_put(
+        &app,
+        &format!("/v1/tickets/{offline}/tags"),
+        json!({"tags": ["ok", "has space"]}),
+    )
+    .await;
+    assert_eq!((status, &e["error"]["field"]), (422, &json!("tags[1]")));
     for (path, body) in [
-        (
-            format!("/v1/tickets/{offline}/tags"),
-            json!({"tags": ["has space"]}),
-        ),
         (
             format!("/v1/tickets/{offline}/follow-up"),
             json!({"status": "done"}),

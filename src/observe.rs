@@ -25,10 +25,17 @@ pub const HANDLING: &str = "switchboard_handling_seconds";
 pub const TICKETS: &str = "switchboard_tickets_total";
 pub const WEBHOOKS: &str = "switchboard_webhook_deliveries_total";
 pub const ERRORS: &str = "switchboard_errors_total";
+pub const REDIS_SECONDS: &str = "switchboard_redis_seconds";
+pub const DB_SECONDS: &str = "switchboard_db_seconds";
 
 /// Buckets of the time histograms, in seconds: from a quick answer to an hour's chat.
 const TIME_BUCKETS: &[f64] = &[
     1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// Buckets of the backend call latencies, in seconds: from a loopback round trip to a stall.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -38,7 +45,13 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), TIME_BUCKETS)
+            .set_buckets_for_metric(Matcher::Full(REDIS_SECONDS.into()), LATENCY_BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(DB_SECONDS.into()), LATENCY_BUCKETS)
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), TIME_BUCKETS)
+            })
             .expect("the buckets are not empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -74,6 +87,14 @@ fn describe() {
     );
     describe_histogram!(FIRST_RESPONSE, "First response time of each ticket filed");
     describe_histogram!(HANDLING, "Handling time of each ticket filed");
+    describe_histogram!(
+        REDIS_SECONDS,
+        "Round trips to Redis (a command, script or pipeline) of this node"
+    );
+    describe_histogram!(
+        DB_SECONDS,
+        "Record database operations of this node, by operation"
+    );
     describe_counter!(
         TICKETS,
         "Tickets filed, by status (resolved, missed, offline)"

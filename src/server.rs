@@ -23,6 +23,7 @@ use crate::state::memory::MemoryStore;
 use crate::state::redis::RedisStore;
 use crate::tickets::TicketStore;
 use crate::tickets::sql::SqlTickets;
+use crate::tickets::timed::Timed;
 use crate::{http, ws};
 
 pub struct Application {
@@ -97,7 +98,7 @@ impl Application {
                 )
                 .await
                 .context("cannot import tickets kept in Redis by an earlier version")?;
-                (Arc::new(store), Arc::new(tickets))
+                (Arc::new(store), Arc::new(Timed(tickets)))
             }
             None => {
                 let tickets = SqlTickets::new(db);
@@ -105,7 +106,7 @@ impl Application {
                 let store =
                     MemoryStore::open(&config.data_dir, config.durability, sink, clock.now_ms())
                         .await?;
-                (Arc::new(store), Arc::new(tickets))
+                (Arc::new(store), Arc::new(Timed(tickets)))
             }
         };
         let engine = Engine::new(

@@ -209,6 +209,16 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// Runs one record-database operation, recording how long it took in
+/// `switchboard_db_seconds{op}` (an operation is one statement or one transaction).
+pub async fn timed<T>(op: &'static str, operation: impl Future<Output = T>) -> T {
+    let start = std::time::Instant::now();
+    let out = operation.await;
+    metrics::histogram!(crate::observe::DB_SECONDS, "op" => op)
+        .record(start.elapsed().as_secs_f64());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

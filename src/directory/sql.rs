@@ -49,10 +49,13 @@ impl DirectoryStore {
 
     /// The version every change moves.
     pub async fn version(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT version FROM directory_version WHERE id = 1")
-            .fetch_one(self.db.pool())
-            .await?;
-        Ok(row.try_get(0)?)
+        crate::db::timed("directory_version", async move {
+            let row = sqlx::query("SELECT version FROM directory_version WHERE id = 1")
+                .fetch_one(self.db.pool())
+                .await?;
+            Ok(row.try_get(0)?)
+        })
+        .await
     }
 
     /// The whole directory and the version it is at, read in one transaction.
@@ -208,12 +211,15 @@ impl DirectoryStore {
 
     /// The agent an API token belongs to (whether they are enabled is the directory's word).
     pub async fn agent_by_token(&self, hash: &str) -> Result<Option<(SiteId, AgentId)>> {
-        let row = sqlx::query("SELECT site, id FROM agents WHERE token_sha256 = $1")
-            .bind(hash.to_ascii_lowercase())
-            .fetch_optional(self.db.pool())
-            .await?;
-        row.map(|r| Ok((SiteId(r.try_get(0)?), AgentId(r.try_get(1)?))))
-            .transpose()
+        crate::db::timed("agent_by_token", async move {
+            let row = sqlx::query("SELECT site, id FROM agents WHERE token_sha256 = $1")
+                .bind(hash.to_ascii_lowercase())
+                .fetch_optional(self.db.pool())
+                .await?;
+            row.map(|r| Ok((SiteId(r.try_get(0)?), AgentId(r.try_get(1)?))))
+                .transpose()
+        })
+        .await
     }
 
     /// The agent with this address, for signing in.
@@ -273,21 +279,24 @@ impl DirectoryStore {
 
     /// The live session a cookie names.
     pub async fn session(&self, id_sha256: &str, now: Millis) -> Result<Option<SessionRow>> {
-        let row = sqlx::query(
-            "SELECT site, agent, csrf FROM agent_sessions WHERE id_sha256 = $1 AND expires_at > $2",
-        )
-        .bind(id_sha256)
-        .bind(now)
-        .fetch_optional(self.db.pool())
-        .await?;
-        row.map(|r| {
-            Ok(SessionRow {
-                site: SiteId(r.try_get(0)?),
-                agent: AgentId(r.try_get(1)?),
-                csrf: r.try_get(2)?,
+        crate::db::timed("session", async move {
+            let row = sqlx::query(
+                "SELECT site, agent, csrf FROM agent_sessions WHERE id_sha256 = $1 AND expires_at > $2",
+            )
+            .bind(id_sha256)
+            .bind(now)
+            .fetch_optional(self.db.pool())
+            .await?;
+            row.map(|r| {
+                Ok(SessionRow {
+                    site: SiteId(r.try_get(0)?),
+                    agent: AgentId(r.try_get(1)?),
+                    csrf: r.try_get(2)?,
+                })
             })
+            .transpose()
         })
-        .transpose()
+        .await
     }
 
     pub async fn end_session(&self, id_sha256: &str) -> Result<()> {

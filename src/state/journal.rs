@@ -419,11 +419,14 @@ fn run_writer(
         };
         if !writes.is_empty() {
             let mut backoff = Duration::from_millis(50);
+            let start = std::time::Instant::now();
             while let Err(e) = commit(&mut conn, &writes, &mut ranges) {
                 tracing::error!(cause = %e, "cannot write the embedded state; retrying");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
+            metrics::histogram!(crate::observe::DB_SECONDS, "op" => "journal_commit")
+                .record(start.elapsed().as_secs_f64());
         }
         for envelope in deliveries {
             sink.deliver(envelope);

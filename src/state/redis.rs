@@ -196,13 +196,14 @@ impl RedisStore {
         format!("{}ev", self.base(site))
     }
 
-    fn conn(&self) -> ConnectionManager {
-        self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
+    /// The connection state calls go through, timed.
+    fn conn(&self) -> Timed {
+        Timed(self.connection())
     }
 
     /// A handle on the same multiplexed connection, for the ticket store.
     pub fn connection(&self) -> ConnectionManager {
-        self.conn()
+        self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     async fn read_agent(&self, site: &SiteId, id: &AgentId) -> Result<Option<AgentState>> {
@@ -1116,6 +1117,48 @@ impl Store for RedisStore {
         }
         let _: () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
+    }
+}
+
+/// A connection whose every round trip (a command, a script or a pipeline) is recorded in
+/// `switchboard_redis_seconds`: two clock reads and an atomic add per call.
+struct Timed(ConnectionManager);
+
+impl Timed {
+    fn record(start: std::time::Instant) {
+        metrics::histogram!(crate::observe::REDIS_SECONDS).record(start.elapsed().as_secs_f64());
+    }
+}
+
+impl redis::aio::ConnectionLike for Timed {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        let start = std::time::Instant::now();
+        Box::pin(async move {
+            let r = self.0.req_packed_command(cmd).await;
+            Self::record(start);
+            r
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        let start = std::time::Instant::now();
+        Box::pin(async move {
+            let r = self.0.req_packed_commands(pipeline, offset, count).await;
+            Self::record(start);
+            r
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod figures;
 pub mod redis;
 pub mod sql;
+pub mod timed;
 pub mod webhooks;
 
 use async_trait::async_trait;

@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, Interval};
+use tracing::Instrument;
 
 use crate::app::{AppState, IpGuard};
 use crate::config::Limits;
@@ -127,6 +128,7 @@ pub async fn visitor_upgrade(
             metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "visitor").decrement(1.0);
             drop(guard);
         }
+        .instrument(connection_span("visitor", addr))
     }))
 }
 
@@ -141,13 +143,24 @@ pub async fn agent_upgrade(
     let guard = acquire_ip(&state, addr)?;
     let signed_in = cookie_session(&state, &headers).await;
     let limits = state.engine.config().limits.clone();
-    Ok(configure(ws, &limits).on_upgrade(move |socket| async move {
-        let conn = Connection::new(socket, &state);
-        metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "agent").increment(1.0);
-        agent::run(conn, state, signed_in).await;
-        metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "agent").decrement(1.0);
-        drop(guard);
+    Ok(configure(ws, &limits).on_upgrade(move |socket| {
+        async move {
+            let conn = Connection::new(socket, &state);
+            metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "agent").increment(1.0);
+            agent::run(conn, state, signed_in).await;
+            metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "agent").decrement(1.0);
+            drop(guard);
+        }
+        .instrument(connection_span("agent", addr))
     }))
+}
+
+/// The span every log line of one socket carries: a connection id unique in this process, so
+/// the lines of one connection can be picked out of many, and the peer's address.
+fn connection_span(kind: &'static str, peer: SocketAddr) -> tracing::Span {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::info_span!("connection", id, kind, peer = %peer)
 }
 
 /// The console session the upgrade's cookie names, if any. Only from a page of this server:

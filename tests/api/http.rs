@@ -141,6 +141,18 @@ async fn metrics_follow_a_chat(backend: Backend) {
         let value = metric(&text, series).unwrap_or_else(|| panic!("{series} in:\n{text}"));
         assert!(value >= 1.0, "{series} = {value}");
     }
+    // Backend latencies, in buckets fit for a round trip (half a millisecond and up).
+    let mut latencies = vec![
+        "switchboard_db_seconds_count{op=\"ticket_save\"}",
+        "switchboard_db_seconds_bucket{op=\"ticket_save\",le=\"0.0005\"}",
+    ];
+    if backend == Backend::Redis {
+        latencies.push("switchboard_redis_seconds_count");
+        latencies.push("switchboard_redis_seconds_bucket{le=\"0.0005\"}");
+    }
+    for series in latencies {
+        assert!(metric(&text, series).is_some(), "{series} in:\n{text}");
+    }
     assert!(text.contains("switchboard_queue_size{"), "{text}");
     assert!(
         text.contains("# HELP switchboard_handling_seconds"),
@@ -262,6 +274,22 @@ async fn json_logs_explain_a_chat() {
         if let Some(i) = wanted.iter().position(|w| *w == message) {
             assert_eq!(entry["conversation"], conv.as_str(), "{line}");
             wanted.remove(i);
+        }
+        // What a visitor's message caused carries the visitor's connection span.
+        if message == "conversation opened and queued" {
+            let span = &entry["spans"][0];
+            assert_eq!(
+                (&span["name"], &span["kind"]),
+                (
+                    &serde_json::json!("connection"),
+                    &serde_json::json!("visitor")
+                ),
+                "{line}"
+            );
+            assert!(
+                span["id"].as_u64().is_some() && span["peer"].is_string(),
+                "{line}"
+            );
         }
         if message == "http request" && entry["path"] == "/v1/tickets" {
             assert_eq!(entry["status"], 200, "{line}");

@@ -1,0 +1,80 @@
+//! A ticket store that times every operation of the one it wraps into
+//! `switchboard_db_seconds{op}`, so the database's latency is visible per operation whatever
+//! the database is.
+
+use async_trait::async_trait;
+
+use super::{
+    AuditEntry, AuditFilter, Delivery, Figures, Result, StatsQuery, Ticket, TicketFilter,
+    TicketStore, VisitorProfile,
+};
+use crate::db::timed;
+use crate::model::{Millis, SiteId, VisitorId};
+
+pub struct Timed<T>(pub T);
+
+#[async_trait]
+impl<T: TicketStore> TicketStore for Timed<T> {
+    async fn save(&self, ticket: &Ticket, deliveries: &[Delivery]) -> Result<()> {
+        timed("ticket_save", self.0.save(ticket, deliveries)).await
+    }
+    async fn get(&self, site: &SiteId, id: &str) -> Result<Option<Ticket>> {
+        timed("ticket_get", self.0.get(site, id)).await
+    }
+    async fn list(&self, site: &SiteId, filter: &TicketFilter) -> Result<Vec<Ticket>> {
+        timed("ticket_list", self.0.list(site, filter)).await
+    }
+    async fn enqueue(&self, deliveries: &[Delivery]) -> Result<()> {
+        timed("outbox_enqueue", self.0.enqueue(deliveries)).await
+    }
+    async fn claim(&self, now: Millis, lease_until: Millis, max: usize) -> Result<Vec<Delivery>> {
+        timed("outbox_claim", self.0.claim(now, lease_until, max)).await
+    }
+    async fn delivered(&self, id: &str) -> Result<()> {
+        timed("outbox_delivered", self.0.delivered(id)).await
+    }
+    async fn reschedule(&self, delivery: &Delivery) -> Result<()> {
+        timed("outbox_reschedule", self.0.reschedule(delivery)).await
+    }
+    async fn dead(&self, site: &SiteId) -> Result<Vec<Delivery>> {
+        timed("outbox_dead", self.0.dead(site)).await
+    }
+    async fn revive(&self, id: &str, now: Millis, expires_at: Millis) -> Result<bool> {
+        timed("outbox_revive", self.0.revive(id, now, expires_at)).await
+    }
+    async fn stats(&self, query: &StatsQuery) -> Result<Vec<Figures>> {
+        timed("stats", self.0.stats(query)).await
+    }
+    async fn erase_visitor(&self, site: &SiteId, visitor: &str) -> Result<u64> {
+        timed("erase_visitor", self.0.erase_visitor(site, visitor)).await
+    }
+    async fn expire(&self, before: Millis) -> Result<u64> {
+        timed("ticket_expire", self.0.expire(before)).await
+    }
+    async fn audit(&self, entry: &AuditEntry) -> Result<()> {
+        timed("audit", self.0.audit(entry)).await
+    }
+    async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<(String, AuditEntry)>> {
+        timed("audit_log", self.0.audit_log(filter)).await
+    }
+    async fn put_visitor(&self, site: &SiteId, profile: &VisitorProfile) -> Result<()> {
+        timed("visitor_put", self.0.put_visitor(site, profile)).await
+    }
+    async fn visitor(&self, site: &SiteId, id: &VisitorId) -> Result<Option<VisitorProfile>> {
+        timed("visitor_get", self.0.visitor(site, id)).await
+    }
+    async fn claim_trigger(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        trigger: &str,
+        now: Millis,
+        until: Millis,
+    ) -> Result<bool> {
+        let claim = self.0.claim_trigger(site, visitor, trigger, now, until);
+        timed("trigger_claim", claim).await
+    }
+    async fn expire_visitors(&self, before: Millis) -> Result<u64> {
+        timed("visitor_expire", self.0.expire_visitors(before)).await
+    }
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need (redis-server, postgresql, chromium,
 # openssl for the certificates of the Redis-over-TLS test, python3 for schemathesis (PyPI),
+# nginx and caddy for the reverse-proxy tests, dpkg-dev for the Debian package,
 # the npm packages of tests/browser), then format, lint and every test, Rust and browser.
 # Tests start their own throwaway servers (Switchboard on 127.0.0.1:0, redis-server and
 # PostgreSQL on free ports; PostgreSQL runs as the `postgres` account when this runs as root)
@@ -14,6 +15,9 @@ compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgres
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+command -v caddy >/dev/null 2>&1 || missing+=(caddy)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -55,3 +59,8 @@ echo "== browser tests"
   fi
   SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" node --test --test-concurrency=1 widget.test.mjs console.test.mjs
 )
+
+# The Debian package (cargo deb; the release build, stripped and LTO'd, takes a few minutes):
+# installed into a throwaway root, its files, size, configuration and unit checked.
+echo "== Debian package"
+scripts/package.sh

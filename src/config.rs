@@ -103,6 +103,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     #[serde(default)]
     pub redis_url: Option<String>,
+    /// Reverse proxies (an address, or a network such as `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` is believed: behind them the client is the last address they did not
+    /// add, so limits per IP, sign-in throttling and logs see visitors, not the proxy.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Network>,
     /// Serve `/metrics` on this address only (a port the load balancer does not expose);
     /// without it, `/metrics` is on the main address.
     #[serde(default)]
@@ -146,6 +151,58 @@ pub struct Config {
     pub timing: Timing,
     /// Seeds an empty directory; from then on the directory lives in the database.
     pub sites: Vec<SiteConfig>,
+}
+
+/// An IP network: an address and how many leading bits of it count (`10.0.0.0/8`; a bare
+/// address is the network of that address alone).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub struct Network {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl TryFrom<String> for Network {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        let bad = || format!("{s}: expected an IP address or network (10.0.0.0/8, fd00::/8)");
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (s.as_str(), None),
+        };
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+        let bits = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(bits);
+        if prefix > bits {
+            return Err(bad());
+        }
+        Ok(Self {
+            addr: addr.to_canonical(),
+            prefix,
+        })
+    }
+}
+
+impl Network {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        match (self.addr, ip.to_canonical()) {
+            (V4(net), V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (V6(net), V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 fn default_log() -> String {
@@ -1164,6 +1221,30 @@ mod tests {
                 Some(token_hash(&token).as_str())
             );
         }
+    }
+
+    /// Trusted proxies: addresses and networks of both families, mapped IPv4 included.
+    #[test]
+    fn networks_contain_what_they_should() {
+        let net = |s: &str| Network::try_from(s.to_owned()).unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(net("10.0.0.0/8").contains(ip("10.200.3.4")));
+        assert!(!net("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(net("127.0.0.1").contains(ip("::ffff:127.0.0.1")));
+        assert!(!net("127.0.0.1").contains(ip("127.0.0.2")));
+        assert!(net("fd00::/8").contains(ip("fd12::1")));
+        assert!(!net("fd00::/8").contains(ip("10.0.0.1")));
+        assert!(net("0.0.0.0/0").contains(ip("8.8.8.8")));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", ""] {
+            assert!(Network::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+    }
+
+    /// The packaged default configuration (scripts/deb) parses and validates.
+    #[test]
+    fn packaged_configuration_is_valid() {
+        let c = Config::from_toml(include_str!("../scripts/deb/switchboard.toml")).unwrap();
+        c.validate().unwrap();
     }
 
     /// The example configuration in the README parses and validates, so the docs stay true.

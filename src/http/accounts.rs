@@ -105,6 +105,7 @@ async fn sign_in(
     headers: HeaderMap,
     JsonBody(body): JsonBody<SignIn>,
 ) -> Result<Response, ApiError> {
+    let addr = super::client_addr(&state.engine.config(), addr, &headers);
     if !state.engine.sign_ins().allow(&body.email, addr.ip()) {
         tracing::info!(ip = %addr.ip(), "sign-in refused: too many attempts");
         return Err(ApiError::RateLimited);
@@ -193,6 +194,7 @@ async fn accept_invite(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Invite>,
 ) -> Result<Response, ApiError> {
+    let addr = super::client_addr(&state.engine.config(), addr, &headers);
     // Invite tokens are 256 random bits; the limit keeps floods of guesses cheap all the same.
     if !state.engine.sign_ins().allow_ip(addr.ip()) {
         return Err(ApiError::RateLimited);

@@ -288,3 +288,40 @@ pub fn optional_body<T: serde::de::DeserializeOwned + Default>(
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
 }
+
+/// The client's address: the TCP peer, or, when the peer is a trusted proxy
+/// (`trusted_proxies`), the last address in `X-Forwarded-For` that no trusted proxy added.
+/// An entry that is not an address ends the walk at the hop that wrote it: nothing further
+/// left is believed.
+pub fn client_addr(
+    config: &crate::config::Config,
+    peer: std::net::SocketAddr,
+    headers: &axum::http::HeaderMap,
+) -> std::net::SocketAddr {
+    let trusted = |ip: std::net::IpAddr| config.trusted_proxies.iter().any(|n| n.contains(ip));
+    if !trusted(peer.ip()) {
+        return peer;
+    }
+    let mut client = peer.ip();
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        let hop = hop.trim();
+        let Some(ip) = hop
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        else {
+            break;
+        };
+        client = ip;
+        if !trusted(ip) {
+            break;
+        }
+    }
+    std::net::SocketAddr::new(client, 0)
+}

@@ -19,7 +19,7 @@ use axum::routing::get;
 
 pub use crate::app::AppState;
 pub use error::ApiError;
-pub use extract::{Admin, Caller, SESSION_COOKIE, Supervisor, cookie};
+pub use extract::{Admin, Caller, SESSION_COOKIE, Supervisor, client_addr, cookie};
 
 /// The OpenAPI document of every REST endpoint.
 async fn openapi() -> impl IntoResponse {

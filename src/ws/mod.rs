@@ -99,6 +99,7 @@ pub async fn visitor_upgrade(
     Query(q): Query<VisitorQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
+    let addr = crate::http::client_addr(&state.engine.config(), addr, &headers);
     let site_id = SiteId(q.site.unwrap_or_default());
     let site = state
         .engine
@@ -140,6 +141,7 @@ pub async fn agent_upgrade(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
+    let addr = crate::http::client_addr(&state.engine.config(), addr, &headers);
     let guard = acquire_ip(&state, addr)?;
     let signed_in = cookie_session(&state, &headers).await;
     let limits = state.engine.config().limits.clone();

@@ -403,7 +403,7 @@ fn port_of(url: &str) -> u16 {
         .expect("the URL has a port")
 }
 
-fn wait_listening(port: u16, what: &str) {
+pub fn wait_listening(port: u16, what: &str) {
     let deadline = std::time::Instant::now() + WAIT;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(

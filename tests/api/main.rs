@@ -9,6 +9,7 @@ mod edges;
 mod health;
 mod http;
 mod multinode;
+mod proxy;
 mod restart;
 mod resume;
 mod routing;

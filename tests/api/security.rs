@@ -10,7 +10,8 @@ both_backends!(
     bad_frames_get_errors_and_the_chat_survives,
     flood_is_limited_and_nothing_is_lost,
     wrong_tokens_are_refused,
-    foreign_origin_is_refused_at_the_upgrade
+    foreign_origin_is_refused_at_the_upgrade,
+    connections_per_ip_count_the_client_behind_a_trusted_proxy
 );
 
 /// Malformed JSON, unknown types, bad fields, oversized frames and binary frames each get their
@@ -225,4 +226,52 @@ async fn logs_keep_webhook_keys_out() {
     let hook_path = hooks.url.trim_start_matches("http://");
     assert!(all.contains(hook_path), "the log names the receiver: {all}");
     node.kill().await;
+}
+
+/// Opens a visitor socket as if through a proxy that sent `X-Forwarded-For: xff`.
+async fn visitor_via(app: &TestApp, xff: &str) -> Result<impl std::fmt::Debug + use<>, String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}/v1/visitor?site=test", app.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("origin", ORIGIN.parse().unwrap());
+    req.headers_mut()
+        .insert("x-forwarded-for", xff.parse().unwrap());
+    let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+/// Behind a trusted proxy, `limits.connections_per_ip` counts the address the proxy forwarded;
+/// from anyone else, `X-Forwarded-For` is ignored and the peer is counted.
+async fn connections_per_ip_count_the_client_behind_a_trusted_proxy(backend: Backend) {
+    let mut cfg = config(&[alice(2)]);
+    cfg.limits.connections_per_ip = 2;
+    cfg.trusted_proxies = vec!["127.0.0.0/8".to_owned().try_into().unwrap()];
+    let app = spawn_app(backend, cfg).await;
+    let mut open = vec![visitor_via(&app, "203.0.113.7").await.unwrap()];
+    // A proxy chain: the trusted hop appended last is skipped.
+    open.push(visitor_via(&app, "203.0.113.7, 127.0.0.1").await.unwrap());
+    let e = visitor_via(&app, "203.0.113.7").await.unwrap_err();
+    assert!(e.contains("429"), "{e}");
+    // A spoofed entry left of the client is not believed: the client is the last untrusted one.
+    let e = visitor_via(&app, "198.51.100.1, 203.0.113.7")
+        .await
+        .unwrap_err();
+    assert!(e.contains("429"), "{e}");
+    open.push(visitor_via(&app, "203.0.113.8").await.unwrap());
+    app.stop().await;
+
+    let mut cfg = config(&[alice(2)]);
+    cfg.limits.connections_per_ip = 2;
+    let app = spawn_app(backend, cfg).await;
+    // The limit counts open sockets: these stay open to the end.
+    open.push(visitor_via(&app, "203.0.113.1").await.unwrap());
+    open.push(visitor_via(&app, "203.0.113.2").await.unwrap());
+    let e = visitor_via(&app, "203.0.113.3").await.unwrap_err();
+    assert!(e.contains("429"), "{e}");
+    drop(open);
+    app.stop().await;
 }

@@ -348,6 +348,9 @@ pub enum VisitorOut<'a> {
         token: &'a str,
         conversation: Option<ConvSummary>,
         heartbeat_secs: f64,
+        /// Whether a first message would reach an agent now (someone on duty in the visitor's
+        /// department, within its hours); false: the widget offers the offline form at once.
+        available: bool,
     },
     Event {
         conversation: &'a ConvId,

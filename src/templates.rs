@@ -14,6 +14,7 @@ pub enum Template {
     Requeued,
     ClosedByAgent,
     ClosedByVisitor,
+    ClosedInactive,
 }
 
 impl Template {
@@ -26,6 +27,7 @@ impl Template {
             Template::Requeued => "requeued",
             Template::ClosedByAgent => "closed_by_agent",
             Template::ClosedByVisitor => "closed_by_visitor",
+            Template::ClosedInactive => "closed_inactive",
         }
     }
 
@@ -44,6 +46,9 @@ impl Template {
             }
             ("ru", Template::ClosedByAgent) => "Оператор завершил чат. Спасибо за обращение!",
             ("ru", Template::ClosedByVisitor) => "Вы завершили чат. Спасибо за обращение!",
+            ("ru", Template::ClosedInactive) => {
+                "Чат завершён: в нём давно не было сообщений. Напишите, если нужна помощь."
+            }
             (_, Template::Connected) => "You are now chatting with {agent}. How can we help?",
             (_, Template::Queued) => {
                 "Thanks! You are #{position} in line; an agent will answer in about {minutes} min."
@@ -59,6 +64,9 @@ impl Template {
                 "The agent ended the chat. Thank you for contacting us!"
             }
             (_, Template::ClosedByVisitor) => "You ended the chat. Thank you for contacting us!",
+            (_, Template::ClosedInactive) => {
+                "The chat ended after a while without messages. Write again whenever you need us."
+            }
         }
     }
 }

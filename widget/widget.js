@@ -1,7 +1,7 @@
 /*! Switchboard chat widget. No dependencies.
  * Embed: <script src="https://chat.example.com/widget.js" data-site="demo" async></script>
  * API:   Switchboard.open() .close() .identify({id,name,email,user_hash}) .setLocale("ru")
- *        .setDepartment("sales") .on("message"|"open"|"close", fn)
+ *        .setDepartment("sales") .on("message"|"open"|"close"|"connected", fn)
  * Every text is rendered with textContent: nothing a visitor or agent writes becomes HTML. */
 (function () {
   "use strict";
@@ -25,7 +25,9 @@
       offlineThanks: "Thanks! We will reply by email.", rateTitle: "How was the chat?",
       comment: "Comment (optional)", rateSend: "Send rating", rateThanks: "Thanks for your feedback!",
       star: "{n} of 5", start: "Start chat", department: "Department", unread: "{n} unread",
-      newChat: "New conversation", failed: "Not sent: {why}"
+      newChat: "New conversation", failed: "Not sent: {why}",
+      nobody: "Nobody is on duty right now. Leave a message and we will answer by email.",
+      dismiss: "Dismiss"
     },
     ru: {
       title: "Чат с нами", greeting: "Здравствуйте! Спросите нас о чём угодно, обычно отвечаем за пару минут.",
@@ -37,7 +39,9 @@
       offlineThanks: "Спасибо! Мы ответим на e-mail.", rateTitle: "Как прошёл чат?",
       comment: "Комментарий (необязательно)", rateSend: "Оценить", rateThanks: "Спасибо за отзыв!",
       star: "{n} из 5", start: "Начать чат", department: "Отдел", unread: "Непрочитанных: {n}",
-      newChat: "Новый разговор", failed: "Не отправлено: {why}"
+      newChat: "Новый разговор", failed: "Не отправлено: {why}",
+      nobody: "Сейчас никого нет на месте. Оставьте сообщение, и мы ответим на e-mail.",
+      dismiss: "Скрыть"
     }
   };
 
@@ -56,8 +60,13 @@
   var pending = {};              // client_id -> {text, el}: shown, not yet acknowledged
   var unread = 0, typingTimer = null, typingSent = false, remoteTypingTimer = null;
   var offerEl = null;            // a trigger's proactive message on screen (st.offer keeps it)
+  var available = true;          // the server's word at welcome: would a first message reach an agent?
+  var myTexts = [];              // the visitor's messages in the conversation shown (the offline form keeps them)
+  var offlineText = null, thanksDue = false, thanksTimer = null; // the offline message being confirmed
+  var offlineEcho = false;       // it repeats what the visitor already wrote here: not shown twice
+  var freshDivider = false;      // the "new conversation" divider already drawn for the next conversation
   var OFFER_MS = 30 * 60 * 1000; // an unanswered proactive message is shown this long
-  var listeners = { message: [], open: [], close: [] };
+  var listeners = { message: [], open: [], close: [], connected: [] };
   var cfg = { color: "#2563eb", departments: [] };
   var locale = st.locale || navigator.language || "en";
 
@@ -109,7 +118,11 @@
     ".card h3{font-size:14px;font-weight:600}.card label{font-size:12px;color:#475569;display:flex;flex-direction:column;gap:4px}" +
     ".stars{display:flex;gap:4px}.stars button{background:#e2e8f0;color:#111;width:36px;padding:6px 0}.stars button[aria-pressed=true]{background:var(--a);color:#fff}" +
     ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}" +
-    "@media (max-width:480px){:host{right:12px;bottom:12px}.panel{position:fixed;inset:0;width:auto;height:auto;max-height:none;border-radius:0}}" +
+    ".teaser{position:absolute;right:0;bottom:68px;width:260px;background:#fff;color:#111;border-radius:12px;box-shadow:0 4px 20px rgba(0,0,0,.25);padding:10px 30px 10px 12px;cursor:pointer}" +
+    ".teaser .tn{font-size:12px;color:#475569;margin-bottom:2px}.teaser .tt{white-space:pre-wrap;overflow-wrap:anywhere;max-height:6.2em;overflow:hidden}" +
+    ".teaser .tx{position:absolute;top:4px;right:4px;background:transparent;color:#475569;padding:2px 6px;font-size:16px;line-height:1}" +
+    // On a phone the open panel fills the screen: the launcher would sit on the composer's Send.
+    "@media (max-width:480px){:host{right:12px;bottom:12px}.panel{position:fixed;inset:0;width:auto;height:auto;max-height:none;border-radius:0}.panel:not([hidden])~.launch,.panel:not([hidden])~.teaser{display:none!important}}" +
     "@media (prefers-color-scheme:dark){:host{color:#e2e8f0}.panel{background:#0f172a}.log{background:#0b1220}.msg .b,.card{background:#1e293b;border-color:#334155;color:#e2e8f0}" +
     "form.compose{background:#0f172a;border-color:#334155}textarea,input,select{background:#1e293b;border-color:#475569}.sys,.typing,.msg .meta,.card label{color:#94a3b8}.stars button{background:#334155;color:#e2e8f0}}" +
     "</style>" +
@@ -122,6 +135,7 @@
     "<form class='compose'><label class='sr' for='sb-text'></label>" +
     "<textarea id='sb-text' rows='1' maxlength='4000'></textarea><button type='submit' class='send'></button></form>" +
     "</div>" +
+    "<div class='teaser' role='status' hidden><div class='tn'></div><div class='tt'></div><button type='button' class='tx'>×</button></div>" +
     "<button type='button' class='launch' aria-expanded='false'>" +
     "<svg viewBox='0 0 24 24' aria-hidden='true'><path d='M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z'/></svg>" +
     "<span class='badge' hidden></span></button>";
@@ -129,7 +143,8 @@
   function $(sel) { return root.querySelector(sel); }
   var panel = $(".panel"), launch = $(".launch"), badge = $(".badge"), logEl = $(".log"),
     statusEl = $(".status"), typingEl = $(".typing"), form = $("form.compose"), input = $("#sb-text"),
-    titleEl = $("#sb-title"), subEl = $("header .sub"), endBtn = $(".end"), minBtn = $(".min");
+    titleEl = $("#sb-title"), subEl = $("header .sub"), endBtn = $(".end"), minBtn = $(".min"),
+    teaser = $(".teaser");
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -148,6 +163,7 @@
     $(".send").textContent = t("send");
     $("label[for=sb-text]").textContent = t("input");
     input.placeholder = t("placeholder");
+    $(".tx").setAttribute("aria-label", t("dismiss"));
   }
   function scroll() { logEl.scrollTop = logEl.scrollHeight; }
   function sys(text) { logEl.appendChild(el("div", "sys", text)); scroll(); }
@@ -184,7 +200,12 @@
     panel.hidden = !open;
     launch.setAttribute("aria-expanded", String(open));
     st.open = open; save();
-    if (open) { unread = 0; setBadge(); maybePrechat(); scroll(); setTimeout(function () { input.focus(); }, 0); }
+    if (open) {
+      unread = 0; setBadge(); teaser.hidden = true;
+      // Still nobody on duty? A fresh welcome says whether someone came since.
+      if (!was && !available && convState !== "queued" && convState !== "active") reconnect();
+      maybePrechat(); scroll(); setTimeout(function () { input.focus(); }, 0);
+    }
     if (open !== was) emit(open ? "open" : "close");
   }
   function clearCards() { root.querySelectorAll(".card").forEach(function (c) { c.remove(); }); }
@@ -199,7 +220,7 @@
   function maybePrechat() {
     var p = cfg.prechat;
     // A visitor answering a proactive message is not stopped by a form: fast first contact.
-    if (!p || st.prechat || conv || st.offer || root.querySelector(".prechat")) return;
+    if (!p || st.prechat || conv || st.offer || !available || root.querySelector(".prechat")) return;
     var card = el("form", "card prechat");
     var inputs = {};
     if (p.name) inputs.name = field(card, t("name"), el("input"));
@@ -236,7 +257,7 @@
     var first = card.querySelector("input,select");
     if (first) first.focus();
   }
-  function offlineForm() {
+  function offlineForm(prefill) {
     if (root.querySelector(".offline")) return;
     var card = el("form", "card offline");
     card.appendChild(el("h3", null, t("offlineTitle")));
@@ -245,15 +266,40 @@
     email.value = (st.identity && st.identity.email) || (st.prechat && st.prechat.email) || "";
     var text = field(card, t("message"), el("textarea"));
     text.required = true; text.rows = 3;
+    // What the visitor already wrote or typed: nobody asks them to type it again.
+    text.value = prefill || myTexts.join("\n");
     var go = el("button", null, t("send"));
     go.type = "submit";
     card.appendChild(go);
     card.addEventListener("submit", function (e) {
       e.preventDefault();
+      offlineText = text.value;
+      offlineEcho = myTexts.length > 0 && text.value === myTexts.join("\n");
       send({ type: "offline_message", email: email.value.trim(), text: text.value, name: (st.prechat && st.prechat.name) || undefined });
     });
     logEl.appendChild(card);
     scroll();
+  }
+  // Nobody on duty: said before the visitor writes, with the form at once and the composer's
+  // text carried into it.
+  function offerOffline() {
+    if (root.querySelector(".offline")) return;
+    if (!root.querySelector(".nobody")) { var n = el("div", "sys nobody", t("nobody")); logEl.appendChild(n); }
+    root.querySelectorAll(".prechat").forEach(function (c) { c.remove(); });
+    offlineForm(input.value.trim());
+    input.value = "";
+    form.hidden = true;
+  }
+  function backOnDuty() {
+    root.querySelectorAll(".offline,.nobody").forEach(function (c) { c.remove(); });
+    form.hidden = false;
+    maybePrechat();
+  }
+  // The confirmation of an offline message goes below the message it confirms.
+  function thank() {
+    clearTimeout(thanksTimer);
+    thanksDue = false; offlineText = null;
+    sys(t("offlineThanks"));
   }
   function ratingForm() {
     if (root.querySelector(".rating")) return;
@@ -293,8 +339,9 @@
     if (c !== conv) {
       // A newer conversation (this tab or another started it): continue below a divider.
       if (conv && c < conv) return;
-      if (conv) sys("— " + t("newChat") + " —");
-      conv = c; lastSeq = 0; st.conv = c;
+      if (conv && !freshDivider) sys("— " + t("newChat") + " —");
+      freshDivider = false;
+      conv = c; lastSeq = 0; st.conv = c; myTexts = [];
       // The transcript starts with the proactive message the visitor answered: show it once.
       if (offerEl) { offerEl.remove(); offerEl = null; }
       delete st.offer; save();
@@ -308,12 +355,15 @@
     if (ev.kind === "message") {
       var mine = ev.author === "visitor";
       var p = ev.client_id && pending[ev.client_id];
+      var confirms = mine && offlineText !== null && ev.text === offlineText;
       if (mine && p) {
         p.el.classList.remove("sending");
         delete pending[ev.client_id];
-      } else {
+      } else if (!(confirms && offlineEcho)) {
         bubble(mine, ev.author_name || t("agent"), ev.text, ev.at);
       }
+      if (mine && !confirms) myTexts.push(ev.text);
+      if (confirms) { offlineText = null; offlineEcho = false; if (thanksDue) thank(); }
       if (!mine && live) { unread++; setBadge(); }
       emit("message", { conversation: c, seq: ev.seq, author: ev.author, name: ev.author_name, text: ev.text, at: ev.at });
       if (ev.author === "agent") setTyping(false);
@@ -327,17 +377,19 @@
       sys(ev.text);
       if (ev.notice === "queued") { convState = "queued"; setStatus(t("queue", { n: ev.position, m: ev.estimate_minutes })); }
       if (ev.notice === "requeued") { convState = "queued"; subEl.textContent = ""; }
-      if (ev.notice === "offline") offlineForm();
+      if (ev.notice === "offline") { offlineForm(); form.hidden = true; }
     } else if (ev.kind === "closed") {
       convState = "closed";
       setStatus(""); subEl.textContent = ""; endBtn.hidden = true;
-      sys(ev.text);
+      if (ev.text) sys(ev.text); // none after an offline reply
       if (!/^(no_agent|out_of_hours|offline_message)$/.test(ev.reason)) ratingForm();
     }
     endBtn.hidden = convState !== "queued" && convState !== "active";
   }
   function showOffer() {
     if (offerEl) offerEl.remove();
+    // The invitation supersedes "nobody is on duty": the reply will say if still so.
+    root.querySelectorAll(".nobody").forEach(function (c) { c.remove(); });
     offerEl = bubble(false, st.offer.name || t("agent"), st.offer.text, st.offer.at);
     offerEl.classList.add("offer");
     clearCards();
@@ -362,21 +414,37 @@
           conv = null; lastSeq = 0; convState = null; delete st.conv; save(); // expired on the server
         }
         endBtn.hidden = convState !== "queued" && convState !== "active";
+        available = m.available !== false;
+        if (convState !== "queued" && convState !== "active") {
+          if (!available) offerOffline(); else if (root.querySelector(".nobody")) backOnDuty();
+        }
         if (st.offer && (Date.now() - st.offer.at > OFFER_MS || convState === "queued" || convState === "active")) { delete st.offer; save(); }
         if (st.offer && !offerEl) showOffer();
         for (var cid in pending) send(pending[cid].msg);
+        emit("connected", { available: available, conversation: conv });
         break;
       case "event": show(m.conversation, m.event); break;
       case "proactive":
         if (convState === "queued" || convState === "active") break;
         st.offer = { trigger: m.trigger, text: m.text, name: m.author_name, at: m.at || Date.now() }; save();
         showOffer();
-        setOpen(true);
+        // A small bubble beside the launcher, not the whole panel over the page.
+        if (panel.hidden) {
+          teaser.querySelector(".tn").textContent = st.offer.name || t("agent");
+          teaser.querySelector(".tt").textContent = st.offer.text;
+          teaser.hidden = false;
+        }
         break;
       case "queue": if (m.conversation === conv) setStatus(t("queue", { n: m.position, m: m.estimate_minutes })); break;
       case "typing": setTyping(m.on, m.name); break;
       case "ack": break;
-      case "offline_received": clearCards(); sys(t("offlineThanks")); break;
+      case "offline_received":
+        clearCards();
+        form.hidden = false;
+        // The message's own event may still be on its way: thank below it, or shortly anyway.
+        if (offlineText === null) thank();
+        else { thanksDue = true; thanksTimer = setTimeout(thank, 2000); }
+        break;
       case "rated": clearCards(); sys(t("rateThanks")); break;
       case "error":
         if (m.code === "unauthorized") { delete st.token; save(); reconnect(); }
@@ -451,6 +519,8 @@
     input.value = "";
     var cid = rid();
     var msg = { type: "message", client_id: cid, text: text };
+    // A new conversation starts with this message: its divider goes above it.
+    if (conv && convState === "closed" && !freshDivider) { sys("— " + t("newChat") + " —"); freshDivider = true; }
     // The first message after a proactive one answers it: the chat goes to its department.
     if (st.offer && convState !== "queued" && convState !== "active") msg.trigger = st.offer.trigger;
     pending[cid] = { msg: msg, el: bubble(true, t("you"), text, Date.now()) };
@@ -468,6 +538,10 @@
     typingTimer = setTimeout(function () { typingSent = false; send({ type: "typing", on: false }); }, 2500);
   });
   launch.addEventListener("click", function () { setOpen(panel.hidden); });
+  teaser.addEventListener("click", function (e) {
+    teaser.hidden = true;
+    if (!e.target.classList.contains("tx")) setOpen(true);
+  });
   minBtn.addEventListener("click", function () { setOpen(false); launch.focus(); });
   endBtn.addEventListener("click", function () { send({ type: "close" }); });
   panel.addEventListener("keydown", function (e) { if (e.key === "Escape") { setOpen(false); launch.focus(); } });

@@ -91,6 +91,8 @@ impl Engine {
 
     /// Tells the agent's consoles and drains the queues the agent can now serve.
     pub(super) async fn agent_changed(&self, site: &SiteId, agent: &AgentId) -> Result<()> {
+        // This node's snapshot is out of date now: the next visitor reads the change.
+        self.inner.agents_cache.remove(site);
         self.agent_pushed(site, agent).await;
         let state = self.agent_state(site, agent).await?;
         self.drain_for(site, &state.departments).await

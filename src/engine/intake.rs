@@ -246,12 +246,14 @@ impl Engine {
         })
     }
 
-    /// Answers a new conversation at once: queued (and perhaps assigned right away) or offline.
-    pub(super) async fn route_new(&self, site: &SiteConfig, conv: &Conversation) -> Result<()> {
-        self.visitor_changed(&site.id, &conv.visitor, true).await;
-        let store = &self.inner.store;
+    /// The agents of the site, and whether one of them is on duty in the department (online or
+    /// away, connected or within the grace). Never says no on a stale snapshot.
+    async fn staffed(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+    ) -> Result<(std::sync::Arc<Vec<AgentState>>, bool)> {
         let now = self.now();
-        let dept = &conv.department;
         let grace = self.grace_ms();
         let on_duty = |agents: &[AgentState]| {
             agents.iter().any(|a| {
@@ -260,12 +262,41 @@ impl Engine {
                     && a.present(now, grace)
             })
         };
-        let mut agents = self.agents_cached(&site.id, false).await?;
-        if !on_duty(&agents) {
-            // Never send a visitor away on a stale snapshot.
-            agents = self.agents_cached(&site.id, true).await?;
+        let agents = self.agents_cached(site, false).await?;
+        if on_duty(&agents) {
+            return Ok((agents, true));
         }
+        let agents = self.agents_cached(site, true).await?;
         let staffed = on_duty(&agents);
+        Ok((agents, staffed))
+    }
+
+    /// Whether a first message to the department (the site's default without one) would reach
+    /// an agent now, rather than get the offline reply: told to a visitor before they write.
+    pub async fn answerable(&self, site: &SiteId, dept: Option<&DeptId>) -> bool {
+        let Ok(config) = self.site(site) else {
+            return false;
+        };
+        let dept = dept
+            .filter(|d| config.department(d).is_some())
+            .unwrap_or_else(|| config.default_department());
+        if !self.department_open(&config, dept) {
+            return false;
+        }
+        // A backend failure is not "nobody is there": the message will tell.
+        self.staffed(site, dept)
+            .await
+            .map(|(_, s)| s)
+            .unwrap_or(true)
+    }
+
+    /// Answers a new conversation at once: queued (and perhaps assigned right away) or offline.
+    pub(super) async fn route_new(&self, site: &SiteConfig, conv: &Conversation) -> Result<()> {
+        self.visitor_changed(&site.id, &conv.visitor, true).await;
+        let store = &self.inner.store;
+        let now = self.now();
+        let dept = &conv.department;
+        let (agents, staffed) = self.staffed(&site.id, dept).await?;
         let open = self.department_open(site, dept);
         if !open || !staffed {
             self.notice(

@@ -175,17 +175,24 @@ impl Engine {
             ));
         };
         tracing::info!(site = %site.id, conversation = %conv, visitor = %before.visitor, agent = before.agent.as_ref().map(|a| a.0.as_str()).unwrap_or(""), reason, "conversation closed");
-        let template = match by {
-            AuthorKind::Visitor => Template::ClosedByVisitor,
-            _ => Template::ClosedByAgent,
+        let template = match (by, reason) {
+            (AuthorKind::Visitor, _) => Some(Template::ClosedByVisitor),
+            (AuthorKind::System, "visitor_inactive") => Some(Template::ClosedInactive),
+            // Nobody to answer: the offline reply just said so; no second word.
+            (AuthorKind::System, _) => None,
+            _ => Some(Template::ClosedByAgent),
         };
-        let text = templates::render(
-            site,
-            Some(&before.department),
-            &before.locale,
-            template,
-            &Vars::default(),
-        );
+        let text = template
+            .map(|template| {
+                templates::render(
+                    site,
+                    Some(&before.department),
+                    &before.locale,
+                    template,
+                    &Vars::default(),
+                )
+            })
+            .unwrap_or_default();
         store
             .append(
                 &site.id,

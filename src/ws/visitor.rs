@@ -143,11 +143,13 @@ async fn setup(
         department: c.department.clone(),
         last_seq: c.last_seq,
     });
+    let available = Box::pin(state.engine.answerable(&site, department.as_ref())).await;
     let welcome = VisitorOut::Welcome {
         visitor_id: &visitor,
         token: &hello.token,
         conversation: summary,
         heartbeat_secs,
+        available,
     };
     // Before the welcome: a client that saw it knows its page view is being timed.
     state.engine.page_seen(&site, reg.id, &hello.profile);

@@ -113,18 +113,26 @@ async fn acknowledgements_by_locale(backend: Backend) {
 /// With no agent on duty the visitor gets the offline reply at once, and the chat ends.
 async fn offline_reply_when_nobody_is_on(backend: Backend) {
     let app = spawn_app(backend, config(&[alice(1)])).await;
-    let (mut v, _) = visitor(&app, json!({"locale": "en"})).await;
+    let (mut v, welcome) = visitor(&app, json!({"locale": "en"})).await;
+    // Told before writing: a first message would get the offline reply.
+    assert_eq!(welcome["available"], false, "{welcome}");
     say(&mut v, "c1", "Hello?").await;
     let n = v.wait_event("notice").await;
     assert_eq!(n["event"]["notice"], "offline");
     assert!(n["event"]["text"].as_str().unwrap().contains("email"));
     let c = v.wait_event("closed").await;
     assert_eq!(c["event"]["reason"], "no_agent");
+    // Nobody ended anything: the offline reply said it all.
+    assert_eq!(c["event"]["text"], "", "{c}");
 
     let (mut ru, _) = visitor(&app, json!({"locale": "ru-RU"})).await;
     say(&mut ru, "c1", "Есть кто?").await;
     let n = ru.wait_event("notice").await;
     assert!(n["event"]["text"].as_str().unwrap().contains("e-mail"));
+    // With an agent on duty, the welcome says a message would reach them.
+    let _alice = agent_client(&app, "alice", "online").await;
+    let (_, welcome) = visitor(&app, json!({"locale": "en"})).await;
+    assert_eq!(welcome["available"], true, "{welcome}");
     app.stop().await;
 }
 

@@ -198,6 +198,13 @@ async fn visitor_close_and_inactivity_make_tickets(backend: Backend) {
     agent_client(&app, "alice", "online").await;
     let closed = quiet.wait_event("closed").await;
     assert_eq!(closed["event"]["reason"], "visitor_inactive");
+    assert!(
+        closed["event"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("without messages"),
+        "{closed}"
+    );
     alice
         .wait_for("unassigned", |m| {
             m["type"] == "unassigned" && m["conversation"] == conv.as_str()

@@ -201,9 +201,10 @@ for (const backend of ["embedded", "redis"]) {
       const other = await visitorPage(browser, server.origin + "/demo/?from=elsewhere");
       const started = Date.now();
       const v = await visitorPage(browser, server.origin + "/demo/?landing=tea");
-      await waitText(W(v.page).locator(".msg.offer .b"), "Want a hand choosing a tea?");
+      await waitText(W(v.page).locator(".teaser .tt"), "Want a hand choosing a tea?");
       assert.ok(Date.now() - started >= TRIGGER_SECS * 1000, `fired after ${Date.now() - started} ms`);
-      assert.equal(await W(v.page).locator(".panel").isVisible(), true);
+      // A small bubble beside the launcher; the panel opens when the visitor wants it.
+      assert.equal(await W(v.page).locator(".panel").isVisible(), false);
       // The other page started timing first: had it matched, its message would have come first.
       assert.ok(!other.frames.some((f) => f.includes('"proactive"')), "fired on another URL");
       assert.equal(await W(other.page).locator(".msg.offer").count(), 0);
@@ -214,12 +215,13 @@ for (const backend of ["embedded", "redis"]) {
       await W(v.page).locator(".launch").waitFor({ timeout: WAIT });
       await until("the reloaded widget to connect", () => v.frames.some((f) => f.includes('"welcome"')));
       const witness = await visitorPage(browser, server.origin + "/demo/?landing=tea");
-      await waitText(W(witness.page).locator(".msg.offer .b"), "Want a hand choosing a tea?");
+      await waitText(W(witness.page).locator(".teaser .tt"), "Want a hand choosing a tea?");
       assert.ok(!v.frames.some((f) => f.includes('"proactive"')), "fired twice for one visitor");
 
       // The answer opens a sales chat that starts with the proactive message.
       const sales = await Agent.connect(server, "alice", "online");
-      const box = W(v.page).locator("textarea");
+      await v.page.evaluate(() => Switchboard.open());
+      const box = W(v.page).locator("form.compose textarea");
       await box.fill("Which green tea is the mildest?");
       await box.press("Enter");
       const taken = await sales.next("assigned", (m) => m.type === "assigned" && m.events.some((e) => e.text === "Which green tea is the mildest?"));

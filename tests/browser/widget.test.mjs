@@ -17,14 +17,17 @@ const texts = (page) => W(page).locator(".msg .b").allTextContents();
 const waitText = (page, sel, text) => W(page).locator(sel, { hasText: text }).first().waitFor({ timeout: WAIT });
 
 /** Opens the panel and answers the site's pre-chat form; returns the message box. */
-async function startChat(page, name = "Vera", order = "A-17") {
+async function startChat(page, name = "Vera", order = "A-17", { connects = true } = {}) {
   await W(page).locator(".launch").click();
   const pre = W(page).locator(".prechat");
   await pre.waitFor({ timeout: WAIT });
   await pre.getByLabel("Name").fill(name);
   await pre.getByLabel("Order number").fill(order);
+  // The answers reconnect with the visitor's name: wait until that connection is welcomed.
+  await page.evaluate(() => { window.__connected = false; Switchboard.on("connected", () => { window.__connected = true; }); });
   await pre.locator("button[type=submit]").click();
-  const box = W(page).locator("textarea");
+  if (connects) await page.waitForFunction(() => window.__connected, null, { timeout: WAIT });
+  const box = W(page).locator("form.compose textarea");
   await box.waitFor({ state: "visible", timeout: WAIT });
   return box;
 }
@@ -179,27 +182,137 @@ for (const backend of ["embedded", "redis"]) {
       assert.ok(agentTexts.length >= 4 && agentTexts.every((n) => n === "Alice Moreau"));
     });
 
-    test("with no agent on duty the offline form makes an offline ticket", async () => {
+    test("a new conversation's divider goes above its first message", async () => {
+      // The previous test closed the chat; the next message starts a new one.
+      const box = W(page).locator("form.compose textarea");
+      await box.fill("One more question");
+      await box.press("Enter");
+      await waitText(page, ".msg.me .b", "One more question");
+      const order = await W(page).locator(".log").evaluate((log) =>
+        [...log.children].map((e) => e.textContent));
+      const divider = order.lastIndexOf("— New conversation —");
+      const mine = order.findIndex((t) => t.startsWith("One more question"));
+      assert.ok(divider >= 0 && divider < mine, JSON.stringify(order.slice(-6)));
+      const next = await agent.next("the new chat", (m) => m.type === "assigned" && m.events.some((e) => e.text === "One more question"));
+      agent.send({ type: "close", conversation: next.conversation.id });
+    });
+
+    test("on a phone the launcher never covers Send", async () => {
+      const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true });
+      const p = await ctx.newPage();
+      await p.goto(server.origin + "/demo/");
+      const box = await startChat(p, "Mia", "C-3");
+      await box.fill("Typed on a phone");
+      const send = W(p).locator(".send");
+      const b = await send.boundingBox();
+      const under = await p.evaluate(([x, y]) => {
+        const e = document.getElementById("switchboard-widget").shadowRoot.elementFromPoint(x, y);
+        return e ? e.className : null;
+      }, [b.x + b.width / 2, b.y + b.height / 2]);
+      assert.equal(under, "send", "the element under Send's centre");
+      await p.screenshot({ path: path.join(ARTIFACTS, `widget-${backend}-mobile.png`) });
+      await send.tap();
+      await waitText(p, ".msg.me .b", "Typed on a phone");
+      const got = await agent.next("the phone's chat", (m) => m.type === "assigned" && m.events.some((e) => e.text === "Typed on a phone"));
+      agent.send({ type: "close", conversation: got.conversation.id });
+      // Minimized, the launcher is back.
+      await W(p).locator(".min").click();
+      await W(p).locator(".launch").waitFor({ state: "visible", timeout: WAIT });
+      await ctx.close();
+    });
+
+    test("with nobody on duty the widget says so before the visitor writes, keeping what they typed", async () => {
+      // Someone is on duty when the page loads: the visitor starts typing.
+      const ctx = await browser.newContext();
+      const p = await ctx.newPage();
+      await p.goto(server.origin + "/demo/");
+      const box = await startChat(p, "Max", "B-2");
+      await box.fill("Do you ship to Norway?");
+      // The agent leaves; the widget learns it on its next connection (here, after a cut).
       agent.send({ type: "set_status", status: "offline" });
       await agent.next("offline", (m) => m.type === "agent" && m.agent.status === "offline");
-      const fresh = await browser.newContext();
-      const p = await fresh.newPage();
-      await p.goto(server.origin + "/demo/");
-      await startChat(p, "Max", "B-2");
-      await W(p).locator("textarea").fill("Anyone here?");
-      await W(p).locator("textarea").press("Enter");
+      server.proxy.cut();
+      await waitText(p, ".status", "Reconnecting");
+      server.proxy.restore();
+      await waitText(p, ".sys", "Nobody is on duty right now");
       const form = W(p).locator(".offline");
       await form.waitFor({ timeout: WAIT });
-      await form.locator("input[type=email]").fill("vera@example.com");
-      await form.locator("textarea").fill("Please email me the price list");
+      assert.equal(await form.locator("textarea").inputValue(), "Do you ship to Norway?");
+      assert.equal(await W(p).locator("form.compose").isVisible(), false, "no composer to write into the void");
+      await form.locator("input[type=email]").fill("max@example.com");
       await form.locator("button[type=submit]").click();
       await waitText(p, ".sys", "We will reply by email");
       const { body } = await admin(server, "/v1/tickets?status=offline");
-      const t = body.tickets.find((t) => t.offline_message && t.offline_message.email === "vera@example.com");
+      const t = body.tickets.find((t) => t.offline_message && t.offline_message.email === "max@example.com");
       assert.ok(t, JSON.stringify(body));
-      assert.equal(t.offline_message.text, "Please email me the price list");
+      assert.equal(t.offline_message.text, "Do you ship to Norway?");
+
+      // A fresh visitor while nobody is on duty: told at once, with the form and no pre-chat.
+      const fresh = await ctx.browser().newContext();
+      const q = await fresh.newPage();
+      await q.goto(server.origin + "/demo/");
+      await W(q).locator(".launch").click();
+      await waitText(q, ".sys", "Nobody is on duty right now");
+      await W(q).locator(".offline").waitFor({ timeout: WAIT });
+      assert.equal(await W(q).locator(".prechat").count(), 0);
       await fresh.close();
+      await ctx.close();
+    });
+
+    test("an agent who leaves after the welcome: the offline form keeps the message, one notice, thanks below", async () => {
       agent.send({ type: "set_status", status: "online" });
+      await agent.next("online", (m) => m.type === "agent" && m.agent.status === "online");
+      const ctx = await browser.newContext();
+      const p = await ctx.newPage();
+      await p.goto(server.origin + "/demo/");
+      const box = await startChat(p, "Ida", "D-4");
+      agent.send({ type: "set_status", status: "offline" });
+      await agent.next("offline", (m) => m.type === "agent" && m.agent.status === "offline");
+      await box.fill("Anyone here?");
+      await box.press("Enter");
+      const form = W(p).locator(".offline");
+      await form.waitFor({ timeout: WAIT });
+      await waitText(p, ".sys", "No agent is available");
+      // Nobody ended anything: no goodbye after the offline reply.
+      const sys = await W(p).locator(".sys").allTextContents();
+      assert.ok(!sys.some((t) => /ended the chat/.test(t)), JSON.stringify(sys));
+      assert.equal(await form.locator("textarea").inputValue(), "Anyone here?");
+      await form.locator("input[type=email]").fill("ida@example.com");
+      await form.locator("button[type=submit]").click();
+      await waitText(p, ".sys", "We will reply by email");
+      const order = await W(p).locator(".log").evaluate((log) => [...log.children].map((e) => e.className + ":" + e.textContent));
+      const thanks = order.findIndex((e) => e.includes("We will reply by email"));
+      const question = order.findIndex((e) => e.includes("Anyone here?"));
+      assert.ok(question >= 0 && question < thanks, JSON.stringify(order));
+      assert.equal(order.filter((e) => e.includes("Anyone here?")).length, 1, "the question shows once");
+      await ctx.close();
+      agent.send({ type: "set_status", status: "online" });
+      await agent.next("online", (m) => m.type === "agent" && m.agent.status === "online");
+    });
+
+    test("a trigger shows as a small bubble beside the launcher; a click opens the chat", async () => {
+      const ctx = await browser.newContext();
+      const p = await ctx.newPage();
+      await p.goto(server.origin + "/demo/?landing=tea");
+      const teaser = W(p).locator(".teaser");
+      await waitText(p, ".teaser .tt", "Want a hand choosing a tea?");
+      assert.equal(await W(p).locator(".panel").isVisible(), false, "the panel stays closed");
+      const box = await teaser.boundingBox();
+      assert.ok(box.width <= 280 && box.height < 200, JSON.stringify(box));
+      await p.screenshot({ path: path.join(ARTIFACTS, `widget-${backend}-teaser.png`) });
+      await teaser.locator(".tt").click();
+      await W(p).locator(".panel").waitFor({ state: "visible", timeout: WAIT });
+      await waitText(p, ".msg.offer .b", "Want a hand choosing a tea?");
+      assert.equal(await teaser.isVisible(), false);
+      await ctx.close();
+    });
+
+    test("the demo page links to the console and says how to answer there", async () => {
+      const link = page.locator("#console-link");
+      assert.equal(await link.getAttribute("href"), "/console/");
+      const text = await page.locator("main").textContent();
+      assert.match(text, /sign in as alice@demo\.test/);
+      assert.doesNotMatch(text, /websocat/);
     });
 
     test("aggressive host CSS changes nothing inside the widget, and the widget changes nothing outside", async () => {
@@ -221,7 +334,9 @@ for (const backend of ["embedded", "redis"]) {
         return { bg: c.backgroundColor, w: c.width, radius: c.borderRadius };
       });
       assert.deepEqual(s, { bg: "rgb(15, 118, 110)", w: "56px", radius: "50%" });
-      const box = await startChat(p);
+      // Chromium refuses this route-served page's socket (local network access checks): the
+      // test is about styles, not the conversation.
+      const box = await startChat(p, "Vera", "A-17", { connects: false });
       assert.equal(await box.evaluate((e) => getComputedStyle(e).fontSize), "14px");
       assert.equal(await p.locator("#own").evaluate((e) => getComputedStyle(e).fontSize), "40px");
       await p.screenshot({ path: path.join(ARTIFACTS, `widget-${backend}-hostile-css.png`) });

@@ -54,7 +54,7 @@ tests/contract/run.sh target/debug/switchboard
 echo "== browser tests"
 (
   cd tests/browser
-  if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/ws ]; then
+  if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/ws ] || [ ! -d node_modules/axe-core ]; then
     npm ci --no-audit --no-fund --loglevel=error
   fi
   SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" node --test --test-concurrency=1 widget.test.mjs console.test.mjs

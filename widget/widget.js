@@ -91,23 +91,23 @@
     // hide or restyle the widget; all:initial stops inherited fonts and colours.
     ":host{all:initial!important;display:block!important;position:fixed!important;z-index:2147483000!important;right:20px!important;bottom:20px!important;opacity:1!important;visibility:visible!important;font:14px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif!important;color:#111!important}" +
     "*{box-sizing:border-box;font:inherit;margin:0}" +
-    "button{cursor:pointer;border:0;border-radius:8px;background:var(--a);color:#fff;padding:8px 12px}" +
+    "button{cursor:pointer;border:0;border-radius:8px;background:var(--a);color:var(--on);padding:8px 12px}" +
     "button:focus-visible,textarea:focus-visible,input:focus-visible,select:focus-visible{outline:3px solid var(--a);outline-offset:2px}" +
     ".launch{width:56px;height:56px;border-radius:50%;padding:0;box-shadow:0 4px 16px rgba(0,0,0,.25);position:relative;display:flex;align-items:center;justify-content:center}" +
-    ".launch svg{width:28px;height:28px;fill:#fff}" +
+    ".launch svg{width:28px;height:28px;fill:var(--on)}" +
     ".badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;border-radius:10px;background:#dc2626;color:#fff;font-size:12px;line-height:20px;text-align:center;padding:0 5px}" +
     ".panel{position:absolute;right:0;bottom:72px;width:360px;height:520px;max-height:calc(100vh - 110px);background:#fff;border-radius:14px;box-shadow:0 8px 32px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden}" +
     ".panel[hidden],.badge[hidden],[hidden]{display:none!important}" +
-    "header{background:var(--a);color:#fff;padding:12px 14px;display:flex;align-items:center;gap:8px}" +
+    "header{background:var(--a);color:var(--on);padding:12px 14px;display:flex;align-items:center;gap:8px}" +
     "header h2{font-size:16px;font-weight:600;flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}" +
-    "header .sub{font-size:12px;opacity:.85}" +
-    "header button{background:rgba(255,255,255,.18);padding:6px 10px;font-size:12px}" +
+    "header .sub{font-size:12px}" +
+    "header button{background:transparent;border:1px solid currentColor;padding:5px 9px;font-size:12px}" +
     ".status{background:#fef3c7;color:#78350f;padding:6px 12px;font-size:12px}" +
     ".log{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px;background:#f8fafc}" +
     ".msg{max-width:80%;display:flex;gap:6px;align-items:flex-end}" +
     ".msg .b{padding:8px 10px;border-radius:12px;background:#fff;border:1px solid #e2e8f0;white-space:pre-wrap;word-wrap:break-word;overflow-wrap:anywhere}" +
     ".msg .meta{font-size:11px;color:#64748b;margin-top:2px}" +
-    ".msg.me{align-self:flex-end;flex-direction:row-reverse}.msg.me .b{background:var(--a);color:#fff;border-color:transparent}" +
+    ".msg.me{align-self:flex-end;flex-direction:row-reverse}.msg.me .b{background:var(--a);color:var(--on);border-color:transparent}" +
     ".msg.sending .b{opacity:.6}" +
     ".av{width:28px;height:28px;border-radius:50%;background:#334155;color:#fff;font-size:11px;display:flex;align-items:center;justify-content:center;flex:none}" +
     ".sys{align-self:center;text-align:center;font-size:12px;color:#475569;max-width:90%}" +
@@ -116,7 +116,7 @@
     "textarea,input,select{flex:1;border:1px solid #cbd5e1;border-radius:8px;padding:8px;resize:none;background:#fff;color:inherit;width:100%}" +
     ".card{background:#fff;border:1px solid #e2e8f0;border-radius:12px;padding:12px;display:flex;flex-direction:column;gap:8px}" +
     ".card h3{font-size:14px;font-weight:600}.card label{font-size:12px;color:#475569;display:flex;flex-direction:column;gap:4px}" +
-    ".stars{display:flex;gap:4px}.stars button{background:#e2e8f0;color:#111;width:36px;padding:6px 0}.stars button[aria-pressed=true]{background:var(--a);color:#fff}" +
+    ".stars{display:flex;gap:4px}.stars button{background:#e2e8f0;color:#111;width:36px;padding:6px 0}.stars button[aria-pressed=true]{background:var(--a);color:var(--on)}" +
     ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}" +
     ".teaser{position:absolute;right:0;bottom:68px;width:260px;background:#fff;color:#111;border-radius:12px;box-shadow:0 4px 20px rgba(0,0,0,.25);padding:10px 30px 10px 12px;cursor:pointer}" +
     ".teaser .tn{font-size:12px;color:#475569;margin-bottom:2px}.teaser .tt{white-space:pre-wrap;overflow-wrap:anywhere;max-height:6.2em;overflow:hidden}" +
@@ -138,7 +138,7 @@
     "<div class='teaser' role='status' hidden><div class='tn'></div><div class='tt'></div><button type='button' class='tx'>×</button></div>" +
     "<button type='button' class='launch' aria-expanded='false'>" +
     "<svg viewBox='0 0 24 24' aria-hidden='true'><path d='M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z'/></svg>" +
-    "<span class='badge' hidden></span></button>";
+    "<span class='badge' aria-hidden='true' hidden></span></button>";
 
   function $(sel) { return root.querySelector(sel); }
   var panel = $(".panel"), launch = $(".launch"), badge = $(".badge"), logEl = $(".log"),
@@ -152,8 +152,22 @@
     if (text != null) e.textContent = text;
     return e;
   }
+  // Text on the site's accent colour: white or near-black, whichever contrasts more (WCAG
+  // relative luminance), so any colour an admin picks stays readable.
+  function onColor(hex) {
+    var m = /^#?([0-9a-f]{6})$/i.exec(hex || "");
+    if (!m) return "#fff";
+    var n = parseInt(m[1], 16), lum = 0;
+    [[16, 0.2126], [8, 0.7152], [0, 0.0722]].forEach(function (c) {
+      var v = ((n >> c[0]) & 255) / 255;
+      lum += c[1] * (v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4));
+    });
+    // Contrast with white (1.05 / (lum + .05)) against near-black #111 (lum + .05) / .0561.
+    return 1.05 / (lum + 0.05) >= (lum + 0.05) / 0.0561 ? "#fff" : "#111";
+  }
   function labels() {
     root.host.style.setProperty("--a", cfg.color || "#2563eb");
+    root.host.style.setProperty("--on", onColor(cfg.color || "#2563eb"));
     titleEl.textContent = cfg.title || t("title");
     panel.setAttribute("aria-labelledby", "sb-title");
     launch.setAttribute("aria-label", t("open"));
@@ -193,7 +207,7 @@
   function setBadge() {
     badge.hidden = unread === 0;
     badge.textContent = String(unread);
-    launch.setAttribute("aria-label", unread ? t("open") + " (" + t("unread", { n: unread }) + ")" : t("open"));
+    launch.setAttribute("aria-label", unread ? t("open") + ", " + t("unread", { n: unread }) : t("open"));
   }
   function setOpen(open) {
     var was = !panel.hidden;

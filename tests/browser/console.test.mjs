@@ -9,7 +9,7 @@ import path from "node:path";
 
 import WebSocket from "ws";
 
-import { ADMIN, Agent, ROOT, TRIGGER_SECS, WAIT, admin, agentToken, launchBrowser, startRedis, startServer, until } from "./harness.mjs";
+import { ADMIN, Agent, ROOT, TRIGGER_SECS, WAIT, admin, agentToken, axeViolations, launchBrowser, startRedis, startServer, until } from "./harness.mjs";
 
 const ARTIFACTS = path.join(ROOT, "tests/browser/artifacts");
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -35,9 +35,15 @@ async function startChat(page, name) {
   await pre.waitFor({ timeout: WAIT });
   await pre.getByLabel("Name").fill(name);
   await pre.locator("button[type=submit]").click();
-  const box = W(page).locator("textarea");
+  const box = W(page).locator("form.compose textarea");
   await box.waitFor({ state: "visible", timeout: WAIT });
   return box;
+}
+
+/** axe-core finds no serious or critical accessibility violation on the page as it is now. */
+async function accessible(page, what) {
+  const found = await axeViolations(page);
+  assert.deepEqual(found, [], `${what}:\n${found.join("\n")}`);
 }
 
 async function visitorSays(page, box, text) {
@@ -133,6 +139,7 @@ for (const backend of ["embedded", "redis"]) {
       await waitText(W(v.page).locator(".msg:not(.me) .b"), "Checking with billing now.");
       assert.ok(!v.frames.some((f) => f.includes("VIP customer")), "the note reached the visitor's socket");
       assert.ok(!(await W(v.page).locator(".log").textContent()).includes("VIP customer"));
+      await accessible(ui, "the agent's view with a chat open");
 
       // Transfer to Boris with a note: he gets the whole transcript, the visitor meets him.
       boris = await Agent.connect(server, "boris", "online");
@@ -187,6 +194,7 @@ for (const backend of ["embedded", "redis"]) {
       await row.waitFor({ timeout: WAIT });
       await waitText(row, "source=news");
       await waitText(row, "new");
+      await accessible(ui, "the visitors tab");
       await row.locator("input").fill("Hi! The spring sale ends today. Questions?");
       await row.locator("button").click();
       // The widget opens by itself with Alice's introduction and message.
@@ -278,6 +286,7 @@ for (const backend of ["embedded", "redis"]) {
       const stats = await admin(server, "/v1/stats");
       await waitText(page.locator("#figures .figure"), "Chats today");
       await waitText(page.locator("#figures .figure"), String(stats.body.chats));
+      await accessible(page, "the supervisor view");
       await context.close();
     });
 
@@ -291,11 +300,13 @@ for (const backend of ["embedded", "redis"]) {
       const page = await context.newPage();
       page.on("pageerror", (e) => { throw e; });
       await page.goto(server.api + made.body.invite.url);
+      await accessible(page, "the invite page");
       await page.fill("#new-password", "correct horse battery staple");
       await page.click("#set-password");
       await waitText(page.locator("#me-name"), "Ada Lovelace");
       await page.click("#signout");
       await page.locator("#login").waitFor({ timeout: WAIT });
+      await accessible(page, "the sign-in page");
       await page.fill("#email", email);
       await page.fill("#password", "not the password");
       await page.click("#signin-password");
@@ -337,6 +348,12 @@ for (const backend of ["embedded", "redis"]) {
       assert.equal(colour, "rgb(225, 29, 72)");
       await admin(server, "/v1/sites/demo", "PUT", { allowed_origins: [server.origin], default_department: "support",
         name: "Demo shop", widget: { color: "#0f766e", title: "Demo shop", prechat: { name: true, fields: [{ id: "order", label: "Order number" }] } } });
+      // Every admin pane, as an admin sees it.
+      for (const pane of ["agents", "departments", "canned", "triggers", "site", "webhooks"]) {
+        await page.click(`#admin-tabs button[data-pane=${pane}]`);
+        await page.locator(`#admin-tabs button[data-pane=${pane}][aria-selected=true]`).waitFor({ timeout: WAIT });
+        await accessible(page, `the admin pane ${pane}`);
+      }
       await admin(server, "/v1/sites/demo/agents/zoe", "DELETE");
       await admin(server, "/v1/sites/demo/agents/ada", "DELETE");
       await v.context.close();

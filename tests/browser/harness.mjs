@@ -207,3 +207,23 @@ export async function launchBrowser() {
       "--disable-component-update", "--disable-sync"],
   });
 }
+
+/**
+ * Runs axe-core (the accessibility engine, from npm) on the page, open shadow roots included,
+ * and returns its serious and critical violations as readable lines (empty when none).
+ */
+export async function axeViolations(page) {
+  if (!(await page.evaluate(() => typeof window.axe !== "undefined"))) {
+    await page.addScriptTag({ path: path.join(ROOT, "tests/browser/node_modules/axe-core/axe.min.js") });
+  }
+  const violations = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({
+      id: v.id, impact: v.impact,
+      nodes: v.nodes.map((n) => `${JSON.stringify(n.target)} ${n.failureSummary.split("\n").slice(1).join(" ")}`),
+    }));
+  });
+  return violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .flatMap((v) => v.nodes.map((n) => `${v.impact} ${v.id}: ${n}`));
+}

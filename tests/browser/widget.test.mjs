@@ -7,7 +7,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { gzipSync } from "node:zlib";
 
-import { Agent, ROOT, WAIT, admin, launchBrowser, startRedis, startServer, until } from "./harness.mjs";
+import { Agent, ROOT, WAIT, admin, axeViolations, launchBrowser, startRedis, startServer, until } from "./harness.mjs";
 
 const ARTIFACTS = path.join(ROOT, "tests/browser/artifacts");
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -15,6 +15,12 @@ mkdirSync(ARTIFACTS, { recursive: true });
 const W = (page) => page.locator("#switchboard-widget");
 const texts = (page) => W(page).locator(".msg .b").allTextContents();
 const waitText = (page, sel, text) => W(page).locator(sel, { hasText: text }).first().waitFor({ timeout: WAIT });
+
+/** axe-core finds no serious or critical accessibility violation on the page as it is now. */
+async function accessible(page, what) {
+  const found = await axeViolations(page);
+  assert.deepEqual(found, [], `${what}:\n${found.join("\n")}`);
+}
 
 /** Opens the panel and answers the site's pre-chat form; returns the message box. */
 async function startChat(page, name = "Vera", order = "A-17", { connects = true } = {}) {
@@ -78,6 +84,8 @@ for (const backend of ["embedded", "redis"]) {
       const reply = W(page).locator(".msg:not(.me)").last();
       assert.match(await reply.locator(".meta").textContent(), /^Alice Moreau · \d\d:\d\d$/);
       assert.equal(await reply.locator(".av").textContent(), "AM");
+      // The agent's name under the title and the End chat button included.
+      await accessible(page, "the widget in a chat");
       // Typing shows both ways.
       await box.type("typing…");
       await agent.next("visitor typing", (m) => m.type === "typing" && m.on === true);
@@ -159,6 +167,7 @@ for (const backend of ["embedded", "redis"]) {
       }
       const dark = await W(page).locator(".log").evaluate((e) => getComputedStyle(e).backgroundColor);
       assert.equal(dark, "rgb(11, 18, 32)", "dark scheme applied");
+      await accessible(page, "the widget in the dark scheme");
       await page.emulateMedia({ colorScheme: "light" });
     });
 
@@ -166,6 +175,7 @@ for (const backend of ["embedded", "redis"]) {
       await W(page).locator(".end").click();
       const rating = W(page).locator(".rating");
       await rating.waitFor({ timeout: WAIT });
+      await accessible(page, "the rating form");
       await rating.locator("button[aria-label='4 of 5']").click();
       await rating.locator("textarea").fill("Helpful");
       await rating.locator("button[type=submit]").click();
@@ -210,6 +220,7 @@ for (const backend of ["embedded", "redis"]) {
         return e ? e.className : null;
       }, [b.x + b.width / 2, b.y + b.height / 2]);
       assert.equal(under, "send", "the element under Send's centre");
+      await accessible(p, "the widget on a phone");
       await p.screenshot({ path: path.join(ARTIFACTS, `widget-${backend}-mobile.png`) });
       await send.tap();
       await waitText(p, ".msg.me .b", "Typed on a phone");
@@ -239,6 +250,7 @@ for (const backend of ["embedded", "redis"]) {
       await form.waitFor({ timeout: WAIT });
       assert.equal(await form.locator("textarea").inputValue(), "Do you ship to Norway?");
       assert.equal(await W(p).locator("form.compose").isVisible(), false, "no composer to write into the void");
+      await accessible(p, "the offline form");
       await form.locator("input[type=email]").fill("max@example.com");
       await form.locator("button[type=submit]").click();
       await waitText(p, ".sys", "We will reply by email");
@@ -300,11 +312,30 @@ for (const backend of ["embedded", "redis"]) {
       const box = await teaser.boundingBox();
       assert.ok(box.width <= 280 && box.height < 200, JSON.stringify(box));
       await p.screenshot({ path: path.join(ARTIFACTS, `widget-${backend}-teaser.png`) });
+      await accessible(p, "the trigger's bubble");
       await teaser.locator(".tt").click();
       await W(p).locator(".panel").waitFor({ state: "visible", timeout: WAIT });
       await waitText(p, ".msg.offer .b", "Want a hand choosing a tea?");
       assert.equal(await teaser.isVisible(), false);
       await ctx.close();
+    });
+
+    test("a light accent colour gets dark text, and the widget stays accessible", async () => {
+      const { body: site } = await admin(server, "/v1/sites/demo");
+      const own = Object.fromEntries(Object.entries(site).filter(([k]) =>
+        !["departments", "agents", "canned", "triggers", "webhooks"].includes(k) && !k.endsWith("_set")));
+      const put = (color) => admin(server, "/v1/sites/demo", "PUT", { ...own, widget: { ...own.widget, color } });
+      assert.equal((await put("#fde047")).status, 200);
+      const ctx = await browser.newContext();
+      const p = await ctx.newPage();
+      await p.goto(server.origin + "/demo/");
+      await until("the yellow launcher", async () =>
+        (await W(p).locator(".launch").evaluate((e) => getComputedStyle(e).backgroundColor)) === "rgb(253, 224, 71)");
+      assert.equal(await W(p).locator(".launch svg").evaluate((e) => getComputedStyle(e).fill), "rgb(17, 17, 17)");
+      await startChat(p, "Yara", "E-5");
+      await accessible(p, "the widget in yellow");
+      await ctx.close();
+      assert.equal((await put(own.widget.color)).status, 200);
     });
 
     test("the demo page links to the console and says how to answer there", async () => {

@@ -247,7 +247,8 @@
       }
       send({ type: "history", visitor: m.visitor.id });
       alertAgent("New chat", (visitorName(c)) + ": " + (lastText(c) || "assigned to you"), id);
-      if (!current) select(id);
+      // Opens when no live chat is in view (none, or the one shown has ended).
+      if (!current || !chats[current] || chats[current].ended) select(id);
     }
     renderChats();
     if (id === current) renderChat();
@@ -318,6 +319,10 @@
       var li = el("li", "chat-item" + (c.ended ? " ended" : ""));
       li.dataset.conversation = id;
       li.setAttribute("aria-current", String(id === current));
+      // Options of a listbox, reachable and openable from the keyboard: Tab, arrows, Enter.
+      li.tabIndex = 0;
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", String(id === current));
       li.appendChild(el("span", "who", visitorName(c)));
       var u = el("span", "unread", c.unread);
       u.hidden = !c.unread;
@@ -328,6 +333,11 @@
       w.dataset.since = since || "";
       li.appendChild(w);
       li.addEventListener("click", function () { select(id); });
+      li.addEventListener("keydown", function (e) {
+        if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(id); }
+        else if (e.key === "ArrowDown" && li.nextElementSibling) { e.preventDefault(); li.nextElementSibling.focus(); }
+        else if (e.key === "ArrowUp" && li.previousElementSibling) { e.preventDefault(); li.previousElementSibling.focus(); }
+      });
       ul.appendChild(li);
     });
     $("no-chats").hidden = order.length > 0;
@@ -570,6 +580,34 @@
   });
   $("close-btn").addEventListener("click", function () {
     if (current) send({ type: "close", conversation: current, reason: "resolved" });
+  });
+
+  // ---- keyboard shortcuts ----------------------------------------------------------------------
+  // Alt+↓/Alt+↑ next or previous chat, Alt+R the composer, Alt+T transfer, Alt+W close the chat,
+  // ? (outside a text field) lists them. Alt keeps them clear of typing.
+  function step(by) {
+    if (!order.length) return;
+    var i = order.indexOf(current);
+    var next = order[(i < 0 ? 0 : (i + by + order.length) % order.length)];
+    select(next);
+  }
+  document.addEventListener("keydown", function (e) {
+    if ($("app").hidden) return;
+    var typing = /^(INPUT|TEXTAREA|SELECT)$/.test((e.target && e.target.tagName) || "");
+    if (e.altKey && !e.ctrlKey && !e.metaKey) {
+      var k = e.key.toLowerCase();
+      if (e.key === "ArrowDown") step(1);
+      else if (e.key === "ArrowUp") step(-1);
+      else if (k === "r" || e.code === "KeyR") { if (!$("compose").hidden) $("text").focus(); }
+      else if (k === "t" || e.code === "KeyT") { if (!$("transfer-btn").disabled && current) $("transfer-btn").click(); }
+      else if (k === "w" || e.code === "KeyW") { if (!$("close-btn").disabled && current) $("close-btn").click(); }
+      else return;
+      e.preventDefault();
+    } else if (e.key === "?" && !typing) {
+      e.preventDefault();
+      var help = $("shortcuts");
+      if (help.open) help.close(); else help.showModal();
+    }
   });
 
   // ---- notifications: desktop and sound ------------------------------------------------------

@@ -162,28 +162,68 @@ for (const backend of ["embedded", "redis"]) {
       await v.context.close();
     });
 
-    test("a new chat notifies the agent, shows unread, and the agent closes it", async () => {
+    test("a new chat opens when no live chat is in view, another counts unread; the keyboard does the rest", async () => {
       const ui = agentUi.page;
       const before = Number((await ui.evaluate(() => document.body.dataset.notified)) || 0);
       const v = await visitorPage(browser, server.origin + "/demo/");
       const box = await startChat(v.page, "Oleg");
       await visitorSays(v.page, box, "Do you ship to Riga?");
-      const item = ui.locator(".chat-item", { hasText: "Oleg" });
-      await item.waitFor({ timeout: WAIT });
+      const oleg = ui.locator(".chat-item", { hasText: "Oleg" });
+      await oleg.waitFor({ timeout: WAIT });
       await until("a notification", async () => Number(await ui.evaluate(() => document.body.dataset.notified)) > before);
-      // The chat in view is the earlier one, so this one counts as unread.
-      await visitorSays(v.page, box, "Anyone there?");
-      await waitText(item.locator(".unread"), "2");
-      await item.click();
-      assert.equal(await item.locator(".unread").isHidden(), true);
+      // The chat in view had ended (transferred away): the new one opens by itself.
+      await waitText(ui.locator("#chat-title"), "Oleg");
+
+      // With a live chat in view, the next one counts as unread.
+      const w = await visitorPage(browser, server.origin + "/demo/");
+      const box2 = await startChat(w.page, "Pia Lindqvist");
+      await visitorSays(w.page, box2, "Hello?");
+      await visitorSays(w.page, box2, "Anyone there?");
+      const pia = ui.locator(".chat-item", { hasText: "Pia Lindqvist" });
+      await waitText(pia.locator(".unread"), "2");
+      assert.equal(await ui.locator("#chat-title").textContent(), "Oleg");
+      // Name on the first row, last message on the second, with or without a badge.
+      for (const item of [pia, oleg]) {
+        const [who, last] = await item.evaluate((li) => [".who", ".last"].map((c) => li.querySelector(c).getBoundingClientRect()));
+        assert.ok(last.top >= who.bottom - 1 && who.width > 40, JSON.stringify({ who, last }));
+      }
+      await accessible(ui, "the chat list with an unread chat");
+
+      // The list from the keyboard: focus, arrow down, Enter.
+      await oleg.focus();
+      await ui.keyboard.press("ArrowDown");
+      assert.equal(await pia.evaluate((li) => li === document.activeElement), true);
+      await ui.keyboard.press("Enter");
+      await waitText(ui.locator("#chat-title"), "Pia Lindqvist");
+      assert.equal(await pia.locator(".unread").isHidden(), true);
       await waitText(ui.locator("#transcript .ev.visitor .text"), "Anyone there?");
-      await ui.click("#close-btn");
+      // Shortcuts: previous chat, the composer, transfer, the list of shortcuts, close.
+      await ui.keyboard.press("Alt+ArrowUp");
+      await waitText(ui.locator("#chat-title"), "Oleg");
+      await ui.locator("#chat-title").click();
+      await ui.keyboard.press("Alt+KeyR");
+      assert.equal(await ui.evaluate(() => document.activeElement.id), "text");
+      await ui.keyboard.press("Alt+KeyT");
+      await ui.locator("#transfer").waitFor({ state: "visible", timeout: WAIT });
+      await ui.click("#transfer-cancel");
+      await ui.locator("#chat-title").click();
+      await ui.keyboard.press("?");
+      await ui.locator("#shortcuts").waitFor({ state: "visible", timeout: WAIT });
+      await waitText(ui.locator("#shortcuts"), "Next / previous chat");
+      await accessible(ui, "the shortcuts list");
+      await ui.keyboard.press("Escape");
+      await ui.locator("#shortcuts").waitFor({ state: "hidden", timeout: WAIT });
+      await ui.keyboard.press("Alt+KeyW");
       await W(v.page).locator(".rating").waitFor({ timeout: WAIT });
-      await waitText(item.locator(".last"), "closed");
+      await waitText(oleg.locator(".last"), "closed");
       // The ticket is stored, and the visitor's next chat shows it as an earlier one.
       const tickets = await admin(server, "/v1/tickets");
       assert.ok(tickets.body.tickets.some((t) => t.visitor.name === "Oleg"));
+      await pia.click();
+      await ui.click("#close-btn");
+      await waitText(pia.locator(".last"), "closed");
       await v.context.close();
+      await w.context.close();
     });
 
     test("live visitors show a landing-page visitor; a proactive chat reaches their widget", async () => {
@@ -200,6 +240,9 @@ for (const backend of ["embedded", "redis"]) {
       // The widget opens by itself with Alice's introduction and message.
       await waitText(W(v.page).locator(".msg:not(.me) .b"), "The spring sale ends today");
       assert.equal(await W(v.page).locator(".panel").isVisible(), true);
+      // No live chat was in view: the new one opens; the visitors tab shows them in chat.
+      await ui.locator("#chat-view").waitFor({ state: "visible", timeout: WAIT });
+      await ui.click("#tab-visitors");
       await waitText(row, "in chat");
       await waitText(ui.locator(".chat-item"), "The spring sale ends today");
       await v.context.close();

@@ -254,6 +254,9 @@ pub enum AgentIn {
         client_id: ClientId,
         text: String,
     },
+    /// The site's agents with their status and load (for the transfer dialog), answered with
+    /// `colleagues`.
+    Colleagues,
     /// The visitor's earlier tickets, newest first (at most 20), answered with `history`.
     History {
         visitor: crate::model::VisitorId,
@@ -413,6 +416,10 @@ pub enum AgentOut<'a> {
         visitor: &'a crate::model::VisitorId,
         tickets: &'a [TicketPreview],
         more: bool,
+    },
+    /// The site's agents as the transfer dialog shows them (answer to `colleagues`).
+    Colleagues {
+        agents: &'a [Colleague<'a>],
     },
     /// The agent's status, limit or load changed (from this or another connection).
     Agent {
@@ -670,4 +677,17 @@ mod tests {
             Err(ErrorCode::MessageTooLong)
         );
     }
+}
+
+/// A colleague as the transfer dialog shows them: who is there and how busy.
+#[derive(Debug, Serialize)]
+pub struct Colleague<'a> {
+    pub id: &'a AgentId,
+    pub name: &'a str,
+    pub status: AgentStatus,
+    /// Connected, or within the reconnect grace.
+    pub present: bool,
+    pub load: u32,
+    pub max_concurrent: u32,
+    pub departments: &'a [DeptId],
 }

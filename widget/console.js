@@ -191,6 +191,7 @@
         remoteTyping[m.conversation] = m.on;
         if (m.conversation === current) renderTyping();
         break;
+      case "colleagues": if (!$("transfer").hidden) transferTargets(m.agents); break;
       case "history":
         order.forEach(function (id) {
           var c = chats[id];
@@ -556,16 +557,31 @@
   });
 
   // ---- transfer and close -------------------------------------------------------------------
-  $("transfer-btn").addEventListener("click", function () {
-    var sel = $("transfer-to"), c = chats[current];
+  // Transfer targets: colleagues with their status and load (asked for when the dialog opens),
+  // then the departments' queues. Who cannot take the chat now is listed, disabled, with why.
+  function transferTargets(colleagues) {
+    var sel = $("transfer-to"), c = chats[current], keep = sel.value;
     sel.textContent = "";
-    site.agents.filter(function (a) { return a.id !== me.id; }).forEach(function (a) {
-      var o = el("option", null, a.name); o.value = "agent:" + a.id; sel.appendChild(o);
+    var agents = colleagues || site.agents;
+    agents.filter(function (a) { return a.id !== me.id; }).forEach(function (a) {
+      var label = a.name, off = false;
+      if (colleagues) {
+        off = !a.present || a.status === "offline";
+        var full = !off && a.load >= a.max_concurrent;
+        label += " — " + (off ? "offline" : a.status) + ", " + a.load + "/" + a.max_concurrent + (full ? " (full)" : "");
+        off = off || full;
+      }
+      var o = el("option", null, label); o.value = "agent:" + a.id; o.disabled = off; sel.appendChild(o);
     });
     site.departments.forEach(function (d) {
       var o = el("option", null, d.name + " (queue)"); o.value = "department:" + d.id; sel.appendChild(o);
     });
-    if (c) sel.value = "department:" + c.department;
+    sel.value = keep && sel.querySelector("option[value='" + keep + "']:not([disabled])") ? keep : (c ? "department:" + c.department : "");
+  }
+  $("transfer-btn").addEventListener("click", function () {
+    $("transfer-to").value = "";
+    transferTargets(null);
+    send({ type: "colleagues" });
     $("transfer").hidden = false;
     $("transfer-reason").focus();
   });

@@ -73,6 +73,12 @@ impl Engine {
         }))
     }
 
+    /// The site's agents as a console's transfer dialog lists them, read now (one refresh of
+    /// the shared snapshot: consoles asking at once share it; each is held to the frame rate).
+    pub async fn colleagues(&self, site: &SiteId) -> Result<Arc<Vec<AgentState>>> {
+        self.agents_cached(site, true).await
+    }
+
     /// Every agent of a site with status, load and presence.
     /// The live state of the site's agents that the directory still lists (the backend keeps
     /// a removed agent's record, out of every department, so a stale node cannot revive it).

@@ -251,6 +251,33 @@ impl Session {
                 client_id,
                 text,
             } => return self.store_text(conversation, client_id, text, true).await,
+            AgentIn::Colleagues => {
+                return match engine.colleagues(site).await {
+                    Ok(agents) => {
+                        let now = engine.now();
+                        let grace = engine.config().timing.grace_ms();
+                        let config = engine.config();
+                        let listed = config.site(site);
+                        let view: Vec<crate::protocol::Colleague<'_>> = agents
+                            .iter()
+                            .filter(|a| listed.is_some_and(|s| s.agent(&a.id).is_some()))
+                            .map(|a| crate::protocol::Colleague {
+                                id: &a.id,
+                                name: &a.name,
+                                status: a.status,
+                                present: a.present(now, grace),
+                                load: a.load,
+                                max_concurrent: a.max_concurrent,
+                                departments: &a.departments,
+                            })
+                            .collect();
+                        self.conn
+                            .send(&AgentOut::Colleagues { agents: &view })
+                            .await
+                    }
+                    Err(e) => send_error(&mut self.conn, &e, None, None).await,
+                };
+            }
             AgentIn::History { visitor } => {
                 return match engine.visitor_tickets(site, &visitor, HISTORY_LIMIT).await {
                     Ok(tickets) => {

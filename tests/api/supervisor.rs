@@ -290,3 +290,47 @@ async fn live_visitors_pushed_to_agents(backend: Backend) {
         .await;
     app.stop().await;
 }
+
+/// An agent's console asks for its colleagues (the transfer dialog): each with status,
+/// presence and load, the load following a chat taken.
+async fn colleagues_show_status_and_load(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(2), boris(2)])).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    // Away: on duty, not routed to, so the chat goes to alice.
+    let mut boris = agent_client(&app, "boris", "away").await;
+    let (_v, conv) = chat_with(&app, &mut alice, "m1", "hello").await;
+    // Read fresh: the chat just taken is in alice's load.
+    boris.send(json!({"type": "colleagues"})).await;
+    let m = boris.wait_type("colleagues").await;
+    let agents = m["agents"].as_array().unwrap();
+    let a = agents
+        .iter()
+        .find(|a| a["id"] == "alice")
+        .expect("alice listed");
+    assert_eq!(
+        (
+            &a["name"],
+            &a["status"],
+            &a["present"],
+            &a["load"],
+            &a["max_concurrent"]
+        ),
+        (
+            &json!("Alice Moreau"),
+            &json!("online"),
+            &json!(true),
+            &json!(1),
+            &json!(2)
+        ),
+        "{m} ({conv})"
+    );
+    assert!(
+        agents
+            .iter()
+            .any(|b| b["id"] == "boris" && b["status"] == "away"),
+        "{m}"
+    );
+    app.stop().await;
+}
+
+crate::both_backends!(colleagues_show_status_and_load);

@@ -144,6 +144,9 @@ for (const backend of ["embedded", "redis"]) {
       // Transfer to Boris with a note: he gets the whole transcript, the visitor meets him.
       boris = await Agent.connect(server, "boris", "online");
       await ui.click("#transfer-btn");
+      // The dialog says who is there and how busy.
+      await until("Boris's status and load in the dialog", async () =>
+        (await ui.locator("#transfer-to option[value='agent:boris']").textContent()) === "Boris Ivanov — online, 0/2");
       await ui.selectOption("#transfer-to", "agent:boris");
       await ui.fill("#transfer-reason", "billing question");
       await ui.fill("#transfer-note", "refund pending");

@@ -96,16 +96,18 @@
     token = "";  // the socket's hello carries no token: the cookie came with the upgrade
     var rank = { agent: 0, supervisor: 1, admin: 2 }[who.role] || 0;
     $("go-supervisor").hidden = rank < 1;
+    $("go-inbox").hidden = rank < 1;
     $("go-admin").hidden = rank < 2;
     goOnline = fresh;
     connect();
   }
   $("go-supervisor").addEventListener("click", function () { show("supervisor"); supervisor(); });
+  $("go-inbox").addEventListener("click", function () { show("inbox"); inbox(); });
   $("go-admin").addEventListener("click", function () { show("admin"); adminView(); });
   $("go-chats").addEventListener("click", function () { show("app"); });
   /** Shows one of the main views. */
   function show(view) {
-    ["app", "supervisor", "admin"].forEach(function (v) { $(v).hidden = v !== view; });
+    ["app", "supervisor", "admin", "inbox"].forEach(function (v) { $(v).hidden = v !== view; });
     $("go-chats").hidden = view === "app" || !signedIn;
   }
   $("signout").addEventListener("click", function () {
@@ -740,6 +742,7 @@
         ["status-wrap", "limit-wrap", "load", "conn"].forEach(function (id) { $(id).hidden = true; });
         $("me-name").textContent = "Supervisor";
         $("go-admin").hidden = false;
+        $("go-inbox").hidden = false;
       }
       if ($("admin").hidden) show("supervisor");
       renderSupervisor(r[0].agents, r[1].queues, r[2]);
@@ -750,6 +753,100 @@
     });
   }
   function secs(v) { return v == null ? "–" : dur(v); }
+
+  // ---- conversations: past chats and offline messages (REST /v1/tickets) --------------------------
+  var ibCursor = null, ibCurrent = null;
+  function dayStart(value, plusDays) {
+    if (!value) return null;
+    var d = new Date(value + "T00:00:00");
+    d.setDate(d.getDate() + (plusDays || 0));
+    return d.getTime();
+  }
+  function inboxQuery() {
+    var q = [], add = function (k, v) { if (v) q.push(k + "=" + encodeURIComponent(v)); };
+    add("q", $("ib-q").value.trim()); add("status", $("ib-status").value); add("follow_up", $("ib-follow").value);
+    add("department", $("ib-dept").value); add("agent", $("ib-agent").value.trim()); add("tag", $("ib-tag").value.trim().toLowerCase());
+    add("rating", $("ib-rating").value);
+    add("since", dayStart($("ib-since").value)); add("until", dayStart($("ib-until").value, 1));
+    add("limit", 50);
+    return q;
+  }
+  function inbox(more) {
+    var sel = $("ib-dept");
+    if (sel.options.length === 1) {
+      var fill = function (depts) {
+        if (sel.options.length > 1) return;
+        depts.forEach(function (d) { var o = el("option", null, d.name || d.id); o.value = d.id; sel.appendChild(o); });
+      };
+      if (site.departments.length) fill(site.departments);
+      // The admin token has no site of its own: every site's departments, once each.
+      else api("/v1/sites").then(function (r) {
+        var seen = {};
+        fill([].concat.apply([], r.sites.map(function (x) { return x.departments; }))
+          .filter(function (d) { return !seen[d.id] && (seen[d.id] = true); }));
+      }, function () {});
+    }
+    var q = inboxQuery();
+    if (more && ibCursor) q.push("cursor=" + encodeURIComponent(ibCursor));
+    api("/v1/tickets?" + q.join("&")).then(function (r) {
+      $("auth").hidden = true; $("bar").hidden = false;
+      var tb = $("ib-rows");
+      if (!more) tb.textContent = "";
+      r.tickets.forEach(function (t) { tb.appendChild(inboxRow(t)); });
+      ibCursor = r.next_cursor;
+      $("ib-more").hidden = !ibCursor;
+      $("ib-none").hidden = tb.children.length > 0;
+    }, function (e) { toast("Could not load conversations: " + e.message); });
+  }
+  function inboxRow(t) {
+    var tr = el("tr");
+    tr.dataset.ticket = t.id;
+    tr.tabIndex = 0;
+    var who = (t.visitor && (t.visitor.name || t.visitor.email)) || "Visitor";
+    [new Date(t.closed_at || t.created_at).toLocaleString(), who, deptName(t.department),
+     (t.agents || []).map(function (a) { return a.name; }).join(", ") || "–",
+     t.status, t.follow_up || "–", (t.tags || []).join(", ") || "–",
+     t.rating ? t.rating.score + "★" : "–"].forEach(function (v) { tr.appendChild(el("td", null, v)); });
+    var open = function () { openTicket(t.id); };
+    tr.addEventListener("click", open);
+    tr.addEventListener("keydown", function (e) { if (e.key === "Enter") open(); });
+    return tr;
+  }
+  function openTicket(id) {
+    api("/v1/tickets/" + encodeURIComponent(id)).then(function (t) {
+      ibCurrent = t;
+      document.querySelectorAll("#ib-rows tr").forEach(function (r) { r.setAttribute("aria-current", String(r.dataset.ticket === id)); });
+      $("ib-ticket").hidden = false;
+      var who = (t.visitor && (t.visitor.name || t.visitor.email)) || "Visitor";
+      $("ib-title").textContent = who + " · " + deptName(t.department);
+      $("ib-meta").textContent = new Date(t.closed_at || t.created_at).toLocaleString() + " · " + t.status +
+        (t.visitor && t.visitor.email ? " · " + t.visitor.email : "") + (t.rating ? " · rated " + t.rating.score + "/5" + (t.rating.comment ? " “" + t.rating.comment + "”" : "") : "");
+      var off = $("ib-offline");
+      off.hidden = !t.offline_message;
+      off.textContent = t.offline_message ? "Offline message from " + t.offline_message.email + ":\n" + t.offline_message.text : "";
+      $("ib-set-follow").value = t.follow_up || "open";
+      $("ib-set-tags").value = (t.tags || []).join(", ");
+      var box = $("ib-transcript");
+      box.textContent = "";
+      (t.transcript || []).forEach(function (ev) { appendEvent(box, ev); });
+    }, function (e) { toast("Could not open it: " + e.message); });
+  }
+  $("ib-filters").addEventListener("submit", function (e) { e.preventDefault(); $("ib-ticket").hidden = true; inbox(false); });
+  $("ib-more").addEventListener("click", function () { inbox(true); });
+  $("ib-edit").addEventListener("submit", function (e) {
+    e.preventDefault();
+    if (!ibCurrent) return;
+    var id = encodeURIComponent(ibCurrent.id);
+    var tags = $("ib-set-tags").value.split(",").map(function (x) { return x.trim(); }).filter(Boolean);
+    api("/v1/tickets/" + id + "/follow-up", { method: "PUT", body: { status: $("ib-set-follow").value } })
+      .then(function () { return api("/v1/tickets/" + id + "/tags", { method: "PUT", body: { tags: tags } }); })
+      .then(function (t) {
+        var row = document.querySelector("#ib-rows tr[data-ticket='" + ibCurrent.id + "']");
+        if (row) row.replaceWith(inboxRow(t));
+        toast("Saved.");
+        openTicket(t.id);
+      }, function (err) { toast("Could not save: " + err.message); });
+  });
   function renderSupervisor(agents, qs, stats) {
     var figs = $("figures");
     figs.textContent = "";

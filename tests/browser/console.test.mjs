@@ -336,6 +336,54 @@ for (const backend of ["embedded", "redis"]) {
       await context.close();
     });
 
+    test("the Conversations view searches past chats, opens one, and sets its follow-up and tags", async () => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      page.on("pageerror", (e) => { throw e; });
+      await page.goto(server.api + "/console/");
+      await page.fill("#token", ADMIN);
+      await page.click("#signin-supervisor");
+      await page.locator("#go-inbox").waitFor({ state: "visible", timeout: WAIT });
+      await page.click("#go-inbox");
+      // Full-text search finds the chat by a word the visitor wrote.
+      await page.fill("#ib-q", "Riga");
+      await page.click("#ib-search");
+      const row = page.locator("#ib-rows tr", { hasText: "Oleg" });
+      await row.waitFor({ timeout: WAIT });
+      assert.equal(await page.locator("#ib-rows tr").count(), 1);
+      await row.click();
+      await waitText(page.locator("#ib-transcript .ev.visitor .text"), "Do you ship to Riga?");
+      await waitText(page.locator("#ib-title"), "Oleg");
+      // Follow-up and tags, stored on the ticket.
+      await page.selectOption("#ib-set-follow", "pending");
+      await page.fill("#ib-set-tags", "shipping, Baltics");
+      await page.click("#ib-save");
+      await waitText(page.locator("#ib-rows tr", { hasText: "Oleg" }), "shipping, baltics");
+      const id = await page.locator("#ib-rows tr", { hasText: "Oleg" }).getAttribute("data-ticket");
+      const t = await admin(server, `/v1/tickets/${id}`);
+      assert.equal(t.body.follow_up, "pending");
+      assert.deepEqual(t.body.tags, ["shipping", "baltics"]);
+      // Filters: pending follow-ups with that tag are this one; resolved chats of support include others.
+      await page.fill("#ib-q", "");
+      await page.selectOption("#ib-follow", "pending");
+      await page.fill("#ib-tag", "baltics");
+      await page.click("#ib-search");
+      await until("one pending, tagged conversation", async () => (await page.locator("#ib-rows tr").count()) === 1
+        && (await page.locator("#ib-rows tr").getAttribute("data-ticket")) === id);
+      await page.selectOption("#ib-follow", "");
+      await page.fill("#ib-tag", "");
+      await page.selectOption("#ib-status", "resolved");
+      await page.click("#ib-search");
+      await until("several resolved conversations", async () => (await page.locator("#ib-rows tr").count()) >= 2);
+      await page.selectOption("#ib-dept", "support");
+      await page.click("#ib-search");
+      await page.locator("#ib-rows tr", { hasText: "Oleg" }).click();
+      await waitText(page.locator("#ib-transcript .ev.visitor .text"), "Do you ship to Riga?");
+      await page.screenshot({ path: path.join(ARTIFACTS, `console-${backend}-inbox.png`) });
+      await accessible(page, "the Conversations view");
+      await context.close();
+    });
+
     test("an admin signs in with a password, invites an agent, edits hours and recolours the widget", async () => {
       // An admin account, invited over REST with the admin token; the link sets the password.
       const email = `ada-${backend}@shop.test`;

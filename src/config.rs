@@ -346,6 +346,17 @@ pub struct SiteConfig {
     /// agent id, `site` this site, `exp` required) instead of a password or API token.
     #[serde(default)]
     pub sso_secret: Option<Secret>,
+    /// Outgoing email (replies to offline messages, transcripts for visitors):
+    /// `smtps://user@smtp.example.com` (TLS from the start), `smtp://user@host:587?tls=required`
+    /// (STARTTLS) or `smtp://host:25` (plain, for a local relay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_url: Option<String>,
+    /// The SMTP account's password; write-only like the other secrets.
+    #[serde(default)]
+    pub smtp_password: Option<Secret>,
+    /// The sender of those emails: `Demo shop <support@shop.example>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_from: Option<String>,
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
     /// How the widget looks and what it asks before a chat.
@@ -982,6 +993,30 @@ impl Config {
                         format!("{at}.{name}"),
                         "must be at least 16 characters",
                     ));
+                }
+            }
+            if let Some(url) = &site.smtp_url {
+                let scheme = url.split("://").next().unwrap_or("");
+                if !matches!(scheme, "smtp" | "smtps") || url.len() <= scheme.len() + 3 {
+                    return Err(bad(
+                        format!("{at}.smtp_url"),
+                        "must be smtps://user@host[:port] or smtp://[user@]host[:port][?tls=required]",
+                    ));
+                }
+                match &site.email_from {
+                    None => {
+                        return Err(bad(
+                            format!("{at}.email_from"),
+                            "required with smtp_url (Name <address>)",
+                        ));
+                    }
+                    Some(f) if f.parse::<lettre::message::Mailbox>().is_err() => {
+                        return Err(bad(
+                            format!("{at}.email_from"),
+                            "must be an address, or Name <address>",
+                        ));
+                    }
+                    Some(_) => {}
                 }
             }
             if site.departments.is_empty() {

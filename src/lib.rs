@@ -41,6 +41,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod directory;
+pub mod email;
 pub mod engine;
 pub mod envelope;
 pub mod hours;

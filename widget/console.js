@@ -829,10 +829,30 @@
       var box = $("ib-transcript");
       box.textContent = "";
       (t.transcript || []).forEach(function (ev) { appendEvent(box, ev); });
+      // Answers sent by email, from the ticket's history.
+      var replies = $("ib-replies");
+      replies.textContent = "";
+      (t.history || []).filter(function (h) { return h.kind === "email_reply"; }).forEach(function (h) {
+        var d = el("div", "ev email");
+        d.appendChild(el("div", "meta", "Email to " + h.reason + " · " + (h.agent ? h.agent.name : "admin") + " · " + hhmm(h.at)));
+        d.appendChild(el("div", "text", h.note));
+        replies.appendChild(d);
+      });
+      var to = (t.offline_message && t.offline_message.email) || (t.visitor && t.visitor.email);
+      $("ib-reply").hidden = !to;
+      $("ib-reply-label").textContent = to ? "Answer " + to + " by email" : "";
     }, function (e) { toast("Could not open it: " + e.message); });
   }
   $("ib-filters").addEventListener("submit", function (e) { e.preventDefault(); $("ib-ticket").hidden = true; inbox(false); });
   $("ib-more").addEventListener("click", function () { inbox(true); });
+  $("ib-reply").addEventListener("submit", function (e) {
+    e.preventDefault();
+    if (!ibCurrent) return;
+    var id = ibCurrent.id;
+    api("/v1/tickets/" + encodeURIComponent(id) + "/reply", { method: "POST", body: { text: $("ib-reply-text").value } })
+      .then(function () { $("ib-reply-text").value = ""; toast("Email sent."); openTicket(id); },
+        function (err) { toast("Not sent: " + err.message); });
+  });
   $("ib-edit").addEventListener("submit", function (e) {
     e.preventDefault();
     if (!ibCurrent) return;

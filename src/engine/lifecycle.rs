@@ -382,6 +382,12 @@ impl Engine {
 pub enum TicketChange {
     FollowUp(crate::tickets::FollowUp),
     Tags(Vec<String>),
+    /// An email answer sent to the visitor: recorded with its recipient, text and author.
+    EmailReply {
+        to: String,
+        text: String,
+        agent: Option<crate::model::AgentRef>,
+    },
 }
 
 impl Engine {
@@ -400,25 +406,28 @@ impl Engine {
             return Ok(None);
         };
         let now = self.now();
-        let (kind, value) = match change {
+        let entry = |kind: &str, agent, reason, note| crate::tickets::HistoryEntry {
+            at: now,
+            kind: kind.to_owned(),
+            agent,
+            from: None,
+            to_department: None,
+            reason: Some(reason),
+            note: Some(note),
+        };
+        let by = format!("by {actor}");
+        ticket.history.push(match change {
             TicketChange::FollowUp(f) => {
                 ticket.follow_up = f;
-                ("follow_up", f.as_str().to_owned())
+                entry("follow_up", None, f.as_str().to_owned(), by)
             }
             TicketChange::Tags(tags) => {
                 let value = tags.join(", ");
                 ticket.tags = tags;
-                ("tags", value)
+                entry("tags", None, value, by)
             }
-        };
-        ticket.history.push(crate::tickets::HistoryEntry {
-            at: now,
-            kind: kind.to_owned(),
-            agent: None,
-            from: None,
-            to_department: None,
-            reason: Some(value),
-            note: Some(format!("by {actor}")),
+            // `reason` the recipient, `note` the text as sent.
+            TicketChange::EmailReply { to, text, agent } => entry("email_reply", agent, to, text),
         });
         ticket.updated_at = now;
         self.save_ticket(site, &ticket, "ticket.updated").await?;

@@ -125,7 +125,16 @@ entry!(
 
 /// The fields of a site that are its own (the rest have routes of their own).
 const CHILDREN: &[&str] = &["departments", "agents", "canned", "triggers", "webhooks"];
-const SITE_SECRETS: &[&str] = &["identity_secret", "sso_secret"];
+const SITE_SECRETS: &[&str] = &["identity_secret", "sso_secret", "smtp_password"];
+
+/// A site's secret by its name in SITE_SECRETS.
+fn secret_mut<'a>(site: &'a mut SiteConfig, name: &str) -> &'a mut Option<crate::config::Secret> {
+    match name {
+        "identity_secret" => &mut site.identity_secret,
+        "sso_secret" => &mut site.sso_secret,
+        _ => &mut site.smtp_password,
+    }
+}
 
 /// A site as a read shows it: its own settings and its entries, no secrets.
 fn site_view(site: &SiteConfig) -> Value {
@@ -319,7 +328,8 @@ async fn put_site(
     let mut own: SiteConfig = parse(v)?;
     let at = id.clone();
     // An empty secret clears it.
-    for s in [&mut own.identity_secret, &mut own.sso_secret] {
+    for name in SITE_SECRETS {
+        let s = secret_mut(&mut own, name);
         if s.as_ref().is_some_and(|x| x.expose().is_empty()) {
             *s = None;
         }
@@ -329,11 +339,11 @@ async fn put_site(
         .change_directory(move |sites| {
             let site = site_of(sites, &at)?;
             let mut next = own.clone();
-            if !secrets_given.contains(&"identity_secret") {
-                next.identity_secret = site.identity_secret.clone();
-            }
-            if !secrets_given.contains(&"sso_secret") {
-                next.sso_secret = site.sso_secret.clone();
+            // A secret left out of the body keeps its stored value.
+            for name in SITE_SECRETS {
+                if !secrets_given.contains(name) {
+                    *secret_mut(&mut next, name) = secret_mut(site, name).clone();
+                }
             }
             next.departments = std::mem::take(&mut site.departments);
             next.agents = std::mem::take(&mut site.agents);

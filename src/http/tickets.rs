@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tickets/{id}", get(one))
         .route("/v1/tickets/{id}/tags", put(set_tags))
         .route("/v1/tickets/{id}/follow-up", put(set_follow_up))
+        .route("/v1/tickets/{id}/reply", post(reply))
         .route("/v1/webhooks/dead", get(dead))
         .route("/v1/webhooks/dead/{id}/retry", post(retry))
 }
@@ -231,4 +232,93 @@ async fn set_follow_up(
     let status = FollowUp::parse(&body.status)
         .ok_or_else(|| bad_request("status: one of open, pending, solved"))?;
     change(&state, &caller, &id, TicketChange::FollowUp(status)).await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyBody {
+    text: String,
+}
+
+/// The longest email answer, in characters.
+const MAX_REPLY_CHARS: usize = 20_000;
+
+/// `POST /v1/tickets/{id}/reply` `{"text"}`: emails the visitor (the offline message's address,
+/// else the visitor's) through the site's SMTP server, then records the answer on the ticket
+/// (`email_reply` in its history; `ticket.updated` goes out).
+async fn reply(
+    State(state): State<AppState>,
+    Supervisor(caller): Supervisor,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ReplyBody>,
+) -> Result<Json<Value>, ApiError> {
+    let text = body.text.trim();
+    if text.is_empty() || text.chars().count() > MAX_REPLY_CHARS {
+        return Err(ApiError::Invalid {
+            field: "text".into(),
+            problem: format!("1 to {MAX_REPLY_CHARS} characters"),
+        });
+    }
+    for site_id in sites(&state, &HashMap::new(), &caller)? {
+        let Some(ticket) = state.engine.tickets().get(&site_id, &id).await? else {
+            continue;
+        };
+        let to = ticket
+            .offline_message
+            .as_ref()
+            .map(|m| m.email.clone())
+            .or_else(|| ticket.visitor.email.clone())
+            .filter(|e| !e.trim().is_empty())
+            .ok_or_else(|| ApiError::Conflict("the visitor left no email address".into()))?;
+        let site = state.engine.site(&site_id)?;
+        let name = site.name.clone().unwrap_or_else(|| site.id.0.clone());
+        let quoted = ticket
+            .offline_message
+            .as_ref()
+            .map(|m| {
+                let q: Vec<String> = m.text.lines().map(|l| format!("> {l}")).collect();
+                format!("\n\n{}", q.join("\n"))
+            })
+            .unwrap_or_default();
+        let agent = caller.agent.as_ref().and_then(|a| {
+            site.agent(a).map(|c| crate::model::AgentRef {
+                id: a.clone(),
+                name: c.name.clone(),
+            })
+        });
+        let signature = agent
+            .as_ref()
+            .map(|a| format!("\n\n{}, {name}", a.name))
+            .unwrap_or_else(|| format!("\n\n{name}"));
+        let subject = format!("Re: your message to {name}");
+        match crate::email::send(&site, &to, &subject, format!("{text}{signature}{quoted}")).await {
+            Ok(()) => {}
+            Err(crate::email::EmailError::NotConfigured) => {
+                return Err(ApiError::Conflict(
+                    "this site has no SMTP server configured (smtp_url)".into(),
+                ));
+            }
+            Err(crate::email::EmailError::BadAddress(a)) => {
+                return Err(ApiError::Conflict(format!("not an email address: {a}")));
+            }
+            Err(crate::email::EmailError::Failed(cause)) => {
+                return Err(ApiError::Unavailable(format!(
+                    "email to the visitor: {cause}"
+                )));
+            }
+        }
+        tracing::info!(site = %site_id, ticket = %id, actor = %caller.actor, "email reply sent");
+        let change = TicketChange::EmailReply {
+            to,
+            text: text.to_owned(),
+            agent,
+        };
+        let t = state
+            .engine
+            .update_ticket(&site_id, &id, change, &caller.actor)
+            .await?
+            .ok_or(ApiError::NotFound("no such ticket"))?;
+        return Ok(Json(json!(t)));
+    }
+    Err(ApiError::NotFound("no such ticket"))
 }

@@ -1486,3 +1486,82 @@ pub fn invite_token(answer: &Value) -> String {
         .unwrap_or_else(|| panic!("an invite link: {answer}"))
         .to_owned()
 }
+
+/// A mail server for tests: speaks just enough SMTP (EHLO, MAIL, RCPT, DATA, QUIT) on a free
+/// port of 127.0.0.1 and hands over every message it accepts.
+pub struct SmtpSink {
+    /// `smtp://127.0.0.1:<port>`, for a site's `smtp_url`.
+    pub url: String,
+    mail_rx: tokio::sync::mpsc::Receiver<Mail>,
+}
+
+/// A message the sink accepted: its recipients and its data (headers and body).
+#[derive(Debug)]
+pub struct Mail {
+    pub to: Vec<String>,
+    pub data: String,
+}
+
+impl SmtpSink {
+    pub async fn start() -> Self {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("smtp://{}", listener.local_addr().unwrap());
+        let (mail_tx, mail_rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let mail_tx = mail_tx.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    let _ = write.write_all(b"220 sink ESMTP\r\n").await;
+                    let mut to = Vec::new();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                        let answer: &[u8] = match verb.as_str() {
+                            "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
+                            "RCPT" => {
+                                to.push(line[8..].trim().trim_matches(['<', '>']).to_owned());
+                                b"250 OK\r\n"
+                            }
+                            "DATA" => {
+                                let _ = write.write_all(b"354 go on\r\n").await;
+                                let mut data = String::new();
+                                while let Ok(Some(l)) = lines.next_line().await {
+                                    if l == "." {
+                                        break;
+                                    }
+                                    data.push_str(&l);
+                                    data.push('\n');
+                                }
+                                let mail = Mail {
+                                    to: std::mem::take(&mut to),
+                                    data,
+                                };
+                                let _ = mail_tx.send(mail).await;
+                                b"250 queued\r\n"
+                            }
+                            "QUIT" => {
+                                let _ = write.write_all(b"221 bye\r\n").await;
+                                break;
+                            }
+                            _ => b"250 OK\r\n",
+                        };
+                        if write.write_all(answer).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Self { url, mail_rx }
+    }
+
+    /// The next message accepted, within the test timeout.
+    pub async fn next(&mut self) -> Mail {
+        tokio::time::timeout(WAIT, self.mail_rx.recv())
+            .await
+            .expect("an email within the timeout")
+            .expect("the sink runs")
+    }
+}

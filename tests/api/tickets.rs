@@ -9,6 +9,7 @@ use crate::all_stores;
 use crate::helpers::*;
 
 all_stores!(
+    offline_message_is_answered_by_email,
     agent_close_ticket_has_transcript_history_and_metrics,
     visitor_close_and_inactivity_make_tickets,
     offline_message_becomes_a_ticket,
@@ -1169,5 +1170,121 @@ async fn search_over_thousands_of_matches(backend: Backend) {
         .collect();
     expected.truncate(50);
     assert_eq!(ids(&rare), expected);
+    app.stop().await;
+}
+
+/// An offline message is answered by email from the inbox: the visitor's address gets the
+/// answer (through a real SMTP conversation) and the ticket records it; without an SMTP server
+/// or an address the answer is refused, nothing recorded.
+async fn offline_message_is_answered_by_email(backend: Backend) {
+    let mut sink = SmtpSink::start().await;
+    let mut cfg = config(&[alice(2)]);
+    cfg.sites[0].smtp_url = Some(sink.url.clone());
+    cfg.sites[0].email_from = Some("Test shop <support@shop.test>".into());
+    let app = spawn_app(backend, cfg).await;
+    let (mut v, _) = visitor(&app, json!({})).await;
+    say(&mut v, "m1", "Do you ship to Norway?").await;
+    v.wait_event("closed").await;
+    v.send(json!({"type": "offline_message", "email": "nina@example.com", "name": "Nina", "text": "Do you ship to Norway?\nTo Tromsø."}))
+        .await;
+    let id = v.wait_type("offline_received").await["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/tickets/{id}/reply");
+
+    let (status, e) = admin(app.addr, "POST", &path, Some(json!({"text": "  "}))).await;
+    assert_eq!((status, &e["error"]["field"]), (422, &json!("text")));
+    let (status, t) = admin(
+        app.addr,
+        "POST",
+        &path,
+        Some(json!({"text": "Yes, we do: 5 days to Tromsø."})),
+    )
+    .await;
+    assert_eq!(status, 200, "{t}");
+    let mail = sink.next().await;
+    assert_eq!(mail.to, ["nina@example.com"]);
+    assert!(
+        mail.data.contains("Subject: Re: your message to"),
+        "{}",
+        mail.data
+    );
+    assert!(
+        mail.data
+            .contains("From: \"Test shop\" <support@shop.test>")
+            || mail.data.contains("From: Test shop <support@shop.test>"),
+        "{}",
+        mail.data
+    );
+    let last = t["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (&last["kind"], &last["reason"], &last["note"]),
+        (
+            &json!("email_reply"),
+            &json!("nina@example.com"),
+            &json!("Yes, we do: 5 days to Tromsø.")
+        ),
+        "{t}"
+    );
+    let stored = ticket(&app, &id).await;
+    assert_eq!(
+        stored["history"].as_array().unwrap().last().unwrap()["kind"],
+        "email_reply"
+    );
+
+    // A chat whose visitor left no address cannot be answered by email.
+    let mut agent = agent_client(&app, "alice", "online").await;
+    let (_v2, conv) = chat_with(&app, &mut agent, "m1", "hello").await;
+    agent
+        .send(json!({"type": "close", "conversation": conv}))
+        .await;
+    agent.wait_type("closed").await;
+    until_status(&app, &format!("/v1/tickets/{conv}"), 200).await;
+    let (status, e) = admin(
+        app.addr,
+        "POST",
+        &format!("/v1/tickets/{conv}/reply"),
+        Some(json!({"text": "hi"})),
+    )
+    .await;
+    assert_eq!(
+        (status, &e["error"]["code"]),
+        (409, &json!("conflict")),
+        "{e}"
+    );
+    app.stop().await;
+
+    // A site without an SMTP server: refused, nothing recorded.
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let (mut v, _) = visitor(&app, json!({})).await;
+    say(&mut v, "m1", "Hello?").await;
+    v.wait_event("closed").await;
+    v.send(json!({"type": "offline_message", "email": "olga@example.com", "text": "Hello?"}))
+        .await;
+    let id = v.wait_type("offline_received").await["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, e) = admin(
+        app.addr,
+        "POST",
+        &format!("/v1/tickets/{id}/reply"),
+        Some(json!({"text": "hi"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("smtp_url"),
+        "{e}"
+    );
+    let stored = ticket(&app, &id).await;
+    assert!(
+        stored["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["kind"] != "email_reply")
+    );
     app.stop().await;
 }

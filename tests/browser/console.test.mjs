@@ -9,7 +9,7 @@ import path from "node:path";
 
 import WebSocket from "ws";
 
-import { ADMIN, Agent, ROOT, TRIGGER_SECS, WAIT, admin, agentToken, axeViolations, launchBrowser, startRedis, startServer, until } from "./harness.mjs";
+import { ADMIN, Agent, ROOT, TRIGGER_SECS, WAIT, admin, agentToken, axeViolations, launchBrowser, startRedis, startServer, startSmtpSink, until } from "./harness.mjs";
 
 const ARTIFACTS = path.join(ROOT, "tests/browser/artifacts");
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -66,11 +66,12 @@ async function consolePage(browser, server, id) {
 
 for (const backend of ["embedded", "redis"]) {
   describe(`console on ${backend} state`, () => {
-    let redis, server, browser, agentUi, boris;
+    let redis, server, browser, agentUi, boris, smtp;
 
     before(async () => {
       if (backend === "redis") redis = await startRedis();
-      server = await startServer({ redisUrl: redis && redis.url });
+      smtp = await startSmtpSink();
+      server = await startServer({ redisUrl: redis && redis.url, smtpUrl: smtp.url });
       browser = await launchBrowser();
     });
     after(async () => {
@@ -78,6 +79,7 @@ for (const backend of ["embedded", "redis"]) {
       if (browser) await browser.close();
       if (server) await server.stop();
       if (redis) redis.stop();
+      if (smtp) smtp.stop();
     });
 
     test("a wrong token is refused at sign-in", async () => {
@@ -381,6 +383,31 @@ for (const backend of ["embedded", "redis"]) {
       await waitText(page.locator("#ib-transcript .ev.visitor .text"), "Do you ship to Riga?");
       await page.screenshot({ path: path.join(ARTIFACTS, `console-${backend}-inbox.png`) });
       await accessible(page, "the Conversations view");
+
+      // An offline message, answered by email from here. Nobody on duty in sales: Alice leaves.
+      await agentUi.page.selectOption("#status", "offline");
+      const v = new WebSocket(server.ws + "/v1/visitor?site=demo", { origin: server.origin });
+      const got = [];
+      v.on("message", (d) => got.push(JSON.parse(d.toString())));
+      await new Promise((resolve, reject) => { v.once("open", resolve); v.once("error", reject); });
+      v.send(JSON.stringify({ type: "hello", name: "Nina", department: "sales" }));
+      await until("welcome", () => got.some((m) => m.type === "welcome"));
+      v.send(JSON.stringify({ type: "offline_message", email: "nina@example.com", text: "Do you ship to Norway?" }));
+      await until("offline_received", () => got.some((m) => m.type === "offline_received"));
+      v.close();
+      await page.selectOption("#ib-status", "offline");
+      await page.selectOption("#ib-dept", "");
+      await page.click("#ib-search");
+      const offline = page.locator("#ib-rows tr", { hasText: "Nina" });
+      await offline.click();
+      await waitText(page.locator("#ib-offline"), "Do you ship to Norway?");
+      await waitText(page.locator("#ib-reply-label"), "nina@example.com");
+      await page.fill("#ib-reply-text", "Yes: 5 days to Oslo.");
+      await page.click("#ib-reply-send");
+      await waitText(page.locator("#ib-replies .ev.email"), "Yes: 5 days to Oslo.");
+      await until("the email at the sink", () => smtp.mails.some((m) => m.to.includes("nina@example.com") && m.data.includes("Yes: 5 days to Oslo.")));
+      await accessible(page, "the Conversations view with an offline message");
+      await agentUi.page.selectOption("#status", "online");
       await context.close();
     });
 

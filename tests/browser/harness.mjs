@@ -89,8 +89,42 @@ export async function startProxy(targetPort) {
   };
 }
 
+/**
+ * A mail server for the tests: enough SMTP (EHLO, MAIL, RCPT, DATA, QUIT) on a free port to
+ * accept messages; `mails` collects `{ to, data }`.
+ */
+export async function startSmtpSink() {
+  const mails = [];
+  const server = net.createServer((sock) => {
+    let buf = "", inData = false, data = "", to = [];
+    sock.write("220 sink ESMTP\r\n");
+    sock.on("data", (chunk) => {
+      buf += chunk.toString("utf8");
+      let i;
+      while ((i = buf.indexOf("\r\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (inData) {
+          if (line === ".") { inData = false; mails.push({ to, data }); to = []; data = ""; sock.write("250 queued\r\n"); }
+          else data += line + "\n";
+          continue;
+        }
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === "EHLO") sock.write("250-sink\r\n250 8BITMIME\r\n");
+        else if (verb === "RCPT") { to.push(line.slice(8).trim().replace(/[<>]/g, "")); sock.write("250 OK\r\n"); }
+        else if (verb === "DATA") { inData = true; sock.write("354 go on\r\n"); }
+        else if (verb === "QUIT") { sock.end("221 bye\r\n"); }
+        else sock.write("250 OK\r\n");
+      }
+    });
+    sock.on("error", () => {});
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `smtp://127.0.0.1:${server.address().port}`, mails, stop: () => server.close() };
+}
+
 /** Starts the switchboard binary for site `demo`, reachable through a proxy (the page origin). */
-export async function startServer({ redisUrl } = {}) {
+export async function startServer({ redisUrl, smtpUrl } = {}) {
   const port = await freePort();
   const proxy = await startProxy(port);
   const origin = `http://127.0.0.1:${proxy.port}`;
@@ -115,6 +149,7 @@ canned = [
   { shortcut = "bye", text = "Thanks for chatting with {site_name}!" },
 ]
 name = "Demo shop"
+${smtpUrl ? `smtp_url = "${smtpUrl}"\nemail_from = "Demo shop <support@demo.test>"` : ""}
 [[sites.triggers]]
 id = "landing"
 url = "*/demo/?landing*"

@@ -1,0 +1,73 @@
+//! Outgoing email through a site's SMTP server (`smtp_url`, `smtp_password`, `email_from`):
+//! answers to offline messages and transcripts visitors ask for. `lettre` speaks SMTP
+//! (STARTTLS or TLS from the start, with rustls, already in the binary for Redis and webhooks);
+//! one connection per message, which is all a support team's volume needs.
+
+use std::time::Duration;
+
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::SiteConfig;
+
+/// How long one message may take to hand over before the request fails.
+const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmailError {
+    /// The site has no `smtp_url`.
+    #[error("this site has no SMTP server configured (smtp_url)")]
+    NotConfigured,
+    /// The recipient is not an email address.
+    #[error("not an email address: {0}")]
+    BadAddress(String),
+    /// The SMTP server refused or could not be reached; the cause is logged, not shown.
+    #[error("the email could not be sent")]
+    Failed(String),
+}
+
+/// Sends a plain-text email from the site's sender to `to`.
+pub async fn send(
+    site: &SiteConfig,
+    to: &str,
+    subject: &str,
+    body: String,
+) -> Result<(), EmailError> {
+    let (Some(url), Some(from)) = (&site.smtp_url, &site.email_from) else {
+        return Err(EmailError::NotConfigured);
+    };
+    let from: Mailbox = from
+        .parse()
+        .map_err(|_| EmailError::Failed("email_from does not parse".into()))?;
+    let to: Mailbox = to
+        .trim()
+        .parse()
+        .map_err(|_| EmailError::BadAddress(to.to_owned()))?;
+    let message = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)
+        .map_err(|e| EmailError::Failed(e.to_string()))?;
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        .map_err(|e| EmailError::Failed(format!("smtp_url: {e}")))?
+        .timeout(Some(SEND_TIMEOUT));
+    if let Some(password) = &site.smtp_password {
+        let user = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split_once('@'))
+            .map(|(user, _)| user.to_owned())
+            .unwrap_or_default();
+        let password = String::from_utf8_lossy(password.expose()).into_owned();
+        transport = transport.credentials(Credentials::new(user, password));
+    }
+    transport
+        .build()
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| EmailError::Failed(e.to_string()))
+}

@@ -71,3 +71,37 @@ pub async fn send(
         .map(|_| ())
         .map_err(|e| EmailError::Failed(e.to_string()))
 }
+
+/// A chat as its visitor saw it, as plain text: one line per message, notice and introduction,
+/// with the time (UTC) and the author's name. Notes and internal events are left out.
+pub fn transcript_text(site_name: &str, events: &[crate::model::Event]) -> String {
+    use crate::model::EventBody;
+    let mut out = format!("Your chat with {site_name}\n\n");
+    for e in events {
+        let (at, who, text) = match &e.body {
+            EventBody::Message {
+                at,
+                author_name,
+                text,
+                ..
+            } => (
+                *at,
+                author_name.clone().unwrap_or_else(|| "You".into()),
+                text,
+            ),
+            EventBody::Notice { at, text, .. } | EventBody::Assigned { at, text, .. } => {
+                (*at, String::new(), text)
+            }
+            _ => continue,
+        };
+        let at = jiff::Timestamp::from_millisecond(at)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default();
+        if who.is_empty() {
+            out.push_str(&format!("[{at}] {text}\n"));
+        } else {
+            out.push_str(&format!("[{at}] {who}: {text}\n"));
+        }
+    }
+    out
+}

@@ -486,6 +486,16 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).chars().take(200).collect()
 }
 
+/// An address's shape as visitors type it: something, `@`, a domain with a dot, no spaces, at
+/// most 320 bytes. Delivery proves the rest.
+pub fn valid_email(email: &str) -> bool {
+    email.len() <= 320
+        && email
+            .split_once('@')
+            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.'))
+        && !email.contains(char::is_whitespace)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

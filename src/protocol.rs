@@ -63,6 +63,8 @@ pub enum ErrorCode {
     /// The server lost this conversation (Redis restarted without its data); the next message
     /// starts a new one.
     ConversationLost,
+    /// The site sends no email (no SMTP server configured), or its server refused this one.
+    EmailUnavailable,
 }
 
 /// WebSocket close codes Switchboard uses besides the standard ones.
@@ -202,6 +204,11 @@ pub enum VisitorIn {
         score: u8,
         #[serde(default)]
         comment: Option<String>,
+    },
+    /// Emails the visitor a copy of their chat that just ended (within the rating window),
+    /// answered with `transcript_sent`. At most three copies per chat.
+    EmailTranscript {
+        email: String,
     },
     /// Leaves a message for when no agent can serve; it becomes a ticket.
     OfflineMessage {
@@ -384,6 +391,11 @@ pub enum VisitorOut<'a> {
     /// Your rating is stored on the ticket.
     Rated {
         ticket: &'a str,
+    },
+    /// A copy of the chat went to this address (the site's SMTP server accepted it).
+    TranscriptSent {
+        ticket: &'a str,
+        email: &'a str,
     },
     /// Your offline message is stored as (part of) a ticket.
     OfflineReceived {

@@ -27,7 +27,8 @@
       star: "{n} of 5", start: "Start chat", department: "Department", unread: "{n} unread",
       newChat: "New conversation", failed: "Not sent: {why}",
       nobody: "Nobody is on duty right now. Leave a message and we will answer by email.",
-      dismiss: "Dismiss"
+      dismiss: "Dismiss",
+      copyTitle: "Email me a copy of this chat", copySend: "Send copy", copySent: "A copy is on its way to {email}."
     },
     ru: {
       title: "Чат с нами", greeting: "Здравствуйте! Спросите нас о чём угодно, обычно отвечаем за пару минут.",
@@ -41,7 +42,8 @@
       star: "{n} из 5", start: "Начать чат", department: "Отдел", unread: "Непрочитанных: {n}",
       newChat: "Новый разговор", failed: "Не отправлено: {why}",
       nobody: "Сейчас никого нет на месте. Оставьте сообщение, и мы ответим на e-mail.",
-      dismiss: "Скрыть"
+      dismiss: "Скрыть",
+      copyTitle: "Прислать копию чата на e-mail", copySend: "Отправить копию", copySent: "Копия чата отправлена на {email}."
     }
   };
 
@@ -345,7 +347,24 @@
       if (score) send({ type: "rate", score: score, comment: comment.value.trim() || undefined });
     });
     logEl.appendChild(card);
+    if (cfg.email) copyForm();
     scroll();
+  }
+  // A copy of the chat by email, offered when the site sends email.
+  function copyForm() {
+    if (root.querySelector(".copy")) return;
+    var card = el("form", "card copy");
+    var addr = field(card, t("copyTitle"), el("input"));
+    addr.type = "email"; addr.required = true;
+    addr.value = (st.identity && st.identity.email) || (st.prechat && st.prechat.email) || "";
+    var go = el("button", null, t("copySend"));
+    go.type = "submit";
+    card.appendChild(go);
+    card.addEventListener("submit", function (e) {
+      e.preventDefault();
+      send({ type: "email_transcript", email: addr.value.trim() });
+    });
+    logEl.appendChild(card);
   }
 
   // ---- events from the server --------------------------------------------------------------
@@ -459,7 +478,14 @@
         if (offlineText === null) thank();
         else { thanksDue = true; thanksTimer = setTimeout(thank, 2000); }
         break;
-      case "rated": clearCards(); sys(t("rateThanks")); break;
+      case "rated":
+        root.querySelectorAll(".rating").forEach(function (c) { c.remove(); });
+        sys(t("rateThanks"));
+        break;
+      case "transcript_sent":
+        root.querySelectorAll(".copy").forEach(function (c) { c.remove(); });
+        sys(t("copySent", { email: m.email }));
+        break;
       case "error":
         if (m.code === "unauthorized") { delete st.token; save(); reconnect(); }
         else if (m.code === "conversation_lost") {
@@ -467,6 +493,7 @@
           sys(m.message); conv = null; lastSeq = 0; convState = null; delete st.conv; save();
         }
         else if (m.code === "rate_limited") setTimeout(function () { for (var c in pending) send(pending[c].msg); }, 1500);
+        else if (m.code === "email_unavailable" || m.code === "invalid_email") sys(m.message);
         else if (m.client_id && pending[m.client_id]) {
           pending[m.client_id].el.classList.remove("sending");
           sys(t("failed", { why: m.message }));

@@ -352,18 +352,7 @@ impl Engine {
     ) -> Result<String> {
         let site = self.site(site_id)?;
         let site = &*site;
-        let email = email.trim().to_owned();
-        let valid = email.len() <= 320
-            && email
-                .split_once('@')
-                .is_some_and(|(a, b)| !a.is_empty() && b.contains('.'))
-            && !email.contains(char::is_whitespace);
-        if !valid {
-            return Err(EngineError::new(
-                ErrorCode::InvalidEmail,
-                "a valid email address is required",
-            ));
-        }
+        let email = super::checked_email(&email)?;
         let visitor = profile
             .id
             .clone()

@@ -26,6 +26,94 @@ impl Engine {
     }
 
     /// Stores a rating (1–5, optional comment) on the ticket of the visitor's last closed chat.
+    /// Emails the visitor the transcript of their chat that closed within the rating window
+    /// (what they saw: messages, notices, introductions), through the site's SMTP server, and
+    /// records it on the ticket (`transcript_email`). At most three copies per chat.
+    pub async fn email_transcript(
+        &self,
+        site_id: &SiteId,
+        visitor: &VisitorId,
+        email: &str,
+    ) -> Result<(String, String)> {
+        const MAX_COPIES: usize = 3;
+        let site = self.site(site_id)?;
+        let site = &*site;
+        let email = super::checked_email(email)?;
+        if site.smtp_url.is_none() {
+            return Err(EngineError::new(
+                ErrorCode::EmailUnavailable,
+                "this site does not send email",
+            ));
+        }
+        let now = self.now();
+        let mut ticket = self.recent_ticket(site, visitor, "send").await?;
+        let sent = ticket
+            .history
+            .iter()
+            .filter(|h| h.kind == "transcript_email")
+            .count();
+        if sent >= MAX_COPIES {
+            return Err(EngineError::new(
+                ErrorCode::EmailUnavailable,
+                "three copies of this chat were sent already",
+            ));
+        }
+        let name = site.name.clone().unwrap_or_else(|| site.id.0.clone());
+        let body = crate::email::transcript_text(&name, &ticket.transcript);
+        let subject = format!("Your chat with {name}");
+        if let Err(e) = crate::email::send(site, &email, &subject, body).await {
+            tracing::warn!(site = %site_id, ticket = %ticket.id, cause = %e, detail = ?e, "transcript email not sent");
+            return Err(match e {
+                crate::email::EmailError::BadAddress(_) => {
+                    EngineError::new(ErrorCode::InvalidEmail, "not an email address")
+                }
+                _ => EngineError::new(ErrorCode::EmailUnavailable, e.to_string()),
+            });
+        }
+        ticket.history.push(crate::tickets::HistoryEntry {
+            at: now,
+            kind: "transcript_email".into(),
+            agent: None,
+            from: None,
+            to_department: None,
+            reason: Some(email.clone()),
+            note: None,
+        });
+        ticket.updated_at = now;
+        self.save_ticket(site, &ticket, "ticket.updated").await?;
+        Ok((ticket.id, email))
+    }
+
+    /// The ticket of the visitor's chat that closed within the site's rating window (filed
+    /// now if it closed a moment ago on another node), for a rating or a copy by email.
+    async fn recent_ticket(
+        &self,
+        site: &SiteConfig,
+        visitor: &VisitorId,
+        what: &str,
+    ) -> Result<Ticket> {
+        let now = self.now();
+        let window = (site.rating_window_secs * 1000.0) as Millis;
+        let conv = self
+            .inner
+            .store
+            .visitor_conversation(&site.id, visitor)
+            .await?
+            .filter(|c| {
+                c.state == ConvState::Closed && c.closed_at.is_some_and(|t| t + window >= now)
+            })
+            .ok_or_else(|| {
+                EngineError::new(
+                    ErrorCode::NothingToRate,
+                    format!("no recently closed chat to {what}"),
+                )
+            })?;
+        match self.inner.tickets.get(&site.id, &conv.id.0).await? {
+            Some(t) => Ok(t),
+            None => self.file_ticket(site, &conv.id, false).await,
+        }
+    }
+
     pub async fn rate(
         &self,
         site_id: &SiteId,
@@ -42,23 +130,7 @@ impl Engine {
             ));
         }
         let now = self.now();
-        let window = (site.rating_window_secs * 1000.0) as Millis;
-        let conv = self
-            .inner
-            .store
-            .visitor_conversation(site_id, visitor)
-            .await?
-            .filter(|c| {
-                c.state == ConvState::Closed && c.closed_at.is_some_and(|t| t + window >= now)
-            })
-            .ok_or_else(|| {
-                EngineError::new(ErrorCode::NothingToRate, "no recently closed chat to rate")
-            })?;
-        let mut ticket = match self.inner.tickets.get(site_id, &conv.id.0).await? {
-            Some(t) => t,
-            // Closed a moment ago on another node and not yet filed: file it now.
-            None => self.file_ticket(site, &conv.id, false).await?,
-        };
+        let mut ticket = self.recent_ticket(site, visitor, "rate").await?;
         ticket.rating = Some(Rating {
             score,
             comment: clip(comment, 2000),

@@ -384,3 +384,15 @@ impl Engine {
             .map_err(|code| EngineError::new(code, "message text is empty or too long"))
     }
 }
+
+/// A visitor's email address, trimmed, or `invalid_email`.
+fn checked_email(email: &str) -> Result<String> {
+    let email = email.trim();
+    if !crate::model::valid_email(email) {
+        return Err(EngineError::new(
+            ErrorCode::InvalidEmail,
+            "a valid email address is required",
+        ));
+    }
+    Ok(email.to_owned())
+}

@@ -148,6 +148,8 @@ async fn widget_config(
         "greeting": site.widget.greeting,
         "prechat": site.widget.prechat,
         "default_locale": site.default_locale,
+        // The widget offers a copy of the chat by email only when the site can send it.
+        "email": site.smtp_url.is_some(),
         "departments": site.departments.iter().map(|d| json!({"id": d.id, "name": d.name})).collect::<Vec<_>>(),
     });
     let mut resp = Json(body).into_response();

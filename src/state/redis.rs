@@ -942,6 +942,10 @@ impl Store for RedisStore {
     async fn agents(&self, site: &SiteId) -> Result<Vec<AgentState>> {
         let base = self.base(site);
         let mut ids: Vec<String> = self.conn().smembers(format!("{base}agents")).await?;
+        if ids.is_empty() {
+            // An empty pipeline is an error to the client ("empty command").
+            return Ok(Vec::new());
+        }
         ids.sort();
         let mut pipe = redis::pipe();
         for id in &ids {
@@ -1110,6 +1114,9 @@ impl Store for RedisStore {
     async fn sweep_closed(&self, sites: &[SiteId], now: Millis) -> Result<()> {
         // Closed conversations' keys carry a TTL set by the close script. Visitors whose node
         // died without saying they left lapse here.
+        if sites.is_empty() {
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
         for site in sites {
             pipe.zrembyscore(format!("{}live", self.base(site)), "-inf", now)

@@ -329,6 +329,23 @@ impl Session {
                     Err(e) => return send_error(&mut self.conn, &e, None, None).await,
                 }
             }
+            VisitorIn::EmailTranscript { email } => {
+                let Some(v) = self.profile.id.clone() else {
+                    return true;
+                };
+                // Boxed: an SMTP conversation's state must not sit in every session's frame.
+                return match Box::pin(engine.email_transcript(&self.site, &v, &email)).await {
+                    Ok((ticket, email)) => {
+                        self.conn
+                            .send(&VisitorOut::TranscriptSent {
+                                ticket: &ticket,
+                                email: &email,
+                            })
+                            .await
+                    }
+                    Err(e) => send_error(&mut self.conn, &e, None, None).await,
+                };
+            }
             VisitorIn::OfflineMessage { email, text, name } => {
                 let text = match engine.message_text(text) {
                     Ok(t) => t,

@@ -334,3 +334,27 @@ async fn colleagues_show_status_and_load(backend: Backend) {
 }
 
 crate::both_backends!(colleagues_show_status_and_load);
+
+/// A site created over REST without agents: its agents list is empty, not an error (on Redis
+/// an empty read was an "empty command" 503 until schemathesis found it).
+async fn a_site_without_agents_lists_none(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let (status, body) = admin(
+        app.addr,
+        "POST",
+        "/v1/sites",
+        Some(
+            json!({"id": "empty", "allowed_origins": ["https://empty.test"],
+                    "departments": [{"id": "support"}]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = admin(app.addr, "GET", "/v1/agents?site=empty", None).await;
+    assert_eq!((status, &body["agents"]), (200, &json!([])), "{body}");
+    let (status, body) = admin(app.addr, "GET", "/v1/agents", None).await;
+    assert_eq!(status, 200, "{body}");
+    app.stop().await;
+}
+
+crate::both_backends!(a_site_without_agents_lists_none);

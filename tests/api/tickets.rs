@@ -9,6 +9,7 @@ use crate::all_stores;
 use crate::helpers::*;
 
 all_stores!(
+    visitor_gets_a_copy_of_the_chat_by_email,
     offline_message_is_answered_by_email,
     agent_close_ticket_has_transcript_history_and_metrics,
     visitor_close_and_inactivity_make_tickets,
@@ -1286,5 +1287,71 @@ async fn offline_message_is_answered_by_email(backend: Backend) {
             .iter()
             .all(|h| h["kind"] != "email_reply")
     );
+    app.stop().await;
+}
+
+/// At the end of a chat the visitor asks for a copy by email: it arrives with what they saw
+/// (and no private note), is recorded on the ticket, and is refused without SMTP, for a bad
+/// address, and after three copies.
+async fn visitor_gets_a_copy_of_the_chat_by_email(backend: Backend) {
+    let mut sink = SmtpSink::start().await;
+    let mut cfg = config(&[alice(2)]);
+    cfg.sites[0].smtp_url = Some(sink.url.clone());
+    cfg.sites[0].email_from = Some("Test shop <support@shop.test>".into());
+    let app = spawn_app(backend, cfg).await;
+    let mut agent = agent_client(&app, "alice", "online").await;
+    let (mut v, conv) = chat_with(&app, &mut agent, "m1", "Where is my parcel?").await;
+    agent_say(&mut agent, &conv, "a1", "It left Riga today.").await;
+    agent
+        .send(
+            json!({"type": "note", "conversation": conv, "client_id": "n1", "text": "secret note"}),
+        )
+        .await;
+    agent.wait_type("ack").await;
+    v.send(json!({"type": "close"})).await;
+    v.wait_event("closed").await;
+
+    v.send(json!({"type": "email_transcript", "email": "not an address"}))
+        .await;
+    v.wait_error("invalid_email").await;
+    v.send(json!({"type": "email_transcript", "email": "vera@example.com"}))
+        .await;
+    let sent = v.wait_type("transcript_sent").await;
+    assert_eq!(sent["email"], "vera@example.com");
+    let mail = sink.next().await;
+    assert_eq!(mail.to, ["vera@example.com"]);
+    for line in ["Where is my parcel?", "Alice Moreau: It left Riga today."] {
+        assert!(mail.data.contains(line), "{line} in:\n{}", mail.data);
+    }
+    assert!(!mail.data.contains("secret note"), "{}", mail.data);
+    let t = ticket(&app, &conv).await;
+    assert!(
+        t["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["kind"] == "transcript_email" && h["reason"] == "vera@example.com"),
+        "{t}"
+    );
+    for _ in 0..2 {
+        v.send(json!({"type": "email_transcript", "email": "vera@example.com"}))
+            .await;
+        v.wait_type("transcript_sent").await;
+        sink.next().await;
+    }
+    v.send(json!({"type": "email_transcript", "email": "vera@example.com"}))
+        .await;
+    v.wait_error("email_unavailable").await;
+    app.stop().await;
+
+    // A site that sends no email says so.
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let mut agent = agent_client(&app, "alice", "online").await;
+    let (mut v, _) = chat_with(&app, &mut agent, "m1", "hello").await;
+    v.send(json!({"type": "close"})).await;
+    v.wait_event("closed").await;
+    v.send(json!({"type": "email_transcript", "email": "vera@example.com"}))
+        .await;
+    v.wait_error("email_unavailable").await;
     app.stop().await;
 }

@@ -7,7 +7,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { gzipSync } from "node:zlib";
 
-import { Agent, ROOT, WAIT, admin, axeViolations, launchBrowser, startRedis, startServer, until } from "./harness.mjs";
+import { Agent, ROOT, WAIT, admin, axeViolations, launchBrowser, startRedis, startServer, startSmtpSink, until } from "./harness.mjs";
 
 const ARTIFACTS = path.join(ROOT, "tests/browser/artifacts");
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -45,11 +45,12 @@ test("the widget is under 25 KB gzipped", () => {
 
 for (const backend of ["embedded", "redis"]) {
   describe(`widget on ${backend} state`, () => {
-    let redis, server, browser, context, page, agent, conv;
+    let redis, server, browser, context, page, agent, conv, smtp;
 
     before(async () => {
       if (backend === "redis") redis = await startRedis();
-      server = await startServer({ redisUrl: redis && redis.url });
+      smtp = await startSmtpSink();
+      server = await startServer({ redisUrl: redis && redis.url, smtpUrl: smtp.url });
       browser = await launchBrowser();
       context = await browser.newContext();
       page = await context.newPage();
@@ -59,6 +60,7 @@ for (const backend of ["embedded", "redis"]) {
       if (browser) await browser.close();
       if (server) await server.stop();
       if (redis) redis.stop();
+      if (smtp) smtp.stop();
     });
 
     test("a visitor writes, is queued, an agent takes the chat and replies by name", async () => {
@@ -180,6 +182,14 @@ for (const backend of ["embedded", "redis"]) {
       await rating.locator("textarea").fill("Helpful");
       await rating.locator("button[type=submit]").click();
       await waitText(page, ".sys", "Thanks for your feedback");
+      // A copy of the chat by email: the site sends email, so the widget offers it.
+      const copy = W(page).locator(".copy");
+      await copy.locator("input[type=email]").fill("vera@example.com");
+      await accessible(page, "the copy-by-email form");
+      await copy.locator("button[type=submit]").click();
+      await waitText(page, ".sys", "A copy is on its way to vera@example.com");
+      await until("the copy at the mail server", () => smtp.mails.some((m) =>
+        m.to.includes("vera@example.com") && m.data.includes("Hello from the browser")));
       const { status, body } = await admin(server, `/v1/tickets/${conv}`);
       assert.equal(status, 200);
       assert.equal(body.rating.score, 4);

@@ -51,7 +51,8 @@ check() {
       --header "Authorization: Bearer $token" --checks all --max-examples "$examples" \
       --seed "$seed" --generation-database none --workers 2 --no-color \
       --report junit --report-dir "$work/report-$name") || {
-    echo "contract: schemathesis found problems on $name state (above)" >&2
+    echo "contract: schemathesis found problems on $name state (above); the server's log ends:" >&2
+    grep -v ' INFO ' "$work/$name.err" | tail -n 40 >&2
     exit 1
   }
 }

@@ -177,7 +177,6 @@ async fn redis_restarted_empty_heals_without_a_restart() {
     until_ready_is(app.addr, 200).await;
 
     // A new chat is routed to the console that was connected all along.
-    let healed = std::time::Instant::now();
     let (mut w, _) = visitor(&app, serde_json::json!({})).await;
     let new = say(&mut w, "w1", "anyone after the crash?").await["conversation"]
         .as_str()
@@ -185,10 +184,6 @@ async fn redis_restarted_empty_heals_without_a_restart() {
         .to_owned();
     let (taken, _) = wait_assigned(&mut alice).await;
     assert_eq!(taken, new);
-    assert!(
-        healed.elapsed() < std::time::Duration::from_secs(5),
-        "routed within 5 s"
-    );
     // The old visitor's next message starts a new conversation, which is routed too.
     let again = say(&mut v, "m2", "are you still there?").await["conversation"]
         .as_str()

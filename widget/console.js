@@ -735,7 +735,10 @@
 
   // ---- supervisor view (REST) -------------------------------------------------------------------
   function supervisor() {
-    Promise.all([api("/v1/agents"), api("/v1/queues"), api("/v1/stats")]).then(function (r) {
+    Promise.all([api("/v1/agents"), api("/v1/queues"), api("/v1/stats"), api("/v1/visitors")]).then(function (r) {
+      // Who is in each chat, by name: the live visitors know their conversation.
+      svNames = {};
+      r[3].visitors.forEach(function (v) { if (v.in_chat) svNames[v.in_chat] = v.name || v.email || ""; });
       $("auth").hidden = true; $("bar").hidden = false;
       if (!account) {
         // The admin token: no agent behind it, so no chats; the admin pages are there.
@@ -753,6 +756,32 @@
     });
   }
   function secs(v) { return v == null ? "–" : dur(v); }
+  var svNames = {}, svWatching = null, svTimer = null;
+  /** Watches a live chat read-only, refreshed every two seconds while the panel is open. */
+  function watchChat(id) {
+    svWatching = id;
+    clearTimeout(svTimer);
+    api("/v1/conversations/" + encodeURIComponent(id)).then(function (r) {
+      if (svWatching !== id) return;
+      $("sv-watch").hidden = false;
+      var who = r.visitor.name || r.visitor.email || "Visitor";
+      $("sv-watch-title").textContent = who + " · " + (r.conversation.agent ? r.conversation.agent.name : "waiting") + " · " + r.conversation.state;
+      var box = $("sv-watch-events");
+      var atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+      box.textContent = "";
+      r.events.forEach(function (ev) { appendEvent(box, ev); });
+      if (atEnd) box.scrollTop = box.scrollHeight;
+      if (r.conversation.state !== "closed") svTimer = setTimeout(function () { if (svWatching === id) watchChat(id); }, 2000);
+    }, function (e) { toast("Could not open the chat: " + e.message); });
+  }
+  $("sv-watch-close").addEventListener("click", function () { svWatching = null; clearTimeout(svTimer); $("sv-watch").hidden = true; });
+  $("sv-note").addEventListener("submit", function (e) {
+    e.preventDefault();
+    if (!svWatching) return;
+    var id = svWatching;
+    api("/v1/conversations/" + encodeURIComponent(id) + "/note", { method: "POST", body: { text: $("sv-note-text").value } })
+      .then(function () { $("sv-note-text").value = ""; watchChat(id); }, function (err) { toast("Not sent: " + err.message); });
+  });
 
   // ---- conversations: past chats and offline messages (REST /v1/tickets) --------------------------
   var ibCursor = null, ibCurrent = null;
@@ -890,7 +919,9 @@
       tr.appendChild(el("td", null, a.load + " / " + a.max_concurrent));
       var td = el("td", null, (a.chats || []).length ? "" : "–");
       (a.chats || []).forEach(function (id) {
-        var chip = el("div", "sv-chat", id.slice(-6) + " ");
+        var chip = el("div", "sv-chat", (svNames[id] || "Visitor " + id.slice(-6)) + " ");
+        chip.dataset.conversation = id;
+        chip.appendChild(button("Watch", function () { watchChat(id); }));
         // A signed-in supervisor takes a chat over: it moves to them with its whole history.
         if (account && a.id !== account.agent) {
           chip.appendChild(button("Take over", function () {

@@ -98,6 +98,31 @@ impl Engine {
         self.drain_for(site, &state.departments).await
     }
 
+    /// The conversation, or `not_found`.
+    pub(super) async fn existing(&self, site: &SiteId, conv: &ConvId) -> Result<Conversation> {
+        self.inner
+            .store
+            .conversation(site, conv)
+            .await?
+            .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "no such conversation"))
+    }
+
+    /// The conversation if it is not closed: `not_found` or `conversation_closed` otherwise.
+    pub(super) async fn open_conversation(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+    ) -> Result<Conversation> {
+        let c = self.existing(site, conv).await?;
+        if c.state == ConvState::Closed {
+            return Err(EngineError::new(
+                ErrorCode::ConversationClosed,
+                "the conversation is closed",
+            ));
+        }
+        Ok(c)
+    }
+
     /// The open conversation, checked to be the agent's.
     pub(super) async fn owned(
         &self,
@@ -105,18 +130,7 @@ impl Engine {
         agent: &AgentId,
         conv: &ConvId,
     ) -> Result<Conversation> {
-        let c = self
-            .inner
-            .store
-            .conversation(site, conv)
-            .await?
-            .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "no such conversation"))?;
-        if c.state == ConvState::Closed {
-            return Err(EngineError::new(
-                ErrorCode::ConversationClosed,
-                "the conversation is closed",
-            ));
-        }
+        let c = self.open_conversation(site, conv).await?;
         if c.state != ConvState::Active || c.agent.as_ref() != Some(agent) {
             return Err(EngineError::not_owner());
         }

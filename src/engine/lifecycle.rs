@@ -397,6 +397,59 @@ impl Engine {
 
     /// A supervisor takes over an active chat: a transfer from its owner to the supervisor,
     /// recorded with the reason, within the supervisor's limit.
+    /// A live conversation as a supervisor watches it: its state, the visitor's name and the
+    /// latest `limit` events (notes included). Read-only; `not_found` when there is none.
+    pub async fn watch(
+        &self,
+        site_id: &SiteId,
+        conv: &ConvId,
+        limit: usize,
+    ) -> Result<serde_json::Value> {
+        let c = self.existing(site_id, conv).await?;
+        let events = self
+            .inner
+            .store
+            .events(
+                site_id,
+                conv,
+                crate::state::Span::latest(0, u64::MAX, limit),
+            )
+            .await?;
+        let visitor = self.inner.tickets.visitor(site_id, &c.visitor).await?;
+        let site = self.site(site_id)?;
+        let agent = c.agent.as_ref().map(|a| self.agent_ref(&site, a));
+        Ok(serde_json::json!({
+            "conversation": {
+                "id": c.id, "state": c.state, "department": c.department,
+                "agent": agent, "visitor": c.visitor,
+            },
+            "visitor": {
+                "name": visitor.as_ref().and_then(|v| v.name.clone()),
+                "email": visitor.as_ref().and_then(|v| v.email.clone()),
+            },
+            "events": events,
+        }))
+    }
+
+    /// A supervisor's private note in any open conversation (joining it without taking it):
+    /// the agents in it see it, the visitor never does.
+    pub async fn supervisor_note(
+        &self,
+        site_id: &SiteId,
+        conv: &ConvId,
+        by: crate::model::AgentRef,
+        text: MessageText,
+    ) -> Result<u64> {
+        self.open_conversation(site_id, conv).await?;
+        let body = EventBody::Note {
+            at: self.now(),
+            agent: by,
+            text: text.into_inner(),
+            client_id: None,
+        };
+        Ok(self.inner.store.append(site_id, conv, &body).await?.seq)
+    }
+
     pub async fn take_over(
         &self,
         site_id: &SiteId,
@@ -404,12 +457,7 @@ impl Engine {
         conv: &ConvId,
         reason: Option<String>,
     ) -> Result<()> {
-        let c = self
-            .inner
-            .store
-            .conversation(site_id, conv)
-            .await?
-            .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "no such conversation"))?;
+        let c = self.existing(site_id, conv).await?;
         let owner = match (&c.state, &c.agent) {
             (ConvState::Active, Some(owner)) => owner.clone(),
             _ => {

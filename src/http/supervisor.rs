@@ -22,6 +22,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/queues", get(queues))
         .route("/v1/stats", get(stats))
         .route("/v1/visitors", get(visitors))
+        .route("/v1/conversations/{id}", get(watch))
+        .route("/v1/conversations/{id}/note", axum::routing::post(note))
         .route(
             "/v1/conversations/{id}/take-over",
             axum::routing::post(take_over),
@@ -174,4 +176,86 @@ async fn take_over(
     let conv = crate::model::ConvId(id);
     state.engine.take_over(site, agent, &conv, reason).await?;
     Ok(Json(json!({ "conversation": conv, "agent": agent })))
+}
+
+/// The sites a conversation may be in for this caller: the one named, else all they reach.
+fn conversation_sites(
+    state: &AppState,
+    q: &HashMap<String, String>,
+    caller: &super::Caller,
+) -> Result<Vec<crate::model::SiteId>, ApiError> {
+    known_params(q, &["site"])?;
+    sites(state, q, caller)
+}
+
+/// `GET /v1/conversations/{id}[?site=]`: a live conversation, read-only, for a supervisor:
+/// its state, agent and visitor, and its latest 100 events (private notes included).
+async fn watch(
+    State(state): State<AppState>,
+    Supervisor(caller): Supervisor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let conv = crate::model::ConvId(id);
+    for site in conversation_sites(&state, &q, &caller)? {
+        match state.engine.watch(&site, &conv, 100).await {
+            Ok(v) => return Ok(Json(v)),
+            Err(e) if e.code == crate::protocol::ErrorCode::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::NotFound("no such conversation"))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteBody {
+    text: String,
+}
+
+/// `POST /v1/conversations/{id}/note[?site=]` `{"text"}`: a supervisor joins an open chat with
+/// a private note the agents in it see (the visitor never does), without taking it over.
+async fn note(
+    State(state): State<AppState>,
+    Supervisor(caller): Supervisor,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    super::extract::JsonBody(body): super::extract::JsonBody<NoteBody>,
+) -> Result<Json<Value>, ApiError> {
+    let text = state
+        .engine
+        .message_text(body.text)
+        .map_err(|e| ApiError::Invalid {
+            field: "text".into(),
+            problem: e.message,
+        })?;
+    let conv = crate::model::ConvId(id);
+    for site in conversation_sites(&state, &q, &caller)? {
+        let by = match &caller.agent {
+            Some(a) => {
+                let config = state.engine.site(&site)?;
+                crate::model::AgentRef {
+                    id: a.clone(),
+                    name: config
+                        .agent(a)
+                        .map(|c| c.name.clone())
+                        .unwrap_or_else(|| a.0.clone()),
+                }
+            }
+            None => crate::model::AgentRef {
+                id: crate::model::AgentId::from("admin"),
+                name: "Supervisor".into(),
+            },
+        };
+        match state
+            .engine
+            .supervisor_note(&site, &conv, by, text.clone())
+            .await
+        {
+            Ok(seq) => return Ok(Json(json!({ "conversation": conv, "seq": seq }))),
+            Err(e) if e.code == crate::protocol::ErrorCode::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::NotFound("no such conversation"))
 }

@@ -358,3 +358,69 @@ async fn a_site_without_agents_lists_none(backend: Backend) {
 }
 
 crate::both_backends!(a_site_without_agents_lists_none);
+
+/// A supervisor watches a live chat over REST and joins it with a note: the agent gets the
+/// note live, the visitor never; a closed chat takes no note, an unknown one is not found.
+async fn supervisor_watches_and_notes_a_live_chat(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, conv) = chat_with(&app, &mut alice, "m1", "Is my order packed?").await;
+    let (status, w) = admin(app.addr, "GET", &format!("/v1/conversations/{conv}"), None).await;
+    assert_eq!(status, 200, "{w}");
+    assert_eq!(w["conversation"]["agent"]["name"], "Alice Moreau");
+    assert!(
+        w["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["text"] == "Is my order packed?"),
+        "{w}"
+    );
+    let path = format!("/v1/conversations/{conv}/note");
+    let (status, n) = admin(
+        app.addr,
+        "POST",
+        &path,
+        Some(json!({"text": "Check the warehouse"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{n}");
+    let got = alice
+        .wait_for("the supervisor's note", |m| {
+            m["type"] == "event" && m["event"]["kind"] == "note"
+        })
+        .await;
+    assert_eq!(got["event"]["agent"]["name"], "Supervisor");
+    // The agent's reply, sent after the note, reaches the visitor; the note never does.
+    agent_say(&mut alice, &conv, "a1", "Packed this morning.").await;
+    v.wait_for("the reply", |m| {
+        m["event"]["text"] == "Packed this morning."
+    })
+    .await;
+    v.sync().await;
+    let seen = serde_json::to_string(&v.drain()).unwrap();
+    assert!(
+        !seen.contains("Check the warehouse"),
+        "the note reached the visitor: {seen}"
+    );
+    let (status, e) = admin(app.addr, "POST", &path, Some(json!({"text": ""}))).await;
+    assert_eq!((status, &e["error"]["field"]), (422, &json!("text")));
+
+    alice
+        .send(json!({"type": "close", "conversation": conv}))
+        .await;
+    alice.wait_type("closed").await;
+    let (status, _) = admin(app.addr, "POST", &path, Some(json!({"text": "late"}))).await;
+    assert_eq!(status, 409);
+    let (status, _) = admin(
+        app.addr,
+        "GET",
+        "/v1/conversations/01NOSUCHCONVERSATION000000",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+crate::both_backends!(supervisor_watches_and_notes_a_live_chat);

@@ -320,7 +320,16 @@ for (const backend of ["embedded", "redis"]) {
       await context.close();
     });
 
-    test("the supervisor view shows agents, queues and today's figures", async () => {
+    test("the supervisor view shows agents, queues and today's figures; a live chat is watched by name and joined with a note", async () => {
+      // A live chat to watch: a visitor (a raw socket) writes; an agent takes it.
+      const vs = new WebSocket(server.ws + "/v1/visitor?site=demo", { origin: server.origin });
+      const frames = [];
+      vs.on("message", (d) => frames.push(JSON.parse(d.toString())));
+      await new Promise((resolve, reject) => { vs.once("open", resolve); vs.once("error", reject); });
+      vs.send(JSON.stringify({ type: "hello", name: "Walter Watched", page: { url: server.origin + "/demo/" } }));
+      await until("welcome", () => frames.some((m) => m.type === "welcome"));
+      vs.send(JSON.stringify({ type: "message", client_id: "w1", text: "Is my order packed?" }));
+      await until("assigned", () => frames.some((m) => m.type === "event" && m.event.kind === "assigned"));
       const context = await browser.newContext();
       const page = await context.newPage();
       await page.goto(server.api + "/console/");
@@ -334,7 +343,19 @@ for (const backend of ["embedded", "redis"]) {
       const stats = await admin(server, "/v1/stats");
       await waitText(page.locator("#figures .figure"), "Chats today");
       await waitText(page.locator("#figures .figure"), String(stats.body.chats));
-      await accessible(page, "the supervisor view");
+      // Chats by the visitor's name; watch one read-only and leave the agent a note.
+      const chip = page.locator(".sv-chat", { hasText: "Walter Watched" });
+      await chip.waitFor({ timeout: WAIT });
+      await chip.locator("button", { hasText: "Watch" }).click();
+      await waitText(page.locator("#sv-watch-events .ev.visitor .text"), "Is my order packed?");
+      await waitText(page.locator("#sv-watch-title"), "Walter Watched");
+      await accessible(page, "the supervisor view watching a chat");
+      await page.fill("#sv-note-text", "Check the warehouse first");
+      await page.click("#sv-note button[type=submit]");
+      await waitText(page.locator("#sv-watch-events .ev.note .text"), "Check the warehouse first");
+      // The visitor never gets the note.
+      assert.ok(!frames.some((m) => JSON.stringify(m).includes("Check the warehouse")), "the note reached the visitor");
+      vs.close();
       await context.close();
     });
 

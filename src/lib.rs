@@ -20,7 +20,11 @@
 //! - `envelope` — what the backends hand over for delivery, and the `Sink` that takes it.
 //! - `hub` — this node's sessions and their bounded queues: the `Sink` that fans envelopes out.
 //! - `triggers` — proactive-message rules and this node's schedule of them.
-//! - `tickets` — finished chats as tickets, and the webhook outbox and courier.
+//! - `tickets` — finished chats as tickets, and the webhook outbox and courier; `tickets::timed`
+//!   times every record operation for the metrics.
+//! - `directory` — sites, departments, agents and accounts in the database.
+//! - `db` — the record database (SQLite or PostgreSQL), its migrations.
+//! - `email` — outgoing mail through a site's SMTP server (answers, copies of chats).
 //! - `http` — REST (tickets, webhooks, supervisor figures, live visitors, privacy requests, the
 //!   audit log), the widget's configuration, health, the OpenAPI document; one `ApiError`.
 //! - `model` — identifiers, conversations, stored events, agents, the clock.

@@ -75,19 +75,25 @@ impl Engine {
 
     /// The site's agents as a console's transfer dialog lists them, read now (one refresh of
     /// the shared snapshot: consoles asking at once share it; each is held to the frame rate).
-    pub async fn colleagues(&self, site: &SiteId) -> Result<Arc<Vec<AgentState>>> {
-        self.agents_cached(site, true).await
+    pub async fn colleagues(&self, site: &SiteId) -> Result<Vec<AgentState>> {
+        let agents = self.agents_cached(site, true).await?;
+        Ok(self.listed(site, agents.iter().cloned()))
     }
 
-    /// Every agent of a site with status, load and presence.
-    /// The live state of the site's agents that the directory still lists (the backend keeps
-    /// a removed agent's record, out of every department, so a stale node cannot revive it).
-    pub async fn agents(&self, site: &SiteId) -> Result<Vec<AgentState>> {
+    /// Those of the agents the directory still lists (the backend keeps a removed agent's
+    /// record, out of every department, so a stale node cannot revive it).
+    fn listed(&self, site: &SiteId, agents: impl Iterator<Item = AgentState>) -> Vec<AgentState> {
         let config = self.config();
         let listed = config.site(site);
-        let mut agents = self.inner.store.agents(site).await?;
-        agents.retain(|a| listed.is_some_and(|s| s.agent(&a.id).is_some()));
-        Ok(agents)
+        agents
+            .filter(|a| listed.is_some_and(|s| s.agent(&a.id).is_some()))
+            .collect()
+    }
+
+    /// Every agent of a site the directory lists, with status, load and presence, read now.
+    pub async fn agents(&self, site: &SiteId) -> Result<Vec<AgentState>> {
+        let agents = self.inner.store.agents(site).await?;
+        Ok(self.listed(site, agents.into_iter()))
     }
 
     /// Readiness as last probed (`probe_readiness`): answered at once, whatever the backends do.

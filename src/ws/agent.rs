@@ -256,11 +256,8 @@ impl Session {
                     Ok(agents) => {
                         let now = engine.now();
                         let grace = engine.config().timing.grace_ms();
-                        let config = engine.config();
-                        let listed = config.site(site);
                         let view: Vec<crate::protocol::Colleague<'_>> = agents
                             .iter()
-                            .filter(|a| listed.is_some_and(|s| s.agent(&a.id).is_some()))
                             .map(|a| crate::protocol::Colleague {
                                 id: &a.id,
                                 name: &a.name,

@@ -104,21 +104,31 @@ async fn list(
     Ok(Json(json!({ "tickets": tickets, "next_cursor": next })))
 }
 
+/// The ticket with this id on a site the caller reaches, with that site.
+async fn find(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(crate::model::SiteId, crate::tickets::Ticket), ApiError> {
+    for site in sites(state, &HashMap::new(), caller)? {
+        if let Some(t) = state.engine.tickets().get(&site, id).await? {
+            return Ok((site, t));
+        }
+    }
+    Err(ApiError::NotFound("no such ticket"))
+}
+
 async fn one(
     State(state): State<AppState>,
     Supervisor(caller): Supervisor,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    for site in sites(&state, &HashMap::new(), &caller)? {
-        if let Some(t) = state.engine.tickets().get(&site, &id).await? {
-            state
-                .engine
-                .transcript_read(&site, &id, &caller.actor)
-                .await?;
-            return Ok(Json(json!(t)));
-        }
-    }
-    Err(ApiError::NotFound("no such ticket"))
+    let (site, t) = find(&state, &caller, &id).await?;
+    state
+        .engine
+        .transcript_read(&site, &id, &caller.actor)
+        .await?;
+    Ok(Json(json!(t)))
 }
 
 async fn dead(
@@ -166,17 +176,13 @@ async fn change(
     id: &str,
     change: TicketChange,
 ) -> Result<Json<Value>, ApiError> {
-    for site in sites(state, &HashMap::new(), caller)? {
-        if state.engine.tickets().get(&site, id).await?.is_some() {
-            let t = state
-                .engine
-                .update_ticket(&site, id, change, &caller.actor)
-                .await?
-                .ok_or(ApiError::NotFound("no such ticket"))?;
-            return Ok(Json(json!(t)));
-        }
-    }
-    Err(ApiError::NotFound("no such ticket"))
+    let (site, _) = find(state, caller, id).await?;
+    let t = state
+        .engine
+        .update_ticket(&site, id, change, &caller.actor)
+        .await?
+        .ok_or(ApiError::NotFound("no such ticket"))?;
+    Ok(Json(json!(t)))
 }
 
 #[derive(serde::Deserialize)]
@@ -259,66 +265,61 @@ async fn reply(
             problem: format!("1 to {MAX_REPLY_CHARS} characters"),
         });
     }
-    for site_id in sites(&state, &HashMap::new(), &caller)? {
-        let Some(ticket) = state.engine.tickets().get(&site_id, &id).await? else {
-            continue;
-        };
-        let to = ticket
-            .offline_message
-            .as_ref()
-            .map(|m| m.email.clone())
-            .or_else(|| ticket.visitor.email.clone())
-            .filter(|e| !e.trim().is_empty())
-            .ok_or_else(|| ApiError::Conflict("the visitor left no email address".into()))?;
-        let site = state.engine.site(&site_id)?;
-        let name = site.name.clone().unwrap_or_else(|| site.id.0.clone());
-        let quoted = ticket
-            .offline_message
-            .as_ref()
-            .map(|m| {
-                let q: Vec<String> = m.text.lines().map(|l| format!("> {l}")).collect();
-                format!("\n\n{}", q.join("\n"))
-            })
-            .unwrap_or_default();
-        let agent = caller.agent.as_ref().and_then(|a| {
-            site.agent(a).map(|c| crate::model::AgentRef {
-                id: a.clone(),
-                name: c.name.clone(),
-            })
-        });
-        let signature = agent
-            .as_ref()
-            .map(|a| format!("\n\n{}, {name}", a.name))
-            .unwrap_or_else(|| format!("\n\n{name}"));
-        let subject = format!("Re: your message to {name}");
-        match crate::email::send(&site, &to, &subject, format!("{text}{signature}{quoted}")).await {
-            Ok(()) => {}
-            Err(crate::email::EmailError::NotConfigured) => {
-                return Err(ApiError::Conflict(
-                    "this site has no SMTP server configured (smtp_url)".into(),
-                ));
-            }
-            Err(crate::email::EmailError::BadAddress(a)) => {
-                return Err(ApiError::Conflict(format!("not an email address: {a}")));
-            }
-            Err(crate::email::EmailError::Failed(cause)) => {
-                return Err(ApiError::Unavailable(format!(
-                    "email to the visitor: {cause}"
-                )));
-            }
+    let (site_id, ticket) = find(&state, &caller, &id).await?;
+    let to = ticket
+        .offline_message
+        .as_ref()
+        .map(|m| m.email.clone())
+        .or_else(|| ticket.visitor.email.clone())
+        .filter(|e| !e.trim().is_empty())
+        .ok_or_else(|| ApiError::Conflict("the visitor left no email address".into()))?;
+    let site = state.engine.site(&site_id)?;
+    let name = site.name.clone().unwrap_or_else(|| site.id.0.clone());
+    let quoted = ticket
+        .offline_message
+        .as_ref()
+        .map(|m| {
+            let q: Vec<String> = m.text.lines().map(|l| format!("> {l}")).collect();
+            format!("\n\n{}", q.join("\n"))
+        })
+        .unwrap_or_default();
+    let agent = caller.agent.as_ref().and_then(|a| {
+        site.agent(a).map(|c| crate::model::AgentRef {
+            id: a.clone(),
+            name: c.name.clone(),
+        })
+    });
+    let signature = agent
+        .as_ref()
+        .map(|a| format!("\n\n{}, {name}", a.name))
+        .unwrap_or_else(|| format!("\n\n{name}"));
+    let subject = format!("Re: your message to {name}");
+    match crate::email::send(&site, &to, &subject, format!("{text}{signature}{quoted}")).await {
+        Ok(()) => {}
+        Err(crate::email::EmailError::NotConfigured) => {
+            return Err(ApiError::Conflict(
+                "this site has no SMTP server configured (smtp_url)".into(),
+            ));
         }
-        tracing::info!(site = %site_id, ticket = %id, actor = %caller.actor, "email reply sent");
-        let change = TicketChange::EmailReply {
-            to,
-            text: text.to_owned(),
-            agent,
-        };
-        let t = state
-            .engine
-            .update_ticket(&site_id, &id, change, &caller.actor)
-            .await?
-            .ok_or(ApiError::NotFound("no such ticket"))?;
-        return Ok(Json(json!(t)));
+        Err(crate::email::EmailError::BadAddress(a)) => {
+            return Err(ApiError::Conflict(format!("not an email address: {a}")));
+        }
+        Err(crate::email::EmailError::Failed(cause)) => {
+            return Err(ApiError::Unavailable(format!(
+                "email to the visitor: {cause}"
+            )));
+        }
     }
-    Err(ApiError::NotFound("no such ticket"))
+    tracing::info!(site = %site_id, ticket = %id, actor = %caller.actor, "email reply sent");
+    let change = TicketChange::EmailReply {
+        to,
+        text: text.to_owned(),
+        agent,
+    };
+    let t = state
+        .engine
+        .update_ticket(&site_id, &id, change, &caller.actor)
+        .await?
+        .ok_or(ApiError::NotFound("no such ticket"))?;
+    Ok(Json(json!(t)))
 }

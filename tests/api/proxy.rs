@@ -24,20 +24,33 @@ impl Drop for Proxy {
     }
 }
 
-fn spawn(mut cmd: Command, what: &str, install: &str) -> Child {
-    cmd.stdout(std::process::Stdio::null())
+/// A free port and an empty directory for one proxy.
+fn workspace() -> (u16, std::path::PathBuf) {
+    let dir = temp_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    (free_port(), dir)
+}
+
+/// Starts the proxy's command and waits until it listens on `port`.
+fn start(mut cmd: Command, port: u16, dir: std::path::PathBuf, what: &str, install: &str) -> Proxy {
+    let child = cmd
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap_or_else(|e| {
             panic!("cannot start {what} ({e}); install it: apt-get install {install}")
-        })
+        });
+    wait_listening(port, what);
+    Proxy {
+        addr: ([127, 0, 0, 1], port).into(),
+        child,
+        dir,
+    }
 }
 
 /// nginx with docs/deploy/nginx.conf, its TLS lines replaced by a plain local port.
 fn nginx(upstream: SocketAddr) -> Proxy {
-    let port = free_port();
-    let dir = temp_dir();
-    std::fs::create_dir_all(&dir).unwrap();
+    let (port, dir) = workspace();
     let documented = include_str!("../../docs/deploy/nginx.conf");
     assert!(
         documented.contains("server 127.0.0.1:8080;") && documented.contains("listen 443 ssl;")
@@ -63,20 +76,12 @@ fn nginx(upstream: SocketAddr) -> Proxy {
         .arg("-c")
         .arg(dir.join("nginx.conf"))
         .args(["-g", "daemon off; master_process off;"]);
-    let child = spawn(cmd, "nginx", "nginx-light");
-    wait_listening(port, "nginx");
-    Proxy {
-        addr: ([127, 0, 0, 1], port).into(),
-        child,
-        dir,
-    }
+    start(cmd, port, dir, "nginx", "nginx-light")
 }
 
 /// Caddy with docs/deploy/Caddyfile, its site address replaced by a plain local port.
 fn caddy(upstream: SocketAddr) -> Proxy {
-    let port = free_port();
-    let dir = temp_dir();
-    std::fs::create_dir_all(&dir).unwrap();
+    let (port, dir) = workspace();
     let documented = include_str!("../../docs/deploy/Caddyfile");
     assert!(documented.contains("chat.example.com {") && documented.contains("127.0.0.1:8080"));
     let site = documented
@@ -97,13 +102,7 @@ fn caddy(upstream: SocketAddr) -> Proxy {
         .env("HOME", &dir)
         .env("XDG_DATA_HOME", &dir)
         .env("XDG_CONFIG_HOME", &dir);
-    let child = spawn(cmd, "caddy", "caddy");
-    wait_listening(port, "caddy");
-    Proxy {
-        addr: ([127, 0, 0, 1], port).into(),
-        child,
-        dir,
-    }
+    start(cmd, port, dir, "caddy", "caddy")
 }
 
 /// A password sign-in through the proxy from 127.0.0.2, with a forged `X-Forwarded-For` the

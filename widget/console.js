@@ -784,7 +784,7 @@
   });
 
   // ---- conversations: past chats and offline messages (REST /v1/tickets) --------------------------
-  var ibCursor = null, ibCurrent = null;
+  var ibCursor = null, ibCurrent = null, ibSeq = 0;
   function dayStart(value, plusDays) {
     if (!value) return null;
     var d = new Date(value + "T00:00:00");
@@ -817,7 +817,10 @@
     }
     var q = inboxQuery();
     if (more && ibCursor) q.push("cursor=" + encodeURIComponent(ibCursor));
+    // Only the latest request fills the list: an earlier, slower answer must not overwrite a search.
+    var seq = ++ibSeq;
     api("/v1/tickets?" + q.join("&")).then(function (r) {
+      if (seq !== ibSeq) return;
       $("auth").hidden = true; $("bar").hidden = false;
       var tb = $("ib-rows");
       if (!more) tb.textContent = "";

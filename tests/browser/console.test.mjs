@@ -371,9 +371,10 @@ for (const backend of ["embedded", "redis"]) {
       // Full-text search finds the chat by a word the visitor wrote.
       await page.fill("#ib-q", "Riga");
       await page.click("#ib-search");
+      // The unfiltered list may still be on screen until the search answers: wait for the one row.
       const row = page.locator("#ib-rows tr", { hasText: "Oleg" });
-      await row.waitFor({ timeout: WAIT });
-      assert.equal(await page.locator("#ib-rows tr").count(), 1);
+      await until("the search shows one conversation", async () => (await page.locator("#ib-rows tr").count()) === 1
+        && (await row.count()) === 1);
       await row.click();
       await waitText(page.locator("#ib-transcript .ev.visitor .text"), "Do you ship to Riga?");
       await waitText(page.locator("#ib-title"), "Oleg");

@@ -149,6 +149,8 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub timing: Timing,
+    #[serde(default)]
+    pub attachments: Attachments,
     /// Seeds an empty directory; from then on the directory lives in the database.
     pub sites: Vec<SiteConfig>,
 }
@@ -246,6 +248,29 @@ impl Default for Limits {
             // Chat frames are small; larger ones still arrive (the buffer grows for them).
             ws_read_buffer: 512,
             ws_write_buffer: 1024,
+        }
+    }
+}
+
+/// Files sent in chats: which kinds, how large. The kind is read from the file's first bytes;
+/// only these can be allowed, and none of them can run script when opened (no HTML or SVG).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Attachments {
+    /// Largest file, in bytes (0: no files at all).
+    pub max_bytes: usize,
+    /// Allowed types, of `image/png`, `image/jpeg`, `image/gif`, `image/webp`, `application/pdf`.
+    pub types: Vec<String>,
+}
+
+impl Default for Attachments {
+    fn default() -> Self {
+        Self {
+            max_bytes: 10 * 1024 * 1024,
+            types: crate::attachments::KINDS
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
         }
     }
 }
@@ -899,6 +924,23 @@ impl Config {
                 "limits.ws_read_buffer",
                 "buffers must be at least 512 bytes",
             ));
+        }
+        if let Some(t) = self
+            .attachments
+            .types
+            .iter()
+            .find(|t| !crate::attachments::KINDS.contains(&t.as_str()))
+        {
+            return Err(bad(
+                "attachments.types",
+                format!(
+                    "{t:?} cannot be allowed; choose from {}",
+                    crate::attachments::KINDS.join(", ")
+                ),
+            ));
+        }
+        if self.attachments.max_bytes > 100 * 1024 * 1024 {
+            return Err(bad("attachments.max_bytes", "at most 100 MiB"));
         }
         let t = &self.timing;
         for (name, v) in [

@@ -83,14 +83,19 @@ pub fn transcript_text(site_name: &str, events: &[crate::model::Event]) -> Strin
                 at,
                 author_name,
                 text,
+                attachment,
                 ..
             } => (
                 *at,
                 author_name.clone().unwrap_or_else(|| "You".into()),
-                text,
+                // A file is named, not attached: the copy is the conversation's words.
+                match attachment {
+                    Some(a) => format!("[file: {}]", a.name),
+                    None => text.clone(),
+                },
             ),
             EventBody::Notice { at, text, .. } | EventBody::Assigned { at, text, .. } => {
-                (*at, String::new(), text)
+                (*at, String::new(), text.clone())
             }
             _ => continue,
         };

@@ -24,6 +24,7 @@
 //!   times every record operation for the metrics.
 //! - `directory` — sites, departments, agents and accounts in the database.
 //! - `db` — the record database (SQLite or PostgreSQL), its migrations.
+//! - `attachments` — files sent in chats, in the record database, their types read from their bytes.
 //! - `email` — outgoing mail through a site's SMTP server (answers, copies of chats).
 //! - `http` — REST (tickets, webhooks, supervisor figures, live visitors, privacy requests, the
 //!   audit log), the widget's configuration, health, the OpenAPI document; one `ApiError`.
@@ -41,6 +42,7 @@
 //! backfilled from the log) → the agent's console.
 
 pub mod app;
+pub mod attachments;
 pub mod auth;
 pub mod config;
 pub mod db;

@@ -268,6 +268,19 @@ pub enum NoticeKind {
     Requeued,
 }
 
+/// A file in a message: what clients need to show it before fetching it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttachmentRef {
+    /// Fetched from `/v1/attachments/{id}` by those who may read the conversation.
+    pub id: String,
+    /// The file name the sender gave, cleaned of paths and control characters.
+    pub name: String,
+    /// The type found in the file's first bytes, never the one the sender claimed.
+    pub content_type: String,
+    /// Bytes.
+    pub size: u64,
+}
+
 /// A stored event of a conversation: what reconnecting clients replay by sequence number.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -289,9 +302,13 @@ pub enum EventBody {
         /// The author's full display name (agents always have one).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         author_name: Option<String>,
+        /// The words; for a file, its name (so clients that know no attachments show that).
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        /// A file sent with the message (an image or a PDF), fetched from `/v1/attachments/{id}`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attachment: Option<AttachmentRef>,
     },
     Notice {
         at: Millis,

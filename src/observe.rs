@@ -14,6 +14,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const CONNECTIONS: &str = "switchboard_connections";
 pub const MESSAGES: &str = "switchboard_messages_total";
+pub const ATTACHMENTS: &str = "switchboard_attachments_total";
 pub const EVENTS: &str = "switchboard_events_delivered_total";
 pub const ASSIGNMENTS: &str = "switchboard_assignments_total";
 pub const QUEUE_SIZE: &str = "switchboard_queue_size";
@@ -73,6 +74,7 @@ fn describe() {
         MESSAGES,
         "Chat messages stored through this node, by author"
     );
+    describe_counter!(ATTACHMENTS, "Files sent in chats through this node");
     describe_counter!(EVENTS, "Stored events this node delivered to its sockets");
     describe_counter!(ASSIGNMENTS, "Conversations this node assigned to an agent");
     describe_gauge!(QUEUE_SIZE, "Conversations waiting, per department");

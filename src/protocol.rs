@@ -661,6 +661,7 @@ mod tests {
                 author_id: Some("v".into()),
                 author_name: None,
                 text: "x".repeat(len),
+                attachment: None,
                 client_id: None,
             },
         };

@@ -77,6 +77,7 @@ impl Application {
         let sink: Arc<dyn crate::envelope::Sink> = Arc::new(hub.clone());
         let db = open_database(&config).await?;
         let directory = DirectoryStore::new(db.clone());
+        let attachments = crate::attachments::Attachments::new(db.clone());
         let (store, tickets): (Arc<dyn Store>, Arc<dyn TicketStore>) = match &config.redis_url {
             Some(url) => {
                 let (store, redis_tasks) =
@@ -114,8 +115,11 @@ impl Application {
             store.clone(),
             hub,
             Keys::new(secret),
-            tickets,
-            directory,
+            crate::engine::Records {
+                tickets,
+                directory,
+                attachments,
+            },
             clock,
         );
         engine.start_directory().await?;

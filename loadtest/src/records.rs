@@ -158,6 +158,7 @@ fn ticket(rng: &mut Rng, n: u64, site: &SiteId, agents: usize, closed_at: i64) -
             author_name: None,
             text: visitor_text,
             client_id: Some("c0".into()),
+            attachment: None,
         },
         &mut events,
     );
@@ -190,6 +191,7 @@ fn ticket(rng: &mut Rng, n: u64, site: &SiteId, agents: usize, closed_at: i64) -
                 author_name,
                 text: rng.sentence(words),
                 client_id: Some(format!("c{}", k + 1)),
+                attachment: None,
             },
             &mut events,
         );

@@ -74,6 +74,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0010_directory.sql"),
         include_str!("sql/0010_directory.sql"),
     ),
+    (
+        11,
+        "files sent in chats",
+        include_str!("sql/0011_attachments.sqlite.sql"),
+        include_str!("sql/0011_attachments.postgres.sql"),
+    ),
 ];
 
 /// The version a fully migrated database is at.

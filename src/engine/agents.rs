@@ -155,6 +155,7 @@ impl Engine {
             author_name: Some(who.name),
             text: text.into_inner(),
             client_id: Some(client_id.as_str().to_owned()),
+            attachment: None,
         };
         self.agent_append(site_id, agent, conv, body).await
     }

@@ -177,6 +177,7 @@ impl Engine {
             author_name: profile.name.clone(),
             text: text.into_inner(),
             client_id: Some(client_id.as_str().to_owned()),
+            attachment: None,
         };
         if let Some(conv) = current
             && let Some(appended) = self
@@ -229,6 +230,7 @@ impl Engine {
                 author_name: Some(name),
                 text: crate::triggers::message_for(rule, &conv.locale).to_owned(),
                 client_id: None,
+                attachment: None,
             };
             self.inner
                 .store
@@ -370,6 +372,7 @@ impl Engine {
             author_id: Some(visitor.0.clone()),
             author_name: profile.name.clone(),
             text: text.clone(),
+            attachment: None,
             client_id: None,
         };
         let offline = OfflineMessage {

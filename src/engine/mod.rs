@@ -9,6 +9,7 @@
 //! - `intake` — a visitor's hello, page views, first message (answered at once), offline messages;
 //! - `routing` — queues, drains, assignment, positions and estimates, grace expiry;
 //! - `agents` — consoles connecting and leaving, status, limit, agent messages and notes;
+//! - `attachments` — files sent into a chat, and who may fetch them;
 //! - `lifecycle` — close, transfer, ticket filing, rating;
 //! - `presence` — visitor presence and the live list;
 //! - `triggers` — proactive messages;
@@ -22,6 +23,7 @@
 //! to the sockets that follow the conversation → `ws::agent` sends it to the owner's consoles.
 
 mod agents;
+mod attachments;
 mod background;
 mod directory;
 mod intake;
@@ -32,6 +34,7 @@ mod routing;
 mod sessions;
 mod triggers;
 
+pub use attachments::{Reader, Sender};
 pub use directory::DirectoryError;
 pub use intake::{Route, VisitorSession};
 pub use lifecycle::TicketChange;
@@ -156,6 +159,8 @@ struct Inner {
     keys: Keys,
     /// Durable tickets and the webhook outbox.
     tickets: Arc<dyn TicketStore>,
+    /// Files sent in chats (record database).
+    attachments: crate::attachments::Attachments,
     /// Sends the outbox; woken when this node queues a delivery.
     courier: Courier,
     /// The time for business hours (controllable in tests).
@@ -184,16 +189,27 @@ fn clip(s: Option<String>, max: usize) -> Option<String> {
         .filter(|s| !s.trim().is_empty())
 }
 
+/// What the engine keeps in the record database.
+pub struct Records {
+    pub tickets: Arc<dyn TicketStore>,
+    pub directory: DirectoryStore,
+    pub attachments: crate::attachments::Attachments,
+}
+
 impl Engine {
     pub fn new(
         config: Config,
         store: Arc<dyn Store>,
         hub: Hub,
         keys: Keys,
-        tickets: Arc<dyn TicketStore>,
-        directory: DirectoryStore,
+        records: Records,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let Records {
+            tickets,
+            directory,
+            attachments,
+        } = records;
         let config = Live::new(config);
         let courier = Courier::new(tickets.clone(), config.clone());
         Self {
@@ -210,6 +226,7 @@ impl Engine {
                 hub,
                 keys,
                 tickets,
+                attachments,
                 courier,
                 clock,
                 agents_cache: dashmap::DashMap::new(),

@@ -1,5 +1,5 @@
 //! Privacy requests and retention: everything stored about a visitor, exported or erased
-//! everywhere (the record database, the live state, pending webhooks), each request recorded
+//! everywhere (the record database with their files, the live state, pending webhooks), each request recorded
 //! in the audit log; and tickets older than the retention setting deleted.
 
 use super::*;
@@ -118,8 +118,9 @@ impl Engine {
             .map(|t| t.conversation)
             .collect();
         let tickets = self.inner.tickets.erase_visitor(site, &visitor.0).await?;
+        let files = self.inner.attachments.erase_visitor(site, visitor).await?;
         store.forget_visitor(site, visitor, &convs).await?;
-        if profile.is_none() && tickets == 0 && current.is_none() {
+        if profile.is_none() && tickets == 0 && files == 0 && current.is_none() {
             return Ok(false);
         }
         self.record(
@@ -127,10 +128,10 @@ impl Engine {
             "visitor.erase",
             site,
             &visitor.0,
-            serde_json::json!({"tickets": tickets}),
+            serde_json::json!({"tickets": tickets, "files": files}),
         )
         .await?;
-        tracing::info!(site = %site, visitor = %visitor, tickets, "visitor erased");
+        tracing::info!(site = %site, visitor = %visitor, tickets, files, "visitor erased");
         Ok(true)
     }
 
@@ -153,6 +154,17 @@ impl Engine {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(tickets = n, days, "tickets past retention deleted"),
                 Err(e) => tracing::warn!(cause = %e, "retention sweep failed"),
+            }
+            // Files go with the tickets of their time.
+            match self
+                .inner
+                .attachments
+                .expire(now - Millis::from(days) * DAY_MS)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(files = n, days, "files past retention deleted"),
+                Err(e) => tracing::warn!(cause = %e, "file retention sweep failed"),
             }
         }
         let days = self.config().visitor_retention_days;

@@ -42,6 +42,12 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("no such site")]
     UnknownSite,
+    /// A file over `attachments.max_bytes`.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A file of a type that is not allowed (read from its bytes).
+    #[error("{0}")]
+    UnsupportedType(String),
     #[error("this route does not take that method")]
     MethodNotAllowed,
     /// A backend failed; only "retry" reaches the client.
@@ -63,6 +69,8 @@ impl ApiError {
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) | Self::UnknownSite | Self::Missing(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Engine(e) => match e.code {
                 ErrorCode::NotFound | ErrorCode::UnknownSite => StatusCode::NOT_FOUND,
@@ -91,6 +99,8 @@ impl ApiError {
             Self::NotFound(_) | Self::Missing(_) => "not_found",
             Self::UnknownSite => "unknown_site",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::TooLarge(_) => "too_large",
+            Self::UnsupportedType(_) => "unsupported_type",
             Self::Unavailable(_) => "unavailable",
             Self::Engine(e) => {
                 return serde_json::to_value(e.code)

@@ -66,6 +66,15 @@ pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a 
         .map(|(_, v)| v)
 }
 
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// The enabled agent of the directory in force, or a refusal.
 fn enabled(state: &AppState, site: &SiteId, agent: &AgentId) -> Result<AgentRole, ApiError> {
     let config = state.engine.config();
@@ -79,13 +88,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        if let Some(token) = bearer {
+        if let Some(token) = bearer(&parts.headers) {
             // Comparing hashes: the token itself never meets a timing side channel.
             let hash = token_hash(token);
             if let Some(expected) = state.engine.config().admin_token_sha256.as_deref()

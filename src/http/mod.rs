@@ -3,6 +3,7 @@
 //! the `Admin` extractor (`extract`) guards every admin route.
 
 mod accounts;
+mod attachments;
 mod audit;
 mod directory;
 mod error;
@@ -83,6 +84,7 @@ pub fn router() -> Router<AppState> {
         .merge(directory::router())
         .merge(accounts::router())
         .merge(widget::router())
+        .merge(attachments::router())
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such route") })

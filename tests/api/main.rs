@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod attachments;
 mod chat;
 mod crash;
 mod directory;

@@ -1,0 +1,153 @@
+//! Files in chats: a visitor or the owning agent sends an image or a PDF into an open
+//! conversation. The file is stored first, then the message that carries it (text: the file's
+//! name), acknowledged like any other; a message that cannot be stored takes its file with it.
+
+use super::*;
+use crate::attachments::{File, Upload};
+use crate::model::AttachmentRef;
+
+/// Who sends a file.
+#[derive(Clone, Debug)]
+pub enum Sender {
+    Visitor(VisitorId),
+    Agent(AgentId),
+}
+
+/// Who asks for a file, and what they may read.
+#[derive(Clone, Copy, Debug)]
+pub enum Reader<'a> {
+    /// Files of their own conversations.
+    Visitor(&'a SiteId, &'a VisitorId),
+    /// Files of the chat they have (or last had).
+    Agent(&'a SiteId, &'a AgentId),
+    /// Files of every chat of these sites.
+    Supervisor(&'a [SiteId]),
+}
+
+impl Engine {
+    /// Stores a file and the message carrying it in an open conversation of the sender's:
+    /// the visitor's own, or one the agent owns. A retry with the same `client_id` stores
+    /// neither twice.
+    pub async fn send_file(
+        &self,
+        site_id: &SiteId,
+        sender: &Sender,
+        conv: &ConvId,
+        client_id: ClientId,
+        file: File<'_>,
+    ) -> Result<(Ack, AttachmentRef)> {
+        let site = self.site(site_id)?;
+        let (record, author, guard) = match sender {
+            Sender::Visitor(v) => {
+                let c = self.open_conversation(site_id, conv).await?;
+                if &c.visitor != v {
+                    return Err(EngineError::new(
+                        ErrorCode::NotFound,
+                        "no such conversation",
+                    ));
+                }
+                (c, format!("visitor:{v}"), Guard::VisitorOpen(v.clone()))
+            }
+            Sender::Agent(a) => (
+                self.owned(site_id, a, conv).await?,
+                format!("agent:{a}"),
+                Guard::AgentActive(a.clone()),
+            ),
+        };
+        let now = self.now();
+        let attachment = self
+            .inner
+            .attachments
+            .put(&Upload {
+                site: site_id,
+                conversation: conv,
+                visitor: &record.visitor,
+                author,
+                client_id: client_id.as_str(),
+                name: file.name,
+                content_type: file.content_type,
+                data: file.data,
+                at: now,
+            })
+            .await?;
+        let (kind, author_id, author_name) = match sender {
+            Sender::Visitor(v) => {
+                let profile = self.inner.tickets.visitor(site_id, v).await?;
+                (
+                    AuthorKind::Visitor,
+                    v.0.clone(),
+                    profile.and_then(|p| p.name),
+                )
+            }
+            Sender::Agent(a) => {
+                let who = self.agent_ref(&site, a);
+                (AuthorKind::Agent, who.id.0, Some(who.name))
+            }
+        };
+        let body = EventBody::Message {
+            at: now,
+            author: kind,
+            author_id: Some(author_id),
+            author_name,
+            text: attachment.name.clone(),
+            client_id: Some(client_id.as_str().to_owned()),
+            attachment: Some(attachment.clone()),
+        };
+        let stored = self
+            .inner
+            .store
+            .append_guarded(site_id, conv, &body, &guard)
+            .await;
+        match stored {
+            Ok(Some(appended)) => {
+                metrics::counter!(crate::observe::ATTACHMENTS).increment(1);
+                Ok((
+                    Ack {
+                        conv: conv.clone(),
+                        seq: appended.seq,
+                    },
+                    attachment,
+                ))
+            }
+            outcome => {
+                // The chat closed (or moved) meanwhile, or the store failed: no message, no file.
+                if let Err(e) = self.inner.attachments.delete(&attachment.id).await {
+                    tracing::warn!(cause = %e, attachment = %attachment.id, "could not remove an unsent file");
+                }
+                outcome?;
+                Err(match sender {
+                    Sender::Visitor(_) => EngineError::new(
+                        ErrorCode::ConversationClosed,
+                        "the conversation is closed",
+                    ),
+                    Sender::Agent(_) => EngineError::not_owner(),
+                })
+            }
+        }
+    }
+
+    /// A stored file, if this reader may see its conversation.
+    pub async fn file(
+        &self,
+        reader: Reader<'_>,
+        id: &str,
+    ) -> Result<Option<crate::attachments::Stored>> {
+        let Some(file) = self.inner.attachments.get(id).await? else {
+            return Ok(None);
+        };
+        let allowed = match reader {
+            Reader::Visitor(site, visitor) => &file.site == site && &file.visitor == visitor,
+            Reader::Supervisor(sites) => sites.contains(&file.site),
+            Reader::Agent(site, agent) => {
+                &file.site == site
+                    && self
+                        .inner
+                        .store
+                        .conversation(site, &file.conversation)
+                        .await?
+                        .is_some_and(|c| c.agent.as_ref() == Some(agent))
+            }
+        };
+        Ok(allowed.then_some(file))
+    }
+}

@@ -1,0 +1,261 @@
+//! Files in chats over HTTP: `POST /v1/conversations/{id}/attachments` sends one into an open
+//! conversation, `GET /v1/attachments/{id}` fetches it. Both take either a visitor's token
+//! (`Authorization: Bearer v1.…`, the widget, from the site's allowed origins) or an agent's
+//! credentials (console session or API token).
+//!
+//! A file is served only to its visitor, to the agent who has (or last had) the chat, and to
+//! supervisors of its site; with its sniffed type, `nosniff`, a sandboxing CSP, and PDFs as
+//! downloads, so nothing fetched from here runs in the server's origin.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use super::extract::{Caller, bearer, known_params};
+use super::{ApiError, AppState};
+use crate::attachments::{File, Refused, Stored};
+use crate::config::AgentRole;
+use crate::engine::{Reader, Sender};
+use crate::model::{ConvId, SiteId, VisitorId};
+use crate::protocol::ClientId;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/conversations/{id}/attachments",
+            post(upload).options(preflight),
+        )
+        .route("/v1/attachments/{id}", get(download).options(preflight))
+}
+
+/// Who is asking: a visitor (by their signed token) or an agent, supervisor or admin.
+enum Party {
+    Visitor { site: SiteId, visitor: VisitorId },
+    Staff(Caller),
+}
+
+impl FromRequestParts<AppState> for Party {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(token) = bearer(&parts.headers).filter(|t| t.starts_with("v1.")) else {
+            return Ok(Self::Staff(Caller::from_request_parts(parts, state).await?));
+        };
+        // `v1.<site>.<visitor>.<sig>`: the site is named inside, the signature proves it.
+        let site = SiteId(token.split('.').nth(1).unwrap_or_default().to_owned());
+        let visitor = state
+            .engine
+            .keys()
+            .verify_visitor(&site, token)
+            .ok_or(ApiError::Unauthorized)?;
+        let config = state
+            .engine
+            .site(&site)
+            .map_err(|_| ApiError::Unauthorized)?;
+        // The widget runs on the site's pages: a request from anywhere else is refused.
+        if let Some(origin) = parts.headers.get(header::ORIGIN)
+            && !config
+                .allowed_origins
+                .iter()
+                .any(|a| a.as_bytes() == origin.as_bytes())
+        {
+            return Err(ApiError::Forbidden(
+                "this origin is not allowed for the site".into(),
+            ));
+        }
+        Ok(Self::Visitor { site, visitor })
+    }
+}
+
+/// The CORS headers for a visitor's request from an allowed origin (checked by `Party`).
+fn cors(headers: &HeaderMap, resp: &mut Response) {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+/// `OPTIONS`: the widget's preflight. Allowed for the origins some site allows; the request
+/// itself is then checked against its own site.
+async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let config = state.engine.config();
+    let origin = headers.get(header::ORIGIN);
+    let allowed = origin.filter(|o| {
+        config.sites.iter().any(|s| {
+            s.allowed_origins
+                .iter()
+                .any(|a| a.as_bytes() == o.as_bytes())
+        })
+    });
+    let Some(origin) = allowed else {
+        return ApiError::Forbidden("this origin is not allowed".into()).into_response();
+    };
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    resp
+}
+
+/// `POST /v1/conversations/{id}/attachments?client_id=&name=[&site=]`, the file as the body:
+/// stores it and the message that carries it, `201 {"conversation", "seq", "attachment"}`.
+/// The same `client_id` again answers with the same message.
+async fn upload(
+    State(state): State<AppState>,
+    party: Party,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    known_params(&q, &["client_id", "name", "site"])?;
+    let client_id = ClientId::try_from(q.get("client_id").cloned().unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(format!("client_id: {e}")))?;
+    let name = q.get("name").map(String::as_str).unwrap_or("file");
+    let (site, sender) = match &party {
+        Party::Visitor { site, visitor } => (site.clone(), Sender::Visitor(visitor.clone())),
+        Party::Staff(caller) => {
+            let Some(agent) = &caller.agent else {
+                return Err(ApiError::Forbidden(
+                    "files are sent by the chat's agent, not the admin token".into(),
+                ));
+            };
+            let site = caller.site.clone().ok_or(ApiError::Unauthorized)?;
+            if let Some(s) = q.get("site") {
+                caller.reaches(&SiteId(s.clone()))?;
+            }
+            (site, Sender::Agent(agent.clone()))
+        }
+    };
+    let headers = req.headers().clone();
+    let rules = state.engine.config().attachments.clone();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > rules.max_bytes) {
+        return Err(too_large(rules.max_bytes));
+    }
+    // One byte over the limit is enough to know; nothing larger is buffered.
+    let body = axum::body::to_bytes(req.into_body(), rules.max_bytes.saturating_add(1))
+        .await
+        .map_err(|_| too_large(rules.max_bytes))?;
+    let file = File::check(name, &body, &rules).map_err(|r| match r {
+        Refused::TooLarge(max) => too_large(max),
+        Refused::Unsupported => {
+            ApiError::UnsupportedType(format!("send one of: {}", rules.types.join(", ")))
+        }
+    })?;
+    let conv = ConvId(id);
+    let (ack, attachment) = state
+        .engine
+        .send_file(&site, &sender, &conv, client_id, file)
+        .await?;
+    tracing::info!(site = %site, conversation = %conv, seq = ack.seq, size = attachment.size, "file sent");
+    let mut resp = (
+        StatusCode::CREATED,
+        Json(json!({ "conversation": ack.conv, "seq": ack.seq, "attachment": attachment })),
+    )
+        .into_response();
+    cors(&headers, &mut resp);
+    Ok(resp)
+}
+
+fn too_large(max: usize) -> ApiError {
+    ApiError::TooLarge(format!("files may be at most {max} bytes"))
+}
+
+/// `GET /v1/attachments/{id}[?site=]`: the file, to those who may read its conversation.
+async fn download(
+    State(state): State<AppState>,
+    party: Party,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    known_params(&q, &["site"])?;
+    let sites;
+    let reader = match &party {
+        Party::Visitor { site, visitor } => Reader::Visitor(site, visitor),
+        Party::Staff(caller) if caller.role >= AgentRole::Supervisor => {
+            sites = super::extract::sites(&state, &q, caller)?;
+            Reader::Supervisor(&sites)
+        }
+        Party::Staff(Caller {
+            site: Some(site),
+            agent: Some(agent),
+            ..
+        }) => Reader::Agent(site, agent),
+        Party::Staff(_) => return Err(ApiError::Unauthorized),
+    };
+    let file = state.engine.file(reader, &id).await?;
+    let file = file.ok_or(ApiError::NotFound("no such file"))?;
+    let mut resp = serve(file);
+    cors(&headers, &mut resp);
+    Ok(resp)
+}
+
+/// The bytes with headers that keep them inert: the stored (sniffed) type, no sniffing by the
+/// browser, no script or plugin even if opened directly, PDFs downloaded rather than shown.
+fn serve(file: Stored) -> Response {
+    let inline = file.content_type.starts_with("image/");
+    let disposition = format!(
+        "{}; filename=\"{}\"; filename*=UTF-8''{}",
+        if inline { "inline" } else { "attachment" },
+        file.name.replace(|c: char| !c.is_ascii() || c == '\\', "_"),
+        percent(&file.name)
+    );
+    let mut resp = file.data.into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&file.content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    // A file never changes under its id; only those allowed fetch it, so no shared caches.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400"),
+    );
+    resp
+}
+
+/// RFC 8187 encoding of a file name for `filename*`.
+fn percent(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

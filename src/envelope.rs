@@ -42,6 +42,16 @@ pub enum Envelope {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
+    /// A read receipt: one side has seen the conversation up to `seq` (stored on the
+    /// conversation; this tells the other side at once).
+    Read {
+        site: SiteId,
+        conv: ConvId,
+        visitor: VisitorId,
+        /// True when the agent read (so the visitor's sessions show it).
+        agent: bool,
+        seq: u64,
+    },
     /// A department queue changed: positions and queue stats need refreshing.
     Queue { site: SiteId, dept: DeptId },
     /// An agent's status, limit or load changed.

@@ -31,6 +31,8 @@ pub enum Role {
 pub enum Push {
     Event(Arc<Delivered>),
     Typing(Arc<TypingPush>),
+    /// The other side has read the conversation up to a sequence number.
+    Read(Arc<ReadPush>),
     /// Current queue position of a conversation (visitors).
     Position(Arc<PositionPush>),
     /// Fresh statistics of one department queue (agents).
@@ -64,6 +66,12 @@ pub struct TypingPush {
     pub agent: bool,
     pub on: bool,
     pub name: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ReadPush {
+    pub conv: ConvId,
+    pub seq: u64,
 }
 
 #[derive(Debug)]
@@ -334,6 +342,28 @@ impl Hub {
                     self.conv_sessions(&conv)
                 };
                 let to = if agent { Role::Visitor } else { Role::Agent };
+                self.send_to(&ids, &push, Some(to));
+            }
+            Envelope::Read {
+                site,
+                conv,
+                visitor,
+                agent,
+                seq,
+            } => {
+                let push = Push::Read(Arc::new(ReadPush {
+                    conv: conv.clone(),
+                    seq,
+                }));
+                // Like typing: to the other side only.
+                let (ids, to) = if agent {
+                    (
+                        index(&self.shared.visitors, &(site, visitor)),
+                        Role::Visitor,
+                    )
+                } else {
+                    (self.conv_sessions(&conv), Role::Agent)
+                };
                 self.send_to(&ids, &push, Some(to));
             }
             Envelope::Queue { site, dept } => {

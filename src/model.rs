@@ -145,6 +145,11 @@ pub struct Conversation {
     pub locale: String,
     /// The highest sequence number stored so far.
     pub last_seq: u64,
+    /// Read receipts: the highest sequence number the visitor has seen, and the agent.
+    #[serde(default)]
+    pub visitor_read: u64,
+    #[serde(default)]
+    pub agent_read: u64,
 }
 
 impl Conversation {
@@ -164,6 +169,8 @@ impl Conversation {
             close_reason: None,
             locale,
             last_seq: 0,
+            visitor_read: 0,
+            agent_read: 0,
         }
     }
 }

@@ -97,7 +97,7 @@ impl ClientId {
 impl TryFrom<String> for ClientId {
     type Error = &'static str;
     fn try_from(s: String) -> Result<Self, Self::Error> {
-        if s.is_empty() || s.len() > 64 || s.chars().any(|c| c.is_control()) {
+        if s.is_empty() || s.chars().count() > 64 || s.chars().any(|c| c.is_control()) {
             Err("client_id must be 1-64 printable characters")
         } else {
             Ok(Self(s))
@@ -198,6 +198,10 @@ pub enum VisitorIn {
     Typing {
         on: bool,
     },
+    /// A read receipt: the visitor has seen their conversation up to `seq`.
+    Read {
+        seq: u64,
+    },
     Close,
     /// Rates the last closed conversation, within the site's rating window.
     Rate {
@@ -249,6 +253,11 @@ pub enum AgentIn {
     Typing {
         conversation: ConvId,
         on: bool,
+    },
+    /// A read receipt: the agent has seen the conversation up to `seq`.
+    Read {
+        conversation: ConvId,
+        seq: u64,
     },
     /// Starts (or stops) receiving the site's live visitors: `visitors` now, then `visitor`
     /// and `visitor_left` as they arrive, move and leave.
@@ -325,6 +334,22 @@ pub struct ConvSummary {
     pub state: ConvState,
     pub department: DeptId,
     pub last_seq: u64,
+    /// Read receipts: how far the visitor and the agent have read.
+    pub visitor_read: u64,
+    pub agent_read: u64,
+}
+
+impl From<&crate::model::Conversation> for ConvSummary {
+    fn from(c: &crate::model::Conversation) -> Self {
+        Self {
+            id: c.id.clone(),
+            state: c.state,
+            department: c.department.clone(),
+            last_seq: c.last_seq,
+            visitor_read: c.visitor_read,
+            agent_read: c.agent_read,
+        }
+    }
 }
 
 /// One department queue as agents see it.
@@ -381,6 +406,11 @@ pub enum VisitorOut<'a> {
         on: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         name: Option<&'a str>,
+    },
+    /// The agent has read the conversation up to `seq`.
+    Read {
+        conversation: &'a ConvId,
+        seq: u64,
     },
     // `error` frames come from `ws::session`: the same shape on both sockets.
     /// Your `close` is done and the ticket is stored.
@@ -483,6 +513,11 @@ pub enum AgentOut<'a> {
     Typing {
         conversation: &'a ConvId,
         on: bool,
+    },
+    /// The visitor has read the conversation up to `seq`.
+    Read {
+        conversation: &'a ConvId,
+        seq: u64,
     },
     /// Your `close` is done and the ticket is stored.
     Closed {

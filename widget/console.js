@@ -189,6 +189,12 @@
         break;
       case "visitor": m.visitor.seen = Date.now(); visitors[m.visitor.id] = m.visitor; renderVisitors(); break;
       case "visitor_left": delete visitors[m.id]; renderVisitors(); break;
+      case "read":
+        if (chats[m.conversation]) {
+          chats[m.conversation].visitorRead = Math.max(chats[m.conversation].visitorRead || 0, m.seq);
+          if (m.conversation === current) markSeen();
+        }
+        break;
       case "typing":
         remoteTyping[m.conversation] = m.on;
         if (m.conversation === current) renderTyping();
@@ -237,6 +243,8 @@
       order.push(id);
     }
     c.department = m.conversation.department; c.state = m.conversation.state;
+    c.visitorRead = Math.max(c.visitorRead || 0, m.conversation.visitor_read || 0);
+    c.readSent = Math.max(c.readSent || 0, m.conversation.agent_read || 0);
     c.visitor = m.visitor; c.ended = false;
     var fresh = c.lastSeq === 0;
     // A long absence: the page starts after a gap, so start over from it ("Load earlier" fills in).
@@ -291,8 +299,30 @@
       alertAgent(visitorName(c), ev.text, id);
     }
     renderChats();
-    if (id === current) { appendEvent($("transcript"), ev); scrollDown(); renderTyping(); }
+    if (id === current) { appendEvent($("transcript"), ev); markSeen(); scrollDown(); renderTyping(); readNow(); }
   }
+  // Read receipts. The visitor's: "Seen" under the last of your messages they have read. Yours:
+  // sent when the chat is on screen (this tab visible and focused), at most every half second.
+  function markSeen() {
+    var c = current && chats[current], t = $("transcript");
+    t.querySelectorAll(".seen").forEach(function (s) { s.remove(); });
+    if (!c || !c.visitorRead) return;
+    var mine = t.querySelectorAll(".ev.agent[data-seq]"), last = null;
+    mine.forEach(function (d) { if (+d.dataset.seq <= c.visitorRead) last = d; });
+    if (last) last.appendChild(el("div", "seen", "Seen"));
+  }
+  var readTimer = null;
+  function readNow() {
+    if (readTimer) return;
+    readTimer = setTimeout(function () {
+      readTimer = null;
+      var c = current && chats[current];
+      if (!c || c.ended || c.state === "closed" || document.hidden || !document.hasFocus() || (c.readSent || 0) >= c.lastSeq) return;
+      if (send({ type: "read", conversation: c.id, seq: c.lastSeq })) c.readSent = c.lastSeq;
+    }, 500);
+  }
+  window.addEventListener("focus", readNow);
+  document.addEventListener("visibilitychange", readNow);
   function ended(id, reason) {
     var c = chats[id];
     if (!c) return;
@@ -397,6 +427,8 @@
       t.appendChild(more);
     }
     c.events.forEach(function (ev) { appendEvent(t, ev); });
+    markSeen();
+    readNow();
     if (c.ended) t.appendChild(el("div", "ev sys", "This chat is no longer yours (" + c.ended + ")."));
     var open = !c.ended;
     $("compose").hidden = !open;
@@ -414,7 +446,8 @@
       case "message":
         d = el("div", "ev " + (ev.author === "visitor" ? "visitor" : ev.author === "agent" ? "agent" : "system"));
         d.appendChild(el("div", "meta", (ev.author === "visitor" ? (ev.author_name || "Visitor") : (ev.author_name || "System")) + " · " + hhmm(ev.at)));
-        d.appendChild(el("div", "text", ev.text));
+        if (ev.attachment) d.appendChild(el("div", "text")).appendChild(fileEl(ev.attachment));
+        else d.appendChild(el("div", "text", ev.text));
         break;
       case "note":
         d = el("div", "ev note");
@@ -713,6 +746,60 @@
     });
     $("no-visitors").hidden = ids.length > 0;
   }
+
+  // ---- files in chats (REST: the same credentials as every other call) ----------------------
+  function authHeaders(extra) {
+    var h = extra || {};
+    if (account) h["X-CSRF-Token"] = account.csrf; else h.Authorization = "Bearer " + token;
+    return h;
+  }
+  function fileBlob(f) {
+    return fetch("/v1/attachments/" + encodeURIComponent(f.id), { headers: authHeaders() }).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      return r.blob();
+    });
+  }
+  // An image shows in the transcript (a click opens it full size); a PDF is a download button.
+  function fileEl(f) {
+    var label = f.name + " · " + Math.max(1, Math.round(f.size / 1024)) + " KB";
+    if (/^image\//.test(f.content_type)) {
+      var a = el("a", "file-img");
+      a.target = "_blank"; a.rel = "noopener";
+      a.title = label;
+      var img = a.appendChild(el("img"));
+      img.alt = f.name;
+      fileBlob(f).then(function (b) { var u = URL.createObjectURL(b); img.src = u; a.href = u; },
+        function () { a.replaceWith(el("span", "muted", label + " (unavailable)")); });
+      return a;
+    }
+    var btn = el("button", "file");
+    btn.type = "button";
+    btn.title = "Download";
+    btn.textContent = label;
+    btn.addEventListener("click", function () {
+      fileBlob(f).then(function (b) {
+        var a = el("a"); a.href = URL.createObjectURL(b); a.download = f.name;
+        document.body.appendChild(a); a.click(); a.remove();
+      }, function (e) { toast("Could not download: " + e.message); });
+    });
+    return btn;
+  }
+  $("attach").addEventListener("click", function () { $("attach-file").click(); });
+  $("attach-file").addEventListener("change", function () {
+    var f = this.files && this.files[0], conv = current;
+    this.value = "";
+    if (!f || !conv) return;
+    var q = "?client_id=" + rid() + "&name=" + encodeURIComponent(f.name);
+    // The stored message comes back over the socket like any other.
+    fetch("/v1/conversations/" + encodeURIComponent(conv) + "/attachments" + q,
+      { method: "POST", headers: authHeaders({ "Content-Type": f.type || "application/octet-stream" }), body: f })
+      .then(function (r) {
+        if (r.ok) return;
+        return r.json().catch(function () { return {}; }).then(function (b) {
+          toast("Not sent: " + ((b.error && b.error.message) || "HTTP " + r.status));
+        });
+      }, function (e) { toast("Not sent: " + e.message); });
+  });
 
   // ---- REST: the admin token, or the session cookie with its CSRF token ---------------------
   /** A REST call; rejects with the error's message (and `field`, for invalid input). */

@@ -28,7 +28,9 @@
       newChat: "New conversation", failed: "Not sent: {why}",
       nobody: "Nobody is on duty right now. Leave a message and we will answer by email.",
       dismiss: "Dismiss",
-      copyTitle: "Email me a copy of this chat", copySend: "Send copy", copySent: "A copy is on its way to {email}."
+      copyTitle: "Email me a copy of this chat", copySend: "Send copy", copySent: "A copy is on its way to {email}.",
+      attach: "Attach an image or PDF", tooBig: "The file is too large (at most {mb} MB).",
+      badType: "Only images and PDF files can be sent.", download: "Download {name}", seen: "Seen"
     },
     ru: {
       title: "Чат с нами", greeting: "Здравствуйте! Спросите нас о чём угодно, обычно отвечаем за пару минут.",
@@ -43,7 +45,9 @@
       newChat: "Новый разговор", failed: "Не отправлено: {why}",
       nobody: "Сейчас никого нет на месте. Оставьте сообщение, и мы ответим на e-mail.",
       dismiss: "Скрыть",
-      copyTitle: "Прислать копию чата на e-mail", copySend: "Отправить копию", copySent: "Копия чата отправлена на {email}."
+      copyTitle: "Прислать копию чата на e-mail", copySend: "Отправить копию", copySent: "Копия чата отправлена на {email}.",
+      attach: "Прикрепить изображение или PDF", tooBig: "Файл слишком большой (не больше {mb} МБ).",
+      badType: "Можно отправлять только изображения и PDF.", download: "Скачать {name}", seen: "Прочитано"
     }
   };
 
@@ -60,12 +64,14 @@
   var convState = null;          // queued | active | closed
   var ws = null, attempts = 0, timer = null, lastHeard = 0, pingTimer = null;
   var pending = {};              // client_id -> {text, el}: shown, not yet acknowledged
+  var uploading = {};            // client_id -> the row of a file on its way (HTTP, not resent)
   var unread = 0, typingTimer = null, typingSent = false, remoteTypingTimer = null;
   var offerEl = null;            // a trigger's proactive message on screen (st.offer keeps it)
   var available = true;          // the server's word at welcome: would a first message reach an agent?
   var myTexts = [];              // the visitor's messages in the conversation shown (the offline form keeps them)
   var offlineText = null, thanksDue = false, thanksTimer = null; // the offline message being confirmed
   var offlineEcho = false;       // it repeats what the visitor already wrote here: not shown twice
+  var agentRead = 0, readSent = 0, readTimer = null; // read receipts: the agent's mark, and ours
   var freshDivider = false;      // the "new conversation" divider already drawn for the next conversation
   var OFFER_MS = 30 * 60 * 1000; // an unanswered proactive message is shown this long
   var listeners = { message: [], open: [], close: [], connected: [] };
@@ -110,7 +116,10 @@
     ".msg .b{padding:8px 10px;border-radius:12px;background:#fff;border:1px solid #e2e8f0;white-space:pre-wrap;word-wrap:break-word;overflow-wrap:anywhere}" +
     ".msg .meta{font-size:11px;color:#64748b;margin-top:2px}" +
     ".msg.me{align-self:flex-end;flex-direction:row-reverse}.msg.me .b{background:var(--a);color:var(--on);border-color:transparent}" +
-    ".msg.sending .b{opacity:.6}" +
+    ".msg.sending .b{opacity:.6}.seen{font-size:11px;color:#64748b;text-align:right}" +
+    ".msg .b img{display:block;max-width:100%;max-height:220px;border-radius:6px}" +
+    ".msg .b .file{background:transparent;color:inherit;text-decoration:underline;padding:0;text-align:left}" +
+    "form.compose .clip{background:transparent;padding:6px 4px;line-height:0}form.compose .clip svg{width:22px;height:22px;fill:#475569}" +
     ".av{width:28px;height:28px;border-radius:50%;background:#334155;color:#fff;font-size:11px;display:flex;align-items:center;justify-content:center;flex:none}" +
     ".sys{align-self:center;text-align:center;font-size:12px;color:#475569;max-width:90%}" +
     ".typing{font-size:12px;color:#64748b;padding:0 12px 4px;min-height:16px}" +
@@ -126,7 +135,7 @@
     // On a phone the open panel fills the screen: the launcher would sit on the composer's Send.
     "@media (max-width:480px){:host{right:12px;bottom:12px}.panel{position:fixed;inset:0;width:auto;height:auto;max-height:none;border-radius:0}.panel:not([hidden])~.launch,.panel:not([hidden])~.teaser{display:none!important}}" +
     "@media (prefers-color-scheme:dark){:host{color:#e2e8f0}.panel{background:#0f172a}.log{background:#0b1220}.msg .b,.card{background:#1e293b;border-color:#334155;color:#e2e8f0}" +
-    "form.compose{background:#0f172a;border-color:#334155}textarea,input,select{background:#1e293b;border-color:#475569}.sys,.typing,.msg .meta,.card label{color:#94a3b8}.stars button{background:#334155;color:#e2e8f0}}" +
+    "form.compose{background:#0f172a;border-color:#334155}textarea,input,select{background:#1e293b;border-color:#475569}.sys,.typing,.msg .meta,.card label{color:#94a3b8}.stars button{background:#334155;color:#e2e8f0}form.compose .clip svg{fill:#94a3b8}.seen{color:#94a3b8}}" +
     "</style>" +
     "<div class='panel' role='dialog' aria-modal='false' hidden>" +
     "<header><div style='flex:1;min-width:0'><h2 id='sb-title'></h2><div class='sub' aria-live='polite'></div></div>" +
@@ -135,6 +144,7 @@
     "<div class='log' role='log' aria-live='polite' tabindex='0'></div>" +
     "<div class='typing' aria-live='polite'></div>" +
     "<form class='compose'><label class='sr' for='sb-text'></label>" +
+    "<button type='button' class='clip' hidden><svg viewBox='0 0 24 24' aria-hidden='true'><path d='M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6z'/></svg></button><input type='file' class='pick' hidden>" +
     "<textarea id='sb-text' rows='1' maxlength='4000'></textarea><button type='submit' class='send'></button></form>" +
     "</div>" +
     "<div class='teaser' role='status' hidden><div class='tn'></div><div class='tt'></div><button type='button' class='tx'>×</button></div>" +
@@ -146,7 +156,7 @@
   var panel = $(".panel"), launch = $(".launch"), badge = $(".badge"), logEl = $(".log"),
     statusEl = $(".status"), typingEl = $(".typing"), form = $("form.compose"), input = $("#sb-text"),
     titleEl = $("#sb-title"), subEl = $("header .sub"), endBtn = $(".end"), minBtn = $(".min"),
-    teaser = $(".teaser");
+    teaser = $(".teaser"), clip = $(".clip"), pick = $(".pick");
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -180,6 +190,8 @@
     $("label[for=sb-text]").textContent = t("input");
     input.placeholder = t("placeholder");
     $(".tx").setAttribute("aria-label", t("dismiss"));
+    clip.setAttribute("aria-label", t("attach"));
+    clip.title = t("attach");
   }
   function scroll() { logEl.scrollTop = logEl.scrollHeight; }
   function sys(text) { logEl.appendChild(el("div", "sys", text)); scroll(); }
@@ -190,7 +202,7 @@
   function initials(name) {
     return (name || "?").split(/\s+/).filter(Boolean).slice(0, 2).map(function (p) { return p[0]; }).join("").toUpperCase();
   }
-  function bubble(mine, name, text, at) {
+  function bubble(mine, name, text, at, file) {
     var row = el("div", "msg" + (mine ? " me" : ""));
     if (!mine) {
       var av = el("div", "av", initials(name));
@@ -198,13 +210,81 @@
       row.appendChild(av);
     }
     var col = el("div");
-    col.appendChild(el("div", "b", text));
+    var b = col.appendChild(el("div", "b", file ? null : text));
+    if (file) b.appendChild(fileEl(file));
     col.appendChild(el("div", "meta", (mine ? t("you") : name) + " · " + hhmm(at || Date.now())));
     row.appendChild(col);
     logEl.appendChild(row);
     scroll();
     return row;
   }
+  // ---- files: sent over HTTP with the visitor's token, fetched the same way ------------------
+  function filesOn() { return cfg.attachments && cfg.attachments.max_bytes > 0 && cfg.attachments.types.length > 0; }
+  function authed(path, opts) {
+    opts = opts || {};
+    opts.headers = opts.headers || {};
+    opts.headers.Authorization = "Bearer " + st.token;
+    return fetch(BASE.origin + path, opts);
+  }
+  // A file in a message: an image shows (fetched as a blob: the token goes in a header, never
+  // in a URL), a PDF is a button that downloads it. `file.local` is the picked file itself.
+  function fileEl(file) {
+    var fetchBlob = function () {
+      if (file.local) return Promise.resolve(file.local);
+      return authed("/v1/attachments/" + encodeURIComponent(file.id)).then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.blob();
+      });
+    };
+    if (/^image\//.test(file.content_type)) {
+      var img = el("img");
+      img.alt = file.name;
+      fetchBlob().then(function (b) { img.src = URL.createObjectURL(b); img.onload = scroll; }, function () { img.replaceWith(el("span", null, file.name)); });
+      return img;
+    }
+    var btn = el("button", "file");
+    btn.type = "button";
+    btn.title = t("download", { name: file.name });
+    btn.textContent = file.name + " · " + Math.max(1, Math.round(file.size / 1024)) + " KB";
+    btn.addEventListener("click", function () {
+      fetchBlob().then(function (b) {
+        var a = el("a");
+        a.href = URL.createObjectURL(b); a.download = file.name;
+        root.appendChild(a); a.click(); a.remove();
+      });
+    });
+    return btn;
+  }
+  function sendFile(f) {
+    var rules = cfg.attachments;
+    if (f.size > rules.max_bytes) { setStatus(t("tooBig", { mb: Math.floor(rules.max_bytes / 1048576) || 1 })); return; }
+    if (rules.types.indexOf(f.type) < 0) { setStatus(t("badType")); return; }
+    var cid = rid();
+    var row = bubble(true, t("you"), f.name, Date.now(), { name: f.name, content_type: f.type, size: f.size, local: f });
+    row.classList.add("sending");
+    uploading[cid] = row;
+    var q = "?client_id=" + cid + "&name=" + encodeURIComponent(f.name);
+    authed("/v1/conversations/" + encodeURIComponent(conv) + "/attachments" + q, { method: "POST", headers: { "Content-Type": f.type }, body: f })
+      .then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (b) {
+          if (!r.ok) throw new Error((b.error && b.error.message) || "HTTP " + r.status);
+        });
+      })
+      .catch(function (e) {
+        if (!uploading[cid]) return;
+        row.remove(); delete uploading[cid];
+        setStatus(t("failed", { why: e.message }));
+      });
+  }
+  clip.addEventListener("click", function () { pick.click(); });
+  pick.addEventListener("change", function () {
+    var f = pick.files && pick.files[0];
+    pick.value = "";
+    if (f && conv) sendFile(f);
+  });
+  // Files go into an open conversation: the clip shows while one is.
+  function clipShown() { clip.hidden = !(filesOn() && conv && (convState === "queued" || convState === "active")); }
+
   function setStatus(text) { statusEl.textContent = text || ""; statusEl.hidden = !text; }
   function setBadge() {
     badge.hidden = unread === 0;
@@ -220,7 +300,7 @@
       unread = 0; setBadge(); teaser.hidden = true;
       // Still nobody on duty? A fresh welcome says whether someone came since.
       if (!was && !available && convState !== "queued" && convState !== "active") reconnect();
-      maybePrechat(); scroll(); setTimeout(function () { input.focus(); }, 0);
+      maybePrechat(); scroll(); readNow(); setTimeout(function () { input.focus(); }, 0);
     }
     if (open !== was) emit(open ? "open" : "close");
   }
@@ -374,7 +454,7 @@
       if (conv && c < conv) return;
       if (conv && !freshDivider) sys("— " + t("newChat") + " —");
       freshDivider = false;
-      conv = c; lastSeq = 0; st.conv = c; myTexts = [];
+      conv = c; lastSeq = 0; st.conv = c; myTexts = []; agentRead = 0; readSent = 0;
       // The transcript starts with the proactive message the visitor answered: show it once.
       if (offerEl) { offerEl.remove(); offerEl = null; }
       delete st.offer; save();
@@ -387,15 +467,16 @@
     var live = panel.hidden;
     if (ev.kind === "message") {
       var mine = ev.author === "visitor";
-      var p = ev.client_id && pending[ev.client_id];
+      var p = ev.client_id && (pending[ev.client_id] || (uploading[ev.client_id] && { el: uploading[ev.client_id] }));
       var confirms = mine && offlineText !== null && ev.text === offlineText;
       if (mine && p) {
+        p.el.dataset.seq = ev.seq;
         p.el.classList.remove("sending");
-        delete pending[ev.client_id];
+        delete pending[ev.client_id]; delete uploading[ev.client_id];
       } else if (!(confirms && offlineEcho)) {
-        bubble(mine, ev.author_name || t("agent"), ev.text, ev.at);
+        bubble(mine, ev.author_name || t("agent"), ev.text, ev.at, ev.attachment).dataset.seq = ev.seq;
       }
-      if (mine && !confirms) myTexts.push(ev.text);
+      if (mine && !confirms && !ev.attachment) myTexts.push(ev.text);
       if (confirms) { offlineText = null; offlineEcho = false; if (thanksDue) thank(); }
       if (!mine && live) { unread++; setBadge(); }
       emit("message", { conversation: c, seq: ev.seq, author: ev.author, name: ev.author_name, text: ev.text, at: ev.at });
@@ -418,7 +499,28 @@
       if (!/^(no_agent|out_of_hours|offline_message)$/.test(ev.reason)) ratingForm();
     }
     endBtn.hidden = convState !== "queued" && convState !== "active";
+    clipShown();
+    if (ev.kind === "message" && mine) markSeen();
+    readNow();
   }
+  // Read receipts: "Seen" under the visitor's last message the agent has read; ours goes out
+  // when the panel is open on a visible page, at most every half second.
+  function markSeen() {
+    var old = root.querySelector(".seen");
+    if (old) old.remove();
+    var last = null;
+    root.querySelectorAll(".msg.me[data-seq]").forEach(function (r) { if (+r.dataset.seq <= agentRead) last = r; });
+    if (last) last.lastChild.appendChild(el("div", "seen", t("seen")));
+  }
+  function readNow() {
+    if (readTimer) return;
+    readTimer = setTimeout(function () {
+      readTimer = null;
+      if (!conv || panel.hidden || document.hidden || readSent >= lastSeq) return;
+      if (send({ type: "read", seq: lastSeq })) readSent = lastSeq;
+    }, 500);
+  }
+  document.addEventListener("visibilitychange", readNow);
   function showOffer() {
     if (offerEl) offerEl.remove();
     // The invitation supersedes "nobody is on duty": the reply will say if still so.
@@ -443,10 +545,12 @@
         if (m.conversation) {
           if (m.conversation.id !== conv) { conv = m.conversation.id; lastSeq = 0; st.conv = conv; save(); }
           convState = m.conversation.state;
+          agentRead = m.conversation.agent_read || 0; readSent = m.conversation.visitor_read || 0; markSeen();
         } else if (conv) {
           conv = null; lastSeq = 0; convState = null; delete st.conv; save(); // expired on the server
         }
         endBtn.hidden = convState !== "queued" && convState !== "active";
+        clipShown();
         available = m.available !== false;
         if (convState !== "queued" && convState !== "active") {
           if (!available) offerOffline(); else if (root.querySelector(".nobody")) backOnDuty();
@@ -457,6 +561,7 @@
         emit("connected", { available: available, conversation: conv });
         break;
       case "event": show(m.conversation, m.event); break;
+      case "read": if (m.conversation === conv && m.seq > agentRead) { agentRead = m.seq; markSeen(); } break;
       case "proactive":
         if (convState === "queued" || convState === "active") break;
         st.offer = { trigger: m.trigger, text: m.text, name: m.author_name, at: m.at || Date.now() }; save();
@@ -620,6 +725,7 @@
   function start() {
     document.body.appendChild(host);
     labels();
+    if (filesOn()) pick.accept = cfg.attachments.types.join(",");
     sys(cfg.greeting || t("greeting"));
     connect();
     if (st.open) setOpen(true);

@@ -219,6 +219,8 @@ fn ticket(rng: &mut Rng, n: u64, site: &SiteId, agents: usize, closed_at: i64) -
         close_reason: Some("resolved".into()),
         locale: "en".into(),
         last_seq: events.len() as u64,
+        visitor_read: events.len() as u64,
+        agent_read: events.len() as u64,
     };
     let mut profile = VisitorProfile::with_id(visitor);
     profile.name = Some(format!("Visitor {}", rng.sentence(1)));

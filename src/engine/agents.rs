@@ -263,6 +263,31 @@ impl Engine {
         }
     }
 
+    /// The agent has seen their chat up to `seq`: stored, and the visitor told.
+    pub async fn agent_read(
+        &self,
+        site: &SiteId,
+        agent: &AgentId,
+        conv: &ConvId,
+        seq: u64,
+    ) -> Result<()> {
+        let c = self.owned(site, agent, conv).await?;
+        if let Some(seq) = self.inner.store.mark_read(site, conv, true, seq).await? {
+            self.publish(
+                site,
+                Envelope::Read {
+                    site: site.clone(),
+                    conv: conv.clone(),
+                    visitor: c.visitor,
+                    agent: true,
+                    seq,
+                },
+            )
+            .await;
+        }
+        Ok(())
+    }
+
     pub async fn agent_typing(
         &self,
         site_id: &SiteId,

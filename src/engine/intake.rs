@@ -460,6 +460,30 @@ impl Engine {
         Ok(ticket.id)
     }
 
+    /// The visitor has seen their conversation up to `seq`: stored, and the agent told.
+    pub async fn visitor_read(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        conv: &ConvId,
+        seq: u64,
+    ) -> Result<()> {
+        if let Some(seq) = self.inner.store.mark_read(site, conv, false, seq).await? {
+            self.publish(
+                site,
+                Envelope::Read {
+                    site: site.clone(),
+                    conv: conv.clone(),
+                    visitor: visitor.clone(),
+                    agent: false,
+                    seq,
+                },
+            )
+            .await;
+        }
+        Ok(())
+    }
+
     pub async fn visitor_typing(
         &self,
         site: &SiteId,

@@ -150,6 +150,11 @@ async fn widget_config(
         "default_locale": site.default_locale,
         // The widget offers a copy of the chat by email only when the site can send it.
         "email": site.smtp_url.is_some(),
+        // Which files the widget may offer to send (none when `max_bytes` is 0).
+        "attachments": {
+            "max_bytes": state.engine.config().attachments.max_bytes,
+            "types": state.engine.config().attachments.types,
+        },
         "departments": site.departments.iter().map(|d| json!({"id": d.id, "name": d.name})).collect::<Vec<_>>(),
     });
     let mut resp = Json(body).into_response();

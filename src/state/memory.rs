@@ -886,6 +886,37 @@ impl Store for MemoryStore {
         self.journal.committed(n).await
     }
 
+    async fn mark_read(
+        &self,
+        site_id: &SiteId,
+        conv: &ConvId,
+        agent: bool,
+        seq: u64,
+    ) -> Result<Option<u64>> {
+        let (mark, n) = {
+            let site = self.site(site_id);
+            let mut s = lock(&site);
+            let Some(slot) = s.convs.get_mut(conv) else {
+                return Ok(None);
+            };
+            let c = &mut slot.conv;
+            let seq = seq.min(c.last_seq);
+            let read = if agent {
+                &mut c.agent_read
+            } else {
+                &mut c.visitor_read
+            };
+            if seq <= *read {
+                return Ok(None);
+            }
+            *read = seq;
+            let writes = s.conv_write(site_id, conv).into_iter().collect();
+            (seq, self.journal.submit(writes, None))
+        };
+        self.journal.committed(n).await?;
+        Ok(Some(mark))
+    }
+
     async fn publish(&self, _site: &SiteId, envelope: &Envelope) -> Result<()> {
         self.sink.deliver(envelope.clone());
         Ok(())

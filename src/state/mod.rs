@@ -254,6 +254,16 @@ pub trait Store: Send + Sync + 'static {
     /// Closed conversations whose ticket is not yet known to be saved (crash safety net).
     async fn unticketed(&self, site: &SiteId) -> Result<Vec<ConvId>>;
     async fn mark_ticketed(&self, site: &SiteId, conv: &ConvId) -> Result<()>;
+    /// A read receipt: the visitor (or, `agent`, the agent) has seen the conversation up to
+    /// `seq` (capped at its last event). The new mark, or None when it did not advance or
+    /// the conversation is gone.
+    async fn mark_read(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        agent: bool,
+        seq: u64,
+    ) -> Result<Option<u64>>;
 
     /// Publishes an ephemeral envelope to every node (this one included).
     async fn publish(&self, site: &SiteId, envelope: &Envelope) -> Result<()>;

@@ -58,6 +58,7 @@ struct Scripts {
     presence: Script,
     start: Script,
     set: Script,
+    read: Script,
 }
 
 /// A script that changes what routing depends on, with the index maintenance it calls.
@@ -80,6 +81,7 @@ impl Scripts {
             presence: indexing(include_str!("lua/presence.lua")),
             start: indexing(include_str!("lua/start.lua")),
             set: indexing(include_str!("lua/set.lua")),
+            read: Script::new(include_str!("lua/read.lua")),
         }
     }
 }
@@ -510,6 +512,8 @@ fn parse_conv(id: &ConvId, h: &HashMap<String, String>) -> Result<Conversation> 
         close_reason: h.get("close_reason").cloned(),
         locale: h.get("locale").cloned().unwrap_or_else(|| "en".into()),
         last_seq: num(h, "seq"),
+        visitor_read: num(h, "vr"),
+        agent_read: num(h, "ar"),
     })
 }
 
@@ -1037,6 +1041,24 @@ impl Store for RedisStore {
             .srem(format!("{}unticketed", self.base(site)), &conv.0)
             .await?;
         Ok(())
+    }
+
+    async fn mark_read(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        agent: bool,
+        seq: u64,
+    ) -> Result<Option<u64>> {
+        let mark: u64 = self
+            .scripts
+            .read
+            .key(format!("{}c:{conv}", self.base(site)))
+            .arg(if agent { "ar" } else { "vr" })
+            .arg(seq)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok((mark > 0).then_some(mark))
     }
 
     async fn publish(&self, site: &SiteId, envelope: &Envelope) -> Result<()> {

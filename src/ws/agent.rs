@@ -300,6 +300,11 @@ impl Session {
                 None,
                 Some(conversation),
             ),
+            AgentIn::Read { conversation, seq } => (
+                engine.agent_read(site, agent, &conversation, seq).await,
+                None,
+                Some(conversation),
+            ),
             AgentIn::Close {
                 conversation,
                 reason,
@@ -453,6 +458,18 @@ impl Session {
                 }
                 true
             }
+            Push::Read(r) => {
+                if self.chats.contains_key(&r.conv) {
+                    return self
+                        .conn
+                        .send(&AgentOut::Read {
+                            conversation: &r.conv,
+                            seq: r.seq,
+                        })
+                        .await;
+                }
+                true
+            }
             Push::Queue(stat) => {
                 if self.departments.contains(&stat.department) {
                     self.queues.insert(stat.department.clone(), (*stat).clone());
@@ -585,12 +602,7 @@ impl Session {
         self.chats.insert(conv.clone(), last);
         self.conn
             .send(&AgentOut::Assigned {
-                conversation: &ConvSummary {
-                    id: c.id.clone(),
-                    state: c.state,
-                    department: c.department.clone(),
-                    last_seq: c.last_seq,
-                },
+                conversation: &ConvSummary::from(&c),
                 visitor: &visitor,
                 events: &events,
                 more,

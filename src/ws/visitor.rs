@@ -137,12 +137,7 @@ async fn setup(
         .visitor_connected(&site, &visitor, reg.id)
         .await;
     let heartbeat_secs = state.engine.config().timing.heartbeat_secs;
-    let summary = hello.conversation.as_ref().map(|c| ConvSummary {
-        id: c.id.clone(),
-        state: c.state,
-        department: c.department.clone(),
-        last_seq: c.last_seq,
-    });
+    let summary = hello.conversation.as_ref().map(ConvSummary::from);
     let available = Box::pin(state.engine.answerable(&site, department.as_ref())).await;
     let welcome = VisitorOut::Welcome {
         visitor_id: &visitor,
@@ -301,6 +296,15 @@ impl Session {
                     engine.visitor_typing(&self.site, v, conv, on).await;
                 }
             }
+            VisitorIn::Read { seq } => {
+                if let (Some((conv, _)), Some(v)) = (&self.current, &self.profile.id) {
+                    // Boxed: this loop's frame is every idle socket's memory.
+                    let read = Box::pin(engine.visitor_read(&self.site, v, conv, seq)).await;
+                    if let Err(e) = read {
+                        return send_error(&mut self.conn, &e, None, None).await;
+                    }
+                }
+            }
             VisitorIn::Close => {
                 let Some(v) = self.profile.id.clone() else {
                     return true;
@@ -396,6 +400,18 @@ impl Session {
                         .send(&VisitorOut::Typing {
                             on: t.on,
                             name: t.name.as_deref(),
+                        })
+                        .await;
+                }
+                true
+            }
+            Push::Read(r) => {
+                if self.current.as_ref().is_some_and(|(c, _)| c == &r.conv) {
+                    return self
+                        .conn
+                        .send(&VisitorOut::Read {
+                            conversation: &r.conv,
+                            seq: r.seq,
                         })
                         .await;
                 }

@@ -11,6 +11,7 @@ both_backends!(
     offline_reply_when_nobody_is_on,
     private_note_never_reaches_the_visitor,
     agent_starts_a_chat_with_a_browsing_visitor,
+    read_receipts_both_ways,
 );
 
 /// A visitor is queued, an agent comes online, gets the chat, messages flow both ways, the agent closes.
@@ -239,5 +240,69 @@ async fn agent_starts_a_chat_with_a_browsing_visitor(backend: Backend) {
         .send(json!({"type": "start_chat", "visitor": "01NOSUCHVISITOR", "client_id": "p4", "text": "hello"}))
         .await;
     alice.wait_error("not_found").await;
+    app.stop().await;
+}
+
+/// Read receipts both ways: each side's `read` reaches the other at once, is capped at the
+/// last event, never goes back, refuses an agent who does not own the chat, and is kept on
+/// the conversation, so a reconnecting widget and console learn it.
+async fn read_receipts_both_ways(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(2), boris(2)])).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, welcome) = visitor(&app, json!({})).await;
+    let conv = say(&mut v, "m1", "hello").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_assigned(&mut alice).await;
+    let reply = agent_say(&mut alice, &conv, "a1", "hi, how can I help?").await;
+    let reply_seq = reply["seq"].as_u64().unwrap();
+    v.wait_for("the reply", |m| {
+        m["type"] == "event" && m["event"]["seq"] == reply_seq
+    })
+    .await;
+
+    // The visitor has seen the reply: the agent is told (a mark past the end is capped).
+    v.send(json!({"type": "read", "seq": reply_seq + 50})).await;
+    let r = alice
+        .wait_for("the visitor's read", |m| m["type"] == "read")
+        .await;
+    assert_eq!(r["conversation"], conv.as_str());
+    assert_eq!(r["seq"], reply_seq);
+    // The agent reads the visitor's message: the visitor is told.
+    alice
+        .send(json!({"type": "read", "conversation": conv, "seq": 1}))
+        .await;
+    let r = v
+        .wait_for("the agent's read", |m| m["type"] == "read")
+        .await;
+    assert_eq!(
+        (r["conversation"].as_str(), r["seq"].as_u64()),
+        (Some(conv.as_str()), Some(1))
+    );
+    // Going back tells nobody anything; a chat that is not Boris's is refused.
+    v.send(json!({"type": "read", "seq": 1})).await;
+    let mut boris = agent_client(&app, "boris", "online").await;
+    boris
+        .send(json!({"type": "read", "conversation": conv, "seq": 2}))
+        .await;
+    boris.wait_error("not_owner").await;
+    v.sync().await;
+    alice.sync().await;
+    assert!(
+        !alice.drain().iter().any(|m| m["type"] == "read"),
+        "a read mark went back"
+    );
+
+    // Both marks are kept: a reconnecting widget and console get them.
+    let (again, w) = visitor(&app, json!({"token": welcome["token"]})).await;
+    assert_eq!(w["conversation"]["agent_read"], 1);
+    assert_eq!(w["conversation"]["visitor_read"], reply_seq);
+    drop(again);
+    drop(alice);
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (_, a) = wait_assigned(&mut alice).await;
+    assert_eq!(a["conversation"]["visitor_read"], reply_seq);
+    assert_eq!(a["conversation"]["agent_read"], 1);
     app.stop().await;
 }

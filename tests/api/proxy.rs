@@ -162,6 +162,26 @@ async fn through(proxy: fn(SocketAddr) -> Proxy, forged_is_dropped: bool) {
         })
         .await;
     assert_eq!(reply["event"]["author_name"], "Sam Lee");
+    // A 2 MB picture passes the proxy (nginx refuses bodies over 1 MB unless told otherwise).
+    let picture = [&b"\x89PNG\r\n\x1a\n"[..], &vec![7u8; 2 << 20]].concat();
+    let sent = reqwest::Client::new()
+        .post(format!(
+            "http://{}/v1/conversations/{conv}/attachments?client_id=p1&name=big.png",
+            p.addr
+        ))
+        .header("cookie", &console.cookie)
+        .header("x-csrf-token", &console.csrf)
+        .body(picture.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status().as_u16(), 201);
+    let file = v
+        .wait_for("the picture", |m| {
+            m["type"] == "event" && m["event"]["attachment"].is_object()
+        })
+        .await;
+    assert_eq!(file["event"]["attachment"]["size"], picture.len());
 
     // The server records the client's address from behind the proxy.
     assert_eq!(

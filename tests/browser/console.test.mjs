@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 
 import WebSocket from "ws";
@@ -15,6 +15,9 @@ const ARTIFACTS = path.join(ROOT, "tests/browser/artifacts");
 mkdirSync(ARTIFACTS, { recursive: true });
 
 const W = (page) => page.locator("#switchboard-widget");
+// A 96×64 picture, and a PDF (its bytes are what the server checks: the header).
+const PNG = "iVBORw0KGgoAAAANSUhEUgAAAGAAAABACAIAAABqVuVZAAAAhklEQVR42u3asQ0AIAgEQDawck1Lp3QiK2agFC/5+hOu/BD3zFLGXqW83h+AAAECBAgQIECAAAECBAgQIEDNgH47uNoPCBAgQIAAAQIECBAgQIAAAQLUDchgZlEEBAgQIECAAAECBAgQIECAAPkPMphZFAEBAgQIECBAgAABAgQIECBAbYES0j6p8ELo1OoAAAAASUVORK5CYII=";
+const PDF = "%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
 const waitText = (locator, text) => locator.filter({ hasText: text }).first().waitFor({ timeout: WAIT });
 
 /** A visitor page in a fresh browser context, recording every frame its widget receives. */
@@ -141,7 +144,37 @@ for (const backend of ["embedded", "redis"]) {
       await waitText(W(v.page).locator(".msg:not(.me) .b"), "Checking with billing now.");
       assert.ok(!v.frames.some((f) => f.includes("VIP customer")), "the note reached the visitor's socket");
       assert.ok(!(await W(v.page).locator(".log").textContent()).includes("VIP customer"));
+      // Files both ways: the visitor's picture shows in the console, the agent's PDF
+      // downloads from the widget (each fetched with its side's own credentials, cross-origin
+      // for the widget).
+      await W(v.page).locator(".clip").waitFor({ timeout: WAIT });
+      await W(v.page).locator("input.pick").setInputFiles({ name: "parcel.png", mimeType: "image/png", buffer: Buffer.from(PNG, "base64") });
+      const shown = ui.locator("#transcript .ev.visitor .file-img img[alt='parcel.png']");
+      await shown.waitFor({ timeout: WAIT });
+      await until("the picture loaded in the console", () => shown.evaluate((img) => img.complete && img.naturalWidth === 96));
+      await until("the picture shown in the widget", () => W(v.page).locator(".msg.me img[alt='parcel.png']")
+        .evaluate((img) => img.complete && img.naturalWidth === 96));
+      assert.equal(await W(v.page).locator(".msg.me.sending").count(), 0);
+      await ui.locator("#attach-file").setInputFiles({ name: "label.pdf", mimeType: "application/pdf", buffer: Buffer.from(PDF) });
+      const pdfButton = W(v.page).locator(".msg:not(.me) button.file", { hasText: "label.pdf" });
+      await pdfButton.waitFor({ timeout: WAIT });
+      const [download] = await Promise.all([v.page.waitForEvent("download", { timeout: WAIT }), pdfButton.click()]);
+      assert.equal(download.suggestedFilename(), "label.pdf");
+      assert.equal(readFileSync(await download.path(), "latin1"), PDF);
+      // Markup is refused and the agent is told why; nothing reaches the visitor.
+      await ui.locator("#attach-file").setInputFiles({ name: "x.svg", mimeType: "image/svg+xml", buffer: Buffer.from("<svg xmlns='http://www.w3.org/2000/svg'/>") });
+      await waitText(ui.locator("#toast"), "Not sent");
+      // Read receipts both ways: the widget is open on a visible page and the chat is in view
+      // in the console, so each side's last message shows "Seen" on the other.
+      await until("the agent's last message seen", async () =>
+        (await ui.locator("#transcript .ev.agent").last().locator(".seen").count()) === 1);
+      await until("the visitor's last message seen", async () =>
+        (await W(v.page).locator(".msg.me").last().locator(".seen").count()) === 1);
+      assert.equal(await ui.locator("#transcript .seen").count(), 1);
+      await v.page.screenshot({ path: path.join(ARTIFACTS, `widget-${backend}-attachment.png`) });
+      await ui.screenshot({ path: path.join(ARTIFACTS, `console-${backend}-attachment.png`) });
       await accessible(ui, "the agent's view with a chat open");
+      await accessible(v.page, "the widget with files in the chat");
 
       // Transfer to Boris with a note: he gets the whole transcript, the visitor meets him.
       boris = await Agent.connect(server, "boris", "online");

@@ -461,6 +461,9 @@ pub struct WidgetConfig {
     pub greeting: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prechat: Option<PrechatConfig>,
+    /// Agents see what the visitor is typing before it is sent (opt-in; off by default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub typing_preview: bool,
 }
 
 impl Default for WidgetConfig {
@@ -470,6 +473,7 @@ impl Default for WidgetConfig {
             title: None,
             greeting: None,
             prechat: None,
+            typing_preview: false,
         }
     }
 }

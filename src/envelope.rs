@@ -41,6 +41,9 @@ pub enum Envelope {
         on: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
+        /// The visitor's draft, where the site enables `typing_preview`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        draft: Option<String>,
     },
     /// A read receipt: one side has seen the conversation up to `seq` (stored on the
     /// conversation; this tells the other side at once).

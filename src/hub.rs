@@ -66,6 +66,8 @@ pub struct TypingPush {
     pub agent: bool,
     pub on: bool,
     pub name: Option<String>,
+    /// The visitor's draft (typing preview).
+    pub draft: Option<String>,
 }
 
 #[derive(Debug)]
@@ -328,12 +330,14 @@ impl Hub {
                 agent,
                 on,
                 name,
+                draft,
             } => {
                 let push = Push::Typing(Arc::new(TypingPush {
                     conv: conv.clone(),
                     agent,
                     on,
                     name,
+                    draft,
                 }));
                 // Typing goes to the other side only.
                 let ids = if agent {

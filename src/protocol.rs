@@ -197,6 +197,9 @@ pub enum VisitorIn {
     },
     Typing {
         on: bool,
+        /// The draft so far, shown to agents only where the site enables `typing_preview`.
+        #[serde(default)]
+        text: Option<String>,
     },
     /// A read receipt: the visitor has seen their conversation up to `seq`.
     Read {
@@ -513,6 +516,9 @@ pub enum AgentOut<'a> {
     Typing {
         conversation: &'a ConvId,
         on: bool,
+        /// The visitor's draft (sites with `typing_preview` only).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<&'a str>,
     },
     /// The visitor has read the conversation up to `seq`.
     Read {

@@ -196,7 +196,8 @@
         }
         break;
       case "typing":
-        remoteTyping[m.conversation] = m.on;
+        // With the site's typing preview, `text` is the visitor's draft so far.
+        remoteTyping[m.conversation] = m.on && (m.text ? m.text : true);
         if (m.conversation === current) renderTyping();
         break;
       case "colleagues": if (!$("transfer").hidden) transferTargets(m.agents); break;
@@ -438,7 +439,10 @@
     renderProfile();
   }
   function scrollDown() { var t = $("transcript"); t.scrollTop = t.scrollHeight; }
-  function renderTyping() { $("typing").textContent = current && remoteTyping[current] ? "Visitor is typing…" : ""; }
+  function renderTyping() {
+    var t = current && remoteTyping[current];
+    $("typing").textContent = !t ? "" : typeof t === "string" ? "Visitor is typing: " + t : "Visitor is typing…";
+  }
 
   function appendEvent(box, ev) {
     var d;
@@ -1119,6 +1123,7 @@
     $("st-color").value = s.widget.color;
     $("st-title").value = s.widget.title || "";
     $("st-greeting").value = s.widget.greeting || "";
+    $("st-preview").checked = !!s.widget.typing_preview;
     preview();
     var th = $("ad-hooks"); th.textContent = "";
     s.webhooks.forEach(function (w) {
@@ -1226,6 +1231,7 @@
     body.widget = Object.assign({}, s.widget, { color: $("st-color").value });
     if ($("st-title").value.trim()) body.widget.title = $("st-title").value.trim(); else delete body.widget.title;
     if ($("st-greeting").value.trim()) body.widget.greeting = $("st-greeting").value.trim(); else delete body.widget.greeting;
+    body.widget.typing_preview = $("st-preview").checked;
     if ($("st-name").value.trim()) body.name = $("st-name").value.trim(); else delete body.name;
     save(api(sitePath(), { method: "PUT", body: body })).catch(function () {});
   });

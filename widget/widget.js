@@ -677,9 +677,20 @@
   input.addEventListener("keydown", function (e) {
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit")); }
   });
+  // Typing: on at the first key, off after a pause. With the site's typing preview on, the
+  // draft goes along, at most twice a second.
+  var draftTimer = null;
+  function typingFrame() {
+    var f = { type: "typing", on: true };
+    if (cfg.typing_preview) f.text = input.value.slice(0, 4000);
+    return f;
+  }
   input.addEventListener("input", function () {
     if (!conv || convState === "closed") return;
-    if (!typingSent) { typingSent = true; send({ type: "typing", on: true }); }
+    if (!typingSent) { typingSent = true; send(typingFrame()); }
+    else if (cfg.typing_preview && !draftTimer) {
+      draftTimer = setTimeout(function () { draftTimer = null; if (typingSent) send(typingFrame()); }, 500);
+    }
     clearTimeout(typingTimer);
     typingTimer = setTimeout(function () { typingSent = false; send({ type: "typing", on: false }); }, 2500);
   });

@@ -307,6 +307,7 @@ impl Engine {
                 agent: true,
                 on,
                 name: Some(self.agent_ref(site, agent).name),
+                draft: None,
             },
         )
         .await;

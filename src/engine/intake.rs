@@ -484,13 +484,21 @@ impl Engine {
         Ok(())
     }
 
+    /// The visitor is typing (or stopped). With the site's `typing_preview` on, the draft
+    /// goes to the agent too, cut to the longest message; without it, it goes nowhere.
     pub async fn visitor_typing(
         &self,
         site: &SiteId,
         visitor: &VisitorId,
         conv: &ConvId,
         on: bool,
+        draft: Option<String>,
     ) {
+        let preview = self.site(site).is_ok_and(|s| s.widget.typing_preview);
+        let max = self.config().limits.max_message_chars;
+        let draft = draft
+            .filter(|_| preview && on)
+            .map(|d| d.chars().take(max).collect());
         self.publish(
             site,
             Envelope::Typing {
@@ -500,6 +508,7 @@ impl Engine {
                 agent: false,
                 on,
                 name: None,
+                draft,
             },
         )
         .await;

@@ -150,6 +150,8 @@ async fn widget_config(
         "default_locale": site.default_locale,
         // The widget offers a copy of the chat by email only when the site can send it.
         "email": site.smtp_url.is_some(),
+        // The widget sends the visitor's draft with its typing indicator only when this is on.
+        "typing_preview": site.widget.typing_preview,
         // Which files the widget may offer to send (none when `max_bytes` is 0).
         "attachments": {
             "max_bytes": state.engine.config().attachments.max_bytes,

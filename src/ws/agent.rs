@@ -453,6 +453,7 @@ impl Session {
                         .send(&AgentOut::Typing {
                             conversation: conv,
                             on,
+                            text: t.draft.as_deref(),
                         })
                         .await;
                 }

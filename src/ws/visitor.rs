@@ -291,9 +291,9 @@ impl Session {
                     }
                 }
             }
-            VisitorIn::Typing { on } => {
+            VisitorIn::Typing { on, text } => {
                 if let (Some((conv, _)), Some(v)) = (&self.current, &self.profile.id) {
-                    engine.visitor_typing(&self.site, v, conv, on).await;
+                    engine.visitor_typing(&self.site, v, conv, on, text).await;
                 }
             }
             VisitorIn::Read { seq } => {

@@ -12,6 +12,7 @@ both_backends!(
     private_note_never_reaches_the_visitor,
     agent_starts_a_chat_with_a_browsing_visitor,
     read_receipts_both_ways,
+    typing_preview_only_where_the_site_enables_it,
 );
 
 /// A visitor is queued, an agent comes online, gets the chat, messages flow both ways, the agent closes.
@@ -305,4 +306,36 @@ async fn read_receipts_both_ways(backend: Backend) {
     assert_eq!(a["conversation"]["visitor_read"], reply_seq);
     assert_eq!(a["conversation"]["agent_read"], 1);
     app.stop().await;
+}
+
+/// Typing preview is the site's choice: off, the visitor's draft reaches nobody even if a
+/// client sends it; on, the agent sees it (cut to the longest message) and never after "off".
+async fn typing_preview_only_where_the_site_enables_it(backend: Backend) {
+    for preview in [false, true] {
+        let mut cfg = config(&[alice(2)]);
+        cfg.limits.max_message_chars = 10;
+        cfg.sites[0].widget.typing_preview = preview;
+        let app = spawn_app(backend, cfg).await;
+        let mut alice = agent_client(&app, "alice", "online").await;
+        let (mut v, _) = visitor(&app, json!({})).await;
+        say(&mut v, "m1", "hello").await;
+        wait_assigned(&mut alice).await;
+        v.send(json!({"type": "typing", "on": true, "text": "my card number is"}))
+            .await;
+        let t = alice.wait_type("typing").await;
+        assert_eq!(t["on"], true);
+        if preview {
+            assert_eq!(t["text"], "my card nu", "cut to max_message_chars");
+        } else {
+            assert!(t.get("text").is_none(), "a draft leaked: {t}");
+        }
+        v.send(json!({"type": "typing", "on": false, "text": "ignored"}))
+            .await;
+        let t = alice.wait_type("typing").await;
+        assert_eq!(t["on"], false);
+        assert!(t.get("text").is_none(), "{t}");
+        let (_, w) = crate::helpers::http_get(app.addr, "/v1/widget/test", None).await;
+        assert_eq!(w["typing_preview"], preview);
+        app.stop().await;
+    }
 }

@@ -115,6 +115,10 @@ for (const backend of ["embedded", "redis"]) {
       await waitText(ui.locator("#history"), "No earlier chats.");
       await waitText(item.locator(".wait"), "waiting");
 
+      // The demo site shows agents the visitor's draft (typing preview).
+      await box.type("Is it lost");
+      await waitText(ui.locator("#typing"), "Visitor is typing: Is it lost");
+      await box.fill("");
       // Typing reaches the visitor under the agent's full name.
       await ui.locator("#text").type("Let me");
       await waitText(W(v.page).locator(".typing"), "Alice Moreau is typing");

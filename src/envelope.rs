@@ -55,6 +55,17 @@ pub enum Envelope {
         agent: bool,
         seq: u64,
     },
+    /// An offline message became a ticket: every console of the site hears of it.
+    Offline {
+        site: SiteId,
+        ticket: String,
+        department: DeptId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        email: String,
+        /// The message's beginning (at most 200 characters); the ticket has it whole.
+        text: String,
+    },
     /// A department queue changed: positions and queue stats need refreshing.
     Queue { site: SiteId, dept: DeptId },
     /// An agent's status, limit or load changed.

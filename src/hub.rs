@@ -39,6 +39,8 @@ pub enum Push {
     Queue(Arc<QueueStat>),
     /// A visitor arrived, moved or (false) left: for agents watching the live list.
     Visitor(Arc<(VisitorId, bool)>),
+    /// An offline message arrived as a ticket: for the site's consoles.
+    Offline(Arc<OfflinePush>),
     /// The agent's own state changed somewhere: re-read it.
     AgentChanged,
     /// A trigger's proactive message for this visitor socket.
@@ -68,6 +70,15 @@ pub struct TypingPush {
     pub name: Option<String>,
     /// The visitor's draft (typing preview).
     pub draft: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct OfflinePush {
+    pub ticket: String,
+    pub department: DeptId,
+    pub name: Option<String>,
+    pub email: String,
+    pub text: String,
 }
 
 #[derive(Debug)]
@@ -393,6 +404,28 @@ impl Hub {
                     for id in gone {
                         leave(&self.shared.watchers, &site, id);
                     }
+                }
+            }
+            Envelope::Offline {
+                site,
+                ticket,
+                department,
+                name,
+                email,
+                text,
+            } => {
+                // Every console of the site watches it (the live visitors list).
+                let ids = index(&self.shared.watchers, &site);
+                let push = Push::Offline(Arc::new(OfflinePush {
+                    ticket,
+                    department,
+                    name,
+                    email,
+                    text,
+                }));
+                let gone = self.send_to(&ids, &push, Some(Role::Agent));
+                for id in gone {
+                    leave(&self.shared.watchers, &site, id);
                 }
             }
             Envelope::Agent { site, agent } => {

@@ -509,6 +509,15 @@ pub enum AgentOut<'a> {
     Visitor {
         visitor: &'a serde_json::Value,
     },
+    /// An offline message arrived (now an open ticket in the inbox).
+    OfflineMessage {
+        ticket: &'a str,
+        department: &'a DeptId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+        email: &'a str,
+        text: &'a str,
+    },
     /// A visitor left the site.
     VisitorLeft {
         id: &'a crate::model::VisitorId,

@@ -102,7 +102,7 @@
     connect();
   }
   $("go-supervisor").addEventListener("click", function () { show("supervisor"); supervisor(); });
-  $("go-inbox").addEventListener("click", function () { show("inbox"); inbox(); });
+  $("go-inbox").addEventListener("click", function () { inboxNew = 0; renderInboxBadge(); show("inbox"); inbox(); });
   $("go-admin").addEventListener("click", function () { show("admin"); adminView(); });
   $("go-chats").addEventListener("click", function () { show("app"); });
   /** Shows one of the main views. */
@@ -189,6 +189,12 @@
         break;
       case "visitor": m.visitor.seen = Date.now(); visitors[m.visitor.id] = m.visitor; renderVisitors(); break;
       case "visitor_left": delete visitors[m.id]; renderVisitors(); break;
+      case "offline_message":
+        // A message left while nobody could answer: now an open ticket in Conversations.
+        inboxNew++; renderInboxBadge();
+        toast("Offline message from " + (m.name || m.email) + ": " + m.text);
+        alertAgent("Offline message", (m.name || m.email) + ": " + m.text, null);
+        break;
       case "read":
         if (chats[m.conversation]) {
           chats[m.conversation].visitorRead = Math.max(chats[m.conversation].visitorRead || 0, m.seq);
@@ -676,15 +682,23 @@
       o.start(); o.stop(audio.currentTime + 0.15);
     } catch (e) { /* no audio device */ }
   }
+  var inboxNew = 0;  // offline messages announced since Conversations was last opened
+  function renderInboxBadge() {
+    $("go-inbox").textContent = "Conversations" + (inboxNew ? " (" + inboxNew + " new)" : "");
+  }
+  // A sound and a desktop notification; a click opens the chat (`id`), or the inbox.
   function alertAgent(title, body, id) {
-    if (id === current && !document.hidden) return;
+    if (id && id === current && !document.hidden) return;
     notified++;
     document.body.dataset.notified = String(notified);
     beep();
     if (window.Notification && Notification.permission === "granted") {
       try {
-        var n = new Notification(title, { body: String(body).slice(0, 140), tag: id });
-        n.onclick = function () { window.focus(); select(id); n.close(); };
+        var n = new Notification(title, { body: String(body).slice(0, 140), tag: id || "offline" });
+        n.onclick = function () {
+          window.focus(); n.close();
+          if (id) select(id); else if (!$("go-inbox").hidden) { show("inbox"); inbox(); }
+        };
       } catch (e) { /* some browsers allow notifications from service workers only */ }
     }
   }

@@ -406,6 +406,7 @@ impl Engine {
             ticket.offline_message = Some(offline);
             ticket.updated_at = now;
             self.save_ticket(site, &ticket, "ticket.updated").await?;
+            self.announce_offline(site_id, &ticket).await;
             return Ok(ticket.id);
         }
         // A conversation of its own, closed at once.
@@ -457,7 +458,27 @@ impl Engine {
         let mut ticket = self.file_ticket(site, &conv.id, false).await?;
         ticket.offline_message = Some(offline);
         self.save_ticket(site, &ticket, "ticket.created").await?;
+        self.announce_offline(site_id, &ticket).await;
         Ok(ticket.id)
+    }
+
+    /// Tells the site's consoles that an offline message is waiting in the inbox.
+    async fn announce_offline(&self, site: &SiteId, ticket: &crate::tickets::Ticket) {
+        let Some(m) = &ticket.offline_message else {
+            return;
+        };
+        self.publish(
+            site,
+            Envelope::Offline {
+                site: site.clone(),
+                ticket: ticket.id.clone(),
+                department: ticket.department.clone(),
+                name: m.name.clone().or_else(|| ticket.visitor.name.clone()),
+                email: m.email.clone(),
+                text: m.text.chars().take(200).collect(),
+            },
+        )
+        .await;
     }
 
     /// The visitor has seen their conversation up to `seq`: stored, and the agent told.

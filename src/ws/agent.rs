@@ -501,6 +501,17 @@ impl Session {
             }
             Push::Resync => self.resync().await,
             Push::Position(_) | Push::Proactive(_) => true,
+            Push::Offline(o) => {
+                self.conn
+                    .send(&AgentOut::OfflineMessage {
+                        ticket: &o.ticket,
+                        department: &o.department,
+                        name: o.name.as_deref(),
+                        email: &o.email,
+                        text: &o.text,
+                    })
+                    .await
+            }
             Push::Visitor(v) => {
                 let (id, live) = (&v.0, v.1);
                 if !live {

@@ -469,7 +469,11 @@ impl Session {
                     })
                     .await
             }
-            Push::Queue(_) | Push::AgentChanged | Push::Visitor(_) | Push::SignedOut => true,
+            Push::Queue(_)
+            | Push::AgentChanged
+            | Push::Visitor(_)
+            | Push::Offline(_)
+            | Push::SignedOut => true,
         }
     }
 

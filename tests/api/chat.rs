@@ -13,6 +13,7 @@ both_backends!(
     agent_starts_a_chat_with_a_browsing_visitor,
     read_receipts_both_ways,
     typing_preview_only_where_the_site_enables_it,
+    offline_messages_are_announced_to_consoles,
 );
 
 /// A visitor is queued, an agent comes online, gets the chat, messages flow both ways, the agent closes.
@@ -338,4 +339,36 @@ async fn typing_preview_only_where_the_site_enables_it(backend: Backend) {
         assert_eq!(w["typing_preview"], preview);
         app.stop().await;
     }
+}
+
+/// An offline message is announced at once to the site's open consoles (those watching the
+/// site), with its ticket, so someone can answer it from the inbox.
+async fn offline_messages_are_announced_to_consoles(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let mut alice = agent_client(&app, "alice", "offline").await;
+    alice
+        .send(json!({"type": "watch_visitors", "on": true}))
+        .await;
+    alice.wait_type("visitors").await;
+    let (mut v, _) = visitor(&app, json!({"name": "Nina"})).await;
+    v.send(
+        json!({"type": "offline_message", "email": "nina@example.com",
+                  "text": "Do you ship to Norway?"}),
+    )
+    .await;
+    let got = v.wait_type("offline_received").await;
+    let heard = alice.wait_type("offline_message").await;
+    assert_eq!(heard["ticket"], got["ticket"]);
+    assert_eq!(heard["name"], "Nina");
+    assert_eq!(heard["email"], "nina@example.com");
+    assert_eq!(heard["text"], "Do you ship to Norway?");
+    assert_eq!(heard["department"], "support");
+    let (status, t) = admin_get(
+        &app,
+        &format!("/v1/tickets/{}", got["ticket"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["follow_up"], "open");
+    app.stop().await;
 }

@@ -454,6 +454,10 @@ for (const backend of ["embedded", "redis"]) {
       v.send(JSON.stringify({ type: "offline_message", email: "nina@example.com", text: "Do you ship to Norway?" }));
       await until("offline_received", () => got.some((m) => m.type === "offline_received"));
       v.close();
+      // Alice's console (offline, but open) hears of it: a notice, a desktop notification, and a
+      // count on Conversations (for those whose role opens it).
+      await waitText(agentUi.page.locator("#toast"), "Offline message from Nina: Do you ship to Norway?");
+      assert.equal(await agentUi.page.locator("#go-inbox").textContent(), "Conversations (1 new)");
       await page.selectOption("#ib-status", "offline");
       await page.selectOption("#ib-dept", "");
       await page.click("#ib-search");

@@ -6,6 +6,279 @@
   "use strict";
 
   var $ = function (id) { return document.getElementById(id); };
+
+  // ---- language: English, or Russian (the browser's language, or the choice in the corner) ----
+  var RU = {
+    "Switchboard console": "Switchboard — консоль",
+    "Email": "E-mail",
+    "Password": "Пароль",
+    "Sign in": "Войти",
+    "Welcome! Choose a password (at least 10 characters) to finish setting up your account.": "Добро пожаловать! Придумайте пароль (не короче 10 символов), чтобы завершить настройку учётной записи.",
+    "New password": "Новый пароль",
+    "Set password and sign in": "Задать пароль и войти",
+    "With an API token": "По API-токену",
+    "Token": "Токен",
+    "Sign in as agent": "Войти как оператор",
+    "Supervisor view": "Панель руководителя",
+    "An agent's API token, or the deployment's admin token for the supervisor and admin views.": "API-токен оператора или токен администратора сервера для панелей руководителя и администратора.",
+    "connected": "на связи",
+    "Status": "Статус",
+    "Online": "В сети",
+    "Away": "Отошёл",
+    "Offline": "Не в сети",
+    "Chats at once": "Чатов одновременно",
+    "Chats": "Чаты",
+    "Conversations": "Разговоры",
+    "Supervisor": "Руководитель",
+    "Admin": "Администрирование",
+    "Sign out": "Выйти",
+    "Visitors": "Посетители",
+    "My chats": "Мои чаты",
+    "No chats yet.": "Чатов пока нет.",
+    "Queues": "Очереди",
+    "Transfer": "Передать",
+    "Close chat": "Закрыть чат",
+    "To": "Кому",
+    "Reason": "Причина",
+    "Note": "Заметка",
+    "Transfer chat": "Передать чат",
+    "Cancel": "Отмена",
+    "Private note": "Личная заметка",
+    "Attach file": "Прикрепить файл",
+    "Send": "Отправить",
+    "Select a chat.": "Выберите чат.",
+    "Visitor": "Посетитель",
+    "Page": "Страница",
+    "Source": "Источник",
+    "On site": "На сайте",
+    "Pages": "Страницы",
+    "Nobody is on the site right now.": "Сейчас на сайте никого нет.",
+    "Pages this visit": "Страницы за этот визит",
+    "Earlier chats": "Прошлые чаты",
+    "Loading…": "Загрузка…",
+    "Agents": "Операторы",
+    "Agent": "Оператор",
+    "Load": "Нагрузка",
+    "Department": "Отдел",
+    "Waiting": "Ожидают",
+    "Oldest wait": "Дольше всех ждёт",
+    "Read-only: the visitor does not see you. A note goes to the agents in the chat.": "Только чтение: посетитель вас не видит. Заметку увидят операторы в чате.",
+    "Note to the agent": "Заметка оператору",
+    "Send note": "Отправить заметку",
+    "Stop watching": "Перестать наблюдать",
+    "Search": "Найти",
+    "Ended": "Завершён",
+    "any way": "как угодно",
+    "resolved": "решён",
+    "missed": "пропущен",
+    "offline message": "сообщение без оператора",
+    "Follow-up": "Работа",
+    "any": "любая",
+    "open": "открыт",
+    "pending": "ожидает",
+    "solved": "решён",
+    "Tag": "Метка",
+    "Rating": "Оценка",
+    "From": "С",
+    "How": "Как",
+    "Tags": "Метки",
+    "No conversations match.": "Подходящих разговоров нет.",
+    "Load more": "Ещё",
+    "Save": "Сохранить",
+    "Answer by email": "Ответить по e-mail",
+    "Send email": "Отправить письмо",
+    "Departments & hours": "Отделы и часы работы",
+    "Canned responses": "Шаблоны ответов",
+    "Triggers": "Триггеры",
+    "Site & widget": "Сайт и виджет",
+    "Webhooks": "Вебхуки",
+    "Role": "Роль",
+    "Departments": "Отделы",
+    "State": "Состояние",
+    "Invite an agent": "Пригласить оператора",
+    "Full name": "Полное имя",
+    "Disabled": "Отключён",
+    "Invite": "Пригласить",
+    "New": "Новый",
+    "Send this link to the agent; it is shown once and works for 7 days:": "Отправьте эту ссылку оператору; она показывается один раз и действует 7 дней:",
+    "Name": "Имя",
+    "Hours": "Часы работы",
+    "Time zone": "Часовой пояс",
+    "Hours per day as HH:MM-HH:MM, several separated by commas; empty: closed that day.": "Часы на каждый день в виде ЧЧ:ММ-ЧЧ:ММ, несколько через запятую; пусто — выходной.",
+    "Monday": "Понедельник",
+    "Tuesday": "Вторник",
+    "Wednesday": "Среда",
+    "Thursday": "Четверг",
+    "Friday": "Пятница",
+    "Saturday": "Суббота",
+    "Sunday": "Воскресенье",
+    "Holidays": "Праздники",
+    "Save department": "Сохранить отдел",
+    "Shortcut": "Сокращение",
+    "Text": "Текст",
+    "Save canned response": "Сохранить шаблон",
+    "Trigger": "Триггер",
+    "After": "Через",
+    "Message": "Сообщение",
+    "Page URL pattern": "Шаблон адреса страницы",
+    "Seconds on page": "Секунд на странице",
+    "Save trigger": "Сохранить триггер",
+    "Site name": "Название сайта",
+    "Allowed origins": "Разрешённые источники",
+    "Widget colour": "Цвет виджета",
+    "Widget title": "Заголовок виджета",
+    "Greeting": "Приветствие",
+    "Typing preview": "Предпросмотр набора",
+    "agents see what visitors type before they send it": "операторы видят, что пишет посетитель, ещё до отправки",
+    "Preview": "Образец",
+    "Save site": "Сохранить сайт",
+    "Webhook": "Вебхук",
+    "Events": "События",
+    "Signing secret": "Секрет подписи",
+    "Save webhook": "Сохранить вебхук",
+    "Dead deliveries": "Недоставленные",
+    "Delivery": "Доставка",
+    "Event": "Событие",
+    "Attempts": "Попытки",
+    "Keyboard shortcuts": "Сочетания клавиш",
+    "Next / previous chat": "Следующий / предыдущий чат",
+    "Write a reply": "Написать ответ",
+    "Transfer the chat": "Передать чат",
+    "Close the chat": "Закрыть чат",
+    "Move along the chat list and open a chat": "Перемещение по списку чатов и открытие чата",
+    "This list (": "Этот список (",
+    "closes it)": "закрывает его)",
+    "Close": "Закрыть",
+    "What the next agent should know": "Что нужно знать следующему оператору",
+    "Reply… (/ for canned responses)": "Ответ… (/ — шаблоны)",
+    "Send an image or PDF": "Отправить изображение или PDF",
+    "Search past conversations": "Поиск по прошлым разговорам",
+    "Words in messages, notes, names, emails": "Слова из сообщений, заметок, имён, адресов",
+    "agent id": "id оператора",
+    "Europe/Berlin (empty: always open)": "Europe/Moscow (пусто — круглосуточно)",
+    "https://www.example.com (one per line)": "https://www.example.com (по одному в строке)",
+    "at least 16 characters; empty keeps the current one": "не короче 16 символов; пусто — оставить прежний",
+    "Visitor ": "Посетитель ",
+    "Enter the admin token.": "Введите токен администратора.",
+    "Too many attempts; wait a minute.": "Слишком много попыток; подождите минуту.",
+    "This account is disabled.": "Эта учётная запись отключена.",
+    "Wrong email or password.": "Неверный e-mail или пароль.",
+    "Not connected; try again in a moment.": "Нет связи; попробуйте через минуту.",
+    "Offline message from ": "Сообщение без оператора от ",
+    "Offline message": "Сообщение без оператора",
+    "Your session ended; sign in again.": "Сеанс завершён; войдите снова.",
+    "That token is not valid.": "Этот токен недействителен.",
+    "Choose 1 to ": "Выберите от 1 до ",
+    "New chat": "Новый чат",
+    "assigned to you": "назначен вам",
+    "Seen": "Прочитано",
+    "A chat was lost by the server (its state store restarted empty).": "Сервер потерял чат (хранилище состояния перезапустилось пустым).",
+    "Load earlier messages": "Показать более ранние сообщения",
+    "This chat is no longer yours (": "Этот чат больше не ваш (",
+    "Visitor is typing: ": "Посетитель печатает: ",
+    "Visitor is typing…": "Посетитель печатает…",
+    "System": "Система",
+    "Private note · ": "Личная заметка · ",
+    "Transferred by ": "Передал ",
+    " to ": " → ",
+    "Back to the queue: ": "Обратно в очередь: ",
+    "Assigned to ": "Назначен: ",
+    "Closed by ": "Закрыл ",
+    "Locale": "Язык",
+    "Referrer": "Откуда пришёл",
+    "Identity": "Личность",
+    "returning (": "вернувшийся (",
+    " visits)": " визитов)",
+    "new": "новый",
+    "verified (": "подтверждена (",
+    "No earlier chats.": "Прошлых чатов нет.",
+    "Add note": "Добавить заметку",
+    "Private note: only agents see it": "Личная заметка: её видят только операторы",
+    " new)": " новых)",
+    "Hi! Can I help?": "Здравствуйте! Чем могу помочь?",
+    "Message to start a chat": "Сообщение, чтобы начать чат",
+    "Start chat": "Начать чат",
+    "Download": "Скачать",
+    "Could not download: ": "Не удалось скачать: ",
+    "Not sent: ": "Не отправлено: ",
+    "That is not the admin token.": "Это не токен администратора.",
+    "Could not refresh: ": "Не удалось обновить: ",
+    "Could not open the chat: ": "Не удалось открыть чат: ",
+    "Could not load conversations: ": "Не удалось загрузить разговоры: ",
+    "Email to ": "Письмо для ",
+    "Answer ": "Ответить ",
+    " by email": " по e-mail",
+    "Could not open it: ": "Не удалось открыть: ",
+    "Email sent.": "Письмо отправлено.",
+    "Saved.": "Сохранено.",
+    "Saved": "Сохранено",
+    "Could not save: ": "Не удалось сохранить: ",
+    "Chats today": "Чатов сегодня",
+    "Median queue wait": "Медиана ожидания в очереди",
+    "90% queue wait": "Ожидание в очереди, 90%",
+    "90% first response": "Первый ответ, 90%",
+    "Median first response": "Медиана первого ответа",
+    "Average rating": "Средняя оценка",
+    "Watch": "Наблюдать",
+    "Take over": "Забрать",
+    "The chat is yours now.": "Теперь это ваш чат.",
+    "Could not take it over: ": "Не удалось забрать: ",
+    "Delete ": "Удалить ",
+    "Edit": "Изменить",
+    "Enable": "Включить",
+    "Disable": "Отключить",
+    "Reset password": "Сбросить пароль",
+    "Delete": "Удалить",
+    "Retry": "Повторить",
+    "Edit ": "Изменить: ",
+    "Save agent": "Сохранить оператора",
+    "Chat with us": "Напишите нам",
+    "Hi! How can we help?": "Здравствуйте! Чем помочь?",
+    "Language": "Язык",
+    "waiting": "ждёт",
+    "transferred": "передан",
+    "closed": "закрыт",
+    "requeued": "в очереди снова",
+    "lost": "потерян",
+    "online": "в сети",
+    "away": "отошёл",
+    "offline": "не в сети",
+    "full": "занят",
+    "queue": "очередь",
+    "agent": "оператор",
+    "supervisor": "руководитель",
+    "admin": "администратор",
+    "reconnecting…": "переподключение…",
+    "ended (": "завершён (",
+    "waiting ": "ждёт ",
+    " (full)": " (занят)",
+    " (queue)": " (очередь)",
+    " (reconnecting)": " (переподключается)",
+    " (not connected)": " (не подключён)"
+  };
+  var LANG_KEY = "switchboard:console-lang";
+  var LANG = localStorage.getItem(LANG_KEY) || (/^ru\b/i.test(navigator.language || "") ? "ru" : "en");
+  /** The text in the console's language (English is the key). */
+  function T(s) { return LANG === "ru" && Object.prototype.hasOwnProperty.call(RU, s) ? RU[s] : s; }
+  // The page's own words: every text node and label attribute whose text is a key.
+  function translatePage() {
+    document.documentElement.lang = LANG;
+    document.title = T(document.title);
+    if (LANG === "en") return;
+    var walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT), n;
+    while ((n = walk.nextNode())) {
+      var key = n.nodeValue.replace(/\s+/g, " ").trim();
+      if (key && T(key) !== key) n.nodeValue = n.nodeValue.replace(n.nodeValue.trim(), T(key));
+    }
+    document.querySelectorAll("[placeholder],[aria-label],[title]").forEach(function (e) {
+      ["placeholder", "aria-label", "title"].forEach(function (a) { if (e.hasAttribute(a)) e.setAttribute(a, T(e.getAttribute(a))); });
+    });
+  }
+  translatePage();
+  document.querySelectorAll("select.lang").forEach(function (sel) {
+    sel.value = LANG;
+    sel.addEventListener("change", function () { localStorage.setItem(LANG_KEY, this.value); location.reload(); });
+  });
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -19,7 +292,7 @@
     var h = Math.floor(secs / 3600), m = Math.floor(secs % 3600 / 60), s = secs % 60;
     return (h ? h + ":" + ("0" + m).slice(-2) : m) + ":" + ("0" + s).slice(-2);
   }
-  function shortId(id) { return "Visitor " + String(id || "").slice(-5); }
+  function shortId(id) { return T("Visitor ") + String(id || "").slice(-5); }
   function toast(text) {
     var t = $("toast");
     t.textContent = text; t.hidden = false;
@@ -58,7 +331,7 @@
   });
   $("signin-supervisor").addEventListener("click", function () {
     token = $("token").value.trim();
-    if (!token) { $("signin-error").textContent = "Enter the admin token."; return; }
+    if (!token) { $("signin-error").textContent = T("Enter the admin token."); return; }
     sessionStorage.setItem(TOKEN_KEY, token);
     sessionStorage.setItem(MODE_KEY, "supervisor");
     supervisor();
@@ -69,8 +342,8 @@
     fetch("/v1/auth/sign-in", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ email: $("email").value.trim(), password: $("password").value }) })
       .then(function (r) {
-        if (r.status === 429) throw new Error("Too many attempts; wait a minute.");
-        if (!r.ok) throw new Error(r.status === 403 ? "This account is disabled." : "Wrong email or password.");
+        if (r.status === 429) throw new Error(T("Too many attempts; wait a minute."));
+        if (!r.ok) throw new Error(r.status === 403 ? T("This account is disabled.") : T("Wrong email or password."));
         return r.json();
       })
       .then(function (who) { $("password").value = ""; signedInAs(who, true); })
@@ -129,7 +402,7 @@
   // ---- connection ---------------------------------------------------------------------------
   function send(obj) {
     if (ws && ws.readyState === 1) { ws.send(JSON.stringify(obj)); return true; }
-    toast("Not connected; try again in a moment.");
+    toast(T("Not connected; try again in a moment."));
     return false;
   }
   function connect() {
@@ -151,7 +424,7 @@
     sock.onclose = function () {
       if (sock !== ws) return;
       ws = null;
-      $("conn").textContent = "reconnecting…"; $("conn").classList.add("down");
+      $("conn").textContent = T("reconnecting…"); $("conn").classList.add("down");
       var delay = Math.min(15000, 500 * Math.pow(2, attempts++)) * (0.5 + Math.random());
       retry = setTimeout(connect, delay);
     };
@@ -164,7 +437,7 @@
         attempts = 0; signedIn = true; goOnline = false;
         me = m.agent; site = m.site || site;
         $("auth").hidden = true; $("bar").hidden = false; $("app").hidden = false;
-        $("conn").textContent = "connected"; $("conn").classList.remove("down");
+        $("conn").textContent = T("connected"); $("conn").classList.remove("down");
         $("site-name").textContent = site.name || "";
         renderMe();
         send({ type: "watch_visitors", on: true });
@@ -193,7 +466,7 @@
         // A message left while nobody could answer: now an open ticket in Conversations.
         inboxNew++; renderInboxBadge();
         toast("Offline message from " + (m.name || m.email) + ": " + m.text);
-        alertAgent("Offline message", (m.name || m.email) + ": " + m.text, null);
+        alertAgent(T("Offline message"), (m.name || m.email) + ": " + m.text, null);
         break;
       case "read":
         if (chats[m.conversation]) {
@@ -215,7 +488,7 @@
         if (current && chats[current].visitor.id === m.visitor) renderProfile();
         break;
       case "error":
-        if (!signedIn && (m.code === "unauthorized" || m.code === "hello_required")) { signInFailed(account ? "Your session ended; sign in again." : "That token is not valid."); return; }
+        if (!signedIn && (m.code === "unauthorized" || m.code === "hello_required")) { signInFailed(account ? T("Your session ended; sign in again.") : T("That token is not valid.")); return; }
         // A refused message goes back into an empty compose box, so nothing typed is lost.
         if (m.client_id && pending[m.client_id] != null) {
           if (!text.value) text.value = pending[m.client_id];
@@ -264,7 +537,7 @@
         c.unread = c.events.filter(function (e) { return e.kind === "message" && e.author === "visitor"; }).length;
       }
       send({ type: "history", visitor: m.visitor.id });
-      alertAgent("New chat", (visitorName(c)) + ": " + (lastText(c) || "assigned to you"), id);
+      alertAgent(T("New chat"), (visitorName(c)) + ": " + (lastText(c) || T("assigned to you")), id);
       // Opens when no live chat is in view (none, or the one shown has ended).
       if (!current || !chats[current] || chats[current].ended) select(id);
     }
@@ -316,7 +589,7 @@
     if (!c || !c.visitorRead) return;
     var mine = t.querySelectorAll(".ev.agent[data-seq]"), last = null;
     mine.forEach(function (d) { if (+d.dataset.seq <= c.visitorRead) last = d; });
-    if (last) last.appendChild(el("div", "seen", "Seen"));
+    if (last) last.appendChild(el("div", "seen", T("Seen")));
   }
   var readTimer = null;
   function readNow() {
@@ -334,7 +607,7 @@
     var c = chats[id];
     if (!c) return;
     c.ended = reason;
-    if (reason === "lost") toast("A chat was lost by the server (its state store restarted empty).");
+    if (reason === "lost") toast(T("A chat was lost by the server (its state store restarted empty)."));
     renderChats();
     if (id === current) renderChat();
   }
@@ -367,9 +640,9 @@
       var u = el("span", "unread", c.unread);
       u.hidden = !c.unread;
       li.appendChild(u);
-      li.appendChild(el("span", "last", c.ended ? "ended (" + c.ended + ")" : lastText(c)));
+      li.appendChild(el("span", "last", c.ended ? T("ended (") + c.ended + ")" : lastText(c)));
       var since = !c.ended && waitingSince(c);
-      var w = el("span", "wait", since ? "waiting " + dur((Date.now() - since) / 1000) : "");
+      var w = el("span", "wait", since ? T("waiting ") + dur((Date.now() - since) / 1000) : "");
       w.dataset.since = since || "";
       li.appendChild(w);
       li.addEventListener("click", function () { select(id); });
@@ -382,7 +655,7 @@
     });
     $("no-chats").hidden = order.length > 0;
     var unread = order.reduce(function (n, id) { return n + chats[id].unread; }, 0);
-    document.title = (unread ? "(" + unread + ") " : "") + "Switchboard console";
+    document.title = (unread ? "(" + unread + ") " : "") + T("Switchboard console");
   }
   function renderQueues() {
     var ul = $("queues");
@@ -403,7 +676,7 @@
   // Waiting times and queue ages tick without a server round trip.
   setInterval(function () {
     document.querySelectorAll(".chat-item .wait").forEach(function (w) {
-      if (w.dataset.since) w.textContent = "waiting " + dur((Date.now() - Number(w.dataset.since)) / 1000);
+      if (w.dataset.since) w.textContent = T("waiting ") + dur((Date.now() - Number(w.dataset.since)) / 1000);
     });
     if (Object.keys(queues).length) renderQueues();
     if (!$("visitors-view").hidden) renderVisitors();
@@ -428,15 +701,15 @@
     var t = $("transcript");
     t.textContent = "";
     if (c.more) {
-      var more = el("button", "earlier", c.loading ? "Loading…" : "Load earlier messages");
+      var more = el("button", "earlier", c.loading ? T("Loading…") : T("Load earlier messages"));
       more.id = "earlier";
-      more.addEventListener("click", function () { loadEarlier(c); this.textContent = "Loading…"; });
+      more.addEventListener("click", function () { loadEarlier(c); this.textContent = T("Loading…"); });
       t.appendChild(more);
     }
     c.events.forEach(function (ev) { appendEvent(t, ev); });
     markSeen();
     readNow();
-    if (c.ended) t.appendChild(el("div", "ev sys", "This chat is no longer yours (" + c.ended + ")."));
+    if (c.ended) t.appendChild(el("div", "ev sys", T("This chat is no longer yours (") + c.ended + ")."));
     var open = !c.ended;
     $("compose").hidden = !open;
     $("transfer-btn").disabled = !open; $("close-btn").disabled = !open;
@@ -447,7 +720,7 @@
   function scrollDown() { var t = $("transcript"); t.scrollTop = t.scrollHeight; }
   function renderTyping() {
     var t = current && remoteTyping[current];
-    $("typing").textContent = !t ? "" : typeof t === "string" ? "Visitor is typing: " + t : "Visitor is typing…";
+    $("typing").textContent = !t ? "" : typeof t === "string" ? T("Visitor is typing: ") + t : T("Visitor is typing…");
   }
 
   function appendEvent(box, ev) {
@@ -455,25 +728,25 @@
     switch (ev.kind) {
       case "message":
         d = el("div", "ev " + (ev.author === "visitor" ? "visitor" : ev.author === "agent" ? "agent" : "system"));
-        d.appendChild(el("div", "meta", (ev.author === "visitor" ? (ev.author_name || "Visitor") : (ev.author_name || "System")) + " · " + hhmm(ev.at)));
+        d.appendChild(el("div", "meta", (ev.author === "visitor" ? (ev.author_name || T("Visitor")) : (ev.author_name || T("System"))) + " · " + hhmm(ev.at)));
         if (ev.attachment) d.appendChild(el("div", "text")).appendChild(fileEl(ev.attachment));
         else d.appendChild(el("div", "text", ev.text));
         break;
       case "note":
         d = el("div", "ev note");
-        d.appendChild(el("div", "meta", "Private note · " + ev.agent.name + " · " + hhmm(ev.at)));
+        d.appendChild(el("div", "meta", T("Private note · ") + ev.agent.name + " · " + hhmm(ev.at)));
         d.appendChild(el("div", "text", ev.text));
         break;
       case "transferred":
-        d = el("div", "ev internal", "Transferred by " + ev.from.name + " to " + (ev.to_agent ? ev.to_agent.name : deptName(ev.to_department)) +
+        d = el("div", "ev internal", T("Transferred by ") + ev.from.name + T(" to ") + (ev.to_agent ? ev.to_agent.name : deptName(ev.to_department)) +
           ": " + ev.reason + (ev.note ? " — " + ev.note : "") + " · " + hhmm(ev.at));
         break;
       case "requeued":
-        d = el("div", "ev internal", "Back to the queue: " + ev.agent.name + " " + ev.reason + " · " + hhmm(ev.at));
+        d = el("div", "ev internal", T("Back to the queue: ") + ev.agent.name + " " + ev.reason + " · " + hhmm(ev.at));
         break;
-      case "assigned": d = el("div", "ev sys", "Assigned to " + ev.agent.name + " · " + hhmm(ev.at)); break;
+      case "assigned": d = el("div", "ev sys", T("Assigned to ") + ev.agent.name + " · " + hhmm(ev.at)); break;
       case "notice": d = el("div", "ev sys", ev.text); break;
-      case "closed": d = el("div", "ev sys", "Closed by " + ev.by + " (" + ev.reason + ") · " + hhmm(ev.at)); break;
+      case "closed": d = el("div", "ev sys", T("Closed by ") + ev.by + " (" + ev.reason + ") · " + hhmm(ev.at)); break;
       default: return null;
     }
     d.dataset.seq = ev.seq;
@@ -488,13 +761,13 @@
     if (!c) return;
     var v = c.visitor || {}, dl = $("profile-fields");
     dl.textContent = "";
-    function row(k, val) { if (val == null || val === "") return; dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, val)); }
+    function row(k, val) { if (val == null || val === "") return; dl.appendChild(el("dt", null, T(k))); dl.appendChild(el("dd", null, val)); }
     row("Name", v.name); row("Email", v.email);
-    row("Visitor", v.visits > 1 ? "returning (" + v.visits + " visits)" : "new");
+    row("Visitor", v.visits > 1 ? T("returning (") + v.visits + T(" visits)") : T("new"));
     row("Locale", v.locale); row("Page", v.page_title || v.page_url); row("Referrer", v.referrer);
     Object.keys(v.utm || {}).forEach(function (k) { row(k, v.utm[k]); });
     Object.keys(v.fields || {}).forEach(function (k) { row(k, v.fields[k]); });
-    if (v.verified) row("Identity", "verified (" + v.user_id + ")");
+    if (v.verified) row("Identity", T("verified (") + v.user_id + ")");
     var ol = $("profile-pages");
     ol.textContent = "";
     (v.pages || []).filter(function (p) { return p.at >= (v.visit_started || 0); }).forEach(function (p) {
@@ -502,8 +775,8 @@
     });
     var h = $("history");
     h.textContent = "";
-    if (!c.history) { h.appendChild(el("p", "muted", "Loading…")); return; }
-    if (!c.history.length) { var none = el("p", "muted", "No earlier chats."); none.style.margin = "0 12px"; h.appendChild(none); return; }
+    if (!c.history) { h.appendChild(el("p", "muted", T("Loading…"))); return; }
+    if (!c.history.length) { var none = el("p", "muted", T("No earlier chats.")); none.style.margin = "0 12px"; h.appendChild(none); return; }
     c.history.forEach(function (t) {
       var det = el("details", "ticket");
       det.appendChild(el("summary", null, new Date(t.closed_at).toLocaleString() + " · " + t.status +
@@ -582,8 +855,8 @@
   });
   $("note-mode").addEventListener("change", function () {
     $("compose").classList.toggle("note-mode", this.checked);
-    $("send").textContent = this.checked ? "Add note" : "Send";
-    text.placeholder = this.checked ? "Private note: only agents see it" : "Reply… (/ for canned responses)";
+    $("send").textContent = this.checked ? T("Add note") : T("Send");
+    text.placeholder = this.checked ? T("Private note: only agents see it") : T("Reply… (/ for canned responses)");
   });
   $("compose").addEventListener("submit", function (e) {
     e.preventDefault();
@@ -613,13 +886,13 @@
       if (colleagues) {
         off = !a.present || a.status === "offline";
         var full = !off && a.load >= a.max_concurrent;
-        label += " — " + (off ? "offline" : a.status) + ", " + a.load + "/" + a.max_concurrent + (full ? " (full)" : "");
+        label += " — " + T(off ? "offline" : a.status) + ", " + a.load + "/" + a.max_concurrent + (full ? T(" (full)") : "");
         off = off || full;
       }
       var o = el("option", null, label); o.value = "agent:" + a.id; o.disabled = off; sel.appendChild(o);
     });
     site.departments.forEach(function (d) {
-      var o = el("option", null, d.name + " (queue)"); o.value = "department:" + d.id; sel.appendChild(o);
+      var o = el("option", null, d.name + T(" (queue)")); o.value = "department:" + d.id; sel.appendChild(o);
     });
     sel.value = keep && sel.querySelector("option[value='" + keep + "']:not([disabled])") ? keep : (c ? "department:" + c.department : "");
   }
@@ -684,7 +957,7 @@
   }
   var inboxNew = 0;  // offline messages announced since Conversations was last opened
   function renderInboxBadge() {
-    $("go-inbox").textContent = "Conversations" + (inboxNew ? " (" + inboxNew + " new)" : "");
+    $("go-inbox").textContent = T("Conversations") + (inboxNew ? " (" + inboxNew + T(" new)") : "");
   }
   // A sound and a desktop notification; a click opens the chat (`id`), or the inbox.
   function alertAgent(title, body, id) {
@@ -747,8 +1020,8 @@
       else {
         var f = el("form", "start-form");
         var inp = el("input");
-        inp.placeholder = "Hi! Can I help?"; inp.setAttribute("aria-label", "Message to start a chat"); inp.required = true;
-        var b = el("button", "primary", "Start chat"); b.type = "submit";
+        inp.placeholder = T("Hi! Can I help?"); inp.setAttribute("aria-label", T("Message to start a chat")); inp.required = true;
+        var b = el("button", "primary", T("Start chat")); b.type = "submit";
         f.appendChild(inp); f.appendChild(b);
         f.addEventListener("submit", function (e) {
           e.preventDefault();
@@ -792,7 +1065,7 @@
     }
     var btn = el("button", "file");
     btn.type = "button";
-    btn.title = "Download";
+    btn.title = T("Download");
     btn.textContent = label;
     btn.addEventListener("click", function () {
       fileBlob(f).then(function (b) {
@@ -848,7 +1121,7 @@
       if (!account) {
         // The admin token: no agent behind it, so no chats; the admin pages are there.
         ["status-wrap", "limit-wrap", "load", "conn"].forEach(function (id) { $(id).hidden = true; });
-        $("me-name").textContent = "Supervisor";
+        $("me-name").textContent = T("Supervisor");
         $("go-admin").hidden = false;
         $("go-inbox").hidden = false;
       }
@@ -856,7 +1129,7 @@
       renderSupervisor(r[0].agents, r[1].queues, r[2]);
       if (!$("supervisor").hidden) setTimeout(supervisor, 5000);
     }).catch(function (e) {
-      if (e.message === "unauthorized") signInFailed("That is not the admin token.");
+      if (e.message === "unauthorized") signInFailed(T("That is not the admin token."));
       else { toast("Could not refresh: " + e.message); setTimeout(supervisor, 5000); }
     });
   }
@@ -869,8 +1142,8 @@
     api("/v1/conversations/" + encodeURIComponent(id)).then(function (r) {
       if (svWatching !== id) return;
       $("sv-watch").hidden = false;
-      var who = r.visitor.name || r.visitor.email || "Visitor";
-      $("sv-watch-title").textContent = who + " · " + (r.conversation.agent ? r.conversation.agent.name : "waiting") + " · " + r.conversation.state;
+      var who = r.visitor.name || r.visitor.email || T("Visitor");
+      $("sv-watch-title").textContent = who + " · " + (r.conversation.agent ? r.conversation.agent.name : T("waiting")) + " · " + T(r.conversation.state);
       var box = $("sv-watch-events");
       var atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
       box.textContent = "";
@@ -939,10 +1212,10 @@
     var tr = el("tr");
     tr.dataset.ticket = t.id;
     tr.tabIndex = 0;
-    var who = (t.visitor && (t.visitor.name || t.visitor.email)) || "Visitor";
+    var who = (t.visitor && (t.visitor.name || t.visitor.email)) || T("Visitor");
     [new Date(t.closed_at || t.created_at).toLocaleString(), who, deptName(t.department),
      (t.agents || []).map(function (a) { return a.name; }).join(", ") || "–",
-     t.status, t.follow_up || "–", (t.tags || []).join(", ") || "–",
+     T(t.status), T(t.follow_up || "–"), (t.tags || []).join(", ") || "–",
      t.rating ? t.rating.score + "★" : "–"].forEach(function (v) { tr.appendChild(el("td", null, v)); });
     var open = function () { openTicket(t.id); };
     tr.addEventListener("click", open);
@@ -954,13 +1227,13 @@
       ibCurrent = t;
       document.querySelectorAll("#ib-rows tr").forEach(function (r) { r.setAttribute("aria-current", String(r.dataset.ticket === id)); });
       $("ib-ticket").hidden = false;
-      var who = (t.visitor && (t.visitor.name || t.visitor.email)) || "Visitor";
+      var who = (t.visitor && (t.visitor.name || t.visitor.email)) || T("Visitor");
       $("ib-title").textContent = who + " · " + deptName(t.department);
       $("ib-meta").textContent = new Date(t.closed_at || t.created_at).toLocaleString() + " · " + t.status +
         (t.visitor && t.visitor.email ? " · " + t.visitor.email : "") + (t.rating ? " · rated " + t.rating.score + "/5" + (t.rating.comment ? " “" + t.rating.comment + "”" : "") : "");
       var off = $("ib-offline");
       off.hidden = !t.offline_message;
-      off.textContent = t.offline_message ? "Offline message from " + t.offline_message.email + ":\n" + t.offline_message.text : "";
+      off.textContent = t.offline_message ? T("Offline message from ") + t.offline_message.email + ":\n" + t.offline_message.text : "";
       $("ib-set-follow").value = t.follow_up || "open";
       $("ib-set-tags").value = (t.tags || []).join(", ");
       var box = $("ib-transcript");
@@ -971,13 +1244,13 @@
       replies.textContent = "";
       (t.history || []).filter(function (h) { return h.kind === "email_reply"; }).forEach(function (h) {
         var d = el("div", "ev email");
-        d.appendChild(el("div", "meta", "Email to " + h.reason + " · " + (h.agent ? h.agent.name : "admin") + " · " + hhmm(h.at)));
+        d.appendChild(el("div", "meta", T("Email to ") + h.reason + " · " + (h.agent ? h.agent.name : T("admin")) + " · " + hhmm(h.at)));
         d.appendChild(el("div", "text", h.note));
         replies.appendChild(d);
       });
       var to = (t.offline_message && t.offline_message.email) || (t.visitor && t.visitor.email);
       $("ib-reply").hidden = !to;
-      $("ib-reply-label").textContent = to ? "Answer " + to + " by email" : "";
+      $("ib-reply-label").textContent = to ? T("Answer ") + to + T(" by email") : "";
     }, function (e) { toast("Could not open it: " + e.message); });
   }
   $("ib-filters").addEventListener("submit", function (e) { e.preventDefault(); $("ib-ticket").hidden = true; inbox(false); });
@@ -987,7 +1260,7 @@
     if (!ibCurrent) return;
     var id = ibCurrent.id;
     api("/v1/tickets/" + encodeURIComponent(id) + "/reply", { method: "POST", body: { text: $("ib-reply-text").value } })
-      .then(function () { $("ib-reply-text").value = ""; toast("Email sent."); openTicket(id); },
+      .then(function () { $("ib-reply-text").value = ""; toast(T("Email sent.")); openTicket(id); },
         function (err) { toast("Not sent: " + err.message); });
   });
   $("ib-edit").addEventListener("submit", function (e) {
@@ -1000,17 +1273,17 @@
       .then(function (t) {
         var row = document.querySelector("#ib-rows tr[data-ticket='" + ibCurrent.id + "']");
         if (row) row.replaceWith(inboxRow(t));
-        toast("Saved.");
+        toast(T("Saved."));
         openTicket(t.id);
       }, function (err) { toast("Could not save: " + err.message); });
   });
   function renderSupervisor(agents, qs, stats) {
     var figs = $("figures");
     figs.textContent = "";
-    [["Chats today", stats.chats], ["Median queue wait", secs(stats.queue_wait_secs.median)],
-     ["90% queue wait", secs(stats.queue_wait_secs.p90)], ["Median first response", secs(stats.first_response_secs.median)],
-     ["90% first response", secs(stats.first_response_secs.p90)],
-     ["Average rating", stats.rating.average == null ? "–" : stats.rating.average.toFixed(2) + " (" + stats.rating.count + ")"]
+    [[T("Chats today"), stats.chats], [T("Median queue wait"), secs(stats.queue_wait_secs.median)],
+     [T("90% queue wait"), secs(stats.queue_wait_secs.p90)], [T("Median first response"), secs(stats.first_response_secs.median)],
+     [T("90% first response"), secs(stats.first_response_secs.p90)],
+     [T("Average rating"), stats.rating.average == null ? "–" : stats.rating.average.toFixed(2) + " (" + stats.rating.count + ")"]
     ].forEach(function (f) {
       var d = el("div", "figure");
       d.appendChild(el("div", "muted", f[0]));
@@ -1023,18 +1296,18 @@
       var tr = el("tr");
       tr.dataset.agent = a.id;
       tr.appendChild(el("td", null, a.name));
-      tr.appendChild(el("td", null, a.status + (a.connected ? "" : a.present ? " (reconnecting)" : " (not connected)")));
+      tr.appendChild(el("td", null, T(a.status) + (a.connected ? "" : a.present ? T(" (reconnecting)") : T(" (not connected)"))));
       tr.appendChild(el("td", null, a.load + " / " + a.max_concurrent));
       var td = el("td", null, (a.chats || []).length ? "" : "–");
       (a.chats || []).forEach(function (id) {
-        var chip = el("div", "sv-chat", (svNames[id] || "Visitor " + id.slice(-6)) + " ");
+        var chip = el("div", "sv-chat", (svNames[id] || T("Visitor ") + id.slice(-6)) + " ");
         chip.dataset.conversation = id;
-        chip.appendChild(button("Watch", function () { watchChat(id); }));
+        chip.appendChild(button(T("Watch"), function () { watchChat(id); }));
         // A signed-in supervisor takes a chat over: it moves to them with its whole history.
         if (account && a.id !== account.agent) {
-          chip.appendChild(button("Take over", function () {
+          chip.appendChild(button(T("Take over"), function () {
             api("/v1/conversations/" + encodeURIComponent(id) + "/take-over", { method: "POST", body: { reason: "taken over by " + (me ? me.name : "a supervisor") } })
-              .then(function () { show("app"); toast("The chat is yours now."); }, function (err) { toast("Could not take it over: " + err.message); });
+              .then(function () { show("app"); toast(T("The chat is yours now.")); }, function (err) { toast("Could not take it over: " + err.message); });
           }));
         }
         td.appendChild(chip);
@@ -1064,7 +1337,7 @@
   });
   function adminFailed(err) {
     $("admin-error").textContent = (err.field ? err.field + ": " : "") + err.message;
-    if (err.message === "unauthorized") signInFailed("Your session ended; sign in again.");
+    if (err.message === "unauthorized") signInFailed(T("Your session ended; sign in again."));
   }
   /** Reloads the site's directory and redraws every pane. */
   function adminView() {
@@ -1078,7 +1351,7 @@
   /** Saves through `call`, then reloads the directory; shows the field of a refusal. */
   function save(call) {
     $("admin-error").textContent = "";
-    return call.then(function (r) { adminView(); toast("Saved"); return r; }).catch(function (err) { adminFailed(err); throw err; });
+    return call.then(function (r) { adminView(); toast(T("Saved")); return r; }).catch(function (err) { adminFailed(err); throw err; });
   }
   function sitePath(rest) { return "/v1/sites/" + encodeURIComponent(adminSite.id) + (rest || ""); }
   function list(text) { return text.split(",").map(function (x) { return x.trim(); }).filter(Boolean); }
@@ -1102,12 +1375,12 @@
     var tb = $("ad-agents"); tb.textContent = "";
     s.agents.forEach(function (a) {
       var tr = rowOf(tb, [a.name + " (" + a.id + ")", a.email || "–", a.role, a.departments.join(", "), a.max_concurrent, a.disabled ? "disabled" : "active"], [
-        button("Edit", function () { editAgent(a); }),
-        button(a.disabled ? "Enable" : "Disable", function () {
+        button(T("Edit"), function () { editAgent(a); }),
+        button(a.disabled ? T("Enable") : T("Disable"), function () {
           var body = Object.assign({}, a, { disabled: !a.disabled });
           save(api(sitePath("/agents/" + encodeURIComponent(a.id)), { method: "PUT", body: body })).catch(function () {});
         }),
-        button("Reset password", function () {
+        button(T("Reset password"), function () {
           save(api(sitePath("/agents/" + encodeURIComponent(a.id) + "/invite"), { method: "POST" })).then(showInvite, function () {});
         }),
       ]);
@@ -1117,20 +1390,20 @@
     s.departments.forEach(function (d) {
       var hours = d.hours ? d.hours.timezone + ": " + DAYS.filter(function (k) { return (d.hours[k] || []).length; })
         .map(function (k) { return k.slice(0, 3) + " " + d.hours[k].join(","); }).join("; ") : "always open";
-      rowOf(td, [d.id, d.name || "", hours], [button("Edit", function () { editDept(d); }), button("Delete", function () { remove("departments", d.id); })])
+      rowOf(td, [d.id, d.name || "", hours], [button(T("Edit"), function () { editDept(d); }), button(T("Delete"), function () { remove("departments", d.id); })])
         .dataset.department = d.id;
     });
     var tc = $("ad-canned"); tc.textContent = "";
     s.canned.forEach(function (c) {
-      rowOf(tc, ["/" + c.shortcut, c.text], [button("Edit", function () { $("cn-shortcut").value = c.shortcut; $("cn-text").value = c.text; }),
-        button("Delete", function () { remove("canned", c.shortcut); })]);
+      rowOf(tc, ["/" + c.shortcut, c.text], [button(T("Edit"), function () { $("cn-shortcut").value = c.shortcut; $("cn-text").value = c.text; }),
+        button(T("Delete"), function () { remove("canned", c.shortcut); })]);
     });
     var tt = $("ad-triggers"); tt.textContent = "";
     s.triggers.forEach(function (t) {
       rowOf(tt, [t.id, t.url || "any page", t.time_on_page_secs + " s", t.message], [
-        button("Edit", function () { $("tr-id").value = t.id; $("tr-url").value = t.url || ""; $("tr-secs").value = t.time_on_page_secs;
+        button(T("Edit"), function () { $("tr-id").value = t.id; $("tr-url").value = t.url || ""; $("tr-secs").value = t.time_on_page_secs;
           $("tr-message").value = t.message; $("tr-dept").value = t.department || ""; }),
-        button("Delete", function () { remove("triggers", t.id); })]);
+        button(T("Delete"), function () { remove("triggers", t.id); })]);
     });
     $("st-name").value = s.name || "";
     $("st-origins").value = s.allowed_origins.join("\n");
@@ -1142,14 +1415,14 @@
     var th = $("ad-hooks"); th.textContent = "";
     s.webhooks.forEach(function (w) {
       rowOf(th, [w.id, w.url, w.events.join(", ")], [
-        button("Edit", function () { $("wh-id").value = w.id; $("wh-url").value = w.url; $("wh-secret").value = ""; $("wh-events").value = w.events.join(", "); }),
-        button("Delete", function () { remove("webhooks", w.id); })]);
+        button(T("Edit"), function () { $("wh-id").value = w.id; $("wh-url").value = w.url; $("wh-secret").value = ""; $("wh-events").value = w.events.join(", "); }),
+        button(T("Delete"), function () { remove("webhooks", w.id); })]);
     });
     api("/v1/webhooks/dead?site=" + encodeURIComponent(s.id)).then(function (r) {
       var tdd = $("ad-dead"); tdd.textContent = "";
       r.deliveries.forEach(function (d) {
         rowOf(tdd, [d.id, d.event, d.url, d.attempts + (d.last_error ? " (" + d.last_error + ")" : "")], [
-          button("Retry", function () { save(api("/v1/webhooks/dead/" + encodeURIComponent(d.id) + "/retry", { method: "POST" })).catch(function () {}); })]);
+          button(T("Retry"), function () { save(api("/v1/webhooks/dead/" + encodeURIComponent(d.id) + "/retry", { method: "POST" })).catch(function () {}); })]);
       });
     }).catch(adminFailed);
   }
@@ -1159,15 +1432,15 @@
     $("invite-link").value = location.origin + r.invite.url;
   }
   function editAgent(a) {
-    $("agent-form-title").textContent = "Edit " + a.name;
+    $("agent-form-title").textContent = T("Edit ") + a.name;
     $("ag-id").value = a.id; $("ag-id").readOnly = true;
     $("ag-name").value = a.name; $("ag-email").value = a.email || ""; $("ag-role").value = a.role;
     $("ag-depts").value = a.departments.join(", "); $("ag-max").value = a.max_concurrent; $("ag-disabled").checked = !!a.disabled;
-    $("ag-save").textContent = "Save agent";
+    $("ag-save").textContent = T("Save agent");
   }
   $("ag-new").addEventListener("click", function () {
     $("agent-form").reset(); $("ag-id").readOnly = false;
-    $("agent-form-title").textContent = "Invite an agent"; $("ag-save").textContent = "Invite";
+    $("agent-form-title").textContent = T("Invite an agent"); $("ag-save").textContent = T("Invite");
   });
   $("agent-form").addEventListener("submit", function (e) {
     e.preventDefault();
@@ -1231,8 +1504,8 @@
   function preview() {
     $("pv-head").style.background = $("st-color").value;
     $("pv-launch").style.background = $("st-color").value;
-    $("pv-head").textContent = $("st-title").value || "Chat with us";
-    $("pv-greet").textContent = $("st-greeting").value || "Hi! How can we help?";
+    $("pv-head").textContent = $("st-title").value || T("Chat with us");
+    $("pv-greet").textContent = $("st-greeting").value || T("Hi! How can we help?");
   }
   ["st-color", "st-title", "st-greeting"].forEach(function (id) { $(id).addEventListener("input", preview); });
   $("site-form").addEventListener("submit", function (e) {

@@ -543,5 +543,31 @@ for (const backend of ["embedded", "redis"]) {
       await v.context.close();
       await context.close();
     });
+
+    test("the console speaks Russian to a Russian browser, and English when chosen", async () => {
+      const context = await browser.newContext({ locale: "ru-RU" });
+      const page = await context.newPage();
+      page.on("pageerror", (e) => { throw e; });
+      await page.goto(server.api + "/console/");
+      assert.equal(await page.evaluate(() => document.documentElement.lang), "ru");
+      assert.equal(await page.locator("#signin-password").textContent(), "Войти");
+      assert.equal(await page.locator("label[for=password]").textContent(), "Пароль");
+      await accessible(page, "the sign-in page in Russian");
+      // An agent's view: the list, the status, the composer.
+      await page.fill("#token", agentToken("boris"));
+      await page.click("#signin-agent");
+      await waitText(page.locator("#me-name"), "Boris Ivanov");
+      await waitText(page.locator("h2"), "Мои чаты");
+      assert.equal(await page.locator("#status option[value=online]").textContent(), "В сети");
+      assert.equal(await page.locator("#signout").textContent(), "Выйти");
+      await accessible(page, "the agent's view in Russian");
+      await page.screenshot({ path: path.join(ARTIFACTS, `console-${backend}-ru.png`) });
+      // English, chosen in the corner, stays chosen.
+      await page.locator("#bar select.lang").selectOption("en");
+      await waitText(page.locator("#signout"), "Sign out");
+      assert.equal(await page.evaluate(() => document.documentElement.lang), "en");
+      await page.selectOption("#status", "offline");
+      await context.close();
+    });
   });
 }

@@ -1500,10 +1500,26 @@ pub struct SmtpSink {
 pub struct Mail {
     pub to: Vec<String>,
     pub data: String,
+    /// The credentials the client authenticated with (`AUTH PLAIN`, decoded: user, password).
+    pub auth: Option<(String, String)>,
+}
+
+/// How an `SmtpSink` behaves.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SinkMode {
+    /// Offers `AUTH PLAIN` and requires it before mail.
+    pub auth: bool,
+    /// Refuses every recipient (550).
+    pub refuse: bool,
 }
 
 impl SmtpSink {
     pub async fn start() -> Self {
+        Self::start_with(SinkMode::default()).await
+    }
+
+    pub async fn start_with(mode: SinkMode) -> Self {
+        use base64::Engine;
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("smtp://{}", listener.local_addr().unwrap());
@@ -1516,10 +1532,31 @@ impl SmtpSink {
                     let mut lines = BufReader::new(read).lines();
                     let _ = write.write_all(b"220 sink ESMTP\r\n").await;
                     let mut to = Vec::new();
+                    let mut auth = None;
                     while let Ok(Some(line)) = lines.next_line().await {
                         let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
                         let answer: &[u8] = match verb.as_str() {
+                            "EHLO" if mode.auth => {
+                                b"250-sink\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
+                            }
                             "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
+                            "AUTH" => {
+                                // AUTH PLAIN <base64 of "\0user\0password">
+                                let given = line.split_whitespace().nth(2).unwrap_or("");
+                                let raw = base64::engine::general_purpose::STANDARD
+                                    .decode(given)
+                                    .unwrap_or_default();
+                                let parts: Vec<String> = String::from_utf8_lossy(&raw)
+                                    .split('\0')
+                                    .map(str::to_owned)
+                                    .collect();
+                                if let [_, user, password] = &parts[..] {
+                                    auth = Some((user.clone(), password.clone()));
+                                }
+                                b"235 accepted\r\n"
+                            }
+                            "MAIL" if mode.auth && auth.is_none() => b"530 authenticate first\r\n",
+                            "RCPT" if mode.refuse => b"550 no such mailbox\r\n",
                             "RCPT" => {
                                 to.push(line[8..].trim().trim_matches(['<', '>']).to_owned());
                                 b"250 OK\r\n"
@@ -1537,6 +1574,7 @@ impl SmtpSink {
                                 let mail = Mail {
                                     to: std::mem::take(&mut to),
                                     data,
+                                    auth: auth.clone(),
                                 };
                                 let _ = mail_tx.send(mail).await;
                                 b"250 queued\r\n"

@@ -11,6 +11,7 @@ use crate::helpers::*;
 all_stores!(
     visitor_gets_a_copy_of_the_chat_by_email,
     offline_message_is_answered_by_email,
+    email_authenticates_and_a_refusal_records_nothing,
     agent_close_ticket_has_transcript_history_and_metrics,
     visitor_close_and_inactivity_make_tickets,
     offline_message_becomes_a_ticket,
@@ -1354,4 +1355,78 @@ async fn visitor_gets_a_copy_of_the_chat_by_email(backend: Backend) {
         .await;
     v.wait_error("email_unavailable").await;
     app.stop().await;
+}
+
+/// An offline message answered through an SMTP server that requires a password: the site's
+/// `smtp_password` and the user in `smtp_url` authenticate. A server that refuses the
+/// recipient makes the answer a 503 and leaves the ticket as it was, and so does a copy the
+/// visitor asks for.
+async fn email_authenticates_and_a_refusal_records_nothing(backend: Backend) {
+    for refuse in [false, true] {
+        let mut sink = SmtpSink::start_with(SinkMode { auth: true, refuse }).await;
+        let mut cfg = config(&[alice(2)]);
+        cfg.sites[0].smtp_url = Some(sink.url.replace("smtp://", "smtp://shop-mailer@"));
+        cfg.sites[0].smtp_password = Some(switchboard::config::Secret::new("mail-password-0123"));
+        cfg.sites[0].email_from = Some("Test shop <support@shop.test>".into());
+        let app = spawn_app(backend, cfg).await;
+        let (mut v, _) = visitor(&app, json!({})).await;
+        say(&mut v, "m1", "Hello?").await;
+        v.wait_event("closed").await;
+        v.send(json!({"type": "offline_message", "email": "olga@example.com", "text": "Hello?"}))
+            .await;
+        let id = v.wait_type("offline_received").await["ticket"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, body) = admin(
+            app.addr,
+            "POST",
+            &format!("/v1/tickets/{id}/reply"),
+            Some(json!({"text": "Hello Olga"})),
+        )
+        .await;
+        let replies = |t: &Value| {
+            t["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|h| h["kind"] == "email_reply")
+                .count()
+        };
+        if refuse {
+            assert_eq!(
+                (status, &body["error"]["code"]),
+                (503, &json!("unavailable")),
+                "{body}"
+            );
+            assert_eq!(
+                replies(&ticket(&app, &id).await),
+                0,
+                "a refused email was recorded"
+            );
+            // The visitor's copy fails the same way: an error, nothing recorded.
+            v.send(json!({"type": "email_transcript", "email": "olga@example.com"}))
+                .await;
+            v.wait_error("email_unavailable").await;
+            let t = ticket(&app, &id).await;
+            assert!(
+                t["history"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|h| h["kind"] != "transcript_email"),
+                "{t}"
+            );
+        } else {
+            assert_eq!(status, 200, "{body}");
+            let mail = sink.next().await;
+            assert_eq!(
+                mail.auth,
+                Some(("shop-mailer".to_owned(), "mail-password-0123".to_owned()))
+            );
+            assert_eq!(mail.to, ["olga@example.com"]);
+            assert_eq!(replies(&ticket(&app, &id).await), 1);
+        }
+        app.stop().await;
+    }
 }

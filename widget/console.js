@@ -369,7 +369,7 @@
     token = "";  // the socket's hello carries no token: the cookie came with the upgrade
     var rank = { agent: 0, supervisor: 1, admin: 2 }[who.role] || 0;
     $("go-supervisor").hidden = rank < 1;
-    $("go-inbox").hidden = rank < 1;
+    $("go-inbox").hidden = false;
     $("go-admin").hidden = rank < 2;
     goOnline = fresh;
     connect();
@@ -439,6 +439,7 @@
         $("auth").hidden = true; $("bar").hidden = false; $("app").hidden = false;
         $("conn").textContent = T("connected"); $("conn").classList.remove("down");
         $("site-name").textContent = site.name || "";
+        $("go-inbox").hidden = false; // every agent has an inbox: their departments' tickets
         renderMe();
         send({ type: "watch_visitors", on: true });
         break;

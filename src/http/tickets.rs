@@ -1,4 +1,5 @@
-//! REST for tickets and webhook dead letters, behind the admin bearer token.
+//! REST for tickets (every signed-in account: supervisors and admins see their site's
+//! tickets, agents those of their departments) and webhook dead letters (admins).
 //!
 //! `GET /v1/tickets` (filters `site`, `since`, `department`, `agent`, `status`; `cursor`,
 //! `limit`), `GET /v1/tickets/{id}`, `GET /v1/webhooks/dead`, `POST /v1/webhooks/dead/{id}/retry`.
@@ -10,9 +11,10 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::extract::{Caller, JsonBody, Supervisor};
+use super::extract::{Caller, JsonBody};
 use super::extract::{cursor_param, known_params, limit_param, sites, time_param};
 use super::{Admin, ApiError, AppState};
+use crate::config::AgentRole;
 use crate::engine::TicketChange;
 use crate::model::DeptId;
 use crate::tickets::{FollowUp, TicketFilter};
@@ -36,7 +38,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 
 async fn list(
     State(state): State<AppState>,
-    Supervisor(caller): Supervisor,
+    caller: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     const KNOWN: &[&str] = &[
@@ -74,6 +76,7 @@ async fn list(
             })
             .transpose()?,
         department: q.get("department").map(|d| DeptId(d.clone())),
+        departments: inbox_departments(&state, &caller),
         agent: q.get("agent").cloned(),
         status: q.get("status").cloned(),
         visitor: q.get("visitor").cloned(),
@@ -104,14 +107,35 @@ async fn list(
     Ok(Json(json!({ "tickets": tickets, "next_cursor": next })))
 }
 
-/// The ticket with this id on a site the caller reaches, with that site.
+/// The departments whose tickets an agent (role `agent`) works on: those they are in.
+/// None for supervisors and admins, who see every ticket of their site.
+fn inbox_departments(state: &AppState, caller: &Caller) -> Option<Vec<DeptId>> {
+    if caller.role >= AgentRole::Supervisor {
+        return None;
+    }
+    let config = state.engine.config();
+    let agent = caller
+        .site
+        .as_ref()
+        .zip(caller.agent.as_ref())
+        .and_then(|(s, a)| config.site(s)?.agent(a).cloned());
+    Some(agent.map(|a| a.departments).unwrap_or_default())
+}
+
+/// The ticket with this id on a site the caller reaches (and, for an agent, of one of their
+/// departments), with that site.
 async fn find(
     state: &AppState,
     caller: &Caller,
     id: &str,
 ) -> Result<(crate::model::SiteId, crate::tickets::Ticket), ApiError> {
+    let departments = inbox_departments(state, caller);
     for site in sites(state, &HashMap::new(), caller)? {
-        if let Some(t) = state.engine.tickets().get(&site, id).await? {
+        if let Some(t) = state.engine.tickets().get(&site, id).await?
+            && departments
+                .as_ref()
+                .is_none_or(|d| d.contains(&t.department))
+        {
             return Ok((site, t));
         }
     }
@@ -120,7 +144,7 @@ async fn find(
 
 async fn one(
     State(state): State<AppState>,
-    Supervisor(caller): Supervisor,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (site, t) = find(&state, &caller, &id).await?;
@@ -195,7 +219,7 @@ struct TagsBody {
 /// letters, digits, `-` or `_`; stored lowercase, without duplicates).
 async fn set_tags(
     State(state): State<AppState>,
-    Supervisor(caller): Supervisor,
+    caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<TagsBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -231,7 +255,7 @@ struct FollowUpBody {
 /// `PUT /v1/tickets/{id}/follow-up` `{"status": "open" | "pending" | "solved"}`.
 async fn set_follow_up(
     State(state): State<AppState>,
-    Supervisor(caller): Supervisor,
+    caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<FollowUpBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -254,7 +278,7 @@ const MAX_REPLY_CHARS: usize = 20_000;
 /// (`email_reply` in its history; `ticket.updated` goes out).
 async fn reply(
     State(state): State<AppState>,
-    Supervisor(caller): Supervisor,
+    caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ReplyBody>,
 ) -> Result<Json<Value>, ApiError> {

@@ -352,6 +352,8 @@ pub struct TicketFilter {
     /// Tickets the visitor rated with this score.
     pub rating: Option<u8>,
     pub department: Option<DeptId>,
+    /// Only these departments (an agent's inbox: the departments they work in).
+    pub departments: Option<Vec<DeptId>>,
     pub agent: Option<String>,
     pub status: Option<String>,
     /// One visitor's tickets (their earlier chats, for the agent in a new one).

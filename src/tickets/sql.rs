@@ -341,6 +341,20 @@ impl TicketStore for SqlTickets {
             "SELECT body FROM tickets WHERE site = $1"
         });
         let mut args: Vec<String> = vec![site.0.clone()];
+        if let Some(depts) = &filter.departments {
+            let marks: Vec<String> = depts
+                .iter()
+                .map(|d| {
+                    args.push(d.0.clone());
+                    format!("${}", args.len())
+                })
+                .collect();
+            if marks.is_empty() {
+                sql.push_str(" AND 1 = 0");
+            } else {
+                sql.push_str(&format!(" AND department IN ({})", marks.join(", ")));
+            }
+        }
         let mut add = |sql: &mut String, cond: &str, value: String| {
             args.push(value);
             sql.push_str(&cond.replace('?', &format!("${}", args.len())));

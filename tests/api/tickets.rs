@@ -12,6 +12,7 @@ all_stores!(
     visitor_gets_a_copy_of_the_chat_by_email,
     offline_message_is_answered_by_email,
     email_authenticates_and_a_refusal_records_nothing,
+    agents_work_the_tickets_of_their_departments,
     agent_close_ticket_has_transcript_history_and_metrics,
     visitor_close_and_inactivity_make_tickets,
     offline_message_becomes_a_ticket,
@@ -1429,4 +1430,78 @@ async fn email_authenticates_and_a_refusal_records_nothing(backend: Backend) {
         }
         app.stop().await;
     }
+}
+
+/// Agents have an inbox too: the tickets of their own departments, to read, follow up and
+/// answer; another department's tickets do not exist for them. Supervisors see every one.
+async fn agents_work_the_tickets_of_their_departments(backend: Backend) {
+    let cfg = config(&[alice(2), agent("sam", "Sam Reyes", &["sales"], 2)]);
+    let app = spawn_app(backend, cfg).await;
+    let offline = |dept: &'static str| {
+        let app = &app;
+        async move {
+            let (mut v, _) = visitor(app, json!({"department": dept})).await;
+            v.send(json!({"type": "offline_message", "email": "v@example.com", "text": format!("about {dept}")}))
+                .await;
+            v.wait_type("offline_received").await["ticket"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let support = offline("support").await;
+    let sales = offline("sales").await;
+    let as_agent = |who: &'static str, method: &'static str, path: String, body: Option<Value>| {
+        let addr = app.addr;
+        async move { http(addr, method, &path, Some(&token(who)), body).await }
+    };
+    // Alice works in support: she lists, reads and follows up its ticket only.
+    let (status, list) = as_agent("alice", "GET", "/v1/tickets".into(), None).await;
+    assert_eq!(status, 200, "{list}");
+    let ids: Vec<&str> = list["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [support.as_str()]);
+    assert_eq!(
+        as_agent("alice", "GET", format!("/v1/tickets/{support}"), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        as_agent("alice", "GET", format!("/v1/tickets/{sales}"), None)
+            .await
+            .0,
+        404
+    );
+    let follow = json!({"status": "pending"});
+    let (status, _) = as_agent(
+        "alice",
+        "PUT",
+        format!("/v1/tickets/{support}/follow-up"),
+        Some(follow.clone()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = as_agent(
+        "alice",
+        "PUT",
+        format!("/v1/tickets/{sales}/follow-up"),
+        Some(follow),
+    )
+    .await;
+    assert_eq!(status, 404);
+    // Asking for the other department gives nothing, not its tickets.
+    let (_, list) = as_agent("alice", "GET", "/v1/tickets?department=sales".into(), None).await;
+    assert_eq!(list["tickets"], json!([]));
+    // Sam sees sales; the admin token sees both.
+    let (_, list) = as_agent("sam", "GET", "/v1/tickets".into(), None).await;
+    assert_eq!(list["tickets"][0]["id"], sales.as_str());
+    assert_eq!(list["tickets"].as_array().unwrap().len(), 1);
+    let (_, all) = admin_get(&app, "/v1/tickets").await;
+    assert_eq!(all["tickets"].as_array().unwrap().len(), 2);
+    app.stop().await;
 }

@@ -560,6 +560,9 @@ for (const backend of ["embedded", "redis"]) {
       await waitText(page.locator("h2"), "Мои чаты");
       assert.equal(await page.locator("#status option[value=online]").textContent(), "В сети");
       assert.equal(await page.locator("#signout").textContent(), "Выйти");
+      // Agents have an inbox too (their departments' tickets).
+      assert.equal(await page.locator("#go-inbox").textContent(), "Разговоры");
+      assert.equal(await page.locator("#go-inbox").isVisible(), true);
       await accessible(page, "the agent's view in Russian");
       await page.screenshot({ path: path.join(ARTIFACTS, `console-${backend}-ru.png`) });
       // English, chosen in the corner, stays chosen.

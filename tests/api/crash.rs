@@ -112,3 +112,84 @@ async fn record_database_briefly_gone() {
     }
     app.stop().await;
 }
+
+/// Files and read receipts when what holds them fails. With the record database gone, a file
+/// is refused as `unavailable` and no message claims it; sent again (same client id) once the
+/// database is back, it is stored once. A restart of the embedded node keeps both read marks
+/// and the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_and_read_marks_survive_an_outage_and_a_restart() {
+    let mut pg = PrivatePostgres::start();
+    let mut cfg = config(&[alice(2)]);
+    cfg.database_url = Some(pg.url());
+    let app = spawn_app(Backend::Memory, cfg.clone()).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, welcome) = visitor(&app, json!({})).await;
+    let vtoken = welcome["token"].as_str().unwrap().to_owned();
+    let conv = say(&mut v, "m1", "see the picture").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_assigned(&mut alice).await;
+    let png = b"\x89PNG\r\n\x1a\n-picture-bytes".to_vec();
+    let upload = || {
+        reqwest::Client::new()
+            .post(format!(
+                "http://{}/v1/conversations/{conv}/attachments?client_id=f1&name=shot.png",
+                app.addr
+            ))
+            .bearer_auth(&vtoken)
+            .body(png.clone())
+            .send()
+    };
+
+    pg.stop();
+    let resp = upload().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable");
+    crate::health::until_ready_is(app.addr, 503).await;
+    pg.start_again();
+    crate::health::until_ready_is(app.addr, 200).await;
+    let resp = upload().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let sent: serde_json::Value = resp.json().await.unwrap();
+    let file = sent["attachment"]["id"].as_str().unwrap().to_owned();
+    let seq = sent["seq"].as_u64().unwrap();
+    // One message carries the file, at the number the answer gave.
+    let ev = alice
+        .wait_for("the file", |m| m["type"] == "event" && m["event"]["attachment"].is_object())
+        .await;
+    assert_eq!(ev["event"]["seq"], seq);
+    v.send(json!({"type": "read", "seq": seq})).await;
+    alice.wait_type("read").await;
+    alice
+        .send(json!({"type": "read", "conversation": conv, "seq": seq}))
+        .await;
+    v.wait_type("read").await;
+    drop((v, alice));
+    app.stop().await;
+
+    // The same data directory and database: marks and file are there.
+    let app = spawn_app(Backend::Memory, cfg).await;
+    let (_v, again) = visitor(&app, json!({"token": vtoken})).await;
+    assert_eq!(again["conversation"]["visitor_read"], seq);
+    assert_eq!(again["conversation"]["agent_read"], seq);
+    let resp = reqwest::Client::new()
+        .get(format!("http://{}/v1/attachments/{file}", app.addr))
+        .bearer_auth(&vtoken)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), png);
+    let (_, watched) = admin_get(&app, &format!("/v1/conversations/{conv}")).await;
+    let files = watched["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["attachment"].is_object())
+        .count();
+    assert_eq!(files, 1, "{watched}");
+    app.stop().await;
+}

@@ -158,7 +158,9 @@ async fn files_and_read_marks_survive_an_outage_and_a_restart() {
     let seq = sent["seq"].as_u64().unwrap();
     // One message carries the file, at the number the answer gave.
     let ev = alice
-        .wait_for("the file", |m| m["type"] == "event" && m["event"]["attachment"].is_object())
+        .wait_for("the file", |m| {
+            m["type"] == "event" && m["event"]["attachment"].is_object()
+        })
         .await;
     assert_eq!(ev["event"]["seq"], seq);
     v.send(json!({"type": "read", "seq": seq})).await;

@@ -34,6 +34,21 @@ async fn ticket(app: &TestApp, id: &str) -> Value {
     t
 }
 
+/// A visitor with nobody on duty writes "Hello?" and leaves it as an offline message from
+/// `email`: their socket and the ticket.
+async fn offline_ticket(app: &TestApp, email: &str) -> (Client, String) {
+    let (mut v, _) = visitor(app, json!({})).await;
+    say(&mut v, "m1", "Hello?").await;
+    v.wait_event("closed").await;
+    v.send(json!({"type": "offline_message", "email": email, "text": "Hello?"}))
+        .await;
+    let id = v.wait_type("offline_received").await["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (v, id)
+}
+
 /// Closes the visitor's chat as the agent; returns the ticket id from the `closed` ack.
 async fn agent_closes(agent: &mut Client, conv: &str, reason: &str) -> String {
     agent
@@ -1260,15 +1275,7 @@ async fn offline_message_is_answered_by_email(backend: Backend) {
 
     // A site without an SMTP server: refused, nothing recorded.
     let app = spawn_app(backend, config(&[alice(2)])).await;
-    let (mut v, _) = visitor(&app, json!({})).await;
-    say(&mut v, "m1", "Hello?").await;
-    v.wait_event("closed").await;
-    v.send(json!({"type": "offline_message", "email": "olga@example.com", "text": "Hello?"}))
-        .await;
-    let id = v.wait_type("offline_received").await["ticket"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_v, id) = offline_ticket(&app, "olga@example.com").await;
     let (status, e) = admin(
         app.addr,
         "POST",
@@ -1370,15 +1377,7 @@ async fn email_authenticates_and_a_refusal_records_nothing(backend: Backend) {
         cfg.sites[0].smtp_password = Some(switchboard::config::Secret::new("mail-password-0123"));
         cfg.sites[0].email_from = Some("Test shop <support@shop.test>".into());
         let app = spawn_app(backend, cfg).await;
-        let (mut v, _) = visitor(&app, json!({})).await;
-        say(&mut v, "m1", "Hello?").await;
-        v.wait_event("closed").await;
-        v.send(json!({"type": "offline_message", "email": "olga@example.com", "text": "Hello?"}))
-            .await;
-        let id = v.wait_type("offline_received").await["ticket"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (mut v, id) = offline_ticket(&app, "olga@example.com").await;
         let (status, body) = admin(
             app.addr,
             "POST",

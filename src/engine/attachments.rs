@@ -1,6 +1,8 @@
 //! Files in chats: a visitor or the owning agent sends an image or a PDF into an open
 //! conversation. The file is stored first, then the message that carries it (text: the file's
-//! name), acknowledged like any other; a message that cannot be stored takes its file with it.
+//! name), acknowledged like any other; a message refused (the chat closed meanwhile) takes its
+//! file with it. A file no message claims (a store failure) stays until `retention_days` or
+//! the visitor's erasure removes it.
 
 use super::*;
 use crate::attachments::{File, Upload};
@@ -93,37 +95,33 @@ impl Engine {
             client_id: Some(client_id.as_str().to_owned()),
             attachment: Some(attachment.clone()),
         };
+        // A store error leaves the file: the message may have been stored with only the answer
+        // lost, and a retry (same client_id) finds both. A refusal is final: the file goes.
         let stored = self
             .inner
             .store
             .append_guarded(site_id, conv, &body, &guard)
-            .await;
-        match stored {
-            Ok(Some(appended)) => {
-                metrics::counter!(crate::observe::ATTACHMENTS).increment(1);
-                Ok((
-                    Ack {
-                        conv: conv.clone(),
-                        seq: appended.seq,
-                    },
-                    attachment,
-                ))
+            .await?;
+        let Some(appended) = stored else {
+            // The chat closed (or moved) meanwhile: no message, no file.
+            if let Err(e) = self.inner.attachments.delete(&attachment.id).await {
+                tracing::warn!(cause = %e, attachment = %attachment.id, "could not remove an unsent file");
             }
-            outcome => {
-                // The chat closed (or moved) meanwhile, or the store failed: no message, no file.
-                if let Err(e) = self.inner.attachments.delete(&attachment.id).await {
-                    tracing::warn!(cause = %e, attachment = %attachment.id, "could not remove an unsent file");
+            return Err(match sender {
+                Sender::Visitor(_) => {
+                    EngineError::new(ErrorCode::ConversationClosed, "the conversation is closed")
                 }
-                outcome?;
-                Err(match sender {
-                    Sender::Visitor(_) => EngineError::new(
-                        ErrorCode::ConversationClosed,
-                        "the conversation is closed",
-                    ),
-                    Sender::Agent(_) => EngineError::not_owner(),
-                })
-            }
-        }
+                Sender::Agent(_) => EngineError::not_owner(),
+            });
+        };
+        metrics::counter!(crate::observe::ATTACHMENTS).increment(1);
+        Ok((
+            Ack {
+                conv: conv.clone(),
+                seq: appended.seq,
+            },
+            attachment,
+        ))
     }
 
     /// A stored file, if this reader may see its conversation.

@@ -108,8 +108,15 @@ impl RedisStore {
         shutdown: Shutdown,
     ) -> anyhow::Result<(Self, Vec<tokio::task::JoinHandle<()>>)> {
         use anyhow::Context;
+        let ca = match &config.redis_ca_file {
+            Some(ca) => Some(
+                std::fs::read(ca)
+                    .with_context(|| format!("redis_ca_file: cannot read {}", ca.display()))?,
+            ),
+            None => None,
+        };
         let mut sentinel = match SentinelUrl::parse(url)? {
-            Some(s) => Some(s.connect()?),
+            Some(s) => Some(s.connect(ca.clone())?),
             None => None,
         };
         let client = match &mut sentinel {
@@ -117,19 +124,15 @@ impl RedisStore {
                 .primary()
                 .await
                 .context("Sentinel names no reachable primary")?,
-            None => match &config.redis_ca_file {
-                Some(ca) if url.starts_with("rediss://") => {
-                    let root = std::fs::read(ca)
-                        .with_context(|| format!("redis_ca_file: cannot read {}", ca.display()))?;
-                    redis::Client::build_with_tls(
-                        url,
-                        redis::TlsCertificates {
-                            client_tls: None,
-                            root_cert: Some(root),
-                        },
-                    )
-                    .context("invalid Redis URL or redis_ca_file")?
-                }
+            None => match ca {
+                Some(root) if url.starts_with("rediss://") => redis::Client::build_with_tls(
+                    url,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(root),
+                    },
+                )
+                .context("invalid Redis URL or redis_ca_file")?,
                 _ => redis::Client::open(url).context("invalid Redis URL")?,
             },
         };
@@ -253,19 +256,26 @@ async fn manager(client: &redis::Client) -> anyhow::Result<ConnectionManager> {
 }
 
 /// `redis+sentinel://[:password@]host:port[,host:port…]/<primary name>[/<db>]`: the Sentinels
-/// to ask, and the name of the primary they watch.
+/// to ask, and the name of the primary they watch. `rediss+sentinel://` speaks TLS to the
+/// Sentinels and to the servers they name (verified against `redis_ca_file` when set).
 #[derive(Debug, PartialEq)]
 struct SentinelUrl {
     sentinels: Vec<String>,
     service: String,
     password: Option<String>,
     db: i64,
+    tls: bool,
 }
 
 impl SentinelUrl {
     fn parse(url: &str) -> anyhow::Result<Option<Self>> {
-        let Some(rest) = url.strip_prefix("redis+sentinel://") else {
-            return Ok(None);
+        let (rest, tls) = match (
+            url.strip_prefix("redis+sentinel://"),
+            url.strip_prefix("rediss+sentinel://"),
+        ) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => return Ok(None),
         };
         let (auth, rest) = match rest.rsplit_once('@') {
             Some((auth, rest)) => (Some(auth), rest),
@@ -288,7 +298,7 @@ impl SentinelUrl {
         let sentinels: Vec<String> = hosts
             .split(',')
             .filter(|h| !h.is_empty())
-            .map(|h| format!("redis://{h}/"))
+            .map(|h| format!("{}://{h}/", if tls { "rediss" } else { "redis" }))
             .collect();
         if sentinels.is_empty() {
             anyhow::bail!("redis+sentinel URL: at least one Sentinel host:port");
@@ -298,38 +308,97 @@ impl SentinelUrl {
             service,
             password,
             db,
+            tls,
         }))
     }
 
-    fn connect(self) -> anyhow::Result<Discovery> {
-        let sentinel = redis::sentinel::Sentinel::build(self.sentinels.clone())
-            .map_err(|e| anyhow::anyhow!("redis+sentinel URL: {e}"))?;
+    /// `ca`: the authority (PEM) that signed the servers' certificates, for TLS.
+    fn connect(self, ca: Option<Vec<u8>>) -> anyhow::Result<Discovery> {
+        let bad = |e: redis::RedisError| anyhow::anyhow!("redis+sentinel URL: {e}");
+        if self.tls {
+            // The builder is the one way to give both hops the authority.
+            use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+            let addrs = self
+                .sentinels
+                .iter()
+                .map(|u| redis::IntoConnectionInfo::into_connection_info(u.as_str()))
+                .map(|i| i.map(|i| i.addr().clone()))
+                .collect::<redis::RedisResult<Vec<_>>>()
+                .map_err(bad)?;
+            let mut b =
+                SentinelClientBuilder::new(addrs, &self.service, SentinelServerType::Master)
+                    .map_err(bad)?
+                    .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure)
+                    .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+                    .set_client_to_redis_db(self.db);
+            if let Some(p) = &self.password {
+                b = b.set_client_to_redis_password(p);
+            }
+            if let Some(root) = ca {
+                let certs = || redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root.clone()),
+                };
+                b = b
+                    .set_client_to_sentinel_certificates(certs())
+                    .set_client_to_redis_certificates(certs());
+            }
+            let client = b.build().map_err(bad)?;
+            return Ok(Discovery::Tls(Arc::new(std::sync::Mutex::new(client))));
+        }
+        let sentinel = redis::sentinel::Sentinel::build(self.sentinels.clone()).map_err(bad)?;
         let mut info = redis::RedisConnectionInfo::default().set_db(self.db);
         if let Some(p) = &self.password {
             info = info.set_password(p);
         }
-        Ok(Discovery {
+        Ok(Discovery::Plain(Box::new(PlainDiscovery {
             sentinel,
             service: self.service,
             node: redis::sentinel::SentinelNodeConnectionInfo::default()
                 .set_redis_connection_info(info),
-        })
+        })))
     }
 }
 
-/// Asks the Sentinels which server is the primary now.
-struct Discovery {
+/// Sentinels over plain TCP, asked asynchronously.
+struct PlainDiscovery {
     sentinel: redis::sentinel::Sentinel,
     service: String,
     node: redis::sentinel::SentinelNodeConnectionInfo,
 }
 
+/// Asks the Sentinels which server is the primary now.
+enum Discovery {
+    /// Boxed: the Sentinel client is large, and a discovery lives for the node's life.
+    Plain(Box<PlainDiscovery>),
+    /// Over TLS: the client redis-rs builds with certificates for both hops. It asks
+    /// synchronously, so on a blocking thread (twice a second at most).
+    Tls(Arc<std::sync::Mutex<redis::sentinel::SentinelClient>>),
+}
+
 impl Discovery {
     /// A client for the current primary (the Sentinel's answer, checked with the server).
     async fn primary(&mut self) -> redis::RedisResult<redis::Client> {
-        self.sentinel
-            .async_master_for(&self.service, Some(&self.node))
-            .await
+        match self {
+            Self::Plain(p) => p.sentinel.async_master_for(&p.service, Some(&p.node)).await,
+            Self::Tls(client) => {
+                let client = client.clone();
+                tokio::task::spawn_blocking(move || {
+                    client
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_client()
+                })
+                .await
+                .map_err(|e| {
+                    redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "sentinel lookup",
+                        e.to_string(),
+                    ))
+                })?
+            }
+        }
     }
 }
 
@@ -1207,6 +1276,14 @@ mod tests {
         assert_eq!(
             (s.service.as_str(), s.password.as_deref(), s.db),
             ("main", Some("pw"), 2)
+        );
+        assert!(!s.tls);
+        let t = SentinelUrl::parse("rediss+sentinel://h1:26379/main")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (t.sentinels.as_slice(), t.tls),
+            (&["rediss://h1:26379/".to_owned()][..], true)
         );
         let e = SentinelUrl::parse("redis+sentinel://h1:26379").unwrap_err();
         assert!(e.to_string().contains("name the primary"), "{e}");

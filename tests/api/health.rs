@@ -224,14 +224,43 @@ async fn send_until_acked(c: &mut Client, frame: serde_json::Value) -> serde_jso
 /// acknowledged, everything acknowledged before is still in the log, nothing arrives twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_failover_keeps_the_chat_going() {
-    let mut set = SentinelSet::start();
-    let app = node_on(&set.url(), &[alice(2)]).await;
+    sentinel_failover(None).await;
+}
+
+/// The same with TLS everywhere (`rediss+sentinel://`): the Sentinel, the primary and the
+/// replica speak TLS only, their certificates checked against `redis_ca_file`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_over_tls() {
+    sentinel_failover(Some(TestCerts::make())).await;
+}
+
+async fn sentinel_failover(tls: Option<TestCerts>) {
+    let mut set = match &tls {
+        Some(certs) => SentinelSet::start_tls(certs),
+        None => SentinelSet::start(),
+    };
+    let mut cfg = config(&[alice(2)]);
+    cfg.redis_url = Some(set.url());
+    cfg.redis_ca_file = tls.as_ref().map(TestCerts::ca);
+    cfg.key_prefix = unique_prefix();
+    let app = spawn_with(Backend::Memory, cfg, None).await;
+    until_ready_is(app.addr, 200).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, conv) = chat_with(&app, &mut alice, "m1", "before the failover").await;
     agent_say(&mut alice, &conv, "a1", "a reply before it").await;
     // Replication is asynchronous: what the replica has not received dies with the primary.
     // Wait for it, as a primary under steady load would have shipped it within milliseconds.
-    let primary = redis::Client::open(set.primary.url.as_str()).unwrap();
+    let primary = match &tls {
+        Some(certs) => redis::Client::build_with_tls(
+            set.primary.url.as_str(),
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(std::fs::read(certs.ca()).unwrap()),
+            },
+        )
+        .unwrap(),
+        None => redis::Client::open(set.primary.url.as_str()).unwrap(),
+    };
     let mut p = primary.get_multiplexed_async_connection().await.unwrap();
     let deadline = std::time::Instant::now() + WAIT;
     loop {

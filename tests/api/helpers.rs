@@ -106,6 +106,8 @@ pub struct PrivateRedis {
     child: std::process::Child,
     /// With persistence: the directory of its append-only file (fsync on every write).
     aof: Option<std::path::PathBuf>,
+    /// TLS only (`rediss://`), with these certificates.
+    tls: Option<TestCerts>,
 }
 
 impl PrivateRedis {
@@ -120,20 +122,43 @@ impl PrivateRedis {
         Self::spawn(free_port(), Some(dir))
     }
 
-    fn spawn(port: u16, aof: Option<std::path::PathBuf>) -> Self {
+    /// Speaking TLS only, with a certificate these `certs` made.
+    pub fn start_tls(certs: &TestCerts) -> Self {
+        let port = free_port();
         Self {
-            url: format!("redis://127.0.0.1:{port}/"),
-            child: Self::server(port, aof.as_deref()),
-            aof,
+            url: format!("rediss://127.0.0.1:{port}/"),
+            child: Self::server(port, None, Some(certs), &[]),
+            aof: None,
+            tls: Some(certs.clone()),
         }
     }
 
-    fn server(port: u16, aof: Option<&std::path::Path>) -> std::process::Child {
+    fn spawn(port: u16, aof: Option<std::path::PathBuf>) -> Self {
+        Self {
+            url: format!("redis://127.0.0.1:{port}/"),
+            child: Self::server(port, aof.as_deref(), None, &[]),
+            aof,
+            tls: None,
+        }
+    }
+
+    /// A redis-server on `port` (the TLS port with `tls`), with `extra` arguments.
+    fn server(
+        port: u16,
+        aof: Option<&std::path::Path>,
+        tls: Option<&TestCerts>,
+        extra: &[&str],
+    ) -> std::process::Child {
         let mut cmd = redis_command(port);
         if let Some(dir) = aof {
             cmd.args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
                 .arg(dir);
         }
+        if let Some(certs) = tls {
+            cmd.args(["--port", "0", "--tls-port", &port.to_string()])
+                .args(certs.server_args());
+        }
+        cmd.args(extra);
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -146,7 +171,12 @@ impl PrivateRedis {
     /// kill -9, then the same server again on the same port (with its data when persistent).
     pub fn restart(&mut self) {
         self.kill();
-        self.child = Self::server(port_of(&self.url), self.aof.as_deref());
+        self.child = Self::server(
+            port_of(&self.url),
+            self.aof.as_deref(),
+            self.tls.as_ref(),
+            &[],
+        );
     }
 
     /// kill -9: Redis is gone.
@@ -210,17 +240,15 @@ fn spawn_for_life(mut cmd: Command) -> Result<(), String> {
 }
 
 /// Waits until something accepts TCP connections on a loopback port.
-/// A redis-server that speaks TLS only, with a certificate for 127.0.0.1 signed by a throwaway
-/// authority (made with the `openssl` command); killed when dropped.
-pub struct TlsRedis {
-    pub url: String,
-    /// The authority's certificate (PEM), for `redis_ca_file`.
-    pub ca: std::path::PathBuf,
-    child: std::process::Child,
+/// A throwaway authority and a certificate for 127.0.0.1 it signed (made with the `openssl`
+/// command), for TLS servers of a test.
+#[derive(Clone)]
+pub struct TestCerts {
+    dir: std::path::PathBuf,
 }
 
-impl TlsRedis {
-    pub fn start() -> Self {
+impl TestCerts {
+    pub fn make() -> Self {
         let dir = temp_dir();
         std::fs::create_dir_all(&dir).unwrap();
         let openssl = |args: &[&str]| {
@@ -284,6 +312,44 @@ impl TlsRedis {
             "-extfile",
             "ext.cnf",
         ]);
+        Self { dir }
+    }
+
+    /// The authority's certificate (PEM), for `redis_ca_file`.
+    pub fn ca(&self) -> std::path::PathBuf {
+        self.dir.join("ca.crt")
+    }
+
+    /// redis-server's TLS settings for the certificate (clients need none of their own).
+    pub fn server_args(&self) -> Vec<std::ffi::OsString> {
+        let path = |f: &str| self.dir.join(f).into_os_string();
+        vec![
+            "--tls-cert-file".into(),
+            path("server.crt"),
+            "--tls-key-file".into(),
+            path("server.key"),
+            "--tls-ca-cert-file".into(),
+            path("ca.crt"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+            "--tls-replication".into(),
+            "yes".into(),
+        ]
+    }
+}
+
+/// A redis-server that speaks TLS only, with a certificate for 127.0.0.1 signed by a throwaway
+/// authority (made with the `openssl` command); killed when dropped.
+pub struct TlsRedis {
+    pub url: String,
+    /// The authority's certificate (PEM), for `redis_ca_file`.
+    pub ca: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl TlsRedis {
+    pub fn start() -> Self {
+        let certs = TestCerts::make();
         let port = free_port();
         let child = Command::new("redis-server")
             .args([
@@ -295,17 +361,10 @@ impl TlsRedis {
                 "",
                 "--appendonly",
                 "no",
-                "--tls-auth-clients",
-                "no",
             ])
             .arg("--tls-port")
             .arg(port.to_string())
-            .arg("--tls-cert-file")
-            .arg(dir.join("server.crt"))
-            .arg("--tls-key-file")
-            .arg(dir.join("server.key"))
-            .arg("--tls-ca-cert-file")
-            .arg(dir.join("ca.crt"))
+            .args(certs.server_args())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -313,7 +372,7 @@ impl TlsRedis {
         wait_listening(port, "redis-server (TLS)");
         Self {
             url: format!("rediss://127.0.0.1:{port}/"),
-            ca: dir.join("ca.crt"),
+            ca: certs.ca(),
             child,
         }
     }
@@ -338,24 +397,49 @@ pub struct SentinelSet {
 
 impl SentinelSet {
     pub fn start() -> Self {
-        let primary = PrivateRedis::start();
+        Self::start_with(None)
+    }
+
+    /// Every server and the Sentinel speaking TLS only, with these certificates.
+    pub fn start_tls(certs: &TestCerts) -> Self {
+        Self::start_with(Some(certs))
+    }
+
+    fn start_with(tls: Option<&TestCerts>) -> Self {
+        let primary = match tls {
+            Some(certs) => PrivateRedis::start_tls(certs),
+            None => PrivateRedis::start(),
+        };
         let primary_port = port_of(&primary.url);
         let replica_port = free_port();
-        let replica = redis_command(replica_port)
-            .args(["--replicaof", "127.0.0.1", &primary_port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts (apt-get install redis-server)");
-        wait_listening(replica_port, "redis replica");
+        let replica = PrivateRedis::server(
+            replica_port,
+            None,
+            tls,
+            &["--replicaof", "127.0.0.1", &primary_port.to_string()],
+        );
         let dir = temp_dir();
         std::fs::create_dir_all(&dir).unwrap();
         let sentinel_port = free_port();
         let conf = dir.join("sentinel.conf");
+        let listen = match tls {
+            // The Sentinel talks TLS to its clients and to the servers it watches.
+            Some(certs) => {
+                let path = |f: &str| certs.dir.join(f).display().to_string();
+                format!(
+                    "port 0\ntls-port {sentinel_port}\ntls-cert-file {}\ntls-key-file {}\n\
+                     tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n",
+                    path("server.crt"),
+                    path("server.key"),
+                    path("ca.crt")
+                )
+            }
+            None => format!("port {sentinel_port}\n"),
+        };
         std::fs::write(
             &conf,
             format!(
-                "port {sentinel_port}\nbind 127.0.0.1\ndir {}\n\
+                "{listen}bind 127.0.0.1\ndir {}\n\
                  sentinel monitor sb 127.0.0.1 {primary_port} 1\n\
                  sentinel down-after-milliseconds sb 1000\n\
                  sentinel failover-timeout sb 5000\n",
@@ -382,7 +466,12 @@ impl SentinelSet {
 
     /// What a node is given: the Sentinel and the primary's name.
     pub fn url(&self) -> String {
-        format!("redis+sentinel://127.0.0.1:{}/sb", self.sentinel_port)
+        let scheme = if self.primary.tls.is_some() {
+            "rediss+sentinel"
+        } else {
+            "redis+sentinel"
+        };
+        format!("{scheme}://127.0.0.1:{}/sb", self.sentinel_port)
     }
 }
 

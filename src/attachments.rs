@@ -197,6 +197,18 @@ impl Attachments {
         ))
     }
 
+    /// How many files a conversation holds.
+    pub async fn count(&self, site: &SiteId, conversation: &ConvId) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM attachments WHERE site = $1 AND conversation = $2",
+        )
+        .bind(&site.0)
+        .bind(&conversation.0)
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok(n.max(0) as u64)
+    }
+
     /// Removes a file whose message was never stored.
     pub async fn delete(&self, id: &str) -> Result<()> {
         let _turn = self.db.write_turn().await;
@@ -254,6 +266,7 @@ mod tests {
         let rules = crate::config::Attachments {
             max_bytes: 16,
             types: vec!["image/png".into()],
+            max_per_conversation: 1,
         };
         let png = b"\x89PNG\r\n\x1a\n1234";
         let file = File::check("a/b.png", png, &rules).unwrap();

@@ -261,6 +261,8 @@ pub struct Attachments {
     pub max_bytes: usize,
     /// Allowed types, of `image/png`, `image/jpeg`, `image/gif`, `image/webp`, `application/pdf`.
     pub types: Vec<String>,
+    /// Files one conversation may hold; more are refused (`too_many_files`).
+    pub max_per_conversation: u32,
 }
 
 impl Default for Attachments {
@@ -271,6 +273,7 @@ impl Default for Attachments {
                 .iter()
                 .map(|k| k.to_string())
                 .collect(),
+            max_per_conversation: 50,
         }
     }
 }

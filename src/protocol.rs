@@ -65,6 +65,8 @@ pub enum ErrorCode {
     ConversationLost,
     /// The site sends no email (no SMTP server configured), or its server refused this one.
     EmailUnavailable,
+    /// The conversation holds `attachments.max_per_conversation` files already.
+    TooManyFiles,
 }
 
 /// WebSocket close codes Switchboard uses besides the standard ones.

@@ -72,6 +72,15 @@ impl Engine {
                 at: now,
             })
             .await?;
+        // Counted with this one (a retry finds its own file and counts the same).
+        let most = self.config().attachments.max_per_conversation;
+        if self.inner.attachments.count(site_id, conv).await? > u64::from(most) {
+            self.inner.attachments.delete(&attachment.id).await?;
+            return Err(EngineError::new(
+                ErrorCode::TooManyFiles,
+                format!("a conversation holds at most {most} files"),
+            ));
+        }
         let (kind, author_id, author_name) = match sender {
             Sender::Visitor(v) => {
                 let profile = self.inner.tickets.visitor(site_id, v).await?;

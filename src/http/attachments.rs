@@ -116,6 +116,16 @@ async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Respons
     resp
 }
 
+/// Uploads read at once on this node: each holds up to `attachments.max_bytes` in memory, so
+/// this bounds what a burst of uploads can take (8 × 10 MiB by default).
+static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
+/// How long a file's bytes may take to arrive.
+const UPLOAD_BODY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long an upload waits for its turn before it is told to come back.
+const UPLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `POST /v1/conversations/{id}/attachments?client_id=&name=[&site=]`, the file as the body:
 /// stores it and the message that carries it, `201 {"conversation", "seq", "attachment"}`.
 /// The same `client_id` again answers with the same message.
@@ -154,9 +164,17 @@ async fn upload(
     if declared.is_some_and(|n| n > rules.max_bytes) {
         return Err(too_large(rules.max_bytes));
     }
-    // One byte over the limit is enough to know; nothing larger is buffered.
-    let body = axum::body::to_bytes(req.into_body(), rules.max_bytes.saturating_add(1))
+    let _turn = tokio::time::timeout(UPLOAD_WAIT, UPLOADS.acquire())
         .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| ApiError::Unavailable("too many uploads at once".into()))?;
+    // One byte over the limit is enough to know; nothing larger is buffered.
+    // A body that trickles in would hold a turn: it has a minute.
+    let read = axum::body::to_bytes(req.into_body(), rules.max_bytes.saturating_add(1));
+    let body = tokio::time::timeout(UPLOAD_BODY, read)
+        .await
+        .map_err(|_| ApiError::BadRequest("the file did not arrive within a minute".into()))?
         .map_err(|_| too_large(rules.max_bytes))?;
     let file = File::check(name, &body, &rules).map_err(|r| match r {
         Refused::TooLarge(max) => too_large(max),

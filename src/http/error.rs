@@ -80,7 +80,8 @@ impl ApiError {
                 ErrorCode::NotOwner
                 | ErrorCode::ConversationClosed
                 | ErrorCode::TargetUnavailable
-                | ErrorCode::VisitorBusy => StatusCode::CONFLICT,
+                | ErrorCode::VisitorBusy
+                | ErrorCode::TooManyFiles => StatusCode::CONFLICT,
                 _ => StatusCode::BAD_REQUEST,
             },
         }

@@ -248,6 +248,7 @@ async fn files_travel_both_ways_to_those_allowed(backend: Backend) {
 async fn bad_files_are_refused(backend: Backend) {
     let mut cfg = config(&[alice(3)]);
     cfg.attachments.max_bytes = 1024;
+    cfg.attachments.max_per_conversation = 1;
     let app = spawn_app(backend, cfg).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v, welcome) = visitor(&app, json!({})).await;
@@ -319,13 +320,27 @@ async fn bad_files_are_refused(backend: Backend) {
     let (status, _) = send_file(&app, &conv, ADMIN_TOKEN, "client_id=x2", PNG, None).await;
     assert_eq!(status, 403);
 
-    // Nothing of that reached the chat, which goes on.
+    // One file per conversation here: the second is refused, a retry of the first is not.
+    let (status, first) = send_file(&app, &conv, &vtoken, "client_id=ok1", PNG, None).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, err) = send_file(&app, &conv, &vtoken, "client_id=ok2", PNG, None).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (409, Some("too_many_files"))
+    );
+    let (status, again) = send_file(&app, &conv, &vtoken, "client_id=ok1", PNG, None).await;
+    assert_eq!((status, &again["seq"]), (201, &first["seq"]));
+
+    // Nothing of the refused ones reached the chat, which goes on.
     say(&mut v, "m2", "still here").await;
     let (status, watched) = admin_get(&app, &format!("/v1/conversations/{conv}")).await;
     assert_eq!(status, 200, "{watched}");
-    assert!(
-        !watched.to_string().contains("\"attachment\""),
-        "a refused file left a message: {watched}"
-    );
+    let files = watched["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["attachment"].is_object())
+        .count();
+    assert_eq!(files, 1, "a refused file left a message: {watched}");
     app.stop().await;
 }

@@ -42,6 +42,16 @@ async fn send_file(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// How many events of a watched conversation (`GET /v1/conversations/{id}`) carry a file.
+pub fn file_events(watched: &Value) -> usize {
+    watched["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["attachment"].is_object())
+        .count()
+}
+
 /// Fetches a file: status, headers and bytes.
 async fn fetch(
     app: &TestApp,
@@ -69,15 +79,16 @@ async fn files_travel_both_ways_to_those_allowed(backend: Backend) {
     let app = spawn_app(backend, cfg).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let _boris = agent_client(&app, "boris", "away").await;
-    let (mut v, welcome) = visitor(&app, json!({"name": "Vera"})).await;
+    let (mut v, welcome, conv) = chat_with_hello(
+        &app,
+        &mut alice,
+        json!({"name": "Vera"}),
+        "m1",
+        "Here is the error I get",
+    )
+    .await;
     let vtoken = welcome["token"].as_str().unwrap().to_owned();
     let vid = welcome["visitor_id"].as_str().unwrap().to_owned();
-    let conv = say(&mut v, "m1", "Here is the error I get").await["conversation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (assigned, _) = wait_assigned(&mut alice).await;
-    assert_eq!(assigned, conv);
 
     // The widget's preflight from the site's origin is allowed; a foreign one is not.
     let client = reqwest::Client::new();
@@ -251,13 +262,8 @@ async fn bad_files_are_refused(backend: Backend) {
     cfg.attachments.max_per_conversation = 1;
     let app = spawn_app(backend, cfg).await;
     let mut alice = agent_client(&app, "alice", "online").await;
-    let (mut v, welcome) = visitor(&app, json!({})).await;
+    let (mut v, welcome, conv) = chat_with_hello(&app, &mut alice, json!({}), "m1", "hello").await;
     let vtoken = welcome["token"].as_str().unwrap().to_owned();
-    let conv = say(&mut v, "m1", "hello").await["conversation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    wait_assigned(&mut alice).await;
 
     let svg = b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>";
     let html = b"<!DOCTYPE html><script>alert(1)</script>";
@@ -335,12 +341,10 @@ async fn bad_files_are_refused(backend: Backend) {
     say(&mut v, "m2", "still here").await;
     let (status, watched) = admin_get(&app, &format!("/v1/conversations/{conv}")).await;
     assert_eq!(status, 200, "{watched}");
-    let files = watched["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["attachment"].is_object())
-        .count();
-    assert_eq!(files, 1, "a refused file left a message: {watched}");
+    assert_eq!(
+        file_events(&watched),
+        1,
+        "a refused file left a message: {watched}"
+    );
     app.stop().await;
 }

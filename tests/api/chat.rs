@@ -143,12 +143,7 @@ async fn offline_reply_when_nobody_is_on(backend: Backend) {
 async fn private_note_never_reaches_the_visitor(backend: Backend) {
     let app = spawn_app(backend, config(&[alice(2)])).await;
     let mut alice = agent_client(&app, "alice", "online").await;
-    let (mut v, welcome) = visitor(&app, json!({})).await;
-    let conv = say(&mut v, "m1", "hello").await["conversation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    wait_assigned(&mut alice).await;
+    let (mut v, welcome, conv) = chat_with_hello(&app, &mut alice, json!({}), "m1", "hello").await;
     alice
         .send(json!({"type": "note", "conversation": conv, "client_id": "n1", "text": "VIP: refund approved"}))
         .await;
@@ -251,12 +246,7 @@ async fn agent_starts_a_chat_with_a_browsing_visitor(backend: Backend) {
 async fn read_receipts_both_ways(backend: Backend) {
     let app = spawn_app(backend, config(&[alice(2), boris(2)])).await;
     let mut alice = agent_client(&app, "alice", "online").await;
-    let (mut v, welcome) = visitor(&app, json!({})).await;
-    let conv = say(&mut v, "m1", "hello").await["conversation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    wait_assigned(&mut alice).await;
+    let (mut v, welcome, conv) = chat_with_hello(&app, &mut alice, json!({}), "m1", "hello").await;
     let reply = agent_say(&mut alice, &conv, "a1", "hi, how can I help?").await;
     let reply_seq = reply["seq"].as_u64().unwrap();
     v.wait_for("the reply", |m| {

@@ -124,13 +124,9 @@ async fn files_and_read_marks_survive_an_outage_and_a_restart() {
     cfg.database_url = Some(pg.url());
     let app = spawn_app(Backend::Memory, cfg.clone()).await;
     let mut alice = agent_client(&app, "alice", "online").await;
-    let (mut v, welcome) = visitor(&app, json!({})).await;
+    let (mut v, welcome, conv) =
+        chat_with_hello(&app, &mut alice, json!({}), "m1", "see the picture").await;
     let vtoken = welcome["token"].as_str().unwrap().to_owned();
-    let conv = say(&mut v, "m1", "see the picture").await["conversation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    wait_assigned(&mut alice).await;
     let png = b"\x89PNG\r\n\x1a\n-picture-bytes".to_vec();
     let upload = || {
         reqwest::Client::new()
@@ -186,12 +182,6 @@ async fn files_and_read_marks_survive_an_outage_and_a_restart() {
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.bytes().await.unwrap().to_vec(), png);
     let (_, watched) = admin_get(&app, &format!("/v1/conversations/{conv}")).await;
-    let files = watched["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["attachment"].is_object())
-        .count();
-    assert_eq!(files, 1, "{watched}");
+    assert_eq!(crate::attachments::file_events(&watched), 1, "{watched}");
     app.stop().await;
 }

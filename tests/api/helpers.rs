@@ -1198,14 +1198,26 @@ pub async fn chat_with(
     client_id: &str,
     text: &str,
 ) -> (Client, String) {
-    let (mut v, _) = visitor(app, json!({})).await;
+    let (v, _, conv) = chat_with_hello(app, agent, json!({}), client_id, text).await;
+    (v, conv)
+}
+
+/// As `chat_with`, the visitor saying `hello` first; also returns their `welcome` (its token).
+pub async fn chat_with_hello(
+    app: &TestApp,
+    agent: &mut Client,
+    hello: Value,
+    client_id: &str,
+    text: &str,
+) -> (Client, Value, String) {
+    let (mut v, welcome) = visitor(app, hello).await;
     let conv = say(&mut v, client_id, text).await["conversation"]
         .as_str()
         .unwrap()
         .to_owned();
     let (assigned, _) = wait_assigned(agent).await;
     assert_eq!(assigned, conv, "the agent took this visitor's chat");
-    (v, conv)
+    (v, welcome, conv)
 }
 
 /// Waits for an assignment on an agent console; returns the conversation id.

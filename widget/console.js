@@ -857,6 +857,8 @@
   $("note-mode").addEventListener("change", function () {
     $("compose").classList.toggle("note-mode", this.checked);
     $("send").textContent = this.checked ? T("Add note") : T("Send");
+    // A file always reaches the visitor: not offered while writing a private note.
+    $("attach").hidden = this.checked;
     text.placeholder = this.checked ? T("Private note: only agents see it") : T("Reply… (/ for canned responses)");
   });
   $("compose").addEventListener("submit", function (e) {

@@ -138,10 +138,12 @@ for (const backend of ["embedded", "redis"]) {
 
       // A private note shows to agents only.
       await ui.check("#note-mode");
+      assert.equal(await ui.locator("#attach").isHidden(), true, "a file would reach the visitor");
       await ui.locator("#text").fill("VIP customer, refund approved");
       await ui.locator("#text").press("Enter");
       await waitText(ui.locator("#transcript .ev.note .text"), "VIP customer");
       await ui.uncheck("#note-mode");
+      assert.equal(await ui.locator("#attach").isVisible(), true);
       await ui.locator("#text").fill("Checking with billing now.");
       await ui.locator("#text").press("Enter");
       // The message after the note arrived, so the note would have come first: it never did.

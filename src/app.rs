@@ -18,7 +18,13 @@ pub struct AppState {
     pub ip_limiter: IpLimiter,
     /// Sessions close when it fires.
     pub shutdown: Shutdown,
+    /// Turns to read an uploaded file: each holds up to `attachments.max_bytes` in memory, so
+    /// this bounds what a burst of uploads can take on this server.
+    pub uploads: Arc<tokio::sync::Semaphore>,
 }
+
+/// Files read at once per server (8 × 10 MiB with the default `max_bytes`).
+pub const UPLOADS_AT_ONCE: usize = 8;
 
 /// Open connections per client IP; a guard gives its slot back on drop. Every WebSocket session
 /// holds one for its whole life, so the map is empty exactly when no session runs: shutdown

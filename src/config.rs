@@ -543,6 +543,11 @@ fn default_rating_window() -> f64 {
 }
 
 impl SiteConfig {
+    /// Whether pages of this origin may use the widget: its socket, files and settings.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|o| o == origin)
+    }
+
     pub fn default_department(&self) -> &DeptId {
         self.default_department
             .as_ref()

@@ -133,6 +133,7 @@ impl Application {
                 engine,
                 ip_limiter: IpLimiter::default(),
                 shutdown,
+                uploads: Arc::new(tokio::sync::Semaphore::new(crate::app::UPLOADS_AT_ONCE)),
             },
             trigger,
             tasks,

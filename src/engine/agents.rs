@@ -272,20 +272,7 @@ impl Engine {
         seq: u64,
     ) -> Result<()> {
         let c = self.owned(site, agent, conv).await?;
-        if let Some(seq) = self.inner.store.mark_read(site, conv, true, seq).await? {
-            self.publish(
-                site,
-                Envelope::Read {
-                    site: site.clone(),
-                    conv: conv.clone(),
-                    visitor: c.visitor,
-                    agent: true,
-                    seq,
-                },
-            )
-            .await;
-        }
-        Ok(())
+        self.mark_read(site, conv, &c.visitor, true, seq).await
     }
 
     pub async fn agent_typing(

@@ -489,20 +489,7 @@ impl Engine {
         conv: &ConvId,
         seq: u64,
     ) -> Result<()> {
-        if let Some(seq) = self.inner.store.mark_read(site, conv, false, seq).await? {
-            self.publish(
-                site,
-                Envelope::Read {
-                    site: site.clone(),
-                    conv: conv.clone(),
-                    visitor: visitor.clone(),
-                    agent: false,
-                    seq,
-                },
-            )
-            .await;
-        }
-        Ok(())
+        self.mark_read(site, conv, visitor, false, seq).await
     }
 
     /// The visitor is typing (or stopped). With the site's `typing_preview` on, the draft

@@ -395,6 +395,29 @@ impl Engine {
         }
     }
 
+    /// A read receipt from one side (`agent`) of a conversation: stored, and, when it moved,
+    /// the other side told at once.
+    pub(super) async fn mark_read(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        visitor: &VisitorId,
+        agent: bool,
+        seq: u64,
+    ) -> Result<()> {
+        if let Some(seq) = self.inner.store.mark_read(site, conv, agent, seq).await? {
+            let read = Envelope::Read {
+                site: site.clone(),
+                conv: conv.clone(),
+                visitor: visitor.clone(),
+                agent,
+                seq,
+            };
+            self.publish(site, read).await;
+        }
+        Ok(())
+    }
+
     /// Validates message text against the configured length.
     pub fn message_text(&self, text: String) -> Result<MessageText> {
         MessageText::parse(text, self.config().limits.max_message_chars)

@@ -60,10 +60,7 @@ impl FromRequestParts<AppState> for Party {
             .map_err(|_| ApiError::Unauthorized)?;
         // The widget runs on the site's pages: a request from anywhere else is refused.
         if let Some(origin) = parts.headers.get(header::ORIGIN)
-            && !config
-                .allowed_origins
-                .iter()
-                .any(|a| a.as_bytes() == origin.as_bytes())
+            && !origin.to_str().is_ok_and(|o| config.allows_origin(o))
         {
             return Err(ApiError::Forbidden(
                 "this origin is not allowed for the site".into(),
@@ -76,9 +73,7 @@ impl FromRequestParts<AppState> for Party {
 /// The CORS headers for a visitor's request from an allowed origin (checked by `Party`).
 fn cors(headers: &HeaderMap, resp: &mut Response) {
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let h = resp.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        super::widget::allow_origin(resp, origin.clone());
     }
 }
 
@@ -88,18 +83,15 @@ async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Respons
     let config = state.engine.config();
     let origin = headers.get(header::ORIGIN);
     let allowed = origin.filter(|o| {
-        config.sites.iter().any(|s| {
-            s.allowed_origins
-                .iter()
-                .any(|a| a.as_bytes() == o.as_bytes())
-        })
+        o.to_str()
+            .is_ok_and(|o| config.sites.iter().any(|s| s.allows_origin(o)))
     });
     let Some(origin) = allowed else {
         return ApiError::Forbidden("this origin is not allowed".into()).into_response();
     };
     let mut resp = StatusCode::NO_CONTENT.into_response();
+    super::widget::allow_origin(&mut resp, origin.clone());
     let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("GET, POST"),
@@ -112,13 +104,8 @@ async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Respons
         header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from_static("600"),
     );
-    h.insert(header::VARY, HeaderValue::from_static("Origin"));
     resp
 }
-
-/// Uploads read at once on this node: each holds up to `attachments.max_bytes` in memory, so
-/// this bounds what a burst of uploads can take (8 × 10 MiB by default).
-static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
 
 /// How long a file's bytes may take to arrive.
 const UPLOAD_BODY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -164,7 +151,7 @@ async fn upload(
     if declared.is_some_and(|n| n > rules.max_bytes) {
         return Err(too_large(rules.max_bytes));
     }
-    let _turn = tokio::time::timeout(UPLOAD_WAIT, UPLOADS.acquire())
+    let _turn = tokio::time::timeout(UPLOAD_WAIT, state.uploads.acquire())
         .await
         .ok()
         .and_then(Result::ok)

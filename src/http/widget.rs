@@ -160,13 +160,17 @@ async fn widget_config(
         "departments": site.departments.iter().map(|d| json!({"id": d.id, "name": d.name})).collect::<Vec<_>>(),
     });
     let mut resp = Json(body).into_response();
-    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-    if let Some(o) = origin.filter(|o| site.allowed_origins.iter().any(|a| a == o))
-        && let Ok(v) = HeaderValue::from_str(o)
+    if let Some(origin) = headers.get(header::ORIGIN)
+        && origin.to_str().is_ok_and(|o| site.allows_origin(o))
     {
-        let h = resp.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        allow_origin(&mut resp, origin.clone());
     }
     Ok(resp)
+}
+
+/// Lets a page of `origin` (checked to be allowed) read the answer: CORS, varying by Origin.
+pub(super) fn allow_origin(resp: &mut Response, origin: HeaderValue) {
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
 }

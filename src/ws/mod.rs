@@ -109,7 +109,7 @@ pub async fn visitor_upgrade(
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .unwrap_or("");
-    if !site.allowed_origins.iter().any(|o| o == origin) {
+    if !site.allows_origin(origin) {
         tracing::info!(site = %site_id, origin, "visitor socket refused: origin not allowed");
         return Err(Refusal::ForbiddenOrigin);
     }

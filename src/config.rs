@@ -34,7 +34,8 @@ pub struct Cli {
     /// TOML configuration file; without it a demo site is configured
     #[arg(long, env = "SWITCHBOARD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Redis URL: switches state to Redis so several nodes can share it
+    /// Redis URL (redis://, rediss://, redis+sentinel://…/name, redis+cluster://h1:p1,h2:p2):
+    /// switches state to Redis so several nodes can share it
     #[arg(long, env = "SWITCHBOARD_REDIS_URL")]
     pub redis_url: Option<String>,
     /// Directory for durable data in embedded mode [default: ./data]

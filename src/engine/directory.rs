@@ -39,6 +39,7 @@ impl Engine {
         next.sites = sites;
         next.validate()
             .context("the directory in the database is invalid")?;
+        self.follow_sites(&next);
         self.inner.config.set(next);
         self.inner
             .directory_version
@@ -47,6 +48,12 @@ impl Engine {
             .await
             .context("cannot register agents with the state backend")?;
         Ok(())
+    }
+
+    /// Tells the state backend which sites to listen to (a cluster subscribes one by one).
+    fn follow_sites(&self, config: &Config) {
+        let sites = config.sites.iter().map(|s| s.id.clone()).collect();
+        self.inner.store.follow_sites(sites);
     }
 
     /// Registers every agent of the directory in force with the state backend (start-up, and
@@ -239,6 +246,7 @@ impl Engine {
             tracing::error!(cause = %e, version, "stored directory is invalid; not installed");
             return;
         }
+        self.follow_sites(&next);
         self.inner.config.set(next);
         self.inner
             .directory_version

@@ -269,6 +269,9 @@ pub trait Store: Send + Sync + 'static {
     async fn publish(&self, site: &SiteId, envelope: &Envelope) -> Result<()>;
     /// Readiness: the backend answers and its subscription is alive.
     async fn ready(&self) -> Result<bool>;
+    /// The sites of the directory in force (start-up and each change): a backend that must
+    /// subscribe to each site's channel one by one (Redis Cluster) follows them.
+    fn follow_sites(&self, _sites: Vec<SiteId>) {}
     /// Frees closed conversations older than their retention and forgets presence no node
     /// vouches for any more (Redis expires conversation keys on its own).
     async fn sweep_closed(&self, sites: &[SiteId], now: Millis) -> Result<()>;

@@ -19,6 +19,11 @@
 //! - channel `ev` carries every `Envelope` of the site to every node.
 //!
 //! Tickets and the webhook outbox have their own keys (`tickets::redis`).
+//!
+//! Deployments: one server (`redis://`, `rediss://`), Sentinel (`redis+sentinel://`, below) or
+//! Cluster (`redis+cluster://`, `cluster`).
+
+mod cluster;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -89,14 +94,18 @@ impl Scripts {
 pub struct RedisStore {
     /// Multiplexed, reconnecting connection for commands; cloning it is cheap. Replaced whole
     /// when Sentinel names a new primary.
-    conn: Arc<std::sync::RwLock<ConnectionManager>>,
+    conn: Arc<std::sync::RwLock<Conn>>,
+    /// On a cluster: the sites whose channels the subscriber follows (sharded pub/sub has no
+    /// pattern form). None elsewhere: one pattern covers every site.
+    sites_tx: Option<tokio::sync::watch::Sender<Vec<SiteId>>>,
     prefix: String,
     scripts: Arc<Scripts>,
     /// True while the pub/sub subscription is established (readiness).
     subscribed: Arc<AtomicBool>,
-    /// The epoch this node last saw in `<prefix>:epoch`: a random id the first node writes into
-    /// an empty Redis. Missing or different later means the data this node relied on is gone.
-    epoch: std::sync::Mutex<Option<String>>,
+    /// The epoch this node last saw in `<prefix>:epoch` (on a cluster, in each site's
+    /// `<prefix>:{<site>}:epoch`): a random id the first node writes into an empty Redis.
+    /// Different later means the data this node relied on is gone.
+    epoch: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl RedisStore {
@@ -115,6 +124,31 @@ impl RedisStore {
             ),
             None => None,
         };
+        let prefix = config.key_prefix.clone();
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let store = |conn, sites_tx| Self {
+            conn: Arc::new(std::sync::RwLock::new(conn)),
+            sites_tx,
+            prefix: prefix.clone(),
+            scripts: Arc::new(Scripts::new()),
+            subscribed: subscribed.clone(),
+            epoch: Default::default(),
+        };
+        if let Some(seeds) = cluster::seeds(url)? {
+            let conn = Conn::Cluster(cluster::connect(&seeds, ca.as_deref()).await?);
+            let (sites_tx, sites_rx) = tokio::sync::watch::channel(Vec::new());
+            let base = prefix.clone();
+            let task = tokio::spawn(cluster::subscribe_loop(
+                seeds,
+                ca,
+                move |site| channel(&base, site),
+                sites_rx,
+                sink,
+                subscribed.clone(),
+                shutdown,
+            ));
+            return Ok((store(conn, Some(sites_tx)), vec![task]));
+        }
         let mut sentinel = match SentinelUrl::parse(url)? {
             Some(s) => Some(s.connect(ca.clone())?),
             None => None,
@@ -136,9 +170,7 @@ impl RedisStore {
                 _ => redis::Client::open(url).context("invalid Redis URL")?,
             },
         };
-        let conn = manager(&client).await?;
-        let prefix = config.key_prefix.clone();
-        let subscribed = Arc::new(AtomicBool::new(false));
+        let this = store(Conn::Single(manager(&client).await?), None);
         // One pattern for every site's channel, so sites added at run time are heard at once.
         let pattern = format!("{}:{{*}}:ev", glob_escape(&prefix));
         let (client_tx, client_rx) = tokio::sync::watch::channel(client);
@@ -146,28 +178,18 @@ impl RedisStore {
             client_rx,
             pattern,
             sink,
-            subscribed.clone(),
+            subscribed,
             shutdown.clone(),
         ))];
-        let conn = Arc::new(std::sync::RwLock::new(conn));
         if let Some(sentinel) = sentinel {
             tasks.push(tokio::spawn(follow_primary(
                 sentinel,
-                conn.clone(),
+                this.conn.clone(),
                 client_tx,
                 shutdown,
             )));
         }
-        Ok((
-            Self {
-                conn,
-                prefix,
-                scripts: Arc::new(Scripts::new()),
-                subscribed,
-                epoch: std::sync::Mutex::new(None),
-            },
-            tasks,
-        ))
+        Ok((this, tasks))
     }
 
     /// `<prefix>:{<site>}:` — every key of the site starts with it.
@@ -198,7 +220,18 @@ impl RedisStore {
     }
 
     fn channel(&self, site: &SiteId) -> String {
-        format!("{}ev", self.base(site))
+        channel(&self.prefix, site)
+    }
+
+    /// How a site's channel is written to: sharded on a cluster, so it stays on the site's
+    /// shard; plain elsewhere (one pattern subscription hears every site, and Redis before 7
+    /// has no sharded channels).
+    fn publish_command(&self) -> &'static str {
+        if self.sites_tx.is_some() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
     }
 
     /// The connection state calls go through, timed.
@@ -207,8 +240,31 @@ impl RedisStore {
     }
 
     /// A handle on the same multiplexed connection, for the ticket store.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> Conn {
         self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the epoch in `key` differs from the one this node last saw there. An empty
+    /// Redis (first start, or restarted without its data) has none: the first node to get here
+    /// names a new one, the others read it.
+    async fn epoch_changed(&self, key: String) -> Result<bool> {
+        let mut conn = self.conn();
+        let mut current: Option<String> = conn.get(&key).await?;
+        if current.is_none() {
+            let _: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(ulid::Ulid::new().to_string())
+                .arg("NX")
+                .query_async(&mut conn)
+                .await?;
+            current = conn.get(&key).await?;
+        }
+        let mut seen = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+        let before = match current {
+            Some(now) => seen.insert(key, now.clone()).filter(|b| *b != now),
+            None => None,
+        };
+        Ok(before.is_some())
     }
 
     async fn read_agent(&self, site: &SiteId, id: &AgentId) -> Result<Option<AgentState>> {
@@ -225,8 +281,11 @@ impl RedisStore {
     }
 }
 
-/// Keeps one subscription to every site's channel, re-establishing it with backoff. After a
-/// reconnect every session backfills, since anything published meanwhile was lost.
+/// `<prefix>:{<site>}:ev`: the channel of a site's envelopes, in the site's slot.
+fn channel(prefix: &str, site: &SiteId) -> String {
+    format!("{prefix}:{{{site}}}:ev")
+}
+
 /// A key prefix as a literal in a Redis glob pattern.
 fn glob_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -409,7 +468,7 @@ const SENTINEL_POLL: Duration = Duration::from_millis(500);
 /// move to it. The data there is the replica's; if it lost some, the epoch check rebuilds.
 async fn follow_primary(
     mut discovery: Discovery,
-    conn: Arc<std::sync::RwLock<ConnectionManager>>,
+    conn: Arc<std::sync::RwLock<Conn>>,
     client_tx: tokio::sync::watch::Sender<redis::Client>,
     mut shutdown: Shutdown,
 ) {
@@ -438,7 +497,7 @@ async fn follow_primary(
         match manager(&client).await {
             Ok(m) => {
                 tracing::warn!(primary = %next, was = %current, "sentinel: following the new primary");
-                *conn.write().unwrap_or_else(|e| e.into_inner()) = m;
+                *conn.write().unwrap_or_else(|e| e.into_inner()) = Conn::Single(m);
                 current = next;
                 let _ = client_tx.send(client);
             }
@@ -449,6 +508,8 @@ async fn follow_primary(
     }
 }
 
+/// Keeps one subscription to every site's channel, re-establishing it with backoff. After a
+/// reconnect every session backfills, since anything published meanwhile was lost.
 async fn subscribe_loop(
     mut client_rx: tokio::sync::watch::Receiver<redis::Client>,
     pattern: String,
@@ -757,6 +818,7 @@ impl Store for RedisStore {
             .arg(&conv.0)
             .arg(visitor_at)
             .arg(guard_arg)
+            .arg(self.publish_command())
             .invoke_async(&mut self.conn())
             .await?;
         if seq == 0 {
@@ -1132,11 +1194,38 @@ impl Store for RedisStore {
 
     async fn publish(&self, site: &SiteId, envelope: &Envelope) -> Result<()> {
         let json = serde_json::to_string(envelope).map_err(|e| corrupt(e.to_string()))?;
-        let _: i64 = self.conn().publish(self.channel(site), json).await?;
+        let _: i64 = redis::cmd(self.publish_command())
+            .arg(self.channel(site))
+            .arg(json)
+            .query_async(&mut self.conn())
+            .await?;
         Ok(())
     }
 
+    fn follow_sites(&self, sites: Vec<SiteId>) {
+        if let Some(tx) = &self.sites_tx {
+            tx.send_if_modified(|current| {
+                let changed = *current != sites;
+                if changed {
+                    // Not ready until the subscriber has confirmed the new sites' channels.
+                    self.subscribed.store(false, Ordering::Release);
+                }
+                *current = sites;
+                changed
+            });
+        }
+    }
+
     async fn ready(&self) -> Result<bool> {
+        if self.sites_tx.is_some() {
+            // Every slot served by a reachable primary.
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async(&mut self.conn())
+                .await?;
+            let ok = info.lines().any(|l| l.trim() == "cluster_state:ok");
+            return Ok(ok && self.subscribed.load(Ordering::Acquire));
+        }
         // ROLE answers like PING and also tells a primary from a replica (read-only, so every
         // write would fail: not ready).
         let role: redis::Value = redis::cmd("ROLE").query_async(&mut self.conn()).await?;
@@ -1151,23 +1240,20 @@ impl Store for RedisStore {
     }
 
     async fn state_lost(&self) -> Result<bool> {
-        let key = format!("{}:epoch", self.prefix);
-        let mut conn = self.conn();
-        let mut current: Option<String> = conn.get(&key).await?;
-        if current.is_none() {
-            // An empty Redis (first start, or restarted without its data): the first node to
-            // get here names the new epoch; the others read it.
-            let _: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(ulid::Ulid::new().to_string())
-                .arg("NX")
-                .query_async(&mut conn)
-                .await?;
-            current = conn.get(&key).await?;
+        // On a cluster each shard can lose its data on its own: one epoch per site, in the
+        // site's slot. Elsewhere one key tells for the whole server.
+        let keys: Vec<String> = match &self.sites_tx {
+            Some(tx) => tx
+                .borrow()
+                .iter()
+                .map(|s| format!("{}epoch", self.base(s)))
+                .collect(),
+            None => vec![format!("{}:epoch", self.prefix)],
+        };
+        let mut lost = false;
+        for key in keys {
+            lost |= self.epoch_changed(key).await?;
         }
-        let mut seen = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
-        let lost = seen.is_some() && *seen != current;
-        *seen = current;
         Ok(lost)
     }
 
@@ -1205,22 +1291,59 @@ impl Store for RedisStore {
     async fn sweep_closed(&self, sites: &[SiteId], now: Millis) -> Result<()> {
         // Closed conversations' keys carry a TTL set by the close script. Visitors whose node
         // died without saying they left lapse here.
-        if sites.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
+        // One call per site: on a cluster each site's keys live on their own shard.
         for site in sites {
-            pipe.zrembyscore(format!("{}live", self.base(site)), "-inf", now)
-                .ignore();
+            let _: i64 = self
+                .conn()
+                .zrembyscore(format!("{}live", self.base(site)), "-inf", now)
+                .await?;
         }
-        let _: () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
+    }
+}
+
+/// A connection to one server (standalone or the primary Sentinel names) or to a cluster;
+/// cloning it is cheap (both are multiplexed handles).
+#[derive(Clone)]
+pub enum Conn {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
     }
 }
 
 /// A connection whose every round trip (a command, a script or a pipeline) is recorded in
 /// `switchboard_redis_seconds`: two clock reads and an atomic add per call.
-struct Timed(ConnectionManager);
+struct Timed(Conn);
 
 impl Timed {
     fn record(start: std::time::Instant) {

@@ -4,8 +4,8 @@
 //! these into the record database and renames the indexes `…:imported`, so the next start finds
 //! nothing left to do. The documents stay until an operator deletes them (operations.md).
 
+use crate::state::redis::Conn;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 
 use super::{Delivery, Ticket, TicketStore};
 use crate::model::SiteId;
@@ -16,7 +16,7 @@ const BATCH: usize = 500;
 
 /// Copies one index's documents into the database with `save`, then renames the index.
 async fn import_index<T, F, Fut>(
-    conn: &mut ConnectionManager,
+    conn: &mut Conn,
     index: &str,
     key_of: impl Fn(&str) -> String,
     mut save: F,
@@ -48,7 +48,7 @@ where
 
 /// Imports every site's tickets and the outbox from Redis, once.
 pub async fn import(
-    mut conn: ConnectionManager,
+    mut conn: Conn,
     prefix: &str,
     sites: &[SiteId],
     store: &dyn TicketStore,

@@ -80,12 +80,23 @@ async fn readiness_fails_fast_when_redis_is_gone() {
 
 /// A node on a Redis of the test's own (its own key prefix too), once `/readyz` says ready.
 async fn node_on(redis_url: &str, agents: &[AgentSpec]) -> TestApp {
+    node_with_prefix(redis_url, agents, None).await.0
+}
+
+/// As `node_on`, with `redis_ca_file`; also returns the node's key prefix.
+async fn node_with_prefix(
+    redis_url: &str,
+    agents: &[AgentSpec],
+    ca: Option<std::path::PathBuf>,
+) -> (TestApp, String) {
     let mut cfg = config(agents);
     cfg.redis_url = Some(redis_url.to_owned());
+    cfg.redis_ca_file = ca;
     cfg.key_prefix = unique_prefix();
+    let prefix = cfg.key_prefix.clone();
     let app = spawn_with(Backend::Memory, cfg, None).await;
     until_ready_is(app.addr, 200).await;
-    app
+    (app, prefix)
 }
 
 /// The agent closes the chat; the texts of its messages, as its ticket keeps them.
@@ -163,9 +174,28 @@ async fn redis_restarted_empty_heals_without_a_restart() {
     let mut redis = PrivateRedis::start();
     let app = node_on(&redis.url, &[alice(3)]).await;
     let mut alice = agent_client(&app, "alice", "online").await;
-    let (mut v, conv) = chat_with(&app, &mut alice, "m1", "hello before the crash").await;
-
+    let (v, conv) = chat_with(&app, &mut alice, "m1", "hello before the crash").await;
     redis.restart_empty();
+    heals_after_losing_its_data(app, alice, v, conv).await;
+}
+
+/// On a cluster, one shard loses its data (FLUSHALL on the site's primary, which its replica
+/// follows) while the others keep theirs: the node notices by the site's own epoch and heals
+/// as above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_shard_emptied_heals_without_a_restart() {
+    let cluster = RedisCluster::start();
+    let (app, prefix) = node_with_prefix(&cluster.url(), &[alice(3)], None).await;
+    let key = format!("{prefix}:{{{SITE}}}:epoch");
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (v, conv) = chat_with(&app, &mut alice, "m1", "hello before the crash").await;
+    cluster.flush(cluster.primary_of(&key));
+    heals_after_losing_its_data(app, alice, v, conv).await;
+}
+
+/// After Redis lost the node's data: the agent and the visitor are told their chat is gone,
+/// the node is ready again, and new chats are routed to the console connected all along.
+async fn heals_after_losing_its_data(app: TestApp, mut alice: Client, mut v: Client, conv: String) {
     let released = alice
         .wait_for("the lost chat released", |m| {
             m["type"] == "unassigned" && m["conversation"] == conv.as_str()
@@ -239,15 +269,7 @@ async fn sentinel_failover(tls: Option<TestCerts>) {
         Some(certs) => SentinelSet::start_tls(certs),
         None => SentinelSet::start(),
     };
-    let mut cfg = config(&[alice(2)]);
-    cfg.redis_url = Some(set.url());
-    cfg.redis_ca_file = tls.as_ref().map(TestCerts::ca);
-    cfg.key_prefix = unique_prefix();
-    let app = spawn_with(Backend::Memory, cfg, None).await;
-    until_ready_is(app.addr, 200).await;
-    let mut alice = agent_client(&app, "alice", "online").await;
-    let (mut v, conv) = chat_with(&app, &mut alice, "m1", "before the failover").await;
-    agent_say(&mut alice, &conv, "a1", "a reply before it").await;
+    let chat = Outage::begin(set.url(), tls.as_ref().map(TestCerts::ca)).await;
     // Replication is asynchronous: what the replica has not received dies with the primary.
     // Wait for it, as a primary under steady load would have shipped it within milliseconds.
     let primary = match &tls {
@@ -280,44 +302,155 @@ async fn sentinel_failover(tls: Option<TestCerts>) {
         );
     }
     drop(p);
-
     set.primary.kill();
-    let ack = send_until_acked(
-        &mut v,
-        serde_json::json!({"type": "message", "client_id": "m2", "text": "during the failover"}),
-    )
-    .await;
-    assert_eq!(ack["conversation"], conv.as_str(), "the same chat goes on");
-    alice
-        .wait_for("the visitor's message after the failover", |m| {
-            m["type"] == "event" && m["event"]["text"] == "during the failover"
-        })
+    chat.goes_on().await;
+}
+
+/// Redis Cluster (six processes, `redis+cluster://`): the primary of the site's shard is
+/// killed (kill -9) during a chat; its replica takes over, the node follows the slot and its
+/// sharded subscription, and the chat goes on with nothing acknowledged lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_failover_keeps_the_chat_going() {
+    let mut cluster = RedisCluster::start();
+    let chat = Outage::begin(cluster.url(), None).await;
+    let primary = cluster.primary_of(&format!("{}:{{{SITE}}}:ev", chat.prefix));
+    cluster.sync_replica(primary);
+    cluster.kill(primary);
+    chat.goes_on().await;
+}
+
+/// On a cluster each site has its own sharded channel on its own shard: a site added at run
+/// time (over the admin API), whose slot is on another primary than the first site's, is heard
+/// at once, and chats on both sites relay both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_follows_sites_added_at_run_time() {
+    use serde_json::json;
+    let cluster = RedisCluster::start();
+    let (app, prefix) = node_with_prefix(&cluster.url(), &[alice(2)], None).await;
+    let a = app.addr;
+    let shard = |site: &str| cluster.primary_of(&format!("{prefix}:{{{site}}}:ev"));
+    let other = (0..)
+        .map(|i| format!("shop{i}"))
+        .find(|s| shard(s) != shard(SITE))
+        .unwrap();
+    let body =
+        json!({"id": other, "allowed_origins": [ORIGIN], "departments": [{"id": "support"}]});
+    assert_eq!(admin(a, "POST", "/v1/sites", Some(body)).await.0, 201);
+    let bob =
+        json!({"id": "bob", "name": "Bob Stone", "departments": ["support"], "max_concurrent": 2});
+    let path = format!("/v1/sites/{other}/agents");
+    assert_eq!(admin(a, "POST", &path, Some(bob)).await.0, 201);
+    let (_, t) = admin(a, "POST", &format!("{path}/bob/token"), None).await;
+    let mut bob = connect(a, "/v1/agent", None).await.unwrap();
+    bob.send(json!({"type": "hello", "token": t["token"], "status": "online"}))
         .await;
-    send_until_acked(
-        &mut alice,
-        serde_json::json!({"type": "message", "conversation": conv, "client_id": "a2", "text": "still here"}),
-    )
-    .await;
-    v.wait_for("the agent's reply after the failover", |m| {
-        m["type"] == "event" && m["event"]["text"] == "still here"
+    bob.wait_type("welcome").await;
+    let mut v = connect(a, &format!("/v1/visitor?site={other}"), Some(ORIGIN))
+        .await
+        .unwrap();
+    v.send(json!({"type": "hello", "page": {"url": "https://shop.test/"}}))
+        .await;
+    v.wait_type("welcome").await;
+    say(&mut v, "m1", "hello, new shop").await;
+    let (conv, _) = wait_assigned(&mut bob).await;
+    agent_say(&mut bob, &conv, "b1", "welcome to the new shop").await;
+    v.wait_for("Bob's reply", |m| {
+        m["type"] == "event" && m["event"]["text"] == "welcome to the new shop"
     })
     .await;
-    until_ready_is(app.addr, 200).await;
-    let (_, agents) = admin_get(&app, "/v1/agents").await;
-    assert_eq!(agents["agents"][0]["status"], "online", "{agents}");
-    // The whole chat, as its ticket keeps it: everything acknowledged, each once, in order.
-    let texts = closed_transcript(&app, &mut alice, &conv).await;
-    assert_eq!(
-        texts,
-        [
-            "before the failover",
-            "a reply before it",
-            "during the failover",
-            "still here"
-        ],
-        "the ticket"
-    );
+    say(&mut v, "m2", "thanks").await;
+    bob.wait_for("the visitor's next message", |m| {
+        m["type"] == "event" && m["event"]["text"] == "thanks"
+    })
+    .await;
+    // The first site, on its own shard, relays as before.
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut w, conv) = chat_with(&app, &mut alice, "m1", "and the first shop?").await;
+    agent_say(&mut alice, &conv, "a1", "here too").await;
+    w.wait_for("Alice's reply", |m| {
+        m["type"] == "event" && m["event"]["text"] == "here too"
+    })
+    .await;
     app.stop().await;
+}
+
+/// A chat on a node of its own, interrupted by a failover or a restart of its Redis.
+struct Outage {
+    app: TestApp,
+    prefix: String,
+    alice: Client,
+    visitor: Client,
+    conv: String,
+}
+
+impl Outage {
+    /// A node on `url`, and a first exchange between a visitor and Alice.
+    async fn begin(url: String, ca: Option<std::path::PathBuf>) -> Self {
+        let (app, prefix) = node_with_prefix(&url, &[alice(2)], ca).await;
+        let mut alice = agent_client(&app, "alice", "online").await;
+        let (visitor, conv) = chat_with(&app, &mut alice, "m1", "before the outage").await;
+        agent_say(&mut alice, &conv, "a1", "a reply before it").await;
+        Self {
+            app,
+            prefix,
+            alice,
+            visitor,
+            conv,
+        }
+    }
+
+    /// After the outage: both sides send until acknowledged (an `unavailable` answer is
+    /// retried, as clients do), each hears the other, the node is ready again, the ticket has
+    /// everything acknowledged, each once, in order, and no chat was released as lost (the data
+    /// and its epoch survived: no rebuild).
+    async fn goes_on(self) {
+        let Self {
+            app,
+            mut alice,
+            visitor: mut v,
+            conv,
+            ..
+        } = self;
+        let ack = send_until_acked(
+            &mut v,
+            serde_json::json!({"type": "message", "client_id": "m2", "text": "during the outage"}),
+        )
+        .await;
+        assert_eq!(ack["conversation"], conv.as_str(), "the same chat goes on");
+        alice
+            .wait_for("the visitor's message after the outage", |m| {
+                m["type"] == "event" && m["event"]["text"] == "during the outage"
+            })
+            .await;
+        send_until_acked(
+            &mut alice,
+            serde_json::json!({"type": "message", "conversation": conv, "client_id": "a2", "text": "still here"}),
+        )
+        .await;
+        v.wait_for("the agent's reply after the outage", |m| {
+            m["type"] == "event" && m["event"]["text"] == "still here"
+        })
+        .await;
+        until_ready_is(app.addr, 200).await;
+        let (_, agents) = admin_get(&app, "/v1/agents").await;
+        assert_eq!(agents["agents"][0]["status"], "online", "{agents}");
+        let texts = closed_transcript(&app, &mut alice, &conv).await;
+        assert_eq!(
+            texts,
+            [
+                "before the outage",
+                "a reply before it",
+                "during the outage",
+                "still here"
+            ],
+            "the ticket"
+        );
+        assert!(
+            alice.drain().iter().all(|m| m["reason"] != "lost"),
+            "no chat was lost, so none was released"
+        );
+        app.stop().await;
+    }
 }
 
 /// Redis with an append-only file killed (kill -9) and started again mid-chat: nothing
@@ -326,43 +459,9 @@ async fn sentinel_failover(tls: Option<TestCerts>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_with_persistence_loses_nothing() {
     let mut redis = PrivateRedis::start_persistent();
-    let app = node_on(&redis.url, &[alice(2)]).await;
-    let mut alice = agent_client(&app, "alice", "online").await;
-    let (mut v, conv) = chat_with(&app, &mut alice, "m1", "before the restart").await;
-    agent_say(&mut alice, &conv, "a1", "a reply before it").await;
-
+    let chat = Outage::begin(redis.url.clone(), None).await;
     redis.restart();
-    let ack = send_until_acked(
-        &mut v,
-        serde_json::json!({"type": "message", "client_id": "m2", "text": "after the restart"}),
-    )
-    .await;
-    assert_eq!(ack["conversation"], conv.as_str(), "the same chat goes on");
-    send_until_acked(
-        &mut alice,
-        serde_json::json!({"type": "message", "conversation": conv, "client_id": "a2", "text": "still here"}),
-    )
-    .await;
-    v.wait_for("the agent's reply", |m| {
-        m["type"] == "event" && m["event"]["text"] == "still here"
-    })
-    .await;
-    let texts = closed_transcript(&app, &mut alice, &conv).await;
-    assert_eq!(
-        texts,
-        [
-            "before the restart",
-            "a reply before it",
-            "after the restart",
-            "still here"
-        ],
-        "the ticket"
-    );
-    assert!(
-        alice.drain().iter().all(|m| m["reason"] != "lost"),
-        "no chat was lost, so none was released"
-    );
-    app.stop().await;
+    chat.goes_on().await;
 }
 
 /// Redis over TLS (`rediss://`), its certificate signed by the authority in `redis_ca_file`:

@@ -3,7 +3,8 @@
 -- KEYS[4] the site's activity sorted set (active chats by last visitor activity)
 -- ARGV[1] client id ('' for none), ARGV[2] event body JSON (an object without "seq"),
 -- ARGV[3] channel, ARGV[4] site, ARGV[5] conversation id, ARGV[6] time of a visitor message ('' otherwise),
--- ARGV[7] guard: '' none, 'v:<visitor>' the visitor's open chat, 'a:<agent>' the agent's active chat.
+-- ARGV[7] guard: '' none, 'v:<visitor>' the visitor's open chat, 'a:<agent>' the agent's active chat,
+-- ARGV[8] 'PUBLISH', or 'SPUBLISH' on a cluster (the channel is in this site's slot).
 -- Returns {seq, duplicate}; {0, 0} unknown conversation; {0, -1} the guard failed (nothing stored).
 if ARGV[1] ~= '' then
   local seen = redis.call('HGET', KEYS[3], ARGV[1])
@@ -23,7 +24,7 @@ local event = '{"seq":' .. seq .. ',' .. string.sub(ARGV[2], 2)
 redis.call('XADD', KEYS[2], '0-' .. seq, 'e', event)
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], seq) end
 if ARGV[6] ~= '' then redis.call('ZADD', KEYS[4], 'XX', ARGV[6], ARGV[5]) end
-redis.call('PUBLISH', ARGV[3],
+redis.call(ARGV[8], ARGV[3],
   '{"t":"event","site":' .. cjson.encode(ARGV[4]) .. ',"conv":' .. cjson.encode(ARGV[5]) ..
   ',"visitor":' .. cjson.encode(visitor) .. ',"event":' .. event .. '}')
 return {seq, 0}

@@ -246,14 +246,25 @@ impl Engine {
         &self.inner.courier
     }
 
-    /// Agent states read at most `AGENTS_CACHE` ago (or now, with `fresh`).
+    /// Agent states read at most `AGENTS_CACHE` ago (or now, with `fresh`). While one caller
+    /// refreshes a stale snapshot, the others take the stale one rather than wait: with a large
+    /// team a refresh reads every agent, and new chats queued behind it made the slow tail of
+    /// first acknowledgements.
     async fn agents_cached(&self, site: &SiteId, fresh: bool) -> Result<Arc<Vec<AgentState>>> {
-        if !fresh
-            && let Some(e) = self.inner.agents_cache.get(site)
-            && e.0.elapsed() < AGENTS_CACHE
-        {
-            return Ok(e.1.clone());
-        }
+        let cached = self
+            .inner
+            .agents_cache
+            .get(site)
+            .map(|e| (e.0, e.1.clone()));
+        let stale = match cached {
+            Some((at, agents)) if !fresh => {
+                if at.elapsed() < AGENTS_CACHE {
+                    return Ok(agents);
+                }
+                Some(agents)
+            }
+            _ => None,
+        };
         let asked = std::time::Instant::now();
         let lock = self
             .inner
@@ -261,7 +272,14 @@ impl Engine {
             .entry(site.clone())
             .or_default()
             .clone();
-        let _turn = lock.lock().await;
+        let _turn = match stale {
+            Some(agents) => match lock.try_lock() {
+                Ok(turn) => turn,
+                // Another caller is reading them now.
+                Err(_) => return Ok(agents),
+            },
+            None => lock.lock().await,
+        };
         // A snapshot read after this call began is as fresh as one it would read itself.
         if let Some(e) = self.inner.agents_cache.get(site)
             && e.0 >= asked

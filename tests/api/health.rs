@@ -307,8 +307,9 @@ async fn sentinel_failover(tls: Option<TestCerts>) {
 }
 
 /// Redis Cluster (six processes, `redis+cluster://`): the primary of the site's shard is
-/// killed (kill -9) during a chat; its replica takes over, the node follows the slot and its
-/// sharded subscription, and the chat goes on with nothing acknowledged lost or doubled.
+/// killed (kill -9) during a chat; `/readyz` says 503 until its replica has taken over and the
+/// node has followed the slot and its sharded subscription; the chat goes on with nothing
+/// acknowledged lost or doubled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_failover_keeps_the_chat_going() {
     let mut cluster = RedisCluster::start();
@@ -316,6 +317,8 @@ async fn cluster_failover_keeps_the_chat_going() {
     let primary = cluster.primary_of(&format!("{}:{{{SITE}}}:ev", chat.prefix));
     cluster.sync_replica(primary);
     cluster.kill(primary);
+    // Until the replica has taken the slot and the site's channel is subscribed there again.
+    until_ready_is(chat.app.addr, 503).await;
     chat.goes_on().await;
 }
 

@@ -490,7 +490,8 @@ impl Drop for SentinelSet {
 pub struct RedisCluster {
     /// Each node's port and process.
     nodes: Vec<(u16, std::process::Child)>,
-    _dir: std::path::PathBuf,
+    /// The nodes' working directories (cluster configuration files), removed on drop.
+    dir: std::path::PathBuf,
 }
 
 impl RedisCluster {
@@ -502,7 +503,11 @@ impl RedisCluster {
             let node_dir = dir.join(port.to_string());
             std::fs::create_dir_all(&node_dir).unwrap();
             let mut cmd = redis_command(port);
+            // The bus port is the client port + 10,000 unless named: a free port of its own
+            // (an ephemeral port + 10,000 may be taken, or past 65,535).
+            let bus = free_port().to_string();
             cmd.args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                .args(["--cluster-port", &bus])
                 .arg("--dir")
                 .arg(&node_dir);
             let child = cmd
@@ -524,10 +529,11 @@ impl RedisCluster {
             .expect("redis-cli runs (apt-get install redis-tools)");
         assert!(
             out.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&out.stdout)
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
-        let this = Self { nodes, _dir: dir };
+        let this = Self { nodes, dir };
         // Every node agrees the cluster is whole before a test uses it.
         let deadline = std::time::Instant::now() + WAIT;
         while !this.nodes.iter().all(|(port, _)| {
@@ -620,6 +626,7 @@ impl Drop for RedisCluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -100,7 +100,8 @@ pub struct RedisStore {
     sites_tx: Option<tokio::sync::watch::Sender<Vec<SiteId>>>,
     prefix: String,
     scripts: Arc<Scripts>,
-    /// True while the pub/sub subscription is established (readiness).
+    /// True while the pub/sub subscription is established (readiness); on a cluster, while
+    /// every site's channel is confirmed since the last dropped connection.
     subscribed: Arc<AtomicBool>,
     /// The epoch this node last saw in `<prefix>:epoch` (on a cluster, in each site's
     /// `<prefix>:{<site>}:epoch`): a random id the first node writes into an empty Redis.
@@ -1250,9 +1251,12 @@ impl Store for RedisStore {
                 .collect(),
             None => vec![format!("{}:epoch", self.prefix)],
         };
+        // Together: on a cluster each site's key may be on another shard.
+        let checks =
+            futures_util::future::join_all(keys.into_iter().map(|k| self.epoch_changed(k)));
         let mut lost = false;
-        for key in keys {
-            lost |= self.epoch_changed(key).await?;
+        for changed in checks.await {
+            lost |= changed?;
         }
         Ok(lost)
     }

@@ -35,6 +35,7 @@ for s in postinst prerm postrm; do
   dpkg-deb --ctrl-tarfile "$deb" | tar -xO "./$s" | sh -n || fail "$s does not parse"
 done
 grep -q '^ Depends:.*adduser' <<<"$info" || fail "does not depend on adduser"
+grep -q '^ Depends:.*ca-certificates' <<<"$info" || fail "does not depend on ca-certificates (TLS to webhooks and SMTP trusts the system's roots)"
 grep -q '^ Conffiles\|conffiles' <<<"$info" || fail "no conffiles"
 
 size=$(stat -c %s "$root/usr/bin/switchboard")

@@ -237,13 +237,50 @@ impl AgentState {
     }
 }
 
-/// Picks between two eligible agents: lower load ratio, then idle longest, then id for determinism.
-pub fn better_candidate(a: &AgentState, b: &AgentState) -> bool {
-    // Compare load/max exactly by cross-multiplying, as the Redis script does.
-    let la = u64::from(a.load) * u64::from(b.max_concurrent);
-    let lb = u64::from(b.load) * u64::from(a.max_concurrent);
-    (la, a.idle_since, &a.id) < (lb, b.idle_since, &b.id)
+/// An eligible agent's place among the candidates for a chat: lowest load ratio first, then
+/// idle longest, then id for determinism (the Redis index's order). Ratios compare exactly by
+/// cross-multiplying; candidates are below their limit, so every limit compared is at least 1
+/// and the order is total.
+#[derive(Clone, Debug)]
+pub struct Rank {
+    load: u32,
+    max: u32,
+    idle_since: Millis,
+    pub id: AgentId,
 }
+
+impl Rank {
+    pub fn of(a: &AgentState) -> Self {
+        Self {
+            load: a.load,
+            max: a.max_concurrent,
+            idle_since: a.idle_since,
+            id: a.id.clone(),
+        }
+    }
+}
+
+impl Ord for Rank {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let mine = u64::from(self.load) * u64::from(other.max);
+        let theirs = u64::from(other.load) * u64::from(self.max);
+        (mine, self.idle_since, &self.id).cmp(&(theirs, other.idle_since, &other.id))
+    }
+}
+
+impl PartialOrd for Rank {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Rank {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Rank {}
 
 /// Who wrote a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -542,12 +579,13 @@ mod tests {
     /// Lower load ratio wins over idle time; equal ratios fall back to idle time.
     #[test]
     fn candidate_order_is_load_then_idle() {
-        assert!(better_candidate(&agent("a", 1, 4, 9), &agent("b", 1, 2, 1)));
-        assert!(better_candidate(&agent("a", 1, 2, 1), &agent("b", 2, 4, 9)));
-        assert!(!better_candidate(
-            &agent("a", 1, 2, 9),
-            &agent("b", 2, 4, 1)
-        ));
+        let better = |a: AgentState, b: AgentState| Rank::of(&a) < Rank::of(&b);
+        assert!(better(agent("a", 1, 4, 9), agent("b", 1, 2, 1)));
+        assert!(better(agent("a", 1, 2, 1), agent("b", 2, 4, 9)));
+        assert!(!better(agent("a", 1, 2, 9), agent("b", 2, 4, 1)));
+        // Equal ratio and idle time: the id decides, so two agents are never equal.
+        assert!(better(agent("a", 1, 2, 5), agent("b", 2, 4, 5)));
+        assert!(Rank::of(&agent("a", 1, 2, 5)) != Rank::of(&agent("b", 1, 2, 5)));
     }
 
     /// UTM tags are read from the landing page's query string.

@@ -511,7 +511,7 @@ pub async fn burst(
             .is_err()
             {
                 t.errors += 1;
-                return t;
+                return (t, None);
             }
             let mut queued = false;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -520,7 +520,7 @@ pub async fn burst(
                     Ok(Ok(Some(m))) => m,
                     _ => {
                         t.errors += 1;
-                        return t;
+                        return (t, None);
                     }
                 };
                 let e = &m["event"];
@@ -545,7 +545,9 @@ pub async fn burst(
                             .record(ctx.micros().saturating_sub(since).max(1))
                             .ok();
                     }
-                    return t;
+                    // Stays on the page: a visitor leaving the moment they are served would
+                    // load the server with disconnects the measurement is not about.
+                    return (t, Some(ws));
                 }
                 if m["type"] == "error" {
                     t.errors += 1;
@@ -582,12 +584,16 @@ pub async fn burst(
         }));
     }
     let mut all = Tally::new();
+    let mut served = Vec::with_capacity(visitors);
     for t in vtasks {
-        all.merge(t.await?);
+        let (t, ws) = t.await?;
+        all.merge(t);
+        served.push(ws);
     }
     let drained = ctx
         .micros()
         .saturating_sub(online_at.load(Ordering::SeqCst));
+    drop(served);
     stop_tx.send(true).ok();
     for t in atasks {
         all.merge(t.await?);

@@ -12,8 +12,14 @@ impl Engine {
         position: u32,
         now: Millis,
     ) -> u32 {
+        let capacity = self.capacity(agents, dept, now);
+        estimate_minutes(position, self.config().timing.average_handle_secs, capacity)
+    }
+
+    /// Chats the department's online, present agents can hold at once: what estimates divide by.
+    fn capacity(&self, agents: &[AgentState], dept: &DeptId, now: Millis) -> u32 {
         let grace = self.grace_ms();
-        let capacity: u32 = agents
+        agents
             .iter()
             .filter(|a| {
                 a.departments.contains(dept)
@@ -21,8 +27,7 @@ impl Engine {
                     && a.present(now, grace)
             })
             .map(|a| a.max_concurrent)
-            .sum();
-        estimate_minutes(position, self.config().timing.average_handle_secs, capacity)
+            .sum()
     }
 
     /// Stores the assignment event that introduces the agent to the visitor by full name.
@@ -224,11 +229,14 @@ impl Engine {
         let hub = &self.inner.hub;
         if queue.iter().any(|(c, _)| hub.has_followers(c)) {
             let agents = self.agents_cached(site_id, false).await?;
-            let now = self.now();
+            // Once per refresh, not per visitor: the agents do not change in between.
+            let capacity = self.capacity(&agents, dept, self.now());
+            let handle = self.config().timing.average_handle_secs;
             for (i, (conv, _)) in queue.iter().enumerate() {
                 if hub.has_followers(conv) {
                     let position = i as u32 + 1;
-                    hub.offer_position(conv, position, self.estimate(&agents, dept, position, now));
+                    let minutes = estimate_minutes(position, handle, capacity);
+                    hub.offer_position(conv, position, minutes);
                 }
             }
         }

@@ -19,7 +19,7 @@ use crate::config::AgentConfig;
 use crate::envelope::{Envelope, Sink};
 use crate::model::{
     AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Event, EventBody,
-    Millis, SiteId, VisitorId, better_candidate,
+    Millis, Rank, SiteId, VisitorId,
 };
 
 pub struct MemoryStore {
@@ -47,6 +47,10 @@ struct SiteState {
     live: HashMap<VisitorId, Millis>,
     /// Queue arrivals so far: the tie-breaker that keeps queue order equal to arrival order.
     arrivals: u64,
+    /// Per department: the agents who can take a chat (online, below their limit), best
+    /// first, so an assignment reads the head instead of every agent of the site. Kept by
+    /// `reindex` on every change of status, limit, load, departments or presence.
+    avail: HashMap<DeptId, BTreeSet<Rank>>,
 }
 
 #[derive(Default)]
@@ -72,6 +76,25 @@ impl Queue {
         }
     }
 
+    /// A member's place, counting from whichever end of the queue is nearer: a visitor who
+    /// just joined the tail of a long queue costs one step, not the length of the queue.
+    fn position(&self, member: &(i64, ConvId)) -> u32 {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let mut before = self.order.range(..member);
+        let mut after = self.order.range((Excluded(member), Unbounded));
+        let (mut ahead, mut behind) = (0u32, 0u32);
+        loop {
+            if before.next_back().is_none() {
+                return ahead + 1;
+            }
+            ahead += 1;
+            if after.next().is_none() {
+                return self.order.len() as u32 - behind;
+            }
+            behind += 1;
+        }
+    }
+
     fn head_score(&self) -> Option<i64> {
         self.order.first().map(|(s, _)| *s)
     }
@@ -81,6 +104,9 @@ struct AgentSlot {
     state: AgentState,
     /// Per node: until when it vouches for a live connection.
     presence: HashMap<String, Millis>,
+    /// Where the agent stands in the departments' indexes (`SiteState::avail`), if anywhere:
+    /// what `reindex` removes before it places the agent again.
+    indexed: Option<(Rank, Vec<DeptId>)>,
 }
 
 struct ConvSlot {
@@ -137,9 +163,18 @@ impl MemoryStore {
         for (site, mut state) in snap.agents {
             state.present_until = 0;
             let presence = HashMap::from([(String::from("restart"), now)]);
-            lock(&self.site(&site))
-                .agents
-                .insert(state.id.clone(), AgentSlot { state, presence });
+            let id = state.id.clone();
+            let site = self.site(&site);
+            let mut s = lock(&site);
+            s.agents.insert(
+                id.clone(),
+                AgentSlot {
+                    state,
+                    presence,
+                    indexed: None,
+                },
+            );
+            s.reindex(&id);
         }
         for (site, row) in snap.convs {
             let site = self.site(&site);
@@ -263,6 +298,28 @@ impl SiteState {
                 a.state.load = a.state.load.saturating_sub(1);
             }
         }
+        self.reindex(agent);
+    }
+
+    /// Places the agent in the indexes of its departments as it is now, or takes it out.
+    fn reindex(&mut self, agent: &AgentId) {
+        let Some(slot) = self.agents.get_mut(agent) else {
+            return;
+        };
+        if let Some((rank, depts)) = slot.indexed.take() {
+            unindex(&mut self.avail, &rank, &depts);
+        }
+        let st = &slot.state;
+        if st.status == AgentStatus::Online && st.load < st.max_concurrent {
+            let rank = Rank::of(st);
+            for d in &st.departments {
+                self.avail
+                    .entry(d.clone())
+                    .or_default()
+                    .insert(rank.clone());
+            }
+            slot.indexed = Some((rank, st.departments.clone()));
+        }
     }
 
     /// Gives the head of a department's queue to the best eligible agent.
@@ -273,20 +330,18 @@ impl SiteState {
         grace_ms: Millis,
     ) -> Option<(ConvId, AgentId, String)> {
         let head = self.queues.get(dept)?.order.first()?.1.clone();
-        // By reference: cloning every agent's state per assignment shows up under load.
-        let mut best: Option<&AgentState> = None;
-        for slot in self.agents.values() {
+        let agent = loop {
+            let id = self.avail.get(dept)?.first()?.id.clone();
+            let slot = self.agents.get_mut(&id)?;
             let present_until = slot.presence.values().copied().max().unwrap_or(0);
-            let st = &slot.state;
-            let eligible = st.status == AgentStatus::Online
-                && st.load < st.max_concurrent
-                && present_until.saturating_add(grace_ms) > now
-                && st.departments.contains(dept);
-            if eligible && best.is_none_or(|b| better_candidate(st, b)) {
-                best = Some(st);
+            if present_until.saturating_add(grace_ms) > now {
+                break id;
             }
-        }
-        let agent = best?.id.clone();
+            // Gone past the grace: out of the index until its presence next changes.
+            if let Some((rank, depts)) = slot.indexed.take() {
+                unindex(&mut self.avail, &rank, &depts);
+            }
+        };
         if let Some(q) = self.queues.get_mut(dept) {
             q.remove(&head);
         }
@@ -307,6 +362,19 @@ impl SiteState {
             a.state.load += 1;
             a.state.idle_since = now;
             a.state.chats.push(conv.clone());
+        }
+        self.reindex(agent);
+    }
+}
+
+/// Takes an agent's rank out of the indexes of `depts`.
+fn unindex(avail: &mut HashMap<DeptId, BTreeSet<Rank>>, rank: &Rank, depts: &[DeptId]) {
+    for d in depts {
+        if let Some(set) = avail.get_mut(d) {
+            set.remove(rank);
+            if set.is_empty() {
+                avail.remove(d);
+            }
         }
     }
 }
@@ -339,11 +407,13 @@ impl Store for MemoryStore {
                         chats: Vec::new(),
                     },
                     presence: HashMap::new(),
+                    indexed: None,
                 });
             slot.state.name = agent.name.clone();
             slot.state.departments = agent.departments.clone();
             slot.state.cap = agent.max_concurrent;
             slot.state.max_concurrent = slot.state.max_concurrent.min(agent.max_concurrent);
+            s.reindex(&agent.id);
             let writes = s.agent_write(site_id, &agent.id).into_iter().collect();
             self.journal.submit(writes, None)
         };
@@ -639,7 +709,7 @@ impl Store for MemoryStore {
         let s = lock(&site);
         Ok(s.queues.get(dept).and_then(|q| {
             let score = *q.scores.get(conv)?;
-            Some(q.order.range(..(score, conv.clone())).count() as u32 + 1)
+            Some(q.position(&(score, conv.clone())))
         }))
     }
 
@@ -813,6 +883,7 @@ impl Store for MemoryStore {
         if let Some(a) = s.agents.get_mut(agent) {
             a.presence.insert(node.to_owned(), until);
         }
+        s.reindex(agent);
         Ok(())
     }
 
@@ -1014,9 +1085,101 @@ impl MemoryStore {
                 return Ok(());
             };
             change(&mut a.state);
+            s.reindex(agent);
             let writes = s.agent_write(site_id, agent).into_iter().collect();
             self.journal.submit(writes, None)
         };
         self.journal.committed(n).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn online(s: &mut SiteState, id: &str, max: u32, present_until: Millis) {
+        let id = AgentId::from(id);
+        s.agents.insert(
+            id.clone(),
+            AgentSlot {
+                state: AgentState {
+                    id: id.clone(),
+                    name: id.0.clone(),
+                    departments: vec!["d".into()],
+                    status: AgentStatus::Online,
+                    max_concurrent: max,
+                    cap: max,
+                    load: 0,
+                    idle_since: 0,
+                    present_until: 0,
+                    chats: vec![],
+                },
+                presence: HashMap::from([("n".to_owned(), present_until)]),
+                indexed: None,
+            },
+        );
+        s.reindex(&id);
+    }
+
+    fn queue(s: &mut SiteState, n: usize) {
+        let q = s.queues.entry("d".into()).or_default();
+        for i in 0..n {
+            let conv = ConvId::from(format!("c{i:03}").as_str());
+            q.insert(&conv, i as i64, 0);
+        }
+    }
+
+    /// The index picks what a scan of every agent would: lowest load ratio, then idle longest;
+    /// nobody past their limit, the absent skipped, and a limit change or status change is seen.
+    #[test]
+    fn index_assigns_like_a_scan() {
+        let mut s = SiteState::default();
+        online(&mut s, "a", 2, 1_000);
+        online(&mut s, "b", 4, 1_000);
+        online(&mut s, "gone", 9, 10);
+        queue(&mut s, 8);
+        let dept = DeptId::from("d");
+        let mut who = Vec::new();
+        while let Some((_, agent, _)) = s.assign_one(&dept, 500, 100) {
+            who.push(agent.0);
+        }
+        // a 0/2 (id a first), b 0/4, b 1/4, a 1/2 = b 2/4 (b idle longer), a, b: a full at 2, b at 4.
+        assert_eq!(who, ["a", "b", "b", "a", "b", "b"]);
+        assert_eq!(
+            s.queues[&DeptId::from("d")].order.len(),
+            2,
+            "two wait: every present agent is full"
+        );
+        assert!(!s.avail.contains_key(&dept), "no one is left in the index");
+        let change = |s: &mut SiteState, f: &dyn Fn(&mut AgentSlot)| {
+            f(s.agents.get_mut(&AgentId::from("gone")).unwrap());
+            s.reindex(&"gone".into());
+        };
+        // The absent agent comes back: it takes the rest.
+        change(&mut s, &|a| {
+            a.presence.insert("n".into(), 2_000);
+        });
+        assert_eq!(s.assign_one(&dept, 500, 100).unwrap().1.0, "gone");
+        // Away agents take nothing; online again, they do.
+        change(&mut s, &|a| a.state.status = AgentStatus::Away);
+        assert!(s.assign_one(&dept, 500, 100).is_none());
+        change(&mut s, &|a| a.state.status = AgentStatus::Online);
+        assert!(s.assign_one(&dept, 500, 100).is_some());
+        // A chat released frees a place.
+        let conv = s.agents[&AgentId::from("a")].state.chats[0].clone();
+        s.release_agent(&"a".into(), &conv);
+        assert!(s.avail[&dept].iter().any(|r| r.id.0 == "a"));
+    }
+
+    /// A member's position is the same counted from either end.
+    #[test]
+    fn queue_position_from_the_nearer_end() {
+        let mut s = SiteState::default();
+        queue(&mut s, 7);
+        let q = &s.queues[&DeptId::from("d")];
+        let members: Vec<_> = q.order.iter().cloned().collect();
+        for (i, m) in members.iter().enumerate() {
+            assert_eq!(q.position(m), i as u32 + 1);
+        }
     }
 }

@@ -31,6 +31,14 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# What the tests write to the temp dir (data directories, configurations, the Redis, Sentinel,
+# cluster and PostgreSQL directories) goes into one directory of this run's, removed when the
+# run ends however it ends. World-writable like /tmp: PostgreSQL runs as its own account.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-run-XXXXXX")
+chmod 1777 "$scratch"
+trap 'rm -rf "$scratch"' EXIT
+export TMPDIR="$scratch"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

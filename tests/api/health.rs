@@ -324,7 +324,7 @@ async fn cluster_failover_keeps_the_chat_going() {
 
 /// On a cluster each site has its own sharded channel on its own shard: a site added at run
 /// time (over the admin API), whose slot is on another primary than the first site's, is heard
-/// at once, and chats on both sites relay both ways.
+/// at once, and chats on both sites relay both ways; removed again, it is no longer listened to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_follows_sites_added_at_run_time() {
     use serde_json::json;
@@ -374,6 +374,19 @@ async fn cluster_follows_sites_added_at_run_time() {
         m["type"] == "event" && m["event"]["text"] == "here too"
     })
     .await;
+    // A site removed at run time: the node stops listening to its channel.
+    let channel = format!("{prefix}:{{{other}}}:ev");
+    assert_eq!(cluster.shard_subscribers(shard(&other), &channel), 1);
+    let (status, _) = admin(a, "DELETE", &format!("/v1/sites/{other}"), None).await;
+    assert_eq!(status, 204);
+    let deadline = std::time::Instant::now() + WAIT;
+    while cluster.shard_subscribers(shard(&other), &channel) != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node still listens to the removed site's channel"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     app.stop().await;
 }
 

@@ -606,6 +606,17 @@ impl RedisCluster {
         }
     }
 
+    /// How many clients of the node on `port` listen to the shard channel `channel`.
+    pub fn shard_subscribers(&self, port: u16, channel: &str) -> u64 {
+        let out = self.cli(port, &["PUBSUB", "SHARDNUMSUB", channel]);
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some(channel), "PUBSUB SHARDNUMSUB: {out}");
+        lines
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .expect("a count")
+    }
+
     /// FLUSHALL on the node on `port` (a primary: its replica follows).
     pub fn flush(&self, port: u16) {
         assert_eq!(self.cli(port, &["FLUSHALL"]).trim(), "OK");

@@ -174,12 +174,15 @@ pub(super) async fn subscribe_loop(
     let mut confirmed_at = 0;
     loop {
         let drops = link.drops.load(Ordering::Acquire);
+        let mut before = HashSet::new();
         if drops != confirmed_at {
             // Confirm them all again: each goes to whichever node holds its slot now.
             subscribed.store(false, Ordering::Release);
-            have.clear();
+            before = std::mem::take(&mut have);
         }
         let want: HashSet<String> = sites_rx.borrow_and_update().iter().map(&channel).collect();
+        // A site removed meanwhile is still let go (the client resubscribes what it had).
+        have.extend(before.into_iter().filter(|ch| !want.contains(ch)));
         let mut complete = true;
         for ch in want.difference(&have).cloned().collect::<Vec<_>>() {
             match conn.ssubscribe(&ch).await {

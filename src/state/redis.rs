@@ -1218,13 +1218,34 @@ impl Store for RedisStore {
     }
 
     async fn ready(&self) -> Result<bool> {
-        if self.sites_tx.is_some() {
-            // Every slot served by a reachable primary.
-            let info: String = redis::cmd("CLUSTER")
-                .arg("INFO")
-                .query_async(&mut self.conn())
+        if let Conn::Cluster(mut cluster) = self.connection() {
+            // Every primary answers and says every slot is served. One node's view alone is
+            // not enough: the others call a silent primary failed only after the node timeout
+            // (15 s by default), and until a replica takes over the cluster refuses every
+            // command. The client asks the primaries it reaches; fewer answers than the
+            // cluster's size means one is gone.
+            use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+            let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+            let answers = cluster
+                .route_command(redis::cmd("CLUSTER").arg("INFO").clone(), all)
                 .await?;
-            let ok = info.lines().any(|l| l.trim() == "cluster_state:ok");
+            let redis::Value::Map(answers) = answers else {
+                return Ok(false);
+            };
+            let healthy = |info: &redis::Value| {
+                let Ok(info) = redis::from_redis_value_ref::<String>(info) else {
+                    return false;
+                };
+                let field = |name: &str| {
+                    info.lines()
+                        .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+                };
+                field("cluster_state") == Some("ok")
+                    && field("cluster_size")
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .is_some_and(|size| answers.len() >= size)
+            };
+            let ok = !answers.is_empty() && answers.iter().all(|(_, info)| healthy(info));
             return Ok(ok && self.subscribed.load(Ordering::Acquire));
         }
         // ROLE answers like PING and also tells a primary from a replica (read-only, so every

@@ -322,6 +322,25 @@ async fn cluster_failover_keeps_the_chat_going() {
     chat.goes_on().await;
 }
 
+/// A primary of the cluster gone, even one that holds none of this node's sites: not ready
+/// at once, not only when the other nodes declare it failed (Redis's default node timeout is
+/// 15 s) and the whole cluster stops answering until a replica takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_primary_lost_is_not_ready_before_the_cluster_notices() {
+    let mut cluster = RedisCluster::start_with(std::time::Duration::from_secs(15));
+    let (app, prefix) = node_with_prefix(&cluster.url(), &[alice(2)], None).await;
+    until_ready_is(app.addr, 200).await;
+    let site = cluster.primary_of(&format!("{prefix}:{{{SITE}}}:ev"));
+    let other = (0..)
+        .map(|i| cluster.primary_of(&format!("slot{i}")))
+        .find(|p| *p != site)
+        .unwrap();
+    cluster.kill(other);
+    // Within WAIT (10 s): before the 15 s after which CLUSTER INFO would say so.
+    until_ready_is(app.addr, 503).await;
+    app.stop().await;
+}
+
 /// On a cluster each site has its own sharded channel on its own shard: a site added at run
 /// time (over the admin API), whose slot is on another primary than the first site's, is heard
 /// at once, and chats on both sites relay both ways; removed again, it is no longer listened to.

@@ -495,8 +495,16 @@ pub struct RedisCluster {
 }
 
 impl RedisCluster {
+    /// A cluster whose nodes declare a silent peer failed after one second.
     pub fn start() -> Self {
+        Self::start_with(Duration::from_secs(1))
+    }
+
+    /// A cluster whose nodes declare a silent peer failed after `node_timeout` (Redis's
+    /// default is 15 s).
+    pub fn start_with(node_timeout: Duration) -> Self {
         let dir = temp_dir();
+        let node_timeout = node_timeout.as_millis().to_string();
         let mut nodes = Vec::new();
         for _ in 0..6 {
             let port = free_port();
@@ -506,10 +514,15 @@ impl RedisCluster {
             // The bus port is the client port + 10,000 unless named: a free port of its own
             // (an ephemeral port + 10,000 may be taken, or past 65,535).
             let bus = free_port().to_string();
-            cmd.args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
-                .args(["--cluster-port", &bus])
-                .arg("--dir")
-                .arg(&node_dir);
+            cmd.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-node-timeout",
+                &node_timeout,
+            ])
+            .args(["--cluster-port", &bus])
+            .arg("--dir")
+            .arg(&node_dir);
             let child = cmd
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

@@ -227,14 +227,6 @@ impl AgentState {
     pub fn present(&self, now: Millis, grace_ms: Millis) -> bool {
         self.present_until.saturating_add(grace_ms) > now
     }
-
-    /// Would routing hand this agent a new chat now?
-    pub fn eligible(&self, dept: &DeptId, now: Millis, grace_ms: Millis) -> bool {
-        self.status == AgentStatus::Online
-            && self.load < self.max_concurrent
-            && self.present(now, grace_ms)
-            && self.departments.contains(dept)
-    }
 }
 
 /// An eligible agent's place among the candidates for a chat: lowest load ratio first, then

@@ -109,6 +109,13 @@ struct AgentSlot {
     indexed: Option<(Rank, Vec<DeptId>)>,
 }
 
+impl AgentSlot {
+    /// Until when some node vouches for the agent's connection.
+    fn present_until(&self) -> Millis {
+        self.presence.values().copied().max().unwrap_or(0)
+    }
+}
+
 struct ConvSlot {
     conv: Conversation,
     events: Vec<Event>,
@@ -286,7 +293,7 @@ impl SiteState {
 
     fn agent_view(slot: &AgentSlot) -> AgentState {
         let mut s = slot.state.clone();
-        s.present_until = slot.presence.values().copied().max().unwrap_or(0);
+        s.present_until = slot.present_until();
         s
     }
 
@@ -333,8 +340,7 @@ impl SiteState {
         let agent = loop {
             let id = self.avail.get(dept)?.first()?.id.clone();
             let slot = self.agents.get_mut(&id)?;
-            let present_until = slot.presence.values().copied().max().unwrap_or(0);
-            if present_until.saturating_add(grace_ms) > now {
+            if slot.present_until().saturating_add(grace_ms) > now {
                 break id;
             }
             // Gone past the grace: out of the index until its presence next changes.

@@ -19,6 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, http};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -204,9 +205,19 @@ impl Ctx {
             req.headers_mut()
                 .insert(http::header::ORIGIN, self.origin.parse()?);
         }
+        // Small buffers, like the server's: tungstenite's default read buffer (128 KiB) is
+        // zero-filled before every read, which with thousands of sockets made the generator
+        // the busiest process on the machine (page faults and memset in its profile).
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
         let (ws, _) = tokio::time::timeout(
             Duration::from_secs(10),
-            tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream)),
+            tokio_tungstenite::client_async_with_config(
+                req,
+                MaybeTlsStream::Plain(stream),
+                Some(config),
+            ),
         )
         .await
         .context("handshake timed out")??;

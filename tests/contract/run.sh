@@ -46,9 +46,13 @@ check() {
   local addr token
   addr="$(sed -n 's/^switchboard listening on \([^ ]*\) .*/\1/p' "$work/$name.out")"
   token="$(sed -n 's/^admin token (REST API): //p' "$work/$name.out")"
+  # The document carries no examples, so the examples phase would only report every operation
+  # as skipped: it is not run. (The few generated cases schemathesis still counts as skipped
+  # are ones HTTP cannot carry, such as NULL bytes in headers.)
   echo "-- schemathesis on $name state ($addr), $examples examples per operation, seed $seed"
   (cd "$here" && "$venv/bin/schemathesis" run "http://$addr/v1/openapi.json" \
       --header "Authorization: Bearer $token" --checks all --max-examples "$examples" \
+      --phases coverage,fuzzing,stateful \
       --seed "$seed" --generation-database none --workers 2 --no-color \
       --report junit --report-dir "$work/report-$name") || {
     echo "contract: schemathesis found problems on $name state (above); the server's log ends:" >&2

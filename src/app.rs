@@ -16,6 +16,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Per-IP connection counts for the socket limit.
     pub ip_limiter: IpLimiter,
+    /// TCP connections in all and per peer address (`listener`).
+    pub admission: crate::listener::Admission,
     /// Sessions close when it fires.
     pub shutdown: Shutdown,
     /// Turns to read an uploaded file: each holds up to `attachments.max_bytes` in memory, so

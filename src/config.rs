@@ -110,7 +110,8 @@ pub struct Config {
     #[serde(default)]
     pub trusted_proxies: Vec<Network>,
     /// Serve `/metrics` on this address only (a port the load balancer does not expose);
-    /// without it, `/metrics` is on the main address.
+    /// without it, `/metrics` is on the main address. `/healthz` and `/readyz` are served
+    /// here too, outside the connection caps of the main address.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
     /// For `rediss://`: the PEM certificate of the authority that signed the Redis server's
@@ -226,8 +227,20 @@ pub struct Limits {
     pub messages_per_second: f64,
     /// Frames a connection may send at once before the rate applies.
     pub message_burst: f64,
-    /// Open WebSocket connections per client IP (0: no limit).
+    /// Open connections per client IP (0: no limit): TCP connections per peer address (a
+    /// trusted proxy's are not counted here), and WebSocket sessions per client address (the
+    /// one a trusted proxy forwards). Over it: 429 `too_many_connections`.
     pub connections_per_ip: usize,
+    /// Open connections in all (HTTP and WebSocket). Over it, a small reserve of connections
+    /// still answers `/healthz` and `/readyz`; everything else gets 503 `too_many_connections`.
+    /// Lowered at start to fit the process's descriptor limit.
+    pub max_connections: usize,
+    /// A request's headers (and an idle keep-alive connection's next request) must arrive
+    /// within this; otherwise the connection is closed.
+    pub header_timeout_secs: f64,
+    /// A request's body must arrive, and its answer be ready, within this (408
+    /// `request_timeout`). File uploads have `attachments.upload_timeout_secs` instead.
+    pub body_timeout_secs: f64,
     /// Outgoing messages buffered per connection; a client that falls this far behind is closed.
     pub send_queue: usize,
     /// Kernel-facing WebSocket read buffer per connection, in bytes.
@@ -245,6 +258,9 @@ impl Default for Limits {
             messages_per_second: 10.0,
             message_burst: 20.0,
             connections_per_ip: 256,
+            max_connections: 20_000,
+            header_timeout_secs: 10.0,
+            body_timeout_secs: 30.0,
             send_queue: 256,
             // Chat frames are small; larger ones still arrive (the buffer grows for them).
             ws_read_buffer: 512,
@@ -322,6 +338,15 @@ impl Default for Timing {
             webhook_timeout_secs: 10.0,
             drain_secs: 10.0,
         }
+    }
+}
+
+impl Limits {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.header_timeout_secs)
+    }
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.body_timeout_secs)
     }
 }
 
@@ -928,6 +953,17 @@ impl Config {
                 "limits.messages_per_second",
                 "rate must be positive and limits.message_burst at least 1",
             ));
+        }
+        for (name, v) in [
+            ("limits.header_timeout_secs", l.header_timeout_secs),
+            ("limits.body_timeout_secs", l.body_timeout_secs),
+        ] {
+            if !(v > 0.0 && v <= 3600.0) {
+                return Err(bad(name, "must be more than 0 and at most 3600 seconds"));
+            }
+        }
+        if l.max_connections < 1 {
+            return Err(bad("limits.max_connections", "must be at least 1"));
         }
         if l.send_queue < 8 {
             return Err(bad("limits.send_queue", "must be at least 8"));

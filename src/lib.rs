@@ -4,6 +4,8 @@
 //! - `server` — binds the listener, picks the state backend, starts the background duties,
 //!   serves `http::router()` merged with `ws::router()`; `shutdown` is the signal every loop
 //!   also waits for.
+//! - `listener` — admits each TCP connection (caps in all and per address, a reserve that
+//!   still answers health checks when full) and serves it with a header deadline.
 //! - `config` — flags, environment and TOML, validated with field names; the demo site.
 //! - `app` — the state every handler reaches (`AppState`) and the per-IP connection limit.
 //! - `ws` — the WebSocket surfaces: upgrade checks (site, Origin, per-IP limit), `Connection`
@@ -53,6 +55,7 @@ pub mod envelope;
 pub mod hours;
 pub mod http;
 pub mod hub;
+pub mod listener;
 pub mod model;
 pub mod observe;
 pub mod protocol;

@@ -28,6 +28,10 @@ pub const WEBHOOKS: &str = "switchboard_webhook_deliveries_total";
 pub const ERRORS: &str = "switchboard_errors_total";
 pub const REDIS_SECONDS: &str = "switchboard_redis_seconds";
 pub const DB_SECONDS: &str = "switchboard_db_seconds";
+pub const CONNECTIONS_REFUSED: &str = "switchboard_connections_refused_total";
+pub const HTTP_CONNECTIONS: &str = "switchboard_http_connections";
+pub const REQUEST_TIMEOUTS: &str = "switchboard_request_timeouts_total";
+pub const MAIL: &str = "switchboard_mail_total";
 
 /// Buckets of the time histograms, in seconds: from a quick answer to an hour's chat.
 const TIME_BUCKETS: &[f64] = &[
@@ -106,6 +110,22 @@ fn describe() {
         "Webhook delivery attempts by outcome (delivered, failed, dead)"
     );
     describe_counter!(ERRORS, "Errors answered to clients, by stable code");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "TCP connections refused at accept, by reason (per_address, full)"
+    );
+    describe_gauge!(
+        HTTP_CONNECTIONS,
+        "Open TCP connections on this node (HTTP and upgraded WebSocket)"
+    );
+    describe_counter!(
+        REQUEST_TIMEOUTS,
+        "Requests whose body or answer missed limits.body_timeout_secs"
+    );
+    describe_counter!(
+        MAIL,
+        "Mail asked of a site's SMTP server, by kind and outcome (sent, limited, failed)"
+    );
 }
 
 /// `GET /metrics`: the Prometheus text format.

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -123,6 +122,7 @@ impl Application {
             clock,
         );
         engine.start_directory().await?;
+        let admission = crate::listener::Admission::new(engine.config().limits.max_connections);
         tasks.push(tokio::spawn(
             engine.clone().run_background(shutdown.clone()),
         ));
@@ -132,6 +132,7 @@ impl Application {
             state: AppState {
                 engine,
                 ip_limiter: IpLimiter::default(),
+                admission,
                 shutdown,
                 uploads: Arc::new(tokio::sync::Semaphore::new(crate::app::UPLOADS_AT_ONCE)),
             },
@@ -172,28 +173,34 @@ impl Application {
             tasks,
             store,
         } = self;
-        let mut stopping = trigger.subscribe();
         // Responses over a kilobyte are compressed (gzip or brotli, as the client accepts):
         // REST pages and the scripts. Not the WebSocket routes: their frames are another matter.
-        let app = http::router()
+        let app = http::router(state.clone())
             .layer(tower_http::compression::CompressionLayer::new().compress_when(compressible()))
             .merge(ws::router())
-            .with_state(state.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
-        // Chat frames are small and latency-bound: no Nagle (it stalls on delayed ACKs).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(cause = %e, "could not set TCP_NODELAY");
-            }
-        });
-        let serve =
-            axum::serve(listener, app).with_graceful_shutdown(async move { stopping.recv().await });
-        let server = tokio::spawn(async move { serve.await });
+            .with_state(state.clone());
+        let reserve = http::reserve_router().with_state(state.clone());
+        let engine = state.engine.clone();
+        let serving = crate::listener::Serving {
+            app,
+            reserve,
+            admission: state.admission.clone(),
+            settings: Arc::new(move || engine.config()),
+        };
+        let server = tokio::spawn(crate::listener::serve(
+            listener,
+            serving,
+            trigger.subscribe(),
+        ));
         let metrics_server = metrics_listener.map(|l| {
-            let app = axum::Router::new().route(
-                "/metrics",
-                axum::routing::get(|| async { http::metrics_text() }),
-            );
+            // Health checks too: this address is not subject to the connection caps, so a
+            // monitor on it sees the node even while attackers hold every public slot.
+            let app = http::health::router()
+                .route(
+                    "/metrics",
+                    axum::routing::get(|| async { http::metrics_text() }),
+                )
+                .with_state(state.clone());
             let mut stopping = trigger.subscribe();
             tokio::spawn(async move {
                 let _ = axum::serve(l, app)
@@ -213,7 +220,7 @@ impl Application {
         // the answer) and closes its socket with 1001, background loops stop (the courier
         // first finishes the webhook attempts in flight).
         trigger.fire();
-        server.await.context("server task failed")??;
+        server.await.context("server task failed")?;
         if let Some(m) = metrics_server {
             let _ = m.await;
         }

@@ -80,6 +80,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0011_attachments.sqlite.sql"),
         include_str!("sql/0011_attachments.postgres.sql"),
     ),
+    (
+        12,
+        "ids of deleted sites",
+        include_str!("sql/0012_retired_sites.sql"),
+        include_str!("sql/0012_retired_sites.sql"),
+    ),
 ];
 
 /// The version a fully migrated database is at.

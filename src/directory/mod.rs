@@ -59,6 +59,15 @@ pub async fn change(
         if writes.is_empty() {
             return Ok(None);
         }
+        // A deleted site's id is never given again: what it left behind stays its own.
+        for site in &candidate.sites {
+            if !stored.iter().any(|s| s.id == site.id) && store.is_retired(&site.id).await? {
+                return Err(DirectoryError::Conflict(format!(
+                    "site id {} belonged to a deleted site and is not given again",
+                    site.id
+                )));
+            }
+        }
         if let Some(v) = store.commit(version, &writes, now).await? {
             return Ok(Some(v));
         }

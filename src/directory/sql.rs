@@ -117,6 +117,15 @@ impl DirectoryStore {
         Ok((version, sites))
     }
 
+    /// Whether `site` is the id of a deleted site (never given again).
+    pub async fn is_retired(&self, site: &SiteId) -> Result<bool> {
+        let row = sqlx::query("SELECT COUNT(*) FROM retired_sites WHERE site = $1")
+            .bind(&site.0)
+            .fetch_one(self.db.pool())
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? > 0)
+    }
+
     /// Whether no site has been stored yet (the file then seeds the directory).
     pub async fn is_empty(&self) -> Result<bool> {
         let row = sqlx::query("SELECT COUNT(*) FROM directory WHERE kind = 'site'")
@@ -184,6 +193,14 @@ impl DirectoryStore {
                     ] {
                         sqlx::query(sql).bind(&site.0).execute(&mut *tx).await?;
                     }
+                    sqlx::query(
+                        "INSERT INTO retired_sites (site, retired_at) VALUES ($1, $2) \
+                         ON CONFLICT (site) DO NOTHING",
+                    )
+                    .bind(&site.0)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 Write::Agent { site, agent } => {
                     write_agent(&mut tx, site, agent, position).await?;

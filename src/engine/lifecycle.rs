@@ -482,15 +482,43 @@ impl Engine {
         .await
     }
 
-    /// A visitor's tickets, newest first, at most `limit`: their earlier chats, for the agent.
+    /// The one scope rule for reading a site's records, whichever door the read comes
+    /// through (REST or the agent socket): supervisors and admins read every record of their
+    /// site; an agent only those of the departments they are in (none once no longer listed).
+    /// None means the whole site.
+    pub fn readable_departments(
+        &self,
+        role: crate::config::AgentRole,
+        site: Option<&SiteId>,
+        agent: Option<&AgentId>,
+    ) -> Option<Vec<crate::model::DeptId>> {
+        if role >= crate::config::AgentRole::Supervisor {
+            return None;
+        }
+        let config = self.config();
+        let listed = site
+            .zip(agent)
+            .and_then(|(s, a)| config.site(s)?.agent(a).cloned());
+        Some(listed.map(|a| a.departments).unwrap_or_default())
+    }
+
+    /// A visitor's tickets, newest first, at most `limit`: their earlier chats, for the agent,
+    /// within what that agent may read (`readable_departments`).
     pub async fn visitor_tickets(
         &self,
         site: &SiteId,
+        agent: &AgentId,
         visitor: &VisitorId,
         limit: usize,
     ) -> Result<Vec<crate::tickets::Ticket>> {
+        let role = self
+            .config()
+            .site(site)
+            .and_then(|s| s.agent(agent).map(|a| a.role))
+            .unwrap_or_default();
         let filter = crate::tickets::TicketFilter {
             visitor: Some(visitor.0.clone()),
+            departments: self.readable_departments(role, Some(site), Some(agent)),
             limit,
             ..Default::default()
         };

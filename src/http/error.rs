@@ -50,6 +50,13 @@ pub enum ApiError {
     UnsupportedType(String),
     #[error("this route does not take that method")]
     MethodNotAllowed,
+    /// The body did not arrive (or the answer was not ready) within the deadline.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// A reserve connection (the server is at its connection limit) asked for more than a
+    /// health check.
+    #[error("the server is at its connection limit")]
+    TooManyConnections,
     /// A backend failed; only "retry" reaches the client.
     #[error("storage temporarily unavailable")]
     Unavailable(String),
@@ -69,6 +76,8 @@ impl ApiError {
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) | Self::UnknownSite | Self::Missing(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -100,6 +109,8 @@ impl ApiError {
             Self::NotFound(_) | Self::Missing(_) => "not_found",
             Self::UnknownSite => "unknown_site",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout(_) => "request_timeout",
+            Self::TooManyConnections => "too_many_connections",
             Self::TooLarge(_) => "too_large",
             Self::UnsupportedType(_) => "unsupported_type",
             Self::Unavailable(_) => "unavailable",
@@ -161,6 +172,10 @@ impl IntoResponse for ApiError {
             error["field"] = json!(field);
         }
         let body = Json(json!({ "error": error }));
+        if matches!(self, Self::RequestTimeout(_) | Self::TooManyConnections) {
+            // The rest of a late body is not read: the connection cannot carry another request.
+            return (status, [(header::CONNECTION, "close")], body).into_response();
+        }
         if status == StatusCode::UNAUTHORIZED {
             return (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
         }

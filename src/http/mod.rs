@@ -73,8 +73,36 @@ async fn log_request(
     resp
 }
 
+/// Every request's body must arrive, and its answer be ready, within
+/// `limits.body_timeout_secs`: a client that trickles a body cannot hold a connection and a
+/// handler for long. 408 `request_timeout` otherwise (the connection is then closed).
+async fn body_deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let limit = state.engine.config().limits.body_timeout();
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            metrics::counter!(crate::observe::REQUEST_TIMEOUTS).increment(1);
+            ApiError::RequestTimeout(format!(
+                "the request did not complete within {} s",
+                limit.as_secs_f64()
+            ))
+            .into_response()
+        }
+    }
+}
+
+/// What a connection over `limits.max_connections` is served (`listener`): health checks,
+/// so a load balancer still sees the node; anything else 503 `too_many_connections`.
+pub fn reserve_router() -> Router<AppState> {
+    health::router().fallback(|| async { ApiError::TooManyConnections })
+}
+
 /// The REST and static routes; `server` merges them with the WebSocket ones.
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(health::router())
         .merge(tickets::router())
@@ -84,10 +112,13 @@ pub fn router() -> Router<AppState> {
         .merge(directory::router())
         .merge(accounts::router())
         .merge(widget::router())
-        .merge(attachments::router())
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such route") })
+        .layer(axum::middleware::from_fn_with_state(state, body_deadline))
+        // Uploads have a deadline of their own, by size: a large file on a slow line is fine,
+        // a trickle is not (`attachments`).
+        .merge(attachments::router())
         .layer(axum::middleware::from_fn(log_request))
         // The documented error body for a route that exists but not with this method.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use super::extract::{Caller, JsonBody};
 use super::extract::{cursor_param, known_params, limit_param, sites, time_param};
 use super::{Admin, ApiError, AppState};
-use crate::config::AgentRole;
 use crate::engine::TicketChange;
 use crate::model::DeptId;
 use crate::tickets::{FollowUp, TicketFilter};
@@ -107,19 +106,11 @@ async fn list(
     Ok(Json(json!({ "tickets": tickets, "next_cursor": next })))
 }
 
-/// The departments whose tickets an agent (role `agent`) works on: those they are in.
-/// None for supervisors and admins, who see every ticket of their site.
+/// The departments whose tickets the caller reads (`Engine::readable_departments`).
 fn inbox_departments(state: &AppState, caller: &Caller) -> Option<Vec<DeptId>> {
-    if caller.role >= AgentRole::Supervisor {
-        return None;
-    }
-    let config = state.engine.config();
-    let agent = caller
-        .site
-        .as_ref()
-        .zip(caller.agent.as_ref())
-        .and_then(|(s, a)| config.site(s)?.agent(a).cloned());
-    Some(agent.map(|a| a.departments).unwrap_or_default())
+    state
+        .engine
+        .readable_departments(caller.role, caller.site.as_ref(), caller.agent.as_ref())
 }
 
 /// The ticket with this id on a site the caller reaches (and, for an agent, of one of their

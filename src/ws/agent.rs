@@ -276,7 +276,10 @@ impl Session {
                 };
             }
             AgentIn::History { visitor } => {
-                return match engine.visitor_tickets(site, &visitor, HISTORY_LIMIT).await {
+                return match engine
+                    .visitor_tickets(site, agent, &visitor, HISTORY_LIMIT)
+                    .await
+                {
                     Ok(tickets) => {
                         let (tickets, more) = crate::protocol::ticket_previews(tickets);
                         self.conn

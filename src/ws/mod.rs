@@ -13,6 +13,7 @@ pub mod visitor;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
@@ -25,6 +26,7 @@ use tracing::Instrument;
 
 use crate::app::{AppState, IpGuard};
 use crate::config::Limits;
+use crate::listener::Slot;
 use crate::model::{AgentId, SiteId};
 use crate::protocol::{ClientId, ErrorCode};
 
@@ -96,6 +98,7 @@ pub async fn visitor_upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    slot: Option<Extension<Slot>>,
     Query(q): Query<VisitorQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
@@ -127,7 +130,7 @@ pub async fn visitor_upgrade(
             metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "visitor").increment(1.0);
             session.await;
             metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "visitor").decrement(1.0);
-            drop(guard);
+            drop((guard, slot));
         }
         .instrument(connection_span("visitor", addr))
     }))
@@ -139,6 +142,7 @@ pub async fn agent_upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    slot: Option<Extension<Slot>>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
     let addr = crate::http::client_addr(&state.engine.config(), addr, &headers);
@@ -151,7 +155,7 @@ pub async fn agent_upgrade(
             metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "agent").increment(1.0);
             agent::run(conn, state, signed_in).await;
             metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "agent").decrement(1.0);
-            drop(guard);
+            drop((guard, slot));
         }
         .instrument(connection_span("agent", addr))
     }))

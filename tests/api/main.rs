@@ -7,6 +7,7 @@ mod chat;
 mod crash;
 mod directory;
 mod edges;
+mod hardening;
 mod health;
 mod http;
 mod multinode;

@@ -62,7 +62,32 @@ pub async fn start_with_log(
     config_path: &std::path::Path,
     on_redis: bool,
 ) -> (Node, Lines<BufReader<ChildStderr>>) {
+    start_limited(config_path, on_redis, None).await
+}
+
+/// As `start_with_log`, the process allowed at most `nofile` descriptors when one is given.
+pub async fn start_limited(
+    config_path: &std::path::Path,
+    on_redis: bool,
+    nofile: Option<u64>,
+) -> (Node, Lines<BufReader<ChildStderr>>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    if let Some(n) = nofile {
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
     cmd.arg("--config")
         .arg(config_path)
         .env("RUST_LOG", "info")

@@ -1,0 +1,399 @@
+//! Issue 24, the attacks as found: each test reproduces one against a real server and shows it
+//! no longer works. HTTP deadlines and connection caps first.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::both_backends;
+use crate::helpers::*;
+
+both_backends!(
+    a_partial_header_is_closed_at_the_header_deadline,
+    a_trickled_body_gets_request_timeout,
+    connections_per_address_are_capped_before_a_byte_is_read,
+    a_full_server_still_answers_health_checks,
+    a_site_bound_caller_counts_its_own_site_only,
+    an_agent_of_another_department_reads_none_of_its_records,
+);
+crate::all_stores!(a_deleted_sites_id_is_never_given_again);
+
+/// Reads what the server sends until it closes the connection (or `WAIT` passes: a failure).
+async fn read_to_close(tcp: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
+        .await
+        .expect("the server closes the connection")
+        .ok();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One request on a fresh connection, the whole answer as text.
+async fn raw_request(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    read_to_close(&mut tcp).await
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+}
+
+/// A connection that sends half a header, and one left idle after a request, are both closed
+/// once `limits.header_timeout_secs` passes (before: still open after 70 s).
+async fn a_partial_header_is_closed_at_the_header_deadline(backend: Backend) {
+    let mut cfg = config(&[alice(1)]);
+    cfg.limits.header_timeout_secs = 1.0;
+    let app = spawn_app(backend, cfg).await;
+
+    let mut partial = TcpStream::connect(app.addr).await.unwrap();
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let answer = read_to_close(&mut partial).await;
+    assert!(!answer.contains("200 OK"), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    let mut idle = TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_to_close(&mut idle).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    app.stop().await;
+}
+
+/// A body that trickles in is cut at `limits.body_timeout_secs` with 408 `request_timeout`
+/// and the connection closed (before: 3,000 such connections were all open after 60 s).
+async fn a_trickled_body_gets_request_timeout(backend: Backend) {
+    let mut cfg = config(&[alice(1)]);
+    cfg.limits.body_timeout_secs = 1.0;
+    let app = spawn_app(backend, cfg).await;
+    let mut tcp = TcpStream::connect(app.addr).await.unwrap();
+    tcp.write_all(
+        b"POST /v1/auth/sign-in HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+          content-length: 60\r\n\r\n{\"email\":",
+    )
+    .await
+    .unwrap();
+    let answer = read_to_close(&mut tcp).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+    // Everything else goes on.
+    let (status, _) = admin_get(&app, "/v1/agents").await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
+
+/// Past `limits.connections_per_ip` open connections from one address, the next one is
+/// refused with 429 `too_many_connections` at once, whatever it would have sent; a
+/// WebSocket holds its connection's place; a freed place is taken again.
+async fn connections_per_address_are_capped_before_a_byte_is_read(backend: Backend) {
+    let mut cfg = config(&[alice(1)]);
+    cfg.limits.connections_per_ip = 3;
+    let app = spawn_app(backend, cfg).await;
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        idle.push(TcpStream::connect(app.addr).await.unwrap());
+    }
+    let (_visitor, _) = visitor(&app, json!({})).await;
+    let answer = raw_request(app.addr, &get("/healthz")).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("\"too_many_connections\""), "{answer}");
+    drop(idle.pop());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let answer = raw_request(app.addr, &get("/healthz")).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a freed place is never given: {answer}"
+        );
+        tokio::task::yield_now().await;
+    }
+    app.stop().await;
+}
+
+/// With every place of `limits.max_connections` held by idle connections, a reserve still
+/// answers `/healthz` and `/readyz` (and 503 `too_many_connections` to anything else); past
+/// the reserve the refusal is immediate; once the holders go, the server serves again.
+async fn a_full_server_still_answers_health_checks(backend: Backend) {
+    let mut cfg = config(&[alice(1)]);
+    cfg.limits.max_connections = 4;
+    let app = spawn_app(backend, cfg).await;
+    until_status(&app, "/readyz", 200).await;
+    let mut holders = Vec::new();
+    for _ in 0..4 {
+        holders.push(TcpStream::connect(app.addr).await.unwrap());
+    }
+    let answer = raw_request(app.addr, &get("/healthz")).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = raw_request(app.addr, &get("/readyz")).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = raw_request(app.addr, &get("/v1/openapi.json")).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"too_many_connections\""), "{answer}");
+    // The reserve itself held: refused at once.
+    for _ in 0..switchboard::listener::RESERVE {
+        holders.push(TcpStream::connect(app.addr).await.unwrap());
+    }
+    let started = Instant::now();
+    let answer = raw_request(app.addr, &get("/healthz")).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(holders);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let answer = raw_request(app.addr, &get("/v1/openapi.json")).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served again: {answer}");
+        tokio::task::yield_now().await;
+    }
+    app.stop().await;
+}
+
+/// The issue's attack on the real binary: a process allowed 400 descriptors, 500 idle
+/// connections with half a header each. The public address refuses what it cannot hold
+/// at once (before: `/healthz` hung for everyone); `metrics_listen`, outside the caps, says
+/// healthy and ready; once the attackers go, the public address serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_out_of_descriptors_still_answers_health_checks() {
+    let cfg = config(&[alice(1)]);
+    let ops = free_port();
+    let text = format!(
+        "metrics_listen = \"127.0.0.1:{ops}\"\n{}",
+        config_toml(&[alice(1)])
+    );
+    let path = cfg.data_dir.with_extension("toml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    let (node, mut log) = crate::multinode::start_limited(&path, false, Some(400)).await;
+    tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
+    let ops: std::net::SocketAddr = format!("127.0.0.1:{ops}").parse().unwrap();
+    let mut attackers = Vec::new();
+    for _ in 0..500 {
+        let mut tcp = TcpStream::connect(node.addr).await.unwrap();
+        let _ = tcp.write_all(b"GET / HTTP/1.1\r\n").await;
+        attackers.push(tcp);
+    }
+    let answer = raw_request(node.addr, &get("/healthz")).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"too_many_connections\""), "{answer}");
+    let answer = raw_request(ops, &get("/healthz")).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = raw_request(ops, &get("/readyz")).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(attackers);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let answer = raw_request(node.addr, &get("/healthz")).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served again: {answer}");
+        tokio::task::yield_now().await;
+    }
+    node.terminate().await;
+}
+
+/// A second site, `beta`, with one department and a supervisor `bea`; her API token.
+async fn add_beta(app: &TestApp) -> String {
+    let (s, b) = admin(
+        app.addr,
+        "POST",
+        "/v1/sites",
+        Some(json!({"id": "beta", "allowed_origins": ["http://beta.test"], "departments": [{"id": "help"}]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = admin(
+        app.addr,
+        "POST",
+        "/v1/sites/beta/agents",
+        Some(json!({"id": "bea", "name": "Bea Stone", "departments": ["help"], "max_concurrent": 2, "role": "supervisor"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = admin(app.addr, "POST", "/v1/sites/beta/agents/bea/token", None).await;
+    assert_eq!(s, 200, "{b}");
+    b["token"].as_str().unwrap().to_owned()
+}
+
+/// One chat on the test site, answered and closed by alice: the ticket's conversation id.
+async fn one_closed_chat(app: &TestApp, alice: &mut Client, text: &str) -> String {
+    let (mut v, conv) = chat_with(app, alice, "m1", text).await;
+    agent_say(alice, &conv, "r1", "Hello!").await;
+    alice
+        .send(json!({"type": "close", "conversation": conv}))
+        .await;
+    alice
+        .wait_for("closed", |m| {
+            m["type"] == "closed" && m["conversation"] == conv.as_str()
+        })
+        .await;
+    v.wait_event("closed").await;
+    conv
+}
+
+/// `GET /v1/stats` without `site=`: a supervisor of `beta` counts `beta` only, and its
+/// groups name none of the test site's agents or departments (before: every site's totals
+/// and ids). The deployment's admin token still counts every site.
+async fn a_site_bound_caller_counts_its_own_site_only(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let bea = add_beta(&app).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    one_closed_chat(&app, &mut alice, "hello").await;
+    let deadline = Instant::now() + WAIT;
+    while admin_get(&app, "/v1/stats").await.1["chats"] != 1 {
+        assert!(Instant::now() < deadline, "the ticket is never counted");
+        tokio::task::yield_now().await;
+    }
+    for group in ["", "?group=agent", "?group=department"] {
+        let (s, b) = http_get(app.addr, &format!("/v1/stats{group}"), Some(&bea)).await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["chats"], 0, "{group}: {b}");
+        let text = b.to_string();
+        assert!(
+            !text.contains("alice") && !text.contains("support"),
+            "{group}: {text}"
+        );
+    }
+    let (s, b) = http_get(app.addr, "/v1/stats?site=test", Some(&bea)).await;
+    assert_eq!(s, 403, "{b}");
+    app.stop().await;
+}
+
+/// An agent (role `agent`) in `sales` only asks for a `support` visitor's tickets through
+/// every door: the `history` and `transcript` frames and each REST route that returns
+/// records. None of them shows the ticket, its transcript or the visitor's email (before: the
+/// `history` frame gave the ticket with its private note).
+async fn an_agent_of_another_department_reads_none_of_its_records(backend: Backend) {
+    let app = spawn_app(
+        backend,
+        config(&[alice(2), agent("sid", "Sid Sales", &["sales"], 2)]),
+    )
+    .await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, welcome, conv) = chat_with_hello(
+        &app,
+        &mut alice,
+        json!({"email": "secret.person@example.org"}),
+        "m1",
+        "my account number is 4242",
+    )
+    .await;
+    let visitor_id = welcome["visitor_id"].as_str().unwrap().to_owned();
+    alice
+        .send(json!({"type": "note", "conversation": conv, "text": "private remark"}))
+        .await;
+    alice
+        .send(json!({"type": "close", "conversation": conv}))
+        .await;
+    alice
+        .wait_for("closed", |m| {
+            m["type"] == "closed" && m["conversation"] == conv.as_str()
+        })
+        .await;
+    v.wait_event("closed").await;
+    let ticket = loop {
+        let (_, b) = admin_get(&app, &format!("/v1/tickets?visitor={visitor_id}")).await;
+        if let Some(t) = b["tickets"].as_array().and_then(|t| t.first()) {
+            break t["id"].as_str().unwrap().to_owned();
+        }
+        tokio::task::yield_now().await;
+    };
+    let leaked = |text: &str| {
+        ["4242", "private remark", "secret.person", ticket.as_str()]
+            .iter()
+            .find(|s| text.contains(*s))
+            .map(|s| s.to_string())
+    };
+
+    let mut sid = agent_client(&app, "sid", "online").await;
+    sid.send(json!({"type": "history", "visitor": visitor_id}))
+        .await;
+    let h = sid.wait_type("history").await;
+    assert_eq!(h["tickets"], json!([]), "{h}");
+    sid.send(json!({"type": "transcript", "conversation": conv}))
+        .await;
+    let t = sid
+        .wait_for("transcript or error", |m| {
+            m["type"] == "transcript" || m["type"] == "error"
+        })
+        .await;
+    assert_eq!(t["type"], "error", "{t}");
+    assert_eq!(leaked(&t.to_string()), None, "{t}");
+
+    let sid_token = token("sid");
+    for path in [
+        "/v1/tickets".to_owned(),
+        format!("/v1/tickets?visitor={visitor_id}"),
+        "/v1/tickets?q=4242".to_owned(),
+        format!("/v1/tickets/{ticket}"),
+        format!("/v1/conversations/{conv}"),
+        "/v1/visitors".to_owned(),
+        format!("/v1/visitors/{visitor_id}/export?site=test"),
+        "/v1/audit".to_owned(),
+        "/v1/stats?group=agent".to_owned(),
+        "/v1/agents".to_owned(),
+        "/v1/queues".to_owned(),
+        "/v1/webhooks/dead".to_owned(),
+    ] {
+        let (s, b) = http_get(app.addr, &path, Some(&sid_token)).await;
+        assert!(s == 200 || s == 403 || s == 404, "{path}: {s} {b}");
+        assert_eq!(leaked(&b.to_string()), None, "{path}: {b}");
+    }
+    // Alice, in support, does see it: the check is not blind.
+    let (s, b) = http_get(
+        app.addr,
+        &format!("/v1/tickets/{ticket}"),
+        Some(&token("alice")),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(leaked(&b.to_string()).is_some());
+    app.stop().await;
+}
+
+/// A deleted site's id cannot be created again, so the new site could never read what the
+/// old one left (before: the new admin read the old ticket, file, export and audit); the old
+/// site's agent token and visitor token are dead.
+async fn a_deleted_sites_id_is_never_given_again(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let bea = add_beta(&app).await;
+    let (s, _) = http_get(app.addr, "/v1/agents", Some(&bea)).await;
+    assert_eq!(s, 200);
+    let (s, b) = admin(app.addr, "DELETE", "/v1/sites/beta", None).await;
+    assert_eq!(s, 204, "{b}");
+    let (s, b) = admin(
+        app.addr,
+        "POST",
+        "/v1/sites",
+        Some(json!({"id": "beta", "allowed_origins": ["http://beta.test"], "departments": [{"id": "help"}]})),
+    )
+    .await;
+    assert_eq!(s, 409, "{b}");
+    assert_eq!(b["error"]["code"], "conflict", "{b}");
+    let (s, _) = http_get(app.addr, "/v1/agents", Some(&bea)).await;
+    assert_eq!(s, 401);
+    let (s, _) = admin_get(&app, "/v1/tickets?site=beta").await;
+    assert_eq!(s, 404);
+    // Other ids are still free.
+    let (s, b) = admin(
+        app.addr,
+        "POST",
+        "/v1/sites",
+        Some(json!({"id": "gamma", "allowed_origins": ["http://gamma.test"], "departments": [{"id": "help"}]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    app.stop().await;
+}

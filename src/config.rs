@@ -239,8 +239,19 @@ pub struct Limits {
     /// within this; otherwise the connection is closed.
     pub header_timeout_secs: f64,
     /// A request's body must arrive, and its answer be ready, within this (408
-    /// `request_timeout`). File uploads have `attachments.upload_timeout_secs` instead.
+    /// `request_timeout`). File uploads have a deadline by size instead: their bytes must
+    /// arrive at 16 KiB/s or more after the first 10 s.
     pub body_timeout_secs: f64,
+    /// Messages and files one visitor stores per minute, across sockets and nodes; the same
+    /// again per conversation (0: no limit). Over it: `rate_limited`, nothing stored.
+    pub visitor_messages_per_minute: u32,
+    /// Visitors first seen from one address per hour (a `hello` without a token); over it:
+    /// `rate_limited`, and no visitor record is made (0: no limit).
+    pub new_visitors_per_ip_per_hour: u32,
+    /// Copies of a chat by email per hour: per visitor, per client address, per site.
+    pub mail_per_visitor_per_hour: u32,
+    pub mail_per_ip_per_hour: u32,
+    pub mail_per_site_per_hour: u32,
     /// Outgoing messages buffered per connection; a client that falls this far behind is closed.
     pub send_queue: usize,
     /// Kernel-facing WebSocket read buffer per connection, in bytes.
@@ -261,6 +272,11 @@ impl Default for Limits {
             max_connections: 20_000,
             header_timeout_secs: 10.0,
             body_timeout_secs: 30.0,
+            visitor_messages_per_minute: 60,
+            new_visitors_per_ip_per_hour: 300,
+            mail_per_visitor_per_hour: 3,
+            mail_per_ip_per_hour: 10,
+            mail_per_site_per_hour: 200,
             send_queue: 256,
             // Chat frames are small; larger ones still arrive (the buffer grows for them).
             ws_read_buffer: 512,

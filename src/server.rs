@@ -134,7 +134,7 @@ impl Application {
                 ip_limiter: IpLimiter::default(),
                 admission,
                 shutdown,
-                uploads: Arc::new(tokio::sync::Semaphore::new(crate::app::UPLOADS_AT_ONCE)),
+                uploads: crate::app::UploadTurns::default(),
             },
             trigger,
             tasks,

@@ -27,19 +27,16 @@ pub enum Reader<'a> {
 }
 
 impl Engine {
-    /// Stores a file and the message carrying it in an open conversation of the sender's:
-    /// the visitor's own, or one the agent owns. A retry with the same `client_id` stores
-    /// neither twice.
-    pub async fn send_file(
+    /// Whether `sender` may send a file into `conv` now: the visitor's own open chat, or one
+    /// the agent owns, and (for a visitor) within the message rate. Asked before a byte of
+    /// the file is read, so that nobody can hold an upload turn without a chat.
+    pub async fn file_sender(
         &self,
         site_id: &SiteId,
         sender: &Sender,
         conv: &ConvId,
-        client_id: ClientId,
-        file: File<'_>,
-    ) -> Result<(Ack, AttachmentRef)> {
-        let site = self.site(site_id)?;
-        let (record, author, guard) = match sender {
+    ) -> Result<(crate::model::Conversation, String, Guard)> {
+        Ok(match sender {
             Sender::Visitor(v) => {
                 let c = self.open_conversation(site_id, conv).await?;
                 if &c.visitor != v {
@@ -55,7 +52,22 @@ impl Engine {
                 format!("agent:{a}"),
                 Guard::AgentActive(a.clone()),
             ),
-        };
+        })
+    }
+
+    /// Stores a file and the message carrying it in an open conversation of the sender's:
+    /// the visitor's own, or one the agent owns. A retry with the same `client_id` stores
+    /// neither twice.
+    pub async fn send_file(
+        &self,
+        site_id: &SiteId,
+        sender: &Sender,
+        conv: &ConvId,
+        client_id: ClientId,
+        file: File<'_>,
+    ) -> Result<(Ack, AttachmentRef)> {
+        let site = self.site(site_id)?;
+        let (record, author, guard) = self.file_sender(site_id, sender, conv).await?;
         let now = self.now();
         let attachment = self
             .inner

@@ -33,12 +33,34 @@ impl Engine {
         }
     }
 
-    /// Identifies (or mints) the visitor and records where they are.
+    /// Whether one more occurrence of `key` fits `limit` per window of `window_ms`, counted
+    /// across every node by the state backend (0: no limit).
+    pub(crate) async fn within(
+        &self,
+        site: &SiteId,
+        key: &str,
+        limit: u32,
+        window_ms: i64,
+    ) -> Result<bool> {
+        if limit == 0 {
+            return Ok(true);
+        }
+        let n = self
+            .inner
+            .store
+            .count(site, key, window_ms, self.now())
+            .await?;
+        Ok(n <= u64::from(limit))
+    }
+
+    /// Identifies (or mints) the visitor and records where they are. A new visitor counts
+    /// against `limits.new_visitors_per_ip_per_hour` of the client's address.
     pub async fn visitor_hello(
         &self,
         site_id: &SiteId,
         hello: VisitorHello,
         user_agent: Option<String>,
+        ip: std::net::IpAddr,
     ) -> Result<VisitorSession> {
         let site = self.site(site_id)?;
         let site = &*site;
@@ -62,7 +84,19 @@ impl Engine {
                 };
                 (id, p)
             }
-            None => (VisitorId::generate(), None),
+            None => {
+                let limit = self.config().limits.new_visitors_per_ip_per_hour;
+                if !self
+                    .within(site_id, &format!("nv:{ip}"), limit, 3_600_000)
+                    .await?
+                {
+                    return Err(EngineError::new(
+                        ErrorCode::RateLimited,
+                        "too many new visitors from this address; try again later",
+                    ));
+                }
+                (VisitorId::generate(), None)
+            }
         };
         let mut profile = existing.unwrap_or_else(|| VisitorProfile {
             id: Some(id.clone()),
@@ -132,6 +166,37 @@ impl Engine {
         })
     }
 
+    /// `limits.visitor_messages_per_minute`, per visitor and per conversation, counted on
+    /// the state backend so that many sockets or nodes do not multiply it.
+    pub async fn visitor_within_rate(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        conv: Option<&ConvId>,
+    ) -> Result<()> {
+        let limit = self.config().limits.visitor_messages_per_minute;
+        let over = || {
+            EngineError::new(
+                ErrorCode::RateLimited,
+                "too many messages from this visitor; wait a minute",
+            )
+        };
+        if !self
+            .within(site, &format!("mv:{visitor}"), limit, 60_000)
+            .await?
+        {
+            return Err(over());
+        }
+        if let Some(conv) = conv
+            && !self
+                .within(site, &format!("mc:{conv}"), limit, 60_000)
+                .await?
+        {
+            return Err(over());
+        }
+        Ok(())
+    }
+
     /// A navigation inside the site.
     pub async fn visitor_page(
         &self,
@@ -170,6 +235,7 @@ impl Engine {
             .id
             .clone()
             .ok_or_else(|| EngineError::new(ErrorCode::HelloRequired, "say hello first"))?;
+        self.visitor_within_rate(site_id, &visitor, current).await?;
         let body = EventBody::Message {
             at: self.now(),
             author: AuthorKind::Visitor,

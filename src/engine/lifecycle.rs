@@ -29,11 +29,16 @@ impl Engine {
     /// Emails the visitor the transcript of their chat that closed within the rating window
     /// (what they saw: messages, notices, introductions), through the site's SMTP server, and
     /// records it on the ticket (`transcript_email`). At most three copies per chat.
+    ///
+    /// The copy goes only to the address the visitor gave in the chat's form (their profile's
+    /// email when the chat closed), and within `limits.mail_per_*_per_hour`: an anonymous
+    /// visitor cannot make the site's mail server write to anyone else.
     pub async fn email_transcript(
         &self,
         site_id: &SiteId,
         visitor: &VisitorId,
         email: &str,
+        ip: std::net::IpAddr,
     ) -> Result<(String, String)> {
         const MAX_COPIES: usize = 3;
         let site = self.site(site_id)?;
@@ -47,6 +52,33 @@ impl Engine {
         }
         let now = self.now();
         let mut ticket = self.recent_ticket(site, visitor, "send").await?;
+        let given = ticket.visitor.email.as_deref().map(str::to_lowercase);
+        if given.as_deref() != Some(email.to_lowercase().as_str()) {
+            metrics::counter!(crate::observe::MAIL, "kind" => "transcript", "outcome" => "refused")
+                .increment(1);
+            return Err(EngineError::new(
+                ErrorCode::InvalidEmail,
+                "a copy goes only to the address given in the chat's form",
+            ));
+        }
+        let limits = self.config().limits.clone();
+        for (key, limit) in [
+            (
+                format!("mail:v:{visitor}"),
+                limits.mail_per_visitor_per_hour,
+            ),
+            (format!("mail:i:{ip}"), limits.mail_per_ip_per_hour),
+            ("mail:site".to_owned(), limits.mail_per_site_per_hour),
+        ] {
+            if !self.within(site_id, &key, limit, 3_600_000).await? {
+                metrics::counter!(crate::observe::MAIL, "kind" => "transcript", "outcome" => "limited")
+                    .increment(1);
+                return Err(EngineError::new(
+                    ErrorCode::RateLimited,
+                    "too many copies by email; try again later",
+                ));
+            }
+        }
         let sent = ticket
             .history
             .iter()
@@ -61,7 +93,11 @@ impl Engine {
         let name = site.name.clone().unwrap_or_else(|| site.id.0.clone());
         let body = crate::email::transcript_text(&name, &ticket.transcript);
         let subject = format!("Your chat with {name}");
-        if let Err(e) = crate::email::send(site, &email, &subject, body).await {
+        let sent = crate::email::send(site, &email, &subject, body).await;
+        let outcome = if sent.is_ok() { "sent" } else { "failed" };
+        metrics::counter!(crate::observe::MAIL, "kind" => "transcript", "outcome" => outcome)
+            .increment(1);
+        if let Err(e) = sent {
             tracing::warn!(site = %site_id, ticket = %ticket.id, cause = %e, detail = ?e, "transcript email not sent");
             return Err(match e {
                 crate::email::EmailError::BadAddress(_) => {

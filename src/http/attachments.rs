@@ -107,11 +107,44 @@ async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Respons
     resp
 }
 
-/// How long a file's bytes may take to arrive.
-const UPLOAD_BODY: std::time::Duration = std::time::Duration::from_secs(60);
+/// A file's bytes must keep arriving at this rate (after a grace for the first ones): a large
+/// file on a slow line is fine, a trickle that would hold a turn is not.
+const MIN_BYTES_PER_SEC: f64 = 16.0 * 1024.0;
+const UPLOAD_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long an upload waits for its turn before it is told to come back.
 const UPLOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a body of at most `max` bytes (one more is enough to know it is over) within the
+/// upload deadline: the grace plus what its bytes so far take at the minimum rate.
+async fn read_file(body: axum::body::Body, max: usize) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let started = tokio::time::Instant::now();
+    let mut stream = body.into_data_stream();
+    let mut data = Vec::new();
+    loop {
+        let allowed = UPLOAD_GRACE
+            + std::time::Duration::from_secs_f64(data.len() as f64 / MIN_BYTES_PER_SEC);
+        let next = tokio::time::timeout_at(started + allowed, stream.next())
+            .await
+            .map_err(|_| {
+                ApiError::RequestTimeout(format!(
+                    "the file arrived slower than {} KiB/s",
+                    MIN_BYTES_PER_SEC / 1024.0
+                ))
+            })?;
+        match next {
+            None => return Ok(data),
+            Some(Ok(chunk)) => {
+                if data.len() + chunk.len() > max {
+                    return Err(too_large(max));
+                }
+                data.extend_from_slice(&chunk);
+            }
+            Some(Err(_)) => return Err(ApiError::BadRequest("the upload broke off".into())),
+        }
+    }
+}
 
 /// `POST /v1/conversations/{id}/attachments?client_id=&name=[&site=]`, the file as the body:
 /// stores it and the message that carries it, `201 {"conversation", "seq", "attachment"}`.
@@ -151,25 +184,31 @@ async fn upload(
     if declared.is_some_and(|n| n > rules.max_bytes) {
         return Err(too_large(rules.max_bytes));
     }
-    let _turn = tokio::time::timeout(UPLOAD_WAIT, state.uploads.acquire())
+    // The chat is checked before a turn is taken: without one, nobody holds a turn.
+    let conv = ConvId(id);
+    state.engine.file_sender(&site, &sender, &conv).await?;
+    let who = match &sender {
+        Sender::Visitor(v) => {
+            state
+                .engine
+                .visitor_within_rate(&site, v, Some(&conv))
+                .await?;
+            format!("v:{v}")
+        }
+        Sender::Agent(a) => format!("a:{a}"),
+    };
+    let _turn = state
+        .uploads
+        .take(&site.0, &who, UPLOAD_WAIT)
         .await
-        .ok()
-        .and_then(Result::ok)
         .ok_or_else(|| ApiError::Unavailable("too many uploads at once".into()))?;
-    // One byte over the limit is enough to know; nothing larger is buffered.
-    // A body that trickles in would hold a turn: it has a minute.
-    let read = axum::body::to_bytes(req.into_body(), rules.max_bytes.saturating_add(1));
-    let body = tokio::time::timeout(UPLOAD_BODY, read)
-        .await
-        .map_err(|_| ApiError::BadRequest("the file did not arrive within a minute".into()))?
-        .map_err(|_| too_large(rules.max_bytes))?;
+    let body = read_file(req.into_body(), rules.max_bytes).await?;
     let file = File::check(name, &body, &rules).map_err(|r| match r {
         Refused::TooLarge(max) => too_large(max),
         Refused::Unsupported => {
             ApiError::UnsupportedType(format!("send one of: {}", rules.types.join(", ")))
         }
     })?;
-    let conv = ConvId(id);
     let (ack, attachment) = state
         .engine
         .send_file(&site, &sender, &conv, client_id, file)

@@ -30,6 +30,8 @@ pub struct MemoryStore {
     sink: Arc<dyn Sink>,
     /// The disk.
     journal: Journal,
+    /// Rate counters (`Store::count`).
+    windows: super::windows::Windows,
 }
 
 #[derive(Default)]
@@ -153,6 +155,7 @@ impl MemoryStore {
             sites: DashMap::new(),
             sink,
             journal,
+            windows: Default::default(),
         };
         let resumed = snapshot.convs.len();
         store.resume(snapshot, now);
@@ -1003,6 +1006,10 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    async fn count(&self, site: &SiteId, key: &str, window_ms: i64, now: Millis) -> Result<u64> {
+        Ok(self.windows.count(site, key, window_ms, now))
+    }
+
     async fn forget_visitor(
         &self,
         site_id: &SiteId,
@@ -1034,6 +1041,7 @@ impl Store for MemoryStore {
     }
 
     async fn sweep_closed(&self, _sites: &[SiteId], now: Millis) -> Result<()> {
+        self.windows.prune(now);
         let sites: Vec<_> = self
             .sites
             .iter()

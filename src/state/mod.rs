@@ -9,6 +9,7 @@
 mod journal;
 pub mod memory;
 pub mod redis;
+mod windows;
 
 use async_trait::async_trait;
 
@@ -284,6 +285,10 @@ pub trait Store: Send + Sync + 'static {
     /// At shutdown, after the last session: makes what was stored durable and releases the
     /// backend's resources (the embedded state's file). Calls after this fail.
     async fn shutdown(&self) {}
+    /// Counts one occurrence of `key` (a visitor's message, a mail sent, a new visitor from
+    /// an address) in the fixed window of `window_ms` that `now` falls in, across every node;
+    /// the count in that window so far, this one included. Limits compare it.
+    async fn count(&self, site: &SiteId, key: &str, window_ms: i64, now: Millis) -> Result<u64>;
     /// Erases a visitor: their profile, presence, and the given (closed) conversations with
     /// their logs. A privacy request; the caller made sure no conversation of theirs is open.
     async fn forget_visitor(

@@ -1282,6 +1282,24 @@ impl Store for RedisStore {
         Ok(lost)
     }
 
+    async fn count(&self, site: &SiteId, key: &str, window_ms: i64, now: Millis) -> Result<u64> {
+        let window_ms = window_ms.max(1);
+        // One key per window: it expires with its window, so nothing is left behind.
+        let k = format!(
+            "{}rate:{key}:{}",
+            self.base(site),
+            now.div_euclid(window_ms)
+        );
+        let (n,): (u64,) = redis::pipe()
+            .atomic()
+            .incr(&k, 1u64)
+            .pexpire(&k, window_ms)
+            .ignore()
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(n)
+    }
+
     async fn forget_visitor(
         &self,
         site: &SiteId,

@@ -125,7 +125,7 @@ pub async fn visitor_upgrade(
     Ok(configure(ws, &limits).on_upgrade(move |socket| {
         // Built outside the async block so the socket and state are not kept twice in it.
         let conn = Connection::new(socket, &state);
-        let session = visitor::run(conn, state, site_id, user_agent);
+        let session = visitor::run(conn, state, site_id, user_agent, addr.ip());
         async move {
             metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "visitor").increment(1.0);
             session.await;

@@ -4,6 +4,8 @@
 //! last sequence number delivered: duplicates are dropped, gaps are filled from the log, so the
 //! widget sees each stored event exactly once and in order.
 
+use std::net::IpAddr;
+
 use tokio::sync::mpsc;
 
 use super::session::{self, Attempt, page_after, send_error};
@@ -25,6 +27,8 @@ struct Session {
     /// The conversation followed and the last sequence number delivered from it.
     current: Option<(ConvId, u64)>,
     conn: Connection,
+    /// The client's address (as a trusted proxy forwards it): mail is limited per address.
+    ip: IpAddr,
 }
 
 /// What a successful `hello` establishes.
@@ -40,11 +44,12 @@ async fn hello_phase(
     state: &AppState,
     site: &SiteId,
     user_agent: Option<String>,
+    ip: IpAddr,
 ) -> Option<Hello> {
     let user_agent = &user_agent;
     session::hello_phase(conn, state, |text| async move {
         match serde_json::from_str::<VisitorIn>(&text) {
-            Ok(VisitorIn::Hello(h)) => match hello(state, site, *h, user_agent).await {
+            Ok(VisitorIn::Hello(h)) => match hello(state, site, *h, user_agent, ip).await {
                 Ok(done) => Attempt::Welcome(done),
                 Err(e) => Attempt::Failed(e),
             },
@@ -68,6 +73,7 @@ async fn hello(
     site: &SiteId,
     mut h: crate::protocol::VisitorHello,
     user_agent: &Option<String>,
+    ip: IpAddr,
 ) -> Result<Hello, EngineError> {
     let resume = h.resume.take();
     let department = h.department.clone();
@@ -85,7 +91,7 @@ async fn hello(
     }
     let session = state
         .engine
-        .visitor_hello(site, h, user_agent.clone())
+        .visitor_hello(site, h, user_agent.clone(), ip)
         .await?;
     Ok((session, resume, department))
 }
@@ -101,8 +107,9 @@ pub fn run(
     state: AppState,
     site: SiteId,
     user_agent: Option<String>,
+    ip: IpAddr,
 ) -> impl std::future::Future<Output = ()> + Send {
-    let setup = Box::pin(setup(conn, state, site, user_agent));
+    let setup = Box::pin(setup(conn, state, site, user_agent, ip));
     async move {
         let Some((session, rx)) = setup.await else {
             return;
@@ -127,9 +134,10 @@ async fn setup(
     state: AppState,
     site: SiteId,
     user_agent: Option<String>,
+    ip: IpAddr,
 ) -> Option<(Session, mpsc::Receiver<Push>)> {
     let (hello, resume, department) =
-        Box::pin(hello_phase(&mut conn, &state, &site, user_agent)).await?;
+        Box::pin(hello_phase(&mut conn, &state, &site, user_agent, ip)).await?;
     let (reg, rx) = state.engine.register(Role::Visitor);
     let visitor = hello.id.clone();
     state
@@ -163,6 +171,7 @@ async fn setup(
         reg,
         current: None,
         conn,
+        ip,
     };
     if let Some(conv) = hello.conversation {
         // Follow first, then read the log: nothing published in between is lost.
@@ -338,7 +347,9 @@ impl Session {
                     return true;
                 };
                 // Boxed: an SMTP conversation's state must not sit in every session's frame.
-                return match Box::pin(engine.email_transcript(&self.site, &v, &email)).await {
+                return match Box::pin(engine.email_transcript(&self.site, &v, &email, self.ip))
+                    .await
+                {
                     Ok((ticket, email)) => {
                         self.conn
                             .send(&VisitorOut::TranscriptSent {

@@ -11,12 +11,12 @@ all_stores!(
     bad_files_are_refused
 );
 
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-not-a-real-picture-but-its-signature";
+pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-not-a-real-picture-but-its-signature";
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
 
 /// Sends a file into a conversation with a bearer credential (a visitor token or an agent's
 /// API token), from the site's origin; returns the status and the JSON body.
-async fn send_file(
+pub async fn send_file(
     app: &TestApp,
     conv: &str,
     bearer: &str,

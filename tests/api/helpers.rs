@@ -984,6 +984,8 @@ pub fn config_toml(agents: &[AgentSpec]) -> String {
         messages_per_second = 200.0
         message_burst = 200.0
         connections_per_ip = 0
+        visitor_messages_per_minute = 0
+        new_visitors_per_ip_per_hour = 0
         [[sites]]
         id = "test"
         allowed_origins = ["http://shop.test"]

@@ -1309,7 +1309,15 @@ async fn visitor_gets_a_copy_of_the_chat_by_email(backend: Backend) {
     cfg.sites[0].email_from = Some("Test shop <support@shop.test>".into());
     let app = spawn_app(backend, cfg).await;
     let mut agent = agent_client(&app, "alice", "online").await;
-    let (mut v, conv) = chat_with(&app, &mut agent, "m1", "Where is my parcel?").await;
+    // The address given in the pre-chat form: the only one a copy may go to.
+    let (mut v, _, conv) = chat_with_hello(
+        &app,
+        &mut agent,
+        json!({"email": "vera@example.com"}),
+        "m1",
+        "Where is my parcel?",
+    )
+    .await;
     agent_say(&mut agent, &conv, "a1", "It left Riga today.").await;
     agent
         .send(

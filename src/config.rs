@@ -109,6 +109,11 @@ pub struct Config {
     /// add, so limits per IP, sign-in throttling and logs see visitors, not the proxy.
     #[serde(default)]
     pub trusted_proxies: Vec<Network>,
+    /// Networks webhooks may reach although they are loopback, private or link-local
+    /// (`tickets::outbound`); empty by default: a site admin's URL never reaches the
+    /// deployment's own network.
+    #[serde(default)]
+    pub webhook_allowed_networks: Vec<Network>,
     /// Serve `/metrics` on this address only (a port the load balancer does not expose);
     /// without it, `/metrics` is on the main address. `/healthz` and `/readyz` are served
     /// here too, outside the connection caps of the main address.

@@ -427,16 +427,21 @@
       if (score) send({ type: "rate", score: score, comment: comment.value.trim() || undefined });
     });
     logEl.appendChild(card);
-    if (cfg.email) copyForm();
+    if (cfg.email && givenEmail()) copyForm();
     scroll();
   }
-  // A copy of the chat by email, offered when the site sends email.
+  // The address the visitor gave (form or host page): the only one a copy may go to.
+  function givenEmail() {
+    return (st.identity && st.identity.email) || (st.prechat && st.prechat.email) || "";
+  }
+  // A copy of the chat by email, offered when the site sends email and the visitor gave an
+  // address.
   function copyForm() {
     if (root.querySelector(".copy")) return;
     var card = el("form", "card copy");
     var addr = field(card, t("copyTitle"), el("input"));
-    addr.type = "email"; addr.required = true;
-    addr.value = (st.identity && st.identity.email) || (st.prechat && st.prechat.email) || "";
+    addr.type = "email"; addr.required = true; addr.readOnly = true;
+    addr.value = givenEmail();
     var go = el("button", null, t("copySend"));
     go.type = "submit";
     card.appendChild(go);

@@ -8,6 +8,7 @@
 //! - `webhooks` signs and sends deliveries, with retries, leases and dead letters.
 
 pub mod figures;
+pub mod outbound;
 pub mod redis;
 pub mod sql;
 pub mod timed;

@@ -84,6 +84,12 @@ impl Courier {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs_f64(timeout))
             .redirect(reqwest::redirect::Policy::none())
+            // Names resolve to permitted addresses only; no proxy from the environment (it
+            // would connect on the receiver's behalf, past that check).
+            .dns_resolver(Arc::new(super::outbound::Guarded {
+                config: config.clone(),
+            }))
+            .no_proxy()
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client builds");
@@ -136,7 +142,7 @@ impl Courier {
         }
     }
 
-    async fn attempt(&self, mut d: Delivery) {
+    async fn attempt(&self, d: Delivery) {
         let secret = self
             .config
             .get()
@@ -149,6 +155,12 @@ impl Courier {
             let _ = self.tickets.delivered(&d.id).await;
             return;
         };
+        let allowed = self.config.get().webhook_allowed_networks.clone();
+        if super::outbound::literal_refused(&d.url, &allowed) {
+            self.failed(d, super::outbound::PrivateAddress.to_string())
+                .await;
+            return;
+        }
         let t = now_ms() / 1000;
         let result = self
             .client
@@ -163,39 +175,46 @@ impl Courier {
             .body(d.body.clone())
             .send()
             .await;
+        // What the site admin sees says the status or that the address was refused, nothing
+        // that would tell an open port from a closed one; the log keeps the cause.
         let error = match result {
             Ok(r) if r.status().is_success() => None,
             Ok(r) => Some(format!("HTTP {}", r.status().as_u16())),
-            // Without the URL: its query string may carry the receiver's key.
-            Err(e) => Some(format!("request failed: {}", e.without_url())),
+            Err(e) if super::outbound::is_refusal(&e) => {
+                Some(super::outbound::PrivateAddress.to_string())
+            }
+            Err(e) => {
+                // Without the URL: its query string may carry the receiver's key.
+                tracing::info!(delivery = %d.id, cause = %e.without_url(), "webhook request failed");
+                Some("request failed".to_owned())
+            }
         };
-        let outcome = match error {
+        match error {
             None => {
                 metrics::counter!(crate::observe::WEBHOOKS, "outcome" => "delivered").increment(1);
                 tracing::debug!(delivery = %d.id, event = %d.event, "webhook delivered");
-                self.tickets.delivered(&d.id).await
-            }
-            Some(err) => {
-                d.attempts += 1;
-                let now = now_ms();
-                d.next_at = now + self.backoff(d.attempts);
-                d.last_error = Some(err.clone());
-                let outcome = if d.next_at > d.expires_at {
-                    "dead"
-                } else {
-                    "failed"
-                };
-                metrics::counter!(crate::observe::WEBHOOKS, "outcome" => outcome).increment(1);
-                if d.next_at > d.expires_at {
-                    d.dead = true;
-                    tracing::warn!(delivery = %d.id, url = %loggable(&d.url), cause = %err, attempts = d.attempts, "webhook delivery gave up; kept as dead");
-                } else {
-                    tracing::info!(delivery = %d.id, url = %loggable(&d.url), cause = %err, attempts = d.attempts, "webhook delivery failed; will retry");
+                if let Err(e) = self.tickets.delivered(&d.id).await {
+                    tracing::warn!(cause = %e, delivery = %d.id, "could not record delivery outcome");
                 }
-                self.tickets.reschedule(&d).await
             }
-        };
-        if let Err(e) = outcome {
+            Some(err) => self.failed(d, err).await,
+        }
+    }
+
+    /// Records a failed attempt: retried with backoff, or dead past its retry window.
+    async fn failed(&self, mut d: Delivery, err: String) {
+        d.attempts += 1;
+        d.next_at = now_ms() + self.backoff(d.attempts);
+        d.last_error = Some(err.clone());
+        d.dead = d.next_at > d.expires_at;
+        let outcome = if d.dead { "dead" } else { "failed" };
+        metrics::counter!(crate::observe::WEBHOOKS, "outcome" => outcome).increment(1);
+        if d.dead {
+            tracing::warn!(delivery = %d.id, url = %loggable(&d.url), cause = %err, attempts = d.attempts, "webhook delivery gave up; kept as dead");
+        } else {
+            tracing::info!(delivery = %d.id, url = %loggable(&d.url), cause = %err, attempts = d.attempts, "webhook delivery failed; will retry");
+        }
+        if let Err(e) = self.tickets.reschedule(&d).await {
             // The lease runs out and the delivery is retried: at-least-once holds.
             tracing::warn!(cause = %e, delivery = %d.id, "could not record delivery outcome");
         }

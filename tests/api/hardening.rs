@@ -24,6 +24,7 @@ both_backends!(
     uploads_are_checked_before_they_take_a_turn,
     one_visitor_on_many_sockets_is_one_rate,
     new_visitors_per_address_are_limited,
+    webhooks_never_reach_internal_addresses,
 );
 
 /// Reads what the server sends until it closes the connection (or `WAIT` passes: a failure).
@@ -597,5 +598,54 @@ async fn new_visitors_per_address_are_limited(backend: Backend) {
     c.wait_error("rate_limited").await;
     let (_c, w) = visitor(&app, json!({"token": tokens[0]})).await;
     assert_eq!(w["type"], "welcome");
+    app.stop().await;
+}
+
+/// Webhooks at loopback in every spelling the issue tried (and a name that resolves to it)
+/// are refused at delivery, and `last_error` says only that (before: the loopback listener got
+/// the POSTs, and the error told open ports from closed ones). The tests' other webhooks reach
+/// 127.0.0.1 through `webhook_allowed_networks`; here it is empty.
+async fn webhooks_never_reach_internal_addresses(backend: Backend) {
+    let hooks = Receiver::start(&[]).await;
+    let port = hooks
+        .url
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut cfg = config(&[alice(2)]);
+    cfg.webhook_allowed_networks.clear();
+    let urls = [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://localhost:{port}/"),
+        format!("http://2130706433:{port}/"),
+        format!("http://[::1]:{port}/"),
+        "http://169.254.169.254/latest/meta-data".to_owned(),
+    ];
+    for (i, url) in urls.iter().enumerate() {
+        let toml = format!(
+            "id = \"h{i}\"\nurl = {url:?}\nsecret = {HOOK_SECRET:?}\nevents = [\"ticket.created\"]\nretry_for_secs = 0.2\n"
+        );
+        cfg.sites[0].webhooks.push(toml::from_str(&toml).unwrap());
+    }
+    cfg.timing.webhook_backoff_secs = 0.05;
+    cfg.timing.webhook_max_backoff_secs = 0.1;
+    let app = spawn_app(backend, cfg).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    one_closed_chat(&app, &mut alice, "hello").await;
+    let deadline = Instant::now() + WAIT;
+    let dead = loop {
+        let (_, b) = admin_get(&app, "/v1/webhooks/dead").await;
+        let d = b["deliveries"].as_array().cloned().unwrap_or_default();
+        if d.len() == urls.len() {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "not all dead: {b}");
+        tokio::task::yield_now().await;
+    };
+    for d in &dead {
+        assert_eq!(d["last_error"], "refused: private address", "{d}");
+    }
     app.stop().await;
 }

@@ -976,6 +976,7 @@ pub fn config_toml(agents: &[AgentSpec]) -> String {
         secret = "test-secret-0123456789abcdef"
         admin_token_sha256 = "ADMIN_HASH"
         data_dir = "DATA_DIR"
+        webhook_allowed_networks = ["127.0.0.0/8"]
         [timing]
         heartbeat_secs = 5.0
         agent_grace_secs = 60.0

@@ -37,6 +37,7 @@ async function startChat(page, name) {
   const pre = W(page).locator(".prechat");
   await pre.waitFor({ timeout: WAIT });
   await pre.getByLabel("Name").fill(name);
+  if (await pre.getByLabel("Email").count()) await pre.getByLabel("Email").fill("vera@example.com");
   await pre.locator("button[type=submit]").click();
   const box = W(page).locator("form.compose textarea");
   await box.waitFor({ state: "visible", timeout: WAIT });

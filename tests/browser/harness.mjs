@@ -142,7 +142,7 @@ heartbeat_secs = 5.0
 id = "demo"
 allowed_origins = ["${origin}"]
 default_department = "support"
-widget = { color = "#0f766e", title = "Demo shop", typing_preview = true, prechat = { name = true, fields = [{ id = "order", label = "Order number" }] } }
+widget = { color = "#0f766e", title = "Demo shop", typing_preview = true, prechat = { name = true, email = true, fields = [{ id = "order", label = "Order number" }] } }
 departments = [{ id = "support", name = "Support" }, { id = "sales", name = "Sales" }]
 canned = [
   { shortcut = "hi", text = "Hello {visitor_name}! I'm {agent_first_name}, how can I help?" },

@@ -28,6 +28,7 @@ async function startChat(page, name = "Vera", order = "A-17", { connects = true 
   const pre = W(page).locator(".prechat");
   await pre.waitFor({ timeout: WAIT });
   await pre.getByLabel("Name").fill(name);
+  await pre.getByLabel("Email").fill("vera@example.com");
   await pre.getByLabel("Order number").fill(order);
   // The answers reconnect with the visitor's name: wait until that connection is welcomed.
   await page.evaluate(() => { window.__connected = false; Switchboard.on("connected", () => { window.__connected = true; }); });
@@ -182,9 +183,12 @@ for (const backend of ["embedded", "redis"]) {
       await rating.locator("textarea").fill("Helpful");
       await rating.locator("button[type=submit]").click();
       await waitText(page, ".sys", "Thanks for your feedback");
-      // A copy of the chat by email: the site sends email, so the widget offers it.
+      // A copy of the chat by email: the site sends email, so the widget offers it, to the
+      // address given in the pre-chat form only.
       const copy = W(page).locator(".copy");
-      await copy.locator("input[type=email]").fill("vera@example.com");
+      const to = copy.locator("input[type=email]");
+      assert.equal(await to.inputValue(), "vera@example.com");
+      assert.equal(await to.evaluate((e) => e.readOnly), true);
       await accessible(page, "the copy-by-email form");
       await copy.locator("button[type=submit]").click();
       await waitText(page, ".sys", "A copy is on its way to vera@example.com");

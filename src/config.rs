@@ -1089,7 +1089,14 @@ impl Config {
                 ));
             }
             for (j, o) in site.allowed_origins.iter().enumerate() {
-                if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
+                // Scheme and host[:port] only: an origin never has a path, query or user.
+                let host = o
+                    .strip_prefix("http://")
+                    .or_else(|| o.strip_prefix("https://"))
+                    .unwrap_or_default();
+                if host.is_empty()
+                    || host.contains(|c: char| "/?#@ \\".contains(c) || c.is_control())
+                {
                     return Err(bad(
                         format!("{at}.allowed_origins[{j}]"),
                         "must look like https://host[:port] without a trailing slash",
@@ -1431,5 +1438,21 @@ mod tests {
         c.validate().unwrap();
         c.sites[0].allowed_origins.clear();
         assert_eq!(c.validate().unwrap_err().field, "sites[0].allowed_origins");
+        // Issue 24.20: an origin with a path was stored; the OpenAPI pattern says host only.
+        for bad_origin in [
+            "http://other.test/path/x",
+            "http://other.test/",
+            "https://",
+            "ftp://x",
+        ] {
+            c.sites[0].allowed_origins = vec![bad_origin.into()];
+            assert_eq!(
+                c.validate().unwrap_err().field,
+                "sites[0].allowed_origins[0]",
+                "{bad_origin}"
+            );
+        }
+        c.sites[0].allowed_origins = vec!["https://shop.test:8443".into()];
+        assert!(c.validate().is_ok());
     }
 }

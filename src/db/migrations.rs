@@ -86,6 +86,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0012_retired_sites.sql"),
         include_str!("sql/0012_retired_sites.sql"),
     ),
+    (
+        13,
+        "the visitor of a webhook delivery",
+        include_str!("sql/0013_delivery_visitor.sql"),
+        include_str!("sql/0013_delivery_visitor.sql"),
+    ),
 ];
 
 /// The version a fully migrated database is at.

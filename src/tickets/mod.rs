@@ -322,6 +322,9 @@ pub struct Delivery {
     pub last_error: Option<String>,
     #[serde(default)]
     pub dead: bool,
+    /// The visitor the event is about, when it names one (a privacy erase removes it).
+    #[serde(default)]
+    pub visitor: Option<String>,
 }
 
 impl Ticket {

@@ -250,8 +250,8 @@ async fn write_ticket(conn: &mut sqlx::AnyConnection, ticket: &Ticket) -> Result
     Ok(())
 }
 
-const UPSERT_DELIVERY: &str = "INSERT INTO deliveries (id, site, next_at, lease_until, dead, created_at, body) \
-     VALUES ($1, $2, $3, 0, $4, $5, $6) \
+const UPSERT_DELIVERY: &str = "INSERT INTO deliveries (id, site, next_at, lease_until, dead, created_at, body, visitor) \
+     VALUES ($1, $2, $3, 0, $4, $5, $6, $7) \
      ON CONFLICT (id) DO UPDATE SET next_at = excluded.next_at, lease_until = 0, \
      dead = excluded.dead, body = excluded.body";
 
@@ -265,6 +265,7 @@ async fn write_deliveries(conn: &mut sqlx::AnyConnection, deliveries: &[Delivery
             .bind(i64::from(d.dead))
             .bind(d.created_at)
             .bind(body)
+            .bind(d.visitor.clone())
             .execute(&mut *conn)
             .await?;
     }
@@ -612,11 +613,21 @@ impl TicketStore for SqlTickets {
                 .await?;
         }
         // Webhook payloads carry the visitor's id (and with it their data): none may go out.
-        sqlx::query("DELETE FROM deliveries WHERE site = $1 AND body LIKE $2")
-            .bind(&site.0)
-            .bind(format!("%{visitor}%"))
-            .execute(&mut *tx)
-            .await?;
+        // By the column; rows written before it existed by their body, the id taken
+        // literally (`_` and `%` are wildcards to LIKE).
+        let literal = visitor
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        sqlx::query(
+            "DELETE FROM deliveries WHERE site = $1 AND (visitor = $2 \
+             OR (visitor IS NULL AND body LIKE $3 ESCAPE '\\'))",
+        )
+        .bind(&site.0)
+        .bind(visitor)
+        .bind(format!("%{literal}%"))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(deleted)
     }

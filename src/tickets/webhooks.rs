@@ -62,6 +62,10 @@ pub fn deliveries_for(
                 expires_at: now + (w.retry_for_secs * 1000.0) as Millis,
                 last_error: None,
                 dead: false,
+                visitor: data
+                    .pointer("/visitor/id")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
             }
         })
         .collect()

@@ -18,13 +18,17 @@ both_backends!(
     a_site_bound_caller_counts_its_own_site_only,
     an_agent_of_another_department_reads_none_of_its_records,
 );
-crate::all_stores!(a_deleted_sites_id_is_never_given_again);
+crate::all_stores!(
+    a_deleted_sites_id_is_never_given_again,
+    an_erase_of_a_wildcard_id_erases_no_ones_deliveries,
+);
 both_backends!(
     a_copy_by_email_goes_only_to_the_address_given_and_is_limited,
     uploads_are_checked_before_they_take_a_turn,
     one_visitor_on_many_sockets_is_one_rate,
     new_visitors_per_address_are_limited,
     webhooks_never_reach_internal_addresses,
+    an_origin_with_a_path_is_refused,
 );
 
 /// Reads what the server sends until it closes the connection (or `WAIT` passes: a failure).
@@ -647,5 +651,60 @@ async fn webhooks_never_reach_internal_addresses(backend: Backend) {
     for d in &dead {
         assert_eq!(d["last_error"], "refused: private address", "{d}");
     }
+    app.stop().await;
+}
+
+/// `PUT /v1/sites/{site}` refuses an origin with a path, as the OpenAPI pattern says (before:
+/// `http://other.test/path/x` was stored with 200).
+async fn an_origin_with_a_path_is_refused(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(1)])).await;
+    for origin in [
+        "http://other.test/path/x",
+        "http://other.test/",
+        "http://a@other.test",
+    ] {
+        let (s, b) = admin(
+            app.addr,
+            "PUT",
+            "/v1/sites/test",
+            Some(json!({"allowed_origins": [origin], "default_department": "support"})),
+        )
+        .await;
+        assert_eq!(s, 422, "{origin}: {b}");
+        assert_eq!(b["error"]["field"], "allowed_origins[0]", "{b}");
+    }
+    app.stop().await;
+}
+
+/// A privacy erase of the visitor id `_` (a LIKE wildcard) finds no visitor and removes no
+/// one's webhook deliveries (before: 404, and all 14 of the site's deliveries were gone).
+async fn an_erase_of_a_wildcard_id_erases_no_ones_deliveries(backend: Backend) {
+    let hooks = Receiver::start(&[]).await;
+    hooks.answer_from_now(Answer::Fail);
+    let mut cfg = config(&[alice(3)]);
+    with_webhook(&mut cfg, &hooks.url, &["ticket.created"]);
+    cfg.sites[0].webhooks[0].retry_for_secs = 0.2;
+    let app = spawn_app(backend, cfg).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    for _ in 0..2 {
+        one_closed_chat(&app, &mut alice, "hello").await;
+    }
+    let dead = |b: &serde_json::Value| b["deliveries"].as_array().map_or(0, Vec::len);
+    let deadline = Instant::now() + WAIT;
+    while dead(&admin_get(&app, "/v1/webhooks/dead").await.1) < 2 {
+        assert!(Instant::now() < deadline, "the deliveries never died");
+        tokio::task::yield_now().await;
+    }
+    for id in ["_", "%"] {
+        let (s, b) = admin(
+            app.addr,
+            "DELETE",
+            &format!("/v1/visitors/{id}?site=test"),
+            None,
+        )
+        .await;
+        assert_eq!(s, 404, "{b}");
+    }
+    assert_eq!(dead(&admin_get(&app, "/v1/webhooks/dead").await.1), 2);
     app.stop().await;
 }

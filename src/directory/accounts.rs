@@ -42,16 +42,90 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Checks a new password's length, naming the field.
+/// An email address as accounts are looked up and limited by: trimmed, lower-cased.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Passwords of the allowed length that lists of leaked passwords put near the top (NIST SP
+/// 800-63B asks for a check against such a list rather than composition rules).
+const COMMON: &[&str] = &[
+    "1234567890",
+    "0123456789",
+    "0987654321",
+    "12345678910",
+    "123456789a",
+    "a123456789",
+    "1q2w3e4r5t",
+    "1q2w3e4r5t6y",
+    "1qaz2wsx3edc",
+    "qwertyuiop",
+    "qwerty1234",
+    "qwerty12345",
+    "qwerty123456",
+    "asdfghjkl1",
+    "zxcvbnm123",
+    "password12",
+    "password123",
+    "password1!",
+    "password1234",
+    "passw0rd123",
+    "p@ssw0rd123",
+    "iloveyou12",
+    "iloveyou123",
+    "welcome123",
+    "letmein123",
+    "football123",
+    "baseball123",
+    "sunshine123",
+    "princess123",
+    "dragon1234",
+    "monkey1234",
+    "starwars123",
+    "superman123",
+    "whatever123",
+    "trustno1234",
+    "administrator",
+    "admin12345",
+    "admin123456",
+    "changeme123",
+    "abcdefghij",
+    "abcd123456",
+    "abc1234567",
+    "computer123",
+    "internet123",
+    "michael123",
+    "charlie123",
+    "jennifer123",
+    "123qweasdzxc",
+    "qazwsxedcrfv",
+    "1234qwerasdf",
+    "switchboard",
+    "switchboard1",
+];
+
+/// Checks a new password: its length, that it is not a common one, and not one character
+/// repeated or a run (`aaaaaaaaaa`, `abcdefghijk`, `9876543210`). No composition rules.
 pub fn check_password(password: &str) -> Result<(), String> {
     let n = password.chars().count();
     if n < MIN_PASSWORD_CHARS {
-        Err(format!("at least {MIN_PASSWORD_CHARS} characters"))
-    } else if n > MAX_PASSWORD_CHARS {
-        Err(format!("at most {MAX_PASSWORD_CHARS} characters"))
-    } else {
-        Ok(())
+        return Err(format!("at least {MIN_PASSWORD_CHARS} characters"));
     }
+    if n > MAX_PASSWORD_CHARS {
+        return Err(format!("at most {MAX_PASSWORD_CHARS} characters"));
+    }
+    let lower = password.to_lowercase();
+    let chars: Vec<char> = lower.chars().collect();
+    let distinct = chars.iter().collect::<std::collections::HashSet<_>>().len();
+    let steps: Vec<i64> = chars
+        .windows(2)
+        .map(|w| i64::from(u32::from(w[1])) - i64::from(u32::from(w[0])))
+        .collect();
+    let run = steps.iter().all(|s| *s == steps[0]) && steps[0].abs() <= 1;
+    if COMMON.contains(&lower.as_str()) || distinct < 4 || run {
+        return Err("too common or too easy to guess; choose another".into());
+    }
+    Ok(())
 }
 
 /// Sign-in attempts allowed per window, per address and per client IP.
@@ -75,7 +149,7 @@ impl SignInLimiter {
         if !self.room(now) {
             return false;
         }
-        let email_ok = self.hit(format!("e:{}", email.to_lowercase()), now, PER_EMAIL);
+        let email_ok = self.hit(format!("e:{}", normalize_email(email)), now, PER_EMAIL);
         let ip_ok = self.hit(format!("i:{ip}"), now, PER_IP);
         email_ok && ip_ok
     }
@@ -123,6 +197,16 @@ mod tests {
         assert!(!verify_password(&h, "correct horse battery!"));
         assert!(!verify_password("not a hash", "x"));
         assert!(check_password("short").is_err());
+        for weak in [
+            "aaaaaaaaaa",
+            "Password123",
+            "abcdefghijk",
+            "9876543210",
+            "ababababab",
+        ] {
+            assert!(check_password(weak).is_err(), "{weak}");
+        }
+        assert!(check_password("correct horse battery").is_ok());
     }
 
     /// The sixth attempt for one address within a minute is refused; another address is not.

@@ -242,7 +242,7 @@ impl DirectoryStore {
     /// The agent with this address, for signing in.
     pub async fn login(&self, email: &str) -> Result<Option<Login>> {
         let row = sqlx::query("SELECT site, id, password_hash FROM agents WHERE email = $1")
-            .bind(email.trim().to_lowercase())
+            .bind(super::accounts::normalize_email(email))
             .fetch_optional(self.db.pool())
             .await?;
         row.map(|r| {
@@ -266,6 +266,29 @@ impl DirectoryStore {
         .await?;
         row.map(|r| Ok((SiteId(r.try_get(0)?), AgentId(r.try_get(1)?))))
             .transpose()
+    }
+
+    /// Takes the live invite with this hash, once: a single conditional update, so of several
+    /// simultaneous acceptances exactly one gets the agent.
+    pub async fn consume_invite(
+        &self,
+        hash: &str,
+        now: Millis,
+    ) -> Result<Option<(SiteId, AgentId)>> {
+        let Some((site, agent)) = self.invited(hash, now).await? else {
+            return Ok(None);
+        };
+        let taken = sqlx::query(
+            "UPDATE agents SET invite_sha256 = NULL, invite_until = NULL \
+             WHERE site = $1 AND id = $2 AND invite_sha256 = $3 AND invite_until > $4",
+        )
+        .bind(&site.0)
+        .bind(&agent.0)
+        .bind(hash)
+        .bind(now)
+        .execute(self.db.pool())
+        .await?;
+        Ok((taken.rows_affected() == 1).then_some((site, agent)))
     }
 
     /// Starts a console session for the agent; the cookie's hash and the CSRF token are kept.
@@ -431,9 +454,13 @@ async fn write_credentials(
         .bind(hash.clone()),
     };
     query.execute(&mut **tx).await?;
-    // A reset ends every console session; a rotated API token leaves them (its sockets close
-    // all the same, and consoles come back on their cookie).
-    if matches!(change, Credentials::Invite { .. }) {
+    // A reset, and a password set, end every console session (the new password's own session
+    // starts after); a rotated API token leaves them (its sockets close all the same, and
+    // consoles come back on their cookie).
+    if matches!(
+        change,
+        Credentials::Invite { .. } | Credentials::Password(_)
+    ) {
         sqlx::query("DELETE FROM agent_sessions WHERE site = $1 AND agent = $2")
             .bind(&site.0)
             .bind(&id.0)

@@ -106,11 +106,14 @@ async fn sign_in(
     JsonBody(body): JsonBody<SignIn>,
 ) -> Result<Response, ApiError> {
     let addr = super::client_addr(&state.engine.config(), addr, &headers);
-    if !state.engine.sign_ins().allow(&body.email, addr.ip()) {
+    // One form of the address for the limit and the lookup alike: variants in case or
+    // surrounding whitespace are the same address and share its five attempts.
+    let email = crate::directory::accounts::normalize_email(&body.email);
+    if !state.engine.sign_ins().allow(&email, addr.ip()) {
         tracing::info!(ip = %addr.ip(), "sign-in refused: too many attempts");
         return Err(ApiError::RateLimited);
     }
-    let login = state.engine.directory().login(&body.email).await?;
+    let login = state.engine.directory().login(&email).await?;
     let hash = login.as_ref().and_then(|l| l.password_hash.clone());
     let password = body.password;
     // argon2 takes tens of milliseconds of CPU: off the async workers. An unknown address
@@ -206,7 +209,7 @@ async fn accept_invite(
     let Some((site, agent)) = state
         .engine
         .directory()
-        .invited(&token_hash(&body.token), state.engine.now())
+        .consume_invite(&token_hash(&body.token), state.engine.now())
         .await?
     else {
         return Err(ApiError::Missing(

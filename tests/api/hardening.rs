@@ -19,6 +19,7 @@ both_backends!(
     an_agent_of_another_department_reads_none_of_its_records,
 );
 crate::all_stores!(
+    an_invite_is_taken_once_and_passwords_are_checked,
     a_deleted_sites_id_is_never_given_again,
     an_erase_of_a_wildcard_id_erases_no_ones_deliveries,
 );
@@ -706,5 +707,74 @@ async fn an_erase_of_a_wildcard_id_erases_no_ones_deliveries(backend: Backend) {
         assert_eq!(s, 404, "{b}");
     }
     assert_eq!(dead(&admin_get(&app, "/v1/webhooks/dead").await.1), 2);
+    app.stop().await;
+}
+
+/// Five simultaneous acceptances of one invite: exactly one signs in (before: all five, and
+/// all five sessions stayed valid). A common or repetitive password is refused. Variants of an
+/// address in case and whitespace share its five sign-in attempts a minute (before: each
+/// variant had its own five).
+async fn an_invite_is_taken_once_and_passwords_are_checked(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(1)])).await;
+    let a = app.addr;
+    let (s, created) = admin(
+        a,
+        "POST",
+        "/v1/sites/test/agents",
+        Some(json!({"id": "sam", "name": "Sam Lee", "departments": ["support"], "max_concurrent": 2, "email": "sam@shop.test"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{created}");
+    let invite = invite_token(&created);
+    for weak in ["aaaaaaaaaa", "password123", "1234567890"] {
+        let (s, b) = Console::accept_invite(a, &invite, weak)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            (s, b["error"]["field"].as_str()),
+            (422, Some("password")),
+            "{weak}: {b}"
+        );
+    }
+    let tries = (0..5).map(|i| {
+        let invite = invite.clone();
+        tokio::spawn(async move {
+            Console::accept_invite(a, &invite, &format!("sam's own long password {i}")).await
+        })
+    });
+    let mut signed_in = Vec::new();
+    for t in tries {
+        if let Ok(c) = t.await.unwrap() {
+            signed_in.push(c);
+        }
+    }
+    assert_eq!(signed_in.len(), 1, "one acceptance signs in");
+    assert_eq!(
+        signed_in[0]
+            .call("GET", "/v1/auth/session", None, false)
+            .await
+            .0,
+        200
+    );
+
+    for email in [
+        " nobody@shop.test",
+        "nobody@shop.test\t",
+        "NOBODY@shop.test",
+        "\tnobody@shop.test",
+        "nobody@shop.test ",
+    ] {
+        let (s, _) = Console::sign_in(a, email, "wrong password 123")
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(s, 401, "{email:?}");
+    }
+    let (s, _) = Console::sign_in(a, "nobody@shop.test", "wrong password 123")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(s, 429);
     app.stop().await;
 }

@@ -318,7 +318,7 @@ secret = "loadtest-secret-0123456789"
 messages_per_second = 1000.0
 message_burst = 1000.0
 connections_per_ip = 0
-visitor_messages_per_minute = 0
+visitor_messages_per_minute = 1000000
 new_visitors_per_ip_per_hour = 0
 send_queue = 1024
 [timing]

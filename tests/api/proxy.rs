@@ -200,6 +200,9 @@ async fn through(proxy: fn(SocketAddr) -> Proxy, forged_is_dropped: bool) {
     if forged_is_dropped {
         assert!(!ips.contains(&"198.51.100.66"), "{audit}");
     }
+    // The metrics name every tenant: the shipped files do not pass them on (issue 24.14).
+    let (s, _) = http_get(p.addr, "/metrics", None).await;
+    assert_eq!(s, 404);
     app.stop().await;
 }
 

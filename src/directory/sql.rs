@@ -419,6 +419,20 @@ async fn write_agent(
             .await?;
         }
     }
+    // Disabling ends the account's sessions and invalidates its API token, as removal does:
+    // enabling it again brings back neither (the admin issues a new token or invite).
+    if agent.disabled {
+        for sql in [
+            "UPDATE agents SET token_sha256 = NULL WHERE site = $1 AND id = $2",
+            "DELETE FROM agent_sessions WHERE site = $1 AND agent = $2",
+        ] {
+            sqlx::query(sql)
+                .bind(&site.0)
+                .bind(&agent.id.0)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
     Ok(())
 }
 

@@ -20,6 +20,7 @@ both_backends!(
 );
 crate::all_stores!(
     an_invite_is_taken_once_and_passwords_are_checked,
+    a_disabled_agents_token_stays_dead_when_enabled_again,
     a_deleted_sites_id_is_never_given_again,
     an_erase_of_a_wildcard_id_erases_no_ones_deliveries,
 );
@@ -776,5 +777,30 @@ async fn an_invite_is_taken_once_and_passwords_are_checked(backend: Backend) {
         .err()
         .unwrap();
     assert_eq!(s, 429);
+    app.stop().await;
+}
+
+/// Disable, then enable again: the old API token stays refused (before: it worked again).
+async fn a_disabled_agents_token_stays_dead_when_enabled_again(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(1)])).await;
+    let (s, _) = http_get(app.addr, "/v1/tickets", Some(&token("alice"))).await;
+    assert_eq!(s, 200);
+    for disabled in [true, false] {
+        let (s, b) = admin(
+            app.addr,
+            "PUT",
+            "/v1/sites/test/agents/alice",
+            Some(json!({"name": "Alice Moreau", "departments": ["support"], "max_concurrent": 1, "disabled": disabled})),
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+    }
+    let (s, _) = http_get(app.addr, "/v1/tickets", Some(&token("alice"))).await;
+    assert_eq!(s, 401);
+    let mut again = connect(app.addr, "/v1/agent", None).await.unwrap();
+    again
+        .send(json!({"type": "hello", "token": token("alice")}))
+        .await;
+    again.wait_error("unauthorized").await;
     app.stop().await;
 }

@@ -52,6 +52,17 @@ impl Engine {
         }
         let now = self.now();
         let mut ticket = self.recent_ticket(site, visitor, "send").await?;
+        let sent = ticket
+            .history
+            .iter()
+            .filter(|h| h.kind == "transcript_email")
+            .count();
+        if sent >= MAX_COPIES {
+            return Err(EngineError::new(
+                ErrorCode::EmailUnavailable,
+                "three copies of this chat were sent already",
+            ));
+        }
         let given = ticket.visitor.email.as_deref().map(str::to_lowercase);
         if given.as_deref() != Some(email.to_lowercase().as_str()) {
             metrics::counter!(crate::observe::MAIL, "kind" => "transcript", "outcome" => "refused")
@@ -78,17 +89,6 @@ impl Engine {
                     "too many copies by email; try again later",
                 ));
             }
-        }
-        let sent = ticket
-            .history
-            .iter()
-            .filter(|h| h.kind == "transcript_email")
-            .count();
-        if sent >= MAX_COPIES {
-            return Err(EngineError::new(
-                ErrorCode::EmailUnavailable,
-                "three copies of this chat were sent already",
-            ));
         }
         let name = site.name.clone().unwrap_or_else(|| site.id.0.clone());
         let body = crate::email::transcript_text(&name, &ticket.transcript);

@@ -72,7 +72,7 @@ impl UploadTurns {
                 drop(n);
                 // Back out what this call counted.
                 for k in keys.iter().take_while(|k| *k != key) {
-                    self.give_back(k);
+                    release(&self.held, k);
                 }
                 self.held.remove_if(key, |_, n| *n == 0);
                 return None;
@@ -88,15 +88,11 @@ impl UploadTurns {
             }),
             _ => {
                 for k in &keys {
-                    self.give_back(k);
+                    release(&self.held, k);
                 }
                 None
             }
         }
-    }
-
-    fn give_back(&self, key: &str) {
-        release(&self.held, key);
     }
 }
 

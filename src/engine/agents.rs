@@ -248,14 +248,14 @@ impl Engine {
             .append_guarded(site_id, conv, &body, &Guard::AgentActive(agent.clone()))
             .await?
         {
-            Some(appended) => {
+            Guarded::Stored(appended) => {
                 metrics::counter!(crate::observe::MESSAGES, "author" => "agent").increment(1);
                 Ok(Ack {
                     conv: conv.clone(),
                     seq: appended.seq,
                 })
             }
-            None => {
+            Guarded::Refused | Guarded::Limited => {
                 // Not stored: find out why, for a precise error.
                 self.owned(site_id, agent, conv).await?;
                 Err(EngineError::not_owner())

@@ -45,7 +45,12 @@ impl Engine {
                         "no such conversation",
                     ));
                 }
-                (c, format!("visitor:{v}"), Guard::VisitorOpen(v.clone()))
+                // The rate was counted before the file was read (`visitor_within_rate`).
+                (
+                    c,
+                    format!("visitor:{v}"),
+                    Guard::VisitorOpen(v.clone(), None),
+                )
             }
             Sender::Agent(a) => (
                 self.owned(site_id, a, conv).await?,
@@ -123,7 +128,7 @@ impl Engine {
             .store
             .append_guarded(site_id, conv, &body, &guard)
             .await?;
-        let Some(appended) = stored else {
+        let Some(appended) = stored.stored() else {
             // The chat closed (or moved) meanwhile: no message, no file.
             if let Err(e) = self.inner.attachments.delete(&attachment.id).await {
                 tracing::warn!(cause = %e, attachment = %attachment.id, "could not remove an unsent file");

@@ -38,7 +38,7 @@ impl Engine {
     pub(crate) async fn within(
         &self,
         site: &SiteId,
-        key: &str,
+        keys: &[String],
         limit: u32,
         window_ms: i64,
     ) -> Result<bool> {
@@ -48,7 +48,7 @@ impl Engine {
         let n = self
             .inner
             .store
-            .count(site, key, window_ms, self.now())
+            .count(site, keys, window_ms, self.now())
             .await?;
         Ok(n <= u64::from(limit))
     }
@@ -87,7 +87,7 @@ impl Engine {
             None => {
                 let limit = self.config().limits.new_visitors_per_ip_per_hour;
                 if !self
-                    .within(site_id, &format!("nv:{ip}"), limit, 3_600_000)
+                    .within(site_id, &[format!("nv:{ip}")], limit, 3_600_000)
                     .await?
                 {
                     return Err(EngineError::new(
@@ -166,35 +166,34 @@ impl Engine {
         })
     }
 
-    /// `limits.visitor_messages_per_minute`, per visitor and per conversation, counted on
-    /// the state backend so that many sockets or nodes do not multiply it.
+    /// `limits.visitor_messages_per_minute` as an append's rate (None: no limit).
+    fn visitor_rate(&self) -> Option<crate::state::Rate> {
+        let limit = self.config().limits.visitor_messages_per_minute;
+        (limit > 0).then(|| crate::state::Rate {
+            limit,
+            window_ms: 60_000,
+            now: self.now(),
+        })
+    }
+
+    /// Counts one message (or file) of the visitor against `visitor_rate`, per visitor and
+    /// per conversation, on the state backend so that many sockets or nodes do not multiply
+    /// it. For what is not relayed by `append_guarded`, which counts in the same step.
     pub async fn visitor_within_rate(
         &self,
         site: &SiteId,
         visitor: &VisitorId,
         conv: Option<&ConvId>,
     ) -> Result<()> {
-        let limit = self.config().limits.visitor_messages_per_minute;
-        let over = || {
-            EngineError::new(
-                ErrorCode::RateLimited,
-                "too many messages from this visitor; wait a minute",
-            )
+        let Some(rate) = self.visitor_rate() else {
+            return Ok(());
         };
-        if !self
-            .within(site, &format!("mv:{visitor}"), limit, 60_000)
-            .await?
-        {
-            return Err(over());
+        let keys = crate::state::Rate::keys(visitor, conv);
+        if self.within(site, &keys, rate.limit, rate.window_ms).await? {
+            Ok(())
+        } else {
+            Err(visitor_over_rate())
         }
-        if let Some(conv) = conv
-            && !self
-                .within(site, &format!("mc:{conv}"), limit, 60_000)
-                .await?
-        {
-            return Err(over());
-        }
-        Ok(())
     }
 
     /// A navigation inside the site.
@@ -235,7 +234,6 @@ impl Engine {
             .id
             .clone()
             .ok_or_else(|| EngineError::new(ErrorCode::HelloRequired, "say hello first"))?;
-        self.visitor_within_rate(site_id, &visitor, current).await?;
         let body = EventBody::Message {
             at: self.now(),
             author: AuthorKind::Visitor,
@@ -245,19 +243,30 @@ impl Engine {
             client_id: Some(client_id.as_str().to_owned()),
             attachment: None,
         };
-        if let Some(conv) = current
-            && let Some(appended) = self
+        if let Some(conv) = current {
+            // Ownership and the rate are checked, and the rate counted, inside the append: a
+            // message in an open chat is one round trip.
+            let guard = Guard::VisitorOpen(visitor.clone(), self.visitor_rate());
+            match self
                 .inner
                 .store
-                .append_guarded(site_id, conv, &body, &Guard::VisitorOpen(visitor.clone()))
+                .append_guarded(site_id, conv, &body, &guard)
                 .await?
-        {
-            metrics::counter!(crate::observe::MESSAGES, "author" => "visitor").increment(1);
-            return Ok(Ack {
-                conv: conv.clone(),
-                seq: appended.seq,
-            });
+            {
+                Guarded::Stored(appended) => {
+                    metrics::counter!(crate::observe::MESSAGES, "author" => "visitor").increment(1);
+                    return Ok(Ack {
+                        conv: conv.clone(),
+                        seq: appended.seq,
+                    });
+                }
+                Guarded::Limited => return Err(visitor_over_rate()),
+                // Closed or moved on: the message opens a new conversation.
+                Guarded::Refused => {}
+            }
         }
+        // A conversation's first message.
+        self.visitor_within_rate(site_id, &visitor, None).await?;
         // An answer to a trigger's message goes to the trigger's department.
         let trigger = route.trigger.and_then(|t| site.trigger(t));
         let department = trigger
@@ -587,4 +596,11 @@ impl Engine {
         )
         .await;
     }
+}
+
+fn visitor_over_rate() -> EngineError {
+    EngineError::new(
+        ErrorCode::RateLimited,
+        "too many messages from this visitor; wait a minute",
+    )
 }

@@ -81,7 +81,7 @@ impl Engine {
             (format!("mail:i:{ip}"), limits.mail_per_ip_per_hour),
             ("mail:site".to_owned(), limits.mail_per_site_per_hour),
         ] {
-            if !self.within(site_id, &key, limit, 3_600_000).await? {
+            if !self.within(site_id, &[key], limit, 3_600_000).await? {
                 metrics::counter!(crate::observe::MAIL, "kind" => "transcript", "outcome" => "limited")
                     .increment(1);
                 return Err(EngineError::new(

@@ -55,7 +55,7 @@ use crate::model::{
 };
 use crate::protocol::{ClientId, ErrorCode, MessageText, QueueStat, estimate_minutes, secs_since};
 use crate::shutdown::Shutdown;
-use crate::state::{Guard, Reassign, Store, StoreError};
+use crate::state::{Guard, Guarded, Reassign, Store, StoreError};
 use crate::templates::{self, Template, Vars};
 use crate::tickets::webhooks::{Courier, deliveries_for};
 use crate::tickets::{OfflineMessage, Rating, Ticket, TicketStore};

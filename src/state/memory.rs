@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 
 use super::journal::{ConvRow, Journal, Snapshot, Write};
-use super::{Appended, Guard, Reassign, Result, Span, Start, Store, Unavailable, queue_score};
+use super::{
+    Appended, Guard, Guarded, Reassign, Result, Span, Start, Store, Unavailable, queue_score,
+};
 use crate::config::AgentConfig;
 use crate::envelope::{Envelope, Sink};
 use crate::model::{
@@ -528,7 +530,7 @@ impl Store for MemoryStore {
         conv: &ConvId,
         body: &EventBody,
         guard: &Guard,
-    ) -> Result<Option<Appended>> {
+    ) -> Result<Guarded> {
         let (n, appended) = {
             let site = self.site(site_id);
             let mut s = lock(&site);
@@ -537,12 +539,12 @@ impl Store for MemoryStore {
                     Guard::None => Err(super::StoreError::Corrupt(format!(
                         "no conversation {conv}"
                     ))),
-                    _ => Ok(None),
+                    _ => Ok(Guarded::Refused),
                 };
             };
             let holds = match guard {
                 Guard::None => true,
-                Guard::VisitorOpen(v) => {
+                Guard::VisitorOpen(v, _) => {
                     slot.conv.state != ConvState::Closed && &slot.conv.visitor == v
                 }
                 Guard::AgentActive(a) => {
@@ -550,7 +552,7 @@ impl Store for MemoryStore {
                 }
             };
             if !holds {
-                return Ok(None);
+                return Ok(Guarded::Refused);
             }
             if let Some(cid) = body.client_id()
                 && let Some(&seq) = slot.client_ids.get(cid)
@@ -562,6 +564,16 @@ impl Store for MemoryStore {
                 };
                 (self.journal.submitted(), appended)
             } else {
+                if let Guard::VisitorOpen(v, Some(rate)) = guard {
+                    let keys = super::Rate::keys(v, Some(conv));
+                    if self
+                        .windows
+                        .count_all(site_id, &keys, rate.window_ms, rate.now)
+                        > u64::from(rate.limit)
+                    {
+                        return Ok(Guarded::Limited);
+                    }
+                }
                 let seq = slot.conv.last_seq + 1;
                 slot.conv.last_seq = seq;
                 let event = Event {
@@ -604,7 +616,7 @@ impl Store for MemoryStore {
             }
         };
         self.journal.committed(n).await?;
-        Ok(Some(appended))
+        Ok(Guarded::Stored(appended))
     }
 
     async fn events(&self, site: &SiteId, conv: &ConvId, span: Span) -> Result<Vec<Event>> {
@@ -1006,8 +1018,14 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
-    async fn count(&self, site: &SiteId, key: &str, window_ms: i64, now: Millis) -> Result<u64> {
-        Ok(self.windows.count(site, key, window_ms, now))
+    async fn count(
+        &self,
+        site: &SiteId,
+        keys: &[String],
+        window_ms: i64,
+        now: Millis,
+    ) -> Result<u64> {
+        Ok(self.windows.count_all(site, keys, window_ms, now))
     }
 
     async fn forget_visitor(

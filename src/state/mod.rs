@@ -43,12 +43,52 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// What `append_guarded` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guarded {
+    Stored(Appended),
+    /// The guard did not hold: nothing was stored.
+    Refused,
+    /// The guard's rate was exceeded: nothing was stored.
+    Limited,
+}
+
+impl Guarded {
+    pub fn stored(self) -> Option<Appended> {
+        match self {
+            Self::Stored(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// A rate a visitor's messages must keep, counted in the step that stores them (so relaying a
+/// message stays one round trip): every new message counts once in the visitor's counter and
+/// in the conversation's, per fixed window; over `limit` in either, nothing is stored.
+#[derive(Clone, Debug)]
+pub struct Rate {
+    pub limit: u32,
+    pub window_ms: i64,
+    pub now: Millis,
+}
+
+impl Rate {
+    /// The counters (`Store::count` keys) a visitor's message counts in: the visitor's, and
+    /// the conversation's when there is one.
+    pub fn keys(visitor: &VisitorId, conv: Option<&ConvId>) -> Vec<String> {
+        let mut keys = vec![format!("mv:{visitor}")];
+        keys.extend(conv.map(|c| format!("mc:{c}")));
+        keys
+    }
+}
+
 /// A condition on an append.
 #[derive(Clone, Debug)]
 pub enum Guard {
     None,
-    /// The conversation is this visitor's and not closed.
-    VisitorOpen(VisitorId),
+    /// The conversation is this visitor's and not closed, and (with a rate) the message keeps
+    /// it.
+    VisitorOpen(VisitorId, Option<Rate>),
     /// The conversation is active with this agent.
     AgentActive(AgentId),
 }
@@ -142,17 +182,19 @@ pub trait Store: Send + Sync + 'static {
     async fn append(&self, site: &SiteId, conv: &ConvId, body: &EventBody) -> Result<Appended> {
         self.append_guarded(site, conv, body, &Guard::None)
             .await?
+            .stored()
             .ok_or_else(|| StoreError::Corrupt(format!("no conversation {conv}")))
     }
-    /// As `append`, only if the guard holds (checked in the same atomic step, so relaying a
-    /// message costs one round trip). None when the guard failed: nothing was stored.
+    /// As `append`, only if the guard holds and its rate is kept (checked and counted in the
+    /// same atomic step, so relaying a message costs one round trip). A client id stored
+    /// before is answered as stored, and not counted again.
     async fn append_guarded(
         &self,
         site: &SiteId,
         conv: &ConvId,
         body: &EventBody,
         guard: &Guard,
-    ) -> Result<Option<Appended>>;
+    ) -> Result<Guarded>;
     /// Stored events inside `span`, in order: at most `span.limit` of them, the earliest or the
     /// latest. Readers page through long conversations with this; nothing reads a whole log
     /// but ticket filing.
@@ -285,10 +327,17 @@ pub trait Store: Send + Sync + 'static {
     /// At shutdown, after the last session: makes what was stored durable and releases the
     /// backend's resources (the embedded state's file). Calls after this fail.
     async fn shutdown(&self) {}
-    /// Counts one occurrence of `key` (a visitor's message, a mail sent, a new visitor from
-    /// an address) in the fixed window of `window_ms` that `now` falls in, across every node;
-    /// the count in that window so far, this one included. Limits compare it.
-    async fn count(&self, site: &SiteId, key: &str, window_ms: i64, now: Millis) -> Result<u64>;
+    /// Counts one occurrence in each of `keys` (a visitor's messages, mail sent, new visitors
+    /// from an address) in the fixed window of `window_ms` that `now` falls in, across every
+    /// node, in one step; the highest count in that window so far, this one included. Limits
+    /// compare it.
+    async fn count(
+        &self,
+        site: &SiteId,
+        keys: &[String],
+        window_ms: i64,
+        now: Millis,
+    ) -> Result<u64>;
     /// Erases a visitor: their profile, presence, and the given (closed) conversations with
     /// their logs. A privacy request; the caller made sure no conversation of theirs is open.
     async fn forget_visitor(

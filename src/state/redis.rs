@@ -35,7 +35,9 @@ use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{Appended, Guard, Reassign, Result, Span, Start, Store, StoreError, Unavailable};
+use super::{
+    Appended, Guard, Guarded, Reassign, Result, Span, Start, Store, StoreError, Unavailable,
+};
 use crate::config::{AgentConfig, Config};
 use crate::envelope::{Envelope, Sink};
 use crate::model::{
@@ -218,6 +220,16 @@ impl RedisStore {
 
     fn base(&self, site: &SiteId) -> String {
         format!("{}:{{{}}}:", self.prefix, site)
+    }
+
+    /// The key of a rate counter (`Store::count`) for the window `now` falls in: one key per
+    /// window, expiring with it, so nothing is left behind.
+    fn rate_key(&self, site: &SiteId, key: &str, window_ms: i64, now: Millis) -> String {
+        format!(
+            "{}rate:{key}:{}",
+            self.base(site),
+            now.div_euclid(window_ms.max(1))
+        )
     }
 
     fn channel(&self, site: &SiteId) -> String {
@@ -789,7 +801,7 @@ impl Store for RedisStore {
         conv: &ConvId,
         body: &EventBody,
         guard: &Guard,
-    ) -> Result<Option<Appended>> {
+    ) -> Result<Guarded> {
         let base = self.base(site);
         let json = serde_json::to_string(body).map_err(|e| corrupt(e.to_string()))?;
         let visitor_at = match body {
@@ -802,16 +814,24 @@ impl Store for RedisStore {
         };
         let guard_arg = match guard {
             Guard::None => String::new(),
-            Guard::VisitorOpen(v) => format!("v:{v}"),
+            Guard::VisitorOpen(v, _) => format!("v:{v}"),
             Guard::AgentActive(a) => format!("a:{a}"),
         };
-        let (seq, flag): (u64, i64) = self
-            .scripts
-            .append
-            .key(format!("{base}c:{conv}"))
+        let mut script = self.scripts.append.key(format!("{base}c:{conv}"));
+        script
             .key(format!("{base}c:{conv}:log"))
             .key(format!("{base}c:{conv}:cids"))
-            .key(format!("{base}activity"))
+            .key(format!("{base}activity"));
+        let (limit, window) = match guard {
+            Guard::VisitorOpen(v, Some(rate)) => {
+                for k in crate::state::Rate::keys(v, Some(conv)) {
+                    script.key(self.rate_key(site, &k, rate.window_ms, rate.now));
+                }
+                (rate.limit.to_string(), rate.window_ms.max(1).to_string())
+            }
+            _ => (String::new(), String::new()),
+        };
+        let (seq, flag): (u64, i64) = script
             .arg(body.client_id().unwrap_or(""))
             .arg(json)
             .arg(self.channel(site))
@@ -820,15 +840,18 @@ impl Store for RedisStore {
             .arg(visitor_at)
             .arg(guard_arg)
             .arg(self.publish_command())
+            .arg(limit)
+            .arg(window)
             .invoke_async(&mut self.conn())
             .await?;
         if seq == 0 {
-            return match guard {
-                Guard::None => Err(corrupt(format!("no conversation {conv}"))),
-                _ => Ok(None),
+            return match (guard, flag) {
+                (_, -2) => Ok(Guarded::Limited),
+                (Guard::None, _) => Err(corrupt(format!("no conversation {conv}"))),
+                _ => Ok(Guarded::Refused),
             };
         }
-        Ok(Some(Appended {
+        Ok(Guarded::Stored(Appended {
             seq,
             duplicate: flag == 1,
         }))
@@ -1282,22 +1305,21 @@ impl Store for RedisStore {
         Ok(lost)
     }
 
-    async fn count(&self, site: &SiteId, key: &str, window_ms: i64, now: Millis) -> Result<u64> {
-        let window_ms = window_ms.max(1);
-        // One key per window: it expires with its window, so nothing is left behind.
-        let k = format!(
-            "{}rate:{key}:{}",
-            self.base(site),
-            now.div_euclid(window_ms)
-        );
-        let (n,): (u64,) = redis::pipe()
-            .atomic()
-            .incr(&k, 1u64)
-            .pexpire(&k, window_ms)
-            .ignore()
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(n)
+    async fn count(
+        &self,
+        site: &SiteId,
+        keys: &[String],
+        window_ms: i64,
+        now: Millis,
+    ) -> Result<u64> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for key in keys {
+            let k = self.rate_key(site, key, window_ms, now);
+            pipe.incr(&k, 1u64).pexpire(&k, window_ms.max(1)).ignore();
+        }
+        let counts: Vec<u64> = pipe.query_async(&mut self.conn()).await?;
+        Ok(counts.into_iter().max().unwrap_or(0))
     }
 
     async fn forget_visitor(

@@ -36,6 +36,14 @@ impl Windows {
         entry.1
     }
 
+    /// Counts one more in each of `keys`; the highest count.
+    pub fn count_all(&self, site: &SiteId, keys: &[String], window_ms: i64, now: Millis) -> u64 {
+        keys.iter()
+            .map(|k| self.count(site, k, window_ms, now))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Drops counters whose window has ended (the sweep calls it).
     pub fn prune(&self, now: Millis) {
         self.counts.retain(|_, (end, _)| *end > now);

@@ -50,6 +50,22 @@ async fn raw_request(addr: std::net::SocketAddr, request: &str) -> String {
     read_to_close(&mut tcp).await
 }
 
+/// Waits until a fresh connection's GET of `path` answers 200 (a place freed is given again).
+async fn served_again(addr: std::net::SocketAddr, path: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let answer = raw_request(addr, &get(path)).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never served again: {answer}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
 fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
 }
@@ -118,18 +134,7 @@ async fn connections_per_address_are_capped_before_a_byte_is_read(backend: Backe
     assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
     assert!(answer.contains("\"too_many_connections\""), "{answer}");
     drop(idle.pop());
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let answer = raw_request(app.addr, &get("/healthz")).await;
-        if answer.starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a freed place is never given: {answer}"
-        );
-        tokio::task::yield_now().await;
-    }
+    served_again(app.addr, "/healthz").await;
     app.stop().await;
 }
 
@@ -161,15 +166,7 @@ async fn a_full_server_still_answers_health_checks(backend: Backend) {
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(holders);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let answer = raw_request(app.addr, &get("/v1/openapi.json")).await;
-        if answer.starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never served again: {answer}");
-        tokio::task::yield_now().await;
-    }
+    served_again(app.addr, "/v1/openapi.json").await;
     app.stop().await;
 }
 
@@ -205,15 +202,7 @@ async fn a_process_out_of_descriptors_still_answers_health_checks() {
     let answer = raw_request(ops, &get("/readyz")).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     drop(attackers);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let answer = raw_request(node.addr, &get("/healthz")).await;
-        if answer.starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never served again: {answer}");
-        tokio::task::yield_now().await;
-    }
+    served_again(node.addr, "/healthz").await;
     node.terminate().await;
 }
 
@@ -660,11 +649,7 @@ async fn webhooks_never_reach_internal_addresses(backend: Backend) {
 /// `http://other.test/path/x` was stored with 200).
 async fn an_origin_with_a_path_is_refused(backend: Backend) {
     let app = spawn_app(backend, config(&[alice(1)])).await;
-    for origin in [
-        "http://other.test/path/x",
-        "http://other.test/",
-        "http://a@other.test",
-    ] {
+    for origin in ["http://other.test/path/x", "http://other.test/", "https://"] {
         let (s, b) = admin(
             app.addr,
             "PUT",

@@ -1,11 +1,14 @@
 -- Store one event and publish it: the whole relay of a message in one round trip.
 -- KEYS[1] conversation hash, KEYS[2] its log stream, KEYS[3] its client-id hash,
--- KEYS[4] the site's activity sorted set (active chats by last visitor activity)
+-- KEYS[4] the site's activity sorted set (active chats by last visitor activity),
+-- KEYS[5..] with a rate: the counters of this window a new message counts in
 -- ARGV[1] client id ('' for none), ARGV[2] event body JSON (an object without "seq"),
 -- ARGV[3] channel, ARGV[4] site, ARGV[5] conversation id, ARGV[6] time of a visitor message ('' otherwise),
 -- ARGV[7] guard: '' none, 'v:<visitor>' the visitor's open chat, 'a:<agent>' the agent's active chat,
--- ARGV[8] 'PUBLISH', or 'SPUBLISH' on a cluster (the channel is in this site's slot).
--- Returns {seq, duplicate}; {0, 0} unknown conversation; {0, -1} the guard failed (nothing stored).
+-- ARGV[8] 'PUBLISH', or 'SPUBLISH' on a cluster (the channel is in this site's slot),
+-- ARGV[9] the rate's limit ('' none), ARGV[10] its window in ms.
+-- Returns {seq, duplicate}; {0, 0} unknown conversation; {0, -1} the guard failed, {0, -2}
+-- over the rate (nothing stored either way). A repeated client id is not counted again.
 if ARGV[1] ~= '' then
   local seen = redis.call('HGET', KEYS[3], ARGV[1])
   if seen then return {tonumber(seen), 1} end
@@ -17,6 +20,16 @@ if guard ~= '' then
   local who, id = string.sub(guard, 1, 1), string.sub(guard, 3)
   if who == 'v' and (c[1] == 'closed' or c[2] ~= id) then return {0, -1} end
   if who == 'a' and (c[1] ~= 'active' or c[3] ~= id) then return {0, -1} end
+end
+local limit = tonumber(ARGV[9] or '')
+if limit then
+  local over = false
+  for i = 5, #KEYS do
+    local n = redis.call('INCR', KEYS[i])
+    redis.call('PEXPIRE', KEYS[i], ARGV[10])
+    if n > limit then over = true end
+  end
+  if over then return {0, -2} end
 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local visitor = redis.call('HGET', KEYS[1], 'visitor') or ''

@@ -190,6 +190,13 @@ for (const backend of ["embedded", "redis"]) {
       assert.equal(await to.inputValue(), "vera@example.com");
       assert.equal(await to.evaluate((e) => e.readOnly), true);
       await accessible(page, "the copy-by-email form");
+      // The form on a laptop and on a phone, to look at.
+      for (const [name, size] of [["laptop", { width: 1280, height: 800 }], ["phone", { width: 390, height: 844 }]]) {
+        await page.setViewportSize(size);
+        await copy.scrollIntoViewIfNeeded();
+        await page.screenshot({ path: path.join(ARTIFACTS, `widget-${backend}-copy-${name}.png`) });
+      }
+      await page.setViewportSize({ width: 1280, height: 720 });
       await copy.locator("button[type=submit]").click();
       await waitText(page, ".sys", "A copy is on its way to vera@example.com");
       await until("the copy at the mail server", () => smtp.mails.some((m) =>

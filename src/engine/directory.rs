@@ -284,6 +284,14 @@ impl Engine {
                 });
                 if changed || depts_changed {
                     self.register_listed(site, agent).await?;
+                    // An admin's new limit is in force at once (the agent may lower it again
+                    // from the console); raised, it drains the queue below.
+                    if prior.is_some_and(|p| p.max_concurrent != agent.max_concurrent) {
+                        self.inner
+                            .store
+                            .set_limit(&site.id, &agent.id, agent.max_concurrent)
+                            .await?;
+                    }
                     drain.extend(agent.departments.iter().cloned());
                     self.agent_pushed(&site.id, &agent.id).await;
                 }

@@ -31,6 +31,7 @@ both_backends!(
     new_visitors_per_address_are_limited,
     webhooks_never_reach_internal_addresses,
     an_origin_with_a_path_is_refused,
+    a_limit_raised_over_rest_drains_the_queue,
 );
 
 /// Reads what the server sends until it closes the connection (or `WAIT` passes: a failure).
@@ -787,5 +788,36 @@ async fn a_disabled_agents_token_stays_dead_when_enabled_again(backend: Backend)
         .send(json!({"type": "hello", "token": token("alice")}))
         .await;
     again.wait_error("unauthorized").await;
+    app.stop().await;
+}
+
+/// Alice at `max_concurrent: 1` holds one chat and a second waits; an admin raises her limit
+/// to 2 over REST: the waiting chat is hers at once, and her `agent` frame says 2 (before:
+/// `max_concurrent: 1, max_allowed: 2`, and nothing was assigned).
+async fn a_limit_raised_over_rest_drains_the_queue(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(1)])).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (_v1, _) = chat_with(&app, &mut alice, "m1", "first").await;
+    let (mut v2, _) = visitor(&app, json!({})).await;
+    let waiting = say(&mut v2, "m1", "second").await["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(queue_size(app.addr, "support").await, 1);
+    let (s, b) = admin(
+        app.addr,
+        "PUT",
+        "/v1/sites/test/agents/alice",
+        Some(json!({"name": "Alice Moreau", "departments": ["support"], "max_concurrent": 2})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (taken, _) = wait_assigned(&mut alice).await;
+    assert_eq!(taken, waiting);
+    alice
+        .wait_for("her limit", |m| {
+            m["type"] == "agent" && m["agent"]["max_concurrent"] == 2
+        })
+        .await;
     app.stop().await;
 }

@@ -54,6 +54,10 @@ if command -v systemd-analyze >/dev/null 2>&1; then
   # The unit's ExecStart points at /usr/bin, which exists only inside the root: check the rest.
   out="$(systemd-analyze verify "$unit" 2>&1 | grep -v 'Command /usr/bin/switchboard is not executable\|/usr/bin/switchboard.*No such file' || true)"
   [ -z "$out" ] || fail "systemd-analyze verify: $out"
+  # The sandbox: systemd's own exposure rating of the unit, at most 2.5 (of 10).
+  exposure="$(systemd-analyze security --offline=true "$unit" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')"
+  [ -n "$exposure" ] || fail "systemd-analyze security gave no rating"
+  awk -v e="$exposure" 'BEGIN { exit !(e <= 2.5) }' || fail "systemd-analyze security rates the unit $exposure (over 2.5)"
 fi
 echo "package: $(basename "$deb") ($(stat -c %s "$deb") bytes; binary $size bytes) checked"
 echo "$deb"

@@ -42,7 +42,7 @@ pub fn clean_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
     let clean: String = base
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '"' | '<' | '>'))
+        .filter(|c| !c.is_control() && !is_format(*c) && !matches!(c, '"' | '<' | '>'))
         .take(120)
         .collect();
     let clean = clean.trim().to_owned();
@@ -51,6 +51,14 @@ pub fn clean_name(name: &str) -> String {
     } else {
         clean
     }
+}
+
+/// Unicode format characters (category Cf): invisible, and the bidirectional ones reorder what
+/// is shown (`a\u{202E}gnp.exe` reads as `aexe.png`).
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 /// A file checked against `attachments` in the configuration: allowed type, allowed size.
@@ -295,6 +303,9 @@ mod tests {
         assert_eq!(clean_name("../../etc/passwd"), "passwd");
         assert_eq!(clean_name("a\"b\r\n.pdf"), "ab.pdf");
         assert_eq!(clean_name(".."), "file");
+        // Issue 24.18: a right-to-left override showed `a\u{202E}gnp.exe` as `aexe.png`.
+        assert_eq!(clean_name("a\u{202E}gnp.exe"), "agnp.exe");
+        assert_eq!(clean_name("x\u{200B}y\u{2066}.pdf"), "xy.pdf");
         assert_eq!(clean_name(""), "file");
         assert_eq!(clean_name(&"x".repeat(300)).chars().count(), 120);
     }

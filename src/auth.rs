@@ -74,11 +74,24 @@ pub struct SsoClaims {
     pub site: String,
     /// Expiry, Unix seconds. Required: a token that never expires is a password.
     pub exp: i64,
+    /// Issued at, Unix seconds. Required: it bounds the token's lifetime, and a token issued
+    /// before the agent's credentials last changed (reset, disable) is refused.
+    pub iat: i64,
+    /// Not before, Unix seconds.
+    #[serde(default)]
+    pub nbf: Option<i64>,
 }
+
+/// The longest a single-sign-on token may live (`exp - iat`).
+pub const SSO_MAX_LIFETIME_SECS: i64 = 12 * 3600;
+
+/// How far ahead of this server's clock `iat` and `nbf` may be (the issuer's clock drifts).
+const SSO_LEEWAY_SECS: i64 = 60;
 
 /// Verifies an HS256 JWT the host application issued with the site's `sso_secret`: the header
 /// must say HS256 (no `none`, no algorithm switching), the signature must hold (constant-time
-/// compare), and `exp` must lie ahead. Returns its claims.
+/// compare), `exp` must lie ahead, `iat` is required and at most `SSO_MAX_LIFETIME_SECS`
+/// before `exp`, and `nbf` (when present) must have come. Returns its claims.
 ///
 /// Written on the `hmac` crate this binary already uses: a JWT library would bring a second
 /// crypto stack (ring) for forty lines of checks.
@@ -103,7 +116,13 @@ pub fn verify_sso(secret: &Secret, token: &str, now_secs: i64) -> Option<SsoClai
     mac.update(p.as_bytes());
     mac.verify_slice(&sig).ok()?;
     let claims: SsoClaims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()?;
-    (claims.exp > now_secs).then_some(claims)
+    let live = claims.exp > now_secs
+        && claims.iat <= now_secs + SSO_LEEWAY_SECS
+        && claims.exp - claims.iat <= SSO_MAX_LIFETIME_SECS
+        && claims
+            .nbf
+            .is_none_or(|nbf| nbf <= now_secs + SSO_LEEWAY_SECS);
+    live.then_some(claims)
 }
 
 /// Whether a token has a JWT's shape (three base64url parts, a JSON header).
@@ -142,11 +161,32 @@ mod tests {
             let s = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
             format!("{h}.{p}.{s}")
         };
-        let claims = r#"{"sub":"alice","site":"demo","exp":2000}"#;
+        let claims = r#"{"sub":"alice","site":"demo","iat":900,"exp":2000}"#;
         let t = sign(r#"{"alg":"HS256","typ":"JWT"}"#, claims, &secret);
         assert!(looks_like_jwt(&t));
         assert_eq!(verify_sso(&secret, &t, 1000).unwrap().sub, "alice");
         assert!(verify_sso(&secret, &t, 2000).is_none(), "expired");
+        let header = r#"{"alg":"HS256"}"#;
+        for (claims, why) in [
+            (r#"{"sub":"alice","site":"demo","exp":2000}"#, "no iat"),
+            (
+                r#"{"sub":"alice","site":"demo","iat":900,"exp":99999}"#,
+                "lives too long",
+            ),
+            (
+                r#"{"sub":"alice","site":"demo","iat":900,"nbf":1500,"exp":2000}"#,
+                "not yet",
+            ),
+            (
+                r#"{"sub":"alice","site":"demo","iat":1500,"exp":2000}"#,
+                "issued in the future",
+            ),
+        ] {
+            assert!(
+                verify_sso(&secret, &sign(header, claims, &secret), 1000).is_none(),
+                "{why}"
+            );
+        }
         let none = sign(r#"{"alg":"none"}"#, claims, &secret);
         assert!(verify_sso(&secret, &none, 1000).is_none());
         let other = sign(r#"{"alg":"HS256"}"#, claims, &Secret::new("x".repeat(20)));

@@ -672,6 +672,10 @@ pub struct AgentConfig {
     /// under an older one are closed on every node. Kept by the database, never in a file.
     #[serde(skip)]
     pub credentials: i64,
+    /// When the credentials last changed (ms): a single-sign-on token issued before it is
+    /// refused. Kept by the database.
+    #[serde(skip)]
+    pub credentials_at: crate::model::Millis,
 }
 
 /// An agent's role. Each includes the ones before it.

@@ -178,6 +178,10 @@ pub struct VisitorHello {
     pub user_id: Option<String>,
     #[serde(default)]
     pub user_hash: Option<String>,
+    /// HMAC-SHA256 of `email` with the site's `identity_secret`, hex: a verified visitor's
+    /// email is taken only with it (otherwise the one on record stays).
+    #[serde(default)]
+    pub email_hash: Option<String>,
     /// Answers to the site's custom pre-chat fields (at most 20, 500 characters each).
     #[serde(default)]
     pub fields: std::collections::BTreeMap<String, String>,

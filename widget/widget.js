@@ -1,6 +1,6 @@
 /*! Switchboard chat widget. No dependencies.
  * Embed: <script src="https://chat.example.com/widget.js" data-site="demo" async></script>
- * API:   Switchboard.open() .close() .identify({id,name,email,user_hash}) .setLocale("ru")
+ * API:   Switchboard.open() .close() .identify({id,name,email,user_hash,email_hash}) .setLocale("ru")
  *        .setDepartment("sales") .on("message"|"open"|"close"|"connected", fn)
  * Every text is rendered with textContent: nothing a visitor or agent writes becomes HTML. */
 (function () {
@@ -626,6 +626,7 @@
     if (st.token) h.token = st.token;
     if (conv) h.resume = { conversation: conv, last_seq: lastSeq };
     if (id.id && id.user_hash) { h.user_id = String(id.id); h.user_hash = id.user_hash; }
+    if (id.email_hash) h.email_hash = id.email_hash;
     return h;
   }
   function connect() {
@@ -730,7 +731,7 @@
     open: function () { setOpen(true); },
     close: function () { setOpen(false); },
     identify: function (who) {
-      st.identity = { id: who && who.id, name: who && who.name, email: who && who.email, user_hash: who && who.user_hash };
+      st.identity = { id: who && who.id, name: who && who.name, email: who && who.email, user_hash: who && who.user_hash, email_hash: who && who.email_hash };
       save(); reconnect();
     },
     setLocale: function (l) { locale = String(l); st.locale = locale; save(); labels(); reconnect(); },

@@ -92,6 +92,18 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0013_delivery_visitor.sql"),
         include_str!("sql/0013_delivery_visitor.sql"),
     ),
+    (
+        14,
+        "search text as words",
+        include_str!("sql/0014_search_words.sqlite.sql"),
+        include_str!("sql/0014_search_words.postgres.sql"),
+    ),
+    (
+        15,
+        "when an agent's credentials last changed",
+        include_str!("sql/0015_credentials_at.sql"),
+        include_str!("sql/0015_credentials_at.sql"),
+    ),
 ];
 
 /// The version a fully migrated database is at.

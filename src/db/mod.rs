@@ -182,7 +182,7 @@ fn prepare_sqlite_file(url: &str) -> anyhow::Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::db::private_dir(dir)?;
     }
     // Visitors' conversations live in it: readable by this user only (SQLite gives its -wal
     // and -shm files the same permissions).
@@ -217,6 +217,18 @@ pub async fn timed<T>(op: &'static str, operation: impl Future<Output = T>) -> T
     metrics::histogram!(crate::observe::DB_SECONDS, "op" => op)
         .record(start.elapsed().as_secs_f64());
     out
+}
+
+/// Creates a data directory the binary owns, private to its user (0700): it holds the record
+/// database, the journal and their secrets. One that exists keeps its mode (the operator's).
+pub fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
 }
 
 #[cfg(test)]

@@ -70,7 +70,8 @@ impl DirectoryStore {
                 .fetch_all(&mut *tx)
                 .await?;
         let agents = sqlx::query(
-            "SELECT site, body, credentials, token_sha256 FROM agents ORDER BY position, id",
+            "SELECT site, body, credentials, token_sha256, credentials_at FROM agents \
+             ORDER BY position, id",
         )
         .fetch_all(&mut *tx)
         .await?;
@@ -108,6 +109,7 @@ impl DirectoryStore {
             let body: String = row.try_get(1)?;
             let mut agent: AgentConfig = serde_json::from_str(&body).map_err(corrupt)?;
             agent.credentials = row.try_get(2)?;
+            agent.credentials_at = row.try_get(4)?;
             // Whether it has one, not the hash: validation needs no more.
             agent.token_sha256 = None;
             if let Some(s) = sites.iter_mut().find(|s| s.id.0 == site) {
@@ -203,7 +205,7 @@ impl DirectoryStore {
                     .await?;
                 }
                 Write::Agent { site, agent } => {
-                    write_agent(&mut tx, site, agent, position).await?;
+                    write_agent(&mut tx, site, agent, position, now).await?;
                 }
                 Write::RemoveAgent { site, id } => {
                     for sql in [
@@ -218,7 +220,7 @@ impl DirectoryStore {
                     }
                 }
                 Write::Credentials { site, id, change } => {
-                    write_credentials(&mut tx, site, id, change).await?;
+                    write_credentials(&mut tx, site, id, change, now).await?;
                 }
             }
         }
@@ -372,6 +374,7 @@ async fn write_agent(
     site: &SiteId,
     agent: &AgentConfig,
     position: i64,
+    now: Millis,
 ) -> Result<()> {
     let mut body = agent.clone();
     body.email = body.email.map(|e| e.to_lowercase());
@@ -419,19 +422,23 @@ async fn write_agent(
             .await?;
         }
     }
-    // Disabling ends the account's sessions and invalidates its API token, as removal does:
-    // enabling it again brings back neither (the admin issues a new token or invite).
+    // Disabling ends the account's sessions and invalidates its API token and single-sign-on
+    // tokens issued until now, as removal does: enabling it again brings back none of them.
     if agent.disabled {
-        for sql in [
-            "UPDATE agents SET token_sha256 = NULL WHERE site = $1 AND id = $2",
-            "DELETE FROM agent_sessions WHERE site = $1 AND agent = $2",
-        ] {
-            sqlx::query(sql)
-                .bind(&site.0)
-                .bind(&agent.id.0)
-                .execute(&mut **tx)
-                .await?;
-        }
+        sqlx::query(
+            "UPDATE agents SET token_sha256 = NULL, credentials_at = $3 \
+             WHERE site = $1 AND id = $2",
+        )
+        .bind(&site.0)
+        .bind(&agent.id.0)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("DELETE FROM agent_sessions WHERE site = $1 AND agent = $2")
+            .bind(&site.0)
+            .bind(&agent.id.0)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
@@ -442,6 +449,7 @@ async fn write_credentials(
     site: &SiteId,
     id: &AgentId,
     change: &Credentials,
+    now: Millis,
 ) -> Result<()> {
     let query = match change {
         Credentials::Token(hash) => sqlx::query(
@@ -468,6 +476,12 @@ async fn write_credentials(
         .bind(hash.clone()),
     };
     query.execute(&mut **tx).await?;
+    sqlx::query("UPDATE agents SET credentials_at = $3 WHERE site = $1 AND id = $2")
+        .bind(&site.0)
+        .bind(&id.0)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
     // A reset, and a password set, end every console session (the new password's own session
     // starts after); a rotated API token leaves them (its sockets close all the same, and
     // consoles come back on their cookie).

@@ -162,7 +162,13 @@ impl Engine {
         config.sites.iter().find_map(|site| {
             let secret = site.sso_secret.as_ref()?;
             let claims = crate::auth::verify_sso(secret, token, now_secs)?;
-            (claims.site == site.id.0).then(|| (site.id.clone(), AgentId(claims.sub)))
+            if claims.site != site.id.0 {
+                return None;
+            }
+            let agent = AgentId(claims.sub);
+            // Issued before the agent's credentials last changed (a reset, a disable): void.
+            let changed = site.agent(&agent).map_or(0, |a| a.credentials_at);
+            (claims.iat * 1000 >= changed).then(|| (site.id.clone(), agent))
         })
     }
 

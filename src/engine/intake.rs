@@ -145,7 +145,22 @@ impl Engine {
             profile.name = Some(n);
         }
         if let Some(e) = clip(hello.email, 320) {
-            profile.email = Some(e);
+            // A verified identity's email must be signed as its id is: otherwise a verified
+            // visitor could claim anyone's address and keep the badge.
+            let signed = || {
+                site.identity_secret.as_ref().is_some_and(|secret| {
+                    crate::auth::verify_user_hash(
+                        secret,
+                        &e,
+                        hello.email_hash.as_deref().unwrap_or(""),
+                    )
+                })
+            };
+            if !profile.verified || profile.email.as_deref() == Some(e.as_str()) || signed() {
+                profile.email = Some(e);
+            } else {
+                tracing::info!(site = %site_id, visitor = %id, "unsigned email of a verified visitor ignored");
+            }
         }
         for (k, v) in hello.fields.into_iter().take(20) {
             if let (Some(k), Some(v)) = (clip(Some(k), 64), clip(Some(v), 500)) {

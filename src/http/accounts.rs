@@ -42,14 +42,6 @@ struct Invite {
     password: String,
 }
 
-/// Behind a TLS-terminating proxy (it says so in `X-Forwarded-Proto`) the cookie is Secure.
-fn behind_tls(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
-}
-
 /// What the console learns of the agent signed in.
 fn who(state: &AppState, site: &SiteId, agent: &AgentId, csrf: &str) -> serde_json::Value {
     let config = state.engine.config();
@@ -66,6 +58,7 @@ fn who(state: &AppState, site: &SiteId, agent: &AgentId, csrf: &str) -> serde_js
 /// Starts a session: the cookie carries a random token (only its hash is stored).
 async fn start_session(
     state: &AppState,
+    peer: SocketAddr,
     headers: &HeaderMap,
     site: &SiteId,
     agent: &AgentId,
@@ -88,7 +81,11 @@ async fn start_session(
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         SESSION_TTL.as_secs(),
-        if behind_tls(headers) { "; Secure" } else { "" }
+        if super::forwarded_https(&state.engine.config(), peer, headers) {
+            "; Secure"
+        } else {
+            ""
+        }
     );
     let mut response = Json(who(state, site, agent, &csrf)).into_response();
     response.headers_mut().insert(
@@ -101,11 +98,11 @@ async fn start_session(
 /// `POST /v1/auth/sign-in` `{"email", "password"}`.
 async fn sign_in(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<SignIn>,
 ) -> Result<Response, ApiError> {
-    let addr = super::client_addr(&state.engine.config(), addr, &headers);
+    let addr = super::client_addr(&state.engine.config(), peer, &headers);
     // One form of the address for the limit and the lookup alike: variants in case or
     // surrounding whitespace are the same address and share its five attempts.
     let email = crate::directory::accounts::normalize_email(&body.email);
@@ -139,7 +136,7 @@ async fn sign_in(
     if !enabled {
         return Err(ApiError::Forbidden("this agent is disabled".into()));
     }
-    let response = start_session(&state, &headers, &login.site, &login.agent).await?;
+    let response = start_session(&state, peer, &headers, &login.site, &login.agent).await?;
     let actor = format!("agent:{}/{}", login.site, login.agent);
     state
         .engine
@@ -193,11 +190,11 @@ async fn session(
 /// and signs in.
 async fn accept_invite(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Invite>,
 ) -> Result<Response, ApiError> {
-    let addr = super::client_addr(&state.engine.config(), addr, &headers);
+    let addr = super::client_addr(&state.engine.config(), peer, &headers);
     // Invite tokens are 256 random bits; the limit keeps floods of guesses cheap all the same.
     if !state.engine.sign_ins().allow_ip(addr.ip()) {
         return Err(ApiError::RateLimited);
@@ -229,5 +226,5 @@ async fn accept_invite(
         .engine
         .record(&actor, "agent.password_set", &site, &agent.0, json!({}))
         .await?;
-    start_session(&state, &headers, &site, &agent).await
+    start_session(&state, peer, &headers, &site, &agent).await
 }

@@ -328,3 +328,18 @@ pub fn client_addr(
     }
     std::net::SocketAddr::new(client, 0)
 }
+
+/// Whether the request reached the proxy over TLS: `X-Forwarded-Proto: https`, believed only
+/// from a trusted proxy (anyone else could send it). The session cookie is `Secure` then, and
+/// the console's socket is accepted only from an `https://` page of this host.
+pub fn forwarded_https(
+    config: &crate::config::Config,
+    peer: std::net::SocketAddr,
+    headers: &axum::http::HeaderMap,
+) -> bool {
+    config.trusted_proxies.iter().any(|n| n.contains(peer.ip()))
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}

@@ -20,7 +20,9 @@ use axum::routing::get;
 
 pub use crate::app::AppState;
 pub use error::ApiError;
-pub use extract::{Admin, Caller, SESSION_COOKIE, Supervisor, client_addr, cookie};
+pub use extract::{
+    Admin, Caller, SESSION_COOKIE, Supervisor, client_addr, cookie, forwarded_https,
+};
 
 /// The OpenAPI document of every REST endpoint.
 async fn openapi() -> impl IntoResponse {

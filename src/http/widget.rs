@@ -36,7 +36,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/console/",
-            get(|headers: HeaderMap| async move { serve(&CONSOLE, &headers) }),
+            get(|headers: HeaderMap| async move { console(&headers) }),
         )
         .route(
             "/console/console.js",
@@ -100,6 +100,23 @@ fn serve_for(asset: &Asset, headers: &HeaderMap, cache: &'static str) -> Respons
         // The console is never framed by another site (clickjacking).
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
+    resp
+}
+
+/// The console's policy: its own script only (no inline script, no eval), its own origin for
+/// requests and sockets, files shown from `blob:` URLs, never framed. Inline styles stay (the
+/// page's one style sheet and a few `style` attributes); they cannot run code.
+const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; \
+     base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+/// `/console/`: the page, with its Content-Security-Policy.
+fn console(headers: &HeaderMap) -> Response {
+    let mut resp = serve(&CONSOLE, headers);
+    resp.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONSOLE_CSP),
+    );
     resp
 }
 

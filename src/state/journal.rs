@@ -308,7 +308,7 @@ type Opened = (
 /// Locks the directory, opens the writer's and the checkpointer's connections, prepares the
 /// schema and reads everything back.
 fn open_files(dir: &Path, durability: Durability) -> anyhow::Result<Opened> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::db::private_dir(dir)?;
     let lock_file = lock_dir(dir)?;
     let path = dir.join("live.db");
     #[cfg(unix)]

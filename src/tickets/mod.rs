@@ -329,8 +329,18 @@ pub struct Delivery {
 
 impl Ticket {
     /// What full-text search finds a ticket by: the visitor's name and email, the offline
-    /// message, and every message and private note.
+    /// message, and every message and private note; as words (runs of letters and digits),
+    /// the way queries are split, so both databases find the same tickets for the same words
+    /// (PostgreSQL would keep an address as one token).
     pub fn search_text(&self) -> String {
+        self.search_source()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn search_source(&self) -> String {
         let mut parts: Vec<&str> = Vec::new();
         parts.extend(self.visitor.name.as_deref());
         parts.extend(self.visitor.email.as_deref());

@@ -145,9 +145,10 @@ pub async fn agent_upgrade(
     slot: Option<Extension<Slot>>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
-    let addr = crate::http::client_addr(&state.engine.config(), addr, &headers);
+    let peer = addr;
+    let addr = crate::http::client_addr(&state.engine.config(), peer, &headers);
     let guard = acquire_ip(&state, addr)?;
-    let signed_in = cookie_session(&state, &headers).await;
+    let signed_in = cookie_session(&state, peer, &headers).await;
     let limits = state.engine.config().limits.clone();
     Ok(configure(ws, &limits).on_upgrade(move |socket| {
         async move {
@@ -172,12 +173,20 @@ fn connection_span(kind: &'static str, peer: SocketAddr) -> tracing::Span {
 /// The console session the upgrade's cookie names, if any. Only from a page of this server:
 /// a cookie would ride along on a socket another site's page opens, so the Origin must be
 /// this host.
-async fn cookie_session(state: &AppState, headers: &HeaderMap) -> Option<(SiteId, AgentId)> {
+async fn cookie_session(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Option<(SiteId, AgentId)> {
     let cookie = crate::http::cookie(headers, crate::http::SESSION_COOKIE)?;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok())?;
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())?;
-    let origin_host = origin.split_once("://").map(|(_, h)| h)?;
-    if origin_host != host {
+    // Scheme, host and port: behind TLS (as a trusted proxy says), a plain-http page of the
+    // same host is not this console.
+    let https = crate::http::forwarded_https(&state.engine.config(), peer, headers);
+    let same =
+        origin == format!("https://{host}") || (!https && origin == format!("http://{host}"));
+    if !same {
         tracing::info!(
             origin,
             "agent socket: session cookie from a foreign origin ignored"

@@ -99,7 +99,7 @@ async fn a_supervisor_takes_over_a_chat(backend: Backend) {
 }
 
 /// An HS256 JWT, as a host application would sign it.
-fn jwt(secret: &str, claims: serde_json::Value) -> String {
+pub fn jwt(secret: &str, claims: serde_json::Value) -> String {
     use base64::Engine;
     use hmac::Mac;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -122,7 +122,7 @@ async fn single_sign_on_with_the_sites_secret(backend: Backend) {
     let hello = |token: String| json!({"type": "hello", "token": token, "status": "online"});
     let good = jwt(
         secret,
-        json!({"sub": "alice", "site": SITE, "exp": now + 300}),
+        json!({"sub": "alice", "site": SITE, "iat": now - 10, "exp": now + 300}),
     );
     let mut before = connect(app.addr, "/v1/agent", None).await.unwrap();
     before.send(hello(good.clone())).await;
@@ -141,15 +141,15 @@ async fn single_sign_on_with_the_sites_secret(backend: Backend) {
     for bad in [
         jwt(
             secret,
-            json!({"sub": "alice", "site": SITE, "exp": now - 1}),
+            json!({"sub": "alice", "site": SITE, "iat": now - 10, "exp": now - 1}),
         ),
         jwt(
             secret,
-            json!({"sub": "nobody", "site": SITE, "exp": now + 300}),
+            json!({"sub": "nobody", "site": SITE, "iat": now - 10, "exp": now + 300}),
         ),
         jwt(
             "another-secret-0123456789",
-            json!({"sub": "alice", "site": SITE, "exp": now + 300}),
+            json!({"sub": "alice", "site": SITE, "iat": now - 10, "exp": now + 300}),
         ),
     ] {
         let mut c = connect(app.addr, "/v1/agent", None).await.unwrap();

@@ -19,6 +19,8 @@ both_backends!(
     an_agent_of_another_department_reads_none_of_its_records,
 );
 crate::all_stores!(
+    a_ticket_with_follow_up_tags_and_a_note_fits_the_openapi_document,
+    both_databases_find_the_same_tickets_for_the_same_words,
     an_invite_is_taken_once_and_passwords_are_checked,
     a_disabled_agents_token_stays_dead_when_enabled_again,
     a_deleted_sites_id_is_never_given_again,
@@ -32,6 +34,9 @@ both_backends!(
     webhooks_never_reach_internal_addresses,
     an_origin_with_a_path_is_refused,
     a_limit_raised_over_rest_drains_the_queue,
+    file_names_lose_their_format_characters,
+    a_verified_visitor_cannot_claim_an_unsigned_email,
+    single_sign_on_tokens_are_checked_in_full,
 );
 
 /// Reads what the server sends until it closes the connection (or `WAIT` passes: a failure).
@@ -819,5 +824,381 @@ async fn a_limit_raised_over_rest_drains_the_queue(backend: Backend) {
             m["type"] == "agent" && m["agent"]["max_concurrent"] == 2
         })
         .await;
+    app.stop().await;
+}
+
+/// One table of searches, run on SQLite and on PostgreSQL: a visitor's email is found whole
+/// and by each of its words (before: every one of these gave `[]` on PostgreSQL and the
+/// ticket on SQLite).
+async fn both_databases_find_the_same_tickets_for_the_same_words(backend: Backend) {
+    let app = spawn_app(backend, config(&[])).await;
+    let (_v, id) = crate::tickets::offline_ticket(&app, "qwerty.person@mailhost.org").await;
+    for (q, found) in [
+        ("qwerty.person@mailhost.org", true),
+        ("qwerty", true),
+        ("mailhost", true),
+        ("person", true),
+        ("mailhost.org", true),
+        ("QWERTY", true),
+        ("hello", true),
+        ("qwerty hello", true),
+        ("qwertz", false),
+        ("qwerty nowhere", false),
+    ] {
+        let path = format!("/v1/tickets?q={}", q.replace('@', "%40").replace(' ', "+"));
+        let (s, b) = admin_get(&app, &path).await;
+        assert_eq!(s, 200, "{b}");
+        let ids: Vec<&str> = b["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["id"].as_str())
+            .collect();
+        assert_eq!(ids.contains(&id.as_str()), found, "{backend:?} q={q}: {b}");
+    }
+    app.stop().await;
+}
+
+/// A file named `a\u{202E}gnp.exe` (shown as `aexe.png`) is stored as `agnp.exe`.
+async fn file_names_lose_their_format_characters(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(1)])).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (_v, welcome, conv) = chat_with_hello(&app, &mut alice, json!({}), "m1", "hi").await;
+    let vtoken = welcome["token"].as_str().unwrap();
+    let (s, b) = crate::attachments::send_file(
+        &app,
+        &conv,
+        vtoken,
+        "client_id=f1&name=a%E2%80%AEgnp.exe",
+        crate::attachments::PNG,
+        Some(ORIGIN),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["attachment"]["name"], "agnp.exe");
+    app.stop().await;
+}
+
+/// The smaller points of the issue on the real server: `X-Forwarded-Proto` makes the cookie
+/// `Secure` only from a trusted proxy; behind TLS the console's socket takes its cookie only
+/// from an `https://` page of the host; the console sends a strict Content-Security-Policy;
+/// the data directory the binary creates is private (0700).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_pages_and_the_data_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    for trusted in [false, true] {
+        let mut cfg = config(&[alice(1)]);
+        if trusted {
+            cfg.trusted_proxies = vec!["127.0.0.1".to_owned().try_into().unwrap()];
+        }
+        let dir = cfg.data_dir.clone();
+        let app = spawn_app(Backend::Memory, cfg).await;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+        let (s, created) = admin(
+            app.addr,
+            "POST",
+            "/v1/sites/test/agents",
+            Some(json!({"id": "sam", "name": "Sam Lee", "departments": ["support"], "max_concurrent": 2, "email": "sam@shop.test"})),
+        )
+        .await;
+        assert_eq!(s, 201, "{created}");
+        Console::accept_invite(app.addr, &invite_token(&created), "sam's own long password")
+            .await
+            .unwrap();
+        let ((s, _), cookie) = http_with(
+            app.addr,
+            "POST",
+            "/v1/auth/sign-in",
+            None,
+            Some(json!({"email": "sam@shop.test", "password": "sam's own long password"})),
+            &[("x-forwarded-proto", "https")],
+        )
+        .await;
+        assert_eq!(s, 200);
+        let cookie = cookie.unwrap();
+        assert_eq!(cookie.contains("Secure"), trusted, "{cookie}");
+        let session = cookie.split(';').next().unwrap().to_owned();
+        for (scheme, accepted) in [("http", !trusted), ("https", true)] {
+            let got = console_socket(app.addr, &session, &format!("{scheme}://{}", app.addr)).await;
+            assert_eq!(
+                got["type"] == "welcome",
+                accepted,
+                "{scheme}, trusted {trusted}: {got}"
+            );
+        }
+        let resp = reqwest::get(format!("http://{}/console/", app.addr))
+            .await
+            .unwrap();
+        let csp = resp.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-eval"),
+            "{csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        app.stop().await;
+    }
+}
+
+/// The agent socket opened with a session cookie by a page of `origin`, behind a proxy that
+/// says the page came over TLS; the first answer to a cookie-only `hello`.
+async fn console_socket(
+    addr: std::net::SocketAddr,
+    cookie: &str,
+    origin: &str,
+) -> serde_json::Value {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/v1/agent")
+        .into_client_request()
+        .unwrap();
+    let h = req.headers_mut();
+    h.insert("cookie", cookie.parse().unwrap());
+    h.insert("origin", origin.parse().unwrap());
+    h.insert("x-forwarded-proto", "https".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        json!({"type": "hello", "status": "online"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("an answer")
+            .unwrap()
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "welcome" || v["type"] == "error" {
+                return v;
+            }
+        }
+    }
+}
+
+/// A ticket with a follow-up status, tags, a transfer and a private note, as `GET
+/// /v1/tickets/{id}` returns it: every history and transcript kind is one the OpenAPI document
+/// lists (before: `follow_up`, `tags` and `note` were not; schemathesis never made such a
+/// ticket, so it could not see the drift).
+async fn a_ticket_with_follow_up_tags_and_a_note_fits_the_openapi_document(backend: Backend) {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../src/http/openapi.json")).unwrap();
+    let kinds = |pointer: &str| -> Vec<String> {
+        doc.pointer(pointer)
+            .and_then(|e| e.as_array())
+            .unwrap_or_else(|| panic!("no enum at {pointer}"))
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let history_kinds =
+        kinds("/components/schemas/Ticket/properties/history/items/properties/kind/enum");
+    let event_kinds = kinds("/components/schemas/Event/properties/kind/enum");
+
+    let app = spawn_app(backend, config(&[alice(2), boris(2)])).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let _boris = agent_client(&app, "boris", "away").await;
+    let (mut v, conv) = chat_with(&app, &mut alice, "m1", "hello").await;
+    alice
+        .send(json!({"type": "note", "conversation": conv, "client_id": "n1", "text": "vip"}))
+        .await;
+    alice.wait_type("ack").await;
+    alice
+        .send(json!({"type": "close", "conversation": conv}))
+        .await;
+    alice
+        .wait_for("closed", |m| {
+            m["type"] == "closed" && m["conversation"] == conv.as_str()
+        })
+        .await;
+    v.wait_event("closed").await;
+    until_status(&app, &format!("/v1/tickets/{conv}"), 200).await;
+    let (s, b) = admin(
+        app.addr,
+        "PUT",
+        &format!("/v1/tickets/{conv}/follow-up"),
+        Some(json!({"status": "pending"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = admin(
+        app.addr,
+        "PUT",
+        &format!("/v1/tickets/{conv}/tags"),
+        Some(json!({"tags": ["billing"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, t) = admin_get(&app, &format!("/v1/tickets/{conv}")).await;
+    let history: Vec<&str> = t["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap())
+        .collect();
+    for k in ["follow_up", "tags"] {
+        assert!(history.contains(&k), "{t}");
+    }
+    for k in &history {
+        assert!(
+            history_kinds.iter().any(|h| h == k),
+            "history kind {k} not in the document"
+        );
+    }
+    let events: Vec<&str> = t["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(events.contains(&"note"), "{t}");
+    for k in &events {
+        assert!(
+            event_kinds.iter().any(|e| e == k),
+            "event kind {k} not in the document"
+        );
+    }
+    app.stop().await;
+}
+
+/// hex HMAC-SHA256 with the test site's identity secret.
+fn signed(text: &str) -> String {
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(b"identity-secret-0123456789").unwrap();
+    mac.update(text.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A verified visitor later says hello with `ceo@bigcustomer.com` and no `email_hash`: the
+/// address on record stays (before: the new one was kept with `verified` still true). A signed
+/// address is taken.
+async fn a_verified_visitor_cannot_claim_an_unsigned_email(backend: Backend) {
+    let mut cfg = config(&[alice(1)]);
+    cfg.sites[0].identity_secret = Some(switchboard::config::Secret::new(
+        "identity-secret-0123456789",
+    ));
+    let app = spawn_app(backend, cfg).await;
+    let first = json!({"user_id": "u-1", "user_hash": signed("u-1"),
+                       "email": "vera@example.com", "email_hash": signed("vera@example.com")});
+    let (_c, w) = visitor(&app, first).await;
+    let id = w["visitor_id"].as_str().unwrap().to_owned();
+    let token = w["token"].as_str().unwrap().to_owned();
+    let email = |app: &TestApp| {
+        let path = format!("/v1/visitors/{id}/export?site=test");
+        let addr = app.addr;
+        async move {
+            let (s, b) = http_get(addr, &path, Some(ADMIN_TOKEN)).await;
+            assert_eq!(s, 200, "{b}");
+            (
+                b["visitor"]["email"].clone(),
+                b["visitor"]["verified"].clone(),
+            )
+        }
+    };
+    assert_eq!(email(&app).await, (json!("vera@example.com"), json!(true)));
+    let (_c, _) = visitor(
+        &app,
+        json!({"token": token, "email": "ceo@bigcustomer.com"}),
+    )
+    .await;
+    assert_eq!(email(&app).await, (json!("vera@example.com"), json!(true)));
+    let (_c, _) = visitor(
+        &app,
+        json!({"token": token, "email": "v.new@example.com", "email_hash": signed("v.new@example.com")}),
+    )
+    .await;
+    assert_eq!(email(&app).await, (json!("v.new@example.com"), json!(true)));
+    app.stop().await;
+}
+
+/// Single-sign-on JWTs: `nbf` in the future, no `iat`, a lifetime over twelve hours, and a
+/// token issued before the agent's password reset are all refused (before: each signed in).
+async fn single_sign_on_tokens_are_checked_in_full(backend: Backend) {
+    use crate::directory::jwt;
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let secret = "host-app-sso-secret-0123";
+    let (s, b) = admin(
+        app.addr,
+        "PUT",
+        "/v1/sites/test",
+        Some(json!({"allowed_origins": [ORIGIN], "default_department": "support", "sso_secret": secret})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let hello = |claims: serde_json::Value| json!({"type": "hello", "token": jwt(secret, claims), "status": "online"});
+    let signs_in = |claims: serde_json::Value| {
+        let addr = app.addr;
+        let h = hello(claims);
+        async move {
+            let mut c = connect(addr, "/v1/agent", None).await.unwrap();
+            c.send(h).await;
+            c.wait_for("welcome or error", |m| {
+                m["type"] == "welcome" || m["type"] == "error"
+            })
+            .await["type"]
+                == "welcome"
+        }
+    };
+    let old = json!({"sub": "alice", "site": SITE, "iat": now - 5, "exp": now + 300});
+    assert!(signs_in(old.clone()).await);
+    for (claims, why) in [
+        (
+            json!({"sub": "alice", "site": SITE, "exp": now + 300}),
+            "no iat",
+        ),
+        (
+            json!({"sub": "alice", "site": SITE, "iat": now, "nbf": now + 600, "exp": now + 900}),
+            "nbf ahead",
+        ),
+        (
+            json!({"sub": "alice", "site": SITE, "iat": now, "exp": now + 13 * 3600}),
+            "lives 13 h",
+        ),
+    ] {
+        assert!(!signs_in(claims).await, "{why}");
+    }
+    // A reset (a new invite) voids what was issued before it.
+    let (s, b) = admin(
+        app.addr,
+        "PUT",
+        "/v1/sites/test/agents/alice",
+        Some(json!({"name": "Alice Moreau", "departments": ["support"], "max_concurrent": 2, "email": "alice@shop.test"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        signs_in(old.clone()).await,
+        "a change of address is no reset"
+    );
+    let (s, b) = admin(app.addr, "POST", "/v1/sites/test/agents/alice/invite", None).await;
+    assert_eq!(s, 200, "{b}");
+    let deadline = Instant::now() + WAIT;
+    while signs_in(old.clone()).await {
+        assert!(
+            Instant::now() < deadline,
+            "a token from before the reset still signs in"
+        );
+        tokio::task::yield_now().await;
+    }
+    let later = json!({"sub": "alice", "site": SITE, "iat": now + 2, "exp": now + 300});
+    let deadline = Instant::now() + WAIT;
+    while !signs_in(later.clone()).await {
+        assert!(
+            Instant::now() < deadline,
+            "a token from after the reset is refused"
+        );
+        tokio::task::yield_now().await;
+    }
     app.stop().await;
 }

@@ -36,7 +36,7 @@ async fn ticket(app: &TestApp, id: &str) -> Value {
 
 /// A visitor with nobody on duty writes "Hello?" and leaves it as an offline message from
 /// `email`: their socket and the ticket.
-async fn offline_ticket(app: &TestApp, email: &str) -> (Client, String) {
+pub async fn offline_ticket(app: &TestApp, email: &str) -> (Client, String) {
     let (mut v, _) = visitor(app, json!({})).await;
     say(&mut v, "m1", "Hello?").await;
     v.wait_event("closed").await;

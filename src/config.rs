@@ -1071,11 +1071,13 @@ impl Config {
             return Err(bad("sites", "at least one site is required"));
         }
         let mut site_ids = HashSet::new();
-        // Addresses and tokens sign in without naming a site: unique across all of them.
-        let mut emails = HashSet::new();
+        // Tokens sign in without naming a site: unique across all of them. Addresses are
+        // unique within a site only (sign-in tries each account with the address), so one
+        // site's admin cannot learn another's addresses.
         let mut hashes = HashSet::new();
         for (i, site) in self.sites.iter().enumerate() {
             let at = format!("sites[{i}]");
+            let mut emails = HashSet::new();
             check_name(&format!("{at}.id"), &site.id.0)?;
             if !site_ids.insert(&site.id) {
                 return Err(bad(format!("{at}.id"), "duplicate site id"));

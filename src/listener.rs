@@ -143,6 +143,11 @@ impl Admission {
         } else {
             max_connections
         };
+        Self::fixed(max)
+    }
+
+    /// Caps at `max`, as it is (a small listener of its own, such as `metrics_listen`'s).
+    pub fn fixed(max: usize) -> Self {
         Self {
             shared: Arc::new(Counts {
                 total: AtomicUsize::new(0),

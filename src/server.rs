@@ -201,12 +201,16 @@ impl Application {
                     axum::routing::get(|| async { http::metrics_text() }),
                 )
                 .with_state(state.clone());
-            let mut stopping = trigger.subscribe();
-            tokio::spawn(async move {
-                let _ = axum::serve(l, app)
-                    .with_graceful_shutdown(async move { stopping.recv().await })
-                    .await;
-            })
+            let engine = state.engine.clone();
+            // Counted apart from the public address, and served the same way (one HTTP server
+            // in the binary, with its header deadline).
+            let serving = crate::listener::Serving {
+                reserve: app.clone(),
+                app,
+                admission: crate::listener::Admission::fixed(crate::listener::RESERVE * 8),
+                settings: Arc::new(move || engine.config()),
+            };
+            tokio::spawn(crate::listener::serve(l, serving, trigger.subscribe()))
         });
         signal.await;
         let drain = state.engine.config().timing.drain();

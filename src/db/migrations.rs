@@ -104,6 +104,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0015_credentials_at.sql"),
         include_str!("sql/0015_credentials_at.sql"),
     ),
+    (
+        16,
+        "agent addresses unique per site",
+        include_str!("sql/0016_email_per_site.sql"),
+        include_str!("sql/0016_email_per_site.sql"),
+    ),
 ];
 
 /// The version a fully migrated database is at.

@@ -241,20 +241,24 @@ impl DirectoryStore {
         .await
     }
 
-    /// The agent with this address, for signing in.
-    pub async fn login(&self, email: &str) -> Result<Option<Login>> {
-        let row = sqlx::query("SELECT site, id, password_hash FROM agents WHERE email = $1")
-            .bind(super::accounts::normalize_email(email))
-            .fetch_optional(self.db.pool())
-            .await?;
-        row.map(|r| {
-            Ok(Login {
-                site: SiteId(r.try_get(0)?),
-                agent: AgentId(r.try_get(1)?),
-                password_hash: r.try_get(2)?,
+    /// The agents with this address (one per site at most), for signing in.
+    pub async fn login(&self, email: &str) -> Result<Vec<Login>> {
+        // Addresses are unique per site: a few sites may share one.
+        let rows = sqlx::query(
+            "SELECT site, id, password_hash FROM agents WHERE email = $1 ORDER BY site LIMIT 8",
+        )
+        .bind(super::accounts::normalize_email(email))
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Login {
+                    site: SiteId(r.try_get(0)?),
+                    agent: AgentId(r.try_get(1)?),
+                    password_hash: r.try_get(2)?,
+                })
             })
-        })
-        .transpose()
+            .collect()
     }
 
     /// The agent a live invite names.

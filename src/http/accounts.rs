@@ -110,21 +110,30 @@ async fn sign_in(
         tracing::info!(ip = %addr.ip(), "sign-in refused: too many attempts");
         return Err(ApiError::RateLimited);
     }
-    let login = state.engine.directory().login(&email).await?;
-    let hash = login.as_ref().and_then(|l| l.password_hash.clone());
+    let logins = state.engine.directory().login(&email).await?;
     let password = body.password;
     // argon2 takes tens of milliseconds of CPU: off the async workers. An unknown address
     // costs the same as a wrong password, so timing does not tell which addresses exist.
-    let ok = tokio::task::spawn_blocking(move || match hash {
-        Some(h) => verify_password(&h, &password),
-        None => {
+    // Sites may share an address: the account whose password matches signs in.
+    let found = tokio::task::spawn_blocking(move || {
+        let hashed: Vec<_> = logins
+            .into_iter()
+            .filter(|l| l.password_hash.is_some())
+            .collect();
+        if hashed.is_empty() {
             let _ = verify_password(&DUMMY_HASH, &password);
-            false
+            return None;
         }
+        hashed.into_iter().find(|l| {
+            l.password_hash
+                .as_deref()
+                .is_some_and(|h| verify_password(h, &password))
+        })
     })
     .await
-    .unwrap_or(false);
-    let Some(login) = login.filter(|_| ok) else {
+    .ok()
+    .flatten();
+    let Some(login) = found else {
         tracing::info!("sign-in refused: wrong address or password");
         return Err(ApiError::Unauthorized);
     };

@@ -19,6 +19,7 @@ both_backends!(
     an_agent_of_another_department_reads_none_of_its_records,
 );
 crate::all_stores!(
+    an_address_taken_on_another_site_tells_nothing,
     a_ticket_with_follow_up_tags_and_a_note_fits_the_openapi_document,
     both_databases_find_the_same_tickets_for_the_same_words,
     an_invite_is_taken_once_and_passwords_are_checked,
@@ -1200,5 +1201,51 @@ async fn single_sign_on_tokens_are_checked_in_full(backend: Backend) {
         );
         tokio::task::yield_now().await;
     }
+    app.stop().await;
+}
+
+/// Another site's agent has `sam@shop.test`: creating one with it on `beta` succeeds (before:
+/// `email: another agent has it` told beta's admin the address exists elsewhere); each signs in
+/// with their own password to their own site; within one site the address is still unique.
+async fn an_address_taken_on_another_site_tells_nothing(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(1)])).await;
+    add_beta(&app).await;
+    let mut passwords = Vec::new();
+    for (site, password) in [
+        ("test", "sam's long test password"),
+        ("beta", "sam's long beta password"),
+    ] {
+        let dept = if site == "test" { "support" } else { "help" };
+        let (s, created) = admin(
+            app.addr,
+            "POST",
+            &format!("/v1/sites/{site}/agents"),
+            Some(json!({"id": "sam", "name": "Sam Lee", "departments": [dept], "max_concurrent": 2, "email": "sam@shop.test"})),
+        )
+        .await;
+        assert_eq!(s, 201, "{site}: {created}");
+        Console::accept_invite(app.addr, &invite_token(&created), password)
+            .await
+            .unwrap();
+        passwords.push((site, password));
+    }
+    for (site, password) in passwords {
+        let c = Console::sign_in(app.addr, "sam@shop.test", password)
+            .await
+            .unwrap();
+        assert_eq!(c.me["site"], site, "{}", c.me);
+    }
+    let (s, b) = admin(
+        app.addr,
+        "POST",
+        "/v1/sites/test/agents",
+        Some(json!({"id": "sam2", "name": "Sam Two", "departments": ["support"], "max_concurrent": 2, "email": "SAM@shop.test"})),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("email")),
+        "{b}"
+    );
     app.stop().await;
 }

@@ -80,6 +80,23 @@ pub struct SsoClaims {
     /// Not before, Unix seconds.
     #[serde(default)]
     pub nbf: Option<i64>,
+    /// Issuer; checked when the site names one (`sso_issuer`).
+    #[serde(default)]
+    pub iss: Option<String>,
+    /// Audience, a string or an array; checked when the site names one (`sso_audience`).
+    #[serde(default)]
+    pub aud: Option<serde_json::Value>,
+}
+
+impl SsoClaims {
+    /// Whether the token is for `audience`: `aud` is it, or an array holding it.
+    pub fn for_audience(&self, audience: &str) -> bool {
+        match &self.aud {
+            Some(serde_json::Value::String(a)) => a == audience,
+            Some(serde_json::Value::Array(all)) => all.iter().any(|a| a == audience),
+            _ => false,
+        }
+    }
 }
 
 /// The longest a single-sign-on token may live (`exp - iat`).

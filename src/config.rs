@@ -418,9 +418,15 @@ pub struct SiteConfig {
     #[serde(default)]
     pub identity_secret: Option<Secret>,
     /// Single sign-on: agent consoles may present an HS256 JWT signed with it (`sub` the
-    /// agent id, `site` this site, `exp` required) instead of a password or API token.
+    /// agent id, `site` this site, `iat` and `exp` required) instead of a password or API token.
     #[serde(default)]
     pub sso_secret: Option<Secret>,
+    /// With `sso_secret`: when set, a token's `iss` must be exactly this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso_issuer: Option<String>,
+    /// With `sso_secret`: when set, a token's `aud` (a string, or an array) must name this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso_audience: Option<String>,
     /// Outgoing email (replies to offline messages, transcripts for visitors):
     /// `smtps://user@smtp.example.com` (TLS from the start), `smtp://user@host:587?tls=required`
     /// (STARTTLS) or `smtp://host:25` (plain, for a local relay).
@@ -1106,6 +1112,17 @@ impl Config {
                         format!("{at}.allowed_origins[{j}]"),
                         "must look like https://host[:port] without a trailing slash",
                     ));
+                }
+            }
+            for (name, value) in [
+                ("sso_issuer", &site.sso_issuer),
+                ("sso_audience", &site.sso_audience),
+            ] {
+                if value
+                    .as_ref()
+                    .is_some_and(|v| v.trim().is_empty() || v.chars().count() > 200)
+                {
+                    return Err(bad(format!("{at}.{name}"), "1 to 200 characters"));
                 }
             }
             for (name, secret) in [

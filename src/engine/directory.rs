@@ -162,7 +162,16 @@ impl Engine {
         config.sites.iter().find_map(|site| {
             let secret = site.sso_secret.as_ref()?;
             let claims = crate::auth::verify_sso(secret, token, now_secs)?;
-            if claims.site != site.id.0 {
+            if claims.site != site.id.0
+                || site
+                    .sso_issuer
+                    .as_ref()
+                    .is_some_and(|iss| claims.iss.as_ref() != Some(iss))
+                || site
+                    .sso_audience
+                    .as_ref()
+                    .is_some_and(|aud| !claims.for_audience(aud))
+            {
                 return None;
             }
             let agent = AgentId(claims.sub);

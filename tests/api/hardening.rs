@@ -38,6 +38,7 @@ both_backends!(
     file_names_lose_their_format_characters,
     a_verified_visitor_cannot_claim_an_unsigned_email,
     single_sign_on_tokens_are_checked_in_full,
+    single_sign_on_checks_issuer_and_audience_when_set,
 );
 
 /// Reads what the server sends until it closes the connection (or `WAIT` passes: a failure).
@@ -1247,5 +1248,64 @@ async fn an_address_taken_on_another_site_tells_nothing(backend: Backend) {
         (422, Some("email")),
         "{b}"
     );
+    app.stop().await;
+}
+
+/// With `sso_issuer` and `sso_audience` set, a token must carry that `iss` and name that `aud`
+/// (a string, or in an array); without them set, neither is asked for (before: both ignored).
+async fn single_sign_on_checks_issuer_and_audience_when_set(backend: Backend) {
+    use crate::directory::jwt;
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let secret = "host-app-sso-secret-0123";
+    let (s, b) = admin(
+        app.addr,
+        "PUT",
+        "/v1/sites/test",
+        Some(json!({"allowed_origins": [ORIGIN], "default_department": "support", "sso_secret": secret,
+                    "sso_issuer": "https://app.example", "sso_audience": "switchboard"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["sso_issuer"], "https://app.example", "{b}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let signs_in = |extra: serde_json::Value| {
+        let addr = app.addr;
+        let mut claims = json!({"sub": "alice", "site": SITE, "iat": now - 5, "exp": now + 300});
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        let h = json!({"type": "hello", "token": jwt(secret, claims), "status": "online"});
+        async move {
+            let mut c = connect(addr, "/v1/agent", None).await.unwrap();
+            c.send(h).await;
+            c.wait_for("welcome or error", |m| {
+                m["type"] == "welcome" || m["type"] == "error"
+            })
+            .await["type"]
+                == "welcome"
+        }
+    };
+    for (extra, ok) in [
+        (json!({}), false),
+        (json!({"iss": "https://app.example"}), false),
+        (
+            json!({"iss": "https://evil.example", "aud": "switchboard"}),
+            false,
+        ),
+        (json!({"iss": "https://app.example", "aud": "other"}), false),
+        (
+            json!({"iss": "https://app.example", "aud": "switchboard"}),
+            true,
+        ),
+        (
+            json!({"iss": "https://app.example", "aud": ["crm", "switchboard"]}),
+            true,
+        ),
+    ] {
+        assert_eq!(signs_in(extra.clone()).await, ok, "{extra}");
+    }
     app.stop().await;
 }

@@ -1515,7 +1515,8 @@
     e.preventDefault();
     var s = adminSite, body = {};
     // The site's own settings, as stored (entries have routes of their own; secrets stay).
-    ["name", "default_department", "default_locale", "templates", "inactivity_timeout_secs", "rating_window_secs", "widget"]
+    ["name", "default_department", "default_locale", "templates", "inactivity_timeout_secs", "rating_window_secs", "widget",
+      "smtp_url", "email_from", "sso_issuer", "sso_audience"]
       .forEach(function (k) { if (s[k] !== undefined && s[k] !== null) body[k] = s[k]; });
     body.allowed_origins = $("st-origins").value.split("\n").map(function (x) { return x.trim(); }).filter(Boolean);
     body.widget = Object.assign({}, s.widget, { color: $("st-color").value });

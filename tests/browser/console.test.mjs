@@ -530,6 +530,10 @@ for (const backend of ["embedded", "redis"]) {
       assert.equal(await page.locator("#pv-head").evaluate((e) => getComputedStyle(e).backgroundColor), "rgb(225, 29, 72)");
       await page.click("#st-save");
       await until("the colour saved", async () => (await admin(server, "/v1/widget/demo")).body.color === "#e11d48");
+      // Saving the site's look keeps its mail server (the form does not show it).
+      const saved = await admin(server, "/v1/sites/demo");
+      assert.equal(saved.body.smtp_url, smtp.url);
+      assert.equal(saved.body.email_from, "Demo shop <support@demo.test>");
       const v = await visitorPage(browser, server.origin + "/demo/");
       const colour = await W(v.page).locator(".launch").evaluate((e) => getComputedStyle(e).backgroundColor);
       assert.equal(colour, "rgb(225, 29, 72)");

@@ -1123,7 +1123,6 @@ async fn a_verified_visitor_cannot_claim_an_unsigned_email(backend: Backend) {
 /// Single-sign-on JWTs: `nbf` in the future, no `iat`, a lifetime over twelve hours, and a
 /// token issued before the agent's password reset are all refused (before: each signed in).
 async fn single_sign_on_tokens_are_checked_in_full(backend: Backend) {
-    use crate::directory::jwt;
     let app = spawn_app(backend, config(&[alice(2)])).await;
     let secret = "host-app-sso-secret-0123";
     let (s, b) = admin(
@@ -1138,20 +1137,7 @@ async fn single_sign_on_tokens_are_checked_in_full(backend: Backend) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let hello = |claims: serde_json::Value| json!({"type": "hello", "token": jwt(secret, claims), "status": "online"});
-    let signs_in = |claims: serde_json::Value| {
-        let addr = app.addr;
-        let h = hello(claims);
-        async move {
-            let mut c = connect(addr, "/v1/agent", None).await.unwrap();
-            c.send(h).await;
-            c.wait_for("welcome or error", |m| {
-                m["type"] == "welcome" || m["type"] == "error"
-            })
-            .await["type"]
-                == "welcome"
-        }
-    };
+    let signs_in = |claims: serde_json::Value| sso_signs_in(app.addr, secret, claims);
     let old = json!({"sub": "alice", "site": SITE, "iat": now - 5, "exp": now + 300});
     assert!(signs_in(old.clone()).await);
     for (claims, why) in [
@@ -1254,7 +1240,6 @@ async fn an_address_taken_on_another_site_tells_nothing(backend: Backend) {
 /// With `sso_issuer` and `sso_audience` set, a token must carry that `iss` and name that `aud`
 /// (a string, or in an array); without them set, neither is asked for (before: both ignored).
 async fn single_sign_on_checks_issuer_and_audience_when_set(backend: Backend) {
-    use crate::directory::jwt;
     let app = spawn_app(backend, config(&[alice(2)])).await;
     let secret = "host-app-sso-secret-0123";
     let (s, b) = admin(
@@ -1272,21 +1257,11 @@ async fn single_sign_on_checks_issuer_and_audience_when_set(backend: Backend) {
         .unwrap()
         .as_secs() as i64;
     let signs_in = |extra: serde_json::Value| {
-        let addr = app.addr;
         let mut claims = json!({"sub": "alice", "site": SITE, "iat": now - 5, "exp": now + 300});
         for (k, v) in extra.as_object().unwrap() {
             claims[k] = v.clone();
         }
-        let h = json!({"type": "hello", "token": jwt(secret, claims), "status": "online"});
-        async move {
-            let mut c = connect(addr, "/v1/agent", None).await.unwrap();
-            c.send(h).await;
-            c.wait_for("welcome or error", |m| {
-                m["type"] == "welcome" || m["type"] == "error"
-            })
-            .await["type"]
-                == "welcome"
-        }
+        sso_signs_in(app.addr, secret, claims)
     };
     for (extra, ok) in [
         (json!({}), false),
@@ -1308,4 +1283,17 @@ async fn single_sign_on_checks_issuer_and_audience_when_set(backend: Backend) {
         assert_eq!(signs_in(extra.clone()).await, ok, "{extra}");
     }
     app.stop().await;
+}
+
+/// Whether an agent socket signs in with a JWT of these claims, signed with `secret`.
+async fn sso_signs_in(addr: std::net::SocketAddr, secret: &str, claims: serde_json::Value) -> bool {
+    let token = crate::directory::jwt(secret, claims);
+    let mut c = connect(addr, "/v1/agent", None).await.unwrap();
+    c.send(json!({"type": "hello", "token": token, "status": "online"}))
+        .await;
+    c.wait_for("welcome or error", |m| {
+        m["type"] == "welcome" || m["type"] == "error"
+    })
+    .await["type"]
+        == "welcome"
 }

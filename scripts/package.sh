@@ -12,7 +12,7 @@ if ! command -v cargo-deb >/dev/null 2>&1 && [ ! -x "$tools/bin/cargo-deb" ]; th
   cargo install --quiet --locked cargo-deb --version 3.8.0 --root "$tools"
 fi
 export PATH="$tools/bin:$PATH"
-deb="$(cargo deb -p switchboard 2>/dev/null | tail -n 1)"
+deb="$(cargo deb -p switchboard --profile dist 2>/dev/null | tail -n 1)"
 [ -f "$deb" ] || { echo "package: cargo deb made no package" >&2; exit 1; }
 
 root="$(mktemp -d /tmp/switchboard-deb-XXXXXX)"

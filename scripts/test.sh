@@ -69,7 +69,7 @@ echo "== browser tests"
   SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" node --test --test-concurrency=1 widget.test.mjs console.test.mjs
 )
 
-# The Debian package (cargo deb; the release build, stripped and LTO'd, takes a few minutes):
+# The Debian package (cargo deb --profile dist: stripped, fat LTO, takes a few minutes):
 # installed into a throwaway root, its files, size, configuration and unit checked.
 echo "== Debian package"
 scripts/package.sh

@@ -8,6 +8,8 @@
 //!   still answers health checks when full) and serves it with a header deadline.
 //! - `config` — flags, environment and TOML, validated with field names; the demo site.
 //! - `app` — the state every handler reaches (`AppState`) and the per-IP connection limit.
+//! - `request` — what `http` and `ws` both read from a request: the client's address behind
+//!   trusted proxies, TLS at the proxy, cookies, bearer tokens.
 //! - `ws` — the WebSocket surfaces: upgrade checks (site, Origin, per-IP limit), `Connection`
 //!   (frame and rate limits, heartbeats, close frames), `ws::session` (hello phase, serving
 //!   loop, error frames, log pages), and the `ws::visitor` and `ws::agent` sessions.
@@ -59,6 +61,7 @@ pub mod listener;
 pub mod model;
 pub mod observe;
 pub mod protocol;
+pub mod request;
 pub mod server;
 pub mod shutdown;
 pub mod state;

@@ -13,12 +13,13 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{Caller, JsonBody, SESSION_COOKIE};
+use super::extract::{Caller, JsonBody};
 use super::{ApiError, AppState};
 use crate::config::{random_token, token_hash};
 use crate::directory::Credentials;
 use crate::directory::accounts::{SESSION_TTL, check_password, hash_password, verify_password};
 use crate::model::{AgentId, SiteId};
+use crate::request::SESSION_COOKIE;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -81,7 +82,7 @@ async fn start_session(
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         SESSION_TTL.as_secs(),
-        if super::forwarded_https(&state.engine.config(), peer, headers) {
+        if crate::request::forwarded_https(&state.engine.config(), peer, headers) {
             "; Secure"
         } else {
             ""
@@ -102,7 +103,7 @@ async fn sign_in(
     headers: HeaderMap,
     JsonBody(body): JsonBody<SignIn>,
 ) -> Result<Response, ApiError> {
-    let addr = super::client_addr(&state.engine.config(), peer, &headers);
+    let addr = crate::request::client_addr(&state.engine.config(), peer, &headers);
     // One form of the address for the limit and the lookup alike: variants in case or
     // surrounding whitespace are the same address and share its five attempts.
     let email = crate::directory::accounts::normalize_email(&body.email);
@@ -203,7 +204,7 @@ async fn accept_invite(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Invite>,
 ) -> Result<Response, ApiError> {
-    let addr = super::client_addr(&state.engine.config(), peer, &headers);
+    let addr = crate::request::client_addr(&state.engine.config(), peer, &headers);
     // Invite tokens are 256 random bits; the limit keeps floods of guesses cheap all the same.
     if !state.engine.sign_ins().allow_ip(addr.ip()) {
         return Err(ApiError::RateLimited);

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::extract::{Caller, bearer, known_params};
+use super::extract::{Caller, known_params};
 use super::{ApiError, AppState};
 use crate::attachments::{File, Refused, Stored};
 use crate::config::AgentRole;
@@ -44,7 +44,8 @@ impl FromRequestParts<AppState> for Party {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(token) = bearer(&parts.headers).filter(|t| t.starts_with("v1.")) else {
+        let Some(token) = crate::request::bearer(&parts.headers).filter(|t| t.starts_with("v1."))
+        else {
             return Ok(Self::Staff(Caller::from_request_parts(parts, state).await?));
         };
         // `v1.<site>.<visitor>.<sig>`: the site is named inside, the signature proves it.

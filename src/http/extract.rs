@@ -5,15 +5,13 @@
 use std::collections::HashMap;
 
 use axum::extract::FromRequestParts;
+use axum::http::Method;
 use axum::http::request::Parts;
-use axum::http::{Method, header};
 
 use super::{ApiError, AppState};
 use crate::config::{AgentRole, token_hash};
 use crate::model::{AgentId, Millis, SiteId};
-
-/// The session cookie of the console.
-pub const SESSION_COOKIE: &str = "sb_session";
+use crate::request::{SESSION_COOKIE, bearer, cookie};
 
 /// Who is calling: the deployment's admin token, or an agent (by API token or console
 /// session) with their role on their own site.
@@ -52,27 +50,6 @@ impl Caller {
             )))
         }
     }
-}
-
-/// The value of one cookie of the request.
-pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-/// The token of an `Authorization: Bearer …` header.
-pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
 }
 
 /// The enabled agent of the directory in force, or a refusal.
@@ -290,56 +267,4 @@ pub fn optional_body<T: serde::de::DeserializeOwned + Default>(
         return Ok(T::default());
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
-}
-
-/// The client's address: the TCP peer, or, when the peer is a trusted proxy
-/// (`trusted_proxies`), the last address in `X-Forwarded-For` that no trusted proxy added.
-/// An entry that is not an address ends the walk at the hop that wrote it: nothing further
-/// left is believed.
-pub fn client_addr(
-    config: &crate::config::Config,
-    peer: std::net::SocketAddr,
-    headers: &axum::http::HeaderMap,
-) -> std::net::SocketAddr {
-    let trusted = |ip: std::net::IpAddr| config.trusted_proxies.iter().any(|n| n.contains(ip));
-    if !trusted(peer.ip()) {
-        return peer;
-    }
-    let mut client = peer.ip();
-    let hops = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect::<Vec<_>>();
-    for hop in hops.iter().rev() {
-        let hop = hop.trim();
-        let Some(ip) = hop
-            .parse::<std::net::IpAddr>()
-            .ok()
-            .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
-        else {
-            break;
-        };
-        client = ip;
-        if !trusted(ip) {
-            break;
-        }
-    }
-    std::net::SocketAddr::new(client, 0)
-}
-
-/// Whether the request reached the proxy over TLS: `X-Forwarded-Proto: https`, believed only
-/// from a trusted proxy (anyone else could send it). The session cookie is `Secure` then, and
-/// the console's socket is accepted only from an `https://` page of this host.
-pub fn forwarded_https(
-    config: &crate::config::Config,
-    peer: std::net::SocketAddr,
-    headers: &axum::http::HeaderMap,
-) -> bool {
-    config.trusted_proxies.iter().any(|n| n.contains(peer.ip()))
-        && headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }

@@ -20,9 +20,7 @@ use axum::routing::get;
 
 pub use crate::app::AppState;
 pub use error::ApiError;
-pub use extract::{
-    Admin, Caller, SESSION_COOKIE, Supervisor, client_addr, cookie, forwarded_https,
-};
+pub use extract::{Admin, Caller, Supervisor};
 
 /// The OpenAPI document of every REST endpoint.
 async fn openapi() -> impl IntoResponse {

@@ -102,7 +102,7 @@ pub async fn visitor_upgrade(
     Query(q): Query<VisitorQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
-    let addr = crate::http::client_addr(&state.engine.config(), addr, &headers);
+    let addr = crate::request::client_addr(&state.engine.config(), addr, &headers);
     let site_id = SiteId(q.site.unwrap_or_default());
     let site = state
         .engine
@@ -146,7 +146,7 @@ pub async fn agent_upgrade(
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
     let peer = addr;
-    let addr = crate::http::client_addr(&state.engine.config(), peer, &headers);
+    let addr = crate::request::client_addr(&state.engine.config(), peer, &headers);
     let guard = acquire_ip(&state, addr)?;
     let signed_in = cookie_session(&state, peer, &headers).await;
     let limits = state.engine.config().limits.clone();
@@ -178,12 +178,12 @@ async fn cookie_session(
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> Option<(SiteId, AgentId)> {
-    let cookie = crate::http::cookie(headers, crate::http::SESSION_COOKIE)?;
+    let cookie = crate::request::cookie(headers, crate::request::SESSION_COOKIE)?;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok())?;
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())?;
     // Scheme, host and port: behind TLS (as a trusted proxy says), a plain-http page of the
     // same host is not this console.
-    let https = crate::http::forwarded_https(&state.engine.config(), peer, headers);
+    let https = crate::request::forwarded_https(&state.engine.config(), peer, headers);
     let same =
         origin == format!("https://{host}") || (!https && origin == format!("http://{host}"));
     if !same {

@@ -1,0 +1,81 @@
+//! What HTTP handlers and WebSocket upgrades both read from a request: who the client is
+//! (behind trusted proxies), whether it came over TLS, its cookies and bearer token. `http` and
+//! `ws` both stand on this module, never on each other.
+
+use axum::http::header;
+
+/// The session cookie of the console.
+pub const SESSION_COOKIE: &str = "sb_session";
+
+/// The value of one cookie of the request.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// The client's address: the TCP peer, or, when the peer is a trusted proxy
+/// (`trusted_proxies`), the last address in `X-Forwarded-For` that no trusted proxy added.
+/// An entry that is not an address ends the walk at the hop that wrote it: nothing further
+/// left is believed.
+pub fn client_addr(
+    config: &crate::config::Config,
+    peer: std::net::SocketAddr,
+    headers: &axum::http::HeaderMap,
+) -> std::net::SocketAddr {
+    let trusted = |ip: std::net::IpAddr| config.trusted_proxies.iter().any(|n| n.contains(ip));
+    if !trusted(peer.ip()) {
+        return peer;
+    }
+    let mut client = peer.ip();
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        let hop = hop.trim();
+        let Some(ip) = hop
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        else {
+            break;
+        };
+        client = ip;
+        if !trusted(ip) {
+            break;
+        }
+    }
+    std::net::SocketAddr::new(client, 0)
+}
+
+/// Whether the request reached the proxy over TLS: `X-Forwarded-Proto: https`, believed only
+/// from a trusted proxy (anyone else could send it). The session cookie is `Secure` then, and
+/// the console's socket is accepted only from an `https://` page of this host.
+pub fn forwarded_https(
+    config: &crate::config::Config,
+    peer: std::net::SocketAddr,
+    headers: &axum::http::HeaderMap,
+) -> bool {
+    config.trusted_proxies.iter().any(|n| n.contains(peer.ip()))
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}

@@ -10,13 +10,7 @@ use crate::model::{AttachmentRef, ConvId, Millis, SiteId, VisitorId};
 use crate::state::StoreError;
 
 /// Every type a file may have; `attachments.types` allows a subset.
-pub const KINDS: &[&str] = &[
-    "image/png",
-    "image/jpeg",
-    "image/gif",
-    "image/webp",
-    "application/pdf",
-];
+pub use crate::config::FILE_KINDS as KINDS;
 
 /// The type a file's first bytes show, if it is one of `KINDS`.
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {

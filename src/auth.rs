@@ -10,8 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::Secret;
-use crate::model::{SiteId, VisitorId};
+use crate::model::{Secret, SiteId, VisitorId};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -145,6 +144,17 @@ pub fn verify_sso(secret: &Secret, token: &str, now_secs: i64) -> Option<SsoClai
 /// Whether a token has a JWT's shape (three base64url parts, a JSON header).
 pub fn looks_like_jwt(token: &str) -> bool {
     token.starts_with("eyJ") && token.matches('.').count() == 2
+}
+
+/// Hex SHA-256, the stored form of agent tokens.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(<Sha256 as sha2::Digest>::digest(token.as_bytes()))
+}
+
+/// 32 random bytes as URL-safe text.
+pub fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::SiteConfig;
+use crate::directory::model::SiteConfig;
 
 /// How long one message may take to hand over before the request fails.
 const SEND_TIMEOUT: Duration = Duration::from_secs(15);

@@ -6,7 +6,9 @@
 //!   also waits for.
 //! - `listener` — admits each TCP connection (caps in all and per address, a reserve that
 //!   still answers health checks when full) and serves it with a header deadline.
-//! - `config` — flags, environment and TOML, validated with field names; the demo site.
+//! - `config` — the server's settings: flags (`config::cli`), environment and TOML, each section
+//!   validated with field names (`config::settings`); `demo` — the demo site, the fallback.
+//! - `validation` — the field-naming error and the shapes of ids, addresses, language tags.
 //! - `app` — the state every handler reaches (`AppState`) and the per-IP connection limit.
 //! - `request` — what `http` and `ws` both read from a request: the client's address behind
 //!   trusted proxies, TLS at the proxy, cookies, bearer tokens.
@@ -26,7 +28,8 @@
 //! - `triggers` — proactive-message rules and this node's schedule of them.
 //! - `tickets` — finished chats as tickets, and the webhook outbox and courier; `tickets::timed`
 //!   times every record operation for the metrics.
-//! - `directory` — sites, departments, agents and accounts in the database.
+//! - `directory` — sites, departments, agents and accounts: the model (`directory::model`),
+//!   how it checks itself (`directory::validate`), and its rows in the database.
 //! - `db` — the record database (SQLite or PostgreSQL), its migrations.
 //! - `attachments` — files sent in chats, in the record database, their types read from their bytes.
 //! - `email` — outgoing mail through a site's SMTP server (answers, copies of chats).
@@ -50,6 +53,7 @@ pub mod attachments;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod directory;
 pub mod email;
 pub mod engine;
@@ -68,4 +72,5 @@ pub mod state;
 pub mod templates;
 pub mod tickets;
 pub mod triggers;
+pub mod validation;
 pub mod ws;

@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
             .with(fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
             .init(),
     }
-    let (config, demo) = match Config::load(&cli) {
+    let (config, demo) = match switchboard::demo::load(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("switchboard: {e:#}");
@@ -89,13 +89,13 @@ async fn main() -> anyhow::Result<()> {
 /// keeps the first start's otherwise.
 async fn demo_credentials(
     engine: &switchboard::engine::Engine,
-    demo: &switchboard::config::DemoTokens,
+    demo: &switchboard::demo::DemoTokens,
 ) -> anyhow::Result<()> {
     use switchboard::directory::Credentials;
     use switchboard::model::SiteId;
     let site = SiteId::from("demo");
     for (agent, token) in &demo.agents {
-        let hash = switchboard::config::token_hash(token);
+        let hash = switchboard::auth::token_hash(token);
         engine
             .set_credentials(&site, agent, Credentials::Token(Some(hash)))
             .await?;
@@ -129,7 +129,7 @@ async fn import(config: &Config, file: &std::path::Path) -> anyhow::Result<usize
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    switchboard::directory::change(&store, config, now, |sites| {
+    switchboard::directory::change(&store, now, |sites| {
         *sites = switchboard::directory::merged(sites, &incoming.sites);
         Ok(())
     })
@@ -162,7 +162,7 @@ async fn reload_on_hangup(engine: switchboard::engine::Engine, cli: Cli, filter:
             continue;
         };
         // The same layering as at start: flags and environment over the file.
-        let file = match Config::load(&cli) {
+        let file = match switchboard::demo::load(&cli) {
             Ok((c, _)) => c,
             Err(e) => {
                 tracing::error!(cause = %e, path = %path.display(), "SIGHUP: settings not reloaded; the old ones stay");

@@ -11,10 +11,12 @@ use tokio::task::JoinHandle;
 
 use crate::app::{AppState, IpLimiter};
 use crate::auth::Keys;
-use crate::config::{Config, Secret, random_token};
+use crate::auth::random_token;
+use crate::config::Config;
 use crate::directory::DirectoryStore;
 use crate::engine::Engine;
 use crate::hub::Hub;
+use crate::model::Secret;
 use crate::model::{Clock, SystemClock};
 use crate::shutdown::{self, Trigger};
 use crate::state::Store;

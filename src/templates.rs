@@ -1,7 +1,7 @@
 //! Automatic replies, per locale: English and Russian ship with the binary; sites and departments
 //! override any of them in configuration. `{agent}`, `{position}` and `{minutes}` are filled in.
 
-use crate::config::SiteConfig;
+use crate::directory::model::SiteConfig;
 use crate::model::DeptId;
 
 /// Which reply.
@@ -117,12 +117,11 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     /// Russian locales get Russian text; anything unknown falls back to English; overrides win.
     #[test]
     fn locale_and_overrides() {
-        let (mut config, _) = Config::demo();
+        let (mut config, _) = crate::demo::config();
         let vars = Vars {
             agent: Some("Alice Moreau"),
             ..Vars::default()

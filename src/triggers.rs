@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use tokio::sync::Notify;
 use wildmatch::WildMatch;
 
-use crate::config::TriggerConfig;
+use crate::directory::model::TriggerConfig;
 use crate::hub::SessionId;
 use crate::model::{Millis, SiteId, VisitorId, VisitorProfile};
 

@@ -5,22 +5,27 @@
 //! `switchboard import FILE` upserts one from a file.
 //!
 //! Every change is computed on a copy of the whole directory, validated as strictly as the file
-//! is (the same `Config::validate`, so errors name the field), and stored as the rows that
+//! is (`validate_sites`, so errors name the field), and stored as the rows that
 //! differ (`diff`). The engine installs the new directory at once on the node that made the
 //! change; every other node sees the version counter move within its poll interval.
 //!
 //! `accounts` holds what signing in needs: password hashes, tokens, the sign-in limiter.
 
 pub mod accounts;
+pub mod model;
 pub mod sql;
+mod validate;
+
+pub use validate::validate_sites;
 
 use std::collections::BTreeMap;
 
 pub use sql::DirectoryStore;
 
-use crate::config::{AgentConfig, Config, ConfigError, SiteConfig};
+use crate::directory::model::{AgentConfig, SiteConfig};
 use crate::model::{AgentId, Millis, SiteId};
 use crate::state::StoreError;
+use crate::validation::ConfigError;
 
 /// Why a directory change was not made.
 #[derive(Debug, thiserror::Error)]
@@ -40,11 +45,11 @@ pub enum DirectoryError {
 /// How often a change computed on a stale directory is recomputed before giving up.
 const ATTEMPTS: usize = 8;
 
-/// Computes a change on the stored directory, validates the result with the server settings,
-/// and stores the rows that differ. Returns the new version, or None when nothing changed.
+/// Computes a change on the stored directory, validates the result (the directory alone: the
+/// server's settings are not the directory's to check), and stores the rows that differ.
+/// Returns the new version, or None when nothing changed.
 pub async fn change(
     store: &DirectoryStore,
-    settings: &Config,
     now: Millis,
     mut edit: impl FnMut(&mut Vec<SiteConfig>) -> Result<(), DirectoryError>,
 ) -> Result<Option<i64>, DirectoryError> {
@@ -52,15 +57,13 @@ pub async fn change(
         let (version, stored) = store.load().await?;
         let mut next = stored.clone();
         edit(&mut next)?;
-        let mut candidate = settings.clone();
-        candidate.sites = next;
-        candidate.validate()?;
-        let writes = diff(&stored, &candidate.sites);
+        validate_sites(&next)?;
+        let writes = diff(&stored, &next);
         if writes.is_empty() {
             return Ok(None);
         }
         // A deleted site's id is never given again: what it left behind stays its own.
-        for site in &candidate.sites {
+        for site in &next {
             if !stored.iter().any(|s| s.id == site.id) && store.is_retired(&site.id).await? {
                 return Err(DirectoryError::Conflict(format!(
                     "site id {} belonged to a deleted site and is not given again",
@@ -251,13 +254,12 @@ pub fn merged(stored: &[SiteConfig], file: &[SiteConfig]) -> Vec<SiteConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     /// Seeding writes every entry; an unchanged directory writes nothing; one edited field
     /// writes one row; a removed department is removed.
     #[test]
     fn diffs() {
-        let (config, _) = Config::demo();
+        let (config, _) = crate::demo::config();
         let seed = diff(&[], &config.sites);
         assert!(seed.len() > 5, "{seed:?}");
         assert!(matches!(&seed[0], Write::Entry { kind: "site", .. }));

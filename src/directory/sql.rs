@@ -9,8 +9,8 @@
 use sqlx::Row;
 
 use super::{Credentials, Write};
-use crate::config::{AgentConfig, SiteConfig};
 use crate::db::Database;
+use crate::directory::model::{AgentConfig, SiteConfig};
 use crate::model::{AgentId, Millis, SiteId};
 use crate::state::StoreError;
 

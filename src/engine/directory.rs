@@ -8,7 +8,7 @@
 //! - agents whose credentials changed (token rotated, password reset) are signed out.
 
 use super::*;
-use crate::config::AgentConfig;
+use crate::directory::model::AgentConfig;
 use crate::directory::{self, Credentials};
 
 pub use crate::directory::DirectoryError;
@@ -107,8 +107,7 @@ impl Engine {
         &self,
         edit: impl FnMut(&mut Vec<SiteConfig>) -> std::result::Result<(), DirectoryError>,
     ) -> std::result::Result<bool, DirectoryError> {
-        let config = self.config();
-        let changed = directory::change(&self.inner.directory, &config, self.now(), edit).await?;
+        let changed = directory::change(&self.inner.directory, self.now(), edit).await?;
         if changed.is_some() {
             self.sync_directory().await;
         }
@@ -143,7 +142,7 @@ impl Engine {
             self.sso_agent(token)
                 .ok_or_else(|| refused("single sign-on token invalid or expired"))?
         } else {
-            let hash = crate::config::token_hash(token);
+            let hash = crate::auth::token_hash(token);
             match self.inner.directory.agent_by_token(&hash).await? {
                 Some(found) => found,
                 None => return Err(refused("unknown token")),

@@ -524,11 +524,11 @@ impl Engine {
     /// None means the whole site.
     pub fn readable_departments(
         &self,
-        role: crate::config::AgentRole,
+        role: crate::directory::model::AgentRole,
         site: Option<&SiteId>,
         agent: Option<&AgentId>,
     ) -> Option<Vec<crate::model::DeptId>> {
-        if role >= crate::config::AgentRole::Supervisor {
+        if role >= crate::directory::model::AgentRole::Supervisor {
             return None;
         }
         let config = self.config();

@@ -44,9 +44,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Keys;
-use crate::config::{Config, Live, Site, SiteConfig};
+use crate::config::{Config, Live, Site};
 use crate::directory::DirectoryStore;
 use crate::directory::accounts::SignInLimiter;
+use crate::directory::model::SiteConfig;
 use crate::envelope::Envelope;
 use crate::hub::Hub;
 use crate::model::{

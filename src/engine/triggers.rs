@@ -114,7 +114,7 @@ impl Engine {
     pub(super) fn trigger_author(
         &self,
         site: &SiteConfig,
-        rule: &crate::config::TriggerConfig,
+        rule: &crate::directory::model::TriggerConfig,
     ) -> (AuthorKind, Option<String>, String) {
         match &rule.as_agent {
             Some(agent) => {

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::extract::{Caller, JsonBody};
 use super::{ApiError, AppState};
-use crate::config::{random_token, token_hash};
+use crate::auth::{random_token, token_hash};
 use crate::directory::Credentials;
 use crate::directory::accounts::{SESSION_TTL, check_password, hash_password, verify_password};
 use crate::model::{AgentId, SiteId};

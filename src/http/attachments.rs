@@ -20,7 +20,7 @@ use serde_json::json;
 use super::extract::{Caller, known_params};
 use super::{ApiError, AppState};
 use crate::attachments::{File, Refused, Stored};
-use crate::config::AgentRole;
+use crate::directory::model::AgentRole;
 use crate::engine::{Reader, Sender};
 use crate::model::{ConvId, SiteId, VisitorId};
 use crate::protocol::ClientId;

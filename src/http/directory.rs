@@ -18,11 +18,12 @@ use serde_json::{Value, json};
 
 use super::extract::Caller;
 use super::{Admin, ApiError, AppState};
-use crate::config::{
-    AgentConfig, CannedResponse, DepartmentConfig, Site, SiteConfig, TriggerConfig, WebhookConfig,
-    random_token, token_hash,
-};
+use crate::auth::{random_token, token_hash};
+use crate::config::Site;
 use crate::directory::accounts::INVITE_TTL;
+use crate::directory::model::{
+    AgentConfig, CannedResponse, DepartmentConfig, SiteConfig, TriggerConfig, WebhookConfig,
+};
 use crate::directory::{Credentials, DirectoryError};
 use crate::model::{AgentId, SiteId};
 
@@ -128,7 +129,7 @@ const CHILDREN: &[&str] = &["departments", "agents", "canned", "triggers", "webh
 const SITE_SECRETS: &[&str] = &["identity_secret", "sso_secret", "smtp_password"];
 
 /// A site's secret by its name in SITE_SECRETS.
-fn secret_mut<'a>(site: &'a mut SiteConfig, name: &str) -> &'a mut Option<crate::config::Secret> {
+fn secret_mut<'a>(site: &'a mut SiteConfig, name: &str) -> &'a mut Option<crate::model::Secret> {
     match name {
         "identity_secret" => &mut site.identity_secret,
         "sso_secret" => &mut site.sso_secret,
@@ -514,7 +515,7 @@ async fn replace<E: Entry>(
             body[*s] = stored[*s].clone();
         }
         *slot = serde_json::from_value(body)
-            .map_err(|e| DirectoryError::Invalid(crate::config::bad("body", e.to_string())))?;
+            .map_err(|e| DirectoryError::Invalid(crate::validation::bad("body", e.to_string())))?;
         Ok(())
     })
     .await?;

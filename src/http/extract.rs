@@ -9,7 +9,8 @@ use axum::http::Method;
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState};
-use crate::config::{AgentRole, token_hash};
+use crate::auth::token_hash;
+use crate::directory::model::AgentRole;
 use crate::model::{AgentId, Millis, SiteId};
 use crate::request::{SESSION_COOKIE, bearer, cookie};
 

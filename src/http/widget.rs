@@ -59,7 +59,7 @@ macro_rules! asset {
             body: $body,
             content_type: $type,
             etag: std::sync::LazyLock::new(|| {
-                format!("\"{}\"", &crate::config::token_hash($body)[..16])
+                format!("\"{}\"", &crate::auth::token_hash($body)[..16])
             }),
         }
     };

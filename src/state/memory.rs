@@ -17,7 +17,7 @@ use super::journal::{ConvRow, Journal, Snapshot, Write};
 use super::{
     Appended, Guard, Guarded, Reassign, Result, Span, Start, Store, Unavailable, queue_score,
 };
-use crate::config::AgentConfig;
+use crate::directory::model::AgentConfig;
 use crate::envelope::{Envelope, Sink};
 use crate::model::{
     AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Event, EventBody,

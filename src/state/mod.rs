@@ -15,7 +15,7 @@ use async_trait::async_trait;
 
 use crate::envelope::Envelope;
 
-use crate::config::AgentConfig;
+use crate::directory::model::AgentConfig;
 use crate::model::{
     AgentId, AgentState, AgentStatus, ConvId, Conversation, DeptId, Event, EventBody, Millis,
     SiteId, VisitorId,

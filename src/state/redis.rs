@@ -38,7 +38,8 @@ use redis::{AsyncCommands, Script};
 use super::{
     Appended, Guard, Guarded, Reassign, Result, Span, Start, Store, StoreError, Unavailable,
 };
-use crate::config::{AgentConfig, Config};
+use crate::config::Config;
+use crate::directory::model::AgentConfig;
 use crate::envelope::{Envelope, Sink};
 use crate::model::{
     AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Event, EventBody,

@@ -14,7 +14,8 @@ use sha2::Sha256;
 use tokio::sync::Notify;
 
 use super::{Delivery, TicketStore};
-use crate::config::{Live, SiteConfig};
+use crate::config::Live;
+use crate::directory::model::SiteConfig;
 use crate::model::{Millis, now_ms};
 use crate::shutdown::Shutdown;
 

@@ -47,7 +47,7 @@ fn agent_self(a: &AgentState) -> AgentSelf {
 }
 
 /// What a console needs to know of its site: names, transfer targets, canned responses.
-fn site_directory(site: &crate::config::SiteConfig) -> serde_json::Value {
+fn site_directory(site: &crate::directory::model::SiteConfig) -> serde_json::Value {
     serde_json::json!({
         "id": site.id,
         "name": site.name.as_deref().unwrap_or(&site.id.0),

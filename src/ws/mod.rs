@@ -193,7 +193,7 @@ async fn cookie_session(
         );
         return None;
     }
-    let hash = crate::config::token_hash(cookie);
+    let hash = crate::auth::token_hash(cookie);
     match state
         .engine
         .directory()

@@ -1083,7 +1083,7 @@ fn signed(text: &str) -> String {
 /// address is taken.
 async fn a_verified_visitor_cannot_claim_an_unsigned_email(backend: Backend) {
     let mut cfg = config(&[alice(1)]);
-    cfg.sites[0].identity_secret = Some(switchboard::config::Secret::new(
+    cfg.sites[0].identity_secret = Some(switchboard::model::Secret::new(
         "identity-secret-0123456789",
     ));
     let app = spawn_app(backend, cfg).await;

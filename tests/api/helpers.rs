@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use switchboard::config::{Config, token_hash};
+use switchboard::auth::token_hash;
+use switchboard::config::Config;
 use switchboard::model::{Clock, SystemClock};
 use switchboard::server::Application;
 use tokio::net::TcpStream;
@@ -1589,7 +1590,7 @@ pub fn with_webhook(config: &mut Config, url: &str, events: &[&str]) {
         "url = {url:?}\nsecret = {HOOK_SECRET:?}\nevents = {:?}\n",
         events
     );
-    let hook: switchboard::config::WebhookConfig = toml::from_str(&toml).unwrap();
+    let hook: switchboard::directory::model::WebhookConfig = toml::from_str(&toml).unwrap();
     config.sites[0].webhooks.push(hook);
     config.timing.webhook_backoff_secs = 0.05;
     config.timing.webhook_max_backoff_secs = 0.2;

@@ -1382,7 +1382,7 @@ async fn email_authenticates_and_a_refusal_records_nothing(backend: Backend) {
         let mut sink = SmtpSink::start_with(SinkMode { auth: true, refuse }).await;
         let mut cfg = config(&[alice(2)]);
         cfg.sites[0].smtp_url = Some(sink.url.replace("smtp://", "smtp://shop-mailer@"));
-        cfg.sites[0].smtp_password = Some(switchboard::config::Secret::new("mail-password-0123"));
+        cfg.sites[0].smtp_password = Some(switchboard::model::Secret::new("mail-password-0123"));
         cfg.sites[0].email_from = Some("Test shop <support@shop.test>".into());
         let app = spawn_app(backend, cfg).await;
         let (mut v, id) = offline_ticket(&app, "olga@example.com").await;

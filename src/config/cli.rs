@@ -1,0 +1,62 @@
+//! The command line: flags (each also an environment variable) and subcommands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Command-line interface. Every flag can also come from the environment.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Self-hosted live-chat backend",
+    after_help = "Environment: SWITCHBOARD_SECRET signs visitor tokens (all nodes need the same one; \
+without it a random one is made at start-up). RUST_LOG sets the log level (default info; \
+e.g. RUST_LOG=switchboard=debug). Logs go to stderr."
+)]
+pub struct Cli {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// TOML configuration file; without it a demo site is configured
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Redis URL (redis://, rediss://, redis+sentinel://…/name, redis+cluster://h1:p1,h2:p2):
+    /// switches state to Redis so several nodes can share it
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Directory for durable data in embedded mode [default: ./data]
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log lines as `text` (for people) or `json` (one object a line, for collectors)
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Record database (tickets, webhook outbox): sqlite://FILE or postgres://…
+    /// [default: sqlite://<data-dir>/switchboard.db]
+    #[arg(long, env = "SWITCHBOARD_DATABASE_URL")]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What to do instead of serving.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Apply the record database's migrations, then exit (serving applies them too)
+    Migrate,
+    /// Upsert the directory (sites with their departments, agents, canned responses,
+    /// triggers, webhooks) from a TOML file into the database, then exit. Running nodes pick
+    /// it up within a second.
+    Import {
+        /// A configuration file; only its `[[sites]]` are read
+        file: PathBuf,
+    },
+}

@@ -116,28 +116,32 @@ impl Drop for UploadTurn {
 /// waits for that (`wait_idle`) before it closes the state backend.
 #[derive(Clone, Default)]
 pub struct IpLimiter {
-    counts: Arc<DashMap<IpAddr, usize>>,
+    /// One allocation for both: a guard, kept by every idle socket, holds one pointer.
+    shared: Arc<IpCounts>,
+}
+
+#[derive(Default)]
+struct IpCounts {
+    counts: DashMap<IpAddr, usize>,
     /// Woken when the last connection of the node ends.
-    idle: Arc<tokio::sync::Notify>,
+    idle: tokio::sync::Notify,
 }
 
 pub struct IpGuard {
-    counts: Arc<DashMap<IpAddr, usize>>,
-    idle: Arc<tokio::sync::Notify>,
+    shared: Arc<IpCounts>,
     ip: IpAddr,
 }
 
 impl IpLimiter {
     pub fn acquire(&self, ip: IpAddr, limit: usize) -> Option<IpGuard> {
-        let mut n = self.counts.entry(ip).or_insert(0);
+        let mut n = self.shared.counts.entry(ip).or_insert(0);
         if limit > 0 && *n >= limit {
             return None;
         }
         *n += 1;
         drop(n);
         Some(IpGuard {
-            counts: self.counts.clone(),
-            idle: self.idle.clone(),
+            shared: self.shared.clone(),
             ip,
         })
     }
@@ -146,11 +150,11 @@ impl IpLimiter {
     pub async fn wait_idle(&self, limit: std::time::Duration) -> bool {
         let waiting = async {
             loop {
-                let idle = self.idle.notified();
+                let idle = self.shared.idle.notified();
                 tokio::pin!(idle);
                 // Registered before the check, so a release in between is not missed.
                 idle.as_mut().enable();
-                if self.counts.is_empty() {
+                if self.shared.counts.is_empty() {
                     return;
                 }
                 idle.await;
@@ -161,18 +165,19 @@ impl IpLimiter {
 
     /// Open connections now.
     pub fn open(&self) -> usize {
-        self.counts.iter().map(|e| *e.value()).sum()
+        self.shared.counts.iter().map(|e| *e.value()).sum()
     }
 }
 
 impl Drop for IpGuard {
     fn drop(&mut self) {
-        self.counts.remove_if_mut(&self.ip, |_, n| {
+        let shared = &self.shared;
+        shared.counts.remove_if_mut(&self.ip, |_, n| {
             *n -= 1;
             *n == 0
         });
-        if self.counts.is_empty() {
-            self.idle.notify_waiters();
+        if shared.counts.is_empty() {
+            shared.idle.notify_waiters();
         }
     }
 }

@@ -11,15 +11,18 @@ use tokio::sync::mpsc;
 use super::session::{self, Attempt, page_after, send_error};
 use super::{Connection, Order, order};
 use crate::app::AppState;
-use crate::engine::EngineError;
+use crate::engine::{Engine, EngineError};
 use crate::hub::{Push, Registration, Role};
 use crate::model::{ConvId, ConvState, Event, SiteId, VisitorProfile};
 use crate::protocol::{
     ConvSummary, ErrorCode, ResumeFrom, VisitorIn, VisitorOut, classify_parse_error,
 };
+use crate::shutdown::Shutdown;
 
 struct Session {
-    state: AppState,
+    /// Only the engine: the rest of the application state (limiters, shutdown) is the
+    /// upgrade's business, and every byte here is part of every idle visitor's memory.
+    engine: Engine,
     site: SiteId,
     profile: VisitorProfile,
     department: Option<crate::model::DeptId>,
@@ -111,12 +114,12 @@ pub fn run(
 ) -> impl std::future::Future<Output = ()> + Send {
     let setup = Box::pin(setup(conn, state, site, user_agent, ip));
     async move {
-        let Some((session, rx)) = setup.await else {
+        let Some((session, rx, shutdown)) = setup.await else {
             return;
         };
         // Only the ids needed after the socket ends come back out of the box: a `Session`
         // held in this frame would be part of every idle connection's memory.
-        let left = Box::pin(session.serve(rx)).await;
+        let left = Box::pin(session.serve(rx, shutdown)).await;
         if let Some(visitor) = left.visitor {
             // Boxed too: inline, its state would sit in this long-lived frame.
             Box::pin(
@@ -135,7 +138,7 @@ async fn setup(
     site: SiteId,
     user_agent: Option<String>,
     ip: IpAddr,
-) -> Option<(Session, mpsc::Receiver<Push>)> {
+) -> Option<(Session, mpsc::Receiver<Push>, Shutdown)> {
     let (hello, resume, department) =
         Box::pin(hello_phase(&mut conn, &state, &site, user_agent, ip)).await?;
     let (reg, rx) = state.engine.register(Role::Visitor);
@@ -164,7 +167,7 @@ async fn setup(
         return None;
     }
     let mut session = Session {
-        state,
+        engine: state.engine.clone(),
         site,
         profile: hello.profile,
         department,
@@ -187,7 +190,7 @@ async fn setup(
             Box::pin(session.send_position(&conv)).await;
         }
     }
-    Some((session, rx))
+    Some((session, rx, state.shutdown))
 }
 
 impl session::Session for Session {
@@ -214,10 +217,9 @@ struct Left {
 
 impl Session {
     /// Serves until the socket ends; stops following the conversation and says who left.
-    async fn serve(mut self, rx: mpsc::Receiver<Push>) -> Left {
-        let shutdown = self.state.shutdown.clone();
+    async fn serve(mut self, rx: mpsc::Receiver<Push>, shutdown: Shutdown) -> Left {
         session::serve(&mut self, rx, shutdown).await;
-        let engine = self.state.engine.clone();
+        let engine = self.engine.clone();
         if let Some((conv, _)) = &self.current {
             engine.unfollow(conv, self.reg.id);
         }
@@ -240,7 +242,7 @@ impl Session {
                 return true;
             }
         };
-        let engine = self.state.engine.clone();
+        let engine = self.engine.clone();
         match msg {
             VisitorIn::Hello(_) => {
                 let e = EngineError::new(ErrorCode::AlreadyAuthenticated, "already said hello");
@@ -445,16 +447,11 @@ impl Session {
                 let Some((conv, _)) = self.current.clone() else {
                     return true;
                 };
-                match self
-                    .state
-                    .engine
-                    .conversation_exists(&self.site, &conv)
-                    .await
-                {
+                match self.engine.conversation_exists(&self.site, &conv).await {
                     Ok(true) => true,
                     Ok(false) => {
                         self.current = None;
-                        self.state.engine.unfollow(&conv, self.reg.id);
+                        self.engine.unfollow(&conv, self.reg.id);
                         let e = EngineError::new(
                             ErrorCode::ConversationLost,
                             "the server lost this conversation; your next message starts a new one",
@@ -490,7 +487,7 @@ impl Session {
 
     /// Follows a conversation and sends what is stored after `after`.
     async fn switch_to(&mut self, conv: ConvId, after: u64) {
-        let engine = &self.state.engine;
+        let engine = &self.engine;
         if let Some((old, _)) = self.current.take() {
             engine.unfollow(&old, self.reg.id);
         }
@@ -529,7 +526,7 @@ impl Session {
     /// log a page at a time.
     async fn backfill(&mut self, conv: &ConvId, mut after: u64) -> bool {
         loop {
-            let engine = &self.state.engine;
+            let engine = &self.engine;
             let (events, more) = match page_after(engine, &self.site, conv, after).await {
                 Ok(page) => page,
                 Err(e) => {
@@ -564,7 +561,7 @@ impl Session {
 
     /// On (re)connect while queued: the current position, since the stored one may be stale.
     async fn send_position(&mut self, conv: &crate::model::Conversation) {
-        let engine = self.state.engine.clone();
+        let engine = self.engine.clone();
         if let Ok(Some((position, minutes))) = engine.position(&self.site, conv).await {
             self.conn
                 .send(&VisitorOut::Queue {

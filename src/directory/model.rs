@@ -248,6 +248,13 @@ impl SiteConfig {
     }
 
     /// A department's display name (its id when it has none).
+    /// Whether a department is inside its business hours at `at` (always, without hours).
+    pub fn department_open(&self, id: &DeptId, at: crate::model::Millis) -> bool {
+        self.department(id)
+            .and_then(|d| d.hours.as_ref())
+            .is_none_or(|h| h.is_open(at))
+    }
+
     pub fn department_name(&self, id: &DeptId) -> String {
         self.department(id)
             .and_then(|d| d.name.clone())

@@ -1,7 +1,14 @@
 //! Agents: consoles connecting and leaving, status and limit, and what they write in their chats.
 
 use super::presence::PRESENCE_TTL_MS;
-use super::*;
+use super::{Ack, Engine, EngineError, Result};
+use crate::envelope::Envelope;
+use crate::model::{
+    AgentId, AgentState, AgentStatus, AuthorKind, ConvId, Conversation, EventBody, SiteId,
+    VisitorId,
+};
+use crate::protocol::{ClientId, ErrorCode, MessageText};
+use crate::state::{Guard, Guarded};
 
 impl Engine {
     /// An agent console connected on this node.
@@ -96,45 +103,6 @@ impl Engine {
         self.agent_pushed(site, agent).await;
         let state = self.agent_state(site, agent).await?;
         self.drain_for(site, &state.departments).await
-    }
-
-    /// The conversation, or `not_found`.
-    pub(super) async fn existing(&self, site: &SiteId, conv: &ConvId) -> Result<Conversation> {
-        self.inner
-            .store
-            .conversation(site, conv)
-            .await?
-            .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "no such conversation"))
-    }
-
-    /// The conversation if it is not closed: `not_found` or `conversation_closed` otherwise.
-    pub(super) async fn open_conversation(
-        &self,
-        site: &SiteId,
-        conv: &ConvId,
-    ) -> Result<Conversation> {
-        let c = self.existing(site, conv).await?;
-        if c.state == ConvState::Closed {
-            return Err(EngineError::new(
-                ErrorCode::ConversationClosed,
-                "the conversation is closed",
-            ));
-        }
-        Ok(c)
-    }
-
-    /// The open conversation, checked to be the agent's.
-    pub(super) async fn owned(
-        &self,
-        site: &SiteId,
-        agent: &AgentId,
-        conv: &ConvId,
-    ) -> Result<Conversation> {
-        let c = self.open_conversation(site, conv).await?;
-        if c.state != ConvState::Active || c.agent.as_ref() != Some(agent) {
-            return Err(EngineError::not_owner());
-        }
-        Ok(c)
     }
 
     pub async fn agent_message(

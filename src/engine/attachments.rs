@@ -4,9 +4,11 @@
 //! file with it. A file no message claims (a store failure) stays until `retention_days` or
 //! the visitor's erasure removes it.
 
-use super::*;
+use super::{Ack, Engine, EngineError, Result};
 use crate::attachments::{File, Upload};
-use crate::model::AttachmentRef;
+use crate::model::{AgentId, AttachmentRef, AuthorKind, ConvId, EventBody, SiteId, VisitorId};
+use crate::protocol::{ClientId, ErrorCode};
+use crate::state::Guard;
 
 /// Who sends a file.
 #[derive(Clone, Debug)]

@@ -1,7 +1,13 @@
 //! The node's background duties: queue notifications, presence refresh, the safety-net sweep,
 //! the directory watch.
 
-use super::*;
+use std::time::Duration;
+
+use super::{Engine, Result};
+use crate::directory::model::SiteConfig;
+use crate::model::{AuthorKind, Millis, SiteId};
+use crate::protocol::ErrorCode;
+use crate::shutdown::Shutdown;
 
 /// A node refreshes its agents' presence this often (for how long, `presence::PRESENCE_TTL_MS`).
 const PRESENCE_REFRESH: Duration = Duration::from_secs(5);

@@ -7,9 +7,13 @@
 //!   offline, and their chats return to the head of their queues;
 //! - agents whose credentials changed (token rotated, password reset) are signed out.
 
-use super::*;
-use crate::directory::model::AgentConfig;
+use super::{Engine, EngineError, Result};
+use crate::config::Config;
+use crate::directory::model::{AgentConfig, SiteConfig};
 use crate::directory::{self, Credentials};
+use crate::model::{AgentId, AgentStatus, ConvId, DeptId, SiteId};
+use crate::protocol::ErrorCode;
+use crate::state::StoreError;
 
 pub use crate::directory::DirectoryError;
 

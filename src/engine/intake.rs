@@ -1,8 +1,18 @@
 //! A visitor arrives and writes: `hello`, page views, the first message that opens a
 //! conversation and is answered at once (queued, assigned or offline), offline messages.
 
-use super::*;
-use crate::protocol::VisitorHello;
+use super::effects::Notice;
+use super::{Ack, Engine, EngineError, Result, clip};
+use crate::directory::model::SiteConfig;
+use crate::envelope::Envelope;
+use crate::model::{
+    AgentState, AgentStatus, AuthorKind, ConvId, ConvState, Conversation, DeptId, EventBody,
+    Millis, NoticeKind, SiteId, VisitorId, VisitorProfile,
+};
+use crate::protocol::{ClientId, ErrorCode, MessageText, VisitorHello};
+use crate::state::{Guard, Guarded};
+use crate::templates::{self, Template, Vars};
+use crate::tickets::OfflineMessage;
 
 /// An offline message joins the visitor's offline conversation if it closed this recently.
 const OFFLINE_ATTACH_MS: Millis = 3_600_000;
@@ -372,7 +382,7 @@ impl Engine {
         let dept = dept
             .filter(|d| config.department(d).is_some())
             .unwrap_or_else(|| config.default_department());
-        if !self.department_open(&config, dept) {
+        if !config.department_open(dept, self.now()) {
             return false;
         }
         // A backend failure is not "nobody is there": the message will tell.
@@ -389,7 +399,7 @@ impl Engine {
         let now = self.now();
         let dept = &conv.department;
         let (agents, staffed) = self.staffed(&site.id, dept).await?;
-        let open = self.department_open(site, dept);
+        let open = site.department_open(dept, self.now());
         if !open || !staffed {
             self.notice(
                 site,

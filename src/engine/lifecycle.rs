@@ -1,7 +1,17 @@
 //! The end of a chat and what follows: closing, transfer, the ticket, the rating.
 
-use super::*;
-use crate::protocol::TransferTarget;
+use super::effects::Notice;
+use super::{Engine, EngineError, Result, clip};
+use crate::directory::model::SiteConfig;
+use crate::model::{
+    AgentId, AgentRef, AuthorKind, ConvId, ConvState, DeptId, EventBody, Millis, NoticeKind,
+    SiteId, VisitorId,
+};
+use crate::protocol::{ErrorCode, MessageText, TransferTarget};
+use crate::state::Reassign;
+use crate::templates::{self, Template, Vars};
+use crate::tickets::webhooks::deliveries_for;
+use crate::tickets::{Rating, Ticket};
 
 impl Engine {
     /// The visitor ends their chat. Returns the conversation and its (stored) ticket id.

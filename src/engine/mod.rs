@@ -4,8 +4,8 @@
 //! agent states (for on-duty checks and estimates, never for routing) and the schedule of this
 //! node's pending triggers.
 //!
-//! This file holds the handle and the effects every concern shares (a notice to the visitor,
-//! queue and agent pushes, webhook emits, the clock); the concerns live beside it:
+//! This file holds the handle, its parts (`Inner`) and the clock; the concerns live beside it,
+//! each importing what it uses:
 //! - `intake` — a visitor's hello, page views, first message (answered at once), offline messages;
 //! - `routing` — queues, drains, assignment, positions and estimates, grace expiry;
 //! - `agents` — consoles connecting and leaving, status, limit, agent messages and notes;
@@ -15,7 +15,12 @@
 //! - `triggers` — proactive messages;
 //! - `background` — the node's loops: queue notifications, presence refresh, the sweep;
 //! - `privacy` — a visitor's data exported or erased everywhere; ticket retention;
-//! - `sessions` — what socket sessions ask of the node (the hub and the log reach them only here).
+//! - `sessions` — what socket sessions ask of the node: the hub, transcripts, readiness;
+//! - `directory` — the directory installed on this node, credentials, sign-in;
+//! - `effects` — what several concerns do alike: a notice to the visitor, a webhook event, the
+//!   queue and agent pushes every node hears;
+//! - `lookup` — what several concerns read before they act: an open or owned conversation, an
+//!   agent's name, the site's agents (cached for estimates, never for routing).
 //!
 //! Where a visitor's message goes: `ws::visitor` parses it → `Engine::visitor_message` stores it
 //! (`Store::append`, which publishes) → on the first message, `route_new` acknowledges at once
@@ -26,8 +31,10 @@ mod agents;
 mod attachments;
 mod background;
 mod directory;
+mod effects;
 mod intake;
 mod lifecycle;
+mod lookup;
 mod presence;
 mod privacy;
 mod routing;
@@ -47,19 +54,13 @@ use crate::auth::Keys;
 use crate::config::{Config, Live, Site};
 use crate::directory::DirectoryStore;
 use crate::directory::accounts::SignInLimiter;
-use crate::directory::model::SiteConfig;
 use crate::envelope::Envelope;
 use crate::hub::Hub;
-use crate::model::{
-    AgentId, AgentRef, AgentState, AgentStatus, AuthorKind, Clock, ConvId, ConvState, Conversation,
-    DeptId, EventBody, Millis, NoticeKind, SiteId, VisitorId, VisitorProfile,
-};
-use crate::protocol::{ClientId, ErrorCode, MessageText, QueueStat, estimate_minutes, secs_since};
-use crate::shutdown::Shutdown;
-use crate::state::{Guard, Guarded, Reassign, Store, StoreError};
-use crate::templates::{self, Template, Vars};
-use crate::tickets::webhooks::{Courier, deliveries_for};
-use crate::tickets::{OfflineMessage, Rating, Ticket, TicketStore};
+use crate::model::{AgentState, Clock, ConvId, Millis, SiteId, VisitorId};
+use crate::protocol::{ErrorCode, MessageText};
+use crate::state::{Store, StoreError};
+use crate::tickets::TicketStore;
+use crate::tickets::webhooks::Courier;
 
 /// An error a client can act on: a stable code and a sentence.
 #[derive(Debug, thiserror::Error)]
@@ -101,35 +102,6 @@ pub type Result<T> = std::result::Result<T, EngineError>;
 pub struct Ack {
     pub conv: ConvId,
     pub seq: u64,
-}
-
-/// A notice for `Engine::notice`: which one, and the queue place it states.
-struct Notice {
-    kind: NoticeKind,
-    template: Template,
-    position: Option<u32>,
-    /// Position and minutes, for the `queued` notice's text.
-    queued: Option<(u32, u32)>,
-}
-
-impl Notice {
-    fn plain(kind: NoticeKind, template: Template, position: Option<u32>) -> Self {
-        Self {
-            kind,
-            template,
-            position,
-            queued: None,
-        }
-    }
-
-    fn queued(position: u32, minutes: u32) -> Self {
-        Self {
-            kind: NoticeKind::Queued,
-            template: Template::Queued,
-            position: Some(position),
-            queued: Some((position, minutes)),
-        }
-    }
 }
 
 /// The chat logic. Cheap to clone.
@@ -247,74 +219,6 @@ impl Engine {
         &self.inner.courier
     }
 
-    /// Agent states read at most `AGENTS_CACHE` ago (or now, with `fresh`). While one caller
-    /// refreshes a stale snapshot, the others take the stale one rather than wait: with a large
-    /// team a refresh reads every agent, and new chats queued behind it made the slow tail of
-    /// first acknowledgements.
-    async fn agents_cached(&self, site: &SiteId, fresh: bool) -> Result<Arc<Vec<AgentState>>> {
-        let cached = self
-            .inner
-            .agents_cache
-            .get(site)
-            .map(|e| (e.0, e.1.clone()));
-        let stale = match cached {
-            Some((at, agents)) if !fresh => {
-                if at.elapsed() < AGENTS_CACHE {
-                    return Ok(agents);
-                }
-                Some(agents)
-            }
-            _ => None,
-        };
-        let asked = std::time::Instant::now();
-        let lock = self
-            .inner
-            .agents_refresh
-            .entry(site.clone())
-            .or_default()
-            .clone();
-        let _turn = match stale {
-            Some(agents) => match lock.try_lock() {
-                Ok(turn) => turn,
-                // Another caller is reading them now.
-                Err(_) => return Ok(agents),
-            },
-            None => lock.lock().await,
-        };
-        // A snapshot read after this call began is as fresh as one it would read itself.
-        if let Some(e) = self.inner.agents_cache.get(site)
-            && e.0 >= asked
-        {
-            return Ok(e.1.clone());
-        }
-        let reading = std::time::Instant::now();
-        let agents = Arc::new(self.inner.store.agents(site).await?);
-        for status in [AgentStatus::Online, AgentStatus::Away, AgentStatus::Offline] {
-            let n = agents.iter().filter(|a| a.status == status).count();
-            let labels = [
-                ("site", site.0.clone()),
-                ("status", status.as_str().to_owned()),
-            ];
-            metrics::gauge!(crate::observe::AGENTS, &labels).set(n as f64);
-        }
-        self.inner
-            .agents_cache
-            .insert(site.clone(), (reading, agents.clone()));
-        Ok(agents)
-    }
-
-    /// Queues an optional conversation event for the site's webhooks (if any subscribe).
-    async fn emit(&self, site: &SiteConfig, event: &str, data: serde_json::Value) {
-        let deliveries = deliveries_for(site, event, &data, self.now());
-        if deliveries.is_empty() {
-            return;
-        }
-        match self.inner.tickets.enqueue(&deliveries).await {
-            Ok(()) => self.inner.courier.wake(),
-            Err(e) => tracing::error!(cause = %e, event, "could not queue webhook"),
-        }
-    }
-
     /// The configuration in force now: one consistent snapshot.
     pub fn config(&self) -> Arc<Config> {
         self.inner.config.get()
@@ -350,68 +254,6 @@ impl Engine {
     pub fn site(&self, site: &SiteId) -> Result<Site> {
         Site::of(self.config(), site)
             .ok_or_else(|| EngineError::new(ErrorCode::UnknownSite, format!("no site {site}")))
-    }
-
-    /// Stores a notice to the visitor, rendered in their language (site and department
-    /// templates first).
-    async fn notice(
-        &self,
-        site: &SiteConfig,
-        dept: &DeptId,
-        conv: &ConvId,
-        locale: &str,
-        notice: Notice,
-    ) -> Result<()> {
-        let vars = Vars {
-            position: notice.queued.map(|(p, _)| p),
-            minutes: notice.queued.map(|(_, m)| m),
-            ..Vars::default()
-        };
-        let text = templates::render(site, Some(dept), locale, notice.template, &vars);
-        let body = EventBody::Notice {
-            at: self.now(),
-            notice: notice.kind,
-            text,
-            position: notice.position,
-            estimate_minutes: notice.queued.map(|(_, m)| m),
-        };
-        self.inner.store.append(&site.id, conv, &body).await?;
-        Ok(())
-    }
-
-    /// A department queue changed: every node refreshes positions and queue statistics.
-    async fn queue_changed(&self, site: &SiteId, dept: &DeptId) {
-        let envelope = Envelope::Queue {
-            site: site.clone(),
-            dept: dept.clone(),
-        };
-        self.publish(site, envelope).await;
-    }
-
-    /// An agent's status, limit or load changed: their consoles on every node hear of it.
-    async fn agent_pushed(&self, site: &SiteId, agent: &AgentId) {
-        let envelope = Envelope::Agent {
-            site: site.clone(),
-            agent: agent.clone(),
-        };
-        self.publish(site, envelope).await;
-    }
-
-    async fn publish(&self, site: &SiteId, envelope: Envelope) {
-        if let Err(e) = self.inner.store.publish(site, &envelope).await {
-            // Ephemeral: the periodic sweep repairs positions and queue statistics.
-            tracing::warn!(cause = %e, "publish failed");
-        }
-    }
-
-    fn agent_ref(&self, site: &SiteConfig, agent: &AgentId) -> AgentRef {
-        AgentRef {
-            id: agent.clone(),
-            name: site
-                .agent(agent)
-                .map(|a| a.name.clone())
-                .unwrap_or_else(|| agent.0.clone()),
-        }
     }
 
     /// A read receipt from one side (`agent`) of a conversation: stored, and, when it moved,

@@ -1,6 +1,9 @@
 //! Who is on the site: visitor presence, the live list agents watch, presence refresh.
 
-use super::*;
+use super::{Engine, Result};
+use crate::envelope::Envelope;
+use crate::model::{ConvState, Millis, SiteId, VisitorId};
+use crate::protocol::secs_since;
 
 /// A node vouches for its agents and visitors for them this long, so a dead node's agents fall into grace soon after.
 pub(super) const PRESENCE_TTL_MS: Millis = 15_000;

@@ -2,8 +2,10 @@
 //! everywhere (the record database with their files, the live state, pending webhooks), each request recorded
 //! in the audit log; and tickets older than the retention setting deleted.
 
-use super::*;
-use crate::tickets::AuditEntry;
+use super::{Engine, EngineError, Result};
+use crate::model::{ConvId, ConvState, Millis, SiteId, VisitorId};
+use crate::protocol::ErrorCode;
+use crate::tickets::{AuditEntry, Ticket};
 
 /// How often the sweep applies the retention setting.
 const RETENTION_EVERY_MS: Millis = 3_600_000;

@@ -1,7 +1,15 @@
 //! Queues and assignment: drains on every capacity change, positions and estimates, the
 //! introduction of an assigned agent, and chats given back after an agent's grace period.
 
-use super::*;
+use super::effects::Notice;
+use super::{Engine, Result};
+use crate::directory::model::SiteConfig;
+use crate::model::{
+    AgentId, AgentRef, AgentState, AgentStatus, ConvId, Conversation, DeptId, EventBody, Millis,
+    NoticeKind, SiteId,
+};
+use crate::protocol::{QueueStat, estimate_minutes, secs_since};
+use crate::templates::{self, Template, Vars};
 
 impl Engine {
     /// Minutes until a queued visitor at `position` is likely served.

@@ -1,12 +1,13 @@
-//! What a socket session asks of its node: a place in the hub, the conversations it follows,
-//! pages of a transcript, and an agent's chat as the console shows it. Sessions reach the hub
-//! and the store only through these.
+//! What a socket session asks of its node: the hub (its place there and the conversations it
+//! follows, asked of the `Hub` itself), pages of a transcript, an agent's chat as the console
+//! shows it, the colleagues it lists, and the node's readiness. Sessions reach the store only
+//! through these.
 
-use tokio::sync::mpsc;
+use std::time::Duration;
 
-use super::*;
-use crate::hub::{Push, Registration, Role, SessionId};
-use crate::model::Event;
+use super::{Engine, Result};
+use crate::hub::Hub;
+use crate::model::{AgentId, AgentState, ConvId, Conversation, Event, SiteId, VisitorProfile};
 use crate::state::Span;
 
 /// An agent's chat as a console opens it: the conversation, a page of its transcript, the
@@ -18,23 +19,9 @@ pub struct AgentChat {
 }
 
 impl Engine {
-    /// A new session on this node, with the bounded queue the hub fills for it.
-    pub fn register(&self, role: Role) -> (Registration, mpsc::Receiver<Push>) {
-        self.inner.hub.register(role)
-    }
-
-    /// The session gets the conversation's events from now on.
-    pub fn follow(&self, conv: &ConvId, session: SessionId) {
-        self.inner.hub.follow(conv, session);
-    }
-
-    pub fn unfollow(&self, conv: &ConvId, session: SessionId) {
-        self.inner.hub.unfollow(conv, session);
-    }
-
-    /// The session gets (or stops getting) the site's live-visitor changes.
-    pub fn watch_visitors(&self, site: &SiteId, session: SessionId, on: bool) {
-        self.inner.hub.watch_visitors(site, session, on);
+    /// This node's sessions: sockets register there and follow conversations (`Hub`).
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
     }
 
     /// Stored events of a conversation inside `span`.

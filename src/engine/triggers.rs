@@ -1,6 +1,11 @@
 //! Proactive messages: scheduling a page view's triggers and firing them when due.
 
-use super::*;
+use std::sync::Arc;
+
+use super::{Engine, Result};
+use crate::directory::model::SiteConfig;
+use crate::model::{AuthorKind, ConvState, Millis, SiteId, VisitorProfile};
+use crate::shutdown::Shutdown;
 
 impl Engine {
     /// A visitor socket's page view started (hello or navigation): schedules the site's
@@ -75,7 +80,7 @@ impl Engine {
         let Some(rule) = site.triggers.get(index) else {
             return Ok(false);
         };
-        if rule.business_hours_only && !self.department_open(site, site.answering(rule)) {
+        if rule.business_hours_only && !site.department_open(site.answering(rule), self.now()) {
             return Ok(false);
         }
         let store = &self.inner.store;
@@ -127,12 +132,5 @@ impl Engine {
                 site.department_name(site.answering(rule)),
             ),
         }
-    }
-
-    /// Whether a department is inside its business hours now (always, without hours).
-    pub(super) fn department_open(&self, site: &SiteConfig, dept: &DeptId) -> bool {
-        site.department(dept)
-            .and_then(|d| d.hours.as_ref())
-            .is_none_or(|h| h.is_open(self.now()))
     }
 }

@@ -103,7 +103,7 @@ pub async fn run(mut conn: Connection, state: AppState, signed_in: Option<(SiteI
     let shutdown = state.shutdown.clone();
 
     let engine = state.engine.clone();
-    let (reg, rx) = engine.register(Role::Agent);
+    let (reg, rx) = engine.hub().register(Role::Agent);
     let me = match Box::pin(engine.agent_connected(&site, &agent, reg.id, status)).await {
         Ok(me) => me,
         Err(e) => {
@@ -149,9 +149,9 @@ pub async fn run(mut conn: Connection, state: AppState, signed_in: Option<(SiteI
         }
     }
     for conv in session.chats.keys() {
-        engine.unfollow(conv, session.reg.id);
+        engine.hub().unfollow(conv, session.reg.id);
     }
-    engine.watch_visitors(&site, session.reg.id, false);
+    engine.hub().watch_visitors(&site, session.reg.id, false);
     engine
         .agent_disconnected(&site, &agent, session.reg.id)
         .await;
@@ -212,7 +212,7 @@ impl Session {
                 text,
             } => return self.store_text(conversation, client_id, text, false).await,
             AgentIn::WatchVisitors { on } => {
-                engine.watch_visitors(site, self.reg.id, on);
+                engine.hub().watch_visitors(site, self.reg.id, on);
                 if !on {
                     return true;
                 }
@@ -579,7 +579,7 @@ impl Session {
 
     async fn release(&mut self, conv: &ConvId, reason: &str) -> bool {
         self.chats.remove(conv);
-        self.state.engine.unfollow(conv, self.reg.id);
+        self.state.engine.hub().unfollow(conv, self.reg.id);
         self.conn
             .send(&AgentOut::Unassigned {
                 conversation: conv,
@@ -591,7 +591,7 @@ impl Session {
     /// Follows a chat and sends it with the visitor's profile and its events after `after`.
     async fn take(&mut self, conv: &ConvId, after: u64) -> bool {
         let engine = self.state.engine.clone();
-        engine.follow(conv, self.reg.id);
+        engine.hub().follow(conv, self.reg.id);
         let chat = match engine
             .agent_chat(&self.site, &self.agent, conv, after, PAGE_EVENTS)
             .await
@@ -599,11 +599,11 @@ impl Session {
             Ok(Some(chat)) => chat,
             // Moved on before we got here; its later events do not concern us.
             Ok(None) => {
-                engine.unfollow(conv, self.reg.id);
+                engine.hub().unfollow(conv, self.reg.id);
                 return true;
             }
             Err(e) => {
-                engine.unfollow(conv, self.reg.id);
+                engine.hub().unfollow(conv, self.reg.id);
                 return send_error(&mut self.conn, &e, None, Some(conv)).await;
             }
         };

@@ -141,7 +141,7 @@ async fn setup(
 ) -> Option<(Session, mpsc::Receiver<Push>, Shutdown)> {
     let (hello, resume, department) =
         Box::pin(hello_phase(&mut conn, &state, &site, user_agent, ip)).await?;
-    let (reg, rx) = state.engine.register(Role::Visitor);
+    let (reg, rx) = state.engine.hub().register(Role::Visitor);
     let visitor = hello.id.clone();
     state
         .engine
@@ -221,7 +221,7 @@ impl Session {
         session::serve(&mut self, rx, shutdown).await;
         let engine = self.engine.clone();
         if let Some((conv, _)) = &self.current {
-            engine.unfollow(conv, self.reg.id);
+            engine.hub().unfollow(conv, self.reg.id);
         }
         Left {
             engine,
@@ -451,7 +451,7 @@ impl Session {
                     Ok(true) => true,
                     Ok(false) => {
                         self.current = None;
-                        self.engine.unfollow(&conv, self.reg.id);
+                        self.engine.hub().unfollow(&conv, self.reg.id);
                         let e = EngineError::new(
                             ErrorCode::ConversationLost,
                             "the server lost this conversation; your next message starts a new one",
@@ -489,9 +489,9 @@ impl Session {
     async fn switch_to(&mut self, conv: ConvId, after: u64) {
         let engine = &self.engine;
         if let Some((old, _)) = self.current.take() {
-            engine.unfollow(&old, self.reg.id);
+            engine.hub().unfollow(&old, self.reg.id);
         }
-        engine.follow(&conv, self.reg.id);
+        engine.hub().follow(&conv, self.reg.id);
         self.current = Some((conv.clone(), after));
         self.backfill(&conv, after).await;
     }

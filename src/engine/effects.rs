@@ -1,0 +1,104 @@
+//! The effects several concerns share: a notice to the visitor in their language, a webhook
+//! event queued, and the pushes every node hears (a queue changed, an agent changed).
+
+use super::{Engine, Result};
+use crate::directory::model::SiteConfig;
+use crate::envelope::Envelope;
+use crate::model::{AgentId, ConvId, DeptId, EventBody, NoticeKind, SiteId};
+use crate::templates::{self, Template, Vars};
+use crate::tickets::webhooks::deliveries_for;
+
+/// A notice for `Engine::notice`: which one, and the queue place it states.
+pub(super) struct Notice {
+    kind: NoticeKind,
+    template: Template,
+    position: Option<u32>,
+    /// Position and minutes, for the `queued` notice's text.
+    queued: Option<(u32, u32)>,
+}
+
+impl Notice {
+    pub(super) fn plain(kind: NoticeKind, template: Template, position: Option<u32>) -> Self {
+        Self {
+            kind,
+            template,
+            position,
+            queued: None,
+        }
+    }
+
+    pub(super) fn queued(position: u32, minutes: u32) -> Self {
+        Self {
+            kind: NoticeKind::Queued,
+            template: Template::Queued,
+            position: Some(position),
+            queued: Some((position, minutes)),
+        }
+    }
+}
+
+impl Engine {
+    /// Queues an optional conversation event for the site's webhooks (if any subscribe).
+    pub(super) async fn emit(&self, site: &SiteConfig, event: &str, data: serde_json::Value) {
+        let deliveries = deliveries_for(site, event, &data, self.now());
+        if deliveries.is_empty() {
+            return;
+        }
+        match self.inner.tickets.enqueue(&deliveries).await {
+            Ok(()) => self.inner.courier.wake(),
+            Err(e) => tracing::error!(cause = %e, event, "could not queue webhook"),
+        }
+    }
+
+    /// Stores a notice to the visitor, rendered in their language (site and department
+    /// templates first).
+    pub(super) async fn notice(
+        &self,
+        site: &SiteConfig,
+        dept: &DeptId,
+        conv: &ConvId,
+        locale: &str,
+        notice: Notice,
+    ) -> Result<()> {
+        let vars = Vars {
+            position: notice.queued.map(|(p, _)| p),
+            minutes: notice.queued.map(|(_, m)| m),
+            ..Vars::default()
+        };
+        let text = templates::render(site, Some(dept), locale, notice.template, &vars);
+        let body = EventBody::Notice {
+            at: self.now(),
+            notice: notice.kind,
+            text,
+            position: notice.position,
+            estimate_minutes: notice.queued.map(|(_, m)| m),
+        };
+        self.inner.store.append(&site.id, conv, &body).await?;
+        Ok(())
+    }
+
+    /// A department queue changed: every node refreshes positions and queue statistics.
+    pub(super) async fn queue_changed(&self, site: &SiteId, dept: &DeptId) {
+        let envelope = Envelope::Queue {
+            site: site.clone(),
+            dept: dept.clone(),
+        };
+        self.publish(site, envelope).await;
+    }
+
+    /// An agent's status, limit or load changed: their consoles on every node hear of it.
+    pub(super) async fn agent_pushed(&self, site: &SiteId, agent: &AgentId) {
+        let envelope = Envelope::Agent {
+            site: site.clone(),
+            agent: agent.clone(),
+        };
+        self.publish(site, envelope).await;
+    }
+
+    pub(super) async fn publish(&self, site: &SiteId, envelope: Envelope) {
+        if let Err(e) = self.inner.store.publish(site, &envelope).await {
+            // Ephemeral: the periodic sweep repairs positions and queue statistics.
+            tracing::warn!(cause = %e, "publish failed");
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! What several concerns read before they act: a conversation that exists, is open, or is the
+//! asking agent's; an agent's display name; the site's agents (a short-lived snapshot for
+//! on-duty checks and estimates, never for routing).
+
+use std::sync::Arc;
+
+use super::{AGENTS_CACHE, Engine, EngineError, Result};
+use crate::directory::model::SiteConfig;
+use crate::model::{
+    AgentId, AgentRef, AgentState, AgentStatus, ConvId, ConvState, Conversation, SiteId,
+};
+use crate::protocol::ErrorCode;
+
+impl Engine {
+    /// Agent states read at most `AGENTS_CACHE` ago (or now, with `fresh`). While one caller
+    /// refreshes a stale snapshot, the others take the stale one rather than wait: with a large
+    /// team a refresh reads every agent, and new chats queued behind it made the slow tail of
+    /// first acknowledgements.
+    pub(super) async fn agents_cached(
+        &self,
+        site: &SiteId,
+        fresh: bool,
+    ) -> Result<Arc<Vec<AgentState>>> {
+        let cached = self
+            .inner
+            .agents_cache
+            .get(site)
+            .map(|e| (e.0, e.1.clone()));
+        let stale = match cached {
+            Some((at, agents)) if !fresh => {
+                if at.elapsed() < AGENTS_CACHE {
+                    return Ok(agents);
+                }
+                Some(agents)
+            }
+            _ => None,
+        };
+        let asked = std::time::Instant::now();
+        let lock = self
+            .inner
+            .agents_refresh
+            .entry(site.clone())
+            .or_default()
+            .clone();
+        let _turn = match stale {
+            Some(agents) => match lock.try_lock() {
+                Ok(turn) => turn,
+                // Another caller is reading them now.
+                Err(_) => return Ok(agents),
+            },
+            None => lock.lock().await,
+        };
+        // A snapshot read after this call began is as fresh as one it would read itself.
+        if let Some(e) = self.inner.agents_cache.get(site)
+            && e.0 >= asked
+        {
+            return Ok(e.1.clone());
+        }
+        let reading = std::time::Instant::now();
+        let agents = Arc::new(self.inner.store.agents(site).await?);
+        for status in [AgentStatus::Online, AgentStatus::Away, AgentStatus::Offline] {
+            let n = agents.iter().filter(|a| a.status == status).count();
+            let labels = [
+                ("site", site.0.clone()),
+                ("status", status.as_str().to_owned()),
+            ];
+            metrics::gauge!(crate::observe::AGENTS, &labels).set(n as f64);
+        }
+        self.inner
+            .agents_cache
+            .insert(site.clone(), (reading, agents.clone()));
+        Ok(agents)
+    }
+
+    pub(super) fn agent_ref(&self, site: &SiteConfig, agent: &AgentId) -> AgentRef {
+        AgentRef {
+            id: agent.clone(),
+            name: site
+                .agent(agent)
+                .map(|a| a.name.clone())
+                .unwrap_or_else(|| agent.0.clone()),
+        }
+    }
+
+    /// The conversation, or `not_found`.
+    pub(super) async fn existing(&self, site: &SiteId, conv: &ConvId) -> Result<Conversation> {
+        self.inner
+            .store
+            .conversation(site, conv)
+            .await?
+            .ok_or_else(|| EngineError::new(ErrorCode::NotFound, "no such conversation"))
+    }
+
+    /// The conversation if it is not closed: `not_found` or `conversation_closed` otherwise.
+    pub(super) async fn open_conversation(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+    ) -> Result<Conversation> {
+        let c = self.existing(site, conv).await?;
+        if c.state == ConvState::Closed {
+            return Err(EngineError::new(
+                ErrorCode::ConversationClosed,
+                "the conversation is closed",
+            ));
+        }
+        Ok(c)
+    }
+
+    /// The open conversation, checked to be the agent's.
+    pub(super) async fn owned(
+        &self,
+        site: &SiteId,
+        agent: &AgentId,
+        conv: &ConvId,
+    ) -> Result<Conversation> {
+        let c = self.open_conversation(site, conv).await?;
+        if c.state != ConvState::Active || c.agent.as_ref() != Some(agent) {
+            return Err(EngineError::not_owner());
+        }
+        Ok(c)
+    }
+}

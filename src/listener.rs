@@ -83,10 +83,7 @@ impl Refused {
                 "the server is at its connection limit",
             ),
         };
-        let body = serde_json::json!({
-            "error": { "code": "too_many_connections", "message": message }
-        })
-        .to_string();
+        let body = crate::request::error_body("too_many_connections", message, None).to_string();
         format!(
             "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n\
              {extra}content-length: {}\r\n\r\n{body}",

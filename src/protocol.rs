@@ -69,6 +69,74 @@ pub enum ErrorCode {
     TooManyFiles,
 }
 
+impl ErrorCode {
+    /// Every code, for the tests that hold the wire names to `as_str`.
+    pub const ALL: [ErrorCode; 28] = [
+        Self::BadJson,
+        Self::UnknownType,
+        Self::InvalidMessage,
+        Self::FrameTooLarge,
+        Self::MessageTooLong,
+        Self::EmptyMessage,
+        Self::RateLimited,
+        Self::BinaryNotSupported,
+        Self::HelloRequired,
+        Self::AlreadyAuthenticated,
+        Self::Unauthorized,
+        Self::UnknownSite,
+        Self::UnknownDepartment,
+        Self::UnknownAgent,
+        Self::NotFound,
+        Self::NotOwner,
+        Self::ConversationClosed,
+        Self::LimitOutOfRange,
+        Self::TargetUnavailable,
+        Self::Unavailable,
+        Self::NothingToRate,
+        Self::InvalidRating,
+        Self::InvalidEmail,
+        Self::IdentityMismatch,
+        Self::VisitorBusy,
+        Self::ConversationLost,
+        Self::EmailUnavailable,
+        Self::TooManyFiles,
+    ];
+
+    /// The code on the wire: in error frames, REST error bodies and the `errors` metric.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BadJson => "bad_json",
+            Self::UnknownType => "unknown_type",
+            Self::InvalidMessage => "invalid_message",
+            Self::FrameTooLarge => "frame_too_large",
+            Self::MessageTooLong => "message_too_long",
+            Self::EmptyMessage => "empty_message",
+            Self::RateLimited => "rate_limited",
+            Self::BinaryNotSupported => "binary_not_supported",
+            Self::HelloRequired => "hello_required",
+            Self::AlreadyAuthenticated => "already_authenticated",
+            Self::Unauthorized => "unauthorized",
+            Self::UnknownSite => "unknown_site",
+            Self::UnknownDepartment => "unknown_department",
+            Self::UnknownAgent => "unknown_agent",
+            Self::NotFound => "not_found",
+            Self::NotOwner => "not_owner",
+            Self::ConversationClosed => "conversation_closed",
+            Self::LimitOutOfRange => "limit_out_of_range",
+            Self::TargetUnavailable => "target_unavailable",
+            Self::Unavailable => "unavailable",
+            Self::NothingToRate => "nothing_to_rate",
+            Self::InvalidRating => "invalid_rating",
+            Self::InvalidEmail => "invalid_email",
+            Self::IdentityMismatch => "identity_mismatch",
+            Self::VisitorBusy => "visitor_busy",
+            Self::ConversationLost => "conversation_lost",
+            Self::EmailUnavailable => "email_unavailable",
+            Self::TooManyFiles => "too_many_files",
+        }
+    }
+}
+
 /// WebSocket close codes Switchboard uses besides the standard ones.
 pub mod close {
     /// No `hello` within `timing.hello_timeout_secs`.
@@ -670,6 +738,18 @@ pub fn secs_since(at: Millis, now: Millis) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `as_str` is the name serde writes: one mapping, whichever door an error leaves by.
+    #[test]
+    fn error_code_names_match_the_wire() {
+        for code in ErrorCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                code.as_str(),
+                "{code:?}"
+            );
+        }
+    }
 
     /// Malformed JSON, an unknown type and a bad field get three different codes.
     #[test]

@@ -79,3 +79,14 @@ pub fn forwarded_https(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
+
+/// The body of every HTTP error, whichever door refuses (REST, a WebSocket upgrade, a
+/// connection over the caps): `{"error": {"code", "message"}}`, with `field` when one field
+/// is at fault.
+pub fn error_body(code: &str, message: &str, field: Option<&str>) -> serde_json::Value {
+    let mut error = serde_json::json!({ "code": code, "message": message });
+    if let Some(field) = field {
+        error["field"] = serde_json::json!(field);
+    }
+    serde_json::json!({ "error": error })
+}

@@ -5,7 +5,6 @@
 use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::engine::EngineError;
 use crate::protocol::ErrorCode;
@@ -97,8 +96,8 @@ impl ApiError {
     }
 
     /// Stable: clients switch on it (docs/api.md lists them).
-    pub fn code(&self) -> String {
-        let code = match self {
+    pub fn code(&self) -> &'static str {
+        match self {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
@@ -114,14 +113,8 @@ impl ApiError {
             Self::TooLarge(_) => "too_large",
             Self::UnsupportedType(_) => "unsupported_type",
             Self::Unavailable(_) => "unavailable",
-            Self::Engine(e) => {
-                return serde_json::to_value(e.code)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "internal".to_owned());
-            }
-        };
-        code.to_owned()
+            Self::Engine(e) => e.code.as_str(),
+        }
     }
 }
 
@@ -160,18 +153,18 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
         let code = self.code();
-        metrics::counter!(crate::observe::ERRORS, "code" => code.clone()).increment(1);
+        metrics::counter!(crate::observe::ERRORS, "code" => code).increment(1);
         match &self {
             Self::Unavailable(cause) => {
                 tracing::error!(cause = %cause, code = %code, "request failed: backend");
             }
             _ => tracing::debug!(code = %code, message = %self, "request refused"),
         }
-        let mut error = json!({ "code": code, "message": self.to_string() });
-        if let Self::Invalid { field, .. } = &self {
-            error["field"] = json!(field);
-        }
-        let body = Json(json!({ "error": error }));
+        let field = match &self {
+            Self::Invalid { field, .. } => Some(field.as_str()),
+            _ => None,
+        };
+        let body = Json(crate::request::error_body(code, &self.to_string(), field));
         if matches!(self, Self::RequestTimeout(_) | Self::TooManyConnections) {
             // The rest of a late body is not read: the connection cannot carry another request.
             return (status, [(header::CONNECTION, "close")], body).into_response();

@@ -69,7 +69,7 @@ impl IntoResponse for Refusal {
                 "too many connections from this address",
             ),
         };
-        let body = serde_json::json!({ "error": { "code": code, "message": message } });
+        let body = crate::request::error_body(code, message, None);
         (status, axum::Json(body)).into_response()
     }
 }

@@ -46,7 +46,7 @@ pub async fn send_error(
     client_id: Option<&ClientId>,
     conversation: Option<&ConvId>,
 ) -> bool {
-    metrics::counter!(crate::observe::ERRORS, "code" => error_code(e.code)).increment(1);
+    metrics::counter!(crate::observe::ERRORS, "code" => e.code.as_str()).increment(1);
     conn.send(&ErrorFrame {
         code: e.code,
         message: &e.message,
@@ -191,12 +191,4 @@ pub async fn page_after(
         .await?;
     let full = events.len() == PAGE_EVENTS;
     Ok((events, full))
-}
-
-/// An error code as its stable wire name, for the metrics' label.
-fn error_code(code: ErrorCode) -> String {
-    serde_json::to_value(code)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "internal".to_owned())
 }

@@ -6,8 +6,8 @@
 //! page or an SVG renamed `.png` is refused, so nothing served from here can run script.
 
 use crate::db::Database;
+use crate::db::RecordError;
 use crate::model::{AttachmentRef, ConvId, Millis, SiteId, VisitorId};
-use crate::state::StoreError;
 
 /// Every type a file may have; `attachments.types` allows a subset.
 pub use crate::config::FILE_KINDS as KINDS;
@@ -123,7 +123,7 @@ pub struct Attachments {
     db: Database,
 }
 
-type Result<T> = std::result::Result<T, StoreError>;
+type Result<T> = std::result::Result<T, RecordError>;
 
 impl Attachments {
     pub fn new(db: Database) -> Self {

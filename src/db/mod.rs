@@ -15,6 +15,20 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection};
 
+/// A record-database failure (tickets, the outbox, the directory, files): the operation did not
+/// happen, or its outcome is unknown. Live state has its own error (`state::StoreError`).
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored record that does not read back (a hand edit, or a bug).
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// The one-time import of what earlier versions kept in Redis (`tickets::redis`).
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
 /// Which database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

@@ -22,9 +22,9 @@ use std::collections::BTreeMap;
 
 pub use sql::DirectoryStore;
 
+use crate::db::RecordError;
 use crate::directory::model::{AgentConfig, SiteConfig};
 use crate::model::{AgentId, Millis, SiteId};
-use crate::state::StoreError;
 use crate::validation::ConfigError;
 
 /// Why a directory change was not made.
@@ -39,7 +39,7 @@ pub enum DirectoryError {
     #[error("{0}")]
     Conflict(String),
     #[error("directory storage: {0}")]
-    Unavailable(#[from] StoreError),
+    Unavailable(#[from] RecordError),
 }
 
 /// How often a change computed on a stale directory is recomputed before giving up.

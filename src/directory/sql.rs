@@ -10,14 +10,14 @@ use sqlx::Row;
 
 use super::{Credentials, Write};
 use crate::db::Database;
+use crate::db::RecordError;
 use crate::directory::model::{AgentConfig, SiteConfig};
 use crate::model::{AgentId, Millis, SiteId};
-use crate::state::StoreError;
 
-type Result<T> = std::result::Result<T, StoreError>;
+type Result<T> = std::result::Result<T, RecordError>;
 
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("directory record: {e}"))
+fn corrupt(e: impl std::fmt::Display) -> RecordError {
+    RecordError::Corrupt(format!("directory record: {e}"))
 }
 
 /// The directory's storage. Cheap to clone.

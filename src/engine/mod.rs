@@ -52,6 +52,7 @@ use std::time::Duration;
 
 use crate::auth::Keys;
 use crate::config::{Config, Live, Site};
+use crate::db::RecordError;
 use crate::directory::DirectoryStore;
 use crate::directory::accounts::SignInLimiter;
 use crate::envelope::Envelope;
@@ -78,6 +79,14 @@ impl EngineError {
         }
     }
 
+    /// A backend failed (logged where it was converted); the client may retry.
+    fn unavailable() -> Self {
+        Self::new(
+            ErrorCode::Unavailable,
+            "temporarily unavailable, retry with the same client_id",
+        )
+    }
+
     /// The conversation is not assigned to the agent asking.
     pub fn not_owner() -> Self {
         Self::new(ErrorCode::NotOwner, "not your conversation")
@@ -87,11 +96,19 @@ impl EngineError {
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
         // Logged once here; the client only learns that it may retry.
-        tracing::error!(cause = %e, "state backend failed");
-        EngineError::new(
-            ErrorCode::Unavailable,
-            "temporarily unavailable, retry with the same client_id",
-        )
+        match e {
+            // Expected while the node stops: the client reconnects to another.
+            StoreError::ShuttingDown => tracing::debug!(cause = %e, "state backend closed"),
+            _ => tracing::error!(cause = %e, "state backend failed"),
+        }
+        EngineError::unavailable()
+    }
+}
+
+impl From<RecordError> for EngineError {
+    fn from(e: RecordError) -> Self {
+        tracing::error!(cause = %e, "record database failed");
+        EngineError::unavailable()
     }
 }
 

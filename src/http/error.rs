@@ -6,6 +6,7 @@ use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::db::RecordError;
 use crate::engine::EngineError;
 use crate::protocol::ErrorCode;
 use crate::state::StoreError;
@@ -145,6 +146,12 @@ impl From<crate::directory::DirectoryError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+impl From<RecordError> for ApiError {
+    fn from(e: RecordError) -> Self {
         Self::Unavailable(e.to_string())
     }
 }

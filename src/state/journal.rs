@@ -220,9 +220,7 @@ impl Journal {
         if done {
             Ok(())
         } else {
-            Err(StoreError::Corrupt(
-                "the embedded state is closed (shutting down)".into(),
-            ))
+            Err(StoreError::ShuttingDown)
         }
     }
 

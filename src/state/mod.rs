@@ -27,10 +27,11 @@ use crate::model::{
 pub enum StoreError {
     #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
     #[error("corrupt state: {0}")]
     Corrupt(String),
+    /// The embedded state is closed: the node is shutting down.
+    #[error("the embedded state is closed (shutting down)")]
+    ShuttingDown,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -17,11 +17,11 @@ pub mod webhooks;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::db::RecordError;
 use crate::model::{
     AgentRef, AuthorKind, ConvId, Conversation, DeptId, Event, EventBody, Millis, SiteId,
     VisitorId, VisitorProfile,
 };
-use crate::state::StoreError;
 
 /// A finished conversation, as help desks and reports want it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -399,7 +399,7 @@ impl TicketFilter {
     }
 }
 
-pub type Result<T> = std::result::Result<T, StoreError>;
+pub type Result<T> = std::result::Result<T, RecordError>;
 
 /// Durable tickets and the webhook outbox.
 #[async_trait]

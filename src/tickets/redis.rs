@@ -8,8 +8,8 @@ use crate::state::redis::Conn;
 use redis::AsyncCommands;
 
 use super::{Delivery, Ticket, TicketStore};
+use crate::db::RecordError;
 use crate::model::SiteId;
-use crate::state::StoreError;
 
 /// How many documents one round trip reads.
 const BATCH: usize = 500;
@@ -20,11 +20,11 @@ async fn import_index<T, F, Fut>(
     index: &str,
     key_of: impl Fn(&str) -> String,
     mut save: F,
-) -> Result<usize, StoreError>
+) -> Result<usize, RecordError>
 where
     T: serde::de::DeserializeOwned,
     F: FnMut(Vec<T>) -> Fut,
-    Fut: std::future::Future<Output = Result<(), StoreError>>,
+    Fut: std::future::Future<Output = Result<(), RecordError>>,
 {
     let ids: Vec<String> = conn.zrange(index, 0, -1).await?;
     if ids.is_empty() {
@@ -52,7 +52,7 @@ pub async fn import(
     prefix: &str,
     sites: &[SiteId],
     store: &dyn TicketStore,
-) -> Result<(), StoreError> {
+) -> Result<(), RecordError> {
     for site in sites {
         let key = |rest: &str| format!("{prefix}:{{{site}}}:{rest}");
         let save = |tickets: Vec<Ticket>| async move {

@@ -15,12 +15,12 @@ use super::{
     AuditEntry, AuditFilter, Delivery, Figures, Result, StatsGroup, StatsQuery, Ticket,
     TicketFilter, TicketStore,
 };
+use crate::db::RecordError;
 use crate::db::{Database, Kind};
 use crate::model::{Millis, SiteId, VisitorId, VisitorProfile};
-use crate::state::StoreError;
 
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("stored record: {e}"))
+fn corrupt(e: impl std::fmt::Display) -> RecordError {
+    RecordError::Corrupt(format!("stored record: {e}"))
 }
 
 /// Every record in a directory of the old file store: `*.json`, and the `.*.json.tmp` files a

@@ -1,93 +1,84 @@
-//! Redis Cluster: `redis+cluster://h1:p1,h2:p2,…` names some of the cluster's nodes (the seed
-//! list; the client learns the rest and follows slot moves and failovers).
-//!
-//! Every key of a site carries the `{site}` hash tag, so a site's keys and scripts live in one
-//! slot; the site's channel (`<prefix>:{site}:ev`) is a sharded channel in that slot, written with
-//! `SPUBLISH` and read with `SSUBSCRIBE`, so a site's traffic stays on its shard. Sharded pub/sub
-//! has no pattern form: the subscriber follows the directory's sites one by one.
+//! The subscriber: every site's envelopes, from every node, to this node's delivery sink. On
+//! one server or Sentinel, one pattern subscription hears every site (`plain_loop`); on a
+//! cluster, each site's sharded channel is subscribed as the directory names the sites
+//! (`cluster_loop`): every key of a site carries the `{site}` hash tag, so its channel
+//! (`<prefix>:{site}:ev`) lives in the site's slot, written with `SPUBLISH` and read with
+//! `SSUBSCRIBE`, and a site's traffic stays on its shard. Sharded pub/sub has no pattern form.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use redis::cluster::ClusterClientBuilder;
-use redis::cluster_async::ClusterConnection;
+use futures_util::StreamExt;
 use redis::{PushInfo, PushKind};
 
+use super::connect::cluster_builder;
 use crate::envelope::{Envelope, Sink};
 use crate::model::SiteId;
 use crate::shutdown::Shutdown;
 
-/// `redis+cluster://[:password@]host:port[,host:port…][/]` (`rediss+cluster://` for TLS): the
-/// seed nodes' URLs, or None for another kind of URL.
-pub(super) fn seeds(url: &str) -> anyhow::Result<Option<Vec<String>>> {
-    let (rest, scheme) = match (
-        url.strip_prefix("redis+cluster://"),
-        url.strip_prefix("rediss+cluster://"),
-    ) {
-        (Some(rest), _) => (rest, "redis"),
-        (_, Some(rest)) => (rest, "rediss"),
-        _ => return Ok(None),
-    };
-    let (auth, hosts) = match rest.rsplit_once('@') {
-        Some((auth, hosts)) => (format!("{auth}@"), hosts),
-        None => (String::new(), rest),
-    };
-    let hosts = hosts.trim_end_matches('/');
-    if hosts.contains('/') {
-        anyhow::bail!("redis+cluster URL: a cluster has no database number");
+/// Keeps one subscription to every site's channel, re-establishing it with backoff. After a
+/// reconnect every session backfills, since anything published meanwhile was lost.
+pub(super) async fn plain_loop(
+    mut client_rx: tokio::sync::watch::Receiver<redis::Client>,
+    pattern: String,
+    sink: Arc<dyn Sink>,
+    subscribed: Arc<AtomicBool>,
+    mut shutdown: Shutdown,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut first = true;
+    loop {
+        let client = client_rx.borrow_and_update().clone();
+        let attempt = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.psubscribe(&pattern).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = tokio::select! {
+            r = attempt => r,
+            _ = shutdown.recv() => return,
+        };
+        match pubsub {
+            Ok(pubsub) => {
+                subscribed.store(true, Ordering::Release);
+                backoff = Duration::from_millis(100);
+                if !first {
+                    tracing::info!("redis subscription restored; sessions backfill");
+                    sink.resync();
+                }
+                first = false;
+                let mut stream = pubsub.into_on_message();
+                loop {
+                    tokio::select! {
+                        msg = stream.next() => match msg {
+                            Some(msg) => match serde_json::from_slice::<Envelope>(msg.get_payload_bytes()) {
+                                Ok(env) => sink.deliver(env),
+                                Err(e) => tracing::warn!(cause = %e, channel = msg.get_channel_name(), "undecodable envelope"),
+                            },
+                            None => break,
+                        },
+                        // Sentinel named another primary: subscribe there. (Without Sentinel
+                        // nobody sends: the channel is closed, and that must not count.)
+                        Ok(()) = client_rx.changed() => break,
+                        _ = shutdown.recv() => return,
+                    }
+                }
+                subscribed.store(false, Ordering::Release);
+                tracing::warn!("redis subscription lost; reconnecting");
+            }
+            Err(e) => {
+                subscribed.store(false, Ordering::Release);
+                tracing::warn!(cause = %e, "redis subscribe failed; retrying");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.recv() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
-    let nodes: Vec<String> = hosts
-        .split(',')
-        .filter(|h| !h.is_empty())
-        .map(|h| format!("{scheme}://{auth}{h}/"))
-        .collect();
-    if nodes.is_empty() {
-        anyhow::bail!("redis+cluster URL: at least one node, e.g. redis+cluster://h1:6379,h2:6379");
-    }
-    Ok(Some(nodes))
-}
-
-/// A client for the seed nodes; `ca` (PEM) verifies the nodes' certificates over TLS. With
-/// `push`, it speaks RESP3 and hands what the servers push (sharded messages, dropped
-/// connections) to that link.
-fn client(
-    seeds: &[String],
-    ca: Option<&[u8]>,
-    push: Option<Arc<Link>>,
-) -> anyhow::Result<redis::cluster::ClusterClient> {
-    let mut b = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
-        .connection_timeout(Duration::from_secs(5))
-        .response_timeout(Duration::from_secs(5))
-        // A failover takes the cluster about its node timeout: retry across it, not forever.
-        .retries(4);
-    if let Some(root) = ca {
-        b = b.certs(redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(root.to_vec()),
-        });
-    }
-    if let Some(push) = push {
-        b = b
-            .use_protocol(redis::ProtocolVersion::RESP3)
-            .push_sender(push);
-    }
-    b.build()
-        .map_err(|e| anyhow::anyhow!("redis+cluster URL: {e}"))
-}
-
-/// Connects for commands.
-pub(super) async fn connect(
-    seeds: &[String],
-    ca: Option<&[u8]>,
-) -> anyhow::Result<ClusterConnection> {
-    use anyhow::Context;
-    let client = client(seeds, ca, None)?;
-    tokio::time::timeout(Duration::from_secs(10), client.get_async_connection())
-        .await
-        .context("timed out connecting to the Redis Cluster")?
-        .context("cannot connect to the Redis Cluster")
 }
 
 /// What the subscriber shares with the client's push handler.
@@ -132,7 +123,7 @@ const RETRY: Duration = Duration::from_millis(250);
 /// at it until shutdown; messages go straight from the client's push handler to the sink.
 /// `subscribed` is true while every site's channel is confirmed since the last dropped
 /// connection (readiness).
-pub(super) async fn subscribe_loop(
+pub(super) async fn cluster_loop(
     seeds: Vec<String>,
     ca: Option<Vec<u8>>,
     channel: impl Fn(&SiteId) -> String + Send + 'static,
@@ -149,8 +140,11 @@ pub(super) async fn subscribe_loop(
     let mut backoff = RETRY;
     let mut conn = loop {
         let attempt = async {
-            let client =
-                client(&seeds, ca.as_deref(), Some(link.clone())).map_err(|e| e.to_string())?;
+            let client = cluster_builder(&seeds, ca.as_deref())
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .push_sender(link.clone())
+                .build()
+                .map_err(|e| e.to_string())?;
             client
                 .get_async_connection()
                 .await
@@ -223,30 +217,5 @@ pub(super) async fn subscribe_loop(
             _ = retry => {}
             _ = shutdown.recv() => return,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Cluster URLs name seed nodes (with the password each is reached with, over TLS with
-    /// `rediss+`); other URLs are not theirs; a database number or no node is refused.
-    #[test]
-    fn cluster_urls() {
-        assert_eq!(seeds("redis://h:6379/").unwrap(), None);
-        assert_eq!(
-            seeds("redis+cluster://:pw@h1:7000,h2:7001/")
-                .unwrap()
-                .unwrap(),
-            ["redis://:pw@h1:7000/", "redis://:pw@h2:7001/"]
-        );
-        assert_eq!(
-            seeds("rediss+cluster://h1:7000").unwrap().unwrap(),
-            ["rediss://h1:7000/"]
-        );
-        assert!(seeds("redis+cluster://h1:7000/2").is_err());
-        let e = seeds("redis+cluster://").unwrap_err();
-        assert!(e.to_string().contains("at least one node"), "{e}");
     }
 }

@@ -1,0 +1,93 @@
+//! Reading and writing the backend's hashes: agents and conversations as Redis keeps them.
+
+use std::collections::HashMap;
+
+use crate::model::{
+    AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, VisitorId,
+};
+use crate::state::{Result, StoreError};
+
+pub(super) fn corrupt(what: impl Into<String>) -> StoreError {
+    StoreError::Corrupt(what.into())
+}
+
+fn num<T: std::str::FromStr + Default>(h: &HashMap<String, String>, k: &str) -> T {
+    h.get(k).and_then(|v| v.parse().ok()).unwrap_or_default()
+}
+
+fn opt_num(h: &HashMap<String, String>, k: &str) -> Option<i64> {
+    h.get(k)
+        .filter(|v| !v.is_empty())
+        .and_then(|v| v.parse().ok())
+}
+
+pub(super) fn parse_agent(
+    id: &AgentId,
+    h: &HashMap<String, String>,
+    chats: Vec<String>,
+) -> Result<AgentState> {
+    let departments: Vec<DeptId> = h
+        .get("depts")
+        .map(|d| serde_json::from_str(d))
+        .transpose()
+        .map_err(|e| corrupt(format!("agent {id} departments: {e}")))?
+        .unwrap_or_default();
+    let present_until = h
+        .iter()
+        .filter(|(k, _)| k.starts_with("node:"))
+        .filter_map(|(_, v)| v.parse::<i64>().ok())
+        .max()
+        .unwrap_or(0);
+    Ok(AgentState {
+        id: id.clone(),
+        name: h.get("name").cloned().unwrap_or_default(),
+        departments,
+        status: h
+            .get("status")
+            .and_then(|s| AgentStatus::parse(s))
+            .unwrap_or(AgentStatus::Offline),
+        max_concurrent: num(h, "max"),
+        cap: num(h, "cap"),
+        load: num::<i64>(h, "load").max(0) as u32,
+        idle_since: num(h, "idle_since"),
+        present_until,
+        chats: chats.into_iter().map(ConvId).collect(),
+    })
+}
+
+pub(super) fn parse_conv(id: &ConvId, h: &HashMap<String, String>) -> Result<Conversation> {
+    let state = h
+        .get("state")
+        .and_then(|s| ConvState::parse(s))
+        .ok_or_else(|| corrupt(format!("conversation {id} has no state")))?;
+    Ok(Conversation {
+        id: id.clone(),
+        visitor: VisitorId(h.get("visitor").cloned().unwrap_or_default()),
+        department: DeptId(h.get("department").cloned().unwrap_or_default()),
+        state,
+        agent: h
+            .get("agent")
+            .filter(|a| !a.is_empty())
+            .cloned()
+            .map(AgentId),
+        priority: num(h, "priority"),
+        created_at: num(h, "created_at"),
+        queued_at: opt_num(h, "queued_at"),
+        first_assigned_at: opt_num(h, "first_assigned_at"),
+        closed_at: opt_num(h, "closed_at"),
+        close_reason: h.get("close_reason").cloned(),
+        locale: h.get("locale").cloned().unwrap_or_else(|| "en".into()),
+        last_seq: num(h, "seq"),
+        visitor_read: num(h, "vr"),
+        agent_read: num(h, "ar"),
+    })
+}
+
+pub(super) fn flat_to_map(flat: Vec<String>) -> HashMap<String, String> {
+    let mut it = flat.into_iter();
+    let mut h = HashMap::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        h.insert(k, v);
+    }
+    h
+}

@@ -21,8 +21,9 @@
 //!   agents, lifecycle, presence, triggers, background loops. Shared by both backends.
 //! - `templates` — automatic replies in English and Russian, overridable per site/department.
 //! - `hours` — business hours per department, in its own time zone, with holidays.
-//! - `state` — the `Store` interface and its two backends, `state::memory` (on disk through
-//!   `state::journal`, so a restart resumes) and `state::redis`.
+//! - `state` — the `Store` interface and its two backends, each a folder: `state::memory`
+//!   (decisions in `memory::site`, on disk through `memory::journal`, so a restart resumes)
+//!   and `state::redis` (keys, one typed call per Lua script, connections, the subscriber).
 //! - `envelope` — what the backends hand over for delivery, and the `Sink` that takes it.
 //! - `hub` — this node's sessions and their bounded queues: the `Sink` that fans envelopes out.
 //! - `triggers` — proactive-message rules and this node's schedule of them.
@@ -43,7 +44,7 @@
 //! (`on_frame`: parsed into `protocol::VisitorIn`, the text into `MessageText`) →
 //! `engine/intake.rs` (`visitor_message`: stored with `Store::append`; the first message is
 //! answered at once by `route_new`: `engine/routing.rs` queues or assigns) →
-//! `state/memory.rs` or `state/redis.rs` (append and publish in one step) → `envelope.rs`
+//! `state/memory/mod.rs` or `state/redis/store.rs` (append and publish in one step) → `envelope.rs`
 //! (`Sink::deliver`, on every node) → `hub.rs` (to the bounded queue of each session that
 //! follows the conversation) → `ws/agent.rs` (`on_push`: in order by sequence number, gaps
 //! backfilled from the log) → the agent's console.

@@ -6,10 +6,8 @@
 //! directly, Redis through its pub/sub subscriber. They know nothing of sessions. Pub/sub is
 //! at-most-once, so sessions detect gaps by sequence number and backfill with `events`.
 
-mod journal;
 pub mod memory;
 pub mod redis;
-mod windows;
 
 use async_trait::async_trait;
 

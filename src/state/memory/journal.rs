@@ -34,10 +34,10 @@ use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
-use super::{Result, StoreError};
 use crate::db::Durability;
 use crate::envelope::{Envelope, Sink};
 use crate::model::{AgentState, ConvId, Conversation, DeptId, Event, EventBody, Millis, SiteId};
+use crate::state::{Result, StoreError};
 
 /// The journal's page size: a commit appends whole pages to the log, and most commits change a
 /// few hundred bytes.

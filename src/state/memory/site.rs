@@ -1,0 +1,641 @@
+//! One site's live state on the embedded backend, and the decisions made on it: the queues in
+//! serving order, the agents and the routing index of those who can take a chat, the
+//! conversations. Plain synchronous code under the site's lock (`lock`); the store
+//! (`memory::MemoryStore`) journals the rows each step changed and waits for their commit.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use super::journal::{ConvRow, Write};
+use crate::directory::model::AgentConfig;
+use crate::model::{
+    AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Event, EventBody,
+    Millis, Rank, SiteId, VisitorId,
+};
+use crate::state::{Reassign, Start, Unavailable, queue_score};
+
+#[derive(Default)]
+pub(super) struct SiteState {
+    pub(super) agents: BTreeMap<AgentId, AgentSlot>,
+    /// Per department: (score, conversation) in serving order, and each member's score.
+    pub(super) queues: HashMap<DeptId, Queue>,
+    pub(super) convs: HashMap<ConvId, ConvSlot>,
+    /// Each visitor's latest conversation, while that conversation is kept. Profiles are
+    /// records in the database: a visitor who leaves without writing costs no memory here.
+    pub(super) visitors: HashMap<VisitorId, ConvId>,
+    /// Closed conversations whose ticket is not saved yet.
+    pub(super) unticketed: BTreeSet<ConvId>,
+    /// Until when each visitor counts as on the site.
+    pub(super) live: HashMap<VisitorId, Millis>,
+    /// Queue arrivals so far: the tie-breaker that keeps queue order equal to arrival order.
+    pub(super) arrivals: u64,
+    /// Per department: the agents who can take a chat (online, below their limit), best
+    /// first, so an assignment reads the head instead of every agent of the site. Kept by
+    /// `reindex` on every change of status, limit, load, departments or presence.
+    pub(super) avail: HashMap<DeptId, BTreeSet<Rank>>,
+}
+
+#[derive(Default)]
+pub(super) struct Queue {
+    pub(super) order: BTreeSet<(i64, ConvId)>,
+    pub(super) scores: HashMap<ConvId, i64>,
+    /// When each member entered the queue.
+    pub(super) since: HashMap<ConvId, Millis>,
+}
+
+impl Queue {
+    pub(super) fn insert(&mut self, conv: &ConvId, score: i64, now: Millis) {
+        self.remove(conv);
+        self.order.insert((score, conv.clone()));
+        self.scores.insert(conv.clone(), score);
+        self.since.insert(conv.clone(), now);
+    }
+
+    pub(super) fn remove(&mut self, conv: &ConvId) {
+        if let Some(score) = self.scores.remove(conv) {
+            self.order.remove(&(score, conv.clone()));
+            self.since.remove(conv);
+        }
+    }
+
+    /// A member's place, counting from whichever end of the queue is nearer: a visitor who
+    /// just joined the tail of a long queue costs one step, not the length of the queue.
+    pub(super) fn position(&self, member: &(i64, ConvId)) -> u32 {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let mut before = self.order.range(..member);
+        let mut after = self.order.range((Excluded(member), Unbounded));
+        let (mut ahead, mut behind) = (0u32, 0u32);
+        loop {
+            if before.next_back().is_none() {
+                return ahead + 1;
+            }
+            ahead += 1;
+            if after.next().is_none() {
+                return self.order.len() as u32 - behind;
+            }
+            behind += 1;
+        }
+    }
+
+    pub(super) fn head_score(&self) -> Option<i64> {
+        self.order.first().map(|(s, _)| *s)
+    }
+}
+
+pub(super) struct AgentSlot {
+    pub(super) state: AgentState,
+    /// Per node: until when it vouches for a live connection.
+    pub(super) presence: HashMap<String, Millis>,
+    /// Where the agent stands in the departments' indexes (`SiteState::avail`), if anywhere:
+    /// what `reindex` removes before it places the agent again.
+    pub(super) indexed: Option<(Rank, Vec<DeptId>)>,
+}
+
+impl AgentSlot {
+    /// Until when some node vouches for the agent's connection.
+    pub(super) fn present_until(&self) -> Millis {
+        self.presence.values().copied().max().unwrap_or(0)
+    }
+}
+
+pub(super) struct ConvSlot {
+    pub(super) conv: Conversation,
+    pub(super) events: Vec<Event>,
+    pub(super) client_ids: HashMap<String, u64>,
+    /// When a closed conversation may be dropped from memory.
+    pub(super) expires_at: Option<Millis>,
+    /// While active: the last visitor message or the assignment, for the inactivity close.
+    pub(super) activity: Option<Millis>,
+}
+
+impl ConvSlot {
+    pub(super) fn new(conv: Conversation, activity: Option<Millis>) -> Self {
+        Self {
+            conv,
+            events: Vec::new(),
+            client_ids: HashMap::new(),
+            expires_at: None,
+            activity,
+        }
+    }
+}
+
+/// Locks a site, recovering from poisoning: every mutation below leaves the state consistent
+/// before anything that could panic, so the data is still sound.
+pub(super) fn lock(m: &Mutex<SiteState>) -> MutexGuard<'_, SiteState> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SiteState {
+    /// The journal row of a conversation as it is now.
+    pub(super) fn conv_write(&self, site: &SiteId, conv: &ConvId) -> Option<Write> {
+        let slot = self.convs.get(conv)?;
+        let dept = &slot.conv.department;
+        let queue = self.queues.get(dept).and_then(|q| {
+            Some((
+                dept.clone(),
+                *q.scores.get(conv)?,
+                q.since.get(conv).copied().unwrap_or(0),
+            ))
+        });
+        Some(Write::Conv {
+            site: site.clone(),
+            row: ConvRow {
+                conv: slot.conv.clone(),
+                activity: slot.activity,
+                expires_at: slot.expires_at,
+                queue,
+                unticketed: self.unticketed.contains(conv),
+            },
+        })
+    }
+
+    /// The journal row of an agent as it is now.
+    pub(super) fn agent_write(&self, site: &SiteId, agent: &AgentId) -> Option<Write> {
+        self.agents.get(agent).map(|a| Write::Agent {
+            site: site.clone(),
+            state: a.state.clone(),
+        })
+    }
+
+    pub(super) fn arrivals_write(&self, site: &SiteId) -> Write {
+        Write::Arrivals {
+            site: site.clone(),
+            n: self.arrivals,
+        }
+    }
+
+    pub(super) fn agent_view(slot: &AgentSlot) -> AgentState {
+        let mut s = slot.state.clone();
+        s.present_until = slot.present_until();
+        s
+    }
+
+    pub(super) fn release_agent(&mut self, agent: &AgentId, conv: &ConvId) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            let before = a.state.chats.len();
+            a.state.chats.retain(|c| c != conv);
+            if a.state.chats.len() < before {
+                a.state.load = a.state.load.saturating_sub(1);
+            }
+        }
+        self.reindex(agent);
+    }
+
+    /// Places the agent in the indexes of its departments as it is now, or takes it out.
+    pub(super) fn reindex(&mut self, agent: &AgentId) {
+        let Some(slot) = self.agents.get_mut(agent) else {
+            return;
+        };
+        if let Some((rank, depts)) = slot.indexed.take() {
+            unindex(&mut self.avail, &rank, &depts);
+        }
+        let st = &slot.state;
+        if st.status == AgentStatus::Online && st.load < st.max_concurrent {
+            let rank = Rank::of(st);
+            for d in &st.departments {
+                self.avail
+                    .entry(d.clone())
+                    .or_default()
+                    .insert(rank.clone());
+            }
+            slot.indexed = Some((rank, st.departments.clone()));
+        }
+    }
+
+    /// Gives the head of a department's queue to the best eligible agent.
+    pub(super) fn assign_one(
+        &mut self,
+        dept: &DeptId,
+        now: Millis,
+        grace_ms: Millis,
+    ) -> Option<(ConvId, AgentId, String)> {
+        let head = self.queues.get(dept)?.order.first()?.1.clone();
+        let agent = loop {
+            let id = self.avail.get(dept)?.first()?.id.clone();
+            let slot = self.agents.get_mut(&id)?;
+            if slot.present_until().saturating_add(grace_ms) > now {
+                break id;
+            }
+            // Gone past the grace: out of the index until its presence next changes.
+            if let Some((rank, depts)) = slot.indexed.take() {
+                unindex(&mut self.avail, &rank, &depts);
+            }
+        };
+        if let Some(q) = self.queues.get_mut(dept) {
+            q.remove(&head);
+        }
+        self.take_agent(&agent, &head, now);
+        let mut locale = String::from("en");
+        if let Some(c) = self.convs.get_mut(&head) {
+            c.conv.state = ConvState::Active;
+            c.conv.agent = Some(agent.clone());
+            c.conv.first_assigned_at.get_or_insert(now);
+            c.activity = Some(now);
+            locale = c.conv.locale.clone();
+        }
+        Some((head, agent, locale))
+    }
+
+    pub(super) fn take_agent(&mut self, agent: &AgentId, conv: &ConvId, now: Millis) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.state.load += 1;
+            a.state.idle_since = now;
+            a.state.chats.push(conv.clone());
+        }
+        self.reindex(agent);
+    }
+}
+
+/// Takes an agent's rank out of the indexes of `depts`.
+pub(super) fn unindex(avail: &mut HashMap<DeptId, BTreeSet<Rank>>, rank: &Rank, depts: &[DeptId]) {
+    for d in depts {
+        if let Some(set) = avail.get_mut(d) {
+            set.remove(rank);
+            if set.is_empty() {
+                avail.remove(d);
+            }
+        }
+    }
+}
+
+/// The steps: each decides under the site's lock and returns the rows it changed (none when
+/// nothing changed) with its outcome. `MemoryStore` journals the rows and answers once they
+/// are on disk.
+impl SiteState {
+    /// An agent of the directory: created offline, or its name, departments and cap updated
+    /// (a lowered cap lowers the current limit).
+    pub(super) fn register_agent(&mut self, site_id: &SiteId, agent: &AgentConfig) -> Vec<Write> {
+        let slot = self
+            .agents
+            .entry(agent.id.clone())
+            .or_insert_with(|| AgentSlot {
+                state: AgentState {
+                    id: agent.id.clone(),
+                    name: agent.name.clone(),
+                    departments: agent.departments.clone(),
+                    status: AgentStatus::Offline,
+                    max_concurrent: agent.max_concurrent,
+                    cap: agent.max_concurrent,
+                    load: 0,
+                    idle_since: 0,
+                    present_until: 0,
+                    chats: Vec::new(),
+                },
+                presence: HashMap::new(),
+                indexed: None,
+            });
+        slot.state.name = agent.name.clone();
+        slot.state.departments = agent.departments.clone();
+        slot.state.cap = agent.max_concurrent;
+        slot.state.max_concurrent = slot.state.max_concurrent.min(agent.max_concurrent);
+        self.reindex(&agent.id);
+        self.agent_write(site_id, &agent.id).into_iter().collect()
+    }
+
+    /// The visitor's open conversation, or `new` opened (true).
+    pub(super) fn open_conversation(
+        &mut self,
+        site_id: &SiteId,
+        new: &Conversation,
+    ) -> (Vec<Write>, (Conversation, bool)) {
+        let current = self
+            .visitors
+            .get(&new.visitor)
+            .and_then(|c| self.convs.get(c))
+            .filter(|c| c.conv.state != ConvState::Closed)
+            .map(|c| c.conv.clone());
+        if let Some(open) = current {
+            return (Vec::new(), (open, false));
+        }
+        self.convs
+            .insert(new.id.clone(), ConvSlot::new(new.clone(), None));
+        self.visitors.insert(new.visitor.clone(), new.id.clone());
+        let writes = self.conv_write(site_id, &new.id).into_iter().collect();
+        (writes, (new.clone(), true))
+    }
+
+    /// A conversation an agent starts, assigned to them at once if they can take it.
+    pub(super) fn start_conversation(
+        &mut self,
+        site_id: &SiteId,
+        new: &Conversation,
+        agent: &AgentId,
+        now: Millis,
+        grace_ms: Millis,
+    ) -> (Vec<Write>, Start) {
+        let busy = self
+            .visitors
+            .get(&new.visitor)
+            .and_then(|c| self.convs.get(c))
+            .is_some_and(|c| c.conv.state != ConvState::Closed);
+        if busy {
+            return (Vec::new(), Start::VisitorBusy);
+        }
+        let able = self.agents.get(agent).is_some_and(|slot| {
+            let v = Self::agent_view(slot);
+            v.status != AgentStatus::Offline
+                && v.load < v.max_concurrent
+                && v.present(now, grace_ms)
+        });
+        if !able {
+            return (Vec::new(), Start::AgentFull);
+        }
+        let mut conv = new.clone();
+        conv.state = ConvState::Active;
+        conv.agent = Some(agent.clone());
+        conv.first_assigned_at = Some(now);
+        self.convs
+            .insert(conv.id.clone(), ConvSlot::new(conv, Some(now)));
+        self.visitors.insert(new.visitor.clone(), new.id.clone());
+        self.take_agent(agent, &new.id, now);
+        let writes = [
+            self.conv_write(site_id, &new.id),
+            self.agent_write(site_id, agent),
+        ];
+        (writes.into_iter().flatten().collect(), Start::Done)
+    }
+
+    /// A conversation into a department's queue, at the head on a requeue; false when it is
+    /// gone or closed.
+    pub(super) fn enqueue(
+        &mut self,
+        site_id: &SiteId,
+        conv: &ConvId,
+        dept: &DeptId,
+        at_head: bool,
+        now: Millis,
+    ) -> (Vec<Write>, bool) {
+        let Some(slot) = self.convs.get_mut(conv) else {
+            return (Vec::new(), false);
+        };
+        if slot.conv.state == ConvState::Closed {
+            return (Vec::new(), false);
+        }
+        let priority = slot.conv.priority;
+        let old_dept = std::mem::replace(&mut slot.conv.department, dept.clone());
+        slot.conv.state = ConvState::Queued;
+        slot.conv.queued_at.get_or_insert(now);
+        if let Some(q) = self.queues.get_mut(&old_dept) {
+            q.remove(conv);
+        }
+        self.arrivals += 1;
+        let arrival = self.arrivals;
+        let queue = self.queues.entry(dept.clone()).or_default();
+        let normal = queue_score(priority, arrival) as i64;
+        let score = match (at_head, queue.head_score()) {
+            (true, Some(head)) => head.min(normal) - 1,
+            _ => normal,
+        };
+        queue.insert(conv, score, now);
+        let writes = [
+            self.conv_write(site_id, conv),
+            Some(self.arrivals_write(site_id)),
+        ];
+        (writes.into_iter().flatten().collect(), true)
+    }
+
+    /// Up to `batch` queued conversations of a department to the best available agents.
+    pub(super) fn assign_batch(
+        &mut self,
+        site_id: &SiteId,
+        dept: &DeptId,
+        now: Millis,
+        grace_ms: Millis,
+        batch: usize,
+    ) -> (Vec<Write>, Vec<(ConvId, AgentId, String)>) {
+        let mut out = Vec::new();
+        let mut writes = Vec::new();
+        while out.len() < batch {
+            match self.assign_one(dept, now, grace_ms) {
+                Some(a) => {
+                    writes.extend(self.conv_write(site_id, &a.0));
+                    writes.extend(self.agent_write(site_id, &a.1));
+                    out.push(a);
+                }
+                None => break,
+            }
+        }
+        (writes, out)
+    }
+
+    /// A conversation closed (its owner's slot freed); what it was before, or None when it
+    /// was gone or closed already.
+    pub(super) fn close(
+        &mut self,
+        site_id: &SiteId,
+        conv: &ConvId,
+        reason: &str,
+        now: Millis,
+        retention_ms: Millis,
+    ) -> (Vec<Write>, Option<Conversation>) {
+        let Some(slot) = self.convs.get_mut(conv) else {
+            return (Vec::new(), None);
+        };
+        if slot.conv.state == ConvState::Closed {
+            return (Vec::new(), None);
+        }
+        let before = slot.conv.clone();
+        slot.conv.state = ConvState::Closed;
+        slot.conv.closed_at = Some(now);
+        slot.conv.close_reason = Some(reason.to_owned());
+        slot.expires_at = Some(now + retention_ms);
+        slot.activity = None;
+        self.unticketed.insert(conv.clone());
+        if let Some(q) = self.queues.get_mut(&before.department) {
+            q.remove(conv);
+        }
+        let mut writes = Vec::new();
+        if let Some(agent) = &before.agent
+            && before.state == ConvState::Active
+        {
+            self.release_agent(agent, conv);
+            writes.extend(self.agent_write(site_id, agent));
+        }
+        writes.extend(self.conv_write(site_id, conv));
+        (writes, Some(before))
+    }
+
+    /// The owner's conversation back to the head of a department's queue; false when it is
+    /// not (or no longer) theirs.
+    pub(super) fn unassign(
+        &mut self,
+        site_id: &SiteId,
+        conv: &ConvId,
+        owner: &AgentId,
+        dept: &DeptId,
+        now: Millis,
+    ) -> (Vec<Write>, bool) {
+        let Some(slot) = self.convs.get_mut(conv) else {
+            return (Vec::new(), false);
+        };
+        if slot.conv.state != ConvState::Active || slot.conv.agent.as_ref() != Some(owner) {
+            return (Vec::new(), false);
+        }
+        slot.conv.state = ConvState::Queued;
+        slot.conv.agent = None;
+        slot.conv.department = dept.clone();
+        slot.activity = None;
+        let priority = slot.conv.priority;
+        self.release_agent(owner, conv);
+        self.arrivals += 1;
+        let arrival = self.arrivals;
+        let queue = self.queues.entry(dept.clone()).or_default();
+        let normal = queue_score(priority, arrival) as i64;
+        let score = queue.head_score().map_or(normal, |h| h.min(normal) - 1);
+        queue.insert(conv, score, now);
+        let writes = [
+            self.conv_write(site_id, conv),
+            self.agent_write(site_id, owner),
+            Some(self.arrivals_write(site_id)),
+        ];
+        (writes.into_iter().flatten().collect(), true)
+    }
+
+    /// A transfer from `from` to `to`, within the target's limit and presence.
+    pub(super) fn reassign(
+        &mut self,
+        site_id: &SiteId,
+        conv: &ConvId,
+        from: &AgentId,
+        to: &AgentId,
+        now: Millis,
+        grace_ms: Millis,
+    ) -> (Vec<Write>, Reassign) {
+        let owned = self.convs.get(conv).is_some_and(|c| {
+            c.conv.state == ConvState::Active && c.conv.agent.as_ref() == Some(from)
+        });
+        if !owned {
+            return (Vec::new(), Reassign::NotOwner);
+        }
+        let why = match self.agents.get(to).map(Self::agent_view) {
+            _ if from == to => Some(Unavailable::Yourself),
+            None => Some(Unavailable::Disconnected),
+            Some(v) if v.status != AgentStatus::Online => Some(Unavailable::NotOnline),
+            Some(v) if v.load >= v.max_concurrent => Some(Unavailable::Full),
+            Some(v) if !v.present(now, grace_ms) => Some(Unavailable::Disconnected),
+            Some(_) => None,
+        };
+        if let Some(why) = why {
+            return (Vec::new(), Reassign::TargetUnavailable(why));
+        }
+        self.release_agent(from, conv);
+        self.take_agent(to, conv, now);
+        if let Some(c) = self.convs.get_mut(conv) {
+            c.conv.agent = Some(to.clone());
+        }
+        let writes = [
+            self.conv_write(site_id, conv),
+            self.agent_write(site_id, from),
+            self.agent_write(site_id, to),
+        ];
+        (writes.into_iter().flatten().collect(), Reassign::Done)
+    }
+
+    /// One side's read mark raised to `seq` (capped at the last event); the new mark, or None
+    /// when it did not advance.
+    pub(super) fn mark_read(
+        &mut self,
+        site_id: &SiteId,
+        conv: &ConvId,
+        agent: bool,
+        seq: u64,
+    ) -> (Vec<Write>, Option<u64>) {
+        let Some(slot) = self.convs.get_mut(conv) else {
+            return (Vec::new(), None);
+        };
+        let c = &mut slot.conv;
+        let seq = seq.min(c.last_seq);
+        let read = if agent {
+            &mut c.agent_read
+        } else {
+            &mut c.visitor_read
+        };
+        if seq <= *read {
+            return (Vec::new(), None);
+        }
+        *read = seq;
+        let writes = self.conv_write(site_id, conv).into_iter().collect();
+        (writes, Some(seq))
+    }
+}
+
+/// Resuming: the journal's rows, read back at start, put in place.
+impl SiteState {
+    /// An agent as the journal has them; their presence is vouched for by "restart" until the
+    /// grace after `now` (their consoles reconnect meanwhile).
+    pub(super) fn resume_agent(&mut self, mut state: AgentState, now: Millis) {
+        state.present_until = 0;
+        let presence = HashMap::from([(String::from("restart"), now)]);
+        let id = state.id.clone();
+        self.agents.insert(
+            id.clone(),
+            AgentSlot {
+                state,
+                presence,
+                indexed: None,
+            },
+        );
+        self.reindex(&id);
+    }
+
+    /// A conversation, with its place in a queue and whether its ticket is still owed.
+    pub(super) fn resume_conv(&mut self, row: ConvRow) {
+        let id = row.conv.id.clone();
+        if let Some((dept, score, since)) = &row.queue {
+            self.queues
+                .entry(dept.clone())
+                .or_default()
+                .insert(&id, *score, *since);
+        }
+        if row.unticketed {
+            self.unticketed.insert(id.clone());
+        }
+        // The visitor's latest conversation is the one they resume.
+        let later = self
+            .visitors
+            .get(&row.conv.visitor)
+            .and_then(|c| self.convs.get(c))
+            .is_none_or(|c| c.conv.created_at <= row.conv.created_at);
+        if later {
+            self.visitors.insert(row.conv.visitor.clone(), id.clone());
+        }
+        self.convs.insert(
+            id,
+            ConvSlot {
+                conv: row.conv,
+                events: Vec::new(),
+                client_ids: HashMap::new(),
+                expires_at: row.expires_at,
+                activity: row.activity,
+            },
+        );
+    }
+
+    /// One stored event of a conversation, in order.
+    pub(super) fn resume_event(&mut self, conv: &ConvId, event: Event) {
+        let Some(slot) = self.convs.get_mut(conv) else {
+            return;
+        };
+        if let Some(cid) = event.body.client_id() {
+            slot.client_ids.insert(cid.to_owned(), event.seq);
+        }
+        if let (
+            EventBody::Message {
+                at,
+                author: crate::model::AuthorKind::Visitor,
+                ..
+            },
+            Some(t),
+        ) = (&event.body, slot.activity)
+        {
+            slot.activity = Some(t.max(*at));
+        }
+        slot.conv.last_seq = slot.conv.last_seq.max(event.seq);
+        slot.events.push(event);
+    }
+}
+
+#[cfg(test)]
+#[path = "site_tests.rs"]
+mod tests;

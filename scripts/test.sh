@@ -60,12 +60,20 @@ tests/contract/run.sh target/debug/switchboard
 
 # The widget and the console in a real browser: playwright-core (npm) driving Debian's chromium against the
 # switchboard binary that cargo test just built, on embedded state and on Redis.
+(
+  cd tests/browser
+  if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/ws ] || [ ! -d node_modules/axe-core ] \
+    || [ ! -d node_modules/typescript ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+)
+# The widget and the console are plain JavaScript with // @ts-check and JSDoc types: tsc (npm,
+# pinned in tests/browser) checks them without emitting anything.
+echo "== type check (tsc)"
+tests/browser/node_modules/.bin/tsc -p widget
 echo "== browser tests"
 (
   cd tests/browser
-  if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/ws ] || [ ! -d node_modules/axe-core ]; then
-    npm ci --no-audit --no-fund --loglevel=error
-  fi
   SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" node --test --test-concurrency=1 widget.test.mjs console.test.mjs
 )
 

@@ -2,10 +2,12 @@
  * Speaks protocol v1 on /v1/agent (docs/protocol.md); the supervisor view reads the REST API
  * with the admin token. Every text is rendered with textContent: nothing a visitor or agent
  * writes becomes HTML. */
+// @ts-check
 (function () {
   "use strict";
 
-  var $ = function (id) { return document.getElementById(id); };
+  /** An element of the page by id; `any`, since each is used as the kind of element it is. */
+  var $ = /** @type {(id: string) => any} */ (function (id) { return document.getElementById(id); });
 
   // ---- language: English, or Russian (the browser's language, or the choice in the corner) ----
   var RU = {
@@ -275,7 +277,7 @@
     });
   }
   translatePage();
-  document.querySelectorAll("select.lang").forEach(function (sel) {
+  document.querySelectorAll("select.lang").forEach(function (/** @type {HTMLSelectElement} */ sel) {
     sel.value = LANG;
     sel.addEventListener("change", function () { localStorage.setItem(LANG_KEY, this.value); location.reload(); });
   });
@@ -293,11 +295,13 @@
     return (h ? h + ":" + ("0" + m).slice(-2) : m) + ":" + ("0" + s).slice(-2);
   }
   function shortId(id) { return T("Visitor ") + String(id || "").slice(-5); }
+  /** The toast's hiding timer. */
+  var toastTimer = 0;
   function toast(text) {
     var t = $("toast");
     t.textContent = text; t.hidden = false;
-    clearTimeout(toast.timer);
-    toast.timer = setTimeout(function () { t.hidden = true; }, 4000);
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(function () { t.hidden = true; }, 4000);
   }
 
   // ---- state --------------------------------------------------------------------------------
@@ -588,8 +592,10 @@
     var c = current && chats[current], t = $("transcript");
     t.querySelectorAll(".seen").forEach(function (s) { s.remove(); });
     if (!c || !c.visitorRead) return;
-    var mine = t.querySelectorAll(".ev.agent[data-seq]"), last = null;
-    mine.forEach(function (d) { if (+d.dataset.seq <= c.visitorRead) last = d; });
+    /** @type {HTMLElement | null} */
+    var last = null;
+    var mine = t.querySelectorAll(".ev.agent[data-seq]");
+    mine.forEach(function (/** @type {HTMLElement} */ d) { if (+d.dataset.seq <= c.visitorRead) last = d; });
     if (last) last.appendChild(el("div", "seen", T("Seen")));
   }
   var readTimer = null;
@@ -676,7 +682,7 @@
   }
   // Waiting times and queue ages tick without a server round trip.
   setInterval(function () {
-    document.querySelectorAll(".chat-item .wait").forEach(function (w) {
+    document.querySelectorAll(".chat-item .wait").forEach(function (/** @type {HTMLElement} */ w) {
       if (w.dataset.since) w.textContent = T("waiting ") + dur((Date.now() - Number(w.dataset.since)) / 1000);
     });
     if (Object.keys(queues).length) renderQueues();
@@ -930,7 +936,8 @@
   }
   document.addEventListener("keydown", function (e) {
     if ($("app").hidden) return;
-    var typing = /^(INPUT|TEXTAREA|SELECT)$/.test((e.target && e.target.tagName) || "");
+    var target = /** @type {HTMLElement | null} */ (e.target);
+    var typing = /^(INPUT|TEXTAREA|SELECT)$/.test((target && target.tagName) || "");
     if (e.altKey && !e.ctrlKey && !e.metaKey) {
       var k = e.key.toLowerCase();
       if (e.key === "ArrowDown") step(1);
@@ -951,7 +958,8 @@
   var audio = null;
   function beep() {
     try {
-      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      var w = /** @type {any} */ (window);
+      audio = audio || new (w.AudioContext || w.webkitAudioContext)();
       var o = audio.createOscillator(), g = audio.createGain();
       o.frequency.value = 880; g.gain.value = 0.08;
       o.connect(g); g.connect(audio.destination);
@@ -996,7 +1004,7 @@
     var ids = Object.keys(visitors);
     $("visitor-count").textContent = ids.length ? "(" + ids.length + ")" : "";
     if ($("visitors-view").hidden) return;
-    var body = $("visitors"), focused = document.activeElement;
+    var body = $("visitors"), focused = /** @type {HTMLInputElement | null} */ (document.activeElement);
     // Do not redraw under a half-typed proactive message.
     if (focused && focused.tagName === "INPUT" && focused.value && focused.closest(".start-form")) return;
     body.textContent = "";
@@ -1080,7 +1088,8 @@
   }
   $("attach").addEventListener("click", function () { $("attach-file").click(); });
   $("attach-file").addEventListener("change", function () {
-    var f = this.files && this.files[0], conv = current;
+    var input = /** @type {HTMLInputElement} */ ($("attach-file"));
+    var f = input.files && input.files[0], conv = current;
     this.value = "";
     if (!f || !conv) return;
     var q = "?client_id=" + rid() + "&name=" + encodeURIComponent(f.name);
@@ -1107,7 +1116,7 @@
       if (r.status === 204) return null;
       return r.json().catch(function () { return {}; }).then(function (b) {
         if (r.ok) return b;
-        var err = new Error((b.error && b.error.message) || "HTTP " + r.status);
+        var err = /** @type {Error & {field?: string}} */ (new Error((b.error && b.error.message) || "HTTP " + r.status));
         err.field = b.error && b.error.field;
         throw err;
       });
@@ -1228,7 +1237,7 @@
   function openTicket(id) {
     api("/v1/tickets/" + encodeURIComponent(id)).then(function (t) {
       ibCurrent = t;
-      document.querySelectorAll("#ib-rows tr").forEach(function (r) { r.setAttribute("aria-current", String(r.dataset.ticket === id)); });
+      document.querySelectorAll("#ib-rows tr").forEach(function (/** @type {HTMLElement} */ r) { r.setAttribute("aria-current", String(r.dataset.ticket === id)); });
       $("ib-ticket").hidden = false;
       var who = (t.visitor && (t.visitor.name || t.visitor.email)) || T("Visitor");
       $("ib-title").textContent = who + " · " + deptName(t.department);
@@ -1336,7 +1345,7 @@
     var pane = e.target.dataset && e.target.dataset.pane;
     if (!pane) return;
     document.querySelectorAll("#admin-tabs button").forEach(function (b) { b.setAttribute("aria-selected", String(b === e.target)); });
-    document.querySelectorAll("#admin section.pane").forEach(function (s) { s.hidden = s.dataset.pane !== pane; });
+    document.querySelectorAll("#admin section.pane").forEach(function (/** @type {HTMLElement} */ s) { s.hidden = s.dataset.pane !== pane; });
   });
   function adminFailed(err) {
     $("admin-error").textContent = (err.field ? err.field + ": " : "") + err.message;

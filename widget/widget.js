@@ -3,11 +3,14 @@
  * API:   Switchboard.open() .close() .identify({id,name,email,user_hash,email_hash}) .setLocale("ru")
  *        .setDepartment("sales") .on("message"|"open"|"close"|"connected", fn)
  * Every text is rendered with textContent: nothing a visitor or agent writes becomes HTML. */
+// @ts-check
 (function () {
   "use strict";
-  if (window.Switchboard && window.Switchboard.version) return;
+  /** The page's window, with the API this script adds (`Switchboard`). */
+  var win = /** @type {Window & {Switchboard?: any}} */ (window);
+  if (win.Switchboard && win.Switchboard.version) return;
 
-  var script = document.currentScript || document.querySelector("script[data-site][src*='widget.js']");
+  var script = /** @type {HTMLScriptElement | null} */ (document.currentScript || document.querySelector("script[data-site][src*='widget.js']"));
   if (!script) return;
   var SITE = script.getAttribute("data-site") || "demo";
   var BASE = new URL(script.src, location.href);
@@ -178,8 +181,9 @@
     return 1.05 / (lum + 0.05) >= (lum + 0.05) / 0.0561 ? "#fff" : "#111";
   }
   function labels() {
-    root.host.style.setProperty("--a", cfg.color || "#2563eb");
-    root.host.style.setProperty("--on", onColor(cfg.color || "#2563eb"));
+    var host = /** @type {HTMLElement} */ (root.host);
+    host.style.setProperty("--a", cfg.color || "#2563eb");
+    host.style.setProperty("--on", onColor(cfg.color || "#2563eb"));
     titleEl.textContent = cfg.title || t("title");
     panel.setAttribute("aria-labelledby", "sb-title");
     launch.setAttribute("aria-label", t("open"));
@@ -513,8 +517,9 @@
   function markSeen() {
     var old = root.querySelector(".seen");
     if (old) old.remove();
+    /** @type {HTMLElement | null} */
     var last = null;
-    root.querySelectorAll(".msg.me[data-seq]").forEach(function (r) { if (+r.dataset.seq <= agentRead) last = r; });
+    root.querySelectorAll(".msg.me[data-seq]").forEach(function (/** @type {HTMLElement} */ r) { if (+r.dataset.seq <= agentRead) last = r; });
     if (last) last.lastChild.appendChild(el("div", "seen", t("seen")));
   }
   function readNow() {
@@ -726,7 +731,7 @@
   window.addEventListener("hashchange", navigated);
 
   // ---- API ---------------------------------------------------------------------------------
-  window.Switchboard = {
+  win.Switchboard = {
     version: "1",
     open: function () { setOpen(true); },
     close: function () { setOpen(false); },
@@ -751,7 +756,7 @@
   fetch(BASE.origin + "/v1/widget/" + encodeURIComponent(SITE))
     .then(function (r) { return r.ok ? r.json() : {}; })
     .catch(function () { return {}; })
-    .then(function (c) {
+    .then(function (/** @type {any} */ c) {
       for (var k in c) if (c[k] != null) cfg[k] = c[k];
       if (!st.locale && c.default_locale && !navigator.language) locale = c.default_locale;
       if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);

@@ -19,7 +19,6 @@ use crate::model::SiteId;
 const WIDGET_JS: &str = include_str!("../../widget/widget.js");
 const DEMO_HTML: &str = include_str!("../../widget/demo.html");
 const CONSOLE_HTML: &str = include_str!("../../widget/console.html");
-const CONSOLE_JS: &str = include_str!("../../widget/console.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -38,10 +37,7 @@ pub fn router() -> Router<AppState> {
             "/console/",
             get(|headers: HeaderMap| async move { console(&headers) }),
         )
-        .route(
-            "/console/console.js",
-            get(|headers: HeaderMap| async move { serve(&CONSOLE_SCRIPT, &headers) }),
-        )
+        .route("/console/{file}", get(console_module))
         .route("/v1/widget/{site}", get(widget_config))
 }
 
@@ -70,7 +66,71 @@ const HTML: &str = "text/html; charset=utf-8";
 static WIDGET: Asset = asset!(WIDGET_JS, JS);
 static DEMO: Asset = asset!(DEMO_HTML, HTML);
 static CONSOLE: Asset = asset!(CONSOLE_HTML, HTML);
-static CONSOLE_SCRIPT: Asset = asset!(CONSOLE_JS, JS);
+
+/// The console's ES modules (`widget/console/`), one per view; the page loads `main.js`, which
+/// imports the rest by relative URL. No build step: these are the files as written.
+static CONSOLE_MODULES: [(&str, Asset); 13] = [
+    (
+        "main.js",
+        asset!(include_str!("../../widget/console/main.js"), JS),
+    ),
+    (
+        "state.js",
+        asset!(include_str!("../../widget/console/state.js"), JS),
+    ),
+    (
+        "strings.js",
+        asset!(include_str!("../../widget/console/strings.js"), JS),
+    ),
+    (
+        "dom.js",
+        asset!(include_str!("../../widget/console/dom.js"), JS),
+    ),
+    (
+        "api.js",
+        asset!(include_str!("../../widget/console/api.js"), JS),
+    ),
+    (
+        "session.js",
+        asset!(include_str!("../../widget/console/session.js"), JS),
+    ),
+    (
+        "chats.js",
+        asset!(include_str!("../../widget/console/chats.js"), JS),
+    ),
+    (
+        "compose.js",
+        asset!(include_str!("../../widget/console/compose.js"), JS),
+    ),
+    (
+        "notify.js",
+        asset!(include_str!("../../widget/console/notify.js"), JS),
+    ),
+    (
+        "visitors.js",
+        asset!(include_str!("../../widget/console/visitors.js"), JS),
+    ),
+    (
+        "supervisor.js",
+        asset!(include_str!("../../widget/console/supervisor.js"), JS),
+    ),
+    (
+        "inbox.js",
+        asset!(include_str!("../../widget/console/inbox.js"), JS),
+    ),
+    (
+        "admin.js",
+        asset!(include_str!("../../widget/console/admin.js"), JS),
+    ),
+];
+
+/// `/console/<module>.js`: one of the console's modules, or 404.
+async fn console_module(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    match CONSOLE_MODULES.iter().find(|(name, _)| *name == file) {
+        Some((_, asset)) => serve(asset, &headers),
+        None => ApiError::NotFound("no such file").into_response(),
+    }
+}
 
 /// Serves an asset with its ETag, revalidated for five minutes; `If-None-Match` with the
 /// current tag gets `304 Not Modified` and no body. Compression is the router's layer.

@@ -1,0 +1,205 @@
+// @ts-check
+/** @file Admin pages: the site's directory over REST (agents, departments and hours, canned responses, triggers, widget, webhooks). */
+
+import { api } from "./api.js";
+import { $, el, toast } from "./dom.js";
+import { signInFailed } from "./session.js";
+import { S } from "./state.js";
+import { T } from "./strings.js";
+
+// ---- admin pages (the directory over REST) ------------------------------------------------
+export var adminSite = null;   // the site being administered: its id and directory
+$("admin-tabs").addEventListener("click", function (e) {
+  var pane = e.target.dataset && e.target.dataset.pane;
+  if (!pane) return;
+  document.querySelectorAll("#admin-tabs button").forEach(function (b) { b.setAttribute("aria-selected", String(b === e.target)); });
+  document.querySelectorAll("#admin section.pane").forEach(function (/** @type {HTMLElement} */ s) { s.hidden = s.dataset.pane !== pane; });
+});
+export function adminFailed(err) {
+  $("admin-error").textContent = (err.field ? err.field + ": " : "") + err.message;
+  if (err.message === "unauthorized") signInFailed(T("Your session ended; sign in again."));
+}
+/** Reloads the site's directory and redraws every pane. */
+export function adminView() {
+  $("auth").hidden = true; $("bar").hidden = false;
+  api("/v1/sites").then(function (r) {
+    var own = S.account ? r.sites.filter(function (s) { return s.id === S.account.site; })[0] : r.sites[0];
+    adminSite = own;
+    renderAdmin();
+  }).catch(adminFailed);
+}
+/** Saves through `call`, then reloads the directory; shows the field of a refusal. */
+export function save(call) {
+  $("admin-error").textContent = "";
+  return call.then(function (r) { adminView(); toast(T("Saved")); return r; }).catch(function (err) { adminFailed(err); throw err; });
+}
+export function sitePath(rest) { return "/v1/sites/" + encodeURIComponent(adminSite.id) + (rest || ""); }
+export function list(text) { return text.split(",").map(function (x) { return x.trim(); }).filter(Boolean); }
+export function button(text, onClick) { var b = el("button", null, text); b.type = "button"; b.addEventListener("click", onClick); return b; }
+export function rowOf(tbody, cells, actions) {
+  var tr = el("tr");
+  cells.forEach(function (c) { tr.appendChild(el("td", null, c)); });
+  var td = el("td");
+  (actions || []).forEach(function (a) { td.appendChild(a); td.appendChild(document.createTextNode(" ")); });
+  tr.appendChild(td);
+  tbody.appendChild(tr);
+  return tr;
+}
+export function remove(kind, id) {
+  if (!confirm("Delete " + id + "?")) return;
+  save(api(sitePath("/" + kind + "/" + encodeURIComponent(id)), { method: "DELETE" })).catch(function () {});
+}
+export var DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+export function renderAdmin() {
+  var s = adminSite;
+  var tb = $("ad-agents"); tb.textContent = "";
+  s.agents.forEach(function (a) {
+    var tr = rowOf(tb, [a.name + " (" + a.id + ")", a.email || "–", a.role, a.departments.join(", "), a.max_concurrent, a.disabled ? "disabled" : "active"], [
+      button(T("Edit"), function () { editAgent(a); }),
+      button(a.disabled ? T("Enable") : T("Disable"), function () {
+        var body = Object.assign({}, a, { disabled: !a.disabled });
+        save(api(sitePath("/agents/" + encodeURIComponent(a.id)), { method: "PUT", body: body })).catch(function () {});
+      }),
+      button(T("Reset password"), function () {
+        save(api(sitePath("/agents/" + encodeURIComponent(a.id) + "/invite"), { method: "POST" })).then(showInvite, function () {});
+      }),
+    ]);
+    tr.dataset.agent = a.id;
+  });
+  var td = $("ad-depts"); td.textContent = "";
+  s.departments.forEach(function (d) {
+    var hours = d.hours ? d.hours.timezone + ": " + DAYS.filter(function (k) { return (d.hours[k] || []).length; })
+      .map(function (k) { return k.slice(0, 3) + " " + d.hours[k].join(","); }).join("; ") : "always open";
+    rowOf(td, [d.id, d.name || "", hours], [button(T("Edit"), function () { editDept(d); }), button(T("Delete"), function () { remove("departments", d.id); })])
+      .dataset.department = d.id;
+  });
+  var tc = $("ad-canned"); tc.textContent = "";
+  s.canned.forEach(function (c) {
+    rowOf(tc, ["/" + c.shortcut, c.text], [button(T("Edit"), function () { $("cn-shortcut").value = c.shortcut; $("cn-text").value = c.text; }),
+      button(T("Delete"), function () { remove("canned", c.shortcut); })]);
+  });
+  var tt = $("ad-triggers"); tt.textContent = "";
+  s.triggers.forEach(function (t) {
+    rowOf(tt, [t.id, t.url || "any page", t.time_on_page_secs + " s", t.message], [
+      button(T("Edit"), function () { $("tr-id").value = t.id; $("tr-url").value = t.url || ""; $("tr-secs").value = t.time_on_page_secs;
+        $("tr-message").value = t.message; $("tr-dept").value = t.department || ""; }),
+      button(T("Delete"), function () { remove("triggers", t.id); })]);
+  });
+  $("st-name").value = s.name || "";
+  $("st-origins").value = s.allowed_origins.join("\n");
+  $("st-color").value = s.widget.color;
+  $("st-title").value = s.widget.title || "";
+  $("st-greeting").value = s.widget.greeting || "";
+  $("st-preview").checked = !!s.widget.typing_preview;
+  preview();
+  var th = $("ad-hooks"); th.textContent = "";
+  s.webhooks.forEach(function (w) {
+    rowOf(th, [w.id, w.url, w.events.join(", ")], [
+      button(T("Edit"), function () { $("wh-id").value = w.id; $("wh-url").value = w.url; $("wh-secret").value = ""; $("wh-events").value = w.events.join(", "); }),
+      button(T("Delete"), function () { remove("webhooks", w.id); })]);
+  });
+  api("/v1/webhooks/dead?site=" + encodeURIComponent(s.id)).then(function (r) {
+    var tdd = $("ad-dead"); tdd.textContent = "";
+    r.deliveries.forEach(function (d) {
+      rowOf(tdd, [d.id, d.event, d.url, d.attempts + (d.last_error ? " (" + d.last_error + ")" : "")], [
+        button(T("Retry"), function () { save(api("/v1/webhooks/dead/" + encodeURIComponent(d.id) + "/retry", { method: "POST" })).catch(function () {}); })]);
+    });
+  }).catch(adminFailed);
+}
+export function showInvite(r) {
+  if (!r || !r.invite) return;
+  $("invite-box").hidden = false;
+  $("invite-link").value = location.origin + r.invite.url;
+}
+export function editAgent(a) {
+  $("agent-form-title").textContent = T("Edit ") + a.name;
+  $("ag-id").value = a.id; $("ag-id").readOnly = true;
+  $("ag-name").value = a.name; $("ag-email").value = a.email || ""; $("ag-role").value = a.role;
+  $("ag-depts").value = a.departments.join(", "); $("ag-max").value = a.max_concurrent; $("ag-disabled").checked = !!a.disabled;
+  $("ag-save").textContent = T("Save agent");
+}
+$("ag-new").addEventListener("click", function () {
+  $("agent-form").reset(); $("ag-id").readOnly = false;
+  $("agent-form-title").textContent = T("Invite an agent"); $("ag-save").textContent = T("Invite");
+});
+$("agent-form").addEventListener("submit", function (e) {
+  e.preventDefault();
+  var body = { id: $("ag-id").value.trim(), name: $("ag-name").value.trim(), role: $("ag-role").value,
+    departments: list($("ag-depts").value), max_concurrent: Number($("ag-max").value), disabled: $("ag-disabled").checked };
+  if ($("ag-email").value.trim()) body.email = $("ag-email").value.trim();
+  var editing = $("ag-id").readOnly;
+  var call = editing ? api(sitePath("/agents/" + encodeURIComponent(body.id)), { method: "PUT", body: body })
+    : api(sitePath("/agents"), { method: "POST", body: body });
+  save(call).then(function (r) { showInvite(r); if (!editing) $("ag-new").click(); }, function () {});
+});
+export function editDept(d) {
+  $("dp-id").value = d.id; $("dp-name").value = d.name || "";
+  $("dp-tz").value = d.hours ? d.hours.timezone : "";
+  DAYS.forEach(function (k) { $("dp-" + k).value = d.hours ? (d.hours[k] || []).join(", ") : ""; });
+  $("dp-holidays").value = d.hours ? (d.hours.holidays || []).join(", ") : "";
+}
+$("dept-form").addEventListener("submit", function (e) {
+  e.preventDefault();
+  var id = $("dp-id").value.trim();
+  var old = adminSite.departments.filter(function (d) { return d.id === id; })[0];
+  var body = Object.assign({}, old || {}, { id: id });
+  if ($("dp-name").value.trim()) body.name = $("dp-name").value.trim(); else delete body.name;
+  if ($("dp-tz").value.trim()) {
+    body.hours = { timezone: $("dp-tz").value.trim(), holidays: list($("dp-holidays").value) };
+    DAYS.forEach(function (k) { body.hours[k] = list($("dp-" + k).value); });
+  } else {
+    delete body.hours;
+  }
+  save(old ? api(sitePath("/departments/" + encodeURIComponent(id)), { method: "PUT", body: body })
+    : api(sitePath("/departments"), { method: "POST", body: body })).catch(function () {});
+});
+/** Creates or replaces an entry by its id. */
+export function upsert(kind, id, body) {
+  var exists = (adminSite[kind] || []).some(function (x) { return (x.id || x.shortcut) === id; });
+  return save(exists ? api(sitePath("/" + kind + "/" + encodeURIComponent(id)), { method: "PUT", body: body })
+    : api(sitePath("/" + kind), { method: "POST", body: body }));
+}
+$("canned-form").addEventListener("submit", function (e) {
+  e.preventDefault();
+  var id = $("cn-shortcut").value.trim();
+  upsert("canned", id, { shortcut: id, text: $("cn-text").value }).then(function () { $("canned-form").reset(); }, function () {});
+});
+$("trigger-form").addEventListener("submit", function (e) {
+  e.preventDefault();
+  var id = $("tr-id").value.trim();
+  var old = adminSite.triggers.filter(function (t) { return t.id === id; })[0] || {};
+  var body = Object.assign({}, old, { id: id, time_on_page_secs: Number($("tr-secs").value), message: $("tr-message").value });
+  if ($("tr-url").value.trim()) body.url = $("tr-url").value.trim(); else delete body.url;
+  if ($("tr-dept").value.trim()) body.department = $("tr-dept").value.trim(); else delete body.department;
+  upsert("triggers", id, body).then(function () { $("trigger-form").reset(); }, function () {});
+});
+$("hook-form").addEventListener("submit", function (e) {
+  e.preventDefault();
+  var id = $("wh-id").value.trim();
+  var body = { id: id, url: $("wh-url").value.trim(), events: list($("wh-events").value) };
+  if ($("wh-secret").value) body.secret = $("wh-secret").value;
+  upsert("webhooks", id, body).then(function () { $("hook-form").reset(); }, function () {});
+});
+/** The widget as visitors will see it, as the fields change. */
+export function preview() {
+  $("pv-head").style.background = $("st-color").value;
+  $("pv-launch").style.background = $("st-color").value;
+  $("pv-head").textContent = $("st-title").value || T("Chat with us");
+  $("pv-greet").textContent = $("st-greeting").value || T("Hi! How can we help?");
+}
+["st-color", "st-title", "st-greeting"].forEach(function (id) { $(id).addEventListener("input", preview); });
+$("site-form").addEventListener("submit", function (e) {
+  e.preventDefault();
+  var s = adminSite, body = {};
+  // The site's own settings, as stored (entries have routes of their own; secrets stay).
+  ["name", "default_department", "default_locale", "templates", "inactivity_timeout_secs", "rating_window_secs", "widget",
+    "smtp_url", "email_from", "sso_issuer", "sso_audience"]
+    .forEach(function (k) { if (s[k] !== undefined && s[k] !== null) body[k] = s[k]; });
+  body.allowed_origins = $("st-origins").value.split("\n").map(function (x) { return x.trim(); }).filter(Boolean);
+  body.widget = Object.assign({}, s.widget, { color: $("st-color").value });
+  if ($("st-title").value.trim()) body.widget.title = $("st-title").value.trim(); else delete body.widget.title;
+  if ($("st-greeting").value.trim()) body.widget.greeting = $("st-greeting").value.trim(); else delete body.widget.greeting;
+  body.widget.typing_preview = $("st-preview").checked;
+  if ($("st-name").value.trim()) body.name = $("st-name").value.trim(); else delete body.name;
+  save(api(sitePath(), { method: "PUT", body: body })).catch(function () {});
+});

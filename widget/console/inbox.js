@@ -1,0 +1,177 @@
+// @ts-check
+/** @file Conversations: past chats and offline messages (REST /v1/tickets), one opened with its transcript. */
+
+import { button } from "./admin.js";
+import { api } from "./api.js";
+import { appendEvent, deptName } from "./chats.js";
+import { $, dur, el, hhmm, toast } from "./dom.js";
+import { show } from "./session.js";
+import { S } from "./state.js";
+import { T } from "./strings.js";
+import { secs, svNames, watchChat } from "./supervisor.js";
+
+// ---- conversations: past chats and offline messages (REST /v1/tickets) --------------------------
+export var ibCursor = null, ibCurrent = null, ibSeq = 0;
+export function dayStart(value, plusDays) {
+  if (!value) return null;
+  var d = new Date(value + "T00:00:00");
+  d.setDate(d.getDate() + (plusDays || 0));
+  return d.getTime();
+}
+export function inboxQuery() {
+  var q = [], add = function (k, v) { if (v) q.push(k + "=" + encodeURIComponent(v)); };
+  add("q", $("ib-q").value.trim()); add("status", $("ib-status").value); add("follow_up", $("ib-follow").value);
+  add("department", $("ib-dept").value); add("agent", $("ib-agent").value.trim()); add("tag", $("ib-tag").value.trim().toLowerCase());
+  add("rating", $("ib-rating").value);
+  add("since", dayStart($("ib-since").value)); add("until", dayStart($("ib-until").value, 1));
+  add("limit", 50);
+  return q;
+}
+export function inbox(more) {
+  var sel = $("ib-dept");
+  if (sel.options.length === 1) {
+    var fill = function (depts) {
+      if (sel.options.length > 1) return;
+      depts.forEach(function (d) { var o = el("option", null, d.name || d.id); o.value = d.id; sel.appendChild(o); });
+    };
+    if (S.site.departments.length) fill(S.site.departments);
+    // The admin token has no site of its own: every site's departments, once each.
+    else api("/v1/sites").then(function (r) {
+      var seen = {};
+      fill([].concat.apply([], r.sites.map(function (x) { return x.departments; }))
+        .filter(function (d) { return !seen[d.id] && (seen[d.id] = true); }));
+    }, function () {});
+  }
+  var q = inboxQuery();
+  if (more && ibCursor) q.push("cursor=" + encodeURIComponent(ibCursor));
+  // Only the latest request fills the list: an earlier, slower answer must not overwrite a search.
+  var seq = ++ibSeq;
+  api("/v1/tickets?" + q.join("&")).then(function (r) {
+    if (seq !== ibSeq) return;
+    $("auth").hidden = true; $("bar").hidden = false;
+    var tb = $("ib-rows");
+    if (!more) tb.textContent = "";
+    r.tickets.forEach(function (t) { tb.appendChild(inboxRow(t)); });
+    ibCursor = r.next_cursor;
+    $("ib-more").hidden = !ibCursor;
+    $("ib-none").hidden = tb.children.length > 0;
+  }, function (e) { toast("Could not load conversations: " + e.message); });
+}
+export function inboxRow(t) {
+  var tr = el("tr");
+  tr.dataset.ticket = t.id;
+  tr.tabIndex = 0;
+  var who = (t.visitor && (t.visitor.name || t.visitor.email)) || T("Visitor");
+  [new Date(t.closed_at || t.created_at).toLocaleString(), who, deptName(t.department),
+   (t.agents || []).map(function (a) { return a.name; }).join(", ") || "–",
+   T(t.status), T(t.follow_up || "–"), (t.tags || []).join(", ") || "–",
+   t.rating ? t.rating.score + "★" : "–"].forEach(function (v) { tr.appendChild(el("td", null, v)); });
+  var open = function () { openTicket(t.id); };
+  tr.addEventListener("click", open);
+  tr.addEventListener("keydown", function (e) { if (e.key === "Enter") open(); });
+  return tr;
+}
+export function openTicket(id) {
+  api("/v1/tickets/" + encodeURIComponent(id)).then(function (t) {
+    ibCurrent = t;
+    document.querySelectorAll("#ib-rows tr").forEach(function (/** @type {HTMLElement} */ r) { r.setAttribute("aria-current", String(r.dataset.ticket === id)); });
+    $("ib-ticket").hidden = false;
+    var who = (t.visitor && (t.visitor.name || t.visitor.email)) || T("Visitor");
+    $("ib-title").textContent = who + " · " + deptName(t.department);
+    $("ib-meta").textContent = new Date(t.closed_at || t.created_at).toLocaleString() + " · " + t.status +
+      (t.visitor && t.visitor.email ? " · " + t.visitor.email : "") + (t.rating ? " · rated " + t.rating.score + "/5" + (t.rating.comment ? " “" + t.rating.comment + "”" : "") : "");
+    var off = $("ib-offline");
+    off.hidden = !t.offline_message;
+    off.textContent = t.offline_message ? T("Offline message from ") + t.offline_message.email + ":\n" + t.offline_message.text : "";
+    $("ib-set-follow").value = t.follow_up || "open";
+    $("ib-set-tags").value = (t.tags || []).join(", ");
+    var box = $("ib-transcript");
+    box.textContent = "";
+    (t.transcript || []).forEach(function (ev) { appendEvent(box, ev); });
+    // Answers sent by email, from the ticket's history.
+    var replies = $("ib-replies");
+    replies.textContent = "";
+    (t.history || []).filter(function (h) { return h.kind === "email_reply"; }).forEach(function (h) {
+      var d = el("div", "ev email");
+      d.appendChild(el("div", "meta", T("Email to ") + h.reason + " · " + (h.agent ? h.agent.name : T("admin")) + " · " + hhmm(h.at)));
+      d.appendChild(el("div", "text", h.note));
+      replies.appendChild(d);
+    });
+    var to = (t.offline_message && t.offline_message.email) || (t.visitor && t.visitor.email);
+    $("ib-reply").hidden = !to;
+    $("ib-reply-label").textContent = to ? T("Answer ") + to + T(" by email") : "";
+  }, function (e) { toast("Could not open it: " + e.message); });
+}
+$("ib-filters").addEventListener("submit", function (e) { e.preventDefault(); $("ib-ticket").hidden = true; inbox(false); });
+$("ib-more").addEventListener("click", function () { inbox(true); });
+$("ib-reply").addEventListener("submit", function (e) {
+  e.preventDefault();
+  if (!ibCurrent) return;
+  var id = ibCurrent.id;
+  api("/v1/tickets/" + encodeURIComponent(id) + "/reply", { method: "POST", body: { text: $("ib-reply-text").value } })
+    .then(function () { $("ib-reply-text").value = ""; toast(T("Email sent.")); openTicket(id); },
+      function (err) { toast("Not sent: " + err.message); });
+});
+$("ib-edit").addEventListener("submit", function (e) {
+  e.preventDefault();
+  if (!ibCurrent) return;
+  var id = encodeURIComponent(ibCurrent.id);
+  var tags = $("ib-set-tags").value.split(",").map(function (x) { return x.trim(); }).filter(Boolean);
+  api("/v1/tickets/" + id + "/follow-up", { method: "PUT", body: { status: $("ib-set-follow").value } })
+    .then(function () { return api("/v1/tickets/" + id + "/tags", { method: "PUT", body: { tags: tags } }); })
+    .then(function (t) {
+      var row = document.querySelector("#ib-rows tr[data-ticket='" + ibCurrent.id + "']");
+      if (row) row.replaceWith(inboxRow(t));
+      toast(T("Saved."));
+      openTicket(t.id);
+    }, function (err) { toast("Could not save: " + err.message); });
+});
+export function renderSupervisor(agents, qs, stats) {
+  var figs = $("figures");
+  figs.textContent = "";
+  [[T("Chats today"), stats.chats], [T("Median queue wait"), secs(stats.queue_wait_secs.median)],
+   [T("90% queue wait"), secs(stats.queue_wait_secs.p90)], [T("Median first response"), secs(stats.first_response_secs.median)],
+   [T("90% first response"), secs(stats.first_response_secs.p90)],
+   [T("Average rating"), stats.rating.average == null ? "–" : stats.rating.average.toFixed(2) + " (" + stats.rating.count + ")"]
+  ].forEach(function (f) {
+    var d = el("div", "figure");
+    d.appendChild(el("div", "muted", f[0]));
+    d.appendChild(el("div", "v", f[1]));
+    figs.appendChild(d);
+  });
+  var tb = $("sv-agents");
+  tb.textContent = "";
+  agents.forEach(function (a) {
+    var tr = el("tr");
+    tr.dataset.agent = a.id;
+    tr.appendChild(el("td", null, a.name));
+    tr.appendChild(el("td", null, T(a.status) + (a.connected ? "" : a.present ? T(" (reconnecting)") : T(" (not connected)"))));
+    tr.appendChild(el("td", null, a.load + " / " + a.max_concurrent));
+    var td = el("td", null, (a.chats || []).length ? "" : "–");
+    (a.chats || []).forEach(function (id) {
+      var chip = el("div", "sv-chat", (svNames[id] || T("Visitor ") + id.slice(-6)) + " ");
+      chip.dataset.conversation = id;
+      chip.appendChild(button(T("Watch"), function () { watchChat(id); }));
+      // A signed-in supervisor takes a chat over: it moves to them with its whole history.
+      if (S.account && a.id !== S.account.agent) {
+        chip.appendChild(button(T("Take over"), function () {
+          api("/v1/conversations/" + encodeURIComponent(id) + "/take-over", { method: "POST", body: { reason: "taken over by " + (S.me ? S.me.name : "a supervisor") } })
+            .then(function () { show("app"); toast(T("The chat is yours now.")); }, function (err) { toast("Could not take it over: " + err.message); });
+        }));
+      }
+      td.appendChild(chip);
+    });
+    tr.appendChild(td);
+    tb.appendChild(tr);
+  });
+  var tq = $("sv-queues");
+  tq.textContent = "";
+  qs.forEach(function (q) {
+    var tr = el("tr");
+    tr.dataset.department = q.department;
+    tr.appendChild(el("td", null, q.department));
+    tr.appendChild(el("td", null, q.size));
+    tr.appendChild(el("td", null, q.size ? dur(q.oldest_wait_secs) : "–"));
+    tq.appendChild(tr);
+  });
+}

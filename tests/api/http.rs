@@ -80,6 +80,59 @@ async fn static_files_are_compressed_tagged_and_versioned() {
     app.stop().await;
 }
 
+/// The console's modules: the page loads `main.js` as a module, and every module any module
+/// imports (by relative URL) is served as JavaScript with an ETag; any other name under
+/// `/console/`, a path climbing out included, is 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_modules_are_served_and_nothing_else() {
+    let app = spawn_app(Backend::Memory, config(&[])).await;
+    let base = format!("http://{}", app.addr);
+    let page = get(format!("{base}/console/"), &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"<script type="module" src="/console/main.js"></script>"#),
+        "{page}"
+    );
+    let mut todo = vec!["main.js".to_owned()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(file) = todo.pop() {
+        if !seen.insert(file.clone()) {
+            continue;
+        }
+        let resp = get(format!("{base}/console/{file}"), &[]).await;
+        assert_eq!(resp.status(), 200, "{file}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/javascript; charset=utf-8",
+            "{file}"
+        );
+        assert!(resp.headers().get("etag").is_some(), "{file}");
+        let body = resp.text().await.unwrap();
+        for imported in body
+            .split("from \"./")
+            .skip(1)
+            .chain(body.split("import \"./").skip(1))
+        {
+            todo.push(imported.split('"').next().unwrap().to_owned());
+        }
+    }
+    assert!(seen.len() >= 10, "{seen:?}");
+    for bad in [
+        "nope.js",
+        "console.js",
+        "..%2F..%2FCargo.toml",
+        "%2e%2e%2fmain.js",
+        "main.js%00",
+    ] {
+        let resp = get(format!("{base}/console/{bad}"), &[]).await;
+        assert_eq!(resp.status(), 404, "{bad}");
+    }
+    app.stop().await;
+}
+
 /// The value of a metric line (`name{labels} value`) in Prometheus text, if present.
 fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()

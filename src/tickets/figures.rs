@@ -10,8 +10,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{Figures, RatingFigures, Spread};
-use crate::db::Kind;
+use sqlx::Row as _;
+
+use super::{Figures, RatingFigures, Result, Spread, StatsGroup, StatsQuery, Ticket};
+use crate::db::{Database, Kind};
 use crate::model::Millis;
 
 pub const DAY_MS: Millis = 86_400_000;
@@ -222,6 +224,177 @@ fn spread(buckets: &[(i64, u64)], count: u64) -> Spread {
             .then(|| at_rank((9 * count).div_ceil(10)))
             .flatten(),
     }
+}
+
+/// The figure columns of the tickets matching `filter` (binds: `args`).
+pub(super) async fn figure_rows(
+    conn: &mut sqlx::AnyConnection,
+    filter: &str,
+    args: &[&str],
+    millis: Option<(Millis, Millis)>,
+) -> Result<Vec<Row>> {
+    let sql = format!(
+        "SELECT site, closed_at, department, agent, status, queue_wait, first_response, \
+         handling, rating FROM tickets WHERE {filter}"
+    );
+    let mut query = sqlx::query(&sql);
+    for a in args {
+        query = query.bind(*a);
+    }
+    if let Some((from, to)) = millis {
+        query = query.bind(from).bind(to);
+    }
+    let mut out = Vec::new();
+    for r in query.fetch_all(&mut *conn).await? {
+        out.push(Row {
+            site: r.try_get("site")?,
+            closed_at: r.try_get("closed_at")?,
+            department: r.try_get("department")?,
+            agent: r.try_get("agent")?,
+            status: r.try_get("status")?,
+            durations: [
+                r.try_get("queue_wait")?,
+                r.try_get("first_response")?,
+                r.try_get("handling")?,
+            ],
+            rating: r.try_get("rating")?,
+        });
+    }
+    Ok(out)
+}
+
+/// Applies a change to the kept figures.
+pub(super) async fn apply_figures(
+    conn: &mut sqlx::AnyConnection,
+    delta: BTreeMap<Key, i64>,
+) -> Result<()> {
+    for ((site, day, dim, key, measure, bucket), n) in delta {
+        sqlx::query(
+            "INSERT INTO figures (site, day, dim, key, measure, bucket, n) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (dim, day, site, key, measure, bucket) DO UPDATE SET n = figures.n + excluded.n",
+        )
+        .bind(site)
+        .bind(day)
+        .bind(dim)
+        .bind(key)
+        .bind(measure)
+        .bind(bucket)
+        .bind(n)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The figure columns a ticket is stored with.
+pub(super) fn figure_row(t: &Ticket) -> Row {
+    Row {
+        site: t.site.0.clone(),
+        closed_at: t.closed_at,
+        department: t.department.0.clone(),
+        agent: t.agents.last().map(|a| a.id.0.clone()),
+        status: t.status.clone(),
+        durations: [
+            t.metrics.queue_wait_secs,
+            t.metrics.first_response_secs,
+            t.metrics.handling_secs,
+        ],
+        rating: t.rating.as_ref().map(|r| i64::from(r.score)),
+    }
+}
+
+/// `/v1/stats`: whole UTC days of the range from the kept figures, the parts of days at its
+/// ends from the tickets themselves.
+pub(super) async fn read(db: &Database, q: &StatsQuery) -> Result<Vec<Figures>> {
+    // Whole UTC days from the kept figures; the parts of days at either end from tickets.
+    let first_day = q.since.div_euclid(DAY_MS) * DAY_MS
+        + if q.since.rem_euclid(DAY_MS) == 0 {
+            0
+        } else {
+            DAY_MS
+        };
+    let end_day = if q.until == Millis::MAX {
+        Millis::MAX
+    } else {
+        q.until.div_euclid(DAY_MS) * DAY_MS
+    };
+    let (dim, kept_key, ticket_key) = match q.group {
+        StatsGroup::All => ("all", "CAST('all' AS TEXT)", "CAST('all' AS TEXT)"),
+        StatsGroup::Department => ("department", "key", "department"),
+        StatsGroup::Agent => ("agent", "key", "COALESCE(agent, '')"),
+        StatsGroup::Day => (
+            "all",
+            "CAST(day AS TEXT)",
+            "CAST((closed_at / 86400000) * 86400000 AS TEXT)",
+        ),
+    };
+    let site = if q.site.is_some() {
+        " AND site = $3"
+    } else {
+        ""
+    };
+    let pool = db.pool();
+    let mut tally = Tally::default();
+    let mut add = |rows: Vec<sqlx::any::AnyRow>| -> Result<()> {
+        for r in rows {
+            tally.add(
+                r.try_get("k")?,
+                r.try_get("measure")?,
+                r.try_get("bucket")?,
+                r.try_get("n")?,
+            );
+        }
+        Ok(())
+    };
+    let mut raw = Vec::new();
+    if first_day < end_day {
+        let sql = format!(
+            "SELECT {kept_key} AS k, measure, bucket, CAST(SUM(n) AS BIGINT) AS n \
+             FROM figures WHERE dim = '{dim}' AND day >= $1 AND day < $2{site} \
+             GROUP BY {kept_key}, measure, bucket"
+        );
+        let mut query = sqlx::query(&sql).bind(first_day).bind(end_day);
+        if let Some(s) = &q.site {
+            query = query.bind(s.0.clone());
+        }
+        add(query.fetch_all(pool).await?)?;
+        raw.push((q.since, first_day));
+        if end_day != Millis::MAX {
+            raw.push((end_day, q.until));
+        }
+    } else {
+        raw.push((q.since, q.until));
+    }
+    let kind = db.kind();
+    let range = format!("closed_at >= $1 AND closed_at < $2{site}");
+    let mut parts = vec![
+        format!(
+            "SELECT {ticket_key} AS k, 'status:' || status AS measure, 0 AS bucket FROM tickets WHERE {range}"
+        ),
+        format!(
+            "SELECT {ticket_key} AS k, 'rating' AS measure, rating AS bucket FROM tickets WHERE {range} AND rating IS NOT NULL"
+        ),
+    ];
+    for m in MEASURES {
+        parts.push(format!(
+            "SELECT {ticket_key} AS k, '{m}' AS measure, {} AS bucket FROM tickets \
+             WHERE {range} AND {m} IS NOT NULL",
+            bucket_sql(kind, m)
+        ));
+    }
+    let sql = format!(
+        "SELECT k, measure, bucket, COUNT(*) AS n FROM ({}) c GROUP BY k, measure, bucket",
+        parts.join(" UNION ALL ")
+    );
+    for (from, to) in raw.into_iter().filter(|(a, b)| a < b) {
+        let mut query = sqlx::query(&sql).bind(from).bind(to);
+        if let Some(s) = &q.site {
+            query = query.bind(s.0.clone());
+        }
+        add(query.fetch_all(pool).await?)?;
+    }
+    Ok(tally.figures())
 }
 
 #[cfg(test)]

@@ -3,13 +3,18 @@
 //!
 //! - `Ticket::build` turns a conversation's stored events into a ticket (transcript, history,
 //!   metrics) — the same for both backends.
-//! - `TicketStore` keeps tickets and the outbox: `file` (the data directory, embedded mode) or
-//!   `redis`. Saving a ticket and queueing its deliveries is one durable step.
-//! - `webhooks` signs and sends deliveries, with retries, leases and dead letters.
+//! - `TicketStore` keeps tickets and the outbox in the record database (`sql`: SQLite or
+//!   PostgreSQL); saving a ticket and queueing its deliveries is one transaction. `search`
+//!   turns a listing's filters and words into one statement for either database; `figures`
+//!   keeps the per-day figures `/v1/stats` reads; `redis` imports what earlier versions kept in
+//!   Redis; `timed` times every record operation for the metrics.
+//! - `webhooks` signs and sends deliveries, with retries, leases and dead letters; `outbound`
+//!   keeps them off internal addresses.
 
 pub mod figures;
 pub mod outbound;
 pub mod redis;
+mod search;
 pub mod sql;
 pub mod timed;
 pub mod webhooks;

@@ -10,10 +10,11 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::figures::{self, DAY_MS, MEASURES, Row as FigureRow, Tally};
+use super::figures::{self, DAY_MS, apply_figures, figure_row, figure_rows};
+use super::search;
 use super::{
-    AuditEntry, AuditFilter, Delivery, Figures, Result, StatsGroup, StatsQuery, Ticket,
-    TicketFilter, TicketStore,
+    AuditEntry, AuditFilter, Delivery, Figures, Result, StatsQuery, Ticket, TicketFilter,
+    TicketStore,
 };
 use crate::db::RecordError;
 use crate::db::{Database, Kind};
@@ -44,18 +45,6 @@ fn load_dir<T: serde::de::DeserializeOwned>(dir: &std::path::Path) -> anyhow::Re
     }
     Ok(out)
 }
-
-/// The words of a search, lowercased, without punctuation (both databases tokenize alike).
-fn search_words(q: &str) -> Vec<String> {
-    q.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(20)
-        .map(str::to_lowercase)
-        .collect()
-}
-
-/// From this many matching tickets on, a SQLite search walks the tickets newest first.
-const DENSE_SEARCH: i64 = 2_000;
 
 /// `TicketStore` on the record database.
 pub struct SqlTickets {
@@ -125,84 +114,6 @@ fn padded<S: AsRef<str>>(items: &[S]) -> String {
 fn agents_column(t: &Ticket) -> String {
     let ids: Vec<&str> = t.agents.iter().map(|a| a.id.0.as_str()).collect();
     padded(&ids)
-}
-
-/// The figure columns of the tickets matching `filter` (binds: `args`).
-async fn figure_rows(
-    conn: &mut sqlx::AnyConnection,
-    filter: &str,
-    args: &[&str],
-    millis: Option<(Millis, Millis)>,
-) -> Result<Vec<FigureRow>> {
-    let sql = format!(
-        "SELECT site, closed_at, department, agent, status, queue_wait, first_response, \
-         handling, rating FROM tickets WHERE {filter}"
-    );
-    let mut query = sqlx::query(&sql);
-    for a in args {
-        query = query.bind(*a);
-    }
-    if let Some((from, to)) = millis {
-        query = query.bind(from).bind(to);
-    }
-    let mut out = Vec::new();
-    for r in query.fetch_all(&mut *conn).await? {
-        out.push(FigureRow {
-            site: r.try_get("site")?,
-            closed_at: r.try_get("closed_at")?,
-            department: r.try_get("department")?,
-            agent: r.try_get("agent")?,
-            status: r.try_get("status")?,
-            durations: [
-                r.try_get("queue_wait")?,
-                r.try_get("first_response")?,
-                r.try_get("handling")?,
-            ],
-            rating: r.try_get("rating")?,
-        });
-    }
-    Ok(out)
-}
-
-/// Applies a change to the kept figures.
-async fn apply_figures(
-    conn: &mut sqlx::AnyConnection,
-    delta: std::collections::BTreeMap<figures::Key, i64>,
-) -> Result<()> {
-    for ((site, day, dim, key, measure, bucket), n) in delta {
-        sqlx::query(
-            "INSERT INTO figures (site, day, dim, key, measure, bucket, n) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (dim, day, site, key, measure, bucket) DO UPDATE SET n = figures.n + excluded.n",
-        )
-        .bind(site)
-        .bind(day)
-        .bind(dim)
-        .bind(key)
-        .bind(measure)
-        .bind(bucket)
-        .bind(n)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
-/// The figure columns a ticket is stored with.
-fn figure_row(t: &Ticket) -> FigureRow {
-    FigureRow {
-        site: t.site.0.clone(),
-        closed_at: t.closed_at,
-        department: t.department.0.clone(),
-        agent: t.agents.last().map(|a| a.id.0.clone()),
-        status: t.status.clone(),
-        durations: [
-            t.metrics.queue_wait_secs,
-            t.metrics.first_response_secs,
-            t.metrics.handling_secs,
-        ],
-        rating: t.rating.as_ref().map(|r| i64::from(r.score)),
-    }
 }
 
 /// Inserts or replaces one ticket, its JSON and the columns filters and figures read, and
@@ -302,129 +213,7 @@ impl TicketStore for SqlTickets {
     }
 
     async fn list(&self, site: &SiteId, filter: &TicketFilter) -> Result<Vec<Ticket>> {
-        let words = filter
-            .query
-            .as_deref()
-            .map(search_words)
-            .filter(|w| !w.is_empty());
-        // SQLite: each word quoted, so FTS5 operators in a visitor's words stay words.
-        let phrase = words.as_ref().map(|words| {
-            words
-                .iter()
-                .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-                .collect::<Vec<_>>()
-                .join(" ")
-        });
-        // SQLite picks no good plan for both kinds of search on its own. A search that matches
-        // many tickets is answered by walking the tickets newest first and asking the index
-        // about each (it stops after `limit`); one that matches few, by fetching those few and
-        // sorting them. Counting up to the threshold costs under a millisecond.
-        let dense = match (&phrase, self.db.kind()) {
-            (Some(phrase), Kind::Sqlite) => {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM (SELECT rowid FROM tickets_fts \
-                     WHERE tickets_fts MATCH $1 LIMIT $2)",
-                )
-                .bind(phrase)
-                .bind(DENSE_SEARCH)
-                .fetch_one(self.db.pool())
-                .await?;
-                n >= DENSE_SEARCH
-            }
-            _ => false,
-        };
-        // Conditions in a fixed order, numbered as they are added: both databases bind by it.
-        // A sparse SQLite search must not walk the site's index (`+site`).
-        let sparse = phrase.is_some() && !dense && self.db.kind() == Kind::Sqlite;
-        let mut sql = String::from(if sparse {
-            "SELECT body FROM tickets WHERE +site = $1"
-        } else {
-            "SELECT body FROM tickets WHERE site = $1"
-        });
-        let mut args: Vec<String> = vec![site.0.clone()];
-        if let Some(depts) = &filter.departments {
-            let marks: Vec<String> = depts
-                .iter()
-                .map(|d| {
-                    args.push(d.0.clone());
-                    format!("${}", args.len())
-                })
-                .collect();
-            if marks.is_empty() {
-                sql.push_str(" AND 1 = 0");
-            } else {
-                sql.push_str(&format!(" AND department IN ({})", marks.join(", ")));
-            }
-        }
-        let mut add = |sql: &mut String, cond: &str, value: String| {
-            args.push(value);
-            sql.push_str(&cond.replace('?', &format!("${}", args.len())));
-        };
-        if let Some(d) = &filter.department {
-            add(&mut sql, " AND department = ?", d.0.clone());
-        }
-        if let Some(s) = &filter.status {
-            add(&mut sql, " AND status = ?", s.clone());
-        }
-        if let Some(v) = &filter.visitor {
-            add(&mut sql, " AND visitor = ?", v.clone());
-        }
-        if let Some(a) = &filter.agent {
-            add(&mut sql, " AND agents LIKE ?", format!("% {a} %"));
-        }
-        if let Some(c) = &filter.cursor {
-            add(&mut sql, " AND id < ?", c.clone());
-        }
-        if let Some(f) = filter.follow_up {
-            add(&mut sql, " AND follow_up = ?", f.as_str().to_owned());
-        }
-        if let Some(t) = &filter.tag {
-            add(&mut sql, " AND tags LIKE ?", format!("% {t} %"));
-        }
-        if let (Some(words), Some(phrase)) = (words, phrase) {
-            match self.db.kind() {
-                Kind::Sqlite if dense => add(
-                    &mut sql,
-                    " AND EXISTS (SELECT 1 FROM tickets_fts f \
-                     WHERE f.tickets_fts MATCH ? AND f.rowid = tickets.rowid)",
-                    phrase,
-                ),
-                Kind::Sqlite => add(
-                    &mut sql,
-                    " AND rowid IN (SELECT rowid FROM tickets_fts WHERE tickets_fts MATCH ?)",
-                    phrase,
-                ),
-                Kind::Postgres => add(
-                    &mut sql,
-                    " AND to_tsvector('simple', search_text) @@ plainto_tsquery('simple', ?)",
-                    words.join(" "),
-                ),
-            }
-        }
-        // Numbers after the text arguments, numbered on from them.
-        let mut numbers: Vec<i64> = Vec::new();
-        for (cond, value) in [
-            (" AND closed_at >= ", filter.since),
-            (" AND closed_at < ", filter.until),
-            (" AND rating = ", filter.rating.map(i64::from)),
-        ] {
-            if let Some(v) = value {
-                numbers.push(v);
-                sql.push_str(&format!("{cond}${}", args.len() + numbers.len()));
-            }
-        }
-        let limit_at = args.len() + numbers.len() + 1;
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${limit_at}"));
-        let mut query = sqlx::query(&sql);
-        for a in &args {
-            query = query.bind(a);
-        }
-        for n in numbers {
-            query = query.bind(n);
-        }
-        let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
-        let rows = query.bind(limit).fetch_all(self.db.pool()).await?;
-        parse(rows)
+        parse(search::list(&self.db, site, filter).await?)
     }
 
     async fn enqueue(&self, deliveries: &[Delivery]) -> Result<()> {
@@ -495,94 +284,7 @@ impl TicketStore for SqlTickets {
     }
 
     async fn stats(&self, q: &StatsQuery) -> Result<Vec<Figures>> {
-        // Whole UTC days from the kept figures; the parts of days at either end from tickets.
-        let first_day = q.since.div_euclid(DAY_MS) * DAY_MS
-            + if q.since.rem_euclid(DAY_MS) == 0 {
-                0
-            } else {
-                DAY_MS
-            };
-        let end_day = if q.until == Millis::MAX {
-            Millis::MAX
-        } else {
-            q.until.div_euclid(DAY_MS) * DAY_MS
-        };
-        let (dim, kept_key, ticket_key) = match q.group {
-            StatsGroup::All => ("all", "CAST('all' AS TEXT)", "CAST('all' AS TEXT)"),
-            StatsGroup::Department => ("department", "key", "department"),
-            StatsGroup::Agent => ("agent", "key", "COALESCE(agent, '')"),
-            StatsGroup::Day => (
-                "all",
-                "CAST(day AS TEXT)",
-                "CAST((closed_at / 86400000) * 86400000 AS TEXT)",
-            ),
-        };
-        let site = if q.site.is_some() {
-            " AND site = $3"
-        } else {
-            ""
-        };
-        let pool = self.db.pool();
-        let mut tally = Tally::default();
-        let mut add = |rows: Vec<sqlx::any::AnyRow>| -> Result<()> {
-            for r in rows {
-                tally.add(
-                    r.try_get("k")?,
-                    r.try_get("measure")?,
-                    r.try_get("bucket")?,
-                    r.try_get("n")?,
-                );
-            }
-            Ok(())
-        };
-        let mut raw = Vec::new();
-        if first_day < end_day {
-            let sql = format!(
-                "SELECT {kept_key} AS k, measure, bucket, CAST(SUM(n) AS BIGINT) AS n \
-                 FROM figures WHERE dim = '{dim}' AND day >= $1 AND day < $2{site} \
-                 GROUP BY {kept_key}, measure, bucket"
-            );
-            let mut query = sqlx::query(&sql).bind(first_day).bind(end_day);
-            if let Some(s) = &q.site {
-                query = query.bind(s.0.clone());
-            }
-            add(query.fetch_all(pool).await?)?;
-            raw.push((q.since, first_day));
-            if end_day != Millis::MAX {
-                raw.push((end_day, q.until));
-            }
-        } else {
-            raw.push((q.since, q.until));
-        }
-        let kind = self.db.kind();
-        let range = format!("closed_at >= $1 AND closed_at < $2{site}");
-        let mut parts = vec![
-            format!(
-                "SELECT {ticket_key} AS k, 'status:' || status AS measure, 0 AS bucket FROM tickets WHERE {range}"
-            ),
-            format!(
-                "SELECT {ticket_key} AS k, 'rating' AS measure, rating AS bucket FROM tickets WHERE {range} AND rating IS NOT NULL"
-            ),
-        ];
-        for m in MEASURES {
-            parts.push(format!(
-                "SELECT {ticket_key} AS k, '{m}' AS measure, {} AS bucket FROM tickets \
-                 WHERE {range} AND {m} IS NOT NULL",
-                figures::bucket_sql(kind, m)
-            ));
-        }
-        let sql = format!(
-            "SELECT k, measure, bucket, COUNT(*) AS n FROM ({}) c GROUP BY k, measure, bucket",
-            parts.join(" UNION ALL ")
-        );
-        for (from, to) in raw.into_iter().filter(|(a, b)| a < b) {
-            let mut query = sqlx::query(&sql).bind(from).bind(to);
-            if let Some(s) = &q.site {
-                query = query.bind(s.0.clone());
-            }
-            add(query.fetch_all(pool).await?)?;
-        }
-        Ok(tally.figures())
+        figures::read(&self.db, q).await
     }
 
     async fn erase_visitor(&self, site: &SiteId, visitor: &str) -> Result<u64> {

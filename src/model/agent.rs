@@ -1,0 +1,104 @@
+//! Agents as routing sees them: status, limit, load, presence, and the order candidates are tried in.
+
+use serde::{Deserialize, Serialize};
+
+use super::{AgentId, ConvId, DeptId, Millis};
+
+/// An agent's availability as the agent sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Online,
+    Away,
+    Offline,
+}
+
+impl AgentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Online => "online",
+            AgentStatus::Away => "away",
+            AgentStatus::Offline => "offline",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "online" => Some(AgentStatus::Online),
+            "away" => Some(AgentStatus::Away),
+            "offline" => Some(AgentStatus::Offline),
+            _ => None,
+        }
+    }
+}
+
+/// An agent's live routing state, as a backend reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentState {
+    pub id: AgentId,
+    pub name: String,
+    pub departments: Vec<DeptId>,
+    pub status: AgentStatus,
+    /// The limit in force now (the agent may lower or raise it up to `cap`).
+    pub max_concurrent: u32,
+    /// The configured ceiling for `max_concurrent`.
+    pub cap: u32,
+    pub load: u32,
+    /// When the agent was last assigned a chat (0: never); ties in load go to the smallest.
+    pub idle_since: Millis,
+    /// The latest moment any node vouches for a live connection; in the past once all are gone.
+    pub present_until: Millis,
+    pub chats: Vec<ConvId>,
+}
+
+impl AgentState {
+    /// Connected, or disconnected for less than the grace period.
+    pub fn present(&self, now: Millis, grace_ms: Millis) -> bool {
+        self.present_until.saturating_add(grace_ms) > now
+    }
+}
+
+/// An eligible agent's place among the candidates for a chat: lowest load ratio first, then
+/// idle longest, then id for determinism (the Redis index's order). Ratios compare exactly by
+/// cross-multiplying; candidates are below their limit, so every limit compared is at least 1
+/// and the order is total.
+#[derive(Clone, Debug)]
+pub struct Rank {
+    load: u32,
+    max: u32,
+    idle_since: Millis,
+    pub id: AgentId,
+}
+
+impl Rank {
+    pub fn of(a: &AgentState) -> Self {
+        Self {
+            load: a.load,
+            max: a.max_concurrent,
+            idle_since: a.idle_since,
+            id: a.id.clone(),
+        }
+    }
+}
+
+impl Ord for Rank {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let mine = u64::from(self.load) * u64::from(other.max);
+        let theirs = u64::from(other.load) * u64::from(self.max);
+        (mine, self.idle_since, &self.id).cmp(&(theirs, other.idle_since, &other.id))
+    }
+}
+
+impl PartialOrd for Rank {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Rank {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Rank {}

@@ -1,0 +1,137 @@
+//! Visitors as the site sees them: who they are, where they came from, the pages they saw.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Millis, VisitorId};
+
+/// A visitor as presence and routing know them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VisitorProfile {
+    pub id: Option<VisitorId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub locale: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    /// Visits so far: a visit starts on first contact or after 30 minutes of absence.
+    pub visits: u32,
+    /// When the current visit started (time on site is measured from it).
+    #[serde(default)]
+    pub visit_started: Millis,
+    /// Pages seen, oldest first (the last `MAX_PAGES`).
+    #[serde(default)]
+    pub pages: Vec<PageVisit>,
+    /// `utm_*` tags of the landing page.
+    #[serde(default)]
+    pub utm: std::collections::BTreeMap<String, String>,
+    /// The host site vouched for `user_id` with a valid `user_hash`.
+    #[serde(default)]
+    pub verified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Answers to the site's custom pre-chat fields.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+/// Absence after which the next contact counts as a new visit.
+pub const VISIT_GAP_MS: Millis = 30 * 60 * 1000;
+
+/// How many pages a profile remembers.
+pub const MAX_PAGES: usize = 50;
+
+/// A page the visitor saw.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PageVisit {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub at: Millis,
+}
+
+impl VisitorProfile {
+    /// A profile that knows only the visitor's id.
+    pub fn with_id(id: VisitorId) -> Self {
+        Self {
+            id: Some(id),
+            ..Self::default()
+        }
+    }
+
+    /// Records a page view (consecutive repeats of one URL count once).
+    pub fn visit(&mut self, url: &str, title: Option<String>, at: Millis) {
+        if self.pages.last().is_some_and(|p| p.url == url) {
+            return;
+        }
+        if self.utm.is_empty() {
+            self.utm = utm_tags(url);
+        }
+        self.pages.push(PageVisit {
+            url: url.to_owned(),
+            title,
+            at,
+        });
+        if self.pages.len() > MAX_PAGES {
+            self.pages.remove(0);
+        }
+    }
+}
+
+/// The `utm_*` query parameters of a URL, percent-decoded.
+pub fn utm_tags(url: &str) -> std::collections::BTreeMap<String, String> {
+    let query = url
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or(""))
+        .unwrap_or("");
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| k.starts_with("utm_") && k.len() <= 32)
+        .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                // Byte-wise: slicing the str here could split a multibyte character.
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).chars().take(200).collect()
+}
+
+/// An address's shape as visitors type it: something, `@`, a domain with a dot, no spaces, at
+/// most 320 bytes. Delivery proves the rest.
+pub fn valid_email(email: &str) -> bool {
+    email.len() <= 320
+        && email
+            .split_once('@')
+            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.'))
+        && !email.contains(char::is_whitespace)
+}

@@ -1,0 +1,160 @@
+//! `smoke`: a short run of every scenario against both backends, servers started here.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::*;
+use crate::Ctx;
+use crate::report::Report;
+
+/// A process killed when dropped.
+pub(super) struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub(super) fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+pub(super) fn start_redis() -> anyhow::Result<(Proc, String)> {
+    let port = free_port()?;
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("cannot start redis-server (apt-get install redis-server)")?;
+    let proc = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("redis-server did not start");
+        }
+        std::thread::yield_now();
+    }
+    Ok((proc, format!("redis://127.0.0.1:{port}/")))
+}
+
+pub(super) fn start_server(
+    bin: &Path,
+    config: &str,
+    redis: Option<&str>,
+) -> anyhow::Result<(Proc, std::net::SocketAddr)> {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!(
+        "switchboard-smoke-{}-{}",
+        std::process::id(),
+        free_port()?
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("lt.toml");
+    std::fs::write(&file, config)?;
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("--config")
+        .arg(&file)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("RUST_LOG", "warn")
+        .env_remove("SWITCHBOARD_REDIS_URL")
+        .stdout(std::process::Stdio::piped());
+    if let Some(url) = redis {
+        cmd.arg("--redis-url").arg(url);
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let proc = Proc(child);
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().context("the server printed nothing")??;
+    let addr = first
+        .split_whitespace()
+        .nth(3)
+        .and_then(|a| a.parse().ok())
+        .with_context(|| format!("unexpected first line: {first}"))?;
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Ok((proc, addr))
+}
+
+/// Every scenario, small, against both backends. Prints a closing "N passed, M failed" line.
+pub async fn smoke(bin: &Path) -> anyhow::Result<()> {
+    let config = crate::server_config(20, 5);
+    let (mut passed, mut failed) = (0, 0);
+    for backend in ["embedded", "redis"] {
+        let redis = if backend == "redis" {
+            Some(start_redis()?)
+        } else {
+            None
+        };
+        let (server, addr) = start_server(bin, &config, redis.as_ref().map(|r| r.1.as_str()))?;
+        let pid = Some(server.0.id());
+        let runs: Vec<(&str, anyhow::Result<Report>)> = vec![
+            (
+                "idle",
+                idle(Arc::new(Ctx::new(addr, 4)?), pid, 200, 0.5).await,
+            ),
+            (
+                "chat",
+                chat(Arc::new(Ctx::new(addr, 4)?), pid, 40, 10, 200.0, 400.0, 2.0).await,
+            ),
+            (
+                "burst",
+                burst(Arc::new(Ctx::new(addr, 4)?), pid, 100, 20, 5).await,
+            ),
+            (
+                "churn",
+                churn(Arc::new(Ctx::new(addr, 4)?), 50.0, 2.0, None, None, 0.0).await,
+            ),
+        ];
+        for (name, run) in runs {
+            println!("--- smoke {name} on {backend} state");
+            match run {
+                Ok(report) => {
+                    report.print();
+                    let mut problems = report.failures();
+                    if name == "chat" && report.received == 0 {
+                        problems.push("no messages were delivered".into());
+                    }
+                    if problems.is_empty() {
+                        passed += 1;
+                    } else {
+                        failed += 1;
+                        println!("smoke {name} on {backend}: FAILED: {}", problems.join("; "));
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!("smoke {name} on {backend}: FAILED: {e:#}");
+                }
+            }
+        }
+        drop(server);
+        drop(redis);
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -7,7 +7,7 @@ use crate::model::{
     AgentId, AgentRef, AuthorKind, ConvId, ConvState, DeptId, EventBody, Millis, NoticeKind,
     SiteId, VisitorId,
 };
-use crate::protocol::{ErrorCode, MessageText, TransferTarget};
+use crate::protocol::{ErrorCode, TransferTarget};
 use crate::state::Reassign;
 use crate::templates::{self, Template, Vars};
 use crate::tickets::webhooks::deliveries_for;
@@ -439,136 +439,6 @@ impl Engine {
         )
         .await;
         self.agent_changed(site_id, from).await
-    }
-
-    /// A supervisor takes over an active chat: a transfer from its owner to the supervisor,
-    /// recorded with the reason, within the supervisor's limit.
-    /// A live conversation as a supervisor watches it: its state, the visitor's name and the
-    /// latest `limit` events (notes included). Read-only; `not_found` when there is none.
-    pub async fn watch(
-        &self,
-        site_id: &SiteId,
-        conv: &ConvId,
-        limit: usize,
-    ) -> Result<serde_json::Value> {
-        let c = self.existing(site_id, conv).await?;
-        let events = self
-            .inner
-            .store
-            .events(
-                site_id,
-                conv,
-                crate::state::Span::latest(0, u64::MAX, limit),
-            )
-            .await?;
-        let visitor = self.inner.tickets.visitor(site_id, &c.visitor).await?;
-        let site = self.site(site_id)?;
-        let agent = c.agent.as_ref().map(|a| self.agent_ref(&site, a));
-        Ok(serde_json::json!({
-            "conversation": {
-                "id": c.id, "state": c.state, "department": c.department,
-                "agent": agent, "visitor": c.visitor,
-            },
-            "visitor": {
-                "name": visitor.as_ref().and_then(|v| v.name.clone()),
-                "email": visitor.as_ref().and_then(|v| v.email.clone()),
-            },
-            "events": events,
-        }))
-    }
-
-    /// A supervisor's private note in any open conversation (joining it without taking it):
-    /// the agents in it see it, the visitor never does.
-    pub async fn supervisor_note(
-        &self,
-        site_id: &SiteId,
-        conv: &ConvId,
-        by: crate::model::AgentRef,
-        text: MessageText,
-    ) -> Result<u64> {
-        self.open_conversation(site_id, conv).await?;
-        let body = EventBody::Note {
-            at: self.now(),
-            agent: by,
-            text: text.into_inner(),
-            client_id: None,
-        };
-        Ok(self.inner.store.append(site_id, conv, &body).await?.seq)
-    }
-
-    pub async fn take_over(
-        &self,
-        site_id: &SiteId,
-        supervisor: &AgentId,
-        conv: &ConvId,
-        reason: Option<String>,
-    ) -> Result<()> {
-        let c = self.existing(site_id, conv).await?;
-        let owner = match (&c.state, &c.agent) {
-            (ConvState::Active, Some(owner)) => owner.clone(),
-            _ => {
-                return Err(EngineError::new(
-                    ErrorCode::ConversationClosed,
-                    "only an active chat can be taken over",
-                ));
-            }
-        };
-        if &owner == supervisor {
-            return Ok(());
-        }
-        let reason = reason.unwrap_or_else(|| "taken over by a supervisor".into());
-        self.transfer(
-            site_id,
-            &owner,
-            conv,
-            TransferTarget::Agent(supervisor.clone()),
-            reason,
-            None,
-        )
-        .await
-    }
-
-    /// The one scope rule for reading a site's records, whichever door the read comes
-    /// through (REST or the agent socket): supervisors and admins read every record of their
-    /// site; an agent only those of the departments they are in (none once no longer listed).
-    /// None means the whole site.
-    pub fn readable_departments(
-        &self,
-        role: crate::directory::model::AgentRole,
-        site: Option<&SiteId>,
-        agent: Option<&AgentId>,
-    ) -> Option<Vec<crate::model::DeptId>> {
-        if role >= crate::directory::model::AgentRole::Supervisor {
-            return None;
-        }
-        let config = self.config();
-        let listed = site
-            .zip(agent)
-            .and_then(|(s, a)| config.site(s)?.agent(a).cloned());
-        Some(listed.map(|a| a.departments).unwrap_or_default())
-    }
-
-    /// A visitor's tickets, newest first, at most `limit`: their earlier chats, for the agent,
-    /// within what that agent may read (`readable_departments`).
-    pub async fn visitor_tickets(
-        &self,
-        site: &SiteId,
-        agent: &AgentId,
-        visitor: &VisitorId,
-        limit: usize,
-    ) -> Result<Vec<crate::tickets::Ticket>> {
-        let role = self
-            .config()
-            .site(site)
-            .and_then(|s| s.agent(agent).map(|a| a.role))
-            .unwrap_or_default();
-        let filter = crate::tickets::TicketFilter {
-            visitor: Some(visitor.0.clone()),
-            departments: self.readable_departments(role, Some(site), Some(agent)),
-            limit,
-            ..Default::default()
-        };
-        Ok(self.inner.tickets.list(site, &filter).await?)
     }
 }
 

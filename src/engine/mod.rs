@@ -11,6 +11,8 @@
 //! - `agents` — consoles connecting and leaving, status, limit, agent messages and notes;
 //! - `attachments` — files sent into a chat, and who may fetch them;
 //! - `lifecycle` — close, transfer, ticket filing, rating;
+//! - `offline` — messages left while nobody can answer, filed as tickets;
+//! - `supervision` — watch, notes, take-over, and the scope rule every read goes through;
 //! - `presence` — visitor presence and the live list;
 //! - `triggers` — proactive messages;
 //! - `background` — the node's loops: queue notifications, presence refresh, the sweep;
@@ -35,10 +37,12 @@ mod effects;
 mod intake;
 mod lifecycle;
 mod lookup;
+mod offline;
 mod presence;
 mod privacy;
 mod routing;
 mod sessions;
+mod supervision;
 mod triggers;
 
 pub use attachments::{Reader, Sender};

@@ -15,6 +15,33 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
 fi
+if [ ! -x "$venv/bin/openapi-spec-validator" ]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'openapi-spec-validator==0.7.2'
+fi
+
+# The document itself first: valid OpenAPI 3.0 (openapi-spec-validator, PyPI, pinned), and
+# every operation named (a unique operationId) and tagged with a tag the document lists.
+doc="$here/../../src/http/openapi.json"
+"$venv/bin/openapi-spec-validator" "$doc"
+python3 - "$doc" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+tags = {t["name"] for t in d.get("tags", [])}
+ids, bad = set(), []
+for path, item in d["paths"].items():
+    for method, op in item.items():
+        if method not in ("get", "put", "post", "delete", "patch"):
+            continue
+        oid = op.get("operationId")
+        if not oid or oid in ids:
+            bad.append(f"{method.upper()} {path}: operationId {oid!r} missing or repeated")
+        ids.add(oid)
+        if not op.get("tags") or not set(op["tags"]) <= tags:
+            bad.append(f"{method.upper()} {path}: tags {op.get('tags')!r} not among {sorted(tags)}")
+if bad:
+    sys.exit("contract: the OpenAPI document:\n" + "\n".join(bad))
+print(f"contract: the OpenAPI document is valid; {len(ids)} operations, each named and tagged")
+PY
 work="$(mktemp -d /tmp/switchboard-contract-XXXXXX)"
 pids=()
 cleanup() {

@@ -81,8 +81,14 @@ impl Application {
         let attachments = crate::attachments::Attachments::new(db.clone());
         let (store, tickets): (Arc<dyn Store>, Arc<dyn TicketStore>) = match &config.redis_url {
             Some(url) => {
-                let (store, redis_tasks) =
-                    RedisStore::connect(url, &config, sink, shutdown.clone()).await?;
+                let (store, redis_tasks) = RedisStore::connect(
+                    url,
+                    config.redis_ca_file.as_deref(),
+                    &config.key_prefix,
+                    sink,
+                    shutdown.clone(),
+                )
+                .await?;
                 tasks.extend(redis_tasks);
                 if db.kind() == crate::db::Kind::Sqlite {
                     tracing::warn!(

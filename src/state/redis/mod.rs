@@ -29,7 +29,6 @@ use codec::parse_agent;
 use redis::AsyncCommands;
 
 use super::Result;
-use crate::config::Config;
 use crate::envelope::Sink;
 use crate::model::{AgentId, AgentState, SiteId};
 use crate::shutdown::Shutdown;
@@ -60,22 +59,25 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Connects, then starts the subscriber that feeds the delivery sink until shutdown.
+    /// Connects to `url` (verifying TLS servers against the PEM file `ca_file` when given),
+    /// with every key under `key_prefix`, then starts the subscriber that feeds the delivery
+    /// sink until shutdown.
     pub async fn connect(
         url: &str,
-        config: &Config,
+        ca_file: Option<&std::path::Path>,
+        key_prefix: &str,
         sink: Arc<dyn Sink>,
         shutdown: Shutdown,
     ) -> anyhow::Result<(Self, Vec<tokio::task::JoinHandle<()>>)> {
         use anyhow::Context;
-        let ca = match &config.redis_ca_file {
+        let ca = match ca_file {
             Some(ca) => Some(
                 std::fs::read(ca)
                     .with_context(|| format!("redis_ca_file: cannot read {}", ca.display()))?,
             ),
             None => None,
         };
-        let prefix = config.key_prefix.clone();
+        let prefix = key_prefix.to_owned();
         let subscribed = Arc::new(AtomicBool::new(false));
         let store = |conn, sites_tx| Self {
             conn: Arc::new(std::sync::RwLock::new(conn)),

@@ -67,9 +67,9 @@ static WIDGET: Asset = asset!(WIDGET_JS, JS);
 static DEMO: Asset = asset!(DEMO_HTML, HTML);
 static CONSOLE: Asset = asset!(CONSOLE_HTML, HTML);
 
-/// The console's ES modules (`widget/console/`), one per view; the page loads `main.js`, which
-/// imports the rest by relative URL. No build step: these are the files as written.
-static CONSOLE_MODULES: [(&str, Asset); 13] = [
+/// The console's ES modules (`widget/console/`), one per view and the few below them; the page
+/// loads `main.js`, which imports the rest by relative URL. No build step: the files as written.
+static CONSOLE_MODULES: [(&str, Asset); 15] = [
     (
         "main.js",
         asset!(include_str!("../../widget/console/main.js"), JS),
@@ -85,6 +85,14 @@ static CONSOLE_MODULES: [(&str, Asset); 13] = [
     (
         "dom.js",
         asset!(include_str!("../../widget/console/dom.js"), JS),
+    ),
+    (
+        "shell.js",
+        asset!(include_str!("../../widget/console/shell.js"), JS),
+    ),
+    (
+        "views.js",
+        asset!(include_str!("../../widget/console/views.js"), JS),
     ),
     (
         "api.js",

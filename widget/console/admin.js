@@ -2,10 +2,11 @@
 /** @file Admin pages: the site's directory over REST (agents, departments and hours, canned responses, triggers, widget, webhooks). */
 
 import { api } from "./api.js";
-import { $, el, toast } from "./dom.js";
-import { signInFailed } from "./session.js";
+import { $, button, el, toast } from "./dom.js";
+import { signInFailed } from "./shell.js";
 import { S } from "./state.js";
 import { T } from "./strings.js";
+import { views } from "./views.js";
 
 // ---- admin pages (the directory over REST) ------------------------------------------------
 export var adminSite = null;   // the site being administered: its id and directory
@@ -35,7 +36,6 @@ export function save(call) {
 }
 export function sitePath(rest) { return "/v1/sites/" + encodeURIComponent(adminSite.id) + (rest || ""); }
 export function list(text) { return text.split(",").map(function (x) { return x.trim(); }).filter(Boolean); }
-export function button(text, onClick) { var b = el("button", null, text); b.type = "button"; b.addEventListener("click", onClick); return b; }
 export function rowOf(tbody, cells, actions) {
   var tr = el("tr");
   cells.forEach(function (c) { tr.appendChild(el("td", null, c)); });
@@ -203,3 +203,6 @@ $("site-form").addEventListener("submit", function (e) {
   if ($("st-name").value.trim()) body.name = $("st-name").value.trim(); else delete body.name;
   save(api(sitePath(), { method: "PUT", body: body })).catch(function () {});
 });
+
+// What other views call of this one, bound when it loads (`views.js`).
+Object.assign(views, { adminView });

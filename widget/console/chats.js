@@ -3,11 +3,10 @@
 
 import { fileEl } from "./api.js";
 import { $, dur, el, hhmm, shortId, toast } from "./dom.js";
-import { alertAgent } from "./notify.js";
-import { send } from "./session.js";
+import { send } from "./shell.js";
 import { S } from "./state.js";
 import { T } from "./strings.js";
-import { renderVisitors, showTab } from "./visitors.js";
+import { views } from "./views.js";
 
 // ---- the agent: status and limit ----------------------------------------------------------
 export function renderMe() {
@@ -47,7 +46,7 @@ export function assigned(m) {
       c.unread = c.events.filter(function (e) { return e.kind === "message" && e.author === "visitor"; }).length;
     }
     send({ type: "history", visitor: m.visitor.id });
-    alertAgent(T("New chat"), (visitorName(c)) + ": " + (lastText(c) || T("assigned to you")), id);
+    views.alertAgent(T("New chat"), (visitorName(c)) + ": " + (lastText(c) || T("assigned to you")), id);
     // Opens when no live chat is in view (none, or the one shown has ended).
     if (!S.current || !S.chats[S.current] || S.chats[S.current].ended) select(id);
   }
@@ -86,7 +85,7 @@ export function onEvent(id, ev) {
   if (ev.kind === "message" && ev.author === "visitor") {
     S.remoteTyping[id] = false;
     if (id !== S.current || document.hidden) c.unread++;
-    alertAgent(visitorName(c), ev.text, id);
+    views.alertAgent(visitorName(c), ev.text, id);
   }
   renderChats();
   if (id === S.current) { appendEvent($("transcript"), ev); markSeen(); scrollDown(); renderTyping(); readNow(); }
@@ -191,12 +190,12 @@ setInterval(function () {
     if (w.dataset.since) w.textContent = T("waiting ") + dur((Date.now() - Number(w.dataset.since)) / 1000);
   });
   if (Object.keys(S.queues).length) renderQueues();
-  if (!$("visitors-view").hidden) renderVisitors();
+  if (!$("visitors-view").hidden) views.renderVisitors();
 }, 1000);
 
 export function select(id) {
   S.current = id;
-  showTab("chats");
+  views.showTab("chats");
   var c = S.chats[id];
   c.unread = 0;
   $("transfer").hidden = true;
@@ -298,3 +297,6 @@ export function renderProfile() {
     h.appendChild(det);
   });
 }
+
+// What other views call of this one, bound when it loads (`views.js`).
+Object.assign(views, { appendEvent, assigned, deptName, earlier, ended, markSeen, onEvent, renderChat, renderMe, renderProfile, renderQueues, renderTyping, select });

@@ -1,11 +1,11 @@
 // @ts-check
 /** @file Writing: canned responses, private notes, typing; transfer and close; keyboard shortcuts. */
 
-import { select } from "./chats.js";
 import { $, el, rid } from "./dom.js";
-import { send } from "./session.js";
+import { send } from "./shell.js";
 import { S } from "./state.js";
 import { T } from "./strings.js";
+import { views } from "./views.js";
 
 // ---- composing: canned responses, notes, typing --------------------------------------------
 export var text = $("text"), cannedBox = $("canned"), choice = 0;
@@ -145,7 +145,7 @@ export function step(by) {
   if (!S.order.length) return;
   var i = S.order.indexOf(S.current);
   var next = S.order[(i < 0 ? 0 : (i + by + S.order.length) % S.order.length)];
-  select(next);
+  views.select(next);
 }
 document.addEventListener("keydown", function (e) {
   if ($("app").hidden) return;
@@ -166,3 +166,6 @@ document.addEventListener("keydown", function (e) {
     if (help.open) help.close(); else help.showModal();
   }
 });
+
+// What other views call of this one, bound when it loads (`views.js`).
+Object.assign(views, { transferTargets });

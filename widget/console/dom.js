@@ -29,3 +29,5 @@ export function toast(text) {
   clearTimeout(toastTimer);
   toastTimer = setTimeout(function () { t.hidden = true; }, 4000);
 }
+export function button(text, onClick) { var b = el("button", null, text); b.type = "button"; b.addEventListener("click", onClick); return b; }
+export function secs(v) { return v == null ? "–" : dur(v); }

@@ -1,14 +1,11 @@
 // @ts-check
 /** @file Conversations: past chats and offline messages (REST /v1/tickets), one opened with its transcript. */
 
-import { button } from "./admin.js";
 import { api } from "./api.js";
-import { appendEvent, deptName } from "./chats.js";
-import { $, dur, el, hhmm, toast } from "./dom.js";
-import { show } from "./session.js";
+import { $, el, hhmm, toast } from "./dom.js";
 import { S } from "./state.js";
 import { T } from "./strings.js";
-import { secs, svNames, watchChat } from "./supervisor.js";
+import { views } from "./views.js";
 
 // ---- conversations: past chats and offline messages (REST /v1/tickets) --------------------------
 export var ibCursor = null, ibCurrent = null, ibSeq = 0;
@@ -62,7 +59,7 @@ export function inboxRow(t) {
   tr.dataset.ticket = t.id;
   tr.tabIndex = 0;
   var who = (t.visitor && (t.visitor.name || t.visitor.email)) || T("Visitor");
-  [new Date(t.closed_at || t.created_at).toLocaleString(), who, deptName(t.department),
+  [new Date(t.closed_at || t.created_at).toLocaleString(), who, views.deptName(t.department),
    (t.agents || []).map(function (a) { return a.name; }).join(", ") || "–",
    T(t.status), T(t.follow_up || "–"), (t.tags || []).join(", ") || "–",
    t.rating ? t.rating.score + "★" : "–"].forEach(function (v) { tr.appendChild(el("td", null, v)); });
@@ -77,7 +74,7 @@ export function openTicket(id) {
     document.querySelectorAll("#ib-rows tr").forEach(function (/** @type {HTMLElement} */ r) { r.setAttribute("aria-current", String(r.dataset.ticket === id)); });
     $("ib-ticket").hidden = false;
     var who = (t.visitor && (t.visitor.name || t.visitor.email)) || T("Visitor");
-    $("ib-title").textContent = who + " · " + deptName(t.department);
+    $("ib-title").textContent = who + " · " + views.deptName(t.department);
     $("ib-meta").textContent = new Date(t.closed_at || t.created_at).toLocaleString() + " · " + t.status +
       (t.visitor && t.visitor.email ? " · " + t.visitor.email : "") + (t.rating ? " · rated " + t.rating.score + "/5" + (t.rating.comment ? " “" + t.rating.comment + "”" : "") : "");
     var off = $("ib-offline");
@@ -87,7 +84,7 @@ export function openTicket(id) {
     $("ib-set-tags").value = (t.tags || []).join(", ");
     var box = $("ib-transcript");
     box.textContent = "";
-    (t.transcript || []).forEach(function (ev) { appendEvent(box, ev); });
+    (t.transcript || []).forEach(function (ev) { views.appendEvent(box, ev); });
     // Answers sent by email, from the ticket's history.
     var replies = $("ib-replies");
     replies.textContent = "";
@@ -126,52 +123,6 @@ $("ib-edit").addEventListener("submit", function (e) {
       openTicket(t.id);
     }, function (err) { toast("Could not save: " + err.message); });
 });
-export function renderSupervisor(agents, qs, stats) {
-  var figs = $("figures");
-  figs.textContent = "";
-  [[T("Chats today"), stats.chats], [T("Median queue wait"), secs(stats.queue_wait_secs.median)],
-   [T("90% queue wait"), secs(stats.queue_wait_secs.p90)], [T("Median first response"), secs(stats.first_response_secs.median)],
-   [T("90% first response"), secs(stats.first_response_secs.p90)],
-   [T("Average rating"), stats.rating.average == null ? "–" : stats.rating.average.toFixed(2) + " (" + stats.rating.count + ")"]
-  ].forEach(function (f) {
-    var d = el("div", "figure");
-    d.appendChild(el("div", "muted", f[0]));
-    d.appendChild(el("div", "v", f[1]));
-    figs.appendChild(d);
-  });
-  var tb = $("sv-agents");
-  tb.textContent = "";
-  agents.forEach(function (a) {
-    var tr = el("tr");
-    tr.dataset.agent = a.id;
-    tr.appendChild(el("td", null, a.name));
-    tr.appendChild(el("td", null, T(a.status) + (a.connected ? "" : a.present ? T(" (reconnecting)") : T(" (not connected)"))));
-    tr.appendChild(el("td", null, a.load + " / " + a.max_concurrent));
-    var td = el("td", null, (a.chats || []).length ? "" : "–");
-    (a.chats || []).forEach(function (id) {
-      var chip = el("div", "sv-chat", (svNames[id] || T("Visitor ") + id.slice(-6)) + " ");
-      chip.dataset.conversation = id;
-      chip.appendChild(button(T("Watch"), function () { watchChat(id); }));
-      // A signed-in supervisor takes a chat over: it moves to them with its whole history.
-      if (S.account && a.id !== S.account.agent) {
-        chip.appendChild(button(T("Take over"), function () {
-          api("/v1/conversations/" + encodeURIComponent(id) + "/take-over", { method: "POST", body: { reason: "taken over by " + (S.me ? S.me.name : "a supervisor") } })
-            .then(function () { show("app"); toast(T("The chat is yours now.")); }, function (err) { toast("Could not take it over: " + err.message); });
-        }));
-      }
-      td.appendChild(chip);
-    });
-    tr.appendChild(td);
-    tb.appendChild(tr);
-  });
-  var tq = $("sv-queues");
-  tq.textContent = "";
-  qs.forEach(function (q) {
-    var tr = el("tr");
-    tr.dataset.department = q.department;
-    tr.appendChild(el("td", null, q.department));
-    tr.appendChild(el("td", null, q.size));
-    tr.appendChild(el("td", null, q.size ? dur(q.oldest_wait_secs) : "–"));
-    tq.appendChild(tr);
-  });
-}
+
+// What other views call of this one, bound when it loads (`views.js`).
+Object.assign(views, { inbox });

@@ -1,15 +1,15 @@
 // @ts-check
-/*! Switchboard agent console. The agent console: no dependencies, no build step; each view is a module beside this one. Every text is rendered with textContent: nothing a visitor or agent writes becomes HTML. */
+/*! Switchboard agent console: no dependencies, no build step. Each view is a module beside
+ * this one; views never import each other (they call through `views.js`), and every text is
+ * rendered with textContent: nothing a visitor or agent writes becomes HTML. */
 
-// Every view registers its handlers when its module is evaluated; these run first, in the
-// order the page was written in.
-import "./strings.js";
+// Every view binds its calls and registers its handlers when it loads: all of them load before
+// the start below runs.
 import "./session.js";
 import "./chats.js";
 import "./compose.js";
 import "./notify.js";
 import "./visitors.js";
-import "./api.js";
 import "./supervisor.js";
 import "./inbox.js";
 import "./admin.js";

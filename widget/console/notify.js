@@ -1,12 +1,11 @@
 // @ts-check
 /** @file Telling the agent: desktop notifications, a sound, the inbox badge. */
 
-import { select } from "./chats.js";
 import { $ } from "./dom.js";
-import { inbox } from "./inbox.js";
-import { show } from "./session.js";
+import { show } from "./shell.js";
 import { S } from "./state.js";
 import { T } from "./strings.js";
+import { views } from "./views.js";
 
 // ---- notifications: desktop and sound ------------------------------------------------------
 export var audio = null;
@@ -34,8 +33,11 @@ export function alertAgent(title, body, id) {
       var n = new Notification(title, { body: String(body).slice(0, 140), tag: id || "offline" });
       n.onclick = function () {
         window.focus(); n.close();
-        if (id) select(id); else if (!$("go-inbox").hidden) { show("inbox"); inbox(); }
+        if (id) views.select(id); else if (!$("go-inbox").hidden) { show("inbox"); views.inbox(); }
       };
     } catch (e) { /* some browsers allow notifications from service workers only */ }
   }
 }
+
+// What other views call of this one, bound when it loads (`views.js`).
+Object.assign(views, { alertAgent, renderInboxBadge });

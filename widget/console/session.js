@@ -1,17 +1,12 @@
 // @ts-check
 /** @file Signing in (password, invite, API token) and the agent socket: protocol v1 on /v1/agent (docs/protocol.md), every server message dispatched to its view. */
 
-import { adminView } from "./admin.js";
 import { api } from "./api.js";
-import { assigned, earlier, ended, markSeen, onEvent, renderMe, renderProfile, renderQueues, renderTyping } from "./chats.js";
-import { text, transferTargets } from "./compose.js";
 import { $, toast } from "./dom.js";
-import { inbox } from "./inbox.js";
-import { alertAgent, renderInboxBadge } from "./notify.js";
+import { send, show, signInFailed } from "./shell.js";
 import { MODE_KEY, S, TOKEN_KEY } from "./state.js";
 import { T } from "./strings.js";
-import { supervisor } from "./supervisor.js";
-import { renderVisitors } from "./visitors.js";
+import { views } from "./views.js";
 
 // ---- sign in ------------------------------------------------------------------------------
 $("signin").addEventListener("submit", function (e) {
@@ -29,7 +24,7 @@ $("signin-supervisor").addEventListener("click", function () {
   if (!S.token) { $("signin-error").textContent = T("Enter the admin token."); return; }
   sessionStorage.setItem(TOKEN_KEY, S.token);
   sessionStorage.setItem(MODE_KEY, "supervisor");
-  supervisor();
+  views.supervisor();
 });
 $("login").addEventListener("submit", function (e) {
   e.preventDefault();
@@ -69,15 +64,10 @@ export function signedInAs(who, fresh) {
   S.goOnline = fresh;
   connect();
 }
-$("go-supervisor").addEventListener("click", function () { show("supervisor"); supervisor(); });
-$("go-inbox").addEventListener("click", function () { S.inboxNew = 0; renderInboxBadge(); show("inbox"); inbox(); });
-$("go-admin").addEventListener("click", function () { show("admin"); adminView(); });
+$("go-supervisor").addEventListener("click", function () { show("supervisor"); views.supervisor(); });
+$("go-inbox").addEventListener("click", function () { S.inboxNew = 0; views.renderInboxBadge(); show("inbox"); views.inbox(); });
+$("go-admin").addEventListener("click", function () { show("admin"); views.adminView(); });
 $("go-chats").addEventListener("click", function () { show("app"); });
-/** Shows one of the main views. */
-export function show(view) {
-  ["app", "supervisor", "admin", "inbox"].forEach(function (v) { $(v).hidden = v !== view; });
-  $("go-chats").hidden = view === "app" || !S.signedIn;
-}
 $("signout").addEventListener("click", function () {
   sessionStorage.removeItem(TOKEN_KEY);
   if (S.account) {
@@ -86,20 +76,8 @@ $("signout").addEventListener("click", function () {
     location.reload();
   }
 });
-export function signInFailed(text) {
-  sessionStorage.removeItem(TOKEN_KEY);
-  S.token = null; S.signedIn = false; S.account = null;
-  if (S.ws) { S.ws.onclose = null; S.ws.close(); S.ws = null; }
-  $("auth").hidden = false; $("bar").hidden = true; $("app").hidden = true; $("supervisor").hidden = true; $("admin").hidden = true;
-  $("signin-error").textContent = text;
-}
 
 // ---- connection ---------------------------------------------------------------------------
-export function send(obj) {
-  if (S.ws && S.ws.readyState === 1) { S.ws.send(JSON.stringify(obj)); return true; }
-  toast(T("Not connected; try again in a moment."));
-  return false;
-}
 export function connect() {
   clearTimeout(S.retry);
   var sock = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/v1/agent");
@@ -135,59 +113,59 @@ export function onMessage(m) {
       $("conn").textContent = T("connected"); $("conn").classList.remove("down");
       $("site-name").textContent = S.site.name || "";
       $("go-inbox").hidden = false; // every agent has an inbox: their departments' tickets
-      renderMe();
+      views.renderMe();
       send({ type: "watch_visitors", on: true });
       break;
-    case "agent": S.me = m.agent; renderMe(); break;
-    case "assigned": assigned(m); break;
-    case "transcript": earlier(m); break;
-    case "event": onEvent(m.conversation, m.event); break;
-    case "unassigned": ended(m.conversation, m.reason); break;
-    case "closed": ended(m.conversation, "closed"); break;
+    case "agent": S.me = m.agent; views.renderMe(); break;
+    case "assigned": views.assigned(m); break;
+    case "transcript": views.earlier(m); break;
+    case "event": views.onEvent(m.conversation, m.event); break;
+    case "unassigned": views.ended(m.conversation, m.reason); break;
+    case "closed": views.ended(m.conversation, "closed"); break;
     case "ack":
       delete S.pending[m.client_id];
       break;
     case "queues":
       m.queues.forEach(function (q) { S.queues[q.department] = { size: q.size, oldest: q.oldest_wait_secs, at: Date.now() }; });
-      renderQueues();
+      views.renderQueues();
       break;
     case "visitors":
       S.visitors = {};
       m.visitors.forEach(function (v) { v.seen = Date.now(); S.visitors[v.id] = v; });
-      renderVisitors();
+      views.renderVisitors();
       break;
-    case "visitor": m.visitor.seen = Date.now(); S.visitors[m.visitor.id] = m.visitor; renderVisitors(); break;
-    case "visitor_left": delete S.visitors[m.id]; renderVisitors(); break;
+    case "visitor": m.visitor.seen = Date.now(); S.visitors[m.visitor.id] = m.visitor; views.renderVisitors(); break;
+    case "visitor_left": delete S.visitors[m.id]; views.renderVisitors(); break;
     case "offline_message":
       // A message left while nobody could answer: now an open ticket in Conversations.
-      S.inboxNew++; renderInboxBadge();
+      S.inboxNew++; views.renderInboxBadge();
       toast("Offline message from " + (m.name || m.email) + ": " + m.text);
-      alertAgent(T("Offline message"), (m.name || m.email) + ": " + m.text, null);
+      views.alertAgent(T("Offline message"), (m.name || m.email) + ": " + m.text, null);
       break;
     case "read":
       if (S.chats[m.conversation]) {
         S.chats[m.conversation].visitorRead = Math.max(S.chats[m.conversation].visitorRead || 0, m.seq);
-        if (m.conversation === S.current) markSeen();
+        if (m.conversation === S.current) views.markSeen();
       }
       break;
     case "typing":
       // With the site's typing preview, `text` is the visitor's draft so far.
       S.remoteTyping[m.conversation] = m.on && (m.text ? m.text : true);
-      if (m.conversation === S.current) renderTyping();
+      if (m.conversation === S.current) views.renderTyping();
       break;
-    case "colleagues": if (!$("transfer").hidden) transferTargets(m.agents); break;
+    case "colleagues": if (!$("transfer").hidden) views.transferTargets(m.agents); break;
     case "history":
       S.order.forEach(function (id) {
         var c = S.chats[id];
         if (c.visitor.id === m.visitor) { c.history = m.tickets.filter(function (t) { return t.conversation !== id; }); }
       });
-      if (S.current && S.chats[S.current].visitor.id === m.visitor) renderProfile();
+      if (S.current && S.chats[S.current].visitor.id === m.visitor) views.renderProfile();
       break;
     case "error":
       if (!S.signedIn && (m.code === "unauthorized" || m.code === "hello_required")) { signInFailed(S.account ? T("Your session ended; sign in again.") : T("That token is not valid.")); return; }
       // A refused message goes back into an empty compose box, so nothing typed is lost.
       if (m.client_id && S.pending[m.client_id] != null) {
-        if (!text.value) text.value = S.pending[m.client_id];
+        if (!$("text").value) $("text").value = S.pending[m.client_id];
         delete S.pending[m.client_id];
       }
       toast(m.message + " (" + m.code + ")");

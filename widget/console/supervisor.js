@@ -2,12 +2,11 @@
 /** @file The supervisor view (REST): agents, queues and figures; watching a chat. */
 
 import { api } from "./api.js";
-import { appendEvent } from "./chats.js";
-import { $, dur, toast } from "./dom.js";
-import { renderSupervisor } from "./inbox.js";
-import { show, signInFailed } from "./session.js";
+import { $, button, dur, el, secs, toast } from "./dom.js";
+import { show, signInFailed } from "./shell.js";
 import { S } from "./state.js";
 import { T } from "./strings.js";
+import { views } from "./views.js";
 
 // ---- supervisor view (REST) -------------------------------------------------------------------
 export function supervisor() {
@@ -31,7 +30,6 @@ export function supervisor() {
     else { toast("Could not refresh: " + e.message); setTimeout(supervisor, 5000); }
   });
 }
-export function secs(v) { return v == null ? "–" : dur(v); }
 export var svNames = {}, svWatching = null, svTimer = null;
 /** Watches a live chat read-only, refreshed every two seconds while the panel is open. */
 export function watchChat(id) {
@@ -45,7 +43,7 @@ export function watchChat(id) {
     var box = $("sv-watch-events");
     var atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
     box.textContent = "";
-    r.events.forEach(function (ev) { appendEvent(box, ev); });
+    r.events.forEach(function (ev) { views.appendEvent(box, ev); });
     if (atEnd) box.scrollTop = box.scrollHeight;
     if (r.conversation.state !== "closed") svTimer = setTimeout(function () { if (svWatching === id) watchChat(id); }, 2000);
   }, function (e) { toast("Could not open the chat: " + e.message); });
@@ -58,3 +56,56 @@ $("sv-note").addEventListener("submit", function (e) {
   api("/v1/conversations/" + encodeURIComponent(id) + "/note", { method: "POST", body: { text: $("sv-note-text").value } })
     .then(function () { $("sv-note-text").value = ""; watchChat(id); }, function (err) { toast("Not sent: " + err.message); });
 });
+
+export function renderSupervisor(agents, qs, stats) {
+  var figs = $("figures");
+  figs.textContent = "";
+  [[T("Chats today"), stats.chats], [T("Median queue wait"), secs(stats.queue_wait_secs.median)],
+   [T("90% queue wait"), secs(stats.queue_wait_secs.p90)], [T("Median first response"), secs(stats.first_response_secs.median)],
+   [T("90% first response"), secs(stats.first_response_secs.p90)],
+   [T("Average rating"), stats.rating.average == null ? "–" : stats.rating.average.toFixed(2) + " (" + stats.rating.count + ")"]
+  ].forEach(function (f) {
+    var d = el("div", "figure");
+    d.appendChild(el("div", "muted", f[0]));
+    d.appendChild(el("div", "v", f[1]));
+    figs.appendChild(d);
+  });
+  var tb = $("sv-agents");
+  tb.textContent = "";
+  agents.forEach(function (a) {
+    var tr = el("tr");
+    tr.dataset.agent = a.id;
+    tr.appendChild(el("td", null, a.name));
+    tr.appendChild(el("td", null, T(a.status) + (a.connected ? "" : a.present ? T(" (reconnecting)") : T(" (not connected)"))));
+    tr.appendChild(el("td", null, a.load + " / " + a.max_concurrent));
+    var td = el("td", null, (a.chats || []).length ? "" : "–");
+    (a.chats || []).forEach(function (id) {
+      var chip = el("div", "sv-chat", (svNames[id] || T("Visitor ") + id.slice(-6)) + " ");
+      chip.dataset.conversation = id;
+      chip.appendChild(button(T("Watch"), function () { watchChat(id); }));
+      // A signed-in supervisor takes a chat over: it moves to them with its whole history.
+      if (S.account && a.id !== S.account.agent) {
+        chip.appendChild(button(T("Take over"), function () {
+          api("/v1/conversations/" + encodeURIComponent(id) + "/take-over", { method: "POST", body: { reason: "taken over by " + (S.me ? S.me.name : "a supervisor") } })
+            .then(function () { show("app"); toast(T("The chat is yours now.")); }, function (err) { toast("Could not take it over: " + err.message); });
+        }));
+      }
+      td.appendChild(chip);
+    });
+    tr.appendChild(td);
+    tb.appendChild(tr);
+  });
+  var tq = $("sv-queues");
+  tq.textContent = "";
+  qs.forEach(function (q) {
+    var tr = el("tr");
+    tr.dataset.department = q.department;
+    tr.appendChild(el("td", null, q.department));
+    tr.appendChild(el("td", null, q.size));
+    tr.appendChild(el("td", null, q.size ? dur(q.oldest_wait_secs) : "–"));
+    tq.appendChild(tr);
+  });
+}
+
+// What other views call of this one, bound when it loads (`views.js`).
+Object.assign(views, { supervisor });

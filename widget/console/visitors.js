@@ -1,11 +1,11 @@
 // @ts-check
 /** @file Live visitors on the site, and starting a chat with one. */
 
-import { renderChat } from "./chats.js";
 import { $, dur, el, rid, shortId } from "./dom.js";
-import { send } from "./session.js";
+import { send } from "./shell.js";
 import { S } from "./state.js";
 import { T } from "./strings.js";
+import { views } from "./views.js";
 
 // ---- live visitors ------------------------------------------------------------------------
 export function showTab(which) {
@@ -15,7 +15,7 @@ export function showTab(which) {
   $("visitors-view").hidden = !visitorsTab;
   $("app").classList.toggle("visitors-mode", visitorsTab);
   $("right").hidden = visitorsTab;
-  if (visitorsTab) { $("chat-view").hidden = true; $("empty").hidden = true; renderVisitors(); } else renderChat();
+  if (visitorsTab) { $("chat-view").hidden = true; $("empty").hidden = true; renderVisitors(); } else views.renderChat();
 }
 $("tab-chats").addEventListener("click", function () { showTab("chats"); });
 $("tab-visitors").addEventListener("click", function () { showTab("visitors"); });
@@ -68,3 +68,6 @@ export function renderVisitors() {
   });
   $("no-visitors").hidden = ids.length > 0;
 }
+
+// What other views call of this one, bound when it loads (`views.js`).
+Object.assign(views, { renderVisitors, showTab });

@@ -228,11 +228,15 @@ async fn heals_after_losing_its_data(app: TestApp, mut alice: Client, mut v: Cli
     app.stop().await;
 }
 
+/// How long a failover may take before the test fails: Sentinel marks the primary down after
+/// 1 s and may need a second election (its failover timeout is 5 s) on a loaded machine.
+const FAILOVER: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Sends a message until it is acknowledged: an `unavailable` answer (the backend failing
 /// over) is retried with the same client id, as clients do; the ack.
 async fn send_until_acked(c: &mut Client, frame: serde_json::Value) -> serde_json::Value {
     let id = frame["client_id"].as_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + WAIT;
+    let deadline = std::time::Instant::now() + FAILOVER;
     loop {
         c.send(frame.clone()).await;
         let answer = c

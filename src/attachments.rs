@@ -5,14 +5,11 @@
 //! The type of a file is read from its first bytes (`sniff`), never taken from the sender: a
 //! page or an SVG renamed `.png` is refused, so nothing served from here can run script.
 
-use crate::db::Database;
-use crate::db::RecordError;
+use crate::db::{Database, RecordError};
 use crate::model::{AttachmentRef, ConvId, Millis, SiteId, VisitorId};
 
-/// Every type a file may have; `attachments.types` allows a subset.
-pub use crate::config::FILE_KINDS as KINDS;
-
-/// The type a file's first bytes show, if it is one of `KINDS`.
+/// The type a file's first bytes show, if it is one of `config::FILE_KINDS` (of which
+/// `attachments.types` allows a subset).
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     let kind = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         "image/png"

@@ -9,8 +9,7 @@
 use sqlx::Row;
 
 use super::{Credentials, Write};
-use crate::db::Database;
-use crate::db::RecordError;
+use crate::db::{Database, RecordError};
 use crate::directory::model::{AgentConfig, SiteConfig};
 use crate::model::{AgentId, Millis, SiteId};
 

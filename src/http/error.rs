@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use crate::db::RecordError;
 use crate::engine::EngineError;
 use crate::protocol::ErrorCode;
-use crate::state::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -141,12 +140,6 @@ impl From<crate::directory::DirectoryError> for ApiError {
             D::Conflict(m) => Self::Conflict(m),
             D::Unavailable(s) => Self::Unavailable(s.to_string()),
         }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        Self::Unavailable(e.to_string())
     }
 }
 

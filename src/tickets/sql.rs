@@ -16,8 +16,7 @@ use super::{
     AuditEntry, AuditFilter, Delivery, Figures, Result, StatsQuery, Ticket, TicketFilter,
     TicketStore,
 };
-use crate::db::RecordError;
-use crate::db::{Database, Kind};
+use crate::db::{Database, Kind, RecordError};
 use crate::model::{Millis, SiteId, VisitorId, VisitorProfile};
 
 fn corrupt(e: impl std::fmt::Display) -> RecordError {

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Millis;
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+/// Opening hours in the department's own IANA time zone; each day a list of `HH:MM-HH:MM`
+/// spans (24:00 allowed as an end); holidays are whole days closed.
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Hours {
     /// IANA zone, e.g. `Europe/Berlin`.
@@ -31,6 +33,7 @@ pub struct Hours {
     pub sunday: Vec<String>,
     /// Whole days closed, `YYYY-MM-DD` in the department's zone.
     #[serde(default)]
+    #[schema(value_type = Vec<String>, format = Date)]
     pub holidays: Vec<String>,
 }
 

@@ -35,7 +35,10 @@
 //! - `attachments` — files sent in chats, in the record database, their types read from their bytes.
 //! - `email` — outgoing mail through a site's SMTP server (answers, copies of chats).
 //! - `http` — REST (tickets, webhooks, supervisor figures, live visitors, privacy requests, the
-//!   audit log), the widget's configuration, health, the OpenAPI document; one `ApiError`.
+//!   audit log), the widget's configuration, health; handlers take typed bodies and query
+//!   parameters (`http::extract::Params`) and answer typed structs, from which `http::openapi`
+//!   generates the OpenAPI document (a unit test keeps the served file equal to it); one
+//!   `ApiError`.
 //! - `model` — identifiers, conversations, stored events, agents, the clock.
 //! - `observe` — Prometheus metrics: what is counted where, and `/metrics`.
 //!

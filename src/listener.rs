@@ -83,7 +83,8 @@ impl Refused {
                 "the server is at its connection limit",
             ),
         };
-        let body = crate::request::error_body("too_many_connections", message, None).to_string();
+        let body = crate::request::error_body("too_many_connections", message, None);
+        let body = serde_json::to_string(&body).unwrap_or_default();
         format!(
             "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n\
              {extra}content-length: {}\r\n\r\n{body}",

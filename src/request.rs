@@ -83,10 +83,32 @@ pub fn forwarded_https(
 /// The body of every HTTP error, whichever door refuses (REST, a WebSocket upgrade, a
 /// connection over the caps): `{"error": {"code", "message"}}`, with `field` when one field
 /// is at fault.
-pub fn error_body(code: &str, message: &str, field: Option<&str>) -> serde_json::Value {
-    let mut error = serde_json::json!({ "code": code, "message": message });
-    if let Some(field) = field {
-        error["field"] = serde_json::json!(field);
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable; clients switch on it: bad_request, invalid (a body field; see `field`),
+    /// unauthorized, forbidden (role or site), csrf, not_found, conflict, rate_limited,
+    /// method_not_allowed, unavailable, and the engine's codes (docs/api.md)
+    #[schema(example = "bad_request")]
+    pub code: &'a str,
+    pub message: &'a str,
+    /// With `invalid`: the field, relative to the body, as the settings file would name it
+    /// (`hours.monday[0]`, `widget.color`)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
+}
+
+pub fn error_body<'a>(code: &'a str, message: &'a str, field: Option<&'a str>) -> ErrorBody<'a> {
+    ErrorBody {
+        error: ErrorDetail {
+            code,
+            message,
+            field,
+        },
     }
-    serde_json::json!({ "error": error })
 }

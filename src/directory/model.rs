@@ -10,19 +10,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{AgentId, DeptId, Secret, SiteId};
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Site)]
 pub struct SiteConfig {
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub id: SiteId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Origins (scheme://host[:port]) allowed to open visitor sockets.
+    #[schema(schema_with = origins_schema)]
     pub allowed_origins: Vec<String>,
+    /// At least one.
+    #[schema(min_items = 1)]
     pub departments: Vec<DepartmentConfig>,
     /// Where a conversation goes when the visitor names no department.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub default_department: Option<DeptId>,
     #[serde(default = "default_locale")]
+    #[schema(default = "en", pattern = "^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
     pub default_locale: String,
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
@@ -31,30 +38,40 @@ pub struct SiteConfig {
     pub templates: BTreeMap<String, BTreeMap<String, String>>,
     /// An active chat whose visitor said nothing for this long is closed.
     #[serde(default = "default_inactivity")]
+    #[schema(exclusive_minimum = 0, default = 900)]
     pub inactivity_timeout_secs: f64,
     /// How long after the close a visitor may still rate the chat.
     #[serde(default = "default_rating_window")]
+    #[schema(minimum = 0, default = 86400)]
     pub rating_window_secs: f64,
     /// Verifies `user_hash = hex(HMAC-SHA256(identity_secret, user_id))` from the host page.
+    /// At least 16 characters.
     #[serde(default)]
+    #[schema(value_type = Option<String>, write_only, pattern = r"^(|[\s\S]{16,})$")]
     pub identity_secret: Option<Secret>,
     /// Single sign-on: agent consoles may present an HS256 JWT signed with it (`sub` the
     /// agent id, `site` this site, `iat` and `exp` required) instead of a password or API token.
+    /// At least 16 characters.
     #[serde(default)]
+    #[schema(value_type = Option<String>, write_only, pattern = r"^(|[\s\S]{16,})$")]
     pub sso_secret: Option<Secret>,
     /// With `sso_secret`: when set, a token's `iss` must be exactly this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub sso_issuer: Option<String>,
     /// With `sso_secret`: when set, a token's `aud` (a string, or an array) must name this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub sso_audience: Option<String>,
     /// Outgoing email (replies to offline messages, transcripts for visitors):
     /// `smtps://user@smtp.example.com` (TLS from the start), `smtp://user@host:587?tls=required`
     /// (STARTTLS) or `smtp://host:25` (plain, for a local relay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^smtps?://.+")]
     pub smtp_url: Option<String>,
     /// The SMTP account's password; write-only like the other secrets.
     #[serde(default)]
+    #[schema(value_type = Option<String>, write_only)]
     pub smtp_password: Option<Secret>,
     /// The sender of those emails: `Demo shop <support@shop.example>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,25 +91,32 @@ pub struct SiteConfig {
 
 /// A canned response of a site. Placeholders `{visitor_name}`, `{visitor_email}`,
 /// `{agent_name}`, `{agent_first_name}` and `{site_name}` are filled in by the console.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Canned)]
 pub struct CannedResponse {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub shortcut: String,
+    /// Not blank.
+    #[schema(pattern = r"\S")]
     pub text: String,
 }
 
 /// A trigger: when a visitor's page view meets every condition, the widget gets a proactive
 /// message. The conversation starts when the visitor answers it.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Trigger)]
 pub struct TriggerConfig {
     /// Names the rule in "fired once" records; keep it stable.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub id: String,
     /// Glob over the whole page URL: `*` any run of characters, `?` one character.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Seconds on the page before the message (fractions allowed).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 86400)]
     pub time_on_page_secs: f64,
     /// Only from this visit on (1 = first visit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,27 +132,32 @@ pub struct TriggerConfig {
     /// Only while the answering department is open.
     #[serde(default)]
     pub business_hours_only: bool,
-    /// The proactive message.
+    /// The proactive message; not blank.
+    #[schema(pattern = r"\S")]
     pub message: String,
     /// Per-locale versions of the message: `{ ru = "…" }`.
     #[serde(default)]
     pub messages: BTreeMap<String, String>,
     /// Sent under this agent's full name; without it, under the department's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub as_agent: Option<AgentId>,
     /// The department that answers when the visitor replies (landing pages → sales).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub department: Option<DeptId>,
     /// Fire again for the same visitor after this long; without it, once per visitor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0)]
     pub repeat_after_secs: Option<f64>,
 }
 
 /// The widget's appearance and pre-chat form (served publicly at `/v1/widget/<site>`).
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WidgetConfig {
     /// Accent colour, `#rrggbb`.
+    #[schema(pattern = "^#[0-9a-fA-F]{6}$")]
     pub color: String,
     /// Panel title; the widget's localized default when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -156,7 +185,7 @@ impl Default for WidgetConfig {
 }
 
 /// Fields asked before the first message.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrechatConfig {
     pub name: bool,
@@ -166,7 +195,7 @@ pub struct PrechatConfig {
     pub fields: Vec<CustomField>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomField {
     pub id: String,
@@ -176,20 +205,27 @@ pub struct CustomField {
 }
 
 /// A webhook receiver of one site.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Webhook)]
 pub struct WebhookConfig {
     /// Names the receiver in the admin API; `hook-<n>` (its place in the file) when absent.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub id: String,
+    #[schema(pattern = "^https?://")]
     pub url: String,
-    /// Signs every delivery (`Switchboard-Signature`).
+    /// Signs every delivery (`Switchboard-Signature`); at least 16 characters. Write-only:
+    /// reads show `secret_set`; a PUT without it keeps the stored one.
+    #[schema(value_type = String, write_only, min_length = 16)]
     pub secret: Secret,
     /// Which events to send; see docs/tickets.md.
     #[serde(default = "default_webhook_events")]
+    #[schema(schema_with = webhook_events_schema)]
     pub events: Vec<String>,
     /// Retry a failing delivery this long, then keep it as dead.
     #[serde(default = "default_retry_for")]
+    #[schema(exclusive_minimum = 0, default = 86400)]
     pub retry_for_secs: f64,
 }
 
@@ -262,9 +298,11 @@ impl SiteConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Department)]
 pub struct DepartmentConfig {
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub id: DeptId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -276,14 +314,19 @@ pub struct DepartmentConfig {
     pub hours: Option<crate::hours::Hours>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Agent)]
 pub struct AgentConfig {
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub id: AgentId,
     /// Full display name: every message of this agent carries it.
+    #[schema(pattern = r"\S")]
     pub name: String,
+    #[schema(value_type = Vec<String>)]
     pub departments: Vec<DeptId>,
     /// The most chats at once; the agent may lower or raise their own limit up to this.
+    #[schema(minimum = 1, maximum = 100)]
     pub max_concurrent: u32,
     /// Signs in to the console with this address and a password set from an invite link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,10 +340,12 @@ pub struct AgentConfig {
     /// Hex SHA-256 of the agent's API token (integrations); the token itself is never stored.
     /// In a file it seeds the database, which holds it from then on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
     pub token_sha256: Option<String>,
     /// An argon2id hash (PHC string) of the console password, to seed the database with; an
     /// admin's invite link sets it otherwise. Never written back or shown.
     #[serde(default, skip_serializing)]
+    #[schema(ignore)]
     pub password_argon2: Option<String>,
     /// Bumped whenever the agent's credentials change or they are disabled: sockets signed in
     /// under an older one are closed on every node. Kept by the database, never in a file.
@@ -313,7 +358,19 @@ pub struct AgentConfig {
 }
 
 /// An agent's role. Each includes the ones before it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Deserialize,
+    Serialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentRole {
     /// Chats within their departments.
@@ -334,6 +391,35 @@ impl AgentRole {
             Self::Admin => "admin",
         }
     }
+}
+
+/// `allowed_origins`: at least one `scheme://host[:port]`.
+fn origins_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^https?://[^/]+$")),
+        )
+        .min_items(Some(1))
+        .build()
+}
+
+/// `events`: a choice among `WEBHOOK_EVENTS`.
+fn webhook_events_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(webhook_event_schema())
+        .build()
+}
+
+/// One of `WEBHOOK_EVENTS`.
+pub fn webhook_event_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(WEBHOOK_EVENTS.iter().copied()))
+        .build()
 }
 
 fn default_locale() -> String {

@@ -49,7 +49,9 @@ pub use attachments::{Reader, Sender};
 pub use directory::DirectoryError;
 pub use intake::{Route, VisitorSession};
 pub use lifecycle::TicketChange;
+pub use privacy::VisitorExport;
 pub use sessions::{AgentChat, Readiness};
+pub use supervision::Watched;
 
 use std::sync::Arc;
 use std::time::Duration;

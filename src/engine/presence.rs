@@ -2,7 +2,7 @@
 
 use super::{Engine, Result};
 use crate::envelope::Envelope;
-use crate::model::{ConvState, Millis, SiteId, VisitorId};
+use crate::model::{ConvState, LiveVisitor, Millis, SiteId, VisitorId};
 use crate::protocol::secs_since;
 
 /// A node vouches for its agents and visitors for them this long, so a dead node's agents fall into grace soon after.
@@ -21,7 +21,7 @@ impl Engine {
         site: &SiteId,
         id: &VisitorId,
         now: Millis,
-    ) -> Result<Option<serde_json::Value>> {
+    ) -> Result<Option<LiveVisitor>> {
         let store = &self.inner.store;
         let Some(p) = self.inner.tickets.visitor(site, id).await? else {
             return Ok(None);
@@ -34,27 +34,28 @@ impl Engine {
             .pages
             .iter()
             .filter(|pg| pg.at >= p.visit_started)
+            .cloned()
             .collect();
-        Ok(Some(serde_json::json!({
-            "site": site,
-            "id": id,
-            "name": p.name,
-            "email": p.email,
-            "page_url": p.page_url,
-            "page_title": p.page_title,
-            "referrer": p.referrer,
-            "utm": p.utm,
-            "locale": p.locale,
-            "time_on_site_secs": secs_since(p.visit_started, now),
-            "pages_this_visit": this_visit,
-            "visits": p.visits,
-            "returning": p.visits > 1,
-            "in_chat": conv.as_ref().map(|c| &c.id),
-        })))
+        Ok(Some(LiveVisitor {
+            site: site.clone(),
+            id: id.clone(),
+            name: p.name.clone(),
+            email: p.email.clone(),
+            page_url: p.page_url.clone(),
+            page_title: p.page_title.clone(),
+            referrer: p.referrer.clone(),
+            utm: p.utm.clone(),
+            locale: p.locale.clone(),
+            time_on_site_secs: secs_since(p.visit_started, now),
+            pages_this_visit: this_visit,
+            visits: p.visits,
+            returning: p.visits > 1,
+            in_chat: conv.map(|c| c.id),
+        }))
     }
 
     /// Everyone on the site right now.
-    pub async fn live_visitors(&self, site: &SiteId) -> Result<Vec<serde_json::Value>> {
+    pub async fn live_visitors(&self, site: &SiteId) -> Result<Vec<LiveVisitor>> {
         let now = self.now();
         let mut out = Vec::new();
         for id in self.inner.store.live_visitors(site, now).await? {

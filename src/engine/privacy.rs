@@ -63,7 +63,7 @@ impl Engine {
         site: &SiteId,
         visitor: &VisitorId,
         actor: &str,
-    ) -> Result<Option<serde_json::Value>> {
+    ) -> Result<Option<VisitorExport>> {
         let store = &self.inner.store;
         let profile = self.inner.tickets.visitor(site, visitor).await?;
         let tickets = self.all_tickets(site, visitor).await?;
@@ -74,7 +74,11 @@ impl Engine {
         let conversation = match current {
             Some(c) => {
                 let events = store.events_after(site, &c.id, 0).await?;
-                Some(serde_json::json!({"id": c.id, "state": c.state, "events": events}))
+                Some(ExportedConversation {
+                    id: c.id,
+                    state: c.state,
+                    events,
+                })
             }
             None => None,
         };
@@ -86,11 +90,11 @@ impl Engine {
             serde_json::json!({"tickets": tickets.len()}),
         )
         .await?;
-        Ok(Some(serde_json::json!({
-            "visitor": profile,
-            "tickets": tickets,
-            "conversation": conversation,
-        })))
+        Ok(Some(VisitorExport {
+            visitor: profile,
+            tickets,
+            conversation,
+        }))
     }
 
     /// Erases a visitor everywhere. Refused while they are in an open conversation (close it
@@ -183,4 +187,22 @@ impl Engine {
             tracing::warn!(cause = %e, "expiring console sessions and invites failed");
         }
     }
+}
+
+/// Everything stored about a visitor (`GET /v1/visitors/{id}/export`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct VisitorExport {
+    /// The profile presence keeps, if any
+    pub visitor: Option<crate::model::VisitorProfile>,
+    pub tickets: Vec<crate::tickets::Ticket>,
+    /// The conversation not yet closed, if any
+    pub conversation: Option<ExportedConversation>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ExportedConversation {
+    #[schema(value_type = String)]
+    pub id: crate::model::ConvId,
+    pub state: crate::model::ConvState,
+    pub events: Vec<crate::model::Event>,
 }

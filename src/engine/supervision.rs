@@ -11,12 +11,7 @@ impl Engine {
     /// recorded with the reason, within the supervisor's limit.
     /// A live conversation as a supervisor watches it: its state, the visitor's name and the
     /// latest `limit` events (notes included). Read-only; `not_found` when there is none.
-    pub async fn watch(
-        &self,
-        site_id: &SiteId,
-        conv: &ConvId,
-        limit: usize,
-    ) -> Result<serde_json::Value> {
+    pub async fn watch(&self, site_id: &SiteId, conv: &ConvId, limit: usize) -> Result<Watched> {
         let c = self.existing(site_id, conv).await?;
         let events = self
             .inner
@@ -30,17 +25,20 @@ impl Engine {
         let visitor = self.inner.tickets.visitor(site_id, &c.visitor).await?;
         let site = self.site(site_id)?;
         let agent = c.agent.as_ref().map(|a| self.agent_ref(&site, a));
-        Ok(serde_json::json!({
-            "conversation": {
-                "id": c.id, "state": c.state, "department": c.department,
-                "agent": agent, "visitor": c.visitor,
+        Ok(Watched {
+            conversation: WatchedConversation {
+                id: c.id,
+                state: c.state,
+                department: c.department,
+                agent,
+                visitor: c.visitor,
             },
-            "visitor": {
-                "name": visitor.as_ref().and_then(|v| v.name.clone()),
-                "email": visitor.as_ref().and_then(|v| v.email.clone()),
+            visitor: WatchedVisitor {
+                name: visitor.as_ref().and_then(|v| v.name.clone()),
+                email: visitor.as_ref().and_then(|v| v.email.clone()),
             },
-            "events": events,
-        }))
+            events,
+        })
     }
 
     /// A supervisor's private note in any open conversation (joining it without taking it):
@@ -136,4 +134,31 @@ impl Engine {
         };
         Ok(self.inner.tickets.list(site, &filter).await?)
     }
+}
+
+/// A live conversation as a supervisor watches it (`GET /v1/conversations/{id}`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Watched {
+    pub conversation: WatchedConversation,
+    pub visitor: WatchedVisitor,
+    /// The latest events, oldest first, private notes included
+    pub events: Vec<crate::model::Event>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct WatchedConversation {
+    #[schema(value_type = String)]
+    pub id: ConvId,
+    pub state: crate::model::ConvState,
+    #[schema(value_type = String)]
+    pub department: crate::model::DeptId,
+    pub agent: Option<crate::model::AgentRef>,
+    #[schema(value_type = String)]
+    pub visitor: crate::model::VisitorId,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct WatchedVisitor {
+    pub name: Option<String>,
+    pub email: Option<String>,
 }

@@ -10,14 +10,17 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
+use super::error::{Failure, ReadRefusals, WriteRefusals};
 use super::extract::{Caller, JsonBody};
 use super::{ApiError, AppState};
 use crate::auth::{random_token, token_hash};
 use crate::directory::Credentials;
 use crate::directory::accounts::{SESSION_TTL, check_password, hash_password, verify_password};
+use crate::directory::model::AgentRole;
 use crate::model::{AgentId, SiteId};
 use crate::request::SESSION_COOKIE;
 
@@ -29,31 +32,60 @@ pub fn router() -> Router<AppState> {
         .route("/v1/auth/invite", post(accept_invite))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SignIn {
+pub struct SignIn {
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Invite {
+pub struct AcceptInvite {
+    /// The token of the invite link (`/console/#invite=TOKEN`)
     token: String,
+    /// At least 10 characters
+    #[schema(min_length = 10, max_length = 256)]
     password: String,
 }
 
+/// Who is signed in.
+#[derive(Serialize, ToSchema)]
+pub struct SignedIn {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    site: Option<SiteId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    agent: Option<AgentId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    role: Option<AgentRole>,
+    /// Send it back in X-CSRF-Token on every request that changes something
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf: Option<String>,
+    /// The deployment's admin token (no agent)
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    admin: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SignedOut {
+    signed_out: bool,
+}
+
 /// What the console learns of the agent signed in.
-fn who(state: &AppState, site: &SiteId, agent: &AgentId, csrf: &str) -> serde_json::Value {
+fn who(state: &AppState, site: &SiteId, agent: &AgentId, csrf: &str) -> SignedIn {
     let config = state.engine.config();
     let a = config.site(site).and_then(|s| s.agent(agent));
-    json!({
-        "site": site,
-        "agent": agent,
-        "name": a.map(|a| a.name.clone()),
-        "role": a.map(|a| a.role),
-        "csrf": csrf,
-    })
+    SignedIn {
+        site: Some(site.clone()),
+        agent: Some(agent.clone()),
+        name: a.map(|a| a.name.clone()),
+        role: a.map(|a| a.role),
+        csrf: Some(csrf.to_owned()),
+        admin: false,
+    }
 }
 
 /// Starts a session: the cookie carries a random token (only its hash is stored).
@@ -96,7 +128,13 @@ async fn start_session(
     Ok(response)
 }
 
-/// `POST /v1/auth/sign-in` `{"email", "password"}`.
+/// Console sign-in with email and password.
+///
+/// Sets the session cookie (HttpOnly, SameSite=Strict, Secure behind TLS). Rate limited per
+/// address and client IP.
+#[utoipa::path(post, path = "/v1/auth/sign-in", operation_id = "signIn", tag = "Accounts",
+    request_body = SignIn,
+    responses((status = 200, description = "Signed in", body = SignedIn), (status = 429, response = Failure), ReadRefusals))]
 async fn sign_in(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -165,14 +203,18 @@ async fn sign_in(
 static DUMMY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| hash_password(&random_token()));
 
-/// `POST /v1/auth/sign-out`: ends the session (CSRF token required, as for every change).
+/// Ends the session (CSRF token required, as for every change).
+#[utoipa::path(post, path = "/v1/auth/sign-out", operation_id = "signOut", tag = "Accounts",
+    security(("session" = [])),
+    responses((status = 200, description = "Signed out; the cookie is cleared", body = SignedOut),
+        (status = 401, response = Failure), (status = 403, response = Failure)))]
 async fn sign_out(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     // Only a console session signs out; a bearer token has nothing to end.
     let Some(hash) = &caller.session else {
         return Err(ApiError::Unauthorized);
     };
     state.engine.directory().end_session(hash).await?;
-    let mut response = Json(json!({ "signed_out": true })).into_response();
+    let mut response = Json(SignedOut { signed_out: true }).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("sb_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
@@ -180,11 +222,15 @@ async fn sign_out(State(state): State<AppState>, caller: Caller) -> Result<Respo
     Ok(response)
 }
 
-/// `GET /v1/auth/session`: who is signed in, with the CSRF token the console sends back.
+/// Who is signed in, with the session's CSRF token the console sends back.
+#[utoipa::path(get, path = "/v1/auth/session", operation_id = "getSession", tag = "Accounts",
+    security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "The session", body = SignedIn),
+        (status = 401, response = Failure)))]
 async fn session(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SignedIn>, ApiError> {
     match (&caller.site, &caller.agent) {
         (Some(site), Some(agent)) => Ok(Json(who(
             &state,
@@ -192,17 +238,26 @@ async fn session(
             agent,
             caller.csrf.as_deref().unwrap_or(""),
         ))),
-        _ => Ok(Json(json!({ "admin": true, "role": "admin" }))),
+        _ => Ok(Json(SignedIn {
+            site: None,
+            agent: None,
+            name: None,
+            role: Some(AgentRole::Admin),
+            csrf: None,
+            admin: true,
+        })),
     }
 }
 
-/// `POST /v1/auth/invite` `{"token", "password"}`: sets the password an invite link allows,
-/// and signs in.
+/// Sets the password an invite link allows (at least 10 characters) and signs in.
+#[utoipa::path(post, path = "/v1/auth/invite", operation_id = "acceptInvite", tag = "Accounts",
+    request_body = AcceptInvite,
+    responses((status = 200, description = "Signed in", body = SignedIn), (status = 429, response = Failure), WriteRefusals))]
 async fn accept_invite(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<Invite>,
+    JsonBody(body): JsonBody<AcceptInvite>,
 ) -> Result<Response, ApiError> {
     let addr = crate::request::client_addr(&state.engine.config(), peer, &headers);
     // Invite tokens are 256 random bits; the limit keeps floods of guesses cheap all the same.

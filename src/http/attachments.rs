@@ -7,22 +7,22 @@
 //! supervisors of its site; with its sniffed type, `nosniff`, a sandboxing CSP, and PDFs as
 //! downloads, so nothing fetched from here runs in the server's origin.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Caller, known_params};
+use super::error::{Failure, ReadRefusals, WriteRefusals};
+use super::extract::{Caller, Params, SiteParam};
 use super::{ApiError, AppState};
 use crate::attachments::{File, Refused, Stored};
 use crate::directory::model::AgentRole;
 use crate::engine::{Reader, Sender};
-use crate::model::{ConvId, SiteId, VisitorId};
+use crate::model::{AttachmentRef, ConvId, SiteId, VisitorId};
 use crate::protocol::ClientId;
 
 pub fn router() -> Router<AppState> {
@@ -147,20 +147,54 @@ async fn read_file(body: axum::body::Body, max: usize) -> Result<Vec<u8>, ApiErr
     }
 }
 
-/// `POST /v1/conversations/{id}/attachments?client_id=&name=[&site=]`, the file as the body:
-/// stores it and the message that carries it, `201 {"conversation", "seq", "attachment"}`.
-/// The same `client_id` again answers with the same message.
+/// The parameters of an upload.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UploadParams {
+    /// The sender's id for this message: a retry stores neither file nor message twice
+    #[param(value_type = String, min_length = 1, max_length = 64,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$")]
+    client_id: ClientId,
+    /// The file name (its path is dropped; at most 120 characters are kept). Default: `file`
+    #[param(max_length = 1000)]
+    name: Option<String>,
+    /// The agent's own site (checked)
+    #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    site: Option<SiteId>,
+}
+
+/// A file stored and sent.
+#[derive(Serialize, ToSchema)]
+pub struct Sent {
+    #[schema(value_type = String)]
+    conversation: ConvId,
+    seq: u64,
+    attachment: AttachmentRef,
+}
+
+/// Sends an image or a PDF into an open conversation.
+///
+/// The visitor's own conversation, or one the agent owns. The file is the body; its type is
+/// read from its bytes. Stored with the message that carries it (text: the file name), which
+/// reaches the other side like any message. The same `client_id` again answers with the same
+/// message.
+#[utoipa::path(post, path = "/v1/conversations/{id}/attachments",
+    operation_id = "uploadAttachment", tag = "Files",
+    params(("id" = String, Path, description = "The conversation's id"), UploadParams),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    security(("visitor" = []), ("admin" = []), ("session" = [])),
+    responses((status = 201, description = "Stored and sent", body = Sent), (status = 413, response = Failure),
+        (status = 415, response = Failure), WriteRefusals))]
 async fn upload(
     State(state): State<AppState>,
     party: Party,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    Params(q): Params<UploadParams>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    known_params(&q, &["client_id", "name", "site"])?;
-    let client_id = ClientId::try_from(q.get("client_id").cloned().unwrap_or_default())
-        .map_err(|e| ApiError::BadRequest(format!("client_id: {e}")))?;
-    let name = q.get("name").map(String::as_str).unwrap_or("file");
+    let client_id = q.client_id;
+    let name = q.name.as_deref().unwrap_or("file");
     let (site, sender) = match &party {
         Party::Visitor { site, visitor } => (site.clone(), Sender::Visitor(visitor.clone())),
         Party::Staff(caller) => {
@@ -170,8 +204,8 @@ async fn upload(
                 ));
             };
             let site = caller.site.clone().ok_or(ApiError::Unauthorized)?;
-            if let Some(s) = q.get("site") {
-                caller.reaches(&SiteId(s.clone()))?;
+            if let Some(s) = &q.site {
+                caller.reaches(s)?;
             }
             (site, Sender::Agent(agent.clone()))
         }
@@ -217,7 +251,11 @@ async fn upload(
     tracing::info!(site = %site, conversation = %conv, seq = ack.seq, size = attachment.size, "file sent");
     let mut resp = (
         StatusCode::CREATED,
-        Json(json!({ "conversation": ack.conv, "seq": ack.seq, "attachment": attachment })),
+        Json(Sent {
+            conversation: ack.conv,
+            seq: ack.seq,
+            attachment,
+        }),
     )
         .into_response();
     cors(&headers, &mut resp);
@@ -228,20 +266,29 @@ fn too_large(max: usize) -> ApiError {
     ApiError::TooLarge(format!("files may be at most {max} bytes"))
 }
 
-/// `GET /v1/attachments/{id}[?site=]`: the file, to those who may read its conversation.
+/// A file sent in a chat.
+///
+/// To its visitor, the agent who has (or last had) the chat, and supervisors of its site
+/// (`site`: look in this site only). Images inline, PDFs as downloads; `nosniff` and a
+/// sandboxing CSP.
+#[utoipa::path(get, path = "/v1/attachments/{id}", operation_id = "getAttachment", tag = "Files",
+    params(("id" = String, Path, description = "The file's id"), SiteParam),
+    security(("visitor" = []), ("admin" = []), ("session" = [])),
+    responses((status = 200, description = "The file's bytes with its type",
+            content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/gif"),
+                (Vec<u8> = "image/webp"), (Vec<u8> = "application/pdf"))), ReadRefusals))]
 async fn download(
     State(state): State<AppState>,
     party: Party,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    Params(q): Params<SiteParam>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    known_params(&q, &["site"])?;
     let sites;
     let reader = match &party {
         Party::Visitor { site, visitor } => Reader::Visitor(site, visitor),
         Party::Staff(caller) if caller.role >= AgentRole::Supervisor => {
-            sites = super::extract::sites(&state, &q, caller)?;
+            sites = super::extract::sites(&state, q.site.as_ref(), caller)?;
             Reader::Supervisor(&sites)
         }
         Party::Staff(Caller {

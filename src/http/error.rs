@@ -10,6 +10,49 @@ use crate::db::RecordError;
 use crate::engine::EngineError;
 use crate::protocol::ErrorCode;
 
+/// The documented answer of every failure (OpenAPI `components.responses.Failure`).
+#[derive(utoipa::ToResponse)]
+#[response(description = "An error with a stable code")]
+pub struct Failure(#[allow(dead_code)] crate::request::ErrorBody<'static>);
+
+/// What a read may answer besides its result (OpenAPI): a bad parameter, no or wrong
+/// credentials, a role or site not allowed, nothing there, the storage unavailable.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // The shape of the document only.
+pub enum ReadRefusals {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] Failure),
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] Failure),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Failure),
+    #[response(status = 404)]
+    NotFound(#[ref_response] Failure),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] Failure),
+}
+
+/// What a change may answer besides its result (OpenAPI): those of a read, and a conflict
+/// with what is stored or a body field that is invalid.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // The shape of the document only.
+pub enum WriteRefusals {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] Failure),
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] Failure),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Failure),
+    #[response(status = 404)]
+    NotFound(#[ref_response] Failure),
+    #[response(status = 409)]
+    Conflict(#[ref_response] Failure),
+    #[response(status = 422)]
+    Invalid(#[ref_response] Failure),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] Failure),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// A query parameter is invalid or unknown; the message names it.
@@ -164,7 +207,8 @@ impl IntoResponse for ApiError {
             Self::Invalid { field, .. } => Some(field.as_str()),
             _ => None,
         };
-        let body = Json(crate::request::error_body(code, &self.to_string(), field));
+        let message = self.to_string();
+        let body = Json(crate::request::error_body(code, &message, field));
         if matches!(self, Self::RequestTimeout(_) | Self::TooManyConnections) {
             // The rest of a late body is not read: the connection cannot carry another request.
             return (status, [(header::CONNECTION, "close")], body).into_response();

@@ -2,8 +2,6 @@
 //! `Caller`, and the `Admin` and `Supervisor` extractors that demand a role, so no handler can
 //! forget it) and the shared query parameters.
 
-use std::collections::HashMap;
-
 use axum::extract::FromRequestParts;
 use axum::http::Method;
 use axum::http::request::Parts;
@@ -154,83 +152,126 @@ impl FromRequestParts<AppState> for Supervisor {
     }
 }
 
-/// Refuses a query parameter the route does not know, naming those it does.
-pub fn known_params(q: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
-    match q.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(ApiError::BadRequest(format!(
-            "unknown parameter {k}; known: {}",
-            known.join(", ")
-        ))),
-        None => Ok(()),
+/// A route's query parameters as a typed struct (`#[serde(deny_unknown_fields)]`): a parameter
+/// the route does not know, or one that does not parse, is a `400 bad_request` naming it
+/// (`since: expected RFC 3339 …`, `unknown field \`x\`, expected one of …`).
+pub struct Params<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Params<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(Params)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                ApiError::BadRequest(if path == "." {
+                    inner
+                } else {
+                    format!("{path}: {inner}")
+                })
+            })
     }
+}
+
+/// The `site` parameter alone: which site (default: every site the caller reaches).
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SiteParam {
+    /// Only this site (default: every site the caller reaches)
+    #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    pub site: Option<SiteId>,
 }
 
 /// `limit`: 1 to `max`, `default` without it.
-pub fn limit_param(
-    q: &HashMap<String, String>,
-    default: usize,
-    max: usize,
-) -> Result<usize, ApiError> {
-    match q.get("limit") {
+pub fn limit(given: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match given {
         None => Ok(default),
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=max).contains(l))
-            .ok_or_else(|| ApiError::BadRequest(format!("limit: expected 1 to {max}"))),
+        Some(l) if (1..=max).contains(&l) => Ok(l),
+        Some(_) => Err(ApiError::BadRequest(format!("limit: expected 1 to {max}"))),
     }
 }
 
-/// `cursor`: the `next_cursor` of the previous page (a ULID), if given.
-pub fn cursor_param(q: &HashMap<String, String>) -> Result<Option<String>, ApiError> {
-    match q.get("cursor") {
-        Some(c) if c.len() != 26 || !c.chars().all(|c| c.is_ascii_alphanumeric()) => Err(
-            ApiError::BadRequest("cursor: use next_cursor from the previous page".into()),
-        ),
-        c => Ok(c.cloned()),
+/// `cursor`: the `next_cursor` of the previous page (a ULID).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor(pub String);
+
+impl<'de> serde::Deserialize<'de> for Cursor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let c = String::deserialize(d)?;
+        if c.len() != 26 || !c.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(serde::de::Error::custom(
+                "use next_cursor from the previous page",
+            ));
+        }
+        Ok(Cursor(c))
     }
 }
 
-/// A time parameter (`since`, `until`): RFC 3339 or Unix milliseconds, if given.
-pub fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<Millis>, ApiError> {
-    q.get(name)
-        .map(|v| {
-            parse_since(v).map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "{name}: expected RFC 3339 (2026-11-25T09:00:00Z) or Unix milliseconds"
-                ))
-            })
-        })
-        .transpose()
-}
+/// A time parameter (`since`, `until`): RFC 3339 (`2026-11-25T09:00:00Z`) or Unix
+/// milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Time(pub Millis);
 
-/// `since`: RFC 3339 (`2026-11-25T09:00:00Z`) or Unix milliseconds.
-pub fn parse_since(v: &str) -> Result<Millis, ApiError> {
-    if let Ok(ms) = v.parse::<i64>() {
-        return Ok(ms);
-    }
-    v.parse::<jiff::Timestamp>()
-        .map(|t| t.as_millisecond())
-        .map_err(|_| {
-            ApiError::BadRequest(
-                "since: expected RFC 3339 (2026-11-25T09:00:00Z) or Unix milliseconds".into(),
+impl<'de> serde::Deserialize<'de> for Time {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = String::deserialize(d)?;
+        parse_time(&v).map(Time).ok_or_else(|| {
+            serde::de::Error::custom(
+                "expected RFC 3339 (2026-11-25T09:00:00Z) or Unix milliseconds",
             )
         })
+    }
+}
+
+/// The OpenAPI schema of a time parameter: a date-time or Unix milliseconds.
+pub fn time_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    AnyOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]{1,15}$")),
+        )
+        .build()
+        .into()
+}
+
+/// RFC 3339 or Unix milliseconds.
+pub fn parse_time(v: &str) -> Option<Millis> {
+    if let Ok(ms) = v.parse::<i64>() {
+        return Some(ms);
+    }
+    v.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
 }
 
 /// The sites a request names (`site`), or all of them the caller reaches.
 pub fn sites(
     state: &AppState,
-    q: &HashMap<String, String>,
+    site: Option<&SiteId>,
     caller: &Caller,
 ) -> Result<Vec<SiteId>, ApiError> {
     let config = state.engine.config();
-    match q.get("site") {
-        Some(s) => {
-            let id = SiteId(s.clone());
-            config.site(&id).ok_or(ApiError::UnknownSite)?;
-            caller.reaches(&id)?;
-            Ok(vec![id])
+    match site {
+        Some(id) => {
+            config.site(id).ok_or(ApiError::UnknownSite)?;
+            caller.reaches(id)?;
+            Ok(vec![id.clone()])
         }
         None => Ok(config
             .sites

@@ -9,6 +9,8 @@ mod directory;
 mod error;
 mod extract;
 pub mod health;
+#[cfg(test)]
+mod openapi;
 pub mod privacy;
 pub mod supervisor;
 pub mod tickets;
@@ -22,7 +24,14 @@ pub use crate::app::AppState;
 pub use error::ApiError;
 pub use extract::{Admin, Caller, Supervisor};
 
-/// The OpenAPI document of every REST endpoint.
+/// This document.
+///
+/// Generated from the REST types and handlers (`http::openapi`); a unit test keeps the
+/// served file equal to what they generate.
+#[utoipa::path(get, path = "/v1/openapi.json", operation_id = "openApiDocument",
+    tag = "Documentation",
+    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json",
+        body = Object)))]
 async fn openapi() -> impl IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -30,8 +39,12 @@ async fn openapi() -> impl IntoResponse {
     )
 }
 
-/// `GET /metrics`: Prometheus's text format (`observe`). Served on the main address unless
-/// `metrics_listen` names one of its own.
+/// Prometheus metrics (text format 0.0.4).
+///
+/// Served on the main address unless `metrics_listen` names one of its own (404 here then).
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "Health",
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain"),
+        (status = 404, response = error::Failure)))]
 pub async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> axum::response::Response {

@@ -3,18 +3,19 @@
 //!
 //! `GET /v1/agents`, `GET /v1/queues`, `GET /v1/stats` — each takes an optional `site`.
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
-
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::extract::Supervisor;
-use super::extract::{known_params, sites, time_param};
+use super::error::{ReadRefusals, WriteRefusals};
+use super::extract::{Params, SiteParam, Supervisor, Time, sites, time_schema};
 use super::{ApiError, AppState};
-use crate::tickets::{StatsGroup, StatsQuery};
+use crate::engine::Watched;
+use crate::model::{AgentId, AgentStatus, ConvId, DeptId, LiveVisitor, Millis, SiteId};
+use crate::protocol::QueueStat;
+use crate::tickets::{Figures, RatingFigures, Spread, StatsGroup, StatsQuery};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,99 +31,200 @@ pub fn router() -> Router<AppState> {
         )
 }
 
+/// An agent as the supervisor sees them.
+#[derive(Serialize, ToSchema)]
+pub struct AgentRow {
+    #[schema(value_type = String)]
+    site: SiteId,
+    #[schema(value_type = String)]
+    id: AgentId,
+    name: String,
+    status: AgentStatus,
+    #[schema(value_type = Vec<String>)]
+    departments: Vec<DeptId>,
+    load: u32,
+    /// The limit in force now
+    max_concurrent: u32,
+    /// The configured ceiling the agent may raise their limit to
+    max_allowed: u32,
+    connected: bool,
+    /// Connected or inside the reconnect grace
+    present: bool,
+    #[schema(value_type = Vec<String>)]
+    chats: Vec<ConvId>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AgentRows {
+    agents: Vec<AgentRow>,
+}
+
+/// Agents with status, load, limit and chats (supervisor view).
+#[utoipa::path(get, path = "/v1/agents", operation_id = "listAgentStates", tag = "Supervisor",
+    params(SiteParam), security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "Agents", body = AgentRows), ReadRefusals))]
 async fn agents(
     State(state): State<AppState>,
     Supervisor(caller): Supervisor,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+    Params(q): Params<SiteParam>,
+) -> Result<Json<AgentRows>, ApiError> {
     let now = state.engine.now();
     let grace = state.engine.config().timing.grace_ms();
-    let mut out = Vec::new();
-    for site in sites(&state, &q, &caller)? {
+    let mut agents = Vec::new();
+    for site in sites(&state, q.site.as_ref(), &caller)? {
         for a in state.engine.agents(&site).await? {
-            out.push(json!({
-                "site": site,
-                "id": a.id,
-                "name": a.name,
-                "status": a.status,
-                "departments": a.departments,
-                "load": a.load,
-                "max_concurrent": a.max_concurrent,
-                "max_allowed": a.cap,
-                "connected": a.present_until > now,
-                "present": a.present(now, grace),
-                "chats": a.chats,
-            }));
+            agents.push(AgentRow {
+                site: site.clone(),
+                connected: a.present_until > now,
+                present: a.present(now, grace),
+                id: a.id,
+                name: a.name,
+                status: a.status,
+                departments: a.departments,
+                load: a.load,
+                max_concurrent: a.max_concurrent,
+                max_allowed: a.cap,
+                chats: a.chats,
+            });
         }
     }
-    Ok(Json(json!({ "agents": out })))
+    Ok(Json(AgentRows { agents }))
 }
 
+/// A department's queue now.
+#[derive(Serialize, ToSchema)]
+pub struct QueueRow {
+    #[schema(value_type = String)]
+    site: SiteId,
+    #[serde(flatten)]
+    queue: QueueStat,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QueueRows {
+    queues: Vec<QueueRow>,
+}
+
+/// Department queues.
+#[utoipa::path(get, path = "/v1/queues", operation_id = "listQueues", tag = "Supervisor",
+    params(SiteParam), security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "Queues", body = QueueRows), ReadRefusals))]
 async fn queues(
     State(state): State<AppState>,
     Supervisor(caller): Supervisor,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let mut out = Vec::new();
-    for site in sites(&state, &q, &caller)? {
+    Params(q): Params<SiteParam>,
+) -> Result<Json<QueueRows>, ApiError> {
+    let mut queues = Vec::new();
+    for site in sites(&state, q.site.as_ref(), &caller)? {
         let config = state.engine.config();
         let Some(cfg) = config.site(&site) else {
             continue;
         };
         for dept in &cfg.departments {
-            let (stat, _) = state.engine.queue_stat(&site, &dept.id).await?;
-            out.push(json!({
-                "site": site,
-                "department": stat.department,
-                "size": stat.size,
-                "oldest_wait_secs": stat.oldest_wait_secs,
-            }));
+            let (queue, _) = state.engine.queue_stat(&site, &dept.id).await?;
+            queues.push(QueueRow {
+                site: site.clone(),
+                queue,
+            });
         }
     }
-    Ok(Json(json!({ "queues": out })))
+    Ok(Json(QueueRows { queues }))
 }
 
-/// Everyone on the site right now, for sales: where they are, where they came from, how long
-/// they have been here, new or returning, and whether they are in a chat.
+#[derive(Serialize, ToSchema)]
+pub struct LiveVisitors {
+    visitors: Vec<LiveVisitor>,
+}
+
+/// Visitors on the site right now (live presence, for sales).
+///
+/// Where they are, where they came from, how long they have been here, new or returning, and
+/// whether they are in a chat.
+#[utoipa::path(get, path = "/v1/visitors", operation_id = "listLiveVisitors", tag = "Supervisor",
+    params(SiteParam), security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "Live visitors", body = LiveVisitors), ReadRefusals))]
 async fn visitors(
     State(state): State<AppState>,
     Supervisor(caller): Supervisor,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let mut out = Vec::new();
-    for site in sites(&state, &q, &caller)? {
-        out.extend(state.engine.live_visitors(&site).await?);
+    Params(q): Params<SiteParam>,
+) -> Result<Json<LiveVisitors>, ApiError> {
+    let mut visitors = Vec::new();
+    for site in sites(&state, q.site.as_ref(), &caller)? {
+        visitors.extend(state.engine.live_visitors(&site).await?);
     }
-    Ok(Json(json!({ "visitors": out })))
+    Ok(Json(LiveVisitors { visitors }))
 }
 
+/// The range and grouping of `GET /v1/stats`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StatsParams {
+    /// Only this site (default: every site the caller reaches)
+    #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    site: Option<SiteId>,
+    /// Start of the range: RFC 3339 or Unix milliseconds (default: midnight UTC today)
+    #[param(schema_with = time_schema)]
+    since: Option<Time>,
+    /// End of the range, exclusive: RFC 3339 or Unix milliseconds (default: no end)
+    #[param(schema_with = time_schema)]
+    until: Option<Time>,
+    /// Also return the figures per department, per agent (who held the chat last; "" for
+    /// chats no agent took) or per UTC day, in `groups`
+    group: Option<Group>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    Department,
+    Agent,
+    Day,
+}
+
+/// The figures of a range, and of each group when asked.
+#[derive(Serialize, ToSchema)]
+pub struct Stats {
+    since: Millis,
+    until: Option<Millis>,
+    chats: u64,
+    by_status: std::collections::BTreeMap<String, u64>,
+    queue_wait_secs: Spread,
+    first_response_secs: Spread,
+    handling_secs: Spread,
+    rating: RatingFigures,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<Vec<Figures>>,
+}
+
+/// Figures of the tickets closed in a range.
+///
+/// Default range: since midnight UTC today. Computed by the database from figures kept as
+/// tickets are written (percentiles at 1 s resolution below a minute, 10 s below ten minutes,
+/// 1 min below an hour, 10 min beyond), optionally per department, agent or day.
+#[utoipa::path(get, path = "/v1/stats", operation_id = "getStats", tag = "Supervisor",
+    params(StatsParams), security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "Figures", body = Stats), ReadRefusals))]
 async fn stats(
     State(state): State<AppState>,
     Supervisor(caller): Supervisor,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    known_params(&q, &["site", "since", "until", "group"])?;
+    Params(q): Params<StatsParams>,
+) -> Result<Json<Stats>, ApiError> {
     // Default: since midnight UTC today, no end.
-    let since = time_param(&q, "since")?.unwrap_or_else(|| {
+    let since = q.since.map(|t| t.0).unwrap_or_else(|| {
         let now = state.engine.now();
         now - now.rem_euclid(86_400_000)
     });
-    let until = time_param(&q, "until")?.unwrap_or(i64::MAX);
-    let group = match q.get("group").map(String::as_str) {
-        None => None,
-        Some("department") => Some(StatsGroup::Department),
-        Some("agent") => Some(StatsGroup::Agent),
-        Some("day") => Some(StatsGroup::Day),
-        Some(_) => {
-            return Err(ApiError::BadRequest(
-                "group: department, agent or day".into(),
-            ));
-        }
-    };
+    let until = q.until.map(|t| t.0).unwrap_or(i64::MAX);
+    let group = q.group.map(|g| match g {
+        Group::Department => StatsGroup::Department,
+        Group::Agent => StatsGroup::Agent,
+        Group::Day => StatsGroup::Day,
+    });
     // A caller bound to a site counts that site alone; only the deployment's admin token
     // may ask for every site at once.
-    let site = match q.get("site") {
-        Some(_) => sites(&state, &q, &caller)?.pop(),
+    let site = match &q.site {
+        Some(_) => sites(&state, q.site.as_ref(), &caller)?.pop(),
         None => caller.site.clone(),
     };
     let query = |group| StatsQuery {
@@ -137,37 +239,56 @@ async fn stats(
         .await?
         .pop()
         .unwrap_or_default();
-    let mut body = json!({
-        "since": since,
-        "until": (until != i64::MAX).then_some(until),
-        "chats": total.chats,
-        "by_status": total.by_status,
-        "queue_wait_secs": total.queue_wait_secs,
-        "first_response_secs": total.first_response_secs,
-        "handling_secs": total.handling_secs,
-        "rating": total.rating,
-    });
-    if let Some(group) = group {
-        body["groups"] = json!(tickets.stats(&query(group)).await?);
-    }
-    Ok(Json(body))
+    let groups = match group {
+        Some(group) => Some(tickets.stats(&query(group)).await?),
+        None => None,
+    };
+    Ok(Json(Stats {
+        since,
+        until: (until != i64::MAX).then_some(until),
+        chats: total.chats,
+        by_status: total.by_status,
+        queue_wait_secs: total.queue_wait_secs,
+        first_response_secs: total.first_response_secs,
+        handling_secs: total.handling_secs,
+        rating: total.rating,
+        groups,
+    }))
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TakeOver {
+pub struct TakeOver {
+    /// Recorded with the transfer; longer than 500 characters is cut
     #[serde(default)]
     reason: Option<String>,
 }
 
-/// `POST /v1/conversations/{id}/take-over` `{"reason"?}`: the signed-in supervisor takes an
-/// active chat from its agent (a transfer, recorded with the reason; the visitor is told).
+#[derive(Serialize, ToSchema)]
+pub struct TakenOver {
+    #[schema(value_type = String)]
+    conversation: ConvId,
+    /// The supervisor, now the chat's agent
+    #[schema(value_type = String)]
+    agent: AgentId,
+}
+
+/// Takes an active chat from its agent.
+///
+/// A signed-in supervisor takes the chat (a transfer recorded with the reason; within the
+/// supervisor's limit, while online); the visitor is told.
+#[utoipa::path(post, path = "/v1/conversations/{id}/take-over",
+    operation_id = "takeOverConversation", tag = "Conversations",
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body(content = TakeOver, description = "Optional"),
+    security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "Taken over", body = TakenOver), WriteRefusals))]
 async fn take_over(
     State(state): State<AppState>,
     Supervisor(caller): Supervisor,
     axum::extract::Path(id): axum::extract::Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TakenOver>, ApiError> {
     let body: TakeOver = super::extract::optional_body(&body)?;
     let (Some(site), Some(agent)) = (&caller.site, &caller.agent) else {
         return Err(ApiError::Forbidden(
@@ -175,31 +296,30 @@ async fn take_over(
         ));
     };
     let reason = body.reason;
-    let conv = crate::model::ConvId(id);
+    let conv = ConvId(id);
     state.engine.take_over(site, agent, &conv, reason).await?;
-    Ok(Json(json!({ "conversation": conv, "agent": agent })))
+    Ok(Json(TakenOver {
+        conversation: conv,
+        agent: agent.clone(),
+    }))
 }
 
-/// The sites a conversation may be in for this caller: the one named, else all they reach.
-fn conversation_sites(
-    state: &AppState,
-    q: &HashMap<String, String>,
-    caller: &super::Caller,
-) -> Result<Vec<crate::model::SiteId>, ApiError> {
-    known_params(q, &["site"])?;
-    sites(state, q, caller)
-}
-
-/// `GET /v1/conversations/{id}[?site=]`: a live conversation, read-only, for a supervisor:
-/// its state, agent and visitor, and its latest 100 events (private notes included).
+/// A live conversation, read-only (supervisors).
+///
+/// Its state, agent and visitor, and its latest 100 events, private notes included.
+#[utoipa::path(get, path = "/v1/conversations/{id}", operation_id = "getConversation",
+    tag = "Conversations",
+    params(("id" = String, Path, description = "The conversation's id"), SiteParam),
+    security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "The conversation", body = Watched), ReadRefusals))]
 async fn watch(
     State(state): State<AppState>,
     Supervisor(caller): Supervisor,
     axum::extract::Path(id): axum::extract::Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let conv = crate::model::ConvId(id);
-    for site in conversation_sites(&state, &q, &caller)? {
+    Params(q): Params<SiteParam>,
+) -> Result<Json<Watched>, ApiError> {
+    let conv = ConvId(id);
+    for site in sites(&state, q.site.as_ref(), &caller)? {
         match state.engine.watch(&site, &conv, 100).await {
             Ok(v) => return Ok(Json(v)),
             Err(e) if e.code == crate::protocol::ErrorCode::NotFound => continue,
@@ -209,21 +329,36 @@ async fn watch(
     Err(ApiError::NotFound("no such conversation"))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NoteBody {
+pub struct NoteBody {
+    #[schema(pattern = r"\S", max_length = 4000)]
     text: String,
 }
 
-/// `POST /v1/conversations/{id}/note[?site=]` `{"text"}`: a supervisor joins an open chat with
-/// a private note the agents in it see (the visitor never does), without taking it over.
+/// A stored event of a conversation.
+#[derive(Serialize, ToSchema)]
+pub struct Stored {
+    #[schema(value_type = String)]
+    conversation: ConvId,
+    seq: u64,
+}
+
+/// Joins an open conversation with a private note (supervisors).
+///
+/// The agents in it see the note, the visitor never does; the chat is not taken over.
+#[utoipa::path(post, path = "/v1/conversations/{id}/note", operation_id = "addConversationNote",
+    tag = "Conversations",
+    params(("id" = String, Path, description = "The conversation's id"), SiteParam),
+    request_body = NoteBody, security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "Stored", body = Stored), WriteRefusals))]
 async fn note(
     State(state): State<AppState>,
     Supervisor(caller): Supervisor,
     axum::extract::Path(id): axum::extract::Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    Params(q): Params<SiteParam>,
     super::extract::JsonBody(body): super::extract::JsonBody<NoteBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Stored>, ApiError> {
     let text = state
         .engine
         .message_text(body.text)
@@ -231,8 +366,8 @@ async fn note(
             field: "text".into(),
             problem: e.message,
         })?;
-    let conv = crate::model::ConvId(id);
-    for site in conversation_sites(&state, &q, &caller)? {
+    let conv = ConvId(id);
+    for site in sites(&state, q.site.as_ref(), &caller)? {
         let by = match &caller.agent {
             Some(a) => {
                 let config = state.engine.site(&site)?;
@@ -254,7 +389,12 @@ async fn note(
             .supervisor_note(&site, &conv, by, text.clone())
             .await
         {
-            Ok(seq) => return Ok(Json(json!({ "conversation": conv, "seq": seq }))),
+            Ok(seq) => {
+                return Ok(Json(Stored {
+                    conversation: conv,
+                    seq,
+                }));
+            }
             Err(e) if e.code == crate::protocol::ErrorCode::NotFound => continue,
             Err(e) => return Err(e.into()),
         }

@@ -4,19 +4,19 @@
 //! `GET /v1/tickets` (filters `site`, `since`, `department`, `agent`, `status`; `cursor`,
 //! `limit`), `GET /v1/tickets/{id}`, `GET /v1/webhooks/dead`, `POST /v1/webhooks/dead/{id}/retry`.
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Caller, JsonBody};
-use super::extract::{cursor_param, known_params, limit_param, sites, time_param};
+use super::error::{ReadRefusals, WriteRefusals};
+use super::extract::{Caller, Cursor, JsonBody, Params, SiteParam, Time, time_schema};
+use super::extract::{limit, sites};
 use super::{Admin, ApiError, AppState};
 use crate::engine::TicketChange;
-use crate::model::DeptId;
-use crate::tickets::{FollowUp, TicketFilter};
+use crate::model::{DeptId, SiteId};
+use crate::tickets::{Delivery, FollowUp, Ticket, TicketFilter};
 
 const MAX_LIMIT: usize = 200;
 
@@ -35,75 +35,117 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::BadRequest(message.into())
 }
 
+/// The filters of `GET /v1/tickets`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TicketQuery {
+    /// Only this site (default: every site the caller reaches)
+    #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    site: Option<SiteId>,
+    /// Closed at or after: RFC 3339 or Unix milliseconds
+    #[param(schema_with = time_schema)]
+    since: Option<Time>,
+    /// Closed before: RFC 3339 or Unix milliseconds
+    #[param(schema_with = time_schema)]
+    until: Option<Time>,
+    /// Rated with this score by the visitor
+    #[param(minimum = 1, maximum = 5)]
+    rating: Option<u8>,
+    department: Option<String>,
+    /// Agent id who held the chat
+    agent: Option<String>,
+    /// Visitor id: that visitor's earlier tickets
+    visitor: Option<String>,
+    status: Option<TicketStatus>,
+    /// `next_cursor` of the previous page
+    #[param(value_type = Option<String>, pattern = "^[0-9A-Za-z]{26}$")]
+    cursor: Option<Cursor>,
+    #[param(minimum = 1, maximum = 200, default = 50)]
+    limit: Option<usize>,
+    /// Full-text search: every word must appear in the ticket's messages, notes, offline
+    /// message or visitor name and email
+    q: Option<String>,
+    /// Follow-up status
+    follow_up: Option<FollowUp>,
+    /// Tickets carrying this tag
+    tag: Option<String>,
+}
+
+/// How a ticket's chat ended, as a filter.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketStatus {
+    Resolved,
+    Missed,
+    Offline,
+}
+
+impl TicketStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Resolved => "resolved",
+            Self::Missed => "missed",
+            Self::Offline => "offline",
+        }
+    }
+}
+
+/// A page of tickets, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct TicketPage {
+    tickets: Vec<Ticket>,
+    /// Pass as `cursor` for the next page; null on the last
+    next_cursor: Option<String>,
+}
+
+/// List tickets, newest first.
+///
+/// Supervisors and admins see every ticket of their site (the admin token: every site); agents
+/// only those of their departments.
+#[utoipa::path(get, path = "/v1/tickets", operation_id = "listTickets", tag = "Tickets",
+    params(TicketQuery), security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "A page of tickets", body = TicketPage), ReadRefusals))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    const KNOWN: &[&str] = &[
-        "site",
-        "since",
-        "until",
-        "rating",
-        "department",
-        "agent",
-        "status",
-        "visitor",
-        "cursor",
-        "limit",
-        "q",
-        "follow_up",
-        "tag",
-    ];
-    known_params(&q, KNOWN)?;
-    let limit = limit_param(&q, 50, MAX_LIMIT)?;
-    if let Some(s) = q.get("status")
-        && !["resolved", "missed", "offline"].contains(&s.as_str())
-    {
-        return Err(bad_request("status: one of resolved, missed, offline"));
+    Params(q): Params<TicketQuery>,
+) -> Result<Json<TicketPage>, ApiError> {
+    let limit = limit(q.limit, 50, MAX_LIMIT)?;
+    if q.rating.is_some_and(|r| !(1..=5).contains(&r)) {
+        return Err(bad_request("rating: a score from 1 to 5"));
     }
     let filter = TicketFilter {
-        since: time_param(&q, "since")?,
-        until: time_param(&q, "until")?,
-        rating: q
-            .get("rating")
-            .map(|r| {
-                r.parse::<u8>()
-                    .ok()
-                    .filter(|r| (1..=5).contains(r))
-                    .ok_or_else(|| bad_request("rating: a score from 1 to 5"))
-            })
-            .transpose()?,
-        department: q.get("department").map(|d| DeptId(d.clone())),
+        since: q.since.map(|t| t.0),
+        until: q.until.map(|t| t.0),
+        rating: q.rating,
+        department: q.department.map(DeptId),
         departments: inbox_departments(&state, &caller),
-        agent: q.get("agent").cloned(),
-        status: q.get("status").cloned(),
-        visitor: q.get("visitor").cloned(),
-        cursor: cursor_param(&q)?,
-        query: q.get("q").cloned(),
-        follow_up: q
-            .get("follow_up")
-            .map(|f| {
-                FollowUp::parse(f)
-                    .ok_or_else(|| bad_request("follow_up: one of open, pending, solved"))
-            })
-            .transpose()?,
-        tag: q.get("tag").map(|t| t.to_lowercase()),
+        agent: q.agent,
+        status: q.status.map(|s| s.as_str().to_owned()),
+        visitor: q.visitor,
+        cursor: q.cursor.map(|c| c.0),
+        query: q.q,
+        follow_up: q.follow_up,
+        tag: q.tag.map(|t| t.to_lowercase()),
         limit: limit + 1,
     };
     let mut tickets = Vec::new();
-    for site in sites(&state, &q, &caller)? {
+    for site in sites(&state, q.site.as_ref(), &caller)? {
         tickets.extend(state.engine.tickets().list(&site, &filter).await?);
     }
     tickets.sort_by(|a, b| b.id.cmp(&a.id));
     let more = tickets.len() > limit;
     tickets.truncate(limit);
-    let next = if more {
+    let next_cursor = if more {
         tickets.last().map(|t| t.id.clone())
     } else {
         None
     };
-    Ok(Json(json!({ "tickets": tickets, "next_cursor": next })))
+    Ok(Json(TicketPage {
+        tickets,
+        next_cursor,
+    }))
 }
 
 /// The departments whose tickets the caller reads (`Engine::readable_departments`).
@@ -121,7 +163,7 @@ async fn find(
     id: &str,
 ) -> Result<(crate::model::SiteId, crate::tickets::Ticket), ApiError> {
     let departments = inbox_departments(state, caller);
-    for site in sites(state, &HashMap::new(), caller)? {
+    for site in sites(state, None, caller)? {
         if let Some(t) = state.engine.tickets().get(&site, id).await?
             && departments
                 .as_ref()
@@ -133,36 +175,65 @@ async fn find(
     Err(ApiError::NotFound("no such ticket"))
 }
 
+/// One ticket, with its transcript (the read is audit-logged).
+#[utoipa::path(get, path = "/v1/tickets/{id}", operation_id = "getTicket", tag = "Tickets",
+    params(("id" = String, Path, description = "The ticket's id")),
+    security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "The ticket", body = Ticket), ReadRefusals))]
 async fn one(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Ticket>, ApiError> {
     let (site, t) = find(&state, &caller, &id).await?;
     state
         .engine
         .transcript_read(&site, &id, &caller.actor)
         .await?;
-    Ok(Json(json!(t)))
+    Ok(Json(t))
 }
 
+/// Webhook deliveries that gave up.
+#[derive(Serialize, ToSchema)]
+pub struct DeadDeliveries {
+    deliveries: Vec<Delivery>,
+}
+
+/// Webhook deliveries that gave up (dead letters).
+#[utoipa::path(get, path = "/v1/webhooks/dead", operation_id = "listDeadDeliveries",
+    tag = "Webhooks", params(SiteParam), security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "Dead deliveries", body = DeadDeliveries), ReadRefusals))]
 async fn dead(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let mut out = Vec::new();
-    for site in sites(&state, &q, &caller)? {
-        out.extend(state.engine.tickets().dead(&site).await?);
+    Params(q): Params<SiteParam>,
+) -> Result<Json<DeadDeliveries>, ApiError> {
+    let mut deliveries = Vec::new();
+    for site in sites(&state, q.site.as_ref(), &caller)? {
+        deliveries.extend(state.engine.tickets().dead(&site).await?);
     }
-    Ok(Json(json!({ "deliveries": out })))
+    Ok(Json(DeadDeliveries { deliveries }))
 }
 
+/// A dead delivery queued again.
+#[derive(Serialize, ToSchema)]
+pub struct Requeued {
+    id: String,
+    /// Always `queued`
+    #[schema(example = "queued")]
+    status: &'static str,
+}
+
+/// Queues a dead delivery again, with a fresh retry window of a day (same delivery id).
+#[utoipa::path(post, path = "/v1/webhooks/dead/{id}/retry", operation_id = "retryDeadDelivery",
+    tag = "Webhooks", params(("id" = String, Path, description = "The delivery's id")),
+    security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "Queued again", body = Requeued), ReadRefusals))]
 async fn retry(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Requeued>, ApiError> {
     if let Some(site) = &caller.site {
         // A site's admin revives their own site's deliveries only.
         let own = state.engine.tickets().dead(site).await?;
@@ -181,7 +252,10 @@ async fn retry(
         return Err(ApiError::NotFound("no such dead delivery"));
     }
     state.engine.courier().wake();
-    Ok(Json(json!({ "id": id, "status": "queued" })))
+    Ok(Json(Requeued {
+        id,
+        status: "queued",
+    }))
 }
 
 /// Applies a change to the ticket with this id, whichever site it is on.
@@ -190,30 +264,52 @@ async fn change(
     caller: &Caller,
     id: &str,
     change: TicketChange,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Ticket>, ApiError> {
     let (site, _) = find(state, caller, id).await?;
     let t = state
         .engine
         .update_ticket(&site, id, change, &caller.actor)
         .await?
         .ok_or(ApiError::NotFound("no such ticket"))?;
-    Ok(Json(json!(t)))
+    Ok(Json(t))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TagsBody {
+pub struct TagsBody {
+    /// Letters of any script, digits, - or _ (else 422 with the tag's index in `field`);
+    /// stored lowercase, without duplicates
+    #[schema(schema_with = tags_schema)]
     tags: Vec<String>,
 }
 
-/// `PUT /v1/tickets/{id}/tags` `{"tags": [...]}`: replaces the tags (at most 20, each 1 to 40
-/// letters, digits, `-` or `_`; stored lowercase, without duplicates).
+/// At most 20 tags of 1 to 40 characters (letters of any script: the schema states only the
+/// length).
+fn tags_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(40)),
+        )
+        .max_items(Some(20))
+        .build()
+}
+
+/// Replaces the ticket's tags (at most 20, each 1 to 40 letters, digits, `-` or `_`; stored
+/// lowercase, without duplicates).
+#[utoipa::path(put, path = "/v1/tickets/{id}/tags", operation_id = "setTicketTags",
+    tag = "Tickets", params(("id" = String, Path, description = "The ticket's id")),
+    request_body = TagsBody, security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "The ticket", body = Ticket), WriteRefusals))]
 async fn set_tags(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<TagsBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Ticket>, ApiError> {
     if body.tags.len() > 20 {
         return Err(bad_request("tags: at most 20"));
     }
@@ -237,42 +333,53 @@ async fn set_tags(
     change(&state, &caller, &id, TicketChange::Tags(tags)).await
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FollowUpBody {
-    status: String,
+pub struct FollowUpBody {
+    status: FollowUp,
 }
 
-/// `PUT /v1/tickets/{id}/follow-up` `{"status": "open" | "pending" | "solved"}`.
+/// Sets where follow-up stands: open, pending or solved.
+#[utoipa::path(put, path = "/v1/tickets/{id}/follow-up", operation_id = "setTicketFollowUp",
+    tag = "Tickets", params(("id" = String, Path, description = "The ticket's id")),
+    request_body = FollowUpBody, security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "The ticket", body = Ticket), ReadRefusals))]
 async fn set_follow_up(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<FollowUpBody>,
-) -> Result<Json<Value>, ApiError> {
-    let status = FollowUp::parse(&body.status)
-        .ok_or_else(|| bad_request("status: one of open, pending, solved"))?;
-    change(&state, &caller, &id, TicketChange::FollowUp(status)).await
+) -> Result<Json<Ticket>, ApiError> {
+    change(&state, &caller, &id, TicketChange::FollowUp(body.status)).await
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReplyBody {
+pub struct ReplyBody {
+    /// The answer; the agent's name and the site's sign it, the visitor's message is quoted
+    #[schema(min_length = 1, max_length = 20000, pattern = r"\S")]
     text: String,
 }
 
 /// The longest email answer, in characters.
 const MAX_REPLY_CHARS: usize = 20_000;
 
-/// `POST /v1/tickets/{id}/reply` `{"text"}`: emails the visitor (the offline message's address,
-/// else the visitor's) through the site's SMTP server, then records the answer on the ticket
-/// (`email_reply` in its history; `ticket.updated` goes out).
+/// Answers by email.
+///
+/// Emails the visitor (the offline message's address, else the visitor's) through the site's
+/// SMTP server, then records the answer on the ticket (`email_reply` in its history;
+/// `ticket.updated` goes out).
+#[utoipa::path(post, path = "/v1/tickets/{id}/reply", operation_id = "replyToTicket",
+    tag = "Tickets", params(("id" = String, Path, description = "The ticket's id")),
+    request_body = ReplyBody, security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "Sent; the ticket with the answer in its history",
+            body = Ticket), WriteRefusals))]
 async fn reply(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ReplyBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Ticket>, ApiError> {
     let text = body.text.trim();
     if text.is_empty() || text.chars().count() > MAX_REPLY_CHARS {
         return Err(ApiError::Invalid {
@@ -336,5 +443,5 @@ async fn reply(
         .update_ticket(&site_id, &id, change, &caller.actor)
         .await?
         .ok_or(ApiError::NotFound("no such ticket"))?;
-    Ok(Json(json!(t)))
+    Ok(Json(t))
 }

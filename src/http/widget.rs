@@ -11,10 +11,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::error::Failure;
 use super::{ApiError, AppState};
-use crate::model::SiteId;
+use crate::directory::model::PrechatConfig;
+use crate::model::{DeptId, SiteId};
 
 const WIDGET_JS: &str = include_str!("../../widget/widget.js");
 const DEMO_HTML: &str = include_str!("../../widget/demo.html");
@@ -215,7 +218,52 @@ async fn widget_versioned(Path(file): Path<String>, headers: HeaderMap) -> Respo
     }
 }
 
-/// Appearance, pre-chat form and departments of a site, for the widget.
+/// A site's public settings, for the widget.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WidgetSettings)]
+pub struct WidgetSettings {
+    #[schema(value_type = String)]
+    site: SiteId,
+    name: Option<String>,
+    color: String,
+    title: Option<String>,
+    greeting: Option<String>,
+    prechat: Option<PrechatConfig>,
+    default_locale: String,
+    /// The site sends email: the widget offers a copy of the chat
+    email: bool,
+    /// The site shows agents the visitor's draft: the widget sends it with its typing
+    /// indicator
+    typing_preview: bool,
+    attachments: WidgetFiles,
+    departments: Vec<WidgetDepartment>,
+}
+
+/// Files the widget may offer to send (none when `max_bytes` is 0).
+#[derive(Serialize, ToSchema)]
+pub struct WidgetFiles {
+    max_bytes: usize,
+    types: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WidgetDepartment {
+    #[schema(value_type = String)]
+    id: DeptId,
+    name: Option<String>,
+}
+
+/// The widget's public settings for a site.
+///
+/// Appearance, pre-chat form and departments. No credentials; CORS for the site's allowed
+/// origins.
+#[utoipa::path(get, path = "/v1/widget/{site}", operation_id = "getWidgetSettings",
+    tag = "Widget", security(()),
+    params(("site" = String, Path, description = "The site's id",
+        pattern = r"^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 200, description = "Appearance, pre-chat form and departments",
+            body = WidgetSettings),
+        (status = 404, response = Failure)))]
 async fn widget_config(
     State(state): State<AppState>,
     Path(site): Path<String>,
@@ -225,25 +273,30 @@ async fn widget_config(
         .engine
         .site(&SiteId(site))
         .map_err(|_| ApiError::UnknownSite)?;
-    let body = json!({
-        "site": site.id,
-        "name": site.name,
-        "color": site.widget.color,
-        "title": site.widget.title,
-        "greeting": site.widget.greeting,
-        "prechat": site.widget.prechat,
-        "default_locale": site.default_locale,
-        // The widget offers a copy of the chat by email only when the site can send it.
-        "email": site.smtp_url.is_some(),
-        // The widget sends the visitor's draft with its typing indicator only when this is on.
-        "typing_preview": site.widget.typing_preview,
-        // Which files the widget may offer to send (none when `max_bytes` is 0).
-        "attachments": {
-            "max_bytes": state.engine.config().attachments.max_bytes,
-            "types": state.engine.config().attachments.types,
+    let files = &state.engine.config().attachments;
+    let body = WidgetSettings {
+        site: site.id.clone(),
+        name: site.name.clone(),
+        color: site.widget.color.clone(),
+        title: site.widget.title.clone(),
+        greeting: site.widget.greeting.clone(),
+        prechat: site.widget.prechat.clone(),
+        default_locale: site.default_locale.clone(),
+        email: site.smtp_url.is_some(),
+        typing_preview: site.widget.typing_preview,
+        attachments: WidgetFiles {
+            max_bytes: files.max_bytes,
+            types: files.types.clone(),
         },
-        "departments": site.departments.iter().map(|d| json!({"id": d.id, "name": d.name})).collect::<Vec<_>>(),
-    });
+        departments: site
+            .departments
+            .iter()
+            .map(|d| WidgetDepartment {
+                id: d.id.clone(),
+                name: d.name.clone(),
+            })
+            .collect(),
+    };
     let mut resp = Json(body).into_response();
     if let Some(origin) = headers.get(header::ORIGIN)
         && origin.to_str().is_ok_and(|o| site.allows_origin(o))

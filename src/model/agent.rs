@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{AgentId, ConvId, DeptId, Millis};
 
 /// An agent's availability as the agent sets it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentStatus {
     Online,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{AgentId, ConvId, DeptId, Millis, VisitorId};
 
 /// Where a conversation is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConvState {
     Queued,
@@ -33,7 +33,7 @@ impl ConvState {
 }
 
 /// A conversation's routing record. The transcript lives in its event log.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Conversation {
     pub id: ConvId,
     pub visitor: VisitorId,
@@ -83,7 +83,7 @@ impl Conversation {
 }
 
 /// Who wrote a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthorKind {
     Visitor,
@@ -92,14 +92,14 @@ pub enum AuthorKind {
 }
 
 /// An agent as the transcript names them: always with the full display name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentRef {
     pub id: AgentId,
     pub name: String,
 }
 
 /// Which automatic notice a `notice` event is, so clients can style it without parsing text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeKind {
     /// First reply while queued: position and estimate.
@@ -113,7 +113,7 @@ pub enum NoticeKind {
 }
 
 /// A file in a message: what clients need to show it before fetching it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttachmentRef {
     /// Fetched from `/v1/attachments/{id}` by those who may read the conversation.
     pub id: String,
@@ -126,7 +126,7 @@ pub struct AttachmentRef {
 }
 
 /// A stored event of a conversation: what reconnecting clients replay by sequence number.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub seq: u64,
     #[serde(flatten)]
@@ -134,7 +134,7 @@ pub struct Event {
 }
 
 /// What happened. `at` is in every variant so a body serializes to a complete object on its own.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventBody {
     Message {

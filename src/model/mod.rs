@@ -57,7 +57,7 @@ pub fn now_ms() -> Millis {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(transparent)]
         pub struct $name(pub String);
 
@@ -110,7 +110,7 @@ impl VisitorId {
 
 /// A secret that never shows in logs or debug output. It serializes whole, for the database
 /// only: REST views of the directory leave secrets out.
-#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Secret(String);
 

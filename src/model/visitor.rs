@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{Millis, VisitorId};
 
 /// A visitor as presence and routing know them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VisitorProfile {
     pub id: Option<VisitorId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,6 +44,30 @@ pub struct VisitorProfile {
     pub fields: std::collections::BTreeMap<String, String>,
 }
 
+/// A visitor on the site now, as agents and sales see them (`GET /v1/visitors`, the console's
+/// live list).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct LiveVisitor {
+    #[schema(value_type = String)]
+    pub site: super::SiteId,
+    #[schema(value_type = String)]
+    pub id: VisitorId,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub page_url: Option<String>,
+    pub page_title: Option<String>,
+    pub referrer: Option<String>,
+    pub utm: std::collections::BTreeMap<String, String>,
+    pub locale: String,
+    pub time_on_site_secs: u64,
+    pub pages_this_visit: Vec<PageVisit>,
+    pub visits: u32,
+    pub returning: bool,
+    /// The open conversation, if any
+    #[schema(value_type = Option<String>)]
+    pub in_chat: Option<super::ConvId>,
+}
+
 /// Absence after which the next contact counts as a new visit.
 pub const VISIT_GAP_MS: Millis = 30 * 60 * 1000;
 
@@ -51,7 +75,7 @@ pub const VISIT_GAP_MS: Millis = 30 * 60 * 1000;
 pub const MAX_PAGES: usize = 50;
 
 /// A page the visitor saw.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PageVisit {
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -111,7 +111,7 @@ impl TransferTarget {
 }
 
 /// One department queue as agents see it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct QueueStat {
     pub department: DeptId,
     pub size: u32,
@@ -190,11 +190,11 @@ pub enum AgentOut<'a> {
     },
     /// Everyone on the site now (after `watch_visitors`).
     Visitors {
-        visitors: &'a [serde_json::Value],
+        visitors: &'a [crate::model::LiveVisitor],
     },
     /// A visitor arrived or changed page, or their chat state changed.
     Visitor {
-        visitor: &'a serde_json::Value,
+        visitor: &'a crate::model::LiveVisitor,
     },
     /// An offline message arrived (now an open ticket in the inbox).
     OfflineMessage {

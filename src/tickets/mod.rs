@@ -29,7 +29,7 @@ use crate::model::{
 };
 
 /// A finished conversation, as help desks and reports want it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ticket {
     /// Time-ordered (the conversation's ULID): one ticket per conversation, never two.
     pub id: String,
@@ -66,7 +66,7 @@ pub struct Ticket {
 }
 
 /// Follow-up on a ticket, set over REST.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FollowUp {
     /// Someone has to act (offline messages start here).
@@ -96,7 +96,7 @@ impl FollowUp {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TicketVisitor {
     pub id: String,
     pub name: Option<String>,
@@ -114,10 +114,11 @@ pub struct TicketVisitor {
     pub fields: std::collections::BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub at: Millis,
-    /// `assigned`, `transferred` or `requeued`.
+    /// One of `HISTORY_KINDS`.
+    #[schema(schema_with = history_kind_schema)]
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentRef>,
@@ -131,7 +132,28 @@ pub struct HistoryEntry {
     pub note: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// What a ticket's history records: how the chat was routed (`assigned`, `transferred`,
+/// `requeued`), and what was done with the ticket since (a copy of the chat mailed to the
+/// visitor, follow-up, tags, an answer by email).
+pub const HISTORY_KINDS: &[&str] = &[
+    "assigned",
+    "transferred",
+    "requeued",
+    "transcript_email",
+    "follow_up",
+    "tags",
+    "email_reply",
+];
+
+fn history_kind_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(HISTORY_KINDS.iter().copied()))
+        .build()
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Metrics {
     /// From entering the queue to the first assignment (or to the close if never assigned).
     pub queue_wait_secs: Option<f64>,
@@ -143,7 +165,7 @@ pub struct Metrics {
     pub agent_messages: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rating {
     /// 1 to 5.
     pub score: u8,
@@ -151,7 +173,7 @@ pub struct Rating {
     pub at: Millis,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OfflineMessage {
     pub email: String,
     pub name: Option<String>,
@@ -309,7 +331,7 @@ impl Ticket {
 }
 
 /// A webhook delivery waiting in (or dead in) the outbox.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// Stays the same across retries: receivers deduplicate by it (`Switchboard-Delivery`).
     pub id: String,
@@ -458,7 +480,7 @@ pub trait TicketStore: Send + Sync + 'static {
 }
 
 /// One line of the audit log.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub at: Millis,
     /// Who: `admin` for the REST admin token.
@@ -511,21 +533,21 @@ pub struct StatsQuery {
 }
 
 /// Median and 90th percentile (nearest rank) of one measure, over the tickets that have it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Spread {
     pub count: u64,
     pub median: Option<f64>,
     pub p90: Option<f64>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RatingFigures {
     pub count: u64,
     pub average: Option<f64>,
 }
 
 /// The figures of one group.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Figures {
     pub key: String,
     pub chats: u64,

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use serde_json::json;
 use sha2::Sha256;
 use tokio::sync::Notify;
 
@@ -31,6 +30,26 @@ pub fn signature(secret: &[u8], t: i64, body: &str) -> String {
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The body of every delivery, signed in `Switchboard-Signature`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookPayload)]
+pub struct Payload<'a> {
+    /// The delivery's id, the same across retries (`Switchboard-Delivery`): deduplicate by it
+    pub id: &'a str,
+    /// The event
+    #[serde(rename = "type")]
+    #[schema(schema_with = crate::directory::model::webhook_event_schema)]
+    pub kind: &'a str,
+    /// Unix milliseconds
+    pub created_at: Millis,
+    #[schema(value_type = String)]
+    pub site: &'a crate::model::SiteId,
+    /// `ticket.*`: the ticket; `conversation.*`: the conversation, its department and
+    /// visitor (and the agent, the transfer or the close reason). docs/tickets.md lists them.
+    #[schema(value_type = Object)]
+    pub data: &'a serde_json::Value,
+}
+
 /// The deliveries of one event for every webhook of the site that subscribes to it.
 pub fn deliveries_for(
     site: &SiteConfig,
@@ -43,14 +62,14 @@ pub fn deliveries_for(
         .filter(|w| w.events.iter().any(|e| e == event))
         .map(|w| {
             let id = ulid::Ulid::new().to_string();
-            let body = json!({
-                "id": id,
-                "type": event,
-                "created_at": now,
-                "site": site.id,
-                "data": data,
+            let body = serde_json::to_string(&Payload {
+                id: &id,
+                kind: event,
+                created_at: now,
+                site: &site.id,
+                data,
             })
-            .to_string();
+            .unwrap_or_default();
             Delivery {
                 id,
                 site: site.id.clone(),

@@ -8,13 +8,16 @@
 //! only what is on disk. Stored events reach the delivery sink after their commit, in order.
 //!
 //! - `site` — one site's state and the decisions made on it, as plain synchronous methods
-//!   that return the rows they changed (unit-tested in `site_tests.rs`);
+//!   that return the rows they changed (unit-tested in `site_tests.rs`), over the pieces in
+//!   `slots` (queue, agent, conversation); `resume` puts the journal's rows back at start;
 //! - `journal` — the rows on disk (SQLite), and the commit each step waits for;
 //! - `windows` — the rate counters (`Store::count`), not journaled;
 //! - this file — `Store` as thin steps: lock the site, decide, journal, wait.
 
 mod journal;
+mod resume;
 mod site;
+mod slots;
 mod windows;
 
 use std::sync::{Arc, Mutex};

@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use super::journal::{ConvRow, Write};
+use super::slots::{AgentSlot, ConvSlot, Queue};
 use crate::directory::model::AgentConfig;
 use crate::model::{
-    AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Event, EventBody,
-    Millis, Rank, SiteId, VisitorId,
+    AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Millis, Rank,
+    SiteId, VisitorId,
 };
 use crate::state::{Reassign, Start, Unavailable, queue_score};
 
@@ -33,91 +34,6 @@ pub(super) struct SiteState {
     /// first, so an assignment reads the head instead of every agent of the site. Kept by
     /// `reindex` on every change of status, limit, load, departments or presence.
     pub(super) avail: HashMap<DeptId, BTreeSet<Rank>>,
-}
-
-#[derive(Default)]
-pub(super) struct Queue {
-    pub(super) order: BTreeSet<(i64, ConvId)>,
-    pub(super) scores: HashMap<ConvId, i64>,
-    /// When each member entered the queue.
-    pub(super) since: HashMap<ConvId, Millis>,
-}
-
-impl Queue {
-    pub(super) fn insert(&mut self, conv: &ConvId, score: i64, now: Millis) {
-        self.remove(conv);
-        self.order.insert((score, conv.clone()));
-        self.scores.insert(conv.clone(), score);
-        self.since.insert(conv.clone(), now);
-    }
-
-    pub(super) fn remove(&mut self, conv: &ConvId) {
-        if let Some(score) = self.scores.remove(conv) {
-            self.order.remove(&(score, conv.clone()));
-            self.since.remove(conv);
-        }
-    }
-
-    /// A member's place, counting from whichever end of the queue is nearer: a visitor who
-    /// just joined the tail of a long queue costs one step, not the length of the queue.
-    pub(super) fn position(&self, member: &(i64, ConvId)) -> u32 {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let mut before = self.order.range(..member);
-        let mut after = self.order.range((Excluded(member), Unbounded));
-        let (mut ahead, mut behind) = (0u32, 0u32);
-        loop {
-            if before.next_back().is_none() {
-                return ahead + 1;
-            }
-            ahead += 1;
-            if after.next().is_none() {
-                return self.order.len() as u32 - behind;
-            }
-            behind += 1;
-        }
-    }
-
-    pub(super) fn head_score(&self) -> Option<i64> {
-        self.order.first().map(|(s, _)| *s)
-    }
-}
-
-pub(super) struct AgentSlot {
-    pub(super) state: AgentState,
-    /// Per node: until when it vouches for a live connection.
-    pub(super) presence: HashMap<String, Millis>,
-    /// Where the agent stands in the departments' indexes (`SiteState::avail`), if anywhere:
-    /// what `reindex` removes before it places the agent again.
-    pub(super) indexed: Option<(Rank, Vec<DeptId>)>,
-}
-
-impl AgentSlot {
-    /// Until when some node vouches for the agent's connection.
-    pub(super) fn present_until(&self) -> Millis {
-        self.presence.values().copied().max().unwrap_or(0)
-    }
-}
-
-pub(super) struct ConvSlot {
-    pub(super) conv: Conversation,
-    pub(super) events: Vec<Event>,
-    pub(super) client_ids: HashMap<String, u64>,
-    /// When a closed conversation may be dropped from memory.
-    pub(super) expires_at: Option<Millis>,
-    /// While active: the last visitor message or the assignment, for the inactivity close.
-    pub(super) activity: Option<Millis>,
-}
-
-impl ConvSlot {
-    pub(super) fn new(conv: Conversation, activity: Option<Millis>) -> Self {
-        Self {
-            conv,
-            events: Vec::new(),
-            client_ids: HashMap::new(),
-            expires_at: None,
-            activity,
-        }
-    }
 }
 
 /// Locks a site, recovering from poisoning: every mutation below leaves the state consistent
@@ -557,82 +473,6 @@ impl SiteState {
         *read = seq;
         let writes = self.conv_write(site_id, conv).into_iter().collect();
         (writes, Some(seq))
-    }
-}
-
-/// Resuming: the journal's rows, read back at start, put in place.
-impl SiteState {
-    /// An agent as the journal has them; their presence is vouched for by "restart" until the
-    /// grace after `now` (their consoles reconnect meanwhile).
-    pub(super) fn resume_agent(&mut self, mut state: AgentState, now: Millis) {
-        state.present_until = 0;
-        let presence = HashMap::from([(String::from("restart"), now)]);
-        let id = state.id.clone();
-        self.agents.insert(
-            id.clone(),
-            AgentSlot {
-                state,
-                presence,
-                indexed: None,
-            },
-        );
-        self.reindex(&id);
-    }
-
-    /// A conversation, with its place in a queue and whether its ticket is still owed.
-    pub(super) fn resume_conv(&mut self, row: ConvRow) {
-        let id = row.conv.id.clone();
-        if let Some((dept, score, since)) = &row.queue {
-            self.queues
-                .entry(dept.clone())
-                .or_default()
-                .insert(&id, *score, *since);
-        }
-        if row.unticketed {
-            self.unticketed.insert(id.clone());
-        }
-        // The visitor's latest conversation is the one they resume.
-        let later = self
-            .visitors
-            .get(&row.conv.visitor)
-            .and_then(|c| self.convs.get(c))
-            .is_none_or(|c| c.conv.created_at <= row.conv.created_at);
-        if later {
-            self.visitors.insert(row.conv.visitor.clone(), id.clone());
-        }
-        self.convs.insert(
-            id,
-            ConvSlot {
-                conv: row.conv,
-                events: Vec::new(),
-                client_ids: HashMap::new(),
-                expires_at: row.expires_at,
-                activity: row.activity,
-            },
-        );
-    }
-
-    /// One stored event of a conversation, in order.
-    pub(super) fn resume_event(&mut self, conv: &ConvId, event: Event) {
-        let Some(slot) = self.convs.get_mut(conv) else {
-            return;
-        };
-        if let Some(cid) = event.body.client_id() {
-            slot.client_ids.insert(cid.to_owned(), event.seq);
-        }
-        if let (
-            EventBody::Message {
-                at,
-                author: crate::model::AuthorKind::Visitor,
-                ..
-            },
-            Some(t),
-        ) = (&event.body, slot.activity)
-        {
-            slot.activity = Some(t.max(*at));
-        }
-        slot.conv.last_seq = slot.conv.last_seq.max(event.seq);
-        slot.events.push(event);
     }
 }
 

@@ -255,12 +255,12 @@ impl Session {
 
     /// Everyone on the site, in frames that stay within a page: as many as fit in `visitors`
     /// (which replaces the console's list), the rest one `visitor` frame each.
-    pub(super) async fn send_visitors(&mut self, list: Vec<serde_json::Value>) -> bool {
+    pub(super) async fn send_visitors(&mut self, list: Vec<crate::model::LiveVisitor>) -> bool {
         let mut used = 0;
         let fit = list
             .iter()
             .take_while(|v| {
-                used += v.to_string().len() + 1;
+                used += serde_json::to_string(v).map_or(0, |s| s.len()) + 1;
                 used <= crate::protocol::PAGE_BYTES
             })
             .count();

@@ -18,14 +18,20 @@ use serde_json::{Value, json};
 
 use super::extract::Caller;
 use super::{Admin, ApiError, AppState};
-use crate::auth::{random_token, token_hash};
 use crate::config::Site;
-use crate::directory::accounts::INVITE_TTL;
+use crate::directory::DirectoryError;
 use crate::directory::model::{
     AgentConfig, CannedResponse, DepartmentConfig, SiteConfig, TriggerConfig, WebhookConfig,
 };
-use crate::directory::{Credentials, DirectoryError};
 use crate::model::{AgentId, SiteId};
+
+pub(super) mod credentials;
+pub(super) mod docs;
+pub(super) mod sites;
+
+use credentials::{invite, issue_invite, new_token, revoke_token};
+use docs::Sites;
+use sites::{create_site, delete_site, get_site, list_sites, put_site};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -59,7 +65,9 @@ fn entries<E: Entry>() -> Router<AppState> {
 }
 
 /// One kind of entry under a site.
-trait Entry: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+pub(super) trait Entry:
+    Serialize + DeserializeOwned + Clone + Send + Sync + 'static
+{
     /// The route segment and the site's field.
     const PATH: &'static str;
     /// In audit actions and messages.
@@ -121,44 +129,18 @@ entry!(
     webhooks,
     "webhook",
     |e| &e.id,
-    const SECRETS: &'static [&'static str] = &["secret"];
+    const SECRETS: &'static [&'static str] = WEBHOOK_SECRETS;
 );
 
+/// A webhook's secret fields.
+pub(super) const WEBHOOK_SECRETS: &[&str] = &["secret"];
+
 /// The fields of a site that are its own (the rest have routes of their own).
-const CHILDREN: &[&str] = &["departments", "agents", "canned", "triggers", "webhooks"];
-const SITE_SECRETS: &[&str] = &["identity_secret", "sso_secret", "smtp_password"];
-
-/// A site's secret by its name in SITE_SECRETS.
-fn secret_mut<'a>(site: &'a mut SiteConfig, name: &str) -> &'a mut Option<crate::model::Secret> {
-    match name {
-        "identity_secret" => &mut site.identity_secret,
-        "sso_secret" => &mut site.sso_secret,
-        _ => &mut site.smtp_password,
-    }
-}
-
-/// A site as a read shows it: its own settings and its entries, no secrets.
-fn site_view(site: &SiteConfig) -> Value {
-    let mut v = json!(site);
-    if let Some(o) = v.as_object_mut() {
-        for s in SITE_SECRETS {
-            let set = o.remove(*s).is_some_and(|x| !x.is_null());
-            o.insert(format!("{s}_set"), json!(set));
-        }
-        o.insert(
-            "agents".into(),
-            json!(site.agents.iter().map(Entry::view).collect::<Vec<_>>()),
-        );
-        o.insert(
-            "webhooks".into(),
-            json!(site.webhooks.iter().map(Entry::view).collect::<Vec<_>>()),
-        );
-    }
-    v
-}
+pub(super) const CHILDREN: &[&str] = &["departments", "agents", "canned", "triggers", "webhooks"];
+pub(super) const SITE_SECRETS: &[&str] = &["identity_secret", "sso_secret", "smtp_password"];
 
 /// The body as JSON, or a 400 that says what is wrong with it.
-fn body(body: Result<Json<Value>, JsonRejection>) -> Result<Value, ApiError> {
+pub(super) fn body(body: Result<Json<Value>, JsonRejection>) -> Result<Value, ApiError> {
     let Json(v) = body.map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))?;
     if !v.is_object() {
         return Err(ApiError::BadRequest("body: expected a JSON object".into()));
@@ -167,7 +149,7 @@ fn body(body: Result<Json<Value>, JsonRejection>) -> Result<Value, ApiError> {
 }
 
 /// Parses a body into a directory type; serde names the unknown or mistyped field.
-fn parse<T: DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+pub(super) fn parse<T: DeserializeOwned>(v: Value) -> Result<T, ApiError> {
     serde_json::from_value(v).map_err(|e| ApiError::Invalid {
         field: "body".into(),
         problem: e.to_string(),
@@ -176,7 +158,7 @@ fn parse<T: DeserializeOwned>(v: Value) -> Result<T, ApiError> {
 
 /// A validation error's field, relative to the body: `sites[0].departments[1].hours.monday`
 /// becomes `hours.monday` for a department, `widget.color` for a site.
-fn relative(e: ApiError, path: Option<&str>) -> ApiError {
+pub(super) fn relative(e: ApiError, path: Option<&str>) -> ApiError {
     let ApiError::Invalid { field, problem } = e else {
         return e;
     };
@@ -198,7 +180,7 @@ fn relative(e: ApiError, path: Option<&str>) -> ApiError {
     }
 }
 
-fn site_of<'a>(
+pub(super) fn site_of<'a>(
     sites: &'a mut [SiteConfig],
     id: &SiteId,
 ) -> Result<&'a mut SiteConfig, DirectoryError> {
@@ -210,7 +192,7 @@ fn site_of<'a>(
 
 /// Audit-logs a directory change. The change is made; a failed audit write is logged, and
 /// the request answers 503 so the caller knows the record is incomplete.
-async fn audited(
+pub(super) async fn audited(
     state: &AppState,
     caller: &Caller,
     action: String,
@@ -225,161 +207,13 @@ async fn audited(
 }
 
 /// The site a path names, if the caller reaches it.
-fn reach(state: &AppState, caller: &Caller, site: String) -> Result<Site, ApiError> {
+pub(super) fn reach(state: &AppState, caller: &Caller, site: String) -> Result<Site, ApiError> {
     let site = SiteId(site);
     caller.reaches(&site)?;
     state
         .engine
         .site(&site)
         .map_err(|_| ApiError::Missing(format!("no site {site}")))
-}
-
-/// Only the deployment's admin token creates and deletes sites.
-fn deployment_admin(caller: &Caller) -> Result<(), ApiError> {
-    if caller.site.is_some() {
-        return Err(ApiError::Forbidden(
-            "sites are created and deleted with the deployment's admin token".into(),
-        ));
-    }
-    Ok(())
-}
-
-async fn list_sites(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-) -> Result<Json<Value>, ApiError> {
-    let config = state.engine.config();
-    let sites: Vec<Value> = config
-        .sites
-        .iter()
-        .filter(|s| caller.reaches(&s.id).is_ok())
-        .map(site_view)
-        .collect();
-    Ok(Json(json!({ "sites": sites })))
-}
-
-async fn get_site(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Path(site): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let site = reach(&state, &caller, site)?;
-    Ok(Json(site_view(&site)))
-}
-
-async fn create_site(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    raw: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    deployment_admin(&caller)?;
-    let mut site: SiteConfig = parse(body(raw)?)?;
-    for (j, w) in site.webhooks.iter_mut().enumerate() {
-        if w.id.is_empty() {
-            w.id = format!("hook-{}", j + 1);
-        }
-    }
-    let id = site.id.clone();
-    let new = site.clone();
-    state
-        .engine
-        .change_directory(move |sites| {
-            if sites.iter().any(|s| s.id == new.id) {
-                return Err(DirectoryError::Conflict(format!("site {} exists", new.id)));
-            }
-            sites.push(new.clone());
-            Ok(())
-        })
-        .await
-        .map_err(|e| relative(e.into(), None))?;
-    audited(&state, &caller, "directory.site.create".into(), &id, &id.0).await?;
-    let site = state.engine.site(&id)?;
-    Ok((StatusCode::CREATED, Json(site_view(&site))))
-}
-
-async fn put_site(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Path(site): Path<String>,
-    raw: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let id = SiteId(site);
-    caller.reaches(&id)?;
-    let mut v = body(raw)?;
-    let o = v.as_object_mut().expect("body() checked it is an object");
-    if let Some(child) = CHILDREN.iter().find(|c| o.contains_key(**c)) {
-        return Err(ApiError::Invalid {
-            field: (*child).into(),
-            problem: format!("managed at /v1/sites/{id}/{child}"),
-        });
-    }
-    if o.get("id").is_some_and(|i| i != &json!(id.0)) {
-        return Err(ApiError::Invalid {
-            field: "id".into(),
-            problem: "a site's id cannot change".into(),
-        });
-    }
-    o.insert("id".into(), json!(id.0));
-    o.insert("departments".into(), json!([]));
-    let secrets_given: Vec<&str> = SITE_SECRETS
-        .iter()
-        .copied()
-        .filter(|s| o.contains_key(*s))
-        .collect();
-    let mut own: SiteConfig = parse(v)?;
-    let at = id.clone();
-    // An empty secret clears it.
-    for name in SITE_SECRETS {
-        let s = secret_mut(&mut own, name);
-        if s.as_ref().is_some_and(|x| x.expose().is_empty()) {
-            *s = None;
-        }
-    }
-    state
-        .engine
-        .change_directory(move |sites| {
-            let site = site_of(sites, &at)?;
-            let mut next = own.clone();
-            // A secret left out of the body keeps its stored value.
-            for name in SITE_SECRETS {
-                if !secrets_given.contains(name) {
-                    *secret_mut(&mut next, name) = secret_mut(site, name).clone();
-                }
-            }
-            next.departments = std::mem::take(&mut site.departments);
-            next.agents = std::mem::take(&mut site.agents);
-            next.canned = std::mem::take(&mut site.canned);
-            next.triggers = std::mem::take(&mut site.triggers);
-            next.webhooks = std::mem::take(&mut site.webhooks);
-            *site = next;
-            Ok(())
-        })
-        .await
-        .map_err(|e| relative(e.into(), None))?;
-    audited(&state, &caller, "directory.site.update".into(), &id, &id.0).await?;
-    let site = state.engine.site(&id)?;
-    Ok(Json(site_view(&site)))
-}
-
-async fn delete_site(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Path(site): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    deployment_admin(&caller)?;
-    let id = SiteId(site);
-    let gone = id.clone();
-    state
-        .engine
-        .change_directory(move |sites| {
-            site_of(sites, &gone)?;
-            sites.retain(|s| s.id != gone);
-            Ok(())
-        })
-        .await
-        .map_err(|e| relative(e.into(), None))?;
-    audited(&state, &caller, "directory.site.delete".into(), &id, &id.0).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list<E: Entry>(
@@ -445,7 +279,7 @@ async fn create<E: Entry>(
     // A new agent with an address gets an invite link at once: shown here only.
     if E::PATH == "agents" && view.get("email").is_some_and(|e| !e.is_null()) {
         let link = issue_invite(&state, &site, &AgentId(id.clone())).await?;
-        view["invite"] = link;
+        view["invite"] = json!(link);
     }
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -541,106 +375,4 @@ async fn remove<E: Entry>(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The agent, if the directory in force lists it.
-fn agent_of(state: &AppState, site: &SiteId, id: &AgentId) -> Result<AgentConfig, ApiError> {
-    let s = state.engine.site(site)?;
-    s.agent(id)
-        .cloned()
-        .ok_or_else(|| ApiError::Missing(format!("no agent {id}")))
-}
-
-/// Makes a new invite link (clearing the password and signing the agent out): the link is in
-/// the answer only.
-async fn issue_invite(state: &AppState, site: &SiteId, id: &AgentId) -> Result<Value, ApiError> {
-    let token = random_token();
-    let until = state.engine.now() + INVITE_TTL.as_millis() as i64;
-    state
-        .engine
-        .set_credentials(
-            site,
-            id,
-            Credentials::Invite {
-                hash: token_hash(&token),
-                until,
-            },
-        )
-        .await?;
-    Ok(json!({
-        "url": format!("/console/#invite={token}"),
-        "expires_at": until,
-    }))
-}
-
-/// `POST …/agents/{id}/invite`: a new invite link, also the way to reset a password.
-async fn invite(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Path((site, id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let (site, id) = (SiteId(site), AgentId(id));
-    caller.reaches(&site)?;
-    let agent = agent_of(&state, &site, &id)?;
-    if agent.email.is_none() {
-        return Err(ApiError::Invalid {
-            field: "email".into(),
-            problem: "the agent needs an address to sign in with".into(),
-        });
-    }
-    let link = issue_invite(&state, &site, &id).await?;
-    audited(
-        &state,
-        &caller,
-        "directory.agent.invite".into(),
-        &site,
-        &id.0,
-    )
-    .await?;
-    Ok(Json(json!({ "invite": link })))
-}
-
-/// `POST …/agents/{id}/token`: a new API token, shown once; the old one is refused at once.
-async fn new_token(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Path((site, id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let token = random_token();
-    set_token(&state, &caller, site, id, Some(&token)).await?;
-    Ok(Json(json!({ "token": token })))
-}
-
-/// `DELETE …/agents/{id}/token`: no API token any more.
-async fn revoke_token(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Path((site, id)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    set_token(&state, &caller, site, id, None).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Sets (or, with none, revokes) an agent's API token, audit-logged.
-async fn set_token(
-    state: &AppState,
-    caller: &Caller,
-    site: String,
-    id: String,
-    token: Option<&str>,
-) -> Result<(), ApiError> {
-    let (site, id) = (SiteId(site), AgentId(id));
-    caller.reaches(&site)?;
-    agent_of(state, &site, &id)?;
-    let hash = token.map(token_hash);
-    state
-        .engine
-        .set_credentials(&site, &id, Credentials::Token(hash))
-        .await?;
-    let action = if token.is_some() {
-        "directory.agent.token"
-    } else {
-        "directory.agent.token_revoked"
-    };
-    audited(state, caller, action.into(), &site, &id.0).await
 }

@@ -43,6 +43,9 @@ pub enum Push {
     Offline(Arc<OfflinePush>),
     /// The agent's own state changed somewhere: re-read it.
     AgentChanged,
+    /// The site's directory changed (names, departments, agents, canned responses): re-send
+    /// what the console shows of it.
+    Directory,
     /// A trigger's proactive message for this visitor socket.
     Proactive(Arc<ProactivePush>),
     /// Events may have been missed (pub/sub reconnected): backfill every conversation.
@@ -482,14 +485,23 @@ impl Hub {
     /// Sends queue statistics to every agent console of the site on this node.
     pub fn broadcast_queue(&self, site: &SiteId, stat: QueueStat) {
         let push = Push::Queue(Arc::new(stat));
-        let ids: Vec<SessionId> = self
-            .shared
+        self.send_to(&self.site_consoles(site), &push, None);
+    }
+
+    /// Every agent console of the site on this node.
+    fn site_consoles(&self, site: &SiteId) -> Vec<SessionId> {
+        self.shared
             .agents
             .iter()
             .filter(|e| &e.key().0 == site)
             .flat_map(|e| e.value().clone())
-            .collect();
-        self.send_to(&ids, &push, None);
+            .collect()
+    }
+
+    /// Tells every agent console of the site on this node that its directory changed. Each
+    /// node installs a new directory on its own (within a second), so no message crosses nodes.
+    pub fn directory_changed(&self, site: &SiteId) {
+        self.send_to(&self.site_consoles(site), &Push::Directory, None);
     }
 
     /// Tells every session to put back its state (after Redis lost it).

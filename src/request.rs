@@ -80,6 +80,26 @@ pub fn forwarded_https(
             .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
+/// Whether the request's `Accept-Encoding` names `coding` (or `*`) without `q=0`. Without the
+/// header nothing is assumed: a plain client gets a plain body.
+pub fn accepts(headers: &axum::http::HeaderMap, coding: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case(coding) || name == "*") && !refused
+        })
+}
+
 /// The body of every HTTP error, whichever door refuses (REST, a WebSocket upgrade, a
 /// connection over the caps): `{"error": {"code", "message"}}`, with `field` when one field
 /// is at fault.
@@ -110,5 +130,32 @@ pub fn error_body<'a>(code: &'a str, message: &'a str, field: Option<&'a str>) -
             message,
             field,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_reads_accept_encoding() {
+        let with = |v: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, v.parse().unwrap());
+            h
+        };
+        for (value, gzip) in [
+            ("gzip", true),
+            ("br, gzip;q=0.8", true),
+            ("GZIP", true),
+            ("*", true),
+            ("br", false),
+            ("gzip;q=0", false),
+            ("gzip; q=0.0, br", false),
+            ("identity", false),
+        ] {
+            assert_eq!(accepts(&with(value), "gzip"), gzip, "{value}");
+        }
+        assert!(!accepts(&axum::http::HeaderMap::new(), "gzip"), "no header");
     }
 }

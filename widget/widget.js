@@ -21,6 +21,7 @@
     en: {
       title: "Chat with us", greeting: "Hi! Ask us anything, we usually answer within minutes.",
       open: "Open chat", close: "Minimize chat", end: "End chat", send: "Send",
+      endAsk: "End this chat? The agent will see that you left.", endYes: "End chat", endNo: "Keep chatting",
       placeholder: "Type a message…", input: "Message", reconnecting: "Reconnecting…",
       typing: "{name} is typing…", agent: "Agent", you: "You",
       queue: "You are #{n} in line · about {m} min",
@@ -38,6 +39,7 @@
     ru: {
       title: "Чат с нами", greeting: "Здравствуйте! Спросите нас о чём угодно, обычно отвечаем за пару минут.",
       open: "Открыть чат", close: "Свернуть чат", end: "Завершить чат", send: "Отправить",
+      endAsk: "Завершить чат? Оператор увидит, что вы ушли.", endYes: "Завершить", endNo: "Продолжить чат",
       placeholder: "Напишите сообщение…", input: "Сообщение", reconnecting: "Переподключение…",
       typing: "{name} печатает…", agent: "Оператор", you: "Вы",
       queue: "Вы {n}-й в очереди · около {m} мин.",
@@ -112,13 +114,16 @@
     "header{background:var(--a);color:var(--on);padding:12px 14px;display:flex;align-items:center;gap:8px}" +
     "header h2{font-size:16px;font-weight:600;flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}" +
     "header .sub{font-size:12px}" +
-    "header button{background:transparent;border:1px solid currentColor;padding:5px 9px;font-size:12px}" +
+    "header button{background:transparent;border:1px solid currentColor;padding:5px 9px;font-size:12px}header .end{margin-right:8px}" +
+    ".confirm{display:flex;flex-wrap:wrap;align-items:center;gap:8px;padding:8px 12px;background:#fff7ed;color:#7c2d12;border-bottom:1px solid #fed7aa}.confirm span{flex:1 1 100%}" +
+    ".confirm .no{background:#e2e8f0;color:#111}" +
     ".status{background:#fef3c7;color:#78350f;padding:6px 12px;font-size:12px}" +
     ".log{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px;background:#f8fafc}" +
     ".msg{max-width:80%;display:flex;gap:6px;align-items:flex-end}" +
     ".msg .b{padding:8px 10px;border-radius:12px;background:#fff;border:1px solid #e2e8f0;white-space:pre-wrap;word-wrap:break-word;overflow-wrap:anywhere}" +
     ".msg .meta{font-size:11px;color:#64748b;margin-top:2px}" +
     ".msg.me{align-self:flex-end;flex-direction:row-reverse}.msg.me .b{background:var(--a);color:var(--on);border-color:transparent}" +
+    ".msg .b a{color:inherit;text-decoration:underline}" +
     ".msg.sending .b{opacity:.6}.seen{font-size:11px;color:#64748b;text-align:right}" +
     ".msg .b img{display:block;max-width:100%;max-height:220px;border-radius:6px}" +
     ".msg .b .file{background:transparent;color:inherit;text-decoration:underline;padding:0;text-align:left}" +
@@ -136,6 +141,8 @@
     ".teaser .tn{font-size:12px;color:#475569;margin-bottom:2px}.teaser .tt{white-space:pre-wrap;overflow-wrap:anywhere;max-height:6.2em;overflow:hidden}" +
     ".teaser .tx{position:absolute;top:4px;right:4px;background:transparent;color:#475569;padding:2px 6px;font-size:16px;line-height:1}" +
     // On a phone the open panel fills the screen: the launcher would sit on the composer's Send.
+    // Touch screens: every target at least 44×44 px, and text of 16 px so iOS does not zoom.
+    "@media (pointer:coarse),(max-width:480px){button{min-height:44px;min-width:44px}header button{font-size:14px}textarea,input,select{font-size:16px}.stars button{width:44px}}" +
     "@media (max-width:480px){:host{right:12px;bottom:12px}.panel{position:fixed;inset:0;width:auto;height:auto;max-height:none;border-radius:0}.panel:not([hidden])~.launch,.panel:not([hidden])~.teaser{display:none!important}}" +
     "@media (prefers-color-scheme:dark){:host{color:#e2e8f0}.panel{background:#0f172a}.log{background:#0b1220}.msg .b,.card{background:#1e293b;border-color:#334155;color:#e2e8f0}" +
     "form.compose{background:#0f172a;border-color:#334155}textarea,input,select{background:#1e293b;border-color:#475569}.sys,.typing,.msg .meta,.card label{color:#94a3b8}.stars button{background:#334155;color:#e2e8f0}form.compose .clip svg{fill:#94a3b8}.seen{color:#94a3b8}}" +
@@ -143,6 +150,8 @@
     "<div class='panel' role='dialog' aria-modal='false' hidden>" +
     "<header><div style='flex:1;min-width:0'><h2 id='sb-title'></h2><div class='sub' aria-live='polite'></div></div>" +
     "<button type='button' class='end' hidden></button><button type='button' class='min'></button></header>" +
+    "<div class='confirm' role='alertdialog' aria-labelledby='sb-confirm' hidden><span id='sb-confirm'></span>" +
+    "<button type='button' class='yes'></button><button type='button' class='no'></button></div>" +
     "<div class='status' role='status' hidden></div>" +
     "<div class='log' role='log' aria-live='polite' tabindex='0'></div>" +
     "<div class='typing' aria-live='polite'></div>" +
@@ -159,7 +168,7 @@
   var panel = $(".panel"), launch = $(".launch"), badge = $(".badge"), logEl = $(".log"),
     statusEl = $(".status"), typingEl = $(".typing"), form = $("form.compose"), input = $("#sb-text"),
     titleEl = $("#sb-title"), subEl = $("header .sub"), endBtn = $(".end"), minBtn = $(".min"),
-    teaser = $(".teaser"), clip = $(".clip"), pick = $(".pick");
+    teaser = $(".teaser"), clip = $(".clip"), pick = $(".pick"), confirmEl = $(".confirm");
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -187,6 +196,9 @@
     titleEl.textContent = cfg.title || t("title");
     panel.setAttribute("aria-labelledby", "sb-title");
     launch.setAttribute("aria-label", t("open"));
+    $("#sb-confirm").textContent = t("endAsk");
+    confirmEl.querySelector(".yes").textContent = t("endYes");
+    confirmEl.querySelector(".no").textContent = t("endNo");
     minBtn.textContent = "×";
     minBtn.setAttribute("aria-label", t("close"));
     endBtn.textContent = t("end");
@@ -198,13 +210,41 @@
     clip.title = t("attach");
   }
   function scroll() { logEl.scrollTop = logEl.scrollHeight; }
-  function sys(text) { logEl.appendChild(el("div", "sys", text)); scroll(); }
+  function sys(text) { var d = logEl.appendChild(el("div", "sys", text)); scroll(); return d; }
   function hhmm(ms) {
     var d = new Date(ms);
     return ("0" + d.getHours()).slice(-2) + ":" + ("0" + d.getMinutes()).slice(-2);
   }
   function initials(name) {
     return (name || "?").split(/\s+/).filter(Boolean).slice(0, 2).map(function (p) { return p[0]; }).join("").toUpperCase();
+  }
+  // Links in a message: http(s) and mailto only, the rest stays text (as in the console's
+  // dom.js; the widget is one classic script on the host's page, so it carries its own copy).
+  var LINK = /\b(?:https?:\/\/|mailto:)[^\s<>"']+/gi;
+  function linked(text) {
+    var out = document.createDocumentFragment(), last = 0, m;
+    text = String(text == null ? "" : text);
+    LINK.lastIndex = 0;
+    while ((m = LINK.exec(text))) {
+      var href = m[0].replace(/[.,;:!?)\]}]+$/, ""), url = null;
+      try { url = new URL(href); } catch (_) { url = null; }
+      if (!url || ["http:", "https:", "mailto:"].indexOf(url.protocol) < 0) continue;
+      out.appendChild(document.createTextNode(text.slice(last, m.index)));
+      var a = document.createElement("a");
+      a.href = url.href; a.target = "_blank"; a.rel = "noopener noreferrer";
+      a.textContent = href;
+      out.appendChild(a);
+      last = m.index + href.length;
+      LINK.lastIndex = last;
+    }
+    out.appendChild(document.createTextNode(text.slice(last)));
+    return out;
+  }
+  // A stored event goes above messages still being sent: those are stored after it (the
+  // answer to a proactive message is sent before the message itself arrives as an event).
+  function beforePending(node) {
+    var first = logEl.querySelector(".msg.sending");
+    if (first && first !== node) logEl.insertBefore(node, first);
   }
   function bubble(mine, name, text, at, file) {
     var row = el("div", "msg" + (mine ? " me" : ""));
@@ -214,8 +254,8 @@
       row.appendChild(av);
     }
     var col = el("div");
-    var b = col.appendChild(el("div", "b", file ? null : text));
-    if (file) b.appendChild(fileEl(file));
+    var b = col.appendChild(el("div", "b"));
+    b.appendChild(file ? fileEl(file) : linked(text));
     col.appendChild(el("div", "meta", (mine ? t("you") : name) + " · " + hhmm(at || Date.now())));
     row.appendChild(col);
     logEl.appendChild(row);
@@ -328,6 +368,8 @@
     if (p.department && cfg.departments.length > 1) {
       var sel = el("select");
       cfg.departments.forEach(function (d) { var o = el("option", null, d.name || d.id); o.value = d.id; sel.appendChild(o); });
+      // The site's default team unless the visitor picks another: untouched, nobody is misrouted.
+      if (cfg.default_department) sel.value = cfg.default_department;
       inputs.department = field(card, t("department"), sel);
     }
     (p.fields || []).forEach(function (f) {
@@ -385,6 +427,8 @@
   function offerOffline() {
     if (root.querySelector(".offline")) return;
     if (!root.querySelector(".nobody")) { var n = el("div", "sys nobody", t("nobody")); logEl.appendChild(n); }
+    // "We usually answer within minutes" is not true while nobody is on duty.
+    root.querySelectorAll(".greeting").forEach(function (/** @type {HTMLElement} */ g) { g.hidden = true; });
     root.querySelectorAll(".prechat").forEach(function (c) { c.remove(); });
     offlineForm(input.value.trim());
     input.value = "";
@@ -392,6 +436,7 @@
   }
   function backOnDuty() {
     root.querySelectorAll(".offline,.nobody").forEach(function (c) { c.remove(); });
+    root.querySelectorAll(".greeting").forEach(function (/** @type {HTMLElement} */ g) { g.hidden = false; });
     form.hidden = false;
     maybePrechat();
   }
@@ -483,7 +528,9 @@
         p.el.classList.remove("sending");
         delete pending[ev.client_id]; delete uploading[ev.client_id];
       } else if (!(confirms && offlineEcho)) {
-        bubble(mine, ev.author_name || t("agent"), ev.text, ev.at, ev.attachment).dataset.seq = ev.seq;
+        var row = bubble(mine, ev.author_name || t("agent"), ev.text, ev.at, ev.attachment);
+        row.dataset.seq = ev.seq;
+        beforePending(row);
       }
       if (mine && !confirms && !ev.attachment) myTexts.push(ev.text);
       if (confirms) { offlineText = null; offlineEcho = false; if (thanksDue) thank(); }
@@ -494,7 +541,7 @@
       convState = "active";
       subEl.textContent = ev.agent.name;
       setStatus("");
-      sys(ev.text);
+      beforePending(sys(ev.text));
       if (live) { unread++; setBadge(); }
     } else if (ev.kind === "notice") {
       sys(ev.text);
@@ -503,7 +550,7 @@
       if (ev.notice === "offline") { offlineForm(); form.hidden = true; }
     } else if (ev.kind === "closed") {
       convState = "closed";
-      setStatus(""); subEl.textContent = ""; endBtn.hidden = true;
+      setStatus(""); subEl.textContent = ""; endBtn.hidden = true; confirmEl.hidden = true;
       if (ev.text) sys(ev.text); // none after an offline reply
       if (!/^(no_agent|out_of_hours|offline_message)$/.test(ev.reason)) ratingForm();
     }
@@ -711,7 +758,12 @@
     if (!e.target.classList.contains("tx")) setOpen(true);
   });
   minBtn.addEventListener("click", function () { setOpen(false); launch.focus(); });
-  endBtn.addEventListener("click", function () { send({ type: "close" }); });
+  // Ending a chat asks first: the button sits next to "minimize", and a slip must not end it.
+  endBtn.addEventListener("click", function () {
+    if (confirmEl.hidden) { confirmEl.hidden = false; confirmEl.querySelector(".yes").focus(); }
+  });
+  confirmEl.querySelector(".yes").addEventListener("click", function () { confirmEl.hidden = true; send({ type: "close" }); });
+  confirmEl.querySelector(".no").addEventListener("click", function () { confirmEl.hidden = true; input.focus(); });
   panel.addEventListener("keydown", function (e) { if (e.key === "Escape") { setOpen(false); launch.focus(); } });
 
   // ---- page tracking (single-page apps too) -------------------------------------------------
@@ -748,7 +800,7 @@
     document.body.appendChild(host);
     labels();
     if (filesOn()) pick.accept = cfg.attachments.types.join(",");
-    sys(cfg.greeting || t("greeting"));
+    sys(cfg.greeting || t("greeting")).classList.add("greeting");
     connect();
     if (st.open) setOpen(true);
     window.dispatchEvent(new Event("switchboard:ready"));

@@ -274,6 +274,10 @@ impl Engine {
         if let Err(e) = self.apply_directory(&old, &new).await {
             tracing::warn!(cause = %e.message, "applying the directory to live state failed; the sweep retries");
         }
+        // Signed-in consoles see a new canned response, agent or department at once.
+        for site in &new.sites {
+            self.inner.hub.directory_changed(&site.id);
+        }
     }
 
     /// What a new directory changes in live state (see the module comment).

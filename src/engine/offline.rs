@@ -8,7 +8,6 @@ use crate::model::{
     AuthorKind, ConvState, Conversation, DeptId, EventBody, Millis, SiteId, VisitorProfile,
 };
 use crate::protocol::{ErrorCode, MessageText};
-use crate::templates::{self, Template, Vars};
 use crate::tickets::OfflineMessage;
 
 /// An offline message joins the visitor's offline conversation if it closed this recently.
@@ -108,13 +107,8 @@ impl Engine {
             .await?
             .is_some();
         if closed {
-            let text = templates::render(
-                site,
-                None,
-                &conv.locale,
-                Template::ClosedByVisitor,
-                &Vars::default(),
-            );
+            // The widget thanks the visitor for the message itself: the close adds no words
+            // (not "You ended the chat": the visitor ended nothing).
             self.inner
                 .store
                 .append(
@@ -124,7 +118,7 @@ impl Engine {
                         at: now,
                         by: AuthorKind::Visitor,
                         reason: "offline_message".into(),
-                        text,
+                        text: String::new(),
                     },
                 )
                 .await?;

@@ -32,11 +32,24 @@ pub use extract::{Admin, Caller, Supervisor};
     tag = "Documentation",
     responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json",
         body = Object)))]
-async fn openapi() -> impl IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
-    )
+async fn openapi(headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::http::header;
+    /// The document compacted and gzip-compressed by build.rs.
+    static GZIPPED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json.gz"));
+    static INFLATED: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        let mut out = Vec::new();
+        let read = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(GZIPPED), &mut out);
+        debug_assert!(read.is_ok(), "build.rs wrote a gzip stream");
+        out
+    });
+    let json = (header::CONTENT_TYPE, "application/json");
+    let vary = (header::VARY, "accept-encoding");
+    if crate::request::accepts(&headers, "gzip") {
+        ([json, vary, (header::CONTENT_ENCODING, "gzip")], GZIPPED).into_response()
+    } else {
+        // Left to the compression layer (brotli where asked).
+        ([json, vary], INFLATED.as_slice()).into_response()
+    }
 }
 
 /// Prometheus metrics (text format 0.0.4).

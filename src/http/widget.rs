@@ -237,6 +237,9 @@ pub struct WidgetSettings {
     typing_preview: bool,
     attachments: WidgetFiles,
     departments: Vec<WidgetDepartment>,
+    /// Where a visitor who names no department goes: what a pre-chat menu preselects
+    #[schema(value_type = String)]
+    default_department: DeptId,
 }
 
 /// Files the widget may offer to send (none when `max_bytes` is 0).
@@ -296,6 +299,7 @@ async fn widget_config(
                 name: d.name.clone(),
             })
             .collect(),
+        default_department: site.default_department().clone(),
     };
     let mut resp = Json(body).into_response();
     if let Some(origin) = headers.get(header::ORIGIN)

@@ -142,6 +142,11 @@ pub enum AgentOut<'a> {
         /// canned responses.
         site: &'a serde_json::Value,
     },
+    /// The site changed (an admin edited its departments, agents or canned responses): the
+    /// same object as `welcome.site`, in force now.
+    Site {
+        site: &'a serde_json::Value,
+    },
     /// A visitor's earlier tickets, newest first, each with the end of its transcript; `more`
     /// when older tickets did not fit in the frame.
     History {

@@ -479,6 +479,7 @@ impl Session {
             }
             Push::Queue(_)
             | Push::AgentChanged
+            | Push::Directory
             | Push::Visitor(_)
             | Push::Offline(_)
             | Push::SignedOut => true,

@@ -15,6 +15,52 @@ crate::both_backends!(disabling_an_agent_signs_out_and_requeues);
 crate::both_backends!(new_hours_apply_to_the_next_message);
 crate::both_backends!(single_sign_on_with_the_sites_secret);
 crate::both_backends!(a_supervisor_takes_over_a_chat);
+crate::both_backends!(signed_in_consoles_get_directory_changes_at_once);
+
+/// An admin adds a canned response and renames a department: a console signed in before the
+/// change gets the new site (a `site` frame) without reconnecting. The widget's settings name
+/// the department a visitor who picks none goes to.
+async fn signed_in_consoles_get_directory_changes_at_once(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let a = app.addr;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (s, b) = admin(
+        a,
+        "POST",
+        "/v1/sites/test/canned",
+        Some(json!({"shortcut": "ship", "text": "We ship in 3 days."})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let site = alice
+        .wait_for("the site with the new canned response", |m| {
+            m["type"] == "site"
+                && m["site"]["canned"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|r| r["shortcut"] == "ship"))
+        })
+        .await;
+    assert_eq!(site["site"]["id"], "test", "{site}");
+    let (s, b) = admin(
+        a,
+        "PUT",
+        "/v1/sites/test/departments/sales",
+        Some(json!({"name": "Sales team"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    alice
+        .wait_for("the renamed department", |m| {
+            m["type"] == "site"
+                && m["site"]["departments"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|d| d["name"] == "Sales team"))
+        })
+        .await;
+    let (_, w) = http_get(a, "/v1/widget/test", None).await;
+    assert_eq!(w["default_department"], "support", "{w}");
+    app.stop().await;
+}
 
 /// A supervisor takes an active chat from its agent: the chat moves to them with its history,
 /// the transfer is recorded with the reason, and the visitor is introduced to them. An agent

@@ -305,6 +305,15 @@ async fn offline_message_becomes_a_ticket(backend: Backend) {
     let t = ticket(&app, got["ticket"].as_str().unwrap()).await;
     assert_eq!(t["close_reason"], "offline_message");
     assert_eq!(t["offline_message"]["text"], "Price list please");
+    // The visitor ended nothing: the close says nothing (the widget thanks them itself).
+    let closed = t["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "closed")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(closed["text"], "", "{closed}");
     app.stop().await;
 }
 

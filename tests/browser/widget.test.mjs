@@ -176,6 +176,13 @@ for (const backend of ["embedded", "redis"]) {
 
     test("the visitor ends the chat and the rating reaches the ticket", async () => {
       await W(page).locator(".end").click();
+      // One tap only asks (the button sits next to minimise): the chat goes on until the
+      // visitor confirms.
+      const confirm = W(page).locator(".confirm");
+      await confirm.waitFor({ timeout: WAIT });
+      assert.equal(await W(page).locator(".rating").count(), 0, "ended at one tap");
+      await accessible(page, "the question before ending the chat");
+      await confirm.locator(".yes").click();
       const rating = W(page).locator(".rating");
       await rating.waitFor({ timeout: WAIT });
       await accessible(page, "the rating form");
@@ -338,6 +345,19 @@ for (const backend of ["embedded", "redis"]) {
       await W(p).locator(".panel").waitFor({ state: "visible", timeout: WAIT });
       await waitText(p, ".msg.offer .b", "Want a hand choosing a tea?");
       assert.equal(await teaser.isVisible(), false);
+      // The visitor answers: the question stays above the answer, once, without a reload.
+      const answer = W(p).locator("form.compose textarea");
+      await answer.fill("Yes, a green one");
+      await answer.press("Enter");
+      await W(p).locator(".msg.me:not(.sending) .b", { hasText: "Yes, a green one" }).waitFor({ timeout: WAIT });
+      await until("the question as the conversation's first message", async () =>
+        (await W(p).locator(".msg:not(.offer) .b", { hasText: "Want a hand choosing a tea?" }).count()) === 1);
+      const texts = await W(p).locator(".msg .b").allTextContents();
+      assert.deepEqual(texts.filter((t) => /tea\?|green/.test(t)), ["Hi! Want a hand choosing a tea?", "Yes, a green one"]);
+      // Ended, so the agent's capacity is as the later tests expect.
+      await W(p).locator(".end").click();
+      await W(p).locator(".confirm .yes").click();
+      await W(p).locator(".rating").waitFor({ timeout: WAIT });
       await ctx.close();
     });
 

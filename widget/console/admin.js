@@ -8,6 +8,9 @@ import { S } from "./state.js";
 import { T } from "./strings.js";
 import { views } from "./views.js";
 
+/** A role as the page names it (the words are keys of the translations). */
+var ROLE = { agent: "Agent", supervisor: "Supervisor", admin: "Administrator" };
+
 // ---- admin pages (the directory over REST) ------------------------------------------------
 export var adminSite = null;   // the site being administered: its id and directory
 $("admin-tabs").addEventListener("click", function (e) {
@@ -46,7 +49,7 @@ export function rowOf(tbody, cells, actions) {
   return tr;
 }
 export function remove(kind, id) {
-  if (!confirm("Delete " + id + "?")) return;
+  if (!confirm(T("Delete ") + id + "?")) return;
   save(api(sitePath("/" + kind + "/" + encodeURIComponent(id)), { method: "DELETE" })).catch(function () {});
 }
 export var DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
@@ -54,7 +57,7 @@ export function renderAdmin() {
   var s = adminSite;
   var tb = $("ad-agents"); tb.textContent = "";
   s.agents.forEach(function (a) {
-    var tr = rowOf(tb, [a.name + " (" + a.id + ")", a.email || "–", a.role, a.departments.join(", "), a.max_concurrent, a.disabled ? "disabled" : "active"], [
+    var tr = rowOf(tb, [a.name + " (" + a.id + ")", a.email || "–", T(ROLE[a.role] || a.role), a.departments.join(", "), a.max_concurrent, a.disabled ? T("disabled") : T("active")], [
       button(T("Edit"), function () { editAgent(a); }),
       button(a.disabled ? T("Enable") : T("Disable"), function () {
         var body = Object.assign({}, a, { disabled: !a.disabled });
@@ -69,7 +72,7 @@ export function renderAdmin() {
   var td = $("ad-depts"); td.textContent = "";
   s.departments.forEach(function (d) {
     var hours = d.hours ? d.hours.timezone + ": " + DAYS.filter(function (k) { return (d.hours[k] || []).length; })
-      .map(function (k) { return k.slice(0, 3) + " " + d.hours[k].join(","); }).join("; ") : "always open";
+      .map(function (k) { return k.slice(0, 3) + " " + d.hours[k].join(","); }).join("; ") : T("always open");
     rowOf(td, [d.id, d.name || "", hours], [button(T("Edit"), function () { editDept(d); }), button(T("Delete"), function () { remove("departments", d.id); })])
       .dataset.department = d.id;
   });
@@ -78,11 +81,17 @@ export function renderAdmin() {
     rowOf(tc, ["/" + c.shortcut, c.text], [button(T("Edit"), function () { $("cn-shortcut").value = c.shortcut; $("cn-text").value = c.text; }),
       button(T("Delete"), function () { remove("canned", c.shortcut); })]);
   });
+  // Who a proactive message is signed by: an agent of the site, or the department.
+  var senders = $("tr-agent"), chosen = senders.value;
+  senders.textContent = "";
+  var dflt = el("option", null, T("the department")); dflt.value = ""; senders.appendChild(dflt);
+  s.agents.forEach(function (a) { var o = el("option", null, a.name); o.value = a.id; senders.appendChild(o); });
+  senders.value = chosen;
   var tt = $("ad-triggers"); tt.textContent = "";
   s.triggers.forEach(function (t) {
     rowOf(tt, [t.id, t.url || "any page", t.time_on_page_secs + " s", t.message], [
       button(T("Edit"), function () { $("tr-id").value = t.id; $("tr-url").value = t.url || ""; $("tr-secs").value = t.time_on_page_secs;
-        $("tr-message").value = t.message; $("tr-dept").value = t.department || ""; }),
+        $("tr-message").value = t.message; $("tr-dept").value = t.department || ""; $("tr-agent").value = t.as_agent || ""; }),
       button(T("Delete"), function () { remove("triggers", t.id); })]);
   });
   $("st-name").value = s.name || "";
@@ -171,6 +180,7 @@ $("trigger-form").addEventListener("submit", function (e) {
   var body = Object.assign({}, old, { id: id, time_on_page_secs: Number($("tr-secs").value), message: $("tr-message").value });
   if ($("tr-url").value.trim()) body.url = $("tr-url").value.trim(); else delete body.url;
   if ($("tr-dept").value.trim()) body.department = $("tr-dept").value.trim(); else delete body.department;
+  if ($("tr-agent").value) body.as_agent = $("tr-agent").value; else delete body.as_agent;
   upsert("triggers", id, body).then(function () { $("trigger-form").reset(); }, function () {});
 });
 $("hook-form").addEventListener("submit", function (e) {

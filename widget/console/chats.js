@@ -2,10 +2,10 @@
 /** @file The agent's chats: status and limit, the list and queues, the transcript in view, read receipts, the visitor's profile. */
 
 import { fileEl } from "./api.js";
-import { $, dur, el, hhmm, shortId, toast } from "./dom.js";
-import { send } from "./shell.js";
+import { $, dur, el, hhmm, linked, shortId, toast } from "./dom.js";
+import { pane, send } from "./shell.js";
 import { S } from "./state.js";
-import { T } from "./strings.js";
+import { T, words } from "./strings.js";
 import { views } from "./views.js";
 
 // ---- the agent: status and limit ----------------------------------------------------------
@@ -151,7 +151,7 @@ export function renderChats() {
     var u = el("span", "unread", c.unread);
     u.hidden = !c.unread;
     li.appendChild(u);
-    li.appendChild(el("span", "last", c.ended ? T("ended (") + c.ended + ")" : lastText(c)));
+    li.appendChild(el("span", "last", c.ended ? T("ended (") + words(c.ended) + ")" : lastText(c)));
     var since = !c.ended && waitingSince(c);
     var w = el("span", "wait", since ? T("waiting ") + dur((Date.now() - since) / 1000) : "");
     w.dataset.since = since || "";
@@ -196,6 +196,7 @@ setInterval(function () {
 export function select(id) {
   S.current = id;
   views.showTab("chats");
+  pane("chat");
   var c = S.chats[id];
   c.unread = 0;
   $("transfer").hidden = true;
@@ -203,6 +204,10 @@ export function select(id) {
   renderChat();
   $("text").focus();
 }
+$("back-to-list").addEventListener("click", function () { pane("list"); });
+$("show-details").addEventListener("click", function () { pane("details"); });
+$("back-to-chat").addEventListener("click", function () { pane("chat"); });
+
 export function renderChat() {
   var c = S.current && S.chats[S.current];
   $("chat-view").hidden = !c; $("empty").hidden = !!c;
@@ -220,7 +225,7 @@ export function renderChat() {
   c.events.forEach(function (ev) { appendEvent(t, ev); });
   markSeen();
   readNow();
-  if (c.ended) t.appendChild(el("div", "ev sys", T("This chat is no longer yours (") + c.ended + ")."));
+  if (c.ended) t.appendChild(el("div", "ev sys", T("This chat is no longer yours (") + words(c.ended) + ")."));
   var open = !c.ended;
   $("compose").hidden = !open;
   $("transfer-btn").disabled = !open; $("close-btn").disabled = !open;
@@ -241,23 +246,24 @@ export function appendEvent(box, ev) {
       d = el("div", "ev " + (ev.author === "visitor" ? "visitor" : ev.author === "agent" ? "agent" : "system"));
       d.appendChild(el("div", "meta", (ev.author === "visitor" ? (ev.author_name || T("Visitor")) : (ev.author_name || T("System"))) + " · " + hhmm(ev.at)));
       if (ev.attachment) d.appendChild(el("div", "text")).appendChild(fileEl(ev.attachment));
-      else d.appendChild(el("div", "text", ev.text));
+      else d.appendChild(el("div", "text")).appendChild(linked(ev.text));
       break;
     case "note":
       d = el("div", "ev note");
       d.appendChild(el("div", "meta", T("Private note · ") + ev.agent.name + " · " + hhmm(ev.at)));
-      d.appendChild(el("div", "text", ev.text));
+      d.appendChild(el("div", "text")).appendChild(linked(ev.text));
       break;
     case "transferred":
-      d = el("div", "ev internal", T("Transferred by ") + ev.from.name + T(" to ") + (ev.to_agent ? ev.to_agent.name : deptName(ev.to_department)) +
+      // "From" the previous owner: a supervisor's take-over is not the owner's doing.
+      d = el("div", "ev internal", T("Transferred from ") + (ev.from ? ev.from.name : "—") + T(" to ") + (ev.to_agent ? ev.to_agent.name : deptName(ev.to_department)) +
         ": " + ev.reason + (ev.note ? " — " + ev.note : "") + " · " + hhmm(ev.at));
       break;
     case "requeued":
-      d = el("div", "ev internal", T("Back to the queue: ") + ev.agent.name + " " + ev.reason + " · " + hhmm(ev.at));
+      d = el("div", "ev internal", T("Back to the queue: ") + ev.agent.name + " " + words(ev.reason) + " · " + hhmm(ev.at));
       break;
     case "assigned": d = el("div", "ev sys", T("Assigned to ") + ev.agent.name + " · " + hhmm(ev.at)); break;
     case "notice": d = el("div", "ev sys", ev.text); break;
-    case "closed": d = el("div", "ev sys", T("Closed by ") + ev.by + " (" + ev.reason + ") · " + hhmm(ev.at)); break;
+    case "closed": d = el("div", "ev sys", T("Closed by ") + words(ev.by) + " (" + words(ev.reason) + ") · " + hhmm(ev.at)); break;
     default: return null;
   }
   d.dataset.seq = ev.seq;
@@ -299,4 +305,4 @@ export function renderProfile() {
 }
 
 // What other views call of this one, bound when it loads (`views.js`).
-Object.assign(views, { appendEvent, assigned, deptName, earlier, ended, markSeen, onEvent, renderChat, renderMe, renderProfile, renderQueues, renderTyping, select });
+Object.assign(views, { appendEvent, assigned, deptName, earlier, ended, markSeen, onEvent, renderChat, renderChats, renderMe, renderProfile, renderQueues, renderTyping, select });

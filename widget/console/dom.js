@@ -13,6 +13,35 @@ export function el(tag, cls, text) {
   if (text != null) e.textContent = String(text);
   return e;
 }
+/** Links in a message: http(s) and mailto only, from text that stays text. */
+var LINK = /\b(?:https?:\/\/|mailto:)[^\s<>"']+/gi;
+
+/**
+ * `text` as nodes for an element: plain text, and every http(s) or mailto address in it as a
+ * link that opens in a new tab and tells the target nothing (`noopener noreferrer`). Nothing
+ * of the text becomes markup; a scheme other than those three never becomes a link.
+ */
+export function linked(/** @type {string} */ text) {
+  var out = document.createDocumentFragment(), last = 0, m;
+  text = String(text == null ? "" : text);
+  LINK.lastIndex = 0;
+  while ((m = LINK.exec(text))) {
+    // Closing punctuation after an address belongs to the sentence.
+    var href = m[0].replace(/[.,;:!?)\]}]+$/, ""), url = null;
+    try { url = new URL(href); } catch (_) { url = null; }
+    if (!url || ["http:", "https:", "mailto:"].indexOf(url.protocol) < 0) continue;
+    out.appendChild(document.createTextNode(text.slice(last, m.index)));
+    var a = document.createElement("a");
+    a.href = url.href; a.target = "_blank"; a.rel = "noopener noreferrer";
+    a.textContent = href;
+    out.appendChild(a);
+    last = m.index + href.length;
+    LINK.lastIndex = last;
+  }
+  out.appendChild(document.createTextNode(text.slice(last)));
+  return out;
+}
+
 export function rid() { return Date.now().toString(36) + Math.random().toString(36).slice(2, 10); }
 export function hhmm(ms) { var d = new Date(ms); return ("0" + d.getHours()).slice(-2) + ":" + ("0" + d.getMinutes()).slice(-2); }
 export function dur(secs) {

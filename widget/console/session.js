@@ -117,6 +117,13 @@ export function onMessage(m) {
       send({ type: "watch_visitors", on: true });
       break;
     case "agent": S.me = m.agent; views.renderMe(); break;
+    // An admin changed the site: new canned responses, agents and departments apply at once.
+    case "site":
+      S.site = m.site;
+      $("site-name").textContent = S.site.name || "";
+      views.renderChats(); views.renderChat();
+      if (!$("transfer").hidden) views.transferTargets(null);
+      break;
     case "assigned": views.assigned(m); break;
     case "transcript": views.earlier(m); break;
     case "event": views.onEvent(m.conversation, m.event); break;

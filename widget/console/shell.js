@@ -12,6 +12,12 @@ export function show(view) {
   $("go-chats").hidden = view === "app" || !S.signedIn;
 }
 
+/** On narrow screens the chat list, the chat and the visitor's details are stacked views:
+ * which one shows ("list", "chat" or "details"). Wide screens show all three. */
+export function pane(which) {
+  $("app").dataset.pane = which;
+}
+
 export function signInFailed(text) {
   sessionStorage.removeItem(TOKEN_KEY);
   S.token = null; S.signedIn = false; S.account = null;

@@ -248,8 +248,44 @@ export var RU = {
   " (full)": " (занят)",
   " (queue)": " (очередь)",
   " (reconnecting)": " (переподключается)",
-  " (not connected)": " (не подключён)"
+  " (not connected)": " (не подключён)",
+  "‹ Chats": "‹ Чаты",
+  "‹ Chat": "‹ Чат",
+  "Back to the chats": "К списку чатов",
+  "Back to the chat": "Назад к чату",
+  "Sent as": "От имени",
+  "Administrator": "Администратор",
+  "always open": "круглосуточно",
+  "active": "активен",
+  "disabled": "отключён",
+  "Transferred from ": "Передан от ",
+  "the department": "отдела",
+  "Proactive messages carry this agent's name and initials; without one, the department's.": "Проактивные сообщения подписаны именем и инициалами этого оператора; если он не выбран — названием отдела."
 };
+/** Why a chat ended or went back to the queue, and who ended it, in words (the server sends
+ * codes). */
+var WORDS = {
+  resolved: ["resolved", "решён"],
+  visitor_closed: ["the visitor left", "посетитель ушёл"],
+  visitor_inactive: ["no reply from the visitor for a while", "посетитель долго не отвечал"],
+  offline_message: ["an offline message", "сообщение вне смены"],
+  no_agent: ["nobody on duty", "никого не было на месте"],
+  out_of_hours: ["outside business hours", "вне рабочего времени"],
+  agent_disconnected: ["lost the connection", "потерял связь"],
+  agent_disabled: ["was disabled", "отключён администратором"],
+  agent_removed: ["was removed", "удалён из справочника"],
+  visitor: ["the visitor", "посетитель"],
+  agent: ["the agent", "оператор"],
+  system: ["Switchboard", "Switchboard"],
+  closed: ["closed", "закрыт"],
+  transferred: ["transferred", "передан"],
+  requeued: ["back in the queue", "вернулся в очередь"],
+  lost: ["lost by the server", "потерян сервером"],
+};
+export function words(/** @type {string} */ code) {
+  var w = Object.prototype.hasOwnProperty.call(WORDS, code) ? WORDS[code] : null;
+  return w ? w[LANG === "ru" ? 1 : 0] : String(code || "").replace(/_/g, " ");
+}
 export var LANG_KEY = "switchboard:console-lang";
 export var LANG = localStorage.getItem(LANG_KEY) || (/^ru\b/i.test(navigator.language || "") ? "ru" : "en");
 /** The text in the console's language (English is the key). */

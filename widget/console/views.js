@@ -24,6 +24,7 @@ export var views = {
   markSeen: notLoaded,
   onEvent: notLoaded,
   renderChat: notLoaded,
+  renderChats: notLoaded,
   renderMe: notLoaded,
   renderProfile: notLoaded,
   renderQueues: notLoaded,

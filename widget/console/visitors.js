@@ -2,7 +2,7 @@
 /** @file Live visitors on the site, and starting a chat with one. */
 
 import { $, dur, el, rid, shortId } from "./dom.js";
-import { send } from "./shell.js";
+import { pane, send } from "./shell.js";
 import { S } from "./state.js";
 import { T } from "./strings.js";
 import { views } from "./views.js";
@@ -15,8 +15,9 @@ export function showTab(which) {
   $("visitors-view").hidden = !visitorsTab;
   $("app").classList.toggle("visitors-mode", visitorsTab);
   $("right").hidden = visitorsTab;
-  if (visitorsTab) { $("chat-view").hidden = true; $("empty").hidden = true; renderVisitors(); } else views.renderChat();
+  if (visitorsTab) { $("chat-view").hidden = true; $("empty").hidden = true; renderVisitors(); pane("chat"); } else views.renderChat();
 }
+$("visitors-back").addEventListener("click", function () { showTab("chats"); pane("list"); });
 $("tab-chats").addEventListener("click", function () { showTab("chats"); });
 $("tab-visitors").addEventListener("click", function () { showTab("visitors"); });
 

@@ -70,6 +70,17 @@ impl Session {
                 }
             }
             Push::Resync => self.resync().await,
+            Push::Directory => match self.state.engine.site(&self.site) {
+                Ok(site) => {
+                    self.conn
+                        .send(&AgentOut::Site {
+                            site: &super::site_directory(&site),
+                        })
+                        .await
+                }
+                // The site is gone: the session ends with its credentials.
+                Err(_) => true,
+            },
             Push::Position(_) | Push::Proactive(_) => true,
             Push::Offline(o) => {
                 self.conn

@@ -111,10 +111,12 @@
     ".badge{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;border-radius:10px;background:#dc2626;color:#fff;font-size:12px;line-height:20px;text-align:center;padding:0 5px}" +
     ".panel{position:absolute;right:0;bottom:72px;width:360px;height:520px;max-height:calc(100vh - 110px);background:#fff;border-radius:14px;box-shadow:0 8px 32px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden}" +
     ".panel[hidden],.badge[hidden],[hidden]{display:none!important}" +
-    "header{background:var(--a);color:var(--on);padding:12px 14px;display:flex;align-items:center;gap:8px}" +
-    "header h2{font-size:16px;font-weight:600;flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}" +
-    "header .sub{font-size:12px}" +
-    "header button{background:transparent;border:1px solid currentColor;padding:5px 9px;font-size:12px}header .end{margin-right:8px}" +
+    // The panel's head is a plain block: a <header> here would be a second banner landmark on
+    // the host's page.
+    ".head{background:var(--a);color:var(--on);padding:12px 14px;display:flex;align-items:center;gap:8px}" +
+    ".head h2{font-size:16px;font-weight:600;flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}" +
+    ".head .sub{font-size:12px}" +
+    ".head button{background:transparent;border:1px solid currentColor;padding:5px 9px;font-size:12px}.head .end{margin-right:8px}" +
     ".confirm{display:flex;flex-wrap:wrap;align-items:center;gap:8px;padding:8px 12px;background:#fff7ed;color:#7c2d12;border-bottom:1px solid #fed7aa}.confirm span{flex:1 1 100%}" +
     ".confirm .no{background:#e2e8f0;color:#111}" +
     ".status{background:#fef3c7;color:#78350f;padding:6px 12px;font-size:12px}" +
@@ -142,14 +144,14 @@
     ".teaser .tx{position:absolute;top:4px;right:4px;background:transparent;color:#475569;padding:2px 6px;font-size:16px;line-height:1}" +
     // On a phone the open panel fills the screen: the launcher would sit on the composer's Send.
     // Touch screens: every target at least 44×44 px, and text of 16 px so iOS does not zoom.
-    "@media (pointer:coarse),(max-width:480px){button{min-height:44px;min-width:44px}header button{font-size:14px}textarea,input,select{font-size:16px}.stars button{width:44px}}" +
+    "@media (pointer:coarse),(max-width:480px){button{min-height:44px;min-width:44px}.head button{font-size:14px}textarea,input,select{font-size:16px}.stars button{width:44px}}" +
     "@media (max-width:480px){:host{right:12px;bottom:12px}.panel{position:fixed;inset:0;width:auto;height:auto;max-height:none;border-radius:0}.panel:not([hidden])~.launch,.panel:not([hidden])~.teaser{display:none!important}}" +
     "@media (prefers-color-scheme:dark){:host{color:#e2e8f0}.panel{background:#0f172a}.log{background:#0b1220}.msg .b,.card{background:#1e293b;border-color:#334155;color:#e2e8f0}" +
     "form.compose{background:#0f172a;border-color:#334155}textarea,input,select{background:#1e293b;border-color:#475569}.sys,.typing,.msg .meta,.card label{color:#94a3b8}.stars button{background:#334155;color:#e2e8f0}form.compose .clip svg{fill:#94a3b8}.seen{color:#94a3b8}}" +
     "</style>" +
     "<div class='panel' role='dialog' aria-modal='false' hidden>" +
-    "<header><div style='flex:1;min-width:0'><h2 id='sb-title'></h2><div class='sub' aria-live='polite'></div></div>" +
-    "<button type='button' class='end' hidden></button><button type='button' class='min'></button></header>" +
+    "<div class='head'><div style='flex:1;min-width:0'><h2 id='sb-title'></h2><div class='sub' aria-live='polite'></div></div>" +
+    "<button type='button' class='end' hidden></button><button type='button' class='min'></button></div>" +
     "<div class='confirm' role='alertdialog' aria-labelledby='sb-confirm' hidden><span id='sb-confirm'></span>" +
     "<button type='button' class='yes'></button><button type='button' class='no'></button></div>" +
     "<div class='status' role='status' hidden></div>" +
@@ -167,7 +169,7 @@
   function $(sel) { return root.querySelector(sel); }
   var panel = $(".panel"), launch = $(".launch"), badge = $(".badge"), logEl = $(".log"),
     statusEl = $(".status"), typingEl = $(".typing"), form = $("form.compose"), input = $("#sb-text"),
-    titleEl = $("#sb-title"), subEl = $("header .sub"), endBtn = $(".end"), minBtn = $(".min"),
+    titleEl = $("#sb-title"), subEl = $(".head .sub"), endBtn = $(".end"), minBtn = $(".min"),
     teaser = $(".teaser"), clip = $(".clip"), pick = $(".pick"), confirmEl = $(".confirm");
 
   function el(tag, cls, text) {

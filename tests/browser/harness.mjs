@@ -245,7 +245,9 @@ export async function launchBrowser() {
 
 /**
  * Runs axe-core (the accessibility engine, from npm) on the page, open shadow roots included,
- * and returns its serious and critical violations as readable lines (empty when none).
+ * and returns its serious and critical violations, and moderate ones about landmarks (a page
+ * with no `main`, content outside every landmark, a second banner), as readable lines (empty
+ * when none).
  */
 export async function axeViolations(page) {
   if (!(await page.evaluate(() => typeof window.axe !== "undefined"))) {
@@ -262,6 +264,7 @@ export async function axeViolations(page) {
     }));
   });
   return violations
-    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .filter((v) => v.impact === "serious" || v.impact === "critical" ||
+      (v.impact === "moderate" && (v.id.startsWith("landmark-") || v.id === "region")))
     .flatMap((v) => v.nodes.map((n) => `${v.impact} ${v.id}: ${n}`));
 }

@@ -254,6 +254,8 @@ export var RU = {
   "Back to the chats": "К списку чатов",
   "Back to the chat": "Назад к чату",
   "Sent as": "От имени",
+  "Chats and queues": "Чаты и очереди",
+  "Visitor details": "О посетителе",
   "Administrator": "Администратор",
   "always open": "круглосуточно",
   "active": "активен",

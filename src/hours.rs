@@ -124,6 +124,51 @@ impl Hours {
     }
 }
 
+impl Hours {
+    /// When the department next opens after `at`, if it is closed at `at` and opens within two
+    /// weeks (holidays skipped): what a visitor is told ("back Monday 09:00").
+    pub fn next_open(&self, at: Millis) -> Option<Millis> {
+        if self.is_open(at) {
+            return None;
+        }
+        let tz = TimeZone::get(&self.timezone).ok()?;
+        let today = jiff::Timestamp::from_millisecond(at)
+            .ok()?
+            .to_zoned_datetime(tz.clone())
+            .date();
+        let holidays: Vec<Date> = self
+            .holidays
+            .iter()
+            .filter_map(|h| h.parse().ok())
+            .collect();
+        let mut date = today;
+        for _ in 0..=14 {
+            if !holidays.contains(&date) {
+                let mut starts: Vec<Time> = self
+                    .day(date.weekday())
+                    .1
+                    .iter()
+                    .filter_map(|s| parse_span(s).ok())
+                    .map(|(from, _)| from)
+                    .collect();
+                starts.sort();
+                for from in starts {
+                    // A start inside a DST gap opens at the first instant after it.
+                    let Ok(open) = date.to_datetime(from).to_zoned_datetime(tz.clone()) else {
+                        continue;
+                    };
+                    let ms = open.timestamp().as_millisecond();
+                    if ms > at {
+                        return Some(ms);
+                    }
+                }
+            }
+            date = date.tomorrow().ok()?;
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +215,43 @@ mod tests {
         let h = berlin();
         assert!(!h.is_open(at("2026-12-21T10:00:00Z")));
         assert!(h.is_open(at("2026-12-28T10:00:00Z")));
+    }
+
+    /// Closed: the next opening, in the department's zone, past breaks, weekends and holidays;
+    /// open: none.
+    #[test]
+    fn next_opening() {
+        let h = berlin();
+        // Open now: nothing to wait for.
+        assert_eq!(h.next_open(at("2026-11-23T08:30:00Z")), None);
+        // Monday before 09:00 Berlin: today at 09:00 (08:00 UTC).
+        assert_eq!(
+            h.next_open(at("2026-11-23T07:00:00Z")),
+            Some(at("2026-11-23T08:00:00Z"))
+        );
+        // Tuesday's lunch break: 13:00 Berlin.
+        assert_eq!(
+            h.next_open(at("2026-11-24T11:30:00Z")),
+            Some(at("2026-11-24T12:00:00Z"))
+        );
+        // Saturday: Monday 09:00.
+        assert_eq!(
+            h.next_open(at("2026-11-28T10:00:00Z")),
+            Some(at("2026-11-30T08:00:00Z"))
+        );
+        // Sunday before the Monday holiday (2026-12-21): Tuesday 09:00.
+        assert_eq!(
+            h.next_open(at("2026-12-20T10:00:00Z")),
+            Some(at("2026-12-22T08:00:00Z"))
+        );
+        // Never open: nothing within two weeks.
+        let never = Hours {
+            monday: vec![],
+            tuesday: vec![],
+            friday: vec![],
+            ..berlin()
+        };
+        assert_eq!(never.next_open(at("2026-11-23T07:00:00Z")), None);
     }
 
     /// Bad entries are reported with their field.

@@ -31,6 +31,8 @@
       star: "{n} of 5", start: "Start chat", department: "Department", unread: "{n} unread",
       newChat: "New conversation", failed: "Not sent: {why}",
       nobody: "Nobody is on duty right now. Leave a message and we will answer by email.",
+      nobodyBack: "Nobody is on duty right now; we are back {when}. Leave a message and we will answer by email.",
+      otherTeams: "Or chat now with a team that is here:",
       dismiss: "Dismiss",
       copyTitle: "Email me a copy of this chat", copySend: "Send copy", copySent: "A copy is on its way to {email}.",
       attach: "Attach an image or PDF", tooBig: "The file is too large (at most {mb} MB).",
@@ -49,6 +51,8 @@
       star: "{n} из 5", start: "Начать чат", department: "Отдел", unread: "Непрочитанных: {n}",
       newChat: "Новый разговор", failed: "Не отправлено: {why}",
       nobody: "Сейчас никого нет на месте. Оставьте сообщение, и мы ответим на e-mail.",
+      nobodyBack: "Сейчас никого нет на месте, откроемся: {when}. Оставьте сообщение, и мы ответим на e-mail.",
+      otherTeams: "Или напишите сейчас тем, кто на месте:",
       dismiss: "Скрыть",
       copyTitle: "Прислать копию чата на e-mail", copySend: "Отправить копию", copySent: "Копия чата отправлена на {email}.",
       attach: "Прикрепить изображение или PDF", tooBig: "Файл слишком большой (не больше {mb} МБ).",
@@ -73,6 +77,7 @@
   var unread = 0, typingTimer = null, typingSent = false, remoteTypingTimer = null;
   var offerEl = null;            // a trigger's proactive message on screen (st.offer keeps it)
   var available = true;          // the server's word at welcome: would a first message reach an agent?
+  var depts = [];                // and each department's: available now, or when it opens
   var myTexts = [];              // the visitor's messages in the conversation shown (the offline form keeps them)
   var offlineText = null, thanksDue = false, thanksTimer = null; // the offline message being confirmed
   var offlineEcho = false;       // it repeats what the visitor already wrote here: not shown twice
@@ -370,8 +375,8 @@
     if (p.department && cfg.departments.length > 1) {
       var sel = el("select");
       cfg.departments.forEach(function (d) { var o = el("option", null, d.name || d.id); o.value = d.id; sel.appendChild(o); });
-      // The site's default team unless the visitor picks another: untouched, nobody is misrouted.
-      if (cfg.default_department) sel.value = cfg.default_department;
+      // The team the visitor chose, else the site's default: untouched, nobody is misrouted.
+      if (st.dept || cfg.default_department) sel.value = st.dept || cfg.default_department;
       inputs.department = field(card, t("department"), sel);
     }
     (p.fields || []).forEach(function (f) {
@@ -426,9 +431,34 @@
   }
   // Nobody on duty: said before the visitor writes, with the form at once and the composer's
   // text carried into it.
+  // When a closed department opens next, in the visitor's language and time zone.
+  function when(ms) {
+    var d = new Date(ms), soon = ms - Date.now() < 6 * 86400000;
+    var opts = soon ? { weekday: "long", hour: "2-digit", minute: "2-digit" }
+      : { weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit" };
+    try { return new Intl.DateTimeFormat(locale, /** @type {any} */ (opts)).format(d); } catch (e) { return d.toLocaleString(); }
+  }
   function offerOffline() {
     if (root.querySelector(".offline")) return;
-    if (!root.querySelector(".nobody")) { var n = el("div", "sys nobody", t("nobody")); logEl.appendChild(n); }
+    if (!root.querySelector(".nobody")) {
+      // Nobody in this department; say when it opens, and offer the teams that are there now.
+      var mine = st.dept || cfg.default_department;
+      var here = depts.filter(function (d) { return d.id === mine; })[0];
+      var text = here && here.opens_at ? t("nobodyBack", { when: when(here.opens_at) }) : t("nobody");
+      logEl.appendChild(el("div", "sys nobody", text));
+      var others = depts.filter(function (d) { return d.available && d.id !== mine; });
+      if (others.length) {
+        var card = el("div", "card nobody teams");
+        card.appendChild(el("h3", null, t("otherTeams")));
+        others.forEach(function (d) {
+          var b = el("button", null, d.name);
+          b.type = "button";
+          b.addEventListener("click", function () { st.dept = d.id; save(); reconnect(); });
+          card.appendChild(b);
+        });
+        logEl.appendChild(card);
+      }
+    }
     // "We usually answer within minutes" is not true while nobody is on duty.
     root.querySelectorAll(".greeting").forEach(function (/** @type {HTMLElement} */ g) { g.hidden = true; });
     root.querySelectorAll(".prechat").forEach(function (c) { c.remove(); });
@@ -611,6 +641,7 @@
         endBtn.hidden = convState !== "queued" && convState !== "active";
         clipShown();
         available = m.available !== false;
+        depts = m.departments || [];
         if (convState !== "queued" && convState !== "active") {
           if (!available) offerOffline(); else if (root.querySelector(".nobody")) backOnDuty();
         }

@@ -388,6 +388,46 @@ impl Engine {
             .unwrap_or(true)
     }
 
+    /// Every department of the site as a visitor may choose it now: whether a first message
+    /// would reach an agent there, and when a closed one opens next. One read of the agents
+    /// (a fresh one when the cached read finds a department unstaffed).
+    pub async fn departments_now(&self, site: &SiteId) -> Vec<DepartmentNow> {
+        let Ok(config) = self.site(site) else {
+            return Vec::new();
+        };
+        let now = self.now();
+        let grace = self.grace_ms();
+        let on_duty = |agents: &[AgentState], dept: &DeptId| {
+            agents.iter().any(|a| {
+                a.departments.contains(dept)
+                    && a.status != AgentStatus::Offline
+                    && a.present(now, grace)
+            })
+        };
+        let mut agents = self.agents_cached(site, false).await.ok();
+        if agents
+            .as_ref()
+            .is_some_and(|a| config.departments.iter().any(|d| !on_duty(a, &d.id)))
+        {
+            agents = self.agents_cached(site, true).await.ok().or(agents);
+        }
+        config
+            .departments
+            .iter()
+            .map(|d| {
+                let open = config.department_open(&d.id, now);
+                // A backend failure is not "nobody is there": the message will tell.
+                let staffed = agents.as_ref().is_none_or(|a| on_duty(a, &d.id));
+                DepartmentNow {
+                    id: d.id.clone(),
+                    name: config.department_name(&d.id),
+                    available: open && staffed,
+                    opens_at: d.hours.as_ref().and_then(|h| h.next_open(now)),
+                }
+            })
+            .collect()
+    }
+
     /// Answers a new conversation at once: queued (and perhaps assigned right away) or offline.
     pub(super) async fn route_new(&self, site: &SiteConfig, conv: &Conversation) -> Result<()> {
         self.visitor_changed(&site.id, &conv.visitor, true).await;
@@ -484,4 +524,16 @@ fn visitor_over_rate() -> EngineError {
         ErrorCode::RateLimited,
         "too many messages from this visitor; wait a minute",
     )
+}
+
+/// A department as the widget's `welcome` lists it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DepartmentNow {
+    pub id: DeptId,
+    pub name: String,
+    /// A first message would reach an agent now: open, and someone on duty.
+    pub available: bool,
+    /// When a department outside its hours opens next (Unix ms), if within two weeks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opens_at: Option<crate::model::Millis>,
 }

@@ -47,7 +47,7 @@ mod triggers;
 
 pub use attachments::{Reader, Sender};
 pub use directory::DirectoryError;
-pub use intake::{Route, VisitorSession};
+pub use intake::{DepartmentNow, Route, VisitorSession};
 pub use lifecycle::TicketChange;
 pub use privacy::VisitorExport;
 pub use sessions::{AgentChat, Readiness};

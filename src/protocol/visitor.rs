@@ -142,6 +142,9 @@ pub enum VisitorOut<'a> {
         /// Whether a first message would reach an agent now (someone on duty in the visitor's
         /// department, within its hours); false: the widget offers the offline form at once.
         available: bool,
+        /// Every department: whether it would answer now, and when a closed one opens, so a
+        /// visitor whose department is closed can pick one that is staffed.
+        departments: &'a [crate::engine::DepartmentNow],
     },
     Event {
         conversation: &'a ConvId,

@@ -150,12 +150,14 @@ async fn setup(
     let heartbeat_secs = state.engine.config().timing.heartbeat_secs;
     let summary = hello.conversation.as_ref().map(ConvSummary::from);
     let available = Box::pin(state.engine.answerable(&site, department.as_ref())).await;
+    let departments = Box::pin(state.engine.departments_now(&site)).await;
     let welcome = VisitorOut::Welcome {
         visitor_id: &visitor,
         token: &hello.token,
         conversation: summary,
         heartbeat_secs,
         available,
+        departments: &departments,
     };
     // Before the welcome: a client that saw it knows its page view is being timed.
     state.engine.page_seen(&site, reg.id, &hello.profile);

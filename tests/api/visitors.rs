@@ -7,6 +7,40 @@ use crate::both_backends;
 use crate::helpers::*;
 
 both_backends!(visitors_who_leave_leave_no_live_state);
+both_backends!(welcome_lists_each_department_open_or_when_it_opens);
+
+/// The welcome tells a visitor, for every department, whether a first message would reach an
+/// agent now and when a closed one opens: Support closed by its hours (Monday 08:30 in Berlin,
+/// opening at 09:00) while Sales is staffed.
+async fn welcome_lists_each_department_open_or_when_it_opens(backend: Backend) {
+    let mut cfg = config(&[agent("alice", "Alice Moreau", &["support", "sales"], 2)]);
+    cfg.sites[0].departments[0].hours = Some(
+        toml::from_str(
+            r#"timezone = "Europe/Berlin"
+               monday = ["09:00-17:00"]"#,
+        )
+        .unwrap(),
+    );
+    let clock = TestClock::at("2026-11-23T07:30:00Z");
+    let app = spawn_full(backend, cfg, None, clock.clone()).await;
+    let _alice = agent_client(&app, "alice", "online").await;
+    let (_v, welcome) = visitor(&app, json!({})).await;
+    assert_eq!(
+        welcome["available"], false,
+        "support is the default: {welcome}"
+    );
+    let departments = welcome["departments"].as_array().unwrap();
+    let find = |id: &str| departments.iter().find(|d| d["id"] == id).unwrap().clone();
+    let support = find("support");
+    assert_eq!(support["available"], false, "{welcome}");
+    // 09:00 in Berlin is 08:00 UTC.
+    let opens = "2026-11-23T08:00:00Z".parse::<jiff::Timestamp>().unwrap();
+    assert_eq!(support["opens_at"], opens.as_millisecond(), "{welcome}");
+    let sales = find("sales");
+    assert_eq!(sales["available"], true, "{welcome}");
+    assert!(sales.get("opens_at").is_none(), "{welcome}");
+    app.stop().await;
+}
 
 /// How many Redis keys a deployment's prefix has.
 async fn redis_keys(prefix: &str) -> usize {

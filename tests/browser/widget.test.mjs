@@ -361,6 +361,51 @@ for (const backend of ["embedded", "redis"]) {
       await ctx.close();
     });
 
+    test("the default department closed by its hours: the visitor is told when it opens and chats with a staffed team", async () => {
+      // Support is closed all of today (a holiday), Alice is online in Sales.
+      const today = new Date().toISOString().slice(0, 10);
+      const day = ["00:00-24:00"];
+      const hours = { timezone: "UTC", monday: day, tuesday: day, wednesday: day, thursday: day, friday: day,
+        saturday: day, sunday: day, holidays: [today] };
+      const put = (body) => admin(server, "/v1/sites/demo/departments/support", "PUT", body);
+      assert.equal((await put({ name: "Support", hours })).status, 200);
+      const ctx = await browser.newContext({ locale: "en-US", timezoneId: "UTC" });
+      const p = await ctx.newPage();
+      await p.goto(server.origin + "/demo/");
+      await W(p).locator(".launch").click();
+      const nobody = W(p).locator(".sys.nobody");
+      await nobody.waitFor({ timeout: WAIT });
+      // Tomorrow 00:00 UTC, as the visitor's browser says it.
+      const tomorrow = new Date(Date.parse(today + "T00:00:00Z") + 86400000);
+      const weekday = tomorrow.toLocaleDateString("en-US", { weekday: "long", timeZone: "UTC" });
+      assert.match(await nobody.textContent(), new RegExp(`we are back ${weekday}`));
+      const teams = W(p).locator(".teams");
+      await teams.waitFor({ timeout: WAIT });
+      await p.screenshot({ path: path.join(ARTIFACTS, `widget-${backend}-closed-department.png`) });
+      await accessible(p, "the widget with its department closed");
+      await teams.getByRole("button", { name: "Sales" }).click();
+      // Sales is staffed: no offline form but the site's pre-chat form; the message reaches
+      // Alice in Sales.
+      const pre = W(p).locator(".prechat");
+      await pre.waitFor({ timeout: WAIT });
+      await pre.getByLabel("Name").fill("Hana");
+      await pre.getByLabel("Email").fill("hana@example.com");
+      await pre.locator("button[type=submit]").click();
+      const box = W(p).locator("form.compose textarea");
+      await box.waitFor({ state: "visible", timeout: WAIT });
+      assert.equal(await W(p).locator(".offline").count(), 0);
+      await box.fill("Do you have green tea?");
+      await box.press("Enter");
+      const got = await agent.next("the chat in Sales", (m) => m.type === "assigned" &&
+        m.events.some((e) => e.text === "Do you have green tea?"));
+      assert.equal(got.conversation.department, "sales");
+      await W(p).locator(".end").click();
+      await W(p).locator(".confirm .yes").click();
+      await W(p).locator(".rating").waitFor({ timeout: WAIT });
+      await ctx.close();
+      assert.equal((await put({ name: "Support" })).status, 200);
+    });
+
     test("a light accent colour gets dark text, and the widget stays accessible", async () => {
       const { body: site } = await admin(server, "/v1/sites/demo");
       const own = Object.fromEntries(Object.entries(site).filter(([k]) =>

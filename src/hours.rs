@@ -16,8 +16,10 @@ use crate::model::Millis;
 #[serde(deny_unknown_fields)]
 pub struct Hours {
     /// IANA zone, e.g. `Europe/Berlin`.
+    #[schema(example = "Europe/Berlin")]
     pub timezone: String,
     #[serde(default)]
+    #[schema(example = json!(["09:00-12:00", "13:00-17:00"]))]
     pub monday: Vec<String>,
     #[serde(default)]
     pub tuesday: Vec<String>,

@@ -374,7 +374,7 @@
     if (p.email) { inputs.email = field(card, t("email"), el("input")); inputs.email.type = "email"; }
     if (p.department && cfg.departments.length > 1) {
       var sel = el("select");
-      cfg.departments.forEach(function (d) { var o = el("option", null, d.name || d.id); o.value = d.id; sel.appendChild(o); });
+      cfg.departments.forEach(function (d) { var o = el("option", null, deptName(d)); o.value = d.id; sel.appendChild(o); });
       // The team the visitor chose, else the site's default: untouched, nobody is misrouted.
       if (st.dept || cfg.default_department) sel.value = st.dept || cfg.default_department;
       inputs.department = field(card, t("department"), sel);
@@ -431,6 +431,8 @@
   }
   // Nobody on duty: said before the visitor writes, with the form at once and the composer's
   // text carried into it.
+  // A department's name in the visitor's language, where the site gives one.
+  function deptName(d) { return (d.names && d.names[lang()]) || d.name || d.id; }
   // When a closed department opens next, in the visitor's language and time zone.
   function when(ms) {
     var d = new Date(ms), soon = ms - Date.now() < 6 * 86400000;
@@ -451,7 +453,7 @@
         var card = el("div", "card nobody teams");
         card.appendChild(el("h3", null, t("otherTeams")));
         others.forEach(function (d) {
-          var b = el("button", null, d.name);
+          var b = el("button", null, deptName(d));
           b.type = "button";
           b.addEventListener("click", function () { st.dept = d.id; save(); reconnect(); });
           card.appendChild(b);

@@ -14,7 +14,7 @@ use crate::model::{AgentId, DeptId, Secret, SiteId};
 #[serde(deny_unknown_fields)]
 #[schema(as = Site)]
 pub struct SiteConfig {
-    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "shop")]
     pub id: SiteId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -95,10 +95,13 @@ pub struct SiteConfig {
 #[serde(deny_unknown_fields)]
 #[schema(as = Canned)]
 pub struct CannedResponse {
-    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "hi")]
     pub shortcut: String,
     /// Not blank.
-    #[schema(pattern = r"\S")]
+    #[schema(
+        pattern = r"\S",
+        example = "Hello {visitor_name}! I'm {agent_first_name}, how can I help?"
+    )]
     pub text: String,
 }
 
@@ -213,7 +216,10 @@ pub struct WebhookConfig {
     #[serde(default)]
     #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub id: String,
-    #[schema(pattern = "^https?://")]
+    #[schema(
+        pattern = "^https?://",
+        example = "https://crm.example.com/hooks/switchboard"
+    )]
     pub url: String,
     /// Signs every delivery (`Switchboard-Signature`); at least 16 characters. Write-only:
     /// reads show `secret_set`; a PUT without it keeps the stored one.
@@ -302,10 +308,15 @@ impl SiteConfig {
 #[serde(deny_unknown_fields)]
 #[schema(as = Department)]
 pub struct DepartmentConfig {
-    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "support")]
     pub id: DeptId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The name in other languages, by language code: `{ ru = "Продажи" }`. Visitors whose
+    /// language is listed see it; others see `name`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(schema_with = localized_names_schema)]
+    pub names: BTreeMap<String, String>,
     /// Per-locale overrides for this department, over the site's.
     #[serde(default)]
     pub templates: BTreeMap<String, BTreeMap<String, String>>,
@@ -318,15 +329,15 @@ pub struct DepartmentConfig {
 #[serde(deny_unknown_fields)]
 #[schema(as = Agent)]
 pub struct AgentConfig {
-    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    #[schema(value_type = String, pattern = "^[A-Za-z0-9._-]{1,64}$", example = "alice")]
     pub id: AgentId,
     /// Full display name: every message of this agent carries it.
-    #[schema(pattern = r"\S")]
+    #[schema(pattern = r"\S", example = "Alice Moreau")]
     pub name: String,
     #[schema(value_type = Vec<String>)]
     pub departments: Vec<DeptId>,
     /// The most chats at once; the agent may lower or raise their own limit up to this.
-    #[schema(minimum = 1, maximum = 100)]
+    #[schema(minimum = 1, maximum = 100, example = 3)]
     pub max_concurrent: u32,
     /// Signs in to the console with this address and a password set from an invite link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -410,6 +421,27 @@ fn origins_schema() -> utoipa::openapi::schema::Array {
 fn webhook_events_schema() -> utoipa::openapi::schema::Array {
     utoipa::openapi::schema::ArrayBuilder::new()
         .items(webhook_event_schema())
+        .build()
+}
+
+/// A department's names by language: `^[a-z]{2,3}$` → a name that is not blank.
+fn localized_names_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[a-z]{2,3}$")),
+        ))
+        .additional_properties(Some(AdditionalProperties::RefOr(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(100))
+                .pattern(Some(r"\S"))
+                .into(),
+        )))
         .build()
 }
 

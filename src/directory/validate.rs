@@ -196,6 +196,22 @@ impl SiteConfig {
 impl DepartmentConfig {
     /// Its opening hours (the id is checked with the site's others).
     pub(super) fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        for (lang, name) in &self.names {
+            let code =
+                lang.len() >= 2 && lang.len() <= 3 && lang.bytes().all(|b| b.is_ascii_lowercase());
+            if !code {
+                return Err(bad(
+                    format!("{at}.names.{lang}"),
+                    "a language code: two or three lowercase letters (ru, de)",
+                ));
+            }
+            if name.trim().is_empty() || name.chars().count() > 100 {
+                return Err(bad(
+                    format!("{at}.names.{lang}"),
+                    "1 to 100 characters, not blank",
+                ));
+            }
+        }
         if let Some(h) = &self.hours {
             h.validate()
                 .map_err(|(f, p)| bad(format!("{at}.hours.{f}"), p))?;

@@ -421,6 +421,7 @@ impl Engine {
                 DepartmentNow {
                     id: d.id.clone(),
                     name: config.department_name(&d.id),
+                    names: d.names.clone(),
                     available: open && staffed,
                     opens_at: d.hours.as_ref().and_then(|h| h.next_open(now)),
                 }
@@ -531,6 +532,9 @@ fn visitor_over_rate() -> EngineError {
 pub struct DepartmentNow {
     pub id: DeptId,
     pub name: String,
+    /// The name in other languages (`DepartmentConfig::names`).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub names: std::collections::BTreeMap<String, String>,
     /// A first message would reach an agent now: open, and someone on duty.
     pub available: bool,
     /// When a department outside its hours opens next (Unix ms), if within two weeks.

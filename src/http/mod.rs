@@ -6,6 +6,7 @@ mod accounts;
 mod attachments;
 mod audit;
 mod directory;
+pub(crate) mod embedded;
 mod error;
 mod extract;
 pub mod health;
@@ -33,23 +34,8 @@ pub use extract::{Admin, Caller, Supervisor};
     responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json",
         body = Object)))]
 async fn openapi(headers: axum::http::HeaderMap) -> axum::response::Response {
-    use axum::http::header;
-    /// The document compacted and gzip-compressed by build.rs.
-    static GZIPPED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json.gz"));
-    static INFLATED: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
-        let mut out = Vec::new();
-        let read = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(GZIPPED), &mut out);
-        debug_assert!(read.is_ok(), "build.rs wrote a gzip stream");
-        out
-    });
-    let json = (header::CONTENT_TYPE, "application/json");
-    let vary = (header::VARY, "accept-encoding");
-    if crate::request::accepts(&headers, "gzip") {
-        ([json, vary, (header::CONTENT_ENCODING, "gzip")], GZIPPED).into_response()
-    } else {
-        // Left to the compression layer (brotli where asked).
-        ([json, vary], INFLATED.as_slice()).into_response()
-    }
+    static DOCUMENT: embedded::Gzipped = embedded::gzipped!("openapi.json");
+    DOCUMENT.respond(&headers, "application/json")
 }
 
 /// Prometheus metrics (text format 0.0.4).

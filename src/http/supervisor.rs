@@ -96,6 +96,8 @@ async fn agents(
 pub struct QueueRow {
     #[schema(value_type = String)]
     site: SiteId,
+    /// The department's display name (its id when it has none)
+    name: String,
     #[serde(flatten)]
     queue: QueueStat,
 }
@@ -124,6 +126,7 @@ async fn queues(
             let (queue, _) = state.engine.queue_stat(&site, &dept.id).await?;
             queues.push(QueueRow {
                 site: site.clone(),
+                name: cfg.department_name(&dept.id),
                 queue,
             });
         }

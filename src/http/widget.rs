@@ -14,14 +14,11 @@ use axum::routing::get;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::embedded::{Gzipped, gzipped};
 use super::error::Failure;
 use super::{ApiError, AppState};
 use crate::directory::model::PrechatConfig;
 use crate::model::{DeptId, SiteId};
-
-const WIDGET_JS: &str = include_str!("../../widget/widget.js");
-const DEMO_HTML: &str = include_str!("../../widget/demo.html");
-const CONSOLE_HTML: &str = include_str!("../../widget/console.html");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -44,95 +41,60 @@ pub fn router() -> Router<AppState> {
         .route("/v1/widget/{site}", get(widget_config))
 }
 
-/// A file compiled into the binary, with the entity tag of its content.
+/// A file compiled into the binary (gzip-compressed, `embedded`), with the entity tag of its
+/// content.
 struct Asset {
-    body: &'static str,
+    file: Gzipped,
     content_type: &'static str,
-    /// `"<16 hex digits of its SHA-256>"`: changes exactly when the file does.
-    etag: std::sync::LazyLock<String>,
+    etag: std::sync::OnceLock<String>,
+}
+
+impl Asset {
+    /// `"<16 hex digits of the SHA-256 of its gzip stream>"`: changes exactly when the file
+    /// does (build.rs compresses the same bytes the same way).
+    fn etag(&'static self) -> &'static str {
+        self.etag.get_or_init(|| {
+            use sha2::Digest;
+            let digest = hex::encode(sha2::Sha256::digest(self.file.gz()));
+            format!("\"{}\"", &digest[..16])
+        })
+    }
 }
 
 macro_rules! asset {
-    ($body:expr, $type:expr) => {
+    ($name:literal, $type:expr) => {
         Asset {
-            body: $body,
+            file: gzipped!($name),
             content_type: $type,
-            etag: std::sync::LazyLock::new(|| {
-                format!("\"{}\"", &crate::auth::token_hash($body)[..16])
-            }),
+            etag: std::sync::OnceLock::new(),
         }
     };
 }
 
 const JS: &str = "application/javascript; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
-static WIDGET: Asset = asset!(WIDGET_JS, JS);
-static DEMO: Asset = asset!(DEMO_HTML, HTML);
-static CONSOLE: Asset = asset!(CONSOLE_HTML, HTML);
+static WIDGET: Asset = asset!("widget.js", JS);
+static DEMO: Asset = asset!("demo.html", HTML);
+static CONSOLE: Asset = asset!("console.html", HTML);
 
 /// The console's ES modules (`widget/console/`), one per view and the few below them; the page
 /// loads `main.js`, which imports the rest by relative URL. No build step: the files as written.
 static CONSOLE_MODULES: [(&str, Asset); 15] = [
-    (
-        "main.js",
-        asset!(include_str!("../../widget/console/main.js"), JS),
-    ),
-    (
-        "state.js",
-        asset!(include_str!("../../widget/console/state.js"), JS),
-    ),
-    (
-        "strings.js",
-        asset!(include_str!("../../widget/console/strings.js"), JS),
-    ),
-    (
-        "dom.js",
-        asset!(include_str!("../../widget/console/dom.js"), JS),
-    ),
-    (
-        "shell.js",
-        asset!(include_str!("../../widget/console/shell.js"), JS),
-    ),
-    (
-        "views.js",
-        asset!(include_str!("../../widget/console/views.js"), JS),
-    ),
-    (
-        "api.js",
-        asset!(include_str!("../../widget/console/api.js"), JS),
-    ),
-    (
-        "session.js",
-        asset!(include_str!("../../widget/console/session.js"), JS),
-    ),
-    (
-        "chats.js",
-        asset!(include_str!("../../widget/console/chats.js"), JS),
-    ),
-    (
-        "compose.js",
-        asset!(include_str!("../../widget/console/compose.js"), JS),
-    ),
-    (
-        "notify.js",
-        asset!(include_str!("../../widget/console/notify.js"), JS),
-    ),
-    (
-        "visitors.js",
-        asset!(include_str!("../../widget/console/visitors.js"), JS),
-    ),
-    (
-        "supervisor.js",
-        asset!(include_str!("../../widget/console/supervisor.js"), JS),
-    ),
-    (
-        "inbox.js",
-        asset!(include_str!("../../widget/console/inbox.js"), JS),
-    ),
-    (
-        "admin.js",
-        asset!(include_str!("../../widget/console/admin.js"), JS),
-    ),
+    ("main.js", asset!("console-main.js", JS)),
+    ("state.js", asset!("console-state.js", JS)),
+    ("strings.js", asset!("console-strings.js", JS)),
+    ("dom.js", asset!("console-dom.js", JS)),
+    ("shell.js", asset!("console-shell.js", JS)),
+    ("views.js", asset!("console-views.js", JS)),
+    ("api.js", asset!("console-api.js", JS)),
+    ("session.js", asset!("console-session.js", JS)),
+    ("chats.js", asset!("console-chats.js", JS)),
+    ("compose.js", asset!("console-compose.js", JS)),
+    ("notify.js", asset!("console-notify.js", JS)),
+    ("visitors.js", asset!("console-visitors.js", JS)),
+    ("supervisor.js", asset!("console-supervisor.js", JS)),
+    ("inbox.js", asset!("console-inbox.js", JS)),
+    ("admin.js", asset!("console-admin.js", JS)),
 ];
 
 /// `/console/<module>.js`: one of the console's modules, or 404.
@@ -145,12 +107,12 @@ async fn console_module(Path(file): Path<String>, headers: HeaderMap) -> Respons
 
 /// Serves an asset with its ETag, revalidated for five minutes; `If-None-Match` with the
 /// current tag gets `304 Not Modified` and no body. Compression is the router's layer.
-fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
+fn serve(asset: &'static Asset, headers: &HeaderMap) -> Response {
     serve_for(asset, headers, "public, max-age=300")
 }
 
-fn serve_for(asset: &Asset, headers: &HeaderMap, cache: &'static str) -> Response {
-    let etag = asset.etag.as_str();
+fn serve_for(asset: &'static Asset, headers: &HeaderMap, cache: &'static str) -> Response {
+    let etag = asset.etag();
     let matches = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -160,7 +122,7 @@ fn serve_for(asset: &Asset, headers: &HeaderMap, cache: &'static str) -> Respons
     let mut resp = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        ([(header::CONTENT_TYPE, asset.content_type)], asset.body).into_response()
+        asset.file.respond(headers, asset.content_type)
     };
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
@@ -204,7 +166,7 @@ async fn widget_js(headers: HeaderMap) -> Response {
 
 /// The widget's version: its entity tag without quotes.
 pub fn widget_version() -> &'static str {
-    WIDGET.etag.trim_matches('"')
+    WIDGET.etag().trim_matches('"')
 }
 
 /// `/widget/<version>.js`: the same file under a name that changes with it, cached for a year
@@ -254,6 +216,9 @@ pub struct WidgetDepartment {
     #[schema(value_type = String)]
     id: DeptId,
     name: Option<String>,
+    /// The name in other languages, by language code; the widget shows the visitor's
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    names: std::collections::BTreeMap<String, String>,
 }
 
 /// The widget's public settings for a site.
@@ -297,6 +262,7 @@ async fn widget_config(
             .map(|d| WidgetDepartment {
                 id: d.id.clone(),
                 name: d.name.clone(),
+                names: d.names.clone(),
             })
             .collect(),
         default_department: site.default_department().clone(),

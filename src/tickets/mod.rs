@@ -32,6 +32,7 @@ use crate::model::{
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Ticket {
     /// Time-ordered (the conversation's ULID): one ticket per conversation, never two.
+    #[schema(example = "01JDX5Q8M0K9V7ZP3W2N4R6T8Y")]
     pub id: String,
     pub site: SiteId,
     pub conversation: ConvId,

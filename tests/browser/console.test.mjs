@@ -287,6 +287,7 @@ for (const backend of ["embedded", "redis"]) {
       assert.equal(await W(v.page).locator(".panel").isVisible(), true);
       // No live chat was in view: the new one opens; the visitors tab shows them in chat.
       await ui.locator("#chat-view").waitFor({ state: "visible", timeout: WAIT });
+      await waitText(ui.locator("#transcript"), "The spring sale ends today");
       await ui.click("#tab-visitors");
       await waitText(row, "in chat");
       await waitText(ui.locator(".chat-item"), "The spring sale ends today");
@@ -380,6 +381,8 @@ for (const backend of ["embedded", "redis"]) {
       await waitText(alice, "Alice Moreau");
       await waitText(alice, "online");
       await page.locator("#sv-queues tr[data-department=support]").waitFor({ timeout: WAIT });
+      // Departments by name, not id.
+      await page.locator("#sv-queues tr[data-department=support] td").filter({ hasText: /^Support$/ }).waitFor({ timeout: WAIT });
       const stats = await admin(server, "/v1/stats");
       await waitText(page.locator("#figures .figure"), "Chats today");
       await waitText(page.locator("#figures .figure"), String(stats.body.chats));
@@ -486,6 +489,9 @@ for (const backend of ["embedded", "redis"]) {
       const context = await browser.newContext();
       const page = await context.newPage();
       page.on("pageerror", (e) => { throw e; });
+      // The page logs no error (an id field's pattern once failed to compile in the `v` mode).
+      const logged = [];
+      page.on("console", (m) => { if (m.type() === "error" && !/Failed to load resource/.test(m.text())) logged.push(m.text()); });
       await page.goto(server.api + made.body.invite.url);
       await accessible(page, "the invite page");
       await page.fill("#new-password", "correct horse battery staple");
@@ -530,21 +536,30 @@ for (const backend of ["embedded", "redis"]) {
       assert.equal(await page.locator("#pv-head").evaluate((e) => getComputedStyle(e).backgroundColor), "rgb(225, 29, 72)");
       await page.click("#st-save");
       await until("the colour saved", async () => (await admin(server, "/v1/widget/demo")).body.color === "#e11d48");
-      // Saving the site's look keeps its mail server (the form does not show it).
+      // Saving the site's look keeps its mail server (the form shows it, the password stays
+      // write-only).
       const saved = await admin(server, "/v1/sites/demo");
       assert.equal(saved.body.smtp_url, smtp.url);
       assert.equal(saved.body.email_from, "Demo shop <support@demo.test>");
+      assert.equal(await page.locator("#st-smtp").inputValue(), smtp.url);
+      assert.equal(await page.locator("#st-smtp-password").inputValue(), "");
+      // The audit log, in the console: the change just made, with a readable time.
+      await page.click("#admin-tabs button[data-pane=audit]");
+      const entry = page.locator("#ad-audit tr", { hasText: "directory.site.update" }).first();
+      await entry.waitFor({ timeout: WAIT });
+      assert.doesNotMatch(await entry.locator("td").first().textContent(), /^\d{12,}$/, "a time, not Unix milliseconds");
       const v = await visitorPage(browser, server.origin + "/demo/");
       const colour = await W(v.page).locator(".launch").evaluate((e) => getComputedStyle(e).backgroundColor);
       assert.equal(colour, "rgb(225, 29, 72)");
       await admin(server, "/v1/sites/demo", "PUT", { allowed_origins: [server.origin], default_department: "support",
         name: "Demo shop", widget: { color: "#0f766e", title: "Demo shop", prechat: { name: true, fields: [{ id: "order", label: "Order number" }] } } });
       // Every admin pane, as an admin sees it.
-      for (const pane of ["agents", "departments", "canned", "triggers", "site", "webhooks"]) {
+      for (const pane of ["agents", "departments", "canned", "triggers", "site", "webhooks", "audit"]) {
         await page.click(`#admin-tabs button[data-pane=${pane}]`);
         await page.locator(`#admin-tabs button[data-pane=${pane}][aria-selected=true]`).waitFor({ timeout: WAIT });
         await accessible(page, `the admin pane ${pane}`);
       }
+      assert.deepEqual(logged, [], "errors in the browser's console");
       await admin(server, "/v1/sites/demo/agents/zoe", "DELETE");
       await admin(server, "/v1/sites/demo/agents/ada", "DELETE");
       await v.context.close();

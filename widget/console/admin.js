@@ -5,7 +5,7 @@ import { api } from "./api.js";
 import { $, button, el, toast } from "./dom.js";
 import { signInFailed } from "./shell.js";
 import { S } from "./state.js";
-import { T } from "./strings.js";
+import { LANG, T } from "./strings.js";
 import { views } from "./views.js";
 
 /** A role as the page names it (the words are keys of the translations). */
@@ -100,6 +100,10 @@ export function renderAdmin() {
   $("st-title").value = s.widget.title || "";
   $("st-greeting").value = s.widget.greeting || "";
   $("st-preview").checked = !!s.widget.typing_preview;
+  $("st-smtp").value = s.smtp_url || "";
+  $("st-from").value = s.email_from || "";
+  $("st-smtp-password").value = "";
+  $("st-smtp-password").placeholder = T(s.smtp_password_set ? "empty keeps the current one" : "not set");
   preview();
   var th = $("ad-hooks"); th.textContent = "";
   s.webhooks.forEach(function (w) {
@@ -143,6 +147,7 @@ $("agent-form").addEventListener("submit", function (e) {
 });
 export function editDept(d) {
   $("dp-id").value = d.id; $("dp-name").value = d.name || "";
+  $("dp-names").value = Object.keys(d.names || {}).map(function (k) { return k + ": " + d.names[k]; }).join(", ");
   $("dp-tz").value = d.hours ? d.hours.timezone : "";
   DAYS.forEach(function (k) { $("dp-" + k).value = d.hours ? (d.hours[k] || []).join(", ") : ""; });
   $("dp-holidays").value = d.hours ? (d.hours.holidays || []).join(", ") : "";
@@ -153,6 +158,12 @@ $("dept-form").addEventListener("submit", function (e) {
   var old = adminSite.departments.filter(function (d) { return d.id === id; })[0];
   var body = Object.assign({}, old || {}, { id: id });
   if ($("dp-name").value.trim()) body.name = $("dp-name").value.trim(); else delete body.name;
+  // "ru: Продажи, de: Vertrieb" → {ru: "Продажи", de: "Vertrieb"}.
+  body.names = {};
+  list($("dp-names").value).forEach(function (pair) {
+    var i = pair.indexOf(":");
+    if (i > 0) body.names[pair.slice(0, i).trim().toLowerCase()] = pair.slice(i + 1).trim();
+  });
   if ($("dp-tz").value.trim()) {
     body.hours = { timezone: $("dp-tz").value.trim(), holidays: list($("dp-holidays").value) };
     DAYS.forEach(function (k) { body.hours[k] = list($("dp-" + k).value); });
@@ -211,8 +222,36 @@ $("site-form").addEventListener("submit", function (e) {
   if ($("st-greeting").value.trim()) body.widget.greeting = $("st-greeting").value.trim(); else delete body.widget.greeting;
   body.widget.typing_preview = $("st-preview").checked;
   if ($("st-name").value.trim()) body.name = $("st-name").value.trim(); else delete body.name;
+  if ($("st-smtp").value.trim()) body.smtp_url = $("st-smtp").value.trim(); else delete body.smtp_url;
+  if ($("st-from").value.trim()) body.email_from = $("st-from").value.trim(); else delete body.email_from;
+  // Write-only: left empty, the stored password stays (the server keeps what a PUT leaves out).
+  if ($("st-smtp-password").value) body.smtp_password = $("st-smtp-password").value;
   save(api(sitePath(), { method: "PUT", body: body })).catch(function () {});
 });
+
+// ---- the audit log: REST pages of 50, newest first ---------------------------------------
+var auditNext = null;
+/** Loads the first page of the audit log (`more`: the page after the last one shown). */
+export function loadAudit(more) {
+  var q = "?limit=50" + (more && auditNext ? "&cursor=" + encodeURIComponent(auditNext) : "");
+  if (S.account && S.account.site) q += "&site=" + encodeURIComponent(S.account.site);
+  api("/v1/audit" + q).then(function (r) {
+    var tb = $("ad-audit");
+    if (!more) tb.textContent = "";
+    r.entries.forEach(function (e) {
+      var tr = el("tr");
+      tr.appendChild(el("td", null, new Date(e.at).toLocaleString(LANG)));
+      tr.appendChild(el("td", null, e.actor));
+      tr.appendChild(el("td", null, e.action));
+      tr.appendChild(el("td", null, e.subject));
+      tb.appendChild(tr);
+    });
+    auditNext = r.next_cursor;
+    $("ad-audit-more").hidden = !auditNext;
+  }, function (err) { toast(T("Could not load the audit log: ") + err.message); });
+}
+$("ad-audit-more").addEventListener("click", function () { loadAudit(true); });
+document.querySelector("#admin-tabs [data-pane=audit]").addEventListener("click", function () { loadAudit(false); });
 
 // What other views call of this one, bound when it loads (`views.js`).
 Object.assign(views, { adminView });

@@ -47,8 +47,11 @@ export function assigned(m) {
     }
     send({ type: "history", visitor: m.visitor.id });
     views.alertAgent(T("New chat"), (visitorName(c)) + ": " + (lastText(c) || T("assigned to you")), id);
-    // Opens when no live chat is in view (none, or the one shown has ended).
-    if (!S.current || !S.chats[S.current] || S.chats[S.current].ended) select(id);
+    // Opens when no live chat is in view (none, or the one shown has ended), or when the agent
+    // just started it from the Visitors tab.
+    var started = m.visitor && m.visitor.id === S.startedFor;
+    if (started) S.startedFor = null;
+    if (started || !S.current || !S.chats[S.current] || S.chats[S.current].ended) select(id);
   }
   renderChats();
   if (id === S.current) renderChat();

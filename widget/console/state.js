@@ -44,4 +44,7 @@ export var S = {
   notified: 0,
   /** Offline messages announced since Conversations was last opened. */
   inboxNew: 0,
+  /** The visitor the agent just started a chat with from the Visitors tab: their chat opens
+   * when it arrives. @type {string | null} */
+  startedFor: null,
 };

@@ -100,7 +100,7 @@ export function renderSupervisor(agents, qs, stats) {
   qs.forEach(function (q) {
     var tr = el("tr");
     tr.dataset.department = q.department;
-    tr.appendChild(el("td", null, q.department));
+    tr.appendChild(el("td", null, q.name || q.department));
     tr.appendChild(el("td", null, q.size));
     tr.appendChild(el("td", null, q.size ? dur(q.oldest_wait_secs) : "–"));
     tq.appendChild(tr);

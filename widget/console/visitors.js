@@ -59,7 +59,7 @@ export function renderVisitors() {
         e.preventDefault();
         var t = inp.value.trim();
         if (!t) return;
-        send({ type: "start_chat", visitor: id, client_id: rid(), text: t });
+        if (send({ type: "start_chat", visitor: id, client_id: rid(), text: t })) S.startedFor = id;
         inp.value = ""; inp.blur();
       });
       act.appendChild(f);

@@ -1,0 +1,124 @@
+//! Webhooks of tickets: signed, retried with one delivery id, dead letters retried, surviving a
+//! restart between the close and the delivery.
+
+use super::*;
+
+all_stores!(
+    webhook_retries_keep_one_delivery_id,
+    restart_between_close_and_delivery,
+    dead_deliveries_are_listed_and_retried,
+);
+
+/// A receiver that fails three times, then succeeds, gets the event four times with one id.
+async fn webhook_retries_keep_one_delivery_id(backend: Backend) {
+    let mut hooks = Receiver::start(&[Answer::Fail, Answer::Fail, Answer::Fail]).await;
+    let mut cfg = config(&[alice(2)]);
+    with_webhook(&mut cfg, &hooks.url, &["ticket.created"]);
+    let app = spawn_app(backend, cfg).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (_v, conv) = chat_with(&app, &mut alice, "m1", "hi").await;
+    let id = agent_closes(&mut alice, &conv, "resolved").await;
+    let attempts: Vec<Hook> = vec![
+        hooks.next().await,
+        hooks.next().await,
+        hooks.next().await,
+        hooks.next().await,
+    ];
+    let ids: Vec<&str> = attempts.iter().map(|h| h.delivery.as_str()).collect();
+    assert!(ids.iter().all(|d| *d == ids[0] && !d.is_empty()), "{ids:?}");
+    for h in &attempts {
+        assert_eq!(h.event, "ticket.created");
+        assert!(h.signed_with(HOOK_SECRET));
+        assert_eq!(h.json()["data"]["id"], id.as_str());
+        assert_eq!(h.json()["id"], h.delivery.as_str());
+    }
+    // Accepted: no fifth attempt arrives (checked via the dead-letter list staying empty).
+    let (status, dead) = admin_get(&app, "/v1/webhooks/dead").await;
+    assert_eq!(status, 200);
+    assert_eq!(dead["deliveries"], json!([]));
+    app.stop().await;
+}
+
+/// A delivery that keeps failing past its retry window is kept as dead, listed and retried over REST.
+async fn dead_deliveries_are_listed_and_retried(backend: Backend) {
+    let mut hooks = Receiver::start(&[]).await;
+    hooks.answer_from_now(Answer::Fail);
+    let mut cfg = config(&[alice(2)]);
+    with_webhook(&mut cfg, &hooks.url, &["ticket.created"]);
+    cfg.sites[0].webhooks[0].retry_for_secs = 0.3;
+    let app = spawn_app(backend, cfg).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (_v, conv) = chat_with(&app, &mut alice, "m1", "hi").await;
+    agent_closes(&mut alice, &conv, "resolved").await;
+    let first = hooks.next().await;
+    // Poll the dead-letter list as an operator would, until the retry window has passed.
+    let deadline = std::time::Instant::now() + WAIT;
+    let dead = loop {
+        let (status, body) = admin_get(&app, "/v1/webhooks/dead").await;
+        assert_eq!(status, 200);
+        if let Some(d) = body["deliveries"].as_array().and_then(|d| d.first()) {
+            break d.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delivery never died"
+        );
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(dead["id"], first.delivery.as_str());
+    assert!(dead["attempts"].as_u64().unwrap() >= 1);
+    assert_eq!(dead["last_error"], "HTTP 500");
+
+    hooks.answer_from_now(Answer::Ok);
+    let id = dead["id"].as_str().unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/v1/webhooks/dead/{id}/retry", app.addr))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let delivered = loop {
+        let h = hooks.next().await;
+        if h.delivery == id {
+            break h;
+        }
+    };
+    assert!(delivered.signed_with(HOOK_SECRET));
+    let (_, body) = admin_get(&app, "/v1/webhooks/dead").await;
+    assert_eq!(body["deliveries"], json!([]));
+    app.stop().await;
+}
+
+/// Switchboard restarts between the close and the delivery: the ticket survives and the same
+/// delivery (same id) reaches the receiver after the restart.
+async fn restart_between_close_and_delivery(backend: Backend) {
+    // The first attempt hangs: the delivery is in flight when the server stops.
+    let mut hooks = Receiver::start(&[Answer::Hang]).await;
+    let mut cfg = config(&[alice(2)]);
+    with_webhook(&mut cfg, &hooks.url, &["ticket.created"]);
+    cfg.timing.webhook_timeout_secs = 60.0;
+    cfg.timing.delivery_lease_secs = 0.5;
+    let prefix = unique_prefix();
+    let app = spawn_with(backend, cfg.clone(), Some(&prefix)).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (v, conv) = chat_with(&app, &mut alice, "m1", "hi").await;
+    let id = agent_closes(&mut alice, &conv, "resolved").await;
+    let in_flight = hooks.next().await;
+    assert_eq!(in_flight.event, "ticket.created");
+    drop((alice, v));
+    app.stop().await;
+
+    // Restarted on the same data directory (or the same Redis).
+    let app = spawn_with(backend, cfg, Some(&prefix)).await;
+    let t = ticket(&app, &id).await;
+    assert_eq!(t["transcript"][0]["text"], "hi");
+    let delivered = hooks.next().await;
+    assert_eq!(
+        delivered.delivery, in_flight.delivery,
+        "the same delivery, not a new one"
+    );
+    assert!(delivered.signed_with(HOOK_SECRET));
+    assert_eq!(delivered.json()["data"]["id"], id.as_str());
+    app.stop().await;
+}

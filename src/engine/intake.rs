@@ -7,7 +7,7 @@ use crate::directory::model::SiteConfig;
 use crate::envelope::Envelope;
 use crate::model::{
     AgentState, AgentStatus, AuthorKind, ConvId, ConvState, Conversation, DeptId, EventBody,
-    NoticeKind, SiteId, VisitorId, VisitorProfile,
+    Millis, NoticeKind, SiteId, VisitorId, VisitorProfile,
 };
 use crate::protocol::{ClientId, ErrorCode, MessageText, VisitorHello};
 use crate::state::{Guard, Guarded};
@@ -351,41 +351,32 @@ impl Engine {
         site: &SiteId,
         dept: &DeptId,
     ) -> Result<(std::sync::Arc<Vec<AgentState>>, bool)> {
-        let now = self.now();
-        let grace = self.grace_ms();
-        let on_duty = |agents: &[AgentState]| {
-            agents.iter().any(|a| {
-                a.departments.contains(dept)
-                    && a.status != AgentStatus::Offline
-                    && a.present(now, grace)
-            })
-        };
+        let (now, grace) = (self.now(), self.grace_ms());
         let agents = self.agents_cached(site, false).await?;
-        if on_duty(&agents) {
+        if on_duty(&agents, dept, now, grace) {
             return Ok((agents, true));
         }
         let agents = self.agents_cached(site, true).await?;
-        let staffed = on_duty(&agents);
+        let staffed = on_duty(&agents, dept, now, grace);
         Ok((agents, staffed))
     }
 
-    /// Whether a first message to the department (the site's default without one) would reach
-    /// an agent now, rather than get the offline reply: told to a visitor before they write.
-    pub async fn answerable(&self, site: &SiteId, dept: Option<&DeptId>) -> bool {
+    /// Whether a first message to the department (the site's default without one, or for one
+    /// it does not have) would reach an agent now, rather than get the offline reply: told to a
+    /// visitor before they write. Read from `departments_now`.
+    pub fn answerable(
+        &self,
+        site: &SiteId,
+        dept: Option<&DeptId>,
+        departments: &[DepartmentNow],
+    ) -> bool {
         let Ok(config) = self.site(site) else {
             return false;
         };
         let dept = dept
             .filter(|d| config.department(d).is_some())
             .unwrap_or_else(|| config.default_department());
-        if !config.department_open(dept, self.now()) {
-            return false;
-        }
-        // A backend failure is not "nobody is there": the message will tell.
-        self.staffed(site, dept)
-            .await
-            .map(|(_, s)| s)
-            .unwrap_or(true)
+        departments.iter().any(|d| &d.id == dept && d.available)
     }
 
     /// Every department of the site as a visitor may choose it now: whether a first message
@@ -395,20 +386,16 @@ impl Engine {
         let Ok(config) = self.site(site) else {
             return Vec::new();
         };
-        let now = self.now();
-        let grace = self.grace_ms();
-        let on_duty = |agents: &[AgentState], dept: &DeptId| {
-            agents.iter().any(|a| {
-                a.departments.contains(dept)
-                    && a.status != AgentStatus::Offline
-                    && a.present(now, grace)
-            })
-        };
+        let (now, grace) = (self.now(), self.grace_ms());
         let mut agents = self.agents_cached(site, false).await.ok();
-        if agents
-            .as_ref()
-            .is_some_and(|a| config.departments.iter().any(|d| !on_duty(a, &d.id)))
-        {
+        // Read afresh only when a department within its hours looks unstaffed.
+        let doubtful = |a: &[AgentState]| {
+            config
+                .departments
+                .iter()
+                .any(|d| config.department_open(&d.id, now) && !on_duty(a, &d.id, now, grace))
+        };
+        if agents.as_deref().is_some_and(|a| doubtful(a)) {
             agents = self.agents_cached(site, true).await.ok().or(agents);
         }
         config
@@ -417,7 +404,9 @@ impl Engine {
             .map(|d| {
                 let open = config.department_open(&d.id, now);
                 // A backend failure is not "nobody is there": the message will tell.
-                let staffed = agents.as_ref().is_none_or(|a| on_duty(a, &d.id));
+                let staffed = agents
+                    .as_deref()
+                    .is_none_or(|a| on_duty(a, &d.id, now, grace));
                 DepartmentNow {
                     id: d.id.clone(),
                     name: config.department_name(&d.id),
@@ -527,6 +516,14 @@ fn visitor_over_rate() -> EngineError {
     )
 }
 
+/// Someone who can take a chat of the department now: in it, not offline, and connected (or
+/// within the reconnect grace).
+fn on_duty(agents: &[AgentState], dept: &DeptId, now: Millis, grace: Millis) -> bool {
+    agents.iter().any(|a| {
+        a.departments.contains(dept) && a.status != AgentStatus::Offline && a.present(now, grace)
+    })
+}
+
 /// A department as the widget's `welcome` lists it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct DepartmentNow {
@@ -539,5 +536,5 @@ pub struct DepartmentNow {
     pub available: bool,
     /// When a department outside its hours opens next (Unix ms), if within two weeks.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub opens_at: Option<crate::model::Millis>,
+    pub opens_at: Option<Millis>,
 }

@@ -149,8 +149,10 @@ async fn setup(
         .await;
     let heartbeat_secs = state.engine.config().timing.heartbeat_secs;
     let summary = hello.conversation.as_ref().map(ConvSummary::from);
-    let available = Box::pin(state.engine.answerable(&site, department.as_ref())).await;
     let departments = Box::pin(state.engine.departments_now(&site)).await;
+    let available = state
+        .engine
+        .answerable(&site, department.as_ref(), &departments);
     let welcome = VisitorOut::Welcome {
         visitor_id: &visitor,
         token: &hello.token,

@@ -708,7 +708,9 @@
   }
   function hello() {
     var id = st.identity || {}, pre = st.prechat || {};
-    var h = { type: "hello", locale: locale, page: page(), department: st.dept || undefined,
+    var zone;
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || undefined; } catch (e) { zone = undefined; }
+    var h = { type: "hello", locale: locale, timezone: zone, page: page(), department: st.dept || undefined,
       name: id.name || pre.name || undefined, email: id.email || pre.email || undefined, fields: pre.fields || undefined };
     if (st.token) h.token = st.token;
     if (conv) h.resume = { conversation: conv, last_seq: lastSeq };

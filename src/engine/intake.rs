@@ -136,6 +136,10 @@ impl Engine {
         profile.locale = clip(hello.locale, 35)
             .or_else(|| Some(profile.locale.clone()).filter(|l| !l.is_empty()))
             .unwrap_or_else(|| site.default_locale.clone());
+        // A zone the server does not know is not kept (the console would show nonsense).
+        if let Some(tz) = clip(hello.timezone, 64).filter(|t| jiff::tz::TimeZone::get(t).is_ok()) {
+            profile.timezone = Some(tz);
+        }
         let page = hello.page.unwrap_or_default();
         if page.url.is_some() {
             profile.page_url = clip(page.url, 2048);

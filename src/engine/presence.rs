@@ -46,6 +46,7 @@ impl Engine {
             referrer: p.referrer.clone(),
             utm: p.utm.clone(),
             locale: p.locale.clone(),
+            timezone: p.timezone.clone(),
             time_on_site_secs: secs_since(p.visit_started, now),
             pages_this_visit: this_visit,
             visits: p.visits,

@@ -13,6 +13,9 @@ pub struct VisitorProfile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     pub locale: String,
+    /// The browser's IANA time zone, when it said one the server knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +62,8 @@ pub struct LiveVisitor {
     pub referrer: Option<String>,
     pub utm: std::collections::BTreeMap<String, String>,
     pub locale: String,
+    /// The visitor's IANA time zone, when known: the console shows their local time
+    pub timezone: Option<String>,
     pub time_on_site_secs: u64,
     pub pages_this_visit: Vec<PageVisit>,
     pub visits: u32,

@@ -38,6 +38,9 @@ pub struct VisitorHello {
     pub page: Option<PageInfo>,
     #[serde(default)]
     pub locale: Option<String>,
+    /// The browser's IANA time zone (`Europe/Berlin`): agents see the visitor's local time.
+    #[serde(default)]
+    pub timezone: Option<String>,
     #[serde(default)]
     pub department: Option<DeptId>,
     #[serde(default)]

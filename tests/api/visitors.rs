@@ -8,6 +8,41 @@ use crate::helpers::*;
 
 both_backends!(visitors_who_leave_leave_no_live_state);
 both_backends!(welcome_lists_each_department_open_or_when_it_opens);
+both_backends!(the_visitors_time_zone_reaches_the_agent);
+
+/// The widget's time zone is kept on the visitor's profile (agents show their local time); a
+/// zone the server does not know is not.
+async fn the_visitors_time_zone_reaches_the_agent(backend: Backend) {
+    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, _) = visitor(&app, json!({"timezone": "Europe/Berlin", "name": "Vera"})).await;
+    say(&mut v, "m1", "hello").await;
+    let (_, assigned) = wait_assigned(&mut alice).await;
+    assert_eq!(
+        assigned["visitor"]["timezone"], "Europe/Berlin",
+        "{assigned}"
+    );
+    let (_, live) = admin_get(&app, "/v1/visitors?site=test").await;
+    assert!(
+        live["visitors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["timezone"] == "Europe/Berlin"),
+        "{live}"
+    );
+    let (_w, _) = visitor(&app, json!({"timezone": "Mars/Olympus_Mons"})).await;
+    let (_, live) = admin_get(&app, "/v1/visitors?site=test").await;
+    assert!(
+        live["visitors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["timezone"] != "Mars/Olympus_Mons"),
+        "{live}"
+    );
+    app.stop().await;
+}
 
 /// The welcome tells a visitor, for every department, whether a first message would reach an
 /// agent now and when a closed one opens: Support closed by its hours (Monday 08:30 in Berlin,

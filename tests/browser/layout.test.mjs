@@ -31,7 +31,7 @@ async function visitor(server, name, text) {
   const got = [];
   ws.on("message", (d) => got.push(JSON.parse(d.toString())));
   await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject); });
-  ws.send(JSON.stringify({ type: "hello", name, department: "sales" }));
+  ws.send(JSON.stringify({ type: "hello", name, department: "sales", timezone: "Europe/Berlin" }));
   await until("welcome", () => got.some((m) => m.type === "welcome"));
   ws.send(JSON.stringify({ type: "message", client_id: "first", text }));
   return { ws, got, sees: (what, pred) => until(what, () => got.some(pred)) };
@@ -185,10 +185,13 @@ describe("the console at laptop and phone sizes", () => {
           await page.click("#show-details");
           await page.locator("#profile").waitFor({ timeout: WAIT });
           await reachable(page, ["#back-to-chat"], `${tag} details`);
+          // The visitor's local time, from their browser's zone.
+          await page.locator("#profile-fields dd", { hasText: "(Europe/Berlin)" }).waitFor({ timeout: WAIT });
           await page.screenshot({ path: path.join(ARTIFACTS, `layout-${tag}-details.png`) });
           await page.click("#back-to-chat");
         } else {
           await reachable(page, ["#profile-fields"], `${tag} details`);
+          await page.locator("#profile-fields dd", { hasText: "(Europe/Berlin)" }).waitFor({ timeout: WAIT });
         }
 
         // Closed by the agent.

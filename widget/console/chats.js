@@ -2,7 +2,7 @@
 /** @file The agent's chats: status and limit, the list and queues, the transcript in view, read receipts, the visitor's profile. */
 
 import { fileEl } from "./api.js";
-import { $, dur, el, hhmm, linked, shortId, toast } from "./dom.js";
+import { $, dur, el, hhmm, linked, localTime, shortId, toast } from "./dom.js";
 import { pane, send } from "./shell.js";
 import { S } from "./state.js";
 import { T, words } from "./strings.js";
@@ -284,7 +284,8 @@ export function renderProfile() {
   function row(k, val) { if (val == null || val === "") return; dl.appendChild(el("dt", null, T(k))); dl.appendChild(el("dd", null, val)); }
   row("Name", v.name); row("Email", v.email);
   row("Visitor", v.visits > 1 ? T("returning (") + v.visits + T(" visits)") : T("new"));
-  row("Locale", v.locale); row("Page", v.page_title || v.page_url); row("Referrer", v.referrer);
+  row("Locale", v.locale); row("Local time", localTime(v.timezone));
+  row("Page", v.page_title || v.page_url); row("Referrer", v.referrer);
   Object.keys(v.utm || {}).forEach(function (k) { row(k, v.utm[k]); });
   Object.keys(v.fields || {}).forEach(function (k) { row(k, v.fields[k]); });
   if (v.verified) row("Identity", T("verified (") + v.user_id + ")");

@@ -1,7 +1,7 @@
 // @ts-check
 /** @file Small helpers of the page: elements by id, new elements with text, times and durations, the toast. */
 
-import { T } from "./strings.js";
+import { LANG, T } from "./strings.js";
 
 /** An element of the page by id; `any`, since each is used as the kind of element it is. */
 /** @returns {any} */
@@ -60,3 +60,10 @@ export function toast(text) {
 }
 export function button(text, onClick) { var b = el("button", null, text); b.type = "button"; b.addEventListener("click", onClick); return b; }
 export function secs(v) { return v == null ? "–" : dur(v); }
+/** The visitor's time now, in their zone ("14:05 (Europe/Berlin)"), when their browser said it. */
+export function localTime(zone) {
+  if (!zone) return null;
+  try {
+    return new Date().toLocaleTimeString(LANG, { timeZone: zone, hour: "2-digit", minute: "2-digit" }) + " (" + zone + ")";
+  } catch (e) { return null; }
+}

@@ -254,6 +254,7 @@ export var RU = {
   "Back to the chats": "К списку чатов",
   "Back to the chat": "Назад к чату",
   "Sent as": "От имени",
+  "Local time": "Местное время",
   "In other languages": "На других языках",
   "What visitors see in their language, by language code; others see the name.": "Что видят посетители на своём языке (по коду языка); остальные видят название.",
   "Outgoing email (SMTP)": "Исходящая почта (SMTP)",

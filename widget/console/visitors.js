@@ -1,7 +1,7 @@
 // @ts-check
 /** @file Live visitors on the site, and starting a chat with one. */
 
-import { $, dur, el, rid, shortId } from "./dom.js";
+import { $, dur, el, localTime, rid, shortId } from "./dom.js";
 import { pane, send } from "./shell.js";
 import { S } from "./state.js";
 import { T } from "./strings.js";
@@ -34,7 +34,8 @@ export function renderVisitors() {
     tr.dataset.visitor = id;
     var who = el("td");
     who.appendChild(el("div", null, v.name || v.email || shortId(id)));
-    who.appendChild(el("div", "muted", (v.returning ? "returning · " + v.visits + " visits" : "new") + (v.locale ? " · " + v.locale : "")));
+    who.appendChild(el("div", "muted", (v.returning ? "returning · " + v.visits + " visits" : "new") + (v.locale ? " · " + v.locale : "") +
+      (v.timezone ? " · " + localTime(v.timezone) : "")));
     tr.appendChild(who);
     var page = el("td");
     page.appendChild(el("div", null, v.page_title || ""));

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::error::{Failure, ReadRefusals, WriteRefusals};
+use super::error::{Conflicts, Failure, ReadRefusals};
 use super::extract::{Caller, JsonBody};
 use super::{ApiError, AppState};
 use crate::auth::{random_token, token_hash};
@@ -252,7 +252,7 @@ async fn session(
 /// Sets the password an invite link allows (at least 10 characters) and signs in.
 #[utoipa::path(post, path = "/v1/auth/invite", operation_id = "acceptInvite", tag = "Accounts",
     request_body = AcceptInvite,
-    responses((status = 200, description = "Signed in", body = SignedIn), (status = 429, response = Failure), WriteRefusals))]
+    responses((status = 200, description = "Signed in", body = SignedIn), (status = 429, response = Failure), ReadRefusals, Conflicts))]
 async fn accept_invite(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{Failure, ReadRefusals, WriteRefusals};
+use super::error::{Conflicts, Failure, ReadRefusals};
 use super::extract::{Caller, Params, SiteParam};
 use super::{ApiError, AppState};
 use crate::attachments::{File, Refused, Stored};
@@ -185,7 +185,7 @@ pub struct Sent {
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     security(("visitor" = []), ("admin" = []), ("session" = [])),
     responses((status = 201, description = "Stored and sent", body = Sent), (status = 413, response = Failure),
-        (status = 415, response = Failure), WriteRefusals))]
+        (status = 415, response = Failure), ReadRefusals, Conflicts))]
 async fn upload(
     State(state): State<AppState>,
     party: Party,

@@ -32,25 +32,15 @@ pub enum ReadRefusals {
     Unavailable(#[ref_response] Failure),
 }
 
-/// What a change may answer besides its result (OpenAPI): those of a read, and a conflict
-/// with what is stored or a body field that is invalid.
+/// What a change may answer besides those of a read (OpenAPI; declared with `ReadRefusals`):
+/// a conflict with what is stored, or a body field that is invalid.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // The shape of the document only.
-pub enum WriteRefusals {
-    #[response(status = 400)]
-    BadRequest(#[ref_response] Failure),
-    #[response(status = 401)]
-    Unauthorized(#[ref_response] Failure),
-    #[response(status = 403)]
-    Forbidden(#[ref_response] Failure),
-    #[response(status = 404)]
-    NotFound(#[ref_response] Failure),
+pub enum Conflicts {
     #[response(status = 409)]
     Conflict(#[ref_response] Failure),
     #[response(status = 422)]
     Invalid(#[ref_response] Failure),
-    #[response(status = 503)]
-    Unavailable(#[ref_response] Failure),
 }
 
 #[derive(Debug, thiserror::Error)]

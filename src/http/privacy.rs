@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::error::{ReadRefusals, WriteRefusals};
+use super::error::{Conflicts, ReadRefusals};
 use super::extract::{Params, SiteParam, sites};
 use super::{Admin, ApiError, AppState};
 use crate::engine::VisitorExport;
@@ -50,7 +50,7 @@ async fn export(
 #[utoipa::path(delete, path = "/v1/visitors/{id}", operation_id = "eraseVisitor",
     tag = "Privacy", params(("id" = String, Path, description = "The visitor's id"), SiteParam),
     security(("admin" = []), ("session" = [])),
-    responses((status = 204, description = "Erased"), WriteRefusals))]
+    responses((status = 204, description = "Erased"), ReadRefusals, Conflicts))]
 async fn erase(
     State(state): State<AppState>,
     Admin(caller): Admin,

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ReadRefusals, WriteRefusals};
+use super::error::{Conflicts, ReadRefusals};
 use super::extract::{Params, SiteParam, Supervisor, Time, sites, time_schema};
 use super::{ApiError, AppState};
 use crate::engine::Watched;
@@ -285,7 +285,7 @@ pub struct TakenOver {
     params(("id" = String, Path, description = "The conversation's id")),
     request_body(content = TakeOver, description = "Optional"),
     security(("admin" = []), ("session" = [])),
-    responses((status = 200, description = "Taken over", body = TakenOver), WriteRefusals))]
+    responses((status = 200, description = "Taken over", body = TakenOver), ReadRefusals, Conflicts))]
 async fn take_over(
     State(state): State<AppState>,
     Supervisor(caller): Supervisor,
@@ -354,7 +354,7 @@ pub struct Stored {
     tag = "Conversations",
     params(("id" = String, Path, description = "The conversation's id"), SiteParam),
     request_body = NoteBody, security(("admin" = []), ("session" = [])),
-    responses((status = 200, description = "Stored", body = Stored), WriteRefusals))]
+    responses((status = 200, description = "Stored", body = Stored), ReadRefusals, Conflicts))]
 async fn note(
     State(state): State<AppState>,
     Supervisor(caller): Supervisor,

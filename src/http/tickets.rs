@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ReadRefusals, WriteRefusals};
+use super::error::{Conflicts, ReadRefusals};
 use super::extract::{Caller, Cursor, JsonBody, Params, SiteParam, Time, time_schema};
 use super::extract::{limit, sites};
 use super::{Admin, ApiError, AppState};
@@ -303,7 +303,7 @@ fn tags_schema() -> utoipa::openapi::schema::Array {
 #[utoipa::path(put, path = "/v1/tickets/{id}/tags", operation_id = "setTicketTags",
     tag = "Tickets", params(("id" = String, Path, description = "The ticket's id")),
     request_body = TagsBody, security(("admin" = []), ("session" = [])),
-    responses((status = 200, description = "The ticket", body = Ticket), WriteRefusals))]
+    responses((status = 200, description = "The ticket", body = Ticket), ReadRefusals, Conflicts))]
 async fn set_tags(
     State(state): State<AppState>,
     caller: Caller,
@@ -373,7 +373,7 @@ const MAX_REPLY_CHARS: usize = 20_000;
     tag = "Tickets", params(("id" = String, Path, description = "The ticket's id")),
     request_body = ReplyBody, security(("admin" = []), ("session" = [])),
     responses((status = 200, description = "Sent; the ticket with the answer in its history",
-            body = Ticket), WriteRefusals))]
+            body = Ticket), ReadRefusals, Conflicts))]
 async fn reply(
     State(state): State<AppState>,
     caller: Caller,

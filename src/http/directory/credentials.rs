@@ -12,7 +12,7 @@ use crate::auth::{random_token, token_hash};
 use crate::directory::Credentials;
 use crate::directory::accounts::INVITE_TTL;
 use crate::directory::model::AgentConfig;
-use crate::http::error::{ReadRefusals, WriteRefusals};
+use crate::http::error::{Conflicts, ReadRefusals};
 use crate::http::extract::Caller;
 use crate::http::{Admin, ApiError, AppState};
 use crate::model::{AgentId, SiteId};
@@ -78,7 +78,7 @@ pub(super) async fn issue_invite(
 /// the answer only.
 #[utoipa::path(post, path = "/v1/sites/{site}/agents/{id}/invite", operation_id = "inviteAgent",
     tag = "Accounts", params(("site" = String, Path, description = "The site's id"), ("id" = String, Path, description = "The agent's id")), security(("admin" = []), ("session" = [])),
-    responses((status = 200, description = "The link, shown once", body = InviteAnswer), WriteRefusals))]
+    responses((status = 200, description = "The link, shown once", body = InviteAnswer), ReadRefusals, Conflicts))]
 pub async fn invite(
     State(state): State<AppState>,
     Admin(caller): Admin,

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::directory::model::{
     AgentConfig, CannedResponse, DepartmentConfig, SiteConfig, TriggerConfig, WebhookConfig,
 };
-use crate::http::error::{ReadRefusals, WriteRefusals};
+use crate::http::error::{Conflicts, ReadRefusals};
 
 /// `GET /v1/sites`. The handlers answer with the views `Entry::view` makes (secrets left
 /// out); these types give the document their shape.
@@ -47,7 +47,7 @@ macro_rules! entry_docs {
                 summary = concat!("Creates a ", $noun, "; in force on every node within a second"),
                 params(("site" = String, Path, description = "The site's id")),
                 request_body = $ty, security(("admin" = []), ("session" = [])),
-                responses((status = 201, description = "Created", body = $ty), WriteRefusals))]
+                responses((status = 201, description = "Created", body = $ty), ReadRefusals, Conflicts))]
             #[allow(dead_code)] // Declared for the document only.
             pub fn create() {}
 
@@ -65,7 +65,7 @@ macro_rules! entry_docs {
                 params(("site" = String, Path, description = "The site's id"),
                     ("id" = String, Path, description = "The entry's id")),
                 request_body = $ty, security(("admin" = []), ("session" = [])),
-                responses((status = 200, description = "Replaced", body = $ty), WriteRefusals))]
+                responses((status = 200, description = "Replaced", body = $ty), ReadRefusals, Conflicts))]
             #[allow(dead_code)] // Declared for the document only.
             pub fn put() {}
 
@@ -74,7 +74,7 @@ macro_rules! entry_docs {
                 params(("site" = String, Path, description = "The site's id"),
                     ("id" = String, Path, description = "The entry's id")),
                 security(("admin" = []), ("session" = [])),
-                responses((status = 204, description = "Deleted"), WriteRefusals))]
+                responses((status = 204, description = "Deleted"), ReadRefusals, Conflicts))]
             #[allow(dead_code)] // Declared for the document only.
             pub fn delete() {}
         }

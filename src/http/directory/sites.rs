@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{CHILDREN, Entry, SITE_SECRETS, Sites, audited, body, parse, reach, relative, site_of};
 use crate::directory::DirectoryError;
 use crate::directory::model::SiteConfig;
-use crate::http::error::{ReadRefusals, WriteRefusals};
+use crate::http::error::{Conflicts, ReadRefusals};
 use crate::http::extract::Caller;
 use crate::http::{Admin, ApiError, AppState};
 use crate::model::SiteId;
@@ -89,7 +89,7 @@ pub async fn get_site(
 /// In force on every node within a second.
 #[utoipa::path(post, path = "/v1/sites", operation_id = "createSite", tag = "Directory",
     request_body = SiteConfig, security(("admin" = []), ("session" = [])),
-    responses((status = 201, description = "Created", body = SiteConfig), WriteRefusals))]
+    responses((status = 201, description = "Created", body = SiteConfig), ReadRefusals, Conflicts))]
 pub async fn create_site(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -126,7 +126,7 @@ pub async fn create_site(
 /// string clears it.
 #[utoipa::path(put, path = "/v1/sites/{site}", operation_id = "updateSite", tag = "Directory",
     params(("site" = String, Path, description = "The site's id")), request_body = SiteConfig, security(("admin" = []), ("session" = [])),
-    responses((status = 200, description = "Replaced", body = SiteConfig), WriteRefusals))]
+    responses((status = 200, description = "Replaced", body = SiteConfig), ReadRefusals, Conflicts))]
 pub async fn put_site(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -194,7 +194,7 @@ pub async fn put_site(
 /// Deletes a site and everything under it (the deployment's admin token only).
 #[utoipa::path(delete, path = "/v1/sites/{site}", operation_id = "deleteSite",
     tag = "Directory", params(("site" = String, Path, description = "The site's id")), security(("admin" = []), ("session" = [])),
-    responses((status = 204, description = "Deleted"), WriteRefusals))]
+    responses((status = 204, description = "Deleted"), ReadRefusals, Conflicts))]
 pub async fn delete_site(
     State(state): State<AppState>,
     Admin(caller): Admin,

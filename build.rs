@@ -1,7 +1,7 @@
 //! Embeds what the server serves from files gzip-compressed: the OpenAPI document
 //! (`src/http/openapi.json`, generated from the REST types by a unit test and checked in
 //! pretty-printed for review; compacted first), the widget, the demo page and the console (its
-//! page and modules). About 400 KB of text become about 90 KB in the binary, which must stay
+//! page, modules, service worker, manifest and icons). About 400 KB of text become about 90 KB in the binary, which must stay
 //! under 15 MB. `http::embedded` serves the bytes as they are to clients that accept gzip and
 //! inflates them once for the rest. Each file lands in OUT_DIR as `<name with / as ->.gz`.
 
@@ -29,7 +29,10 @@ fn main() {
     let mut modules: Vec<_> = std::fs::read_dir("widget/console")
         .expect("reads widget/console")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "js"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| ["js", "webmanifest", "svg", "png"].iter().any(|k| x == *k))
+        })
         .collect();
     modules.sort();
     for m in modules {

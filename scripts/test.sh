@@ -74,7 +74,7 @@ tests/browser/node_modules/.bin/tsc -p widget
 echo "== browser tests"
 (
   cd tests/browser
-  SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" node --test --test-concurrency=1 widget.test.mjs console.test.mjs layout.test.mjs
+  SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" node --test --test-concurrency=1 widget.test.mjs console.test.mjs layout.test.mjs app.test.mjs
 )
 
 # The Debian package (cargo deb --profile dist: stripped, fat LTO, takes a few minutes):

@@ -34,6 +34,8 @@
 //! - `db` — the record database (SQLite or PostgreSQL), its migrations.
 //! - `attachments` — files sent in chats, in the record database, their types read from their bytes.
 //! - `email` — outgoing mail through a site's SMTP server (answers, copies of chats).
+//! - `push` — Web Push to agents' browsers (new chats while the console is closed): the
+//!   subscriptions, the server's VAPID key, RFC 8291 encryption.
 //! - `http` — REST (tickets, webhooks, supervisor figures, live visitors, privacy requests, the
 //!   audit log), the widget's configuration, health; handlers take typed bodies and query
 //!   parameters (`http::extract::Params`) and answer typed structs, from which `http::openapi`
@@ -69,6 +71,7 @@ pub mod listener;
 pub mod model;
 pub mod observe;
 pub mod protocol;
+pub mod push;
 pub mod request;
 pub mod server;
 pub mod shutdown;

@@ -32,6 +32,7 @@ pub const CONNECTIONS_REFUSED: &str = "switchboard_connections_refused_total";
 pub const HTTP_CONNECTIONS: &str = "switchboard_http_connections";
 pub const REQUEST_TIMEOUTS: &str = "switchboard_request_timeouts_total";
 pub const MAIL: &str = "switchboard_mail_total";
+pub const PUSHES: &str = "switchboard_push_total";
 
 /// Buckets of the time histograms, in seconds: from a quick answer to an hour's chat.
 const TIME_BUCKETS: &[f64] = &[
@@ -125,6 +126,10 @@ fn describe() {
     describe_counter!(
         MAIL,
         "Mail asked of a site's SMTP server, by kind and outcome (sent, limited, failed)"
+    );
+    describe_counter!(
+        PUSHES,
+        "Web Push notes to agents' browsers, by outcome (sent, gone, failed, dropped)"
     );
 }
 

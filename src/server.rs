@@ -79,6 +79,7 @@ impl Application {
         let db = open_database(&config).await?;
         let directory = DirectoryStore::new(db.clone());
         let attachments = crate::attachments::Attachments::new(db.clone());
+        let db_for_push = db.clone();
         let (store, tickets): (Arc<dyn Store>, Arc<dyn TicketStore>) = match &config.redis_url {
             Some(url) => {
                 let (store, redis_tasks) = RedisStore::connect(
@@ -126,6 +127,7 @@ impl Application {
                 tickets,
                 directory,
                 attachments,
+                push: db_for_push,
             },
             clock,
         );

@@ -49,6 +49,10 @@ pub struct Config {
     /// here too, outside the connection caps of the main address.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// How push services reach the operator (`mailto:…` or `https://…`): the `sub` of the
+    /// server's VAPID tokens (`push`). Apple's push service requires it.
+    #[serde(default)]
+    pub push_contact: Option<String>,
     /// For `rediss://`: the PEM certificate of the authority that signed the Redis server's
     /// certificate. Without it the system's trusted roots are used.
     #[serde(default)]
@@ -226,6 +230,14 @@ impl Config {
             return Err(bad(
                 "database_url",
                 "expected sqlite://FILE or postgres://…",
+            ));
+        }
+        if let Some(c) = &self.push_contact
+            && !(c.starts_with("mailto:") && c.len() > 7 || c.starts_with("https://"))
+        {
+            return Err(bad(
+                "push_contact",
+                "a mailto: or https:// URL (how push services reach you)",
             ));
         }
         self.limits.validate()?;

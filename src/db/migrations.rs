@@ -110,6 +110,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0016_email_per_site.sql"),
         include_str!("sql/0016_email_per_site.sql"),
     ),
+    (
+        17,
+        "web push subscriptions and the server's keys",
+        include_str!("sql/0017_push.sql"),
+        include_str!("sql/0017_push.sql"),
+    ),
 ];
 
 /// The version a fully migrated database is at.

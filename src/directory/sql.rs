@@ -191,6 +191,7 @@ impl DirectoryStore {
                         "DELETE FROM directory WHERE site = $1",
                         "DELETE FROM agents WHERE site = $1",
                         "DELETE FROM agent_sessions WHERE site = $1",
+                        "DELETE FROM push_subscriptions WHERE site = $1",
                     ] {
                         sqlx::query(sql).bind(&site.0).execute(&mut *tx).await?;
                     }
@@ -210,6 +211,7 @@ impl DirectoryStore {
                     for sql in [
                         "DELETE FROM agents WHERE site = $1 AND id = $2",
                         "DELETE FROM agent_sessions WHERE site = $1 AND agent = $2",
+                        "DELETE FROM push_subscriptions WHERE site = $1 AND agent = $2",
                     ] {
                         sqlx::query(sql)
                             .bind(&site.0)
@@ -493,6 +495,15 @@ async fn write_credentials(
         Credentials::Invite { .. } | Credentials::Password(_)
     ) {
         sqlx::query("DELETE FROM agent_sessions WHERE site = $1 AND agent = $2")
+            .bind(&site.0)
+            .bind(&id.0)
+            .execute(&mut **tx)
+            .await?;
+    }
+    // A reset also silences the browsers the account turned notifications on in: one of
+    // them may be why it was reset.
+    if matches!(change, Credentials::Invite { .. }) {
+        sqlx::query("DELETE FROM push_subscriptions WHERE site = $1 AND agent = $2")
             .bind(&site.0)
             .bind(&id.0)
             .execute(&mut **tx)

@@ -67,6 +67,7 @@ impl Engine {
             }
         };
         let courier = self.inner.courier.clone().run(shutdown.clone());
+        let push = self.inner.push.clone().run(shutdown.clone());
         let mut watch_shutdown = shutdown.clone();
         let mut probe_shutdown = shutdown.clone();
         let triggers = self.run_triggers(shutdown.clone());
@@ -105,7 +106,7 @@ impl Engine {
                 }
             }
         };
-        tokio::join!(notifier, sweeper, courier, triggers, directory, probe);
+        tokio::join!(notifier, sweeper, courier, push, triggers, directory, probe);
     }
 
     /// Closes chats whose visitor went silent, and files tickets a dead node left unfiled.

@@ -5,6 +5,7 @@ use super::{Engine, Result};
 use crate::directory::model::SiteConfig;
 use crate::envelope::Envelope;
 use crate::model::{AgentId, ConvId, DeptId, EventBody, NoticeKind, SiteId};
+use crate::push::Note;
 use crate::templates::{self, Template, Vars};
 use crate::tickets::webhooks::deliveries_for;
 
@@ -38,6 +39,18 @@ impl Notice {
 }
 
 impl Engine {
+    /// Tells the browsers of the department's enabled agents (Web Push; their consoles hear
+    /// it over their sockets).
+    pub(super) fn push_department(&self, site: &SiteConfig, dept: &DeptId, note: Note) {
+        let agents = site
+            .agents
+            .iter()
+            .filter(|a| !a.disabled && a.departments.contains(dept))
+            .map(|a| a.id.clone())
+            .collect();
+        self.inner.push.notify(&site.id, agents, note);
+    }
+
     /// Queues an optional conversation event for the site's webhooks (if any subscribe).
     pub(super) async fn emit(&self, site: &SiteConfig, event: &str, data: serde_json::Value) {
         let deliveries = deliveries_for(site, event, &data, self.now());

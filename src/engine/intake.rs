@@ -467,6 +467,16 @@ impl Engine {
             )
             .await?;
             self.queue_changed(&site.id, dept).await;
+            self.push_department(
+                site,
+                dept,
+                crate::push::Note {
+                    kind: "waiting",
+                    conversation: Some(conv.id.clone()),
+                    department: Some(site.department_name(dept)),
+                    ..Default::default()
+                },
+            );
         }
         Ok(())
     }

@@ -159,6 +159,8 @@ struct Inner {
     attachments: crate::attachments::Attachments,
     /// Sends the outbox; woken when this node queues a delivery.
     courier: Courier,
+    /// Notes to agents' browsers (Web Push), best effort.
+    push: crate::push::Push,
     /// The time for business hours (controllable in tests).
     clock: Arc<dyn Clock>,
     /// Recently read agent states per site, for on-duty checks and estimates only (never for
@@ -190,6 +192,8 @@ pub struct Records {
     pub tickets: Arc<dyn TicketStore>,
     pub directory: DirectoryStore,
     pub attachments: crate::attachments::Attachments,
+    /// Where agents' browsers for Web Push and the server's VAPID key are kept.
+    pub push: crate::db::Database,
 }
 
 impl Engine {
@@ -205,9 +209,11 @@ impl Engine {
             tickets,
             directory,
             attachments,
+            push,
         } = records;
         let config = Live::new(config);
         let courier = Courier::new(tickets.clone(), config.clone());
+        let push = crate::push::Push::new(push, config.clone());
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -224,6 +230,7 @@ impl Engine {
                 tickets,
                 attachments,
                 courier,
+                push,
                 clock,
                 agents_cache: dashmap::DashMap::new(),
                 agents_refresh: dashmap::DashMap::new(),
@@ -236,6 +243,10 @@ impl Engine {
 
     pub fn tickets(&self) -> &dyn TicketStore {
         &*self.inner.tickets
+    }
+
+    pub fn push(&self) -> &crate::push::Push {
+        &self.inner.push
     }
 
     pub fn courier(&self) -> &Courier {

@@ -3,6 +3,7 @@
 //! to the agents online.
 
 use super::{Engine, EngineError, Result, clip};
+use crate::directory::model::SiteConfig;
 use crate::envelope::Envelope;
 use crate::model::{
     AuthorKind, ConvState, Conversation, DeptId, EventBody, Millis, SiteId, VisitorProfile,
@@ -79,7 +80,7 @@ impl Engine {
             ticket.offline_message = Some(offline);
             ticket.updated_at = now;
             self.save_ticket(site, &ticket, "ticket.updated").await?;
-            self.announce_offline(site_id, &ticket).await;
+            self.announce_offline(site, &ticket).await;
             return Ok(ticket.id);
         }
         // A conversation of its own, closed at once.
@@ -126,15 +127,29 @@ impl Engine {
         let mut ticket = self.file_ticket(site, &conv.id, false).await?;
         ticket.offline_message = Some(offline);
         self.save_ticket(site, &ticket, "ticket.created").await?;
-        self.announce_offline(site_id, &ticket).await;
+        self.announce_offline(site, &ticket).await;
         Ok(ticket.id)
     }
 
-    /// Tells the site's consoles that an offline message is waiting in the inbox.
-    async fn announce_offline(&self, site: &SiteId, ticket: &crate::tickets::Ticket) {
+    /// Tells the site's consoles that an offline message is waiting in the inbox, and the
+    /// department's agents' browsers (Web Push).
+    async fn announce_offline(&self, site_config: &SiteConfig, ticket: &crate::tickets::Ticket) {
         let Some(m) = &ticket.offline_message else {
             return;
         };
+        let site = &site_config.id;
+        self.push_department(
+            site_config,
+            &ticket.department,
+            crate::push::Note {
+                kind: "offline",
+                ticket: Some(ticket.id.clone()),
+                department: Some(site_config.department_name(&ticket.department)),
+                name: m.name.clone().or_else(|| ticket.visitor.name.clone()),
+                text: Some(m.text.chars().take(120).collect()),
+                ..Default::default()
+            },
+        );
         self.publish(
             site,
             Envelope::Offline {

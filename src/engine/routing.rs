@@ -9,6 +9,7 @@ use crate::model::{
     NoticeKind, SiteId,
 };
 use crate::protocol::{QueueStat, estimate_minutes, secs_since};
+use crate::push::Note;
 use crate::templates::{self, Template, Vars};
 
 impl Engine {
@@ -74,6 +75,15 @@ impl Engine {
             serde_json::json!({"conversation": conv, "agent": agent}),
         )
         .await;
+        self.inner.push.notify(
+            &site.id,
+            vec![agent.id.clone()],
+            Note {
+                kind: "assigned",
+                conversation: Some(conv.clone()),
+                ..Note::default()
+            },
+        );
         Ok(())
     }
 

@@ -13,6 +13,7 @@ pub mod health;
 #[cfg(test)]
 mod openapi;
 pub mod privacy;
+mod push;
 pub mod supervisor;
 pub mod tickets;
 pub mod widget;
@@ -123,6 +124,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(audit::router())
         .merge(directory::router())
         .merge(accounts::router())
+        .merge(push::router())
         .merge(widget::router())
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use super::directory::{self, SITE_SECRETS};
-use super::{accounts, attachments, audit, health, privacy, supervisor, tickets, widget};
+use super::{accounts, attachments, audit, health, privacy, push, supervisor, tickets, widget};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -47,6 +47,7 @@ use super::{accounts, attachments, audit, health, privacy, supervisor, tickets, 
         directory::credentials::invite, directory::credentials::new_token,
         directory::credentials::revoke_token,
         accounts::sign_in, accounts::accept_invite, accounts::session, accounts::sign_out,
+        push::key, push::subscribe, push::unsubscribe,
         attachments::upload, attachments::download, widget::widget_config,
         health::healthy, health::ready, super::metrics, super::openapi,
     ),
@@ -66,7 +67,7 @@ use super::{accounts, attachments, audit, health, privacy, supervisor, tickets, 
         (name = "Files", description = "Images and PDFs sent in chats."),
         (name = "Supervisor", description = "Agents, queues, figures and live visitors."),
         (name = "Directory", description = "Sites, departments and hours, agents, canned responses, triggers, webhooks."),
-        (name = "Accounts", description = "Console sign-in, sessions, invites and API tokens."),
+        (name = "Accounts", description = "Console sign-in, sessions, invites, API tokens and notifications (Web Push)."),
         (name = "Privacy", description = "A visitor's data exported or erased."),
         (name = "Audit", description = "Who changed what, signed in, or asked for a visitor's data."),
         (name = "Webhooks", description = "Deliveries that gave up, and retrying them."),

@@ -77,9 +77,11 @@ static WIDGET: Asset = asset!("widget.js", JS);
 static DEMO: Asset = asset!("demo.html", HTML);
 static CONSOLE: Asset = asset!("console.html", HTML);
 
-/// The console's ES modules (`widget/console/`), one per view and the few below them; the page
-/// loads `main.js`, which imports the rest by relative URL. No build step: the files as written.
-static CONSOLE_MODULES: [(&str, Asset); 15] = [
+/// The console's files besides its page: its ES modules (`widget/console/`), one per view and
+/// the few below them (the page loads `main.js`, which imports the rest by relative URL; no
+/// build step: the files as written), its service worker, and what installing it as an app
+/// takes (the manifest and icons).
+static CONSOLE_FILES: [(&str, Asset); 21] = [
     ("main.js", asset!("console-main.js", JS)),
     ("state.js", asset!("console-state.js", JS)),
     ("strings.js", asset!("console-strings.js", JS)),
@@ -95,11 +97,20 @@ static CONSOLE_MODULES: [(&str, Asset); 15] = [
     ("supervisor.js", asset!("console-supervisor.js", JS)),
     ("inbox.js", asset!("console-inbox.js", JS)),
     ("admin.js", asset!("console-admin.js", JS)),
+    ("push.js", asset!("console-push.js", JS)),
+    ("sw.js", asset!("console-sw.js", JS)),
+    (
+        "manifest.webmanifest",
+        asset!("console-manifest.webmanifest", "application/manifest+json"),
+    ),
+    ("icon.svg", asset!("console-icon.svg", "image/svg+xml")),
+    ("icon-192.png", asset!("console-icon-192.png", "image/png")),
+    ("icon-512.png", asset!("console-icon-512.png", "image/png")),
 ];
 
-/// `/console/<module>.js`: one of the console's modules, or 404.
+/// `/console/<file>`: one of the console's files, or 404.
 async fn console_module(Path(file): Path<String>, headers: HeaderMap) -> Response {
-    match CONSOLE_MODULES.iter().find(|(name, _)| *name == file) {
+    match CONSOLE_FILES.iter().find(|(name, _)| *name == file) {
         Some((_, asset)) => serve(asset, &headers),
         None => ApiError::NotFound("no such file").into_response(),
     }

@@ -60,6 +60,22 @@ pub fn literal_refused(url: &str, allowed: &[Network]) -> bool {
         .is_ok_and(|ip| !permitted(ip, allowed))
 }
 
+/// An HTTP client for requests a tenant addressed (webhooks, push services): names resolve to
+/// permitted addresses only, no redirects, and no proxy from the environment (it would
+/// connect on the receiver's behalf, past that check).
+pub fn client(config: &Live, timeout: std::time::Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(std::sync::Arc::new(Guarded {
+            config: config.clone(),
+        }))
+        .no_proxy()
+        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client builds")
+}
+
 /// The HTTP client's resolver: the system's answer, without the addresses it may not use.
 pub struct Guarded {
     /// Read per lookup: the allow-list can change on SIGHUP.

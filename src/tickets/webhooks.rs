@@ -105,18 +105,7 @@ pub struct Courier {
 impl Courier {
     pub fn new(tickets: Arc<dyn TicketStore>, config: Live) -> Self {
         let timeout = config.get().timing.webhook_timeout_secs;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs_f64(timeout))
-            .redirect(reqwest::redirect::Policy::none())
-            // Names resolve to permitted addresses only; no proxy from the environment (it
-            // would connect on the receiver's behalf, past that check).
-            .dns_resolver(Arc::new(super::outbound::Guarded {
-                config: config.clone(),
-            }))
-            .no_proxy()
-            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the HTTP client builds");
+        let client = super::outbound::client(&config, Duration::from_secs_f64(timeout));
         Self {
             tickets,
             config,

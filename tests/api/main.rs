@@ -12,6 +12,7 @@ mod health;
 mod http;
 mod multinode;
 mod proxy;
+mod push;
 mod restart;
 mod resume;
 mod routing;

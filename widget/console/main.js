@@ -13,6 +13,7 @@ import "./visitors.js";
 import "./supervisor.js";
 import "./inbox.js";
 import "./admin.js";
+import "./push.js";
 import { $ } from "./dom.js";
 import { connect, signedInAs } from "./session.js";
 import { MODE_KEY, S } from "./state.js";

@@ -2,6 +2,7 @@
 /** @file Signing in (password, invite, API token) and the agent socket: protocol v1 on /v1/agent (docs/protocol.md), every server message dispatched to its view. */
 
 import { api } from "./api.js";
+import { setupPush } from "./push.js";
 import { $, toast } from "./dom.js";
 import { send, show, signInFailed } from "./shell.js";
 import { MODE_KEY, S, TOKEN_KEY } from "./state.js";
@@ -115,6 +116,7 @@ export function onMessage(m) {
       $("go-inbox").hidden = false; // every agent has an inbox: their departments' tickets
       views.renderMe();
       send({ type: "watch_visitors", on: true });
+      setupPush(); // the bell: this browser's notifications (Web Push), the agent's own
       break;
     case "agent": S.me = m.agent; views.renderMe(); break;
     // An admin changed the site: new canned responses, agents and departments apply at once.

@@ -39,6 +39,17 @@ impl Keys {
         format!("{payload}.{sig}")
     }
 
+    /// The tag of a ticket's reply address (`inbound`): 16 hex digits of an HMAC of the site
+    /// and ticket, so only the server makes addresses that file mail into a ticket.
+    pub fn reply_tag(&self, site: &SiteId, ticket: &str) -> String {
+        hex::encode(
+            &self
+                .mac(&format!("reply.{site}.{ticket}"))
+                .finalize()
+                .into_bytes()[..8],
+        )
+    }
+
     /// The visitor a token names, if the signature holds and the site matches.
     pub fn verify_visitor(&self, site: &SiteId, token: &str) -> Option<VisitorId> {
         let (payload, sig) = token.rsplit_once('.')?;

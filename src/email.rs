@@ -27,10 +27,12 @@ pub enum EmailError {
     Failed(String),
 }
 
-/// Sends a plain-text email from the site's sender to `to`.
+/// Sends a plain-text email from the site's sender to `to`; answers go to `reply_to` when
+/// given (a ticket's reply address, `inbound`).
 pub async fn send(
     site: &SiteConfig,
     to: &str,
+    reply_to: Option<&str>,
     subject: &str,
     body: String,
 ) -> Result<(), EmailError> {
@@ -44,9 +46,11 @@ pub async fn send(
         .trim()
         .parse()
         .map_err(|_| EmailError::BadAddress(to.to_owned()))?;
-    let message = Message::builder()
-        .from(from)
-        .to(to)
+    let mut message = Message::builder().from(from).to(to);
+    if let Some(r) = reply_to.and_then(|r| r.parse::<Mailbox>().ok()) {
+        message = message.reply_to(r);
+    }
+    let message = message
         .subject(subject)
         .header(ContentType::TEXT_PLAIN)
         .body(body)

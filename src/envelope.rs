@@ -65,6 +65,9 @@ pub enum Envelope {
         email: String,
         /// The message's beginning (at most 200 characters); the ticket has it whole.
         text: String,
+        /// An email reply to an answer (`inbound`), not a message left in the widget.
+        #[serde(default)]
+        reply: bool,
     },
     /// A department queue changed: positions and queue stats need refreshing.
     Queue { site: SiteId, dept: DeptId },

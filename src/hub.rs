@@ -82,6 +82,7 @@ pub struct OfflinePush {
     pub name: Option<String>,
     pub email: String,
     pub text: String,
+    pub reply: bool,
 }
 
 #[derive(Debug)]
@@ -416,6 +417,7 @@ impl Hub {
                 name,
                 email,
                 text,
+                reply,
             } => {
                 // Every console of the site watches it (the live visitors list).
                 let ids = index(&self.shared.watchers, &site);
@@ -425,6 +427,7 @@ impl Hub {
                     name,
                     email,
                     text,
+                    reply,
                 }));
                 let gone = self.send_to(&ids, &push, Some(Role::Agent));
                 for id in gone {

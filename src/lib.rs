@@ -33,7 +33,9 @@
 //!   how it checks itself (`directory::validate`), and its rows in the database.
 //! - `db` — the record database (SQLite or PostgreSQL), its migrations.
 //! - `attachments` — files sent in chats, in the record database, their types read from their bytes.
-//! - `email` — outgoing mail through a site's SMTP server (answers, copies of chats).
+//! - `email` — outgoing mail through a site's SMTP server (answers, copies of chats);
+//!   `inbound` — visitors' email replies back into their ticket (reply addresses, MIME);
+//!   `smtp` — the optional SMTP listener they arrive through.
 //! - `push` — Web Push to agents' browsers (new chats while the console is closed): the
 //!   subscriptions, the server's VAPID key, RFC 8291 encryption.
 //! - `http` — REST (tickets, webhooks, supervisor figures, live visitors, privacy requests, the
@@ -67,6 +69,7 @@ pub mod envelope;
 pub mod hours;
 pub mod http;
 pub mod hub;
+pub mod inbound;
 pub mod listener;
 pub mod model;
 pub mod observe;
@@ -75,6 +78,7 @@ pub mod push;
 pub mod request;
 pub mod server;
 pub mod shutdown;
+pub mod smtp;
 pub mod state;
 pub mod templates;
 pub mod tickets;

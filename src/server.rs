@@ -31,6 +31,8 @@ pub struct Application {
     listener: TcpListener,
     /// `metrics_listen`: `/metrics` alone, on an address of its own.
     metrics_listener: Option<TcpListener>,
+    /// `inbound_smtp_listen`: where the SMTP listener for email replies took its address.
+    smtp_addr: Option<SocketAddr>,
     state: AppState,
     trigger: Trigger,
     /// Background tasks (engine duties, Redis subscriber); awaited on shutdown.
@@ -52,6 +54,12 @@ impl Application {
         let metrics_listener = match config.metrics_listen {
             Some(addr) => {
                 Some(bind(addr).with_context(|| format!("cannot listen on {addr} (metrics)"))?)
+            }
+            None => None,
+        };
+        let smtp_listener = match config.inbound_smtp_listen {
+            Some(addr) => {
+                Some(bind(addr).with_context(|| format!("cannot listen on {addr} (SMTP)"))?)
             }
             None => None,
         };
@@ -136,9 +144,18 @@ impl Application {
         tasks.push(tokio::spawn(
             engine.clone().run_background(shutdown.clone()),
         ));
+        let smtp_addr = smtp_listener.as_ref().and_then(|l| l.local_addr().ok());
+        if let Some(l) = smtp_listener {
+            tasks.push(tokio::spawn(crate::smtp::serve(
+                l,
+                engine.clone(),
+                shutdown.clone(),
+            )));
+        }
         Ok(Self {
             listener,
             metrics_listener,
+            smtp_addr,
             state: AppState {
                 engine,
                 ip_limiter: IpLimiter::default(),
@@ -164,6 +181,10 @@ impl Application {
             .and_then(|l| l.local_addr().ok())
     }
 
+    pub fn smtp_addr(&self) -> Option<SocketAddr> {
+        self.smtp_addr
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
@@ -182,8 +203,9 @@ impl Application {
             trigger,
             tasks,
             store,
+            smtp_addr: _,
         } = self;
-        // Responses over a kilobyte are compressed (gzip or brotli, as the client accepts):
+        // Responses over a kilobyte are compressed (gzip, when the client accepts it):
         // REST pages and the scripts. Not the WebSocket routes: their frames are another matter.
         let app = http::router(state.clone())
             .layer(tower_http::compression::CompressionLayer::new().compress_when(compressible()))

@@ -53,6 +53,12 @@ pub struct Config {
     /// server's VAPID tokens (`push`). Apple's push service requires it.
     #[serde(default)]
     pub push_contact: Option<String>,
+    /// Receive visitors' email replies by SMTP on this address (`inbound::smtp`): only mail to
+    /// a ticket's reply address is accepted. Put it behind the MTA that owns the domain, or
+    /// point the domain's MX at it. Unset: no listener (`POST /v1/inbound/email` still takes
+    /// mail from a relay).
+    #[serde(default)]
+    pub inbound_smtp_listen: Option<SocketAddr>,
     /// For `rediss://`: the PEM certificate of the authority that signed the Redis server's
     /// certificate. Without it the system's trusted roots are used.
     #[serde(default)]

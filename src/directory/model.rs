@@ -76,6 +76,13 @@ pub struct SiteConfig {
     /// The sender of those emails: `Demo shop <support@shop.example>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_from: Option<String>,
+    /// The mailbox visitors' email replies reach Switchboard through (`inbound`): answers by
+    /// email go out with `Reply-To: <mailbox>+<ticket>.<tag>@<domain>`, and what comes back
+    /// to such an address (through `POST /v1/inbound/email` or the SMTP listener) joins the
+    /// ticket. Without it, replies go to `email_from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "support@replies.shop.example")]
+    pub email_inbound: Option<String>,
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
     /// How the widget looks and what it asks before a chat.

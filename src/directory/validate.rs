@@ -169,6 +169,14 @@ impl SiteConfig {
 
     /// Outgoing mail: an SMTP address of a known scheme, and a sender with it.
     pub(super) fn validate_mail(&self, at: &str) -> Result<(), ConfigError> {
+        if let Some(inbound) = &self.email_inbound
+            && (!crate::model::valid_email(inbound) || inbound.contains('+'))
+        {
+            return Err(bad(
+                format!("{at}.email_inbound"),
+                "must be a plain address (no +tag): replies@shop.example",
+            ));
+        }
         let Some(url) = &self.smtp_url else {
             return Ok(());
         };

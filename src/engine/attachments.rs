@@ -153,6 +153,24 @@ impl Engine {
     }
 
     /// A stored file, if this reader may see its conversation.
+    /// Whether the conversation's ticket is in one of the agent's departments (the inbox's
+    /// rule, `readable_departments`).
+    async fn ticket_readable(&self, site: &SiteId, agent: &AgentId, conv: &ConvId) -> Result<bool> {
+        let Some(departments) = self.readable_departments(
+            crate::directory::model::AgentRole::Agent,
+            Some(site),
+            Some(agent),
+        ) else {
+            return Ok(true);
+        };
+        Ok(self
+            .inner
+            .tickets
+            .get(site, &conv.0)
+            .await?
+            .is_some_and(|t| departments.contains(&t.department)))
+    }
+
     pub async fn file(
         &self,
         reader: Reader<'_>,
@@ -166,12 +184,15 @@ impl Engine {
             Reader::Supervisor(sites) => sites.contains(&file.site),
             Reader::Agent(site, agent) => {
                 &file.site == site
-                    && self
+                    && (self
                         .inner
                         .store
                         .conversation(site, &file.conversation)
                         .await?
                         .is_some_and(|c| c.agent.as_ref() == Some(agent))
+                        // Or its ticket is one the agent may read (their departments' inbox:
+                        // files that came by email with a reply, or after the chat ended).
+                        || self.ticket_readable(site, agent, &file.conversation).await?)
             }
         };
         Ok(allowed.then_some(file))

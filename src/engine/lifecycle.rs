@@ -103,7 +103,7 @@ impl Engine {
         let name = site.name.clone().unwrap_or_else(|| site.id.0.clone());
         let body = crate::email::transcript_text(&name, &ticket.transcript);
         let subject = format!("Your chat with {name}");
-        let sent = crate::email::send(site, &email, &subject, body).await;
+        let sent = crate::email::send(site, &email, None, &subject, body).await;
         let outcome = if sent.is_ok() { "sent" } else { "failed" };
         metrics::counter!(crate::observe::MAIL, "kind" => "transcript", "outcome" => outcome)
             .increment(1);
@@ -124,6 +124,7 @@ impl Engine {
             to_department: None,
             reason: Some(email.clone()),
             note: None,
+            ..Default::default()
         });
         ticket.updated_at = now;
         self.save_ticket(site, &ticket, "ticket.updated").await?;
@@ -478,6 +479,7 @@ impl Engine {
             to_department: None,
             reason: Some(reason),
             note: Some(note),
+            ..Default::default()
         };
         let by = format!("by {actor}");
         ticket.history.push(match change {

@@ -159,6 +159,7 @@ impl Engine {
                 name: m.name.clone().or_else(|| ticket.visitor.name.clone()),
                 email: m.email.clone(),
                 text: m.text.chars().take(200).collect(),
+                reply: false,
             },
         )
         .await;

@@ -1,6 +1,5 @@
 //! Files compiled into the binary gzip-compressed (build.rs): served as they are to clients
-//! that accept gzip, inflated once for the others (and then left to the compression layer,
-//! which may use brotli). Keeps the binary under its 15 MB limit.
+//! that accept gzip, inflated once for the others. Keeps the binary under its 15 MB limit.
 
 use std::sync::OnceLock;
 

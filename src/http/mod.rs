@@ -10,6 +10,7 @@ pub(crate) mod embedded;
 mod error;
 mod extract;
 pub mod health;
+mod inbound;
 #[cfg(test)]
 mod openapi;
 pub mod privacy;
@@ -125,6 +126,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(directory::router())
         .merge(accounts::router())
         .merge(push::router())
+        .merge(inbound::router())
         .merge(widget::router())
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use super::directory::{self, SITE_SECRETS};
-use super::{accounts, attachments, audit, health, privacy, push, supervisor, tickets, widget};
+use super::{
+    accounts, attachments, audit, health, inbound, privacy, push, supervisor, tickets, widget,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -47,7 +49,7 @@ use super::{accounts, attachments, audit, health, privacy, push, supervisor, tic
         directory::credentials::invite, directory::credentials::new_token,
         directory::credentials::revoke_token,
         accounts::sign_in, accounts::accept_invite, accounts::session, accounts::sign_out,
-        push::key, push::subscribe, push::unsubscribe,
+        push::key, push::subscribe, push::unsubscribe, inbound::receive,
         attachments::upload, attachments::download, widget::widget_config,
         health::healthy, health::ready, super::metrics, super::openapi,
     ),

@@ -416,7 +416,10 @@ async fn reply(
         .map(|a| format!("\n\n{}, {name}", a.name))
         .unwrap_or_else(|| format!("\n\n{name}"));
     let subject = format!("Re: your message to {name}");
-    match crate::email::send(&site, &to, &subject, format!("{text}{signature}{quoted}")).await {
+    // Answers to this one come back into the ticket (`inbound`), where the site receives mail.
+    let reply_to = state.engine.reply_address(&site_id, &ticket.id);
+    let body = format!("{text}{signature}{quoted}");
+    match crate::email::send(&site, &to, reply_to.as_deref(), &subject, body).await {
         Ok(()) => {}
         Err(crate::email::EmailError::NotConfigured) => {
             return Err(ApiError::Conflict(

@@ -209,6 +209,9 @@ pub enum AgentOut<'a> {
         name: Option<&'a str>,
         email: &'a str,
         text: &'a str,
+        /// The visitor answered an email from the inbox (the ticket is open again).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        email_reply: bool,
     },
     /// A visitor left the site.
     VisitorLeft {

@@ -115,7 +115,7 @@ pub struct TicketVisitor {
     pub fields: std::collections::BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub at: Millis,
     /// One of `HISTORY_KINDS`.
@@ -131,11 +131,17 @@ pub struct HistoryEntry {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Files that came with it (`email_received`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::model::AttachmentRef>,
+    /// The email's `Message-ID` (`email_received`): a delivery retried is filed once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
 }
 
 /// What a ticket's history records: how the chat was routed (`assigned`, `transferred`,
 /// `requeued`), and what was done with the ticket since (a copy of the chat mailed to the
-/// visitor, follow-up, tags, an answer by email).
+/// visitor, follow-up, tags, an answer by email, the visitor's email reply).
 pub const HISTORY_KINDS: &[&str] = &[
     "assigned",
     "transferred",
@@ -144,6 +150,7 @@ pub const HISTORY_KINDS: &[&str] = &[
     "follow_up",
     "tags",
     "email_reply",
+    "email_received",
 ];
 
 fn history_kind_schema() -> utoipa::openapi::schema::Object {
@@ -231,6 +238,7 @@ impl Ticket {
                         to_department: None,
                         reason: None,
                         note: None,
+                        ..Default::default()
                     });
                 }
                 EventBody::Transferred {
@@ -248,6 +256,7 @@ impl Ticket {
                     to_department: to_department.clone(),
                     reason: Some(reason.clone()),
                     note: note.clone(),
+                    ..Default::default()
                 }),
                 EventBody::Requeued { at, agent, reason } => history.push(HistoryEntry {
                     at: *at,
@@ -257,6 +266,7 @@ impl Ticket {
                     to_department: None,
                     reason: Some(reason.clone()),
                     note: None,
+                    ..Default::default()
                 }),
                 EventBody::Closed { at, by, reason, .. } => {
                     closed = (*at, *by, Some(reason.clone()));

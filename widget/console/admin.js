@@ -102,6 +102,7 @@ export function renderAdmin() {
   $("st-preview").checked = !!s.widget.typing_preview;
   $("st-smtp").value = s.smtp_url || "";
   $("st-from").value = s.email_from || "";
+  $("st-inbound").value = s.email_inbound || "";
   $("st-smtp-password").value = "";
   $("st-smtp-password").placeholder = T(s.smtp_password_set ? "empty keeps the current one" : "not set");
   preview();
@@ -214,7 +215,7 @@ $("site-form").addEventListener("submit", function (e) {
   var s = adminSite, body = {};
   // The site's own settings, as stored (entries have routes of their own; secrets stay).
   ["name", "default_department", "default_locale", "templates", "inactivity_timeout_secs", "rating_window_secs", "widget",
-    "smtp_url", "email_from", "sso_issuer", "sso_audience"]
+    "smtp_url", "email_from", "email_inbound", "sso_issuer", "sso_audience"]
     .forEach(function (k) { if (s[k] !== undefined && s[k] !== null) body[k] = s[k]; });
   body.allowed_origins = $("st-origins").value.split("\n").map(function (x) { return x.trim(); }).filter(Boolean);
   body.widget = Object.assign({}, s.widget, { color: $("st-color").value });
@@ -224,6 +225,7 @@ $("site-form").addEventListener("submit", function (e) {
   if ($("st-name").value.trim()) body.name = $("st-name").value.trim(); else delete body.name;
   if ($("st-smtp").value.trim()) body.smtp_url = $("st-smtp").value.trim(); else delete body.smtp_url;
   if ($("st-from").value.trim()) body.email_from = $("st-from").value.trim(); else delete body.email_from;
+  if ($("st-inbound").value.trim()) body.email_inbound = $("st-inbound").value.trim(); else delete body.email_inbound;
   // Write-only: left empty, the stored password stays (the server keeps what a PUT leaves out).
   if ($("st-smtp-password").value) body.smtp_password = $("st-smtp-password").value;
   save(api(sitePath(), { method: "PUT", body: body })).catch(function () {});

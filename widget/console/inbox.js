@@ -1,8 +1,8 @@
 // @ts-check
 /** @file Conversations: past chats and offline messages (REST /v1/tickets), one opened with its transcript. */
 
-import { api } from "./api.js";
-import { $, el, hhmm, toast } from "./dom.js";
+import { api, fileEl } from "./api.js";
+import { $, el, hhmm, linked, toast } from "./dom.js";
 import { S } from "./state.js";
 import { T } from "./strings.js";
 import { views } from "./views.js";
@@ -85,13 +85,18 @@ export function openTicket(id) {
     var box = $("ib-transcript");
     box.textContent = "";
     (t.transcript || []).forEach(function (ev) { views.appendEvent(box, ev); });
-    // Answers sent by email, from the ticket's history.
+    // The email thread, from the ticket's history: answers sent, and the visitor's replies
+    // with their files (`email_received`).
     var replies = $("ib-replies");
     replies.textContent = "";
-    (t.history || []).filter(function (h) { return h.kind === "email_reply"; }).forEach(function (h) {
-      var d = el("div", "ev email");
-      d.appendChild(el("div", "meta", T("Email to ") + h.reason + " · " + (h.agent ? h.agent.name : T("admin")) + " · " + hhmm(h.at)));
-      d.appendChild(el("div", "text", h.note));
+    (t.history || []).filter(function (h) { return h.kind === "email_reply" || h.kind === "email_received"; }).forEach(function (h) {
+      var incoming = h.kind === "email_received";
+      var d = el("div", incoming ? "ev email in" : "ev email");
+      d.appendChild(el("div", "meta", incoming
+        ? T("Email from ") + h.reason + " · " + hhmm(h.at)
+        : T("Email to ") + h.reason + " · " + (h.agent ? h.agent.name : T("admin")) + " · " + hhmm(h.at)));
+      d.appendChild(el("div", "text")).appendChild(linked(h.note || ""));
+      (h.attachments || []).forEach(function (f) { d.appendChild(fileEl(f)); });
       replies.appendChild(d);
     });
     var to = (t.offline_message && t.offline_message.email) || (t.visitor && t.visitor.email);

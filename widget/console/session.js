@@ -146,10 +146,12 @@ export function onMessage(m) {
     case "visitor": m.visitor.seen = Date.now(); S.visitors[m.visitor.id] = m.visitor; views.renderVisitors(); break;
     case "visitor_left": delete S.visitors[m.id]; views.renderVisitors(); break;
     case "offline_message":
-      // A message left while nobody could answer: now an open ticket in Conversations.
+      // A message left while nobody could answer, or an email reply to an answer: an open
+      // ticket in Conversations.
       S.inboxNew++; views.renderInboxBadge();
-      toast("Offline message from " + (m.name || m.email) + ": " + m.text);
-      views.alertAgent(T("Offline message"), (m.name || m.email) + ": " + m.text, null);
+      var what = m.email_reply ? T("Email reply") : T("Offline message");
+      toast(what + ": " + (m.name || m.email) + ": " + m.text);
+      views.alertAgent(what, (m.name || m.email) + ": " + m.text, null);
       break;
     case "read":
       if (S.chats[m.conversation]) {

@@ -90,6 +90,7 @@ impl Session {
                         name: o.name.as_deref(),
                         email: &o.email,
                         text: &o.text,
+                        email_reply: o.reply,
                     })
                     .await
             }

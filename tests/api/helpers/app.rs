@@ -98,6 +98,8 @@ pub fn config_toml(agents: &[AgentSpec]) -> String {
 /// A running server; stops when dropped or with `stop()`.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The SMTP listener's address, when the configuration asks for one.
+    pub smtp: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -224,12 +226,14 @@ pub async fn spawn_full(
         .await
         .expect("application builds");
     let addr = app.local_addr();
+    let smtp = app.smtp_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run(async {
         let _ = rx.await;
     }));
     TestApp {
         addr,
+        smtp,
         stop: Some(tx),
         task: Some(task),
     }

@@ -9,6 +9,7 @@ use crate::all_stores;
 use crate::helpers::*;
 
 mod email;
+mod inbound;
 mod inbox;
 mod records;
 mod webhooks;

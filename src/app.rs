@@ -23,6 +23,8 @@ pub struct AppState {
     /// Turns to read an uploaded file: each holds up to `attachments.max_bytes` in memory, so
     /// this bounds what a burst of uploads can take on this server.
     pub uploads: UploadTurns,
+    /// Visitors' countries (`geo`).
+    pub geo: std::sync::Arc<crate::geo::Geo>,
 }
 
 /// Files read at once per server (8 × 10 MiB with the default `max_bytes`).

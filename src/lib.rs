@@ -9,6 +9,8 @@
 //! - `config` — the server's settings: flags (`config::cli`), environment and TOML, each section
 //!   validated with field names (`config::settings`); `demo` — the demo site, the fallback.
 //! - `validation` — the field-naming error and the shapes of ids, addresses, language tags.
+//! - `geo` — the country of a visitor's address (a trusted proxy's header, or a MaxMind
+//!   database).
 //! - `app` — the state every handler reaches (`AppState`) and the per-IP connection limit.
 //! - `request` — what `http` and `ws` both read from a request: the client's address behind
 //!   trusted proxies, TLS at the proxy, cookies, bearer tokens.
@@ -66,6 +68,7 @@ pub mod directory;
 pub mod email;
 pub mod engine;
 pub mod envelope;
+pub mod geo;
 pub mod hours;
 pub mod http;
 pub mod hub;

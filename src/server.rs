@@ -63,6 +63,7 @@ impl Application {
             }
             None => None,
         };
+        let geo = Arc::new(crate::geo::Geo::open(&config)?);
         // Counting starts now, whether or not anything scrapes.
         crate::observe::handle();
         let (trigger, shutdown) = shutdown::channel();
@@ -162,6 +163,7 @@ impl Application {
                 admission,
                 shutdown,
                 uploads: crate::app::UploadTurns::default(),
+                geo,
             },
             trigger,
             tasks,

@@ -59,6 +59,14 @@ pub struct Config {
     /// mail from a relay).
     #[serde(default)]
     pub inbound_smtp_listen: Option<SocketAddr>,
+    /// A request header a trusted proxy sets to the client's country (`CF-IPCountry` behind
+    /// Cloudflare): believed only from `trusted_proxies` (`geo`).
+    #[serde(default)]
+    pub country_header: Option<String>,
+    /// A MaxMind-format database (GeoLite2-Country.mmdb) to find visitors' countries in,
+    /// read at start-up (`geo`).
+    #[serde(default)]
+    pub geoip_database: Option<PathBuf>,
     /// For `rediss://`: the PEM certificate of the authority that signed the Redis server's
     /// certificate. Without it the system's trusted roots are used.
     #[serde(default)]
@@ -237,6 +245,11 @@ impl Config {
                 "database_url",
                 "expected sqlite://FILE or postgres://…",
             ));
+        }
+        if let Some(h) = &self.country_header
+            && axum::http::HeaderName::from_bytes(h.as_bytes()).is_err()
+        {
+            return Err(bad("country_header", "a header name, such as CF-IPCountry"));
         }
         if let Some(c) = &self.push_contact
             && !(c.starts_with("mailto:") && c.len() > 7 || c.starts_with("https://"))

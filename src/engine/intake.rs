@@ -65,7 +65,7 @@ impl Engine {
         &self,
         site_id: &SiteId,
         hello: VisitorHello,
-        user_agent: Option<String>,
+        client: crate::model::VisitorClient,
         ip: std::net::IpAddr,
     ) -> Result<VisitorSession> {
         let site = self.site(site_id)?;
@@ -177,8 +177,12 @@ impl Engine {
                 profile.fields.insert(k, v);
             }
         }
-        if let Some(ua) = clip(user_agent, 512) {
+        if let Some(ua) = clip(client.user_agent, 512) {
+            profile.device = Some(crate::model::Device::from_user_agent(&ua));
             profile.user_agent = Some(ua);
+        }
+        if client.country.is_some() {
+            profile.country = client.country;
         }
         self.save_visitor(site_id, &profile).await;
         let conversation = self.inner.store.visitor_conversation(site_id, &id).await?;

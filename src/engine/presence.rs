@@ -47,6 +47,8 @@ impl Engine {
             utm: p.utm.clone(),
             locale: p.locale.clone(),
             timezone: p.timezone.clone(),
+            device: p.device,
+            country: p.country,
             time_on_site_secs: secs_since(p.visit_started, now),
             pages_this_visit: this_visit,
             visits: p.visits,

@@ -20,8 +20,9 @@ pub fn router() -> Router<AppState> {
 /// same `Message-ID` twice is filed once (`duplicate`).
 #[utoipa::path(post, path = "/v1/inbound/email", operation_id = "receiveEmail", tag = "Tickets",
     security(("admin" = []), ("session" = [])),
-    request_body(content = Vec<u8>, content_type = "message/rfc822",
-        description = "The message as received, headers and body"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The message as received, headers and body (any Content-Type is taken: \
+            message/rfc822 says it best)"),
     responses((status = 200, description = "Filed", body = Filed),
         (status = 413, response = super::error::Failure),
         (status = 429, response = super::error::Failure), ReadRefusals, Conflicts))]

@@ -8,6 +8,7 @@
 
 mod agent;
 mod conversation;
+mod device;
 mod visitor;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use agent::*;
 pub use conversation::*;
+pub use device::{Browser, Country, Device, DeviceKind, Os, VisitorClient};
 pub use visitor::*;
 
 /// Milliseconds since the Unix epoch. Plain integers keep Redis scripts and JSON simple.

@@ -24,6 +24,12 @@ pub struct VisitorProfile {
     pub referrer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// What the User-Agent says: browser, system, kind of device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<super::Device>,
+    /// The country of the visitor's address (`geo`), when the deployment can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<super::Country>,
     pub first_seen: Millis,
     pub last_seen: Millis,
     /// Visits so far: a visit starts on first contact or after 30 minutes of absence.
@@ -64,6 +70,10 @@ pub struct LiveVisitor {
     pub locale: String,
     /// The visitor's IANA time zone, when known: the console shows their local time
     pub timezone: Option<String>,
+    /// Browser, system and kind of device, from the User-Agent
+    pub device: Option<super::Device>,
+    /// The country of the visitor's address, when the deployment can tell
+    pub country: Option<super::Country>,
     pub time_on_site_secs: u64,
     pub pages_this_visit: Vec<PageVisit>,
     pub visits: u32,

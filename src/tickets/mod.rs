@@ -110,6 +110,12 @@ pub struct TicketVisitor {
     pub referrer: Option<String>,
     pub utm: std::collections::BTreeMap<String, String>,
     pub user_agent: Option<String>,
+    /// Browser, system and kind of device, from the User-Agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<crate::model::Device>,
+    /// The country of the visitor's address, when the deployment could tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<crate::model::Country>,
     /// Answers to the site's custom pre-chat fields.
     #[serde(default)]
     pub fields: std::collections::BTreeMap<String, String>,
@@ -329,6 +335,8 @@ impl Ticket {
                 referrer: visitor.referrer.clone(),
                 utm: visitor.utm.clone(),
                 user_agent: visitor.user_agent.clone(),
+                device: visitor.device,
+                country: visitor.country,
                 fields: visitor.fields.clone(),
             },
             agents,

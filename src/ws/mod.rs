@@ -102,6 +102,7 @@ pub async fn visitor_upgrade(
     Query(q): Query<VisitorQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
+    let peer = addr;
     let addr = crate::request::client_addr(&state.engine.config(), addr, &headers);
     let site_id = SiteId(q.site.unwrap_or_default());
     let site = state
@@ -117,15 +118,20 @@ pub async fn visitor_upgrade(
         return Err(Refusal::ForbiddenOrigin);
     }
     let guard = acquire_ip(&state, addr)?;
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let client = crate::model::VisitorClient {
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        country: state
+            .geo
+            .country(&state.engine.config(), peer, addr.ip(), &headers),
+    };
     let limits = state.engine.config().limits.clone();
     Ok(configure(ws, &limits).on_upgrade(move |socket| {
         // Built outside the async block so the socket and state are not kept twice in it.
         let conn = Connection::new(socket, &state);
-        let session = visitor::run(conn, state, site_id, user_agent, addr.ip());
+        let session = visitor::run(conn, state, site_id, client, addr.ip());
         async move {
             metrics::gauge!(crate::observe::CONNECTIONS, "kind" => "visitor").increment(1.0);
             session.await;

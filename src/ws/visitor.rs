@@ -13,7 +13,7 @@ use super::{Connection, Order, order};
 use crate::app::AppState;
 use crate::engine::{Engine, EngineError};
 use crate::hub::{Push, Registration, Role};
-use crate::model::{ConvId, ConvState, Event, SiteId, VisitorProfile};
+use crate::model::{ConvId, ConvState, Event, SiteId, VisitorClient, VisitorProfile};
 use crate::protocol::{
     ConvSummary, ErrorCode, ResumeFrom, VisitorIn, VisitorOut, classify_parse_error,
 };
@@ -46,13 +46,13 @@ async fn hello_phase(
     conn: &mut Connection,
     state: &AppState,
     site: &SiteId,
-    user_agent: Option<String>,
+    client: VisitorClient,
     ip: IpAddr,
 ) -> Option<Hello> {
-    let user_agent = &user_agent;
+    let client = &client;
     session::hello_phase(conn, state, |text| async move {
         match serde_json::from_str::<VisitorIn>(&text) {
-            Ok(VisitorIn::Hello(h)) => match hello(state, site, *h, user_agent, ip).await {
+            Ok(VisitorIn::Hello(h)) => match hello(state, site, *h, client, ip).await {
                 Ok(done) => Attempt::Welcome(done),
                 Err(e) => Attempt::Failed(e),
             },
@@ -75,7 +75,7 @@ async fn hello(
     state: &AppState,
     site: &SiteId,
     mut h: crate::protocol::VisitorHello,
-    user_agent: &Option<String>,
+    client: &VisitorClient,
     ip: IpAddr,
 ) -> Result<Hello, EngineError> {
     let resume = h.resume.take();
@@ -94,7 +94,7 @@ async fn hello(
     }
     let session = state
         .engine
-        .visitor_hello(site, h, user_agent.clone(), ip)
+        .visitor_hello(site, h, client.clone(), ip)
         .await?;
     Ok((session, resume, department))
 }
@@ -109,10 +109,10 @@ pub fn run(
     conn: Connection,
     state: AppState,
     site: SiteId,
-    user_agent: Option<String>,
+    client: VisitorClient,
     ip: IpAddr,
 ) -> impl std::future::Future<Output = ()> + Send {
-    let setup = Box::pin(setup(conn, state, site, user_agent, ip));
+    let setup = Box::pin(setup(conn, state, site, client, ip));
     async move {
         let Some((session, rx, shutdown)) = setup.await else {
             return;
@@ -136,11 +136,11 @@ async fn setup(
     mut conn: Connection,
     state: AppState,
     site: SiteId,
-    user_agent: Option<String>,
+    client: VisitorClient,
     ip: IpAddr,
 ) -> Option<(Session, mpsc::Receiver<Push>, Shutdown)> {
     let (hello, resume, department) =
-        Box::pin(hello_phase(&mut conn, &state, &site, user_agent, ip)).await?;
+        Box::pin(hello_phase(&mut conn, &state, &site, client, ip)).await?;
     let (reg, rx) = state.engine.hub().register(Role::Visitor);
     let visitor = hello.id.clone();
     state

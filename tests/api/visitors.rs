@@ -9,6 +9,7 @@ use crate::helpers::*;
 both_backends!(visitors_who_leave_leave_no_live_state);
 both_backends!(welcome_lists_each_department_open_or_when_it_opens);
 both_backends!(the_visitors_time_zone_reaches_the_agent);
+both_backends!(the_visitors_device_and_country_reach_the_agent);
 
 /// The widget's time zone is kept on the visitor's profile (agents show their local time); a
 /// zone the server does not know is not.
@@ -41,6 +42,84 @@ async fn the_visitors_time_zone_reaches_the_agent(backend: Backend) {
             .all(|l| l["timezone"] != "Mars/Olympus_Mons"),
         "{live}"
     );
+    app.stop().await;
+}
+
+/// A visitor's browser, system and kind of device are read from their User-Agent, and their
+/// country from the header a trusted proxy sets (`country_header`): agents see both in the
+/// assignment, the live list and the ticket. From anyone else the header is not believed.
+async fn the_visitors_device_and_country_reach_the_agent(backend: Backend) {
+    const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+    let mut cfg = config(&[alice(2)]);
+    cfg.country_header = Some("CF-IPCountry".into());
+    cfg.trusted_proxies = vec!["127.0.0.1".to_owned().try_into().unwrap()];
+    let app = spawn_app(backend, cfg).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let hello = || json!({"type": "hello", "name": "Nina", "page": {"url": "https://shop.test/"}});
+    let mut v = connect_with(
+        app.addr,
+        &format!("/v1/visitor?site={SITE}"),
+        Some(ORIGIN),
+        &[("user-agent", IPHONE), ("cf-ipcountry", "no")],
+    )
+    .await
+    .unwrap();
+    v.send(hello()).await;
+    v.wait_type("welcome").await;
+    say(&mut v, "m1", "hello").await;
+    let (conv, assigned) = wait_assigned(&mut alice).await;
+    let expected = json!({"browser": "safari", "version": 18, "os": "ios", "kind": "phone"});
+    assert_eq!(assigned["visitor"]["device"], expected, "{assigned}");
+    assert_eq!(assigned["visitor"]["country"], "NO", "{assigned}");
+    let (_, live) = admin_get(&app, "/v1/visitors?site=test").await;
+    let row = live["visitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "Nina")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (&row["device"], &row["country"]),
+        (&expected, &json!("NO")),
+        "{row}"
+    );
+    alice
+        .send(json!({"type": "close", "conversation": conv}))
+        .await;
+    alice.wait_type("closed").await;
+    until_status(&app, &format!("/v1/tickets/{conv}"), 200).await;
+    let (_, t) = admin_get(&app, &format!("/v1/tickets/{conv}")).await;
+    assert_eq!(
+        (&t["visitor"]["device"], &t["visitor"]["country"]),
+        (&expected, &json!("NO")),
+        "{t}"
+    );
+    app.stop().await;
+
+    // Not behind a trusted proxy: the header is anyone's word, and ignored.
+    let mut cfg = config(&[]);
+    cfg.country_header = Some("CF-IPCountry".into());
+    let app = spawn_app(backend, cfg).await;
+    let mut v = connect_with(
+        app.addr,
+        &format!("/v1/visitor?site={SITE}"),
+        Some(ORIGIN),
+        &[("cf-ipcountry", "NO")],
+    )
+    .await
+    .unwrap();
+    v.send(hello()).await;
+    v.wait_type("welcome").await;
+    let (_, live) = admin_get(&app, "/v1/visitors?site=test").await;
+    let row = live["visitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "Nina")
+        .cloned()
+        .unwrap();
+    assert!(row["country"].is_null(), "{row}");
     app.stop().await;
 }
 

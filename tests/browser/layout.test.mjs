@@ -25,9 +25,12 @@ const SIZES = [
   { name: "phone-390x844", width: 390, height: 844, phone: true },
 ];
 
+const IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+
 /** A visitor on a raw socket who says `text` in `department`; their frames are collected. */
 async function visitor(server, name, text) {
-  const ws = new WebSocket(server.ws + "/v1/visitor?site=demo", { origin: server.origin });
+  // An iPhone's Safari, as the server reads its User-Agent (the device row of the details).
+  const ws = new WebSocket(server.ws + "/v1/visitor?site=demo", { origin: server.origin, headers: { "User-Agent": IPHONE } });
   const got = [];
   ws.on("message", (d) => got.push(JSON.parse(d.toString())));
   await new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject); });
@@ -185,13 +188,15 @@ describe("the console at laptop and phone sizes", () => {
           await page.click("#show-details");
           await page.locator("#profile").waitFor({ timeout: WAIT });
           await reachable(page, ["#back-to-chat"], `${tag} details`);
-          // The visitor's local time, from their browser's zone.
+          // The visitor's local time, from their browser's zone, and their device.
           await page.locator("#profile-fields dd", { hasText: "(Europe/Berlin)" }).waitFor({ timeout: WAIT });
+          await page.locator("#profile-fields dd", { hasText: /^Safari 18 · iOS · (phone|телефон)$/ }).waitFor({ timeout: WAIT });
           await page.screenshot({ path: path.join(ARTIFACTS, `layout-${tag}-details.png`) });
           await page.click("#back-to-chat");
         } else {
           await reachable(page, ["#profile-fields"], `${tag} details`);
           await page.locator("#profile-fields dd", { hasText: "(Europe/Berlin)" }).waitFor({ timeout: WAIT });
+          await page.locator("#profile-fields dd", { hasText: /^Safari 18 · iOS · (phone|телефон)$/ }).waitFor({ timeout: WAIT });
         }
 
         // Closed by the agent.

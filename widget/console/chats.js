@@ -2,7 +2,7 @@
 /** @file The agent's chats: status and limit, the list and queues, the transcript in view, read receipts, the visitor's profile. */
 
 import { fileEl } from "./api.js";
-import { $, dur, el, hhmm, linked, localTime, shortId, toast } from "./dom.js";
+import { $, countryText, deviceText, dur, el, hhmm, linked, localTime, shortId, toast } from "./dom.js";
 import { pane, send } from "./shell.js";
 import { S } from "./state.js";
 import { T, words } from "./strings.js";
@@ -285,6 +285,7 @@ export function renderProfile() {
   row("Name", v.name); row("Email", v.email);
   row("Visitor", v.visits > 1 ? T("returning (") + v.visits + T(" visits)") : T("new"));
   row("Locale", v.locale); row("Local time", localTime(v.timezone));
+  row("Device", deviceText(v.device)); row("Country", countryText(v.country));
   row("Page", v.page_title || v.page_url); row("Referrer", v.referrer);
   Object.keys(v.utm || {}).forEach(function (k) { row(k, v.utm[k]); });
   Object.keys(v.fields || {}).forEach(function (k) { row(k, v.fields[k]); });

@@ -61,6 +61,21 @@ export function toast(text) {
 export function button(text, onClick) { var b = el("button", null, text); b.type = "button"; b.addEventListener("click", onClick); return b; }
 export function secs(v) { return v == null ? "–" : dur(v); }
 /** The visitor's time now, in their zone ("14:05 (Europe/Berlin)"), when their browser said it. */
+var BROWSERS = { chrome: "Chrome", edge: "Edge", firefox: "Firefox", safari: "Safari", opera: "Opera",
+  samsung_internet: "Samsung Internet", yandex: "Yandex Browser" };
+var KINDS = { desktop: "computer", phone: "phone", tablet: "tablet", bot: "bot" };
+var SYSTEMS = { windows: "Windows", macos: "macOS", ios: "iOS", android: "Android", linux: "Linux", chrome_os: "ChromeOS" };
+/** "Safari 18 · iOS · phone": the visitor's device as the server read it from their User-Agent. */
+export function deviceText(d) {
+  if (!d) return null;
+  var browser = BROWSERS[d.browser] ? BROWSERS[d.browser] + (d.version ? " " + d.version : "") : T("other browser");
+  return [browser, SYSTEMS[d.os] || T("other system"), T(KINDS[d.kind] || "computer")].join(" · ");
+}
+/** "Norway (NO)", in the console's language. */
+export function countryText(code) {
+  if (!code) return null;
+  try { return new Intl.DisplayNames([LANG], { type: "region" }).of(code) + " (" + code + ")"; } catch (e) { return code; }
+}
 export function localTime(zone) {
   if (!zone) return null;
   try {

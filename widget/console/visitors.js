@@ -1,7 +1,7 @@
 // @ts-check
 /** @file Live visitors on the site, and starting a chat with one. */
 
-import { $, dur, el, localTime, rid, shortId } from "./dom.js";
+import { $, countryText, deviceText, dur, el, localTime, rid, shortId } from "./dom.js";
 import { pane, send } from "./shell.js";
 import { S } from "./state.js";
 import { T } from "./strings.js";
@@ -36,6 +36,9 @@ export function renderVisitors() {
     who.appendChild(el("div", null, v.name || v.email || shortId(id)));
     who.appendChild(el("div", "muted", (v.returning ? "returning · " + v.visits + " visits" : "new") + (v.locale ? " · " + v.locale : "") +
       (v.timezone ? " · " + localTime(v.timezone) : "")));
+    if (v.device || v.country) {
+      who.appendChild(el("div", "muted", [deviceText(v.device), countryText(v.country)].filter(Boolean).join(" · ")));
+    }
     tr.appendChild(who);
     var page = el("td");
     page.appendChild(el("div", null, v.page_title || ""));

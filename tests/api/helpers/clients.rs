@@ -18,10 +18,23 @@ pub struct Client {
 }
 
 pub async fn connect(addr: SocketAddr, path: &str, origin: Option<&str>) -> Result<Client, String> {
+    connect_with(addr, path, origin, &[]).await
+}
+
+/// As `connect`, with extra request headers.
+pub async fn connect_with(
+    addr: SocketAddr,
+    path: &str,
+    origin: Option<&str>,
+    headers: &[(&'static str, &str)],
+) -> Result<Client, String> {
     let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
     if let Some(o) = origin {
         req.headers_mut()
             .insert(http::header::ORIGIN, o.parse().unwrap());
+    }
+    for (k, v) in headers {
+        req.headers_mut().insert(*k, v.parse().unwrap());
     }
     match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req)).await {
         Err(_) => Err("connect timed out".into()),

@@ -29,6 +29,7 @@
       offlineThanks: "Thanks! We will reply by email.", rateTitle: "How was the chat?",
       comment: "Comment (optional)", rateSend: "Send rating", rateThanks: "Thanks for your feedback!",
       star: "{n} of 5", start: "Start chat", department: "Department", unread: "{n} unread",
+      contactTitle: "How can we reach you if you leave?", contactSave: "Save", contactSkip: "Not now",
       newChat: "New conversation", failed: "Not sent: {why}",
       nobody: "Nobody is on duty right now. Leave a message and we will answer by email.",
       nobodyBack: "Nobody is on duty right now; we are back {when}. Leave a message and we will answer by email.",
@@ -49,6 +50,7 @@
       offlineThanks: "Спасибо! Мы ответим на e-mail.", rateTitle: "Как прошёл чат?",
       comment: "Комментарий (необязательно)", rateSend: "Оценить", rateThanks: "Спасибо за отзыв!",
       star: "{n} из 5", start: "Начать чат", department: "Отдел", unread: "Непрочитанных: {n}",
+      contactTitle: "Как с вами связаться, если вы уйдёте?", contactSave: "Сохранить", contactSkip: "Не сейчас",
       newChat: "Новый разговор", failed: "Не отправлено: {why}",
       nobody: "Сейчас никого нет на месте. Оставьте сообщение, и мы ответим на e-mail.",
       nobodyBack: "Сейчас никого нет на месте, откроемся: {when}. Оставьте сообщение, и мы ответим на e-mail.",
@@ -142,6 +144,7 @@
     "textarea,input,select{flex:1;border:1px solid #cbd5e1;border-radius:8px;padding:8px;resize:none;background:#fff;color:inherit;width:100%}" +
     ".card{background:#fff;border:1px solid #e2e8f0;border-radius:12px;padding:12px;display:flex;flex-direction:column;gap:8px}" +
     ".card h3{font-size:14px;font-weight:600}.card label{font-size:12px;color:#475569;display:flex;flex-direction:column;gap:4px}" +
+    ".card p{margin:0}.card .secondary{background:#e2e8f0;color:#111}" +
     ".stars{display:flex;gap:4px}.stars button{background:#e2e8f0;color:#111;width:36px;padding:6px 0}.stars button[aria-pressed=true]{background:var(--a);color:var(--on)}" +
     ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}" +
     ".teaser{position:absolute;right:0;bottom:68px;width:260px;background:#fff;color:#111;border-radius:12px;box-shadow:0 4px 20px rgba(0,0,0,.25);padding:10px 30px 10px 12px;cursor:pointer}" +
@@ -364,15 +367,15 @@
     card.appendChild(l);
     return inputEl;
   }
-  function maybePrechat() {
-    var p = cfg.prechat;
-    // A visitor answering a proactive message is not stopped by a form: fast first contact.
-    if (!p || st.prechat || conv || st.offer || !available || root.querySelector(".prechat")) return;
+  // The site's pre-chat fields as a card: before the first message (`ask: before`, with the
+  // department), or inside the chat after it (`ask: in_chat`). Answers go out in a new hello.
+  function contactCard(p, before) {
     var card = el("form", "card prechat");
     var inputs = {};
+    if (!before) card.appendChild(el("p", null, t("contactTitle")));
     if (p.name) inputs.name = field(card, t("name"), el("input"));
     if (p.email) { inputs.email = field(card, t("email"), el("input")); inputs.email.type = "email"; }
-    if (p.department && cfg.departments.length > 1) {
+    if (before && p.department && cfg.departments.length > 1) {
       var sel = el("select");
       cfg.departments.forEach(function (d) { var o = el("option", null, deptName(d)); o.value = d.id; sel.appendChild(o); });
       // The team the visitor chose, else the site's default: untouched, nobody is misrouted.
@@ -384,9 +387,15 @@
       i.required = !!f.required;
       inputs["f:" + f.id] = i;
     });
-    var go = el("button", null, t("start"));
+    var go = el("button", null, before ? t("start") : t("contactSave"));
     go.type = "submit";
     card.appendChild(go);
+    if (!before) {
+      var skip = el("button", "secondary", t("contactSkip"));
+      skip.type = "button";
+      skip.addEventListener("click", function () { st.asked = true; save(); card.remove(); input.focus(); });
+      card.appendChild(skip);
+    }
     card.addEventListener("submit", function (e) {
       e.preventDefault();
       var pre = { fields: {} };
@@ -395,16 +404,33 @@
         if (k.indexOf("f:") === 0) { if (v) pre.fields[k.slice(2)] = v; } else if (v) pre[k] = v;
       }
       if (pre.department) st.dept = pre.department;
-      st.prechat = pre; save();
+      st.prechat = pre; st.asked = true; save();
       card.remove();
       form.hidden = false;
       reconnect();
       input.focus();
     });
+    return card;
+  }
+  function maybePrechat() {
+    var p = cfg.prechat;
+    // A visitor answering a proactive message is not stopped by a form: fast first contact.
+    // Nor is one whose site asks inside the chat (`in_chat`): they type first.
+    if (!p || p.ask === "in_chat" || st.prechat || conv || st.offer || !available || root.querySelector(".prechat")) return;
+    var card = contactCard(p, true);
     form.hidden = true;
     logEl.appendChild(card);
     var first = card.querySelector("input,select");
     if (first) first.focus();
+  }
+  // Type first: once the first message is in, the site's fields are asked inside the chat,
+  // once (answered or waved away), and never of a visitor the host page identified.
+  function maybeAskContact() {
+    var p = cfg.prechat;
+    if (!p || p.ask !== "in_chat" || st.prechat || st.asked || (st.identity && st.identity.email)) return;
+    if (!(p.name || p.email || (p.fields || []).length) || root.querySelector(".prechat")) return;
+    logEl.appendChild(contactCard(p, false));
+    scroll();
   }
   function offlineForm(prefill) {
     if (root.querySelector(".offline")) return;
@@ -561,6 +587,7 @@
         p.el.dataset.seq = ev.seq;
         p.el.classList.remove("sending");
         delete pending[ev.client_id]; delete uploading[ev.client_id];
+        maybeAskContact();
       } else if (!(confirms && offlineEcho)) {
         var row = bubble(mine, ev.author_name || t("agent"), ev.text, ev.at, ev.attachment);
         row.dataset.seq = ev.seq;

@@ -198,11 +198,22 @@ impl Default for WidgetConfig {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrechatConfig {
+    /// When the fields are asked: `before` the first message (a form), or `in_chat` after it
+    /// (the visitor types first; a card in the chat asks, once, and may be waved away).
+    pub ask: PrechatAsk,
     pub name: bool,
     pub email: bool,
     /// Let the visitor pick a department.
     pub department: bool,
     pub fields: Vec<CustomField>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrechatAsk {
+    #[default]
+    Before,
+    InChat,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]

@@ -424,6 +424,47 @@ for (const backend of ["embedded", "redis"]) {
       assert.equal((await put(own.widget.color)).status, 200);
     });
 
+    test("type first: the site's questions come inside the chat after the first message, once, and reach the agent", async () => {
+      const { body: site } = await admin(server, "/v1/sites/demo");
+      const own = Object.fromEntries(Object.entries(site).filter(([k]) =>
+        !["departments", "agents", "canned", "triggers", "webhooks"].includes(k) && !k.endsWith("_set")));
+      const put = (prechat) => admin(server, "/v1/sites/demo", "PUT", { ...own, widget: { ...own.widget, prechat } });
+      assert.equal((await put({ ...own.widget.prechat, ask: "in_chat" })).status, 200);
+      const watcher = await Agent.connect(server, "alice", "away");
+      watcher.send({ type: "watch_visitors", on: true });
+      const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+      const p = await ctx.newPage();
+      await p.goto(server.origin + "/demo/");
+      await W(p).locator(".launch").click();
+      const box = W(p).locator("form.compose textarea");
+      await box.waitFor({ state: "visible", timeout: WAIT });
+      assert.equal(await W(p).locator(".prechat").count(), 0, "no form before the first message");
+      await box.fill("Is the blue one in stock?");
+      await box.press("Enter");
+      const ask = W(p).locator(".prechat");
+      await ask.waitFor({ timeout: WAIT });
+      await waitText(p, ".msg.me .b", "Is the blue one in stock?");
+      await accessible(p, "the widget asking inside the chat");
+      await p.screenshot({ path: path.join(ARTIFACTS, `widget-${backend}-type-first-phone.png`) });
+      await ask.getByLabel("Name").fill("Olga");
+      await ask.getByLabel("Email").fill("olga@example.com");
+      await ask.getByLabel("Order number").fill("C-3");
+      await ask.locator("button[type=submit]").click();
+      const heard = await watcher.next("the visitor's answers", (m) => m.type === "visitor" && m.visitor.name === "Olga");
+      assert.equal(heard.visitor.email, "olga@example.com");
+      assert.equal(await W(p).locator(".prechat").count(), 0);
+      // Asked once: a reload does not ask again, and the chat goes on.
+      await p.reload();
+      await box.waitFor({ state: "visible", timeout: WAIT });
+      await box.fill("Thanks");
+      await box.press("Enter");
+      await waitText(p, ".msg.me .b", "Thanks");
+      assert.equal(await W(p).locator(".prechat").count(), 0);
+      await ctx.close();
+      watcher.close();
+      assert.equal((await put(own.widget.prechat)).status, 200);
+    });
+
     test("the demo page links to the console and says how to answer there", async () => {
       const link = page.locator("#console-link");
       assert.equal(await link.getAttribute("href"), "/console/");

@@ -143,7 +143,18 @@ export function onMessage(m) {
       m.visitors.forEach(function (v) { v.seen = Date.now(); S.visitors[v.id] = v; });
       views.renderVisitors();
       break;
-    case "visitor": m.visitor.seen = Date.now(); S.visitors[m.visitor.id] = m.visitor; views.renderVisitors(); break;
+    case "visitor":
+      m.visitor.seen = Date.now(); S.visitors[m.visitor.id] = m.visitor; views.renderVisitors();
+      // What the visitor said about themselves since the chat began (asked inside the chat).
+      S.order.forEach(function (id) {
+        var c = S.chats[id], v = c.visitor;
+        if (!v || v.id !== m.visitor.id) return;
+        if (m.visitor.name) v.name = m.visitor.name;
+        if (m.visitor.email) v.email = m.visitor.email;
+        views.renderChats();
+        if (id === S.current) { views.renderProfile(); $("chat-title").textContent = v.name || v.email || $("chat-title").textContent; }
+      });
+      break;
     case "visitor_left": delete S.visitors[m.id]; views.renderVisitors(); break;
     case "offline_message":
       // A message left while nobody could answer, or an email reply to an answer: an open

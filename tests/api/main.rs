@@ -4,6 +4,7 @@ mod helpers;
 
 mod attachments;
 mod chat;
+mod conformance;
 mod crash;
 mod directory;
 mod edges;

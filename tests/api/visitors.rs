@@ -45,6 +45,15 @@ async fn the_visitors_time_zone_reaches_the_agent(backend: Backend) {
     app.stop().await;
 }
 
+/// The live-list row of the visitor named `name`.
+async fn live_row(app: &TestApp, name: &str) -> serde_json::Value {
+    let (_, live) = admin_get(app, "/v1/visitors?site=test").await;
+    let rows = live["visitors"].as_array().unwrap();
+    let row = rows.iter().find(|l| l["name"] == name);
+    row.cloned()
+        .unwrap_or_else(|| panic!("{name} is in the live list: {live}"))
+}
+
 /// A visitor's browser, system and kind of device are read from their User-Agent, and their
 /// country from the header a trusted proxy sets (`country_header`): agents see both in the
 /// assignment, the live list and the ticket. From anyone else the header is not believed.
@@ -71,14 +80,7 @@ async fn the_visitors_device_and_country_reach_the_agent(backend: Backend) {
     let expected = json!({"browser": "safari", "version": 18, "os": "ios", "kind": "phone"});
     assert_eq!(assigned["visitor"]["device"], expected, "{assigned}");
     assert_eq!(assigned["visitor"]["country"], "NO", "{assigned}");
-    let (_, live) = admin_get(&app, "/v1/visitors?site=test").await;
-    let row = live["visitors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["name"] == "Nina")
-        .cloned()
-        .unwrap();
+    let row = live_row(&app, "Nina").await;
     assert_eq!(
         (&row["device"], &row["country"]),
         (&expected, &json!("NO")),
@@ -111,14 +113,7 @@ async fn the_visitors_device_and_country_reach_the_agent(backend: Backend) {
     .unwrap();
     v.send(hello()).await;
     v.wait_type("welcome").await;
-    let (_, live) = admin_get(&app, "/v1/visitors?site=test").await;
-    let row = live["visitors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["name"] == "Nina")
-        .cloned()
-        .unwrap();
+    let row = live_row(&app, "Nina").await;
     assert!(row["country"].is_null(), "{row}");
     app.stop().await;
 }

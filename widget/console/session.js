@@ -160,9 +160,8 @@ export function onMessage(m) {
       // A message left while nobody could answer, or an email reply to an answer: an open
       // ticket in Conversations.
       S.inboxNew++; views.renderInboxBadge();
-      var what = m.email_reply ? T("Email reply") : T("Offline message");
-      toast(what + ": " + (m.name || m.email) + ": " + m.text);
-      views.alertAgent(what, (m.name || m.email) + ": " + m.text, null);
+      toast(T(m.email_reply ? "Email reply from " : "Offline message from ") + (m.name || m.email) + ": " + m.text);
+      views.alertAgent(T(m.email_reply ? "Email reply" : "Offline message"), (m.name || m.email) + ": " + m.text, null);
       break;
     case "read":
       if (S.chats[m.conversation]) {

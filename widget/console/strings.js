@@ -206,6 +206,7 @@ export var RU = {
   "Email to ": "Письмо для ",
   "Email from ": "Письмо от ",
   "Email reply": "Ответ по почте",
+  "Email reply from ": "Ответ по почте от ",
   "Answer ": "Ответить ",
   " by email": " по e-mail",
   "Could not open it: ": "Не удалось открыть: ",

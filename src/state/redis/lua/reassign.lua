@@ -13,6 +13,8 @@ for i = 1, #flat, 2 do
   h[flat[i]] = flat[i + 1]
   if string.sub(flat[i], 1, 5) == 'node:' and tonumber(flat[i + 1]) > present then present = tonumber(flat[i + 1]) end
 end
+-- An agent not registered is nobody to connect to (as the embedded store says).
+if not h.cap then return -4 end
 if h.status ~= 'online' then return -2 end
 if tonumber(h.load or '0') >= tonumber(h.max or '0') then return -3 end
 if present + tonumber(ARGV[5]) <= tonumber(ARGV[4]) then return -4 end

@@ -389,27 +389,21 @@ async fn note(
     seen: &mut BTreeMap<usize, Seen>,
     fresh: Option<Conversation>,
 ) {
-    let site = site();
-    match op {
-        Op::Message { visitor, .. } => {
-            if let Some(new) = fresh {
-                let dept = new.department.clone();
-                seen.get_mut(visitor).unwrap().conv = Some((new.id, dept));
-            }
-        }
-        Op::Close { .. } | Op::Requeue { .. } | Op::Transfer { .. } | Op::Drain { .. } => {}
-        _ => {}
+    if let (Op::Message { visitor, .. }, Some(new)) = (op, fresh) {
+        seen.get_mut(visitor).unwrap().conv = Some((new.id, new.department));
     }
     // A visitor's closed conversation is no longer theirs to write in: the next message opens
     // a new one.
-    for (i, s) in seen.iter_mut() {
+    for s in seen.values_mut() {
         if let Some((conv, _)) = &s.conv {
-            let c = store.conversation(&site, conv).await.expect("conversation");
+            let c = store
+                .conversation(&site(), conv)
+                .await
+                .expect("conversation");
             if c.is_none_or(|c| c.state == ConvState::Closed) {
                 s.conv = None;
             }
         }
-        let _ = i;
     }
 }
 

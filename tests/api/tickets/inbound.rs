@@ -287,5 +287,33 @@ async fn the_listener_is_bounded(backend: Backend) {
         None,
         "a line over the limit closes the session"
     );
+
+    // 32 sessions at once; the 33rd is told to come back later and closed.
+    let mut held = Vec::new();
+    for _ in 0..32 {
+        let s = tokio::net::TcpStream::connect(app.smtp.unwrap())
+            .await
+            .unwrap();
+        let mut lines = BufReader::new(s).lines();
+        let banner = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(banner.unwrap().starts_with("220 "));
+        held.push(lines);
+    }
+    let s = tokio::net::TcpStream::connect(app.smtp.unwrap())
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(s).lines();
+    let refused = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        refused.unwrap().starts_with("421 "),
+        "over the session limit"
+    );
+    drop(held);
     app.stop().await;
 }

@@ -3,13 +3,17 @@
 
 use serde_json::json;
 
-use crate::both_backends;
 use crate::helpers::*;
+use crate::{all_stores, both_backends};
 
 both_backends!(visitors_who_leave_leave_no_live_state);
 both_backends!(welcome_lists_each_department_open_or_when_it_opens);
-both_backends!(the_visitors_time_zone_reaches_the_agent);
-both_backends!(the_visitors_device_and_country_reach_the_agent);
+// The zone, the device and the country are kept on the visitor's record and the ticket: on
+// both databases too.
+all_stores!(
+    the_visitors_time_zone_reaches_the_agent,
+    the_visitors_device_and_country_reach_the_agent,
+);
 
 /// The widget's time zone is kept on the visitor's profile (agents show their local time); a
 /// zone the server does not know is not.

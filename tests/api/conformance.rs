@@ -268,45 +268,29 @@ async fn apply(
             None => "nothing to close".into(),
         },
         Op::Requeue { visitor } => match &seen[visitor].conv {
-            Some((conv, dept)) => {
-                let owner = store
-                    .conversation(&site, conv)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|c| c.agent);
-                match owner {
-                    Some(owner) => format!(
-                        "unassign {:?}",
-                        store
-                            .unassign(&site, conv, &owner, dept, now)
-                            .await
-                            .map_err(|e| e.to_string())
-                    ),
-                    None => "not active".into(),
-                }
-            }
+            Some((conv, dept)) => match owner(store, conv).await {
+                Some(owner) => format!(
+                    "unassign {:?}",
+                    store
+                        .unassign(&site, conv, &owner, dept, now)
+                        .await
+                        .map_err(|e| e.to_string())
+                ),
+                None => "not active".into(),
+            },
             None => "nothing to requeue".into(),
         },
         Op::Transfer { visitor, to } => match &seen[visitor].conv {
-            Some((conv, _)) => {
-                let owner = store
-                    .conversation(&site, conv)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|c| c.agent);
-                match owner {
-                    Some(owner) => format!(
-                        "reassign {:?}",
-                        store
-                            .reassign(&site, conv, &owner, &agent(*to), now, GRACE)
-                            .await
-                            .map_err(|e| e.to_string())
-                    ),
-                    None => "not active".into(),
-                }
-            }
+            Some((conv, _)) => match owner(store, conv).await {
+                Some(owner) => format!(
+                    "reassign {:?}",
+                    store
+                        .reassign(&site, conv, &owner, &agent(*to), now, GRACE)
+                        .await
+                        .map_err(|e| e.to_string())
+                ),
+                None => "not active".into(),
+            },
             None => "nothing to transfer".into(),
         },
         Op::Drain { dept } => format!(
@@ -318,6 +302,12 @@ async fn apply(
         ),
         Op::Advance { .. } => String::new(),
     }
+}
+
+/// Who has the conversation now, if it is active.
+async fn owner(store: &dyn Store, conv: &ConvId) -> Option<AgentId> {
+    let c = store.conversation(&site(), conv).await.ok().flatten();
+    c.and_then(|c| c.agent)
 }
 
 /// Everything a client could observe of the site now, as text to compare.

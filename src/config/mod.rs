@@ -50,7 +50,7 @@ pub struct Config {
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
     /// How push services reach the operator (`mailto:…` or `https://…`): the `sub` of the
-    /// server's VAPID tokens (`push`). Apple's push service requires it.
+    /// server's VAPID tokens (`push`); some push services refuse tokens without one.
     #[serde(default)]
     pub push_contact: Option<String>,
     /// Receive visitors' email replies by SMTP on this address (`inbound::smtp`): only mail to

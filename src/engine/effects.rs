@@ -51,6 +51,44 @@ impl Engine {
         self.inner.push.notify(&site.id, agents, note);
     }
 
+    /// A ticket waits in the inbox (an offline message, or an email `reply` to an answer):
+    /// the site's consoles hear it (`offline_message`), the department's browsers get a note.
+    pub(super) async fn announce_inbox(
+        &self,
+        site: &SiteConfig,
+        ticket: &crate::tickets::Ticket,
+        name: Option<String>,
+        email: &str,
+        text: &str,
+        reply: bool,
+    ) {
+        self.push_department(
+            site,
+            &ticket.department,
+            Note {
+                kind: if reply { "email_reply" } else { "offline" },
+                ticket: Some(ticket.id.clone()),
+                department: Some(site.department_name(&ticket.department)),
+                name: name.clone(),
+                text: Some(text.chars().take(120).collect()),
+                ..Default::default()
+            },
+        );
+        self.publish(
+            &site.id,
+            Envelope::Offline {
+                site: site.id.clone(),
+                ticket: ticket.id.clone(),
+                department: ticket.department.clone(),
+                name,
+                email: email.to_owned(),
+                text: text.chars().take(200).collect(),
+                reply,
+            },
+        )
+        .await;
+    }
+
     /// Queues an optional conversation event for the site's webhooks (if any subscribe).
     pub(super) async fn emit(&self, site: &SiteConfig, event: &str, data: serde_json::Value) {
         let deliveries = deliveries_for(site, event, &data, self.now());

@@ -3,7 +3,6 @@
 
 use super::{Engine, EngineError, Result};
 use crate::attachments::{File, Upload, clean_name};
-use crate::envelope::Envelope;
 use crate::inbound::{Inbound, ticket_of};
 use crate::model::{AttachmentRef, SiteId};
 use crate::protocol::ErrorCode;
@@ -140,31 +139,8 @@ impl Engine {
             .from_name
             .clone()
             .or_else(|| ticket.visitor.name.clone());
-        self.publish(
-            site_id,
-            Envelope::Offline {
-                site: site_id.clone(),
-                ticket: ticket.id.clone(),
-                department: ticket.department.clone(),
-                name: name.clone(),
-                email: mail.from.clone(),
-                text: text.chars().take(200).collect(),
-                reply: true,
-            },
-        )
-        .await;
-        self.push_department(
-            site,
-            &ticket.department,
-            crate::push::Note {
-                kind: "email_reply",
-                ticket: Some(ticket.id.clone()),
-                department: Some(site.department_name(&ticket.department)),
-                name,
-                text: Some(text.chars().take(120).collect()),
-                ..Default::default()
-            },
-        );
+        self.announce_inbox(site, &ticket, name, &mail.from, &text, true)
+            .await;
         Ok(Some(Filed {
             ticket: ticket.id,
             files: kept.len(),

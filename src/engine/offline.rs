@@ -4,7 +4,6 @@
 
 use super::{Engine, EngineError, Result, clip};
 use crate::directory::model::SiteConfig;
-use crate::envelope::Envelope;
 use crate::model::{
     AuthorKind, ConvState, Conversation, DeptId, EventBody, Millis, SiteId, VisitorProfile,
 };
@@ -131,37 +130,13 @@ impl Engine {
         Ok(ticket.id)
     }
 
-    /// Tells the site's consoles that an offline message is waiting in the inbox, and the
-    /// department's agents' browsers (Web Push).
-    async fn announce_offline(&self, site_config: &SiteConfig, ticket: &crate::tickets::Ticket) {
+    /// Tells the site's consoles and the department's browsers that an offline message waits.
+    async fn announce_offline(&self, site: &SiteConfig, ticket: &crate::tickets::Ticket) {
         let Some(m) = &ticket.offline_message else {
             return;
         };
-        let site = &site_config.id;
-        self.push_department(
-            site_config,
-            &ticket.department,
-            crate::push::Note {
-                kind: "offline",
-                ticket: Some(ticket.id.clone()),
-                department: Some(site_config.department_name(&ticket.department)),
-                name: m.name.clone().or_else(|| ticket.visitor.name.clone()),
-                text: Some(m.text.chars().take(120).collect()),
-                ..Default::default()
-            },
-        );
-        self.publish(
-            site,
-            Envelope::Offline {
-                site: site.clone(),
-                ticket: ticket.id.clone(),
-                department: ticket.department.clone(),
-                name: m.name.clone().or_else(|| ticket.visitor.name.clone()),
-                email: m.email.clone(),
-                text: m.text.chars().take(200).collect(),
-                reply: false,
-            },
-        )
-        .await;
+        let name = m.name.clone().or_else(|| ticket.visitor.name.clone());
+        self.announce_inbox(site, ticket, name, &m.email, &m.text, false)
+            .await;
     }
 }

@@ -332,36 +332,43 @@ impl Push {
             Ok(p) => p,
             Err(_) => return,
         };
-        for agent in &job.agents {
-            // A disabled or removed agent is told nothing, whatever their browsers hold.
-            if site.agent(agent).is_none_or(|a| a.disabled) {
-                continue;
+        // A disabled or removed agent is told nothing, whatever their browsers hold.
+        let agents: Vec<&AgentId> = job
+            .agents
+            .iter()
+            .filter(|a| site.agent(a).is_some_and(|a| !a.disabled))
+            .collect();
+        let subs = match self.subscriptions(&job.site, &agents).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(cause = %e, site = %job.site, "push subscriptions unreadable");
+                return;
             }
-            let subs = match self.subscriptions(&job.site, agent).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(cause = %e, site = %job.site, "push subscriptions unreadable");
-                    return;
-                }
-            };
-            for sub in subs {
-                self.send(&sub, &payload).await;
-            }
+        };
+        for sub in subs {
+            self.send(&sub, &payload).await;
         }
     }
 
+    /// Every browser of these agents: one read, however many agents a note is for.
     async fn subscriptions(
         &self,
         site: &SiteId,
-        agent: &AgentId,
+        agents: &[&AgentId],
     ) -> Result<Vec<Subscription>, RecordError> {
-        let rows = sqlx::query(
-            "SELECT endpoint, p256dh, auth FROM push_subscriptions WHERE site = $1 AND agent = $2",
-        )
-        .bind(&site.0)
-        .bind(&agent.0)
-        .fetch_all(self.shared.db.pool())
-        .await?;
+        if agents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let places: Vec<String> = (0..agents.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT endpoint, p256dh, auth FROM push_subscriptions WHERE site = $1 AND agent IN ({})",
+            places.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(&site.0);
+        for a in agents {
+            query = query.bind(&a.0);
+        }
+        let rows = query.fetch_all(self.shared.db.pool()).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(Subscription {

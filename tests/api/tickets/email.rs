@@ -77,13 +77,7 @@ async fn offline_message_is_answered_by_email(backend: Backend) {
         .await;
     agent.wait_type("closed").await;
     until_status(&app, &format!("/v1/tickets/{conv}"), 200).await;
-    let (status, e) = admin(
-        app.addr,
-        "POST",
-        &format!("/v1/tickets/{conv}/reply"),
-        Some(json!({"text": "hi"})),
-    )
-    .await;
+    let (status, e) = answer_by_email(&app, &conv, "hi").await;
     assert_eq!(
         (status, &e["error"]["code"]),
         (409, &json!("conflict")),
@@ -94,13 +88,7 @@ async fn offline_message_is_answered_by_email(backend: Backend) {
     // A site without an SMTP server: refused, nothing recorded.
     let app = spawn_app(backend, config(&[alice(2)])).await;
     let (_v, id) = offline_ticket(&app, "olga@example.com").await;
-    let (status, e) = admin(
-        app.addr,
-        "POST",
-        &format!("/v1/tickets/{id}/reply"),
-        Some(json!({"text": "hi"})),
-    )
-    .await;
+    let (status, e) = answer_by_email(&app, &id, "hi").await;
     assert_eq!(status, 409, "{e}");
     assert!(
         e["error"]["message"].as_str().unwrap().contains("smtp_url"),
@@ -204,13 +192,7 @@ async fn email_authenticates_and_a_refusal_records_nothing(backend: Backend) {
         cfg.sites[0].email_from = Some("Test shop <support@shop.test>".into());
         let app = spawn_app(backend, cfg).await;
         let (mut v, id) = offline_ticket(&app, "olga@example.com").await;
-        let (status, body) = admin(
-            app.addr,
-            "POST",
-            &format!("/v1/tickets/{id}/reply"),
-            Some(json!({"text": "Hello Olga"})),
-        )
-        .await;
+        let (status, body) = answer_by_email(&app, &id, "Hello Olga").await;
         let replies = |t: &Value| {
             t["history"]
                 .as_array()

@@ -40,13 +40,7 @@ fn smtp_client(app: &TestApp) -> AsyncSmtpTransport<Tokio1Executor> {
 /// carried (`Reply-To`).
 async fn answered(app: &TestApp, sink: &mut SmtpSink) -> (String, String) {
     let (_v, id) = offline_ticket(app, "nina@example.com").await;
-    let (status, t) = admin(
-        app.addr,
-        "POST",
-        &format!("/v1/tickets/{id}/reply"),
-        Some(json!({"text": "Yes, we do: 5 days to Tromsø."})),
-    )
-    .await;
+    let (status, t) = answer_by_email(app, &id, "Yes, we do: 5 days to Tromsø.").await;
     assert_eq!(status, 200, "{t}");
     let mail = sink.next().await;
     let reply_to = mail

@@ -22,6 +22,12 @@ all_stores!(
     business_hours_decide_queue_or_offline,
 );
 
+/// The admin answers a ticket by email (`POST /v1/tickets/{id}/reply`): the status and body.
+pub async fn answer_by_email(app: &TestApp, id: &str, text: &str) -> (u16, Value) {
+    let path = format!("/v1/tickets/{id}/reply");
+    admin(app.addr, "POST", &path, Some(json!({ "text": text }))).await
+}
+
 async fn ticket(app: &TestApp, id: &str) -> Value {
     let (status, t) = admin_get(app, &format!("/v1/tickets/{id}")).await;
     assert_eq!(status, 200, "{t}");

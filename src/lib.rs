@@ -23,6 +23,9 @@
 //!   agents, lifecycle, presence, triggers, background loops. Shared by both backends.
 //! - `templates` — automatic replies in English and Russian, overridable per site/department.
 //! - `hours` — business hours per department, in its own time zone, with holidays.
+//! - `routing` — each routing decision written once: `routing::decide`, a pure function over
+//!   a snapshot of a department (which waiting chat next, to which agent), the queue's order,
+//!   and `routing::policy` (priorities, skills and languages, the last agent) from the directory.
 //! - `state` — the `Store` interface and its two backends, each a folder: `state::memory`
 //!   (decisions in `memory::site`, on disk through `memory::journal`, so a restart resumes)
 //!   and `state::redis` (keys, one typed call per Lua script, connections, the subscriber).
@@ -79,6 +82,7 @@ pub mod observe;
 pub mod protocol;
 pub mod push;
 pub mod request;
+pub mod routing;
 pub mod server;
 pub mod shutdown;
 pub mod smtp;

@@ -17,6 +17,7 @@ pub const MESSAGES: &str = "switchboard_messages_total";
 pub const ATTACHMENTS: &str = "switchboard_attachments_total";
 pub const EVENTS: &str = "switchboard_events_delivered_total";
 pub const ASSIGNMENTS: &str = "switchboard_assignments_total";
+pub const ROUTING_CONFLICTS: &str = "switchboard_routing_conflicts_total";
 pub const QUEUE_SIZE: &str = "switchboard_queue_size";
 pub const QUEUE_OLDEST: &str = "switchboard_queue_oldest_wait_seconds";
 pub const AGENTS: &str = "switchboard_agents";
@@ -82,6 +83,10 @@ fn describe() {
     describe_counter!(ATTACHMENTS, "Files sent in chats through this node");
     describe_counter!(EVENTS, "Stored events this node delivered to its sockets");
     describe_counter!(ASSIGNMENTS, "Conversations this node assigned to an agent");
+    describe_counter!(
+        ROUTING_CONFLICTS,
+        "Routing decisions refused because another node changed what they read (Redis); decided again"
+    );
     describe_gauge!(QUEUE_SIZE, "Conversations waiting, per department");
     describe_gauge!(
         QUEUE_OLDEST,

@@ -94,6 +94,13 @@ pub struct SiteConfig {
     /// Proactive-message rules for visitors browsing the site (docs/triggers.md).
     #[serde(default)]
     pub triggers: Vec<TriggerConfig>,
+    /// How chats are routed (docs/routing.md); each department may override any field.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub routing: crate::routing::policy::RoutingPolicy,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// A canned response of a site. Placeholders `{visitor_name}`, `{visitor_email}`,
@@ -341,6 +348,9 @@ pub struct DepartmentConfig {
     /// Opening hours; without them the department is always open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<crate::hours::Hours>,
+    /// Routing settings over the site's (`SiteConfig::routing`), field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<crate::routing::policy::RoutingPolicy>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -357,6 +367,11 @@ pub struct AgentConfig {
     /// The most chats at once; the agent may lower or raise their own limit up to this.
     #[schema(minimum = 1, maximum = 100, example = 3)]
     pub max_concurrent: u32,
+    /// What the agent can handle: chats that require a skill go only to agents who have it.
+    /// Languages are skills too: `lang:ru` (docs/routing.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(example = json!(["billing", "lang:ru"]))]
+    pub skills: Vec<String>,
     /// Signs in to the console with this address and a password set from an invite link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,

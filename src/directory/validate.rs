@@ -9,6 +9,7 @@ use super::model::{
     WebhookConfig, WidgetConfig,
 };
 use crate::model::DeptId;
+use crate::routing::policy::RoutingPolicy;
 use crate::validation::{ConfigError, bad, check_name, is_email, is_language_tag};
 
 /// Checks the whole directory: each site, and what must be unique across sites (site ids;
@@ -123,6 +124,7 @@ impl SiteConfig {
             }
         }
         site.widget.validate(&format!("{at}.widget"))?;
+        site.routing.validate(&format!("{at}.routing"))?;
         for (j, d) in site.departments.iter().enumerate() {
             d.validate(&format!("{at}.departments[{j}]"))?;
         }
@@ -223,6 +225,72 @@ impl DepartmentConfig {
         if let Some(h) = &self.hours {
             h.validate()
                 .map_err(|(f, p)| bad(format!("{at}.hours.{f}"), p))?;
+        }
+        if let Some(r) = &self.routing {
+            r.validate(&format!("{at}.routing"))?;
+        }
+        Ok(())
+    }
+}
+
+/// A skill's shape: what agents list and chats require (`billing`, `lang:ru`).
+fn check_skills(at: &str, skills: &[String]) -> Result<(), ConfigError> {
+    if skills.len() > 50 {
+        return Err(bad(at, "at most 50 skills"));
+    }
+    for (i, s) in skills.iter().enumerate() {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+        if !ok {
+            return Err(bad(
+                format!("{at}[{i}]"),
+                "1 to 64 letters, digits, '.', '_', ':' or '-' (billing, lang:ru)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl RoutingPolicy {
+    /// Its numbers, skills and rules.
+    pub(super) fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        if self.priority.is_some_and(|p| p > 9) {
+            return Err(bad(format!("{at}.priority"), "0 to 9"));
+        }
+        let secs = [
+            ("age_boost_secs", self.age_boost_secs, 1.0),
+            ("widen_after_secs", self.widen_after_secs, 0.0),
+            ("sticky_days", self.sticky_days, 0.0),
+            ("sticky_wait_secs", self.sticky_wait_secs, 0.0),
+        ];
+        for (name, value, min) in secs {
+            if value.is_some_and(|v| !(v >= min && v <= 1e7)) {
+                return Err(bad(format!("{at}.{name}"), format!("{min} to 10000000")));
+            }
+        }
+        check_skills(
+            &format!("{at}.skills"),
+            self.skills.as_deref().unwrap_or(&[]),
+        )?;
+        let rules = self.rules.as_deref().unwrap_or(&[]);
+        if rules.len() > 50 {
+            return Err(bad(format!("{at}.rules"), "at most 50 rules"));
+        }
+        for (i, r) in rules.iter().enumerate() {
+            let at = format!("{at}.rules[{i}]");
+            if r.priority.is_some_and(|p| p > 9) {
+                return Err(bad(format!("{at}.priority"), "0 to 9"));
+            }
+            if r.url
+                .as_ref()
+                .is_some_and(|u| u.is_empty() || u.len() > 2000)
+            {
+                return Err(bad(format!("{at}.url"), "1 to 2000 characters"));
+            }
+            check_skills(&format!("{at}.skills"), &r.skills)?;
+            check_skills(&format!("{at}.optional_skills"), &r.optional_skills)?;
         }
         Ok(())
     }
@@ -353,6 +421,7 @@ impl AgentConfig {
         if a.max_concurrent == 0 || a.max_concurrent > 100 {
             return Err(bad(format!("{at}.max_concurrent"), "must be 1 to 100"));
         }
+        check_skills(&format!("{at}.skills"), &a.skills)?;
         for (k, d) in a.departments.iter().enumerate() {
             if !dept_ids.contains(d) {
                 return Err(bad(

@@ -303,6 +303,7 @@ impl Engine {
                         || p.name != agent.name
                         || p.departments != agent.departments
                         || p.max_concurrent != agent.max_concurrent
+                        || p.skills != agent.skills
                 });
                 if changed || depts_changed {
                     self.register_listed(site, agent).await?;
@@ -322,6 +323,17 @@ impl Engine {
                 if site.agent(&prior.id).is_none() && !prior.disabled {
                     self.retire(site, prior, &depts, "agent_removed").await?;
                 }
+            }
+            // A new policy may let waiting chats through (a skill dropped, a shorter wait).
+            let policy_changed = before.is_none_or(|b| {
+                b.routing != site.routing
+                    || b.departments
+                        .iter()
+                        .map(|d| (&d.id, &d.routing))
+                        .ne(site.departments.iter().map(|d| (&d.id, &d.routing)))
+            });
+            if policy_changed {
+                drain.extend(depts.iter().cloned());
             }
             for dept in drain {
                 self.drain(&site.id, &dept).await?;

@@ -6,10 +6,11 @@ use super::{Ack, Engine, EngineError, Result, clip};
 use crate::directory::model::SiteConfig;
 use crate::envelope::Envelope;
 use crate::model::{
-    AgentState, AgentStatus, AuthorKind, ConvId, ConvState, Conversation, DeptId, EventBody,
-    Millis, NoticeKind, SiteId, VisitorId, VisitorProfile,
+    AgentId, AgentState, AgentStatus, AuthorKind, ConvId, ConvState, Conversation, DeptId,
+    EventBody, Millis, NoticeKind, SiteId, VisitorId, VisitorProfile,
 };
 use crate::protocol::{ClientId, ErrorCode, MessageText, VisitorHello};
+use crate::routing::policy::{self, Policy};
 use crate::state::{Guard, Guarded};
 use crate::templates::Template;
 
@@ -319,8 +320,13 @@ impl Engine {
             .await?;
         let (conv, created) = match current {
             Some(c) if c.state != ConvState::Closed => (c, false),
-            _ => {
-                let new = Conversation::new(visitor.clone(), dept, profile.locale.clone(), now);
+            previous => {
+                let policy = Policy::resolve(site, &dept);
+                let last = self
+                    .last_agent(site_id, &visitor, &policy, previous.as_ref())
+                    .await?;
+                let mut new = Conversation::new(visitor.clone(), dept, profile.locale.clone(), now);
+                (new.priority, new.needs) = policy.needs(profile, last);
                 self.inner.store.open_conversation(site_id, &new).await?
             }
         };
@@ -427,6 +433,28 @@ impl Engine {
     }
 
     /// Answers a new conversation at once: queued (and perhaps assigned right away) or offline.
+    /// The agent of the visitor's last chat, when the policy routes returning visitors to
+    /// them and that chat ended within its time: the chat still in live state, or the tickets.
+    async fn last_agent(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        policy: &Policy,
+        previous: Option<&Conversation>,
+    ) -> Result<Option<AgentId>> {
+        let Some(window) = policy.sticky_ms() else {
+            return Ok(None);
+        };
+        let since = self.now().saturating_sub(window);
+        if let Some(c) = previous
+            && c.closed_at.is_some_and(|t| t >= since)
+            && c.agent.is_some()
+        {
+            return Ok(c.agent.clone());
+        }
+        Ok(self.inner.tickets.last_agent(site, visitor, since).await?)
+    }
+
     pub(super) async fn route_new(&self, site: &SiteConfig, conv: &Conversation) -> Result<()> {
         self.visitor_changed(&site.id, &conv.visitor, true).await;
         let store = &self.inner.store;
@@ -449,7 +477,10 @@ impl Engine {
                 .await?;
             return Ok(());
         }
-        store.enqueue(&site.id, &conv.id, dept, false, now).await?;
+        let rules = policy::rules(site, dept);
+        store
+            .enqueue(&site.id, &conv.id, dept, false, now, &rules)
+            .await?;
         tracing::info!(site = %site.id, conversation = %conv.id, visitor = %conv.visitor, department = %dept, "conversation opened and queued");
         self.emit(
             site,

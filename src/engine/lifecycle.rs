@@ -8,6 +8,7 @@ use crate::model::{
     SiteId, VisitorId,
 };
 use crate::protocol::{ErrorCode, TransferTarget};
+use crate::routing::policy;
 use crate::state::Reassign;
 use crate::templates::{self, Template, Vars};
 use crate::tickets::webhooks::deliveries_for;
@@ -395,7 +396,11 @@ impl Engine {
                         format!("no department {dept}"),
                     ));
                 }
-                if !store.unassign(site_id, conv, from, dept, now).await? {
+                let rules = policy::rules(site, dept);
+                if !store
+                    .unassign(site_id, conv, from, dept, now, &rules)
+                    .await?
+                {
                     return Err(EngineError::not_owner());
                 }
                 Next::Department(dept.clone())

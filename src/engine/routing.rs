@@ -10,6 +10,7 @@ use crate::model::{
 };
 use crate::protocol::{QueueStat, estimate_minutes, secs_since};
 use crate::push::Note;
+use crate::routing::policy;
 use crate::templates::{self, Template, Vars};
 
 impl Engine {
@@ -93,12 +94,13 @@ impl Engine {
         const BATCH: usize = 64;
         let site = self.site(site_id)?;
         let site = &*site;
+        let rules = policy::rules(site, dept);
         let mut assigned: Vec<AgentId> = Vec::new();
         loop {
             let batch = self
                 .inner
                 .store
-                .assign_batch(site_id, dept, self.now(), self.grace_ms(), BATCH)
+                .assign_batch(site_id, dept, self.now(), self.grace_ms(), &rules, BATCH)
                 .await?;
             let full = batch.len() == BATCH;
             metrics::counter!(crate::observe::ASSIGNMENTS).increment(batch.len() as u64);
@@ -166,7 +168,14 @@ impl Engine {
                 continue;
             };
             if !store
-                .unassign(&site.id, conv_id, &agent.id, &conv.department, now)
+                .unassign(
+                    &site.id,
+                    conv_id,
+                    &agent.id,
+                    &conv.department,
+                    now,
+                    &policy::rules(site, &conv.department),
+                )
                 .await?
             {
                 continue;

@@ -49,6 +49,9 @@ pub struct AgentState {
     /// The latest moment any node vouches for a live connection; in the past once all are gone.
     pub present_until: Millis,
     pub chats: Vec<ConvId>,
+    /// From the directory: chats that require skills go only to agents with all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skills: Vec<String>,
 }
 
 impl AgentState {

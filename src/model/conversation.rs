@@ -57,6 +57,10 @@ pub struct Conversation {
     pub visitor_read: u64,
     #[serde(default)]
     pub agent_read: u64,
+    /// What the agent who takes it must have (skills), may need to have (optional skills,
+    /// until the department widens), and the visitor's last agent: fixed when it opens.
+    #[serde(default, skip_serializing_if = "crate::routing::Needs::is_empty")]
+    pub needs: crate::routing::Needs,
 }
 
 impl Conversation {
@@ -75,6 +79,7 @@ impl Conversation {
             closed_at: None,
             close_reason: None,
             locale,
+            needs: crate::routing::Needs::default(),
             last_seq: 0,
             visitor_read: 0,
             agent_read: 0,

@@ -12,6 +12,7 @@ pub mod redis;
 use async_trait::async_trait;
 
 use crate::envelope::Envelope;
+use crate::routing::Rules;
 
 use crate::directory::model::AgentConfig;
 use crate::model::{
@@ -204,8 +205,9 @@ pub trait Store: Send + Sync + 'static {
             .await
     }
 
-    /// Puts an open conversation in a department queue (by priority, then arrival; or at the
-    /// head). Returns false when the conversation is closed or unknown.
+    /// Puts an open conversation in a department queue (in `routing::queue_score` order under
+    /// the department's rules; or at the head). Returns false when the conversation is closed
+    /// or unknown.
     async fn enqueue(
         &self,
         site: &SiteId,
@@ -213,17 +215,19 @@ pub trait Store: Send + Sync + 'static {
         dept: &DeptId,
         at_head: bool,
         now: Millis,
+        rules: &Rules,
     ) -> Result<bool>;
-    /// Atomically takes heads of the queue, in order, and gives each to the best eligible agent
-    /// (lowest load ratio, then idle longest), raising that agent's load; at most `batch` of
-    /// them. Empty when the queue or the free capacity is. Each: the conversation, the agent and
-    /// the conversation's locale (for the greeting).
+    /// Reads a snapshot of the department (the head of its queue, the agents who may take a
+    /// chat), lets `routing::decide` choose at most `batch` assignments, and applies them
+    /// atomically (each raises the agent's load). Empty when the queue or the free capacity
+    /// is. Each: the conversation, the agent and the conversation's locale (for the greeting).
     async fn assign_batch(
         &self,
         site: &SiteId,
         dept: &DeptId,
         now: Millis,
         grace_ms: Millis,
+        rules: &Rules,
         batch: usize,
     ) -> Result<Vec<(ConvId, AgentId, String)>>;
     /// 1-based position of a conversation in a department queue, if it is queued there.
@@ -254,6 +258,7 @@ pub trait Store: Send + Sync + 'static {
         owner: &AgentId,
         dept: &DeptId,
         now: Millis,
+        rules: &Rules,
     ) -> Result<bool>;
     /// Moves an active conversation from `from` to `to`, within `to`'s limit.
     async fn reassign(
@@ -345,14 +350,6 @@ pub trait Store: Send + Sync + 'static {
         visitor: &VisitorId,
         convs: &[ConvId],
     ) -> Result<()>;
-}
-
-/// Queue score: higher priority first, then arrival. `arrival` is a per-site counter taken in
-/// the same atomic step as the insert, so two visitors in the same millisecond still get
-/// distinct places in the order they arrived (time alone would tie, and ties went by id).
-/// Exact in an f64 (Redis scores) for priorities 0..=9 and counters below 10^13.
-pub fn queue_score(priority: u8, arrival: u64) -> f64 {
-    (arrival as f64) - f64::from(priority.min(9)) * 1e13
 }
 
 /// A range of a conversation's log: `after < seq < before`, at most `limit` events, taken from

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::RecordError;
 use crate::model::{
-    AgentRef, AuthorKind, ConvId, Conversation, DeptId, Event, EventBody, Millis, SiteId,
+    AgentId, AgentRef, AuthorKind, ConvId, Conversation, DeptId, Event, EventBody, Millis, SiteId,
     VisitorId, VisitorProfile,
 };
 
@@ -483,6 +483,14 @@ pub trait TicketStore: Send + Sync + 'static {
     /// Stores a visitor's profile (the record a returning visitor is recognised by).
     async fn put_visitor(&self, site: &SiteId, profile: &VisitorProfile) -> Result<()>;
     async fn visitor(&self, site: &SiteId, id: &VisitorId) -> Result<Option<VisitorProfile>>;
+    /// The agent who held the visitor's latest chat closed at or after `since`, if any (the
+    /// routing policy's last agent).
+    async fn last_agent(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        since: Millis,
+    ) -> Result<Option<AgentId>>;
     /// Records that a trigger fired for a visitor, unless an earlier record still holds (its
     /// `until` is after `now`). True when this call made the record: one atomic statement, so
     /// two nodes never both fire the same rule for one visitor.

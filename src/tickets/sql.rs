@@ -17,7 +17,7 @@ use super::{
     TicketStore,
 };
 use crate::db::{Database, Kind, RecordError};
-use crate::model::{Millis, SiteId, VisitorId, VisitorProfile};
+use crate::model::{AgentId, Millis, SiteId, VisitorId, VisitorProfile};
 
 fn corrupt(e: impl std::fmt::Display) -> RecordError {
     RecordError::Corrupt(format!("stored record: {e}"))
@@ -406,6 +406,24 @@ impl TicketStore for SqlTickets {
             .await?;
         row.map(|r| serde_json::from_str(&r.get::<String, _>(0)).map_err(corrupt))
             .transpose()
+    }
+
+    async fn last_agent(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        since: Millis,
+    ) -> Result<Option<AgentId>> {
+        let row = sqlx::query(
+            "SELECT agent FROM tickets WHERE site = $1 AND visitor = $2 AND closed_at >= $3 \
+             AND agent IS NOT NULL ORDER BY closed_at DESC LIMIT 1",
+        )
+        .bind(&site.0)
+        .bind(&visitor.0)
+        .bind(since)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.map(|r| AgentId(r.get::<String, _>(0))))
     }
 
     async fn claim_trigger(

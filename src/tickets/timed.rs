@@ -9,7 +9,7 @@ use super::{
     TicketStore, VisitorProfile,
 };
 use crate::db::timed;
-use crate::model::{Millis, SiteId, VisitorId};
+use crate::model::{AgentId, Millis, SiteId, VisitorId};
 
 pub struct Timed<T>(pub T);
 
@@ -62,6 +62,14 @@ impl<T: TicketStore> TicketStore for Timed<T> {
     }
     async fn visitor(&self, site: &SiteId, id: &VisitorId) -> Result<Option<VisitorProfile>> {
         timed("visitor_get", self.0.visitor(site, id)).await
+    }
+    async fn last_agent(
+        &self,
+        site: &SiteId,
+        visitor: &VisitorId,
+        since: Millis,
+    ) -> Result<Option<AgentId>> {
+        timed("last_agent", self.0.last_agent(site, visitor, since)).await
     }
     async fn claim_trigger(
         &self,

@@ -4,10 +4,13 @@
 //! appends, closes, transfers), each agent's status, limit, load and chats, each queue's order,
 //! and each visitor's conversation.
 //!
-//! The operations: an agent registered (connect), status, limit change, presence on and off
-//! (disconnect), a visitor's message (a new conversation queued, or a message in the open
-//! one), the same message resent, a close, a transfer (back to the queue, or to a named
-//! agent), a queue drained, and the clock advanced (past the agents' grace period too).
+//! The operations: an agent registered with skills (connect), status, limit change, presence
+//! on and off (disconnect), a visitor's message (a new conversation queued with a priority,
+//! required and optional skills and maybe a preferred agent, or a message in the open one),
+//! the same message resent, a close, a transfer (back to the queue, or to a named agent), a
+//! queue drained (`routing::decide` on each backend's snapshot), a policy change (age boost,
+//! widening, waiting for the last agent), and the clock advanced (past the agents' grace
+//! period and the policy's times too).
 //!
 //! `scripts/test.sh` runs `CASES` sequences of `STEPS` steps from a fixed seed. A long soak:
 //! `SWITCHBOARD_CONFORMANCE_CASES=5000 cargo test --test api conformance`
@@ -26,6 +29,7 @@ use switchboard::model::{
     AgentId, AgentStatus, AuthorKind, ConvId, ConvState, Conversation, DeptId, EventBody, Millis,
     SiteId, VisitorId,
 };
+use switchboard::routing::{self, Needs, Rules};
 use switchboard::state::memory::MemoryStore;
 use switchboard::state::redis::RedisStore;
 use switchboard::state::{Guard, Store};
@@ -38,6 +42,7 @@ const GRACE: Millis = 60_000;
 const AGENTS: [&str; 3] = ["a1", "a2", "a3"];
 const VISITORS: [&str; 5] = ["v1", "v2", "v3", "v4", "v5"];
 const DEPTS: [&str; 2] = ["d1", "d2"];
+const SKILLS: [&str; 3] = ["billing", "lang:ru", "vip"];
 
 /// Envelopes go nowhere: the results compared are the calls' own.
 struct Nowhere;
@@ -53,6 +58,7 @@ enum Op {
         agent: usize,
         depts: Vec<usize>,
         cap: u32,
+        skills: Vec<usize>,
     },
     Status {
         agent: usize,
@@ -70,6 +76,11 @@ enum Op {
         visitor: usize,
         dept: usize,
         n: u32,
+        /// For a new conversation: its priority, skills, optional skills, preferred agent.
+        priority: u8,
+        skills: Vec<usize>,
+        optional: Vec<usize>,
+        prefer: Option<usize>,
     },
     Resend {
         visitor: usize,
@@ -90,6 +101,20 @@ enum Op {
     Advance {
         ms: Millis,
     },
+    Policy {
+        boost_ms: Option<Millis>,
+        widen_ms: Option<Millis>,
+        sticky_wait_ms: Millis,
+    },
+}
+
+/// Some of `SKILLS`, by index, each with probability `p`.
+fn some_skills(rng: &mut StdRng, p: f64) -> Vec<usize> {
+    (0..SKILLS.len()).filter(|_| rng.gen_bool(p)).collect()
+}
+
+fn skill_names(skills: &[usize]) -> Vec<String> {
+    skills.iter().map(|i| SKILLS[*i].to_owned()).collect()
 }
 
 fn random_op(rng: &mut StdRng) -> Op {
@@ -105,6 +130,7 @@ fn random_op(rng: &mut StdRng) -> Op {
                 agent,
                 depts,
                 cap: rng.gen_range(1..=3),
+                skills: some_skills(rng, 0.5),
             }
         }
         8..=17 => Op::Status {
@@ -128,6 +154,10 @@ fn random_op(rng: &mut StdRng) -> Op {
             visitor,
             dept: rng.gen_range(0..DEPTS.len()),
             n: rng.gen_range(0..1000),
+            priority: rng.gen_range(0..3),
+            skills: some_skills(rng, 0.15),
+            optional: some_skills(rng, 0.2),
+            prefer: rng.gen_bool(0.3).then(|| rng.gen_range(0..AGENTS.len())),
         },
         58..=63 => Op::Resend { visitor },
         64..=71 => Op::Close { visitor },
@@ -138,6 +168,11 @@ fn random_op(rng: &mut StdRng) -> Op {
         },
         81..=90 => Op::Drain {
             dept: rng.gen_range(0..DEPTS.len()),
+        },
+        91..=93 => Op::Policy {
+            boost_ms: rng.gen_bool(0.5).then(|| rng.gen_range(1..=60) * 1_000),
+            widen_ms: rng.gen_bool(0.5).then(|| rng.gen_range(0..=60) * 1_000),
+            sticky_wait_ms: [0, 10_000, 60_000][rng.gen_range(0..3)],
         },
         _ => Op::Advance {
             ms: [1_000, 5_000, 30_000, 61_000][rng.gen_range(0..4)],
@@ -156,11 +191,12 @@ fn site() -> SiteId {
     SiteId("conf".into())
 }
 
-fn agent_config(id: &str, depts: &[usize], cap: u32) -> AgentConfig {
+fn agent_config(id: &str, depts: &[usize], cap: u32, skills: &[usize]) -> AgentConfig {
     let departments: Vec<&str> = depts.iter().map(|d| DEPTS[*d]).collect();
-    serde_json::from_value(
-        json!({"id": id, "name": id, "departments": departments, "max_concurrent": cap}),
-    )
+    serde_json::from_value(json!({
+        "id": id, "name": id, "departments": departments, "max_concurrent": cap,
+        "skills": skill_names(skills),
+    }))
     .expect("an agent")
 }
 
@@ -169,6 +205,7 @@ async fn apply(
     store: &dyn Store,
     op: &Op,
     now: Millis,
+    rules: &Rules,
     seen: &BTreeMap<usize, Seen>,
     fresh: &Option<Conversation>,
 ) -> String {
@@ -180,11 +217,12 @@ async fn apply(
             agent: a,
             depts,
             cap,
+            skills,
         } => {
             format!(
                 "{:?}",
                 store
-                    .register_agent(&site, &agent_config(AGENTS[*a], depts, *cap), &all)
+                    .register_agent(&site, &agent_config(AGENTS[*a], depts, *cap, skills), &all)
                     .await
                     .map_err(|e| e.to_string())
             )
@@ -227,7 +265,14 @@ async fn apply(
                     let opened = store.open_conversation(&site, new).await;
                     let appended = store.append(&site, &new.id, &body).await;
                     let queued = store
-                        .enqueue(&site, &new.id, &DeptId(DEPTS[*dept].into()), false, now)
+                        .enqueue(
+                            &site,
+                            &new.id,
+                            &DeptId(DEPTS[*dept].into()),
+                            false,
+                            now,
+                            rules,
+                        )
                         .await;
                     format!(
                         "open {:?} append {:?} enqueue {:?}",
@@ -272,7 +317,7 @@ async fn apply(
                 Some(owner) => format!(
                     "unassign {:?}",
                     store
-                        .unassign(&site, conv, &owner, dept, now)
+                        .unassign(&site, conv, &owner, dept, now, rules)
                         .await
                         .map_err(|e| e.to_string())
                 ),
@@ -296,11 +341,11 @@ async fn apply(
         Op::Drain { dept } => format!(
             "assigned {:?}",
             store
-                .assign_batch(&site, &DeptId(DEPTS[*dept].into()), now, GRACE, 64)
+                .assign_batch(&site, &DeptId(DEPTS[*dept].into()), now, GRACE, rules, 64)
                 .await
                 .map_err(|e| e.to_string())
         ),
-        Op::Advance { .. } => String::new(),
+        Op::Advance { .. } | Op::Policy { .. } => String::new(),
     }
 }
 
@@ -322,7 +367,7 @@ async fn observe(store: &dyn Store, now: Millis) -> String {
         let mut depts = a.departments.clone();
         depts.sort_by(|x, y| x.0.cmp(&y.0));
         out.push_str(&format!(
-            "agent {} {:?} depts {:?} limit {}/{} load {} idle {} present {} chats {:?}\n",
+            "agent {} {:?} depts {:?} limit {}/{} load {} idle {} present {} chats {:?} skills {:?}\n",
             a.id,
             a.status,
             depts,
@@ -331,7 +376,8 @@ async fn observe(store: &dyn Store, now: Millis) -> String {
             a.load,
             a.idle_since,
             a.present(now, GRACE),
-            chats
+            chats,
+            a.skills
         ));
     }
     for d in DEPTS {
@@ -365,7 +411,9 @@ async fn observe(store: &dyn Store, now: Millis) -> String {
                 c.last_seq,
                 c.queued_at,
                 c.first_assigned_at,
-                c.closed_at
+                c.closed_at,
+                c.priority,
+                c.needs
             ))
         ));
     }
@@ -431,11 +479,33 @@ async fn run_case(ops: Vec<Op>, label: &str) {
     let mut seen: BTreeMap<usize, Seen> =
         (0..VISITORS.len()).map(|i| (i, Seen::default())).collect();
     let mut log: Vec<String> = Vec::new();
+    let mut rules = Rules::default();
     for (step, op) in ops.into_iter().enumerate() {
         now += if let Op::Advance { ms } = op { ms } else { 1 };
+        if let Op::Policy {
+            boost_ms,
+            widen_ms,
+            sticky_wait_ms,
+        } = op
+        {
+            rules = Rules {
+                priority_unit: routing::priority_unit(boost_ms),
+                widen_after_ms: widen_ms,
+                sticky_wait_ms,
+            };
+        }
         // A message: a new client id, and a new conversation when the visitor has none.
         let mut fresh = None;
-        if let Op::Message { visitor, dept, n } = &op {
+        if let Op::Message {
+            visitor,
+            dept,
+            n,
+            priority,
+            skills,
+            optional,
+            prefer,
+        } = &op
+        {
             let v = VisitorId(VISITORS[*visitor].into());
             seen.get_mut(visitor).unwrap().last = Some(EventBody::Message {
                 at: now,
@@ -447,19 +517,21 @@ async fn run_case(ops: Vec<Op>, label: &str) {
                 attachment: None,
             });
             if seen[visitor].conv.is_none() {
-                fresh = Some(Conversation::new(
-                    v,
-                    DeptId(DEPTS[*dept].into()),
-                    "en".into(),
-                    now,
-                ));
+                let mut new = Conversation::new(v, DeptId(DEPTS[*dept].into()), "en".into(), now);
+                new.priority = *priority;
+                new.needs = Needs {
+                    skills: skill_names(skills),
+                    optional: skill_names(optional),
+                    prefer: prefer.map(|a| AgentId(AGENTS[a].into())),
+                };
+                fresh = Some(new);
             }
         }
         log.push(format!("{step}: {op:?}"));
         let mut answers = Vec::new();
         let mut views = Vec::new();
         for store in stores {
-            answers.push(apply(store, &op, now, &seen, &fresh).await);
+            answers.push(apply(store, &op, now, &rules, &seen, &fresh).await);
             views.push(observe(store, now).await);
         }
         let context = || format!("{label}, steps:\n{}", log.join("\n"));
@@ -515,6 +587,7 @@ async fn divergences_found_stay_fixed() {
                 agent: 0,
                 depts: vec![0],
                 cap: 1,
+                skills: vec![],
             },
             Limit { agent: 0, limit: 3 },
         ],
@@ -528,6 +601,7 @@ async fn divergences_found_stay_fixed() {
                 agent: 1,
                 depts: vec![0, 1],
                 cap: 2,
+                skills: vec![],
             },
         ],
         vec![
@@ -535,6 +609,7 @@ async fn divergences_found_stay_fixed() {
                 agent: 0,
                 depts: vec![0],
                 cap: 2,
+                skills: vec![],
             },
             Status {
                 agent: 0,
@@ -545,6 +620,10 @@ async fn divergences_found_stay_fixed() {
                 visitor: 0,
                 dept: 0,
                 n: 1,
+                priority: 0,
+                skills: vec![],
+                optional: vec![],
+                prefer: None,
             },
             Drain { dept: 0 },
             Transfer { visitor: 0, to: 2 },

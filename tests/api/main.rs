@@ -12,6 +12,7 @@ mod hardening;
 mod health;
 mod http;
 mod multinode;
+mod policies;
 mod proxy;
 mod push;
 mod restart;

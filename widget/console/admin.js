@@ -57,7 +57,7 @@ export function renderAdmin() {
   var s = adminSite;
   var tb = $("ad-agents"); tb.textContent = "";
   s.agents.forEach(function (a) {
-    var tr = rowOf(tb, [a.name + " (" + a.id + ")", a.email || "–", T(ROLE[a.role] || a.role), a.departments.join(", "), a.max_concurrent, a.disabled ? T("disabled") : T("active")], [
+    var tr = rowOf(tb, [a.name + " (" + a.id + ")", a.email || "–", T(ROLE[a.role] || a.role), a.departments.join(", "), (a.skills || []).join(", ") || "–", a.max_concurrent, a.disabled ? T("disabled") : T("active")], [
       button(T("Edit"), function () { editAgent(a); }),
       button(a.disabled ? T("Enable") : T("Disable"), function () {
         var body = Object.assign({}, a, { disabled: !a.disabled });
@@ -73,7 +73,7 @@ export function renderAdmin() {
   s.departments.forEach(function (d) {
     var hours = d.hours ? d.hours.timezone + ": " + DAYS.filter(function (k) { return (d.hours[k] || []).length; })
       .map(function (k) { return k.slice(0, 3) + " " + d.hours[k].join(","); }).join("; ") : T("always open");
-    rowOf(td, [d.id, d.name || "", hours], [button(T("Edit"), function () { editDept(d); }), button(T("Delete"), function () { remove("departments", d.id); })])
+    rowOf(td, [d.id, d.name || "", hours, routingSummary(d.routing)], [button(T("Edit"), function () { editDept(d); }), button(T("Delete"), function () { remove("departments", d.id); })])
       .dataset.department = d.id;
   });
   var tc = $("ad-canned"); tc.textContent = "";
@@ -130,6 +130,7 @@ export function editAgent(a) {
   $("ag-id").value = a.id; $("ag-id").readOnly = true;
   $("ag-name").value = a.name; $("ag-email").value = a.email || ""; $("ag-role").value = a.role;
   $("ag-depts").value = a.departments.join(", "); $("ag-max").value = a.max_concurrent; $("ag-disabled").checked = !!a.disabled;
+  $("ag-skills").value = (a.skills || []).join(", ");
   $("ag-save").textContent = T("Save agent");
 }
 $("ag-new").addEventListener("click", function () {
@@ -139,7 +140,8 @@ $("ag-new").addEventListener("click", function () {
 $("agent-form").addEventListener("submit", function (e) {
   e.preventDefault();
   var body = { id: $("ag-id").value.trim(), name: $("ag-name").value.trim(), role: $("ag-role").value,
-    departments: list($("ag-depts").value), max_concurrent: Number($("ag-max").value), disabled: $("ag-disabled").checked };
+    departments: list($("ag-depts").value), max_concurrent: Number($("ag-max").value), disabled: $("ag-disabled").checked,
+    skills: list($("ag-skills").value) };
   if ($("ag-email").value.trim()) body.email = $("ag-email").value.trim();
   var editing = $("ag-id").readOnly;
   var call = editing ? api(sitePath("/agents/" + encodeURIComponent(body.id)), { method: "PUT", body: body })
@@ -152,6 +154,37 @@ export function editDept(d) {
   $("dp-tz").value = d.hours ? d.hours.timezone : "";
   DAYS.forEach(function (k) { $("dp-" + k).value = d.hours ? (d.hours[k] || []).join(", ") : ""; });
   $("dp-holidays").value = d.hours ? (d.hours.holidays || []).join(", ") : "";
+  var r = d.routing || {};
+  /** @param {string} id @param {number|undefined} v */
+  function num(id, v) { $(id).value = v === undefined || v === null ? "" : String(v); }
+  num("dp-priority", r.priority); num("dp-boost", r.age_boost_secs); num("dp-widen", r.widen_after_secs);
+  num("dp-sticky", r.sticky_days); num("dp-sticky-wait", r.sticky_wait_secs);
+  $("dp-skills").value = (r.skills || []).join(", ");
+  $("dp-language").value = r.language === true ? "yes" : r.language === false ? "no" : "";
+}
+/** A department's routing overrides in one line for its row. @param {any} r */
+function routingSummary(r) {
+  if (!r) return T("as the site");
+  var parts = [];
+  if (r.priority !== undefined) parts.push(T("priority") + " " + r.priority);
+  if (r.skills && r.skills.length) parts.push(r.skills.join(", "));
+  if (r.language !== undefined) parts.push(r.language ? T("language preferred") : T("language ignored"));
+  if (r.widen_after_secs !== undefined) parts.push(T("widens after") + " " + r.widen_after_secs + " s");
+  if (r.sticky_days) parts.push(T("last agent"));
+  return parts.join("; ") || T("as the site");
+}
+/** The routing overrides the department form says, over what it had (its page rules kept). @param {any} old */
+function routingOf(old) {
+  var r = Object.assign({}, old || {});
+  /** @param {string} id @param {string} key */
+  function num(id, key) { var v = $(id).value.trim(); if (v === "") delete r[key]; else r[key] = Number(v); }
+  num("dp-priority", "priority"); num("dp-boost", "age_boost_secs"); num("dp-widen", "widen_after_secs");
+  num("dp-sticky", "sticky_days"); num("dp-sticky-wait", "sticky_wait_secs");
+  var skills = list($("dp-skills").value);
+  if (skills.length) r.skills = skills; else delete r.skills;
+  var lang = $("dp-language").value;
+  if (lang === "") delete r.language; else r.language = lang === "yes";
+  return Object.keys(r).length ? r : undefined;
 }
 $("dept-form").addEventListener("submit", function (e) {
   e.preventDefault();
@@ -171,6 +204,8 @@ $("dept-form").addEventListener("submit", function (e) {
   } else {
     delete body.hours;
   }
+  var routing = routingOf(old && old.routing);
+  if (routing) body.routing = routing; else delete body.routing;
   save(old ? api(sitePath("/departments/" + encodeURIComponent(id)), { method: "PUT", body: body })
     : api(sitePath("/departments"), { method: "POST", body: body })).catch(function () {});
 });

@@ -31,6 +31,7 @@ use crate::model::{
     AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Event, EventBody,
     Millis, SiteId, VisitorId,
 };
+use crate::routing::Rules;
 use crate::state::{Appended, Guard, Guarded, Reassign, Result, Span, Start, Store};
 use journal::{Journal, Snapshot, Write};
 use site::{SiteState, lock};
@@ -299,9 +300,12 @@ impl Store for MemoryStore {
         dept: &DeptId,
         at_head: bool,
         now: Millis,
+        rules: &Rules,
     ) -> Result<bool> {
-        self.step(site_id, |s| s.enqueue(site_id, conv, dept, at_head, now))
-            .await
+        self.step(site_id, |s| {
+            s.enqueue(site_id, conv, dept, at_head, now, rules)
+        })
+        .await
     }
 
     async fn assign_batch(
@@ -310,10 +314,11 @@ impl Store for MemoryStore {
         dept: &DeptId,
         now: Millis,
         grace_ms: Millis,
+        rules: &Rules,
         batch: usize,
     ) -> Result<Vec<(ConvId, AgentId, String)>> {
         self.step(site_id, |s| {
-            s.assign_batch(site_id, dept, now, grace_ms, batch)
+            s.assign_batch(site_id, dept, now, grace_ms, rules, batch)
         })
         .await
     }
@@ -367,9 +372,12 @@ impl Store for MemoryStore {
         owner: &AgentId,
         dept: &DeptId,
         now: Millis,
+        rules: &Rules,
     ) -> Result<bool> {
-        self.step(site_id, |s| s.unassign(site_id, conv, owner, dept, now))
-            .await
+        self.step(site_id, |s| {
+            s.unassign(site_id, conv, owner, dept, now, rules)
+        })
+        .await
     }
 
     async fn reassign(

@@ -13,7 +13,8 @@ use crate::model::{
     AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Millis, Rank,
     SiteId, VisitorId,
 };
-use crate::state::{Reassign, Start, Unavailable, queue_score};
+use crate::routing::{self, Candidate, Rules, Snapshot, Waiting};
+use crate::state::{Reassign, Start, Unavailable};
 
 #[derive(Default)]
 pub(super) struct SiteState {
@@ -28,7 +29,8 @@ pub(super) struct SiteState {
     pub(super) unticketed: BTreeSet<ConvId>,
     /// Until when each visitor counts as on the site.
     pub(super) live: HashMap<VisitorId, Millis>,
-    /// Queue arrivals so far: the tie-breaker that keeps queue order equal to arrival order.
+    /// The last queue arrival number (`routing::next_arrival`): keeps queue order equal to
+    /// arrival order within a millisecond.
     pub(super) arrivals: u64,
     /// Per department: the agents who can take a chat (online, below their limit), best
     /// first, so an assignment reads the head instead of every agent of the site. Kept by
@@ -119,38 +121,98 @@ impl SiteState {
         }
     }
 
-    /// Gives the head of a department's queue to the best eligible agent.
-    pub(super) fn assign_one(
+    /// The department as `routing::decide` reads it: the first `window` of its queue, the
+    /// agents of its index (dropping those gone past the grace, until their presence next
+    /// changes), and any waiting chat's preferred agent.
+    pub(super) fn snapshot(
         &mut self,
         dept: &DeptId,
         now: Millis,
         grace_ms: Millis,
-    ) -> Option<(ConvId, AgentId, String)> {
-        let head = self.queues.get(dept)?.order.first()?.1.clone();
-        let agent = loop {
-            let id = self.avail.get(dept)?.first()?.id.clone();
-            let slot = self.agents.get_mut(&id)?;
-            if slot.present_until().saturating_add(grace_ms) > now {
-                break id;
-            }
-            // Gone past the grace: out of the index until its presence next changes.
-            if let Some((rank, depts)) = slot.indexed.take() {
-                unindex(&mut self.avail, &rank, &depts);
-            }
+        rules: &Rules,
+        window: usize,
+    ) -> Snapshot {
+        let queue: Vec<Waiting> = self
+            .queues
+            .get(dept)
+            .map(|q| {
+                q.order
+                    .iter()
+                    .take(window)
+                    .filter_map(|(_, c)| {
+                        let slot = self.convs.get(c)?;
+                        Some(Waiting {
+                            conv: c.clone(),
+                            since: slot.conv.queued_at.unwrap_or(now),
+                            needs: slot.conv.needs.clone(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut snap = Snapshot {
+            now,
+            grace_ms,
+            rules: *rules,
+            queue,
+            agents: Vec::new(),
         };
-        if let Some(q) = self.queues.get_mut(dept) {
-            q.remove(&head);
+        if snap.queue.is_empty() {
+            return snap;
         }
-        self.take_agent(&agent, &head, now);
+        let indexed: Vec<AgentId> = self
+            .avail
+            .get(dept)
+            .map(|set| set.iter().map(|r| r.id.clone()).collect())
+            .unwrap_or_default();
+        let preferred = snap.queue.iter().filter_map(|w| w.needs.prefer.clone());
+        for id in indexed.into_iter().chain(preferred) {
+            if snap.agents.iter().any(|a| a.id == id) {
+                continue;
+            }
+            let Some(slot) = self.agents.get_mut(&id) else {
+                continue;
+            };
+            let present_until = slot.present_until();
+            if present_until.saturating_add(grace_ms) <= now {
+                // Gone past the grace: out of the index until its presence next changes.
+                if let Some((rank, depts)) = slot.indexed.take() {
+                    unindex(&mut self.avail, &rank, &depts);
+                }
+                continue;
+            }
+            let st = &slot.state;
+            if !st.departments.contains(dept) {
+                continue;
+            }
+            snap.agents.push(Candidate {
+                id,
+                status: st.status,
+                load: st.load,
+                max: st.max_concurrent,
+                idle_since: st.idle_since,
+                present_until,
+                skills: st.skills.clone(),
+            });
+        }
+        snap
+    }
+
+    /// One decided assignment: the chat leaves the queue and joins the agent.
+    fn apply(&mut self, dept: &DeptId, conv: &ConvId, agent: &AgentId, now: Millis) -> String {
+        if let Some(q) = self.queues.get_mut(dept) {
+            q.remove(conv);
+        }
+        self.take_agent(agent, conv, now);
         let mut locale = String::from("en");
-        if let Some(c) = self.convs.get_mut(&head) {
+        if let Some(c) = self.convs.get_mut(conv) {
             c.conv.state = ConvState::Active;
             c.conv.agent = Some(agent.clone());
             c.conv.first_assigned_at.get_or_insert(now);
             c.activity = Some(now);
             locale = c.conv.locale.clone();
         }
-        Some((head, agent, locale))
+        locale
     }
 
     pub(super) fn take_agent(&mut self, agent: &AgentId, conv: &ConvId, now: Millis) {
@@ -197,12 +259,14 @@ impl SiteState {
                     idle_since: 0,
                     present_until: 0,
                     chats: Vec::new(),
+                    skills: Vec::new(),
                 },
                 presence: HashMap::new(),
                 indexed: None,
             });
         slot.state.name = agent.name.clone();
         slot.state.departments = agent.departments.clone();
+        slot.state.skills = agent.skills.clone();
         slot.state.cap = agent.max_concurrent;
         slot.state.max_concurrent = slot.state.max_concurrent.min(agent.max_concurrent);
         self.reindex(&agent.id);
@@ -281,6 +345,7 @@ impl SiteState {
         dept: &DeptId,
         at_head: bool,
         now: Millis,
+        rules: &Rules,
     ) -> (Vec<Write>, bool) {
         let Some(slot) = self.convs.get_mut(conv) else {
             return (Vec::new(), false);
@@ -295,10 +360,10 @@ impl SiteState {
         if let Some(q) = self.queues.get_mut(&old_dept) {
             q.remove(conv);
         }
-        self.arrivals += 1;
-        let arrival = self.arrivals;
+        let arrival = routing::next_arrival(now, self.arrivals as i64);
+        self.arrivals = arrival as u64;
         let queue = self.queues.entry(dept.clone()).or_default();
-        let normal = queue_score(priority, arrival) as i64;
+        let normal = routing::queue_score(priority, arrival, rules.priority_unit);
         let score = match (at_head, queue.head_score()) {
             (true, Some(head)) => head.min(normal) - 1,
             _ => normal,
@@ -311,26 +376,25 @@ impl SiteState {
         (writes.into_iter().flatten().collect(), true)
     }
 
-    /// Up to `batch` queued conversations of a department to the best available agents.
+    /// Up to `batch` queued conversations of a department to agents, as `routing::decide`
+    /// chooses on a snapshot taken under the same lock (nothing can change in between).
     pub(super) fn assign_batch(
         &mut self,
         site_id: &SiteId,
         dept: &DeptId,
         now: Millis,
         grace_ms: Millis,
+        rules: &Rules,
         batch: usize,
     ) -> (Vec<Write>, Vec<(ConvId, AgentId, String)>) {
+        let snap = self.snapshot(dept, now, grace_ms, rules, routing::window(batch));
         let mut out = Vec::new();
         let mut writes = Vec::new();
-        while out.len() < batch {
-            match self.assign_one(dept, now, grace_ms) {
-                Some(a) => {
-                    writes.extend(self.conv_write(site_id, &a.0));
-                    writes.extend(self.agent_write(site_id, &a.1));
-                    out.push(a);
-                }
-                None => break,
-            }
+        for a in routing::decide(&snap, batch) {
+            let locale = self.apply(dept, &a.conv, &a.agent, now);
+            writes.extend(self.conv_write(site_id, &a.conv));
+            writes.extend(self.agent_write(site_id, &a.agent));
+            out.push((a.conv, a.agent, locale));
         }
         (writes, out)
     }
@@ -381,6 +445,7 @@ impl SiteState {
         owner: &AgentId,
         dept: &DeptId,
         now: Millis,
+        rules: &Rules,
     ) -> (Vec<Write>, bool) {
         let Some(slot) = self.convs.get_mut(conv) else {
             return (Vec::new(), false);
@@ -394,10 +459,10 @@ impl SiteState {
         slot.activity = None;
         let priority = slot.conv.priority;
         self.release_agent(owner, conv);
-        self.arrivals += 1;
-        let arrival = self.arrivals;
+        let arrival = routing::next_arrival(now, self.arrivals as i64);
+        self.arrivals = arrival as u64;
         let queue = self.queues.entry(dept.clone()).or_default();
-        let normal = queue_score(priority, arrival) as i64;
+        let normal = routing::queue_score(priority, arrival, rules.priority_unit);
         let score = queue.head_score().map_or(normal, |h| h.min(normal) - 1);
         queue.insert(conv, score, now);
         let writes = [

@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use crate::model::{
-    AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, VisitorId,
+    AgentId, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, Millis, VisitorId,
 };
+use crate::routing::{Candidate, Needs, Rules, Snapshot, Waiting};
 use crate::state::{Result, StoreError};
 
 pub(super) fn corrupt(what: impl Into<String>) -> StoreError {
@@ -52,6 +53,65 @@ pub(super) fn parse_agent(
         idle_since: num(h, "idle_since"),
         present_until,
         chats: chats.into_iter().map(ConvId).collect(),
+        skills: skills(h.get("skills").map(String::as_str))
+            .map_err(|e| corrupt(format!("agent {id} skills: {e}")))?,
+    })
+}
+
+fn skills(json: Option<&str>) -> serde_json::Result<Vec<String>> {
+    json.filter(|s| !s.is_empty())
+        .map(serde_json::from_str)
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+fn needs(json: Option<&str>) -> serde_json::Result<Needs> {
+    json.filter(|s| !s.is_empty())
+        .map(serde_json::from_str)
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// What `snapshot.lua` read, as `routing::decide` takes it.
+pub(super) fn parse_snapshot(
+    now: Millis,
+    grace_ms: Millis,
+    rules: &Rules,
+    queue: Vec<String>,
+    agents: Vec<String>,
+) -> Result<Snapshot> {
+    let queue = queue
+        .chunks_exact(3)
+        .map(|c| {
+            Ok(Waiting {
+                conv: ConvId(c[0].clone()),
+                since: c[1].parse().unwrap_or(now),
+                needs: needs(Some(&c[2]))
+                    .map_err(|e| corrupt(format!("conversation {} needs: {e}", c[0])))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let agents = agents
+        .chunks_exact(7)
+        .map(|c| {
+            Ok(Candidate {
+                id: AgentId(c[0].clone()),
+                status: AgentStatus::parse(&c[1]).unwrap_or(AgentStatus::Offline),
+                load: c[2].parse::<i64>().unwrap_or(0).max(0) as u32,
+                max: c[3].parse().unwrap_or(0),
+                idle_since: c[4].parse().unwrap_or(0),
+                present_until: c[5].parse().unwrap_or(0),
+                skills: skills(Some(&c[6]))
+                    .map_err(|e| corrupt(format!("agent {} skills: {e}", c[0])))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Snapshot {
+        now,
+        grace_ms,
+        rules: *rules,
+        queue,
+        agents,
     })
 }
 
@@ -80,6 +140,8 @@ pub(super) fn parse_conv(id: &ConvId, h: &HashMap<String, String>) -> Result<Con
         last_seq: num(h, "seq"),
         visitor_read: num(h, "vr"),
         agent_read: num(h, "ar"),
+        needs: needs(h.get("needs").map(String::as_str))
+            .map_err(|e| corrupt(format!("conversation {id} needs: {e}")))?,
     })
 }
 

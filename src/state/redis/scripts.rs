@@ -6,7 +6,9 @@
 use redis::{Script, ScriptInvocation};
 
 use super::keys::SiteKeys;
+use crate::directory::model::AgentConfig;
 use crate::model::{AgentId, ConvId, Conversation, DeptId, Millis};
+use crate::routing::Assignment;
 use crate::state::Rate;
 
 /// The scripts, loaded once per store (`EVALSHA`, loaded again by the client on `NOSCRIPT`).
@@ -14,7 +16,8 @@ pub(super) struct Scripts {
     append: Script,
     open: Script,
     enqueue: Script,
-    assign: Script,
+    snapshot: Script,
+    apply: Script,
     queue: Script,
     close: Script,
     unassign: Script,
@@ -47,6 +50,11 @@ fn conv_fields(inv: &mut ScriptInvocation<'_>, new: &Conversation) {
         .arg(&new.locale)
         .arg("seq")
         .arg(0);
+    if !new.needs.is_empty() {
+        // Plain data of our own: serialising it cannot fail.
+        inv.arg("needs")
+            .arg(serde_json::to_string(&new.needs).unwrap_or_default());
+    }
 }
 
 /// What `append.lua` is told of the event besides its body.
@@ -70,7 +78,8 @@ impl Scripts {
             append: Script::new(include_str!("lua/append.lua")),
             open: Script::new(include_str!("lua/open.lua")),
             enqueue: Script::new(include_str!("lua/enqueue.lua")),
-            assign: indexing(include_str!("lua/assign.lua")),
+            snapshot: indexing(include_str!("lua/snapshot.lua")),
+            apply: indexing(include_str!("lua/apply.lua")),
             queue: Script::new(include_str!("lua/queue.lua")),
             close: indexing(include_str!("lua/close.lua")),
             unassign: indexing(include_str!("lua/unassign.lua")),
@@ -87,20 +96,21 @@ impl Scripts {
     pub(super) fn register(
         &self,
         keys: &SiteKeys,
-        agent: &AgentId,
-        name: &str,
-        departments_json: String,
-        max_concurrent: u32,
+        agent: &AgentConfig,
         all_departments: &[DeptId],
     ) -> ScriptInvocation<'_> {
+        // Lists of plain strings: serialising them cannot fail.
+        let depts = serde_json::to_string(&agent.departments).unwrap_or_default();
+        let skills = serde_json::to_string(&agent.skills).unwrap_or_default();
         let mut inv = self.register.prepare_invoke();
-        inv.key(keys.agent(agent))
+        inv.key(keys.agent(&agent.id))
             .key(keys.agents())
             .arg(keys.base())
-            .arg(&agent.0)
-            .arg(name)
-            .arg(departments_json)
-            .arg(max_concurrent);
+            .arg(&agent.id.0)
+            .arg(&agent.name)
+            .arg(depts)
+            .arg(agent.max_concurrent)
+            .arg(skills);
         for d in all_departments {
             inv.arg(&d.0);
         }
@@ -191,6 +201,7 @@ impl Scripts {
         dept: &DeptId,
         now: Millis,
         at_head: bool,
+        priority_unit: i64,
     ) -> ScriptInvocation<'_> {
         let mut inv = self.enqueue.prepare_invoke();
         inv.key(keys.conv(conv))
@@ -200,27 +211,51 @@ impl Scripts {
             .arg(&dept.0)
             .arg(now)
             .arg(if at_head { "1" } else { "0" })
-            .arg(keys.base());
+            .arg(keys.base())
+            .arg(priority_unit);
         inv
     }
 
-    /// `assign.lua`: up to `batch` queued conversations to the best available agents.
-    pub(super) fn assign(
+    /// `snapshot.lua`: the head of a department's queue (`window` of it) and its agents.
+    pub(super) fn snapshot(
         &self,
         keys: &SiteKeys,
         dept: &DeptId,
         now: Millis,
         grace_ms: Millis,
-        batch: usize,
+        window: usize,
     ) -> ScriptInvocation<'_> {
-        let mut inv = self.assign.prepare_invoke();
+        let mut inv = self.snapshot.prepare_invoke();
         inv.key(keys.queue(dept))
             .key(keys.available(dept))
             .arg(keys.base())
             .arg(now)
             .arg(grace_ms)
             .arg(&dept.0)
-            .arg(batch);
+            .arg(window);
+        inv
+    }
+
+    /// `apply.lua`: a decision's assignments, if what it read of each agent still holds.
+    pub(super) fn apply(
+        &self,
+        keys: &SiteKeys,
+        dept: &DeptId,
+        now: Millis,
+        grace_ms: Millis,
+        decided: &[Assignment],
+    ) -> ScriptInvocation<'_> {
+        let mut inv = self.apply.prepare_invoke();
+        inv.key(keys.queue(dept))
+            .arg(keys.base())
+            .arg(now)
+            .arg(grace_ms);
+        for a in decided {
+            inv.arg(&a.conv.0)
+                .arg(&a.agent.0)
+                .arg(a.read_load)
+                .arg(a.read_max);
+        }
         inv
     }
 
@@ -260,6 +295,7 @@ impl Scripts {
         owner: &AgentId,
         dept: &DeptId,
         now: Millis,
+        priority_unit: i64,
     ) -> ScriptInvocation<'_> {
         let mut inv = self.unassign.prepare_invoke();
         inv.key(keys.conv(conv))
@@ -269,7 +305,8 @@ impl Scripts {
             .arg(&conv.0)
             .arg(&owner.0)
             .arg(&dept.0)
-            .arg(now);
+            .arg(now)
+            .arg(priority_unit);
         inv
     }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use async_trait::async_trait;
 use redis::AsyncCommands;
 
-use super::codec::{corrupt, flat_to_map, parse_agent, parse_conv};
+use super::codec::{corrupt, flat_to_map, parse_agent, parse_conv, parse_snapshot};
 use super::scripts::AppendArgs;
 use super::{Conn, PRESENCE_PRUNE_MS, RedisStore, VISITOR_TTL_MS, keys};
 use crate::directory::model::AgentConfig;
@@ -16,6 +16,7 @@ use crate::model::{
     AgentId, AgentState, AgentStatus, ConvId, Conversation, DeptId, Event, EventBody, Millis,
     SiteId, VisitorId,
 };
+use crate::routing::{self, Rules};
 use crate::state::{
     Appended, Guard, Guarded, Rate, Reassign, Result, Span, Start, Store, Unavailable,
 };
@@ -29,18 +30,9 @@ impl Store for RedisStore {
         all: &[DeptId],
     ) -> Result<()> {
         let keys = self.keys(site);
-        let depts =
-            serde_json::to_string(&agent.departments).map_err(|e| corrupt(e.to_string()))?;
         let _: i64 = self
             .scripts
-            .register(
-                &keys,
-                &agent.id,
-                &agent.name,
-                depts,
-                agent.max_concurrent,
-                all,
-            )
+            .register(&keys, agent, all)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(())
@@ -214,11 +206,12 @@ impl Store for RedisStore {
         dept: &DeptId,
         at_head: bool,
         now: Millis,
+        rules: &Rules,
     ) -> Result<bool> {
         let keys = self.keys(site);
         let ok: i64 = self
             .scripts
-            .enqueue(&keys, conv, dept, now, at_head)
+            .enqueue(&keys, conv, dept, now, at_head, rules.priority_unit)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(ok == 1)
@@ -230,18 +223,41 @@ impl Store for RedisStore {
         dept: &DeptId,
         now: Millis,
         grace_ms: Millis,
+        rules: &Rules,
         batch: usize,
     ) -> Result<Vec<(ConvId, AgentId, String)>> {
+        // Another node deciding for the same department at once makes the apply refuse; a
+        // fresh snapshot then sees its assignments. Past the attempts, that node is draining
+        // the department: it assigns what is left.
+        const ATTEMPTS: usize = 8;
         let keys = self.keys(site);
-        let flat: Vec<String> = self
-            .scripts
-            .assign(&keys, dept, now, grace_ms, batch)
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(flat
-            .chunks_exact(3)
-            .map(|c| (ConvId(c[0].clone()), AgentId(c[1].clone()), c[2].clone()))
-            .collect())
+        for _ in 0..ATTEMPTS {
+            let (queue, agents): (Vec<String>, Vec<String>) = self
+                .scripts
+                .snapshot(&keys, dept, now, grace_ms, routing::window(batch))
+                .invoke_async(&mut self.conn())
+                .await?;
+            let snap = parse_snapshot(now, grace_ms, rules, queue, agents)?;
+            let decided = routing::decide(&snap, batch);
+            if decided.is_empty() {
+                return Ok(Vec::new());
+            }
+            let applied: Option<Vec<String>> = self
+                .scripts
+                .apply(&keys, dept, now, grace_ms, &decided)
+                .invoke_async(&mut self.conn())
+                .await?;
+            match applied {
+                Some(flat) => {
+                    return Ok(flat
+                        .chunks_exact(3)
+                        .map(|c| (ConvId(c[0].clone()), AgentId(c[1].clone()), c[2].clone()))
+                        .collect());
+                }
+                None => metrics::counter!(crate::observe::ROUTING_CONFLICTS).increment(1),
+            }
+        }
+        Ok(Vec::new())
     }
 
     async fn queue_position(
@@ -296,11 +312,12 @@ impl Store for RedisStore {
         owner: &AgentId,
         dept: &DeptId,
         now: Millis,
+        rules: &Rules,
     ) -> Result<bool> {
         let keys = self.keys(site);
         let ok: i64 = self
             .scripts
-            .unassign(&keys, conv, owner, dept, now)
+            .unassign(&keys, conv, owner, dept, now, rules.priority_unit)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(ok == 1)

@@ -1,7 +1,8 @@
--- Put an open conversation in a department queue: priority, then arrival; or at the head.
--- KEYS[1] conversation hash, KEYS[2] queue sorted set, KEYS[3] the site's arrival counter
+-- Put an open conversation in a department queue in `routing::queue_score` order, or at the head.
+-- KEYS[1] conversation hash, KEYS[2] queue sorted set, KEYS[3] the site's last arrival number
 -- ARGV[1] conversation id, ARGV[2] department, ARGV[3] now (ms), ARGV[4] '1' for the head,
--- ARGV[5] key base (to leave another department's queue; same slot: the site's hash tag)
+-- ARGV[5] key base (to leave another department's queue; same slot: the site's hash tag),
+-- ARGV[6] the priority unit
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st or st == 'closed' then return 0 end
 local old = redis.call('HGET', KEYS[1], 'department')
@@ -9,7 +10,9 @@ if st == 'queued' and old and old ~= ARGV[2] then
   redis.call('ZREM', ARGV[5] .. 'q:' .. old, ARGV[1])
 end
 local prio = math.min(tonumber(redis.call('HGET', KEYS[1], 'priority') or '0'), 9)
-local score = redis.call('INCR', KEYS[3]) - prio * 1e13
+local arrival = math.max(tonumber(ARGV[3]) * 1000, tonumber(redis.call('GET', KEYS[3]) or '0') + 1)
+redis.call('SET', KEYS[3], string.format('%.0f', arrival))
+local score = arrival - prio * tonumber(ARGV[6])
 if ARGV[4] == '1' then
   local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   if #head > 0 then score = math.min(score, tonumber(head[2])) - 1 end

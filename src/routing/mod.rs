@@ -1,0 +1,226 @@
+//! Routing decisions, written once: which waiting conversation of a department goes next, and
+//! to which agent, as a pure function (`decide`) of a snapshot of the department. The state
+//! backends only take the snapshot and apply what `decide` returns atomically: the embedded
+//! one under the site's lock, Redis with a compare-and-set script that first checks that every
+//! agent the decision assigns to still has the load, limit and status it read (on a conflict
+//! the backend reads a new snapshot and decides again). `policy` holds what teams configure
+//! (priorities with an age boost, skills and languages that widen, the visitor's last agent)
+//! and turns it into what a conversation needs (`Needs`) and what a decision follows (`Rules`).
+//!
+//! The queue's order is written here too (`queue_score`): priority first, where each level is
+//! worth `age_boost` of waiting, then arrival. The backends store the score, so positions are
+//! one rank lookup, and they follow the serving order.
+
+pub mod policy;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AgentId, AgentStatus, ConvId, Millis};
+
+/// What a conversation asks of the agent who takes it, fixed when it is opened: skills the
+/// agent must have, skills preferred until the department's widening time, and the visitor's
+/// previous agent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Needs {
+    /// The agent must have all of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skills: Vec<String>,
+    /// The agent must have these too, until the chat has waited `widen_after_secs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub optional: Vec<String>,
+    /// The visitor's previous agent: preferred while present with room, waited for a while
+    /// when present but full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub prefer: Option<AgentId>,
+}
+
+impl Needs {
+    pub fn is_empty(&self) -> bool {
+        self.skills.is_empty() && self.optional.is_empty() && self.prefer.is_none()
+    }
+}
+
+/// The part of a department's policy the backends follow: the queue's order, and what a
+/// decision reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// `queue_score`'s unit: what a priority level is worth in waiting (`priority_unit`).
+    pub priority_unit: i64,
+    /// After this long in the queue (ms), optional skills are no longer required.
+    pub widen_after_ms: Option<Millis>,
+    /// How long a chat waits for the visitor's previous agent while that agent is present
+    /// but full (ms); 0: never waits.
+    pub sticky_wait_ms: Millis,
+}
+
+impl Default for Rules {
+    /// Strict priority, no widening, never waiting for a previous agent.
+    fn default() -> Self {
+        Self {
+            priority_unit: priority_unit(None),
+            widen_after_ms: None,
+            sticky_wait_ms: 0,
+        }
+    }
+}
+
+/// A conversation waiting in the queue, as the decision sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waiting {
+    pub conv: ConvId,
+    /// When it first entered a queue: the clock of widening and of waiting for an agent.
+    pub since: Millis,
+    pub needs: Needs,
+}
+
+/// An agent as the decision sees it: the fields it reads, which a compare-and-set checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub id: AgentId,
+    pub status: AgentStatus,
+    pub load: u32,
+    pub max: u32,
+    pub idle_since: Millis,
+    /// Until when some node vouches for a connection.
+    pub present_until: Millis,
+    pub skills: Vec<String>,
+}
+
+impl Candidate {
+    fn present(&self, now: Millis, grace_ms: Millis) -> bool {
+        self.present_until.saturating_add(grace_ms) > now
+    }
+
+    /// Online and connected (or within the grace): could take a chat if it had room.
+    fn reachable(&self, now: Millis, grace_ms: Millis) -> bool {
+        self.status == AgentStatus::Online && self.present(now, grace_ms)
+    }
+
+    fn has(&self, skills: &[String]) -> bool {
+        skills.iter().all(|s| self.skills.contains(s))
+    }
+
+    /// Lowest load ratio first (compared exactly), then idle longest, then id.
+    fn before(&self, other: &Self) -> bool {
+        let mine = u64::from(self.load) * u64::from(other.max);
+        let theirs = u64::from(other.load) * u64::from(self.max);
+        (mine, self.idle_since, &self.id) < (theirs, other.idle_since, &other.id)
+    }
+}
+
+/// A department as one decision reads it.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub now: Millis,
+    pub grace_ms: Millis,
+    pub rules: Rules,
+    /// The head of the queue, in serving order (a bounded window of it).
+    pub queue: Vec<Waiting>,
+    /// The department's agents who may take a chat, and any preferred agent of a waiting
+    /// conversation (even full: the decision may wait for them).
+    pub agents: Vec<Candidate>,
+}
+
+/// One conversation to one agent, with what the decision read of that agent: the backend
+/// applies it only if the agent still has that load, limit and status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    pub conv: ConvId,
+    pub agent: AgentId,
+    /// The agent's load and limit as read (before any assignment of this decision).
+    pub read_load: u32,
+    pub read_max: u32,
+}
+
+/// How much of the queue's head a snapshot for `batch` assignments reads: enough that chats
+/// skipped for their skills or their previous agent do not starve the ones behind them.
+pub fn window(batch: usize) -> usize {
+    batch.saturating_mul(4).max(64)
+}
+
+/// Up to `batch` assignments, in queue order. A waiting conversation that no reachable agent
+/// with room can take (skills, or waiting for its previous agent) keeps its place and does
+/// not hold up the ones behind it.
+pub fn decide(s: &Snapshot, batch: usize) -> Vec<Assignment> {
+    let mut agents = s.agents.clone();
+    let mut out = Vec::new();
+    for w in &s.queue {
+        if out.len() >= batch {
+            break;
+        }
+        let room = |a: &Candidate| a.load < a.max && a.reachable(s.now, s.grace_ms);
+        if !agents.iter().any(room) {
+            break;
+        }
+        let waited = s.now.saturating_sub(w.since);
+        let widened = s.rules.widen_after_ms.is_some_and(|t| waited >= t);
+        let fits = |a: &Candidate| {
+            room(a) && a.has(&w.needs.skills) && (widened || a.has(&w.needs.optional))
+        };
+        let mut pick = None;
+        if let Some(p) = &w.needs.prefer
+            && let Some(i) = agents.iter().position(|a| &a.id == p)
+        {
+            let a = &agents[i];
+            if fits(a) {
+                pick = Some(i);
+            } else if a.reachable(s.now, s.grace_ms)
+                && a.has(&w.needs.skills)
+                && waited < s.rules.sticky_wait_ms
+            {
+                // Present but full: this chat waits for them a while.
+                continue;
+            }
+        }
+        let pick = pick.or_else(|| {
+            let mut best: Option<usize> = None;
+            for (i, a) in agents.iter().enumerate() {
+                if fits(a) && best.is_none_or(|b| a.before(&agents[b])) {
+                    best = Some(i);
+                }
+            }
+            best
+        });
+        let Some(i) = pick else {
+            continue;
+        };
+        // `agents` is the snapshot's list, in its order: what was read is at the same place.
+        let read = &s.agents[i];
+        out.push(Assignment {
+            conv: w.conv.clone(),
+            agent: read.id.clone(),
+            read_load: read.load,
+            read_max: read.max,
+        });
+        let a = &mut agents[i];
+        a.load += 1;
+        a.idle_since = s.now;
+    }
+    out
+}
+
+/// The score a conversation is kept under in its queue, lowest served first: its arrival,
+/// moved earlier by `unit` per priority level. `arrival` counts in thousandths of a
+/// millisecond (`next_arrival`), so with `unit` = `age_boost_ms × 1000` a chat one level lower
+/// overtakes a newer one once it has waited `age_boost_ms` longer; without a boost the unit
+/// exceeds any wait, and priority is strict. Exact in an f64 (Redis scores).
+pub fn queue_score(priority: u8, arrival: i64, unit: i64) -> i64 {
+    arrival - i64::from(priority.min(9)) * unit
+}
+
+/// The priority unit of `queue_score` for an age boost (ms), or strict priority.
+pub fn priority_unit(age_boost_ms: Option<Millis>) -> i64 {
+    const STRICT: i64 = 10_000_000_000_000; // 115 days of waiting, in thousandths of a ms
+    age_boost_ms.map_or(STRICT, |b| b.clamp(1, STRICT / 1000) * 1000)
+}
+
+/// The arrival number of the next queue entry: the clock in thousandths of a millisecond,
+/// or one past the previous when the clock has not moved (two in the same millisecond keep
+/// the order they arrived in).
+pub fn next_arrival(now: Millis, previous: i64) -> i64 {
+    now.saturating_mul(1000).max(previous + 1)
+}
+
+#[cfg(test)]
+mod tests;

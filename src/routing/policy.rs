@@ -1,0 +1,185 @@
+//! What a team configures about routing, per site with per-department overrides (the
+//! directory: `SiteConfig::routing`, `DepartmentConfig::routing`): priorities with an age
+//! boost, page and visitor rules, required and optional skills (languages among them) that
+//! widen after a while, and the visitor's last agent. `Policy::resolve` folds the two levels
+//! into the policy in force for a department; it yields what a new conversation needs
+//! (`needs`, `priority`) and what decisions follow (`rules`).
+
+use serde::{Deserialize, Serialize};
+use wildmatch::WildMatch;
+
+use super::{Needs, Rules};
+use crate::directory::model::SiteConfig;
+use crate::model::{AgentId, DeptId, Millis, VisitorProfile};
+
+/// Routing settings. On a site every field left out takes its default; on a department every
+/// field left out is the site's.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingPolicy {
+    /// The priority of chats (0–9, higher first) before any rule raises it. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 9)]
+    pub priority: Option<u8>,
+    /// Seconds of waiting worth one priority level, so lower priorities are never starved: a
+    /// chat one level lower is served before a newer one once it has waited this much longer.
+    /// Left out (and by default): strict priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub age_boost_secs: Option<f64>,
+    /// Skills every chat here requires of its agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skills: Option<Vec<String>>,
+    /// Require the visitor's language as a skill (`lang:<code>`, e.g. `lang:ru`), optional
+    /// (dropped on widening). Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<bool>,
+    /// After this many seconds in the queue, optional requirements (the language, a rule's
+    /// optional skills) are dropped, so nobody waits for a skill nobody online has. Left out:
+    /// never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
+    pub widen_after_secs: Option<f64>,
+    /// A returning visitor whose last chat ended within this many days goes to that agent
+    /// while the agent is online, connected and has room. Default 0 (off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
+    pub sticky_days: Option<f64>,
+    /// How long a returning visitor's chat waits for their last agent while that agent is
+    /// online but full, before it is routed normally. Default 0. An offline agent is never
+    /// waited for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
+    pub sticky_wait_secs: Option<f64>,
+    /// Rules on the page and the visitor, tried in order; every rule that matches raises the
+    /// priority to its own (the highest wins) and adds its skills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<RoutingRule>>,
+}
+
+/// Raises the priority of, or requires skills for, the chats it matches.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingRule {
+    /// A pattern (`*` and `?`) the visitor's current page must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "https://shop.example/checkout*")]
+    pub url: Option<String>,
+    /// Only visitors the host site vouched for (identity verification), or only the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 9)]
+    pub priority: Option<u8>,
+    /// Required of the agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skills: Vec<String>,
+    /// Required until the widening time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub optional_skills: Vec<String>,
+}
+
+impl RoutingRule {
+    fn matches(&self, profile: &VisitorProfile) -> bool {
+        let url = self.url.as_ref().is_none_or(|p| {
+            profile
+                .page_url
+                .as_deref()
+                .is_some_and(|u| WildMatch::new(p).matches(u))
+        });
+        url && self.verified.is_none_or(|v| v == profile.verified)
+    }
+}
+
+/// The policy in force for one department: the site's, with the department's fields over it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Policy(RoutingPolicy);
+
+fn ms(secs: f64) -> Millis {
+    (secs.max(0.0) * 1000.0) as Millis
+}
+
+/// What the backends follow in a department (`Policy::rules`), without copying the rest of the
+/// policy: it is read on every drain.
+pub fn rules(site: &SiteConfig, dept: &DeptId) -> Rules {
+    let over = site.department(dept).and_then(|d| d.routing.as_ref());
+    let base = &site.routing;
+    let boost = over.and_then(|o| o.age_boost_secs).or(base.age_boost_secs);
+    let widen = over
+        .and_then(|o| o.widen_after_secs)
+        .or(base.widen_after_secs);
+    let wait = over
+        .and_then(|o| o.sticky_wait_secs)
+        .or(base.sticky_wait_secs);
+    Rules {
+        priority_unit: super::priority_unit(boost.map(ms)),
+        widen_after_ms: widen.map(ms),
+        sticky_wait_ms: wait.map_or(0, ms),
+    }
+}
+
+impl Policy {
+    pub fn resolve(site: &SiteConfig, dept: &DeptId) -> Self {
+        let over = site.department(dept).and_then(|d| d.routing.as_ref());
+        let base = &site.routing;
+        Self(RoutingPolicy {
+            priority: over.and_then(|o| o.priority).or(base.priority),
+            age_boost_secs: over.and_then(|o| o.age_boost_secs).or(base.age_boost_secs),
+            skills: over
+                .and_then(|o| o.skills.clone())
+                .or_else(|| base.skills.clone()),
+            language: over.and_then(|o| o.language).or(base.language),
+            widen_after_secs: over
+                .and_then(|o| o.widen_after_secs)
+                .or(base.widen_after_secs),
+            sticky_days: over.and_then(|o| o.sticky_days).or(base.sticky_days),
+            sticky_wait_secs: over
+                .and_then(|o| o.sticky_wait_secs)
+                .or(base.sticky_wait_secs),
+            rules: over
+                .and_then(|o| o.rules.clone())
+                .or_else(|| base.rules.clone()),
+        })
+    }
+
+    /// How far back a visitor's last agent counts (ms), if at all.
+    pub fn sticky_ms(&self) -> Option<Millis> {
+        self.0
+            .sticky_days
+            .filter(|d| *d > 0.0)
+            .map(|d| ms(d * 86_400.0))
+    }
+
+    /// A new chat's priority and needs: the department's, raised and extended by every rule
+    /// that matches the visitor, the visitor's language when asked for, and their last agent
+    /// (`last`, already found within `sticky_ms`).
+    pub fn needs(&self, profile: &VisitorProfile, last: Option<AgentId>) -> (u8, Needs) {
+        let mut priority = self.0.priority.unwrap_or(0);
+        let mut needs = Needs {
+            skills: self.0.skills.clone().unwrap_or_default(),
+            prefer: last,
+            ..Needs::default()
+        };
+        if self.0.language == Some(true) {
+            let lang = profile.locale.split(['-', '_']).next().unwrap_or_default();
+            if !lang.is_empty() {
+                needs
+                    .optional
+                    .push(format!("lang:{}", lang.to_ascii_lowercase()));
+            }
+        }
+        for rule in self.0.rules.iter().flatten() {
+            if rule.matches(profile) {
+                priority = priority.max(rule.priority.unwrap_or(0));
+                needs.skills.extend(rule.skills.iter().cloned());
+                needs.optional.extend(rule.optional_skills.iter().cloned());
+            }
+        }
+        for list in [&mut needs.skills, &mut needs.optional] {
+            list.sort();
+            list.dedup();
+        }
+        needs.optional.retain(|s| !needs.skills.contains(s));
+        (priority.min(9), needs)
+    }
+}

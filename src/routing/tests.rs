@@ -1,0 +1,189 @@
+use super::*;
+
+fn agent(id: &str, load: u32, max: u32, idle_since: Millis, skills: &[&str]) -> Candidate {
+    Candidate {
+        id: id.into(),
+        status: AgentStatus::Online,
+        load,
+        max,
+        idle_since,
+        present_until: 1_000_000,
+        skills: skills.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn waiting(id: &str, since: Millis, skills: &[&str], optional: &[&str]) -> Waiting {
+    Waiting {
+        conv: id.into(),
+        since,
+        needs: Needs {
+            skills: skills.iter().map(|s| s.to_string()).collect(),
+            optional: optional.iter().map(|s| s.to_string()).collect(),
+            prefer: None,
+        },
+    }
+}
+
+fn snapshot(now: Millis, queue: Vec<Waiting>, agents: Vec<Candidate>) -> Snapshot {
+    Snapshot {
+        now,
+        grace_ms: 60_000,
+        rules: Rules::default(),
+        queue,
+        agents,
+    }
+}
+
+fn pairs(decided: &[Assignment]) -> Vec<(&str, &str)> {
+    decided
+        .iter()
+        .map(|a| (a.conv.0.as_str(), a.agent.0.as_str()))
+        .collect()
+}
+
+/// Lowest load ratio first, then idle longest; nobody beyond their limit; what was read of
+/// each agent travels with the assignment (for the compare-and-set).
+#[test]
+fn least_loaded_then_idle_longest_within_limits() {
+    let s = snapshot(
+        10,
+        vec![
+            waiting("c1", 1, &[], &[]),
+            waiting("c2", 2, &[], &[]),
+            waiting("c3", 3, &[], &[]),
+            waiting("c4", 4, &[], &[]),
+        ],
+        vec![agent("a", 1, 2, 5, &[]), agent("b", 0, 1, 9, &[])],
+    );
+    let d = decide(&s, 10);
+    assert_eq!(pairs(&d), [("c1", "b"), ("c2", "a")]);
+    assert_eq!((d[1].read_load, d[1].read_max), (1, 2));
+    assert_eq!(pairs(&decide(&s, 1)), [("c1", "b")], "at most the batch");
+    let mut idle = s.clone();
+    idle.agents = vec![agent("a", 0, 2, 7, &[]), agent("b", 0, 2, 3, &[])];
+    assert_eq!(
+        pairs(&decide(&idle, 2)),
+        [("c1", "b"), ("c2", "a")],
+        "equal loads: the one idle longest, then the other (who is now idle longer)"
+    );
+}
+
+/// A chat goes only to an agent with every required skill; one nobody present can take
+/// keeps its place without holding up the chats behind it.
+#[test]
+fn skills_are_required_and_do_not_block_the_queue() {
+    let s = snapshot(
+        10,
+        vec![
+            waiting("c1", 1, &["billing"], &[]),
+            waiting("c2", 2, &["lang:de"], &[]),
+            waiting("c3", 3, &[], &[]),
+        ],
+        vec![
+            agent("a", 0, 1, 0, &[]),
+            agent("b", 0, 1, 5, &["billing", "lang:ru"]),
+        ],
+    );
+    assert_eq!(pairs(&decide(&s, 10)), [("c1", "b"), ("c3", "a")]);
+}
+
+/// Optional skills hold until the chat has waited `widen_after_ms`, then any agent will do.
+#[test]
+fn optional_skills_widen_after_a_while() {
+    let mut s = snapshot(
+        10_000,
+        vec![waiting("c1", 0, &[], &["lang:ru"])],
+        vec![agent("a", 0, 1, 0, &[])],
+    );
+    s.rules.widen_after_ms = Some(30_000);
+    assert!(decide(&s, 1).is_empty(), "nobody speaks Russian yet");
+    s.now = 30_000;
+    assert_eq!(pairs(&decide(&s, 1)), [("c1", "a")], "widened");
+    s.rules.widen_after_ms = None;
+    assert!(decide(&s, 1).is_empty(), "without widening it waits");
+    s.agents.push(agent("r", 3, 4, 0, &["lang:ru"]));
+    assert_eq!(
+        pairs(&decide(&s, 1)),
+        [("c1", "r")],
+        "the speaker, though busier"
+    );
+}
+
+/// The visitor's last agent takes the chat while present with room; while present but full
+/// the chat waits for them up to `sticky_wait_ms`; an agent away or gone is never waited for.
+#[test]
+fn the_last_agent_is_preferred_and_waited_for_a_while() {
+    let mut w = waiting("c1", 0, &[], &[]);
+    w.needs.prefer = Some("busy".into());
+    let mut s = snapshot(
+        1_000,
+        vec![w],
+        vec![agent("busy", 1, 2, 0, &[]), agent("free", 0, 2, 0, &[])],
+    );
+    s.rules.sticky_wait_ms = 20_000;
+    assert_eq!(
+        pairs(&decide(&s, 1)),
+        [("c1", "busy")],
+        "preferred over a freer agent"
+    );
+    s.agents[0].load = 2;
+    assert!(decide(&s, 1).is_empty(), "full: the chat waits for them");
+    s.now = 20_000;
+    assert_eq!(pairs(&decide(&s, 1)), [("c1", "free")], "waited enough");
+    s.now = 1_000;
+    s.agents[0].status = AgentStatus::Away;
+    assert_eq!(
+        pairs(&decide(&s, 1)),
+        [("c1", "free")],
+        "away: not waited for"
+    );
+    s.agents[0].status = AgentStatus::Online;
+    s.agents[0].present_until = 0;
+    s.now = 100_000;
+    s.rules.sticky_wait_ms = 1_000_000;
+    assert_eq!(
+        pairs(&decide(&s, 1)),
+        [("c1", "free")],
+        "gone past the grace: not waited for"
+    );
+}
+
+/// Agents away, offline or gone past the grace take nothing.
+#[test]
+fn only_reachable_agents_take_chats() {
+    let mut away = agent("away", 0, 3, 0, &[]);
+    away.status = AgentStatus::Away;
+    let mut gone = agent("gone", 0, 3, 0, &[]);
+    gone.present_until = 100;
+    let s = snapshot(
+        100 + 60_000,
+        vec![waiting("c1", 1, &[], &[])],
+        vec![away, gone],
+    );
+    assert!(decide(&s, 5).is_empty());
+}
+
+/// Priority first, but each level is worth `age_boost` of waiting: a low-priority chat that
+/// has waited long enough is served before a newer high-priority one. Without a boost the
+/// order is strict. Arrivals in the same millisecond keep their order.
+#[test]
+fn queue_order_with_an_age_boost() {
+    let boost = priority_unit(Some(60_000));
+    let old_low = queue_score(0, next_arrival(0, 0), boost);
+    let new_high = queue_score(1, next_arrival(30_000, 0), boost);
+    assert!(new_high < old_low, "30 s newer, one level higher: first");
+    let newer_high = queue_score(1, next_arrival(90_000, 0), boost);
+    assert!(old_low < newer_high, "90 s newer: the old low one first");
+    let strict = priority_unit(None);
+    assert!(
+        queue_score(1, next_arrival(86_400_000 * 30, 0), strict)
+            < queue_score(0, next_arrival(0, 0), strict)
+    );
+    let a = next_arrival(5, 0);
+    let b = next_arrival(5, a);
+    assert!(b > a && next_arrival(4, b) > b, "monotonic");
+    assert!(
+        (queue_score(9, next_arrival(4_102_444_800_000, 0), strict) as f64) < 9.007e15,
+        "exact as a Redis score until 2100"
+    );
+}

@@ -1,0 +1,237 @@
+//! Routing policies through real sockets (docs/routing.md): skills and page rules, priorities
+//! in the queue's order, languages that widen on the test clock, the visitor's last agent.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard::config::Config;
+
+use crate::both_backends;
+use crate::helpers::*;
+
+both_backends!(
+    skills_and_page_rules_choose_the_agent_and_the_order,
+    a_language_is_preferred_then_widened,
+    a_returning_visitor_gets_their_last_agent,
+    a_policy_set_over_rest_applies_at_once,
+);
+
+/// The test site with agents' skills and a `[sites.routing]` table.
+fn policy_config(agents: &[(AgentSpec, &[&str])], routing: &str) -> Config {
+    let specs: Vec<AgentSpec> = agents.iter().map(|(a, _)| a.clone()).collect();
+    let mut text = config_toml(&specs);
+    for (a, skills) in agents {
+        text = text.replace(
+            &format!("id = {:?}\nname", a.id),
+            &format!("id = {:?}\nskills = {:?}\nname", a.id, skills),
+        );
+    }
+    text.push_str("[sites.routing]\n");
+    text.push_str(routing);
+    Config::from_toml(&text).expect("a valid configuration")
+}
+
+async fn visitor_on(app: &TestApp, url: &str, locale: &str) -> Client {
+    visitor(
+        app,
+        json!({"page": {"url": url, "title": "Page"}, "locale": locale}),
+    )
+    .await
+    .0
+}
+
+fn conv_of(ack: &serde_json::Value) -> String {
+    ack["conversation"]
+        .as_str()
+        .expect("a conversation")
+        .to_owned()
+}
+
+/// A checkout page requires `billing` and raises the priority: the chat goes to the agent with
+/// the skill though another is idle longer, and once both are full it waits ahead of an older
+/// chat, its position saying so.
+async fn skills_and_page_rules_choose_the_agent_and_the_order(backend: Backend) {
+    let config = policy_config(
+        &[(alice(1), &[]), (boris(1), &["billing"])],
+        "rules = [{ url = \"*/checkout*\", priority = 1, skills = [\"billing\"] }]\n",
+    );
+    let app = spawn_app(backend, config).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let mut boris = agent_client(&app, "boris", "online").await;
+    let mut v1 = visitor_on(&app, "https://shop.test/checkout", "en").await;
+    let c1 = conv_of(&say(&mut v1, "m1", "my card was refused").await);
+    let (got, _) = wait_assigned(&mut boris).await;
+    assert_eq!(got, c1, "the checkout chat goes to the agent with billing");
+    let mut v2 = visitor_on(&app, "https://shop.test/", "en").await;
+    let c2 = conv_of(&say(&mut v2, "m2", "hello").await);
+    assert_eq!(wait_assigned(&mut alice).await.0, c2);
+
+    // Both full: an ordinary chat, then a checkout chat, which goes ahead of it.
+    let mut v3 = visitor_on(&app, "https://shop.test/", "en").await;
+    let c3 = conv_of(&say(&mut v3, "m3", "a question").await);
+    v3.wait_for("queued first", |m| {
+        m["type"] == "event" && m["event"]["position"] == 1
+    })
+    .await;
+    let mut v4 = visitor_on(&app, "https://shop.test/checkout?step=2", "en").await;
+    let c4 = conv_of(&say(&mut v4, "m4", "payment failed").await);
+    v4.wait_for("queued ahead", |m| {
+        m["type"] == "event" && m["event"]["position"] == 1
+    })
+    .await;
+    v3.wait_for("moved back", |m| m["type"] == "queue" && m["position"] == 2)
+        .await;
+
+    // Alice frees a slot: the checkout chat needs billing, so the ordinary one is hers; it
+    // does not wait behind a chat she cannot take.
+    alice
+        .send(json!({"type": "close", "conversation": c2}))
+        .await;
+    assert_eq!(wait_assigned(&mut alice).await.0, c3);
+    boris
+        .send(json!({"type": "close", "conversation": c1}))
+        .await;
+    assert_eq!(wait_assigned(&mut boris).await.0, c4);
+    app.stop().await;
+}
+
+/// With `language = true`, a Russian speaker's chat waits for an agent with `lang:ru` while
+/// the only free agent lacks it; once it has waited `widen_after_secs` (the test clock moved),
+/// anyone may take it.
+async fn a_language_is_preferred_then_widened(backend: Backend) {
+    let config = policy_config(
+        &[(alice(2), &["lang:en"])],
+        "language = true\nwiden_after_secs = 30\n",
+    );
+    let (app, clock) = spawn_with_clock(backend, config).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let mut en = visitor_on(&app, "https://shop.test/", "en-GB").await;
+    let c_en = conv_of(&say(&mut en, "e1", "hello").await);
+    assert_eq!(
+        wait_assigned(&mut alice).await.0,
+        c_en,
+        "she speaks English"
+    );
+    let mut ru = visitor_on(&app, "https://shop.test/", "ru").await;
+    let c_ru = conv_of(&say(&mut ru, "r1", "здравствуйте").await);
+    ru.wait_for("queued", |m| {
+        m["type"] == "event" && m["event"]["position"] == 1
+    })
+    .await;
+    alice.sync().await;
+    assert!(
+        alice.drain().iter().all(|m| m["type"] != "assigned"),
+        "not before the widening time, though she has room"
+    );
+    // Less than the agents' reconnect grace: a jump past it would count alice as gone.
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(wait_assigned(&mut alice).await.0, c_ru, "widened");
+    ru.wait_event("assigned").await;
+    app.stop().await;
+}
+
+/// A returning visitor (within `sticky_days`) waits for the agent of their last chat while
+/// that agent is full, though another has room, and takes them when they free a slot; past
+/// `sticky_wait_secs` (the test clock moved) the chat is routed normally.
+async fn a_returning_visitor_gets_their_last_agent(backend: Backend) {
+    let config = policy_config(
+        &[(alice(1), &[]), (boris(3), &[])],
+        "sticky_days = 30\nsticky_wait_secs = 60\n",
+    );
+    let (app, clock) = spawn_with_clock(backend, config).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let mut v1 = visitor_on(&app, "https://shop.test/", "en").await;
+    let first = conv_of(&say(&mut v1, "a1", "first visit").await);
+    assert_eq!(wait_assigned(&mut alice).await.0, first);
+    let close = |conv: &str| json!({"type": "close", "conversation": conv});
+    alice.send(close(&first)).await;
+    v1.wait_event("closed").await;
+    let mut boris = agent_client(&app, "boris", "online").await;
+    // Boris, idle longest, takes the next chat; then alice takes one and is full.
+    let mut v2 = visitor_on(&app, "https://shop.test/", "en").await;
+    let c2 = conv_of(&say(&mut v2, "b1", "hi").await);
+    assert_eq!(wait_assigned(&mut boris).await.0, c2);
+    let mut v3 = visitor_on(&app, "https://shop.test/", "en").await;
+    let c3 = conv_of(&say(&mut v3, "c1", "hello").await);
+    assert_eq!(wait_assigned(&mut alice).await.0, c3);
+
+    // The first visitor returns: their chat waits for alice though boris has room.
+    let second = conv_of(&say(&mut v1, "a2", "me again").await);
+    assert_ne!(second, first, "a new conversation");
+    v1.wait_for("waits for alice", |m| {
+        m["type"] == "event" && m["event"]["position"] == 1
+    })
+    .await;
+    alice.send(close(&c3)).await;
+    assert_eq!(wait_assigned(&mut alice).await.0, second, "alice again");
+    boris.sync().await;
+    assert!(
+        boris.drain().iter().all(|m| m["type"] != "assigned"),
+        "boris never had it"
+    );
+
+    // Once more, alice full: past the wait, the chat is routed normally (boris).
+    alice.send(close(&second)).await;
+    v1.wait_event("closed").await;
+    let mut v4 = visitor_on(&app, "https://shop.test/", "en").await;
+    let c4 = conv_of(&say(&mut v4, "d1", "hey").await);
+    assert_eq!(wait_assigned(&mut alice).await.0, c4);
+    let third = conv_of(&say(&mut v1, "a3", "and again").await);
+    v1.wait_for("waits for alice", |m| {
+        m["type"] == "event" && m["event"]["position"] == 1
+    })
+    .await;
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        wait_assigned(&mut boris).await.0,
+        third,
+        "routed normally after sticky_wait_secs"
+    );
+    app.stop().await;
+}
+
+/// A department's policy set over REST is checked field by field, audit-logged, and in force
+/// for the next chat: a required skill sends it to the agent who has it.
+async fn a_policy_set_over_rest_applies_at_once(backend: Backend) {
+    let config = policy_config(&[(alice(2), &[]), (boris(2), &["billing"])], "");
+    let app = spawn_app(backend, config).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let mut boris = agent_client(&app, "boris", "online").await;
+    let path = "/v1/sites/test/departments/support";
+    for (routing, field) in [
+        (json!({"priority": 12}), "routing.priority"),
+        (json!({"skills": ["no spaces"]}), "routing.skills[0]"),
+        (json!({"age_boost_secs": 0}), "routing.age_boost_secs"),
+        (json!({"rules": [{"priority": 1, "colour": "red"}]}), "body"),
+    ] {
+        let (s, b) = admin(app.addr, "PUT", path, Some(json!({"routing": routing}))).await;
+        assert_eq!(s, 422, "{routing}: {b}");
+        assert!(
+            b["error"]["field"]
+                .as_str()
+                .is_some_and(|f| f.starts_with(field)),
+            "{routing}: {b}"
+        );
+    }
+    let (s, b) = admin(
+        app.addr,
+        "PUT",
+        path,
+        Some(json!({"routing": {"skills": ["billing"]}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["routing"]["skills"], json!(["billing"]), "{b}");
+    let mut v = visitor_on(&app, "https://shop.test/", "en").await;
+    let c = conv_of(&say(&mut v, "m1", "an invoice question").await);
+    assert_eq!(
+        wait_assigned(&mut boris).await.0,
+        c,
+        "only boris has billing"
+    );
+    alice.sync().await;
+    assert!(alice.drain().iter().all(|m| m["type"] != "assigned"));
+    let (_, log) = admin_get(&app, "/v1/audit?action=directory.department.update").await;
+    assert_eq!(log["entries"].as_array().map(Vec::len), Some(1), "{log}");
+    app.stop().await;
+}

@@ -103,7 +103,7 @@ pub struct ProactivePush {
 pub struct PositionPush {
     pub conv: ConvId,
     pub position: u32,
-    pub minutes: u32,
+    pub estimate: crate::routing::estimate::WaitEstimate,
 }
 
 struct Entry {
@@ -458,7 +458,12 @@ impl Hub {
     }
 
     /// Sends a queue position to the visitor sessions of a conversation if it changed.
-    pub fn offer_position(&self, conv: &ConvId, position: u32, minutes: u32) {
+    pub fn offer_position(
+        &self,
+        conv: &ConvId,
+        position: u32,
+        estimate: crate::routing::estimate::WaitEstimate,
+    ) {
         let ids = self.conv_sessions(conv);
         if ids.is_empty() {
             return;
@@ -468,7 +473,7 @@ impl Hub {
             let push = Push::Position(Arc::new(PositionPush {
                 conv: conv.clone(),
                 position,
-                minutes,
+                estimate,
             }));
             let gone = self.send_to(&ids, &push, Some(Role::Visitor));
             self.prune(conv, gone);

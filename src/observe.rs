@@ -34,6 +34,11 @@ pub const HTTP_CONNECTIONS: &str = "switchboard_http_connections";
 pub const REQUEST_TIMEOUTS: &str = "switchboard_request_timeouts_total";
 pub const MAIL: &str = "switchboard_mail_total";
 pub const PUSHES: &str = "switchboard_push_total";
+pub const ESTIMATE_ERROR: &str = "switchboard_wait_estimate_error_ratio";
+pub const ESTIMATES: &str = "switchboard_wait_estimates_total";
+
+/// Buckets of the wait estimate's relative error (|estimate − real| ÷ real).
+const RATIO_BUCKETS: &[f64] = &[0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0];
 
 /// Buckets of the time histograms, in seconds: from a quick answer to an hour's chat.
 const TIME_BUCKETS: &[f64] = &[
@@ -59,6 +64,9 @@ pub fn handle() -> &'static PrometheusHandle {
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), TIME_BUCKETS)
             })
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(ESTIMATE_ERROR.into()), RATIO_BUCKETS)
+            })
             .expect("the buckets are not empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -83,6 +91,14 @@ fn describe() {
     describe_counter!(ATTACHMENTS, "Files sent in chats through this node");
     describe_counter!(EVENTS, "Stored events this node delivered to its sockets");
     describe_counter!(ASSIGNMENTS, "Conversations this node assigned to an agent");
+    describe_histogram!(
+        ESTIMATE_ERROR,
+        "Per assigned chat filed: |estimated wait − real wait| ÷ real wait"
+    );
+    describe_counter!(
+        ESTIMATES,
+        "Assigned chats filed whose visitor was given a wait estimate, by whether the real wait fell in its range"
+    );
     describe_counter!(
         ROUTING_CONFLICTS,
         "Routing decisions refused because another node changed what they read (Redis); decided again"

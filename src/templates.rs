@@ -1,5 +1,6 @@
 //! Automatic replies, per locale: English and Russian ship with the binary; sites and departments
-//! override any of them in configuration. `{agent}`, `{position}` and `{minutes}` are filled in.
+//! override any of them in configuration. `{agent}`, `{position}`, `{minutes}` (the estimate's
+//! point) and `{range}` (its range, `3–6`) are filled in.
 
 use crate::directory::model::SiteConfig;
 use crate::model::DeptId;
@@ -35,7 +36,7 @@ impl Template {
         match (lang, self) {
             ("ru", Template::Connected) => "Вас приветствует {agent}. Чем можем помочь?",
             ("ru", Template::Queued) => {
-                "Спасибо! Вы {position}-й в очереди, ответим примерно через {minutes} мин."
+                "Спасибо! Вы {position}-й в очереди, ответим примерно через {range} мин."
             }
             ("ru", Template::Offline) => {
                 "Сейчас нет свободных операторов. Оставьте e-mail, и мы ответим вам письмом."
@@ -51,7 +52,7 @@ impl Template {
             }
             (_, Template::Connected) => "You are now chatting with {agent}. How can we help?",
             (_, Template::Queued) => {
-                "Thanks! You are #{position} in line; an agent will answer in about {minutes} min."
+                "Thanks! You are #{position} in line; an agent will answer in about {range} min."
             }
             (_, Template::Offline) => {
                 "No agent is available right now. Leave your email and we will write back."
@@ -86,6 +87,8 @@ pub struct Vars<'a> {
     pub agent: Option<&'a str>,
     pub position: Option<u32>,
     pub minutes: Option<u32>,
+    /// The estimate's range in minutes, for `{range}` ("3–6", or "3" when both ends agree).
+    pub range: Option<(u32, u32)>,
 }
 
 /// Renders a reply for a visitor's locale: department override, site override, built-in.
@@ -112,6 +115,15 @@ pub fn render(
     text.replace("{agent}", vars.agent.unwrap_or(""))
         .replace("{position}", &vars.position.unwrap_or(0).to_string())
         .replace("{minutes}", &vars.minutes.unwrap_or(1).to_string())
+        .replace("{range}", &range_text(vars.range.unwrap_or((1, 1))))
+}
+
+fn range_text((low, high): (u32, u32)) -> String {
+    if low >= high {
+        low.to_string()
+    } else {
+        format!("{low}–{high}")
+    }
 }
 
 #[cfg(test)]

@@ -340,6 +340,12 @@
   function clipShown() { clip.hidden = !(filesOn() && conv && (convState === "queued" || convState === "active")); }
 
   function setStatus(text) { statusEl.textContent = text || ""; statusEl.hidden = !text; }
+  /** The estimate's range in whole minutes ("3–6"), or the older single figure. @param {any} e @param {number} fallback */
+  function waitRange(e, fallback) {
+    if (!e) return String(fallback || 1);
+    var low = Math.max(1, Math.ceil(e.low_secs / 60)), high = Math.max(low, Math.ceil(e.high_secs / 60));
+    return low === high ? String(low) : low + "–" + high;
+  }
   function setBadge() {
     badge.hidden = unread === 0;
     badge.textContent = String(unread);
@@ -606,7 +612,7 @@
       if (live) { unread++; setBadge(); }
     } else if (ev.kind === "notice") {
       sys(ev.text);
-      if (ev.notice === "queued") { convState = "queued"; setStatus(t("queue", { n: ev.position, m: ev.estimate_minutes })); }
+      if (ev.notice === "queued") { convState = "queued"; setStatus(t("queue", { n: ev.position, m: waitRange(ev.estimate, ev.estimate_minutes) })); }
       if (ev.notice === "requeued") { convState = "queued"; subEl.textContent = ""; }
       if (ev.notice === "offline") { offlineForm(); form.hidden = true; }
     } else if (ev.kind === "closed") {
@@ -692,7 +698,7 @@
           teaser.hidden = false;
         }
         break;
-      case "queue": if (m.conversation === conv) setStatus(t("queue", { n: m.position, m: m.estimate_minutes })); break;
+      case "queue": if (m.conversation === conv) setStatus(t("queue", { n: m.position, m: waitRange(m.estimate, m.estimate_minutes) })); break;
       case "typing": setTyping(m.on, m.name); break;
       case "ack": break;
       case "offline_received":

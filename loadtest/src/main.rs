@@ -1,5 +1,5 @@
 //! `switchboard-loadtest`: drives a running Switchboard through its public WebSocket protocol only
-//! and measures it. Scenarios: `idle`, `chat`, `burst`, `churn`; `config` writes a server
+//! and measures it. Scenarios: `idle`, `chat`, `burst`, `churn`, `estimate`; `config` writes a server
 //! configuration with the agents the scenarios sign in as; `smoke` starts the server itself (on
 //! embedded state and on Redis) and runs every scenario small, failing on any loss, duplicate or
 //! error. Every run is bounded in time and talks to loopback addresses only.
@@ -80,6 +80,28 @@ enum Cmd {
         agents: usize,
         #[arg(long, default_value_t = 10)]
         slots: u32,
+    },
+    /// Visitors arrive at random, agents hold chats for log-normal times: how accurate the
+    /// wait estimates are (median error, range coverage).
+    Estimate {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 20)]
+        agents: usize,
+        #[arg(long, default_value_t = 2)]
+        slots: u32,
+        /// Median handling time, seconds.
+        #[arg(long, default_value_t = 6.0)]
+        median_secs: f64,
+        /// Spread of the log-normal handling times (1.0: a long tail).
+        #[arg(long, default_value_t = 1.0)]
+        sigma: f64,
+        /// Arrivals as a share of the agents' throughput (above 1: a queue builds).
+        #[arg(long, default_value_t = 1.05)]
+        load: f64,
+        /// Seconds of arrivals.
+        #[arg(long, default_value_t = 180.0)]
+        duration: f64,
     },
     /// Anonymous visitors connect, say hello and leave, `rate` per second: handshake latency,
     /// and (with --pid, --redis-url) whether memory and Redis keys come back afterwards.
@@ -411,6 +433,29 @@ async fn main() -> anyhow::Result<()> {
                 scenarios::burst(ctx, common.pid, visitors, agents, slots),
             )
             .await?;
+            (common, r)
+        }
+        Cmd::Estimate {
+            common,
+            agents,
+            slots,
+            median_secs,
+            sigma,
+            load,
+            duration,
+        } => {
+            let ctx = std::sync::Arc::new(Ctx::new(common.addr, common.sources)?);
+            let run = scenarios::estimate(
+                ctx,
+                common.pid,
+                agents,
+                slots,
+                median_secs,
+                sigma,
+                load,
+                duration,
+            );
+            let r = bounded(&common, run).await?;
             (common, r)
         }
         Cmd::Churn {

@@ -116,6 +116,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0017_push.sql"),
         include_str!("sql/0017_push.sql"),
     ),
+    (
+        18,
+        "the wait estimate each ticket's visitor was given",
+        include_str!("sql/0018_wait_estimates.sql"),
+        include_str!("sql/0018_wait_estimates.sql"),
+    ),
 ];
 
 /// The version a fully migrated database is at.

@@ -6,6 +6,7 @@ use crate::directory::model::SiteConfig;
 use crate::envelope::Envelope;
 use crate::model::{AgentId, ConvId, DeptId, EventBody, NoticeKind, SiteId};
 use crate::push::Note;
+use crate::routing::estimate::WaitEstimate;
 use crate::templates::{self, Template, Vars};
 use crate::tickets::webhooks::deliveries_for;
 
@@ -14,8 +15,8 @@ pub(super) struct Notice {
     kind: NoticeKind,
     template: Template,
     position: Option<u32>,
-    /// Position and minutes, for the `queued` notice's text.
-    queued: Option<(u32, u32)>,
+    /// Position and estimate, for the `queued` notice's text.
+    queued: Option<(u32, WaitEstimate)>,
 }
 
 impl Notice {
@@ -28,12 +29,12 @@ impl Notice {
         }
     }
 
-    pub(super) fn queued(position: u32, minutes: u32) -> Self {
+    pub(super) fn queued(position: u32, estimate: WaitEstimate) -> Self {
         Self {
             kind: NoticeKind::Queued,
             template: Template::Queued,
             position: Some(position),
-            queued: Some((position, minutes)),
+            queued: Some((position, estimate)),
         }
     }
 }
@@ -113,7 +114,8 @@ impl Engine {
     ) -> Result<()> {
         let vars = Vars {
             position: notice.queued.map(|(p, _)| p),
-            minutes: notice.queued.map(|(_, m)| m),
+            minutes: notice.queued.map(|(_, e)| e.point_minutes()),
+            range: notice.queued.map(|(_, e)| e.minutes()),
             ..Vars::default()
         };
         let text = templates::render(site, Some(dept), locale, notice.template, &vars);
@@ -122,7 +124,8 @@ impl Engine {
             notice: notice.kind,
             text,
             position: notice.position,
-            estimate_minutes: notice.queued.map(|(_, m)| m),
+            estimate_minutes: notice.queued.map(|(_, e)| e.point_minutes()),
+            estimate: notice.queued.map(|(_, e)| e),
         };
         self.inner.store.append(&site.id, conv, &body).await?;
         Ok(())

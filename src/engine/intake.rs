@@ -491,14 +491,14 @@ impl Engine {
         self.drain(&site.id, dept).await?;
         // Still waiting? Then say where in line, with an estimate.
         if let Some(position) = store.queue_position(&site.id, dept, &conv.id).await? {
-            let minutes = self.estimate(&agents, dept, position, now);
+            let estimate = self.estimate(&agents, &site.id, dept, position, now).await;
             self.inner.hub.note_position(&conv.id, position);
             self.notice(
                 site,
                 dept,
                 &conv.id,
                 &conv.locale,
-                Notice::queued(position, minutes),
+                Notice::queued(position, estimate),
             )
             .await?;
             self.queue_changed(&site.id, dept).await;

@@ -513,6 +513,16 @@ fn observe_ticket(ticket: &Ticket) {
     metrics::counter!(TICKETS, "site" => site.clone(), "status" => ticket.status.clone())
         .increment(1);
     let m = &ticket.metrics;
+    if ticket.status == "resolved"
+        && let (Some(real), Some(e)) = (m.queue_wait_secs, m.wait_estimate)
+    {
+        use crate::observe::{ESTIMATE_ERROR, ESTIMATES};
+        use crate::routing::estimate::{accuracy, covers};
+        let (error, _) = accuracy(&[(real, e)]);
+        metrics::histogram!(ESTIMATE_ERROR, "site" => site.clone()).record(error);
+        let covered = if covers(&e, real) { "true" } else { "false" };
+        metrics::counter!(ESTIMATES, "site" => site.clone(), "covered" => covered).increment(1);
+    }
     for (name, value) in [
         (QUEUE_WAIT, m.queue_wait_secs),
         (FIRST_RESPONSE, m.first_response_secs),

@@ -173,6 +173,12 @@ struct Inner {
     /// refresh runs wait for it instead of each reading every agent (with 1,000 agents and
     /// hundreds of first messages in flight, that was most of Redis's work).
     agents_refresh: dashmap::DashMap<SiteId, Arc<tokio::sync::Mutex<()>>>,
+    /// Per department: what its recent tickets teach the wait estimate, and when it was read
+    /// (`routing::Engine::learned`). Bounded by the directory's departments.
+    learned: dashmap::DashMap<
+        (SiteId, crate::model::DeptId),
+        (Millis, Arc<crate::routing::estimate::Learned>),
+    >,
     /// This process's id in presence records.
     node: String,
     /// Trigger rules waiting for their time on page, per visitor socket of this node.
@@ -236,6 +242,7 @@ impl Engine {
                 clock,
                 agents_cache: dashmap::DashMap::new(),
                 agents_refresh: dashmap::DashMap::new(),
+                learned: dashmap::DashMap::new(),
                 node: ulid::Ulid::new().to_string(),
                 triggers: crate::triggers::Schedule::default(),
                 retention_at: std::sync::atomic::AtomicI64::new(0),

@@ -8,22 +8,72 @@ use crate::model::{
     AgentId, AgentRef, AgentState, AgentStatus, ConvId, Conversation, DeptId, EventBody, Millis,
     NoticeKind, SiteId,
 };
-use crate::protocol::{QueueStat, estimate_minutes, secs_since};
+use crate::protocol::{QueueStat, secs_since};
 use crate::push::Note;
+use crate::routing::estimate::{Learned, WaitEstimate};
 use crate::routing::policy;
 use crate::templates::{self, Template, Vars};
+use std::sync::Arc;
+
+/// How long what a department learned for its estimates is used before it is read again.
+const LEARNED_FOR_MS: Millis = 10_000;
+/// How many recent chats it is learned from.
+const LEARN_FROM: u32 = 500;
 
 impl Engine {
-    /// Minutes until a queued visitor at `position` is likely served.
-    pub(super) fn estimate(
+    /// How long a queued visitor at `position` is likely to wait.
+    pub(super) async fn estimate(
         &self,
         agents: &[AgentState],
+        site: &SiteId,
         dept: &DeptId,
         position: u32,
         now: Millis,
-    ) -> u32 {
+    ) -> WaitEstimate {
         let capacity = self.capacity(agents, dept, now);
-        estimate_minutes(position, self.config().timing.average_handle_secs, capacity)
+        self.learned(site, dept).await.estimate(position, capacity)
+    }
+
+    /// What the department's recent tickets teach the estimate (handling times, and its own
+    /// past errors), read again every `LEARNED_FOR_MS` on the engine's clock. While one
+    /// caller reads, the others use what was learned before; a failed read keeps it.
+    pub(super) async fn learned(&self, site: &SiteId, dept: &DeptId) -> Arc<Learned> {
+        let now = self.now();
+        let key = (site.clone(), dept.clone());
+        let default_handling = self.config().timing.average_handle_secs;
+        let before = match self.inner.learned.get_mut(&key) {
+            Some(e) if now.saturating_sub(e.0) < LEARNED_FOR_MS => return e.1.clone(),
+            Some(mut e) => {
+                e.0 = now;
+                e.1.clone()
+            }
+            None => {
+                let first = Arc::new(Learned::from_samples(&[], &[], default_handling));
+                self.inner.learned.insert(key.clone(), (now, first.clone()));
+                first
+            }
+        };
+        match self
+            .inner
+            .tickets
+            .wait_samples(site, dept, LEARN_FROM)
+            .await
+        {
+            Ok(samples) => {
+                let handling: Vec<f64> = samples.iter().filter_map(|s| s.handling_secs).collect();
+                let waits: Vec<(f64, f64)> = samples
+                    .iter()
+                    .filter_map(|s| Some((s.queue_wait_secs?, f64::from(s.estimate?.model_secs))))
+                    .collect();
+                let learned = Arc::new(Learned::from_samples(&handling, &waits, default_handling));
+                self.inner.learned.insert(key, (now, learned.clone()));
+                learned
+            }
+            Err(e) => {
+                tracing::warn!(cause = %e, site = %site, department = %dept, "could not read recent chats for the wait estimate");
+                before
+            }
+        }
     }
 
     /// Chats the department's online, present agents can hold at once: what estimates divide by.
@@ -229,7 +279,11 @@ impl Engine {
     }
 
     /// A queued conversation's position and estimate, if it is queued.
-    pub async fn position(&self, site: &SiteId, conv: &Conversation) -> Result<Option<(u32, u32)>> {
+    pub async fn position(
+        &self,
+        site: &SiteId,
+        conv: &Conversation,
+    ) -> Result<Option<(u32, WaitEstimate)>> {
         let Some(position) = self
             .inner
             .store
@@ -241,10 +295,10 @@ impl Engine {
         // The session is about to say it: later refreshes only send changes.
         self.inner.hub.note_position(&conv.id, position);
         let agents = self.agents_cached(site, false).await?;
-        Ok(Some((
-            position,
-            self.estimate(&agents, &conv.department, position, self.now()),
-        )))
+        let estimate = self
+            .estimate(&agents, site, &conv.department, position, self.now())
+            .await;
+        Ok(Some((position, estimate)))
     }
 
     /// Sends fresh positions to local queued visitors and queue statistics to local agents.
@@ -258,12 +312,11 @@ impl Engine {
             let agents = self.agents_cached(site_id, false).await?;
             // Once per refresh, not per visitor: the agents do not change in between.
             let capacity = self.capacity(&agents, dept, self.now());
-            let handle = self.config().timing.average_handle_secs;
+            let learned = self.learned(site_id, dept).await;
             for (i, (conv, _)) in queue.iter().enumerate() {
                 if hub.has_followers(conv) {
                     let position = i as u32 + 1;
-                    let minutes = estimate_minutes(position, handle, capacity);
-                    hub.offer_position(conv, position, minutes);
+                    hub.offer_position(conv, position, learned.estimate(position, capacity));
                 }
             }
         }

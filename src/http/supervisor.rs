@@ -196,8 +196,21 @@ pub struct Stats {
     first_response_secs: Spread,
     handling_secs: Spread,
     rating: RatingFigures,
+    wait_estimate: EstimateAccuracy,
     #[serde(skip_serializing_if = "Option::is_none")]
     groups: Option<Vec<Figures>>,
+}
+
+/// How accurate the wait estimates given to visitors were, over the range's assigned chats
+/// that were queued (docs/routing.md).
+#[derive(Serialize, ToSchema)]
+pub struct EstimateAccuracy {
+    /// Chats measured: assigned after a wait, with an estimate given.
+    samples: u64,
+    /// The median of |estimated wait − real wait| ÷ real wait (0.3: off by 30 %).
+    median_error_ratio: f64,
+    /// The share of real waits inside the range the visitor was shown.
+    coverage: f64,
 }
 
 /// Figures of the tickets closed in a range.
@@ -246,6 +259,19 @@ async fn stats(
         Some(group) => Some(tickets.stats(&query(group)).await?),
         None => None,
     };
+    let measured = match &site {
+        Some(s) => vec![s.clone()],
+        None => sites(&state, None, &caller)?,
+    };
+    let mut pairs = Vec::new();
+    for s in &measured {
+        for w in tickets.wait_accuracy(s, None, since, until).await? {
+            if let (Some(real), Some(e)) = (w.queue_wait_secs, w.estimate) {
+                pairs.push((real, e));
+            }
+        }
+    }
+    let (median_error_ratio, coverage) = crate::routing::estimate::accuracy(&pairs);
     Ok(Json(Stats {
         since,
         until: (until != i64::MAX).then_some(until),
@@ -255,6 +281,11 @@ async fn stats(
         first_response_secs: total.first_response_secs,
         handling_secs: total.handling_secs,
         rating: total.rating,
+        wait_estimate: EstimateAccuracy {
+            samples: pairs.len() as u64,
+            median_error_ratio,
+            coverage,
+        },
         groups,
     }))
 }

@@ -168,6 +168,9 @@ pub enum EventBody {
         position: Option<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         estimate_minutes: Option<u32>,
+        /// The wait estimate of a `queued` notice: a range, and what the ticket measures.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        estimate: Option<crate::routing::estimate::WaitEstimate>,
     },
     /// An agent took the chat; `text` introduces them to the visitor by full name.
     Assigned {

@@ -244,12 +244,6 @@ fn is_known_type<T: serde::de::DeserializeOwned>(t: &str) -> bool {
     }
 }
 
-/// Minutes in a queue estimate are shown whole and at least one.
-pub fn estimate_minutes(position: u32, avg_handle_secs: f64, capacity: u32) -> u32 {
-    let secs = f64::from(position) * avg_handle_secs / f64::from(capacity.max(1));
-    ((secs / 60.0).ceil() as u32).max(1)
-}
-
 /// For time since something, in whole seconds.
 pub fn secs_since(at: Millis, now: Millis) -> u64 {
     (now.saturating_sub(at).max(0) / 1000) as u64

@@ -162,7 +162,10 @@ pub enum VisitorOut<'a> {
     Queue {
         conversation: &'a ConvId,
         position: u32,
+        /// The estimate's point in whole minutes (kept for older widgets).
         estimate_minutes: u32,
+        /// The estimate: its range is what the widget shows.
+        estimate: crate::routing::estimate::WaitEstimate,
     },
     Typing {
         on: bool,

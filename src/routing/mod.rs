@@ -11,6 +11,7 @@
 //! worth `age_boost` of waiting, then arrival. The backends store the score, so positions are
 //! one rank lookup, and they follow the serving order.
 
+pub mod estimate;
 pub mod policy;
 
 use serde::{Deserialize, Serialize};

@@ -27,6 +27,7 @@ use crate::model::{
     AgentId, AgentRef, AuthorKind, ConvId, Conversation, DeptId, Event, EventBody, Millis, SiteId,
     VisitorId, VisitorProfile,
 };
+use crate::routing::estimate::WaitEstimate;
 
 /// A finished conversation, as help desks and reports want it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -167,6 +168,14 @@ fn history_kind_schema() -> utoipa::openapi::schema::Object {
         .build()
 }
 
+/// One assigned chat as the wait estimate learns from it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WaitSample {
+    pub handling_secs: Option<f64>,
+    pub queue_wait_secs: Option<f64>,
+    pub estimate: Option<WaitEstimate>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Metrics {
     /// From entering the queue to the first assignment (or to the close if never assigned).
@@ -177,6 +186,9 @@ pub struct Metrics {
     pub handling_secs: Option<f64>,
     pub visitor_messages: u32,
     pub agent_messages: u32,
+    /// The wait estimate the visitor was given when the chat was first queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_estimate: Option<WaitEstimate>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -277,7 +289,12 @@ impl Ticket {
                 EventBody::Closed { at, by, reason, .. } => {
                     closed = (*at, *by, Some(reason.clone()));
                 }
-                EventBody::Notice { .. } | EventBody::Note { .. } => {}
+                EventBody::Notice { estimate, .. } => {
+                    if metrics.wait_estimate.is_none() {
+                        metrics.wait_estimate = *estimate;
+                    }
+                }
+                EventBody::Note { .. } => {}
             }
         }
         let close_reason = closed
@@ -483,6 +500,23 @@ pub trait TicketStore: Send + Sync + 'static {
     /// Stores a visitor's profile (the record a returning visitor is recognised by).
     async fn put_visitor(&self, site: &SiteId, profile: &VisitorProfile) -> Result<()>;
     async fn visitor(&self, site: &SiteId, id: &VisitorId) -> Result<Option<VisitorProfile>>;
+    /// The latest `limit` assigned chats of a department, newest first: their handling times
+    /// and waits, with the estimate each visitor was given (what estimates learn from).
+    async fn wait_samples(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+        limit: u32,
+    ) -> Result<Vec<WaitSample>>;
+    /// Assigned chats closed in `[since, until)` whose visitor was given an estimate (of one
+    /// department, or all): how accurate the estimates were.
+    async fn wait_accuracy(
+        &self,
+        site: &SiteId,
+        dept: Option<&DeptId>,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<WaitSample>>;
     /// The agent who held the visitor's latest chat closed at or after `since`, if any (the
     /// routing policy's last agent).
     async fn last_agent(

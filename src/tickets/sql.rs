@@ -14,10 +14,11 @@ use super::figures::{self, DAY_MS, apply_figures, figure_row, figure_rows};
 use super::search;
 use super::{
     AuditEntry, AuditFilter, Delivery, Figures, Result, StatsQuery, Ticket, TicketFilter,
-    TicketStore,
+    TicketStore, WaitSample,
 };
 use crate::db::{Database, Kind, RecordError};
-use crate::model::{AgentId, Millis, SiteId, VisitorId, VisitorProfile};
+use crate::model::{AgentId, DeptId, Millis, SiteId, VisitorId, VisitorProfile};
+use crate::routing::estimate::WaitEstimate;
 
 fn corrupt(e: impl std::fmt::Display) -> RecordError {
     RecordError::Corrupt(format!("stored record: {e}"))
@@ -115,6 +116,30 @@ fn agents_column(t: &Ticket) -> String {
     padded(&ids)
 }
 
+/// A row of `wait_samples` or `wait_accuracy`.
+fn wait_sample(r: &sqlx::any::AnyRow) -> WaitSample {
+    let secs = |i: usize| {
+        r.try_get::<Option<i64>, _>(i)
+            .ok()
+            .flatten()
+            .map(|v| v.clamp(0, i64::from(u32::MAX)) as u32)
+    };
+    let estimate = match (secs(2), secs(3), secs(4), secs(5)) {
+        (Some(secs), Some(low_secs), Some(high_secs), Some(model_secs)) => Some(WaitEstimate {
+            secs,
+            low_secs,
+            high_secs,
+            model_secs,
+        }),
+        _ => None,
+    };
+    WaitSample {
+        handling_secs: r.try_get::<Option<f64>, _>(0).ok().flatten(),
+        queue_wait_secs: r.try_get::<Option<f64>, _>(1).ok().flatten(),
+        estimate,
+    }
+}
+
 /// Inserts or replaces one ticket, its JSON and the columns filters and figures read, and
 /// moves the kept figures from what it was to what it is, in the caller's transaction.
 async fn write_ticket(conn: &mut sqlx::AnyConnection, ticket: &Ticket) -> Result<()> {
@@ -122,17 +147,22 @@ async fn write_ticket(conn: &mut sqlx::AnyConnection, ticket: &Ticket) -> Result
     let after = figure_row(ticket);
     apply_figures(conn, figures::delta(&before, [&after])).await?;
     let body = serde_json::to_string(ticket).map_err(corrupt)?;
+    let estimate = ticket.metrics.wait_estimate;
     sqlx::query(
         "INSERT INTO tickets (id, site, visitor, department, status, closed_at, agents, body, \
-         queue_wait, first_response, handling, rating, search_text, follow_up, tags, agent) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         queue_wait, first_response, handling, rating, search_text, follow_up, tags, agent, \
+         estimate_secs, estimate_low, estimate_high, estimate_model) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+         $17, $18, $19, $20) \
          ON CONFLICT (id) DO UPDATE SET department = excluded.department, \
          status = excluded.status, closed_at = excluded.closed_at, \
          agents = excluded.agents, body = excluded.body, \
          queue_wait = excluded.queue_wait, first_response = excluded.first_response, \
          handling = excluded.handling, rating = excluded.rating, \
          search_text = excluded.search_text, follow_up = excluded.follow_up, \
-         tags = excluded.tags, agent = excluded.agent",
+         tags = excluded.tags, agent = excluded.agent, \
+         estimate_secs = excluded.estimate_secs, estimate_low = excluded.estimate_low, \
+         estimate_high = excluded.estimate_high, estimate_model = excluded.estimate_model",
     )
     .bind(&ticket.id)
     .bind(&ticket.site.0)
@@ -150,6 +180,10 @@ async fn write_ticket(conn: &mut sqlx::AnyConnection, ticket: &Ticket) -> Result
     .bind(ticket.follow_up.as_str())
     .bind(padded(&ticket.tags))
     .bind(ticket.agents.last().map(|a| a.id.0.clone()))
+    .bind(estimate.map(|e| i64::from(e.secs)))
+    .bind(estimate.map(|e| i64::from(e.low_secs)))
+    .bind(estimate.map(|e| i64::from(e.high_secs)))
+    .bind(estimate.map(|e| i64::from(e.model_secs)))
     // Not a cached prepared statement: sqlx 0.8's Any driver declares a NULL f64 as a
     // float4 parameter (sqlx-core any/arguments.rs swaps Real and Double), and PostgreSQL
     // then refuses the 8-byte value of a later execution. Prepared anew, each execution
@@ -406,6 +440,49 @@ impl TicketStore for SqlTickets {
             .await?;
         row.map(|r| serde_json::from_str(&r.get::<String, _>(0)).map_err(corrupt))
             .transpose()
+    }
+
+    async fn wait_samples(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+        limit: u32,
+    ) -> Result<Vec<WaitSample>> {
+        let rows = sqlx::query(
+            "SELECT handling, queue_wait, estimate_secs, estimate_low, estimate_high, \
+             estimate_model FROM tickets WHERE site = $1 AND department = $2 \
+             AND status = 'resolved' ORDER BY closed_at DESC LIMIT $3",
+        )
+        .bind(&site.0)
+        .bind(&dept.0)
+        .bind(i64::from(limit))
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows.iter().map(wait_sample).collect())
+    }
+
+    async fn wait_accuracy(
+        &self,
+        site: &SiteId,
+        dept: Option<&DeptId>,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<WaitSample>> {
+        let mut q = String::from(
+            "SELECT handling, queue_wait, estimate_secs, estimate_low, estimate_high, \
+             estimate_model FROM tickets WHERE site = $1 AND closed_at >= $2 AND closed_at < $3 \
+             AND status = 'resolved' AND estimate_secs IS NOT NULL",
+        );
+        if dept.is_some() {
+            q.push_str(" AND department = $4");
+        }
+        q.push_str(" ORDER BY closed_at DESC LIMIT 100000");
+        let mut query = sqlx::query(&q).bind(&site.0).bind(since).bind(until);
+        if let Some(d) = dept {
+            query = query.bind(&d.0);
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
+        Ok(rows.iter().map(wait_sample).collect())
     }
 
     async fn last_agent(

@@ -6,10 +6,10 @@ use async_trait::async_trait;
 
 use super::{
     AuditEntry, AuditFilter, Delivery, Figures, Result, StatsQuery, Ticket, TicketFilter,
-    TicketStore, VisitorProfile,
+    TicketStore, VisitorProfile, WaitSample,
 };
 use crate::db::timed;
-use crate::model::{AgentId, Millis, SiteId, VisitorId};
+use crate::model::{AgentId, DeptId, Millis, SiteId, VisitorId};
 
 pub struct Timed<T>(pub T);
 
@@ -62,6 +62,27 @@ impl<T: TicketStore> TicketStore for Timed<T> {
     }
     async fn visitor(&self, site: &SiteId, id: &VisitorId) -> Result<Option<VisitorProfile>> {
         timed("visitor_get", self.0.visitor(site, id)).await
+    }
+    async fn wait_samples(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+        limit: u32,
+    ) -> Result<Vec<WaitSample>> {
+        timed("wait_samples", self.0.wait_samples(site, dept, limit)).await
+    }
+    async fn wait_accuracy(
+        &self,
+        site: &SiteId,
+        dept: Option<&DeptId>,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<WaitSample>> {
+        timed(
+            "wait_accuracy",
+            self.0.wait_accuracy(site, dept, since, until),
+        )
+        .await
     }
     async fn last_agent(
         &self,

@@ -441,7 +441,8 @@ impl Session {
                         .send(&VisitorOut::Queue {
                             conversation: &p.conv,
                             position: p.position,
-                            estimate_minutes: p.minutes,
+                            estimate_minutes: p.estimate.point_minutes(),
+                            estimate: p.estimate,
                         })
                         .await;
                 }
@@ -567,12 +568,13 @@ impl Session {
     /// On (re)connect while queued: the current position, since the stored one may be stale.
     async fn send_position(&mut self, conv: &crate::model::Conversation) {
         let engine = self.engine.clone();
-        if let Ok(Some((position, minutes))) = engine.position(&self.site, conv).await {
+        if let Ok(Some((position, estimate))) = engine.position(&self.site, conv).await {
             self.conn
                 .send(&VisitorOut::Queue {
                     conversation: &conv.id,
                     position,
-                    estimate_minutes: minutes,
+                    estimate_minutes: estimate.point_minutes(),
+                    estimate,
                 })
                 .await;
         }

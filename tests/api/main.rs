@@ -8,6 +8,7 @@ mod conformance;
 mod crash;
 mod directory;
 mod edges;
+mod estimate;
 mod hardening;
 mod health;
 mod http;

@@ -8,12 +8,14 @@
 mod burst;
 mod chat;
 mod churn;
+mod estimate;
 mod idle;
 mod smoke;
 
 pub use burst::burst;
 pub use chat::chat;
 pub use churn::churn;
+pub use estimate::estimate;
 pub use idle::idle;
 pub use smoke::smoke;
 

@@ -114,6 +114,11 @@ pub async fn smoke(bin: &Path) -> anyhow::Result<()> {
                 "idle",
                 idle(Arc::new(Ctx::new(addr, 4)?), pid, 200, 0.5).await,
             ),
+            // Before `burst`, whose agents end full: this one needs agents with room.
+            (
+                "estimate",
+                estimate(Arc::new(Ctx::new(addr, 4)?), pid, 4, 5, 0.2, 1.0, 1.2, 2.0).await,
+            ),
             (
                 "chat",
                 chat(Arc::new(Ctx::new(addr, 4)?), pid, 40, 10, 200.0, 400.0, 2.0).await,

@@ -58,11 +58,6 @@ async fn a_copy_by_email_goes_only_to_the_address_given_and_is_limited(backend: 
 }
 
 /// A GET on the server's own address as text.
-async fn http_text(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let resp = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
 /// An upload that trickles, sent with the request's headers only.
 async fn trickling_upload(app: &TestApp, conv: &str, bearer: &str) -> TcpStream {
     let mut tcp = TcpStream::connect(app.addr).await.unwrap();

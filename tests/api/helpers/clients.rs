@@ -265,6 +265,12 @@ pub async fn until_status(app: &TestApp, path: &str, status: u16) {
     }
 }
 
+/// A GET answered in plain text (`/metrics`).
+pub async fn http_text(addr: SocketAddr, path: &str) -> (u16, String) {
+    let resp = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
 pub async fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Value) {
     let mut req = reqwest::Client::new().get(format!("http://{addr}{path}"));
     if let Some(t) = token {

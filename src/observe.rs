@@ -36,6 +36,7 @@ pub const MAIL: &str = "switchboard_mail_total";
 pub const PUSHES: &str = "switchboard_push_total";
 pub const ESTIMATE_ERROR: &str = "switchboard_wait_estimate_error_ratio";
 pub const ESTIMATES: &str = "switchboard_wait_estimates_total";
+pub const OVERFLOWS: &str = "switchboard_overflows_total";
 
 /// Buckets of the wait estimate's relative error (|estimate − real| ÷ real).
 const RATIO_BUCKETS: &[f64] = &[0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0];
@@ -91,6 +92,10 @@ fn describe() {
     describe_counter!(ATTACHMENTS, "Files sent in chats through this node");
     describe_counter!(EVENTS, "Stored events this node delivered to its sockets");
     describe_counter!(ASSIGNMENTS, "Conversations this node assigned to an agent");
+    describe_counter!(
+        OVERFLOWS,
+        "Chats that waited their department's max_wait_secs: moved to the next department, or to the offline form"
+    );
     describe_histogram!(
         ESTIMATE_ERROR,
         "Per assigned chat filed: |estimated wait − real wait| ÷ real wait"

@@ -13,6 +13,7 @@ pub enum Template {
     Offline,
     Transferring,
     Requeued,
+    Overflowed,
     ClosedByAgent,
     ClosedByVisitor,
     ClosedInactive,
@@ -26,6 +27,7 @@ impl Template {
             Template::Offline => "offline",
             Template::Transferring => "transferring",
             Template::Requeued => "requeued",
+            Template::Overflowed => "overflowed",
             Template::ClosedByAgent => "closed_by_agent",
             Template::ClosedByVisitor => "closed_by_visitor",
             Template::ClosedInactive => "closed_inactive",
@@ -45,6 +47,9 @@ impl Template {
             ("ru", Template::Requeued) => {
                 "Оператор отключился. Вы снова в очереди первым, скоро ответим."
             }
+            ("ru", Template::Overflowed) => {
+                "Все операторы здесь заняты: передаём ваш чат в «{department}», там ответят быстрее."
+            }
             ("ru", Template::ClosedByAgent) => "Оператор завершил чат. Спасибо за обращение!",
             ("ru", Template::ClosedByVisitor) => "Вы завершили чат. Спасибо за обращение!",
             ("ru", Template::ClosedInactive) => {
@@ -60,6 +65,9 @@ impl Template {
             (_, Template::Transferring) => "Transferring you to a colleague, one moment…",
             (_, Template::Requeued) => {
                 "Your agent was disconnected. You are first in line again; someone will be with you shortly."
+            }
+            (_, Template::Overflowed) => {
+                "Everyone here is busy: your chat moves to {department}, where someone can answer sooner."
             }
             (_, Template::ClosedByAgent) => {
                 "The agent ended the chat. Thank you for contacting us!"
@@ -89,6 +97,8 @@ pub struct Vars<'a> {
     pub minutes: Option<u32>,
     /// The estimate's range in minutes, for `{range}` ("3–6", or "3" when both ends agree).
     pub range: Option<(u32, u32)>,
+    /// A department's name in the visitor's language, for `{department}`.
+    pub department: Option<&'a str>,
 }
 
 /// Renders a reply for a visitor's locale: department override, site override, built-in.
@@ -116,6 +126,7 @@ pub fn render(
         .replace("{position}", &vars.position.unwrap_or(0).to_string())
         .replace("{minutes}", &vars.minutes.unwrap_or(1).to_string())
         .replace("{range}", &range_text(vars.range.unwrap_or((1, 1))))
+        .replace("{department}", vars.department.unwrap_or(""))
 }
 
 fn range_text((low, high): (u32, u32)) -> String {

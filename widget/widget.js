@@ -619,7 +619,7 @@
       convState = "closed";
       setStatus(""); subEl.textContent = ""; endBtn.hidden = true; confirmEl.hidden = true;
       if (ev.text) sys(ev.text); // none after an offline reply
-      if (!/^(no_agent|out_of_hours|offline_message)$/.test(ev.reason)) ratingForm();
+      if (!/^(no_agent|out_of_hours|offline_message|max_wait)$/.test(ev.reason)) ratingForm();
     }
     endBtn.hidden = convState !== "queued" && convState !== "active";
     clipShown();

@@ -221,6 +221,7 @@ fn ticket(rng: &mut Rng, n: u64, site: &SiteId, agents: usize, closed_at: i64) -
         last_seq: events.len() as u64,
         visitor_read: events.len() as u64,
         agent_read: events.len() as u64,
+        needs: Default::default(),
     };
     let mut profile = VisitorProfile::with_id(visitor);
     profile.name = Some(format!("Visitor {}", rng.sentence(1)));

@@ -267,6 +267,7 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "conversation.queued",
     "conversation.assigned",
     "conversation.transferred",
+    "conversation.overflowed",
     "conversation.closed",
 ];
 

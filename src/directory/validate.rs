@@ -125,6 +125,7 @@ impl SiteConfig {
         }
         site.widget.validate(&format!("{at}.widget"))?;
         site.routing.validate(&format!("{at}.routing"))?;
+        check_overflow(site, at)?;
         for (j, d) in site.departments.iter().enumerate() {
             d.validate(&format!("{at}.departments[{j}]"))?;
         }
@@ -253,6 +254,45 @@ fn check_skills(at: &str, skills: &[String]) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Every overflow target is a department of the site, and every chain ends (no department is
+/// reached twice following it).
+fn check_overflow(site: &SiteConfig, at: &str) -> Result<(), ConfigError> {
+    fn target<'a>(site: &'a SiteConfig, d: &'a DepartmentConfig) -> Option<&'a DeptId> {
+        d.routing
+            .as_ref()
+            .and_then(|r| r.overflow_to.as_ref())
+            .or(site.routing.overflow_to.as_ref())
+            .filter(|t| *t != &d.id)
+    }
+    if let Some(t) = &site.routing.overflow_to
+        && site.department(t).is_none()
+    {
+        return Err(bad(
+            format!("{at}.routing.overflow_to"),
+            format!("no department {t}"),
+        ));
+    }
+    for (j, d) in site.departments.iter().enumerate() {
+        let field = format!("{at}.departments[{j}].routing.overflow_to");
+        let mut seen = vec![&d.id];
+        let mut next = target(site, d);
+        while let Some(t) = next {
+            let Some(dept) = site.department(t) else {
+                return Err(bad(field, format!("no department {t}")));
+            };
+            if seen.contains(&t) {
+                return Err(bad(
+                    field,
+                    format!("the overflow chain from {} comes back to {t}", d.id),
+                ));
+            }
+            seen.push(t);
+            next = target(site, dept);
+        }
+    }
+    Ok(())
+}
+
 impl RoutingPolicy {
     /// Its numbers, skills and rules.
     pub(super) fn validate(&self, at: &str) -> Result<(), ConfigError> {
@@ -261,6 +301,7 @@ impl RoutingPolicy {
         }
         let secs = [
             ("age_boost_secs", self.age_boost_secs, 1.0),
+            ("max_wait_secs", self.max_wait_secs, 1.0),
             ("widen_after_secs", self.widen_after_secs, 0.0),
             ("sticky_days", self.sticky_days, 0.0),
             ("sticky_wait_secs", self.sticky_wait_secs, 0.0),

@@ -152,6 +152,9 @@ impl Engine {
             if let Err(e) = self.expire_grace(site, now).await {
                 tracing::warn!(cause = %e.message, site = %site.id, "grace sweep failed");
             }
+            if let Err(e) = self.overflow_waiting(site, now).await {
+                tracing::warn!(cause = %e.message, site = %site.id, "overflow sweep failed");
+            }
             for dept in &site.departments {
                 if let Err(e) = self.drain(&site.id, &dept.id).await {
                     tracing::warn!(cause = %e.message, site = %site.id, "drain sweep failed");

@@ -17,6 +17,8 @@ pub(super) struct Notice {
     position: Option<u32>,
     /// Position and estimate, for the `queued` notice's text.
     queued: Option<(u32, WaitEstimate)>,
+    /// The department a chat overflowed to, by name, for the `overflowed` notice's text.
+    department: Option<String>,
 }
 
 impl Notice {
@@ -26,6 +28,14 @@ impl Notice {
             template,
             position,
             queued: None,
+            department: None,
+        }
+    }
+
+    pub(super) fn overflowed(department: &str) -> Self {
+        Self {
+            department: Some(department.to_owned()),
+            ..Self::plain(NoticeKind::Overflowed, Template::Overflowed, None)
         }
     }
 
@@ -35,6 +45,7 @@ impl Notice {
             template: Template::Queued,
             position: Some(position),
             queued: Some((position, estimate)),
+            department: None,
         }
     }
 }
@@ -116,6 +127,7 @@ impl Engine {
             position: notice.queued.map(|(p, _)| p),
             minutes: notice.queued.map(|(_, e)| e.point_minutes()),
             range: notice.queued.map(|(_, e)| e.minutes()),
+            department: notice.department.as_deref(),
             ..Vars::default()
         };
         let text = templates::render(site, Some(dept), locale, notice.template, &vars);

@@ -360,7 +360,7 @@ impl Engine {
 
     /// The agents of the site, and whether one of them is on duty in the department (online or
     /// away, connected or within the grace). Never says no on a stale snapshot.
-    async fn staffed(
+    pub(super) async fn staffed(
         &self,
         site: &SiteId,
         dept: &DeptId,

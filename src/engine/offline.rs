@@ -61,7 +61,10 @@ impl Engine {
             .await?
             .filter(|c| {
                 c.state == ConvState::Closed
-                    && matches!(c.close_reason.as_deref(), Some("no_agent" | "out_of_hours"))
+                    && matches!(
+                        c.close_reason.as_deref(),
+                        Some("no_agent" | "out_of_hours" | "max_wait")
+                    )
                     && c.closed_at.is_some_and(|t| t + OFFLINE_ATTACH_MS >= now)
             });
         if let Some(conv) = recent

@@ -5,13 +5,13 @@ use super::effects::Notice;
 use super::{Engine, Result};
 use crate::directory::model::SiteConfig;
 use crate::model::{
-    AgentId, AgentRef, AgentState, AgentStatus, ConvId, Conversation, DeptId, EventBody, Millis,
-    NoticeKind, SiteId,
+    AgentId, AgentRef, AgentState, AgentStatus, AuthorKind, ConvId, ConvState, Conversation,
+    DeptId, EventBody, Millis, NoticeKind, SiteId,
 };
 use crate::protocol::{QueueStat, secs_since};
 use crate::push::Note;
 use crate::routing::estimate::{Learned, WaitEstimate};
-use crate::routing::policy;
+use crate::routing::policy::{self, Policy};
 use crate::templates::{self, Template, Vars};
 use std::sync::Arc;
 
@@ -258,6 +258,127 @@ impl Engine {
         Ok(())
     }
 
+    /// Moves on every chat that has waited its department's `max_wait_secs`: to the first
+    /// department of the overflow chain that is open and has someone on duty, or, at the end of
+    /// the chain, to the offline form (what the visitor wrote becomes a ticket). Each move is
+    /// conditional on the chat still waiting where it was: several nodes sweeping move it once.
+    pub(super) async fn overflow_waiting(&self, site: &SiteConfig, now: Millis) -> Result<()> {
+        for dept in &site.departments {
+            let Some(max_wait) = Policy::resolve(site, &dept.id).max_wait_ms() else {
+                continue;
+            };
+            let queue = self.inner.store.queue(&site.id, &dept.id).await?;
+            for (conv, since) in queue {
+                if now.saturating_sub(since) >= max_wait {
+                    self.overflow(site, &dept.id, &conv, now).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One chat past its department's longest wait, moved on.
+    async fn overflow(
+        &self,
+        site: &SiteConfig,
+        from: &DeptId,
+        conv_id: &ConvId,
+        now: Millis,
+    ) -> Result<()> {
+        let store = &self.inner.store;
+        let Some(conv) = store.conversation(&site.id, conv_id).await? else {
+            return Ok(());
+        };
+        // The first department along the chain that can answer now.
+        let mut next = Policy::resolve(site, from).overflow_to(from).cloned();
+        let mut hops = 0;
+        while let Some(to) = next.clone() {
+            let (_, staffed) = self.staffed(&site.id, &to).await?;
+            if staffed && site.department_open(&to, now) {
+                break;
+            }
+            hops += 1;
+            next = Policy::resolve(site, &to)
+                .overflow_to(&to)
+                .cloned()
+                .filter(|_| hops < site.departments.len());
+        }
+        let Some(to) = next else {
+            if conv.state != ConvState::Queued || &conv.department != from {
+                return Ok(());
+            }
+            tracing::info!(site = %site.id, conversation = %conv_id, department = %from, "waited too long, end of the overflow chain: offline form");
+            self.notice(
+                site,
+                from,
+                conv_id,
+                &conv.locale,
+                Notice::plain(NoticeKind::Offline, Template::Offline, None),
+            )
+            .await?;
+            match self
+                .close_conversation(site, conv_id, AuthorKind::System, "max_wait")
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code == crate::protocol::ErrorCode::ConversationClosed => {}
+                Err(e) => return Err(e),
+            }
+            metrics::counter!(crate::observe::OVERFLOWS, "to" => "offline").increment(1);
+            return Ok(());
+        };
+        let rules = policy::rules(site, &to);
+        if !store
+            .move_queued(&site.id, conv_id, from, &to, now, &rules)
+            .await?
+        {
+            return Ok(());
+        }
+        tracing::info!(site = %site.id, conversation = %conv_id, from = %from, to = %to, "waited too long: overflowed");
+        metrics::counter!(crate::observe::OVERFLOWS, "to" => "department").increment(1);
+        store
+            .append(
+                &site.id,
+                conv_id,
+                &EventBody::Transferred {
+                    at: now,
+                    from: None,
+                    to_agent: None,
+                    to_department: Some(to.clone()),
+                    reason: "max_wait".into(),
+                    note: None,
+                },
+            )
+            .await?;
+        let name = localized_department(site, &to, &conv.locale);
+        self.notice(site, &to, conv_id, &conv.locale, Notice::overflowed(&name))
+            .await?;
+        self.emit(
+            site,
+            "conversation.overflowed",
+            serde_json::json!({"conversation": conv_id, "from": from, "to": to}),
+        )
+        .await;
+        self.queue_changed(&site.id, from).await;
+        self.queue_changed(&site.id, &to).await;
+        self.drain(&site.id, &to).await?;
+        // Still waiting: where in the new line, and how long.
+        if let Some(position) = store.queue_position(&site.id, &to, conv_id).await? {
+            let agents = self.agents_cached(&site.id, false).await?;
+            let estimate = self.estimate(&agents, &site.id, &to, position, now).await;
+            self.inner.hub.note_position(conv_id, position);
+            self.notice(
+                site,
+                &to,
+                conv_id,
+                &conv.locale,
+                Notice::queued(position, estimate),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Statistics of one department queue.
     pub async fn queue_stat(
         &self,
@@ -323,4 +444,12 @@ impl Engine {
         hub.broadcast_queue(site_id, stat);
         Ok(())
     }
+}
+
+/// A department's name in a visitor's language: its translation, its name, or its id.
+fn localized_department(site: &SiteConfig, dept: &DeptId, locale: &str) -> String {
+    let lang = crate::templates::language(locale);
+    site.department(dept)
+        .and_then(|d| d.names.get(&lang).or(d.name.as_ref()).cloned())
+        .unwrap_or_else(|| dept.0.clone())
 }

@@ -115,6 +115,8 @@ pub enum NoticeKind {
     Transferring,
     /// The agent was lost; the chat went back to the queue.
     Requeued,
+    /// The chat waited its department's longest and moved to the next of its overflow chain.
+    Overflowed,
 }
 
 /// A file in a message: what clients need to show it before fetching it.

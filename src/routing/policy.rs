@@ -51,6 +51,16 @@ pub struct RoutingPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0)]
     pub sticky_wait_secs: Option<f64>,
+    /// After this many seconds in a department's queue, a chat moves on: to `overflow_to`, or
+    /// at the end of the chain to the offline form (what the visitor wrote becomes a ticket).
+    /// Left out: it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub max_wait_secs: Option<f64>,
+    /// The next department of the overflow chain (each department names its own next one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub overflow_to: Option<DeptId>,
     /// Rules on the page and the visitor, tried in order; every rule that matches raises the
     /// priority to its own (the highest wins) and adds its skills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,7 +149,21 @@ impl Policy {
             rules: over
                 .and_then(|o| o.rules.clone())
                 .or_else(|| base.rules.clone()),
+            max_wait_secs: over.and_then(|o| o.max_wait_secs).or(base.max_wait_secs),
+            overflow_to: over
+                .and_then(|o| o.overflow_to.clone())
+                .or_else(|| base.overflow_to.clone()),
         })
+    }
+
+    /// How long a chat may wait in this department's queue before it moves on (ms).
+    pub fn max_wait_ms(&self) -> Option<Millis> {
+        self.0.max_wait_secs.map(ms)
+    }
+
+    /// The next department of the overflow chain, if any (never the department itself).
+    pub fn overflow_to(&self, from: &DeptId) -> Option<&DeptId> {
+        self.0.overflow_to.as_ref().filter(|d| *d != from)
     }
 
     /// How far back a visitor's last agent counts (ms), if at all.

@@ -217,6 +217,18 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         rules: &Rules,
     ) -> Result<bool>;
+    /// Moves a conversation still waiting in `from`'s queue to the head of `to`'s (an
+    /// overflow): false when it is no longer queued there (served, closed, or moved by another
+    /// node), so a move happens once.
+    async fn move_queued(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        from: &DeptId,
+        to: &DeptId,
+        now: Millis,
+        rules: &Rules,
+    ) -> Result<bool>;
     /// Reads a snapshot of the department (the head of its queue, the agents who may take a
     /// chat), lets `routing::decide` choose at most `batch` assignments, and applies them
     /// atomically (each raises the agent's load). Empty when the queue or the free capacity

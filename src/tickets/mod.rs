@@ -313,7 +313,7 @@ impl Ticket {
             "resolved"
         } else if matches!(
             close_reason.as_str(),
-            "no_agent" | "out_of_hours" | "offline_message"
+            "no_agent" | "out_of_hours" | "offline_message" | "max_wait"
         ) {
             "offline"
         } else {

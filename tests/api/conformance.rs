@@ -7,7 +7,8 @@
 //! The operations: an agent registered with skills (connect), status, limit change, presence
 //! on and off (disconnect), a visitor's message (a new conversation queued with a priority,
 //! required and optional skills and maybe a preferred agent, or a message in the open one),
-//! the same message resent, a close, a transfer (back to the queue, or to a named agent), a
+//! the same message resent, a close, a transfer (back to the queue, or to a named agent), an
+//! overflow (a waiting chat moved to another department, only if still waiting where it was), a
 //! queue drained (`routing::decide` on each backend's snapshot), a policy change (age boost,
 //! widening, waiting for the last agent), and the clock advanced (past the agents' grace
 //! period and the policy's times too).
@@ -91,6 +92,12 @@ enum Op {
     Requeue {
         visitor: usize,
     },
+    /// A waiting chat overflows to another department (only if still queued where it was).
+    Overflow {
+        visitor: usize,
+        from: usize,
+        to: usize,
+    },
     Transfer {
         visitor: usize,
         to: usize,
@@ -161,7 +168,12 @@ fn random_op(rng: &mut StdRng) -> Op {
         },
         58..=63 => Op::Resend { visitor },
         64..=71 => Op::Close { visitor },
-        72..=75 => Op::Requeue { visitor },
+        72..=73 => Op::Requeue { visitor },
+        74..=75 => Op::Overflow {
+            visitor,
+            from: rng.gen_range(0..DEPTS.len()),
+            to: rng.gen_range(0..DEPTS.len()),
+        },
         76..=80 => Op::Transfer {
             visitor,
             to: rng.gen_range(0..AGENTS.len()),
@@ -324,6 +336,23 @@ async fn apply(
                 None => "not active".into(),
             },
             None => "nothing to requeue".into(),
+        },
+        Op::Overflow { visitor, from, to } => match &seen[visitor].conv {
+            Some((conv, _)) => format!(
+                "move {:?}",
+                store
+                    .move_queued(
+                        &site,
+                        conv,
+                        &DeptId(DEPTS[*from].into()),
+                        &DeptId(DEPTS[*to].into()),
+                        now,
+                        rules
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
+            ),
+            None => "nothing to move".into(),
         },
         Op::Transfer { visitor, to } => match &seen[visitor].conv {
             Some((conv, _)) => match owner(store, conv).await {

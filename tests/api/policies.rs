@@ -14,6 +14,7 @@ both_backends!(
     a_language_is_preferred_then_widened,
     a_returning_visitor_gets_their_last_agent,
     a_policy_set_over_rest_applies_at_once,
+    a_chat_that_waits_too_long_overflows_then_reaches_the_offline_form,
 );
 
 /// The test site with agents' skills and a `[sites.routing]` table.
@@ -202,6 +203,7 @@ async fn a_policy_set_over_rest_applies_at_once(backend: Backend) {
         (json!({"priority": 12}), "routing.priority"),
         (json!({"skills": ["no spaces"]}), "routing.skills[0]"),
         (json!({"age_boost_secs": 0}), "routing.age_boost_secs"),
+        (json!({"overflow_to": "nowhere"}), "routing.overflow_to"),
         (json!({"rules": [{"priority": 1, "colour": "red"}]}), "body"),
     ] {
         let (s, b) = admin(app.addr, "PUT", path, Some(json!({"routing": routing}))).await;
@@ -233,5 +235,109 @@ async fn a_policy_set_over_rest_applies_at_once(backend: Backend) {
     assert!(alice.drain().iter().all(|m| m["type"] != "assigned"));
     let (_, log) = admin_get(&app, "/v1/audit?action=directory.department.update").await;
     assert_eq!(log["entries"].as_array().map(Vec::len), Some(1), "{log}");
+    app.stop().await;
+}
+
+/// Support waits at most a minute, then overflows to sales; sales waits a minute too, and is
+/// the end of the chain. The visitor is told at each step (the department by name), the
+/// history records the move, and at the end the offline form is offered: what the visitor
+/// writes there joins the chat's ticket, which waits in the inbox.
+async fn a_chat_that_waits_too_long_overflows_then_reaches_the_offline_form(backend: Backend) {
+    let mut text = config_toml(&[alice(1), agent("boris", "Boris Ivanov", &["sales"], 1)])
+        // The clock jumps past the console's presence renewal (wall clock): a long grace.
+        .replace("agent_grace_secs = 60.0", "agent_grace_secs = 7200.0")
+        .replace(
+            r#"departments = [{ id = "support" }, { id = "sales" }]"#,
+            r#"departments = [
+                { id = "support", routing = { max_wait_secs = 60, overflow_to = "sales" } },
+                { id = "sales", name = "Sales team", routing = { max_wait_secs = 60 } },
+            ]"#,
+        );
+    text.push('\n');
+    let config = Config::from_toml(&text).expect("a valid configuration");
+    let (app, clock) = spawn_with_clock(backend, config).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let mut boris = agent_client(&app, "boris", "online").await;
+    let mut v0 = visitor_on(&app, "https://shop.test/", "en").await;
+    say(&mut v0, "a", "support question").await;
+    wait_assigned(&mut alice).await;
+    let (mut v1, _) = visitor(&app, json!({"department": "sales"})).await;
+    say(&mut v1, "b", "sales question").await;
+    wait_assigned(&mut boris).await;
+
+    let mut v = visitor_on(&app, "https://shop.test/", "en").await;
+    let c = conv_of(&say(&mut v, "c", "anyone?").await);
+    v.wait_for("queued", |m| {
+        m["type"] == "event" && m["event"]["notice"] == "queued"
+    })
+    .await;
+    clock.advance(Duration::from_secs(61));
+    let moved = v
+        .wait_for("overflowed", |m| {
+            m["type"] == "event" && m["event"]["notice"] == "overflowed"
+        })
+        .await;
+    let said = moved["event"]["text"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("Sales team"),
+        "the new department by name: {said}"
+    );
+    let queued = v
+        .wait_for("queued in sales", |m| {
+            m["type"] == "event" && m["event"]["notice"] == "queued"
+        })
+        .await;
+    assert_eq!(queued["event"]["position"], 1, "{queued}");
+    let (_, queues) = admin_get(&app, "/v1/queues").await;
+    let size = |d: &str| {
+        queues["queues"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|q| q["department"] == d)
+            .map(|q| q["size"].clone())
+    };
+    assert_eq!(
+        (size("support"), size("sales")),
+        (Some(json!(0)), Some(json!(1))),
+        "{queues}"
+    );
+
+    // The end of the chain: the offline form, never a silent close.
+    clock.advance(Duration::from_secs(61));
+    v.wait_for("offline form", |m| {
+        m["type"] == "event" && m["event"]["notice"] == "offline"
+    })
+    .await;
+    let closed = v.wait_event("closed").await;
+    assert_eq!(closed["event"]["reason"], "max_wait", "{closed}");
+    // The chat's ticket is filed as it closes; the form's message joins it.
+    until_status(&app, &format!("/v1/tickets/{c}"), 200).await;
+    v.send(json!({"type": "offline_message", "email": "nina@example.com", "text": "Call me back"}))
+        .await;
+    let got = v.wait_type("offline_received").await;
+    assert_eq!(got["ticket"], c.as_str(), "the chat's own ticket: {got}");
+    let (s, t) = admin_get(&app, &format!("/v1/tickets/{c}")).await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(
+        (t["status"].as_str(), t["follow_up"].as_str()),
+        (Some("offline"), Some("open")),
+        "{t}"
+    );
+    assert_eq!(t["offline_message"]["text"], "Call me back", "{t}");
+    let moves: Vec<&serde_json::Value> = t["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| h["kind"] == "transferred")
+        .collect();
+    assert_eq!(moves.len(), 1, "{t}");
+    assert_eq!(
+        (
+            moves[0]["to_department"].as_str(),
+            moves[0]["reason"].as_str()
+        ),
+        (Some("sales"), Some("max_wait"))
+    );
     app.stop().await;
 }

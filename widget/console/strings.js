@@ -328,6 +328,7 @@ var WORDS = {
   offline_message: ["an offline message", "сообщение вне смены"],
   no_agent: ["nobody on duty", "никого не было на месте"],
   out_of_hours: ["outside business hours", "вне рабочего времени"],
+  max_wait: ["waited too long, moved on", "ждал слишком долго, передан дальше"],
   agent_disconnected: ["lost the connection", "потерял связь"],
   agent_disabled: ["was disabled", "отключён администратором"],
   agent_removed: ["was removed", "удалён из справочника"],

@@ -308,6 +308,28 @@ impl Store for MemoryStore {
         .await
     }
 
+    async fn move_queued(
+        &self,
+        site_id: &SiteId,
+        conv: &ConvId,
+        from: &DeptId,
+        to: &DeptId,
+        now: Millis,
+        rules: &Rules,
+    ) -> Result<bool> {
+        self.step(site_id, |s| {
+            let waiting = s
+                .convs
+                .get(conv)
+                .is_some_and(|c| c.conv.state == ConvState::Queued && &c.conv.department == from);
+            if !waiting {
+                return (Vec::new(), false);
+            }
+            s.enqueue(site_id, conv, to, true, now, rules)
+        })
+        .await
+    }
+
     async fn assign_batch(
         &self,
         site_id: &SiteId,

@@ -217,6 +217,25 @@ impl Store for RedisStore {
         Ok(ok == 1)
     }
 
+    async fn move_queued(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        from: &DeptId,
+        to: &DeptId,
+        now: Millis,
+        rules: &Rules,
+    ) -> Result<bool> {
+        let keys = self.keys(site);
+        let ok: i64 = self
+            .scripts
+            .enqueue(&keys, conv, to, now, true, rules.priority_unit)
+            .arg(&from.0)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(ok == 1)
+    }
+
     async fn assign_batch(
         &self,
         site: &SiteId,

@@ -2,10 +2,11 @@
 -- KEYS[1] conversation hash, KEYS[2] queue sorted set, KEYS[3] the site's last arrival number
 -- ARGV[1] conversation id, ARGV[2] department, ARGV[3] now (ms), ARGV[4] '1' for the head,
 -- ARGV[5] key base (to leave another department's queue; same slot: the site's hash tag),
--- ARGV[6] the priority unit
+-- ARGV[6] the priority unit, ARGV[7] (optional) only if queued in this department now (a move)
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st or st == 'closed' then return 0 end
 local old = redis.call('HGET', KEYS[1], 'department')
+if ARGV[7] and (st ~= 'queued' or old ~= ARGV[7]) then return 0 end
 if st == 'queued' and old and old ~= ARGV[2] then
   redis.call('ZREM', ARGV[5] .. 'q:' .. old, ARGV[1])
 end

@@ -14,6 +14,7 @@ pub enum Template {
     Transferring,
     Requeued,
     Overflowed,
+    InactivityWarning,
     ClosedByAgent,
     ClosedByVisitor,
     ClosedInactive,
@@ -28,6 +29,7 @@ impl Template {
             Template::Transferring => "transferring",
             Template::Requeued => "requeued",
             Template::Overflowed => "overflowed",
+            Template::InactivityWarning => "inactivity_warning",
             Template::ClosedByAgent => "closed_by_agent",
             Template::ClosedByVisitor => "closed_by_visitor",
             Template::ClosedInactive => "closed_inactive",
@@ -50,6 +52,9 @@ impl Template {
             ("ru", Template::Overflowed) => {
                 "Все операторы здесь заняты: передаём ваш чат в «{department}», там ответят быстрее."
             }
+            ("ru", Template::InactivityWarning) => {
+                "Вы ещё здесь? Если вы не ответите, чат закроется через {minutes} мин."
+            }
             ("ru", Template::ClosedByAgent) => "Оператор завершил чат. Спасибо за обращение!",
             ("ru", Template::ClosedByVisitor) => "Вы завершили чат. Спасибо за обращение!",
             ("ru", Template::ClosedInactive) => {
@@ -68,6 +73,9 @@ impl Template {
             }
             (_, Template::Overflowed) => {
                 "Everyone here is busy: your chat moves to {department}, where someone can answer sooner."
+            }
+            (_, Template::InactivityWarning) => {
+                "Are you still there? This chat will close in {minutes} min unless you reply."
             }
             (_, Template::ClosedByAgent) => {
                 "The agent ended the chat. Thank you for contacting us!"

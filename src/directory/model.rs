@@ -40,6 +40,11 @@ pub struct SiteConfig {
     #[serde(default = "default_inactivity")]
     #[schema(exclusive_minimum = 0, default = 900)]
     pub inactivity_timeout_secs: f64,
+    /// This long before that close, the visitor is asked whether they are still there (once
+    /// per silence); 0: no warning.
+    #[serde(default = "default_inactivity_warning")]
+    #[schema(minimum = 0, default = 60)]
+    pub inactivity_warning_secs: f64,
     /// How long after the close a visitor may still rate the chat.
     #[serde(default = "default_rating_window")]
     #[schema(minimum = 0, default = 86400)]
@@ -276,6 +281,9 @@ fn default_webhook_events() -> Vec<String> {
 }
 fn default_retry_for() -> f64 {
     86_400.0
+}
+fn default_inactivity_warning() -> f64 {
+    60.0
 }
 fn default_inactivity() -> f64 {
     900.0

@@ -109,6 +109,14 @@ impl SiteConfig {
                 format!("no department {d}"),
             ));
         }
+        if !(site.inactivity_warning_secs >= 0.0
+            && site.inactivity_warning_secs < site.inactivity_timeout_secs)
+        {
+            return Err(bad(
+                format!("{at}.inactivity_warning_secs"),
+                "0 (none) up to less than inactivity_timeout_secs",
+            ));
+        }
         if !(site.inactivity_timeout_secs > 0.0 && site.rating_window_secs >= 0.0) {
             return Err(bad(
                 format!("{at}.inactivity_timeout_secs"),

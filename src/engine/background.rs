@@ -109,10 +109,50 @@ impl Engine {
         tokio::join!(notifier, sweeper, courier, push, triggers, directory, probe);
     }
 
+    /// Asks a silent visitor whether they are still there, before the inactivity close. Once
+    /// per silence, however many nodes sweep: the notice's client id names the silence.
+    async fn warn_inactive(
+        &self,
+        site: &SiteConfig,
+        conv: &crate::model::ConvId,
+        activity: Millis,
+        silent_ms: Millis,
+        timeout_ms: Millis,
+    ) -> Result<()> {
+        let Some(c) = self.inner.store.conversation(&site.id, conv).await? else {
+            return Ok(());
+        };
+        if c.state != crate::model::ConvState::Active {
+            return Ok(());
+        }
+        let left = timeout_ms.saturating_sub(silent_ms);
+        let minutes = u32::try_from((left.max(1) + 59_999) / 60_000).unwrap_or(u32::MAX);
+        self.notice(
+            site,
+            &c.department,
+            conv,
+            &c.locale,
+            super::effects::Notice::inactivity_warning(minutes, activity),
+        )
+        .await
+    }
+
     /// Closes chats whose visitor went silent, and files tickets a dead node left unfiled.
     pub(super) async fn sweep_tickets(&self, site: &SiteConfig, now: Millis) -> Result<()> {
         let timeout = (site.inactivity_timeout_secs * 1000.0) as Millis;
-        for conv in self.inner.store.inactive(&site.id, now - timeout).await? {
+        let warning = (site.inactivity_warning_secs * 1000.0) as Millis;
+        for (conv, activity) in self
+            .inner
+            .store
+            .inactive(&site.id, now - timeout + warning)
+            .await?
+        {
+            if activity >= now - timeout {
+                // Silent long enough for the warning, not yet for the close.
+                self.warn_inactive(site, &conv, activity, now - activity, timeout)
+                    .await?;
+                continue;
+            }
             tracing::info!(conversation = %conv, "closing: visitor inactive");
             match self
                 .close_conversation(site, &conv, AuthorKind::System, "visitor_inactive")

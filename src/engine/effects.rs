@@ -19,6 +19,10 @@ pub(super) struct Notice {
     queued: Option<(u32, WaitEstimate)>,
     /// The department a chat overflowed to, by name, for the `overflowed` notice's text.
     department: Option<String>,
+    /// Minutes, for a notice that says them (the inactivity warning).
+    minutes: Option<u32>,
+    /// Stores the notice once however many nodes send it.
+    client_id: Option<String>,
 }
 
 impl Notice {
@@ -29,6 +33,22 @@ impl Notice {
             position,
             queued: None,
             department: None,
+            minutes: None,
+            client_id: None,
+        }
+    }
+
+    /// The visitor has been silent since `activity`: the chat closes in `minutes` unless they
+    /// answer. Once per silence: its client id names the silence.
+    pub(super) fn inactivity_warning(minutes: u32, activity: crate::model::Millis) -> Self {
+        Self {
+            minutes: Some(minutes),
+            client_id: Some(format!("inactivity:{activity}")),
+            ..Self::plain(
+                NoticeKind::InactivityWarning,
+                Template::InactivityWarning,
+                None,
+            )
         }
     }
 
@@ -46,6 +66,8 @@ impl Notice {
             position: Some(position),
             queued: Some((position, estimate)),
             department: None,
+            minutes: None,
+            client_id: None,
         }
     }
 }
@@ -125,7 +147,10 @@ impl Engine {
     ) -> Result<()> {
         let vars = Vars {
             position: notice.queued.map(|(p, _)| p),
-            minutes: notice.queued.map(|(_, e)| e.point_minutes()),
+            minutes: notice
+                .queued
+                .map(|(_, e)| e.point_minutes())
+                .or(notice.minutes),
             range: notice.queued.map(|(_, e)| e.minutes()),
             department: notice.department.as_deref(),
             ..Vars::default()
@@ -138,6 +163,7 @@ impl Engine {
             position: notice.position,
             estimate_minutes: notice.queued.map(|(_, e)| e.point_minutes()),
             estimate: notice.queued.map(|(_, e)| e),
+            client_id: notice.client_id,
         };
         self.inner.store.append(&site.id, conv, &body).await?;
         Ok(())

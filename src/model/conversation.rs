@@ -117,6 +117,8 @@ pub enum NoticeKind {
     Requeued,
     /// The chat waited its department's longest and moved to the next of its overflow chain.
     Overflowed,
+    /// The visitor has been silent a while: the chat closes soon unless they answer.
+    InactivityWarning,
 }
 
 /// A file in a message: what clients need to show it before fetching it.
@@ -173,6 +175,9 @@ pub enum EventBody {
         /// The wait estimate of a `queued` notice: a range, and what the ticket measures.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         estimate: Option<crate::routing::estimate::WaitEstimate>,
+        /// Stores a notice that several nodes may send (an inactivity warning) once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
     },
     /// An agent took the chat; `text` introduces them to the visitor by full name.
     Assigned {
@@ -227,9 +232,9 @@ impl EventBody {
 
     pub fn client_id(&self) -> Option<&str> {
         match self {
-            EventBody::Message { client_id, .. } | EventBody::Note { client_id, .. } => {
-                client_id.as_deref()
-            }
+            EventBody::Message { client_id, .. }
+            | EventBody::Note { client_id, .. }
+            | EventBody::Notice { client_id, .. } => client_id.as_deref(),
             _ => None,
         }
     }

@@ -308,8 +308,8 @@ pub trait Store: Send + Sync + 'static {
     /// Visitors on the site right now (some node vouches for them beyond `now`).
     async fn live_visitors(&self, site: &SiteId, now: Millis) -> Result<Vec<VisitorId>>;
     /// Active conversations whose visitor has been silent since before `before` (assignment
-    /// counts as activity).
-    async fn inactive(&self, site: &SiteId, before: Millis) -> Result<Vec<ConvId>>;
+    /// counts as activity), each with the time of that last activity.
+    async fn inactive(&self, site: &SiteId, before: Millis) -> Result<Vec<(ConvId, Millis)>>;
     /// Closed conversations whose ticket is not yet known to be saved (crash safety net).
     async fn unticketed(&self, site: &SiteId) -> Result<Vec<ConvId>>;
     async fn mark_ticketed(&self, site: &SiteId, conv: &ConvId) -> Result<()>;

@@ -15,6 +15,7 @@ both_backends!(
     a_returning_visitor_gets_their_last_agent,
     a_policy_set_over_rest_applies_at_once,
     a_chat_that_waits_too_long_overflows_then_reaches_the_offline_form,
+    a_silent_visitor_is_warned_once_per_silence_then_the_chat_closes,
 );
 
 /// The test site with agents' skills and a `[sites.routing]` table.
@@ -339,5 +340,50 @@ async fn a_chat_that_waits_too_long_overflows_then_reaches_the_offline_form(back
         ),
         (Some("sales"), Some("max_wait"))
     );
+    app.stop().await;
+}
+
+/// Ten minutes of silence close a chat; a minute before, the visitor is asked whether they are
+/// still there, once per silence (sweeps run every 100 ms; the warning's client id keeps it to
+/// one). An answer starts a new silence, with its own warning.
+async fn a_silent_visitor_is_warned_once_per_silence_then_the_chat_closes(backend: Backend) {
+    let text = config_toml(&[alice(2)])
+        // The clock jumps past the console's presence renewal (wall clock): a long grace.
+        .replace("agent_grace_secs = 60.0", "agent_grace_secs = 7200.0");
+    let mut config = Config::from_toml(&text).expect("a valid configuration");
+    config.sites[0].inactivity_timeout_secs = 600.0;
+    let (app, clock) = spawn_with_clock(backend, config).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let mut v = visitor_on(&app, "https://shop.test/", "en").await;
+    let c = conv_of(&say(&mut v, "m1", "hello").await);
+    wait_assigned(&mut alice).await;
+    let warned = |m: &serde_json::Value| {
+        m["type"] == "event" && m["event"]["notice"] == "inactivity_warning"
+    };
+    clock.advance(Duration::from_secs(545));
+    let w = v.wait_for("the warning", warned).await;
+    assert!(
+        w["event"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 min"),
+        "{w}"
+    );
+    clock.advance(Duration::from_secs(10));
+    say(&mut v, "m2", "still here").await;
+    clock.advance(Duration::from_secs(545));
+    v.wait_for("the second silence's warning", warned).await;
+    clock.advance(Duration::from_secs(60));
+    let closed = v.wait_event("closed").await;
+    assert_eq!(closed["event"]["reason"], "visitor_inactive", "{closed}");
+    until_status(&app, &format!("/v1/tickets/{c}"), 200).await;
+    let (_, t) = admin_get(&app, &format!("/v1/tickets/{c}")).await;
+    let warnings = t["transcript"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["notice"] == "inactivity_warning")
+        .count();
+    assert_eq!(warnings, 2, "one per silence: {t}");
     app.stop().await;
 }

@@ -490,13 +490,15 @@ impl Store for MemoryStore {
         Ok(ids)
     }
 
-    async fn inactive(&self, site: &SiteId, before: Millis) -> Result<Vec<ConvId>> {
+    async fn inactive(&self, site: &SiteId, before: Millis) -> Result<Vec<(ConvId, Millis)>> {
         let site = self.site(site);
         let s = lock(&site);
         Ok(s.convs
             .values()
-            .filter(|c| c.activity.is_some_and(|t| t < before))
-            .map(|c| c.conv.id.clone())
+            .filter_map(|c| {
+                let t = c.activity.filter(|t| *t < before)?;
+                Some((c.conv.id.clone(), t))
+            })
             .collect())
     }
 

@@ -466,12 +466,15 @@ impl Store for RedisStore {
         Ok(ids)
     }
 
-    async fn inactive(&self, site: &SiteId, before: Millis) -> Result<Vec<ConvId>> {
-        let ids: Vec<String> = self
+    async fn inactive(&self, site: &SiteId, before: Millis) -> Result<Vec<(ConvId, Millis)>> {
+        let ids: Vec<(String, f64)> = self
             .conn()
-            .zrangebyscore(self.keys(site).activity(), "-inf", format!("({before}"))
+            .zrangebyscore_withscores(self.keys(site).activity(), "-inf", format!("({before}"))
             .await?;
-        Ok(ids.into_iter().map(ConvId).collect())
+        Ok(ids
+            .into_iter()
+            .map(|(c, t)| (ConvId(c), t as Millis))
+            .collect())
     }
 
     async fn unticketed(&self, site: &SiteId) -> Result<Vec<ConvId>> {

@@ -69,6 +69,11 @@ pub enum Envelope {
         #[serde(default)]
         reply: bool,
     },
+    /// A chat neared or passed a service-level target: the site's supervisors hear of it.
+    Sla {
+        site: SiteId,
+        warning: crate::protocol::SlaWarning,
+    },
     /// A department queue changed: positions and queue stats need refreshing.
     Queue { site: SiteId, dept: DeptId },
     /// An agent's status, limit or load changed.

@@ -41,6 +41,8 @@ pub enum Push {
     Visitor(Arc<(VisitorId, bool)>),
     /// An offline message arrived as a ticket: for the site's consoles.
     Offline(Arc<OfflinePush>),
+    /// A chat neared or passed a service-level target: for the site's supervisors.
+    Sla(Arc<crate::protocol::SlaWarning>),
     /// The agent's own state changed somewhere: re-read it.
     AgentChanged,
     /// The site's directory changed (names, departments, agents, canned responses): re-send
@@ -384,6 +386,10 @@ impl Hub {
                     (self.conv_sessions(&conv), Role::Agent)
                 };
                 self.send_to(&ids, &push, Some(to));
+            }
+            Envelope::Sla { site, warning } => {
+                let push = Push::Sla(Arc::new(warning));
+                self.send_to(&self.site_consoles(&site), &push, Some(Role::Agent));
             }
             Envelope::Queue { site, dept } => {
                 let inserted = self

@@ -37,6 +37,7 @@ pub const PUSHES: &str = "switchboard_push_total";
 pub const ESTIMATE_ERROR: &str = "switchboard_wait_estimate_error_ratio";
 pub const ESTIMATES: &str = "switchboard_wait_estimates_total";
 pub const OVERFLOWS: &str = "switchboard_overflows_total";
+pub const SLA_BREACHES: &str = "switchboard_sla_breaches_total";
 
 /// Buckets of the wait estimate's relative error (|estimate − real| ÷ real).
 const RATIO_BUCKETS: &[f64] = &[0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0];
@@ -92,6 +93,10 @@ fn describe() {
     describe_counter!(ATTACHMENTS, "Files sent in chats through this node");
     describe_counter!(EVENTS, "Stored events this node delivered to its sockets");
     describe_counter!(ASSIGNMENTS, "Conversations this node assigned to an agent");
+    describe_counter!(
+        SLA_BREACHES,
+        "Chats that waited past their department's sla_wait_secs, per department"
+    );
     describe_counter!(
         OVERFLOWS,
         "Chats that waited their department's max_wait_secs: moved to the next department, or to the offline form"

@@ -274,6 +274,8 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "conversation.transferred",
     "conversation.overflowed",
     "conversation.closed",
+    "sla.warning",
+    "sla.breached",
 ];
 
 fn default_webhook_events() -> Vec<String> {

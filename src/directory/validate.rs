@@ -310,6 +310,8 @@ impl RoutingPolicy {
         let secs = [
             ("age_boost_secs", self.age_boost_secs, 1.0),
             ("max_wait_secs", self.max_wait_secs, 1.0),
+            ("sla_wait_secs", self.sla_wait_secs, 1.0),
+            ("sla_first_response_secs", self.sla_first_response_secs, 1.0),
             ("widen_after_secs", self.widen_after_secs, 0.0),
             ("sticky_days", self.sticky_days, 0.0),
             ("sticky_wait_secs", self.sticky_wait_secs, 0.0),
@@ -318,6 +320,12 @@ impl RoutingPolicy {
             if value.is_some_and(|v| !(v >= min && v <= 1e7)) {
                 return Err(bad(format!("{at}.{name}"), format!("{min} to 10000000")));
             }
+        }
+        if self
+            .sla_warn_share
+            .is_some_and(|s| !(0.1..=1.0).contains(&s))
+        {
+            return Err(bad(format!("{at}.sla_warn_share"), "0.1 to 1"));
         }
         check_skills(
             &format!("{at}.skills"),

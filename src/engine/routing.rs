@@ -264,15 +264,78 @@ impl Engine {
     /// conditional on the chat still waiting where it was: several nodes sweeping move it once.
     pub(super) async fn overflow_waiting(&self, site: &SiteConfig, now: Millis) -> Result<()> {
         for dept in &site.departments {
-            let Some(max_wait) = Policy::resolve(site, &dept.id).max_wait_ms() else {
+            let policy = Policy::resolve(site, &dept.id);
+            let (max_wait, sla) = (policy.max_wait_ms(), policy.sla_wait());
+            if max_wait.is_none() && sla.is_none() {
                 continue;
-            };
+            }
             let queue = self.inner.store.queue(&site.id, &dept.id).await?;
             for (conv, since) in queue {
-                if now.saturating_sub(since) >= max_wait {
+                let waited = now.saturating_sub(since);
+                if let Some((target, share)) = sla
+                    && waited as f64 >= target as f64 * share
+                {
+                    self.sla_reached(site, &dept.id, &conv, since, waited, target)
+                        .await?;
+                }
+                if max_wait.is_some_and(|m| waited >= m) {
                     self.overflow(site, &dept.id, &conv, now).await?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A waiting chat neared (or passed) its department's wait target: stored once per target
+    /// (the event's client id names the chat's time in this queue), and the node that stored
+    /// it tells the site's supervisors and the webhooks.
+    async fn sla_reached(
+        &self,
+        site: &SiteConfig,
+        dept: &DeptId,
+        conv: &ConvId,
+        since: Millis,
+        waited: Millis,
+        target: Millis,
+    ) -> Result<()> {
+        let breached = waited >= target;
+        let warning = crate::protocol::SlaWarning {
+            conversation: conv.clone(),
+            department: dept.clone(),
+            target: "wait".into(),
+            target_secs: u32::try_from(target / 1000).unwrap_or(u32::MAX),
+            elapsed_secs: u32::try_from(waited / 1000).unwrap_or(u32::MAX),
+            breached,
+        };
+        let body = EventBody::Sla {
+            at: self.now(),
+            department: dept.clone(),
+            target: warning.target.clone(),
+            target_secs: warning.target_secs,
+            elapsed_secs: warning.elapsed_secs,
+            breached,
+            client_id: format!("sla:wait:{dept}:{since}:{breached}"),
+        };
+        let stored = self.inner.store.append(&site.id, conv, &body).await?;
+        if stored.duplicate {
+            return Ok(());
+        }
+        if breached {
+            metrics::counter!(crate::observe::SLA_BREACHES, "site" => site.id.0.clone(), "department" => dept.0.clone(), "target" => "wait").increment(1);
+        }
+        tracing::info!(site = %site.id, conversation = %conv, department = %dept, breached, "service level: wait target near or passed");
+        let event = if breached {
+            "sla.breached"
+        } else {
+            "sla.warning"
+        };
+        self.emit(site, event, serde_json::json!(warning)).await;
+        let envelope = crate::envelope::Envelope::Sla {
+            site: site.id.clone(),
+            warning,
+        };
+        if let Err(e) = self.inner.store.publish(&site.id, &envelope).await {
+            tracing::warn!(cause = %e, "could not tell supervisors of a service level");
         }
         Ok(())
     }

@@ -197,8 +197,29 @@ pub struct Stats {
     handling_secs: Spread,
     rating: RatingFigures,
     wait_estimate: EstimateAccuracy,
+    /// Per department with a service-level target: chats past it (docs/routing.md).
+    service_levels: Vec<ServiceLevel>,
     #[serde(skip_serializing_if = "Option::is_none")]
     groups: Option<Vec<Figures>>,
+}
+
+/// A department's service-level targets and how many of the range's chats missed them.
+#[derive(Serialize, ToSchema)]
+pub struct ServiceLevel {
+    #[schema(value_type = String)]
+    site: SiteId,
+    #[schema(value_type = String)]
+    department: crate::model::DeptId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_target_secs: Option<f64>,
+    /// Chats assigned (or given up) after waiting longer than the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait_breaches: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_response_target_secs: Option<f64>,
+    /// Chats whose first agent reply came later than the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_response_breaches: Option<u64>,
 }
 
 /// How accurate the wait estimates given to visitors were, over the range's assigned chats
@@ -272,6 +293,42 @@ async fn stats(
         }
     }
     let (median_error_ratio, coverage) = crate::routing::estimate::accuracy(&pairs);
+    let mut service_levels = Vec::new();
+    for s in &measured {
+        let site_config = state.engine.site(s)?;
+        for d in &site_config.departments {
+            let policy = crate::routing::policy::Policy::resolve(&site_config, &d.id);
+            let wait = policy.sla_wait().map(|(t, _)| t as f64 / 1000.0);
+            let first = policy.sla_first_response_secs();
+            if wait.is_none() && first.is_none() {
+                continue;
+            }
+            let over = |measure, target: Option<f64>| {
+                let tickets = &tickets;
+                let d = &d.id;
+                async move {
+                    match target {
+                        Some(secs) => tickets
+                            .count_over(s, d, (since, until), measure, secs)
+                            .await
+                            .map(Some),
+                        None => Ok(None),
+                    }
+                }
+            };
+            let wait_breaches = over(crate::tickets::Measure::QueueWait, wait).await?;
+            let first_response_breaches =
+                over(crate::tickets::Measure::FirstResponse, first).await?;
+            service_levels.push(ServiceLevel {
+                site: s.clone(),
+                department: d.id.clone(),
+                wait_target_secs: wait,
+                wait_breaches,
+                first_response_target_secs: first,
+                first_response_breaches,
+            });
+        }
+    }
     Ok(Json(Stats {
         since,
         until: (until != i64::MAX).then_some(until),
@@ -286,6 +343,7 @@ async fn stats(
             median_error_ratio,
             coverage,
         },
+        service_levels,
         groups,
     }))
 }

@@ -212,6 +212,19 @@ pub enum EventBody {
         agent: AgentRef,
         reason: String,
     },
+    /// Internal: a chat neared (`breached: false`) or passed its department's service-level
+    /// target. Stored once per target and department (its client id), so every node tells
+    /// supervisors once.
+    Sla {
+        at: Millis,
+        department: DeptId,
+        /// `wait`.
+        target: String,
+        target_secs: u32,
+        elapsed_secs: u32,
+        breached: bool,
+        client_id: String,
+    },
     Closed {
         at: Millis,
         by: AuthorKind,
@@ -226,7 +239,10 @@ impl EventBody {
     pub fn visible_to_visitor(&self) -> bool {
         !matches!(
             self,
-            EventBody::Transferred { .. } | EventBody::Requeued { .. } | EventBody::Note { .. }
+            EventBody::Transferred { .. }
+                | EventBody::Requeued { .. }
+                | EventBody::Note { .. }
+                | EventBody::Sla { .. }
         )
     }
 
@@ -235,6 +251,7 @@ impl EventBody {
             EventBody::Message { client_id, .. }
             | EventBody::Note { client_id, .. }
             | EventBody::Notice { client_id, .. } => client_id.as_deref(),
+            EventBody::Sla { client_id, .. } => Some(client_id),
             _ => None,
         }
     }

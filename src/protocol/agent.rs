@@ -110,6 +110,22 @@ impl TransferTarget {
     }
 }
 
+/// A chat nearing or past its department's service-level target, as supervisors hear of it
+/// (the `sla_warning` frame, the `sla.warning` and `sla.breached` webhooks).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct SlaWarning {
+    #[schema(value_type = String)]
+    pub conversation: ConvId,
+    #[schema(value_type = String)]
+    pub department: DeptId,
+    /// `wait`: the time in the department's queue.
+    pub target: String,
+    pub target_secs: u32,
+    pub elapsed_secs: u32,
+    /// False: near the target (its warning share, 80 % by default); true: past it.
+    pub breached: bool,
+}
+
 /// One department queue as agents see it.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct QueueStat {
@@ -212,6 +228,11 @@ pub enum AgentOut<'a> {
         /// The visitor answered an email from the inbox (the ticket is open again).
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         email_reply: bool,
+    },
+    /// A chat neared or passed its department's service-level target (supervisors and admins).
+    SlaWarning {
+        #[serde(flatten)]
+        warning: &'a crate::protocol::SlaWarning,
     },
     /// A visitor left the site.
     VisitorLeft {

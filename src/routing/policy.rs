@@ -61,6 +61,20 @@ pub struct RoutingPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub overflow_to: Option<DeptId>,
+    /// Service level: the longest a chat should wait in the queue, seconds. Supervisors are
+    /// warned as a chat nears it (`sla_warn_share`) and told when it is passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub sla_wait_secs: Option<f64>,
+    /// Service level: the longest from the visitor's first message to an agent's first reply,
+    /// seconds. Breaches are counted in `/v1/stats`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub sla_first_response_secs: Option<f64>,
+    /// The share of a target at which supervisors are warned. Default 0.8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.1, maximum = 1)]
+    pub sla_warn_share: Option<f64>,
     /// Rules on the page and the visitor, tried in order; every rule that matches raises the
     /// priority to its own (the highest wins) and adds its skills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,6 +164,11 @@ impl Policy {
                 .and_then(|o| o.rules.clone())
                 .or_else(|| base.rules.clone()),
             max_wait_secs: over.and_then(|o| o.max_wait_secs).or(base.max_wait_secs),
+            sla_wait_secs: over.and_then(|o| o.sla_wait_secs).or(base.sla_wait_secs),
+            sla_first_response_secs: over
+                .and_then(|o| o.sla_first_response_secs)
+                .or(base.sla_first_response_secs),
+            sla_warn_share: over.and_then(|o| o.sla_warn_share).or(base.sla_warn_share),
             overflow_to: over
                 .and_then(|o| o.overflow_to.clone())
                 .or_else(|| base.overflow_to.clone()),
@@ -159,6 +178,17 @@ impl Policy {
     /// How long a chat may wait in this department's queue before it moves on (ms).
     pub fn max_wait_ms(&self) -> Option<Millis> {
         self.0.max_wait_secs.map(ms)
+    }
+
+    /// The queue-wait target and the share of it that warns (ms, 0..=1).
+    pub fn sla_wait(&self) -> Option<(Millis, f64)> {
+        let share = self.0.sla_warn_share.unwrap_or(0.8);
+        self.0.sla_wait_secs.map(|s| (ms(s), share))
+    }
+
+    /// The first-response target, seconds.
+    pub fn sla_first_response_secs(&self) -> Option<f64> {
+        self.0.sla_first_response_secs
     }
 
     /// The next department of the overflow chain, if any (never the department itself).

@@ -158,6 +158,8 @@ pub const HISTORY_KINDS: &[&str] = &[
     "tags",
     "email_reply",
     "email_received",
+    "sla_warning",
+    "sla_breached",
 ];
 
 fn history_kind_schema() -> utoipa::openapi::schema::Object {
@@ -166,6 +168,23 @@ fn history_kind_schema() -> utoipa::openapi::schema::Object {
         .schema_type(Type::String)
         .enum_values(Some(HISTORY_KINDS.iter().copied()))
         .build()
+}
+
+/// A ticket figure a service level is measured on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    QueueWait,
+    FirstResponse,
+}
+
+impl Measure {
+    /// Its column in the tickets table.
+    pub fn column(self) -> &'static str {
+        match self {
+            Measure::QueueWait => "queue_wait",
+            Measure::FirstResponse => "first_response",
+        }
+    }
 }
 
 /// One assigned chat as the wait estimate learns from it.
@@ -294,6 +313,22 @@ impl Ticket {
                         metrics.wait_estimate = *estimate;
                     }
                 }
+                EventBody::Sla {
+                    at,
+                    target,
+                    breached,
+                    ..
+                } => history.push(HistoryEntry {
+                    at: *at,
+                    kind: if *breached {
+                        "sla_breached"
+                    } else {
+                        "sla_warning"
+                    }
+                    .into(),
+                    reason: Some(target.clone()),
+                    ..Default::default()
+                }),
                 EventBody::Note { .. } => {}
             }
         }
@@ -517,6 +552,17 @@ pub trait TicketStore: Send + Sync + 'static {
         since: Millis,
         until: Millis,
     ) -> Result<Vec<WaitSample>>;
+    /// How many of a department's chats closed in `[since, until)` took longer than `secs`
+    /// to be assigned (`Measure::QueueWait`) or first answered (`Measure::FirstResponse`):
+    /// service-level breaches.
+    async fn count_over(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+        range: (Millis, Millis),
+        measure: Measure,
+        secs: f64,
+    ) -> Result<u64>;
     /// The agent who held the visitor's latest chat closed at or after `since`, if any (the
     /// routing policy's last agent).
     async fn last_agent(

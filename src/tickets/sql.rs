@@ -13,7 +13,7 @@ use sqlx::Row;
 use super::figures::{self, DAY_MS, apply_figures, figure_row, figure_rows};
 use super::search;
 use super::{
-    AuditEntry, AuditFilter, Delivery, Figures, Result, StatsQuery, Ticket, TicketFilter,
+    AuditEntry, AuditFilter, Delivery, Figures, Measure, Result, StatsQuery, Ticket, TicketFilter,
     TicketStore, WaitSample,
 };
 use crate::db::{Database, Kind, RecordError};
@@ -483,6 +483,32 @@ impl TicketStore for SqlTickets {
         }
         let rows = query.fetch_all(self.db.pool()).await?;
         Ok(rows.iter().map(wait_sample).collect())
+    }
+
+    async fn count_over(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+        range: (Millis, Millis),
+        measure: Measure,
+        secs: f64,
+    ) -> Result<u64> {
+        // The column comes from a closed set (`Measure::column`), never from input.
+        let q = format!(
+            "SELECT COUNT(*) FROM tickets WHERE site = $1 AND department = $2 \
+             AND closed_at >= $3 AND closed_at < $4 AND {} > $5",
+            measure.column()
+        );
+        let row = sqlx::query(&q)
+            .bind(&site.0)
+            .bind(&dept.0)
+            .bind(range.0)
+            .bind(range.1)
+            .bind(secs)
+            .persistent(false)
+            .fetch_one(self.db.pool())
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?.max(0) as u64)
     }
 
     async fn last_agent(

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use super::{
-    AuditEntry, AuditFilter, Delivery, Figures, Result, StatsQuery, Ticket, TicketFilter,
+    AuditEntry, AuditFilter, Delivery, Figures, Measure, Result, StatsQuery, Ticket, TicketFilter,
     TicketStore, VisitorProfile, WaitSample,
 };
 use crate::db::timed;
@@ -81,6 +81,20 @@ impl<T: TicketStore> TicketStore for Timed<T> {
         timed(
             "wait_accuracy",
             self.0.wait_accuracy(site, dept, since, until),
+        )
+        .await
+    }
+    async fn count_over(
+        &self,
+        site: &SiteId,
+        dept: &DeptId,
+        range: (Millis, Millis),
+        measure: Measure,
+        secs: f64,
+    ) -> Result<u64> {
+        timed(
+            "count_over",
+            self.0.count_over(site, dept, range, measure, secs),
         )
         .await
     }

@@ -487,6 +487,7 @@ impl Session {
             | Push::Directory
             | Push::Visitor(_)
             | Push::Offline(_)
+            | Push::Sla(_)
             | Push::SignedOut => true,
         }
     }

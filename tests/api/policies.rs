@@ -16,6 +16,7 @@ both_backends!(
     a_policy_set_over_rest_applies_at_once,
     a_chat_that_waits_too_long_overflows_then_reaches_the_offline_form,
     a_silent_visitor_is_warned_once_per_silence_then_the_chat_closes,
+    supervisors_hear_of_a_chat_nearing_and_passing_its_service_level,
 );
 
 /// The test site with agents' skills and a `[sites.routing]` table.
@@ -385,5 +386,99 @@ async fn a_silent_visitor_is_warned_once_per_silence_then_the_chat_closes(backen
         .filter(|e| e["notice"] == "inactivity_warning")
         .count();
     assert_eq!(warnings, 2, "one per silence: {t}");
+    app.stop().await;
+}
+
+/// Support's targets: a minute in the queue, half a minute to a first reply. At 80 % of the
+/// wait a supervisor's console hears `sla_warning`, at 100 % a breach (an agent's console
+/// hears neither); the ticket's history has both; `/v1/stats` counts the breaches of both
+/// targets from the tickets, and `/metrics` the wait breach.
+async fn supervisors_hear_of_a_chat_nearing_and_passing_its_service_level(backend: Backend) {
+    let sam = agent("sam", "Sam Supervisor", &["support"], 1);
+    let text = config_toml(&[alice(1), sam])
+        .replace("agent_grace_secs = 60.0", "agent_grace_secs = 7200.0")
+        .replace(
+            "id = \"sam\"\nname",
+            "id = \"sam\"\nrole = \"supervisor\"\nname",
+        )
+        .replace(
+            r#"departments = [{ id = "support" }, { id = "sales" }]"#,
+            r#"departments = [
+                { id = "support", routing = { sla_wait_secs = 60, sla_first_response_secs = 30 } },
+                { id = "sales" },
+            ]"#,
+        );
+    let config = Config::from_toml(&text).expect("a valid configuration");
+    let (app, clock) = spawn_with_clock(backend, config).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let mut sam = agent_client(&app, "sam", "away").await;
+    let mut v0 = visitor_on(&app, "https://shop.test/", "en").await;
+    let c0 = conv_of(&say(&mut v0, "a", "first").await);
+    wait_assigned(&mut alice).await;
+    let mut v = visitor_on(&app, "https://shop.test/", "en").await;
+    let c = conv_of(&say(&mut v, "b", "waiting").await);
+    v.wait_for("queued", |m| {
+        m["type"] == "event" && m["event"]["notice"] == "queued"
+    })
+    .await;
+    clock.advance(Duration::from_secs(49));
+    let near = sam.wait_type("sla_warning").await;
+    assert_eq!(
+        (
+            near["conversation"].as_str(),
+            near["department"].as_str(),
+            near["breached"].as_bool()
+        ),
+        (Some(c.as_str()), Some("support"), Some(false)),
+        "{near}"
+    );
+    assert_eq!(near["target_secs"], 60, "{near}");
+    clock.advance(Duration::from_secs(12));
+    let past = sam.wait_type("sla_warning").await;
+    assert_eq!(past["breached"], true, "{past}");
+    alice.sync().await;
+    assert!(
+        alice.drain().iter().all(|m| m["type"] != "sla_warning"),
+        "agents do not hear service levels"
+    );
+    // Served late and answered late: both targets missed, in the records.
+    alice
+        .send(json!({"type": "close", "conversation": c0}))
+        .await;
+    assert_eq!(wait_assigned(&mut alice).await.0, c);
+    clock.advance(Duration::from_secs(31));
+    agent_say(&mut alice, &c, "r1", "sorry for the wait").await;
+    alice
+        .send(json!({"type": "close", "conversation": c}))
+        .await;
+    until_status(&app, &format!("/v1/tickets/{c}"), 200).await;
+    let (_, t) = admin_get(&app, &format!("/v1/tickets/{c}")).await;
+    let kinds: Vec<&str> = t["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["kind"].as_str())
+        .filter(|k| k.starts_with("sla_"))
+        .collect();
+    assert_eq!(kinds, ["sla_warning", "sla_breached"], "{t}");
+    let (_, stats) = admin_get(&app, "/v1/stats?since=0").await;
+    let levels = stats["service_levels"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(levels.len(), 1, "{stats}");
+    assert_eq!(
+        (
+            levels[0]["wait_breaches"].as_u64(),
+            levels[0]["first_response_breaches"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{stats}"
+    );
+    let (_, metrics) = http_text(app.addr, "/metrics").await;
+    assert!(
+        metrics.contains("switchboard_sla_breaches_total"),
+        "on /metrics"
+    );
     app.stop().await;
 }

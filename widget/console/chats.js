@@ -266,6 +266,9 @@ export function appendEvent(box, ev) {
       break;
     case "assigned": d = el("div", "ev sys", T("Assigned to ") + ev.agent.name + " · " + hhmm(ev.at)); break;
     case "notice": d = el("div", "ev sys", ev.text); break;
+    case "sla":
+      d = el("div", "ev internal", T(ev.breached ? "Service level missed: waited " : "Service level at risk: waited ") + ev.elapsed_secs + " s / " + ev.target_secs + " s · " + hhmm(ev.at));
+      break;
     case "closed": d = el("div", "ev sys", T("Closed by ") + words(ev.by) + " (" + words(ev.reason) + ") · " + hhmm(ev.at)); break;
     default: return null;
   }

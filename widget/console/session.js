@@ -163,6 +163,13 @@ export function onMessage(m) {
       toast(T(m.email_reply ? "Email reply from " : "Offline message from ") + (m.name || m.email) + ": " + m.text);
       views.alertAgent(T(m.email_reply ? "Email reply" : "Offline message"), (m.name || m.email) + ": " + m.text, null);
       break;
+    case "sla_warning":
+      // Supervisors only: a chat near (or past) its department's wait target.
+      S.sla = [m].concat(S.sla.filter(function (w) { return w.conversation !== m.conversation || w.department !== m.department; })).slice(0, 50);
+      views.renderSla();
+      views.alertAgent(T(m.breached ? "Service level missed" : "Service level at risk"),
+        T("A chat in ") + m.department + T(" has waited ") + m.elapsed_secs + " s / " + m.target_secs + " s", null);
+      break;
     case "read":
       if (S.chats[m.conversation]) {
         S.chats[m.conversation].visitorRead = Math.max(S.chats[m.conversation].visitorRead || 0, m.seq);

@@ -10,6 +10,8 @@ export var S = {
   /** Signed in with a password: who it is and the CSRF token every change sends back (the
    * session cookie itself is HttpOnly, never read here). @type {any} */
   account: null,
+  /** Service-level warnings heard since the page opened, newest first (at most 50). @type {any[]} */
+  sla: [],
   /** @type {WebSocket | null} */
   ws: null,
   attempts: 0,

@@ -97,15 +97,41 @@ export function renderSupervisor(agents, qs, stats) {
   });
   var tq = $("sv-queues");
   tq.textContent = "";
+  // The wait target of each department that has one: the oldest wait is shown against it.
+  var targets = {};
+  (stats.service_levels || []).forEach(function (l) { if (l.wait_target_secs) targets[l.department] = l.wait_target_secs; });
   qs.forEach(function (q) {
-    var tr = el("tr");
+    var target = targets[q.department];
+    var share = target && q.size ? q.oldest_wait_secs / target : 0;
+    var tr = el("tr", share >= 1 ? "sla-breach" : share >= 0.8 ? "sla-near" : null);
     tr.dataset.department = q.department;
     tr.appendChild(el("td", null, q.name || q.department));
     tr.appendChild(el("td", null, q.size));
-    tr.appendChild(el("td", null, q.size ? dur(q.oldest_wait_secs) : "–"));
+    tr.appendChild(el("td", null, (q.size ? dur(q.oldest_wait_secs) : "–") + (target ? " / " + dur(target) : "")));
     tq.appendChild(tr);
+  });
+  renderSla();
+}
+
+/** Service-level warnings heard over the socket, newest first. */
+export function renderSla() {
+  var tb = $("sv-sla");
+  tb.textContent = "";
+  $("sv-sla-empty").hidden = S.sla.length > 0;
+  $("sv-sla-table").hidden = S.sla.length === 0;
+  S.sla.forEach(function (w) {
+    var tr = el("tr", w.breached ? "sla-breach" : "sla-near");
+    tr.dataset.conversation = w.conversation;
+    tr.appendChild(el("td", null, w.department));
+    var td = el("td", null, (svNames[w.conversation] || T("Visitor ") + w.conversation.slice(-6)) + " ");
+    td.appendChild(button(T("Watch"), function () { watchChat(w.conversation); }));
+    tr.appendChild(td);
+    tr.appendChild(el("td", null, dur(w.elapsed_secs)));
+    tr.appendChild(el("td", null, dur(w.target_secs)));
+    tr.appendChild(el("td", null, T(w.breached ? "target missed" : "at risk")));
+    tb.appendChild(tr);
   });
 }
 
 // What other views call of this one, bound when it loads (`views.js`).
-Object.assign(views, { supervisor });
+Object.assign(views, { supervisor, renderSla });

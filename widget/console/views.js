@@ -38,6 +38,7 @@ export var views = {
   alertAgent: notLoaded,
   renderInboxBadge: notLoaded,
   // supervisor.js
+  renderSla: notLoaded,
   supervisor: notLoaded,
   // visitors.js
   renderVisitors: notLoaded,

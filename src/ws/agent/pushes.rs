@@ -82,6 +82,20 @@ impl Session {
                 Err(_) => true,
             },
             Push::Position(_) | Push::Proactive(_) => true,
+            // For supervisors and admins: they watch the site's service levels.
+            Push::Sla(w) => {
+                let supervisor = self
+                    .state
+                    .engine
+                    .site(&self.site)
+                    .ok()
+                    .and_then(|s| s.agent(&self.agent).map(|a| a.role))
+                    .is_some_and(|r| r >= crate::directory::model::AgentRole::Supervisor);
+                if !supervisor {
+                    return true;
+                }
+                self.conn.send(&AgentOut::SlaWarning { warning: &w }).await
+            }
             Push::Offline(o) => {
                 self.conn
                     .send(&AgentOut::OfflineMessage {

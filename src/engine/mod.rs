@@ -179,6 +179,9 @@ struct Inner {
         (SiteId, crate::model::DeptId),
         (Millis, Arc<crate::routing::estimate::Learned>),
     >,
+    /// Per department: the drain running on this node, if any (`routing::Engine::drain`).
+    /// Bounded by the directory's departments.
+    drains: dashmap::DashMap<(SiteId, crate::model::DeptId), Arc<routing::DrainGate>>,
     /// This process's id in presence records.
     node: String,
     /// Trigger rules waiting for their time on page, per visitor socket of this node.
@@ -243,6 +246,7 @@ impl Engine {
                 agents_cache: dashmap::DashMap::new(),
                 agents_refresh: dashmap::DashMap::new(),
                 learned: dashmap::DashMap::new(),
+                drains: dashmap::DashMap::new(),
                 node: ulid::Ulid::new().to_string(),
                 triggers: crate::triggers::Schedule::default(),
                 retention_at: std::sync::atomic::AtomicI64::new(0),

@@ -14,6 +14,16 @@ use crate::routing::estimate::{Learned, WaitEstimate};
 use crate::routing::policy::{self, Policy};
 use crate::templates::{self, Template, Vars};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One department's drains on this node: one pass at a time (`running`, fair), calls counted
+/// (`requested`), and the last call a finished pass began after (`done`).
+#[derive(Default)]
+pub(super) struct DrainGate {
+    running: tokio::sync::Mutex<()>,
+    requested: AtomicU64,
+    done: AtomicU64,
+}
 
 /// How long what a department learned for its estimates is used before it is read again.
 const LEARNED_FOR_MS: Millis = 10_000;
@@ -138,9 +148,33 @@ impl Engine {
         Ok(())
     }
 
-    /// Assigns from a department queue while there are both waiting chats and free agents, in
-    /// batches (one read of the agents per batch); each batch's introductions go out together.
+    /// Assigns from a department queue while there are both waiting chats and free agents;
+    /// returns once a pass that began after the call has run. One pass per department at a
+    /// time on this node, and one pass serves every call made before it began: a thousand
+    /// agents coming online at once are two passes, not a thousand deciding on the same queue
+    /// head and refusing each other's decisions.
     pub async fn drain(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
+        let gate = self
+            .inner
+            .drains
+            .entry((site_id.clone(), dept.clone()))
+            .or_default()
+            .clone();
+        let mine = gate.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        let _turn = gate.running.lock().await;
+        if gate.done.load(Ordering::Acquire) >= mine {
+            // A pass that began after this call finished meanwhile.
+            return Ok(());
+        }
+        let upto = gate.requested.load(Ordering::Acquire);
+        self.drain_pass(site_id, dept).await?;
+        gate.done.fetch_max(upto, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// One pass of `drain`: in batches (one decision per batch), each batch's introductions
+    /// sent together.
+    async fn drain_pass(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
         const BATCH: usize = 64;
         let site = self.site(site_id)?;
         let site = &*site;

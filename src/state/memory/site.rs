@@ -132,7 +132,18 @@ impl SiteState {
         rules: &Rules,
         window: usize,
     ) -> Snapshot {
-        let queue: Vec<Waiting> = self
+        let mut snap = Snapshot {
+            now,
+            grace_ms,
+            rules: *rules,
+            ..Snapshot::default()
+        };
+        // Nobody can take a chat (a preferred agent with room is indexed too): nothing to
+        // decide, and no need to read the queue.
+        if self.avail.get(dept).is_none_or(|a| a.is_empty()) {
+            return snap;
+        }
+        snap.queue = self
             .queues
             .get(dept)
             .map(|q| {
@@ -150,13 +161,6 @@ impl SiteState {
                     .collect()
             })
             .unwrap_or_default();
-        let mut snap = Snapshot {
-            now,
-            grace_ms,
-            rules: *rules,
-            queue,
-            agents: Vec::new(),
-        };
         if snap.queue.is_empty() {
             return snap;
         }

@@ -9,6 +9,8 @@
 -- skills JSON, ...}}; both empty when the queue is.
 local base, now, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local q, a, seen, prefer = {}, {}, {}, {}
+-- Nobody can take a chat (a preferred agent with room is in the index too): nothing to decide.
+if redis.call('ZCARD', KEYS[2]) == 0 then return {q, a} end
 for _, conv in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)) do
   local f = redis.call('HMGET', base .. 'c:' .. conv, 'state', 'queued_at', 'needs')
   if f[1] == 'queued' then

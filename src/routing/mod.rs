@@ -140,6 +140,15 @@ pub fn window(batch: usize) -> usize {
     batch.saturating_mul(4).max(64)
 }
 
+/// How many of a department's best-placed agents a snapshot for `batch` assignments reads
+/// when no waiting chat it read needs a skill: `decide` gives each chat to the best agent with room, and an
+/// agent's place only worsens as it is given chats, so B assignments only ever go to the B best
+/// at the start. Twice that, and then some: the Redis index orders by the load ratio to 1/10,000
+/// and the idle time to 100 ms, a little coarser than `decide`. With skills, every agent.
+pub fn reach(batch: usize) -> usize {
+    batch.saturating_mul(2).saturating_add(16)
+}
+
 /// Up to `batch` assignments, in queue order. A waiting conversation that no reachable agent
 /// with room can take (skills, or waiting for its previous agent) keeps its place and does
 /// not hold up the ones behind it.

@@ -130,7 +130,7 @@ impl SiteState {
         now: Millis,
         grace_ms: Millis,
         rules: &Rules,
-        window: usize,
+        (window, reach): (usize, usize),
     ) -> Snapshot {
         let mut snap = Snapshot {
             now,
@@ -164,10 +164,16 @@ impl SiteState {
         if snap.queue.is_empty() {
             return snap;
         }
+        // Without skills, a decision only picks among the best `reach` (`routing::reach`).
+        let skills = snap
+            .queue
+            .iter()
+            .any(|w| !w.needs.skills.is_empty() || !w.needs.optional.is_empty());
+        let take = if skills { usize::MAX } else { reach };
         let indexed: Vec<AgentId> = self
             .avail
             .get(dept)
-            .map(|set| set.iter().map(|r| r.id.clone()).collect())
+            .map(|set| set.iter().take(take).map(|r| r.id.clone()).collect())
             .unwrap_or_default();
         let preferred = snap.queue.iter().filter_map(|w| w.needs.prefer.clone());
         for id in indexed.into_iter().chain(preferred) {
@@ -391,7 +397,8 @@ impl SiteState {
         rules: &Rules,
         batch: usize,
     ) -> (Vec<Write>, Vec<(ConvId, AgentId, String)>) {
-        let snap = self.snapshot(dept, now, grace_ms, rules, routing::window(batch));
+        let reach = (routing::window(batch), routing::reach(batch));
+        let snap = self.snapshot(dept, now, grace_ms, rules, reach);
         let mut out = Vec::new();
         let mut writes = Vec::new();
         for a in routing::decide(&snap, batch) {

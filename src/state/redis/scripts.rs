@@ -223,7 +223,7 @@ impl Scripts {
         dept: &DeptId,
         now: Millis,
         grace_ms: Millis,
-        window: usize,
+        (window, reach): (usize, usize),
     ) -> ScriptInvocation<'_> {
         let mut inv = self.snapshot.prepare_invoke();
         inv.key(keys.queue(dept))
@@ -232,7 +232,8 @@ impl Scripts {
             .arg(now)
             .arg(grace_ms)
             .arg(&dept.0)
-            .arg(window);
+            .arg(window)
+            .arg(reach);
         inv
     }
 

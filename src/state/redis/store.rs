@@ -253,7 +253,13 @@ impl Store for RedisStore {
         for _ in 0..ATTEMPTS {
             let (queue, agents): (Vec<String>, Vec<String>) = self
                 .scripts
-                .snapshot(&keys, dept, now, grace_ms, routing::window(batch))
+                .snapshot(
+                    &keys,
+                    dept,
+                    now,
+                    grace_ms,
+                    (routing::window(batch), routing::reach(batch)),
+                )
                 .invoke_async(&mut self.conn())
                 .await?;
             let snap = parse_snapshot(now, grace_ms, rules, queue, agents)?;

@@ -5,8 +5,8 @@ use super::effects::Notice;
 use super::{Engine, Result};
 use crate::directory::model::SiteConfig;
 use crate::model::{
-    AgentId, AgentRef, AgentState, AgentStatus, AuthorKind, ConvId, ConvState, Conversation,
-    DeptId, EventBody, Millis, NoticeKind, SiteId,
+    AgentRef, AgentState, AgentStatus, AuthorKind, ConvId, ConvState, Conversation, DeptId,
+    EventBody, Millis, NoticeKind, SiteId,
 };
 use crate::protocol::{QueueStat, secs_since};
 use crate::push::Note;
@@ -175,34 +175,59 @@ impl Engine {
     /// One pass of `drain`: in batches (one decision per batch), each batch's introductions
     /// sent together.
     async fn drain_pass(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
+        use futures_util::StreamExt;
         const BATCH: usize = 64;
+        // Batches whose introductions are still being stored while the next batch is decided:
+        // a drain of thousands is not one round trip after another.
+        const IN_FLIGHT: usize = 4;
         let site = self.site(site_id)?;
         let site = &*site;
         let rules = policy::rules(site, dept);
-        let mut assigned: Vec<AgentId> = Vec::new();
+        let mut assigned = std::collections::BTreeSet::new();
+        let mut introducing = futures_util::stream::FuturesOrdered::new();
+        // The first failure, returned once every chat already assigned is introduced.
+        let mut failed: Option<super::EngineError> = None;
         loop {
-            let batch = self
+            let decided = self
                 .inner
                 .store
                 .assign_batch(site_id, dept, self.now(), self.grace_ms(), &rules, BATCH)
-                .await?;
+                .await;
+            let batch = match decided {
+                Ok(batch) => batch,
+                Err(e) => {
+                    failed = Some(e.into());
+                    break;
+                }
+            };
             let full = batch.len() == BATCH;
             metrics::counter!(crate::observe::ASSIGNMENTS).increment(batch.len() as u64);
-            let intros = batch.iter().map(|(conv, agent, locale)| {
-                let who = self.agent_ref(site, agent);
-                async move { self.announce_agent(site, conv, &who, locale).await }
-            });
-            for r in futures_util::future::join_all(intros).await {
-                r?;
-            }
-            for (conv, agent, _) in batch {
+            for (conv, agent, _) in &batch {
                 tracing::info!(site = %site_id, conversation = %conv, agent = %agent, department = %dept, "conversation assigned");
-                if !assigned.contains(&agent) {
-                    assigned.push(agent);
+                assigned.insert(agent.clone());
+            }
+            introducing.push_back(async move {
+                let intros = batch.iter().map(|(conv, agent, locale)| {
+                    let who = self.agent_ref(site, agent);
+                    async move { self.announce_agent(site, conv, &who, locale).await }
+                });
+                futures_util::future::join_all(intros)
+                    .await
+                    .into_iter()
+                    .collect::<Result<Vec<()>>>()
+            });
+            while introducing.len() >= IN_FLIGHT {
+                if let Some(Err(e)) = introducing.next().await {
+                    failed.get_or_insert(e);
                 }
             }
-            if !full {
+            if !full || failed.is_some() {
                 break;
+            }
+        }
+        while let Some(r) = introducing.next().await {
+            if let Err(e) = r {
+                failed.get_or_insert(e);
             }
         }
         if !assigned.is_empty() {
@@ -211,7 +236,7 @@ impl Engine {
                 self.agent_pushed(site_id, agent).await;
             }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     pub(super) async fn drain_for(&self, site: &SiteId, depts: &[DeptId]) -> Result<()> {

@@ -71,9 +71,9 @@ impl Engine {
         {
             Ok(samples) => {
                 let handling: Vec<f64> = samples.iter().filter_map(|s| s.handling_secs).collect();
-                let waits: Vec<(f64, f64)> = samples
+                let waits: Vec<(f64, u32)> = samples
                     .iter()
-                    .filter_map(|s| Some((s.queue_wait_secs?, f64::from(s.estimate?.model_secs))))
+                    .filter_map(|s| Some((s.queue_wait_secs?, s.estimate?.handlings_milli)))
                     .collect();
                 let learned = Arc::new(Learned::from_samples(&handling, &waits, default_handling));
                 self.inner.learned.insert(key, (now, learned.clone()));

@@ -1,11 +1,12 @@
 //! The wait estimate a queued visitor is told: a range, learned. The model: a chat at
 //! `position` waits for that many slots to free, and the department's online slots free at one
-//! per mean handling time each (`position × mean handling ÷ slots`), the mean taken over the
+//! per mean handling time each: `position ÷ slots` mean handling times, the mean taken over the
 //! department's recent tickets. The model's error is learned too: every ticket keeps the
-//! estimate its visitor was given, and the ratios of real waits to the model's over recent
-//! tickets scale it — the median gives the point, the 10th and 90th percentiles the range. So a
-//! department whose model runs long or short, or whose waits are widely spread, is corrected by
-//! its own record.
+//! estimate its visitor was given with the model's `position ÷ slots`, and the ratios of real
+//! waits to that many of today's mean handling times, over recent tickets, scale the model — the
+//! median gives the point, the 8th and 92nd percentiles the range. So a department whose model
+//! runs long or short, or whose waits are widely spread, is corrected by its own record, and a
+//! change in handling times does not make old errors wrong.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,8 +23,9 @@ pub struct WaitEstimate {
     /// The range the visitor sees, seconds.
     pub low_secs: u32,
     pub high_secs: u32,
-    /// What the model alone said: the learning compares real waits with it.
-    pub model_secs: u32,
+    /// What the model said, in thousandths of the mean handling time (`position × 1000 ÷
+    /// slots`): the learning compares real waits with that many of the current mean.
+    pub handlings_milli: u32,
 }
 
 impl WaitEstimate {
@@ -44,18 +46,18 @@ impl WaitEstimate {
 pub struct Learned {
     /// The mean handling time, seconds.
     pub handling_secs: f64,
-    /// Real wait ÷ model wait: the 10th, 50th and 90th percentiles.
+    /// Real wait ÷ model wait: the 8th, 50th and 92nd percentiles.
     pub ratios: [f64; 3],
     /// How many waits the ratios come from (0: not learned yet).
     pub samples: usize,
 }
 
 impl Learned {
-    /// From recent handling times and (real wait, model wait) pairs; `default_handling_secs`
-    /// until there are enough handling times.
+    /// From recent handling times and (real wait in seconds, the model's `handlings_milli`)
+    /// pairs; `default_handling_secs` until there are enough handling times.
     pub fn from_samples(
         handling: &[f64],
-        waits: &[(f64, f64)],
+        waits: &[(f64, u32)],
         default_handling_secs: f64,
     ) -> Self {
         let handling_secs = if handling.len() >= MIN_HANDLING {
@@ -65,8 +67,8 @@ impl Learned {
         };
         let mut ratios: Vec<f64> = waits
             .iter()
-            .filter(|(_, model)| *model > 0.0)
-            .map(|(real, model)| real / model)
+            .filter(|(_, milli)| *milli > 0)
+            .map(|(real, milli)| real / (f64::from(*milli) / 1000.0 * handling_secs))
             .filter(|r| r.is_finite())
             .collect();
         if ratios.len() < MIN_SAMPLES {
@@ -80,9 +82,9 @@ impl Learned {
         Self {
             handling_secs,
             ratios: [
-                quantile(&ratios, 0.1),
+                quantile(&ratios, 0.08),
                 quantile(&ratios, 0.5),
-                quantile(&ratios, 0.9),
+                quantile(&ratios, 0.92),
             ],
             samples: ratios.len(),
         }
@@ -90,13 +92,14 @@ impl Learned {
 
     /// The estimate for a chat at `position` with `slots` online slots in the department.
     pub fn estimate(&self, position: u32, slots: u32) -> WaitEstimate {
-        let model = f64::from(position) * self.handling_secs / f64::from(slots.max(1));
+        let handlings = f64::from(position) / f64::from(slots.max(1));
+        let model = handlings * self.handling_secs;
         let at = |r: f64| (model * r).round().clamp(0.0, f64::from(u32::MAX)) as u32;
         WaitEstimate {
             secs: at(self.ratios[1]),
             low_secs: at(self.ratios[0]),
             high_secs: at(self.ratios[2]).max(at(self.ratios[0])),
-            model_secs: at(1.0),
+            handlings_milli: (handlings * 1000.0).round().clamp(1.0, f64::from(u32::MAX)) as u32,
         }
     }
 }
@@ -141,17 +144,18 @@ mod tests {
         let fresh = Learned::from_samples(&[], &[], 300.0);
         let e = fresh.estimate(2, 4);
         assert_eq!(
-            (e.model_secs, e.secs, e.low_secs, e.high_secs),
-            (150, 150, 75, 225)
+            (e.handlings_milli, e.secs, e.low_secs, e.high_secs),
+            (500, 150, 75, 225)
         );
         assert_eq!(e.minutes(), (2, 4));
         let handling = vec![120.0; 10];
-        let waits: Vec<(f64, f64)> = (0..40).map(|i| (50.0 + f64::from(i % 5), 100.0)).collect();
+        // The model said 100 s of today's 120 s handling: 0.833 handlings.
+        let waits: Vec<(f64, u32)> = (0..40).map(|i| (50.0 + f64::from(i % 5), 833)).collect();
         let learned = Learned::from_samples(&handling, &waits, 300.0);
         assert_eq!(learned.handling_secs, 120.0);
         assert_eq!(learned.samples, 40);
         let e = learned.estimate(1, 1);
-        assert_eq!(e.model_secs, 120);
+        assert_eq!(e.handlings_milli, 1000);
         assert_eq!(e.secs, 62, "the median ratio, 0.52");
         assert!(e.low_secs <= e.secs && e.secs <= e.high_secs);
         let (error, coverage) = accuracy(&[(62.0, e), (124.0, e)]);

@@ -125,12 +125,14 @@ fn wait_sample(r: &sqlx::any::AnyRow) -> WaitSample {
             .map(|v| v.clamp(0, i64::from(u32::MAX)) as u32)
     };
     let estimate = match (secs(2), secs(3), secs(4), secs(5)) {
-        (Some(secs), Some(low_secs), Some(high_secs), Some(model_secs)) => Some(WaitEstimate {
-            secs,
-            low_secs,
-            high_secs,
-            model_secs,
-        }),
+        (Some(secs), Some(low_secs), Some(high_secs), Some(handlings_milli)) => {
+            Some(WaitEstimate {
+                secs,
+                low_secs,
+                high_secs,
+                handlings_milli,
+            })
+        }
         _ => None,
     };
     WaitSample {
@@ -151,7 +153,7 @@ async fn write_ticket(conn: &mut sqlx::AnyConnection, ticket: &Ticket) -> Result
     sqlx::query(
         "INSERT INTO tickets (id, site, visitor, department, status, closed_at, agents, body, \
          queue_wait, first_response, handling, rating, search_text, follow_up, tags, agent, \
-         estimate_secs, estimate_low, estimate_high, estimate_model) \
+         estimate_secs, estimate_low, estimate_high, estimate_handlings) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
          $17, $18, $19, $20) \
          ON CONFLICT (id) DO UPDATE SET department = excluded.department, \
@@ -162,7 +164,7 @@ async fn write_ticket(conn: &mut sqlx::AnyConnection, ticket: &Ticket) -> Result
          search_text = excluded.search_text, follow_up = excluded.follow_up, \
          tags = excluded.tags, agent = excluded.agent, \
          estimate_secs = excluded.estimate_secs, estimate_low = excluded.estimate_low, \
-         estimate_high = excluded.estimate_high, estimate_model = excluded.estimate_model",
+         estimate_high = excluded.estimate_high, estimate_handlings = excluded.estimate_handlings",
     )
     .bind(&ticket.id)
     .bind(&ticket.site.0)
@@ -183,7 +185,7 @@ async fn write_ticket(conn: &mut sqlx::AnyConnection, ticket: &Ticket) -> Result
     .bind(estimate.map(|e| i64::from(e.secs)))
     .bind(estimate.map(|e| i64::from(e.low_secs)))
     .bind(estimate.map(|e| i64::from(e.high_secs)))
-    .bind(estimate.map(|e| i64::from(e.model_secs)))
+    .bind(estimate.map(|e| i64::from(e.handlings_milli)))
     // Not a cached prepared statement: sqlx 0.8's Any driver declares a NULL f64 as a
     // float4 parameter (sqlx-core any/arguments.rs swaps Real and Double), and PostgreSQL
     // then refuses the 8-byte value of a later execution. Prepared anew, each execution
@@ -450,7 +452,7 @@ impl TicketStore for SqlTickets {
     ) -> Result<Vec<WaitSample>> {
         let rows = sqlx::query(
             "SELECT handling, queue_wait, estimate_secs, estimate_low, estimate_high, \
-             estimate_model FROM tickets WHERE site = $1 AND department = $2 \
+             estimate_handlings FROM tickets WHERE site = $1 AND department = $2 \
              AND status = 'resolved' ORDER BY closed_at DESC LIMIT $3",
         )
         .bind(&site.0)
@@ -470,7 +472,7 @@ impl TicketStore for SqlTickets {
     ) -> Result<Vec<WaitSample>> {
         let mut q = String::from(
             "SELECT handling, queue_wait, estimate_secs, estimate_low, estimate_high, \
-             estimate_model FROM tickets WHERE site = $1 AND closed_at >= $2 AND closed_at < $3 \
+             estimate_handlings FROM tickets WHERE site = $1 AND closed_at >= $2 AND closed_at < $3 \
              AND status = 'resolved' AND estimate_secs IS NOT NULL",
         );
         if dept.is_some() {

@@ -88,7 +88,7 @@ impl EngineError {
     }
 
     /// A backend failed (logged where it was converted); the client may retry.
-    fn unavailable() -> Self {
+    pub(super) fn unavailable() -> Self {
         Self::new(
             ErrorCode::Unavailable,
             "temporarily unavailable, retry with the same client_id",

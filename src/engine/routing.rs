@@ -5,8 +5,8 @@ use super::effects::Notice;
 use super::{Engine, Result};
 use crate::directory::model::SiteConfig;
 use crate::model::{
-    AgentRef, AgentState, AgentStatus, AuthorKind, ConvId, ConvState, Conversation, DeptId,
-    EventBody, Millis, NoticeKind, SiteId,
+    AgentId, AgentRef, AgentState, AgentStatus, AuthorKind, ConvId, ConvState, Conversation,
+    DeptId, EventBody, Millis, NoticeKind, SiteId,
 };
 use crate::protocol::{QueueStat, secs_since};
 use crate::push::Note;
@@ -175,16 +175,15 @@ impl Engine {
     /// One pass of `drain`: in batches (one decision per batch), each batch's introductions
     /// sent together.
     async fn drain_pass(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
-        use futures_util::StreamExt;
         const BATCH: usize = 64;
-        // Batches whose introductions are still being stored while the next batch is decided:
-        // a drain of thousands is not one round trip after another.
+        // Batches whose introductions are being stored (tasks of their own, so they progress
+        // while the next batch is decided): a drain of thousands is not one round trip after
+        // another. Awaited before the pass returns.
         const IN_FLIGHT: usize = 4;
         let site = self.site(site_id)?;
-        let site = &*site;
-        let rules = policy::rules(site, dept);
+        let rules = policy::rules(&site, dept);
         let mut assigned = std::collections::BTreeSet::new();
-        let mut introducing = futures_util::stream::FuturesOrdered::new();
+        let mut introducing = tokio::task::JoinSet::new();
         // The first failure, returned once every chat already assigned is introduced.
         let mut failed: Option<super::EngineError> = None;
         loop {
@@ -196,7 +195,7 @@ impl Engine {
             let batch = match decided {
                 Ok(batch) => batch,
                 Err(e) => {
-                    failed = Some(e.into());
+                    keep_first(&mut failed, Ok(Err(e.into())));
                     break;
                 }
             };
@@ -206,29 +205,19 @@ impl Engine {
                 tracing::info!(site = %site_id, conversation = %conv, agent = %agent, department = %dept, "conversation assigned");
                 assigned.insert(agent.clone());
             }
-            introducing.push_back(async move {
-                let intros = batch.iter().map(|(conv, agent, locale)| {
-                    let who = self.agent_ref(site, agent);
-                    async move { self.announce_agent(site, conv, &who, locale).await }
-                });
-                futures_util::future::join_all(intros)
-                    .await
-                    .into_iter()
-                    .collect::<Result<Vec<()>>>()
-            });
+            let (engine, id) = (self.clone(), site_id.clone());
+            introducing.spawn(async move { engine.introduce(&id, batch).await });
             while introducing.len() >= IN_FLIGHT {
-                if let Some(Err(e)) = introducing.next().await {
-                    failed.get_or_insert(e);
+                if let Some(r) = introducing.join_next().await {
+                    keep_first(&mut failed, r);
                 }
             }
             if !full || failed.is_some() {
                 break;
             }
         }
-        while let Some(r) = introducing.next().await {
-            if let Err(e) = r {
-                failed.get_or_insert(e);
-            }
+        while let Some(r) = introducing.join_next().await {
+            keep_first(&mut failed, r);
         }
         if !assigned.is_empty() {
             self.queue_changed(site_id, dept).await;
@@ -237,6 +226,24 @@ impl Engine {
             }
         }
         failed.map_or(Ok(()), Err)
+    }
+
+    /// Stores the introductions of one batch of assignments, together.
+    async fn introduce(
+        &self,
+        site_id: &SiteId,
+        batch: Vec<(ConvId, AgentId, String)>,
+    ) -> Result<()> {
+        let site = self.site(site_id)?;
+        let site = &*site;
+        let intros = batch.iter().map(|(conv, agent, locale)| {
+            let who = self.agent_ref(site, agent);
+            async move { self.announce_agent(site, conv, &who, locale).await }
+        });
+        for r in futures_util::future::join_all(intros).await {
+            r?;
+        }
+        Ok(())
     }
 
     pub(super) async fn drain_for(&self, site: &SiteId, depts: &[DeptId]) -> Result<()> {
@@ -574,4 +581,21 @@ fn localized_department(site: &SiteConfig, dept: &DeptId, locale: &str) -> Strin
     site.department(dept)
         .and_then(|d| d.names.get(&lang).or(d.name.as_ref()).cloned())
         .unwrap_or_else(|| dept.0.clone())
+}
+
+/// Keeps the first failure of a drain's introductions (a task that did not finish counts as
+/// the backend failing).
+fn keep_first(
+    failed: &mut Option<super::EngineError>,
+    r: std::result::Result<Result<()>, tokio::task::JoinError>,
+) {
+    let e = match r {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e,
+        Err(e) => {
+            tracing::error!(cause = %e, "an introduction task failed");
+            super::EngineError::unavailable()
+        }
+    };
+    failed.get_or_insert(e);
 }

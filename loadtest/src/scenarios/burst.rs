@@ -26,13 +26,8 @@ pub async fn burst(
     if visitors > agents * slots as usize {
         bail!("burst needs agents × slots ≥ visitors");
     }
-    let c = ctx.clone();
     // Away: on duty (so visitors are queued, not sent away) but not taking chats.
-    let agent_ws = open_many(agents, 64, move |i| {
-        let c = c.clone();
-        async move { c.agent(i, "away").await }
-    })
-    .await?;
+    let agent_ws = open_agents(&ctx, agents, "away").await?;
     let c = ctx.clone();
     let visitor_ws = open_many(visitors, 256, move |_| {
         let c = c.clone();

@@ -207,12 +207,7 @@ pub async fn chat(
     let mut r = Report::new("chat");
     let began = Instant::now();
     r.server_rss_before = rss(pid);
-    let c = ctx.clone();
-    let agent_ws = open_many(agents, 64, move |i| {
-        let c = c.clone();
-        async move { c.agent(i, "online").await }
-    })
-    .await?;
+    let agent_ws = open_agents(&ctx, agents, "online").await?;
     let c = ctx.clone();
     let visitor_ws = open_many(visitors, 256, move |_| {
         let c = c.clone();

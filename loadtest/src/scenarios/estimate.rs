@@ -64,12 +64,7 @@ pub async fn estimate(
     let mut r = Report::new("estimate");
     let began = Instant::now();
     r.server_rss_before = rss(pid);
-    let c = ctx.clone();
-    let agent_ws = open_many(agents, 64, move |i| {
-        let c = c.clone();
-        async move { c.agent(i, "online").await }
-    })
-    .await?;
+    let agent_ws = open_agents(&ctx, agents, "online").await?;
     let mean = median_secs * (sigma * sigma / 2.0).exp();
     let rate = load * (agents as f64 * f64::from(slots)) / mean;
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -49,6 +49,20 @@ where
     Ok(out)
 }
 
+/// Signs in agents lt0…lt`n-1` with a status, 64 handshakes at a time.
+pub(super) async fn open_agents(
+    ctx: &std::sync::Arc<Ctx>,
+    n: usize,
+    status: &'static str,
+) -> anyhow::Result<Vec<Ws>> {
+    let c = ctx.clone();
+    open_many(n, 64, move |i| {
+        let c = c.clone();
+        async move { c.agent(i, status).await }
+    })
+    .await
+}
+
 /// What one socket saw.
 /// Latencies one task measured, as a plain list: one histogram for the whole run is built
 /// from them at the end. A histogram per task (1 µs to 10 min at 3 digits: 172 KB of

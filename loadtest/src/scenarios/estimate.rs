@@ -68,12 +68,24 @@ pub async fn estimate(
     let mean = median_secs * (sigma * sigma / 2.0).exp();
     let rate = load * (agents as f64 * f64::from(slots)) / mean;
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Each assignment an agent reads: the run stops only once the agents have read every one,
+    // so they close every chat they were given (none is left open for the next scenario).
+    let (heard_tx, mut heard_rx) = mpsc::unbounded_channel::<()>();
     let mut atasks = Vec::new();
     for (i, ws) in agent_ws.into_iter().enumerate() {
         let stop = stop_rx.clone();
         let rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
-        atasks.push(tokio::spawn(agent(ws, rng, median_secs, sigma, stop)));
+        let heard = heard_tx.clone();
+        atasks.push(tokio::spawn(agent(
+            ws,
+            rng,
+            median_secs,
+            sigma,
+            heard,
+            stop,
+        )));
     }
+    drop(heard_tx);
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<Result<Option<Seen>, ()>>();
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     let start = tokio::time::Instant::now();
@@ -103,6 +115,17 @@ pub async fn estimate(
                 r.errors += 1;
             }
             _ => bail!("only {served} of {arrivals} visitors were served"),
+        }
+    }
+    let assigned = served - r.errors as usize;
+    for n in 0..assigned {
+        if tokio::time::timeout_at(deadline, heard_rx.recv())
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            bail!("the agents read {n} of {assigned} assignments");
         }
     }
     stop_tx.send(true).ok();
@@ -193,6 +216,7 @@ async fn agent(
     mut rng: Rng,
     median_secs: f64,
     sigma: f64,
+    heard: mpsc::UnboundedSender<()>,
     mut stop: watch::Receiver<bool>,
 ) -> u64 {
     // (close at, conversation), soonest first.
@@ -211,6 +235,7 @@ async fn agent(
                     let hold = rng.log_normal(median_secs, sigma).min(median_secs * 50.0);
                     let at = tokio::time::Instant::now() + Duration::from_secs_f64(hold);
                     closing.push(std::cmp::Reverse((at, conv)));
+                    let _ = heard.send(());
                 }
                 Ok(Some(m)) if m["type"] == "error" => errors += 1,
                 Ok(Some(_)) => {}
@@ -224,10 +249,25 @@ async fn agent(
                 }
             }
             _ = stop.changed() => {
-                // Chats still held are closed: the agents leave with nothing open.
+                // Chats still held are closed, and the agent leaves only once each close is
+                // stored (a frame still unread when the socket goes is not acted on): the
+                // next scenario finds the agents with nothing open.
+                let mut open = std::collections::HashSet::new();
                 while let Some(std::cmp::Reverse((_, conv))) = closing.pop() {
                     if send(&mut ws, &json!({"type": "close", "conversation": conv})).await.is_err() {
                         return errors + 1;
+                    }
+                    open.insert(conv);
+                }
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                while !open.is_empty() {
+                    match tokio::time::timeout_at(deadline, recv(&mut ws)).await {
+                        Ok(Ok(Some(m))) => {
+                            if m["type"] == "event" && m["event"]["kind"] == "closed" {
+                                open.remove(m["conversation"].as_str().unwrap_or_default());
+                            }
+                        }
+                        _ => return errors + 1,
                     }
                 }
                 return errors;

@@ -100,7 +100,11 @@ pub struct SiteConfig {
     #[serde(default)]
     pub triggers: Vec<TriggerConfig>,
     /// How chats are routed (docs/routing.md); each department may override any field.
-    #[serde(default, skip_serializing_if = "is_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_default",
+        deserialize_with = "crate::routing::policy::policy_object"
+    )]
     pub routing: crate::routing::policy::RoutingPolicy,
 }
 
@@ -360,7 +364,11 @@ pub struct DepartmentConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<crate::hours::Hours>,
     /// Routing settings over the site's (`SiteConfig::routing`), field by field.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::routing::policy::optional_policy_object"
+    )]
     pub routing: Option<crate::routing::policy::RoutingPolicy>,
 }
 

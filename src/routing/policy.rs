@@ -77,7 +77,11 @@ pub struct RoutingPolicy {
     pub sla_warn_share: Option<f64>,
     /// Rules on the page and the visitor, tried in order; every rule that matches raises the
     /// priority to its own (the highest wins) and adds its skills.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "rules_as_objects"
+    )]
     pub rules: Option<Vec<RoutingRule>>,
 }
 
@@ -101,6 +105,51 @@ pub struct RoutingRule {
     /// Required until the widening time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub optional_skills: Vec<String>,
+}
+
+/// Rules as objects only: serde would also read a struct from an array of its fields in order
+/// (`[null, null]`), which the API's schema does not allow.
+fn rules_as_objects<'de, D>(d: D) -> Result<Option<Vec<RoutingRule>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    let Some(items) = Option::<Vec<serde_json::Value>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    items
+        .into_iter()
+        .map(|v| {
+            if !v.is_object() {
+                return Err(D::Error::custom("each rule is an object"));
+            }
+            serde_json::from_value(v).map_err(D::Error::custom)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// A policy as an object only (see `rules_as_objects`): a site's.
+pub(crate) fn policy_object<'de, D>(d: D) -> Result<RoutingPolicy, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(optional_policy_object(d)?.unwrap_or_default())
+}
+
+/// A policy as an object only, or null: a department's.
+pub(crate) fn optional_policy_object<'de, D>(d: D) -> Result<Option<RoutingPolicy>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(v) if v.is_object() => serde_json::from_value(v)
+            .map(Some)
+            .map_err(D::Error::custom),
+        Some(_) => Err(D::Error::custom("routing is an object")),
+    }
 }
 
 impl RoutingRule {

@@ -206,6 +206,9 @@ async fn a_policy_set_over_rest_applies_at_once(backend: Backend) {
         (json!({"skills": ["no spaces"]}), "routing.skills[0]"),
         (json!({"age_boost_secs": 0}), "routing.age_boost_secs"),
         (json!({"overflow_to": "nowhere"}), "routing.overflow_to"),
+        // A rule, or the policy, given as an array of its fields (serde's default would take it).
+        (json!({"rules": [[null, null]]}), "body"),
+        (json!([]), "body"),
         (json!({"rules": [{"priority": 1, "colour": "red"}]}), "body"),
     ] {
         let (s, b) = admin(app.addr, "PUT", path, Some(json!({"routing": routing}))).await;

@@ -317,7 +317,9 @@ impl Hub {
             } => {
                 metrics::counter!(crate::observe::EVENTS).increment(1);
                 let assigned_to = match &event.body {
-                    EventBody::Assigned { agent, .. } => Some(agent.id.clone()),
+                    EventBody::Assigned { agent, .. } | EventBody::Offered { agent, .. } => {
+                        Some(agent.id.clone())
+                    }
                     EventBody::Closed { .. } => {
                         self.forget_position(&conv);
                         None

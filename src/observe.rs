@@ -38,6 +38,7 @@ pub const ESTIMATE_ERROR: &str = "switchboard_wait_estimate_error_ratio";
 pub const ESTIMATES: &str = "switchboard_wait_estimates_total";
 pub const OVERFLOWS: &str = "switchboard_overflows_total";
 pub const SLA_BREACHES: &str = "switchboard_sla_breaches_total";
+pub const MISSED: &str = "switchboard_missed_chats_total";
 
 /// Buckets of the wait estimate's relative error (|estimate − real| ÷ real).
 const RATIO_BUCKETS: &[f64] = &[0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0];
@@ -100,6 +101,10 @@ fn describe() {
     describe_counter!(
         OVERFLOWS,
         "Chats that waited their department's max_wait_secs: moved to the next department, or to the offline form"
+    );
+    describe_counter!(
+        MISSED,
+        "Chats taken back from an agent who declined an offer, let it time out or did not answer in first_reply_secs, per agent and reason"
     );
     describe_histogram!(
         ESTIMATE_ERROR,

@@ -14,6 +14,7 @@ pub enum Template {
     Transferring,
     Requeued,
     Overflowed,
+    Reassigned,
     InactivityWarning,
     ClosedByAgent,
     ClosedByVisitor,
@@ -29,6 +30,7 @@ impl Template {
             Template::Transferring => "transferring",
             Template::Requeued => "requeued",
             Template::Overflowed => "overflowed",
+            Template::Reassigned => "reassigned",
             Template::InactivityWarning => "inactivity_warning",
             Template::ClosedByAgent => "closed_by_agent",
             Template::ClosedByVisitor => "closed_by_visitor",
@@ -52,6 +54,9 @@ impl Template {
             ("ru", Template::Overflowed) => {
                 "Все операторы здесь заняты: передаём ваш чат в «{department}», там ответят быстрее."
             }
+            ("ru", Template::Reassigned) => {
+                "Оператор не успел ответить. Вы первым в очереди к следующему, скоро ответим."
+            }
             ("ru", Template::InactivityWarning) => {
                 "Вы ещё здесь? Если вы не ответите, чат закроется через {minutes} мин."
             }
@@ -73,6 +78,9 @@ impl Template {
             }
             (_, Template::Overflowed) => {
                 "Everyone here is busy: your chat moves to {department}, where someone can answer sooner."
+            }
+            (_, Template::Reassigned) => {
+                "Your agent could not answer in time. You are first in line for the next one."
             }
             (_, Template::InactivityWarning) => {
                 "Are you still there? This chat will close in {minutes} min unless you reply."

@@ -222,6 +222,8 @@ fn ticket(rng: &mut Rng, n: u64, site: &SiteId, agents: usize, closed_at: i64) -
         visitor_read: events.len() as u64,
         agent_read: events.len() as u64,
         needs: Default::default(),
+        pending_since: None,
+        offered: false,
     };
     let mut profile = VisitorProfile::with_id(visitor);
     profile.name = Some(format!("Visitor {}", rng.sentence(1)));

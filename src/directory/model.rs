@@ -277,6 +277,7 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "conversation.assigned",
     "conversation.transferred",
     "conversation.overflowed",
+    "conversation.missed",
     "conversation.closed",
     "sla.warning",
     "sla.breached",

@@ -315,11 +315,16 @@ impl RoutingPolicy {
             ("widen_after_secs", self.widen_after_secs, 0.0),
             ("sticky_days", self.sticky_days, 0.0),
             ("sticky_wait_secs", self.sticky_wait_secs, 0.0),
+            ("accept_secs", self.accept_secs, 5.0),
+            ("first_reply_secs", self.first_reply_secs, 5.0),
         ];
         for (name, value, min) in secs {
             if value.is_some_and(|v| !(v >= min && v <= 1e7)) {
                 return Err(bad(format!("{at}.{name}"), format!("{min} to 10000000")));
             }
+        }
+        if self.max_tries.is_some_and(|n| !(1..=20).contains(&n)) {
+            return Err(bad(format!("{at}.max_tries"), "1 to 20"));
         }
         if self
             .sla_warn_share

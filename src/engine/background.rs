@@ -192,6 +192,9 @@ impl Engine {
             if let Err(e) = self.expire_grace(site, now).await {
                 tracing::warn!(cause = %e.message, site = %site.id, "grace sweep failed");
             }
+            if let Err(e) = self.expire_pending(site, now).await {
+                tracing::warn!(cause = %e.message, site = %site.id, "offer sweep failed");
+            }
             if let Err(e) = self.overflow_waiting(site, now).await {
                 tracing::warn!(cause = %e.message, site = %site.id, "overflow sweep failed");
             }

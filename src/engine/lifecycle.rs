@@ -398,7 +398,7 @@ impl Engine {
                 }
                 let rules = policy::rules(site, dept);
                 if !store
-                    .unassign(site_id, conv, from, dept, now, &rules)
+                    .unassign(site_id, conv, from, dept, now, &rules, None)
                     .await?
                 {
                     return Err(EngineError::not_owner());

@@ -118,6 +118,12 @@ impl Engine {
         if c.state != ConvState::Active || c.agent.as_ref() != Some(agent) {
             return Err(EngineError::not_owner());
         }
+        if c.offered {
+            return Err(EngineError::new(
+                crate::protocol::ErrorCode::NotAccepted,
+                "the chat is offered to you: accept it first",
+            ));
+        }
         Ok(c)
     }
 }

@@ -38,6 +38,7 @@ mod intake;
 mod lifecycle;
 mod lookup;
 mod mail;
+mod offers;
 mod offline;
 mod presence;
 mod privacy;

@@ -63,7 +63,7 @@ impl Engine {
                 c.state == ConvState::Closed
                     && matches!(
                         c.close_reason.as_deref(),
-                        Some("no_agent" | "out_of_hours" | "max_wait")
+                        Some("no_agent" | "out_of_hours" | "max_wait" | "max_tries")
                     )
                     && c.closed_at.is_some_and(|t| t + OFFLINE_ATTACH_MS >= now)
             });

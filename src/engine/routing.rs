@@ -148,6 +148,32 @@ impl Engine {
         Ok(())
     }
 
+    /// Stores an offer: the agent's consoles take the chat from it, and their browsers are
+    /// told.
+    async fn offer(&self, site: &SiteConfig, conv: &ConvId, agent: &AgentRef) -> Result<()> {
+        self.inner
+            .store
+            .append(
+                &site.id,
+                conv,
+                &EventBody::Offered {
+                    at: self.now(),
+                    agent: agent.clone(),
+                },
+            )
+            .await?;
+        self.inner.push.notify(
+            &site.id,
+            vec![agent.id.clone()],
+            Note {
+                kind: "offered",
+                conversation: Some(conv.clone()),
+                ..Note::default()
+            },
+        );
+        Ok(())
+    }
+
     /// Assigns from a department queue while there are both waiting chats and free agents;
     /// returns once a pass that began after the call has run. One pass per department at a
     /// time on this node, and one pass serves every call made before it began: a thousand
@@ -206,7 +232,8 @@ impl Engine {
                 assigned.insert(agent.clone());
             }
             let (engine, id) = (self.clone(), site_id.clone());
-            introducing.spawn(async move { engine.introduce(&id, batch).await });
+            let offer = rules.offer;
+            introducing.spawn(async move { engine.introduce(&id, batch, offer).await });
             while introducing.len() >= IN_FLIGHT {
                 if let Some(r) = introducing.join_next().await {
                     keep_first(&mut failed, r);
@@ -228,17 +255,25 @@ impl Engine {
         failed.map_or(Ok(()), Err)
     }
 
-    /// Stores the introductions of one batch of assignments, together.
+    /// Stores the introductions of one batch of assignments, together; or, when they are
+    /// `offer`s, the offers (the visitor is introduced once the agent accepts).
     async fn introduce(
         &self,
         site_id: &SiteId,
         batch: Vec<(ConvId, AgentId, String)>,
+        offer: bool,
     ) -> Result<()> {
         let site = self.site(site_id)?;
         let site = &*site;
         let intros = batch.iter().map(|(conv, agent, locale)| {
             let who = self.agent_ref(site, agent);
-            async move { self.announce_agent(site, conv, &who, locale).await }
+            async move {
+                if offer {
+                    self.offer(site, conv, &who).await
+                } else {
+                    self.announce_agent(site, conv, &who, locale).await
+                }
+            }
         });
         for r in futures_util::future::join_all(intros).await {
             r?;
@@ -291,6 +326,7 @@ impl Engine {
                     &conv.department,
                     now,
                     &policy::rules(site, &conv.department),
+                    None,
                 )
                 .await?
             {
@@ -305,6 +341,7 @@ impl Engine {
                         at: now,
                         agent: who.clone(),
                         reason: reason.into(),
+                        note: None,
                     },
                 )
                 .await?;
@@ -345,7 +382,8 @@ impl Engine {
                         .await?;
                 }
                 if max_wait.is_some_and(|m| waited >= m) {
-                    self.overflow(site, &dept.id, &conv, now).await?;
+                    self.overflow(site, &dept.id, &conv, now, "max_wait")
+                        .await?;
                 }
             }
         }
@@ -406,13 +444,15 @@ impl Engine {
         Ok(())
     }
 
-    /// One chat past its department's longest wait, moved on.
-    async fn overflow(
+    /// One chat past its department's longest wait (`max_wait`), or tried with as many
+    /// agents as it may be (`max_tries`), moved on.
+    pub(super) async fn overflow(
         &self,
         site: &SiteConfig,
         from: &DeptId,
         conv_id: &ConvId,
         now: Millis,
+        reason: &'static str,
     ) -> Result<()> {
         let store = &self.inner.store;
         let Some(conv) = store.conversation(&site.id, conv_id).await? else {
@@ -436,7 +476,7 @@ impl Engine {
             if conv.state != ConvState::Queued || &conv.department != from {
                 return Ok(());
             }
-            tracing::info!(site = %site.id, conversation = %conv_id, department = %from, "waited too long, end of the overflow chain: offline form");
+            tracing::info!(site = %site.id, conversation = %conv_id, department = %from, reason, "end of the overflow chain: offline form");
             self.notice(
                 site,
                 from,
@@ -446,7 +486,7 @@ impl Engine {
             )
             .await?;
             match self
-                .close_conversation(site, conv_id, AuthorKind::System, "max_wait")
+                .close_conversation(site, conv_id, AuthorKind::System, reason)
                 .await
             {
                 Ok(_) => {}
@@ -463,7 +503,7 @@ impl Engine {
         {
             return Ok(());
         }
-        tracing::info!(site = %site.id, conversation = %conv_id, from = %from, to = %to, "waited too long: overflowed");
+        tracing::info!(site = %site.id, conversation = %conv_id, from = %from, to = %to, reason, "overflowed");
         metrics::counter!(crate::observe::OVERFLOWS, "to" => "department").increment(1);
         store
             .append(
@@ -474,7 +514,7 @@ impl Engine {
                     from: None,
                     to_agent: None,
                     to_department: Some(to.clone()),
-                    reason: "max_wait".into(),
+                    reason: reason.into(),
                     note: None,
                 },
             )

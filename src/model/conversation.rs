@@ -61,6 +61,15 @@ pub struct Conversation {
     /// until the department widens), and the visitor's last agent: fixed when it opens.
     #[serde(default, skip_serializing_if = "crate::routing::Needs::is_empty")]
     pub needs: crate::routing::Needs,
+    /// Since when the owner has not yet acted on the chat: accepted the offer (`offered`), or
+    /// answered the visitor. A department with an accept or first-reply timeout takes the chat
+    /// back once it has passed (`Store::pending`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_since: Option<Millis>,
+    /// Offered to its owner, not yet accepted (a department in `offer` mode): the owner may
+    /// accept or decline, not write.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub offered: bool,
 }
 
 impl Conversation {
@@ -83,6 +92,8 @@ impl Conversation {
             last_seq: 0,
             visitor_read: 0,
             agent_read: 0,
+            pending_since: None,
+            offered: false,
         }
     }
 }
@@ -117,6 +128,8 @@ pub enum NoticeKind {
     Requeued,
     /// The chat waited its department's longest and moved to the next of its overflow chain.
     Overflowed,
+    /// The agent did not answer in time; the chat goes to the next agent, first in line.
+    Reassigned,
     /// The visitor has been silent a while: the chat closes soon unless they answer.
     InactivityWarning,
 }
@@ -185,6 +198,9 @@ pub enum EventBody {
         agent: AgentRef,
         text: String,
     },
+    /// Internal: the chat was offered to an agent (a department in `offer` mode), who has
+    /// `accept_secs` to accept or decline it; `assigned` follows an acceptance.
+    Offered { at: Millis, agent: AgentRef },
     /// Internal: visitors see the `transferring` notice, never the reason or note.
     Transferred {
         at: Millis,
@@ -210,7 +226,11 @@ pub enum EventBody {
     Requeued {
         at: Millis,
         agent: AgentRef,
+        /// `agent_disconnected`, `declined`, `offer_timeout` or `no_reply`.
         reason: String,
+        /// What the agent said when declining.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// Internal: a chat neared (`breached: false`) or passed its department's service-level
     /// target. Stored once per target and department (its client id), so every node tells
@@ -240,6 +260,7 @@ impl EventBody {
         !matches!(
             self,
             EventBody::Transferred { .. }
+                | EventBody::Offered { .. }
                 | EventBody::Requeued { .. }
                 | EventBody::Note { .. }
                 | EventBody::Sla { .. }

@@ -79,6 +79,17 @@ pub enum AgentIn {
         #[serde(default)]
         reason: Option<String>,
     },
+    /// Takes a chat offered to you (a department in `offer` mode): the visitor is introduced
+    /// to you.
+    Accept {
+        conversation: ConvId,
+    },
+    /// Refuses a chat offered to you: it goes to the next agent and never comes back to you.
+    Decline {
+        conversation: ConvId,
+        /// Why, for the ticket's history (`busy`, `wrong_department`, `language`, or words).
+        reason: String,
+    },
     Transfer {
         conversation: ConvId,
         #[serde(default)]

@@ -75,11 +75,13 @@ pub enum ErrorCode {
     EmailUnavailable,
     /// The conversation holds `attachments.max_per_conversation` files already.
     TooManyFiles,
+    /// The chat is offered to you: accept it before writing in it, closing or transferring it.
+    NotAccepted,
 }
 
 impl ErrorCode {
     /// Every code, for the tests that hold the wire names to `as_str`.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 29] = [
         Self::BadJson,
         Self::UnknownType,
         Self::InvalidMessage,
@@ -108,6 +110,7 @@ impl ErrorCode {
         Self::ConversationLost,
         Self::EmailUnavailable,
         Self::TooManyFiles,
+        Self::NotAccepted,
     ];
 
     /// The code on the wire: in error frames, REST error bodies and the `errors` metric.
@@ -141,6 +144,7 @@ impl ErrorCode {
             Self::ConversationLost => "conversation_lost",
             Self::EmailUnavailable => "email_unavailable",
             Self::TooManyFiles => "too_many_files",
+            Self::NotAccepted => "not_accepted",
         }
     }
 }

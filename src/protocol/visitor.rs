@@ -117,6 +117,9 @@ pub struct ConvSummary {
     /// Read receipts: how far the visitor and the agent have read.
     pub visitor_read: u64,
     pub agent_read: u64,
+    /// Offered to the agent, not accepted yet (agents' frames only): seconds left to accept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offer_secs: Option<u32>,
 }
 
 impl From<&crate::model::Conversation> for ConvSummary {
@@ -128,6 +131,7 @@ impl From<&crate::model::Conversation> for ConvSummary {
             last_seq: c.last_seq,
             visitor_read: c.visitor_read,
             agent_read: c.agent_read,
+            offer_secs: None,
         }
     }
 }

@@ -34,11 +34,25 @@ pub struct Needs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub prefer: Option<AgentId>,
+    /// Agents who already had this chat and let it go (declined, or let an offer or the first
+    /// reply time out): it never goes to them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
+    pub tried: Vec<AgentId>,
 }
 
 impl Needs {
     pub fn is_empty(&self) -> bool {
-        self.skills.is_empty() && self.optional.is_empty() && self.prefer.is_none()
+        self.skills.is_empty()
+            && self.optional.is_empty()
+            && self.prefer.is_none()
+            && self.tried.is_empty()
+    }
+
+    /// Whether a decision must read every agent of the department, not only the best few
+    /// (`reach`): the best may lack a skill or have had the chat already.
+    pub fn narrows(&self) -> bool {
+        !self.skills.is_empty() || !self.optional.is_empty() || !self.tried.is_empty()
     }
 }
 
@@ -53,6 +67,8 @@ pub struct Rules {
     /// How long a chat waits for the visitor's previous agent while that agent is present
     /// but full (ms); 0: never waits.
     pub sticky_wait_ms: Millis,
+    /// Assignments are offers the agent accepts or declines (`offer` mode).
+    pub offer: bool,
 }
 
 impl Default for Rules {
@@ -62,6 +78,7 @@ impl Default for Rules {
             priority_unit: priority_unit(None),
             widen_after_ms: None,
             sticky_wait_ms: 0,
+            offer: false,
         }
     }
 }
@@ -166,10 +183,14 @@ pub fn decide(s: &Snapshot, batch: usize) -> Vec<Assignment> {
         let waited = s.now.saturating_sub(w.since);
         let widened = s.rules.widen_after_ms.is_some_and(|t| waited >= t);
         let fits = |a: &Candidate| {
-            room(a) && a.has(&w.needs.skills) && (widened || a.has(&w.needs.optional))
+            room(a)
+                && a.has(&w.needs.skills)
+                && (widened || a.has(&w.needs.optional))
+                && !w.needs.tried.contains(&a.id)
         };
         let mut pick = None;
         if let Some(p) = &w.needs.prefer
+            && !w.needs.tried.contains(p)
             && let Some(i) = agents.iter().position(|a| &a.id == p)
         {
             let a = &agents[i];

@@ -75,6 +75,26 @@ pub struct RoutingPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0.1, maximum = 1)]
     pub sla_warn_share: Option<f64>,
+    /// `assign` (the default): a chat goes to its agent at once, and is taken back if the
+    /// agent has not answered the visitor within `first_reply_secs`. `offer`: the agent is
+    /// offered the chat and accepts or declines it within `accept_secs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RoutingMode>,
+    /// `offer` mode: seconds an agent has to accept an offer before it goes to the next agent.
+    /// Default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 5)]
+    pub accept_secs: Option<f64>,
+    /// `assign` mode: seconds an agent has to answer the visitor before the chat goes to the
+    /// next agent. Left out: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 5)]
+    pub first_reply_secs: Option<f64>,
+    /// How many agents a chat is tried with (offers declined or timed out, first replies
+    /// missed) before it overflows (`overflow_to`, or the offline form). Default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 20)]
+    pub max_tries: Option<u32>,
     /// Rules on the page and the visitor, tried in order; every rule that matches raises the
     /// priority to its own (the highest wins) and adds its skills.
     #[serde(
@@ -83,6 +103,14 @@ pub struct RoutingPolicy {
         deserialize_with = "rules_as_objects"
     )]
     pub rules: Option<Vec<RoutingRule>>,
+}
+
+/// How a department gives a chat to an agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingMode {
+    Assign,
+    Offer,
 }
 
 /// Raises the priority of, or requires skills for, the chats it matches.
@@ -184,10 +212,12 @@ pub fn rules(site: &SiteConfig, dept: &DeptId) -> Rules {
     let wait = over
         .and_then(|o| o.sticky_wait_secs)
         .or(base.sticky_wait_secs);
+    let mode = over.and_then(|o| o.mode).or(base.mode);
     Rules {
         priority_unit: super::priority_unit(boost.map(ms)),
         widen_after_ms: widen.map(ms),
         sticky_wait_ms: wait.map_or(0, ms),
+        offer: mode == Some(RoutingMode::Offer),
     }
 }
 
@@ -221,7 +251,33 @@ impl Policy {
             overflow_to: over
                 .and_then(|o| o.overflow_to.clone())
                 .or_else(|| base.overflow_to.clone()),
+            mode: over.and_then(|o| o.mode).or(base.mode),
+            accept_secs: over.and_then(|o| o.accept_secs).or(base.accept_secs),
+            first_reply_secs: over
+                .and_then(|o| o.first_reply_secs)
+                .or(base.first_reply_secs),
+            max_tries: over.and_then(|o| o.max_tries).or(base.max_tries),
         })
+    }
+
+    /// How long the owner of a chat has to act on it before it goes to the next agent (ms):
+    /// accept an offer (`offered`), or answer the visitor.
+    pub fn act_within_ms(&self, offered: bool) -> Option<Millis> {
+        if offered {
+            Some(ms(self.0.accept_secs.unwrap_or(30.0)))
+        } else {
+            self.0.first_reply_secs.map(ms)
+        }
+    }
+
+    /// Whether chats here are offered (and may wait for acceptance).
+    pub fn offers(&self) -> bool {
+        self.0.mode == Some(RoutingMode::Offer)
+    }
+
+    /// How many agents a chat is tried with before it overflows.
+    pub fn max_tries(&self) -> usize {
+        self.0.max_tries.unwrap_or(3) as usize
     }
 
     /// How long a chat may wait in this department's queue before it moves on (ms).

@@ -20,6 +20,7 @@ fn waiting(id: &str, since: Millis, skills: &[&str], optional: &[&str]) -> Waiti
             skills: skills.iter().map(|s| s.to_string()).collect(),
             optional: optional.iter().map(|s| s.to_string()).collect(),
             prefer: None,
+            tried: Vec::new(),
         },
     }
 }

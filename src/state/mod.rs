@@ -261,8 +261,10 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         retention_ms: Millis,
     ) -> Result<Option<Conversation>>;
-    /// Takes an active conversation from `owner` and puts it at the head of `dept`'s queue.
-    /// False when `owner` no longer has it (another node got there first).
+    /// Takes an active conversation from `owner` and puts it at the head of `dept`'s queue,
+    /// with new `needs` when given (the agents it was tried with). False when `owner` no
+    /// longer has it (another node got there first).
+    #[allow(clippy::too_many_arguments)]
     async fn unassign(
         &self,
         site: &SiteId,
@@ -271,7 +273,14 @@ pub trait Store: Send + Sync + 'static {
         dept: &DeptId,
         now: Millis,
         rules: &Rules,
+        needs: Option<&crate::routing::Needs>,
     ) -> Result<bool>;
+    /// The owner accepts a chat offered to them: it is theirs to answer. False when it is not
+    /// (or no longer) an offer to them (it timed out, or another node took it back).
+    async fn accept(&self, site: &SiteId, conv: &ConvId, owner: &AgentId) -> Result<bool>;
+    /// Active conversations whose owner has not acted since before `before` (an offer not
+    /// accepted, or no reply yet: `Conversation::pending_since`), oldest first.
+    async fn pending(&self, site: &SiteId, before: Millis) -> Result<Vec<Conversation>>;
     /// Moves an active conversation from `from` to `to`, within `to`'s limit.
     async fn reassign(
         &self,

@@ -278,6 +278,12 @@ impl Ticket {
                         ..Default::default()
                     });
                 }
+                EventBody::Offered { at, agent } => history.push(HistoryEntry {
+                    at: *at,
+                    kind: "offered".into(),
+                    agent: Some(agent.clone()),
+                    ..Default::default()
+                }),
                 EventBody::Transferred {
                     at,
                     from,
@@ -295,14 +301,19 @@ impl Ticket {
                     note: note.clone(),
                     ..Default::default()
                 }),
-                EventBody::Requeued { at, agent, reason } => history.push(HistoryEntry {
+                EventBody::Requeued {
+                    at,
+                    agent,
+                    reason,
+                    note,
+                } => history.push(HistoryEntry {
                     at: *at,
                     kind: "requeued".into(),
                     agent: None,
                     from: Some(agent.clone()),
                     to_department: None,
                     reason: Some(reason.clone()),
-                    note: None,
+                    note: note.clone(),
                     ..Default::default()
                 }),
                 EventBody::Closed { at, by, reason, .. } => {
@@ -348,7 +359,7 @@ impl Ticket {
             "resolved"
         } else if matches!(
             close_reason.as_str(),
-            "no_agent" | "out_of_hours" | "offline_message" | "max_wait"
+            "no_agent" | "out_of_hours" | "offline_message" | "max_wait" | "max_tries"
         ) {
             "offline"
         } else {

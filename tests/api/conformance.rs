@@ -9,8 +9,10 @@
 //! required and optional skills and maybe a preferred agent, or a message in the open one),
 //! the same message resent, a close, a transfer (back to the queue, or to a named agent), an
 //! overflow (a waiting chat moved to another department, only if still waiting where it was), a
-//! queue drained (`routing::decide` on each backend's snapshot), a policy change (age boost,
-//! widening, waiting for the last agent), and the clock advanced (past the agents' grace
+//! queue drained (`routing::decide` on each backend's snapshot), an offer accepted, an agent's
+//! reply (which ends the first-reply clock), a chat taken back for an agent not yet tried (an
+//! offer declined or timed out, a first reply missed), a policy change (age boost, widening,
+//! waiting for the last agent, offer or assign), and the clock advanced (past the agents' grace
 //! period and the policy's times too).
 //!
 //! `scripts/test.sh` runs `CASES` sequences of `STEPS` steps from a fixed seed. A long soak:
@@ -89,7 +91,16 @@ enum Op {
     Close {
         visitor: usize,
     },
+    /// Back to the queue; `retry`: for an agent not yet tried (the owner joins `tried`).
     Requeue {
+        visitor: usize,
+        retry: bool,
+    },
+    Accept {
+        visitor: usize,
+    },
+    /// The owner answers the visitor.
+    Reply {
         visitor: usize,
     },
     /// A waiting chat overflows to another department (only if still queued where it was).
@@ -112,6 +123,7 @@ enum Op {
         boost_ms: Option<Millis>,
         widen_ms: Option<Millis>,
         sticky_wait_ms: Millis,
+        offer: bool,
     },
 }
 
@@ -168,7 +180,10 @@ fn random_op(rng: &mut StdRng) -> Op {
         },
         58..=63 => Op::Resend { visitor },
         64..=71 => Op::Close { visitor },
-        72..=73 => Op::Requeue { visitor },
+        72..=73 => Op::Requeue {
+            visitor,
+            retry: rng.gen_bool(0.5),
+        },
         74..=75 => Op::Overflow {
             visitor,
             from: rng.gen_range(0..DEPTS.len()),
@@ -178,14 +193,17 @@ fn random_op(rng: &mut StdRng) -> Op {
             visitor,
             to: rng.gen_range(0..AGENTS.len()),
         },
-        81..=90 => Op::Drain {
+        81..=87 => Op::Drain {
             dept: rng.gen_range(0..DEPTS.len()),
         },
-        91..=93 => Op::Policy {
+        88..=90 => Op::Policy {
             boost_ms: rng.gen_bool(0.5).then(|| rng.gen_range(1..=60) * 1_000),
             widen_ms: rng.gen_bool(0.5).then(|| rng.gen_range(0..=60) * 1_000),
             sticky_wait_ms: [0, 10_000, 60_000][rng.gen_range(0..3)],
+            offer: rng.gen_bool(0.5),
         },
+        91..=92 => Op::Accept { visitor },
+        93..=94 => Op::Reply { visitor },
         _ => Op::Advance {
             ms: [1_000, 5_000, 30_000, 61_000][rng.gen_range(0..4)],
         },
@@ -324,18 +342,64 @@ async fn apply(
             ),
             None => "nothing to close".into(),
         },
-        Op::Requeue { visitor } => match &seen[visitor].conv {
-            Some((conv, dept)) => match owner(store, conv).await {
+        Op::Requeue { visitor, retry } => match &seen[visitor].conv {
+            Some((conv, dept)) => match store.conversation(&site, conv).await.ok().flatten() {
+                Some(Conversation {
+                    agent: Some(owner),
+                    needs,
+                    ..
+                }) => {
+                    let mut needs = needs;
+                    needs.tried.push(owner.clone());
+                    let needs = retry.then_some(&needs);
+                    format!(
+                        "unassign {:?}",
+                        store
+                            .unassign(&site, conv, &owner, dept, now, rules, needs)
+                            .await
+                            .map_err(|e| e.to_string())
+                    )
+                }
+                _ => "not active".into(),
+            },
+            None => "nothing to requeue".into(),
+        },
+        Op::Accept { visitor } => match &seen[visitor].conv {
+            Some((conv, _)) => match owner(store, conv).await {
                 Some(owner) => format!(
-                    "unassign {:?}",
+                    "accept {:?}",
                     store
-                        .unassign(&site, conv, &owner, dept, now, rules)
+                        .accept(&site, conv, &owner)
                         .await
                         .map_err(|e| e.to_string())
                 ),
                 None => "not active".into(),
             },
-            None => "nothing to requeue".into(),
+            None => "nothing to accept".into(),
+        },
+        Op::Reply { visitor } => match &seen[visitor].conv {
+            Some((conv, _)) => match owner(store, conv).await {
+                Some(owner) => {
+                    let body = EventBody::Message {
+                        at: now,
+                        author: AuthorKind::Agent,
+                        author_id: Some(owner.0.clone()),
+                        author_name: None,
+                        text: "reply".into(),
+                        client_id: None,
+                        attachment: None,
+                    };
+                    format!(
+                        "reply {:?}",
+                        store
+                            .append_guarded(&site, conv, &body, &Guard::AgentActive(owner))
+                            .await
+                            .map_err(|e| e.to_string())
+                    )
+                }
+                None => "not active".into(),
+            },
+            None => "nothing to reply to".into(),
         },
         Op::Overflow { visitor, from, to } => match &seen[visitor].conv {
             Some((conv, _)) => format!(
@@ -374,7 +438,14 @@ async fn apply(
                 .await
                 .map_err(|e| e.to_string())
         ),
-        Op::Advance { .. } | Op::Policy { .. } => String::new(),
+        Op::Advance { .. } | Op::Policy { .. } => format!(
+            "pending {:?}",
+            store
+                .pending(&site, now)
+                .await
+                .map(|p| p.into_iter().map(|c| c.id).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())
+        ),
     }
 }
 
@@ -442,7 +513,9 @@ async fn observe(store: &dyn Store, now: Millis) -> String {
                 c.first_assigned_at,
                 c.closed_at,
                 c.priority,
-                c.needs
+                c.needs,
+                c.pending_since,
+                c.offered
             ))
         ));
     }
@@ -515,12 +588,14 @@ async fn run_case(ops: Vec<Op>, label: &str) {
             boost_ms,
             widen_ms,
             sticky_wait_ms,
+            offer,
         } = op
         {
             rules = Rules {
                 priority_unit: routing::priority_unit(boost_ms),
                 widen_after_ms: widen_ms,
                 sticky_wait_ms,
+                offer,
             };
         }
         // A message: a new client id, and a new conversation when the visitor has none.
@@ -552,6 +627,7 @@ async fn run_case(ops: Vec<Op>, label: &str) {
                     skills: skill_names(skills),
                     optional: skill_names(optional),
                     prefer: prefer.map(|a| AgentId(AGENTS[a].into())),
+                    tried: Vec::new(),
                 };
                 fresh = Some(new);
             }

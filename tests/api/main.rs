@@ -13,6 +13,7 @@ mod hardening;
 mod health;
 mod http;
 mod multinode;
+mod offers;
 mod policies;
 mod proxy;
 mod push;

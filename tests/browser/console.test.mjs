@@ -524,10 +524,17 @@ for (const backend of ["embedded", "redis"]) {
       await page.locator("#ad-depts tr[data-department=support] button", { hasText: "Edit" }).click();
       await page.fill("#dp-tz", "Europe/Berlin");
       await page.fill("#dp-monday", "09:00-12:00, 13:00-17:00");
+      // Its routing: offers, a longest wait and where chats go after it.
+      await page.selectOption("#dp-mode", "offer");
+      await page.fill("#dp-accept", "45");
+      await page.fill("#dp-max-wait", "120");
+      await page.fill("#dp-overflow", "sales");
       await page.click("#dp-save");
       await waitText(page.locator("#ad-depts tr[data-department=support]"), "Europe/Berlin");
+      await waitText(page.locator("#ad-depts tr[data-department=support]"), "waits at most 120 s → sales");
       const dept = await admin(server, "/v1/sites/demo/departments/support");
       assert.deepEqual(dept.body.hours.monday, ["09:00-12:00", "13:00-17:00"]);
+      assert.deepEqual(dept.body.routing, { mode: "offer", accept_secs: 45, max_wait_secs: 120, overflow_to: "sales" });
       await admin(server, "/v1/sites/demo/departments/support", "PUT", { name: "Support" });
 
       // The widget colour, previewed live, then on the demo page.
@@ -593,6 +600,48 @@ for (const backend of ["embedded", "redis"]) {
       assert.equal(await page.evaluate(() => document.documentElement.lang), "en");
       await page.selectOption("#status", "offline");
       await context.close();
+    });
+
+    test("an offered chat shows Accept and Decline with a countdown; Alt+A accepts and the visitor meets the agent", async () => {
+      const ui = agentUi.page;
+      await ui.selectOption("#status", "online");
+      // Sales (Alice only) offers its chats, two minutes to accept.
+      const depts = await admin(server, "/v1/sites/demo/departments");
+      const sales = depts.body.departments.find((d) => d.id === "sales");
+      const put = await admin(server, "/v1/sites/demo/departments/sales", "PUT", { ...sales, routing: { mode: "offer", accept_secs: 120 } });
+      assert.equal(put.status, 200, JSON.stringify(put.body));
+      const vs = new WebSocket(server.ws + "/v1/visitor?site=demo", { origin: server.origin });
+      const frames = [];
+      vs.on("message", (d) => frames.push(JSON.parse(d.toString())));
+      await new Promise((resolve, reject) => { vs.once("open", resolve); vs.once("error", reject); });
+      vs.send(JSON.stringify({ type: "hello", name: "Olga Offered", department: "sales", page: { url: server.origin + "/demo/" } }));
+      await until("welcome", () => frames.some((m) => m.type === "welcome"));
+      vs.send(JSON.stringify({ type: "message", client_id: "o1", text: "Do you sell gift cards?" }));
+
+      const item = ui.locator(".chat-item", { hasText: "Olga Offered" });
+      await waitText(item.locator(".offer"), "s to accept");
+      await item.click();
+      await ui.locator("#offer").waitFor({ state: "visible", timeout: WAIT });
+      assert.match(await ui.locator("#offer-left").textContent(), /Offered to you: (\d+) s to accept/);
+      const left = Number((await ui.locator("#offer-left").textContent()).match(/(\d+) s/)[1]);
+      assert.ok(left > 100 && left <= 120, `time left: ${left}`);
+      assert.equal(await ui.locator("#compose").isHidden(), true, "no reply before accepting");
+      assert.equal(await ui.locator("#close-btn").isDisabled(), true);
+      await waitText(ui.locator("#transcript .ev.visitor .text"), "Do you sell gift cards?");
+      assert.ok(!frames.some((m) => m.type === "event" && m.event.kind === "assigned"), "introduced before accepting");
+      await accessible(ui, "an offered chat");
+      await ui.screenshot({ path: path.join(ARTIFACTS, `console-${backend}-offer.png`) });
+
+      await ui.locator("#chat-title").click();
+      await ui.keyboard.press("Alt+KeyA");
+      await until("the introduction", () => frames.some((m) => m.type === "event" && m.event.kind === "assigned" && m.event.agent.name === "Alice Moreau"));
+      await ui.locator("#compose").waitFor({ state: "visible", timeout: WAIT });
+      assert.equal(await ui.locator("#offer").isHidden(), true);
+      assert.equal(await item.locator(".offer").count(), 0);
+      await ui.click("#close-btn");
+      await waitText(item.locator(".last"), "closed");
+      await admin(server, "/v1/sites/demo/departments/sales", "PUT", sales);
+      vs.close();
     });
   });
 }

@@ -159,6 +159,10 @@ export function editDept(d) {
   function num(id, v) { $(id).value = v === undefined || v === null ? "" : String(v); }
   num("dp-priority", r.priority); num("dp-boost", r.age_boost_secs); num("dp-widen", r.widen_after_secs);
   num("dp-sticky", r.sticky_days); num("dp-sticky-wait", r.sticky_wait_secs);
+  num("dp-accept", r.accept_secs); num("dp-first-reply", r.first_reply_secs); num("dp-tries", r.max_tries);
+  num("dp-max-wait", r.max_wait_secs); num("dp-sla-wait", r.sla_wait_secs); num("dp-sla-reply", r.sla_first_response_secs);
+  $("dp-mode").value = r.mode || "";
+  $("dp-overflow").value = r.overflow_to || "";
   $("dp-skills").value = (r.skills || []).join(", ");
   $("dp-language").value = r.language === true ? "yes" : r.language === false ? "no" : "";
 }
@@ -171,6 +175,10 @@ function routingSummary(r) {
   if (r.language !== undefined) parts.push(r.language ? T("language preferred") : T("language ignored"));
   if (r.widen_after_secs !== undefined) parts.push(T("widens after") + " " + r.widen_after_secs + " s");
   if (r.sticky_days) parts.push(T("last agent"));
+  if (r.mode === "offer") parts.push(T("offered"));
+  if (r.first_reply_secs !== undefined) parts.push(T("first reply within") + " " + r.first_reply_secs + " s");
+  if (r.max_wait_secs !== undefined) parts.push(T("waits at most") + " " + r.max_wait_secs + " s" + (r.overflow_to ? " → " + r.overflow_to : ""));
+  if (r.sla_wait_secs !== undefined) parts.push(T("wait target") + " " + r.sla_wait_secs + " s");
   return parts.join("; ") || T("as the site");
 }
 /** The routing overrides the department form says, over what it had (its page rules kept). @param {any} old */
@@ -180,6 +188,11 @@ function routingOf(old) {
   function num(id, key) { var v = $(id).value.trim(); if (v === "") delete r[key]; else r[key] = Number(v); }
   num("dp-priority", "priority"); num("dp-boost", "age_boost_secs"); num("dp-widen", "widen_after_secs");
   num("dp-sticky", "sticky_days"); num("dp-sticky-wait", "sticky_wait_secs");
+  num("dp-accept", "accept_secs"); num("dp-first-reply", "first_reply_secs"); num("dp-tries", "max_tries");
+  num("dp-max-wait", "max_wait_secs"); num("dp-sla-wait", "sla_wait_secs"); num("dp-sla-reply", "sla_first_response_secs");
+  /** @param {string} id @param {string} key */
+  function text(id, key) { var v = $(id).value.trim(); if (v === "") delete r[key]; else r[key] = v; }
+  text("dp-mode", "mode"); text("dp-overflow", "overflow_to");
   var skills = list($("dp-skills").value);
   if (skills.length) r.skills = skills; else delete r.skills;
   var lang = $("dp-language").value;

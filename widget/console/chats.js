@@ -32,6 +32,8 @@ export function assigned(m) {
     S.order.push(id);
   }
   c.department = m.conversation.department; c.state = m.conversation.state;
+  // Offered, not accepted yet: until when (the browser's clock, from the seconds left).
+  c.offerUntil = m.conversation.offer_secs != null ? Date.now() + m.conversation.offer_secs * 1000 : 0;
   c.visitorRead = Math.max(c.visitorRead || 0, m.conversation.visitor_read || 0);
   c.readSent = Math.max(c.readSent || 0, m.conversation.agent_read || 0);
   c.visitor = m.visitor; c.ended = false;
@@ -46,7 +48,7 @@ export function assigned(m) {
       c.unread = c.events.filter(function (e) { return e.kind === "message" && e.author === "visitor"; }).length;
     }
     send({ type: "history", visitor: m.visitor.id });
-    views.alertAgent(T("New chat"), (visitorName(c)) + ": " + (lastText(c) || T("assigned to you")), id);
+    views.alertAgent(T(c.offerUntil ? "Chat offered" : "New chat"), (visitorName(c)) + ": " + (lastText(c) || T("assigned to you")), id);
     // Opens when no live chat is in view (none, or the one shown has ended), or when the agent
     // just started it from the Visitors tab.
     var started = m.visitor && m.visitor.id === S.startedFor;
@@ -85,6 +87,11 @@ export function addEvent(c, ev) {
 export function onEvent(id, ev) {
   var c = S.chats[id];
   if (!c || !addEvent(c, ev)) return;
+  // Accepted (here or in another tab): the chat is ours to answer.
+  if (ev.kind === "assigned" && S.me && ev.agent.id === S.me.id && c.offerUntil) {
+    c.offerUntil = 0;
+    if (id === S.current) renderChat();
+  }
   if (ev.kind === "message" && ev.author === "visitor") {
     S.remoteTyping[id] = false;
     if (id !== S.current || document.hidden) c.unread++;
@@ -155,6 +162,11 @@ export function renderChats() {
     u.hidden = !c.unread;
     li.appendChild(u);
     li.appendChild(el("span", "last", c.ended ? T("ended (") + words(c.ended) + ")" : lastText(c)));
+    if (c.offerUntil && !c.ended) {
+      var o = el("span", "offer", offerText(c));
+      o.dataset.offer = id;
+      li.appendChild(o);
+    }
     var since = !c.ended && waitingSince(c);
     var w = el("span", "wait", since ? T("waiting ") + dur((Date.now() - since) / 1000) : "");
     w.dataset.since = since || "";
@@ -192,6 +204,12 @@ setInterval(function () {
   document.querySelectorAll(".chat-item .wait").forEach(function (/** @type {HTMLElement} */ w) {
     if (w.dataset.since) w.textContent = T("waiting ") + dur((Date.now() - Number(w.dataset.since)) / 1000);
   });
+  document.querySelectorAll(".chat-item .offer").forEach(function (/** @type {HTMLElement} */ o) {
+    var c = S.chats[o.dataset.offer || ""];
+    if (c) o.textContent = offerText(c);
+  });
+  var shown = S.current && S.chats[S.current];
+  if (shown && shown.offerUntil && !shown.ended) $("offer-left").textContent = offerText(shown);
   if (Object.keys(S.queues).length) renderQueues();
   if (!$("visitors-view").hidden) views.renderVisitors();
 }, 1000);
@@ -229,13 +247,29 @@ export function renderChat() {
   markSeen();
   readNow();
   if (c.ended) t.appendChild(el("div", "ev sys", T("This chat is no longer yours (") + words(c.ended) + ")."));
-  var open = !c.ended;
+  var offered = !c.ended && !!c.offerUntil;
+  var open = !c.ended && !offered;
+  $("offer").hidden = !offered;
+  if (offered) $("offer-left").textContent = offerText(c);
   $("compose").hidden = !open;
   $("transfer-btn").disabled = !open; $("close-btn").disabled = !open;
   scrollDown();
   renderTyping();
   renderProfile();
 }
+// "Offered: 12 s to accept" (0 once the time is up: the server takes it back).
+export function offerText(c) {
+  return T("Offered to you: ") + Math.max(0, Math.ceil((c.offerUntil - Date.now()) / 1000)) + T(" s to accept");
+}
+// Accept or decline the chat in view (buttons, or Alt+A / Alt+X: `compose.js`).
+export function answerOffer(accept) {
+  var c = S.current && S.chats[S.current];
+  if (!c || !c.offerUntil || c.ended) return;
+  if (accept) send({ type: "accept", conversation: c.id });
+  else send({ type: "decline", conversation: c.id, reason: /** @type {HTMLSelectElement} */ ($("decline-reason")).value });
+}
+$("offer").addEventListener("submit", function (e) { e.preventDefault(); answerOffer(true); });
+$("decline").addEventListener("click", function () { answerOffer(false); });
 export function scrollDown() { var t = $("transcript"); t.scrollTop = t.scrollHeight; }
 export function renderTyping() {
   var t = S.current && S.remoteTyping[S.current];
@@ -265,6 +299,7 @@ export function appendEvent(box, ev) {
       d = el("div", "ev internal", T("Back to the queue: ") + ev.agent.name + " " + words(ev.reason) + " · " + hhmm(ev.at));
       break;
     case "assigned": d = el("div", "ev sys", T("Assigned to ") + ev.agent.name + " · " + hhmm(ev.at)); break;
+    case "offered": d = el("div", "ev internal", T("Offered to ") + ev.agent.name + " · " + hhmm(ev.at)); break;
     case "notice": d = el("div", "ev sys", ev.text); break;
     case "sla":
       d = el("div", "ev internal", T(ev.breached ? "Service level missed: waited " : "Service level at risk: waited ") + ev.elapsed_secs + " s / " + ev.target_secs + " s · " + hhmm(ev.at));
@@ -313,4 +348,4 @@ export function renderProfile() {
 }
 
 // What other views call of this one, bound when it loads (`views.js`).
-Object.assign(views, { appendEvent, assigned, deptName, earlier, ended, markSeen, onEvent, renderChat, renderChats, renderMe, renderProfile, renderQueues, renderTyping, select });
+Object.assign(views, { answerOffer, appendEvent, assigned, deptName, earlier, ended, markSeen, onEvent, renderChat, renderChats, renderMe, renderProfile, renderQueues, renderTyping, select });

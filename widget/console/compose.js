@@ -158,6 +158,8 @@ document.addEventListener("keydown", function (e) {
     else if (k === "r" || e.code === "KeyR") { if (!$("compose").hidden) $("text").focus(); }
     else if (k === "t" || e.code === "KeyT") { if (!$("transfer-btn").disabled && S.current) $("transfer-btn").click(); }
     else if (k === "w" || e.code === "KeyW") { if (!$("close-btn").disabled && S.current) $("close-btn").click(); }
+    // By key position (any layout); Alt+D would be the browser's address bar.
+    else if (e.code === "KeyA" || e.code === "KeyX") { if (!$("offer").hidden) views.answerOffer(e.code === "KeyA"); }
     else return;
     e.preventDefault();
   } else if (e.key === "?" && !typing) {

@@ -35,8 +35,8 @@ sw.addEventListener("fetch", function (/** @type {any} */ e) {
 
 // What a note says, in the browser's language (English and Russian, as the console).
 var WORDS = {
-  en: { assigned: "New chat for you", waiting: "A visitor is waiting", offline: "New offline message", email_reply: "Email reply", in: "in " },
-  ru: { assigned: "Новый чат для вас", waiting: "Посетитель ждёт ответа", offline: "Новое сообщение вне сети", email_reply: "Ответ по почте", in: "отдел: " }
+  en: { assigned: "New chat for you", offered: "A chat is offered to you", waiting: "A visitor is waiting", offline: "New offline message", email_reply: "Email reply", in: "in " },
+  ru: { assigned: "Новый чат для вас", offered: "Вам предлагают чат", waiting: "Посетитель ждёт ответа", offline: "Новое сообщение вне сети", email_reply: "Ответ по почте", in: "отдел: " }
 };
 function words() { return /^ru\b/i.test(navigator.language || "") ? WORDS.ru : WORDS.en; }
 

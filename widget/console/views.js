@@ -16,6 +16,7 @@ export var views = {
   // admin.js
   adminView: notLoaded,
   // chats.js
+  answerOffer: notLoaded,
   appendEvent: notLoaded,
   assigned: notLoaded,
   deptName: notLoaded,

@@ -194,7 +194,9 @@ impl Store for MemoryStore {
                     slot.conv.state != ConvState::Closed && &slot.conv.visitor == v
                 }
                 Guard::AgentActive(a) => {
-                    slot.conv.state == ConvState::Active && slot.conv.agent.as_ref() == Some(a)
+                    slot.conv.state == ConvState::Active
+                        && slot.conv.agent.as_ref() == Some(a)
+                        && !slot.conv.offered
                 }
             };
             if !holds {
@@ -240,6 +242,11 @@ impl Store for MemoryStore {
                 {
                     slot.activity = Some(*at);
                 }
+                // The owner's first reply ends the first-reply clock: the row is journaled,
+                // so a restart does not start it again.
+                let answered = matches!(guard, Guard::AgentActive(_))
+                    && matches!(body, EventBody::Message { .. })
+                    && slot.conv.pending_since.take().is_some();
                 slot.events.push(event.clone());
                 let delivery = Envelope::Event {
                     site: site_id.clone(),
@@ -247,13 +254,16 @@ impl Store for MemoryStore {
                     visitor: slot.conv.visitor.clone(),
                     event: event.clone(),
                 };
-                let write = Write::Event {
+                let mut writes = vec![Write::Event {
                     site: site_id.clone(),
                     conv: conv.clone(),
                     event,
-                };
+                }];
+                if answered {
+                    writes.extend(s.conv_write(site_id, conv));
+                }
                 // Under the lock, so the journal delivers this conversation's events in order.
-                let n = self.journal.submit(vec![write], Some(delivery));
+                let n = self.journal.submit(writes, Some(delivery));
                 let appended = Appended {
                     seq,
                     duplicate: false,
@@ -395,11 +405,30 @@ impl Store for MemoryStore {
         dept: &DeptId,
         now: Millis,
         rules: &Rules,
+        needs: Option<&crate::routing::Needs>,
     ) -> Result<bool> {
         self.step(site_id, |s| {
-            s.unassign(site_id, conv, owner, dept, now, rules)
+            s.unassign(site_id, conv, owner, dept, now, rules, needs)
         })
         .await
+    }
+
+    async fn accept(&self, site_id: &SiteId, conv: &ConvId, owner: &AgentId) -> Result<bool> {
+        self.step(site_id, |s| s.accept(site_id, conv, owner)).await
+    }
+
+    async fn pending(&self, site: &SiteId, before: Millis) -> Result<Vec<Conversation>> {
+        let site = self.site(site);
+        let s = lock(&site);
+        let mut out: Vec<Conversation> = s
+            .convs
+            .values()
+            .filter(|c| c.conv.state == ConvState::Active)
+            .filter(|c| c.conv.pending_since.is_some_and(|t| t < before))
+            .map(|c| c.conv.clone())
+            .collect();
+        out.sort_by(|a, b| (a.pending_since, &a.id).cmp(&(b.pending_since, &b.id)));
+        Ok(out)
     }
 
     async fn reassign(

@@ -165,10 +165,7 @@ impl SiteState {
             return snap;
         }
         // Without skills, a decision only picks among the best `reach` (`routing::reach`).
-        let skills = snap
-            .queue
-            .iter()
-            .any(|w| !w.needs.skills.is_empty() || !w.needs.optional.is_empty());
+        let skills = snap.queue.iter().any(|w| w.needs.narrows());
         let take = if skills { usize::MAX } else { reach };
         let indexed: Vec<AgentId> = self
             .avail
@@ -209,7 +206,14 @@ impl SiteState {
     }
 
     /// One decided assignment: the chat leaves the queue and joins the agent.
-    fn apply(&mut self, dept: &DeptId, conv: &ConvId, agent: &AgentId, now: Millis) -> String {
+    fn apply(
+        &mut self,
+        dept: &DeptId,
+        conv: &ConvId,
+        agent: &AgentId,
+        now: Millis,
+        offer: bool,
+    ) -> String {
         if let Some(q) = self.queues.get_mut(dept) {
             q.remove(conv);
         }
@@ -219,6 +223,8 @@ impl SiteState {
             c.conv.state = ConvState::Active;
             c.conv.agent = Some(agent.clone());
             c.conv.first_assigned_at.get_or_insert(now);
+            c.conv.pending_since = Some(now);
+            c.conv.offered = offer;
             c.activity = Some(now);
             locale = c.conv.locale.clone();
         }
@@ -402,7 +408,7 @@ impl SiteState {
         let mut out = Vec::new();
         let mut writes = Vec::new();
         for a in routing::decide(&snap, batch) {
-            let locale = self.apply(dept, &a.conv, &a.agent, now);
+            let locale = self.apply(dept, &a.conv, &a.agent, now, rules.offer);
             writes.extend(self.conv_write(site_id, &a.conv));
             writes.extend(self.agent_write(site_id, &a.agent));
             out.push((a.conv, a.agent, locale));
@@ -432,6 +438,8 @@ impl SiteState {
         slot.conv.close_reason = Some(reason.to_owned());
         slot.expires_at = Some(now + retention_ms);
         slot.activity = None;
+        slot.conv.pending_since = None;
+        slot.conv.offered = false;
         self.unticketed.insert(conv.clone());
         if let Some(q) = self.queues.get_mut(&before.department) {
             q.remove(conv);
@@ -449,6 +457,7 @@ impl SiteState {
 
     /// The owner's conversation back to the head of a department's queue; false when it is
     /// not (or no longer) theirs.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn unassign(
         &mut self,
         site_id: &SiteId,
@@ -457,6 +466,7 @@ impl SiteState {
         dept: &DeptId,
         now: Millis,
         rules: &Rules,
+        needs: Option<&routing::Needs>,
     ) -> (Vec<Write>, bool) {
         let Some(slot) = self.convs.get_mut(conv) else {
             return (Vec::new(), false);
@@ -464,6 +474,11 @@ impl SiteState {
         if slot.conv.state != ConvState::Active || slot.conv.agent.as_ref() != Some(owner) {
             return (Vec::new(), false);
         }
+        if let Some(needs) = needs {
+            slot.conv.needs = needs.clone();
+        }
+        slot.conv.pending_since = None;
+        slot.conv.offered = false;
         slot.conv.state = ConvState::Queued;
         slot.conv.agent = None;
         slot.conv.department = dept.clone();
@@ -482,6 +497,26 @@ impl SiteState {
             Some(self.arrivals_write(site_id)),
         ];
         (writes.into_iter().flatten().collect(), true)
+    }
+
+    /// The owner accepts the chat offered to them; false when it is not (or no longer) an
+    /// offer to them.
+    pub(super) fn accept(
+        &mut self,
+        site_id: &SiteId,
+        conv: &ConvId,
+        owner: &AgentId,
+    ) -> (Vec<Write>, bool) {
+        let Some(slot) = self.convs.get_mut(conv) else {
+            return (Vec::new(), false);
+        };
+        let c = &mut slot.conv;
+        if c.state != ConvState::Active || c.agent.as_ref() != Some(owner) || !c.offered {
+            return (Vec::new(), false);
+        }
+        c.offered = false;
+        c.pending_since = None;
+        (self.conv_write(site_id, conv).into_iter().collect(), true)
     }
 
     /// A transfer from `from` to `to`, within the target's limit and presence.
@@ -515,6 +550,8 @@ impl SiteState {
         self.take_agent(to, conv, now);
         if let Some(c) = self.convs.get_mut(conv) {
             c.conv.agent = Some(to.clone());
+            c.conv.pending_since = None;
+            c.conv.offered = false;
         }
         let writes = [
             self.conv_write(site_id, conv),

@@ -119,6 +119,8 @@ fn conversation(id: &str, visitor: &str) -> Conversation {
         visitor_read: 0,
         agent_read: 0,
         needs: Default::default(),
+        pending_since: None,
+        offered: false,
     }
 }
 

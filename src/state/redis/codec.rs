@@ -142,6 +142,8 @@ pub(super) fn parse_conv(id: &ConvId, h: &HashMap<String, String>) -> Result<Con
         agent_read: num(h, "ar"),
         needs: needs(h.get("needs").map(String::as_str))
             .map_err(|e| corrupt(format!("conversation {id} needs: {e}")))?,
+        pending_since: opt_num(h, "pending_since"),
+        offered: h.get("offered").is_some_and(|v| v == "1"),
     })
 }
 

@@ -84,6 +84,10 @@ impl SiteKeys {
     pub(super) fn activity(&self) -> String {
         self.key("activity")
     }
+    /// Active chats whose owner has not acted yet (accepted, or replied), by since when.
+    pub(super) fn pending(&self) -> String {
+        self.key("pending")
+    }
     pub(super) fn live(&self) -> String {
         self.key("live")
     }

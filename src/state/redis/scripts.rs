@@ -27,6 +27,7 @@ pub(super) struct Scripts {
     start: Script,
     set: Script,
     read: Script,
+    accept: Script,
 }
 
 /// A script that changes what routing depends on, with the index maintenance it calls.
@@ -70,6 +71,8 @@ pub(super) struct AppendArgs<'a> {
     pub publish: &'static str,
     /// With a rate: its counters' keys are added, and its limit and window passed.
     pub rate: Option<(&'a Rate, Vec<String>)>,
+    /// The owner's reply to the visitor: it ends the first-reply clock.
+    pub answers: bool,
 }
 
 impl Scripts {
@@ -89,6 +92,7 @@ impl Scripts {
             start: indexing(include_str!("lua/start.lua")),
             set: indexing(include_str!("lua/set.lua")),
             read: Script::new(include_str!("lua/read.lua")),
+            accept: Script::new(include_str!("lua/accept.lua")),
         }
     }
 
@@ -170,7 +174,8 @@ impl Scripts {
         inv.key(keys.conv(conv))
             .key(keys.log(conv))
             .key(keys.cids(conv))
-            .key(keys.activity());
+            .key(keys.activity())
+            .key(keys.pending());
         let (limit, window) = match &args.rate {
             Some((rate, counters)) => {
                 for k in counters {
@@ -189,7 +194,8 @@ impl Scripts {
             .arg(args.guard.unwrap_or_default())
             .arg(args.publish)
             .arg(limit)
-            .arg(window);
+            .arg(window)
+            .arg(if args.answers { "1" } else { "0" });
         inv
     }
 
@@ -244,13 +250,15 @@ impl Scripts {
         dept: &DeptId,
         now: Millis,
         grace_ms: Millis,
+        offer: bool,
         decided: &[Assignment],
     ) -> ScriptInvocation<'_> {
         let mut inv = self.apply.prepare_invoke();
         inv.key(keys.queue(dept))
             .arg(keys.base())
             .arg(now)
-            .arg(grace_ms);
+            .arg(grace_ms)
+            .arg(if offer { "1" } else { "0" });
         for a in decided {
             inv.arg(&a.conv.0)
                 .arg(&a.agent.0)
@@ -289,6 +297,7 @@ impl Scripts {
     }
 
     /// `unassign.lua`: an agent's conversation back to the head of its queue.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn unassign(
         &self,
         keys: &SiteKeys,
@@ -297,6 +306,7 @@ impl Scripts {
         dept: &DeptId,
         now: Millis,
         priority_unit: i64,
+        needs: Option<&crate::routing::Needs>,
     ) -> ScriptInvocation<'_> {
         let mut inv = self.unassign.prepare_invoke();
         inv.key(keys.conv(conv))
@@ -307,7 +317,28 @@ impl Scripts {
             .arg(&owner.0)
             .arg(&dept.0)
             .arg(now)
-            .arg(priority_unit);
+            .arg(priority_unit)
+            // Plain data of our own: serialising it cannot fail.
+            .arg(
+                needs
+                    .map(|n| serde_json::to_string(n).unwrap_or_default())
+                    .unwrap_or_default(),
+            );
+        inv
+    }
+
+    /// `accept.lua`: the owner accepts a chat offered to them.
+    pub(super) fn accept(
+        &self,
+        keys: &SiteKeys,
+        conv: &ConvId,
+        owner: &AgentId,
+    ) -> ScriptInvocation<'_> {
+        let mut inv = self.accept.prepare_invoke();
+        inv.key(keys.conv(conv))
+            .key(keys.pending())
+            .arg(&conv.0)
+            .arg(&owner.0);
         inv
     }
 

@@ -140,6 +140,8 @@ impl Store for RedisStore {
             guard: guard_arg,
             publish: self.publish_command(),
             rate,
+            answers: matches!(guard, Guard::AgentActive(_))
+                && matches!(body, EventBody::Message { .. }),
         };
         let (seq, flag): (u64, i64) = self
             .scripts
@@ -269,7 +271,7 @@ impl Store for RedisStore {
             }
             let applied: Option<Vec<String>> = self
                 .scripts
-                .apply(&keys, dept, now, grace_ms, &decided)
+                .apply(&keys, dept, now, grace_ms, rules.offer, &decided)
                 .invoke_async(&mut self.conn())
                 .await?;
             match applied {
@@ -338,14 +340,42 @@ impl Store for RedisStore {
         dept: &DeptId,
         now: Millis,
         rules: &Rules,
+        needs: Option<&crate::routing::Needs>,
     ) -> Result<bool> {
         let keys = self.keys(site);
         let ok: i64 = self
             .scripts
-            .unassign(&keys, conv, owner, dept, now, rules.priority_unit)
+            .unassign(&keys, conv, owner, dept, now, rules.priority_unit, needs)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(ok == 1)
+    }
+
+    async fn accept(&self, site: &SiteId, conv: &ConvId, owner: &AgentId) -> Result<bool> {
+        let ok: i64 = self
+            .scripts
+            .accept(&self.keys(site), conv, owner)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(ok == 1)
+    }
+
+    async fn pending(&self, site: &SiteId, before: Millis) -> Result<Vec<Conversation>> {
+        let keys = self.keys(site);
+        let ids: Vec<String> = self
+            .conn()
+            .zrangebyscore(keys.pending(), "-inf", format!("({before}"))
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids.into_iter().map(ConvId) {
+            if let Some(c) = self.conversation(site, &id).await?
+                && c.state == crate::model::ConvState::Active
+                && c.pending_since.is_some()
+            {
+                out.push(c);
+            }
+        }
+        Ok(out)
     }
 
     async fn reassign(

@@ -160,6 +160,21 @@ impl Session {
                 }
                 Err(e) => (Err(e), None, Some(conversation)),
             },
+            AgentIn::Accept { conversation } => (
+                engine.accept_offer(site, agent, &conversation).await,
+                None,
+                Some(conversation),
+            ),
+            AgentIn::Decline {
+                conversation,
+                reason,
+            } => (
+                engine
+                    .decline_offer(site, agent, &conversation, reason)
+                    .await,
+                None,
+                Some(conversation),
+            ),
             AgentIn::Transfer {
                 conversation,
                 to_agent,

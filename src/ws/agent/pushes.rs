@@ -130,7 +130,8 @@ impl Session {
     pub(super) async fn on_event(&mut self, conv: &ConvId, event: &Event) -> bool {
         let Some(&last) = self.chats.get(conv) else {
             // Not followed: only an assignment to this agent concerns us.
-            if matches!(&event.body, EventBody::Assigned { agent, .. } if agent.id == self.agent) {
+            if matches!(&event.body, EventBody::Assigned { agent, .. } | EventBody::Offered { agent, .. } if agent.id == self.agent)
+            {
                 return self.take(conv, 0).await;
             }
             return true;
@@ -208,9 +209,13 @@ impl Session {
         let (events, more) = latest_page(events, after);
         let last = events.last().map_or(after, |e| e.seq);
         self.chats.insert(conv.clone(), last);
+        let summary = ConvSummary {
+            offer_secs: engine.offer_secs(&self.site, &c),
+            ..ConvSummary::from(&c)
+        };
         self.conn
             .send(&AgentOut::Assigned {
-                conversation: &ConvSummary::from(&c),
+                conversation: &summary,
                 visitor: &visitor,
                 events: &events,
                 more,

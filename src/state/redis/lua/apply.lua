@@ -3,10 +3,11 @@
 -- decision read. Otherwise nothing is written and the caller reads a new snapshot (a conflict
 -- with another node). Nobody exceeds a limit even with many nodes assigning at once.
 -- KEYS[1] queue sorted set
--- ARGV[1] key base, ARGV[2] now (ms), ARGV[3] grace (ms), ARGV[4..] conv, agent, load, max, ...
+-- ARGV[1] key base, ARGV[2] now (ms), ARGV[3] grace (ms), ARGV[4] '1' when assignments are
+-- offers (accepted or declined), ARGV[5..] conv, agent, load, max, ...
 -- Returns {conv, agent, locale, ...}, or false on a conflict.
 local base, now, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 4, #ARGV, 4 do
+for i = 5, #ARGV, 4 do
   local conv, agent = ARGV[i], ARGV[i + 1]
   if redis.call('HGET', base .. 'c:' .. conv, 'state') ~= 'queued'
     or not redis.call('ZSCORE', KEYS[1], conv) then return false end
@@ -22,7 +23,7 @@ for i = 4, #ARGV, 4 do
     or present + grace <= now then return false end
 end
 local out = {}
-for i = 4, #ARGV, 4 do
+for i = 5, #ARGV, 4 do
   local conv, agent = ARGV[i], ARGV[i + 1]
   local ckey, akey = base .. 'c:' .. conv, base .. 'a:' .. agent
   redis.call('ZREM', KEYS[1], conv)
@@ -31,6 +32,9 @@ for i = 4, #ARGV, 4 do
   redis.call('SADD', akey .. ':chats', conv)
   redis.call('HSET', ckey, 'state', 'active', 'agent', agent)
   redis.call('HSETNX', ckey, 'first_assigned_at', ARGV[2])
+  redis.call('HSET', ckey, 'pending_since', ARGV[2])
+  if ARGV[4] == '1' then redis.call('HSET', ckey, 'offered', '1') else redis.call('HDEL', ckey, 'offered') end
+  redis.call('ZADD', base .. 'pending', ARGV[2], conv)
   redis.call('ZADD', base .. 'activity', ARGV[2], conv)
   sb_index(base, agent)
   out[#out + 1] = conv

@@ -17,6 +17,8 @@ if h.state == 'active' and h.agent and h.agent ~= '' then
 end
 redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', ARGV[4], 'close_reason', ARGV[3])
 redis.call('ZREM', base .. 'activity', conv)
+redis.call('ZREM', base .. 'pending', conv)
+redis.call('HDEL', KEYS[1], 'pending_since', 'offered')
 redis.call('SADD', base .. 'unticketed', conv)
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
 return flat

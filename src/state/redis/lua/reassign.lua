@@ -23,6 +23,8 @@ redis.call('HINCRBY', KEYS[3], 'load', 1)
 redis.call('HSET', KEYS[3], 'idle_since', ARGV[4])
 redis.call('SADD', KEYS[3] .. ':chats', ARGV[1])
 redis.call('HSET', KEYS[1], 'agent', ARGV[3])
+redis.call('HDEL', KEYS[1], 'pending_since', 'offered')
+redis.call('ZREM', ARGV[6] .. 'pending', ARGV[1])
 sb_index(ARGV[6], ARGV[2])
 sb_index(ARGV[6], ARGV[3])
 return 1

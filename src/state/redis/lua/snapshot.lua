@@ -22,7 +22,8 @@ for _, conv in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)) d
     q[#q + 1] = f[2] or ARGV[2]
     q[#q + 1] = f[3] or ''
     if f[3] then
-      if string.find(f[3], '"skills"', 1, true) or string.find(f[3], '"optional"', 1, true) then
+      if string.find(f[3], '"skills"', 1, true) or string.find(f[3], '"optional"', 1, true)
+        or string.find(f[3], '"tried"', 1, true) then
         skills = true
       end
       local p = cjson.decode(f[3]).prefer

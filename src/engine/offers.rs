@@ -1,0 +1,212 @@
+//! Chats an agent has not acted on: offers to accept or decline (a department in `offer`
+//! mode) and first replies (`first_reply_secs`). A chat taken back goes to the head of its
+//! queue for the next agent it has not been tried with, and after `max_tries` agents it
+//! overflows. Every step is conditional on the owner, so any number of nodes sweeping take a
+//! chat back once; the state the sweep reads (`Conversation::pending_since`) is stored, so a
+//! restart resumes the clock where it was.
+
+use super::effects::Notice;
+use super::{Engine, EngineError, Result};
+use crate::directory::model::SiteConfig;
+use crate::model::{
+    AgentId, AgentRef, ConvId, Conversation, EventBody, Millis, NoticeKind, SiteId,
+};
+use crate::protocol::ErrorCode;
+use crate::routing::policy::{self, Policy};
+use crate::templates::Template;
+
+/// Why a chat was taken from its agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Missed {
+    Declined,
+    OfferTimeout,
+    NoReply,
+}
+
+impl Missed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Declined => "declined",
+            Self::OfferTimeout => "offer_timeout",
+            Self::NoReply => "no_reply",
+        }
+    }
+}
+
+impl Engine {
+    /// The agent takes a chat offered to them: it is theirs, and the visitor is introduced.
+    pub async fn accept_offer(
+        &self,
+        site_id: &SiteId,
+        agent: &AgentId,
+        conv: &ConvId,
+    ) -> Result<()> {
+        let site = self.site(site_id)?;
+        if !self.inner.store.accept(site_id, conv, agent).await? {
+            return Err(no_offer());
+        }
+        tracing::info!(site = %site_id, conversation = %conv, agent = %agent, "offer accepted");
+        let locale = self
+            .inner
+            .store
+            .conversation(site_id, conv)
+            .await?
+            .map_or_else(|| "en".to_owned(), |c| c.locale);
+        let who = self.agent_ref(&site, agent);
+        self.announce_agent(&site, conv, &who, &locale).await
+    }
+
+    /// The agent refuses a chat offered to them: the next agent gets it.
+    pub async fn decline_offer(
+        &self,
+        site_id: &SiteId,
+        agent: &AgentId,
+        conv: &ConvId,
+        reason: String,
+    ) -> Result<()> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 200 {
+            return Err(EngineError::new(
+                ErrorCode::InvalidMessage,
+                "a reason of 1 to 200 characters",
+            ));
+        }
+        let site = self.site(site_id)?;
+        let c = self.open_conversation(site_id, conv).await?;
+        if !c.offered || c.agent.as_ref() != Some(agent) {
+            return Err(no_offer());
+        }
+        if !self
+            .take_back(&site, &c, Missed::Declined, Some(reason.to_owned()))
+            .await?
+        {
+            return Err(no_offer());
+        }
+        Ok(())
+    }
+
+    /// Seconds left to accept a chat offered to its owner, if it is an offer.
+    pub fn offer_secs(&self, site_id: &SiteId, c: &Conversation) -> Option<u32> {
+        let since = c.pending_since.filter(|_| c.offered)?;
+        let site = self.site(site_id).ok()?;
+        let within = Policy::resolve(&site, &c.department).act_within_ms(true)?;
+        let left = since
+            .saturating_add(within)
+            .saturating_sub(self.now())
+            .max(0);
+        Some(u32::try_from((left + 999) / 1000).unwrap_or(u32::MAX))
+    }
+
+    /// Takes back every chat whose owner let its offer or first-reply time pass.
+    pub(super) async fn expire_pending(&self, site: &SiteConfig, now: Millis) -> Result<()> {
+        // The shortest time any department gives: older than that, a chat may be due.
+        let shortest = site
+            .departments
+            .iter()
+            .flat_map(|d| {
+                let p = Policy::resolve(site, &d.id);
+                [p.act_within_ms(p.offers()), p.act_within_ms(true)]
+            })
+            .flatten()
+            .min();
+        let Some(shortest) = shortest else {
+            return Ok(());
+        };
+        let due = self
+            .inner
+            .store
+            .pending(&site.id, now.saturating_sub(shortest).saturating_add(1))
+            .await?;
+        for c in due {
+            let Some(since) = c.pending_since else {
+                continue;
+            };
+            let Some(within) = Policy::resolve(site, &c.department).act_within_ms(c.offered) else {
+                continue;
+            };
+            if now.saturating_sub(since) < within {
+                continue;
+            }
+            let why = if c.offered {
+                Missed::OfferTimeout
+            } else {
+                Missed::NoReply
+            };
+            self.take_back(site, &c, why, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes a chat from its owner for the next agent it has not been tried with: the head
+    /// of its queue, the visitor told, the owner's miss counted; after the department's
+    /// `max_tries`, the chat overflows. False when the owner no longer had it.
+    async fn take_back(
+        &self,
+        site: &SiteConfig,
+        c: &Conversation,
+        why: Missed,
+        note: Option<String>,
+    ) -> Result<bool> {
+        let Some(owner) = c.agent.clone() else {
+            return Ok(false);
+        };
+        let now = self.now();
+        let store = &self.inner.store;
+        let mut needs = c.needs.clone();
+        if !needs.tried.contains(&owner) {
+            needs.tried.push(owner.clone());
+        }
+        let dept = &c.department;
+        let rules = policy::rules(site, dept);
+        if !store
+            .unassign(&site.id, &c.id, &owner, dept, now, &rules, Some(&needs))
+            .await?
+        {
+            return Ok(false);
+        }
+        tracing::info!(site = %site.id, conversation = %c.id, agent = %owner, reason = why.as_str(), "chat taken back for the next agent");
+        metrics::counter!(crate::observe::MISSED, "site" => site.id.0.clone(), "agent" => owner.0.clone(), "reason" => why.as_str()).increment(1);
+        let who: AgentRef = self.agent_ref(site, &owner);
+        store
+            .append(
+                &site.id,
+                &c.id,
+                &EventBody::Requeued {
+                    at: now,
+                    agent: who,
+                    reason: why.as_str().into(),
+                    note,
+                },
+            )
+            .await?;
+        self.agent_pushed(&site.id, &owner).await;
+        self.emit(
+            site,
+            "conversation.missed",
+            serde_json::json!({"conversation": c.id, "agent": owner, "reason": why.as_str()}),
+        )
+        .await;
+        if needs.tried.len() >= Policy::resolve(site, dept).max_tries() {
+            self.queue_changed(&site.id, dept).await;
+            self.overflow(site, dept, &c.id, now, "max_tries").await?;
+            return Ok(true);
+        }
+        // An offer the visitor never saw needs no apology: they are told their place again.
+        let notice = if c.offered {
+            let agents = self.agents_cached(&site.id, false).await?;
+            let estimate = self.estimate(&agents, &site.id, dept, 1, now).await;
+            Notice::queued(1, estimate)
+        } else {
+            Notice::plain(NoticeKind::Reassigned, Template::Reassigned, Some(1))
+        };
+        self.notice(site, dept, &c.id, &c.locale, notice).await?;
+        self.inner.hub.note_position(&c.id, 1);
+        self.queue_changed(&site.id, dept).await;
+        self.drain(&site.id, dept).await?;
+        Ok(true)
+    }
+}
+
+fn no_offer() -> EngineError {
+    EngineError::new(ErrorCode::NotFound, "no offer of this chat is yours")
+}

@@ -85,6 +85,7 @@ pub mod request;
 pub mod routing;
 pub mod server;
 pub mod shutdown;
+pub mod simulate;
 pub mod smtp;
 pub mod state;
 pub mod templates;

@@ -1,5 +1,5 @@
 //! The `switchboard` binary: configuration, telemetry, serve until ctrl-c or SIGTERM; SIGHUP
-//! reloads the settings file. `migrate` and `import` work on the database and exit.
+//! reloads the settings file. `migrate`, `import` and `simulate` work on the database and exit.
 
 use clap::Parser;
 use switchboard::config::{Cli, Command, Config};
@@ -48,6 +48,30 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Import { file }) => {
             let n = import(&config, file).await?;
             println!("directory imported: {n} rows written");
+            return Ok(());
+        }
+        Some(Command::Simulate {
+            site,
+            since,
+            until,
+            trace,
+            policies,
+            json,
+        }) => {
+            use switchboard::simulate::parse_instant;
+            let request = switchboard::simulate::Request {
+                site: site.as_deref().map(Into::into),
+                since: since.as_deref().map(parse_instant).transpose()?,
+                until: until.as_deref().map(parse_instant).transpose()?,
+                trace: trace.clone(),
+                policies: policies.clone(),
+            };
+            let reports = switchboard::simulate::run(&config, &request).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                print!("{}", switchboard::simulate::table(&reports));
+            }
             return Ok(());
         }
         None => {}

@@ -102,6 +102,9 @@ enum Cmd {
         /// Seconds of arrivals.
         #[arg(long, default_value_t = 180.0)]
         duration: f64,
+        /// Write the run down for `switchboard simulate --trace`.
+        #[arg(long)]
+        trace: Option<std::path::PathBuf>,
     },
     /// Anonymous visitors connect, say hello and leave, `rate` per second: handshake latency,
     /// and (with --pid, --redis-url) whether memory and Redis keys come back afterwards.
@@ -443,6 +446,7 @@ async fn main() -> anyhow::Result<()> {
             sigma,
             load,
             duration,
+            trace,
         } => {
             let ctx = std::sync::Arc::new(Ctx::new(common.addr, common.sources)?);
             let run = scenarios::estimate(
@@ -454,6 +458,7 @@ async fn main() -> anyhow::Result<()> {
                 sigma,
                 load,
                 duration,
+                trace.as_deref(),
             );
             let r = bounded(&common, run).await?;
             (common, r)

@@ -59,4 +59,27 @@ pub enum Command {
         /// A configuration file; only its `[[sites]]` are read
         file: PathBuf,
     },
+    /// Replay recorded chats (the database's tickets of a time range, or a trace file)
+    /// through the routing in force and candidate policies, and print their waits, offline
+    /// forms, service-level breaches and fairness side by side (docs/routing.md)
+    Simulate {
+        /// The site (needed when the directory has several)
+        #[arg(long)]
+        site: Option<String>,
+        /// Tickets closed from this time: 2026-12-01, 2026-12-01T09:00:00Z or ms since the epoch
+        #[arg(long)]
+        since: Option<String>,
+        /// Tickets closed before this time
+        #[arg(long)]
+        until: Option<String>,
+        /// A trace file (JSON: agents' shifts and arrivals) instead of the tickets
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// A candidate policy (TOML: `name`, `[routing]`, `[departments.<id>]`); repeatable
+        #[arg(long = "policy")]
+        policies: Vec<PathBuf>,
+        /// Print the reports as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }

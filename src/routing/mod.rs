@@ -13,6 +13,7 @@
 
 pub mod estimate;
 pub mod policy;
+pub mod simulate;
 
 use serde::{Deserialize, Serialize};
 

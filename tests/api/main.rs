@@ -21,6 +21,7 @@ mod restart;
 mod resume;
 mod routing;
 mod security;
+mod simulate;
 mod supervisor;
 mod tickets;
 mod triggers;

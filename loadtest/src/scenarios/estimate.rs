@@ -5,6 +5,9 @@
 //! wait they had until `assigned`. Reported: the median of |estimate − real| ÷ real and the
 //! share of real waits inside the range, for all visitors and for the second half (after the
 //! server has learned from the first).
+//!
+//! With a trace file, the run is written down as `switchboard simulate --trace` replays it:
+//! the agents' shift, each chat's arrival, handling time and the wait it had.
 
 use std::collections::BinaryHeap;
 use std::sync::Arc;
@@ -50,6 +53,22 @@ struct Seen {
     real: f64,
 }
 
+/// One visitor's chat, for the trace: when they wrote (ms since the epoch) and how long until
+/// an agent took it.
+struct Chat {
+    conv: String,
+    at_ms: i64,
+    wait_ms: i64,
+    /// What the estimate saw, when the visitor was queued.
+    seen: Option<Seen>,
+}
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn estimate(
     ctx: Arc<Ctx>,
@@ -60,9 +79,11 @@ pub async fn estimate(
     sigma: f64,
     load: f64,
     duration: f64,
+    trace: Option<&std::path::Path>,
 ) -> anyhow::Result<Report> {
     let mut r = Report::new("estimate");
     let began = Instant::now();
+    let shift_from = epoch_ms();
     r.server_rss_before = rss(pid);
     let agent_ws = open_agents(&ctx, agents, "online").await?;
     let mean = median_secs * (sigma * sigma / 2.0).exp();
@@ -71,6 +92,8 @@ pub async fn estimate(
     // Each assignment an agent reads: the run stops only once the agents have read every one,
     // so they close every chat they were given (none is left open for the next scenario).
     let (heard_tx, mut heard_rx) = mpsc::unbounded_channel::<()>();
+    // Each chat an agent closed, and how long they held it (ms).
+    let (held_tx, mut held_rx) = mpsc::unbounded_channel::<(String, i64)>();
     let mut atasks = Vec::new();
     for (i, ws) in agent_ws.into_iter().enumerate() {
         let stop = stop_rx.clone();
@@ -79,14 +102,15 @@ pub async fn estimate(
         atasks.push(tokio::spawn(agent(
             ws,
             rng,
-            median_secs,
-            sigma,
+            (median_secs, sigma),
             heard,
+            held_tx.clone(),
             stop,
         )));
     }
     drop(heard_tx);
-    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<Result<Option<Seen>, ()>>();
+    drop(held_tx);
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<Result<Chat, ()>>();
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     let start = tokio::time::Instant::now();
     let mut next = start;
@@ -102,13 +126,15 @@ pub async fn estimate(
     }
     drop(seen_tx);
     let mut seen = Vec::new();
+    let mut chats = Vec::new();
     let mut served = 0usize;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     while served < arrivals {
         match tokio::time::timeout_at(deadline, seen_rx.recv()).await {
-            Ok(Some(Ok(s))) => {
+            Ok(Some(Ok(mut c))) => {
                 served += 1;
-                seen.extend(s);
+                seen.extend(c.seen.take());
+                chats.push(c);
             }
             Ok(Some(Err(()))) => {
                 served += 1;
@@ -131,6 +157,19 @@ pub async fn estimate(
     stop_tx.send(true).ok();
     for t in atasks {
         r.errors += t.await?;
+    }
+    if let Some(path) = trace {
+        let mut held = std::collections::HashMap::new();
+        while let Ok((conv, ms)) = held_rx.try_recv() {
+            held.insert(conv, ms);
+        }
+        write_trace(
+            path,
+            (agents, slots),
+            (shift_from, epoch_ms()),
+            &chats,
+            &held,
+        )?;
     }
     r.connections = (agents + arrivals) as u64;
     let half = arrivals / 2;
@@ -161,6 +200,45 @@ pub async fn estimate(
     Ok(r)
 }
 
+/// The run as `switchboard simulate --trace` reads it: agents lt0… on duty from the first
+/// agent's sign-in to the end, in `support`, each with `slots` chats at once (the server's
+/// `max_concurrent`, as `switchboard-loadtest config` writes it); each chat with its arrival,
+/// handling time and wait.
+fn write_trace(
+    path: &std::path::Path,
+    (agents, slots): (usize, u32),
+    (from, until): (i64, i64),
+    chats: &[Chat],
+    held: &std::collections::HashMap<String, i64>,
+) -> anyhow::Result<()> {
+    let shifts: Vec<Value> = (0..agents)
+        .map(|i| {
+            json!({"id": format!("lt{i}"), "departments": ["support"], "max_concurrent": slots,
+                   "from": from, "until": until})
+        })
+        .collect();
+    let arrivals: Vec<Value> = chats
+        .iter()
+        .filter_map(|c| {
+            let handling = *held.get(&c.conv)?;
+            Some(json!({"id": c.conv, "at": c.at_ms, "department": "support",
+                        "handling_ms": handling, "recorded_wait_ms": c.wait_ms}))
+        })
+        .collect();
+    if arrivals.len() != chats.len() {
+        bail!(
+            "{} of {} chats have a handling time",
+            arrivals.len(),
+            chats.len()
+        );
+    }
+    std::fs::write(
+        path,
+        serde_json::to_vec_pretty(&json!({"agents": shifts, "arrivals": arrivals}))?,
+    )?;
+    Ok(())
+}
+
 /// Median |point − real| ÷ real, and the share of real waits in the range (to the second).
 fn accuracy(set: &[&Seen]) -> (f64, f64) {
     if set.is_empty() {
@@ -178,10 +256,11 @@ fn accuracy(set: &[&Seen]) -> (f64, f64) {
     (errors[errors.len() / 2], covered as f64 / set.len() as f64)
 }
 
-/// One visitor: writes, and if queued, waits to be assigned. None when served at once.
-async fn visitor(ctx: Arc<Ctx>, index: usize) -> Result<Option<Seen>, ()> {
+/// One visitor: writes, and waits to be assigned; what the estimate saw when queued.
+async fn visitor(ctx: Arc<Ctx>, index: usize) -> Result<Chat, ()> {
     let mut ws = ctx.visitor().await.map_err(|_| ())?;
     let msg = json!({"type": "message", "client_id": format!("e{index}"), "text": "hello"});
+    let (at_ms, sent) = (epoch_ms(), Instant::now());
     send(&mut ws, &msg).await.map_err(|_| ())?;
     let mut queued: Option<(Instant, Value)> = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
@@ -196,13 +275,18 @@ async fn visitor(ctx: Arc<Ctx>, index: usize) -> Result<Option<Seen>, ()> {
         }
         if m["type"] == "event" && e["kind"] == "assigned" {
             // Leaves once served: the agent closes the chat on their own time.
-            return Ok(queued.map(|(at, est)| Seen {
-                index,
-                point: est["secs"].as_f64().unwrap_or(0.0),
-                low: est["low_secs"].as_f64().unwrap_or(0.0),
-                high: est["high_secs"].as_f64().unwrap_or(0.0),
-                real: at.elapsed().as_secs_f64(),
-            }));
+            return Ok(Chat {
+                conv: m["conversation"].as_str().unwrap_or_default().to_owned(),
+                at_ms,
+                wait_ms: sent.elapsed().as_millis() as i64,
+                seen: queued.map(|(at, est)| Seen {
+                    index,
+                    point: est["secs"].as_f64().unwrap_or(0.0),
+                    low: est["low_secs"].as_f64().unwrap_or(0.0),
+                    high: est["high_secs"].as_f64().unwrap_or(0.0),
+                    real: at.elapsed().as_secs_f64(),
+                }),
+            });
         }
         if m["type"] == "error" {
             return Err(());
@@ -214,14 +298,23 @@ async fn visitor(ctx: Arc<Ctx>, index: usize) -> Result<Option<Seen>, ()> {
 async fn agent(
     mut ws: crate::Ws,
     mut rng: Rng,
-    median_secs: f64,
-    sigma: f64,
+    (median_secs, sigma): (f64, f64),
     heard: mpsc::UnboundedSender<()>,
+    held: mpsc::UnboundedSender<(String, i64)>,
     mut stop: watch::Receiver<bool>,
 ) -> u64 {
-    // (close at, conversation), soonest first.
+    // (close at, conversation), soonest first; when each was taken.
     let mut closing: BinaryHeap<std::cmp::Reverse<(tokio::time::Instant, String)>> =
         BinaryHeap::new();
+    let mut taken: std::collections::HashMap<String, tokio::time::Instant> =
+        std::collections::HashMap::new();
+    // A chat let go: how long it was held goes to the trace.
+    let release = |taken: &mut std::collections::HashMap<String, tokio::time::Instant>,
+                   conv: &str| {
+        if let Some(t) = taken.remove(conv) {
+            let _ = held.send((conv.to_owned(), t.elapsed().as_millis() as i64));
+        }
+    };
     let mut errors = 0;
     loop {
         let next = closing
@@ -234,6 +327,7 @@ async fn agent(
                     let conv = m["conversation"]["id"].as_str().unwrap_or_default().to_owned();
                     let hold = rng.log_normal(median_secs, sigma).min(median_secs * 50.0);
                     let at = tokio::time::Instant::now() + Duration::from_secs_f64(hold);
+                    taken.insert(conv.clone(), tokio::time::Instant::now());
                     closing.push(std::cmp::Reverse((at, conv)));
                     let _ = heard.send(());
                 }
@@ -242,10 +336,11 @@ async fn agent(
                 _ => return errors + 1,
             },
             _ = tokio::time::sleep_until(next) => {
-                if let Some(std::cmp::Reverse((_, conv))) = closing.pop()
-                    && send(&mut ws, &json!({"type": "close", "conversation": conv})).await.is_err()
-                {
-                    return errors + 1;
+                if let Some(std::cmp::Reverse((_, conv))) = closing.pop() {
+                    release(&mut taken, &conv);
+                    if send(&mut ws, &json!({"type": "close", "conversation": conv})).await.is_err() {
+                        return errors + 1;
+                    }
                 }
             }
             _ = stop.changed() => {
@@ -254,6 +349,7 @@ async fn agent(
                 // next scenario finds the agents with nothing open.
                 let mut open = std::collections::HashSet::new();
                 while let Some(std::cmp::Reverse((_, conv))) = closing.pop() {
+                    release(&mut taken, &conv);
                     if send(&mut ws, &json!({"type": "close", "conversation": conv})).await.is_err() {
                         return errors + 1;
                     }

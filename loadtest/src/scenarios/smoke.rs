@@ -1,6 +1,6 @@
 //! `smoke`: a short run of every scenario against both backends, servers started here.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,7 @@ pub(super) fn start_server(
     bin: &Path,
     config: &str,
     redis: Option<&str>,
-) -> anyhow::Result<(Proc, std::net::SocketAddr)> {
+) -> anyhow::Result<(Proc, std::net::SocketAddr, PathBuf)> {
     use std::io::BufRead;
     let dir = std::env::temp_dir().join(format!(
         "switchboard-smoke-{}-{}",
@@ -94,7 +94,51 @@ pub(super) fn start_server(
         .with_context(|| format!("unexpected first line: {first}"))?;
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Ok((proc, addr))
+    Ok((proc, addr, dir))
+}
+
+/// `switchboard simulate` on what the `estimate` run recorded, once its server has stopped:
+/// its tickets (`window`, ms since the epoch), or the trace it wrote. The median difference
+/// per chat between the replayed waits and the run's, in ms.
+fn replay(bin: &Path, dir: &Path, window: Option<(i64, i64)>) -> anyhow::Result<i64> {
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("--config")
+        .arg(dir.join("lt.toml"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["simulate", "--json"]);
+    match window {
+        Some((since, until)) => cmd
+            .arg("--since")
+            .arg(since.to_string())
+            .arg("--until")
+            .arg(until.to_string()),
+        None => cmd.arg("--trace").arg(dir.join("trace.json")),
+    };
+    let out = cmd
+        .env("RUST_LOG", "warn")
+        .env_remove("SWITCHBOARD_REDIS_URL")
+        .output()
+        .with_context(|| format!("cannot run {} simulate", bin.display()))?;
+    if !out.status.success() {
+        bail!("simulate failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let r = &reports[0];
+    println!(
+        "simulate ({}): {} chats, replayed waits differ from the run's by {} ms (median), {} ms (largest)",
+        if window.is_some() {
+            "the tickets"
+        } else {
+            "the trace"
+        },
+        r["chats"],
+        r["replay_error_p50_ms"],
+        r["replay_error_max_ms"]
+    );
+    r["replay_error_p50_ms"]
+        .as_i64()
+        .context("the replay has no recorded waits to compare")
 }
 
 /// Every scenario, small, against both backends. Prints a closing "N passed, M failed" line.
@@ -107,18 +151,33 @@ pub async fn smoke(bin: &Path) -> anyhow::Result<()> {
         } else {
             None
         };
-        let (server, addr) = start_server(bin, &config, redis.as_ref().map(|r| r.1.as_str()))?;
+        let (server, addr, dir) = start_server(bin, &config, redis.as_ref().map(|r| r.1.as_str()))?;
         let pid = Some(server.0.id());
+        let trace = dir.join("trace.json");
+        let epoch = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
+        };
+        let idle = idle(Arc::new(Ctx::new(addr, 4)?), pid, 200, 0.5).await;
+        let since = epoch();
+        let estimated = estimate(
+            Arc::new(Ctx::new(addr, 4)?),
+            pid,
+            4,
+            5,
+            0.2,
+            1.0,
+            1.2,
+            2.0,
+            Some(&trace),
+        )
+        .await;
+        let window = (since, epoch() + 1);
         let runs: Vec<(&str, anyhow::Result<Report>)> = vec![
-            (
-                "idle",
-                idle(Arc::new(Ctx::new(addr, 4)?), pid, 200, 0.5).await,
-            ),
+            ("idle", idle),
             // Before `burst`, whose agents end full: this one needs agents with room.
-            (
-                "estimate",
-                estimate(Arc::new(Ctx::new(addr, 4)?), pid, 4, 5, 0.2, 1.0, 1.2, 2.0).await,
-            ),
+            ("estimate", estimated),
             (
                 "chat",
                 chat(Arc::new(Ctx::new(addr, 4)?), pid, 40, 10, 200.0, 400.0, 2.0).await,
@@ -156,6 +215,24 @@ pub async fn smoke(bin: &Path) -> anyhow::Result<()> {
         }
         drop(server);
         drop(redis);
+        // The policy simulator on the recorded run: from its tickets, the same waits within
+        // a few ms. From the trace (handling times measured at the agents' end of the socket,
+        // so every slot's round trips are missing) it is printed, not held to that.
+        if let Err(e) = replay(bin, &dir, None) {
+            println!("simulate (the trace): {e:#}");
+        }
+        println!("--- smoke simulate on {backend} state");
+        match replay(bin, &dir, Some(window)) {
+            Ok(ms) if ms <= 100 => passed += 1,
+            Ok(ms) => {
+                failed += 1;
+                println!("smoke simulate on {backend}: FAILED: a median difference of {ms} ms");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("smoke simulate on {backend}: FAILED: {e:#}");
+            }
+        }
     }
     println!("{passed} passed, {failed} failed");
     if failed > 0 {

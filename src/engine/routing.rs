@@ -201,7 +201,7 @@ impl Engine {
     /// One pass of `drain`: in batches (one decision per batch), each batch's introductions
     /// sent together.
     async fn drain_pass(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
-        const BATCH: usize = 64;
+        let batch_size = self.inner.store.decision_batch();
         // Batches whose introductions are being stored (tasks of their own, so they progress
         // while the next batch is decided): a drain of thousands is not one round trip after
         // another. Awaited before the pass returns.
@@ -216,7 +216,14 @@ impl Engine {
             let decided = self
                 .inner
                 .store
-                .assign_batch(site_id, dept, self.now(), self.grace_ms(), &rules, BATCH)
+                .assign_batch(
+                    site_id,
+                    dept,
+                    self.now(),
+                    self.grace_ms(),
+                    &rules,
+                    batch_size,
+                )
                 .await;
             let batch = match decided {
                 Ok(batch) => batch,
@@ -225,7 +232,7 @@ impl Engine {
                     break;
                 }
             };
-            let full = batch.len() == BATCH;
+            let full = batch.len() == batch_size;
             metrics::counter!(crate::observe::ASSIGNMENTS).increment(batch.len() as u64);
             for (conv, agent, _) in &batch {
                 tracing::info!(site = %site_id, conversation = %conv, agent = %agent, department = %dept, "conversation assigned");

@@ -173,12 +173,11 @@ pub fn reach(batch: usize) -> usize {
 pub fn decide(s: &Snapshot, batch: usize) -> Vec<Assignment> {
     let mut agents = s.agents.clone();
     let mut out = Vec::new();
+    let room = |a: &Candidate| a.load < a.max && a.reachable(s.now, s.grace_ms);
+    // Agents who could still take a chat: none left, nothing more to decide.
+    let mut free = agents.iter().filter(|a| room(a)).count();
     for w in &s.queue {
-        if out.len() >= batch {
-            break;
-        }
-        let room = |a: &Candidate| a.load < a.max && a.reachable(s.now, s.grace_ms);
-        if !agents.iter().any(room) {
+        if out.len() >= batch || free == 0 {
             break;
         }
         let waited = s.now.saturating_sub(w.since);
@@ -228,6 +227,9 @@ pub fn decide(s: &Snapshot, batch: usize) -> Vec<Assignment> {
         let a = &mut agents[i];
         a.load += 1;
         a.idle_since = s.now;
+        if a.load >= a.max {
+            free -= 1;
+        }
     }
     out
 }

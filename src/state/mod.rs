@@ -242,6 +242,13 @@ pub trait Store: Send + Sync + 'static {
         rules: &Rules,
         batch: usize,
     ) -> Result<Vec<(ConvId, AgentId, String)>>;
+    /// How many assignments one `assign_batch` decides at most. Redis reads a snapshot that
+    /// grows with the batch (`routing::window`, `routing::reach`) in one script: batches of 64
+    /// keep each call short. The embedded state reads its own memory and waits for the
+    /// journal's commit once per batch, so it takes large ones.
+    fn decision_batch(&self) -> usize {
+        64
+    }
     /// 1-based position of a conversation in a department queue, if it is queued there.
     async fn queue_position(
         &self,

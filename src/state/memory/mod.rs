@@ -355,6 +355,11 @@ impl Store for MemoryStore {
         .await
     }
 
+    fn decision_batch(&self) -> usize {
+        // Deciding in memory is cheap next to the journal commit each batch waits for.
+        1024
+    }
+
     async fn queue_position(
         &self,
         site: &SiteId,

@@ -183,6 +183,10 @@ struct Inner {
     /// Per department: the drain running on this node, if any (`routing::Engine::drain`).
     /// Bounded by the directory's departments.
     drains: dashmap::DashMap<(SiteId, crate::model::DeptId), Arc<routing::DrainGate>>,
+    /// Service-level events this node has stored (or found stored) for chats still waiting:
+    /// the sweep does not ask the store again each time. Bounded by the queues: a key leaves
+    /// when its chat is no longer in the queue it was read in.
+    sla_told: dashmap::DashSet<String>,
     /// This process's id in presence records.
     node: String,
     /// Trigger rules waiting for their time on page, per visitor socket of this node.
@@ -248,6 +252,7 @@ impl Engine {
                 agents_refresh: dashmap::DashMap::new(),
                 learned: dashmap::DashMap::new(),
                 drains: dashmap::DashMap::new(),
+                sla_told: dashmap::DashSet::new(),
                 node: ulid::Ulid::new().to_string(),
                 triggers: crate::triggers::Schedule::default(),
                 retention_at: std::sync::atomic::AtomicI64::new(0),

@@ -380,13 +380,30 @@ impl Engine {
                 continue;
             }
             let queue = self.inner.store.queue(&site.id, &dept.id).await?;
-            for (conv, since) in queue {
+            let prefix = format!("sla:wait:{}:{}:", site.id, dept.id);
+            let waiting: std::collections::HashSet<&ConvId> =
+                queue.iter().map(|(c, _)| c).collect();
+            // Keys of chats that left this queue go: the set stays as large as the queues.
+            self.inner.sla_told.retain(|k| {
+                !k.starts_with(&prefix)
+                    || k[prefix.len()..]
+                        .split(':')
+                        .next()
+                        .is_some_and(|c| waiting.contains(&ConvId(c.to_owned())))
+            });
+            for (conv, since) in &queue {
+                let (conv, since) = (conv.clone(), *since);
                 let waited = now.saturating_sub(since);
                 if let Some((target, share)) = sla
                     && waited as f64 >= target as f64 * share
                 {
-                    self.sla_reached(site, &dept.id, &conv, since, waited, target)
-                        .await?;
+                    let breached = waited >= target;
+                    let told = format!("{prefix}{conv}:{since}:{breached}");
+                    if !self.inner.sla_told.contains(&told) {
+                        self.sla_reached(site, &dept.id, &conv, since, waited, target)
+                            .await?;
+                        self.inner.sla_told.insert(told);
+                    }
                 }
                 if max_wait.is_some_and(|m| waited >= m) {
                     self.overflow(site, &dept.id, &conv, now, "max_wait")

@@ -199,7 +199,9 @@ impl Scripts {
         inv
     }
 
-    /// `enqueue.lua`: a conversation into its department's queue (at the head on a requeue).
+    /// `enqueue.lua`: a conversation into its department's queue (at the head on a requeue);
+    /// with `only_from`, only if it is waiting in that department's queue now (a move).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn enqueue(
         &self,
         keys: &SiteKeys,
@@ -208,6 +210,7 @@ impl Scripts {
         now: Millis,
         at_head: bool,
         priority_unit: i64,
+        only_from: Option<&DeptId>,
     ) -> ScriptInvocation<'_> {
         let mut inv = self.enqueue.prepare_invoke();
         inv.key(keys.conv(conv))
@@ -219,6 +222,9 @@ impl Scripts {
             .arg(if at_head { "1" } else { "0" })
             .arg(keys.base())
             .arg(priority_unit);
+        if let Some(from) = only_from {
+            inv.arg(&from.0);
+        }
         inv
     }
 

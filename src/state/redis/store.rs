@@ -213,7 +213,7 @@ impl Store for RedisStore {
         let keys = self.keys(site);
         let ok: i64 = self
             .scripts
-            .enqueue(&keys, conv, dept, now, at_head, rules.priority_unit)
+            .enqueue(&keys, conv, dept, now, at_head, rules.priority_unit, None)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(ok == 1)
@@ -231,8 +231,7 @@ impl Store for RedisStore {
         let keys = self.keys(site);
         let ok: i64 = self
             .scripts
-            .enqueue(&keys, conv, to, now, true, rules.priority_unit)
-            .arg(&from.0)
+            .enqueue(&keys, conv, to, now, true, rules.priority_unit, Some(from))
             .invoke_async(&mut self.conn())
             .await?;
         Ok(ok == 1)

@@ -96,7 +96,7 @@ fn describe() {
     describe_counter!(ASSIGNMENTS, "Conversations this node assigned to an agent");
     describe_counter!(
         SLA_BREACHES,
-        "Chats that waited past their department's sla_wait_secs, per department"
+        "Chats past their department's sla_wait_secs (target=wait) or, unanswered, its sla_first_response_secs (target=first_response)"
     );
     describe_counter!(
         OVERFLOWS,

@@ -97,30 +97,46 @@ impl Engine {
         Some(u32::try_from((left + 999) / 1000).unwrap_or(u32::MAX))
     }
 
-    /// Takes back every chat whose owner let its offer or first-reply time pass.
+    /// Takes back every chat whose owner let its offer or first-reply time pass, and warns
+    /// supervisors of chats nearing their first-response target unanswered.
     pub(super) async fn expire_pending(&self, site: &SiteConfig, now: Millis) -> Result<()> {
-        // The shortest time any department gives: older than that, a chat may be due.
-        let shortest = site
+        // The shortest time any department gives: older than that, a chat may be due. A
+        // first-response target counts from the visitor's first message, not from the
+        // assignment: with one, every chat still unanswered is looked at.
+        let policies: Vec<Policy> = site
             .departments
             .iter()
-            .flat_map(|d| {
-                let p = Policy::resolve(site, &d.id);
-                [p.act_within_ms(p.offers()), p.act_within_ms(true)]
-            })
+            .map(|d| Policy::resolve(site, &d.id))
+            .collect();
+        let shortest = policies
+            .iter()
+            .flat_map(|p| [p.act_within_ms(p.offers()), p.act_within_ms(true)])
             .flatten()
             .min();
-        let Some(shortest) = shortest else {
+        let before = if policies.iter().any(|p| p.sla_first_response().is_some()) {
+            now.saturating_add(1)
+        } else if let Some(shortest) = shortest {
+            now.saturating_sub(shortest).saturating_add(1)
+        } else {
             return Ok(());
         };
-        let due = self
-            .inner
-            .store
-            .pending(&site.id, now.saturating_sub(shortest).saturating_add(1))
-            .await?;
+        let due = self.inner.store.pending(&site.id, before).await?;
+        // Warnings told for chats no longer waiting for a first reply go (bounded by them).
+        let prefix = format!("sla:first_response:{}:", site.id);
+        let unanswered: std::collections::HashSet<&str> =
+            due.iter().map(|c| c.id.0.as_str()).collect();
+        self.inner.sla_told.retain(|k| {
+            !k.starts_with(&prefix)
+                || k[prefix.len()..]
+                    .split(':')
+                    .next()
+                    .is_some_and(|c| unanswered.contains(c))
+        });
         for c in due {
             let Some(since) = c.pending_since else {
                 continue;
             };
+            self.first_response_near(site, &c, now).await?;
             let Some(within) = Policy::resolve(site, &c.department).act_within_ms(c.offered) else {
                 continue;
             };
@@ -134,6 +150,47 @@ impl Engine {
             };
             self.take_back(site, &c, why, None).await?;
         }
+        Ok(())
+    }
+
+    /// An active chat nobody has answered yet (its first assignment still waits for a reply:
+    /// a reply, a transfer or a requeue ends that) nearing its department's first-response
+    /// target, counted from the visitor's first message: supervisors are warned once per
+    /// target and state, as for the wait target.
+    async fn first_response_near(
+        &self,
+        site: &SiteConfig,
+        c: &Conversation,
+        now: Millis,
+    ) -> Result<()> {
+        if c.offered || c.pending_since.is_none() || c.pending_since != c.first_assigned_at {
+            return Ok(());
+        }
+        let Some((target, share)) = Policy::resolve(site, &c.department).sla_first_response()
+        else {
+            return Ok(());
+        };
+        let elapsed = now.saturating_sub(c.created_at);
+        if (elapsed as f64) < target as f64 * share {
+            return Ok(());
+        }
+        let breached = elapsed >= target;
+        let told = format!(
+            "sla:first_response:{}:{}:{}:{breached}",
+            site.id, c.id, c.created_at
+        );
+        if self.inner.sla_told.contains(&told) {
+            return Ok(());
+        }
+        let reached = super::routing::Reached {
+            target: "first_response",
+            since: c.created_at,
+            elapsed,
+            of: target,
+        };
+        self.sla_reached(site, &c.department, &c.id, reached)
+            .await?;
+        self.inner.sla_told.insert(told);
         Ok(())
     }
 

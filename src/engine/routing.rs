@@ -400,8 +400,13 @@ impl Engine {
                     let breached = waited >= target;
                     let told = format!("{prefix}{conv}:{since}:{breached}");
                     if !self.inner.sla_told.contains(&told) {
-                        self.sla_reached(site, &dept.id, &conv, since, waited, target)
-                            .await?;
+                        let reached = Reached {
+                            target: "wait",
+                            since,
+                            elapsed: waited,
+                            of: target,
+                        };
+                        self.sla_reached(site, &dept.id, &conv, reached).await?;
                         self.inner.sla_told.insert(told);
                     }
                 }
@@ -414,23 +419,22 @@ impl Engine {
         Ok(())
     }
 
-    /// A waiting chat neared (or passed) its department's wait target: stored once per target
-    /// (the event's client id names the chat's time in this queue), and the node that stored
-    /// it tells the site's supervisors and the webhooks.
-    async fn sla_reached(
+    /// A chat neared (or passed) one of its department's targets: stored once per target and
+    /// start (the event's client id names them: the chat's time in this queue, or its first
+    /// message), and the node that stored it tells the site's supervisors and the webhooks.
+    pub(super) async fn sla_reached(
         &self,
         site: &SiteConfig,
         dept: &DeptId,
         conv: &ConvId,
-        since: Millis,
-        waited: Millis,
-        target: Millis,
+        r: Reached,
     ) -> Result<()> {
+        let (since, waited, target) = (r.since, r.elapsed, r.of);
         let breached = waited >= target;
         let warning = crate::protocol::SlaWarning {
             conversation: conv.clone(),
             department: dept.clone(),
-            target: "wait".into(),
+            target: r.target.into(),
             target_secs: u32::try_from(target / 1000).unwrap_or(u32::MAX),
             elapsed_secs: u32::try_from(waited / 1000).unwrap_or(u32::MAX),
             breached,
@@ -442,16 +446,16 @@ impl Engine {
             target_secs: warning.target_secs,
             elapsed_secs: warning.elapsed_secs,
             breached,
-            client_id: format!("sla:wait:{dept}:{since}:{breached}"),
+            client_id: format!("sla:{}:{dept}:{since}:{breached}", r.target),
         };
         let stored = self.inner.store.append(&site.id, conv, &body).await?;
         if stored.duplicate {
             return Ok(());
         }
         if breached {
-            metrics::counter!(crate::observe::SLA_BREACHES, "site" => site.id.0.clone(), "department" => dept.0.clone(), "target" => "wait").increment(1);
+            metrics::counter!(crate::observe::SLA_BREACHES, "site" => site.id.0.clone(), "department" => dept.0.clone(), "target" => r.target).increment(1);
         }
-        tracing::info!(site = %site.id, conversation = %conv, department = %dept, breached, "service level: wait target near or passed");
+        tracing::info!(site = %site.id, conversation = %conv, department = %dept, breached, target = r.target, "service level: target near or passed");
         let event = if breached {
             "sla.breached"
         } else {
@@ -637,6 +641,15 @@ impl Engine {
         hub.broadcast_queue(site_id, stat);
         Ok(())
     }
+}
+
+/// A service-level target a chat reached: which (`wait`, `first_response`), since when it
+/// counts, how long it has run and the target (ms).
+pub(super) struct Reached {
+    pub target: &'static str,
+    pub since: Millis,
+    pub elapsed: Millis,
+    pub of: Millis,
 }
 
 /// A department's name in a visitor's language: its translation, its name, or its id.

@@ -296,6 +296,12 @@ impl Policy {
         self.0.sla_first_response_secs
     }
 
+    /// The first-response target and the share of it that warns (ms, 0..=1).
+    pub fn sla_first_response(&self) -> Option<(Millis, f64)> {
+        let share = self.0.sla_warn_share.unwrap_or(0.8);
+        self.0.sla_first_response_secs.map(|s| (ms(s), share))
+    }
+
     /// The next department of the overflow chain, if any (never the department itself).
     pub fn overflow_to(&self, from: &DeptId) -> Option<&DeptId> {
         self.0.overflow_to.as_ref().filter(|d| *d != from)

@@ -394,8 +394,9 @@ async fn a_silent_visitor_is_warned_once_per_silence_then_the_chat_closes(backen
 
 /// Support's targets: a minute in the queue, half a minute to a first reply. At 80 % of the
 /// wait a supervisor's console hears `sla_warning`, at 100 % a breach (an agent's console
-/// hears neither); the ticket's history has both; `/v1/stats` counts the breaches of both
-/// targets from the tickets, and `/metrics` the wait breach.
+/// hears neither); the same for a chat assigned but not answered, against the first-response
+/// target; the ticket's history has them; `/v1/stats` counts the breaches of both targets from
+/// the tickets, and `/metrics` the breaches.
 async fn supervisors_hear_of_a_chat_nearing_and_passing_its_service_level(backend: Backend) {
     let sam = agent("sam", "Sam Supervisor", &["support"], 1);
     let text = config_toml(&[alice(1), sam])
@@ -418,6 +419,19 @@ async fn supervisors_hear_of_a_chat_nearing_and_passing_its_service_level(backen
     let mut v0 = visitor_on(&app, "https://shop.test/", "en").await;
     let c0 = conv_of(&say(&mut v0, "a", "first").await);
     wait_assigned(&mut alice).await;
+    // Alice has not answered the first chat: at 24 s, 80 % of the first-response target.
+    clock.advance(Duration::from_secs(25));
+    let unanswered = sam.wait_type("sla_warning").await;
+    assert_eq!(
+        (
+            unanswered["conversation"].as_str(),
+            unanswered["target"].as_str(),
+            unanswered["breached"].as_bool()
+        ),
+        (Some(c0.as_str()), Some("first_response"), Some(false)),
+        "{unanswered}"
+    );
+    agent_say(&mut alice, &c0, "r0", "here").await;
     let mut v = visitor_on(&app, "https://shop.test/", "en").await;
     let c = conv_of(&say(&mut v, "b", "waiting").await);
     v.wait_for("queued", |m| {
@@ -435,10 +449,16 @@ async fn supervisors_hear_of_a_chat_nearing_and_passing_its_service_level(backen
         (Some(c.as_str()), Some("support"), Some(false)),
         "{near}"
     );
-    assert_eq!(near["target_secs"], 60, "{near}");
+    assert_eq!(
+        (near["target"].as_str(), near["target_secs"].as_u64()),
+        (Some("wait"), Some(60)),
+        "{near}"
+    );
     clock.advance(Duration::from_secs(12));
     let past = sam.wait_type("sla_warning").await;
     assert_eq!(past["breached"], true, "{past}");
+    // Answered: the first chat is no longer counted against its first-response target.
+    assert_ne!(past["conversation"], c0.as_str(), "{past}");
     alice.sync().await;
     assert!(
         alice.drain().iter().all(|m| m["type"] != "sla_warning"),
@@ -449,6 +469,18 @@ async fn supervisors_hear_of_a_chat_nearing_and_passing_its_service_level(backen
         .send(json!({"type": "close", "conversation": c0}))
         .await;
     assert_eq!(wait_assigned(&mut alice).await.0, c);
+    // Assigned 61 s after its first message and not answered yet: past its first-response
+    // target as soon as a sweep looks.
+    let late = sam
+        .wait_for("first response missed", |m| {
+            m["type"] == "sla_warning" && m["target"] == "first_response"
+        })
+        .await;
+    assert_eq!(
+        (late["conversation"].as_str(), late["breached"].as_bool()),
+        (Some(c.as_str()), Some(true)),
+        "{late}"
+    );
     clock.advance(Duration::from_secs(31));
     agent_say(&mut alice, &c, "r1", "sorry for the wait").await;
     alice
@@ -456,14 +488,27 @@ async fn supervisors_hear_of_a_chat_nearing_and_passing_its_service_level(backen
         .await;
     until_status(&app, &format!("/v1/tickets/{c}"), 200).await;
     let (_, t) = admin_get(&app, &format!("/v1/tickets/{c}")).await;
-    let kinds: Vec<&str> = t["history"]
+    let kinds: Vec<(&str, &str)> = t["history"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|h| h["kind"].as_str())
-        .filter(|k| k.starts_with("sla_"))
+        .filter_map(|h| {
+            Some((
+                h["kind"].as_str()?,
+                h["reason"].as_str().unwrap_or_default(),
+            ))
+        })
+        .filter(|(k, _)| k.starts_with("sla_"))
         .collect();
-    assert_eq!(kinds, ["sla_warning", "sla_breached"], "{t}");
+    assert_eq!(
+        kinds,
+        [
+            ("sla_warning", "wait"),
+            ("sla_breached", "wait"),
+            ("sla_breached", "first_response")
+        ],
+        "{t}"
+    );
     let (_, stats) = admin_get(&app, "/v1/stats?since=0").await;
     let levels = stats["service_levels"]
         .as_array()

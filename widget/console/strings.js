@@ -146,6 +146,8 @@ export var RU = {
   "widens after": "требования снимаются через",
   "last agent": "прежний оператор",
   "offered": "с предложением",
+  "first reply": "первый ответ",
+  "in the queue": "в очереди",
   "first reply within": "первый ответ за",
   "waits at most": "ждёт не дольше",
   "wait target": "цель ожидания",

@@ -127,7 +127,7 @@ export function renderSla() {
     td.appendChild(button(T("Watch"), function () { watchChat(w.conversation); }));
     tr.appendChild(td);
     tr.appendChild(el("td", null, dur(w.elapsed_secs)));
-    tr.appendChild(el("td", null, dur(w.target_secs)));
+    tr.appendChild(el("td", null, T(w.target === "first_response" ? "first reply" : "in the queue") + " " + dur(w.target_secs)));
     tr.appendChild(el("td", null, T(w.breached ? "target missed" : "at risk")));
     tb.appendChild(tr);
   });

@@ -242,10 +242,9 @@ pub trait Store: Send + Sync + 'static {
         rules: &Rules,
         batch: usize,
     ) -> Result<Vec<(ConvId, AgentId, String)>>;
-    /// How many assignments one `assign_batch` decides at most. Redis reads a snapshot that
-    /// grows with the batch (`routing::window`, `routing::reach`) in one script: batches of 64
-    /// keep each call short. The embedded state reads its own memory and waits for the
-    /// journal's commit once per batch, so it takes large ones.
+    /// How many assignments one `assign_batch` decides at most: each batch is a snapshot, a
+    /// decision and an atomic apply (Redis: two scripts whose reads grow with the batch,
+    /// `routing::window` and `routing::reach`; embedded: one journal commit).
     fn decision_batch(&self) -> usize {
         64
     }

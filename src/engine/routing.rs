@@ -232,7 +232,10 @@ impl Engine {
                     break;
                 }
             };
-            let full = batch.len() == batch_size;
+            // A batch short of full may have skipped chats for their skills while others
+            // behind them fit: the pass goes on while a batch assigns anything (a snapshot
+            // reads only the queue's head, `routing::window`).
+            let progressed = !batch.is_empty();
             metrics::counter!(crate::observe::ASSIGNMENTS).increment(batch.len() as u64);
             for (conv, agent, _) in &batch {
                 tracing::info!(site = %site_id, conversation = %conv, agent = %agent, department = %dept, "conversation assigned");
@@ -246,7 +249,7 @@ impl Engine {
                     keep_first(&mut failed, r);
                 }
             }
-            if !full || failed.is_some() {
+            if !progressed || failed.is_some() {
                 break;
             }
         }

@@ -12,7 +12,7 @@ import path from "node:path";
 
 import WebSocket from "ws";
 
-import { ROOT, WAIT, agentToken, launchBrowser, startServer, until } from "./harness.mjs";
+import { ADMIN, ROOT, WAIT, agentToken, launchBrowser, startServer, until } from "./harness.mjs";
 
 const ARTIFACTS = path.join(ROOT, "tests/browser/artifacts");
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -144,6 +144,34 @@ describe("the console at laptop and phone sizes", () => {
     await vera.sees("the close", (m) => m.type === "event" && m.event.kind === "closed");
     vera.ws.close();
     await visitorContext.close();
+    await context.close();
+  });
+
+  test("on a phone the admin's lists are cards: a department's Edit and Delete are in view", async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+    const page = await context.newPage();
+    page.on("pageerror", (e) => { throw e; });
+    await page.goto(server.api + "/console/");
+    await page.fill("#token", ADMIN);
+    await page.click("#signin-supervisor");
+    await page.click("#go-admin");
+    await page.click("#admin-tabs button[data-pane=departments]");
+    const row = "#ad-depts tr[data-department=support]";
+    await page.locator(row).waitFor({ timeout: WAIT });
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 390, `the page is ${wide} px wide`);
+    await reachable(page, [`${row} button:first-of-type`, `${row} button:last-of-type`], "phone departments");
+    await page.screenshot({ path: path.join(ARTIFACTS, "layout-phone-admin-departments.png") });
+    await page.locator(`${row} button`, { hasText: "Edit" }).click();
+    for (const field of ["#dp-mode", "#dp-accept", "#dp-overflow", "#dp-save"]) {
+      await page.locator(field).scrollIntoViewIfNeeded();
+      await reachable(page, [field], "phone department form");
+    }
+    // One column: labels above their fields (a heading spanning "two" columns once made a
+    // second one, and the hints pushed labels into the fields' column).
+    const columns = await page.evaluate(() => getComputedStyle(document.querySelector("#dept-form")).gridTemplateColumns.split(" ").length);
+    assert.equal(columns, 1, "the department form on a phone");
+    await page.screenshot({ path: path.join(ARTIFACTS, "layout-phone-admin-department-form.png") });
     await context.close();
   });
 

@@ -1,5 +1,6 @@
 //! One rule, two backends: random sequences of the same operations, driven in the same order
-//! against the embedded store and the Redis store (`state::Store`), must give the same
+//! against the embedded store, the Redis store and a reference model (`model`: the rules
+//! written plainly, its routing reading every agent and the whole queue), must give the same
 //! observable results after every step: what each call answers (assignments, outcomes of
 //! appends, closes, transfers), each agent's status, limit, load and chats, each queue's order,
 //! and each visitor's conversation.
@@ -38,6 +39,8 @@ use switchboard::state::redis::RedisStore;
 use switchboard::state::{Guard, Store};
 
 use crate::helpers::*;
+
+mod model;
 
 const CASES: u64 = 24;
 const STEPS: usize = 60;
@@ -562,8 +565,8 @@ async fn redis_store(
     (store, tasks, trigger)
 }
 
-/// Drives both stores through `ops` and compares them after every step; `label` says which
-/// sequence failed.
+/// Drives both stores and the model through `ops` and compares them after every step; `label`
+/// says which sequence failed.
 async fn run_case(ops: Vec<Op>, label: &str) {
     let dir = temp_dir();
     let start: Millis = 1_800_000_000_000;
@@ -576,7 +579,8 @@ async fn run_case(ops: Vec<Op>, label: &str) {
     .await
     .expect("embedded store");
     let (redis, tasks, trigger) = redis_store(&unique_prefix()).await;
-    let stores: [&dyn Store; 2] = [&memory, &redis];
+    let model = model::Model::default();
+    let stores: [&dyn Store; 3] = [&memory, &redis, &model];
     let mut now = start;
     let mut seen: BTreeMap<usize, Seen> =
         (0..VISITORS.len()).map(|i| (i, Seen::default())).collect();
@@ -650,6 +654,18 @@ async fn run_case(ops: Vec<Op>, label: &str) {
             views[0],
             views[1],
             "the state differs after the step (embedded, Redis); {}",
+            context()
+        );
+        assert_eq!(
+            answers[0],
+            answers[2],
+            "the step's answer differs (embedded, the reference model); {}",
+            context()
+        );
+        assert_eq!(
+            views[0],
+            views[2],
+            "the state differs after the step (embedded, the reference model); {}",
             context()
         );
         note(stores[0], &op, &mut seen, fresh).await;

@@ -185,6 +185,15 @@ async fn offers_are_accepted_declined_or_left_to_time_out(backend: Backend) {
     let (c, offer) = wait_assigned(&mut boris).await;
     assert_eq!(c, c1);
     assert!(offer["conversation"]["offer_secs"].is_u64(), "{offer}");
+    // Another agent can neither take nor refuse Boris's offer.
+    for frame in [
+        json!({"type": "accept", "conversation": c1}),
+        json!({"type": "decline", "conversation": c1, "reason": "busy"}),
+    ] {
+        alice.send(frame).await;
+        let refused = alice.wait_type("error").await;
+        assert_eq!(refused["code"], "not_found", "{refused}");
+    }
     boris
         .send(json!({"type": "accept", "conversation": c1}))
         .await;

@@ -155,13 +155,14 @@ async fn welcome_lists_each_department_open_or_when_it_opens(backend: Backend) {
     app.stop().await;
 }
 
-/// How many Redis keys a deployment's prefix has.
-async fn redis_keys(prefix: &str) -> usize {
+/// The Redis keys a deployment's prefix has, sorted.
+async fn redis_keys(prefix: &str) -> Vec<String> {
     use redis::AsyncCommands;
     let client = redis::Client::open(redis_url()).unwrap();
     let mut r = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = r.keys(format!("{prefix}*")).await.unwrap();
-    keys.len()
+    let mut keys: Vec<String> = r.keys(format!("{prefix}*")).await.unwrap();
+    keys.sort();
+    keys
 }
 
 /// 150 anonymous visitors connect, say hello and leave without writing: each leaves the live
@@ -192,11 +193,16 @@ async fn visitors_who_leave_leave_no_live_state(backend: Backend) {
     assert_eq!(status, 200, "{live}");
     assert_eq!(live["visitors"], json!([]), "nobody is on the site");
     if backend == Backend::Redis {
-        assert_eq!(
-            redis_keys(&prefix).await,
-            before,
-            "no key outlives a visitor"
-        );
+        // Once under a loaded CI run one key more was counted here, once: the keys may take a
+        // moment to settle after the last socket's end. Wait for them to come back to what they
+        // were, and name any that stays.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut after = redis_keys(&prefix).await;
+        while after != before && tokio::time::Instant::now() < deadline {
+            tokio::task::yield_now().await;
+            after = redis_keys(&prefix).await;
+        }
+        assert_eq!(after, before, "no key outlives a visitor");
     }
     let db = switchboard::db::Database::open(&switchboard::db::default_url(&cfg.data_dir))
         .await

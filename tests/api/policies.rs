@@ -6,16 +6,21 @@ use std::time::Duration;
 use serde_json::json;
 use switchboard::config::Config;
 
-use crate::both_backends;
 use crate::helpers::*;
+use crate::{all_stores, both_backends};
 
 both_backends!(
     skills_and_page_rules_choose_the_agent_and_the_order,
     a_language_is_preferred_then_widened,
-    a_returning_visitor_gets_their_last_agent,
     a_policy_set_over_rest_applies_at_once,
     a_chat_that_waits_too_long_overflows_then_reaches_the_offline_form,
     a_silent_visitor_is_warned_once_per_silence_then_the_chat_closes,
+);
+
+// The last agent is read from the tickets, and the service levels counted from them: on
+// PostgreSQL too.
+all_stores!(
+    a_returning_visitor_gets_their_last_agent,
     supervisors_hear_of_a_chat_nearing_and_passing_its_service_level,
 );
 

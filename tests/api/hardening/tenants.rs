@@ -16,9 +16,15 @@ crate::all_stores!(
 
 /// `GET /v1/stats` without `site=`: a supervisor of `beta` counts `beta` only, and its
 /// groups name none of the test site's agents or departments (before: every site's totals
-/// and ids). The deployment's admin token still counts every site.
+/// and ids), nor its service levels or wait estimate. The deployment's admin token still
+/// counts every site.
 async fn a_site_bound_caller_counts_its_own_site_only(backend: Backend) {
-    let app = spawn_app(backend, config(&[alice(2)])).await;
+    let text = config_toml(&[alice(2)]).replace(
+        r#"departments = [{ id = "support" }, { id = "sales" }]"#,
+        r#"departments = [{ id = "support", routing = { sla_wait_secs = 60 } }, { id = "sales" }]"#,
+    );
+    let config = switchboard::config::Config::from_toml(&text).expect("a valid configuration");
+    let app = spawn_app(backend, config).await;
     let bea = add_beta(&app).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     one_closed_chat(&app, &mut alice, "hello").await;
@@ -39,6 +45,14 @@ async fn a_site_bound_caller_counts_its_own_site_only(backend: Backend) {
     }
     let (s, b) = http_get(app.addr, "/v1/stats?site=test", Some(&bea)).await;
     assert_eq!(s, 403, "{b}");
+    // What beta must not see is there for the test site's own callers.
+    let (_, all) = admin_get(&app, "/v1/stats").await;
+    assert!(
+        all["service_levels"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["department"] == "support")),
+        "{all}"
+    );
     app.stop().await;
 }
 

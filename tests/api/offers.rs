@@ -154,7 +154,10 @@ async fn an_unanswered_chat_goes_to_the_next_agent_then_overflows(backend: Backe
 /// introduced to him. A second offer to Alice times out on the clock. The ticket keeps the
 /// decline with its reason.
 async fn offers_are_accepted_declined_or_left_to_time_out(backend: Backend) {
-    let config = routing_config(&[alice(1), boris(1)], r#"mode = "offer", accept_secs = 20"#);
+    let mut config = routing_config(&[alice(1), boris(1)], r#"mode = "offer", accept_secs = 20"#);
+    // (Deliveries are due on the wall clock, the declining happens before the test clock jumps.)
+    let mut hooks = Receiver::start(&[]).await;
+    with_webhook(&mut config, &hooks.url, &["conversation.missed"]);
     let (app, clock) = spawn_with_clock(backend, config).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let mut boris = agent_client(&app, "boris", "away").await;
@@ -173,6 +176,16 @@ async fn offers_are_accepted_declined_or_left_to_time_out(backend: Backend) {
         .send(json!({"type": "decline", "conversation": c1, "reason": "busy"}))
         .await;
     unassigned(&mut alice, &c1).await;
+    let missed = hooks.next_event("conversation.missed").await.json();
+    assert_eq!(
+        (
+            missed["data"]["conversation"].as_str(),
+            missed["data"]["agent"].as_str(),
+            missed["data"]["reason"].as_str()
+        ),
+        (Some(c1.as_str()), Some("alice"), Some("declined")),
+        "{missed}"
+    );
     let told = notice(&mut v1, "queued").await;
     assert_eq!(told["event"]["position"], 1, "{told}");
     // Declined: never offered to Alice again, though she has room.

@@ -172,6 +172,13 @@ async fn offers_are_accepted_declined_or_left_to_time_out(backend: Backend) {
         .send(json!({"type": "message", "conversation": c1, "client_id": "x", "text": "hi"}))
         .await;
     alice.wait_error("not_accepted").await;
+    for frame in [
+        json!({"type": "close", "conversation": c1}),
+        json!({"type": "transfer", "conversation": c1, "to_department": "sales", "reason": "x"}),
+    ] {
+        alice.send(frame).await;
+        alice.wait_error("not_accepted").await;
+    }
     alice
         .send(json!({"type": "decline", "conversation": c1, "reason": "busy"}))
         .await;

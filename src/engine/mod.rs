@@ -228,7 +228,7 @@ impl Engine {
             push,
         } = records;
         let config = Live::new(config);
-        let courier = Courier::new(tickets.clone(), config.clone());
+        let courier = Courier::new(tickets.clone(), config.clone(), clock.clone());
         let push = crate::push::Push::new(push, config.clone());
         Self {
             inner: Arc::new(Inner {

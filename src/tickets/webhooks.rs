@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use super::{Delivery, TicketStore};
 use crate::config::Live;
 use crate::directory::model::SiteConfig;
-use crate::model::{Millis, now_ms};
+use crate::model::{Clock, Millis, now_ms};
 use crate::shutdown::Shutdown;
 
 /// Deliveries taken per claim; they are sent concurrently.
@@ -100,10 +100,13 @@ pub struct Courier {
     client: reqwest::Client,
     /// Wakes the courier when this node queued something, so delivery starts at once.
     wake: Arc<Notify>,
+    /// The engine's clock, which schedules deliveries (`Delivery::next_at`): what is due is
+    /// read on the same clock.
+    clock: Arc<dyn Clock>,
 }
 
 impl Courier {
-    pub fn new(tickets: Arc<dyn TicketStore>, config: Live) -> Self {
+    pub fn new(tickets: Arc<dyn TicketStore>, config: Live, clock: Arc<dyn Clock>) -> Self {
         let timeout = config.get().timing.webhook_timeout_secs;
         let client = super::outbound::client(&config, Duration::from_secs_f64(timeout));
         Self {
@@ -111,6 +114,7 @@ impl Courier {
             config,
             client,
             wake: Arc::new(Notify::new()),
+            clock,
         }
     }
 
@@ -124,7 +128,7 @@ impl Courier {
     pub async fn run(self, mut shutdown: Shutdown) {
         loop {
             let lease = (self.config.get().timing.delivery_lease_secs * 1000.0) as Millis;
-            let now = now_ms();
+            let now = self.clock.now_ms();
             match self.tickets.claim(now, now + lease, CLAIM_BATCH).await {
                 Ok(batch) if !batch.is_empty() => {
                     let full = batch.len() == CLAIM_BATCH;
@@ -174,6 +178,7 @@ impl Courier {
                 .await;
             return;
         }
+        // The signature's time is the receiver's to check against its own clock: the wall's.
         let t = now_ms() / 1000;
         let result = self
             .client
@@ -217,7 +222,7 @@ impl Courier {
     /// Records a failed attempt: retried with backoff, or dead past its retry window.
     async fn failed(&self, mut d: Delivery, err: String) {
         d.attempts += 1;
-        d.next_at = now_ms() + self.backoff(d.attempts);
+        d.next_at = self.clock.now_ms() + self.backoff(d.attempts);
         d.last_error = Some(err.clone());
         d.dead = d.next_at > d.expires_at;
         let outcome = if d.dead { "dead" } else { "failed" };

@@ -72,10 +72,12 @@ async fn history(app: &TestApp, conv: &str, kind: &str) -> Vec<Value> {
 /// it reaches the offline form (no overflow department), closed as `max_tries`, both misses in
 /// its ticket and counted per agent in `/metrics`; Boris keeps the chat he answered.
 async fn an_unanswered_chat_goes_to_the_next_agent_then_overflows(backend: Backend) {
-    let config = routing_config(
+    let mut config = routing_config(
         &[alice(1), boris(2)],
         "first_reply_secs = 30, max_tries = 2",
     );
+    let mut hooks = Receiver::start(&[]).await;
+    with_webhook(&mut config, &hooks.url, &["conversation.missed"]);
     let (app, clock) = spawn_with_clock(backend, config).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let mut boris = agent_client(&app, "boris", "away").await;
@@ -89,6 +91,15 @@ async fn an_unanswered_chat_goes_to_the_next_agent_then_overflows(backend: Backe
     assert_eq!(gone["reason"], "requeued", "{gone}");
     let told = notice(&mut v1, "reassigned").await;
     assert_eq!(told["event"]["position"], 1, "{told}");
+    let missed = hooks.next_event("conversation.missed").await.json();
+    assert_eq!(
+        (
+            missed["data"]["agent"].as_str(),
+            missed["data"]["reason"].as_str()
+        ),
+        (Some("alice"), Some("no_reply")),
+        "{missed}"
+    );
     assert_eq!(
         queue_size(app.addr, "support").await,
         1,
@@ -155,7 +166,6 @@ async fn an_unanswered_chat_goes_to_the_next_agent_then_overflows(backend: Backe
 /// decline with its reason.
 async fn offers_are_accepted_declined_or_left_to_time_out(backend: Backend) {
     let mut config = routing_config(&[alice(1), boris(1)], r#"mode = "offer", accept_secs = 20"#);
-    // (Deliveries are due on the wall clock, the declining happens before the test clock jumps.)
     let mut hooks = Receiver::start(&[]).await;
     with_webhook(&mut config, &hooks.url, &["conversation.missed"]);
     let (app, clock) = spawn_with_clock(backend, config).await;

@@ -264,7 +264,9 @@ async fn a_chat_that_waits_too_long_overflows_then_reaches_the_offline_form(back
             ]"#,
         );
     text.push('\n');
-    let config = Config::from_toml(&text).expect("a valid configuration");
+    let mut config = Config::from_toml(&text).expect("a valid configuration");
+    let mut hooks = Receiver::start(&[]).await;
+    with_webhook(&mut config, &hooks.url, &["conversation.overflowed"]);
     let (app, clock) = spawn_with_clock(backend, config).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let mut boris = agent_client(&app, "boris", "online").await;
@@ -291,6 +293,16 @@ async fn a_chat_that_waits_too_long_overflows_then_reaches_the_offline_form(back
     assert!(
         said.contains("Sales team"),
         "the new department by name: {said}"
+    );
+    let hook = hooks.next_event("conversation.overflowed").await.json();
+    assert_eq!(
+        (
+            hook["data"]["conversation"].as_str(),
+            hook["data"]["from"].as_str(),
+            hook["data"]["to"].as_str()
+        ),
+        (Some(c.as_str()), Some("support"), Some("sales")),
+        "{hook}"
     );
     let queued = v
         .wait_for("queued in sales", |m| {
@@ -417,7 +429,9 @@ async fn supervisors_hear_of_a_chat_nearing_and_passing_its_service_level(backen
                 { id = "sales" },
             ]"#,
         );
-    let config = Config::from_toml(&text).expect("a valid configuration");
+    let mut config = Config::from_toml(&text).expect("a valid configuration");
+    let mut hooks = Receiver::start(&[]).await;
+    with_webhook(&mut config, &hooks.url, &["sla.warning", "sla.breached"]);
     let (app, clock) = spawn_with_clock(backend, config).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let mut sam = agent_client(&app, "sam", "away").await;
@@ -435,6 +449,15 @@ async fn supervisors_hear_of_a_chat_nearing_and_passing_its_service_level(backen
         ),
         (Some(c0.as_str()), Some("first_response"), Some(false)),
         "{unanswered}"
+    );
+    let hook = hooks.next_event("sla.warning").await.json();
+    assert_eq!(
+        (
+            hook["data"]["conversation"].as_str(),
+            hook["data"]["target"].as_str()
+        ),
+        (Some(c0.as_str()), Some("first_response")),
+        "{hook}"
     );
     agent_say(&mut alice, &c0, "r0", "here").await;
     let mut v = visitor_on(&app, "https://shop.test/", "en").await;

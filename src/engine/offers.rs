@@ -42,7 +42,12 @@ impl Engine {
         conv: &ConvId,
     ) -> Result<()> {
         let site = self.site(site_id)?;
-        if !self.inner.store.accept(site_id, conv, agent).await? {
+        if !self
+            .inner
+            .store
+            .accept(site_id, conv, agent, self.now())
+            .await?
+        {
             return Err(no_offer());
         }
         tracing::info!(site = %site_id, conversation = %conv, agent = %agent, "offer accepted");

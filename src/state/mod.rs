@@ -281,9 +281,17 @@ pub trait Store: Send + Sync + 'static {
         rules: &Rules,
         needs: Option<&crate::routing::Needs>,
     ) -> Result<bool>;
-    /// The owner accepts a chat offered to them: it is theirs to answer. False when it is not
-    /// (or no longer) an offer to them (it timed out, or another node took it back).
-    async fn accept(&self, site: &SiteId, conv: &ConvId, owner: &AgentId) -> Result<bool>;
+    /// The owner accepts a chat offered to them: it is theirs to answer, and, if it is its
+    /// first, its first assignment is now (queue wait and handling time count from an
+    /// acceptance, not an offer). False when it is not (or no longer) an offer to them (it
+    /// timed out, or another node took it back).
+    async fn accept(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        owner: &AgentId,
+        now: Millis,
+    ) -> Result<bool>;
     /// Active conversations whose owner has not acted since before `before` (an offer not
     /// accepted, or no reply yet: `Conversation::pending_since`), oldest first.
     async fn pending(&self, site: &SiteId, before: Millis) -> Result<Vec<Conversation>>;

@@ -372,7 +372,7 @@ async fn apply(
                 Some(owner) => format!(
                     "accept {:?}",
                     store
-                        .accept(&site, conv, &owner)
+                        .accept(&site, conv, &owner, now)
                         .await
                         .map_err(|e| e.to_string())
                 ),

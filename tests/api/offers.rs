@@ -310,6 +310,10 @@ async fn two_nodes_take_an_expired_offer_back_once() {
     let missed = history(&b, &c, "requeued").await;
     assert_eq!(missed.len(), 1, "taken back once: {missed:?}");
     assert_eq!(missed[0]["reason"], "offer_timeout");
+    // The queue wait runs to the acceptance, not to the first offer (63 s of offers went by).
+    let (_, t) = admin_get(&b, &format!("/v1/tickets/{c}")).await;
+    let waited = t["metrics"]["queue_wait_secs"].as_f64().unwrap_or(0.0);
+    assert!(waited >= 63.0, "queue wait {waited}: {t}");
     a.stop().await;
     b.stop().await;
 }

@@ -418,8 +418,15 @@ impl Store for MemoryStore {
         .await
     }
 
-    async fn accept(&self, site_id: &SiteId, conv: &ConvId, owner: &AgentId) -> Result<bool> {
-        self.step(site_id, |s| s.accept(site_id, conv, owner)).await
+    async fn accept(
+        &self,
+        site_id: &SiteId,
+        conv: &ConvId,
+        owner: &AgentId,
+        now: Millis,
+    ) -> Result<bool> {
+        self.step(site_id, |s| s.accept(site_id, conv, owner, now))
+            .await
     }
 
     async fn pending(&self, site: &SiteId, before: Millis) -> Result<Vec<Conversation>> {

@@ -222,7 +222,10 @@ impl SiteState {
         if let Some(c) = self.convs.get_mut(conv) {
             c.conv.state = ConvState::Active;
             c.conv.agent = Some(agent.clone());
-            c.conv.first_assigned_at.get_or_insert(now);
+            if !offer {
+                // An offer is not an assignment until it is accepted (`accept`).
+                c.conv.first_assigned_at.get_or_insert(now);
+            }
             c.conv.pending_since = Some(now);
             c.conv.offered = offer;
             c.activity = Some(now);
@@ -506,6 +509,7 @@ impl SiteState {
         site_id: &SiteId,
         conv: &ConvId,
         owner: &AgentId,
+        now: Millis,
     ) -> (Vec<Write>, bool) {
         let Some(slot) = self.convs.get_mut(conv) else {
             return (Vec::new(), false);
@@ -514,6 +518,7 @@ impl SiteState {
         if c.state != ConvState::Active || c.agent.as_ref() != Some(owner) || !c.offered {
             return (Vec::new(), false);
         }
+        c.first_assigned_at.get_or_insert(now);
         c.offered = false;
         c.pending_since = None;
         (self.conv_write(site_id, conv).into_iter().collect(), true)

@@ -339,12 +339,14 @@ impl Scripts {
         keys: &SiteKeys,
         conv: &ConvId,
         owner: &AgentId,
+        now: Millis,
     ) -> ScriptInvocation<'_> {
         let mut inv = self.accept.prepare_invoke();
         inv.key(keys.conv(conv))
             .key(keys.pending())
             .arg(&conv.0)
-            .arg(&owner.0);
+            .arg(&owner.0)
+            .arg(now);
         inv
     }
 

@@ -356,10 +356,16 @@ impl Store for RedisStore {
         Ok(ok == 1)
     }
 
-    async fn accept(&self, site: &SiteId, conv: &ConvId, owner: &AgentId) -> Result<bool> {
+    async fn accept(
+        &self,
+        site: &SiteId,
+        conv: &ConvId,
+        owner: &AgentId,
+        now: Millis,
+    ) -> Result<bool> {
         let ok: i64 = self
             .scripts
-            .accept(&self.keys(site), conv, owner)
+            .accept(&self.keys(site), conv, owner, now)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(ok == 1)

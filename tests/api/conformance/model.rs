@@ -321,7 +321,9 @@ impl Store for Model {
             let c = &mut s.convs.get_mut(&a.conv).expect("queued").0;
             c.state = ConvState::Active;
             c.agent = Some(a.agent.clone());
-            c.first_assigned_at.get_or_insert(now);
+            if !rules.offer {
+                c.first_assigned_at.get_or_insert(now);
+            }
             c.pending_since = Some(now);
             c.offered = rules.offer;
             out.push((a.conv, a.agent, c.locale.clone()));
@@ -407,7 +409,13 @@ impl Store for Model {
         Ok(true)
     }
 
-    async fn accept(&self, _: &SiteId, conv: &ConvId, owner: &AgentId) -> Result<bool> {
+    async fn accept(
+        &self,
+        _: &SiteId,
+        conv: &ConvId,
+        owner: &AgentId,
+        now: Millis,
+    ) -> Result<bool> {
         let mut s = self.0.lock().unwrap();
         let Some((c, _)) = s.convs.get_mut(conv) else {
             return Ok(false);
@@ -415,6 +423,7 @@ impl Store for Model {
         if c.state != ConvState::Active || c.agent.as_ref() != Some(owner) || !c.offered {
             return Ok(false);
         }
+        c.first_assigned_at.get_or_insert(now);
         c.offered = false;
         c.pending_since = None;
         Ok(true)

@@ -31,7 +31,8 @@ for i = 5, #ARGV, 4 do
   redis.call('HSET', akey, 'idle_since', ARGV[2])
   redis.call('SADD', akey .. ':chats', conv)
   redis.call('HSET', ckey, 'state', 'active', 'agent', agent)
-  redis.call('HSETNX', ckey, 'first_assigned_at', ARGV[2])
+  -- An offer is not an assignment until it is accepted (`accept.lua`).
+  if ARGV[4] ~= '1' then redis.call('HSETNX', ckey, 'first_assigned_at', ARGV[2]) end
   redis.call('HSET', ckey, 'pending_since', ARGV[2])
   if ARGV[4] == '1' then redis.call('HSET', ckey, 'offered', '1') else redis.call('HDEL', ckey, 'offered') end
   redis.call('ZADD', base .. 'pending', ARGV[2], conv)

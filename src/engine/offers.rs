@@ -180,23 +180,17 @@ impl Engine {
             return Ok(());
         }
         let breached = elapsed >= target;
-        let told = format!(
-            "sla:first_response:{}:{}:{}:{breached}",
-            site.id, c.id, c.created_at
-        );
-        if self.inner.sla_told.contains(&told) {
-            return Ok(());
-        }
         let reached = super::routing::Reached {
             target: "first_response",
             since: c.created_at,
             elapsed,
             of: target,
+            told: format!(
+                "sla:first_response:{}:{}:{}:{breached}",
+                site.id, c.id, c.created_at
+            ),
         };
-        self.sla_reached(site, &c.department, &c.id, reached)
-            .await?;
-        self.inner.sla_told.insert(told);
-        Ok(())
+        self.sla_reached(site, &c.department, &c.id, reached).await
     }
 
     /// Takes a chat from its owner for the next agent it has not been tried with: the head

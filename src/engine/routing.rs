@@ -401,17 +401,14 @@ impl Engine {
                     && waited as f64 >= target as f64 * share
                 {
                     let breached = waited >= target;
-                    let told = format!("{prefix}{conv}:{since}:{breached}");
-                    if !self.inner.sla_told.contains(&told) {
-                        let reached = Reached {
-                            target: "wait",
-                            since,
-                            elapsed: waited,
-                            of: target,
-                        };
-                        self.sla_reached(site, &dept.id, &conv, reached).await?;
-                        self.inner.sla_told.insert(told);
-                    }
+                    let reached = Reached {
+                        target: "wait",
+                        since,
+                        elapsed: waited,
+                        of: target,
+                        told: format!("{prefix}{conv}:{since}:{breached}"),
+                    };
+                    self.sla_reached(site, &dept.id, &conv, reached).await?;
                 }
                 if max_wait.is_some_and(|m| waited >= m) {
                     self.overflow(site, &dept.id, &conv, now, "max_wait")
@@ -425,6 +422,8 @@ impl Engine {
     /// A chat neared (or passed) one of its department's targets: stored once per target and
     /// start (the event's client id names them: the chat's time in this queue, or its first
     /// message), and the node that stored it tells the site's supervisors and the webhooks.
+    /// What this node stored or found stored is remembered (`Reached::told`), so later sweeps
+    /// do not ask the store again.
     pub(super) async fn sla_reached(
         &self,
         site: &SiteConfig,
@@ -432,6 +431,9 @@ impl Engine {
         conv: &ConvId,
         r: Reached,
     ) -> Result<()> {
+        if self.inner.sla_told.contains(&r.told) {
+            return Ok(());
+        }
         let (since, waited, target) = (r.since, r.elapsed, r.of);
         let breached = waited >= target;
         let warning = crate::protocol::SlaWarning {
@@ -452,6 +454,7 @@ impl Engine {
             client_id: format!("sla:{}:{dept}:{since}:{breached}", r.target),
         };
         let stored = self.inner.store.append(&site.id, conv, &body).await?;
+        self.inner.sla_told.insert(r.told.clone());
         if stored.duplicate {
             return Ok(());
         }
@@ -653,6 +656,9 @@ pub(super) struct Reached {
     pub since: Millis,
     pub elapsed: Millis,
     pub of: Millis,
+    /// Its key in the node's memory of what was told (`Inner::sla_told`): the sweep that
+    /// looks at this target drops keys of chats it no longer sees.
+    pub told: String,
 }
 
 /// A department's name in a visitor's language: its translation, its name, or its id.

@@ -377,12 +377,24 @@ impl Store for RedisStore {
             .conn()
             .zrangebyscore(keys.pending(), "-inf", format!("({before}"))
             .await?;
+        if ids.is_empty() {
+            // An empty pipeline is an error to the client ("empty command").
+            return Ok(Vec::new());
+        }
+        // One round trip for all of them: with a first-response target every unanswered chat
+        // is read on each sweep.
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(keys.conv(id));
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn()).await?;
         let mut out = Vec::with_capacity(ids.len());
-        for id in ids.into_iter().map(ConvId) {
-            if let Some(c) = self.conversation(site, &id).await?
-                && c.state == crate::model::ConvState::Active
-                && c.pending_since.is_some()
-            {
+        for (id, h) in ids.into_iter().map(ConvId).zip(hashes) {
+            if h.is_empty() {
+                continue;
+            }
+            let c = parse_conv(&id, &h)?;
+            if c.state == crate::model::ConvState::Active && c.pending_since.is_some() {
                 out.push(c);
             }
         }

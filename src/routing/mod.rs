@@ -158,13 +158,95 @@ pub fn window(batch: usize) -> usize {
     batch.saturating_mul(4).max(64)
 }
 
-/// How many of a department's best-placed agents a snapshot for `batch` assignments reads
-/// when no waiting chat it read needs a skill: `decide` gives each chat to the best agent with room, and an
-/// agent's place only worsens as it is given chats, so B assignments only ever go to the B best
-/// at the start. Twice that, and then some: the Redis index orders by the load ratio to 1/10,000
-/// and the idle time to 100 ms, a little coarser than `decide`. With skills, every agent.
-pub fn reach(batch: usize) -> usize {
-    batch.saturating_mul(2).saturating_add(16)
+/// How far a snapshot reads a department's agents, best placed first: only as far as a
+/// decision can use. `decide` gives each chat the best agent with room that has the skills it
+/// requires, and an agent's place only worsens as it is given chats; so a chat with `m`
+/// assignments before it, which has already tried `t` agents, only ever goes to one of the
+/// `m + 1 + t` best agents with its skills. The waiting chats are grouped by the skills they
+/// require now (optional ones until widened), and the reading stops once every group has that
+/// many, times `REACH_FACTOR` and then `REACH_SLACK` more: the Redis index orders by the load
+/// ratio to 1/10,000 and the idle time to 100 ms, a little coarser than `decide`. Agents with
+/// the skills of no group are of no use to the decision. `snapshot.lua` reads Redis's index
+/// the same way.
+#[derive(Debug)]
+pub struct Reach {
+    groups: Vec<Group>,
+    /// Groups that still want more agents.
+    wanting: usize,
+}
+
+/// Waiting chats that require the same skills, and how many agents with them the reading
+/// needs.
+#[derive(Debug)]
+struct Group {
+    skills: Vec<String>,
+    need: usize,
+    have: usize,
+}
+
+/// The reading's margin over the exact count (see `Reach`).
+pub const REACH_FACTOR: usize = 2;
+pub const REACH_SLACK: usize = 16;
+
+impl Reach {
+    /// The reading a decision of up to `batch` assignments over `queue` (in serving order)
+    /// needs.
+    pub fn new(queue: &[Waiting], batch: usize, rules: &Rules, now: Millis) -> Self {
+        Self::with_margin(queue, batch, rules, now, (REACH_FACTOR, REACH_SLACK))
+    }
+
+    fn with_margin(
+        queue: &[Waiting],
+        batch: usize,
+        rules: &Rules,
+        now: Millis,
+        (factor, slack): (usize, usize),
+    ) -> Self {
+        let mut groups: Vec<Group> = Vec::new();
+        for (j, w) in queue.iter().enumerate() {
+            let widened = rules
+                .widen_after_ms
+                .is_some_and(|t| now.saturating_sub(w.since) >= t);
+            let mut skills = w.needs.skills.clone();
+            if !widened {
+                skills.extend(w.needs.optional.iter().cloned());
+            }
+            skills.sort();
+            skills.dedup();
+            let exact = j.min(batch.saturating_sub(1)) + 1 + w.needs.tried.len();
+            let need = exact.saturating_mul(factor).saturating_add(slack);
+            match groups.iter_mut().find(|g| g.skills == skills) {
+                Some(g) => g.need = g.need.max(need),
+                None => groups.push(Group {
+                    skills,
+                    need,
+                    have: 0,
+                }),
+            }
+        }
+        let wanting = groups.len();
+        Self { groups, wanting }
+    }
+
+    /// Counts the next agent read (best placed first): whether the decision can use it.
+    pub fn read(&mut self, skills: &[String]) -> bool {
+        let mut useful = false;
+        for g in &mut self.groups {
+            if g.skills.iter().all(|s| skills.contains(s)) {
+                useful = true;
+                g.have += 1;
+                if g.have == g.need {
+                    self.wanting -= 1;
+                }
+            }
+        }
+        useful
+    }
+
+    /// Every group has as many agents as the decision can use.
+    pub fn done(&self) -> bool {
+        self.wanting == 0
+    }
 }
 
 /// Up to `batch` assignments, in queue order. A waiting conversation that no reachable agent

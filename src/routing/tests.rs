@@ -188,3 +188,113 @@ fn queue_order_with_an_age_boost() {
         "exact as a Redis score until 2100"
     );
 }
+
+/// A snapshot that reads the agents only as far as `Reach` says (the best placed first, with
+/// no margin at all) decides exactly as one that reads every agent: random departments with
+/// skills, optional skills that widen, previous agents, tried agents, full and absent agents.
+#[test]
+fn reading_as_far_as_reach_decides_as_reading_everyone() {
+    use rand::{Rng, SeedableRng};
+    use std::cmp::Ordering;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(27);
+    let names = ["de", "fr", "billing", "vip"];
+    let now = 1_000_000;
+    let mut narrowed = 0;
+    for case in 0..3000 {
+        let some = |rng: &mut rand::rngs::StdRng, p: f64| -> Vec<String> {
+            names
+                .iter()
+                .filter(|_| rng.gen_bool(p))
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let agents: Vec<Candidate> = (0..rng.gen_range(1..60))
+            .map(|i| {
+                let max = rng.gen_range(1..4);
+                Candidate {
+                    id: AgentId(format!("a{i:02}")),
+                    status: if rng.gen_bool(0.9) {
+                        AgentStatus::Online
+                    } else {
+                        AgentStatus::Away
+                    },
+                    load: rng.gen_range(0..=max),
+                    max,
+                    idle_since: rng.gen_range(0..40),
+                    present_until: if rng.gen_bool(0.95) { now + 1 } else { 0 },
+                    skills: some(&mut rng, 0.5),
+                }
+            })
+            .collect();
+        let pick = |rng: &mut rand::rngs::StdRng| agents[rng.gen_range(0..agents.len())].id.clone();
+        let queue: Vec<Waiting> = (0..rng.gen_range(1..24))
+            .map(|i| Waiting {
+                conv: ConvId(format!("c{i:02}")),
+                since: now - rng.gen_range(0..200),
+                needs: Needs {
+                    skills: some(&mut rng, 0.2),
+                    optional: some(&mut rng, 0.15),
+                    prefer: rng.gen_bool(0.2).then(|| pick(&mut rng)),
+                    tried: (0..rng.gen_range(0..3)).map(|_| pick(&mut rng)).collect(),
+                },
+            })
+            .collect();
+        let rules = Rules {
+            widen_after_ms: rng.gen_bool(0.5).then(|| rng.gen_range(0..200)),
+            sticky_wait_ms: rng.gen_range(0..200),
+            ..Rules::default()
+        };
+        let batch = rng.gen_range(1..6);
+        let whole = Snapshot {
+            now,
+            grace_ms: 0,
+            rules,
+            queue,
+            agents: agents.clone(),
+        };
+        // The index: agents who can take a chat, best placed first.
+        let mut index: Vec<&Candidate> = agents
+            .iter()
+            .filter(|a| a.load < a.max && a.reachable(now, 0))
+            .collect();
+        index.sort_by(|x, y| {
+            if x.before(y) {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            }
+        });
+        let mut reach = Reach::with_margin(&whole.queue, batch, &rules, now, (1, 0));
+        let mut read: Vec<Candidate> = Vec::new();
+        for a in index {
+            if reach.done() {
+                break;
+            }
+            if reach.read(&a.skills) {
+                read.push(a.clone());
+            }
+        }
+        if read.len() < agents.len() && !decide(&whole, batch).is_empty() {
+            narrowed += 1;
+        }
+        for p in whole.queue.iter().filter_map(|w| w.needs.prefer.as_ref()) {
+            let a = agents.iter().find(|a| &a.id == p).unwrap();
+            if a.present(now, 0) && !read.iter().any(|r| &r.id == p) {
+                read.push(a.clone());
+            }
+        }
+        let partial = Snapshot {
+            agents: read,
+            ..whole.clone()
+        };
+        assert_eq!(
+            decide(&whole, batch),
+            decide(&partial, batch),
+            "case {case}: {whole:#?}"
+        );
+    }
+    assert!(
+        narrowed > 1000,
+        "the reading stopped early before a decision in only {narrowed} cases"
+    );
+}

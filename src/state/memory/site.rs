@@ -130,7 +130,7 @@ impl SiteState {
         now: Millis,
         grace_ms: Millis,
         rules: &Rules,
-        (window, reach): (usize, usize),
+        batch: usize,
     ) -> Snapshot {
         let mut snap = Snapshot {
             now,
@@ -149,7 +149,7 @@ impl SiteState {
             .map(|q| {
                 q.order
                     .iter()
-                    .take(window)
+                    .take(routing::window(batch))
                     .filter_map(|(_, c)| {
                         let slot = self.convs.get(c)?;
                         Some(Waiting {
@@ -164,36 +164,46 @@ impl SiteState {
         if snap.queue.is_empty() {
             return snap;
         }
-        // Without skills, a decision only picks among the best `reach` (`routing::reach`).
-        let skills = snap.queue.iter().any(|w| w.needs.narrows());
-        let take = if skills { usize::MAX } else { reach };
-        let indexed: Vec<AgentId> = self
-            .avail
-            .get(dept)
-            .map(|set| set.iter().take(take).map(|r| r.id.clone()).collect())
-            .unwrap_or_default();
-        let preferred = snap.queue.iter().filter_map(|w| w.needs.prefer.clone());
-        for id in indexed.into_iter().chain(preferred) {
-            if snap.agents.iter().any(|a| a.id == id) {
+        // The best placed first, as far as the decision can use (`routing::Reach`); then
+        // any waiting chat's previous agent, who may be full or away.
+        let mut reach = routing::Reach::new(&snap.queue, batch, rules, now);
+        let preferred: Vec<AgentId> = snap
+            .queue
+            .iter()
+            .filter_map(|w| w.needs.prefer.clone())
+            .collect();
+        let mut gone = Vec::new();
+        let indexed = self.avail.get(dept).into_iter().flatten();
+        for (id, in_index) in indexed
+            .map(|r| (&r.id, true))
+            .chain(preferred.iter().map(|id| (id, false)))
+        {
+            if in_index && reach.done() {
                 continue;
             }
-            let Some(slot) = self.agents.get_mut(&id) else {
+            // The index holds each agent once; a previous agent may be in it too.
+            if !in_index && snap.agents.iter().any(|a| &a.id == id) {
+                continue;
+            }
+            let Some(slot) = self.agents.get(id) else {
                 continue;
             };
             let present_until = slot.present_until();
             if present_until.saturating_add(grace_ms) <= now {
                 // Gone past the grace: out of the index until its presence next changes.
-                if let Some((rank, depts)) = slot.indexed.take() {
-                    unindex(&mut self.avail, &rank, &depts);
-                }
+                gone.push(id.clone());
                 continue;
             }
             let st = &slot.state;
             if !st.departments.contains(dept) {
                 continue;
             }
+            let useful = in_index && reach.read(&st.skills);
+            if !useful && !preferred.contains(id) {
+                continue;
+            }
             snap.agents.push(Candidate {
-                id,
+                id: id.clone(),
                 status: st.status,
                 load: st.load,
                 max: st.max_concurrent,
@@ -201,6 +211,11 @@ impl SiteState {
                 present_until,
                 skills: st.skills.clone(),
             });
+        }
+        for id in gone {
+            if let Some((rank, depts)) = self.agents.get_mut(&id).and_then(|s| s.indexed.take()) {
+                unindex(&mut self.avail, &rank, &depts);
+            }
         }
         snap
     }
@@ -406,8 +421,7 @@ impl SiteState {
         rules: &Rules,
         batch: usize,
     ) -> (Vec<Write>, Vec<(ConvId, AgentId, String)>) {
-        let reach = (routing::window(batch), routing::reach(batch));
-        let snap = self.snapshot(dept, now, grace_ms, rules, reach);
+        let snap = self.snapshot(dept, now, grace_ms, rules, batch);
         let mut out = Vec::new();
         let mut writes = Vec::new();
         for a in routing::decide(&snap, batch) {

@@ -8,7 +8,7 @@ use redis::{Script, ScriptInvocation};
 use super::keys::SiteKeys;
 use crate::directory::model::AgentConfig;
 use crate::model::{AgentId, ConvId, Conversation, DeptId, Millis};
-use crate::routing::Assignment;
+use crate::routing::{self, Assignment};
 use crate::state::Rate;
 
 /// The scripts, loaded once per store (`EVALSHA`, loaded again by the client on `NOSCRIPT`).
@@ -228,14 +228,16 @@ impl Scripts {
         inv
     }
 
-    /// `snapshot.lua`: the head of a department's queue (`window` of it) and its agents.
+    /// `snapshot.lua`: the head of a department's queue (`routing::window` of it) and as many
+    /// of its agents as a decision of `batch` assignments can use (`routing::reach`).
     pub(super) fn snapshot(
         &self,
         keys: &SiteKeys,
         dept: &DeptId,
         now: Millis,
         grace_ms: Millis,
-        (window, reach): (usize, usize),
+        batch: usize,
+        widen_after_ms: Option<Millis>,
     ) -> ScriptInvocation<'_> {
         let mut inv = self.snapshot.prepare_invoke();
         inv.key(keys.queue(dept))
@@ -244,8 +246,11 @@ impl Scripts {
             .arg(now)
             .arg(grace_ms)
             .arg(&dept.0)
-            .arg(window)
-            .arg(reach);
+            .arg(routing::window(batch))
+            .arg(batch)
+            .arg(widen_after_ms.map_or(-1, |w| w as i64))
+            .arg(routing::REACH_FACTOR)
+            .arg(routing::REACH_SLACK);
         inv
     }
 

@@ -259,7 +259,8 @@ impl Store for RedisStore {
                     dept,
                     now,
                     grace_ms,
-                    (routing::window(batch), routing::reach(batch)),
+                    batch,
+                    rules.widen_after_ms,
                 )
                 .invoke_async(&mut self.conn())
                 .await?;

@@ -3,39 +3,71 @@
 -- index members found offline, full or past the grace leave the index until their status, load
 -- or presence next changes (`sb_index`). A waiting chat's preferred agent is read too, even if
 -- full or away, when they are in the department.
--- When no chat read needs a skill, only the best `ARGV[6]` members of the index are read: a
--- decision of B assignments without skills only ever picks among the B best (`routing::reach`).
+-- Only as much of the index is read as the decision can use (`routing::reach`): the waiting
+-- chats are grouped by the skills they require now (optional ones until widened), and the
+-- index is read best first until each group has `reach(k)` agents with all of its skills, where
+-- k is one more than the assignments that can come before the group's last chat, plus the
+-- agents that chat already tried. Agents with none of any group's skills are left out.
 -- KEYS[1] queue sorted set, KEYS[2] the department's index of available agents
 -- ARGV[1] key base, ARGV[2] now (ms), ARGV[3] grace (ms), ARGV[4] department, ARGV[5] window,
--- ARGV[6] how many of the index's best to read when no chat needs a skill
+-- ARGV[6] batch, ARGV[7] widening (ms, -1 never), ARGV[8] reach's factor, ARGV[9] its slack
 -- Returns {{conv, queued_at, needs JSON, ...}, {agent, status, load, max, idle_since, present,
 -- skills JSON, ...}}; both empty when the queue is.
 local base, now, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local q, a, seen, prefer = {}, {}, {}, {}
-local skills = false
+local batch, widen = tonumber(ARGV[6]), tonumber(ARGV[7])
+local factor, slack = tonumber(ARGV[8]), tonumber(ARGV[9])
+local q, a, seen, prefer, preferred = {}, {}, {}, {}, {}
+-- Index members found unable to take a chat and removed while reading it: the reading's
+-- offset moves back by as many.
+local dropped = 0
+local groups, order = {}, {}
 -- Nobody can take a chat (a preferred agent with room is in the index too): nothing to decide.
 if redis.call('ZCARD', KEYS[2]) == 0 then return {q, a} end
+local function group(j, needs, since)
+  local set, list, tried = {}, {}, 0
+  if needs then
+    local wide = widen >= 0 and now - since >= widen
+    for _, s in ipairs(needs.skills or {}) do set[s] = true end
+    if not wide then
+      for _, s in ipairs(needs.optional or {}) do set[s] = true end
+    end
+    tried = #(needs.tried or {})
+  end
+  for s in pairs(set) do list[#list + 1] = s end
+  table.sort(list)
+  local key = table.concat(list, '\0')
+  local g = groups[key]
+  if not g then
+    g = {skills = list, need = 0, have = 0}
+    groups[key] = g
+    order[#order + 1] = g
+  end
+  g.need = math.max(g.need, (math.min(j, batch - 1) + 1 + tried) * factor + slack)
+end
 for _, conv in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)) do
   local f = redis.call('HMGET', base .. 'c:' .. conv, 'state', 'queued_at', 'needs')
   if f[1] == 'queued' then
+    local needs = nil
+    if f[3] then
+      needs = cjson.decode(f[3])
+      if type(needs.prefer) == 'string' then
+        prefer[#prefer + 1] = needs.prefer
+        preferred[needs.prefer] = true
+      end
+    end
+    group(#q / 3, needs, tonumber(f[2] or ARGV[2]))
     q[#q + 1] = conv
     q[#q + 1] = f[2] or ARGV[2]
     q[#q + 1] = f[3] or ''
-    if f[3] then
-      if string.find(f[3], '"skills"', 1, true) or string.find(f[3], '"optional"', 1, true)
-        or string.find(f[3], '"tried"', 1, true) then
-        skills = true
-      end
-      local p = cjson.decode(f[3]).prefer
-      if type(p) == 'string' then prefer[#prefer + 1] = p end
-    end
   else
     redis.call('ZREM', KEYS[1], conv)
   end
 end
 if #q == 0 then return {q, a} end
+-- Reads an agent; `indexed`: a member of the index, which leaves it when it cannot take a chat.
+-- Returns the agent's skills as a set when it is one the decision may use.
 local function read(id, indexed)
-  if seen[id] then return end
+  if seen[id] then return nil end
   seen[id] = true
   local flat = redis.call('HGETALL', base .. 'a:' .. id)
   local h, present, present_s = {}, 0, '0'
@@ -46,31 +78,59 @@ local function read(id, indexed)
       present, present_s = tonumber(v), v
     end
   end
-  if not h.status then return end
+  if not h.status then return nil end
   local gone = present + grace <= now
   if indexed then
     if gone or h.status ~= 'online' or tonumber(h.load or '0') >= tonumber(h.max or '0') then
       redis.call('ZREM', KEYS[2], id)
-      return
+      dropped = dropped + 1
+      return nil
     end
   else
-    if gone then return end
+    if gone then return nil end
     local member = false
     for _, d in ipairs(cjson.decode(h.depts or '[]')) do
       if d == ARGV[4] then member = true end
     end
-    if not member then return end
+    if not member then return nil end
   end
-  a[#a + 1] = id
-  a[#a + 1] = h.status
-  a[#a + 1] = h.load or '0'
-  a[#a + 1] = h.max or '0'
-  a[#a + 1] = h.idle_since or '0'
-  a[#a + 1] = present_s
-  a[#a + 1] = h.skills or '[]'
+  local has = {}
+  for _, s in ipairs(cjson.decode(h.skills or '[]')) do has[s] = true end
+  return has, {id, h.status, h.load or '0', h.max or '0', h.idle_since or '0', present_s,
+    h.skills or '[]'}
 end
-local last = -1
-if not skills then last = tonumber(ARGV[6]) - 1 end
-for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, last)) do read(id, true) end
-for _, id in ipairs(prefer) do read(id, false) end
+local function keep(row)
+  for _, v in ipairs(row) do a[#a + 1] = v end
+end
+local wanting = #order
+local from, step = 0, 64
+while wanting > 0 do
+  local ids = redis.call('ZRANGE', KEYS[2], from, from + step - 1)
+  if #ids == 0 then break end
+  dropped = 0
+  for _, id in ipairs(ids) do
+    local has, row = read(id, true)
+    if has then
+      local useful = false
+      for _, g in ipairs(order) do
+        local fits = true
+        for _, s in ipairs(g.skills) do
+          if not has[s] then fits = false break end
+        end
+        if fits then
+          useful = true
+          g.have = g.have + 1
+          if g.have == g.need then wanting = wanting - 1 end
+        end
+      end
+      if useful or preferred[id] then keep(row) end
+    end
+    if wanting == 0 then break end
+  end
+  from = from + #ids - dropped
+end
+for _, id in ipairs(prefer) do
+  local has, row = read(id, false)
+  if has then keep(row) end
+end
 return {q, a}

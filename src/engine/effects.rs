@@ -5,7 +5,7 @@ use super::{Engine, Result};
 use crate::directory::model::SiteConfig;
 use crate::envelope::Envelope;
 use crate::model::{AgentId, ConvId, DeptId, EventBody, NoticeKind, SiteId};
-use crate::push::Note;
+use crate::push::{Audience, Note};
 use crate::routing::estimate::WaitEstimate;
 use crate::templates::{self, Template, Vars};
 use crate::tickets::webhooks::deliveries_for;
@@ -76,13 +76,9 @@ impl Engine {
     /// Tells the browsers of the department's enabled agents (Web Push; their consoles hear
     /// it over their sockets).
     pub(super) fn push_department(&self, site: &SiteConfig, dept: &DeptId, note: Note) {
-        let agents = site
-            .agents
-            .iter()
-            .filter(|a| !a.disabled && a.departments.contains(dept))
-            .map(|a| a.id.clone())
-            .collect();
-        self.inner.push.notify(&site.id, agents, note);
+        self.inner
+            .push
+            .notify(&site.id, Audience::Department(dept.clone()), note);
     }
 
     /// A ticket waits in the inbox (an offline message, or an email `reply` to an answer):

@@ -9,7 +9,7 @@ use crate::model::{
     DeptId, EventBody, Millis, NoticeKind, SiteId,
 };
 use crate::protocol::{QueueStat, secs_since};
-use crate::push::Note;
+use crate::push::{Audience, Note};
 use crate::routing::estimate::{Learned, WaitEstimate};
 use crate::routing::policy::{self, Policy};
 use crate::templates::{self, Template, Vars};
@@ -138,7 +138,7 @@ impl Engine {
         .await;
         self.inner.push.notify(
             &site.id,
-            vec![agent.id.clone()],
+            Audience::Agents(vec![agent.id.clone()]),
             Note {
                 kind: "assigned",
                 conversation: Some(conv.clone()),
@@ -164,7 +164,7 @@ impl Engine {
             .await?;
         self.inner.push.notify(
             &site.id,
-            vec![agent.id.clone()],
+            Audience::Agents(vec![agent.id.clone()]),
             Note {
                 kind: "offered",
                 conversation: Some(conv.clone()),

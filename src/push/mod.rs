@@ -15,6 +15,7 @@
 
 pub mod crypto;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Live;
 use crate::db::{Database, RecordError};
-use crate::model::{AgentId, ConvId, Millis, SiteId, now_ms};
+use crate::model::{AgentId, ConvId, DeptId, Millis, SiteId, now_ms};
 use crate::shutdown::Shutdown;
 use crate::tickets::outbound;
 
@@ -93,8 +94,17 @@ pub enum Refused {
 
 struct Job {
     site: SiteId,
-    agents: Vec<AgentId>,
+    to: Audience,
     note: Note,
+}
+
+/// Whose browsers a note is for.
+#[derive(Debug)]
+pub enum Audience {
+    Agents(Vec<AgentId>),
+    /// Every agent of a department (resolved when the note is sent, against the few agents
+    /// who subscribed, rather than listed for every note).
+    Department(DeptId),
 }
 
 /// The push sender. Cheap to clone.
@@ -281,13 +291,13 @@ impl Push {
     }
 
     /// Queues a note for the agents' browsers. Never waits: a full queue drops it.
-    pub fn notify(&self, site: &SiteId, agents: Vec<AgentId>, note: Note) {
-        if agents.is_empty() {
+    pub fn notify(&self, site: &SiteId, to: Audience, note: Note) {
+        if matches!(&to, Audience::Agents(a) if a.is_empty()) {
             return;
         }
         let job = Job {
             site: site.clone(),
-            agents,
+            to,
             note,
         };
         if self.shared.tx.try_send(job).is_err() {
@@ -328,56 +338,63 @@ impl Push {
         let Some(site) = config.site(&job.site) else {
             return;
         };
-        let payload = match serde_json::to_vec(&job.note) {
-            Ok(p) => p,
-            Err(_) => return,
-        };
-        // A disabled or removed agent is told nothing, whatever their browsers hold.
-        let agents: Vec<&AgentId> = job
-            .agents
-            .iter()
-            .filter(|a| site.agent(a).is_some_and(|a| !a.disabled))
-            .collect();
-        let subs = match self.subscriptions(&job.site, &agents).await {
+        let subs = match self.subscriptions(&job.site).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(cause = %e, site = %job.site, "push subscriptions unreadable");
                 return;
             }
         };
-        for sub in subs {
+        if subs.is_empty() {
+            return;
+        }
+        let Ok(payload) = serde_json::to_vec(&job.note) else {
+            return;
+        };
+        // A disabled or removed agent is told nothing, whatever their browsers hold.
+        let named: HashSet<&AgentId> = match &job.to {
+            Audience::Agents(agents) => agents.iter().collect(),
+            Audience::Department(_) => HashSet::new(),
+        };
+        let subs = subs.into_iter().filter(|(agent, _)| {
+            site.agent(agent).is_some_and(|a| {
+                !a.disabled
+                    && match &job.to {
+                        Audience::Agents(_) => named.contains(agent),
+                        Audience::Department(d) => a.departments.contains(d),
+                    }
+            })
+        });
+        for (_, sub) in subs {
             self.send(&sub, &payload).await;
         }
     }
 
-    /// Every browser of these agents: one read, however many agents a note is for.
+    /// The site's browsers that asked for notes, with their agents. Read whole and sorted by
+    /// the caller: a department's note names every agent in it (a thousand bound parameters
+    /// cost SQLite far more than the few rows it returns), and most agents subscribe none.
     async fn subscriptions(
         &self,
         site: &SiteId,
-        agents: &[&AgentId],
-    ) -> Result<Vec<Subscription>, RecordError> {
-        if agents.is_empty() {
-            return Ok(Vec::new());
-        }
-        let places: Vec<String> = (0..agents.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "SELECT endpoint, p256dh, auth FROM push_subscriptions WHERE site = $1 AND agent IN ({})",
-            places.join(", ")
-        );
-        let mut query = sqlx::query(&sql).bind(&site.0);
-        for a in agents {
-            query = query.bind(&a.0);
-        }
-        let rows = query.fetch_all(self.shared.db.pool()).await?;
+    ) -> Result<Vec<(AgentId, Subscription)>, RecordError> {
+        let rows = sqlx::query(
+            "SELECT agent, endpoint, p256dh, auth FROM push_subscriptions WHERE site = $1",
+        )
+        .bind(&site.0)
+        .fetch_all(self.shared.db.pool())
+        .await?;
         rows.into_iter()
             .map(|r| {
-                Ok(Subscription {
-                    endpoint: r.try_get(0)?,
-                    keys: SubscriptionKeys {
-                        p256dh: r.try_get(1)?,
-                        auth: r.try_get(2)?,
+                Ok((
+                    AgentId(r.try_get(0)?),
+                    Subscription {
+                        endpoint: r.try_get(1)?,
+                        keys: SubscriptionKeys {
+                            p256dh: r.try_get(2)?,
+                            auth: r.try_get(3)?,
+                        },
                     },
-                })
+                ))
             })
             .collect()
     }

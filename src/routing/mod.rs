@@ -116,10 +116,6 @@ impl Candidate {
         self.status == AgentStatus::Online && self.present(now, grace_ms)
     }
 
-    fn has(&self, skills: &[String]) -> bool {
-        skills.iter().all(|s| self.skills.contains(s))
-    }
-
     /// Lowest load ratio first (compared exactly), then idle longest, then id.
     fn before(&self, other: &Self) -> bool {
         let mine = u64::from(self.load) * u64::from(other.max);
@@ -254,6 +250,8 @@ impl Reach {
 /// not hold up the ones behind it.
 pub fn decide(s: &Snapshot, batch: usize) -> Vec<Assignment> {
     let mut agents = s.agents.clone();
+    let numbers = SkillNumbers::of(&s.queue);
+    let has: Vec<Bits> = agents.iter().map(|a| numbers.bits(&a.skills)).collect();
     let mut out = Vec::new();
     let room = |a: &Candidate| a.load < a.max && a.reachable(s.now, s.grace_ms);
     // Agents who could still take a chat: none left, nothing more to decide.
@@ -264,10 +262,14 @@ pub fn decide(s: &Snapshot, batch: usize) -> Vec<Assignment> {
         }
         let waited = s.now.saturating_sub(w.since);
         let widened = s.rules.widen_after_ms.is_some_and(|t| waited >= t);
-        let fits = |a: &Candidate| {
+        let (required, optional) = (
+            numbers.bits(&w.needs.skills),
+            numbers.bits(&w.needs.optional),
+        );
+        let fits = |i: usize, a: &Candidate| {
             room(a)
-                && a.has(&w.needs.skills)
-                && (widened || a.has(&w.needs.optional))
+                && has[i].covers(&required)
+                && (widened || has[i].covers(&optional))
                 && !w.needs.tried.contains(&a.id)
         };
         let mut pick = None;
@@ -276,10 +278,10 @@ pub fn decide(s: &Snapshot, batch: usize) -> Vec<Assignment> {
             && let Some(i) = agents.iter().position(|a| &a.id == p)
         {
             let a = &agents[i];
-            if fits(a) {
+            if fits(i, a) {
                 pick = Some(i);
             } else if a.reachable(s.now, s.grace_ms)
-                && a.has(&w.needs.skills)
+                && has[i].covers(&required)
                 && waited < s.rules.sticky_wait_ms
             {
                 // Present but full: this chat waits for them a while.
@@ -289,7 +291,7 @@ pub fn decide(s: &Snapshot, batch: usize) -> Vec<Assignment> {
         let pick = pick.or_else(|| {
             let mut best: Option<usize> = None;
             for (i, a) in agents.iter().enumerate() {
-                if fits(a) && best.is_none_or(|b| a.before(&agents[b])) {
+                if fits(i, a) && best.is_none_or(|b| a.before(&agents[b])) {
                     best = Some(i);
                 }
             }
@@ -314,6 +316,40 @@ pub fn decide(s: &Snapshot, batch: usize) -> Vec<Assignment> {
         }
     }
     out
+}
+
+/// The skills a decision's chats ask for, numbered, so that `decide`'s inner loop (every
+/// waiting chat against every agent) compares bits, not strings.
+struct SkillNumbers<'a>(std::collections::HashMap<&'a str, usize>);
+
+/// A set of numbered skills; skills no chat asks for are left out.
+struct Bits(Vec<u64>);
+
+impl<'a> SkillNumbers<'a> {
+    fn of(queue: &'a [Waiting]) -> Self {
+        let mut numbers = std::collections::HashMap::new();
+        for w in queue {
+            for skill in w.needs.skills.iter().chain(&w.needs.optional) {
+                let next = numbers.len();
+                numbers.entry(skill.as_str()).or_insert(next);
+            }
+        }
+        Self(numbers)
+    }
+
+    fn bits(&self, skills: &[String]) -> Bits {
+        let mut words = vec![0u64; self.0.len().div_ceil(64)];
+        for n in skills.iter().filter_map(|s| self.0.get(s.as_str())) {
+            words[n / 64] |= 1 << (n % 64);
+        }
+        Bits(words)
+    }
+}
+
+impl Bits {
+    fn covers(&self, need: &Bits) -> bool {
+        self.0.iter().zip(&need.0).all(|(h, n)| h & n == *n)
+    }
 }
 
 /// The score a conversation is kept under in its queue, lowest served first: its arrival,

@@ -254,14 +254,7 @@ impl Store for RedisStore {
         for _ in 0..ATTEMPTS {
             let (queue, agents): (Vec<String>, Vec<String>) = self
                 .scripts
-                .snapshot(
-                    &keys,
-                    dept,
-                    now,
-                    grace_ms,
-                    batch,
-                    rules.widen_after_ms,
-                )
+                .snapshot(&keys, dept, now, grace_ms, batch, rules.widen_after_ms)
                 .invoke_async(&mut self.conn())
                 .await?;
             let snap = parse_snapshot(now, grace_ms, rules, queue, agents)?;

@@ -65,7 +65,7 @@ for _, conv in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)) d
 end
 if #q == 0 then return {q, a} end
 -- Reads an agent; `indexed`: a member of the index, which leaves it when it cannot take a chat.
--- Returns the agent's skills as a set when it is one the decision may use.
+-- Returns what the decision reads of it, when it is an agent the decision may use.
 local function read(id, indexed)
   if seen[id] then return nil end
   seen[id] = true
@@ -94,43 +94,58 @@ local function read(id, indexed)
     end
     if not member then return nil end
   end
-  local has = {}
-  for _, s in ipairs(cjson.decode(h.skills or '[]')) do has[s] = true end
-  return has, {id, h.status, h.load or '0', h.max or '0', h.idle_since or '0', present_s,
+  return {id, h.status, h.load or '0', h.max or '0', h.idle_since or '0', present_s,
     h.skills or '[]'}
 end
 local function keep(row)
   for _, v in ipairs(row) do a[#a + 1] = v end
 end
+-- The groups whose skills an agent's skills (JSON) include; skill names need no escaping.
+local function fitting(json)
+  local fit = {}
+  for _, g in ipairs(order) do
+    local ok = true
+    for _, s in ipairs(g.skills) do
+      if not string.find(json, '"' .. s .. '"', 1, true) then ok = false break end
+    end
+    if ok then fit[#fit + 1] = g end
+  end
+  return fit
+end
 local wanting = #order
+local probe = #order <= 4
+for _, g in ipairs(order) do
+  if #g.skills == 0 then probe = false end
+end
 local from, step = 0, 64
 while wanting > 0 do
   local ids = redis.call('ZRANGE', KEYS[2], from, from + step - 1)
   if #ids == 0 then break end
   dropped = 0
   for _, id in ipairs(ids) do
-    local has, row = read(id, true)
-    if has then
-      local useful = false
-      for _, g in ipairs(order) do
-        local fits = true
-        for _, s in ipairs(g.skills) do
-          if not has[s] then fits = false break end
-        end
-        if fits then
-          useful = true
-          g.have = g.have + 1
-          if g.have == g.need then wanting = wanting - 1 end
-        end
+    -- With few groups that all require skills, their skills first: most agents of a large
+    -- team lack them. With many groups nearly every agent fits one: one read each.
+    local fit, row = nil, nil
+    if probe then
+      fit = fitting(redis.call('HGET', base .. 'a:' .. id, 'skills') or '[]')
+      if #fit > 0 or preferred[id] then row = read(id, true) end
+    else
+      row = read(id, true)
+      if row then fit = fitting(row[7]) end
+    end
+    if row then
+      if #fit > 0 or preferred[id] then keep(row) end
+      for _, g in ipairs(fit) do
+        g.have = g.have + 1
+        if g.have == g.need then wanting = wanting - 1 end
       end
-      if useful or preferred[id] then keep(row) end
     end
     if wanting == 0 then break end
   end
   from = from + #ids - dropped
 end
 for _, id in ipairs(prefer) do
-  local has, row = read(id, false)
-  if has then keep(row) end
+  local row = read(id, false)
+  if row then keep(row) end
 end
 return {q, a}

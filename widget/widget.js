@@ -1,6 +1,7 @@
 /*! Switchboard chat widget. No dependencies.
  * Embed: <script src="https://chat.example.com/widget.js" data-site="demo" async></script>
- * API:   Switchboard.open() .close() .identify({id,name,email,user_hash,email_hash}) .setLocale("ru")
+ * API:   Switchboard.open() .close() .identify({id,name,email,user_hash,email_hash,attributes,attributes_hash})
+ *        .setLocale("ru")
  *        .setDepartment("sales") .on("message"|"open"|"close"|"connected", fn)
  * Every text is rendered with textContent: nothing a visitor or agent writes becomes HTML. */
 // @ts-check
@@ -749,6 +750,7 @@
     if (conv) h.resume = { conversation: conv, last_seq: lastSeq };
     if (id.id && id.user_hash) { h.user_id = String(id.id); h.user_hash = id.user_hash; }
     if (id.email_hash) h.email_hash = id.email_hash;
+    if (id.attributes && id.attributes_hash) { h.attributes = id.attributes; h.attributes_hash = id.attributes_hash; }
     return h;
   }
   function connect() {
@@ -858,7 +860,8 @@
     open: function () { setOpen(true); },
     close: function () { setOpen(false); },
     identify: function (who) {
-      st.identity = { id: who && who.id, name: who && who.name, email: who && who.email, user_hash: who && who.user_hash, email_hash: who && who.email_hash };
+      st.identity = { id: who && who.id, name: who && who.name, email: who && who.email, user_hash: who && who.user_hash, email_hash: who && who.email_hash,
+        attributes: who && who.attributes, attributes_hash: who && who.attributes_hash };
       save(); reconnect();
     },
     setLocale: function (l) { locale = String(l); st.locale = locale; save(); labels(); reconnect(); },

@@ -353,6 +353,12 @@ impl RoutingPolicy {
             }
             check_skills(&format!("{at}.skills"), &r.skills)?;
             check_skills(&format!("{at}.optional_skills"), &r.optional_skills)?;
+            if !crate::auth::attributes_valid(&r.attributes) {
+                return Err(bad(
+                    format!("{at}.attributes"),
+                    "at most 10; keys of 1 to 32 a-z, 0-9 or _; values of 1 to 100 characters",
+                ));
+            }
         }
         Ok(())
     }

@@ -131,8 +131,39 @@ impl Engine {
                     "user_hash does not match user_id",
                 ));
             }
+            if profile.user_id.as_deref() != Some(user_id.as_str()) {
+                // Another identity: what was vouched for the previous one is not theirs.
+                profile.attributes.clear();
+            }
             profile.user_id = Some(user_id);
             profile.verified = true;
+        }
+        if !hello.attributes.is_empty() {
+            // They may raise a chat's priority (routing rules): never taken unsigned, and only
+            // for the identity they were signed with.
+            let user = profile.user_id.clone().filter(|_| profile.verified);
+            let signed = match (&site.identity_secret, &user) {
+                (Some(secret), Some(user)) => crate::auth::attributes_signed(
+                    secret,
+                    user,
+                    &hello.attributes,
+                    hello.attributes_hash.as_deref().unwrap_or(""),
+                ),
+                _ => false,
+            };
+            if !crate::auth::attributes_valid(&hello.attributes) {
+                return Err(EngineError::new(
+                    ErrorCode::InvalidMessage,
+                    "attributes: at most 10, keys of 1 to 32 a-z, 0-9 or _, values of 1 to 100 characters",
+                ));
+            }
+            if !signed {
+                return Err(EngineError::new(
+                    ErrorCode::IdentityMismatch,
+                    "attributes_hash does not match the verified user_id and attributes",
+                ));
+            }
+            profile.attributes = hello.attributes;
         }
         profile.locale = clip(hello.locale, 35)
             .or_else(|| Some(profile.locale.clone()).filter(|l| !l.is_empty()))

@@ -48,6 +48,10 @@ pub struct VisitorProfile {
     pub verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// What the host site vouched for about `user_id` (signed with it): routing rules match
+    /// these (`tier = "gold"`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
     /// Answers to the site's custom pre-chat fields.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub fields: std::collections::BTreeMap<String, String>,

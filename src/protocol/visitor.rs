@@ -56,6 +56,12 @@ pub struct VisitorHello {
     /// email is taken only with it (otherwise the one on record stays).
     #[serde(default)]
     pub email_hash: Option<String>,
+    /// Facts the host site vouches for about a verified visitor (`{"tier": "gold"}`), which
+    /// routing rules may match: taken only with `attributes_hash` (`auth::attributes_signed`).
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub attributes_hash: Option<String>,
     /// Answers to the site's custom pre-chat fields (at most 20, 500 characters each).
     #[serde(default)]
     pub fields: std::collections::BTreeMap<String, String>,

@@ -124,6 +124,10 @@ pub struct RoutingRule {
     /// Only visitors the host site vouched for (identity verification), or only the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+    /// Attributes the host site signed for a verified visitor (`{ tier = "gold" }`): the rule
+    /// matches when the visitor has each with this value.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 9)]
     pub priority: Option<u8>,
@@ -189,6 +193,10 @@ impl RoutingRule {
                 .is_some_and(|u| WildMatch::new(p).matches(u))
         });
         url && self.verified.is_none_or(|v| v == profile.verified)
+            && self
+                .attributes
+                .iter()
+                .all(|(k, v)| profile.verified && profile.attributes.get(k) == Some(v))
     }
 }
 

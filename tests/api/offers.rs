@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use switchboard::config::Config;
 
 use crate::both_backends;
+use crate::health::until_ready_is;
 use crate::helpers::*;
 use crate::multinode::{start_process, visitor_at};
 
@@ -371,4 +372,49 @@ async fn an_offer_survives_kill() {
     );
     assert!(!kinds.contains(&"requeued"), "{kinds:?}");
     node.kill().await;
+}
+
+/// Redis restarted without its data while an offer waits: the agent is told the offered chat
+/// is gone (`lost`) and the visitor that their conversation is, the node heals on its own, and
+/// offers work again: a new chat is offered to the same console, and accepting it introduces
+/// the agent. Nothing is left pending that a later sweep could take back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_pending_when_redis_restarts_empty_is_released_and_offers_go_on() {
+    let mut redis = PrivateRedis::start();
+    let mut config = routing_config(&[alice(2)], r#"mode = "offer", accept_secs = 600"#);
+    config.redis_url = Some(redis.url.clone());
+    config.key_prefix = unique_prefix();
+    let app = spawn_with(Backend::Memory, config, None).await;
+    until_ready_is(app.addr, 200).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (mut v, _) = visitor(&app, json!({})).await;
+    let c = conv_of(&say(&mut v, "a", "hello?").await);
+    let (offered, offer) = wait_assigned(&mut alice).await;
+    assert_eq!(offered, c);
+    assert!(offer["conversation"]["offer_secs"].is_u64(), "{offer}");
+
+    redis.restart_empty();
+    let released = unassigned(&mut alice, &c).await;
+    assert_eq!(released["reason"], "lost", "{released}");
+    let e = v.wait_error("conversation_lost").await;
+    assert_eq!(e["conversation"], c.as_str());
+    until_ready_is(app.addr, 200).await;
+
+    let (mut w, _) = visitor(&app, json!({})).await;
+    let c2 = conv_of(&say(&mut w, "b", "anyone after the crash?").await);
+    let (offered, offer) = wait_assigned(&mut alice).await;
+    assert_eq!(offered, c2);
+    assert!(offer["conversation"]["offer_secs"].is_u64(), "{offer}");
+    // The lost offer cannot be accepted; the new one can.
+    alice
+        .send(json!({"type": "accept", "conversation": c}))
+        .await;
+    alice.wait_error("not_found").await;
+    alice
+        .send(json!({"type": "accept", "conversation": c2}))
+        .await;
+    let intro = w.wait_event("assigned").await;
+    assert_eq!(intro["event"]["agent"]["id"], "alice", "{intro}");
+    agent_say(&mut alice, &c2, "r1", "Alice here").await;
+    app.stop().await;
 }

@@ -1,7 +1,8 @@
 //! Chats an agent does not act on (docs/routing.md, "Offers and first replies"): in `assign`
 //! mode a first reply missed, in `offer` mode an offer declined or let time out. The chat goes
 //! to the next agent it has not been tried with, never back; after `max_tries` it overflows.
-//! On the test clock, on both backends; then two nodes sweeping at once, and a kill -9.
+//! On the test clock, on both backends; then two nodes sweeping at once, a kill -9, and Redis
+//! restarted empty.
 
 use std::time::Duration;
 
@@ -377,7 +378,7 @@ async fn an_offer_survives_kill() {
 /// Redis restarted without its data while an offer waits: the agent is told the offered chat
 /// is gone (`lost`) and the visitor that their conversation is, the node heals on its own, and
 /// offers work again: a new chat is offered to the same console, and accepting it introduces
-/// the agent. Nothing is left pending that a later sweep could take back.
+/// the agent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_pending_when_redis_restarts_empty_is_released_and_offers_go_on() {
     let mut redis = PrivateRedis::start();

@@ -269,10 +269,13 @@ impl Policy {
     }
 
     /// How long the owner of a chat has to act on it before it goes to the next agent (ms):
-    /// accept an offer (`offered`), or answer the visitor.
+    /// accept an offer (`offered`), or, in `assign` mode, answer the visitor. An accepted
+    /// offer is not taken back for a slow reply (only the first-response target watches it).
     pub fn act_within_ms(&self, offered: bool) -> Option<Millis> {
         if offered {
             Some(ms(self.0.accept_secs.unwrap_or(30.0)))
+        } else if self.offers() {
+            None
         } else {
             self.0.first_reply_secs.map(ms)
         }

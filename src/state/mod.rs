@@ -281,8 +281,9 @@ pub trait Store: Send + Sync + 'static {
         rules: &Rules,
         needs: Option<&crate::routing::Needs>,
     ) -> Result<bool>;
-    /// The owner accepts a chat offered to them: it is theirs to answer, and, if it is its
-    /// first, its first assignment is now (queue wait and handling time count from an
+    /// The owner accepts a chat offered to them: it is theirs to answer, pending (for the
+    /// first-response target) until they reply, and, if it is its first, its first
+    /// assignment is now (queue wait and handling time count from an
     /// acceptance, not an offer). False when it is not (or no longer) an offer to them (it
     /// timed out, or another node took it back).
     async fn accept(

@@ -17,6 +17,7 @@ use crate::multinode::{start_process, visitor_at};
 both_backends!(
     an_unanswered_chat_goes_to_the_next_agent_then_overflows,
     offers_are_accepted_declined_or_left_to_time_out,
+    an_accepted_offer_is_watched_for_its_first_response,
 );
 
 /// The test site with `routing` on the support department; a long grace, since the clock
@@ -417,5 +418,60 @@ async fn an_offer_pending_when_redis_restarts_empty_is_released_and_offers_go_on
     let intro = w.wait_event("assigned").await;
     assert_eq!(intro["event"]["agent"]["id"], "alice", "{intro}");
     agent_say(&mut alice, &c2, "r1", "Alice here").await;
+    app.stop().await;
+}
+
+/// In `offer` mode a chat accepted but not answered is watched against the first-response
+/// target like an assigned one: at 80 % supervisors hear `sla_warning`, and the agent's reply
+/// ends it. An offer still waiting is not watched, and the accepted chat is not taken back for
+/// a slow reply.
+async fn an_accepted_offer_is_watched_for_its_first_response(backend: Backend) {
+    let sam = agent("sam", "Sam Supervisor", &["support"], 1);
+    let text = routing_toml(
+        &[alice(1), sam],
+        r#"mode = "offer", accept_secs = 20, sla_first_response_secs = 60"#,
+    )
+    .replace(
+        "id = \"sam\"\nname",
+        "id = \"sam\"\nrole = \"supervisor\"\nname",
+    );
+    let config = Config::from_toml(&text).expect("a valid configuration");
+    let (app, clock) = spawn_with_clock(backend, config).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let mut sam = agent_client(&app, "sam", "away").await;
+    let (mut v, _) = visitor(&app, json!({})).await;
+    let c = conv_of(&say(&mut v, "a", "hello?").await);
+    assert_eq!(wait_assigned(&mut alice).await.0, c);
+    clock.advance(Duration::from_secs(15));
+    alice
+        .send(json!({"type": "accept", "conversation": c}))
+        .await;
+    v.wait_event("assigned").await;
+    // 50 s after the first message: 80 % of the target (48 s) is past.
+    clock.advance(Duration::from_secs(35));
+    let near = sam.wait_type("sla_warning").await;
+    assert_eq!(
+        (
+            near["conversation"].as_str(),
+            near["target"].as_str(),
+            near["breached"].as_bool()
+        ),
+        (Some(c.as_str()), Some("first_response"), Some(false)),
+        "{near}"
+    );
+    // Long past the accept time: still Alice's (an accepted chat is not taken back).
+    clock.advance(Duration::from_secs(30));
+    let past = sam.wait_type("sla_warning").await;
+    assert_eq!(
+        (past["target"].as_str(), past["breached"].as_bool()),
+        (Some("first_response"), Some(true)),
+        "{past}"
+    );
+    agent_say(&mut alice, &c, "r1", "sorry, here now").await;
+    alice.sync().await;
+    assert!(
+        alice.drain().iter().all(|m| m["type"] != "unassigned"),
+        "the accepted chat stays Alice's"
+    );
     app.stop().await;
 }

@@ -534,7 +534,8 @@ impl SiteState {
         }
         c.first_assigned_at.get_or_insert(now);
         c.offered = false;
-        c.pending_since = None;
+        // Now it waits for the owner's first reply.
+        c.pending_since = Some(now);
         (self.conv_write(site_id, conv).into_iter().collect(), true)
     }
 

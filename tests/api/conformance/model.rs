@@ -425,7 +425,7 @@ impl Store for Model {
         }
         c.first_assigned_at.get_or_insert(now);
         c.offered = false;
-        c.pending_since = None;
+        c.pending_since = Some(now);
         Ok(true)
     }
 

@@ -754,3 +754,91 @@ async fn divergences_found_stay_fixed() {
         run_case(ops, &format!("regression {i}")).await;
     }
 }
+
+/// A department of 60 agents, larger than what a snapshot reads (`routing::Reach`): the
+/// embedded store, Redis and the model (which reads every agent) make the same assignments,
+/// drain after drain of 1 to 3, while the chats ask for skills, optional skills, a previous
+/// agent, and loads and idle times spread. The random sequences above stay within what a
+/// snapshot reads; this one does not: for a drain of 3, a chat that needs no skill needs
+/// `(3 + 0) × 2 + 16 = 22` agents read of the 60 (a third of the chats need none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_department_is_decided_alike_though_only_partly_read() {
+    let mut rng = StdRng::seed_from_u64(27_122_026);
+    let dir = temp_dir();
+    let start: Millis = 1_800_000_000_000;
+    let memory = MemoryStore::open(
+        &dir,
+        switchboard::db::Durability::Process,
+        Arc::new(Nowhere),
+        start,
+    )
+    .await
+    .expect("embedded store");
+    let (redis, tasks, trigger) = redis_store(&unique_prefix()).await;
+    let model = model::Model::default();
+    let stores: [&dyn Store; 3] = [&memory, &redis, &model];
+    let site = site();
+    let all: Vec<DeptId> = DEPTS.iter().map(|d| DeptId((*d).into())).collect();
+    let dept = DeptId(DEPTS[0].into());
+    let ids: Vec<String> = (0..60).map(|i| format!("b{i:02}")).collect();
+    let mut now = start;
+    for id in &ids {
+        let config = agent_config(id, &[0], rng.gen_range(1..=3), &some_skills(&mut rng, 0.3));
+        for store in stores {
+            store.register_agent(&site, &config, &all).await.unwrap();
+            let a = AgentId(id.clone());
+            store
+                .set_status(&site, &a, AgentStatus::Online)
+                .await
+                .unwrap();
+            store
+                .set_presence(&site, &a, "node", start + 3_600_000)
+                .await
+                .unwrap();
+        }
+    }
+    let rules = Rules::default();
+    for round in 0..40 {
+        // A few new chats, then a small drain; every store answers alike.
+        for n in 0..rng.gen_range(1..=3) {
+            now += rng.gen_range(1..500);
+            let mut new = Conversation::new(
+                VisitorId(format!("w{round}-{n}")),
+                dept.clone(),
+                "en".into(),
+                now,
+            );
+            new.needs = Needs {
+                skills: skill_names(&some_skills(&mut rng, 0.15)),
+                optional: skill_names(&some_skills(&mut rng, 0.15)),
+                prefer: rng
+                    .gen_bool(0.2)
+                    .then(|| AgentId(ids[rng.gen_range(0..ids.len())].clone())),
+                tried: Vec::new(),
+            };
+            for store in stores {
+                store.open_conversation(&site, &new).await.unwrap();
+                store
+                    .enqueue(&site, &new.id, &dept, false, now, &rules)
+                    .await
+                    .unwrap();
+            }
+        }
+        let batch = rng.gen_range(1..=3);
+        let mut answers = Vec::new();
+        for store in stores {
+            answers.push(
+                store
+                    .assign_batch(&site, &dept, now, GRACE, &rules, batch)
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(answers[0], answers[1], "round {round}: embedded, Redis");
+        assert_eq!(answers[0], answers[2], "round {round}: embedded, model");
+    }
+    trigger.fire();
+    for t in tasks {
+        let _ = t.await;
+    }
+}

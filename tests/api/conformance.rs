@@ -565,22 +565,55 @@ async fn redis_store(
     (store, tasks, trigger)
 }
 
+/// The embedded store (in a fresh directory), a Redis store (under a fresh prefix) and the
+/// model, driven alike.
+struct Three {
+    memory: MemoryStore,
+    redis: RedisStore,
+    model: model::Model,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    trigger: switchboard::shutdown::Trigger,
+}
+
+impl Three {
+    async fn open(start: Millis) -> Self {
+        let memory = MemoryStore::open(
+            &temp_dir(),
+            switchboard::db::Durability::Process,
+            Arc::new(Nowhere),
+            start,
+        )
+        .await
+        .expect("embedded store");
+        let (redis, tasks, trigger) = redis_store(&unique_prefix()).await;
+        Self {
+            memory,
+            redis,
+            model: model::Model::default(),
+            tasks,
+            trigger,
+        }
+    }
+
+    fn all(&self) -> [&dyn Store; 3] {
+        [&self.memory, &self.redis, &self.model]
+    }
+
+    async fn close(self) {
+        self.memory.shutdown().await;
+        self.trigger.fire();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
 /// Drives both stores and the model through `ops` and compares them after every step; `label`
 /// says which sequence failed.
 async fn run_case(ops: Vec<Op>, label: &str) {
-    let dir = temp_dir();
     let start: Millis = 1_800_000_000_000;
-    let memory = MemoryStore::open(
-        &dir,
-        switchboard::db::Durability::Process,
-        Arc::new(Nowhere),
-        start,
-    )
-    .await
-    .expect("embedded store");
-    let (redis, tasks, trigger) = redis_store(&unique_prefix()).await;
-    let model = model::Model::default();
-    let stores: [&dyn Store; 3] = [&memory, &redis, &model];
+    let three = Three::open(start).await;
+    let stores = three.all();
     let mut now = start;
     let mut seen: BTreeMap<usize, Seen> =
         (0..VISITORS.len()).map(|i| (i, Seen::default())).collect();
@@ -670,11 +703,7 @@ async fn run_case(ops: Vec<Op>, label: &str) {
         );
         note(stores[0], &op, &mut seen, fresh).await;
     }
-    memory.shutdown().await;
-    trigger.fire();
-    for t in tasks {
-        let _ = t.await;
-    }
+    three.close().await;
 }
 
 /// The embedded and the Redis store answer every step of random sequences alike.
@@ -764,19 +793,9 @@ async fn divergences_found_stay_fixed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_department_is_decided_alike_though_only_partly_read() {
     let mut rng = StdRng::seed_from_u64(27_122_026);
-    let dir = temp_dir();
     let start: Millis = 1_800_000_000_000;
-    let memory = MemoryStore::open(
-        &dir,
-        switchboard::db::Durability::Process,
-        Arc::new(Nowhere),
-        start,
-    )
-    .await
-    .expect("embedded store");
-    let (redis, tasks, trigger) = redis_store(&unique_prefix()).await;
-    let model = model::Model::default();
-    let stores: [&dyn Store; 3] = [&memory, &redis, &model];
+    let three = Three::open(start).await;
+    let stores = three.all();
     let site = site();
     let all: Vec<DeptId> = DEPTS.iter().map(|d| DeptId((*d).into())).collect();
     let dept = DeptId(DEPTS[0].into());
@@ -837,8 +856,5 @@ async fn a_large_department_is_decided_alike_though_only_partly_read() {
         assert_eq!(answers[0], answers[1], "round {round}: embedded, Redis");
         assert_eq!(answers[0], answers[2], "round {round}: embedded, model");
     }
-    trigger.fire();
-    for t in tasks {
-        let _ = t.await;
-    }
+    three.close().await;
 }

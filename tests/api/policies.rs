@@ -560,15 +560,6 @@ async fn supervisors_hear_of_a_chat_nearing_and_passing_its_service_level(backen
     app.stop().await;
 }
 
-/// hex HMAC-SHA256 with the test site's identity secret.
-fn signed(text: &str) -> String {
-    use hmac::Mac;
-    let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(b"identity-secret-0123456789").unwrap();
-    mac.update(text.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
 /// A rule on a verified visitor's signed attribute (`tier = "gold"`) raises the priority: a
 /// gold customer's chat waits ahead of an older one. Attributes signed for another user, or
 /// unsigned, are refused (`identity_mismatch`), and so are attributes without a verified
@@ -578,9 +569,7 @@ async fn a_signed_attribute_raises_the_priority_and_a_forged_one_is_refused(back
         &[(alice(1), &[])],
         "rules = [{ attributes = { tier = \"gold\" }, priority = 2 }]\n",
     );
-    config.sites[0].identity_secret = Some(switchboard::model::Secret::new(
-        "identity-secret-0123456789",
-    ));
+    config.sites[0].identity_secret = Some(switchboard::model::Secret::new(IDENTITY_SECRET));
     let app = spawn_app(backend, config).await;
     let mut alice = agent_client(&app, "alice", "online").await;
     let (mut v0, _) = visitor(&app, json!({})).await;
@@ -588,7 +577,7 @@ async fn a_signed_attribute_raises_the_priority_and_a_forged_one_is_refused(back
     assert_eq!(wait_assigned(&mut alice).await.0, c0);
 
     // Alice is full. A verified visitor without a tier queues first.
-    let plain = json!({"user_id": "u-1", "user_hash": signed("u-1")});
+    let plain = json!({"user_id": "u-1", "user_hash": identity_signed("u-1")});
     let (mut v1, _) = visitor(&app, plain).await;
     say(&mut v1, "m1", "a question").await;
     v1.wait_for("queued first", |m| {
@@ -598,27 +587,20 @@ async fn a_signed_attribute_raises_the_priority_and_a_forged_one_is_refused(back
 
     // Forged: gold signed for u-2, claimed by u-3; gold unsigned; gold without an identity.
     let forged = [
-        json!({"user_id": "u-3", "user_hash": signed("u-3"),
-               "attributes": {"tier": "gold"}, "attributes_hash": signed("u-2\ntier=gold\n")}),
-        json!({"user_id": "u-3", "user_hash": signed("u-3"), "attributes": {"tier": "gold"}}),
-        json!({"attributes": {"tier": "gold"}, "attributes_hash": signed("\ntier=gold\n")}),
+        json!({"user_id": "u-3", "user_hash": identity_signed("u-3"),
+               "attributes": {"tier": "gold"}, "attributes_hash": identity_signed("u-2\ntier=gold\n")}),
+        json!({"user_id": "u-3", "user_hash": identity_signed("u-3"), "attributes": {"tier": "gold"}}),
+        json!({"attributes": {"tier": "gold"}, "attributes_hash": identity_signed("\ntier=gold\n")}),
     ];
     for hello in forged {
-        let mut c = connect(app.addr, &format!("/v1/visitor?site={SITE}"), Some(ORIGIN))
-            .await
-            .expect("visitor connects");
-        let mut h = json!({"type": "hello"});
-        for (k, v) in hello.as_object().unwrap() {
-            h[k] = v.clone();
-        }
-        c.send(h).await;
+        let mut c = visitor_says_hello(app.addr, &hello).await;
         let refused = c.wait_type("error").await;
         assert_eq!(refused["code"], "identity_mismatch", "{hello}: {refused}");
     }
 
     // Gold, signed for the identity it comes with: ahead of the older chat.
-    let gold = json!({"user_id": "u-2", "user_hash": signed("u-2"),
-                      "attributes": {"tier": "gold"}, "attributes_hash": signed("u-2\ntier=gold\n")});
+    let gold = json!({"user_id": "u-2", "user_hash": identity_signed("u-2"),
+                      "attributes": {"tier": "gold"}, "attributes_hash": identity_signed("u-2\ntier=gold\n")});
     let (mut v2, _) = visitor(&app, gold).await;
     let c2 = conv_of(&say(&mut v2, "m2", "my order is late").await);
     v2.wait_for("queued ahead", |m| {

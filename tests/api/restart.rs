@@ -14,14 +14,7 @@ pub const BURST: usize = 25;
 
 /// A visitor socket that said hello (optionally resuming) and got its welcome.
 pub async fn visitor_hello(node: &Node, hello: Value) -> (Client, Value) {
-    let mut c = connect(node.addr, &format!("/v1/visitor?site={SITE}"), Some(ORIGIN))
-        .await
-        .expect("visitor connects");
-    let mut h = json!({"type": "hello"});
-    for (k, v) in hello.as_object().unwrap() {
-        h[k] = v.clone();
-    }
-    c.send(h).await;
+    let mut c = visitor_says_hello(node.addr, &hello).await;
     let welcome = c.wait_type("welcome").await;
     (c, welcome)
 }

@@ -108,26 +108,15 @@ async fn a_disabled_agents_token_stays_dead_when_enabled_again(backend: Backend)
     app.stop().await;
 }
 
-/// hex HMAC-SHA256 with the test site's identity secret.
-fn signed(text: &str) -> String {
-    use hmac::Mac;
-    let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(b"identity-secret-0123456789").unwrap();
-    mac.update(text.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
 /// A verified visitor later says hello with `ceo@bigcustomer.com` and no `email_hash`: the
 /// address on record stays (before: the new one was kept with `verified` still true). A signed
 /// address is taken.
 async fn a_verified_visitor_cannot_claim_an_unsigned_email(backend: Backend) {
     let mut cfg = config(&[alice(1)]);
-    cfg.sites[0].identity_secret = Some(switchboard::model::Secret::new(
-        "identity-secret-0123456789",
-    ));
+    cfg.sites[0].identity_secret = Some(switchboard::model::Secret::new(IDENTITY_SECRET));
     let app = spawn_app(backend, cfg).await;
-    let first = json!({"user_id": "u-1", "user_hash": signed("u-1"),
-                       "email": "vera@example.com", "email_hash": signed("vera@example.com")});
+    let first = json!({"user_id": "u-1", "user_hash": identity_signed("u-1"),
+                       "email": "vera@example.com", "email_hash": identity_signed("vera@example.com")});
     let (_c, w) = visitor(&app, first).await;
     let id = w["visitor_id"].as_str().unwrap().to_owned();
     let token = w["token"].as_str().unwrap().to_owned();
@@ -152,7 +141,7 @@ async fn a_verified_visitor_cannot_claim_an_unsigned_email(backend: Backend) {
     assert_eq!(email(&app).await, (json!("vera@example.com"), json!(true)));
     let (_c, _) = visitor(
         &app,
-        json!({"token": token, "email": "v.new@example.com", "email_hash": signed("v.new@example.com")}),
+        json!({"token": token, "email": "v.new@example.com", "email_hash": identity_signed("v.new@example.com")}),
     )
     .await;
     assert_eq!(email(&app).await, (json!("v.new@example.com"), json!(true)));

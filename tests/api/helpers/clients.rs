@@ -146,6 +146,32 @@ impl Client {
 }
 
 /// A visitor that said hello (first contact) and got its welcome.
+/// A visitor socket on a server address that sent `hello` (with `"type": "hello"` added), its
+/// answer not read yet.
+pub async fn visitor_says_hello(addr: SocketAddr, hello: &Value) -> Client {
+    let mut c = connect(addr, &format!("/v1/visitor?site={SITE}"), Some(ORIGIN))
+        .await
+        .expect("visitor connects");
+    let mut h = json!({"type": "hello"});
+    for (k, v) in hello.as_object().expect("a hello object") {
+        h[k] = v.clone();
+    }
+    c.send(h).await;
+    c
+}
+
+/// hex HMAC-SHA256 with the test site's identity secret (`IDENTITY_SECRET`), as a host
+/// site's backend signs a visitor's identity, email or attributes.
+pub fn identity_signed(text: &str) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(IDENTITY_SECRET.as_bytes()).unwrap();
+    mac.update(text.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The identity secret tests give the test site.
+pub const IDENTITY_SECRET: &str = "identity-secret-0123456789";
+
 pub async fn visitor(app: &TestApp, hello: Value) -> (Client, Value) {
     let mut c = connect(app.addr, &format!("/v1/visitor?site={SITE}"), Some(ORIGIN))
         .await

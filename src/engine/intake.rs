@@ -141,8 +141,14 @@ impl Engine {
         if !hello.attributes.is_empty() {
             // They may raise a chat's priority (routing rules): never taken unsigned, and only
             // for the identity they were signed with.
-            let user = profile.user_id.clone().filter(|_| profile.verified);
-            let signed = match (&site.identity_secret, &user) {
+            if !crate::auth::attributes_valid(&hello.attributes) {
+                return Err(EngineError::new(
+                    ErrorCode::InvalidMessage,
+                    "attributes: at most 10, keys of 1 to 32 a-z, 0-9 or _, values of 1 to 100 characters",
+                ));
+            }
+            let user = profile.user_id.as_deref().filter(|_| profile.verified);
+            let signed = match (&site.identity_secret, user) {
                 (Some(secret), Some(user)) => crate::auth::attributes_signed(
                     secret,
                     user,
@@ -151,12 +157,6 @@ impl Engine {
                 ),
                 _ => false,
             };
-            if !crate::auth::attributes_valid(&hello.attributes) {
-                return Err(EngineError::new(
-                    ErrorCode::InvalidMessage,
-                    "attributes: at most 10, keys of 1 to 32 a-z, 0-9 or _, values of 1 to 100 characters",
-                ));
-            }
             if !signed {
                 return Err(EngineError::new(
                     ErrorCode::IdentityMismatch,

@@ -563,7 +563,7 @@ async fn supervisors_hear_of_a_chat_nearing_and_passing_its_service_level(backen
 /// A rule on a verified visitor's signed attribute (`tier = "gold"`) raises the priority: a
 /// gold customer's chat waits ahead of an older one. Attributes signed for another user, or
 /// unsigned, are refused (`identity_mismatch`), and so are attributes without a verified
-/// identity; a visitor cannot give themselves a tier.
+/// identity; a visitor cannot give themselves a tier. Malformed ones are `invalid_message`.
 async fn a_signed_attribute_raises_the_priority_and_a_forged_one_is_refused(backend: Backend) {
     let mut config = policy_config(
         &[(alice(1), &[])],
@@ -597,6 +597,11 @@ async fn a_signed_attribute_raises_the_priority_and_a_forged_one_is_refused(back
         let refused = c.wait_type("error").await;
         assert_eq!(refused["code"], "identity_mismatch", "{hello}: {refused}");
     }
+    // Malformed (a key that is not a-z, 0-9 or _), however signed: refused as such.
+    let bad = json!({"user_id": "u-3", "user_hash": identity_signed("u-3"),
+                     "attributes": {"Tier!": "gold"}, "attributes_hash": identity_signed("u-3\nTier!=gold\n")});
+    let mut c = visitor_says_hello(app.addr, &bad).await;
+    assert_eq!(c.wait_type("error").await["code"], "invalid_message");
 
     // Gold, signed for the identity it comes with: ahead of the older chat.
     let gold = json!({"user_id": "u-2", "user_hash": identity_signed("u-2"),

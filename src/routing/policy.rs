@@ -208,63 +208,62 @@ fn ms(secs: f64) -> Millis {
     (secs.max(0.0) * 1000.0) as Millis
 }
 
-/// What the backends follow in a department (`Policy::rules`), without copying the rest of the
-/// policy: it is read on every drain.
+/// A department's policy over its site's: each field the department's when it sets it, else
+/// the site's. The one merge rule, for the whole policy (`Policy::resolve`) and for what the
+/// backends follow on every drain (`rules`), which reads only its fields.
+#[derive(Clone, Copy)]
+struct Layered<'a> {
+    over: Option<&'a RoutingPolicy>,
+    base: &'a RoutingPolicy,
+}
+
+impl<'a> Layered<'a> {
+    fn of(site: &'a SiteConfig, dept: &DeptId) -> Self {
+        Self {
+            over: site.department(dept).and_then(|d| d.routing.as_ref()),
+            base: &site.routing,
+        }
+    }
+
+    /// A field, the department's over the site's (only the chosen one is cloned).
+    fn get<T>(self, field: impl Fn(&'a RoutingPolicy) -> Option<T>) -> Option<T> {
+        self.over.and_then(&field).or_else(|| field(self.base))
+    }
+}
+
+/// What the backends follow in a department, without copying the rest of the policy: it is
+/// read on every drain.
 pub fn rules(site: &SiteConfig, dept: &DeptId) -> Rules {
-    let over = site.department(dept).and_then(|d| d.routing.as_ref());
-    let base = &site.routing;
-    let boost = over.and_then(|o| o.age_boost_secs).or(base.age_boost_secs);
-    let widen = over
-        .and_then(|o| o.widen_after_secs)
-        .or(base.widen_after_secs);
-    let wait = over
-        .and_then(|o| o.sticky_wait_secs)
-        .or(base.sticky_wait_secs);
-    let mode = over.and_then(|o| o.mode).or(base.mode);
+    let l = Layered::of(site, dept);
     Rules {
-        priority_unit: super::priority_unit(boost.map(ms)),
-        widen_after_ms: widen.map(ms),
-        sticky_wait_ms: wait.map_or(0, ms),
-        offer: mode == Some(RoutingMode::Offer),
+        priority_unit: super::priority_unit(l.get(|p| p.age_boost_secs).map(ms)),
+        widen_after_ms: l.get(|p| p.widen_after_secs).map(ms),
+        sticky_wait_ms: l.get(|p| p.sticky_wait_secs).map_or(0, ms),
+        offer: l.get(|p| p.mode) == Some(RoutingMode::Offer),
     }
 }
 
 impl Policy {
     pub fn resolve(site: &SiteConfig, dept: &DeptId) -> Self {
-        let over = site.department(dept).and_then(|d| d.routing.as_ref());
-        let base = &site.routing;
+        let l = Layered::of(site, dept);
         Self(RoutingPolicy {
-            priority: over.and_then(|o| o.priority).or(base.priority),
-            age_boost_secs: over.and_then(|o| o.age_boost_secs).or(base.age_boost_secs),
-            skills: over
-                .and_then(|o| o.skills.clone())
-                .or_else(|| base.skills.clone()),
-            language: over.and_then(|o| o.language).or(base.language),
-            widen_after_secs: over
-                .and_then(|o| o.widen_after_secs)
-                .or(base.widen_after_secs),
-            sticky_days: over.and_then(|o| o.sticky_days).or(base.sticky_days),
-            sticky_wait_secs: over
-                .and_then(|o| o.sticky_wait_secs)
-                .or(base.sticky_wait_secs),
-            rules: over
-                .and_then(|o| o.rules.clone())
-                .or_else(|| base.rules.clone()),
-            max_wait_secs: over.and_then(|o| o.max_wait_secs).or(base.max_wait_secs),
-            sla_wait_secs: over.and_then(|o| o.sla_wait_secs).or(base.sla_wait_secs),
-            sla_first_response_secs: over
-                .and_then(|o| o.sla_first_response_secs)
-                .or(base.sla_first_response_secs),
-            sla_warn_share: over.and_then(|o| o.sla_warn_share).or(base.sla_warn_share),
-            overflow_to: over
-                .and_then(|o| o.overflow_to.clone())
-                .or_else(|| base.overflow_to.clone()),
-            mode: over.and_then(|o| o.mode).or(base.mode),
-            accept_secs: over.and_then(|o| o.accept_secs).or(base.accept_secs),
-            first_reply_secs: over
-                .and_then(|o| o.first_reply_secs)
-                .or(base.first_reply_secs),
-            max_tries: over.and_then(|o| o.max_tries).or(base.max_tries),
+            priority: l.get(|p| p.priority),
+            age_boost_secs: l.get(|p| p.age_boost_secs),
+            skills: l.get(|p| p.skills.clone()),
+            language: l.get(|p| p.language),
+            widen_after_secs: l.get(|p| p.widen_after_secs),
+            sticky_days: l.get(|p| p.sticky_days),
+            sticky_wait_secs: l.get(|p| p.sticky_wait_secs),
+            rules: l.get(|p| p.rules.clone()),
+            max_wait_secs: l.get(|p| p.max_wait_secs),
+            sla_wait_secs: l.get(|p| p.sla_wait_secs),
+            sla_first_response_secs: l.get(|p| p.sla_first_response_secs),
+            sla_warn_share: l.get(|p| p.sla_warn_share),
+            overflow_to: l.get(|p| p.overflow_to.clone()),
+            mode: l.get(|p| p.mode),
+            accept_secs: l.get(|p| p.accept_secs),
+            first_reply_secs: l.get(|p| p.first_reply_secs),
+            max_tries: l.get(|p| p.max_tries),
         })
     }
 

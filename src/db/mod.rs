@@ -164,6 +164,17 @@ impl Database {
         self.kind
     }
 
+    /// A transaction that writes. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred one that reads first cannot become a writer once another
+    /// process (`switchboard import`, a test's own pool) has committed since its read began,
+    /// and fails with "database is locked" whatever the busy timeout.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.kind {
+            Kind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Kind::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// This process's turn to write (SQLite); PostgreSQL writers need none.
     pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.kind {

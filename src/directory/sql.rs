@@ -144,7 +144,7 @@ impl DirectoryStore {
         now: Millis,
     ) -> Result<Option<i64>> {
         let _turn = self.db.write_turn().await;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         // First statement a write: the transaction holds the write lock from here on.
         let moved = sqlx::query(
             "UPDATE directory_version SET version = version + 1 WHERE id = 1 AND version = $1",

@@ -199,7 +199,7 @@ impl Push {
         self.check(sub)?;
         let db = &self.shared.db;
         let _turn = db.write_turn().await;
-        let mut tx = db.pool().begin().await.map_err(RecordError::from)?;
+        let mut tx = db.begin_write().await.map_err(RecordError::from)?;
         sqlx::query(
             "INSERT INTO push_subscriptions (endpoint, site, agent, p256dh, auth, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (endpoint) DO UPDATE SET \

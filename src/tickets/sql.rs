@@ -64,7 +64,7 @@ impl SqlTickets {
     /// Stores many tickets in one transaction: imports and the benchmark's generator.
     pub async fn save_batch(&self, tickets: &[Ticket]) -> Result<()> {
         let _turn = self.write_turn().await;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         for t in tickets {
             write_ticket(&mut tx, t).await?;
         }
@@ -231,7 +231,7 @@ fn parse<T: serde::de::DeserializeOwned>(rows: Vec<sqlx::any::AnyRow>) -> Result
 impl TicketStore for SqlTickets {
     async fn save(&self, ticket: &Ticket, deliveries: &[Delivery]) -> Result<()> {
         let _turn = self.write_turn().await;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         write_ticket(&mut tx, ticket).await?;
         write_deliveries(&mut tx, deliveries).await?;
         tx.commit().await?;
@@ -324,7 +324,7 @@ impl TicketStore for SqlTickets {
 
     async fn erase_visitor(&self, site: &SiteId, visitor: &str) -> Result<u64> {
         let _turn = self.write_turn().await;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let leaving = figure_rows(
             &mut tx,
             "site = $1 AND visitor = $2",
@@ -371,7 +371,7 @@ impl TicketStore for SqlTickets {
 
     async fn expire(&self, before: Millis) -> Result<u64> {
         let _turn = self.write_turn().await;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         // Whole days go from the figures at once; the tickets of the day `before` falls in,
         // one by one.
         let day = before.div_euclid(DAY_MS) * DAY_MS;
@@ -560,7 +560,7 @@ impl TicketStore for SqlTickets {
 
     async fn expire_visitors(&self, before: Millis) -> Result<u64> {
         let _turn = self.write_turn().await;
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         sqlx::query(
             "DELETE FROM visitor_triggers WHERE EXISTS (SELECT 1 FROM visitors v \
              WHERE v.site = visitor_triggers.site AND v.id = visitor_triggers.visitor \

@@ -182,6 +182,7 @@ pub async fn from_tickets(
                     .flatten(),
                 page_url: page.map(|p| p.url.clone()),
                 verified: t.visitor.verified,
+                attributes: t.visitor.attributes.clone(),
                 locale: t.visitor.locale.clone(),
                 recorded_wait_ms: served
                     .then(|| t.metrics.queue_wait_secs.map(secs_ms))

@@ -54,6 +54,9 @@ pub struct Arrival {
     pub page_url: Option<String>,
     #[serde(default)]
     pub verified: bool,
+    /// The attributes the host site signed for the visitor (`tier`), which rules may match.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
     #[serde(default = "default_locale")]
     pub locale: String,
     /// The wait it had in the recording, to compare with.
@@ -169,6 +172,7 @@ pub fn run(site: &SiteConfig, trace: &Trace) -> Vec<Fate> {
             let mut profile = VisitorProfile::with_id(crate::model::VisitorId(a.id.clone()));
             profile.page_url = a.page_url.clone();
             profile.verified = a.verified;
+            profile.attributes = a.attributes.clone();
             profile.locale = a.locale.clone();
             let (priority, needs) = Policy::resolve(site, &a.department).needs(&profile, None);
             arrivals = super::next_arrival(now, arrivals);
@@ -495,6 +499,7 @@ mod tests {
             abandon_after_ms: None,
             page_url: None,
             verified: false,
+            attributes: Default::default(),
             locale: "en".into(),
             recorded_wait_ms: None,
         }

@@ -106,6 +106,9 @@ pub struct TicketVisitor {
     /// True when the host site vouched for the identity (`user_hash`).
     pub verified: bool,
     pub user_id: Option<String>,
+    /// What the host site signed for the visitor (`tier`): routing rules may have matched it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
     pub locale: String,
     pub pages: Vec<crate::model::PageVisit>,
     pub referrer: Option<String>,
@@ -389,6 +392,7 @@ impl Ticket {
                 email: visitor.email.clone(),
                 verified: visitor.verified,
                 user_id: visitor.user_id.clone(),
+                attributes: visitor.attributes.clone(),
                 locale: if visitor.locale.is_empty() {
                     conv.locale.clone()
                 } else {

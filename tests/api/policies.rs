@@ -618,5 +618,12 @@ async fn a_signed_attribute_raises_the_priority_and_a_forged_one_is_refused(back
         .send(json!({"type": "close", "conversation": c0}))
         .await;
     assert_eq!(wait_assigned(&mut alice).await.0, c2, "gold first");
+    // The ticket keeps what was signed (the simulator replays the rule from it).
+    alice
+        .send(json!({"type": "close", "conversation": c2}))
+        .await;
+    until_status(&app, &format!("/v1/tickets/{c2}"), 200).await;
+    let (_, t) = admin_get(&app, &format!("/v1/tickets/{c2}")).await;
+    assert_eq!(t["visitor"]["attributes"], json!({"tier": "gold"}), "{t}");
     app.stop().await;
 }

@@ -12,10 +12,8 @@ use crate::model::{
 use crate::protocol::ErrorCode;
 
 impl Engine {
-    /// Agent states read at most `AGENTS_CACHE` ago (or now, with `fresh`). While one caller
-    /// refreshes a stale snapshot, the others take the stale one rather than wait: with a large
-    /// team a refresh reads every agent, and new chats queued behind it made the slow tail of
-    /// first acknowledgements.
+    /// Agent states as last read (or read now, with `fresh`, or when none was). A snapshot
+    /// older than `AGENTS_CACHE` is answered at once and read again in the background.
     pub(super) async fn agents_cached(
         &self,
         site: &SiteId,
@@ -42,20 +40,34 @@ impl Engine {
             .entry(site.clone())
             .or_default()
             .clone();
-        let _turn = match stale {
-            Some(agents) => match lock.try_lock() {
-                Ok(turn) => turn,
-                // Another caller is reading them now.
-                Err(_) => return Ok(agents),
-            },
-            None => lock.lock().await,
-        };
+        if let Some(agents) = stale {
+            // Stale: read again behind the caller, who goes on with what it has (a refresh
+            // reads every agent; the new chat that happened to ask made the slow tail of first
+            // acknowledgements). One refresh per site at a time, ending with its read.
+            if let Ok(turn) = lock.try_lock_owned() {
+                let engine = self.clone();
+                let site = site.clone();
+                tokio::spawn(async move {
+                    let _turn = turn;
+                    if let Err(e) = engine.read_agents(&site).await {
+                        tracing::warn!(cause = %e, site = %site, "agents not read again");
+                    }
+                });
+            }
+            return Ok(agents);
+        }
+        let _turn = lock.lock().await;
         // A snapshot read after this call began is as fresh as one it would read itself.
         if let Some(e) = self.inner.agents_cache.get(site)
             && e.0 >= asked
         {
             return Ok(e.1.clone());
         }
+        self.read_agents(site).await
+    }
+
+    /// Reads the site's agents into the cache, with the gauges of their statuses.
+    async fn read_agents(&self, site: &SiteId) -> Result<Arc<Vec<AgentState>>> {
         let reading = std::time::Instant::now();
         let agents = Arc::new(self.inner.store.agents(site).await?);
         for status in [AgentStatus::Online, AgentStatus::Away, AgentStatus::Offline] {

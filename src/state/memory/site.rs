@@ -172,6 +172,8 @@ impl SiteState {
             .iter()
             .filter_map(|w| w.needs.prefer.clone())
             .collect();
+        // Looked up for every agent read: a set, not the list.
+        let wanted: std::collections::HashSet<&AgentId> = preferred.iter().collect();
         let mut gone = Vec::new();
         let indexed = self.avail.get(dept).into_iter().flatten();
         for (id, in_index) in indexed
@@ -199,7 +201,7 @@ impl SiteState {
                 continue;
             }
             let useful = in_index && reach.read(&st.skills);
-            if !useful && !preferred.contains(id) {
+            if !useful && !wanted.contains(id) {
                 continue;
             }
             snap.agents.push(Candidate {

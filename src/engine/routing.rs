@@ -10,7 +10,7 @@ use crate::model::{
 };
 use crate::protocol::{QueueStat, secs_since};
 use crate::push::{Audience, Note};
-use crate::routing::estimate::{Learned, WaitEstimate};
+use crate::routing::estimate::{Learned, Slots, WaitEstimate};
 use crate::routing::policy::{self, Policy};
 use crate::templates::{self, Template, Vars};
 use std::sync::Arc;
@@ -40,8 +40,8 @@ impl Engine {
         position: u32,
         now: Millis,
     ) -> WaitEstimate {
-        let capacity = self.capacity(agents, dept, now);
-        self.learned(site, dept).await.estimate(position, capacity)
+        let learned = self.learned(site, dept).await;
+        learned.estimate(position, &self.slots(&learned, agents, dept, now))
     }
 
     /// What the department's recent tickets teach the estimate (handling times, and its own
@@ -86,18 +86,17 @@ impl Engine {
         }
     }
 
-    /// Chats the department's online, present agents can hold at once: what estimates divide by.
-    fn capacity(&self, agents: &[AgentState], dept: &DeptId, now: Millis) -> u32 {
+    /// The slots of the department's online, present agents, and how fast they free now.
+    fn slots(&self, learned: &Learned, agents: &[AgentState], dept: &DeptId, now: Millis) -> Slots {
         let grace = self.grace_ms();
-        agents
-            .iter()
-            .filter(|a| {
+        learned.slots(
+            agents.iter().filter(|a| {
                 a.departments.contains(dept)
                     && a.status == AgentStatus::Online
                     && a.present(now, grace)
-            })
-            .map(|a| a.max_concurrent)
-            .sum()
+            }),
+            now,
+        )
     }
 
     /// Stores the assignment event that introduces the agent to the visitor by full name.
@@ -635,12 +634,12 @@ impl Engine {
         if queue.iter().any(|(c, _)| hub.has_followers(c)) {
             let agents = self.agents_cached(site_id, false).await?;
             // Once per refresh, not per visitor: the agents do not change in between.
-            let capacity = self.capacity(&agents, dept, self.now());
             let learned = self.learned(site_id, dept).await;
+            let slots = self.slots(&learned, &agents, dept, self.now());
             for (i, (conv, _)) in queue.iter().enumerate() {
                 if hub.has_followers(conv) {
                     let position = i as u32 + 1;
-                    hub.offer_position(conv, position, learned.estimate(position, capacity));
+                    hub.offer_position(conv, position, learned.estimate(position, &slots));
                 }
             }
         }

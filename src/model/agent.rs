@@ -49,15 +49,67 @@ pub struct AgentState {
     /// The latest moment any node vouches for a live connection; in the past once all are gone.
     pub present_until: Millis,
     pub chats: Vec<ConvId>,
+    /// When each of `chats` was assigned to the agent, in the same order (0: not known), so
+    /// the wait estimate can tell how long each busy slot's chat has run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chats_since: Vec<Millis>,
     /// From the directory: chats that require skills go only to agents with all of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skills: Vec<String>,
 }
 
 impl AgentState {
+    /// An agent as first registered: offline, not connected, no chats, `max` as limit and cap.
+    pub fn registered(id: AgentId, name: String, departments: Vec<DeptId>, max: u32) -> Self {
+        Self {
+            id,
+            name,
+            departments,
+            status: AgentStatus::Offline,
+            max_concurrent: max,
+            cap: max,
+            load: 0,
+            idle_since: 0,
+            present_until: 0,
+            chats: Vec::new(),
+            chats_since: Vec::new(),
+            skills: Vec::new(),
+        }
+    }
+
     /// Connected, or disconnected for less than the grace period.
     pub fn present(&self, now: Millis, grace_ms: Millis) -> bool {
         self.present_until.saturating_add(grace_ms) > now
+    }
+
+    /// The agent takes a chat at `now`: one more in load, and the agent's idle time restarts.
+    pub fn take_chat(&mut self, conv: &ConvId, now: Millis) {
+        self.load += 1;
+        self.idle_since = now;
+        self.chats_since.resize(self.chats.len(), 0);
+        self.chats.push(conv.clone());
+        self.chats_since.push(now);
+    }
+
+    /// The agent no longer has the chat; false if they did not have it (the load stays).
+    pub fn release_chat(&mut self, conv: &ConvId) -> bool {
+        let Some(i) = self.chats.iter().position(|c| c == conv) else {
+            return false;
+        };
+        self.chats.remove(i);
+        if i < self.chats_since.len() {
+            self.chats_since.remove(i);
+        }
+        self.load = self.load.saturating_sub(1);
+        true
+    }
+
+    /// How long each chat has run at `now`, ms (0 where it is not known).
+    pub fn chat_ages(&self, now: Millis) -> impl Iterator<Item = Millis> + '_ {
+        (0..self.chats.len()).map(move |i| match self.chats_since.get(i) {
+            Some(&since) if since > 0 => now.saturating_sub(since).max(0),
+            _ => 0,
+        })
     }
 }
 

@@ -151,6 +151,7 @@ mod tests {
             idle_since: idle,
             present_until: Millis::MAX,
             chats: vec![],
+            chats_since: Vec::new(),
             skills: vec![],
         }
     }

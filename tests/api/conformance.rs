@@ -2,8 +2,8 @@
 //! against the embedded store, the Redis store and a reference model (`model`: the rules
 //! written plainly, its routing reading every agent and the whole queue), must give the same
 //! observable results after every step: what each call answers (assignments, outcomes of
-//! appends, closes, transfers), each agent's status, limit, load and chats, each queue's order,
-//! and each visitor's conversation.
+//! appends, closes, transfers), each agent's status, limit, load and chats (with when each was
+//! assigned), each queue's order, and each visitor's conversation.
 //!
 //! The operations: an agent registered with skills (connect), status, limit change, presence
 //! on and off (disconnect), a visitor's message (a new conversation queued with a priority,
@@ -465,8 +465,12 @@ async fn observe(store: &dyn Store, now: Millis) -> String {
     let mut agents = store.agents(&site).await.expect("agents");
     agents.sort_by(|a, b| a.id.0.cmp(&b.id.0));
     for a in agents {
-        let mut chats = a.chats.clone();
-        chats.sort_by(|x, y| x.0.cmp(&y.0));
+        let mut chats: Vec<(&ConvId, Millis)> = a
+            .chats
+            .iter()
+            .zip(a.chats_since.iter().copied().chain(std::iter::repeat(0)))
+            .collect();
+        chats.sort_by(|x, y| x.0.0.cmp(&y.0.0));
         let mut depts = a.departments.clone();
         depts.sort_by(|x, y| x.0.cmp(&y.0));
         out.push_str(&format!(

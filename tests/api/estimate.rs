@@ -23,7 +23,8 @@ async fn queued_estimate(v: &mut Client) -> Value {
 /// One agent, one chat at a time, chats that last a minute: each visitor waits a minute at
 /// the head of the queue. The first estimates come from the configured handling time (300 s)
 /// and miss; once the department's tickets show one-minute chats the estimate says a minute,
-/// and its range holds the real waits. `/v1/stats` publishes how accurate they were.
+/// and its range holds the real waits. `/v1/stats` publishes how accurate they were. A
+/// visitor who comes when the running chat is nearly done hears it is nearly done.
 async fn the_estimate_learns_and_its_accuracy_is_published(backend: Backend) {
     // The clock jumps a minute per chat, faster than the console's presence is renewed (on
     // the wall clock): a long reconnect grace keeps alice present throughout.
@@ -81,6 +82,17 @@ async fn the_estimate_learns_and_its_accuracy_is_published(backend: Backend) {
         metrics.contains("switchboard_wait_estimates_total")
             && metrics.contains("switchboard_wait_estimate_error_ratio"),
         "the accuracy on /metrics"
+    );
+    // How long alice's chat has run counts: 45 s into a one-minute chat, the next visitor
+    // waits about the 15 s left (the backend keeps when each chat was assigned).
+    clock.advance(Duration::from_secs(45));
+    let (mut late, _) = visitor(&app, json!({"locale": "en"})).await;
+    say(&mut late, "m", "after a while").await;
+    let e = queued_estimate(&mut late).await;
+    let point = e["secs"].as_u64().unwrap_or(0);
+    assert!(
+        (10..=20).contains(&point),
+        "the 15 s left of the running chat: {e}"
     );
     app.stop().await;
 }

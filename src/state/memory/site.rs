@@ -91,11 +91,7 @@ impl SiteState {
 
     pub(super) fn release_agent(&mut self, agent: &AgentId, conv: &ConvId) {
         if let Some(a) = self.agents.get_mut(agent) {
-            let before = a.state.chats.len();
-            a.state.chats.retain(|c| c != conv);
-            if a.state.chats.len() < before {
-                a.state.load = a.state.load.saturating_sub(1);
-            }
+            a.state.release_chat(conv);
         }
         self.reindex(agent);
     }
@@ -253,9 +249,7 @@ impl SiteState {
 
     pub(super) fn take_agent(&mut self, agent: &AgentId, conv: &ConvId, now: Millis) {
         if let Some(a) = self.agents.get_mut(agent) {
-            a.state.load += 1;
-            a.state.idle_since = now;
-            a.state.chats.push(conv.clone());
+            a.state.take_chat(conv, now);
         }
         self.reindex(agent);
     }
@@ -284,19 +278,12 @@ impl SiteState {
             .agents
             .entry(agent.id.clone())
             .or_insert_with(|| AgentSlot {
-                state: AgentState {
-                    id: agent.id.clone(),
-                    name: agent.name.clone(),
-                    departments: agent.departments.clone(),
-                    status: AgentStatus::Offline,
-                    max_concurrent: agent.max_concurrent,
-                    cap: agent.max_concurrent,
-                    load: 0,
-                    idle_since: 0,
-                    present_until: 0,
-                    chats: Vec::new(),
-                    skills: Vec::new(),
-                },
+                state: AgentState::registered(
+                    agent.id.clone(),
+                    agent.name.clone(),
+                    agent.departments.clone(),
+                    agent.max_concurrent,
+                ),
                 presence: HashMap::new(),
                 indexed: None,
             });

@@ -8,17 +8,8 @@ fn online(s: &mut SiteState, id: &str, max: u32, present_until: Millis) {
         id.clone(),
         AgentSlot {
             state: AgentState {
-                id: id.clone(),
-                name: id.0.clone(),
-                departments: vec!["d".into()],
                 status: AgentStatus::Online,
-                max_concurrent: max,
-                cap: max,
-                load: 0,
-                idle_since: 0,
-                present_until: 0,
-                chats: vec![],
-                skills: vec![],
+                ..AgentState::registered(id.clone(), id.0.clone(), vec!["d".into()], max)
             },
             presence: HashMap::from([("n".to_owned(), present_until)]),
             indexed: None,

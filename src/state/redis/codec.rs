@@ -26,6 +26,7 @@ pub(super) fn parse_agent(
     id: &AgentId,
     h: &HashMap<String, String>,
     chats: Vec<String>,
+    since: &HashMap<String, Millis>,
 ) -> Result<AgentState> {
     let departments: Vec<DeptId> = h
         .get("depts")
@@ -52,6 +53,10 @@ pub(super) fn parse_agent(
         load: num::<i64>(h, "load").max(0) as u32,
         idle_since: num(h, "idle_since"),
         present_until,
+        chats_since: chats
+            .iter()
+            .map(|c| since.get(c).copied().unwrap_or(0))
+            .collect(),
         chats: chats.into_iter().map(ConvId).collect(),
         skills: skills(h.get("skills").map(String::as_str))
             .map_err(|e| corrupt(format!("agent {id} skills: {e}")))?,

@@ -7,7 +7,8 @@
 //! - `v:<visitor>` hash (the visitor's current `conv`), written when a conversation opens;
 //!   visitor profiles are records in the database, so a visitor who never writes leaves no key;
 //! - `a:<agent>` hash (status, max, cap, load, idle_since, depts, `node:<id>` presence per node),
-//!   `a:<agent>:chats` set, `agents` set;
+//!   `a:<agent>:chats` set, `a:<agent>:since` hash (chat → when it was assigned, for the wait
+//!   estimate), `agents` set;
 //! - `d:<dept>:agents` set (the department's agents), `d:<dept>:online` set (those online),
 //!   `d:<dept>:avail` sorted set (those online below their limit, best first: routing reads its
 //!   head, `lua/index.lua`);
@@ -68,6 +69,9 @@ impl SiteKeys {
     }
     pub(super) fn chats(&self, agent: impl Display) -> String {
         self.key(format_args!("a:{agent}:chats"))
+    }
+    pub(super) fn since(&self, agent: impl Display) -> String {
+        self.key(format_args!("a:{agent}:since"))
     }
     pub(super) fn agents(&self) -> String {
         self.key("agents")

@@ -30,7 +30,7 @@ use redis::AsyncCommands;
 
 use super::Result;
 use crate::envelope::Sink;
-use crate::model::{AgentId, AgentState, SiteId};
+use crate::model::{AgentId, AgentState, Millis, SiteId};
 use crate::shutdown::Shutdown;
 use keys::SiteKeys;
 use scripts::Scripts;
@@ -213,14 +213,19 @@ impl RedisStore {
 
     async fn read_agent(&self, site: &SiteId, id: &AgentId) -> Result<Option<AgentState>> {
         let keys = self.keys(site);
-        let (h, chats): (HashMap<String, String>, Vec<String>) = redis::pipe()
+        let (h, chats, since): (
+            HashMap<String, String>,
+            Vec<String>,
+            HashMap<String, Millis>,
+        ) = redis::pipe()
             .hgetall(keys.agent(id))
             .smembers(keys.chats(id))
+            .hgetall(keys.since(id))
             .query_async(&mut self.conn())
             .await?;
         if h.is_empty() {
             return Ok(None);
         }
-        Ok(Some(parse_agent(id, &h, chats)?))
+        Ok(Some(parse_agent(id, &h, chats, &since)?))
     }
 }

@@ -465,20 +465,24 @@ impl Store for RedisStore {
         ids.sort();
         let mut pipe = redis::pipe();
         for id in &ids {
-            pipe.hgetall(keys.agent(id)).smembers(keys.chats(id));
+            pipe.hgetall(keys.agent(id))
+                .smembers(keys.chats(id))
+                .hgetall(keys.since(id));
         }
         let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
         let mut out = Vec::with_capacity(ids.len());
         let mut it = replies.into_iter();
         for id in ids {
-            let (Some(h), Some(c)) = (it.next(), it.next()) else {
+            let (Some(h), Some(c), Some(since)) = (it.next(), it.next(), it.next()) else {
                 break;
             };
             let h: HashMap<String, String> =
                 redis::from_redis_value(h).map_err(|e| corrupt(e.to_string()))?;
             let c: Vec<String> = redis::from_redis_value(c).map_err(|e| corrupt(e.to_string()))?;
+            let since: HashMap<String, Millis> =
+                redis::from_redis_value(since).map_err(|e| corrupt(e.to_string()))?;
             if !h.is_empty() {
-                out.push(parse_agent(&AgentId(id), &h, c)?);
+                out.push(parse_agent(&AgentId(id), &h, c, &since)?);
             }
         }
         Ok(out)

@@ -68,19 +68,14 @@ impl State {
     }
 
     fn release(&mut self, agent: &AgentId, conv: &ConvId) {
-        if let Some((a, _)) = self.agents.get_mut(agent)
-            && a.chats.contains(conv)
-        {
-            a.chats.retain(|c| c != conv);
-            a.load = a.load.saturating_sub(1);
+        if let Some((a, _)) = self.agents.get_mut(agent) {
+            a.release_chat(conv);
         }
     }
 
     fn take(&mut self, agent: &AgentId, conv: &ConvId, now: Millis) {
         if let Some((a, _)) = self.agents.get_mut(agent) {
-            a.load += 1;
-            a.idle_since = now;
-            a.chats.push(conv.clone());
+            a.take_chat(conv, now);
         }
     }
 }
@@ -94,19 +89,12 @@ impl Store for Model {
     async fn register_agent(&self, _: &SiteId, agent: &AgentConfig, _: &[DeptId]) -> Result<()> {
         let mut s = self.0.lock().unwrap();
         let entry = s.agents.entry(agent.id.clone()).or_insert_with(|| {
-            let state = AgentState {
-                id: agent.id.clone(),
-                name: String::new(),
-                departments: Vec::new(),
-                status: AgentStatus::Offline,
-                max_concurrent: agent.max_concurrent,
-                cap: agent.max_concurrent,
-                load: 0,
-                idle_since: 0,
-                present_until: 0,
-                chats: Vec::new(),
-                skills: Vec::new(),
-            };
+            let state = AgentState::registered(
+                agent.id.clone(),
+                String::new(),
+                Vec::new(),
+                agent.max_concurrent,
+            );
             (state, BTreeMap::new())
         });
         let a = &mut entry.0;

@@ -30,6 +30,7 @@ for i = 5, #ARGV, 4 do
   redis.call('HINCRBY', akey, 'load', 1)
   redis.call('HSET', akey, 'idle_since', ARGV[2])
   redis.call('SADD', akey .. ':chats', conv)
+  redis.call('HSET', akey .. ':since', conv, ARGV[2])
   redis.call('HSET', ckey, 'state', 'active', 'agent', agent)
   -- An offer is not an assignment until it is accepted (`accept.lua`).
   if ARGV[4] ~= '1' then redis.call('HSETNX', ckey, 'first_assigned_at', ARGV[2]) end

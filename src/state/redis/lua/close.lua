@@ -14,6 +14,7 @@ if h.state == 'active' and h.agent and h.agent ~= '' then
     redis.call('HINCRBY', base .. 'a:' .. h.agent, 'load', -1)
     sb_index(base, h.agent)
   end
+  redis.call('HDEL', base .. 'a:' .. h.agent .. ':since', conv)
 end
 redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_at', ARGV[4], 'close_reason', ARGV[3])
 redis.call('ZREM', base .. 'activity', conv)

@@ -19,9 +19,11 @@ if h.status ~= 'online' then return -2 end
 if tonumber(h.load or '0') >= tonumber(h.max or '0') then return -3 end
 if present + tonumber(ARGV[5]) <= tonumber(ARGV[4]) then return -4 end
 if redis.call('SREM', KEYS[2] .. ':chats', ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[2], 'load', -1) end
+redis.call('HDEL', KEYS[2] .. ':since', ARGV[1])
 redis.call('HINCRBY', KEYS[3], 'load', 1)
 redis.call('HSET', KEYS[3], 'idle_since', ARGV[4])
 redis.call('SADD', KEYS[3] .. ':chats', ARGV[1])
+redis.call('HSET', KEYS[3] .. ':since', ARGV[1], ARGV[4])
 redis.call('HSET', KEYS[1], 'agent', ARGV[3])
 redis.call('HDEL', KEYS[1], 'pending_since', 'offered')
 redis.call('ZREM', ARGV[6] .. 'pending', ARGV[1])

@@ -25,6 +25,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('HINCRBY', KEYS[3], 'load', 1)
 redis.call('HSET', KEYS[3], 'idle_since', ARGV[4])
 redis.call('SADD', KEYS[3] .. ':chats', ARGV[2])
+redis.call('HSET', KEYS[3] .. ':since', ARGV[2], ARGV[4])
 redis.call('ZADD', ARGV[1] .. 'activity', ARGV[4], ARGV[2])
 sb_index(ARGV[1], ARGV[3])
 return 1

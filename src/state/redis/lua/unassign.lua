@@ -10,6 +10,7 @@ if redis.call('SREM', base .. 'a:' .. ARGV[3] .. ':chats', conv) == 1 then
   redis.call('HINCRBY', base .. 'a:' .. ARGV[3], 'load', -1)
   sb_index(base, ARGV[3])
 end
+redis.call('HDEL', base .. 'a:' .. ARGV[3] .. ':since', conv)
 local arrival = math.max(tonumber(ARGV[5]) * 1000, tonumber(redis.call('GET', KEYS[3]) or '0') + 1)
 redis.call('SET', KEYS[3], string.format('%.0f', arrival))
 local score = arrival - math.min(tonumber(st[3] or '0'), 9) * tonumber(ARGV[6])

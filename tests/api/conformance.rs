@@ -573,6 +573,8 @@ async fn redis_store(
 /// model, driven alike.
 struct Three {
     memory: MemoryStore,
+    /// The embedded store's data directory, to open it again.
+    dir: std::path::PathBuf,
     redis: RedisStore,
     model: model::Model,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -581,22 +583,23 @@ struct Three {
 
 impl Three {
     async fn open(start: Millis) -> Self {
-        let memory = MemoryStore::open(
-            &temp_dir(),
-            switchboard::db::Durability::Process,
-            Arc::new(Nowhere),
-            start,
-        )
-        .await
-        .expect("embedded store");
+        let dir = temp_dir();
+        let memory = open_memory(&dir, start).await;
         let (redis, tasks, trigger) = redis_store(&unique_prefix()).await;
         Self {
             memory,
+            dir,
             redis,
             model: model::Model::default(),
             tasks,
             trigger,
         }
+    }
+
+    /// Shuts the embedded store down and opens it again from its journal, as a restart does.
+    async fn restart_memory(&mut self, now: Millis) {
+        self.memory.shutdown().await;
+        self.memory = open_memory(&self.dir, now).await;
     }
 
     fn all(&self) -> [&dyn Store; 3] {
@@ -612,11 +615,22 @@ impl Three {
     }
 }
 
+async fn open_memory(dir: &std::path::Path, now: Millis) -> MemoryStore {
+    MemoryStore::open(
+        dir,
+        switchboard::db::Durability::Process,
+        Arc::new(Nowhere),
+        now,
+    )
+    .await
+    .expect("embedded store")
+}
+
 /// Drives both stores and the model through `ops` and compares them after every step; `label`
 /// says which sequence failed.
 async fn run_case(ops: Vec<Op>, label: &str) {
     let start: Millis = 1_800_000_000_000;
-    let three = Three::open(start).await;
+    let mut three = Three::open(start).await;
     let stores = three.all();
     let mut now = start;
     let mut seen: BTreeMap<usize, Seen> =
@@ -707,6 +721,16 @@ async fn run_case(ops: Vec<Op>, label: &str) {
         );
         note(stores[0], &op, &mut seen, fresh).await;
     }
+    // A restart keeps what the embedded store showed, but for presence: every agent it knew
+    // gets the reconnect grace.
+    let without_presence = |s: String| s.replace(" present true", "").replace(" present false", "");
+    let before = without_presence(observe(&three.memory, now).await);
+    three.restart_memory(now).await;
+    let after = without_presence(observe(&three.memory, now).await);
+    assert_eq!(
+        before, after,
+        "the embedded store restarted differs; {label}"
+    );
     three.close().await;
 }
 

@@ -1,11 +1,12 @@
 //! The wait estimate a queued visitor is told: a range, learned. The model: a chat at
-//! `position` waits for that many slots of the department to free. How fast they free now
-//! depends on how long their chats have run: each busy slot frees at one over its chat's
-//! expected remaining time, read from the department's recent handling times (the mean of what
-//! is left of the recorded chats that ran longer). So the first `slots` positions wait
-//! `position ÷ rate`; later ones, once every slot has turned over, one more mean handling time
-//! per `slots` chats. With handling times not yet known, every chat is expected to need a whole
-//! mean handling time still (memoryless), which is `position ÷ slots` mean handling times.
+//! `position` waits until the department's slots have freed that many times. How soon each
+//! busy slot frees depends on how long its chat has run: of the department's recorded chats
+//! that ran at least as long, the share that ended within `t` more seconds is the chance it
+//! frees by then; once freed, a slot takes the next chat and frees again at one per mean
+//! handling time. Summed over the slots (a free one counts one at once), that gives how many
+//! frees to expect by `t`, and the estimate is the `t` at which `position` are expected. With
+//! no handling times recorded yet, every slot frees at one per mean handling time, whatever its
+//! age: `position ÷ slots` mean handling times.
 //!
 //! The model's error is learned too: every ticket keeps the estimate its visitor was given with
 //! the model's wait in mean handling times, and the ratios of real waits to that many of
@@ -49,13 +50,27 @@ impl WaitEstimate {
     }
 }
 
-/// A department's online slots as the estimate sees them.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// Busy slots are summed in at most this many groups of like age: an estimate's cost does not
+/// grow with the department.
+const AGE_GROUPS: usize = 64;
+/// The frees expected by `t` are computed at this many points, `t` from 1/64 to about 860 mean
+/// handling times, four to a doubling; between them they are interpolated, past them the slots
+/// free at one per mean handling time each.
+const GRID: usize = 64;
+
+fn grid_point(k: usize, handling_secs: f64) -> f64 {
+    handling_secs * (k as f64 / 4.0 - 6.0).exp2()
+}
+
+/// A department's online slots as the estimate sees them: how many frees to expect by when.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Slots {
     /// How many chats its online, present agents can hold at once.
     pub count: u32,
-    /// How many of them are expected to free per second now (`Learned::slots`).
-    pub rate: f64,
+    /// Slots free now.
+    free: u32,
+    /// The frees expected by each of the `GRID` points (`grid_point`).
+    expected: Vec<f64>,
 }
 
 /// What a department has learned from its recent tickets.
@@ -63,11 +78,11 @@ pub struct Slots {
 pub struct Learned {
     /// The mean handling time, seconds.
     pub handling_secs: f64,
-    /// The recent handling times, ascending, and the mean of each suffix (`tail_means[i]`:
-    /// the mean of `sorted[i..]`): what is left of a chat that has run a while. Empty until
-    /// `MIN_HANDLING` are known.
+    /// The recent handling times, ascending, and their prefix sums (`prefix[i]`: the sum of
+    /// `sorted[..i]`): what is left of a chat that has run a while. Empty until `MIN_HANDLING`
+    /// are known.
     sorted: Vec<f64>,
-    tail_means: Vec<f64>,
+    prefix: Vec<f64>,
     /// Real wait ÷ model wait: the 8th, 50th and 92nd percentiles.
     pub ratios: [f64; 3],
     /// How many waits the ratios come from (0: not learned yet).
@@ -91,17 +106,17 @@ impl Learned {
             sorted.clear();
         }
         sorted.sort_by(f64::total_cmp);
-        let mut tail_means = vec![0.0; sorted.len()];
-        let mut sum = 0.0;
-        for (i, h) in sorted.iter().enumerate().rev() {
-            sum += h;
-            tail_means[i] = sum / (sorted.len() - i) as f64;
+        let mut prefix = Vec::with_capacity(sorted.len() + 1);
+        prefix.push(0.0);
+        for h in &sorted {
+            prefix.push(prefix[prefix.len() - 1] + h);
         }
-        let handling_secs = tail_means
-            .first()
-            .copied()
-            .unwrap_or(default_handling_secs)
-            .max(1.0);
+        let handling_secs = if sorted.is_empty() {
+            default_handling_secs
+        } else {
+            prefix[sorted.len()] / sorted.len() as f64
+        }
+        .max(1.0);
         let mut ratios: Vec<f64> = waits
             .iter()
             .filter(|(_, milli)| *milli > 0)
@@ -112,7 +127,7 @@ impl Learned {
             return Self {
                 handling_secs,
                 sorted,
-                tail_means,
+                prefix,
                 ratios: [0.5, 1.0, 1.5],
                 samples: 0,
             };
@@ -121,7 +136,7 @@ impl Learned {
         Self {
             handling_secs,
             sorted,
-            tail_means,
+            prefix,
             ratios: [
                 quantile(&ratios, 0.08),
                 quantile(&ratios, 0.5),
@@ -131,29 +146,37 @@ impl Learned {
         }
     }
 
-    /// How long a chat that has run `age_secs` is expected to run still: the mean of what is
-    /// left of the recorded chats that ran longer. Past the last few recorded, the tail is
-    /// taken as memoryless at its last known mean; with none recorded, a whole mean handling
-    /// time. Never less than a tenth of one: a chat is not expected to end the moment it is
-    /// looked at.
-    pub fn remaining_secs(&self, age_secs: f64) -> f64 {
+    /// How many times a slot whose chat has run `age` seconds is expected to free within
+    /// `t` more: the chance its chat ends by then (the share of recorded chats that ran at least
+    /// `age` and ended by `age + t`), plus, after it ends, one per mean handling time. Past the
+    /// last few recorded, the tail is taken as memoryless at its last known mean excess (never
+    /// less than a tenth of the mean); with fewer than `MIN_HANDLING` recorded, the whole
+    /// distribution is (one per mean handling time).
+    fn frees_by(&self, age: f64, t: f64) -> f64 {
+        let h = self.handling_secs;
         let n = self.sorted.len();
         if n < MIN_HANDLING {
-            return self.handling_secs;
+            return t / h;
         }
-        let i = self.sorted.partition_point(|h| *h <= age_secs);
-        let left = if n - i >= MIN_HANDLING {
-            self.tail_means[i] - age_secs
-        } else {
-            let j = n - MIN_HANDLING;
-            self.tail_means[j] - if j == 0 { 0.0 } else { self.sorted[j - 1] }
-        };
-        left.max(self.handling_secs / 10.0)
+        let i = self.sorted.partition_point(|x| *x < age);
+        if n - i >= MIN_HANDLING {
+            // Those of the longer chats that end by `age + t`: how many, and their lengths.
+            let k = self.sorted.partition_point(|x| *x <= age + t);
+            let ended = (k - i) as f64;
+            let lengths = self.prefix[k] - self.prefix[i];
+            let after = ended * (age + t) - lengths;
+            return (ended + after / h) / (n - i) as f64;
+        }
+        let j = n - MIN_HANDLING;
+        let tail = self.prefix[n] - self.prefix[j];
+        let excess = tail / MIN_HANDLING as f64 - if j == 0 { 0.0 } else { self.sorted[j - 1] };
+        let mean = excess.max(h / 10.0);
+        let ended = 1.0 - (-t / mean).exp();
+        ended + (t - mean * ended) / h
     }
 
-    /// The slots of `agents` (those online and present in the department) at `now`: a free
-    /// slot frees as a new chat would, at one per mean handling time, a busy one at one over
-    /// its chat's remaining time. An agent above a lowered limit frees a slot only once enough
+    /// The slots of `agents` (those online and present in the department) at `now`, and the
+    /// frees to expect from them. An agent above a lowered limit frees a slot only once enough
     /// chats end: their chats count in proportion.
     pub fn slots<'a>(
         &self,
@@ -161,37 +184,67 @@ impl Learned {
         now: Millis,
     ) -> Slots {
         let mut out = Slots::default();
+        // (age in seconds, weight) of every busy slot.
+        let mut busy: Vec<(f64, f64)> = Vec::new();
         for a in agents {
-            let busy: f64 = a
-                .chat_ages(now)
-                .map(|ms| 1.0 / self.remaining_secs(ms as f64 / 1000.0))
-                .sum();
             let held = a.chats.len() as u32;
             let limit = a.max_concurrent;
-            let share = if held > limit {
+            let weight = if held > limit {
                 f64::from(limit) / f64::from(held)
             } else {
                 1.0
             };
+            busy.extend(a.chat_ages(now).map(|ms| (ms as f64 / 1000.0, weight)));
             out.count += limit;
-            out.rate += busy * share + f64::from(limit.saturating_sub(held)) / self.handling_secs;
+            out.free += limit.saturating_sub(held);
         }
+        busy.sort_by(|x, y| x.0.total_cmp(&y.0));
+        // Groups of like age, each as its weighted mean age.
+        let size = busy.len().div_ceil(AGE_GROUPS).max(1);
+        let groups: Vec<(f64, f64)> = busy
+            .chunks(size)
+            .map(|g| {
+                let w: f64 = g.iter().map(|(_, w)| w).sum();
+                let age = g.iter().map(|(a, w)| a * w).sum::<f64>() / w.max(f64::MIN_POSITIVE);
+                (age, w)
+            })
+            .collect();
+        let h = self.handling_secs;
+        out.expected = (0..GRID)
+            .map(|k| {
+                let t = grid_point(k, h);
+                let free = f64::from(out.free) * (1.0 + t / h);
+                free + groups
+                    .iter()
+                    .map(|&(age, w)| w * self.frees_by(age, t))
+                    .sum::<f64>()
+            })
+            .collect();
         out
     }
 
-    /// The estimate for a chat at `position` with the department's online `slots`.
+    /// The estimate for a chat at `position` with the department's online `slots`: the time
+    /// by which `position` frees are expected. With no slot online, one at a time.
     pub fn estimate(&self, position: u32, slots: &Slots) -> WaitEstimate {
         let h = self.handling_secs;
-        let (count, rate) = if slots.count == 0 || slots.rate <= 0.0 {
-            (1.0, 1.0 / h)
-        } else {
-            (f64::from(slots.count), slots.rate)
-        };
         let p = f64::from(position);
-        let model = if p <= count {
-            p / rate
+        let model = if slots.count == 0 || slots.expected.len() < GRID {
+            p * h
+        } else if p <= f64::from(slots.free) {
+            0.0
         } else {
-            count / rate + (p - count) * h / count
+            let mut before = (0.0, f64::from(slots.free));
+            let mut found = None;
+            for (k, &n) in slots.expected.iter().enumerate() {
+                let t = grid_point(k, h);
+                if n >= p {
+                    let (t0, n0) = before;
+                    found = Some(t0 + (t - t0) * (p - n0) / (n - n0).max(f64::MIN_POSITIVE));
+                    break;
+                }
+                before = (t, n);
+            }
+            found.unwrap_or_else(|| before.0 + (p - before.1) * h / f64::from(slots.count))
         };
         let handlings = model / h;
         let at = |r: f64| (model * r).round().clamp(0.0, f64::from(u32::MAX)) as u32;
@@ -242,13 +295,9 @@ mod tests {
     #[test]
     fn the_range_learns_from_real_waits() {
         let fresh = Learned::from_samples(&[], &[], 300.0);
-        let e = fresh.estimate(
-            2,
-            &Slots {
-                count: 4,
-                rate: 4.0 / 300.0,
-            },
-        );
+        let now = 1_000_000;
+        let two = [busy(2, &[now, now]), busy(2, &[now, now])];
+        let e = fresh.estimate(2, &fresh.slots(&two, now));
         assert_eq!(
             (e.handlings_milli, e.secs, e.low_secs, e.high_secs),
             (500, 150, 75, 225)
@@ -260,13 +309,7 @@ mod tests {
         let learned = Learned::from_samples(&handling, &waits, 300.0);
         assert_eq!(learned.handling_secs, 120.0);
         assert_eq!(learned.samples, 40);
-        let e = learned.estimate(
-            1,
-            &Slots {
-                count: 1,
-                rate: 1.0 / 120.0,
-            },
-        );
+        let e = learned.estimate(1, &learned.slots([&busy(1, &[now])], now));
         assert_eq!(e.handlings_milli, 1000);
         assert_eq!(e.secs, 62, "the median ratio, 0.52");
         assert!(e.low_secs <= e.secs && e.secs <= e.high_secs);
@@ -285,7 +328,7 @@ mod tests {
     /// How long the busy slots' chats have run moves the estimate: with short and long chats
     /// on record, a chat that outran the short ones is one of the long ones and its slot frees
     /// late; with chats of one length, one nearly done frees soon. With nothing on record,
-    /// every slot is a mean handling time away, whatever its age: `position ÷ slots`.
+    /// every slot frees at one per mean handling time, whatever its age: `position ÷ slots`.
     #[test]
     fn busy_slots_free_by_how_long_their_chats_have_run() {
         let now = 1_000_000;
@@ -293,25 +336,38 @@ mod tests {
         record.extend([900.0; 5]);
         let learned = Learned::from_samples(&record, &[], 300.0);
         assert_eq!(learned.handling_secs, 270.0);
+        // A new chat: three in four end at a minute, the slot then frees again at 1 ÷ 270 s.
         let fresh = learned.estimate(1, &learned.slots([&busy(1, &[now])], now));
+        assert_eq!(fresh.secs, 150);
         let old = learned.estimate(1, &learned.slots([&busy(1, &[now - 100_000])], now));
-        assert_eq!((fresh.secs, old.secs), (270, 800));
+        assert!(
+            (780..=880).contains(&old.secs),
+            "800 s left of a 15-minute chat: {old:?}"
+        );
         let free = learned.estimate(1, &learned.slots([&busy(2, &[now - 100_000])], now));
-        assert!(free.secs < 270, "a free slot adds a slot's worth: {free:?}");
+        assert_eq!(free.secs, 0, "a free slot takes the chat at once");
 
         let even = Learned::from_samples(&[120.0; 10], &[], 300.0);
         let nearly = even.estimate(1, &even.slots([&busy(1, &[now - 90_000])], now));
         assert_eq!(nearly.secs, 30);
         let past = even.estimate(1, &even.slots([&busy(1, &[now - 500_000])], now));
-        assert_eq!(past.secs, 12, "past the record, a tenth of a handling time");
-        // Past every slot's turn, a mean handling time per round of all slots.
+        assert!(
+            (20..=30).contains(&past.secs),
+            "past the record, memoryless at a tenth of a handling time: {past:?}"
+        );
+        // Once the slot has freed, a mean handling time per chat.
         let later = even.estimate(3, &even.slots([&busy(1, &[now - 90_000])], now));
         assert_eq!(later.secs, 30 + 2 * 120);
 
         let unknown = Learned::from_samples(&[], &[], 300.0);
         let agents = [busy(2, &[now, now - 250_000]), busy(2, &[now - 299_000])];
-        let e = unknown.estimate(6, &unknown.slots(&agents, now));
-        assert_eq!(e.secs, 450, "6 ÷ 4 slots × 300 s");
+        let e = unknown.estimate(7, &unknown.slots(&agents, now));
+        assert_eq!(
+            e.secs, 450,
+            "one free slot at once, then 6 ÷ 4 slots × 300 s"
+        );
         assert_eq!(e.handlings_milli, 1500);
+        let none = unknown.estimate(2, &unknown.slots([], now));
+        assert_eq!(none.secs, 600, "nobody online: one chat per handling time");
     }
 }

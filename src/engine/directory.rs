@@ -14,6 +14,8 @@ use crate::directory::{self, Credentials};
 use crate::model::{AgentId, AgentStatus, ConvId, DeptId, SiteId};
 use crate::protocol::ErrorCode;
 use crate::state::StoreError;
+use serde_json::value::RawValue;
+use std::sync::Arc;
 
 pub use crate::directory::DirectoryError;
 
@@ -44,7 +46,7 @@ impl Engine {
         next.validate()
             .context("the directory in the database is invalid")?;
         self.follow_sites(&next);
-        self.inner.config.set(next);
+        self.install(next);
         self.inner
             .directory_version
             .store(version, std::sync::atomic::Ordering::Release);
@@ -52,6 +54,51 @@ impl Engine {
             .await
             .context("cannot register agents with the state backend")?;
         Ok(())
+    }
+
+    /// Puts a configuration in force; what was built from the one before goes.
+    fn install(&self, next: Config) {
+        self.inner.config.set(next);
+        self.inner.consoles_directory.clear();
+    }
+
+    /// The site as a console needs it (name, departments, agents as transfer targets, canned
+    /// responses), serialized once per configuration in force: every console connecting or
+    /// told of a change gets the same bytes.
+    pub fn console_directory(&self, site: &SiteId) -> Result<Arc<RawValue>> {
+        let config = self.config();
+        if let Some(e) = self.inner.consoles_directory.get(site)
+            && std::ptr::eq(e.0.as_ptr(), Arc::as_ptr(&config))
+        {
+            return Ok(e.1.clone());
+        }
+        let s = crate::config::Site::of(config.clone(), site)
+            .ok_or_else(|| EngineError::new(ErrorCode::UnknownSite, format!("no site {site}")))?;
+        let json = serde_json::json!({
+            "id": s.id,
+            "name": s.name.as_deref().unwrap_or(&s.id.0),
+            "departments": s.departments.iter().map(|d| serde_json::json!({
+                "id": d.id,
+                "name": s.department_name(&d.id),
+            })).collect::<Vec<_>>(),
+            "agents": s.agents.iter().map(|a| serde_json::json!({
+                "id": a.id,
+                "name": a.name,
+                "departments": a.departments,
+            })).collect::<Vec<_>>(),
+            "canned": s.canned,
+        });
+        let raw: Arc<RawValue> = serde_json::value::to_raw_value(&json)
+            .map_err(|e| {
+                // A JSON value always serializes; kept an error rather than a panic.
+                tracing::error!(cause = %e, site = %site, "could not serialize the site's directory");
+                EngineError::unavailable()
+            })?
+            .into();
+        self.inner
+            .consoles_directory
+            .insert(site.clone(), (Arc::downgrade(&config), raw.clone()));
+        Ok(raw)
     }
 
     /// Tells the state backend which sites to listen to (a cluster subscribes one by one).
@@ -212,7 +259,7 @@ impl Engine {
         keep!(durability, "durability");
         keep!(limits.send_queue, "limits.send_queue");
         next.sites = old.sites.clone();
-        self.inner.config.set(next);
+        self.install(next);
         fixed
     }
 
@@ -265,7 +312,7 @@ impl Engine {
             return;
         }
         self.follow_sites(&next);
-        self.inner.config.set(next);
+        self.install(next);
         self.inner
             .directory_version
             .store(version, std::sync::atomic::Ordering::Release);

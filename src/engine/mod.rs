@@ -193,6 +193,11 @@ struct Inner {
     triggers: crate::triggers::Schedule,
     /// When this node last applied the retention setting (engine clock; 0: never).
     retention_at: std::sync::atomic::AtomicI64,
+    /// Per site: the directory as consoles are sent it, serialized once for the configuration
+    /// it was built from (`Engine::console_directory`). With 1,000 agents it is about 100 KB,
+    /// and each of them connecting built it anew. Bounded by the sites; emptied on each install.
+    consoles_directory:
+        dashmap::DashMap<SiteId, (std::sync::Weak<Config>, Arc<serde_json::value::RawValue>)>,
 }
 
 /// How long an agents snapshot serves on-duty checks and estimates.
@@ -256,6 +261,7 @@ impl Engine {
                 node: ulid::Ulid::new().to_string(),
                 triggers: crate::triggers::Schedule::default(),
                 retention_at: std::sync::atomic::AtomicI64::new(0),
+                consoles_directory: dashmap::DashMap::new(),
             }),
         }
     }

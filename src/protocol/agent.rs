@@ -167,12 +167,12 @@ pub enum AgentOut<'a> {
         heartbeat_secs: f64,
         /// The site as a console needs it: name, departments and agents (transfer targets),
         /// canned responses.
-        site: &'a serde_json::Value,
+        site: &'a serde_json::value::RawValue,
     },
     /// The site changed (an admin edited its departments, agents or canned responses): the
     /// same object as `welcome.site`, in force now.
     Site {
-        site: &'a serde_json::Value,
+        site: &'a serde_json::value::RawValue,
     },
     /// A visitor's earlier tickets, newest first, each with the end of its transcript; `more`
     /// when older tickets did not fit in the frame.

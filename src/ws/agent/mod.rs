@@ -45,24 +45,6 @@ fn agent_self(a: &AgentState) -> AgentSelf {
     }
 }
 
-/// What a console needs to know of its site: names, transfer targets, canned responses.
-fn site_directory(site: &crate::directory::model::SiteConfig) -> serde_json::Value {
-    serde_json::json!({
-        "id": site.id,
-        "name": site.name.as_deref().unwrap_or(&site.id.0),
-        "departments": site.departments.iter().map(|d| serde_json::json!({
-            "id": d.id,
-            "name": site.department_name(&d.id),
-        })).collect::<Vec<_>>(),
-        "agents": site.agents.iter().map(|a| serde_json::json!({
-            "id": a.id,
-            "name": a.name,
-            "departments": a.departments,
-        })).collect::<Vec<_>>(),
-        "canned": site.canned,
-    })
-}
-
 /// How many earlier tickets `history` returns.
 const HISTORY_LIMIT: usize = 20;
 
@@ -123,19 +105,20 @@ pub async fn run(mut conn: Connection, state: AppState, signed_in: Option<(SiteI
         status: me.status,
         conn,
     };
-    let welcomed = {
-        // Built, sent and dropped here: with a large team the directory is hundreds of
-        // kilobytes as a JSON value, which no session may hold for its lifetime.
-        let directory = engine
-            .site(&site)
-            .map(|s| site_directory(&s))
-            .unwrap_or_default();
-        let welcome = AgentOut::Welcome {
-            agent: &agent_self(&me),
-            heartbeat_secs: engine.config().timing.heartbeat_secs,
-            site: &directory,
-        };
-        Box::pin(session.conn.send(&welcome)).await
+    let welcomed = match engine.console_directory(&site) {
+        // Shared by every console of the site; not held past the welcome.
+        Ok(directory) => {
+            let welcome = AgentOut::Welcome {
+                agent: &agent_self(&me),
+                heartbeat_secs: engine.config().timing.heartbeat_secs,
+                site: &directory,
+            };
+            Box::pin(session.conn.send(&welcome)).await
+        }
+        Err(e) => {
+            send_error(&mut session.conn, &e, None, None).await;
+            false
+        }
     };
     if welcomed {
         let mut alive = true;

@@ -70,14 +70,8 @@ impl Session {
                 }
             }
             Push::Resync => self.resync().await,
-            Push::Directory => match self.state.engine.site(&self.site) {
-                Ok(site) => {
-                    self.conn
-                        .send(&AgentOut::Site {
-                            site: &super::site_directory(&site),
-                        })
-                        .await
-                }
+            Push::Directory => match self.state.engine.console_directory(&self.site) {
+                Ok(site) => self.conn.send(&AgentOut::Site { site: &site }).await,
                 // The site is gone: the session ends with its credentials.
                 Err(_) => true,
             },

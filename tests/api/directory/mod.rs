@@ -17,7 +17,8 @@ crate::both_backends!(new_hours_apply_to_the_next_message);
 crate::both_backends!(signed_in_consoles_get_directory_changes_at_once);
 
 /// An admin adds a canned response and renames a department: a console signed in before the
-/// change gets the new site (a `site` frame) without reconnecting. The widget's settings name
+/// change gets the new site (a `site` frame) without reconnecting, and one connecting after it
+/// is welcomed with the new site. The widget's settings name
 /// the department a visitor who picks none goes to.
 async fn signed_in_consoles_get_directory_changes_at_once(backend: Backend) {
     let app = spawn_app(backend, config(&[alice(2)])).await;
@@ -56,6 +57,24 @@ async fn signed_in_consoles_get_directory_changes_at_once(backend: Backend) {
                     .is_some_and(|d| d.iter().any(|d| d["name"] == "Sales team"))
         })
         .await;
+    // A console that connects now is welcomed with the site as it is now (the directory
+    // consoles are sent is built once per change, not kept from before).
+    let mut again = connect(a, "/v1/agent", None).await.expect("agent connects");
+    again
+        .send(json!({"type": "hello", "token": token("alice"), "status": "online"}))
+        .await;
+    let welcome = again.wait_type("welcome").await;
+    let names: Vec<&str> = welcome["site"]["departments"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|d| d["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(names.contains(&"Sales team"), "{welcome}");
+    assert!(
+        welcome["site"]["canned"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|r| r["shortcut"] == "ship")),
+        "{welcome}"
+    );
     let (_, w) = http_get(a, "/v1/widget/test", None).await;
     assert_eq!(w["default_department"], "support", "{w}");
 

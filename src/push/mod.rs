@@ -15,9 +15,10 @@
 
 pub mod crypto;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -123,7 +124,20 @@ struct Shared {
     tx: mpsc::Sender<Job>,
     /// The worker's end, taken by `run`.
     rx: std::sync::Mutex<Option<mpsc::Receiver<Job>>>,
+    /// Per site: its browsers as last read, and when. A note goes out per queued chat and per
+    /// assignment; reading them for each was a query per note (10,000 in a burst). Read again
+    /// after `SUBSCRIPTIONS_FOR`, and at once after a change on this node. Bounded by the sites.
+    subscriptions: std::sync::Mutex<HashMap<SiteId, (Instant, Subscribed)>>,
+    /// Changes made on this node: a read that began before one is not kept.
+    changes: std::sync::atomic::AtomicU64,
 }
+
+/// A site's browsers that asked for notes, with their agents.
+type Subscribed = Arc<Vec<(AgentId, Subscription)>>;
+
+/// How long a site's subscriptions read serve its notes: a browser subscribed on another node
+/// gets notes within this.
+const SUBSCRIPTIONS_FOR: Duration = Duration::from_secs(1);
 
 impl Push {
     pub fn new(db: Database, config: Live) -> Self {
@@ -138,6 +152,8 @@ impl Push {
                 vapid: tokio::sync::OnceCell::new(),
                 tx,
                 rx: std::sync::Mutex::new(Some(rx)),
+                subscriptions: std::sync::Mutex::new(HashMap::new()),
+                changes: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -227,7 +243,16 @@ impl Push {
         .await
         .map_err(RecordError::from)?;
         tx.commit().await.map_err(RecordError::from)?;
+        self.forget_subscriptions();
         Ok(())
+    }
+
+    /// Subscriptions changed on this node: the next note reads them again.
+    fn forget_subscriptions(&self) {
+        if let Ok(mut read) = self.shared.subscriptions.lock() {
+            self.shared.changes.fetch_add(1, Ordering::AcqRel);
+            read.clear();
+        }
     }
 
     /// Forgets one browser of the agent; whether it was there.
@@ -247,6 +272,7 @@ impl Push {
         .bind(&agent.0)
         .execute(db.pool())
         .await?;
+        self.forget_subscriptions();
         Ok(done.rows_affected() > 0)
     }
 
@@ -356,7 +382,7 @@ impl Push {
             Audience::Agents(agents) => agents.iter().collect(),
             Audience::Department(_) => HashSet::new(),
         };
-        let subs = subs.into_iter().filter(|(agent, _)| {
+        let subs = subs.iter().filter(|(agent, _)| {
             site.agent(agent).is_some_and(|a| {
                 !a.disabled
                     && match &job.to {
@@ -366,14 +392,32 @@ impl Push {
             })
         });
         for (_, sub) in subs {
-            self.send(&sub, &payload).await;
+            self.send(sub, &payload).await;
         }
     }
 
-    /// The site's browsers that asked for notes, with their agents. Read whole and sorted by
-    /// the caller: a department's note names every agent in it (a thousand bound parameters
-    /// cost SQLite far more than the few rows it returns), and most agents subscribe none.
-    async fn subscriptions(
+    /// The site's browsers that asked for notes, with their agents, read at most every
+    /// `SUBSCRIPTIONS_FOR`. Read whole and sorted by the caller: a department's note names
+    /// every agent in it (a thousand bound parameters cost SQLite far more than the few rows it
+    /// returns), and most agents subscribe none.
+    async fn subscriptions(&self, site: &SiteId) -> Result<Subscribed, RecordError> {
+        if let Ok(read) = self.shared.subscriptions.lock()
+            && let Some((at, subs)) = read.get(site)
+            && at.elapsed() < SUBSCRIPTIONS_FOR
+        {
+            return Ok(subs.clone());
+        }
+        let changes = self.shared.changes.load(Ordering::Acquire);
+        let subs: Subscribed = Arc::new(self.read_subscriptions(site).await?);
+        if let Ok(mut read) = self.shared.subscriptions.lock()
+            && self.shared.changes.load(Ordering::Acquire) == changes
+        {
+            read.insert(site.clone(), (Instant::now(), subs.clone()));
+        }
+        Ok(subs)
+    }
+
+    async fn read_subscriptions(
         &self,
         site: &SiteId,
     ) -> Result<Vec<(AgentId, Subscription)>, RecordError> {
@@ -410,6 +454,7 @@ impl Push {
                     .bind(&sub.endpoint)
                     .execute(db.pool())
                     .await;
+                self.forget_subscriptions();
                 "gone"
             }
             Ok(status) => {

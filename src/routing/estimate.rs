@@ -3,10 +3,11 @@
 //! busy slot frees depends on how long its chat has run: of the department's recorded chats
 //! that ran at least as long, the share that ended within `t` more seconds is the chance it
 //! frees by then; once freed, a slot takes the next chat and frees again at one per mean
-//! handling time. Summed over the slots (a free one counts one at once), that gives how many
-//! frees to expect by `t`, and the estimate is the `t` at which `position` are expected. With
-//! no handling times recorded yet, every slot frees at one per mean handling time, whatever its
-//! age: `position ÷ slots` mean handling times.
+//! handling time. Summed over the slots (one shown free counts as one whose chat just began:
+//! the chat asking found none), that gives how many frees to expect by `t`, and the estimate
+//! is the `t` at which `position` are expected. With no handling times recorded yet, every
+//! slot frees at one per mean handling time, whatever its age: `position ÷ slots` mean
+//! handling times.
 //!
 //! The model's error is learned too: every ticket keeps the estimate its visitor was given with
 //! the model's wait in mean handling times, and the ratios of real waits to that many of
@@ -67,8 +68,6 @@ fn grid_point(k: usize, handling_secs: f64) -> f64 {
 pub struct Slots {
     /// How many chats its online, present agents can hold at once.
     pub count: u32,
-    /// Slots free now.
-    free: u32,
     /// The frees expected by each of the `GRID` points (`grid_point`).
     expected: Vec<f64>,
 }
@@ -177,7 +176,10 @@ impl Learned {
 
     /// The slots of `agents` (those online and present in the department) at `now`, and the
     /// frees to expect from them. An agent above a lowered limit frees a slot only once enough
-    /// chats end: their chats count in proportion.
+    /// chats end: their chats count in proportion. A slot free in the snapshot counts as one
+    /// whose chat just began: the estimate is asked for a chat that found no slot, and the
+    /// snapshot may be a little behind (measured: counting such slots free at once taught the
+    /// learning wild ratios, a median error of 26 % where the model without ages had 20 %).
     pub fn slots<'a>(
         &self,
         agents: impl IntoIterator<Item = &'a AgentState>,
@@ -195,8 +197,10 @@ impl Learned {
                 1.0
             };
             busy.extend(a.chat_ages(now).map(|ms| (ms as f64 / 1000.0, weight)));
+            // A slot shown free while chats wait is being taken by the chats ahead, or was
+            // taken since the snapshot was read: it counts as one with a new chat.
+            busy.extend((held..limit).map(|_| (0.0, 1.0)));
             out.count += limit;
-            out.free += limit.saturating_sub(held);
         }
         busy.sort_by(|x, y| x.0.total_cmp(&y.0));
         // Groups of like age, each as its weighted mean age.
@@ -213,8 +217,7 @@ impl Learned {
         out.expected = (0..GRID)
             .map(|k| {
                 let t = grid_point(k, h);
-                let free = f64::from(out.free) * (1.0 + t / h);
-                free + groups
+                groups
                     .iter()
                     .map(|&(age, w)| w * self.frees_by(age, t))
                     .sum::<f64>()
@@ -230,10 +233,8 @@ impl Learned {
         let p = f64::from(position);
         let model = if slots.count == 0 || slots.expected.len() < GRID {
             p * h
-        } else if p <= f64::from(slots.free) {
-            0.0
         } else {
-            let mut before = (0.0, f64::from(slots.free));
+            let mut before = (0.0, 0.0);
             let mut found = None;
             for (k, &n) in slots.expected.iter().enumerate() {
                 let t = grid_point(k, h);
@@ -345,7 +346,10 @@ mod tests {
             "800 s left of a 15-minute chat: {old:?}"
         );
         let free = learned.estimate(1, &learned.slots([&busy(2, &[now - 100_000])], now));
-        assert_eq!(free.secs, 0, "a free slot takes the chat at once");
+        assert_eq!(
+            free.secs, 150,
+            "a slot shown free counts as one with a new chat"
+        );
 
         let even = Learned::from_samples(&[120.0; 10], &[], 300.0);
         let nearly = even.estimate(1, &even.slots([&busy(1, &[now - 90_000])], now));
@@ -361,11 +365,8 @@ mod tests {
 
         let unknown = Learned::from_samples(&[], &[], 300.0);
         let agents = [busy(2, &[now, now - 250_000]), busy(2, &[now - 299_000])];
-        let e = unknown.estimate(7, &unknown.slots(&agents, now));
-        assert_eq!(
-            e.secs, 450,
-            "one free slot at once, then 6 ÷ 4 slots × 300 s"
-        );
+        let e = unknown.estimate(6, &unknown.slots(&agents, now));
+        assert_eq!(e.secs, 450, "6 ÷ 4 slots × 300 s");
         assert_eq!(e.handlings_milli, 1500);
         let none = unknown.estimate(2, &unknown.slots([], now));
         assert_eq!(none.secs, 600, "nobody online: one chat per handling time");

@@ -639,7 +639,7 @@ impl Engine {
             for (i, (conv, _)) in queue.iter().enumerate() {
                 if hub.has_followers(conv) {
                     let position = i as u32 + 1;
-                    hub.offer_position(conv, position, learned.estimate(position, &slots));
+                    hub.offer_position(conv, position, learned.estimate_quick(position, &slots));
                 }
             }
         }

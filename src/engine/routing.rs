@@ -86,7 +86,7 @@ impl Engine {
         }
     }
 
-    /// The slots of the department's online, present agents, and how fast they free now.
+    /// The slots of the department's online, present agents, and the frees to expect from them.
     fn slots(&self, learned: &Learned, agents: &[AgentState], dept: &DeptId, now: Millis) -> Slots {
         let grace = self.grace_ms();
         learned.slots(

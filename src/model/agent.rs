@@ -113,8 +113,19 @@ impl AgentState {
     }
 }
 
+/// How finely "idle longest" tells agents apart: a tenth of a second. Redis's index holds an
+/// agent's place as one number (the load ratio to 1/10,000, exact for limits up to 100, and
+/// the idle time in these steps), and every backend and `routing::decide` compare at the same
+/// step, so reading the index best first reads exactly the agents a decision can pick.
+pub const IDLE_STEP_MS: Millis = 100;
+
+/// `idle_since` in `IDLE_STEP_MS` steps: what "idle longest" compares.
+pub fn idle_step(idle_since: Millis) -> Millis {
+    idle_since.div_euclid(IDLE_STEP_MS)
+}
+
 /// An eligible agent's place among the candidates for a chat: lowest load ratio first, then
-/// idle longest, then id for determinism (the Redis index's order). Ratios compare exactly by
+/// idle longest (in `IDLE_STEP_MS` steps), then id for determinism (the Redis index's order). Ratios compare exactly by
 /// cross-multiplying; candidates are below their limit, so every limit compared is at least 1
 /// and the order is total.
 #[derive(Clone, Debug)]
@@ -140,7 +151,11 @@ impl Ord for Rank {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         let mine = u64::from(self.load) * u64::from(other.max);
         let theirs = u64::from(other.load) * u64::from(self.max);
-        (mine, self.idle_since, &self.id).cmp(&(theirs, other.idle_since, &other.id))
+        (mine, idle_step(self.idle_since), &self.id).cmp(&(
+            theirs,
+            idle_step(other.idle_since),
+            &other.id,
+        ))
     }
 }
 

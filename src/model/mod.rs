@@ -160,12 +160,16 @@ mod tests {
     #[test]
     fn candidate_order_is_load_then_idle() {
         let better = |a: AgentState, b: AgentState| Rank::of(&a) < Rank::of(&b);
-        assert!(better(agent("a", 1, 4, 9), agent("b", 1, 2, 1)));
-        assert!(better(agent("a", 1, 2, 1), agent("b", 2, 4, 9)));
-        assert!(!better(agent("a", 1, 2, 9), agent("b", 2, 4, 1)));
+        assert!(better(agent("a", 1, 4, 900), agent("b", 1, 2, 100)));
+        assert!(better(agent("a", 1, 2, 100), agent("b", 2, 4, 900)));
+        assert!(!better(agent("a", 1, 2, 900), agent("b", 2, 4, 100)));
         // Equal ratio and idle time: the id decides, so two agents are never equal.
-        assert!(better(agent("a", 1, 2, 5), agent("b", 2, 4, 5)));
+        assert!(better(agent("a", 1, 2, 500), agent("b", 2, 4, 500)));
         assert!(Rank::of(&agent("a", 1, 2, 5)) != Rank::of(&agent("b", 1, 2, 5)));
+        // Idle times within one step (a tenth of a second) are equal: the id decides, as in
+        // Redis's index.
+        assert!(better(agent("a", 1, 2, 199), agent("b", 1, 2, 100)));
+        assert!(better(agent("b", 1, 2, 100), agent("a", 1, 2, 200)));
     }
 
     /// UTM tags are read from the landing page's query string.

@@ -17,7 +17,7 @@ pub mod simulate;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AgentId, AgentStatus, ConvId, Millis};
+use crate::model::{AgentId, AgentStatus, ConvId, Millis, idle_step};
 
 /// What a conversation asks of the agent who takes it, fixed when it is opened: skills the
 /// agent must have, skills preferred until the department's widening time, and the visitor's
@@ -116,11 +116,13 @@ impl Candidate {
         self.status == AgentStatus::Online && self.present(now, grace_ms)
     }
 
-    /// Lowest load ratio first (compared exactly), then idle longest, then id.
+    /// Lowest load ratio first (compared exactly), then idle longest (to the step the Redis
+    /// index keeps, `IDLE_STEP_MS`), then id.
     fn before(&self, other: &Self) -> bool {
         let mine = u64::from(self.load) * u64::from(other.max);
         let theirs = u64::from(other.load) * u64::from(self.max);
-        (mine, self.idle_since, &self.id) < (theirs, other.idle_since, &other.id)
+        (mine, idle_step(self.idle_since), &self.id)
+            < (theirs, idle_step(other.idle_since), &other.id)
     }
 }
 
@@ -160,10 +162,9 @@ pub fn window(batch: usize) -> usize {
 /// assignments before it, which has already tried `t` agents, only ever goes to one of the
 /// `m + 1 + t` best agents with its skills. The waiting chats are grouped by the skills they
 /// require now (optional ones until widened), and the reading stops once every group has that
-/// many, times `REACH_FACTOR` and then `REACH_SLACK` more: the Redis index orders by the load
-/// ratio to 1/10,000 and the idle time to 100 ms, a little coarser than `decide`. Agents with
-/// the skills of no group are of no use to the decision. `snapshot.lua` reads Redis's index
-/// the same way.
+/// many: no margin, as both backends' indexes order agents exactly as `decide` does (the load
+/// ratio, then idle time in `IDLE_STEP_MS` steps, then id). Agents with the skills of no group
+/// are of no use to the decision. `snapshot.lua` reads Redis's index the same way.
 #[derive(Debug)]
 pub struct Reach {
     groups: Vec<Group>,
@@ -180,24 +181,10 @@ struct Group {
     have: usize,
 }
 
-/// The reading's margin over the exact count (see `Reach`).
-pub const REACH_FACTOR: usize = 2;
-pub const REACH_SLACK: usize = 16;
-
 impl Reach {
     /// The reading a decision of up to `batch` assignments over `queue` (in serving order)
     /// needs.
     pub fn new(queue: &[Waiting], batch: usize, rules: &Rules, now: Millis) -> Self {
-        Self::with_margin(queue, batch, rules, now, (REACH_FACTOR, REACH_SLACK))
-    }
-
-    fn with_margin(
-        queue: &[Waiting],
-        batch: usize,
-        rules: &Rules,
-        now: Millis,
-        (factor, slack): (usize, usize),
-    ) -> Self {
         let mut groups: Vec<Group> = Vec::new();
         for (j, w) in queue.iter().enumerate() {
             let widened = rules
@@ -209,8 +196,7 @@ impl Reach {
             }
             skills.sort();
             skills.dedup();
-            let exact = j.min(batch.saturating_sub(1)) + 1 + w.needs.tried.len();
-            let need = exact.saturating_mul(factor).saturating_add(slack);
+            let need = j.min(batch.saturating_sub(1)) + 1 + w.needs.tried.len();
             match groups.iter_mut().find(|g| g.skills == skills) {
                 Some(g) => g.need = g.need.max(need),
                 None => groups.push(Group {

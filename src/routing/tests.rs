@@ -61,7 +61,8 @@ fn least_loaded_then_idle_longest_within_limits() {
     assert_eq!((d[1].read_load, d[1].read_max), (1, 2));
     assert_eq!(pairs(&decide(&s, 1)), [("c1", "b")], "at most the batch");
     let mut idle = s.clone();
-    idle.agents = vec![agent("a", 0, 2, 7, &[]), agent("b", 0, 2, 3, &[])];
+    idle.now = 1_000;
+    idle.agents = vec![agent("a", 0, 2, 700, &[]), agent("b", 0, 2, 300, &[])];
     assert_eq!(
         pairs(&decide(&idle, 2)),
         [("c1", "b"), ("c2", "a")],
@@ -220,7 +221,7 @@ fn reading_as_far_as_reach_decides_as_reading_everyone() {
                     },
                     load: rng.gen_range(0..=max),
                     max,
-                    idle_since: rng.gen_range(0..40),
+                    idle_since: rng.gen_range(0..4000),
                     present_until: if rng.gen_bool(0.95) { now + 1 } else { 0 },
                     skills: some(&mut rng, 0.5),
                 }
@@ -264,7 +265,7 @@ fn reading_as_far_as_reach_decides_as_reading_everyone() {
                 Ordering::Greater
             }
         });
-        let mut reach = Reach::with_margin(&whole.queue, batch, &rules, now, (1, 0));
+        let mut reach = Reach::new(&whole.queue, batch, &rules, now);
         let mut read: Vec<Candidate> = Vec::new();
         for a in index {
             if reach.done() {

@@ -248,9 +248,7 @@ impl Scripts {
             .arg(&dept.0)
             .arg(routing::window(batch))
             .arg(batch)
-            .arg(widen_after_ms.unwrap_or(-1))
-            .arg(routing::REACH_FACTOR)
-            .arg(routing::REACH_SLACK);
+            .arg(widen_after_ms.unwrap_or(-1));
         inv
     }
 

@@ -10,12 +10,11 @@
 -- agents that chat already tried. Agents with none of any group's skills are left out.
 -- KEYS[1] queue sorted set, KEYS[2] the department's index of available agents
 -- ARGV[1] key base, ARGV[2] now (ms), ARGV[3] grace (ms), ARGV[4] department, ARGV[5] window,
--- ARGV[6] batch, ARGV[7] widening (ms, -1 never), ARGV[8] reach's factor, ARGV[9] its slack
+-- ARGV[6] batch, ARGV[7] widening (ms, -1 never)
 -- Returns {{conv, queued_at, needs JSON, ...}, {agent, status, load, max, idle_since, present,
 -- skills JSON, ...}}; both empty when the queue is.
 local base, now, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local batch, widen = tonumber(ARGV[6]), tonumber(ARGV[7])
-local factor, slack = tonumber(ARGV[8]), tonumber(ARGV[9])
 local q, a, seen, prefer, preferred = {}, {}, {}, {}, {}
 -- Index members found unable to take a chat and removed while reading it: the reading's
 -- offset moves back by as many.
@@ -42,7 +41,7 @@ local function group(j, needs, since)
     groups[key] = g
     order[#order + 1] = g
   end
-  g.need = math.max(g.need, (math.min(j, batch - 1) + 1 + tried) * factor + slack)
+  g.need = math.max(g.need, math.min(j, batch - 1) + 1 + tried)
 end
 for _, conv in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)) do
   local f = redis.call('HMGET', base .. 'c:' .. conv, 'state', 'queued_at', 'needs')

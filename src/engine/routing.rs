@@ -174,10 +174,11 @@ impl Engine {
     }
 
     /// Assigns from a department queue while there are both waiting chats and free agents;
-    /// returns once a pass that began after the call has run. One pass per department at a
-    /// time on this node, and one pass serves every call made before it began: a thousand
+    /// returns once a pass that began after the call has decided. One pass per department at
+    /// a time on this node, and one pass serves every call made before it began: a thousand
     /// agents coming online at once are two passes, not a thousand deciding on the same queue
-    /// head and refusing each other's decisions.
+    /// head and refusing each other's decisions. Only the deciding is one at a time: a pass
+    /// finishes its introductions and tells consoles after the next may have begun.
     pub async fn drain(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
         let gate = self
             .inner
@@ -186,31 +187,30 @@ impl Engine {
             .or_default()
             .clone();
         let mine = gate.requested.fetch_add(1, Ordering::AcqRel) + 1;
-        let _turn = gate.running.lock().await;
-        if gate.done.load(Ordering::Acquire) >= mine {
-            // A pass that began after this call finished meanwhile.
-            return Ok(());
-        }
-        let upto = gate.requested.load(Ordering::Acquire);
-        self.drain_pass(site_id, dept).await?;
-        gate.done.fetch_max(upto, Ordering::AcqRel);
-        Ok(())
+        let pass = {
+            let _turn = gate.running.lock().await;
+            if gate.done.load(Ordering::Acquire) >= mine {
+                // A pass that began after this call has decided meanwhile.
+                return Ok(());
+            }
+            let upto = gate.requested.load(Ordering::Acquire);
+            let pass = self.decide_pass(site_id, dept).await?;
+            gate.done.fetch_max(upto, Ordering::AcqRel);
+            pass
+        };
+        self.finish_pass(site_id, dept, pass).await
     }
 
-    /// One pass of `drain`: in batches (one decision per batch), each batch's introductions
-    /// sent together.
-    async fn drain_pass(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
-        let batch_size = self.inner.store.decision_batch();
-        // Batches whose introductions are being stored (tasks of their own, so they progress
-        // while the next batch is decided): a drain of thousands is not one round trip after
-        // another. Awaited before the pass returns.
+    /// The deciding part of one `drain` pass: batches (one decision each) while a batch may
+    /// leave more to assign, each batch's introductions stored by a task of its own so they
+    /// progress while the next batch is decided.
+    async fn decide_pass(&self, site_id: &SiteId, dept: &DeptId) -> Result<Pass> {
+        // A drain of thousands is not one round trip after another, nor unbounded.
         const IN_FLIGHT: usize = 4;
+        let batch_size = self.inner.store.decision_batch();
         let site = self.site(site_id)?;
         let rules = policy::rules(&site, dept);
-        let mut assigned = std::collections::BTreeSet::new();
-        let mut introducing = tokio::task::JoinSet::new();
-        // The first failure, returned once every chat already assigned is introduced.
-        let mut failed: Option<super::EngineError> = None;
+        let mut pass = Pass::default();
         loop {
             let decided = self
                 .inner
@@ -227,41 +227,48 @@ impl Engine {
             let batch = match decided {
                 Ok(batch) => batch,
                 Err(e) => {
-                    keep_first(&mut failed, Ok(Err(e.into())));
+                    keep_first(&mut pass.failed, Ok(Err(e.into())));
                     break;
                 }
             };
-            // A batch short of full may have skipped chats for their skills while others
-            // behind them fit: the pass goes on while a batch assigns anything (a snapshot
-            // reads only the queue's head, `routing::window`).
-            let progressed = !batch.is_empty();
-            metrics::counter!(crate::observe::ASSIGNMENTS).increment(batch.len() as u64);
-            for (conv, agent, _) in &batch {
+            metrics::counter!(crate::observe::ASSIGNMENTS).increment(batch.assigned.len() as u64);
+            for (conv, agent, _) in &batch.assigned {
                 tracing::info!(site = %site_id, conversation = %conv, agent = %agent, department = %dept, "conversation assigned");
-                assigned.insert(agent.clone());
+                pass.assigned.insert(agent.clone());
             }
             let (engine, id) = (self.clone(), site_id.clone());
             let offer = rules.offer;
-            introducing.spawn(async move { engine.introduce(&id, batch, offer).await });
-            while introducing.len() >= IN_FLIGHT {
-                if let Some(r) = introducing.join_next().await {
-                    keep_first(&mut failed, r);
+            let assigned = batch.assigned;
+            pass.introducing
+                .spawn(async move { engine.introduce(&id, assigned, offer).await });
+            while pass.introducing.len() >= IN_FLIGHT {
+                if let Some(r) = pass.introducing.join_next().await {
+                    keep_first(&mut pass.failed, r);
                 }
             }
-            if !progressed || failed.is_some() {
+            // A batch that was not full and read the whole queue weighed every waiting chat
+            // against every agent who could take it: another would find nothing.
+            if !batch.more || pass.failed.is_some() {
                 break;
             }
         }
-        while let Some(r) = introducing.join_next().await {
-            keep_first(&mut failed, r);
+        Ok(pass)
+    }
+
+    /// The rest of a `drain` pass, after its deciding: every introduction stored, then the
+    /// department's consoles and the agents given chats told. The first failure, returned once
+    /// every chat already assigned is introduced.
+    async fn finish_pass(&self, site_id: &SiteId, dept: &DeptId, mut pass: Pass) -> Result<()> {
+        while let Some(r) = pass.introducing.join_next().await {
+            keep_first(&mut pass.failed, r);
         }
-        if !assigned.is_empty() {
+        if !pass.assigned.is_empty() {
             self.queue_changed(site_id, dept).await;
-            for agent in &assigned {
+            for agent in &pass.assigned {
                 self.agent_pushed(site_id, agent).await;
             }
         }
-        failed.map_or(Ok(()), Err)
+        pass.failed.map_or(Ok(()), Err)
     }
 
     /// Stores the introductions of one batch of assignments, together; or, when they are
@@ -670,6 +677,17 @@ fn localized_department(site: &SiteConfig, dept: &DeptId, locale: &str) -> Strin
 
 /// Keeps the first failure of a drain's introductions (a task that did not finish counts as
 /// the backend failing).
+/// One `drain` pass between its deciding and its end.
+#[derive(Default)]
+struct Pass {
+    /// Batches whose introductions are being stored.
+    introducing: tokio::task::JoinSet<Result<()>>,
+    /// The agents given chats.
+    assigned: std::collections::BTreeSet<AgentId>,
+    /// The first failure.
+    failed: Option<super::EngineError>,
+}
+
 fn keep_first(
     failed: &mut Option<super::EngineError>,
     r: std::result::Result<Result<()>, tokio::task::JoinError>,

@@ -43,6 +43,18 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// What one `assign_batch` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Each assignment: the conversation, the agent and the conversation's locale (for the
+    /// greeting).
+    pub assigned: Vec<(ConvId, AgentId, String)>,
+    /// Another batch might assign more: this one was full, or its snapshot read only the head
+    /// of a longer queue. Otherwise every waiting chat was weighed against every agent who
+    /// could take it, and what is left waits for a change, which drains again.
+    pub more: bool,
+}
+
 /// What `append_guarded` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Guarded {
@@ -232,7 +244,7 @@ pub trait Store: Send + Sync + 'static {
     /// Reads a snapshot of the department (the head of its queue, the agents who may take a
     /// chat), lets `routing::decide` choose at most `batch` assignments, and applies them
     /// atomically (each raises the agent's load). Empty when the queue or the free capacity
-    /// is. Each: the conversation, the agent and the conversation's locale (for the greeting).
+    /// is.
     async fn assign_batch(
         &self,
         site: &SiteId,
@@ -241,7 +253,7 @@ pub trait Store: Send + Sync + 'static {
         grace_ms: Millis,
         rules: &Rules,
         batch: usize,
-    ) -> Result<Vec<(ConvId, AgentId, String)>>;
+    ) -> Result<Batch>;
     /// How many assignments one `assign_batch` decides at most: each batch is a snapshot, a
     /// decision and an atomic apply (Redis: two scripts whose reads grow with the batch,
     /// `routing::window` and `routing::reach`; embedded: one journal commit).

@@ -439,6 +439,7 @@ async fn apply(
             store
                 .assign_batch(&site, &DeptId(DEPTS[*dept].into()), now, GRACE, rules, 64)
                 .await
+                .map(|b| b.assigned)
                 .map_err(|e| e.to_string())
         ),
         Op::Advance { .. } | Op::Policy { .. } => format!(
@@ -878,7 +879,8 @@ async fn a_large_department_is_decided_alike_though_only_partly_read() {
                 store
                     .assign_batch(&site, &dept, now, GRACE, &rules, batch)
                     .await
-                    .unwrap(),
+                    .unwrap()
+                    .assigned,
             );
         }
         assert_eq!(answers[0], answers[1], "round {round}: embedded, Redis");

@@ -32,7 +32,7 @@ use crate::model::{
     Millis, SiteId, VisitorId,
 };
 use crate::routing::Rules;
-use crate::state::{Appended, Guard, Guarded, Reassign, Result, Span, Start, Store};
+use crate::state::{Appended, Batch, Guard, Guarded, Reassign, Result, Span, Start, Store};
 use journal::{Journal, Snapshot, Write};
 use site::{SiteState, lock};
 
@@ -348,9 +348,14 @@ impl Store for MemoryStore {
         grace_ms: Millis,
         rules: &Rules,
         batch: usize,
-    ) -> Result<Vec<(ConvId, AgentId, String)>> {
+    ) -> Result<Batch> {
         self.step(site_id, |s| {
-            s.assign_batch(site_id, dept, now, grace_ms, rules, batch)
+            let (writes, assigned) = s.assign_batch(site_id, dept, now, grace_ms, rules, batch);
+            // The snapshot read the first `window` of the queue, which lost what was assigned.
+            let left = s.queues.get(dept).map_or(0, |q| q.order.len());
+            let more =
+                assigned.len() >= batch || left + assigned.len() > crate::routing::window(batch);
+            (writes, Batch { assigned, more })
         })
         .await
     }

@@ -18,7 +18,7 @@ use crate::model::{
 };
 use crate::routing::{self, Rules};
 use crate::state::{
-    Appended, Guard, Guarded, Rate, Reassign, Result, Span, Start, Store, Unavailable,
+    Appended, Batch, Guard, Guarded, Rate, Reassign, Result, Span, Start, Store, Unavailable,
 };
 
 #[async_trait]
@@ -245,14 +245,14 @@ impl Store for RedisStore {
         grace_ms: Millis,
         rules: &Rules,
         batch: usize,
-    ) -> Result<Vec<(ConvId, AgentId, String)>> {
+    ) -> Result<Batch> {
         // Another node deciding for the same department at once makes the apply refuse; a
         // fresh snapshot then sees its assignments. Past the attempts, that node is draining
         // the department: it assigns what is left.
         const ATTEMPTS: usize = 8;
         let keys = self.keys(site);
         for _ in 0..ATTEMPTS {
-            let (queue, agents): (Vec<String>, Vec<String>) = self
+            let (queue, agents, read): (Vec<String>, Vec<String>, usize) = self
                 .scripts
                 .snapshot(&keys, dept, now, grace_ms, batch, rules.widen_after_ms)
                 .invoke_async(&mut self.conn())
@@ -260,8 +260,9 @@ impl Store for RedisStore {
             let snap = parse_snapshot(now, grace_ms, rules, queue, agents)?;
             let decided = routing::decide(&snap, batch);
             if decided.is_empty() {
-                return Ok(Vec::new());
+                return Ok(Batch::default());
             }
+            let more = decided.len() >= batch || read >= routing::window(batch);
             let applied: Option<Vec<String>> = self
                 .scripts
                 .apply(&keys, dept, now, grace_ms, rules.offer, &decided)
@@ -269,15 +270,16 @@ impl Store for RedisStore {
                 .await?;
             match applied {
                 Some(flat) => {
-                    return Ok(flat
+                    let assigned = flat
                         .chunks_exact(3)
                         .map(|c| (ConvId(c[0].clone()), AgentId(c[1].clone()), c[2].clone()))
-                        .collect());
+                        .collect();
+                    return Ok(Batch { assigned, more });
                 }
                 None => metrics::counter!(crate::observe::ROUTING_CONFLICTS).increment(1),
             }
         }
-        Ok(Vec::new())
+        Ok(Batch::default())
     }
 
     fn decision_batch(&self) -> usize {

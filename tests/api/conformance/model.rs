@@ -16,7 +16,7 @@ use switchboard::model::{
 };
 use switchboard::routing::{self, Candidate, Needs, Rules, Snapshot, Waiting};
 use switchboard::state::{
-    Appended, Guard, Guarded, Reassign, Result, Span, Start, Store, StoreError, Unavailable,
+    Appended, Batch, Guard, Guarded, Reassign, Result, Span, Start, Store, StoreError, Unavailable,
 };
 
 #[derive(Default)]
@@ -256,7 +256,7 @@ impl Store for Model {
         grace_ms: Millis,
         rules: &Rules,
         batch: usize,
-    ) -> Result<Vec<(ConvId, AgentId, String)>> {
+    ) -> Result<Batch> {
         let mut s = self.0.lock().unwrap();
         // The whole queue, and every agent of the department who could take a chat or whom
         // a waiting chat prefers, connected or within the grace.
@@ -316,7 +316,11 @@ impl Store for Model {
             c.offered = rules.offer;
             out.push((a.conv, a.agent, c.locale.clone()));
         }
-        Ok(out)
+        // It reads the whole queue: whether more could follow is the backends' own concern.
+        Ok(Batch {
+            assigned: out,
+            more: false,
+        })
     }
 
     async fn queue_position(

@@ -12,7 +12,7 @@
 -- ARGV[1] key base, ARGV[2] now (ms), ARGV[3] grace (ms), ARGV[4] department, ARGV[5] window,
 -- ARGV[6] batch, ARGV[7] widening (ms, -1 never)
 -- Returns {{conv, queued_at, needs JSON, ...}, {agent, status, load, max, idle_since, present,
--- skills JSON, ...}}; both empty when the queue is.
+-- skills JSON, ...}, how many queue entries were read}; both lists empty when the queue is.
 local base, now, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local batch, widen = tonumber(ARGV[6]), tonumber(ARGV[7])
 local q, a, seen, prefer, preferred = {}, {}, {}, {}, {}
@@ -21,7 +21,7 @@ local q, a, seen, prefer, preferred = {}, {}, {}, {}, {}
 local dropped = 0
 local groups, order = {}, {}
 -- Nobody can take a chat (a preferred agent with room is in the index too): nothing to decide.
-if redis.call('ZCARD', KEYS[2]) == 0 then return {q, a} end
+if redis.call('ZCARD', KEYS[2]) == 0 then return {q, a, 0} end
 local function group(j, needs, since)
   local set, list, tried = {}, {}, 0
   if needs then
@@ -43,7 +43,8 @@ local function group(j, needs, since)
   end
   g.need = math.max(g.need, math.min(j, batch - 1) + 1 + tried)
 end
-for _, conv in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)) do
+local head = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)
+for _, conv in ipairs(head) do
   local f = redis.call('HMGET', base .. 'c:' .. conv, 'state', 'queued_at', 'needs')
   if f[1] == 'queued' then
     local needs = nil
@@ -62,7 +63,7 @@ for _, conv in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)) d
     redis.call('ZREM', KEYS[1], conv)
   end
 end
-if #q == 0 then return {q, a} end
+if #q == 0 then return {q, a, #head} end
 -- Reads an agent; `indexed`: a member of the index, which leaves it when it cannot take a chat.
 -- Returns what the decision reads of it, when it is an agent the decision may use.
 local function read(id, indexed)
@@ -147,4 +148,4 @@ for _, id in ipairs(prefer) do
   local row = read(id, false)
   if row then keep(row) end
 end
-return {q, a}
+return {q, a, #head}

@@ -675,8 +675,6 @@ fn localized_department(site: &SiteConfig, dept: &DeptId, locale: &str) -> Strin
         .unwrap_or_else(|| dept.0.clone())
 }
 
-/// Keeps the first failure of a drain's introductions (a task that did not finish counts as
-/// the backend failing).
 /// One `drain` pass between its deciding and its end.
 #[derive(Default)]
 struct Pass {
@@ -688,6 +686,8 @@ struct Pass {
     failed: Option<super::EngineError>,
 }
 
+/// Keeps the first failure of a drain's introductions (a task that did not finish counts as
+/// the backend failing).
 fn keep_first(
     failed: &mut Option<super::EngineError>,
     r: std::result::Result<Result<()>, tokio::task::JoinError>,

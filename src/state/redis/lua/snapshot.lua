@@ -20,28 +20,38 @@ local q, a, seen, prefer, preferred = {}, {}, {}, {}, {}
 -- offset moves back by as many.
 local dropped = 0
 local groups, order = {}, {}
+-- A queue's chats mostly require the same few sets of skills: each distinct `needs` (with
+-- whether it has widened) is decoded and grouped once. The Lua is the cost here: a snapshot of
+-- a thousand chats and a thousand agents took 35 ms before these caches.
+local decoded, grouped = {}, {}
 -- Nobody can take a chat (a preferred agent with room is in the index too): nothing to decide.
 if redis.call('ZCARD', KEYS[2]) == 0 then return {q, a, 0} end
-local function group(j, needs, since)
-  local set, list, tried = {}, {}, 0
-  if needs then
-    local wide = widen >= 0 and now - since >= widen
-    for _, s in ipairs(needs.skills or {}) do set[s] = true end
-    if not wide then
-      for _, s in ipairs(needs.optional or {}) do set[s] = true end
-    end
-    tried = #(needs.tried or {})
-  end
-  for s in pairs(set) do list[#list + 1] = s end
-  table.sort(list)
-  local key = table.concat(list, '\0')
-  local g = groups[key]
+local function group(j, raw, needs, since)
+  local wide = needs ~= nil and widen >= 0 and now - since >= widen
+  local seen_as = (raw or '') .. (wide and '\1' or '\0')
+  local g = grouped[seen_as]
   if not g then
-    g = {skills = list, need = 0, have = 0}
-    groups[key] = g
-    order[#order + 1] = g
+    local set, list = {}, {}
+    if needs then
+      for _, s in ipairs(needs.skills or {}) do set[s] = true end
+      if not wide then
+        for _, s in ipairs(needs.optional or {}) do set[s] = true end
+      end
+    end
+    for s in pairs(set) do list[#list + 1] = s end
+    table.sort(list)
+    local key = table.concat(list, '\0')
+    g = groups[key]
+    if not g then
+      g = {skills = list, need = 0, have = 0}
+      groups[key] = g
+      order[#order + 1] = g
+    end
+    grouped[seen_as] = g
   end
-  g.need = math.max(g.need, math.min(j, batch - 1) + 1 + tried)
+  local tried = needs and #(needs.tried or {}) or 0
+  local need = math.min(j, batch - 1) + 1 + tried
+  if need > g.need then g.need = need end
 end
 local head = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)
 for _, conv in ipairs(head) do
@@ -49,13 +59,17 @@ for _, conv in ipairs(head) do
   if f[1] == 'queued' then
     local needs = nil
     if f[3] then
-      needs = cjson.decode(f[3])
-      if type(needs.prefer) == 'string' then
+      needs = decoded[f[3]]
+      if needs == nil then
+        needs = cjson.decode(f[3])
+        decoded[f[3]] = needs
+      end
+      if type(needs.prefer) == 'string' and not preferred[needs.prefer] then
         prefer[#prefer + 1] = needs.prefer
         preferred[needs.prefer] = true
       end
     end
-    group(#q / 3, needs, tonumber(f[2] or ARGV[2]))
+    group(#q / 3, f[3], needs, tonumber(f[2] or ARGV[2]))
     q[#q + 1] = conv
     q[#q + 1] = f[2] or ARGV[2]
     q[#q + 1] = f[3] or ''
@@ -70,18 +84,27 @@ local function read(id, indexed)
   if seen[id] then return nil end
   seen[id] = true
   local flat = redis.call('HGETALL', base .. 'a:' .. id)
-  local h, present, present_s = {}, 0, '0'
+  -- Fields picked as they come rather than into a table: this runs for every agent read.
+  local status, load, max, idle, skills, depts
+  local present, present_s = 0, '0'
   for i = 1, #flat, 2 do
-    local k, v = flat[i], flat[i + 1]
-    h[k] = v
-    if string.sub(k, 1, 5) == 'node:' and tonumber(v) > present then
-      present, present_s = tonumber(v), v
+    local k = flat[i]
+    if k == 'status' then status = flat[i + 1]
+    elseif k == 'load' then load = flat[i + 1]
+    elseif k == 'max' then max = flat[i + 1]
+    elseif k == 'idle_since' then idle = flat[i + 1]
+    elseif k == 'skills' then skills = flat[i + 1]
+    elseif k == 'depts' then depts = flat[i + 1]
+    elseif string.byte(k, 1) == 110 and string.find(k, 'node:', 1, true) == 1 then
+      local t = tonumber(flat[i + 1])
+      if t > present then present, present_s = t, flat[i + 1] end
     end
   end
-  if not h.status then return nil end
+  if not status then return nil end
+  load, max = load or '0', max or '0'
   local gone = present + grace <= now
   if indexed then
-    if gone or h.status ~= 'online' or tonumber(h.load or '0') >= tonumber(h.max or '0') then
+    if gone or status ~= 'online' or tonumber(load) >= tonumber(max) then
       redis.call('ZREM', KEYS[2], id)
       dropped = dropped + 1
       return nil
@@ -89,26 +112,41 @@ local function read(id, indexed)
   else
     if gone then return nil end
     local member = false
-    for _, d in ipairs(cjson.decode(h.depts or '[]')) do
+    for _, d in ipairs(cjson.decode(depts or '[]')) do
       if d == ARGV[4] then member = true end
     end
     if not member then return nil end
   end
-  return {id, h.status, h.load or '0', h.max or '0', h.idle_since or '0', present_s,
-    h.skills or '[]'}
+  return {id, status, load, max, idle or '0', present_s, skills or '[]'}
 end
 local function keep(row)
   for _, v in ipairs(row) do a[#a + 1] = v end
 end
+-- The groups by their first skill (those with none fit anyone): an agent is checked against
+-- the groups of its own few skills, not every group.
+local by_first, anyone = {}, {}
+for _, g in ipairs(order) do
+  local first = g.skills[1]
+  if first then
+    by_first[first] = by_first[first] or {}
+    table.insert(by_first[first], g)
+  else
+    anyone[#anyone + 1] = g
+  end
+end
 -- The groups whose skills an agent's skills (JSON) include; skill names need no escaping.
 local function fitting(json)
-  local fit = {}
-  for _, g in ipairs(order) do
-    local ok = true
-    for _, s in ipairs(g.skills) do
-      if not string.find(json, '"' .. s .. '"', 1, true) then ok = false break end
+  local fit, has = {}, {}
+  for _, g in ipairs(anyone) do fit[#fit + 1] = g end
+  for s in string.gmatch(json, '"([^"]*)"') do has[s] = true end
+  for s in pairs(has) do
+    for _, g in ipairs(by_first[s] or {}) do
+      local ok = true
+      for i = 2, #g.skills do
+        if not has[g.skills[i]] then ok = false break end
+      end
+      if ok then fit[#fit + 1] = g end
     end
-    if ok then fit[#fit + 1] = g end
   end
   return fit
 end

@@ -231,6 +231,9 @@ impl Engine {
                     break;
                 }
             };
+            if batch.assigned.is_empty() {
+                break;
+            }
             metrics::counter!(crate::observe::ASSIGNMENTS).increment(batch.assigned.len() as u64);
             for (conv, agent, _) in &batch.assigned {
                 tracing::info!(site = %site_id, conversation = %conv, agent = %agent, department = %dept, "conversation assigned");

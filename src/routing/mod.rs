@@ -156,6 +156,15 @@ pub fn window(batch: usize) -> usize {
     batch.saturating_mul(4).max(64)
 }
 
+/// Whether another batch after this one could assign more: this one assigned something, and
+/// either was full or read only the head of a longer queue (`read` entries of the queue, up to
+/// `window(batch)`). A batch that assigned nothing, or weighed the whole queue against every
+/// agent who could take a chat, leaves nothing for another until something changes (and every
+/// change that frees or adds capacity drains again).
+pub fn more_after(assigned: usize, batch: usize, read: usize) -> bool {
+    assigned > 0 && (assigned >= batch || read >= window(batch))
+}
+
 /// How far a snapshot reads a department's agents, best placed first: only as far as a
 /// decision can use. `decide` gives each chat the best agent with room that has the skills it
 /// requires, and an agent's place only worsens as it is given chats; so a chat with `m`

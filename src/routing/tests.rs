@@ -42,6 +42,25 @@ fn pairs(decided: &[Assignment]) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// A drain goes on to another batch only while one could assign more: never after a batch
+/// that assigned nothing, however long the queue.
+#[test]
+fn another_batch_only_while_one_could_assign_more() {
+    assert!(
+        !more_after(0, 8, window(8)),
+        "nothing assigned: a longer queue waits"
+    );
+    assert!(more_after(8, 8, 10), "a full batch");
+    assert!(
+        more_after(3, 8, window(8)),
+        "only the head of the queue was read"
+    );
+    assert!(
+        !more_after(3, 8, window(8) - 1),
+        "the whole queue was weighed"
+    );
+}
+
 /// Lowest load ratio first, then idle longest; nobody beyond their limit; what was read of
 /// each agent travels with the assignment (for the compare-and-set).
 #[test]

@@ -817,8 +817,8 @@ async fn divergences_found_stay_fixed() {
 /// embedded store, Redis and the model (which reads every agent) make the same assignments,
 /// drain after drain of 1 to 3, while the chats ask for skills, optional skills, a previous
 /// agent, and loads and idle times spread. The random sequences above stay within what a
-/// snapshot reads; this one does not: for a drain of 3, a chat that needs no skill needs
-/// `(3 + 0) × 2 + 16 = 22` agents read of the 60 (a third of the chats need none).
+/// snapshot reads; this one does not: for a drain of 3, the last chat that needs no skill
+/// needs the 3 best agents read of the 60 (a third of the chats need none).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_department_is_decided_alike_though_only_partly_read() {
     let mut rng = StdRng::seed_from_u64(27_122_026);
@@ -885,6 +885,82 @@ async fn a_large_department_is_decided_alike_though_only_partly_read() {
         }
         assert_eq!(answers[0], answers[1], "round {round}: embedded, Redis");
         assert_eq!(answers[0], answers[2], "round {round}: embedded, model");
+    }
+    three.close().await;
+}
+
+/// A batch says whether another could assign more, alike on both backends: never after one
+/// that assigned nothing, however long the queue (a drain would go round for ever); yes after
+/// one that read only the head of a longer queue; no once it weighed the whole queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_says_whether_another_could_assign_more() {
+    let now: Millis = 1_800_000_000_000;
+    let three = Three::open(now).await;
+    let site = site();
+    let all: Vec<DeptId> = DEPTS.iter().map(|d| DeptId((*d).into())).collect();
+    let dept = DeptId(DEPTS[0].into());
+    let rules = Rules::default();
+    let batch = 1;
+    let stores: [&dyn Store; 2] = [&three.memory, &three.redis];
+    // One more waiting chat than a batch of one reads.
+    for i in 0..=routing::window(batch) {
+        let new = Conversation::new(VisitorId(format!("l{i}")), dept.clone(), "en".into(), now);
+        for store in stores {
+            store.open_conversation(&site, &new).await.unwrap();
+            store
+                .enqueue(&site, &new.id, &dept, false, now, &rules)
+                .await
+                .unwrap();
+        }
+    }
+    let a = AgentId("solo".into());
+    for (i, store) in stores.into_iter().enumerate() {
+        let nobody = store
+            .assign_batch(&site, &dept, now, GRACE, &rules, batch)
+            .await
+            .unwrap();
+        assert!(
+            nobody.assigned.is_empty() && !nobody.more,
+            "store {i}: no agent, no more: {nobody:?}"
+        );
+        store
+            .register_agent(&site, &agent_config("solo", &[0], 2, &[]), &all)
+            .await
+            .unwrap();
+        store
+            .set_status(&site, &a, AgentStatus::Online)
+            .await
+            .unwrap();
+        store
+            .set_presence(&site, &a, "node", now + 3_600_000)
+            .await
+            .unwrap();
+        let head = store
+            .assign_batch(&site, &dept, now, GRACE, &rules, batch)
+            .await
+            .unwrap();
+        assert!(
+            head.assigned.len() == 1 && head.more,
+            "store {i}: a full batch: {head:?}"
+        );
+        // The agent's last slot, in a batch of twenty: it read the whole queue (shorter than
+        // a batch of twenty reads) and could not fill itself.
+        let last = store
+            .assign_batch(&site, &dept, now, GRACE, &rules, 20)
+            .await
+            .unwrap();
+        assert!(
+            last.assigned.len() == 1 && !last.more,
+            "store {i}: the whole queue weighed: {last:?}"
+        );
+        let full = store
+            .assign_batch(&site, &dept, now, GRACE, &rules, batch)
+            .await
+            .unwrap();
+        assert!(
+            full.assigned.is_empty() && !full.more,
+            "store {i}: the agent is full: {full:?}"
+        );
     }
     three.close().await;
 }

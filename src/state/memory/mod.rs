@@ -353,8 +353,8 @@ impl Store for MemoryStore {
             let (writes, assigned) = s.assign_batch(site_id, dept, now, grace_ms, rules, batch);
             // The snapshot read the first `window` of the queue, which lost what was assigned.
             let left = s.queues.get(dept).map_or(0, |q| q.order.len());
-            let more =
-                assigned.len() >= batch || left + assigned.len() > crate::routing::window(batch);
+            let read = (left + assigned.len()).min(crate::routing::window(batch));
+            let more = crate::routing::more_after(assigned.len(), batch, read);
             (writes, Batch { assigned, more })
         })
         .await

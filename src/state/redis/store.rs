@@ -262,7 +262,7 @@ impl Store for RedisStore {
             if decided.is_empty() {
                 return Ok(Batch::default());
             }
-            let more = decided.len() >= batch || read >= routing::window(batch);
+            let more = routing::more_after(decided.len(), batch, read);
             let applied: Option<Vec<String>> = self
                 .scripts
                 .apply(&keys, dept, now, grace_ms, rules.offer, &decided)

@@ -889,6 +889,33 @@ async fn a_large_department_is_decided_alike_though_only_partly_read() {
     three.close().await;
 }
 
+/// A queue longer than Redis reads in one call (a page of 1,000) is listed whole and in
+/// order, as the embedded store lists it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_queue_is_listed_whole() {
+    let now: Millis = 1_800_000_000_000;
+    let three = Three::open(now).await;
+    let site = site();
+    let dept = DeptId(DEPTS[0].into());
+    let rules = Rules::default();
+    let stores: [&dyn Store; 2] = [&three.memory, &three.redis];
+    for i in 0..2_050 {
+        let new = Conversation::new(VisitorId(format!("q{i}")), dept.clone(), "en".into(), now);
+        for store in stores {
+            store.open_conversation(&site, &new).await.unwrap();
+            store
+                .enqueue(&site, &new.id, &dept, false, now + i, &rules)
+                .await
+                .unwrap();
+        }
+    }
+    let embedded = three.memory.queue(&site, &dept).await.unwrap();
+    let redis = three.redis.queue(&site, &dept).await.unwrap();
+    assert_eq!(embedded.len(), 2_050);
+    assert_eq!(embedded, redis);
+    three.close().await;
+}
+
 /// A batch says whether another could assign more, alike on both backends: never after one
 /// that assigned nothing, however long the queue (a drain would go round for ever); yes after
 /// one that read only the head of a longer queue; no once it weighed the whole queue.

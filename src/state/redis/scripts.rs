@@ -278,9 +278,18 @@ impl Scripts {
     }
 
     /// `queue.lua`: a department's queue, in order, with arrival times.
-    pub(super) fn queue(&self, keys: &SiteKeys, dept: &DeptId) -> ScriptInvocation<'_> {
+    pub(super) fn queue(
+        &self,
+        keys: &SiteKeys,
+        dept: &DeptId,
+        first: usize,
+        page: usize,
+    ) -> ScriptInvocation<'_> {
         let mut inv = self.queue.prepare_invoke();
-        inv.key(keys.queue(dept)).arg(keys.base());
+        inv.key(keys.queue(dept))
+            .arg(keys.base())
+            .arg(first)
+            .arg(page);
         inv
     }
 

@@ -302,18 +302,32 @@ impl Store for RedisStore {
     }
 
     async fn queue(&self, site: &SiteId, dept: &DeptId) -> Result<Vec<(ConvId, Millis)>> {
+        // A page per script call: reading 10,000 at once held Redis for 30-50 ms, four times a
+        // second during a burst. Between pages the queue may move: a chat read twice keeps its
+        // first place; one that moved across a page's edge is missed until the next read.
+        const PAGE: usize = 1000;
         let keys = self.keys(site);
-        let flat: Vec<String> = self
-            .scripts
-            .queue(&keys, dept)
-            .invoke_async(&mut self.conn())
-            .await?;
-        let mut out = Vec::with_capacity(flat.len() / 2);
-        let mut it = flat.into_iter();
-        while let (Some(c), Some(t)) = (it.next(), it.next()) {
-            out.push((ConvId(c), t.parse().unwrap_or(0)));
+        let mut out: Vec<(ConvId, Millis)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut first = 0;
+        loop {
+            let flat: Vec<String> = self
+                .scripts
+                .queue(&keys, dept, first, PAGE)
+                .invoke_async(&mut self.conn())
+                .await?;
+            let read = flat.len() / 2;
+            first += read;
+            let mut it = flat.into_iter();
+            while let (Some(c), Some(t)) = (it.next(), it.next()) {
+                if seen.insert(c.clone()) {
+                    out.push((ConvId(c), t.parse().unwrap_or(0)));
+                }
+            }
+            if read < PAGE {
+                return Ok(out);
+            }
         }
-        Ok(out)
     }
 
     async fn close(

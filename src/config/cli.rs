@@ -26,13 +26,15 @@ pub struct Cli {
     /// switches state to Redis so several nodes can share it
     #[arg(long, env = "SWITCHBOARD_REDIS_URL")]
     pub redis_url: Option<String>,
-    /// Directory for durable data in embedded mode [default: ./data]
+    /// Directory for durable data: the embedded live state (live.db) and, without
+    /// --database-url, the SQLite record database [default: ./data]
     #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Log lines as `text` (for people) or `json` (one object a line, for collectors)
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Record database (tickets, webhook outbox): sqlite://FILE or postgres://…
+    /// Record database (the directory of sites, agents and accounts, tickets, attachments,
+    /// visitors, the webhook outbox, the audit log): sqlite://FILE or postgres://…
     /// [default: sqlite://<data-dir>/switchboard.db]
     #[arg(long, env = "SWITCHBOARD_DATABASE_URL")]
     pub database_url: Option<String>,

@@ -282,8 +282,19 @@ pub fn sites(
     }
 }
 
-/// A JSON body whose every failure (no JSON content type, bad syntax, a wrong or unknown
-/// field) is a `400 bad_request` naming what is wrong, in the API's error shape.
+/// Why a JSON body was refused, in the API's error shape: `415 unsupported_type` without a
+/// JSON content type, `413 too_large` past the body limit, otherwise (bad syntax, a wrong or
+/// unknown field) `400 bad_request` naming what is wrong.
+pub fn json_refused(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    let why = format!("body: {}", e.body_text());
+    match e.status() {
+        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedType(why),
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(why),
+        _ => ApiError::BadRequest(why),
+    }
+}
+
+/// A JSON body; every failure as `json_refused` says.
 pub struct JsonBody<T>(pub T);
 
 impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
@@ -297,7 +308,7 @@ where
         axum::Json::<T>::from_request(req, state)
             .await
             .map(|axum::Json(body)| Self(body))
-            .map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))
+            .map_err(json_refused)
     }
 }
 

@@ -183,6 +183,24 @@ pub fn document() -> Value {
         doc["paths"][path]["put"]["requestBody"]["content"]["application/json"]["schema"] =
             json!({ "$ref": format!("#/components/schemas/{update_name}") });
     }
+    // Every JSON body may be refused before its handler runs: past the body limit (413) or
+    // without a JSON content type (415; `extract::json_refused`).
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|p| p.values_mut())
+        {
+            if op["requestBody"]["content"]["application/json"].is_null() {
+                continue;
+            }
+            for status in ["413", "415"] {
+                if op["responses"][status].is_null() {
+                    op["responses"][status] = json!({ "$ref": "#/components/responses/Failure" });
+                }
+            }
+        }
+    }
     // What the site's webhooks receive (OpenAPI 3.1 `webhooks`), one entry per event.
     for event in crate::directory::model::WEBHOOK_EVENTS {
         doc["webhooks"][event] = json!({ "post": {

@@ -359,3 +359,47 @@ async fn json_logs_explain_a_chat() {
     }
     child.kill().await.unwrap();
 }
+
+/// A JSON body that cannot be read says why, with the same status on every kind of route
+/// (directory, tickets, sign-in): `415 unsupported_type` without a JSON content type, `413
+/// too_large` past the body limit, `400 bad_request` for what is not JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_bodies_get_their_own_status() {
+    let app = spawn_app(Backend::Memory, config(&[])).await;
+    let client = reqwest::Client::new();
+    let big = format!("{{\"x\": \"{}\"}}", "a".repeat(3 << 20));
+    for (method, path) in [
+        (reqwest::Method::POST, "/v1/sites/test/departments"),
+        (
+            reqwest::Method::PUT,
+            "/v1/tickets/01JAAAAAAAAAAAAAAAAAAAAAAA/tags",
+        ),
+        (reqwest::Method::POST, "/v1/auth/sign-in"),
+    ] {
+        let url = format!("http://{}{path}", app.addr);
+        for (content_type, body, status, code) in [
+            (None, "{}".to_owned(), 415, "unsupported_type"),
+            (Some("application/json"), big.clone(), 413, "too_large"),
+            (Some("application/json"), "{".to_owned(), 400, "bad_request"),
+        ] {
+            let mut req = client
+                .request(method.clone(), &url)
+                .bearer_auth(ADMIN_TOKEN)
+                .body(body);
+            if let Some(t) = content_type {
+                req = req.header("content-type", t);
+            }
+            let resp = tokio::time::timeout(WAIT, req.send())
+                .await
+                .expect("an answer")
+                .unwrap();
+            let got = resp.status().as_u16();
+            let answer: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(
+                (got, answer["error"]["code"].as_str()),
+                (status, Some(code)),
+                "{method} {path} {content_type:?}: {answer}"
+            );
+        }
+    }
+}

@@ -139,9 +139,9 @@ pub(super) const WEBHOOK_SECRETS: &[&str] = &["secret"];
 pub(super) const CHILDREN: &[&str] = &["departments", "agents", "canned", "triggers", "webhooks"];
 pub(super) const SITE_SECRETS: &[&str] = &["identity_secret", "sso_secret", "smtp_password"];
 
-/// The body as JSON, or a 400 that says what is wrong with it.
+/// The body as JSON, or why not (`extract::json_refused`).
 pub(super) fn body(body: Result<Json<Value>, JsonRejection>) -> Result<Value, ApiError> {
-    let Json(v) = body.map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))?;
+    let Json(v) = body.map_err(crate::http::extract::json_refused)?;
     if !v.is_object() {
         return Err(ApiError::BadRequest("body: expected a JSON object".into()));
     }

@@ -210,7 +210,18 @@ async fn dead(
 ) -> Result<Json<DeadDeliveries>, ApiError> {
     let mut deliveries = Vec::new();
     for site in sites(&state, q.site.as_ref(), &caller)? {
-        deliveries.extend(state.engine.tickets().dead(&site).await?);
+        deliveries.extend(
+            state
+                .engine
+                .tickets()
+                .dead(&site)
+                .await?
+                .into_iter()
+                .map(|mut d| {
+                    d.url = crate::tickets::webhooks::masked(&d.url);
+                    d
+                }),
+        );
     }
     Ok(Json(DeadDeliveries { deliveries }))
 }

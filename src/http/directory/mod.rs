@@ -88,14 +88,19 @@ pub(super) trait Entry:
                 o.insert(format!("{s}_set"), json!(set));
             }
         }
+        self.mask(&mut v);
         v
     }
+    /// Hides what a read must not show beyond the secret fields (a webhook URL's key).
+    fn mask(&self, _view: &mut Value) {}
+    /// A `PUT` that sends back what a read showed masked keeps the stored value.
+    fn unmask(&mut self, _stored: &Self) {}
 }
 
 /// An `Entry` impl: the type, the site's field (also the route segment), its noun, how to
 /// read its id, and any constants that differ from the defaults.
 macro_rules! entry {
-    ($ty:ty, $field:ident, $noun:literal, |$e:ident| $id:expr $(, $($extra:tt)*)?) => {
+    ($ty:ty, $field:ident, $noun:literal, |$e:ident| $id:expr $(, { $($extra:tt)* })?) => {
         impl Entry for $ty {
             const PATH: &'static str = stringify!($field);
             const NOUN: &'static str = $noun;
@@ -116,21 +121,21 @@ macro_rules! entry {
 
 entry!(DepartmentConfig, departments, "department", |e| &e.id.0);
 entry!(AgentConfig, agents, "agent", |e| &e.id.0);
-entry!(
-    CannedResponse,
-    canned,
-    "canned",
-    |e| &e.shortcut,
+entry!(CannedResponse, canned, "canned", |e| &e.shortcut, {
     const ID: &'static str = "shortcut";
-);
+});
 entry!(TriggerConfig, triggers, "trigger", |e| &e.id);
-entry!(
-    WebhookConfig,
-    webhooks,
-    "webhook",
-    |e| &e.id,
+entry!(WebhookConfig, webhooks, "webhook", |e| &e.id, {
     const SECRETS: &'static [&'static str] = WEBHOOK_SECRETS;
-);
+    fn mask(&self, view: &mut Value) {
+        view["url"] = json!(crate::tickets::webhooks::masked(&self.url));
+    }
+    fn unmask(&mut self, stored: &Self) {
+        if self.url != stored.url && self.url == crate::tickets::webhooks::masked(&stored.url) {
+            self.url = stored.url.clone();
+        }
+    }
+});
 
 /// A webhook's secret fields.
 pub(super) const WEBHOOK_SECRETS: &[&str] = &["secret"];
@@ -348,8 +353,10 @@ async fn replace<E: Entry>(
         for s in &missing {
             body[*s] = stored[*s].clone();
         }
-        *slot = serde_json::from_value(body)
+        let mut new: E = serde_json::from_value(body)
             .map_err(|e| DirectoryError::Invalid(crate::validation::bad("body", e.to_string())))?;
+        new.unmask(slot);
+        *slot = new;
         Ok(())
     })
     .await?;

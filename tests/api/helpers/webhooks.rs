@@ -24,6 +24,8 @@ pub struct Hook {
     pub event: String,
     pub signature: String,
     pub body: String,
+    /// The request's query string, if any.
+    pub query: Option<String>,
 }
 
 impl Hook {
@@ -73,33 +75,38 @@ impl Receiver {
         let handler_fallback = fallback.clone();
         let app = axum::Router::new().route(
             "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: String| {
-                let tx = tx.clone();
-                let plan = plan.clone();
-                let fallback = handler_fallback.clone();
-                async move {
-                    let h = |k: &str| {
-                        headers
-                            .get(k)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("")
-                            .to_owned()
-                    };
-                    let _ = tx.send(Hook {
-                        delivery: h("switchboard-delivery"),
-                        event: h("switchboard-event"),
-                        signature: h("switchboard-signature"),
-                        body,
-                    });
-                    let next = plan.lock().unwrap().pop_front();
-                    let answer = next.unwrap_or_else(|| *fallback.lock().unwrap());
-                    match answer {
-                        Answer::Ok => axum::http::StatusCode::OK,
-                        Answer::Fail => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                        Answer::Hang => std::future::pending().await,
+            axum::routing::post(
+                move |axum::extract::RawQuery(query): axum::extract::RawQuery,
+                      headers: HeaderMap,
+                      body: String| {
+                    let tx = tx.clone();
+                    let plan = plan.clone();
+                    let fallback = handler_fallback.clone();
+                    async move {
+                        let h = |k: &str| {
+                            headers
+                                .get(k)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_owned()
+                        };
+                        let _ = tx.send(Hook {
+                            delivery: h("switchboard-delivery"),
+                            event: h("switchboard-event"),
+                            signature: h("switchboard-signature"),
+                            body,
+                            query,
+                        });
+                        let next = plan.lock().unwrap().pop_front();
+                        let answer = next.unwrap_or_else(|| *fallback.lock().unwrap());
+                        match answer {
+                            Answer::Ok => axum::http::StatusCode::OK,
+                            Answer::Fail => axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            Answer::Hang => std::future::pending().await,
+                        }
                     }
-                }
-            }),
+                },
+            ),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -7,7 +7,50 @@ all_stores!(
     webhook_retries_keep_one_delivery_id,
     restart_between_close_and_delivery,
     dead_deliveries_are_listed_and_retried,
+    webhook_urls_are_masked_in_reads,
 );
+
+/// Reads show a webhook URL with its key masked; a PUT that sends the read back keeps the real
+/// URL, and deliveries go on to it.
+async fn webhook_urls_are_masked_in_reads(backend: Backend) {
+    let mut hooks = Receiver::start(&[]).await;
+    let url = format!("{}?token=s3cret", hooks.url);
+    let mut cfg = config(&[alice(2)]);
+    with_webhook(&mut cfg, &url, &["ticket.created"]);
+    let app = spawn_app(backend, cfg).await;
+    let (status, list) = admin_get(&app, "/v1/sites/test/webhooks").await;
+    assert_eq!(status, 200, "{list}");
+    let mut hook = list["webhooks"][0].clone();
+    let shown = hook["url"].as_str().unwrap().to_owned();
+    assert_eq!(shown, format!("{}?token=***", hooks.url));
+    let (_, site) = admin_get(&app, "/v1/sites/test").await;
+    assert!(!site.to_string().contains("s3cret"), "{site}");
+    // Sent back as read (the secret left out keeps the stored one).
+    hook.as_object_mut().unwrap().remove("secret_set");
+    let id = hook["id"].as_str().unwrap().to_owned();
+    let (status, b) = admin(
+        app.addr,
+        "PUT",
+        &format!("/v1/sites/test/webhooks/{id}"),
+        Some(hook),
+    )
+    .await;
+    assert_eq!(
+        (status, b["url"].as_str()),
+        (200, Some(shown.as_str())),
+        "{b}"
+    );
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (_v, conv) = chat_with(&app, &mut alice, "m1", "hi").await;
+    agent_closes(&mut alice, &conv, "resolved").await;
+    let h = hooks.next_event("ticket.created").await;
+    assert_eq!(
+        h.query.as_deref(),
+        Some("token=s3cret"),
+        "the real URL is kept"
+    );
+    app.stop().await;
+}
 
 /// A receiver that fails three times, then succeeds, gets the event four times with one id.
 async fn webhook_retries_keep_one_delivery_id(backend: Backend) {

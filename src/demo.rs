@@ -23,7 +23,9 @@ pub fn load(cli: &Cli) -> anyhow::Result<(Config, Option<DemoTokens>)> {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 anyhow::anyhow!("cannot read configuration {}: {e}", path.display())
             })?;
-            (Config::from_toml(&text)?, None)
+            let config =
+                Config::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            (config, None)
         }
         None => {
             let (config, tokens) = config();

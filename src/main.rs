@@ -1,5 +1,7 @@
 //! The `switchboard` binary: configuration, telemetry, serve until ctrl-c or SIGTERM; SIGHUP
-//! reloads the settings file. `migrate`, `import` and `simulate` work on the database and exit.
+//! reloads the settings file. `check` validates the settings; `migrate`, `import` and
+//! `simulate` work on the database and exit. A fatal error is one line on stderr, a JSON
+//! object with JSON logs; exit code 2 for settings that are refused, 1 otherwise.
 
 use clap::Parser;
 use switchboard::config::{Cli, Command, Config};
@@ -12,8 +14,27 @@ use tracing_subscriber::util::SubscriberInitExt;
 type FilterHandle = tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let cli = Cli::parse();
+    let json = cli.log_format == switchboard::config::LogFormat::Json;
+    if let Err(e) = run(cli).await {
+        fatal(json, &format!("{e:#}"), 1);
+    }
+}
+
+/// Ends the process with what went wrong: in the log's format (the subscriber is in place
+/// by then), so a collector of JSON logs reads it too.
+fn fatal(json: bool, message: &str, code: i32) -> ! {
+    if json {
+        tracing::error!(error = %message, exit_code = code, "switchboard cannot go on");
+    } else {
+        eprintln!("switchboard: {message}");
+    }
+    std::process::exit(code)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.log_format == switchboard::config::LogFormat::Json;
     // RUST_LOG wins over the file's `log`, now and on reload.
     let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -32,13 +53,17 @@ async fn main() -> anyhow::Result<()> {
     }
     let (config, demo) = match switchboard::demo::load(&cli) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("switchboard: {e:#}");
-            std::process::exit(2);
-        }
+        Err(e) => fatal(json, &format!("{e:#}"), 2),
     };
     apply_log_filter(&filter_handle, &config.log);
     match &cli.command {
+        Some(Command::Check) => {
+            match &cli.config {
+                Some(path) => println!("settings valid: {}", path.display()),
+                None => println!("settings valid (the built-in demo: no --config given)"),
+            }
+            return Ok(());
+        }
         Some(Command::Migrate) => {
             let url = database_url(&config);
             switchboard::db::Database::open_with(&url, config.durability).await?;

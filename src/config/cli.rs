@@ -52,6 +52,9 @@ pub enum LogFormat {
 /// What to do instead of serving.
 #[derive(Clone, Debug, clap::Subcommand)]
 pub enum Command {
+    /// Check the settings (file, flags and environment) as start-up would, without connecting
+    /// to anything: exit 0 when they are valid, 2 with what is wrong
+    Check,
     /// Apply the record database's migrations, then exit (serving applies them too)
     Migrate,
     /// Upsert the directory (sites with their departments, agents, canned responses,

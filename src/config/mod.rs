@@ -178,8 +178,9 @@ impl Config {
     /// Parses and validates a TOML document.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| {
-            // toml's message names the key and line; keep it whole.
-            bad("config", e.to_string().trim().replace('\n', " "))
+            // toml's message names the line and shows it with a caret under the mistake: keep
+            // it whole, line breaks included.
+            bad("config", e.to_string().trim_end())
         })?;
         config.fill_defaults();
         config.validate()?;
@@ -236,6 +237,17 @@ impl Config {
             return Err(bad(
                 "retention_days",
                 "must be at least 1 (leave it out to keep tickets)",
+            ));
+        }
+        if let Some(url) = &self.redis_url
+            && let Err(e) = crate::state::redis::check_url(url)
+        {
+            return Err(bad(
+                "redis_url",
+                format!(
+                    "{e}; expected redis://, rediss://, redis+sentinel://…/<primary> or \
+                     redis+cluster://host:port,…"
+                ),
             ));
         }
         if let Some(url) = &self.database_url

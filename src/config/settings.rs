@@ -304,8 +304,12 @@ impl Attachments {
     }
 }
 
+/// The longest any timing may be: past it, a duration is a mistake (and `1e300` would
+/// overflow the clock).
+const YEAR_SECS: f64 = 31_536_000.0;
+
 impl Timing {
-    /// Every timer a positive, finite number of seconds (the grace may be zero).
+    /// Every timer more than zero seconds and at most a year (the grace may be zero).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let t = self;
         for (name, v) in [
@@ -323,14 +327,17 @@ impl Timing {
             ("timing.webhook_timeout_secs", t.webhook_timeout_secs),
             ("timing.drain_secs", t.drain_secs),
         ] {
-            if !(v > 0.0 && v.is_finite()) {
-                return Err(bad(name, "must be a positive number of seconds"));
+            if !(v > 0.0 && v <= YEAR_SECS) {
+                return Err(bad(
+                    name,
+                    "must be more than 0 and at most 31536000 seconds (a year)",
+                ));
             }
         }
-        if !(t.agent_grace_secs >= 0.0 && t.agent_grace_secs.is_finite()) {
+        if !(t.agent_grace_secs >= 0.0 && t.agent_grace_secs <= YEAR_SECS) {
             return Err(bad(
                 "timing.agent_grace_secs",
-                "must be zero or more seconds",
+                "must be 0 to 31536000 seconds (a year)",
             ));
         }
         Ok(())

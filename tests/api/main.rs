@@ -4,6 +4,7 @@ mod helpers;
 
 mod attachments;
 mod chat;
+mod check;
 mod conformance;
 mod crash;
 mod directory;

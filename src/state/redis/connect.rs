@@ -222,6 +222,18 @@ pub(super) async fn follow_primary(
     }
 }
 
+/// Whether a Redis URL is one Switchboard can connect with (checked with the settings, before
+/// anything connects): a Sentinel or cluster URL as those parse it, otherwise one the Redis
+/// client takes (`redis://`, `rediss://`, `redis+unix://`, `unix://`).
+pub fn check_url(url: &str) -> anyhow::Result<()> {
+    if SentinelUrl::parse(url)?.is_some() || cluster_seeds(url)?.is_some() {
+        return Ok(());
+    }
+    redis::IntoConnectionInfo::into_connection_info(url)
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// `redis+cluster://[:password@]host:port[,host:port…][/]` (`rediss+cluster://` for TLS): the
 /// seed nodes' URLs, or None for another kind of URL.
 pub(super) fn cluster_seeds(url: &str) -> anyhow::Result<Option<Vec<String>>> {

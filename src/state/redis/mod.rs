@@ -19,7 +19,7 @@ mod scripts;
 mod store;
 mod subscriber;
 
-pub use connect::Conn;
+pub use connect::{Conn, check_url};
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -889,6 +889,18 @@ async fn a_large_department_is_decided_alike_though_only_partly_read() {
     three.close().await;
 }
 
+/// A visitor's new chat, opened and queued alike on each store (no policy).
+async fn queue_on(stores: &[&dyn Store], site: &SiteId, dept: &DeptId, visitor: &str, at: Millis) {
+    let new = Conversation::new(VisitorId(visitor.into()), dept.clone(), "en".into(), at);
+    for store in stores {
+        store.open_conversation(site, &new).await.unwrap();
+        store
+            .enqueue(site, &new.id, dept, false, at, &Rules::default())
+            .await
+            .unwrap();
+    }
+}
+
 /// A queue longer than Redis reads in one call (a page of 1,000) is listed whole and in
 /// order, as the embedded store lists it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -897,17 +909,9 @@ async fn a_long_queue_is_listed_whole() {
     let three = Three::open(now).await;
     let site = site();
     let dept = DeptId(DEPTS[0].into());
-    let rules = Rules::default();
     let stores: [&dyn Store; 2] = [&three.memory, &three.redis];
     for i in 0..2_050 {
-        let new = Conversation::new(VisitorId(format!("q{i}")), dept.clone(), "en".into(), now);
-        for store in stores {
-            store.open_conversation(&site, &new).await.unwrap();
-            store
-                .enqueue(&site, &new.id, &dept, false, now + i, &rules)
-                .await
-                .unwrap();
-        }
+        queue_on(&stores, &site, &dept, &format!("q{i}"), now + i).await;
     }
     let embedded = three.memory.queue(&site, &dept).await.unwrap();
     let redis = three.redis.queue(&site, &dept).await.unwrap();
@@ -931,14 +935,7 @@ async fn a_batch_says_whether_another_could_assign_more() {
     let stores: [&dyn Store; 2] = [&three.memory, &three.redis];
     // One more waiting chat than a batch of one reads.
     for i in 0..=routing::window(batch) {
-        let new = Conversation::new(VisitorId(format!("l{i}")), dept.clone(), "en".into(), now);
-        for store in stores {
-            store.open_conversation(&site, &new).await.unwrap();
-            store
-                .enqueue(&site, &new.id, &dept, false, now, &rules)
-                .await
-                .unwrap();
-        }
+        queue_on(&stores, &site, &dept, &format!("l{i}"), now).await;
     }
     let a = AgentId("solo".into());
     for (i, store) in stores.into_iter().enumerate() {

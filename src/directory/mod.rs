@@ -35,9 +35,6 @@ pub enum DirectoryError {
     Invalid(#[from] ConfigError),
     #[error("{0}")]
     NotFound(String),
-    /// The body is not of the entry's shape (an unknown or mistyped field); serde says which.
-    #[error("{0}")]
-    Shape(String),
     /// The request contradicts what is stored (an id already taken).
     #[error("{0}")]
     Conflict(String),

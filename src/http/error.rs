@@ -170,7 +170,6 @@ impl From<crate::directory::DirectoryError> for ApiError {
                 problem: c.problem,
             },
             D::NotFound(m) => Self::Missing(m),
-            D::Shape(m) => Self::BadRequest(m),
             D::Conflict(m) => Self::Conflict(m),
             D::Unavailable(s) => Self::Unavailable(s.to_string()),
         }

@@ -212,6 +212,10 @@ async fn a_policy_set_over_rest_applies_at_once(backend: Backend) {
         (json!({"skills": ["no spaces"]}), "routing.skills[0]"),
         (json!({"age_boost_secs": 0}), "routing.age_boost_secs"),
         (json!({"overflow_to": "nowhere"}), "routing.overflow_to"),
+        // A rule, or the policy, given as an array of its fields (serde's default would take it).
+        (json!({"rules": [[null, null]]}), "body"),
+        (json!([]), "body"),
+        (json!({"rules": [{"priority": 1, "colour": "red"}]}), "body"),
     ] {
         let (s, b) = admin(app.addr, "PUT", path, Some(json!({"routing": routing}))).await;
         assert_eq!(s, 422, "{routing}: {b}");
@@ -219,20 +223,6 @@ async fn a_policy_set_over_rest_applies_at_once(backend: Backend) {
             b["error"]["field"]
                 .as_str()
                 .is_some_and(|f| f.starts_with(field)),
-            "{routing}: {b}"
-        );
-    }
-    // Not of the policy's shape: a rule, or the policy, given as an array of its fields
-    // (serde's default would take it), or an unknown field: 400, as on every route.
-    for routing in [
-        json!({"rules": [[null, null]]}),
-        json!([]),
-        json!({"rules": [{"priority": 1, "colour": "red"}]}),
-    ] {
-        let (s, b) = admin(app.addr, "PUT", path, Some(json!({"routing": routing}))).await;
-        assert_eq!(
-            (s, b["error"]["code"].as_str()),
-            (400, Some("bad_request")),
             "{routing}: {b}"
         );
     }

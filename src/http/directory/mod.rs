@@ -153,11 +153,12 @@ pub(super) fn body(body: Result<Json<Value>, JsonRejection>) -> Result<Value, Ap
     Ok(v)
 }
 
-/// Parses a body into a directory type; serde names the unknown or mistyped field. Not of
-/// the route's shape: `400 bad_request`, as on every route (`422 invalid` is for values the
-/// directory's own rules refuse).
+/// Parses a body into a directory type; serde names the unknown or mistyped field.
 pub(super) fn parse<T: DeserializeOwned>(v: Value) -> Result<T, ApiError> {
-    serde_json::from_value(v).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
+    serde_json::from_value(v).map_err(|e| ApiError::Invalid {
+        field: "body".into(),
+        problem: e.to_string(),
+    })
 }
 
 /// A validation error's field, relative to the body: `sites[0].departments[1].hours.monday`
@@ -353,7 +354,7 @@ async fn replace<E: Entry>(
             body[*s] = stored[*s].clone();
         }
         let mut new: E = serde_json::from_value(body)
-            .map_err(|e| DirectoryError::Shape(format!("body: {e}")))?;
+            .map_err(|e| DirectoryError::Invalid(crate::validation::bad("body", e.to_string())))?;
         new.unmask(slot);
         *slot = new;
         Ok(())

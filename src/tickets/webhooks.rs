@@ -266,10 +266,14 @@ pub fn loggable(url: &str) -> String {
 
 /// A webhook URL as REST reads show it: a password in it and every query value replaced by
 /// `***` (receivers' keys often travel there), the rest as written so the admin recognises
-/// it. A URL without either is shown unchanged; one that does not parse is `***`.
+/// it. A URL without either is shown unchanged; one that does not parse keeps only its scheme
+/// (`https://***`, still the shape the document promises).
 pub fn masked(url: &str) -> String {
     let Ok(mut u) = reqwest::Url::parse(url) else {
-        return String::from("***");
+        let scheme = ["https://", "http://"]
+            .into_iter()
+            .find(|s| url.starts_with(s));
+        return format!("{}***", scheme.unwrap_or_default());
     };
     if u.password().is_none() && u.query().is_none() {
         return url.to_owned();
@@ -305,6 +309,7 @@ mod tests {
         );
         assert_eq!(masked("https://hooks.example"), "https://hooks.example");
         assert_eq!(masked("not a url"), "***");
+        assert_eq!(masked("http://\u{fb}\u{9c}"), "http://***");
     }
 
     /// The signature is HMAC-SHA256 over "<t>.<body>", as documented for receivers; the

@@ -88,3 +88,70 @@ pub enum Command {
         json: bool,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The README's flag table and `--help` agree: every flag of one is in the other, with
+    /// the same environment variable and, where `--help` states one, the same default.
+    #[test]
+    fn readme_flag_table_matches_help() {
+        let readme = include_str!("../../README.md");
+        let ticked = |cell: &str| cell.split('`').nth(1).map(str::to_owned);
+        // `--flag ARG` | `ENV` | default, one row per flag (`\|` is a literal bar).
+        let table: Vec<(String, String, Option<String>)> = readme
+            .lines()
+            .filter(|l| l.starts_with("| `--"))
+            .map(|l| {
+                let cells: Vec<String> =
+                    l.replace("\\|", "/").split('|').map(String::from).collect();
+                let flag = ticked(&cells[1]).unwrap();
+                let flag = flag.split(' ').next().unwrap().to_owned();
+                (
+                    flag,
+                    ticked(&cells[2]).unwrap_or_default(),
+                    ticked(&cells[3]),
+                )
+            })
+            .collect();
+        let cli = Cli::command();
+        let mut flags = Vec::new();
+        for arg in cli.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let flag = format!("--{long}");
+            let env = arg
+                .get_env()
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let default = arg
+                .get_default_values()
+                .first()
+                .map(|d| d.to_string_lossy().into_owned())
+                .or_else(|| {
+                    let (_, rest) = help.split_once("[default: ")?;
+                    Some(rest.split(']').next()?.to_owned())
+                });
+            let row = table
+                .iter()
+                .find(|(f, _, _)| *f == flag)
+                .unwrap_or_else(|| panic!("{flag} is in --help but not in the README's table"));
+            assert_eq!(row.1, env, "{flag}: environment variable");
+            if let Some(d) = default {
+                assert_eq!(row.2.as_deref(), Some(d.as_str()), "{flag}: default");
+            }
+            flags.push(flag);
+        }
+        for (flag, _, _) in &table {
+            assert!(
+                flags.contains(flag),
+                "{flag} is in the README's table but not in --help"
+            );
+        }
+    }
+}

@@ -147,7 +147,7 @@ impl<'s> MigrationSource<'s> for Embedded {
                         version,
                         Cow::Borrowed(description),
                         MigrationType::Simple,
-                        Cow::Borrowed(sql),
+                        sqlx::SqlStr::from_static(sql),
                         false,
                     )
                 })

@@ -9,7 +9,6 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use dashmap::DashMap;
 
@@ -24,7 +23,9 @@ pub const INVITE_TTL: Duration = Duration::from_secs(7 * 86_400);
 
 /// An argon2id PHC string of the password.
 pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::generate(&mut OsRng);
+    // 16 random bytes, the salt length argon2's own generator uses.
+    let salt =
+        SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes encode as a salt");
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .expect("argon2 hashes any password with default parameters")

@@ -224,47 +224,50 @@ fn reading_as_far_as_reach_decides_as_reading_everyone() {
         let some = |rng: &mut rand::rngs::StdRng, p: f64| -> Vec<String> {
             names
                 .iter()
-                .filter(|_| rng.gen_bool(p))
+                .filter(|_| rng.random_bool(p))
                 .map(|s| s.to_string())
                 .collect()
         };
-        let agents: Vec<Candidate> = (0..rng.gen_range(1..60))
+        let agents: Vec<Candidate> = (0..rng.random_range(1..60))
             .map(|i| {
-                let max = rng.gen_range(1..4);
+                let max = rng.random_range(1..4);
                 Candidate {
                     id: AgentId(format!("a{i:02}")),
-                    status: if rng.gen_bool(0.9) {
+                    status: if rng.random_bool(0.9) {
                         AgentStatus::Online
                     } else {
                         AgentStatus::Away
                     },
-                    load: rng.gen_range(0..=max),
+                    load: rng.random_range(0..=max),
                     max,
-                    idle_since: rng.gen_range(0..4000),
-                    present_until: if rng.gen_bool(0.95) { now + 1 } else { 0 },
+                    idle_since: rng.random_range(0..4000),
+                    present_until: if rng.random_bool(0.95) { now + 1 } else { 0 },
                     skills: some(&mut rng, 0.5),
                 }
             })
             .collect();
-        let pick = |rng: &mut rand::rngs::StdRng| agents[rng.gen_range(0..agents.len())].id.clone();
-        let queue: Vec<Waiting> = (0..rng.gen_range(1..24))
+        let pick =
+            |rng: &mut rand::rngs::StdRng| agents[rng.random_range(0..agents.len())].id.clone();
+        let queue: Vec<Waiting> = (0..rng.random_range(1..24))
             .map(|i| Waiting {
                 conv: ConvId(format!("c{i:02}")),
-                since: now - rng.gen_range(0..200),
+                since: now - rng.random_range(0..200),
                 needs: Needs {
                     skills: some(&mut rng, 0.2),
                     optional: some(&mut rng, 0.15),
-                    prefer: rng.gen_bool(0.2).then(|| pick(&mut rng)),
-                    tried: (0..rng.gen_range(0..3)).map(|_| pick(&mut rng)).collect(),
+                    prefer: rng.random_bool(0.2).then(|| pick(&mut rng)),
+                    tried: (0..rng.random_range(0..3))
+                        .map(|_| pick(&mut rng))
+                        .collect(),
                 },
             })
             .collect();
         let rules = Rules {
-            widen_after_ms: rng.gen_bool(0.5).then(|| rng.gen_range(0..200)),
-            sticky_wait_ms: rng.gen_range(0..200),
+            widen_after_ms: rng.random_bool(0.5).then(|| rng.random_range(0..200)),
+            sticky_wait_ms: rng.random_range(0..200),
             ..Rules::default()
         };
-        let batch = rng.gen_range(1..6);
+        let batch = rng.random_range(1..6);
         let whole = Snapshot {
             now,
             grace_ms: 0,

@@ -237,7 +237,7 @@ pub(super) async fn figure_rows(
         "SELECT site, closed_at, department, agent, status, queue_wait, first_response, \
          handling, rating FROM tickets WHERE {filter}"
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
     for a in args {
         query = query.bind(*a);
     }
@@ -354,7 +354,9 @@ pub(super) async fn read(db: &Database, q: &StatsQuery) -> Result<Vec<Figures>> 
              FROM figures WHERE dim = '{dim}' AND day >= $1 AND day < $2{site} \
              GROUP BY {kept_key}, measure, bucket"
         );
-        let mut query = sqlx::query(&sql).bind(first_day).bind(end_day);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(first_day)
+            .bind(end_day);
         if let Some(s) = &q.site {
             query = query.bind(s.0.clone());
         }
@@ -388,7 +390,9 @@ pub(super) async fn read(db: &Database, q: &StatsQuery) -> Result<Vec<Figures>> 
         parts.join(" UNION ALL ")
     );
     for (from, to) in raw.into_iter().filter(|(a, b)| a < b) {
-        let mut query = sqlx::query(&sql).bind(from).bind(to);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(from)
+            .bind(to);
         if let Some(s) = &q.site {
             query = query.bind(s.0.clone());
         }

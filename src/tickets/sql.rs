@@ -479,7 +479,10 @@ impl TicketStore for SqlTickets {
             q.push_str(" AND department = $4");
         }
         q.push_str(" ORDER BY closed_at DESC LIMIT 100000");
-        let mut query = sqlx::query(&q).bind(&site.0).bind(since).bind(until);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(q.as_str()))
+            .bind(&site.0)
+            .bind(since)
+            .bind(until);
         if let Some(d) = dept {
             query = query.bind(&d.0);
         }
@@ -501,7 +504,7 @@ impl TicketStore for SqlTickets {
              AND closed_at >= $3 AND closed_at < $4 AND {} > $5",
             measure.column()
         );
-        let row = sqlx::query(&q)
+        let row = sqlx::query(sqlx::AssertSqlSafe(q.as_str()))
             .bind(&site.0)
             .bind(&dept.0)
             .bind(range.0)
@@ -606,7 +609,7 @@ impl TicketStore for SqlTickets {
             " ORDER BY id DESC LIMIT ${}",
             texts.len() + numbers.len() + 1
         ));
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
         for t in texts {
             query = query.bind(t);
         }

@@ -132,7 +132,7 @@ enum Op {
 
 /// Some of `SKILLS`, by index, each with probability `p`.
 fn some_skills(rng: &mut StdRng, p: f64) -> Vec<usize> {
-    (0..SKILLS.len()).filter(|_| rng.gen_bool(p)).collect()
+    (0..SKILLS.len()).filter(|_| rng.random_bool(p)).collect()
 }
 
 fn skill_names(skills: &[usize]) -> Vec<String> {
@@ -140,18 +140,18 @@ fn skill_names(skills: &[usize]) -> Vec<String> {
 }
 
 fn random_op(rng: &mut StdRng) -> Op {
-    let agent = rng.gen_range(0..AGENTS.len());
-    let visitor = rng.gen_range(0..VISITORS.len());
-    match rng.gen_range(0..100) {
+    let agent = rng.random_range(0..AGENTS.len());
+    let visitor = rng.random_range(0..VISITORS.len());
+    match rng.random_range(0..100) {
         0..=7 => {
-            let mut depts: Vec<usize> = (0..DEPTS.len()).filter(|_| rng.gen_bool(0.6)).collect();
+            let mut depts: Vec<usize> = (0..DEPTS.len()).filter(|_| rng.random_bool(0.6)).collect();
             if depts.is_empty() {
-                depts.push(rng.gen_range(0..DEPTS.len()));
+                depts.push(rng.random_range(0..DEPTS.len()));
             }
             Op::Register {
                 agent,
                 depts,
-                cap: rng.gen_range(1..=3),
+                cap: rng.random_range(1..=3),
                 skills: some_skills(rng, 0.5),
             }
         }
@@ -162,53 +162,59 @@ fn random_op(rng: &mut StdRng) -> Op {
                 AgentStatus::Online,
                 AgentStatus::Away,
                 AgentStatus::Offline,
-            ][rng.gen_range(0..4)],
+            ][rng.random_range(0..4)],
         },
         18..=22 => Op::Limit {
             agent,
-            limit: rng.gen_range(1..=3),
+            limit: rng.random_range(1..=3),
         },
         23..=32 => Op::Presence {
             agent,
-            on: rng.gen_bool(0.75),
+            on: rng.random_bool(0.75),
         },
         33..=57 => Op::Message {
             visitor,
-            dept: rng.gen_range(0..DEPTS.len()),
-            n: rng.gen_range(0..1000),
-            priority: rng.gen_range(0..3),
+            dept: rng.random_range(0..DEPTS.len()),
+            n: rng.random_range(0..1000),
+            priority: rng.random_range(0..3),
             skills: some_skills(rng, 0.15),
             optional: some_skills(rng, 0.2),
-            prefer: rng.gen_bool(0.3).then(|| rng.gen_range(0..AGENTS.len())),
+            prefer: rng
+                .random_bool(0.3)
+                .then(|| rng.random_range(0..AGENTS.len())),
         },
         58..=63 => Op::Resend { visitor },
         64..=71 => Op::Close { visitor },
         72..=73 => Op::Requeue {
             visitor,
-            retry: rng.gen_bool(0.5),
+            retry: rng.random_bool(0.5),
         },
         74..=75 => Op::Overflow {
             visitor,
-            from: rng.gen_range(0..DEPTS.len()),
-            to: rng.gen_range(0..DEPTS.len()),
+            from: rng.random_range(0..DEPTS.len()),
+            to: rng.random_range(0..DEPTS.len()),
         },
         76..=80 => Op::Transfer {
             visitor,
-            to: rng.gen_range(0..AGENTS.len()),
+            to: rng.random_range(0..AGENTS.len()),
         },
         81..=87 => Op::Drain {
-            dept: rng.gen_range(0..DEPTS.len()),
+            dept: rng.random_range(0..DEPTS.len()),
         },
         88..=90 => Op::Policy {
-            boost_ms: rng.gen_bool(0.5).then(|| rng.gen_range(1..=60) * 1_000),
-            widen_ms: rng.gen_bool(0.5).then(|| rng.gen_range(0..=60) * 1_000),
-            sticky_wait_ms: [0, 10_000, 60_000][rng.gen_range(0..3)],
-            offer: rng.gen_bool(0.5),
+            boost_ms: rng
+                .random_bool(0.5)
+                .then(|| rng.random_range(1..=60) * 1_000),
+            widen_ms: rng
+                .random_bool(0.5)
+                .then(|| rng.random_range(0..=60) * 1_000),
+            sticky_wait_ms: [0, 10_000, 60_000][rng.random_range(0..3)],
+            offer: rng.random_bool(0.5),
         },
         91..=92 => Op::Accept { visitor },
         93..=94 => Op::Reply { visitor },
         _ => Op::Advance {
-            ms: [1_000, 5_000, 30_000, 61_000][rng.gen_range(0..4)],
+            ms: [1_000, 5_000, 30_000, 61_000][rng.random_range(0..4)],
         },
     }
 }
@@ -831,7 +837,12 @@ async fn a_large_department_is_decided_alike_though_only_partly_read() {
     let ids: Vec<String> = (0..60).map(|i| format!("b{i:02}")).collect();
     let mut now = start;
     for id in &ids {
-        let config = agent_config(id, &[0], rng.gen_range(1..=3), &some_skills(&mut rng, 0.3));
+        let config = agent_config(
+            id,
+            &[0],
+            rng.random_range(1..=3),
+            &some_skills(&mut rng, 0.3),
+        );
         for store in stores {
             store.register_agent(&site, &config, &all).await.unwrap();
             let a = AgentId(id.clone());
@@ -848,8 +859,8 @@ async fn a_large_department_is_decided_alike_though_only_partly_read() {
     let rules = Rules::default();
     for round in 0..40 {
         // A few new chats, then a small drain; every store answers alike.
-        for n in 0..rng.gen_range(1..=3) {
-            now += rng.gen_range(1..500);
+        for n in 0..rng.random_range(1..=3) {
+            now += rng.random_range(1..500);
             let mut new = Conversation::new(
                 VisitorId(format!("w{round}-{n}")),
                 dept.clone(),
@@ -860,8 +871,8 @@ async fn a_large_department_is_decided_alike_though_only_partly_read() {
                 skills: skill_names(&some_skills(&mut rng, 0.15)),
                 optional: skill_names(&some_skills(&mut rng, 0.15)),
                 prefer: rng
-                    .gen_bool(0.2)
-                    .then(|| AgentId(ids[rng.gen_range(0..ids.len())].clone())),
+                    .random_bool(0.2)
+                    .then(|| AgentId(ids[rng.random_range(0..ids.len())].clone())),
                 tried: Vec::new(),
             };
             for store in stores {
@@ -872,7 +883,7 @@ async fn a_large_department_is_decided_alike_though_only_partly_read() {
                     .unwrap();
             }
         }
-        let batch = rng.gen_range(1..=3);
+        let batch = rng.random_range(1..=3);
         let mut answers = Vec::new();
         for store in stores {
             answers.push(

@@ -115,7 +115,7 @@ async fn signed_in_consoles_get_directory_changes_at_once(backend: Backend) {
 /// An HS256 JWT, as a host application would sign it.
 pub fn jwt(secret: &str, claims: serde_json::Value) -> String {
     use base64::Engine;
-    use hmac::Mac;
+    use hmac::{KeyInit, Mac};
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let head = b64.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
     let body = b64.encode(claims.to_string());

@@ -163,7 +163,7 @@ pub async fn visitor_says_hello(addr: SocketAddr, hello: &Value) -> Client {
 /// hex HMAC-SHA256 with the test site's identity secret (`IDENTITY_SECRET`), as a host
 /// site's backend signs a visitor's identity, email or attributes.
 pub fn identity_signed(text: &str) -> String {
-    use hmac::Mac;
+    use hmac::{KeyInit, Mac};
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(IDENTITY_SECRET.as_bytes()).unwrap();
     mac.update(text.as_bytes());
     hex::encode(mac.finalize().into_bytes())

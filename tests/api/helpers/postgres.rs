@@ -229,7 +229,7 @@ pub async fn postgres_database(config: &Config) -> String {
             }
         }
     };
-    match sqlx::query(&format!("CREATE DATABASE {name}"))
+    match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await
     {

@@ -35,7 +35,7 @@ impl Hook {
 
     /// Verifies `t=…,v1=…` as a receiver would: HMAC-SHA256(secret, "<t>.<body>").
     pub fn signed_with(&self, secret: &str) -> bool {
-        use hmac::Mac;
+        use hmac::{KeyInit, Mac};
         let mut t = None;
         let mut v1 = None;
         for part in self.signature.split(',') {

@@ -6,6 +6,7 @@
 //!   also waits for.
 //! - `listener` — admits each TCP connection (caps in all and per address, a reserve that
 //!   still answers health checks when full) and serves it with a header deadline.
+//! - `notify` — systemd's readiness, reload, stopping and watchdog notifications.
 //! - `config` — the server's settings: flags (`config::cli`), environment and TOML, each section
 //!   validated with field names (`config::settings`); `demo` — the demo site, the fallback.
 //! - `validation` — the field-naming error and the shapes of ids, addresses, language tags.
@@ -78,6 +79,7 @@ pub mod hub;
 pub mod inbound;
 pub mod listener;
 pub mod model;
+pub mod notify;
 pub mod observe;
 pub mod protocol;
 pub mod push;

@@ -210,16 +210,19 @@ async fn reload_on_hangup(engine: switchboard::engine::Engine, cli: Cli, filter:
             );
             continue;
         };
+        switchboard::notify::reloading();
         // The same layering as at start: flags and environment over the file.
         let file = match switchboard::demo::load(&cli) {
             Ok((c, _)) => c,
             Err(e) => {
                 tracing::error!(cause = %e, path = %path.display(), "SIGHUP: settings not reloaded; the old ones stay");
+                switchboard::notify::ready();
                 continue;
             }
         };
         apply_log_filter(&filter, &file.log);
         let fixed = engine.reload_settings(file).await;
+        switchboard::notify::ready();
         if fixed.is_empty() {
             tracing::info!(path = %path.display(), "SIGHUP: settings reloaded");
         } else {

@@ -246,7 +246,11 @@ impl Application {
             };
             tokio::spawn(crate::listener::serve(l, serving, trigger.subscribe()))
         });
+        // Bound, the state backend and the database open: the node serves.
+        crate::notify::ready();
+        let watchdog = tokio::spawn(crate::notify::watchdog(trigger.subscribe()));
         signal.await;
+        crate::notify::stopping();
         let drain = state.engine.config().timing.drain();
         tracing::info!(
             sockets = state.ip_limiter.open(),
@@ -274,6 +278,7 @@ impl Application {
             let _ = tokio::time::timeout(drain, t).await;
         }
         store.shutdown().await;
+        let _ = watchdog.await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -14,6 +14,7 @@ mod hardening;
 mod health;
 mod http;
 mod multinode;
+mod notify;
 mod offers;
 mod policies;
 mod proxy;

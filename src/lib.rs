@@ -37,7 +37,8 @@
 //!   times every record operation for the metrics.
 //! - `directory` — sites, departments, agents and accounts: the model (`directory::model`),
 //!   how it checks itself (`directory::validate`), and its rows in the database.
-//! - `db` — the record database (SQLite or PostgreSQL), its migrations.
+//! - `db` — the record database (SQLite or PostgreSQL), its migrations; `backup` — online
+//!   copies of the SQLite files and their restore.
 //! - `attachments` — files sent in chats, in the record database, their types read from their bytes.
 //! - `email` — outgoing mail through a site's SMTP server (answers, copies of chats);
 //!   `inbound` — visitors' email replies back into their ticket (reply addresses, MIME);
@@ -65,6 +66,7 @@
 pub mod app;
 pub mod attachments;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -66,13 +66,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Migrate) => {
             let url = database_url(&config);
-            switchboard::db::Database::open_with(&url, config.durability).await?;
+            switchboard::db::Database::open_with(&url, config.durability)
+                .await?
+                .close()
+                .await;
+            own_database(&url)?;
             println!("database migrated: {}", switchboard::db::redacted(&url));
             return Ok(());
         }
         Some(Command::Import { file }) => {
             let n = import(&config, file).await?;
+            own_database(&database_url(&config))?;
             println!("directory imported: {n} rows written");
+            return Ok(());
+        }
+        Some(Command::Backup { dir }) => {
+            for file in switchboard::backup::backup(&config, dir)? {
+                println!("backed up: {}", file.display());
+            }
+            return Ok(());
+        }
+        Some(Command::Restore { dir }) => {
+            for file in switchboard::backup::restore(&config, dir)? {
+                println!("restored: {}", file.display());
+            }
             return Ok(());
         }
         Some(Command::Simulate {
@@ -154,6 +171,14 @@ async fn demo_credentials(
         .set_credentials(&site, &"alice".into(), Credentials::Password(hash))
         .await?;
     Ok(())
+}
+
+/// Run as root, `migrate` and `import` leave the SQLite file to the data directory's owner.
+fn own_database(url: &str) -> anyhow::Result<()> {
+    match switchboard::db::sqlite_path(url) {
+        Some(path) => switchboard::db::own_like_dir(&path),
+        None => Ok(()),
+    }
 }
 
 fn database_url(config: &Config) -> String {

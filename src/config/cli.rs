@@ -64,6 +64,17 @@ pub enum Command {
         /// A configuration file; only its `[[sites]]` are read
         file: PathBuf,
     },
+    /// Copy the node's SQLite files (the record database, the embedded state) into DIR while
+    /// it serves, each at one instant, then exit (docs/operations.md, backups)
+    Backup {
+        /// Where the copy goes: a new or empty directory
+        dir: PathBuf,
+    },
+    /// Put a backup made by `backup` back in place, then exit; the node must be stopped
+    Restore {
+        /// The backup's directory
+        dir: PathBuf,
+    },
     /// Replay recorded chats (the database's tickets of a time range, or a trace file)
     /// through the routing in force and candidate policies, and print their waits, offline
     /// forms, service-level breaches and fairness side by side (docs/routing.md)

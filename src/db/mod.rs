@@ -156,6 +156,11 @@ impl Database {
         migrations::latest()
     }
 
+    /// Closes every connection: SQLite checkpoints its log into the file.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -194,15 +199,57 @@ fn connect_url(url: &str, kind: Kind) -> String {
     }
 }
 
-/// Creates the SQLite file's directory, so a fresh data directory works.
-fn prepare_sqlite_file(url: &str) -> anyhow::Result<()> {
+/// The file a SQLite URL names; `None` for PostgreSQL and in-memory databases.
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    if Kind::of(url).ok()? != Kind::Sqlite {
+        return None;
+    }
     let path = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or(path);
     if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(path.into())
+}
+
+/// Gives `path` (and its `-wal` and `-shm` files) to the owner of its directory, when that is
+/// another user and this process may: `migrate`, `import` or `restore` run as root must not
+/// leave the service user a database it cannot open.
+#[cfg(unix)]
+pub fn own_like_dir(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let owner = std::fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
         return Ok(());
     }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        match std::fs::metadata(file) {
+            Ok(m) if m.uid() != owner.uid() || m.gid() != owner.gid() => {
+                std::os::unix::fs::chown(file, Some(owner.uid()), Some(owner.gid())).with_context(
+                    || format!("cannot give {} to its directory's owner", file.display()),
+                )?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Creates the SQLite file's directory, so a fresh data directory works.
+fn prepare_sqlite_file(url: &str) -> anyhow::Result<()> {
+    let Some(path) = sqlite_path(url) else {
+        return Ok(());
+    };
+    let path = path.as_path();
     if let Some(dir) = Path::new(path)
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -219,7 +266,7 @@ fn prepare_sqlite_file(url: &str) -> anyhow::Result<()> {
             .append(true)
             .mode(0o600)
             .open(path)
-            .with_context(|| format!("cannot create {path}"))?;
+            .with_context(|| format!("cannot create {}", path.display()))?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod attachments;
+mod backup;
 mod chat;
 mod check;
 mod conformance;

@@ -88,9 +88,16 @@ pub async fn start_limited(
             });
         }
     }
-    cmd.arg("--config")
-        .arg(config_path)
-        .env("RUST_LOG", "info")
+    cmd.arg("--config").arg(config_path);
+    start_command(cmd, on_redis).await
+}
+
+/// Starts a node with `cmd` (the binary and its arguments, already set) and reads its address.
+pub async fn start_command(
+    mut cmd: Command,
+    on_redis: bool,
+) -> (Node, Lines<BufReader<ChildStderr>>) {
+    cmd.env("RUST_LOG", "info")
         .env_remove("SWITCHBOARD_REDIS_URL")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

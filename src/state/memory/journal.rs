@@ -245,7 +245,7 @@ impl Drop for Journal {
 }
 
 /// Takes the data directory's lock: one process at a time.
-fn lock_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+pub(crate) fn lock_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
     let path = dir.join("live.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -14,7 +14,7 @@
 //! - `windows` — the rate counters (`Store::count`), not journaled;
 //! - this file — `Store` as thin steps: lock the site, decide, journal, wait.
 
-mod journal;
+pub(crate) mod journal;
 mod resume;
 mod site;
 mod slots;

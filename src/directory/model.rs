@@ -259,6 +259,16 @@ pub struct WebhookConfig {
     /// reads show `secret_set`; a PUT without it keeps the stored one.
     #[schema(value_type = String, write_only, min_length = 16)]
     pub secret: Secret,
+    /// The secret being rotated out: while it is set (and until `previous_secret_expires_at`),
+    /// each delivery also carries a `v1=` signed with it, after the one signed with `secret`,
+    /// so receivers still checking the old secret keep accepting. Write-only like `secret`
+    /// (reads show `previous_secret_set`); `null` ends the rotation.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, write_only, min_length = 16)]
+    pub previous_secret: Option<Secret>,
+    /// Unix milliseconds after which `previous_secret` no longer signs; none: until removed.
+    #[serde(default)]
+    pub previous_secret_expires_at: Option<crate::model::Millis>,
     /// Which events to send; see docs/tickets.md.
     #[serde(default = "default_webhook_events")]
     #[schema(schema_with = webhook_events_schema)]

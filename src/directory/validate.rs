@@ -378,6 +378,15 @@ impl WebhookConfig {
                 "must be at least 16 characters",
             ));
         }
+        if w.previous_secret
+            .as_ref()
+            .is_some_and(|s| s.char_count() < 16)
+        {
+            return Err(bad(
+                format!("{at}.previous_secret"),
+                "must be at least 16 characters",
+            ));
+        }
         for (k, e) in w.events.iter().enumerate() {
             if !WEBHOOK_EVENTS.contains(&e.as_str()) {
                 return Err(bad(

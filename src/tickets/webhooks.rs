@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use super::{Delivery, TicketStore};
 use crate::config::Live;
 use crate::directory::model::SiteConfig;
-use crate::model::{Clock, Millis, now_ms};
+use crate::model::{Clock, Millis, Secret, now_ms};
 use crate::shutdown::Shutdown;
 
 /// Deliveries taken per claim; they are sent concurrently.
@@ -23,11 +23,29 @@ const CLAIM_BATCH: usize = 16;
 /// How often the outbox is polled when nothing wakes the courier (retries, takeovers).
 const POLL: Duration = Duration::from_millis(250);
 
-/// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
-pub fn signature(secret: &[u8], t: i64, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any size");
-    mac.update(format!("{t}.{body}").as_bytes());
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, one `v1=` per secret in
+/// force (the current one first, then the one being rotated out), as Stripe signs.
+pub fn signature(secrets: &[&[u8]], t: i64, body: &str) -> String {
+    let mut header = format!("t={t}");
+    for secret in secrets {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any size");
+        mac.update(format!("{t}.{body}").as_bytes());
+        header.push_str(",v1=");
+        header.push_str(&hex::encode(mac.finalize().into_bytes()));
+    }
+    header
+}
+
+/// The secrets a delivery is signed with at `now`: the webhook's, then the previous one while
+/// its rotation lasts.
+fn signing_secrets(w: &crate::directory::model::WebhookConfig, now: Millis) -> Vec<Secret> {
+    let mut secrets = vec![w.secret.clone()];
+    if let Some(previous) = &w.previous_secret
+        && w.previous_secret_expires_at.is_none_or(|until| now < until)
+    {
+        secrets.push(previous.clone());
+    }
+    secrets
 }
 
 /// The body of every delivery, signed in `Switchboard-Signature`.
@@ -165,8 +183,8 @@ impl Courier {
             .get()
             .site(&d.site)
             .and_then(|s| s.webhooks.iter().find(|w| w.url == d.url))
-            .map(|w| w.secret.clone());
-        let Some(secret) = secret else {
+            .map(|w| signing_secrets(w, now_ms()));
+        let Some(secrets) = secret else {
             // The webhook was removed from the configuration: nothing to send it to.
             tracing::warn!(delivery = %d.id, url = %loggable(&d.url), "webhook no longer configured; dropping delivery");
             let _ = self.tickets.delivered(&d.id).await;
@@ -188,7 +206,11 @@ impl Courier {
             .header("switchboard-event", &d.event)
             .header(
                 "switchboard-signature",
-                signature(secret.expose(), t, &d.body),
+                signature(
+                    &secrets.iter().map(|s| s.expose()).collect::<Vec<_>>(),
+                    t,
+                    &d.body,
+                ),
             )
             .body(d.body.clone())
             .send()
@@ -312,14 +334,40 @@ mod tests {
         assert_eq!(masked("http://\u{fb}\u{9c}"), "http://***");
     }
 
-    /// The signature is HMAC-SHA256 over "<t>.<body>", as documented for receivers; the
-    /// expected value was computed with Python's hmac module.
+    /// The signature is HMAC-SHA256 over "<t>.<body>", as documented for receivers, one
+    /// `v1=` per secret in force, the current one first; the expected values were computed
+    /// with Python's hmac module.
     #[test]
     fn signature_format() {
+        const CURRENT: &str = "b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163";
+        const PREVIOUS: &str = "f8c6f59ee2ec1372beccd4c3f181539af9d0f0e1207f48dfbebd2bcc9ebbc227";
         assert_eq!(
-            signature(b"secret", 1_700_000_000, "{}"),
-            "t=1700000000,v1=b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163"
+            signature(&[b"secret"], 1_700_000_000, "{}"),
+            format!("t=1700000000,v1={CURRENT}")
         );
+        assert_eq!(
+            signature(&[b"secret", b"previous-secret"], 1_700_000_000, "{}"),
+            format!("t=1700000000,v1={CURRENT},v1={PREVIOUS}")
+        );
+    }
+
+    /// The previous secret signs until it expires, and not after.
+    #[test]
+    fn a_rotation_ends_when_it_expires() {
+        let mut w: crate::directory::model::WebhookConfig =
+            serde_json::from_value(serde_json::json!({
+                "url": "https://hooks.example/in",
+                "secret": "current-secret-0123",
+                "previous_secret": "previous-secret-0123",
+                "previous_secret_expires_at": 2_000,
+            }))
+            .unwrap();
+        assert_eq!(signing_secrets(&w, 1_999).len(), 2);
+        assert_eq!(signing_secrets(&w, 2_000).len(), 1);
+        w.previous_secret_expires_at = None;
+        assert_eq!(signing_secrets(&w, 1_000_000).len(), 2);
+        w.previous_secret = None;
+        assert_eq!(signing_secrets(&w, 0).len(), 1);
     }
 
     /// Keys in a receiver's URL never reach a log line.

@@ -138,7 +138,7 @@ entry!(WebhookConfig, webhooks, "webhook", |e| &e.id, {
 });
 
 /// A webhook's secret fields.
-pub(super) const WEBHOOK_SECRETS: &[&str] = &["secret"];
+pub(super) const WEBHOOK_SECRETS: &[&str] = &["secret", "previous_secret"];
 
 /// The fields of a site that are its own (the rest have routes of their own).
 pub(super) const CHILDREN: &[&str] = &["departments", "agents", "canned", "triggers", "webhooks"];

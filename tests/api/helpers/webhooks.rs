@@ -33,24 +33,26 @@ impl Hook {
         serde_json::from_str(&self.body).unwrap()
     }
 
-    /// Verifies `t=…,v1=…` as a receiver would: HMAC-SHA256(secret, "<t>.<body>").
+    /// The `v1=` values of `Switchboard-Signature`, in order.
+    pub fn signatures(&self) -> Vec<&str> {
+        self.signature
+            .split(',')
+            .filter_map(|p| p.strip_prefix("v1="))
+            .collect()
+    }
+
+    /// Verifies `t=…,v1=…[,v1=…]` as a receiver would: one of the `v1=` is
+    /// HMAC-SHA256(secret, "<t>.<body>").
     pub fn signed_with(&self, secret: &str) -> bool {
         use hmac::{KeyInit, Mac};
-        let mut t = None;
-        let mut v1 = None;
-        for part in self.signature.split(',') {
-            match part.split_once('=') {
-                Some(("t", v)) => t = Some(v.to_owned()),
-                Some(("v1", v)) => v1 = Some(v.to_owned()),
-                _ => {}
-            }
-        }
-        let (Some(t), Some(v1)) = (t, v1) else {
+        let Some(t) = self.signature.split(',').find_map(|p| p.strip_prefix("t=")) else {
             return false;
         };
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-        mac.update(format!("{t}.{}", self.body).as_bytes());
-        hex::decode(v1).is_ok_and(|sig| mac.verify_slice(&sig).is_ok())
+        self.signatures().into_iter().any(|v1| {
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(format!("{t}.{}", self.body).as_bytes());
+            hex::decode(v1).is_ok_and(|sig| mac.verify_slice(&sig).is_ok())
+        })
     }
 }
 

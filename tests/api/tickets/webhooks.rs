@@ -8,7 +8,68 @@ all_stores!(
     restart_between_close_and_delivery,
     dead_deliveries_are_listed_and_retried,
     webhook_urls_are_masked_in_reads,
+    a_webhook_secret_is_rotated_without_a_gap,
 );
+
+/// A rotation: the new secret and the previous one both sign each delivery (two `v1=`, the
+/// new first) until the previous one is removed; reads show neither, only that each is set.
+async fn a_webhook_secret_is_rotated_without_a_gap(backend: Backend) {
+    const NEW: &str = "rotated-secret-abcdef0123";
+    let mut hooks = Receiver::start(&[]).await;
+    let mut cfg = config(&[alice(2)]);
+    with_webhook(&mut cfg, &hooks.url, &["ticket.created"]);
+    let app = spawn_app(backend, cfg).await;
+    let (_, list) = admin_get(&app, "/v1/sites/test/webhooks").await;
+    let id = list["webhooks"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/sites/test/webhooks/{id}");
+    let put = async |body: Value| {
+        let (status, b) = admin(app.addr, "PUT", &path, Some(body)).await;
+        assert_eq!(status, 200, "{b}");
+        b
+    };
+    let rotating = put(json!({
+        "id": id, "url": hooks.url, "events": ["ticket.created"],
+        "secret": NEW, "previous_secret": HOOK_SECRET,
+    }))
+    .await;
+    assert_eq!(rotating["secret_set"], true, "{rotating}");
+    assert_eq!(rotating["previous_secret_set"], true, "{rotating}");
+    assert!(!rotating.to_string().contains(NEW), "{rotating}");
+    assert!(!rotating.to_string().contains(HOOK_SECRET), "{rotating}");
+
+    let mut alice = agent_client(&app, "alice", "online").await;
+    let (_v, conv) = chat_with(&app, &mut alice, "m1", "hi").await;
+    agent_closes(&mut alice, &conv, "resolved").await;
+    let h = hooks.next_event("ticket.created").await;
+    assert_eq!(h.signatures().len(), 2, "{}", h.signature);
+    assert!(h.signed_with(NEW) && h.signed_with(HOOK_SECRET));
+    assert!(!h.signed_with("some-other-secret-123"));
+
+    // Over: the previous secret removed (secret left out: kept).
+    let done = put(json!({
+        "id": id, "url": hooks.url, "events": ["ticket.created"], "previous_secret": null,
+    }))
+    .await;
+    assert_eq!(done["previous_secret_set"], false, "{done}");
+    let (_v2, conv) = chat_with(&app, &mut alice, "m2", "again").await;
+    agent_closes(&mut alice, &conv, "resolved").await;
+    let h = hooks.next_event("ticket.created").await;
+    assert_eq!(h.signatures().len(), 1, "{}", h.signature);
+    assert!(h.signed_with(NEW));
+    assert!(!h.signed_with(HOOK_SECRET));
+
+    // Too short to sign: refused with the field named.
+    let (status, b) = admin(
+        app.addr,
+        "PUT",
+        &path,
+        Some(json!({"id": id, "url": hooks.url, "previous_secret": "short"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{b}");
+    assert!(b.to_string().contains("previous_secret"), "{b}");
+    app.stop().await;
+}
 
 /// Reads show a webhook URL with its key masked; a PUT that sends the read back keeps the real
 /// URL, and deliveries go on to it.
@@ -26,7 +87,9 @@ async fn webhook_urls_are_masked_in_reads(backend: Backend) {
     let (_, site) = admin_get(&app, "/v1/sites/test").await;
     assert!(!site.to_string().contains("s3cret"), "{site}");
     // Sent back as read (the secret left out keeps the stored one).
-    hook.as_object_mut().unwrap().remove("secret_set");
+    for set in ["secret_set", "previous_secret_set"] {
+        hook.as_object_mut().unwrap().remove(set);
+    }
     let id = hook["id"].as_str().unwrap().to_owned();
     let (status, b) = admin(
         app.addr,

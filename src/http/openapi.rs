@@ -29,7 +29,7 @@ use super::{
     ),
     paths(
         tickets::list, tickets::one, tickets::set_tags, tickets::set_follow_up, tickets::reply,
-        tickets::dead, tickets::retry,
+        tickets::dead, tickets::dead_one, tickets::retry,
         supervisor::agents, supervisor::queues, supervisor::stats, supervisor::visitors,
         supervisor::watch, supervisor::note, supervisor::take_over,
         privacy::export, privacy::erase, audit::list,

@@ -2,7 +2,8 @@
 //! tickets, agents those of their departments) and webhook dead letters (admins).
 //!
 //! `GET /v1/tickets` (filters `site`, `since`, `department`, `agent`, `status`; `cursor`,
-//! `limit`), `GET /v1/tickets/{id}`, `GET /v1/webhooks/dead`, `POST /v1/webhooks/dead/{id}/retry`.
+//! `limit`), `GET /v1/tickets/{id}`, `GET /v1/webhooks/dead` (a page without bodies, and
+//! counts per receiver), `GET /v1/webhooks/dead/{id}`, `POST /v1/webhooks/dead/{id}/retry`.
 
 use axum::extract::{Path, State};
 use axum::routing::{get, post, put};
@@ -11,12 +12,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{Conflicts, ReadRefusals};
-use super::extract::{Caller, Cursor, JsonBody, Params, SiteParam, Time, time_schema};
+use super::extract::{Caller, Cursor, JsonBody, Params, Time, time_schema};
 use super::extract::{limit, sites};
 use super::{Admin, ApiError, AppState};
 use crate::engine::TicketChange;
 use crate::model::{DeptId, SiteId};
-use crate::tickets::{Delivery, FollowUp, Ticket, TicketFilter};
+use crate::tickets::{DeadCount, Delivery, FollowUp, Ticket, TicketFilter};
 
 const MAX_LIMIT: usize = 200;
 
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tickets/{id}/follow-up", put(set_follow_up))
         .route("/v1/tickets/{id}/reply", post(reply))
         .route("/v1/webhooks/dead", get(dead))
+        .route("/v1/webhooks/dead/{id}", get(dead_one))
         .route("/v1/webhooks/dead/{id}/retry", post(retry))
 }
 
@@ -193,37 +195,132 @@ async fn one(
     Ok(Json(t))
 }
 
-/// Webhook deliveries that gave up.
-#[derive(Serialize, ToSchema)]
-pub struct DeadDeliveries {
-    deliveries: Vec<Delivery>,
+/// The filters of `GET /v1/webhooks/dead`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeadQuery {
+    /// Only this site (default: every site the caller reaches)
+    #[param(value_type = Option<String>, pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    site: Option<SiteId>,
+    /// `next_cursor` of the previous page
+    #[param(value_type = Option<String>, pattern = "^[0-9A-Za-z]{26}$")]
+    cursor: Option<Cursor>,
+    #[param(minimum = 1, maximum = 200, default = 50)]
+    limit: Option<usize>,
 }
 
-/// Webhook deliveries that gave up (dead letters).
+/// Webhook deliveries that gave up: a page of them, and how many per receiver and event.
+#[derive(Serialize, ToSchema)]
+pub struct DeadDeliveries {
+    /// Oldest first, without their bodies (`GET /v1/webhooks/dead/{id}` has one whole)
+    deliveries: Vec<DeadDelivery>,
+    /// Every dead delivery the caller reaches, counted per site, receiver and event
+    summary: Vec<DeadCount>,
+    /// How many dead deliveries the caller reaches in all
+    total: u64,
+    /// Pass as `cursor` for the next page; null on the last
+    next_cursor: Option<String>,
+}
+
+/// A dead delivery, without its body.
+#[derive(Serialize, ToSchema)]
+pub struct DeadDelivery {
+    id: String,
+    #[schema(value_type = String)]
+    site: SiteId,
+    /// The receiver, its key masked
+    url: String,
+    event: String,
+    attempts: u32,
+    created_at: crate::model::Millis,
+    /// When it gave up
+    expires_at: crate::model::Millis,
+    last_error: Option<String>,
+}
+
+impl From<Delivery> for DeadDelivery {
+    fn from(d: Delivery) -> Self {
+        DeadDelivery {
+            url: crate::tickets::webhooks::masked(&d.url),
+            id: d.id,
+            site: d.site,
+            event: d.event,
+            attempts: d.attempts,
+            created_at: d.created_at,
+            expires_at: d.expires_at,
+            last_error: d.last_error,
+        }
+    }
+}
+
+/// Webhook deliveries that gave up (dead letters): a page, and counts per receiver.
 #[utoipa::path(get, path = "/v1/webhooks/dead", operation_id = "listDeadDeliveries",
-    tag = "Webhooks", params(SiteParam), security(("admin" = []), ("session" = [])),
+    tag = "Webhooks", params(DeadQuery), security(("admin" = []), ("session" = [])),
     responses((status = 200, description = "Dead deliveries", body = DeadDeliveries), ReadRefusals))]
 async fn dead(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Params(q): Params<SiteParam>,
+    Params(q): Params<DeadQuery>,
 ) -> Result<Json<DeadDeliveries>, ApiError> {
-    let mut deliveries = Vec::new();
+    let limit = limit(q.limit, 50, MAX_LIMIT)?;
+    let after = q.cursor.map(|c| c.0);
+    let mut page = Vec::new();
+    let mut summary: Vec<DeadCount> = Vec::new();
     for site in sites(&state, q.site.as_ref(), &caller)? {
-        deliveries.extend(
-            state
-                .engine
-                .tickets()
-                .dead(&site)
-                .await?
-                .into_iter()
-                .map(|mut d| {
-                    d.url = crate::tickets::webhooks::masked(&d.url);
-                    d
-                }),
-        );
+        let tickets = state.engine.tickets();
+        page.extend(tickets.dead(&site, after.as_deref(), limit + 1).await?);
+        for mut c in tickets.dead_counts(&site).await? {
+            // URLs that differ only in their keys are one receiver to the reader.
+            c.url = crate::tickets::webhooks::masked(&c.url);
+            match summary
+                .iter_mut()
+                .find(|s| s.site == c.site && s.url == c.url && s.event == c.event)
+            {
+                Some(s) => s.count += c.count,
+                None => summary.push(c),
+            }
+        }
     }
-    Ok(Json(DeadDeliveries { deliveries }))
+    page.sort_by(|a, b| a.id.cmp(&b.id));
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next_cursor = if more {
+        page.last().map(|d| d.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(DeadDeliveries {
+        total: summary.iter().map(|c| c.count).sum(),
+        deliveries: page.into_iter().map(DeadDelivery::from).collect(),
+        summary,
+        next_cursor,
+    }))
+}
+
+/// The dead delivery with this id on a site the caller reaches.
+async fn find_dead(state: &AppState, caller: &Caller, id: &str) -> Result<Delivery, ApiError> {
+    for site in sites(state, None, caller)? {
+        if let Some(d) = state.engine.tickets().dead_one(&site, id).await? {
+            return Ok(d);
+        }
+    }
+    Err(ApiError::NotFound("no such dead delivery"))
+}
+
+/// One dead delivery, with the body that was sent (its receiver's key masked).
+#[utoipa::path(get, path = "/v1/webhooks/dead/{id}", operation_id = "getDeadDelivery",
+    tag = "Webhooks", params(("id" = String, Path, description = "The delivery's id")),
+    security(("admin" = []), ("session" = [])),
+    responses((status = 200, description = "The delivery", body = Delivery), ReadRefusals))]
+async fn dead_one(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Delivery>, ApiError> {
+    let mut d = find_dead(&state, &caller, &id).await?;
+    d.url = crate::tickets::webhooks::masked(&d.url);
+    Ok(Json(d))
 }
 
 /// A dead delivery queued again.
@@ -245,13 +342,8 @@ async fn retry(
     Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> Result<Json<Requeued>, ApiError> {
-    if let Some(site) = &caller.site {
-        // A site's admin revives their own site's deliveries only.
-        let own = state.engine.tickets().dead(site).await?;
-        if !own.iter().any(|d| d.id == id) {
-            return Err(ApiError::NotFound("no such dead delivery"));
-        }
-    }
+    // A site's admin revives their own site's deliveries only.
+    find_dead(&state, &caller, &id).await?;
     let now = state.engine.now();
     // A revived delivery gets a fresh retry window of a day.
     let revived = state

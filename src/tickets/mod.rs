@@ -416,6 +416,17 @@ impl Ticket {
     }
 }
 
+/// How many deliveries of one event to one receiver are dead.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DeadCount {
+    #[schema(value_type = String)]
+    pub site: SiteId,
+    /// The receiver, its key masked
+    pub url: String,
+    pub event: String,
+    pub count: u64,
+}
+
 /// A webhook delivery waiting in (or dead in) the outbox.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Delivery {
@@ -530,7 +541,13 @@ pub trait TicketStore: Send + Sync + 'static {
     async fn delivered(&self, id: &str) -> Result<()>;
     /// Stores a failed attempt: `next_at` and `attempts` updated, or `dead` set.
     async fn reschedule(&self, delivery: &Delivery) -> Result<()>;
-    async fn dead(&self, site: &SiteId) -> Result<Vec<Delivery>>;
+    /// A site's dead deliveries in id order, after `after` (an id), at most `limit`.
+    async fn dead(&self, site: &SiteId, after: Option<&str>, limit: usize)
+    -> Result<Vec<Delivery>>;
+    /// One dead delivery of the site.
+    async fn dead_one(&self, site: &SiteId, id: &str) -> Result<Option<Delivery>>;
+    /// How many deliveries are dead per receiver URL and event, read by the database.
+    async fn dead_counts(&self, site: &SiteId) -> Result<Vec<DeadCount>>;
     /// Makes a dead delivery due again now. False when there is no such dead delivery.
     async fn revive(&self, id: &str, now: Millis, expires_at: Millis) -> Result<bool>;
 

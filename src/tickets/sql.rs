@@ -308,14 +308,60 @@ impl TicketStore for SqlTickets {
         self.enqueue(std::slice::from_ref(delivery)).await
     }
 
-    async fn dead(&self, site: &SiteId) -> Result<Vec<Delivery>> {
+    async fn dead(
+        &self,
+        site: &SiteId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
         let rows = sqlx::query(
-            "SELECT body FROM deliveries WHERE site = $1 AND dead = 1 ORDER BY created_at, id",
+            "SELECT body FROM deliveries WHERE site = $1 AND dead = 1 AND id > $2 \
+             ORDER BY id LIMIT $3",
         )
         .bind(&site.0)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64)
         .fetch_all(self.db.pool())
         .await?;
         parse(rows)
+    }
+
+    async fn dead_one(&self, site: &SiteId, id: &str) -> Result<Option<Delivery>> {
+        let rows =
+            sqlx::query("SELECT body FROM deliveries WHERE site = $1 AND id = $2 AND dead = 1")
+                .bind(&site.0)
+                .bind(id)
+                .fetch_all(self.db.pool())
+                .await?;
+        Ok(parse(rows)?.pop())
+    }
+
+    async fn dead_counts(&self, site: &SiteId) -> Result<Vec<super::DeadCount>> {
+        // Grouped by the database, without reading the bodies (transcripts) out.
+        let sql = match self.db.kind() {
+            Kind::Sqlite => {
+                "SELECT json_extract(body, '$.url') AS url, json_extract(body, '$.event') AS event, \
+                 COUNT(*) AS n FROM deliveries WHERE site = $1 AND dead = 1 GROUP BY 1, 2 ORDER BY 1, 2"
+            }
+            Kind::Postgres => {
+                "SELECT (body::json)->>'url' AS url, (body::json)->>'event' AS event, \
+                 COUNT(*) AS n FROM deliveries WHERE site = $1 AND dead = 1 GROUP BY 1, 2 ORDER BY 1, 2"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(&site.0)
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(super::DeadCount {
+                    site: site.clone(),
+                    url: r.try_get::<Option<String>, _>("url")?.unwrap_or_default(),
+                    event: r.try_get::<Option<String>, _>("event")?.unwrap_or_default(),
+                    count: r.try_get::<i64, _>("n")?.max(0) as u64,
+                })
+            })
+            .collect()
     }
 
     async fn stats(&self, q: &StatsQuery) -> Result<Vec<Figures>> {

@@ -36,8 +36,19 @@ impl<T: TicketStore> TicketStore for Timed<T> {
     async fn reschedule(&self, delivery: &Delivery) -> Result<()> {
         timed("outbox_reschedule", self.0.reschedule(delivery)).await
     }
-    async fn dead(&self, site: &SiteId) -> Result<Vec<Delivery>> {
-        timed("outbox_dead", self.0.dead(site)).await
+    async fn dead(
+        &self,
+        site: &SiteId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        timed("outbox_dead", self.0.dead(site, after, limit)).await
+    }
+    async fn dead_one(&self, site: &SiteId, id: &str) -> Result<Option<Delivery>> {
+        timed("outbox_dead", self.0.dead_one(site, id)).await
+    }
+    async fn dead_counts(&self, site: &SiteId) -> Result<Vec<super::DeadCount>> {
+        timed("outbox_dead", self.0.dead_counts(site)).await
     }
     async fn revive(&self, id: &str, now: Millis, expires_at: Millis) -> Result<bool> {
         timed("outbox_revive", self.0.revive(id, now, expires_at)).await

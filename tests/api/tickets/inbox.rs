@@ -130,6 +130,7 @@ async fn rest_filters_pagination_and_errors(backend: Backend) {
         "/v1/tickets",
         "/v1/tickets/{id}",
         "/v1/webhooks/dead",
+        "/v1/webhooks/dead/{id}",
         "/v1/webhooks/dead/{id}/retry",
         "/v1/agents",
         "/v1/queues",

@@ -9,7 +9,74 @@ all_stores!(
     dead_deliveries_are_listed_and_retried,
     webhook_urls_are_masked_in_reads,
     a_webhook_secret_is_rotated_without_a_gap,
+    dead_letters_are_paged_and_counted,
 );
+
+/// Dead letters come a page at a time without their bodies, with counts per receiver and
+/// event over all of them; one is read whole by its id.
+async fn dead_letters_are_paged_and_counted(backend: Backend) {
+    let hooks = Receiver::start(&[]).await;
+    hooks.answer_from_now(Answer::Fail);
+    let mut cfg = config(&[alice(3)]);
+    with_webhook(
+        &mut cfg,
+        &format!("{}?key=s3cret", hooks.url),
+        &["ticket.created"],
+    );
+    cfg.sites[0].webhooks[0].retry_for_secs = 0.3;
+    let app = spawn_app(backend, cfg).await;
+    let mut alice = agent_client(&app, "alice", "online").await;
+    for i in 0..3 {
+        let (_v, conv) = chat_with(&app, &mut alice, &format!("m{i}"), "hi").await;
+        agent_closes(&mut alice, &conv, "resolved").await;
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = admin_get(&app, "/v1/webhooks/dead?limit=2").await;
+        assert_eq!(status, 200, "{body}");
+        if body["total"] == 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not all died: {body}");
+        tokio::task::yield_now().await;
+    }
+    // All dead now: the page and the counts are read after the last one died.
+    let (_, first) = admin_get(&app, "/v1/webhooks/dead?limit=2").await;
+    let page = first["deliveries"].as_array().unwrap();
+    assert_eq!(page.len(), 2, "{first}");
+    assert!(page.iter().all(|d| d.get("body").is_none()), "{first}");
+    assert_eq!(
+        first["summary"],
+        json!([{"site": "test", "url": format!("{}?key=***", hooks.url),
+                "event": "ticket.created", "count": 3}])
+    );
+    assert!(!first.to_string().contains("s3cret"), "{first}");
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let (_, second) = admin_get(&app, &format!("/v1/webhooks/dead?limit=2&cursor={cursor}")).await;
+    let rest = second["deliveries"].as_array().unwrap();
+    assert_eq!(rest.len(), 1, "{second}");
+    assert_eq!(second["next_cursor"], Value::Null);
+    let mut ids: Vec<&str> = page
+        .iter()
+        .chain(rest)
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each once, in id order: {ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+
+    let (status, one) = admin_get(&app, &format!("/v1/webhooks/dead/{}", ids[0])).await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["event"], "ticket.created");
+    assert!(
+        one["body"].as_str().unwrap().contains("ticket.created"),
+        "{one}"
+    );
+    assert!(!one.to_string().contains("s3cret"), "{one}");
+    let (status, _) = admin_get(&app, "/v1/webhooks/dead/01NOSUCHDELIVERY00000000000").await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
 
 /// A rotation: the new secret and the previous one both sign each delivery (two `v1=`, the
 /// new first) until the previous one is removed; reads show neither, only that each is set.

@@ -2,7 +2,8 @@
 # The project's test command: installs what the tests need (redis-server, postgresql, chromium,
 # openssl for the certificates of the Redis-over-TLS test, python3 for schemathesis (PyPI),
 # nginx and caddy for the reverse-proxy tests, dpkg-dev for the Debian package,
-# the npm packages of tests/browser), then format, lint and every test, Rust and browser.
+# the npm packages of tests/browser, cargo-deny from crates.io), then format, lint, the
+# dependency policy and every test, Rust and browser.
 # Tests start their own throwaway servers (Switchboard on 127.0.0.1:0, redis-server and
 # PostgreSQL on free ports; PostgreSQL runs as the `postgres` account when this runs as root)
 # unless SWITCHBOARD_TEST_REDIS_URL / SWITCHBOARD_TEST_POSTGRES_URL name servers to use.
@@ -43,6 +44,13 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo deny (bans, licenses, sources)"
+# cargo-deny (crates.io), pinned, built once into target/tools (about 3 minutes on two cores).
+deny=target/tools/bin/cargo-deny
+if [ ! -x "$deny" ] || [ "$("$deny" --version)" != "cargo-deny 0.20.2" ]; then
+  cargo install --quiet --locked --root target/tools cargo-deny@0.20.2
+fi
+"$deny" check bans licenses sources
 echo "== cargo test"
 cargo test --workspace --all-targets
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need (redis-server, postgresql, chromium,
 # openssl for the certificates of the Redis-over-TLS test, python3 for schemathesis (PyPI),
-# nginx and caddy for the reverse-proxy tests, dpkg-dev for the Debian package,
+# nginx and caddy for the reverse-proxy tests, dpkg-dev for the Debian package, prometheus
+# for promtool,
 # the npm packages of tests/browser, cargo-deny from crates.io), then format, lint, the
 # dependency policy and every test, Rust and browser.
 # Tests start their own throwaway servers (Switchboard on 127.0.0.1:0, redis-server and
@@ -20,6 +21,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v caddy >/dev/null 2>&1 || missing+=(caddy)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -53,6 +55,11 @@ fi
 "$deny" check bans licenses sources
 echo "== cargo test"
 cargo test --workspace --all-targets
+# The shipped alert rules parse and are well-formed (promtool, from Debian's prometheus); the
+# metric names they and the dashboard use are checked against a running server by
+# http::metrics_follow_a_chat.
+echo "== alert rules (promtool)"
+promtool check rules docs/monitoring/alerts.yml
 
 # A short run of every load scenario (idle, chat, burst, churn) against both backends, through
 # the public protocol; it fails on any lost or duplicated message or any error.

@@ -7,8 +7,21 @@
 //! times a second per department at most), agents by status (the agents snapshot), queue wait,
 //! first response and handling time of every ticket filed (`engine::lifecycle`), webhook
 //! deliveries by outcome (`tickets::webhooks`), errors by code (`ws::session`, `http::error`).
+//!
+//! Two kinds of figures, and a fleet adds them up differently:
+//! - **per node** (connections, messages relayed, events delivered, errors, round trips,
+//!   readiness, process figures): each node counts its own; `sum` over nodes.
+//! - **site-wide** (agents by status, agents available, queue size and oldest wait, the webhook
+//!   outbox): read from the shared state or database, so every node reports the same value;
+//!   `max` over nodes. They are kept in the engine's `SiteFigures`, not in the recorder, so a deleted site's
+//!   series go away (the recorder never forgets one), and each site's and department's are
+//!   written at zero when it appears.
+//!
+//! Counters with a fixed set of labels (outcomes, statuses) start at zero, so `increase()` sees
+//! the first event after a restart.
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -39,6 +52,12 @@ pub const ESTIMATES: &str = "switchboard_wait_estimates_total";
 pub const OVERFLOWS: &str = "switchboard_overflows_total";
 pub const SLA_BREACHES: &str = "switchboard_sla_breaches_total";
 pub const MISSED: &str = "switchboard_missed_chats_total";
+pub const AGENTS_AVAILABLE: &str = "switchboard_agents_available";
+pub const OUTBOX_PENDING: &str = "switchboard_outbox_pending";
+pub const OUTBOX_DEAD: &str = "switchboard_outbox_dead";
+pub const READY: &str = "switchboard_ready";
+pub const BUILD_INFO: &str = "switchboard_build_info";
+pub const HTTP_SECONDS: &str = "switchboard_http_request_duration_seconds";
 
 /// Buckets of the wait estimate's relative error (|estimate − real| ÷ real).
 const RATIO_BUCKETS: &[f64] = &[0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0];
@@ -65,6 +84,9 @@ pub fn handle() -> &'static PrometheusHandle {
                 b.set_buckets_for_metric(Matcher::Full(DB_SECONDS.into()), LATENCY_BUCKETS)
             })
             .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(HTTP_SECONDS.into()), LATENCY_BUCKETS)
+            })
+            .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), TIME_BUCKETS)
             })
             .and_then(|b| {
@@ -77,8 +99,137 @@ pub fn handle() -> &'static PrometheusHandle {
             tracing::warn!("another metrics recorder is installed; /metrics stays empty");
         }
         describe();
+        zero();
         handle
     })
+}
+
+/// Process figures (CPU, memory, descriptors, threads, start time), read at each scrape.
+fn process() -> &'static metrics_process::Collector {
+    static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+    PROCESS.get_or_init(|| {
+        let c = metrics_process::Collector::default();
+        c.describe();
+        c
+    })
+}
+
+/// The fixed label sets, at zero; `switchboard_build_info` at one.
+fn zero() {
+    use metrics::{counter, gauge};
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    gauge!(READY).set(0.0);
+    for outcome in ["delivered", "failed", "dead"] {
+        counter!(WEBHOOKS, "outcome" => outcome).absolute(0);
+    }
+    for author in ["visitor", "agent"] {
+        counter!(MESSAGES, "author" => author).absolute(0);
+    }
+    for kind in ["visitor", "agent"] {
+        gauge!(CONNECTIONS, "kind" => kind).increment(0.0);
+    }
+    counter!(ERRORS, "code" => "unavailable").absolute(0);
+    counter!(EVENTS).absolute(0);
+    counter!(ASSIGNMENTS).absolute(0);
+}
+
+/// A series: the metric's name and its labels.
+type Series = (&'static str, Vec<(&'static str, String)>);
+
+/// The node's site-wide gauges, for the sites in its directory only (one per `Engine`).
+#[derive(Default)]
+pub struct SiteFigures(Mutex<BTreeMap<Series, f64>>);
+
+impl SiteFigures {
+    /// Sets a gauge; `labels` start with `site`.
+    pub fn set(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        let key = (
+            name,
+            labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+        );
+        if let Ok(mut figures) = self.0.lock() {
+            figures.insert(key, value);
+        }
+    }
+
+    /// Sets a gauge to zero unless it has a value.
+    pub fn zero(&self, name: &'static str, labels: &[(&'static str, &str)]) {
+        let key = (
+            name,
+            labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+        );
+        if let Ok(mut figures) = self.0.lock() {
+            figures.entry(key).or_insert(0.0);
+        }
+    }
+
+    /// Forgets every series of a site or department that `keep` refuses.
+    pub fn retain(&self, keep: impl Fn(&str, Option<&str>) -> bool) {
+        if let Ok(mut figures) = self.0.lock() {
+            figures.retain(|(_, labels), _| {
+                let get = |k: &str| {
+                    labels
+                        .iter()
+                        .find(|(n, _)| *n == k)
+                        .map(|(_, v)| v.as_str())
+                };
+                get("site").is_none_or(|site| keep(site, get("department")))
+            });
+        }
+    }
+
+    /// The figures in the Prometheus text format.
+    fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let Ok(figures) = self.0.lock() else {
+            return;
+        };
+        let mut current = "";
+        for ((name, labels), value) in figures.iter() {
+            if *name != current {
+                current = name;
+                let _ = writeln!(out, "# HELP {name} {}", site_help(name));
+                let _ = writeln!(out, "# TYPE {name} gauge");
+            }
+            let labels: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| {
+                    let v = v
+                        .replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace('\n', "\\n");
+                    format!("{k}=\"{v}\"")
+                })
+                .collect();
+            if labels.is_empty() {
+                let _ = writeln!(out, "{name} {value}");
+            } else {
+                let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
+            }
+        }
+    }
+}
+
+fn site_help(name: &str) -> &'static str {
+    match name {
+        AGENTS => {
+            "Agents of the site by status, present ones only (an agent whose consoles are all closed past the grace is offline); site-wide: max over nodes"
+        }
+        AGENTS_AVAILABLE => {
+            "Agents present, online and with a free slot, per department; site-wide: max over nodes"
+        }
+        QUEUE_SIZE => "Conversations waiting, per department; site-wide: max over nodes",
+        QUEUE_OLDEST => {
+            "Wait of the oldest queued visitor, per department; site-wide: max over nodes"
+        }
+        OUTBOX_PENDING => {
+            "Webhook deliveries waiting to be sent or retried, in the record database; fleet-wide: max over nodes"
+        }
+        OUTBOX_DEAD => {
+            "Webhook deliveries that gave up (dead letters), in the record database; fleet-wide: max over nodes"
+        }
+        _ => "",
+    }
 }
 
 fn describe() {
@@ -118,12 +269,6 @@ fn describe() {
         ROUTING_CONFLICTS,
         "Routing decisions refused because another node changed what they read (Redis); decided again"
     );
-    describe_gauge!(QUEUE_SIZE, "Conversations waiting, per department");
-    describe_gauge!(
-        QUEUE_OLDEST,
-        "Wait of the oldest queued visitor, per department"
-    );
-    describe_gauge!(AGENTS, "Agents of the directory by status, as last read");
     describe_histogram!(
         QUEUE_WAIT,
         "Queue wait of each conversation filed as a ticket"
@@ -147,6 +292,15 @@ fn describe() {
         "Webhook delivery attempts by outcome (delivered, failed, dead)"
     );
     describe_counter!(ERRORS, "Errors answered to clients, by stable code");
+    describe_gauge!(READY, "1 while this node's /readyz says ready, 0 otherwise");
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the release this node runs, as the version label"
+    );
+    describe_histogram!(
+        HTTP_SECONDS,
+        "REST and page requests of this node, by method, route template and status"
+    );
     describe_counter!(
         CONNECTIONS_REFUSED,
         "TCP connections refused at accept, by reason (per_address, full)"
@@ -169,9 +323,12 @@ fn describe() {
     );
 }
 
-/// `GET /metrics`: the Prometheus text format.
-pub fn render() -> String {
+/// `GET /metrics`: the Prometheus text format, the node's site-wide figures last.
+pub fn render(sites: &SiteFigures) -> String {
     let handle = handle();
+    process().collect();
     handle.run_upkeep();
-    handle.render()
+    let mut out = handle.render();
+    sites.render(&mut out);
+    out
 }

@@ -232,7 +232,11 @@ impl Application {
             let app = http::health::router()
                 .route(
                     "/metrics",
-                    axum::routing::get(|| async { http::metrics_text() }),
+                    axum::routing::get(
+                        |axum::extract::State(state): axum::extract::State<
+                            crate::app::AppState,
+                        >| async move { http::metrics_text(&state) },
+                    ),
                 )
                 .with_state(state.clone());
             let engine = state.engine.clone();

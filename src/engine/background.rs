@@ -78,6 +78,7 @@ impl Engine {
                 tokio::select! {
                     _ = presence.tick() => {
                         self.refresh_presence().await;
+                        self.refresh_site_figures().await;
                         release_free_memory();
                     }
                     // Read each time: SIGHUP may change it.
@@ -179,6 +180,28 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// The site-wide gauges (`observe`), every presence refresh: the agents read again (so an
+    /// agent whose consoles closed is counted offline once the grace is over, though nothing
+    /// else happened), each department's queue figures at zero until its first refresh, the
+    /// outbox's backlog, and no series left for a site or department the directory dropped.
+    async fn refresh_site_figures(&self) {
+        use crate::observe::{OUTBOX_DEAD, OUTBOX_PENDING};
+        for site in &self.config().sites {
+            if let Err(e) = self.agents_cached(&site.id, true).await {
+                tracing::debug!(cause = %e.message, site = %site.id, "agent figures not read");
+            }
+        }
+        self.site_figures_follow_directory();
+        match self.inner.tickets.outbox_counts().await {
+            Ok((pending, dead)) => {
+                let figures = self.site_figures();
+                figures.set(OUTBOX_PENDING, &[], pending as f64);
+                figures.set(OUTBOX_DEAD, &[], dead as f64);
+            }
+            Err(e) => tracing::debug!(cause = %e, "outbox figures not read"),
+        }
     }
 
     pub(super) async fn sweep(&self) {

@@ -60,6 +60,36 @@ impl Engine {
     fn install(&self, next: Config) {
         self.inner.config.set(next);
         self.inner.consoles_directory.clear();
+        self.site_figures_follow_directory();
+    }
+
+    /// The site-wide gauges of `/metrics`.
+    pub fn site_figures(&self) -> &crate::observe::SiteFigures {
+        &self.inner.site_figures
+    }
+
+    /// Each department's gauges at zero until first measured; none for a site or department
+    /// the directory no longer has.
+    pub(super) fn site_figures_follow_directory(&self) {
+        use crate::observe::{AGENTS_AVAILABLE, QUEUE_OLDEST, QUEUE_SIZE};
+        let config = self.config();
+        let figures = &self.inner.site_figures;
+        for site in &config.sites {
+            for dept in &site.departments {
+                let labels = [
+                    ("site", site.id.0.as_str()),
+                    ("department", dept.id.0.as_str()),
+                ];
+                for name in [QUEUE_SIZE, QUEUE_OLDEST, AGENTS_AVAILABLE] {
+                    figures.zero(name, &labels);
+                }
+            }
+        }
+        figures.retain(|site, dept| {
+            config
+                .site(&SiteId::from(site))
+                .is_some_and(|s| dept.is_none_or(|d| s.departments.iter().any(|x| x.id.0 == d)))
+        });
     }
 
     /// The site as a console needs it (name, departments, agents as transfer targets, canned

@@ -70,18 +70,53 @@ impl Engine {
     async fn read_agents(&self, site: &SiteId) -> Result<Arc<Vec<AgentState>>> {
         let reading = std::time::Instant::now();
         let agents = Arc::new(self.inner.store.agents(site).await?);
-        for status in [AgentStatus::Online, AgentStatus::Away, AgentStatus::Offline] {
-            let n = agents.iter().filter(|a| a.status == status).count();
-            let labels = [
-                ("site", site.0.clone()),
-                ("status", status.as_str().to_owned()),
-            ];
-            metrics::gauge!(crate::observe::AGENTS, &labels).set(n as f64);
-        }
+        self.agent_figures(site, &agents);
         self.inner
             .agents_cache
             .insert(site.clone(), (reading, agents.clone()));
         Ok(agents)
+    }
+
+    /// The site-wide agent gauges: by status, counting an agent who is not present (every
+    /// console closed past the grace) as offline whatever they chose; and available per
+    /// department (present, online, with a free slot).
+    fn agent_figures(&self, site: &SiteId, agents: &[AgentState]) {
+        use crate::observe::{AGENTS, AGENTS_AVAILABLE};
+        let figures = &self.inner.site_figures;
+        let (now, grace) = (self.now(), self.grace_ms());
+        let shown = |a: &AgentState| {
+            if a.present(now, grace) {
+                a.status
+            } else {
+                AgentStatus::Offline
+            }
+        };
+        for status in [AgentStatus::Online, AgentStatus::Away, AgentStatus::Offline] {
+            let n = agents.iter().filter(|a| shown(a) == status).count();
+            figures.set(
+                AGENTS,
+                &[("site", &site.0), ("status", status.as_str())],
+                n as f64,
+            );
+        }
+        let Some(config) = self.config().site(site).cloned() else {
+            return;
+        };
+        for dept in &config.departments {
+            let n = agents
+                .iter()
+                .filter(|a| {
+                    a.departments.contains(&dept.id)
+                        && shown(a) == AgentStatus::Online
+                        && a.load < a.max_concurrent
+                })
+                .count();
+            figures.set(
+                AGENTS_AVAILABLE,
+                &[("site", &site.0), ("department", &dept.id.0)],
+                n as f64,
+            );
+        }
     }
 
     pub(super) fn agent_ref(&self, site: &SiteConfig, agent: &AgentId) -> AgentRef {

@@ -198,6 +198,8 @@ struct Inner {
     /// and each of them connecting built it anew. Bounded by the sites; emptied on each install.
     consoles_directory:
         dashmap::DashMap<SiteId, (std::sync::Weak<Config>, Arc<serde_json::value::RawValue>)>,
+    /// The site-wide gauges `/metrics` shows (`observe`): of the sites in force only.
+    site_figures: crate::observe::SiteFigures,
 }
 
 /// How long an agents snapshot serves on-duty checks and estimates.
@@ -262,6 +264,7 @@ impl Engine {
                 triggers: crate::triggers::Schedule::default(),
                 retention_at: std::sync::atomic::AtomicI64::new(0),
                 consoles_directory: dashmap::DashMap::new(),
+                site_figures: crate::observe::SiteFigures::default(),
             }),
         }
     }

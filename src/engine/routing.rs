@@ -637,9 +637,17 @@ impl Engine {
     /// Sends fresh positions to local queued visitors and queue statistics to local agents.
     pub(super) async fn refresh_queue(&self, site_id: &SiteId, dept: &DeptId) -> Result<()> {
         let (stat, queue) = self.queue_stat(site_id, dept).await?;
-        let labels = [("site", site_id.0.clone()), ("department", dept.0.clone())];
-        metrics::gauge!(crate::observe::QUEUE_SIZE, &labels).set(stat.size);
-        metrics::gauge!(crate::observe::QUEUE_OLDEST, &labels).set(stat.oldest_wait_secs as f64);
+        let labels = [
+            ("site", site_id.0.as_str()),
+            ("department", dept.0.as_str()),
+        ];
+        let figures = &self.inner.site_figures;
+        figures.set(crate::observe::QUEUE_SIZE, &labels, f64::from(stat.size));
+        figures.set(
+            crate::observe::QUEUE_OLDEST,
+            &labels,
+            stat.oldest_wait_secs as f64,
+        );
         let hub = &self.inner.hub;
         if queue.iter().any(|(c, _)| hub.has_followers(c)) {
             let agents = self.agents_cached(site_id, false).await?;

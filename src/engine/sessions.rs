@@ -130,6 +130,11 @@ impl Engine {
             .inner
             .readiness
             .swap(verdict as u8, std::sync::atomic::Ordering::AcqRel);
+        metrics::gauge!(crate::observe::READY).set(if verdict == Readiness::Ready {
+            1.0
+        } else {
+            0.0
+        });
         if before != verdict as u8 {
             if verdict == Readiness::Ready {
                 tracing::info!("ready");

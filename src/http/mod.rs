@@ -52,18 +52,19 @@ pub async fn metrics(
     if state.engine.config().metrics_listen.is_some() {
         return ApiError::NotFound("metrics are served on metrics_listen").into_response();
     }
-    metrics_text().into_response()
+    metrics_text(&state)
 }
 
 /// The metrics as an HTTP answer.
-pub fn metrics_text() -> impl IntoResponse {
+pub fn metrics_text(state: &AppState) -> axum::response::Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::observe::render(),
+        crate::observe::render(state.engine.site_figures()),
     )
+        .into_response()
 }
 
 /// Logs each HTTP request once it is answered: method, path, status and time taken. Never the
@@ -75,10 +76,35 @@ async fn log_request(
 ) -> axum::response::Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    // The route's template (`/v1/tickets/{id}`), never the path: one series per route.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let ms = elapsed * 1000.0;
+    // Methods a client made up would each be a series of their own.
+    let known: &'static str = match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
+    metrics::histogram!(
+        crate::observe::HTTP_SECONDS,
+        "method" => known,
+        "route" => route,
+        "status" => status.to_string()
+    )
+    .record(elapsed);
     if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
         tracing::debug!(method = %method, path, status, ms, "http request");
     } else {

@@ -546,6 +546,8 @@ pub trait TicketStore: Send + Sync + 'static {
     -> Result<Vec<Delivery>>;
     /// One dead delivery of the site.
     async fn dead_one(&self, site: &SiteId, id: &str) -> Result<Option<Delivery>>;
+    /// How many deliveries wait in the outbox (to be sent or retried) and how many are dead.
+    async fn outbox_counts(&self) -> Result<(u64, u64)>;
     /// How many deliveries are dead per receiver URL and event, read by the database.
     async fn dead_counts(&self, site: &SiteId) -> Result<Vec<DeadCount>>;
     /// Makes a dead delivery due again now. False when there is no such dead delivery.

@@ -326,6 +326,22 @@ impl TicketStore for SqlTickets {
         parse(rows)
     }
 
+    async fn outbox_counts(&self) -> Result<(u64, u64)> {
+        let rows = sqlx::query("SELECT dead, COUNT(*) AS n FROM deliveries GROUP BY dead")
+            .fetch_all(self.db.pool())
+            .await?;
+        let (mut pending, mut dead) = (0, 0);
+        for r in rows {
+            let n = r.try_get::<i64, _>("n")?.max(0) as u64;
+            if r.try_get::<i64, _>("dead")? == 0 {
+                pending += n;
+            } else {
+                dead += n;
+            }
+        }
+        Ok((pending, dead))
+    }
+
     async fn dead_one(&self, site: &SiteId, id: &str) -> Result<Option<Delivery>> {
         let rows =
             sqlx::query("SELECT body FROM deliveries WHERE site = $1 AND id = $2 AND dead = 1")

@@ -44,6 +44,9 @@ impl<T: TicketStore> TicketStore for Timed<T> {
     ) -> Result<Vec<Delivery>> {
         timed("outbox_dead", self.0.dead(site, after, limit)).await
     }
+    async fn outbox_counts(&self) -> Result<(u64, u64)> {
+        timed("outbox_counts", self.0.outbox_counts()).await
+    }
     async fn dead_one(&self, site: &SiteId, id: &str) -> Result<Option<Delivery>> {
         timed("outbox_dead", self.0.dead_one(site, id)).await
     }

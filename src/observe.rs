@@ -118,7 +118,6 @@ fn process() -> &'static metrics_process::Collector {
 fn zero() {
     use metrics::{counter, gauge};
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    gauge!(READY).set(0.0);
     for outcome in ["delivered", "failed", "dead"] {
         counter!(WEBHOOKS, "outcome" => outcome).absolute(0);
     }
@@ -136,7 +135,8 @@ fn zero() {
 /// A series: the metric's name and its labels.
 type Series = (&'static str, Vec<(&'static str, String)>);
 
-/// The node's site-wide gauges, for the sites in its directory only (one per `Engine`).
+/// The node's site-wide gauges, for the sites in its directory only, and its readiness (one
+/// per `Engine`: tests run several in one process).
 #[derive(Default)]
 pub struct SiteFigures(Mutex<BTreeMap<Series, f64>>);
 
@@ -225,6 +225,9 @@ fn site_help(name: &str) -> &'static str {
         OUTBOX_PENDING => {
             "Webhook deliveries waiting to be sent or retried, in the record database; fleet-wide: max over nodes"
         }
+        READY => {
+            "1 while this node's /readyz says ready, 0 otherwise; per node: sum over nodes for how many are ready"
+        }
         OUTBOX_DEAD => {
             "Webhook deliveries that gave up (dead letters), in the record database; fleet-wide: max over nodes"
         }
@@ -292,7 +295,6 @@ fn describe() {
         "Webhook delivery attempts by outcome (delivered, failed, dead)"
     );
     describe_counter!(ERRORS, "Errors answered to clients, by stable code");
-    describe_gauge!(READY, "1 while this node's /readyz says ready, 0 otherwise");
     describe_gauge!(
         BUILD_INFO,
         "Always 1; the release this node runs, as the version label"

@@ -130,11 +130,12 @@ impl Engine {
             .inner
             .readiness
             .swap(verdict as u8, std::sync::atomic::Ordering::AcqRel);
-        metrics::gauge!(crate::observe::READY).set(if verdict == Readiness::Ready {
+        let ready = if verdict == Readiness::Ready {
             1.0
         } else {
             0.0
-        });
+        };
+        self.site_figures().set(crate::observe::READY, &[], ready);
         if before != verdict as u8 {
             if verdict == Readiness::Ready {
                 tracing::info!("ready");

@@ -1,6 +1,14 @@
 //! Versioned schema migrations, embedded in the binary: one list per kind of database, applied
 //! in order and recorded by sqlx in `_sqlx_migrations`. Never edit a released migration; add
 //! the next one.
+//!
+//! **Expand, then contract.** A fleet on one PostgreSQL upgrades node by node, so the release
+//! before keeps serving the schema of the release after: a binary applies the migrations it
+//! has and serves a database migrated further as it is (sqlx's `ignore_missing`), and every
+//! migration only expands (new tables, indexes, nullable or defaulted columns, backfills; a
+//! constraint only loosened). Dropping or renaming what a release reads waits until the
+//! release after the last one that reads it, and is listed in `CONTRACTS` with why it is safe;
+//! `tests::migrations_only_expand` holds the rest to it.
 
 use std::borrow::Cow;
 
@@ -156,6 +164,67 @@ impl<'s> MigrationSource<'s> for Embedded {
     }
 }
 
+/// Migrations that drop or rename, each with why the release before keeps working.
+#[cfg_attr(not(test), allow(dead_code))]
+const CONTRACTS: &[(i64, &str)] = &[(
+    16,
+    "replaces the unique index on agents' email with one per site: looser, so nothing the \
+     release before writes is refused",
+)];
+
+/// Applies the migrations this binary has; applied ones it does not know (a newer release
+/// migrated the database) are left as they are.
 pub async fn run(pool: &AnyPool, kind: Kind) -> Result<(), sqlx::migrate::MigrateError> {
-    Migrator::new(Embedded(kind)).await?.run(pool).await
+    let mut migrator = Migrator::new(Embedded(kind)).await?;
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every migration only expands the schema, but those listed in `CONTRACTS`: no table,
+    /// column or index dropped, nothing renamed or retyped, no column added NOT NULL without a
+    /// default (the release before inserts rows without it).
+    #[test]
+    fn migrations_only_expand() {
+        for &(version, description, sqlite, postgres) in MIGRATIONS {
+            if CONTRACTS.iter().any(|(v, _)| *v == version) {
+                continue;
+            }
+            for sql in [sqlite, postgres] {
+                let code: String = sql
+                    .lines()
+                    .map(|l| l.split("--").next().unwrap_or(""))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_uppercase();
+                let words: Vec<&str> = code.split_whitespace().collect();
+                for (i, w) in words.iter().enumerate() {
+                    let next = words.get(i + 1).copied().unwrap_or("");
+                    let refused = match *w {
+                        "DROP" => next != "TRIGGER",
+                        "RENAME" => true,
+                        "ALTER" => next == "COLUMN",
+                        _ => false,
+                    };
+                    assert!(
+                        !refused,
+                        "migration {version} ({description}) contracts the schema ({w} {next}): \
+                         wait a release and list it in CONTRACTS"
+                    );
+                }
+                for statement in code.split(';') {
+                    if statement.contains("ADD COLUMN") && statement.contains("NOT NULL") {
+                        assert!(
+                            statement.contains("DEFAULT"),
+                            "migration {version} ({description}) adds a NOT NULL column without \
+                             a default: the release before cannot insert"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

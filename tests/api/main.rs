@@ -28,4 +28,5 @@ mod simulate;
 mod supervisor;
 mod tickets;
 mod triggers;
+mod upgrade;
 mod visitors;

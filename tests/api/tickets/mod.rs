@@ -28,7 +28,7 @@ pub async fn answer_by_email(app: &TestApp, id: &str, text: &str) -> (u16, Value
     admin(app.addr, "POST", &path, Some(json!({ "text": text }))).await
 }
 
-async fn ticket(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn ticket(app: &TestApp, id: &str) -> Value {
     let (status, t) = admin_get(app, &format!("/v1/tickets/{id}")).await;
     assert_eq!(status, 200, "{t}");
     t
@@ -50,7 +50,7 @@ pub async fn offline_ticket(app: &TestApp, email: &str) -> (Client, String) {
 }
 
 /// Closes the visitor's chat as the agent; returns the ticket id from the `closed` ack.
-async fn agent_closes(agent: &mut Client, conv: &str, reason: &str) -> String {
+pub(crate) async fn agent_closes(agent: &mut Client, conv: &str, reason: &str) -> String {
     agent
         .send(json!({"type": "close", "conversation": conv, "reason": reason}))
         .await;

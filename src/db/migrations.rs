@@ -130,6 +130,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("sql/0018_wait_estimates.sql"),
         include_str!("sql/0018_wait_estimates.sql"),
     ),
+    (
+        19,
+        "answers kept for Idempotency-Key",
+        include_str!("sql/0019_idempotency.sql"),
+        include_str!("sql/0019_idempotency.sql"),
+    ),
 ];
 
 /// The version a fully migrated database is at.

@@ -182,6 +182,11 @@ impl Engine {
             Ok(n) => tracing::info!(visitors = n, days, "visitor records past retention deleted"),
             Err(e) => tracing::warn!(cause = %e, "visitor retention sweep failed"),
         }
+        match tickets.idempotency_expire(now - DAY_MS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(keys = n, "idempotency keys past a day forgotten"),
+            Err(e) => tracing::warn!(cause = %e, "idempotency key sweep failed"),
+        }
         self.inner.sign_ins.prune();
         if let Err(e) = self.inner.directory.expire(now).await {
             tracing::warn!(cause = %e, "expiring console sessions and invites failed");

@@ -89,6 +89,12 @@ pub enum ApiError {
     /// health check.
     #[error("the server is at its connection limit")]
     TooManyConnections,
+    /// An `Idempotency-Key` already used for a different request.
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    /// The first request with this `Idempotency-Key` is still being served.
+    #[error("a request with this Idempotency-Key is in progress; retry in a moment")]
+    IdempotencyKeyInFlight,
     /// A backend failed; only "retry" reaches the client.
     #[error("storage temporarily unavailable")]
     Unavailable(String),
@@ -113,6 +119,8 @@ impl ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyKeyInFlight => StatusCode::CONFLICT,
             Self::Engine(e) => match e.code {
                 ErrorCode::NotFound | ErrorCode::UnknownSite => StatusCode::NOT_FOUND,
                 ErrorCode::UnknownDepartment | ErrorCode::UnknownAgent => StatusCode::NOT_FOUND,
@@ -146,6 +154,8 @@ impl ApiError {
             Self::TooLarge(_) => "too_large",
             Self::UnsupportedType(_) => "unsupported_type",
             Self::Unavailable(_) => "unavailable",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyKeyInFlight => "idempotency_key_in_flight",
             Self::Engine(e) => e.code.as_str(),
         }
     }

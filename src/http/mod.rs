@@ -10,6 +10,7 @@ pub(crate) mod embedded;
 mod error;
 mod extract;
 pub mod health;
+mod idempotency;
 mod inbound;
 #[cfg(test)]
 mod openapi;
@@ -157,10 +158,19 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such route") })
-        .layer(axum::middleware::from_fn_with_state(state, body_deadline))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body_deadline,
+        ))
         // Uploads have a deadline of their own, by size: a large file on a slow line is fine,
         // a trickle is not (`attachments`).
         .merge(attachments::router())
+        // Outside the routes' own deadlines: a retried POST is answered from what was kept
+        // without running again.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .layer(axum::middleware::from_fn(log_request))
         // The documented error body for a route that exists but not with this method.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -201,6 +201,39 @@ pub fn document() -> Value {
             }
         }
     }
+    // Every POST takes an Idempotency-Key (`http::idempotency`): a malformed one is 400, a
+    // reused one 422, one in flight 409.
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for post in paths
+            .values_mut()
+            .filter_map(|p| p.get_mut("post"))
+            .filter_map(Value::as_object_mut)
+        {
+            let parameter = json!({
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": false,
+                "description": "Retry safely: the same key with the same request is answered \
+                    with the first answer (`Idempotent-Replayed: true`) and not carried out \
+                    again; kept a day, per credential. docs/api.md.",
+                "schema": { "type": "string", "minLength": 1, "maxLength": 255,
+                    "pattern": "^[!-~]+$" },
+            });
+            match post.get_mut("parameters").and_then(Value::as_array_mut) {
+                Some(list) => list.push(parameter),
+                None => {
+                    post.insert("parameters".into(), json!([parameter]));
+                }
+            }
+            if let Some(responses) = post.get_mut("responses").and_then(Value::as_object_mut) {
+                for status in ["400", "409", "422"] {
+                    responses
+                        .entry(status)
+                        .or_insert_with(|| json!({ "$ref": "#/components/responses/Failure" }));
+                }
+            }
+        }
+    }
     // What the site's webhooks receive (OpenAPI 3.1 `webhooks`), one entry per event.
     for event in crate::directory::model::WEBHOOK_EVENTS {
         doc["webhooks"][event] = json!({ "post": {

@@ -416,6 +416,19 @@ impl Ticket {
     }
 }
 
+/// What an `Idempotency-Key` claim found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IdempotencyClaim {
+    /// The key is this request's: serve it, then keep the answer.
+    Claimed,
+    /// The same request was answered: this answer (status, content type, body).
+    Answered(u16, String, String),
+    /// The first request with the key is still being served.
+    InFlight,
+    /// The key was used for a different request.
+    Mismatch,
+}
+
 /// How many deliveries of one event to one receiver are dead.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeadCount {
@@ -546,6 +559,30 @@ pub trait TicketStore: Send + Sync + 'static {
     -> Result<Vec<Delivery>>;
     /// One dead delivery of the site.
     async fn dead_one(&self, site: &SiteId, id: &str) -> Result<Option<Delivery>>;
+    /// Claims an idempotency key for a request with this fingerprint, or says what became of
+    /// the first request with it. A claim left by a request that never finished (its node
+    /// died) is taken over after `stale_before`.
+    async fn idempotency_claim(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+        now: Millis,
+        stale_before: Millis,
+    ) -> Result<IdempotencyClaim>;
+    /// Keeps the answer to a claimed key.
+    async fn idempotency_keep(
+        &self,
+        scope: &str,
+        key: &str,
+        status: u16,
+        content_type: &str,
+        body: &str,
+    ) -> Result<()>;
+    /// Lets a claimed key go (the request failed in a way a retry should redo).
+    async fn idempotency_release(&self, scope: &str, key: &str) -> Result<()>;
+    /// Forgets keys claimed before `before`; how many.
+    async fn idempotency_expire(&self, before: Millis) -> Result<u64>;
     /// How many deliveries wait in the outbox (to be sent or retried) and how many are dead.
     async fn outbox_counts(&self) -> Result<(u64, u64)>;
     /// How many deliveries are dead per receiver URL and event, read by the database.

@@ -326,6 +326,116 @@ impl TicketStore for SqlTickets {
         parse(rows)
     }
 
+    async fn idempotency_claim(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+        now: Millis,
+        stale_before: Millis,
+    ) -> Result<super::IdempotencyClaim> {
+        use super::IdempotencyClaim as C;
+        let _turn = self.write_turn().await;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (scope, idem_key, fingerprint, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(now)
+        .execute(self.db.pool())
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(C::Claimed);
+        }
+        let row = sqlx::query(
+            "SELECT fingerprint, status, content_type, body, created_at FROM idempotency_keys \
+             WHERE scope = $1 AND idem_key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = row else {
+            // Expired between the two statements: the next attempt claims it.
+            return Ok(C::InFlight);
+        };
+        if row.try_get::<String, _>("fingerprint")? != fingerprint {
+            return Ok(C::Mismatch);
+        }
+        let status: i64 = row.try_get("status")?;
+        if status != 0 {
+            return Ok(C::Answered(
+                u16::try_from(status).unwrap_or(500),
+                row.try_get::<Option<String>, _>("content_type")?
+                    .unwrap_or_default(),
+                row.try_get::<Option<String>, _>("body")?
+                    .unwrap_or_default(),
+            ));
+        }
+        // A claim whose request never finished (its node died) is taken over once stale.
+        let taken = sqlx::query(
+            "UPDATE idempotency_keys SET created_at = $1 \
+             WHERE scope = $2 AND idem_key = $3 AND status = 0 AND created_at < $4",
+        )
+        .bind(now)
+        .bind(scope)
+        .bind(key)
+        .bind(stale_before)
+        .execute(self.db.pool())
+        .await?
+        .rows_affected();
+        Ok(if taken == 1 { C::Claimed } else { C::InFlight })
+    }
+
+    async fn idempotency_keep(
+        &self,
+        scope: &str,
+        key: &str,
+        status: u16,
+        content_type: &str,
+        body: &str,
+    ) -> Result<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "UPDATE idempotency_keys SET status = $1, content_type = $2, body = $3 \
+             WHERE scope = $4 AND idem_key = $5",
+        )
+        .bind(i64::from(status))
+        .bind(content_type)
+        .bind(body)
+        .bind(scope)
+        .bind(key)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn idempotency_release(&self, scope: &str, key: &str) -> Result<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND status = 0",
+        )
+        .bind(scope)
+        .bind(key)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn idempotency_expire(&self, before: Millis) -> Result<u64> {
+        let _turn = self.write_turn().await;
+        Ok(
+            sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                .bind(before)
+                .execute(self.db.pool())
+                .await?
+                .rows_affected(),
+        )
+    }
+
     async fn outbox_counts(&self) -> Result<(u64, u64)> {
         let rows = sqlx::query("SELECT dead, COUNT(*) AS n FROM deliveries GROUP BY dead")
             .fetch_all(self.db.pool())

@@ -44,6 +44,42 @@ impl<T: TicketStore> TicketStore for Timed<T> {
     ) -> Result<Vec<Delivery>> {
         timed("outbox_dead", self.0.dead(site, after, limit)).await
     }
+    async fn idempotency_claim(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+        now: Millis,
+        stale_before: Millis,
+    ) -> Result<super::IdempotencyClaim> {
+        timed(
+            "idempotency_claim",
+            self.0
+                .idempotency_claim(scope, key, fingerprint, now, stale_before),
+        )
+        .await
+    }
+    async fn idempotency_keep(
+        &self,
+        scope: &str,
+        key: &str,
+        status: u16,
+        content_type: &str,
+        body: &str,
+    ) -> Result<()> {
+        timed(
+            "idempotency_keep",
+            self.0
+                .idempotency_keep(scope, key, status, content_type, body),
+        )
+        .await
+    }
+    async fn idempotency_release(&self, scope: &str, key: &str) -> Result<()> {
+        timed("idempotency_keep", self.0.idempotency_release(scope, key)).await
+    }
+    async fn idempotency_expire(&self, before: Millis) -> Result<u64> {
+        timed("idempotency_expire", self.0.idempotency_expire(before)).await
+    }
     async fn outbox_counts(&self) -> Result<(u64, u64)> {
         timed("outbox_counts", self.0.outbox_counts()).await
     }

@@ -7,7 +7,110 @@ all_stores!(
     visitor_gets_a_copy_of_the_chat_by_email,
     offline_message_is_answered_by_email,
     email_authenticates_and_a_refusal_records_nothing,
+    a_retried_answer_with_its_idempotency_key_is_sent_once,
 );
+
+/// A POST with `Idempotency-Key` as a retrying client sends it.
+async fn post_with_key(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: Value,
+) -> (u16, Option<String>, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{}{path}", app.addr))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let replayed = r
+        .headers()
+        .get("idempotent-replayed")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, replayed, r.json().await.unwrap_or(Value::Null))
+}
+
+/// An email answer retried with its `Idempotency-Key` is sent and recorded once, and the retry
+/// gets the first answer again; the key with another body is refused; an admin create retried
+/// creates once; another caller's same key is another request; a malformed key is 400.
+async fn a_retried_answer_with_its_idempotency_key_is_sent_once(backend: Backend) {
+    let mut sink = SmtpSink::start().await;
+    let mut cfg = config(&[alice(2)]);
+    cfg.sites[0].smtp_url = Some(sink.url.clone());
+    cfg.sites[0].email_from = Some("Test shop <support@shop.test>".into());
+    let app = spawn_app(backend, cfg).await;
+    let (_v, id) = offline_ticket(&app, "olga@example.com").await;
+    let path = format!("/v1/tickets/{id}/reply");
+    let body = json!({"text": "Yes, we ship to Norway."});
+    let first = post_with_key(&app, &path, ADMIN_TOKEN, "answer-1", body.clone()).await;
+    assert_eq!((first.0, first.1.as_deref()), (200, None), "{:?}", first.2);
+    sink.next().await;
+    let again = post_with_key(&app, &path, ADMIN_TOKEN, "answer-1", body.clone()).await;
+    assert_eq!(
+        (again.0, again.1.as_deref(), &again.2),
+        (200, Some("true"), &first.2),
+        "the first answer, replayed"
+    );
+    let replies = ticket(&app, &id).await["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["kind"] == "email_reply")
+        .count();
+    assert_eq!(replies, 1, "answered once");
+    let other = post_with_key(
+        &app,
+        &path,
+        ADMIN_TOKEN,
+        "answer-1",
+        json!({"text": "Other"}),
+    )
+    .await;
+    assert_eq!(
+        (other.0, &other.2["error"]["code"]),
+        (422, &json!("idempotency_key_reused"))
+    );
+
+    // An admin create, retried: one agent, the same 201 twice.
+    let bob =
+        json!({"id": "bob", "name": "Bob Stone", "departments": ["support"], "max_concurrent": 2});
+    let made = post_with_key(
+        &app,
+        "/v1/sites/test/agents",
+        ADMIN_TOKEN,
+        "bob-1",
+        bob.clone(),
+    )
+    .await;
+    assert_eq!(made.0, 201, "{:?}", made.2);
+    let retried = post_with_key(
+        &app,
+        "/v1/sites/test/agents",
+        ADMIN_TOKEN,
+        "bob-1",
+        bob.clone(),
+    )
+    .await;
+    assert_eq!((retried.0, retried.1.as_deref()), (201, Some("true")));
+    // Without the key the same create is a second request: the id is taken.
+    let (status, _) = admin(app.addr, "POST", "/v1/sites/test/agents", Some(bob.clone())).await;
+    assert_eq!(status, 409);
+    // Another caller's key of the same name is theirs: not the admin's answer.
+    let alice = post_with_key(&app, "/v1/sites/test/agents", &token("alice"), "bob-1", bob).await;
+    assert_eq!(alice.1, None, "{:?}", alice.2);
+    assert_ne!(alice.0, 201);
+
+    let bad = post_with_key(&app, &path, ADMIN_TOKEN, "has space", body).await;
+    assert_eq!(
+        (bad.0, &bad.2["error"]["code"]),
+        (400, &json!("bad_request"))
+    );
+    app.stop().await;
+}
 
 /// An offline message is answered by email from the inbox: the visitor's address gets the
 /// answer (through a real SMTP conversation) and the ticket records it; without an SMTP server

@@ -3,26 +3,28 @@
 //! again; the request is carried out once.
 //!
 //! - The key is 1 to 255 visible ASCII characters; it is honoured for signed-in callers (a
-//!   bearer token or a console session) and scoped to the credential, so one caller's key
-//!   never answers another's request. Anonymous POSTs ignore it.
+//!   bearer token or a console session that signs someone in) and scoped to the credential,
+//!   so one caller's key never answers another's request. Anonymous POSTs, and ones whose
+//!   credential signs no one in, ignore it.
 //! - The first request claims the key in the record database (`idempotency_keys`), with a
 //!   fingerprint of its method, path, query and body. A retry with the same fingerprint gets
 //!   the kept status and body with `Idempotent-Replayed: true`; one with another fingerprint is
 //!   422 `idempotency_key_reused`; one while the first is still being served is 409
 //!   `idempotency_key_in_flight` (retry after a moment).
-//! - Answers are kept for a day, and only final ones: a 5xx (or an answer over 1 MiB, or one
-//!   not UTF-8) releases the key so a retry runs again. A claim whose node died is taken over
+//! - Answers are kept for a day, and only final ones: a 5xx, 401, 403, 408 or 429 (or an
+//!   answer over 1 MiB, or one not UTF-8) releases the key so a retry runs again. A claim whose node died is taken over
 //!   after `STALE_MS`.
 //! - The body is read whole before the handler runs, within `limits.body_timeout_secs` and up
 //!   to the largest file a chat may carry.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use super::extract::Caller;
 use super::{ApiError, AppState};
 use crate::tickets::IdempotencyClaim;
 
@@ -61,7 +63,15 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     };
     let scope = hex::encode(Sha256::digest(credential.as_bytes()));
     let config = state.engine.config();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // Only for a credential that signs someone in: a made-up token claims nothing (no row
+    // for an anonymous flood to fill); the handler then refuses it as usual.
+    if Caller::from_request_parts(&mut parts, &state)
+        .await
+        .is_err()
+    {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let limit = config.attachments.max_bytes + 64 * 1024;
     let bytes = match tokio::time::timeout(
         config.limits.body_timeout(),
@@ -108,7 +118,9 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     let status = resp.status();
-    if status.is_server_error() {
+    // Not final: a server fault, or a refusal a retry may not meet (signed out, CSRF, a
+    // deadline, a rate limit). The retry runs again.
+    if status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 408 | 429) {
         if let Err(e) = tickets.idempotency_release(&scope, &key).await {
             tracing::warn!(cause = %e, "idempotency key not released");
         }

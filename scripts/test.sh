@@ -2,7 +2,7 @@
 # The project's test command: installs what the tests need (redis-server, postgresql, chromium,
 # openssl for the certificates of the Redis-over-TLS test, python3 for schemathesis (PyPI),
 # nginx and caddy for the reverse-proxy tests, dpkg-dev for the Debian package, prometheus
-# for promtool,
+# for promtool, podman and runc for the container image,
 # the npm packages of tests/browser, cargo-deny from crates.io), then format, lint, the
 # dependency policy and every test, Rust and browser.
 # Tests start their own throwaway servers (Switchboard on 127.0.0.1:0, redis-server and
@@ -22,6 +22,7 @@ command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v caddy >/dev/null 2>&1 || missing+=(caddy)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v podman >/dev/null 2>&1 || missing+=(podman runc)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -96,3 +97,9 @@ echo "== browser tests"
 # installed into a throwaway root, its files, size, configuration and unit checked.
 echo "== Debian package"
 scripts/package.sh
+
+# The container image (podman, FROM scratch, from the package's release binary): run read-only
+# as its non-root user, ready, healthy, carrying chats, stopped cleanly; and the Kubernetes
+# manifests' settings checked with the binary.
+echo "== container image"
+tests/container/run.sh target/dist/switchboard target/debug/switchboard-loadtest

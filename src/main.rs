@@ -51,6 +51,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .with(fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
             .init(),
     }
+    // A health check needs no settings: it must not fail on the settings file it cannot read.
+    if let Some(Command::Probe { addr }) = &cli.command {
+        return probe(&probe_addr(addr.as_deref()));
+    }
     let (config, demo) = match switchboard::demo::load(&cli) {
         Ok(c) => c,
         Err(e) => fatal(json, &format!("{e:#}"), 2),
@@ -80,6 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("directory imported: {n} rows written");
             return Ok(());
         }
+        Some(Command::Probe { addr }) => return probe(&probe_addr(addr.as_deref())),
         Some(Command::Backup { dir }) => {
             for file in switchboard::backup::backup(&config, dir)? {
                 println!("backed up: {}", file.display());
@@ -171,6 +176,50 @@ async fn demo_credentials(
         .set_credentials(&site, &"alice".into(), Credentials::Password(hash))
         .await?;
     Ok(())
+}
+
+/// The address `probe` asks: the one given, or where SWITCHBOARD_LISTEN says the node listens
+/// (a wildcard address asked on loopback), or the image's 127.0.0.1:8080.
+fn probe_addr(given: Option<&str>) -> String {
+    if let Some(a) = given {
+        return a.to_owned();
+    }
+    match std::env::var("SWITCHBOARD_LISTEN") {
+        Ok(listen) => listen
+            .replace("0.0.0.0:", "127.0.0.1:")
+            .replace("[::]:", "[::1]:"),
+        Err(_) => "127.0.0.1:8080".to_owned(),
+    }
+}
+
+/// `switchboard probe ADDR`: GET /readyz over plain HTTP, 200 or an error.
+fn probe(addr: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let within = std::time::Duration::from_secs(2);
+    let target = addr
+        .to_socket_addrs()
+        .with_context(|| format!("{addr} is not an address"))?
+        .next()
+        .with_context(|| format!("{addr} names no address"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&target, within)
+        .with_context(|| format!("no answer from {addr}"))?;
+    stream.set_read_timeout(Some(within))?;
+    stream.set_write_timeout(Some(within))?;
+    write!(
+        stream,
+        "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head)?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    if line.starts_with("HTTP/1.1 200") {
+        println!("ready");
+        Ok(())
+    } else {
+        anyhow::bail!("not ready: {}", line.lines().next().unwrap_or("no answer"))
+    }
 }
 
 /// Run as root, `migrate` and `import` leave the SQLite file to the data directory's owner.

@@ -64,6 +64,13 @@ pub enum Command {
         /// A configuration file; only its `[[sites]]` are read
         file: PathBuf,
     },
+    /// Ask a node's /readyz (a container's HEALTHCHECK: the image has no curl): exit 0 when it
+    /// answers 200 within 2 s, 1 otherwise
+    Probe {
+        /// The node's address [default: SWITCHBOARD_LISTEN's port on loopback, or
+        /// 127.0.0.1:8080]
+        addr: Option<String>,
+    },
     /// Copy the node's SQLite files (the record database, the embedded state) into DIR while
     /// it serves, each at one instant, then exit (docs/operations.md, backups)
     Backup {

@@ -184,7 +184,8 @@ async fn a_deleted_sites_id_is_never_given_again(backend: Backend) {
 }
 
 /// A privacy erase of the visitor id `_` (a LIKE wildcard) finds no visitor and removes no
-/// one's webhook deliveries (before: 404, and all 14 of the site's deliveries were gone).
+/// one's webhook deliveries (before: 404, and all 14 of the site's deliveries were gone); and
+/// another site's admin reaches none of the dead letters by any of their routes.
 async fn an_erase_of_a_wildcard_id_erases_no_ones_deliveries(backend: Backend) {
     let hooks = Receiver::start(&[]).await;
     hooks.answer_from_now(Answer::Fail);
@@ -213,6 +214,37 @@ async fn an_erase_of_a_wildcard_id_erases_no_ones_deliveries(backend: Backend) {
         assert_eq!(s, 404, "{b}");
     }
     assert_eq!(dead(&admin_get(&app, "/v1/webhooks/dead").await.1), 2);
+
+    // Another site's admin reaches none of them: not in the list or its counts, not by id,
+    // not by a retry, not by naming the site.
+    add_beta(&app).await;
+    let boss = json!({"id": "boss", "name": "Beta Boss", "departments": ["help"],
+        "max_concurrent": 1, "role": "admin"});
+    assert_eq!(
+        admin(app.addr, "POST", "/v1/sites/beta/agents", Some(boss))
+            .await
+            .0,
+        201
+    );
+    let (_, t) = admin(app.addr, "POST", "/v1/sites/beta/agents/boss/token", None).await;
+    let boss = t["token"].as_str().unwrap().to_owned();
+    let (_, list) = admin_get(&app, "/v1/webhooks/dead").await;
+    let id = list["deliveries"][0]["id"].as_str().unwrap().to_owned();
+    let (s, b) = http_get(app.addr, "/v1/webhooks/dead", Some(&boss)).await;
+    assert_eq!(
+        (s, &b["deliveries"], &b["summary"], &b["total"]),
+        (200, &json!([]), &json!([]), &json!(0)),
+        "{b}"
+    );
+    let (s, _) = http_get(app.addr, &format!("/v1/webhooks/dead/{id}"), Some(&boss)).await;
+    assert_eq!(s, 404);
+    let path = format!("/v1/webhooks/dead/{id}/retry");
+    assert_eq!(
+        http(app.addr, "POST", &path, Some(&boss), None).await.0,
+        404
+    );
+    let (s, _) = http_get(app.addr, "/v1/webhooks/dead?site=test", Some(&boss)).await;
+    assert_eq!(s, 403);
     app.stop().await;
 }
 

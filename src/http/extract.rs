@@ -283,9 +283,17 @@ pub fn sites(
 }
 
 /// Why a JSON body was refused, in the API's error shape: `415 unsupported_type` without a
-/// JSON content type, `413 too_large` past the body limit, otherwise (bad syntax, a wrong or
-/// unknown field) `400 bad_request` naming what is wrong.
+/// JSON content type, `413 too_large` past the body limit, `422 invalid` for JSON of the wrong
+/// shape (an unknown, missing or mistyped field: as the directory's routes answer), otherwise
+/// (not JSON at all) `400 bad_request`; each naming what is wrong.
 pub fn json_refused(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    use axum::extract::rejection::JsonRejection;
+    if let JsonRejection::JsonDataError(data) = &e {
+        return ApiError::Invalid {
+            field: "body".into(),
+            problem: data.body_text(),
+        };
+    }
     let why = format!("body: {}", e.body_text());
     match e.status() {
         axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedType(why),
@@ -319,5 +327,12 @@ pub fn optional_body<T: serde::de::DeserializeOwned + Default>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        // As `json_refused`: JSON of another shape is 422, what is not JSON 400.
+        serde_json::error::Category::Data => ApiError::Invalid {
+            field: "body".into(),
+            problem: e.to_string(),
+        },
+        _ => ApiError::BadRequest(format!("body: {e}")),
+    })
 }

@@ -194,7 +194,7 @@ pub fn document() -> Value {
             if op["requestBody"]["content"]["application/json"].is_null() {
                 continue;
             }
-            for status in ["413", "415"] {
+            for status in ["413", "415", "422"] {
                 if op["responses"][status].is_null() {
                     op["responses"][status] = json!({ "$ref": "#/components/responses/Failure" });
                 }

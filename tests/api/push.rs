@@ -210,7 +210,7 @@ async fn subscriptions_are_checked_and_kept_to_their_agent(backend: Backend) {
     let mut extra = ok.clone();
     extra["expirationTime"] = json!(null);
     let (status, _) = subscribe(&app, "alice", extra).await;
-    assert_eq!(status, 400, "an unknown field is refused");
+    assert_eq!(status, 422, "an unknown field is refused as on every route");
 
     let (status, _) = subscribe(&app, "alice", ok.clone()).await;
     assert_eq!(status, 200);

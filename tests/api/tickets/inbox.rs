@@ -305,7 +305,7 @@ async fn follow_up_status_and_tags(backend: Backend) {
         let (status, e) = admin_put(&app, &path, body).await;
         assert_eq!(
             (status, &e["error"]["code"]),
-            (400, &json!("bad_request")),
+            (422, &json!("invalid")),
             "{path}"
         );
     }

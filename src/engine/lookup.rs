@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{AGENTS_CACHE, Engine, EngineError, Result};
 use crate::directory::model::SiteConfig;
 use crate::model::{
-    AgentId, AgentRef, AgentState, AgentStatus, ConvId, ConvState, Conversation, SiteId,
+    AgentId, AgentRef, AgentState, AgentStatus, ConvId, ConvState, Conversation, DeptId, SiteId,
 };
 use crate::protocol::ErrorCode;
 
@@ -91,26 +91,32 @@ impl Engine {
                 AgentStatus::Offline
             }
         };
+        // One pass over the agents: read on the routing path, a site may have thousands.
+        let mut by_status = [0usize; 3];
+        let mut available: std::collections::HashMap<&DeptId, usize> =
+            std::collections::HashMap::new();
+        for a in agents {
+            let status = shown(a);
+            by_status[status as usize] += 1;
+            if status == AgentStatus::Online && a.load < a.max_concurrent {
+                for d in &a.departments {
+                    *available.entry(d).or_default() += 1;
+                }
+            }
+        }
         for status in [AgentStatus::Online, AgentStatus::Away, AgentStatus::Offline] {
-            let n = agents.iter().filter(|a| shown(a) == status).count();
             figures.set(
                 AGENTS,
                 &[("site", &site.0), ("status", status.as_str())],
-                n as f64,
+                by_status[status as usize] as f64,
             );
         }
-        let Some(config) = self.config().site(site).cloned() else {
+        let config = self.config();
+        let Some(site_config) = config.site(site) else {
             return;
         };
-        for dept in &config.departments {
-            let n = agents
-                .iter()
-                .filter(|a| {
-                    a.departments.contains(&dept.id)
-                        && shown(a) == AgentStatus::Online
-                        && a.load < a.max_concurrent
-                })
-                .count();
+        for dept in &site_config.departments {
+            let n = available.get(&dept.id).copied().unwrap_or(0);
             figures.set(
                 AGENTS_AVAILABLE,
                 &[("site", &site.0), ("department", &dept.id.0)],

@@ -200,6 +200,18 @@ pub fn limit(given: Option<usize>, default: usize, max: usize) -> Result<usize, 
     }
 }
 
+/// Cuts `items` (sorted, read `limit + 1` per site) to a page of `limit`, and returns the
+/// `next_cursor`: the last id kept when more were read, none on the last page.
+pub fn cut_page<T>(items: &mut Vec<T>, limit: usize, id: impl Fn(&T) -> &str) -> Option<String> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    if more {
+        items.last().map(|t| id(t).to_owned())
+    } else {
+        None
+    }
+}
+
 /// `cursor`: the `next_cursor` of the previous page (a ULID).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cursor(pub String);

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{Conflicts, ReadRefusals};
 use super::extract::{Caller, Cursor, JsonBody, Params, Time, time_schema};
-use super::extract::{limit, sites};
+use super::extract::{cut_page, limit, sites};
 use super::{Admin, ApiError, AppState};
 use crate::engine::TicketChange;
 use crate::model::{DeptId, SiteId};
@@ -137,13 +137,7 @@ async fn list(
         tickets.extend(state.engine.tickets().list(&site, &filter).await?);
     }
     tickets.sort_by(|a, b| b.id.cmp(&a.id));
-    let more = tickets.len() > limit;
-    tickets.truncate(limit);
-    let next_cursor = if more {
-        tickets.last().map(|t| t.id.clone())
-    } else {
-        None
-    };
+    let next_cursor = cut_page(&mut tickets, limit, |t| &t.id);
     Ok(Json(TicketPage {
         tickets,
         next_cursor,
@@ -283,13 +277,7 @@ async fn dead(
         }
     }
     page.sort_by(|a, b| a.id.cmp(&b.id));
-    let more = page.len() > limit;
-    page.truncate(limit);
-    let next_cursor = if more {
-        page.last().map(|d| d.id.clone())
-    } else {
-        None
-    };
+    let next_cursor = cut_page(&mut page, limit, |d| &d.id);
     Ok(Json(DeadDeliveries {
         total: summary.iter().map(|c| c.count).sum(),
         deliveries: page.into_iter().map(DeadDelivery::from).collect(),

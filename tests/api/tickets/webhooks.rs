@@ -75,6 +75,19 @@ async fn dead_letters_are_paged_and_counted(backend: Backend) {
     assert!(!one.to_string().contains("s3cret"), "{one}");
     let (status, _) = admin_get(&app, "/v1/webhooks/dead/01NOSUCHDELIVERY00000000000").await;
     assert_eq!(status, 404);
+    // The outbox gauges count them from this store's database (read every 5 s).
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, text) = http_text(app.addr, "/metrics").await;
+        if text.lines().any(|l| l == "switchboard_outbox_dead 3") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "outbox_dead never 3:\n{text}"
+        );
+        tokio::task::yield_now().await;
+    }
     app.stop().await;
 }
 
